@@ -1,0 +1,67 @@
+/**
+ * Strict, single-pass parsing of a compact JWS (RFC 7515 §7.1) before anything is trusted.
+ * Exactly three segments, canonical unpadded base64url, UTF-8 JSON objects for header and payload.
+ * Anything else is `token_malformed`; a five-segment compact JWE is `token_encrypted`.
+ */
+import { VerificationError } from '../errors.js'
+
+export interface ParsedJws {
+  header: Record<string, unknown>
+  payload: Record<string, unknown>
+  /** The ASCII bytes that were signed: `base64url(header) "." base64url(payload)`. */
+  signingInput: Buffer
+  signature: Buffer
+}
+
+const BASE64URL = /^[A-Za-z0-9_-]*$/
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
+
+/** Decodes a base64url segment, refusing padding, foreign characters and non-canonical trailing bits. */
+function decodeSegment (segment: string): Buffer {
+  if (!BASE64URL.test(segment) || segment.length % 4 === 1) throw malformed()
+  const bytes = Buffer.from(segment, 'base64url')
+  // Re-encoding must give the same text: rejects non-zero unused bits, a second spelling of the same bytes.
+  if (bytes.toString('base64url') !== segment) throw malformed()
+  return bytes
+}
+
+function decodeJsonObject (segment: string): Record<string, unknown> {
+  if (segment.length === 0) throw malformed()
+  let value: unknown
+  try {
+    value = JSON.parse(utf8.decode(decodeSegment(segment)))
+  } catch (err) {
+    if (err instanceof VerificationError) throw err
+    throw malformed(err)
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw malformed()
+  return value as Record<string, unknown>
+}
+
+function malformed (cause?: unknown): VerificationError {
+  return new VerificationError('token_malformed', {}, cause === undefined ? undefined : { cause })
+}
+
+/** Counts dots without allocating; the number of segments decides JWS vs JWE before any decoding. */
+function countDots (token: string): number {
+  let dots = 0
+  for (let i = token.indexOf('.'); i !== -1; i = token.indexOf('.', i + 1)) dots++
+  return dots
+}
+
+export function parseCompactJws (token: string, maxTokenBytes: number): ParsedJws {
+  // The token is ASCII when well formed, so its length is its size in bytes; anything longer is refused unread.
+  if (token.length > maxTokenBytes) throw new VerificationError('token_too_large')
+  const dots = countDots(token)
+  if (dots === 4) throw new VerificationError('token_encrypted')
+  if (dots !== 2) throw malformed()
+
+  const first = token.indexOf('.')
+  const second = token.indexOf('.', first + 1)
+  const header = decodeJsonObject(token.slice(0, first))
+  const payload = decodeJsonObject(token.slice(first + 1, second))
+  const signatureSegment = token.slice(second + 1)
+  if (signatureSegment.length === 0) throw malformed()
+  const signature = decodeSegment(signatureSegment)
+  return { header, payload, signingInput: Buffer.from(token.slice(0, second), 'latin1'), signature }
+}

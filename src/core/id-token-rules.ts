@@ -1,0 +1,159 @@
+/**
+ * The ID-token rules of OpenID Connect Core 1.0 §3.1.3.7 and RFC 8725 that apply after the signature
+ * has been verified: claim presence and types, audience and authorized party, time checks with clock
+ * tolerance, explicit typing, required claim values, and the optional per-request checks.
+ */
+import { VerificationError } from '../errors.js'
+import type { Algorithm } from '../config/types.js'
+import { atHashMatches } from './at-hash.js'
+
+/** What the rules need to know about the issuer; built once per configured issuer. */
+export interface IssuerRules {
+  id: string
+  audiences: ReadonlySet<string>
+  authorizedParties: ReadonlySet<string>
+  clockToleranceSeconds: number
+  maxTokenAgeSeconds: number | undefined
+  requiredClaims: ReadonlyMap<string, ReadonlySet<string>>
+}
+
+/** Optional checks a caller asks for per request. */
+export interface RequestChecks {
+  /** The nonce sent in the authorization request; the token's must be equal. */
+  nonce?: string
+  /** OIDC max_age in seconds: auth_time must be present and no older than this. */
+  maxAge?: number
+  /** The access token from the same response; the ID token's at_hash must be present and match. */
+  accessToken?: string
+  /** Narrow acceptance to this one configured audience. */
+  audience?: string
+}
+
+export interface CheckedClaims {
+  subject: string
+  audiences: string[]
+}
+
+const BACKCHANNEL_LOGOUT_EVENT = 'http://schemas.openid.net/event/backchannel-logout'
+const MAX_SUB_LENGTH = 255
+
+function fail (code: ConstructorParameters<typeof VerificationError>[0], issuer: string, claim?: string): never {
+  throw new VerificationError(code, claim === undefined ? { issuer } : { issuer, claim })
+}
+
+function numericDate (claims: Record<string, unknown>, name: string, issuer: string, required: boolean): number | undefined {
+  const value = claims[name]
+  if (value === undefined) {
+    if (required) fail('claim_missing', issuer, name)
+    return undefined
+  }
+  // JSON.parse turns 1e400 into Infinity: dates must be finite and not before the epoch.
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) fail('claim_invalid', issuer, name)
+  return value
+}
+
+function optionalString (claims: Record<string, unknown>, name: string, issuer: string): string | undefined {
+  const value = claims[name]
+  if (value === undefined) return undefined
+  if (typeof value !== 'string') fail('claim_invalid', issuer, name)
+  return value
+}
+
+/**
+ * Explicit typing (RFC 8725 §3.11): access tokens and logout tokens are signed by the same keys and must
+ * never pass as ID tokens. The header `typ` and the provider-specific type claims are all consulted.
+ */
+export function checkTokenType (header: Record<string, unknown>, claims: Record<string, unknown>, issuer: string): void {
+  const typ = header.typ
+  if (typ !== undefined) {
+    if (typeof typ !== 'string') fail('header_invalid', issuer)
+    const mediaType = typ.toLowerCase().replace(/^application\//, '')
+    if (mediaType === 'at+jwt') fail('token_is_access_token', issuer)
+    if (mediaType === 'logout+jwt') fail('token_is_logout_token', issuer)
+    if (mediaType !== 'jwt') fail('token_type_invalid', issuer)
+  }
+  const events = claims.events
+  if (typeof events === 'object' && events !== null && Object.hasOwn(events, BACKCHANNEL_LOGOUT_EVENT)) {
+    fail('token_is_logout_token', issuer)
+  }
+  // AWS Cognito: token_use is "id" or "access".
+  const tokenUse = claims.token_use
+  if (tokenUse !== undefined && tokenUse !== 'id') fail(tokenUse === 'access' ? 'token_is_access_token' : 'token_type_invalid', issuer, 'token_use')
+  // Keycloak: typ claim is "ID" for ID tokens, "Bearer" for access tokens, "Logout" for logout tokens.
+  const typClaim = claims.typ
+  if (typClaim !== undefined) {
+    const t = typeof typClaim === 'string' ? typClaim.toLowerCase() : ''
+    if (t === 'bearer') fail('token_is_access_token', issuer, 'typ')
+    if (t === 'logout') fail('token_is_logout_token', issuer, 'typ')
+    if (t !== 'id') fail('token_type_invalid', issuer, 'typ')
+  }
+}
+
+export function checkIdTokenClaims (
+  claims: Record<string, unknown>,
+  rules: IssuerRules,
+  request: RequestChecks,
+  alg: Algorithm,
+  keyCurve: string | undefined,
+  nowSeconds: number
+): CheckedClaims {
+  const issuer = rules.id
+  const tolerance = rules.clockToleranceSeconds
+
+  const sub = claims.sub
+  if (sub === undefined) fail('claim_missing', issuer, 'sub')
+  if (typeof sub !== 'string' || sub.length === 0 || sub.length > MAX_SUB_LENGTH) fail('claim_invalid', issuer, 'sub')
+
+  const aud = claims.aud
+  if (aud === undefined) fail('claim_missing', issuer, 'aud')
+  let audiences: string[]
+  if (typeof aud === 'string') {
+    audiences = [aud]
+  } else if (Array.isArray(aud) && aud.length > 0 && aud.every((a) => typeof a === 'string')) {
+    audiences = aud as string[]
+  } else {
+    fail('claim_invalid', issuer, 'aud')
+  }
+
+  const exp = numericDate(claims, 'exp', issuer, true) as number
+  const iat = numericDate(claims, 'iat', issuer, true) as number
+  const nbf = numericDate(claims, 'nbf', issuer, false)
+  const authTime = numericDate(claims, 'auth_time', issuer, false)
+  const azp = optionalString(claims, 'azp', issuer)
+  const nonce = optionalString(claims, 'nonce', issuer)
+  const atHash = optionalString(claims, 'at_hash', issuer)
+
+  // Core §3.1.3.7 step 3: our client must be an audience, and no audience may be one we do not trust.
+  if (!audiences.some((a) => rules.audiences.has(a)) || audiences.some((a) => !rules.audiences.has(a))) {
+    fail('audience_mismatch', issuer, 'aud')
+  }
+  if (request.audience !== undefined && !audiences.includes(request.audience)) fail('audience_mismatch', issuer, 'aud')
+  // Steps 4 and 5: azp is required with several audiences and, when present, must be one of ours.
+  if (azp === undefined ? audiences.length > 1 : !(rules.audiences.has(azp) || rules.authorizedParties.has(azp))) {
+    fail('authorized_party_mismatch', issuer, 'azp')
+  }
+
+  if (nowSeconds >= exp + tolerance) fail('token_expired', issuer, 'exp')
+  if (nbf !== undefined && nbf > nowSeconds + tolerance) fail('token_not_yet_valid', issuer, 'nbf')
+  if (iat > nowSeconds + tolerance) fail('token_issued_in_future', issuer, 'iat')
+  if (rules.maxTokenAgeSeconds !== undefined && nowSeconds - iat > rules.maxTokenAgeSeconds + tolerance) {
+    fail('token_too_old', issuer, 'iat')
+  }
+
+  for (const [name, allowed] of rules.requiredClaims) {
+    const value = claims[name]
+    if (typeof value !== 'string' || !allowed.has(value)) fail('claim_value_mismatch', issuer, name)
+  }
+
+  if (request.nonce !== undefined && nonce !== request.nonce) fail('nonce_mismatch', issuer, 'nonce')
+  if (request.maxAge !== undefined) {
+    if (authTime === undefined) fail('auth_time_missing', issuer, 'auth_time')
+    if (nowSeconds - authTime > request.maxAge + tolerance) fail('authentication_too_old', issuer, 'auth_time')
+  }
+  if (request.accessToken !== undefined) {
+    if (atHash === undefined) fail('at_hash_missing', issuer, 'at_hash')
+    if (!atHashMatches(atHash, request.accessToken, alg, keyCurve)) fail('at_hash_mismatch', issuer, 'at_hash')
+  }
+
+  return { subject: sub, audiences }
+}

@@ -1,0 +1,171 @@
+/**
+ * Where one issuer's keys come from: an inline JWKS (air-gapped), a configured jwks_uri, or OIDC discovery
+ * followed by the discovered jwks_uri. Remote key sets live in the shared JwksCache; discovery is retried in
+ * the background with backoff until it succeeds, so the service starts while an IdP is down.
+ */
+import type { FetchConfig, IssuerConfig, JwksCacheConfig } from '../config/types.js'
+import { VerificationError } from '../errors.js'
+import type { JwksCache } from '../jwks/cache.js'
+import { discoverJwksUri } from '../jwks/discovery.js'
+import type { fetchJson } from '../net/fetch-json.js'
+import { KeySet } from './key-set.js'
+import type { Logger } from './logger.js'
+
+export interface KeyStatus {
+  ready: boolean
+  source: 'discovery' | 'jwksUri' | 'inline'
+  jwksUri: string | null
+  state: 'fresh' | 'stale' | 'expired' | 'missing' | 'discovering'
+  keyCount: number
+  fetchedAt: string | null
+  lastError: string | null
+}
+
+export interface KeyProvider {
+  /** The keys for the request path: never waits on a routine refresh. Throws keys_unavailable. */
+  getKeySet(): Promise<KeySet>
+  /** The token names a kid we do not have: refresh if the cooldown and rate limit allow. */
+  refreshForUnknownKid(): Promise<KeySet | undefined>
+  start(): void
+  status(): KeyStatus
+  close(): void
+}
+
+class InlineKeys implements KeyProvider {
+  private readonly keySet: KeySet
+  constructor (keySet: KeySet) { this.keySet = keySet }
+  async getKeySet (): Promise<KeySet> { return this.keySet }
+  async refreshForUnknownKid (): Promise<KeySet | undefined> { return undefined }
+  start (): void {}
+  close (): void {}
+  status (): KeyStatus {
+    const ready = this.keySet.keys.length > 0
+    return { ready, source: 'inline', jwksUri: null, state: 'fresh', keyCount: this.keySet.keys.length, fetchedAt: null, lastError: ready ? null : 'the inline JWKS has no usable signature key' }
+  }
+}
+
+class RemoteKeys implements KeyProvider {
+  protected jwksUri: string | undefined
+  protected readonly cache: JwksCache<KeySet>
+  private readonly source: 'discovery' | 'jwksUri'
+
+  constructor (cache: JwksCache<KeySet>, source: 'discovery' | 'jwksUri', jwksUri: string | undefined) {
+    this.cache = cache
+    this.source = source
+    this.jwksUri = jwksUri
+  }
+
+  protected unavailable (retryAfterSeconds: number): VerificationError {
+    return new VerificationError('keys_unavailable', { retryAfterSeconds })
+  }
+
+  async getKeySet (): Promise<KeySet> {
+    if (this.jwksUri === undefined) throw this.unavailable(this.retryAfter())
+    return await this.cache.get(this.jwksUri)
+  }
+
+  async refreshForUnknownKid (): Promise<KeySet | undefined> {
+    if (this.jwksUri === undefined) return undefined
+    return await this.cache.refreshForUnknownKid(this.jwksUri)
+  }
+
+  protected retryAfter (): number { return 1 }
+  protected lastDiscoveryError (): string | null { return null }
+
+  start (): void {
+    if (this.jwksUri !== undefined) void this.cache.warm(this.jwksUri)
+  }
+
+  close (): void {}
+
+  status (): KeyStatus {
+    if (this.jwksUri === undefined) {
+      return { ready: false, source: this.source, jwksUri: null, state: 'discovering', keyCount: 0, fetchedAt: null, lastError: this.lastDiscoveryError() }
+    }
+    const s = this.cache.status(this.jwksUri)
+    const usable = s.state === 'fresh' || s.state === 'stale'
+    return {
+      ready: usable && (s.keyCount ?? 0) > 0,
+      source: this.source,
+      jwksUri: this.jwksUri,
+      state: s.state,
+      keyCount: s.keyCount ?? 0,
+      fetchedAt: s.fetchedAt === undefined ? null : new Date(s.fetchedAt).toISOString(),
+      lastError: s.lastError ?? null
+    }
+  }
+}
+
+/** Discovery first, retried with backoff until it succeeds; then the discovered jwks_uri through the cache. */
+class DiscoveredKeys extends RemoteKeys {
+  private readonly issuer: string
+  private readonly fetchConfig: FetchConfig
+  private readonly backoff: { initial: number, max: number }
+  private readonly logger: Logger
+  private readonly fetcher: typeof fetchJson | undefined
+  private failures = 0
+  private nextAttemptAt = 0
+  private error: string | null = null
+  private timer: NodeJS.Timeout | undefined
+  private closed = false
+
+  constructor (cache: JwksCache<KeySet>, issuer: IssuerConfig, fetchConfig: FetchConfig, jwksConfig: JwksCacheConfig, logger: Logger, fetcher?: typeof fetchJson) {
+    super(cache, 'discovery', undefined)
+    this.issuer = issuer.issuer
+    this.fetchConfig = fetchConfig
+    this.backoff = { initial: jwksConfig.backoffInitialSeconds, max: jwksConfig.backoffMaxSeconds }
+    this.logger = logger.child({ issuer: issuer.id })
+    this.fetcher = fetcher
+  }
+
+  override start (): void {
+    void this.discover()
+  }
+
+  private async discover (): Promise<void> {
+    if (this.closed) return
+    try {
+      const { jwksUri } = await discoverJwksUri(this.issuer, this.fetchConfig, this.fetcher)
+      if (this.closed) return
+      this.jwksUri = jwksUri
+      this.error = null
+      this.logger.info({ jwksUri }, 'discovery succeeded')
+      await this.cache.warm(jwksUri)
+    } catch (err) {
+      if (this.closed) return
+      this.failures++
+      this.error = (err as Error).message
+      const delay = Math.min(this.backoff.initial * 2 ** (this.failures - 1), this.backoff.max)
+      this.nextAttemptAt = Date.now() + delay * 1000
+      this.logger.warn({ err: this.error, retryInSeconds: delay }, 'discovery failed; the issuer is not ready and discovery will be retried')
+      this.timer = setTimeout(() => { void this.discover() }, delay * 1000)
+      this.timer.unref()
+    }
+  }
+
+  protected override retryAfter (): number {
+    return Math.max(1, Math.ceil((this.nextAttemptAt - Date.now()) / 1000))
+  }
+
+  protected override lastDiscoveryError (): string | null { return this.error }
+
+  override close (): void {
+    this.closed = true
+    if (this.timer !== undefined) clearTimeout(this.timer)
+  }
+}
+
+export function createKeyProvider (
+  issuer: IssuerConfig,
+  cache: JwksCache<KeySet>,
+  fetchConfig: FetchConfig,
+  jwksConfig: JwksCacheConfig,
+  logger: Logger,
+  fetcher?: typeof fetchJson
+): KeyProvider {
+  switch (issuer.keys.kind) {
+    case 'inline': return new InlineKeys(new KeySet(issuer.keys.jwks))
+    case 'jwksUri': return new RemoteKeys(cache, 'jwksUri', issuer.keys.jwksUri)
+    case 'discovery': return new DiscoveredKeys(cache, issuer, fetchConfig, jwksConfig, logger, fetcher)
+  }
+}

@@ -1,0 +1,131 @@
+/**
+ * A verified issuer's public keys, imported once and kept as KeyObjects. Keys unfit for verifying a token
+ * are never offered: `use: enc`, `key_ops` without "verify", RSA under 2048 bits, private key material,
+ * or a key type / curve / `alg` that does not match the token's algorithm.
+ */
+import { createPublicKey, type KeyObject } from 'node:crypto'
+import type { AsymmetricAlgorithm, JsonWebKeySet, PublicJwk } from '../config/types.js'
+
+export const MIN_RSA_BITS = 2048
+
+/** What a key must be to verify a given algorithm. */
+const KEY_REQUIREMENTS: Record<AsymmetricAlgorithm, { kty: string, crv?: readonly string[] }> = {
+  RS256: { kty: 'RSA' },
+  RS384: { kty: 'RSA' },
+  RS512: { kty: 'RSA' },
+  PS256: { kty: 'RSA' },
+  PS384: { kty: 'RSA' },
+  PS512: { kty: 'RSA' },
+  ES256: { kty: 'EC', crv: ['P-256'] },
+  ES384: { kty: 'EC', crv: ['P-384'] },
+  ES512: { kty: 'EC', crv: ['P-521'] },
+  EdDSA: { kty: 'OKP', crv: ['Ed25519', 'Ed448'] },
+  Ed25519: { kty: 'OKP', crv: ['Ed25519'] }
+}
+
+/** JWK members that only a private or symmetric key has; a JWKS that carries them is misconfigured. */
+const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'] as const
+
+export interface UsableKey {
+  kid: string | undefined
+  kty: string
+  crv: string | undefined
+  /** The JWK's own `alg`, when it pins one. */
+  alg: string | undefined
+  /** Entra ID publishes the issuer a key belongs to; checked by the multi-tenant rules when present. */
+  issuer: string | undefined
+  key: KeyObject
+}
+
+export interface RejectedKey {
+  kid: string | undefined
+  reason: string
+}
+
+function publicPart (jwk: PublicJwk): Record<string, unknown> {
+  switch (jwk.kty) {
+    case 'RSA': return { kty: 'RSA', n: jwk.n, e: jwk.e }
+    case 'EC': return { kty: 'EC', crv: jwk.crv, x: jwk.x, y: jwk.y }
+    default: return { kty: jwk.kty, crv: jwk.crv, x: jwk.x }
+  }
+}
+
+/** Why a JWK can never verify an ID token, or undefined when it is a usable signature key. */
+export function unfitReason (jwk: PublicJwk): string | undefined {
+  if (jwk.kty !== 'RSA' && jwk.kty !== 'EC' && jwk.kty !== 'OKP') return `key type ${String(jwk.kty)} cannot verify signatures here`
+  if (jwk.use !== undefined && jwk.use !== 'sig') return 'use is not "sig"'
+  if (jwk.key_ops !== undefined && (!Array.isArray(jwk.key_ops) || !jwk.key_ops.includes('verify'))) return 'key_ops does not include "verify"'
+  if (PRIVATE_MEMBERS.some((m) => m in jwk)) return 'contains private key material'
+  if (jwk.kid !== undefined && typeof jwk.kid !== 'string') return 'kid is not a string'
+  if (jwk.alg !== undefined && typeof jwk.alg !== 'string') return 'alg is not a string'
+  return undefined
+}
+
+export class KeySet {
+  readonly keys: readonly UsableKey[]
+  readonly rejected: readonly RejectedKey[]
+  private readonly byKid = new Map<string, UsableKey[]>()
+
+  constructor (jwks: JsonWebKeySet) {
+    const keys: UsableKey[] = []
+    const rejected: RejectedKey[] = []
+    for (const jwk of jwks.keys) {
+      const kid = typeof jwk.kid === 'string' ? jwk.kid : undefined
+      const reason = unfitReason(jwk)
+      if (reason !== undefined) {
+        rejected.push({ kid, reason })
+        continue
+      }
+      let key: KeyObject
+      try {
+        key = createPublicKey({ key: publicPart(jwk) as import('node:crypto').JsonWebKey, format: 'jwk' })
+      } catch {
+        rejected.push({ kid, reason: 'is not a valid public key' })
+        continue
+      }
+      if (jwk.kty === 'RSA' && (key.asymmetricKeyDetails?.modulusLength ?? 0) < MIN_RSA_BITS) {
+        rejected.push({ kid, reason: `RSA modulus is shorter than ${MIN_RSA_BITS} bits` })
+        continue
+      }
+      const usable: UsableKey = {
+        kid,
+        kty: jwk.kty,
+        crv: typeof jwk.crv === 'string' ? jwk.crv : undefined,
+        alg: jwk.alg,
+        issuer: typeof jwk.issuer === 'string' ? jwk.issuer : undefined,
+        key
+      }
+      keys.push(usable)
+      if (kid !== undefined) {
+        const list = this.byKid.get(kid)
+        if (list === undefined) this.byKid.set(kid, [usable])
+        else list.push(usable)
+      }
+    }
+    this.keys = keys
+    this.rejected = rejected
+  }
+
+  /** The keys that may verify a token with this header: same kid (when the token names one), fit for alg. */
+  candidates (alg: AsymmetricAlgorithm, kid: string | undefined): UsableKey[] {
+    const pool = kid === undefined ? this.keys : (this.byKid.get(kid) ?? [])
+    return pool.filter((k) => fitsAlgorithm(k, alg))
+  }
+
+  hasKid (kid: string): boolean {
+    return this.byKid.has(kid)
+  }
+}
+
+export function fitsAlgorithm (key: UsableKey, alg: AsymmetricAlgorithm): boolean {
+  const req = KEY_REQUIREMENTS[alg]
+  if (key.kty !== req.kty) return false
+  if (req.crv !== undefined && (key.crv === undefined || !req.crv.includes(key.crv))) return false
+  // A key that pins an algorithm is used for that algorithm only ("EdDSA" and "Ed25519" name the same thing).
+  if (key.alg !== undefined && key.alg !== alg && !(isEdDsa(key.alg) && isEdDsa(alg))) return false
+  return true
+}
+
+function isEdDsa (alg: string): boolean {
+  return alg === 'EdDSA' || alg === 'Ed25519'
+}

@@ -1,0 +1,202 @@
+/**
+ * The verification core: takes a token and options, returns a verified, normalized identity or throws a
+ * VerificationError. No HTTP here; the Fastify routes, the CLI and the tests all use this module.
+ *
+ * Order of work (DESIGN.md, "Data flow of one verification"): strict parse → select the issuer by the
+ * unverified iss (no I/O for an unknown one) → algorithm allowlist and header rules → keys (cache; an unknown
+ * kid may trigger a rate-limited refresh) → signature → ID-token rules → normalization.
+ */
+import type { AsymmetricAlgorithm, Config, IssuerConfig } from '../config/types.js'
+import { VerificationError } from '../errors.js'
+import { JwksCache } from '../jwks/cache.js'
+import type { fetchJson } from '../net/fetch-json.js'
+import { parseCompactJws, type ParsedJws } from './compact-jws.js'
+import type { VerifiedIdentity } from './identity.js'
+import { checkIdTokenClaims, checkTokenType, type IssuerRules, type RequestChecks } from './id-token-rules.js'
+import { createKeyProvider, type KeyProvider, type KeyStatus } from './issuer-keys.js'
+import { KeySet, type UsableKey } from './key-set.js'
+import { silentLogger, type Logger } from './logger.js'
+import { compileClaimMapping, normalizeIdentity, type CompiledMapping } from './normalize.js'
+import { isAsymmetricAlgorithm, isHmacAlgorithm, verifyAsymmetric, verifyHmac } from './signature.js'
+
+export type { RequestChecks } from './id-token-rules.js'
+
+/** Without a kid, at most this many keys are tried: a token must not make us do unbounded work. */
+export const MAX_KEYS_TRIED_WITHOUT_KID = 5
+
+export interface VerifierOptions {
+  logger?: Logger
+  /** Current time in milliseconds; injectable for tests. */
+  now?: () => number
+  /** Outbound fetcher; injectable for tests. Production code has one path (src/net/fetch-json.ts). */
+  fetcher?: typeof fetchJson
+}
+
+interface IssuerRuntime {
+  config: IssuerConfig
+  rules: IssuerRules
+  allowedAlgorithms: ReadonlySet<string>
+  hmacSecret: Buffer | undefined
+  mapping: CompiledMapping
+  keys: KeyProvider
+}
+
+export interface IssuerStatus extends KeyStatus {
+  id: string
+  issuer: string
+}
+
+export class Verifier {
+  private readonly byIssuerUrl = new Map<string, IssuerRuntime>()
+  private readonly runtimes: IssuerRuntime[] = []
+  private readonly cache: JwksCache<KeySet>
+  private readonly maxTokenBytes: number
+  private readonly now: () => number
+  private readonly logger: Logger
+
+  constructor (config: Config, options: VerifierOptions = {}) {
+    this.logger = options.logger ?? silentLogger
+    this.now = options.now ?? Date.now
+    this.maxTokenBytes = config.server.maxTokenBytes
+    this.cache = new JwksCache<KeySet>({
+      ...config.jwks,
+      fetchOpts: config.fetch,
+      fetcher: options.fetcher,
+      now: this.now,
+      logger: this.logger,
+      createKeySet: (jwks, url) => {
+        const keySet = new KeySet(jwks)
+        if (keySet.rejected.length > 0) this.logger.warn({ jwksUri: url, rejected: keySet.rejected }, 'JWKS contains keys that will never be used')
+        return keySet
+      }
+    })
+    for (const issuer of config.issuers) {
+      const runtime: IssuerRuntime = {
+        config: issuer,
+        rules: {
+          id: issuer.id,
+          audiences: new Set(issuer.audiences),
+          authorizedParties: new Set(issuer.authorizedParties),
+          clockToleranceSeconds: issuer.clockToleranceSeconds,
+          maxTokenAgeSeconds: issuer.maxTokenAgeSeconds,
+          requiredClaims: new Map(Object.entries(issuer.requiredClaims).map(([k, v]) => [k, new Set(v)]))
+        },
+        allowedAlgorithms: new Set(issuer.algorithms),
+        hmacSecret: issuer.clientSecret === undefined ? undefined : Buffer.from(issuer.clientSecret, 'utf8'),
+        mapping: compileClaimMapping(issuer.claimMapping),
+        keys: createKeyProvider(issuer, this.cache, config.fetch, config.jwks, this.logger, options.fetcher)
+      }
+      this.byIssuerUrl.set(issuer.issuer, runtime)
+      this.runtimes.push(runtime)
+    }
+  }
+
+  /** Starts discovery and key fetching for every issuer in the background; never throws. */
+  start (): void {
+    for (const r of this.runtimes) r.keys.start()
+  }
+
+  close (): void {
+    for (const r of this.runtimes) r.keys.close()
+    this.cache.close()
+  }
+
+  status (): IssuerStatus[] {
+    return this.runtimes.map((r) => ({ id: r.config.id, issuer: r.config.issuer, ...r.keys.status() }))
+  }
+
+  get ready (): boolean {
+    return this.runtimes.every((r) => r.keys.status().ready)
+  }
+
+  /** The issuer ids, for labels: they come from configuration only. */
+  get issuerIds (): string[] {
+    return this.runtimes.map((r) => r.config.id)
+  }
+
+  /** Whether the narrowing audience a caller asks for is configured for any issuer. */
+  isConfiguredAudience (audience: string): boolean {
+    return this.runtimes.some((r) => r.rules.audiences.has(audience))
+  }
+
+  async verify (token: string, request: RequestChecks = {}): Promise<VerifiedIdentity> {
+    const jws = parseCompactJws(token, this.maxTokenBytes)
+    const runtime = this.selectIssuer(jws)
+    const issuer = runtime.config.id
+    const { header } = jws
+
+    const alg = header.alg
+    if (typeof alg !== 'string') throw new VerificationError('header_invalid', { issuer })
+    if (!runtime.allowedAlgorithms.has(alg)) throw new VerificationError('algorithm_not_allowed', { issuer })
+    // Only extensions we understand may be critical, and we understand none (RFC 7515 §4.1.11).
+    if (header.crit !== undefined) throw new VerificationError('header_invalid', { issuer })
+    const kid = header.kid
+    if (kid !== undefined && typeof kid !== 'string') throw new VerificationError('header_invalid', { issuer })
+    // jwk, jku, x5u and x5c are never read: keys come from the configured issuer only.
+
+    let curve: string | undefined
+    if (isHmacAlgorithm(alg)) {
+      // The configuration refuses HS* without a secret; this guards the invariant.
+      if (runtime.hmacSecret === undefined) throw new VerificationError('algorithm_not_allowed', { issuer })
+      if (!verifyHmac(alg, runtime.hmacSecret, jws.signingInput, jws.signature)) throw new VerificationError('signature_invalid', { issuer })
+    } else if (isAsymmetricAlgorithm(alg)) {
+      const key = await this.verifyWithIssuerKeys(runtime, alg, kid, jws)
+      curve = key.crv
+    } else {
+      throw new VerificationError('algorithm_not_allowed', { issuer })
+    }
+
+    const claims = jws.payload
+    checkTokenType(header, claims, issuer)
+    const nowSeconds = this.now() / 1000
+    const checked = checkIdTokenClaims(claims, runtime.rules, request, alg, curve, nowSeconds)
+    if (isHmacAlgorithm(alg) && checked.audiences.length > 1) {
+      // A client secret is shared with one client: a token for several audiences cannot be signed with it.
+      throw new VerificationError('audience_mismatch', { issuer, claim: 'aud' })
+    }
+    return normalizeIdentity({
+      issuerId: issuer,
+      issuerUrl: runtime.config.issuer,
+      claims,
+      subject: checked.subject,
+      audiences: checked.audiences,
+      nowSeconds
+    }, runtime.mapping)
+  }
+
+  private selectIssuer (jws: ParsedJws): IssuerRuntime {
+    const iss = jws.payload.iss
+    if (iss === undefined) throw new VerificationError('claim_missing', { claim: 'iss' })
+    if (typeof iss !== 'string') throw new VerificationError('claim_invalid', { claim: 'iss' })
+    const runtime = this.byIssuerUrl.get(iss)
+    if (runtime === undefined) throw new VerificationError('issuer_unknown', { claim: 'iss' })
+    return runtime
+  }
+
+  private async verifyWithIssuerKeys (runtime: IssuerRuntime, alg: AsymmetricAlgorithm, kid: string | undefined, jws: ParsedJws): Promise<UsableKey> {
+    const issuer = runtime.config.id
+    let keySet = await runtime.keys.getKeySet()
+    let candidates = keySet.candidates(alg, kid)
+    if (candidates.length === 0 && (kid === undefined || !keySet.hasKid(kid))) {
+      // Perhaps the IdP has just rotated a key in: refresh, within the cooldown and rate limit.
+      const refreshed = await runtime.keys.refreshForUnknownKid()
+      if (refreshed !== undefined && refreshed !== keySet) {
+        keySet = refreshed
+        candidates = keySet.candidates(alg, kid)
+      }
+    }
+    if (candidates.length === 0 || (kid === undefined && candidates.length > MAX_KEYS_TRIED_WITHOUT_KID)) {
+      throw new VerificationError('key_not_found', { issuer })
+    }
+    for (const key of candidates) {
+      let valid = false
+      try {
+        valid = verifyAsymmetric(alg, key.key, jws.signingInput, jws.signature)
+      } catch {
+        // node:crypto throws on some malformed signatures (wrong length for the modulus): not valid.
+      }
+      if (valid) return key
+    }
+    throw new VerificationError('signature_invalid', { issuer })
+  }
+}

@@ -1,0 +1,277 @@
+/**
+ * The one table of error codes. Every rejection the service gives is born here, with a stable code,
+ * an HTTP status, a message that is safe to show to anyone (it never contains input) and a hint for the
+ * operator. openapi.yaml lists the same codes; test/errors.test.ts keeps the two equal.
+ *
+ * Families, so that a caller can act on the status alone:
+ *   token       401  the token is not acceptable: reject the user
+ *   request     4xx  the caller's request is wrong: fix the request
+ *   unavailable 503  we cannot decide right now: retry later (Retry-After is set)
+ *   internal    500  a bug: never caused by input
+ */
+
+export type ErrorFamily = 'token' | 'request' | 'unavailable' | 'internal'
+
+export interface ErrorDefinition {
+  readonly status: number
+  readonly family: ErrorFamily
+  readonly message: string
+  readonly hint: string
+}
+
+export const ERROR_CODES = {
+  // token family: 401, WWW-Authenticate: Bearer error="invalid_token"
+  token_malformed: {
+    status: 401,
+    family: 'token',
+    message: 'The token is not a well-formed compact JWS (three base64url segments of JSON objects and a signature).',
+    hint: 'Send the raw ID token exactly as the provider issued it, without quotes, whitespace or a "Bearer" prefix inside the body.'
+  },
+  token_too_large: {
+    status: 401,
+    family: 'token',
+    message: 'The token is larger than the configured maximum size.',
+    hint: 'ID tokens are normally under 4 KiB. Raise limits.maxTokenBytes only if your provider really issues larger tokens.'
+  },
+  token_encrypted: {
+    status: 401,
+    family: 'token',
+    message: 'The token is an encrypted JWT (JWE); encrypted ID tokens are not supported for this issuer.',
+    hint: 'Configure the client at the provider to issue signed, unencrypted ID tokens (no id_token_encrypted_response_alg).'
+  },
+  issuer_unknown: {
+    status: 401,
+    family: 'token',
+    message: 'The token was issued by an issuer that is not configured.',
+    hint: 'Compare the token\'s "iss" claim with the configured issuers[].issuer values; they must match exactly, including scheme and trailing slash.'
+  },
+  algorithm_not_allowed: {
+    status: 401,
+    family: 'token',
+    message: 'The token\'s signing algorithm is not allowed for its issuer.',
+    hint: 'Add the algorithm to the issuer\'s "algorithms" list if the provider really uses it; "none" is never allowed and HMAC needs a client secret.'
+  },
+  header_invalid: {
+    status: 401,
+    family: 'token',
+    message: 'The token\'s protected header is invalid or names a critical extension this service does not support.',
+    hint: 'ID tokens must not carry "crit" extensions; "kid" and "typ" must be strings.'
+  },
+  token_type_invalid: {
+    status: 401,
+    family: 'token',
+    message: 'The token is explicitly typed as something other than an ID token.',
+    hint: 'Send the ID token, not another kind of JWT issued by the provider.'
+  },
+  token_is_access_token: {
+    status: 401,
+    family: 'token',
+    message: 'The token is an access token, not an ID token.',
+    hint: 'Send the id_token from the token response, not the access_token; access tokens are for resource servers.'
+  },
+  token_is_logout_token: {
+    status: 401,
+    family: 'token',
+    message: 'The token is a back-channel logout token, not an ID token.',
+    hint: 'Logout tokens are delivered to the back-channel logout endpoint and must not be used to log a user in.'
+  },
+  key_not_found: {
+    status: 401,
+    family: 'token',
+    message: 'No usable signing key of the issuer matches the token (kid and algorithm), even after refreshing the issuer\'s keys.',
+    hint: 'Check that the token comes from the configured provider and environment; keys the provider has rotated out are no longer accepted.'
+  },
+  signature_invalid: {
+    status: 401,
+    family: 'token',
+    message: 'The token\'s signature does not verify with the issuer\'s key.',
+    hint: 'The token was altered or signed by someone else. Make sure it is passed on byte for byte.'
+  },
+  claim_missing: {
+    status: 401,
+    family: 'token',
+    message: 'A claim required in an ID token is missing.',
+    hint: 'The "claim" field names the claim. ID tokens must carry iss, sub, aud, exp and iat.'
+  },
+  claim_invalid: {
+    status: 401,
+    family: 'token',
+    message: 'A claim has the wrong type or an impossible value.',
+    hint: 'The "claim" field names the claim. Numeric dates must be finite numbers of seconds; sub must be a non-empty string of at most 255 characters.'
+  },
+  claim_value_mismatch: {
+    status: 401,
+    family: 'token',
+    message: 'A claim does not have a value the issuer\'s configuration requires.',
+    hint: 'The "claim" field names the claim; see issuers[].requiredClaims in the configuration.'
+  },
+  audience_mismatch: {
+    status: 401,
+    family: 'token',
+    message: 'The token\'s audience does not match: it is not for a configured client, or it also names an audience that is not trusted.',
+    hint: 'Add the client id to the issuer\'s "audiences"; a token issued to another client must not be accepted.'
+  },
+  authorized_party_mismatch: {
+    status: 401,
+    family: 'token',
+    message: 'The token\'s authorized party (azp) is missing or is not a configured client.',
+    hint: 'azp is required when the token has several audiences; add legitimate presenters to the issuer\'s "authorizedParties".'
+  },
+  token_expired: {
+    status: 401,
+    family: 'token',
+    message: 'The token has expired.',
+    hint: 'The user must log in again or the client must refresh its ID token. If this is frequent, check the clocks and issuers[].clockToleranceSeconds.'
+  },
+  token_not_yet_valid: {
+    status: 401,
+    family: 'token',
+    message: 'The token is not valid yet (nbf is in the future).',
+    hint: 'Check the clocks of this host and of the provider.'
+  },
+  token_issued_in_future: {
+    status: 401,
+    family: 'token',
+    message: 'The token\'s issue time (iat) is in the future.',
+    hint: 'Check the clocks of this host and of the provider, or raise issuers[].clockToleranceSeconds.'
+  },
+  token_too_old: {
+    status: 401,
+    family: 'token',
+    message: 'The token was issued longer ago than the issuer\'s configured maximum token age.',
+    hint: 'The user must log in again; see issuers[].maxTokenAgeSeconds.'
+  },
+  nonce_mismatch: {
+    status: 401,
+    family: 'token',
+    message: 'The token\'s nonce is missing or differs from the nonce sent in the request.',
+    hint: 'Send the nonce stored with the user\'s login session; a mismatch can mean a replayed token.'
+  },
+  auth_time_missing: {
+    status: 401,
+    family: 'token',
+    message: 'A maximum authentication age was requested but the token has no auth_time claim.',
+    hint: 'Send max_age (or claims=auth_time) in the authorization request so that the provider includes auth_time.'
+  },
+  authentication_too_old: {
+    status: 401,
+    family: 'token',
+    message: 'The user authenticated longer ago than the requested maximum authentication age.',
+    hint: 'Ask the user to log in again (prompt=login or max_age in the authorization request).'
+  },
+  at_hash_missing: {
+    status: 401,
+    family: 'token',
+    message: 'An access token was sent for binding but the ID token has no at_hash claim.',
+    hint: 'Only send accessToken when the provider issues at_hash (implicit and hybrid flows, or providers that always include it).'
+  },
+  at_hash_mismatch: {
+    status: 401,
+    family: 'token',
+    message: 'The ID token\'s at_hash does not match the access token sent with it.',
+    hint: 'Send the access token from the same token response as the ID token.'
+  },
+  // request family
+  request_invalid: {
+    status: 400,
+    family: 'request',
+    message: 'The request is not valid.',
+    hint: 'See openapi.yaml for the request schema; fields are not coerced (a token must be a string) and unknown fields are rejected.'
+  },
+  token_missing: {
+    status: 400,
+    family: 'request',
+    message: 'The request carries no token.',
+    hint: 'Send the ID token as {"token": "..."} in a JSON body or in an "Authorization: Bearer" header.'
+  },
+  token_ambiguous: {
+    status: 400,
+    family: 'request',
+    message: 'The request carries a token both in the body and in the Authorization header.',
+    hint: 'Send the token in exactly one place.'
+  },
+  token_in_query: {
+    status: 400,
+    family: 'request',
+    message: 'Tokens are never accepted in the query string.',
+    hint: 'URLs are logged by proxies and servers; send the token in the body or an Authorization header, and treat the exposed token as leaked.'
+  },
+  request_too_large: {
+    status: 413,
+    family: 'request',
+    message: 'The request body is larger than the configured limit.',
+    hint: 'Send one token per request; see server.bodyLimit.'
+  },
+  unsupported_media_type: {
+    status: 415,
+    family: 'request',
+    message: 'The request body must be JSON.',
+    hint: 'Send Content-Type: application/json, or no body and an Authorization header.'
+  },
+  not_found: {
+    status: 404,
+    family: 'request',
+    message: 'There is no such route.',
+    hint: 'See openapi.yaml for the routes this service serves.'
+  },
+  rate_limited: {
+    status: 429,
+    family: 'request',
+    message: 'Too many requests from this caller.',
+    hint: 'Wait for the time given in Retry-After; raise rateLimit.max if this caller legitimately needs more.'
+  },
+  // unavailable family
+  keys_unavailable: {
+    status: 503,
+    family: 'unavailable',
+    message: 'The issuer\'s signing keys cannot be obtained right now, so the token can be neither accepted nor rejected.',
+    hint: 'Retry after the time given in Retry-After. Operators: check that the provider\'s discovery and JWKS URLs are reachable from this service (see /readyz).'
+  },
+  // internal
+  internal_error: {
+    status: 500,
+    family: 'internal',
+    message: 'An internal error occurred.',
+    hint: 'This is a bug in oidc-verifier; the logs have the details under the request id.'
+  }
+} as const satisfies Record<string, ErrorDefinition>
+
+export type ErrorCode = keyof typeof ERROR_CODES
+
+export const ALL_ERROR_CODES = Object.keys(ERROR_CODES) as ErrorCode[]
+
+export interface ErrorDetails {
+  /** The claim a claim error is about (a claim name, never a claim value). */
+  claim?: string
+  /** Configured issuer id, when the token was matched to one. */
+  issuer?: string
+  /** Seconds to wait before retrying, for the unavailable family. */
+  retryAfterSeconds?: number
+}
+
+/**
+ * The typed error of the verification core. Its message is the table's safe message and never contains
+ * input; `cause` may carry the underlying library error for logs (never for responses).
+ */
+export class VerificationError extends Error {
+  readonly code: ErrorCode
+  readonly status: number
+  readonly family: ErrorFamily
+  readonly hint: string
+  readonly details: ErrorDetails
+
+  constructor (code: ErrorCode, details: ErrorDetails = {}, options?: { cause?: unknown }) {
+    const def: ErrorDefinition = ERROR_CODES[code]
+    super(def.message, options)
+    this.name = 'VerificationError'
+    this.code = code
+    this.status = def.status
+    this.family = def.family
+    this.hint = def.hint
+    this.details = details
+  }
+}
+
+export function isVerificationError (err: unknown): err is VerificationError {
+  return err instanceof VerificationError
+}

@@ -1,0 +1,36 @@
+/**
+ * Turns any error into the one error response shape. Only messages from the code table reach a client:
+ * library messages can carry input (a JSON parse error quotes the body) and are never echoed.
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { ERROR_CODES, VerificationError, type ErrorCode } from '../errors.js'
+import type { ErrorResponse } from './schemas.js'
+
+export function errorBody (request: FastifyRequest, err: VerificationError): ErrorResponse {
+  const body: ErrorResponse = { code: err.code, message: err.message, hint: err.hint, requestId: request.id }
+  if (err.details.issuer !== undefined) body.issuer = err.details.issuer
+  if (err.details.claim !== undefined) body.claim = err.details.claim
+  return body
+}
+
+export function sendError (request: FastifyRequest, reply: FastifyReply, err: VerificationError): FastifyReply {
+  request.outcome = { code: err.code, issuer: err.details.issuer }
+  if (err.family === 'token') reply.header('www-authenticate', `Bearer error="invalid_token", error_description="${err.code}"`)
+  if (err.status === 503 || err.status === 429) reply.header('retry-after', String(err.details.retryAfterSeconds ?? 1))
+  return reply.code(err.status).send(errorBody(request, err))
+}
+
+/** Maps Fastify's own errors (validation, body parsing, limits) onto our table. */
+export function fromFrameworkError (err: { code?: string, statusCode?: number, validation?: unknown }): VerificationError {
+  let code: ErrorCode = 'internal_error'
+  if (err.validation !== undefined) code = 'request_invalid'
+  else if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') code = 'request_too_large'
+  else if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') code = 'unsupported_media_type'
+  else if (err.statusCode === 429) code = 'rate_limited'
+  else if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) code = 'request_invalid'
+  return new VerificationError(code)
+}
+
+export function isErrorCode (code: string): code is ErrorCode {
+  return Object.hasOwn(ERROR_CODES, code)
+}

@@ -1,0 +1,76 @@
+/**
+ * TypeBox schemas of every route: Fastify validates requests and serializes responses with them, and
+ * test/openapi.test.ts keeps them in step with openapi.yaml.
+ */
+import { Type, type Static } from 'typebox'
+import { ALL_ERROR_CODES, type ErrorCode } from '../errors.js'
+
+const NullableString = Type.Union([Type.String(), Type.Null()])
+
+export const VerifyBody = Type.Object({
+  token: Type.Optional(Type.String({ minLength: 1, description: 'The ID token (compact JWS). Or send it as Authorization: Bearer.' })),
+  nonce: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'The nonce of the authorization request; the token\'s nonce must be equal.' })),
+  maxAge: Type.Optional(Type.Integer({ minimum: 0, maximum: 315360000, description: 'OIDC max_age in seconds: auth_time must be present and recent enough.' })),
+  accessToken: Type.Optional(Type.String({ minLength: 1, maxLength: 16384, description: 'The access token issued with the ID token; at_hash must match it.' })),
+  audience: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'Accept the token only for this one configured audience.' }))
+}, { additionalProperties: false, $id: 'VerifyRequest' })
+export type VerifyBodyType = Static<typeof VerifyBody>
+
+/** The body is optional: a request may carry only an Authorization header. */
+export const VerifyBodyOrNothing = Type.Union([VerifyBody, Type.Null()])
+
+export const UserProfileSchema = Type.Object({
+  email: NullableString,
+  emailVerified: Type.Boolean(),
+  name: NullableString,
+  givenName: NullableString,
+  familyName: NullableString,
+  preferredUsername: NullableString,
+  picture: NullableString,
+  locale: NullableString
+}, { additionalProperties: false })
+
+export const VerifiedIdentitySchema = Type.Object({
+  issuer: Type.Object({ id: Type.String(), url: Type.String() }, { additionalProperties: false }),
+  subject: Type.String(),
+  audiences: Type.Array(Type.String()),
+  authorizedParty: NullableString,
+  expiresAt: Type.Number(),
+  issuedAt: Type.Number(),
+  authTime: Type.Union([Type.Number(), Type.Null()]),
+  expiresIn: Type.Integer(),
+  user: UserProfileSchema,
+  groups: Type.Array(Type.String()),
+  roles: Type.Array(Type.String()),
+  tenant: NullableString,
+  claims: Type.Object({}, { additionalProperties: true })
+}, { additionalProperties: false })
+
+export const ErrorResponseSchema = Type.Object({
+  code: Type.Unsafe<ErrorCode>({ type: 'string', enum: ALL_ERROR_CODES }),
+  message: Type.String(),
+  hint: Type.String(),
+  issuer: Type.Optional(Type.String()),
+  claim: Type.Optional(Type.String()),
+  requestId: Type.String()
+}, { additionalProperties: false })
+export type ErrorResponse = Static<typeof ErrorResponseSchema>
+
+export const HealthSchema = Type.Object({ status: Type.Literal('ok') }, { additionalProperties: false })
+
+export const IssuerStatusSchema = Type.Object({
+  id: Type.String(),
+  issuer: Type.String(),
+  ready: Type.Boolean(),
+  source: Type.Union([Type.Literal('discovery'), Type.Literal('jwksUri'), Type.Literal('inline')]),
+  jwksUri: NullableString,
+  state: Type.Union([Type.Literal('fresh'), Type.Literal('stale'), Type.Literal('expired'), Type.Literal('missing'), Type.Literal('discovering')]),
+  keyCount: Type.Integer(),
+  fetchedAt: NullableString,
+  lastError: NullableString
+}, { additionalProperties: false })
+
+export const ReadinessSchema = Type.Object({
+  ready: Type.Boolean(),
+  issuers: Type.Array(IssuerStatusSchema)
+}, { additionalProperties: false })

@@ -1,0 +1,385 @@
+/**
+ * The JWKS cache: one entry per JWKS URL in a bounded LRU, each with its own life cycle.
+ *
+ *   fresh    (fetchedAt .. freshUntil)     served with no I/O; a timer refreshes proactively at the end
+ *   stale    (freshUntil .. usableUntil)   still served (stale-if-error); a background refresh is started
+ *   expired  (after usableUntil) / missing a request waits for a fetch; when it fails: keys_unavailable
+ *
+ * Freshness comes from Cache-Control max-age within configured bounds. Failures back off exponentially
+ * and keep retrying in the background, so an issuer that was down at start-up becomes ready by itself.
+ * Concurrent callers share one fetch. An unknown kid may force a refresh, limited by a cooldown and a
+ * per-minute budget, so a flood of random kids costs the IdP only a few fetches a minute.
+ */
+import { LRUCache } from 'lru-cache'
+import type { FetchConfig, JsonWebKeySet, JwksCacheConfig } from '../config/types.js'
+import { VerificationError } from '../errors.js'
+import { fetchJson, type FetchJson } from '../net/fetch-json.js'
+import { parseJwks } from './parse-jwks.js'
+
+/** The subset of pino the cache uses. */
+export interface CacheLogger {
+  debug (obj: Record<string, unknown>, msg: string): void
+  info (obj: Record<string, unknown>, msg: string): void
+  warn (obj: Record<string, unknown>, msg: string): void
+  error (obj: Record<string, unknown>, msg: string): void
+}
+
+export type JwksFetchReason = 'warm' | 'background' | 'expired' | 'unknown_kid'
+
+export interface JwksFetchEvent {
+  url: string
+  outcome: 'success' | 'error'
+  durationMs: number
+  reason: JwksFetchReason
+}
+
+export interface JwksCacheOptions<T> extends JwksCacheConfig {
+  fetchOpts: FetchConfig
+  /** Turns a fetched JWKS into what callers use (for example a jose key set); called once per successful fetch. */
+  createKeySet: (jwks: JsonWebKeySet, url: string) => T
+  fetcher?: FetchJson
+  /** Clock in ms since the epoch; injectable for tests. */
+  now?: () => number
+  logger?: CacheLogger
+  /** Called after every fetch attempt, for metrics. */
+  onFetch?: (event: JwksFetchEvent) => void
+}
+
+export type JwksState = 'fresh' | 'stale' | 'expired' | 'missing'
+
+export interface JwksStatus {
+  /** stale: past freshness but still usable (stale-if-error); expired: no longer usable. */
+  state: JwksState
+  keyCount?: number
+  /** Times in ms since the epoch. */
+  fetchedAt?: number
+  freshUntil?: number
+  usableUntil?: number
+  lastError?: string
+  consecutiveFailures: number
+}
+
+interface LoadedKeys<T> {
+  set: T
+  count: number
+  fetchedAt: number
+  freshUntil: number
+  usableUntil: number
+}
+
+interface Entry<T> {
+  readonly url: string
+  keys?: LoadedKeys<T>
+  inFlight?: Promise<T>
+  /** When the last fetch attempt started (any reason); the unknown-kid cooldown counts from it. */
+  lastAttemptAt?: number
+  consecutiveFailures: number
+  /** No fetch on behalf of a request before this time (ms); 0 when not backing off. */
+  backoffUntil: number
+  lastError?: string
+  /** Start times of unknown-kid refreshes within the last minute. */
+  unknownKidRefreshes: number[]
+  timer?: ReturnType<typeof setTimeout>
+  staleWarned: boolean
+  /** Evicted or closed: a fetch still in flight must not schedule timers for it. */
+  disposed: boolean
+}
+
+const MINUTE_MS = 60_000
+/** setTimeout fires immediately for delays above 2^31 - 1 ms. */
+const MAX_TIMER_MS = 2 ** 31 - 1
+/** Retries are spread over the last 10 % of each backoff step so that replicas do not retry in step. */
+const BACKOFF_JITTER = 0.1
+
+const silentLogger: CacheLogger = { debug () {}, info () {}, warn () {}, error () {} }
+
+type FreshnessConfig = Pick<JwksCacheConfig, 'defaultFreshnessSeconds' | 'minFreshnessSeconds' | 'maxFreshnessSeconds'>
+
+/**
+ * Seconds a JWKS response stays fresh: its Cache-Control max-age (RFC 9111 §5.2.2.1), or the default when
+ * the header is absent, unparseable, or says no-store/no-cache; clamped into [min, max] either way.
+ * s-maxage is for shared caches and is ignored.
+ */
+export function freshnessFromCacheControl (header: string | null | undefined, cfg: FreshnessConfig): number {
+  const clamp = (seconds: number): number =>
+    Math.min(cfg.maxFreshnessSeconds, Math.max(cfg.minFreshnessSeconds, seconds))
+  if (header === null || header === undefined) return clamp(cfg.defaultFreshnessSeconds)
+
+  let maxAge: number | undefined
+  for (const directive of header.split(',')) {
+    const [rawName = '', ...rest] = directive.split('=')
+    const name = rawName.trim().toLowerCase()
+    if (name === 'no-store' || name === 'no-cache') return clamp(cfg.defaultFreshnessSeconds)
+    if (name !== 'max-age') continue
+    const value = rest.join('=').trim().replace(/^"(.*)"$/, '$1')
+    // Two different max-age values make the header invalid (RFC 9111 §4.2.1).
+    if (!/^\d+$/.test(value) || (maxAge !== undefined && maxAge !== Number(value))) {
+      return clamp(cfg.defaultFreshnessSeconds)
+    }
+    maxAge = Number(value)
+  }
+  return clamp(maxAge ?? cfg.defaultFreshnessSeconds)
+}
+
+function checkOptions (options: JwksCacheConfig): void {
+  if (!Number.isInteger(options.maxEntries) || options.maxEntries < 1) {
+    throw new TypeError('jwks.maxEntries must be a positive integer')
+  }
+  const durations = [
+    'defaultFreshnessSeconds', 'minFreshnessSeconds', 'maxFreshnessSeconds', 'staleIfErrorSeconds',
+    'unknownKidCooldownSeconds', 'unknownKidRefreshesPerMinute', 'backoffInitialSeconds', 'backoffMaxSeconds'
+  ] as const
+  for (const name of durations) {
+    const value = options[name]
+    if (!Number.isFinite(value) || value < 0) throw new TypeError(`jwks.${name} must be a finite number >= 0`)
+  }
+  if (options.minFreshnessSeconds > options.maxFreshnessSeconds) {
+    throw new TypeError('jwks.minFreshnessSeconds must not exceed jwks.maxFreshnessSeconds')
+  }
+  if (options.backoffInitialSeconds <= 0 || options.backoffInitialSeconds > options.backoffMaxSeconds) {
+    throw new TypeError('jwks.backoffInitialSeconds must be > 0 and not exceed jwks.backoffMaxSeconds')
+  }
+}
+
+export class JwksCache<T> {
+  readonly #entries: LRUCache<string, Entry<T>>
+  readonly #config: JwksCacheConfig
+  readonly #fetchOpts: FetchConfig
+  readonly #createKeySet: (jwks: JsonWebKeySet, url: string) => T
+  readonly #fetcher: FetchJson
+  readonly #now: () => number
+  readonly #logger: CacheLogger
+  readonly #onFetch: ((event: JwksFetchEvent) => void) | undefined
+  #closed = false
+
+  constructor (options: JwksCacheOptions<T>) {
+    checkOptions(options)
+    this.#config = options
+    this.#fetchOpts = options.fetchOpts
+    this.#createKeySet = options.createKeySet
+    this.#fetcher = options.fetcher ?? fetchJson
+    this.#now = options.now ?? Date.now
+    this.#logger = options.logger ?? silentLogger
+    this.#onFetch = options.onFetch
+    this.#entries = new LRUCache<string, Entry<T>>({
+      max: options.maxEntries,
+      dispose: (entry) => {
+        entry.disposed = true
+        clearTimeout(entry.timer)
+        entry.timer = undefined
+      }
+    })
+  }
+
+  /**
+   * The key set for a request. Fresh or stale keys are returned without waiting; only when there are no
+   * usable keys does the request wait for a fetch. Throws keys_unavailable when none can be had.
+   */
+  async get (url: string): Promise<T> {
+    const entry = this.#entry(url)
+    const now = this.#now()
+    const keys = entry.keys
+    if (keys !== undefined && now < keys.freshUntil) return keys.set
+    if (keys !== undefined && now < keys.usableUntil) {
+      this.#noteStale(entry, keys, now)
+      if (entry.inFlight === undefined && now >= entry.backoffUntil) this.#background(entry)
+      return keys.set
+    }
+    if (entry.inFlight === undefined && now < entry.backoffUntil) throw this.#unavailable(entry, now)
+    try {
+      return await this.#refresh(entry, 'expired')
+    } catch (err) {
+      throw this.#unavailable(entry, this.#now(), err)
+    }
+  }
+
+  /**
+   * Called when a token's kid is not in the key set: refreshes unless the cooldown, the per-minute budget
+   * or a backoff forbids it (callers arriving during a fetch share it). Returns the usable key set
+   * afterwards, changed or not, or undefined when there is none. A failed refresh keeps the old keys.
+   */
+  async refreshForUnknownKid (url: string): Promise<T | undefined> {
+    const entry = this.#entry(url)
+    if (entry.inFlight === undefined) {
+      const now = this.#now()
+      const refused = this.#unknownKidRefusal(entry, now)
+      if (refused !== undefined) {
+        this.#logger.debug({ url, reason: refused }, 'unknown kid: JWKS refresh skipped')
+        return this.#usable(entry, now)
+      }
+      entry.unknownKidRefreshes.push(now)
+    }
+    try {
+      await this.#refresh(entry, 'unknown_kid')
+    } catch {
+      // Logged by #fetch; the previous keys stay in place.
+    }
+    return this.#usable(entry, this.#now())
+  }
+
+  /** First fetch at start-up. Never throws: on failure a retry is already scheduled with backoff. */
+  async warm (url: string): Promise<void> {
+    const entry = this.#entry(url)
+    if (entry.keys !== undefined && this.#now() < entry.keys.freshUntil) return
+    try {
+      await this.#refresh(entry, 'warm')
+    } catch {
+      // Logged by #fetch as a warning; a retry is scheduled.
+    }
+  }
+
+  /** For readiness: never causes I/O and does not count as a use of the entry. */
+  status (url: string): JwksStatus {
+    const entry = this.#entries.peek(url)
+    if (entry === undefined) return { state: 'missing', consecutiveFailures: 0 }
+    const keys = entry.keys
+    const now = this.#now()
+    const state: JwksState = keys === undefined
+      ? 'missing'
+      : now < keys.freshUntil ? 'fresh' : now < keys.usableUntil ? 'stale' : 'expired'
+    return {
+      state,
+      keyCount: keys?.count,
+      fetchedAt: keys?.fetchedAt,
+      freshUntil: keys?.freshUntil,
+      usableUntil: keys?.usableUntil,
+      lastError: entry.lastError,
+      consecutiveFailures: entry.consecutiveFailures
+    }
+  }
+
+  /** Clears every timer and entry. Fetches in flight finish (bounded by fetch.timeoutMs) and schedule nothing. */
+  close (): void {
+    this.#closed = true
+    this.#entries.clear()
+  }
+
+  #entry (url: string): Entry<T> {
+    let entry = this.#entries.get(url)
+    if (entry === undefined) {
+      entry = { url, consecutiveFailures: 0, backoffUntil: 0, unknownKidRefreshes: [], staleWarned: false, disposed: false }
+      if (!this.#closed) this.#entries.set(url, entry)
+      else entry.disposed = true
+    }
+    return entry
+  }
+
+  #usable (entry: Entry<T>, now: number): T | undefined {
+    return entry.keys !== undefined && now < entry.keys.usableUntil ? entry.keys.set : undefined
+  }
+
+  #unknownKidRefusal (entry: Entry<T>, now: number): string | undefined {
+    if (now < entry.backoffUntil) return 'backoff'
+    const cooldownMs = this.#config.unknownKidCooldownSeconds * 1000
+    if (entry.lastAttemptAt !== undefined && now - entry.lastAttemptAt < cooldownMs) return 'cooldown'
+    const recent = entry.unknownKidRefreshes.filter((t) => now - t < MINUTE_MS)
+    entry.unknownKidRefreshes = recent
+    if (recent.length >= this.#config.unknownKidRefreshesPerMinute) return 'rate_limit'
+    return undefined
+  }
+
+  #noteStale (entry: Entry<T>, keys: LoadedKeys<T>, now: number): void {
+    const fields = { url: entry.url, staleForMs: now - keys.freshUntil, usableUntil: keys.usableUntil }
+    // A routine refresh may simply not have finished yet; only a failed one makes this worth a warning.
+    if (entry.consecutiveFailures > 0 && !entry.staleWarned) {
+      entry.staleWarned = true
+      this.#logger.warn({ ...fields, lastError: entry.lastError },
+        `serving stale JWKS ${entry.url} while its provider cannot be reached (usable until ${new Date(keys.usableUntil).toISOString()})`)
+    } else {
+      this.#logger.debug(fields, 'serving stale JWKS')
+    }
+  }
+
+  #unavailable (entry: Entry<T>, now: number, cause?: unknown): VerificationError {
+    const retryAfterSeconds = Math.max(1, Math.ceil((entry.backoffUntil - now) / 1000))
+    return new VerificationError('keys_unavailable', { retryAfterSeconds }, cause === undefined ? undefined : { cause })
+  }
+
+  #background (entry: Entry<T>): void {
+    this.#refresh(entry, 'background').catch(() => {
+      // Logged by #fetch; a retry is scheduled.
+    })
+  }
+
+  /** Shares the fetch in flight, if any; otherwise starts one. */
+  #refresh (entry: Entry<T>, reason: JwksFetchReason): Promise<T> {
+    if (entry.inFlight !== undefined) return entry.inFlight
+    const inFlight = this.#fetch(entry, reason).finally(() => {
+      entry.inFlight = undefined
+    })
+    entry.inFlight = inFlight
+    return inFlight
+  }
+
+  async #fetch (entry: Entry<T>, reason: JwksFetchReason): Promise<T> {
+    const { url } = entry
+    clearTimeout(entry.timer)
+    entry.timer = undefined
+    entry.lastAttemptAt = this.#now()
+    const started = performance.now()
+
+    let loaded: { set: T, count: number, cacheControl: string | undefined } | undefined
+    let failure: unknown
+    try {
+      const result = await this.#fetcher(url, this.#fetchOpts)
+      const jwks = parseJwks(result.body, result.url)
+      loaded = { set: this.#createKeySet(jwks, url), count: jwks.keys.length, cacheControl: result.cacheControl }
+    } catch (err) {
+      failure = err
+    }
+    const durationMs = performance.now() - started
+    this.#onFetch?.({ url, outcome: loaded === undefined ? 'error' : 'success', durationMs, reason })
+
+    if (loaded === undefined) {
+      const message = failure instanceof Error ? failure.message : String(failure)
+      entry.consecutiveFailures++
+      const delayMs = this.#backoffMs(entry.consecutiveFailures)
+      entry.backoffUntil = this.#now() + delayMs
+      entry.lastError = message
+      this.#logger.warn(
+        { url, reason, error: message, consecutiveFailures: entry.consecutiveFailures, retryInSeconds: Math.ceil(delayMs / 1000) },
+        `JWKS fetch from ${url} failed: ${message}`)
+      this.#schedule(entry, delayMs)
+      throw failure
+    }
+
+    const freshnessSeconds = freshnessFromCacheControl(loaded.cacheControl, this.#config)
+    const now = this.#now()
+    const freshUntil = now + freshnessSeconds * 1000
+    const recovered = entry.consecutiveFailures > 0 || entry.keys === undefined
+    entry.keys = {
+      set: loaded.set,
+      count: loaded.count,
+      fetchedAt: now,
+      freshUntil,
+      usableUntil: freshUntil + this.#config.staleIfErrorSeconds * 1000
+    }
+    entry.consecutiveFailures = 0
+    entry.backoffUntil = 0
+    entry.lastError = undefined
+    entry.staleWarned = false
+    const fields = { url, reason, keyCount: loaded.count, freshnessSeconds, durationMs: Math.round(durationMs) }
+    if (recovered) this.#logger.info(fields, `JWKS ${url} loaded`)
+    else this.#logger.debug(fields, `JWKS ${url} refreshed`)
+    this.#schedule(entry, freshnessSeconds * 1000)
+    return loaded.set
+  }
+
+  #backoffMs (failures: number): number {
+    const { backoffInitialSeconds, backoffMaxSeconds } = this.#config
+    const base = Math.min(backoffInitialSeconds * 2 ** Math.min(failures - 1, 52), backoffMaxSeconds) * 1000
+    return base * (1 - BACKOFF_JITTER * Math.random())
+  }
+
+  /** The next background fetch: proactive at the end of freshness, or a retry after a failure. */
+  #schedule (entry: Entry<T>, delayMs: number): void {
+    clearTimeout(entry.timer)
+    entry.timer = undefined
+    if (entry.disposed || this.#closed) return
+    entry.timer = setTimeout(() => {
+      entry.timer = undefined
+      this.#background(entry)
+    }, Math.min(Math.max(delayMs, 0), MAX_TIMER_MS))
+    entry.timer.unref()
+  }
+}

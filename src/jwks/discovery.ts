@@ -1,0 +1,62 @@
+/**
+ * OpenID Connect Discovery 1.0: finds an issuer's jwks_uri from its provider metadata. The metadata must
+ * name exactly the configured issuer (§4.3), which keeps one provider from speaking for another.
+ */
+import type { FetchConfig } from '../config/types.js'
+import { fetchJson, isAllowedOutboundUrl, type FetchJson } from '../net/fetch-json.js'
+
+export const DISCOVERY_PATH = '/.well-known/openid-configuration'
+
+export class DiscoveryError extends Error {
+  readonly issuer: string
+
+  constructor (issuer: string, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'DiscoveryError'
+    this.issuer = issuer
+  }
+}
+
+/** §4: any terminating "/" of the issuer is removed before the well-known path is appended. */
+export function discoveryUrl (issuer: string): string {
+  return issuer.replace(/\/+$/, '') + DISCOVERY_PATH
+}
+
+/** Values from the provider are quoted (JSON, truncated) so that a hostile document cannot shape the log line. */
+function show (value: unknown): string {
+  if (value === undefined) return 'no value'
+  const text = JSON.stringify(value) ?? String(value)
+  return text.length > 200 ? `${text.slice(0, 200)}…` : text
+}
+
+export async function discoverJwksUri (
+  issuer: string,
+  fetchOpts: FetchConfig,
+  fetcher: FetchJson = fetchJson
+): Promise<{ jwksUri: string, metadata: Record<string, unknown> }> {
+  const url = discoveryUrl(issuer)
+  let body: unknown
+  try {
+    body = (await fetcher(url, fetchOpts)).body
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err)
+    throw new DiscoveryError(issuer, `Discovery for issuer ${issuer} failed: ${reason}`, { cause: err })
+  }
+
+  const fail = (problem: string): DiscoveryError =>
+    new DiscoveryError(issuer, `Discovery for issuer ${issuer} failed: the metadata at ${url} ${problem}`)
+
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw fail('is not a JSON object')
+  const metadata = body as Record<string, unknown>
+  if (metadata.issuer !== issuer) {
+    throw fail(`names issuer ${show(metadata.issuer)}, expected exactly ${JSON.stringify(issuer)} ` +
+      '(the configured issuer must match the provider\'s, including scheme and trailing slash)')
+  }
+  const jwksUri = metadata.jwks_uri
+  if (typeof jwksUri !== 'string') throw fail(`has no "jwks_uri" string (found ${show(jwksUri)})`)
+  if (!isAllowedOutboundUrl(jwksUri)) {
+    throw fail(`has a "jwks_uri" that is not allowed (${show(jwksUri)}): it must be https ` +
+      '(http only to a loopback host) without credentials')
+  }
+  return { jwksUri, metadata }
+}

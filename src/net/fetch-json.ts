@@ -1,0 +1,218 @@
+/**
+ * The one outbound HTTP path of the service (OIDC discovery and JWKS documents). Every request has a URL
+ * policy checked before any I/O, a timeout over the whole exchange, a byte limit enforced while the body
+ * streams, manual same-host redirects and a JSON body. Errors name the URL and say what was wrong, so an
+ * operator can fix the configuration or the provider; they never quote the response body.
+ */
+
+export interface FetchJsonOptions {
+  /** Covers connecting, redirects, headers and reading the whole body. */
+  timeoutMs: number
+  /** Largest accepted (decoded) body, in bytes. */
+  maxResponseBytes: number
+  /** Redirects followed at most; default 3. */
+  maxRedirects?: number
+}
+
+export interface FetchJsonResult {
+  /** The URL that finally answered (after redirects). */
+  url: string
+  body: unknown
+  cacheControl?: string
+  durationMs: number
+}
+
+export type FetchJson = (url: string, opts: FetchJsonOptions) => Promise<FetchJsonResult>
+
+export type FetchErrorKind =
+  | 'url_not_allowed'
+  | 'timeout'
+  | 'network'
+  | 'http_status'
+  | 'redirect_not_allowed'
+  | 'too_large'
+  | 'not_json'
+  | 'invalid_document'
+
+export class FetchError extends Error {
+  readonly kind: FetchErrorKind
+  /** The URL the problem is about (the configured one, or the redirect hop that failed). */
+  readonly url: string
+
+  constructor (kind: FetchErrorKind, url: string, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'FetchError'
+    this.kind = kind
+    this.url = url
+  }
+}
+
+export const DEFAULT_MAX_REDIRECTS = 3
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308])
+const LOOPBACK_IPV4 = /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/
+/** Location headers are quoted in messages; keep a hostile one from flooding the logs. */
+const MAX_QUOTED_URL = 200
+
+function isLoopbackHost (hostname: string): boolean {
+  // WHATWG URL has already normalized the host: lower case, IPv4 in dotted decimal, IPv6 in brackets.
+  return hostname === 'localhost' || hostname === '[::1]' || LOOPBACK_IPV4.test(hostname)
+}
+
+function parseAllowed (url: string): URL | undefined {
+  let parsed: URL
+  try {
+    parsed = new URL(url)
+  } catch {
+    return undefined
+  }
+  if (parsed.username !== '' || parsed.password !== '') return undefined
+  if (parsed.protocol === 'https:') return parsed
+  if (parsed.protocol === 'http:' && isLoopbackHost(parsed.hostname)) return parsed
+  return undefined
+}
+
+/** https always; http only to loopback (development); no other scheme, no credentials in the URL. */
+export function isAllowedOutboundUrl (url: string): boolean {
+  return parseAllowed(url) !== undefined
+}
+
+function quote (url: string): string {
+  return JSON.stringify(url.length > MAX_QUOTED_URL ? `${url.slice(0, MAX_QUOTED_URL)}…` : url)
+}
+
+function describeCause (err: unknown): string {
+  if (!(err instanceof Error)) return String(err)
+  // undici reports "fetch failed" and puts the useful part (ECONNREFUSED, certificate errors) in cause.
+  const cause = err.cause
+  if (cause instanceof Error) {
+    const code = (cause as { code?: unknown }).code
+    return typeof code === 'string' && !cause.message.includes(code) ? `${cause.message} (${code})` : cause.message
+  }
+  return err.message
+}
+
+export async function fetchJson (url: string, opts: FetchJsonOptions): Promise<FetchJsonResult> {
+  const started = performance.now()
+  const maxRedirects = opts.maxRedirects ?? DEFAULT_MAX_REDIRECTS
+  let current = parseAllowed(url)
+  if (current === undefined) {
+    throw new FetchError('url_not_allowed', url,
+      `Refusing to fetch ${quote(url)}: only https URLs (or http to a loopback host) without credentials are allowed`)
+  }
+
+  const timeout = AbortSignal.timeout(opts.timeoutMs)
+  const local = new AbortController()
+  const signal = AbortSignal.any([timeout, local.signal])
+  let currentUrl = current.href
+
+  try {
+    for (let redirects = 0; ; redirects++) {
+      const res = await fetch(currentUrl, {
+        redirect: 'manual',
+        signal,
+        headers: { accept: 'application/json' }
+      })
+
+      if (REDIRECT_STATUSES.has(res.status)) {
+        await res.body?.cancel()
+        const location = res.headers.get('location')
+        if (location === null) {
+          throw new FetchError('http_status', currentUrl,
+            `GET ${currentUrl} answered HTTP ${res.status} without a Location header`)
+        }
+        if (redirects >= maxRedirects) {
+          throw new FetchError('redirect_not_allowed', currentUrl,
+            `GET ${currentUrl} redirected more than ${maxRedirects} times; configure the final URL instead`)
+        }
+        const next = nextHop(current, currentUrl, location)
+        current = next
+        currentUrl = next.href
+        continue
+      }
+
+      if (res.status !== 200) {
+        await res.body?.cancel()
+        throw new FetchError('http_status', currentUrl, `GET ${currentUrl} answered HTTP ${res.status}`)
+      }
+
+      const bytes = await readLimited(res, currentUrl, opts.maxResponseBytes, local)
+      const body = parseJson(bytes, currentUrl, res.headers.get('content-type'))
+      const cacheControl = res.headers.get('cache-control') ?? undefined
+      return { url: currentUrl, body, cacheControl, durationMs: performance.now() - started }
+    }
+  } catch (err) {
+    if (err instanceof FetchError) throw err
+    if (timeout.aborted) {
+      throw new FetchError('timeout', currentUrl,
+        `GET ${currentUrl} did not complete within ${opts.timeoutMs} ms (fetch.timeoutMs)`, { cause: err })
+    }
+    throw new FetchError('network', currentUrl, `GET ${currentUrl} failed: ${describeCause(err)}`, { cause: err })
+  } finally {
+    // Releases the connection of a body we stopped reading, whatever happened.
+    local.abort()
+  }
+}
+
+/** A redirect is followed only to the same host and never from https down to http. */
+function nextHop (from: URL, fromUrl: string, location: string): URL {
+  let target: URL
+  try {
+    target = new URL(location, from)
+  } catch {
+    throw new FetchError('redirect_not_allowed', fromUrl,
+      `GET ${fromUrl} redirected to an invalid URL ${quote(location)}`)
+  }
+  if (target.hostname !== from.hostname) {
+    throw new FetchError('redirect_not_allowed', fromUrl,
+      `GET ${fromUrl} redirected to another host (${quote(target.href)}); configure the final URL instead`)
+  }
+  if (from.protocol === 'https:' && target.protocol !== 'https:') {
+    throw new FetchError('redirect_not_allowed', fromUrl,
+      `GET ${fromUrl} redirected from https down to ${quote(target.href)}`)
+  }
+  if (!isAllowedOutboundUrl(target.href)) {
+    throw new FetchError('redirect_not_allowed', fromUrl,
+      `GET ${fromUrl} redirected to a URL that is not allowed (${quote(target.href)})`)
+  }
+  return target
+}
+
+async function readLimited (res: Response, url: string, limit: number, local: AbortController): Promise<Buffer> {
+  const tooLarge = (): FetchError =>
+    new FetchError('too_large', url, `GET ${url}: body exceeds ${limit} bytes (fetch.maxResponseBytes)`)
+  const declared = res.headers.get('content-length')
+  if (declared !== null && Number(declared) > limit) {
+    local.abort()
+    throw tooLarge()
+  }
+  if (res.body === null) return Buffer.alloc(0)
+
+  const chunks: Uint8Array[] = []
+  let total = 0
+  const reader = res.body.getReader()
+  for (;;) {
+    const { done, value } = await reader.read()
+    if (done) break
+    total += value.byteLength
+    if (total > limit) {
+      local.abort()
+      await reader.cancel().catch(() => {})
+      throw tooLarge()
+    }
+    chunks.push(value)
+  }
+  return Buffer.concat(chunks, total)
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true })
+
+function parseJson (bytes: Buffer, url: string, contentType: string | null): unknown {
+  try {
+    return JSON.parse(utf8.decode(bytes))
+  } catch {
+    // No cause: V8's SyntaxError quotes the body, and bodies never reach messages or logs.
+    const type = contentType === null ? 'no content-type' : `content-type ${contentType.slice(0, 100)}`
+    const what = bytes.length === 0 ? 'empty' : `not JSON (${type})`
+    throw new FetchError('not_json', url, `GET ${url}: body is ${what}`)
+  }
+}

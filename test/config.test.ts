@@ -1,0 +1,601 @@
+import { join } from 'node:path'
+import t from 'tap'
+import Value from 'typebox/value'
+import { ConfigError, loadConfig, parseConfig } from '../src/config/load.js'
+import {
+  ClaimMappingSchema,
+  ConfigFileSchema,
+  FETCH_DEFAULTS,
+  JWKS_DEFAULTS,
+  RATE_LIMIT_DEFAULTS,
+  SERVER_DEFAULTS
+} from '../src/config/schema.js'
+import { DEFAULT_ALGORITHMS, MAPPABLE_FIELDS, type Config } from '../src/config/types.js'
+
+const SECRET_32 = 'x'.repeat(32)
+const SECRET_64 = 'y'.repeat(64)
+
+/** Runs fn, expecting a ConfigError; returns its problems. */
+function problemsOf (fn: () => unknown): string[] {
+  try {
+    fn()
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems
+    throw err
+  }
+  throw new Error('expected a ConfigError')
+}
+
+/** parseConfig of a document with the given issuers (and other sections), in an empty environment. */
+function parse (doc: Record<string, unknown>, env: NodeJS.ProcessEnv = {}): Config {
+  return parseConfig(doc, 'config.yaml', env)
+}
+
+const minimalIssuer = (extra: Record<string, unknown> = {}): Record<string, unknown> => ({
+  id: 'google',
+  issuer: 'https://accounts.google.com',
+  audiences: ['client-1'],
+  ...extra
+})
+
+const FULL_YAML = `
+# every option
+server:
+  host: 0.0.0.0
+  port: 9090
+  logLevel: debug
+  bodyLimit: 32768
+  maxTokenBytes: 8192
+  shutdownGraceSeconds: 20
+  trustProxy: [10.0.0.0/8, 127.0.0.1, "::1", loopback]
+rateLimit:
+  enabled: false
+  max: 50
+  windowSeconds: 10
+jwks:
+  maxEntries: 10
+  defaultFreshnessSeconds: 300
+  minFreshnessSeconds: 30
+  maxFreshnessSeconds: 3600
+  staleIfErrorSeconds: 600
+  unknownKidCooldownSeconds: 10
+  unknownKidRefreshesPerMinute: 3
+  backoffInitialSeconds: 2
+  backoffMaxSeconds: 60
+fetch:
+  timeoutMs: 2000
+  maxResponseBytes: 65536
+issuers:
+  - id: google
+    issuer: https://accounts.google.com
+    audiences: [web-client, android-client]
+    authorizedParties: [ios-client]
+    algorithms: [RS256]
+    clockToleranceSeconds: 10
+    maxTokenAgeSeconds: 86400
+    requiredClaims:
+      hd: example.com
+      "https://example.com/roles": [admin, user]
+    claimMapping:
+      groups: realm_access.roles
+      tenant: hd
+  - id: corp_idp-2
+    issuer: http://127.0.0.1:8443/realms/corp
+    audiences: [svc]
+    jwksUri: https://keys.example.com/jwks.json
+    algorithms: [ES256, HS512]
+    clientSecretEnv: CORP_SECRET
+  - id: airgap
+    issuer: https://idp.internal.example
+    audiences: [svc]
+    jwks:
+      keys:
+        - { kty: EC, crv: P-256, kid: k1, x: abc, y: def, use: sig, alg: ES256 }
+`
+
+t.test('a valid full YAML file resolves every option', async (t) => {
+  const dir = t.testdir({ 'config.yaml': FULL_YAML })
+  const path = join(dir, 'config.yaml')
+  const config = loadConfig({ argv: ['--config', path], env: { CORP_SECRET: SECRET_64 } })
+  t.same(config, {
+    server: {
+      host: '0.0.0.0',
+      port: 9090,
+      logLevel: 'debug',
+      bodyLimit: 32768,
+      maxTokenBytes: 8192,
+      shutdownGraceSeconds: 20,
+      trustProxy: ['10.0.0.0/8', '127.0.0.1', '::1', 'loopback']
+    },
+    rateLimit: { enabled: false, max: 50, windowSeconds: 10 },
+    jwks: {
+      maxEntries: 10,
+      defaultFreshnessSeconds: 300,
+      minFreshnessSeconds: 30,
+      maxFreshnessSeconds: 3600,
+      staleIfErrorSeconds: 600,
+      unknownKidCooldownSeconds: 10,
+      unknownKidRefreshesPerMinute: 3,
+      backoffInitialSeconds: 2,
+      backoffMaxSeconds: 60
+    },
+    fetch: { timeoutMs: 2000, maxResponseBytes: 65536 },
+    issuers: [
+      {
+        id: 'google',
+        issuer: 'https://accounts.google.com',
+        audiences: ['web-client', 'android-client'],
+        authorizedParties: ['ios-client'],
+        algorithms: ['RS256'],
+        keys: { kind: 'discovery' },
+        clockToleranceSeconds: 10,
+        maxTokenAgeSeconds: 86400,
+        requiredClaims: { hd: ['example.com'], 'https://example.com/roles': ['admin', 'user'] },
+        claimMapping: { groups: 'realm_access.roles', tenant: 'hd' }
+      },
+      {
+        id: 'corp_idp-2',
+        issuer: 'http://127.0.0.1:8443/realms/corp',
+        audiences: ['svc'],
+        authorizedParties: [],
+        algorithms: ['ES256', 'HS512'],
+        keys: { kind: 'jwksUri', jwksUri: 'https://keys.example.com/jwks.json' },
+        clientSecret: SECRET_64,
+        clockToleranceSeconds: 30,
+        requiredClaims: {},
+        claimMapping: {}
+      },
+      {
+        id: 'airgap',
+        issuer: 'https://idp.internal.example',
+        audiences: ['svc'],
+        authorizedParties: [],
+        algorithms: [...DEFAULT_ALGORITHMS],
+        keys: { kind: 'inline', jwks: { keys: [{ kty: 'EC', crv: 'P-256', kid: 'k1', x: 'abc', y: 'def', use: 'sig', alg: 'ES256' }] } },
+        clockToleranceSeconds: 30,
+        requiredClaims: {},
+        claimMapping: {}
+      }
+    ],
+    source: path
+  })
+  t.equal(config.issuers[2]!.maxTokenAgeSeconds, undefined)
+  t.notOk('clientSecret' in config.issuers[0]!, 'no secret, no clientSecret property')
+})
+
+t.test('a valid JSON file, by --config=PATH and by OIDC_VERIFIER_CONFIG, gets the defaults', async (t) => {
+  const doc = { issuers: [minimalIssuer()] }
+  const dir = t.testdir({ 'config.json': JSON.stringify(doc, null, 2), 'upper.JSON': JSON.stringify(doc) })
+  const path = join(dir, 'config.json')
+  const expected: Config = {
+    server: { ...SERVER_DEFAULTS },
+    rateLimit: { ...RATE_LIMIT_DEFAULTS },
+    jwks: { ...JWKS_DEFAULTS },
+    fetch: { ...FETCH_DEFAULTS },
+    issuers: [{
+      id: 'google',
+      issuer: 'https://accounts.google.com',
+      audiences: ['client-1'],
+      authorizedParties: [],
+      algorithms: [...DEFAULT_ALGORITHMS],
+      keys: { kind: 'discovery' },
+      clockToleranceSeconds: 30,
+      requiredClaims: {},
+      claimMapping: {}
+    }],
+    source: path
+  }
+  t.same(loadConfig({ argv: [`--config=${path}`], env: {} }), expected)
+  t.same(loadConfig({ argv: [], env: { OIDC_VERIFIER_CONFIG: path } }), expected)
+  t.equal(loadConfig({ argv: [], env: { OIDC_VERIFIER_CONFIG: join(dir, 'upper.JSON') } }).issuers.length, 1)
+  // --config wins over OIDC_VERIFIER_CONFIG
+  t.equal(loadConfig({ argv: ['--config', path], env: { OIDC_VERIFIER_CONFIG: '/nope.yaml' } }).source, path)
+})
+
+t.test('the documented defaults', async (t) => {
+  t.same(SERVER_DEFAULTS, { host: '127.0.0.1', port: 8080, logLevel: 'info', bodyLimit: 65536, maxTokenBytes: 16384, shutdownGraceSeconds: 10, trustProxy: false })
+  t.same(RATE_LIMIT_DEFAULTS, { enabled: true, max: 1000000, windowSeconds: 60 })
+  t.same(JWKS_DEFAULTS, {
+    maxEntries: 100,
+    defaultFreshnessSeconds: 600,
+    minFreshnessSeconds: 60,
+    maxFreshnessSeconds: 86400,
+    staleIfErrorSeconds: 21600,
+    unknownKidCooldownSeconds: 5,
+    unknownKidRefreshesPerMinute: 6,
+    backoffInitialSeconds: 1,
+    backoffMaxSeconds: 300
+  })
+  t.same(FETCH_DEFAULTS, { timeoutMs: 5000, maxResponseBytes: 524288 })
+})
+
+t.test('the schema agrees with types.ts and with TypeBox', async (t) => {
+  t.same(Object.keys(ClaimMappingSchema.properties).sort(), [...MAPPABLE_FIELDS].sort())
+  const dir = t.testdir({ 'config.yaml': FULL_YAML })
+  // The file that loads is also valid for TypeBox's own checker.
+  const { parse: parseYaml } = await import('yaml')
+  const { readFileSync } = await import('node:fs')
+  t.ok(Value.Check(ConfigFileSchema, parseYaml(readFileSync(join(dir, 'config.yaml'), 'utf8'))))
+})
+
+t.test('environment-only mode', async (t) => {
+  const config = loadConfig({
+    argv: [],
+    env: {
+      OIDC_ISSUER: 'https://login.example.com/',
+      OIDC_AUDIENCE: ' web , api ',
+      OIDC_ALGORITHMS: 'RS256, ES256',
+      OIDC_JWKS_URI: 'https://login.example.com/keys',
+      OIDC_ISSUER_ID: 'example'
+    }
+  })
+  t.equal(config.source, 'environment')
+  t.same(config.issuers, [{
+    id: 'example',
+    issuer: 'https://login.example.com/',
+    audiences: ['web', 'api'],
+    authorizedParties: [],
+    algorithms: ['RS256', 'ES256'],
+    keys: { kind: 'jwksUri', jwksUri: 'https://login.example.com/keys' },
+    clockToleranceSeconds: 30,
+    requiredClaims: {},
+    claimMapping: {}
+  }])
+  t.same(config.server, SERVER_DEFAULTS)
+
+  const minimal = loadConfig({ argv: [], env: { OIDC_ISSUER: 'http://localhost:8080/realms/dev', OIDC_AUDIENCE: 'app' } })
+  t.equal(minimal.issuers[0]!.id, 'default')
+  t.same(minimal.issuers[0]!.keys, { kind: 'discovery' })
+  t.same(minimal.issuers[0]!.algorithms, DEFAULT_ALGORITHMS)
+})
+
+t.test('environment-only mode errors name the variables', async (t) => {
+  t.same(problemsOf(() => loadConfig({ argv: [], env: { OIDC_ISSUER: 'https://a.example', OIDC_AUDIENCE: 'a,,b,' } })), [
+    'environment: OIDC_AUDIENCE (item 2): expected a non-empty client id, got an empty string',
+    'environment: OIDC_AUDIENCE (item 4): expected a non-empty client id, got an empty string'
+  ])
+  t.same(problemsOf(() => loadConfig({ argv: [], env: { OIDC_ISSUER: 'http://idp.example.com' } })), [
+    'environment: OIDC_AUDIENCE: not set; expected a non-empty list of client ids',
+    'environment: OIDC_ISSUER: expected an https URL (http is allowed only for loopback hosts: 127.0.0.0/8, ::1, localhost), got "http://idp.example.com"'
+  ])
+  t.same(problemsOf(() => loadConfig({
+    argv: [],
+    env: { OIDC_ISSUER: 'https://a.example', OIDC_AUDIENCE: 'a', OIDC_ALGORITHMS: 'RS256,none,HS256', OIDC_ISSUER_ID: 'Bad Id', OIDC_JWKS_URI: 'ftp://x' }
+  })), [
+    'environment: OIDC_ISSUER_ID: expected an id of 1 to 64 characters: lowercase letters, digits, "_" and "-", starting with a letter or digit, got "Bad Id"',
+    'environment: OIDC_JWKS_URI: expected an https URL, got "ftp://x"',
+    'environment: OIDC_ALGORITHMS (item 2): "none" is never allowed (unsigned tokens could be forged by anyone); expected a signing algorithm',
+    'environment: OIDC_ALGORITHMS (item 3): HS256 requires a client secret, which environment-only mode cannot configure; use a configuration file with clientSecret or clientSecretEnv'
+  ])
+})
+
+t.test('HOST, PORT and LOG_LEVEL override the file', async (t) => {
+  const dir = t.testdir({ 'c.yml': 'server: { host: 10.1.1.1, port: 1234, logLevel: warn }\nissuers: [{ id: a, issuer: "https://a.example", audiences: [x] }]\n' })
+  const argv = ['--config', join(dir, 'c.yml')]
+  const config = loadConfig({ argv, env: { HOST: '::', PORT: '0', LOG_LEVEL: 'trace' } })
+  t.same([config.server.host, config.server.port, config.server.logLevel], ['::', 0, 'trace'])
+  const fileOnly = loadConfig({ argv, env: {} })
+  t.same([fileOnly.server.host, fileOnly.server.port, fileOnly.server.logLevel], ['10.1.1.1', 1234, 'warn'])
+  t.equal(loadConfig({ argv, env: { PORT: '' } }).server.port, 1234, 'an empty variable counts as unset')
+
+  t.same(problemsOf(() => loadConfig({ argv, env: { PORT: '65536', LOG_LEVEL: 'verbose' } })), [
+    'environment: PORT: expected an integer from 0 to 65535, got "65536"',
+    'environment: LOG_LEVEL: expected one of fatal, error, warn, info, debug, trace, silent, got "verbose"'
+  ])
+  for (const port of ['-1', '80a', '8080.0', ' 80', '0x50']) {
+    t.same(problemsOf(() => loadConfig({ argv, env: { PORT: port } })), [`environment: PORT: expected an integer from 0 to 65535, got ${JSON.stringify(port)}`])
+  }
+  t.same(problemsOf(() => loadConfig({ argv: [], env: { OIDC_ISSUER: 'https://a.example', OIDC_AUDIENCE: 'a', PORT: 'http' } })), [
+    'environment: PORT: expected an integer from 0 to 65535, got "http"'
+  ])
+})
+
+t.test('wrong types are errors, never coerced; ranges are stated', async (t) => {
+  t.same(problemsOf(() => parse({
+    server: { port: '8080', bodyLimit: 1000, shutdownGraceSeconds: 1.5, trustProxy: 'yes', host: '' },
+    rateLimit: { enabled: 'true', max: 0, windowSeconds: Number.NaN },
+    jwks: { maxEntries: -1, staleIfErrorSeconds: Infinity },
+    fetch: { timeoutMs: 10 },
+    issuers: [minimalIssuer({ clockToleranceSeconds: 301, maxTokenAgeSeconds: 0 })]
+  })), [
+    'config.yaml: server.port: expected an integer from 0 to 65535, got "8080"',
+    'config.yaml: server.bodyLimit: expected an integer from 1024 to 10485760, got 1000',
+    'config.yaml: server.shutdownGraceSeconds: expected an integer from 0 to 600, got 1.5',
+    'config.yaml: server.trustProxy: expected true, false or a list of addresses/CIDRs, got "yes"',
+    'config.yaml: server.host: expected a non-empty host name or address, got an empty string',
+    'config.yaml: rateLimit.enabled: expected true or false, got "true"',
+    'config.yaml: rateLimit.max: expected an integer from 1 to 1000000000, got 0',
+    'config.yaml: rateLimit.windowSeconds: expected an integer from 1 to 86400, got NaN',
+    'config.yaml: jwks.maxEntries: expected an integer from 1 to 100000, got -1',
+    'config.yaml: jwks.staleIfErrorSeconds: expected an integer from 0 to 604800, got Infinity',
+    'config.yaml: fetch.timeoutMs: expected an integer from 100 to 60000, got 10',
+    'config.yaml: issuers[0].clockToleranceSeconds: expected an integer from 0 to 300, got 301',
+    'config.yaml: issuers[0].maxTokenAgeSeconds: expected an integer from 1 to 31536000, got 0'
+  ])
+  t.same(problemsOf(() => parse({ issuers: [minimalIssuer({ audiences: 'client-1' })], server: null })), [
+    'config.yaml: server: expected a mapping of server options, got null',
+    'config.yaml: issuers[0].audiences: expected a non-empty list of client ids, got "client-1"'
+  ])
+  t.same(problemsOf(() => parse({ issuers: [] })), ['config.yaml: issuers: expected a non-empty list of issuers, got an empty list'])
+  t.same(problemsOf(() => parseConfig([1], 'c.json', {})), ['c.json: expected a mapping of configuration sections, got a list'])
+  t.same(problemsOf(() => parse({})), ['config.yaml: issuers: missing; expected a non-empty list of issuers'])
+  t.same(problemsOf(() => parse({ issuers: [{}] })), [
+    'config.yaml: issuers[0].id: missing; expected an id of 1 to 64 characters: lowercase letters, digits, "_" and "-", starting with a letter or digit',
+    'config.yaml: issuers[0].issuer: missing; expected an https URL (http only for loopback hosts)',
+    'config.yaml: issuers[0].audiences: missing; expected a non-empty list of client ids'
+  ])
+})
+
+t.test('several problems in one file are all reported, in document order', async (t) => {
+  const yaml = [
+    'server:',
+    '  port: 99999',
+    'issuers:',
+    '  - id: a',
+    '    issuer: https://a.example',
+    '    audiences: []',
+    '  - id: b',
+    '    issuer: http://b.example.com',
+    '    audience: [x]',
+    '    algorithms: [none]'
+  ].join('\n')
+  const problems = problemsOf(() => loadConfig({ argv: ['--config', 'config.yaml'], env: {}, readFile: () => yaml }))
+  t.same(problems, [
+    'config.yaml: server.port: expected an integer from 0 to 65535, got 99999',
+    'config.yaml: issuers[0].audiences: expected a non-empty list of client ids, got an empty list',
+    'config.yaml: issuers[1].audience: unknown option (did you mean "audiences"?)',
+    'config.yaml: issuers[1].audiences: missing; expected a non-empty list of client ids',
+    'config.yaml: issuers[1].issuer: expected an https URL (http is allowed only for loopback hosts: 127.0.0.0/8, ::1, localhost), got "http://b.example.com"',
+    'config.yaml: issuers[1].algorithms[0]: "none" is never allowed (unsigned tokens could be forged by anyone); expected a signing algorithm'
+  ])
+  try {
+    loadConfig({ argv: ['--config', 'config.yaml'], env: {}, readFile: () => yaml })
+  } catch (err) {
+    t.ok(err instanceof ConfigError)
+    const lines = (err as Error).message.split('\n')
+    t.equal(lines[0], 'invalid configuration (6 problems):')
+    t.same(lines.slice(1).map((l) => l.trim()), problems, 'one line per problem')
+  }
+})
+
+t.test('unknown options at every level, with suggestions', async (t) => {
+  t.same(problemsOf(() => parse({
+    issuer: [],
+    server: { logLevle: 'info', colour: true },
+    rateLimit: { window: 5 },
+    jwks: { maxentries: 5 },
+    fetch: { timeout_ms: 5 },
+    issuers: [minimalIssuer({ client_secret: 'x', claimMapping: { grups: 'g' } })]
+  })), [
+    'config.yaml: server.logLevle: unknown option (did you mean "logLevel"?)',
+    'config.yaml: server.colour: unknown option (expected one of: host, port, logLevel, bodyLimit, maxTokenBytes, shutdownGraceSeconds, trustProxy)',
+    'config.yaml: rateLimit.window: unknown option (did you mean "windowSeconds"?)',
+    'config.yaml: jwks.maxentries: unknown option (did you mean "maxEntries"?)',
+    'config.yaml: fetch.timeout_ms: unknown option (did you mean "timeoutMs"?)',
+    'config.yaml: issuer: unknown option (did you mean "issuers"?)',
+    'config.yaml: issuers[0].client_secret: unknown option (did you mean "clientSecret"?)',
+    'config.yaml: issuers[0].claimMapping.grups: unknown option (did you mean "groups"?)'
+  ])
+})
+
+t.test('algorithms', async (t) => {
+  t.same(problemsOf(() => parse({ issuers: [minimalIssuer({ algorithms: ['none', 'NONE', 'rs256', 'XS999', 'HS256', ''] })] })), [
+    'config.yaml: issuers[0].algorithms[5]: expected a non-empty algorithm name, got an empty string',
+    'config.yaml: issuers[0].algorithms[0]: "none" is never allowed (unsigned tokens could be forged by anyone); expected a signing algorithm',
+    'config.yaml: issuers[0].algorithms[1]: "none" is never allowed (unsigned tokens could be forged by anyone); expected a signing algorithm',
+    'config.yaml: issuers[0].algorithms[2]: unsupported algorithm "rs256"; did you mean "RS256"?',
+    'config.yaml: issuers[0].algorithms[3]: unsupported algorithm "XS999"; expected one of RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA, Ed25519, HS256, HS384, HS512',
+    'config.yaml: issuers[0].algorithms[4]: HS256 requires a client secret; set clientSecret or clientSecretEnv (HMAC ID tokens are signed with the client secret)'
+  ])
+  t.same(problemsOf(() => parse({ issuers: [minimalIssuer({ algorithms: [] })] })), [
+    'config.yaml: issuers[0].algorithms: expected a non-empty list of algorithm names, got an empty list'
+  ])
+  t.same(problemsOf(() => parse({ issuers: [minimalIssuer({ algorithms: ['RS256', 'RS256'] })] })), [
+    'config.yaml: issuers[0].algorithms[1]: duplicate value "RS256"; expected each value once'
+  ])
+})
+
+t.test('client secrets', async (t) => {
+  const hs = parse({ issuers: [minimalIssuer({ algorithms: ['HS256'], clientSecret: SECRET_32 })] })
+  t.equal(hs.issuers[0]!.clientSecret, SECRET_32)
+  // A secret without an HMAC algorithm is not kept: HMAC is not allowed.
+  const unused = parse({ issuers: [minimalIssuer({ clientSecret: SECRET_32 })] })
+  t.equal(unused.issuers[0]!.clientSecret, undefined)
+
+  t.same(problemsOf(() => parse({ issuers: [minimalIssuer({ algorithms: ['HS256'], clientSecret: 'short-secret' })] })), [
+    'config.yaml: issuers[0].clientSecret: expected at least 32 bytes (HS256 needs a key of at least 256 bits), got 12 bytes'
+  ])
+  t.same(problemsOf(() => parse({ issuers: [minimalIssuer({ clientSecret: 'short' })] })), [
+    'config.yaml: issuers[0].clientSecret: expected at least 32 bytes (HS256 needs a key of at least 256 bits), got 5 bytes'
+  ], 'a short secret is an error even when HMAC is not enabled')
+  t.same(problemsOf(() => parse({ issuers: [minimalIssuer({ algorithms: ['HS256', 'HS384'], clientSecret: SECRET_32 })] })), [
+    'config.yaml: issuers[0].clientSecret: expected at least 48 bytes (HS384 in algorithms needs a key of at least 384 bits), got 32 bytes'
+  ])
+  t.same(problemsOf(() => parse({ issuers: [minimalIssuer({ algorithms: ['HS512'], clientSecretEnv: 'IDP_SECRET' })] }, { IDP_SECRET: SECRET_32 })), [
+    'config.yaml: issuers[0].clientSecretEnv: expected the value of IDP_SECRET at least 64 bytes (HS512 in algorithms needs a key of at least 512 bits), got 32 bytes'
+  ])
+  t.equal(parse({ issuers: [minimalIssuer({ algorithms: ['HS512'], clientSecretEnv: 'IDP_SECRET' })] }, { IDP_SECRET: SECRET_64 }).issuers[0]!.clientSecret, SECRET_64)
+  t.same(problemsOf(() => parse({ issuers: [minimalIssuer({ algorithms: ['HS256'], clientSecretEnv: 'IDP_SECRET' })] })), [
+    'config.yaml: issuers[0].clientSecretEnv: expected environment variable IDP_SECRET to hold the client secret, but it is not set'
+  ])
+  t.same(problemsOf(() => parse({ issuers: [minimalIssuer({ clientSecret: SECRET_32, clientSecretEnv: 'X' })] }, { X: SECRET_32 })), [
+    'config.yaml: issuers[0]: clientSecret and clientSecretEnv are mutually exclusive; expected at most one of them'
+  ])
+  // A secret pasted into clientSecretEnv by mistake is not echoed.
+  const pasted = 'sk-' + 'Z'.repeat(40)
+  const problems = problemsOf(() => parse({ issuers: [minimalIssuer({ clientSecretEnv: pasted })] }))
+  t.same(problems, ['config.yaml: issuers[0].clientSecretEnv: expected an environment variable name, got a string'])
+  t.notMatch(problems.join('\n'), pasted)
+})
+
+t.test('key sources: jwksUri, inline jwks, both', async (t) => {
+  const both = { jwksUri: 'https://a.example/jwks', jwks: { keys: [{ kty: 'RSA', n: 'n', e: 'AQAB' }] } }
+  t.same(problemsOf(() => parse({ issuers: [minimalIssuer(both)] })), [
+    'config.yaml: issuers[0]: jwks and jwksUri are mutually exclusive; expected one of them (or neither, to use discovery)'
+  ])
+  t.same(problemsOf(() => parse({
+    issuers: [minimalIssuer({
+      jwks: { keys: [{ kty: 'RSA', n: 'n', e: 'AQAB', d: 'secret', p: 'p', q: 'q' }, { kty: 'oct', k: 'c2VjcmV0' }, { kty: 'EC', crv: 'P-256', x: 'x', y: 'y' }] }
+    })]
+  })), [
+    'config.yaml: issuers[0].jwks.keys[0]: contains private key members (d, p, q); expected public keys only (never put private or symmetric keys in a JWKS; use clientSecret for HMAC)',
+    'config.yaml: issuers[0].jwks.keys[1]: contains private key members (k); expected public keys only (never put private or symmetric keys in a JWKS; use clientSecret for HMAC)'
+  ])
+  t.same(problemsOf(() => parse({ issuers: [minimalIssuer({ jwks: { keys: [] } }), minimalIssuer({ id: 'b', issuer: 'https://b.example', jwks: { keys: [{ kty: 1 }, 'x', {}] } }), minimalIssuer({ id: 'c', issuer: 'https://c.example', jwks: [] })] })), [
+    'config.yaml: issuers[0].jwks.keys: expected a non-empty list of JWK objects, got an empty list',
+    'config.yaml: issuers[1].jwks.keys[0].kty: expected a non-empty string (the key type), got 1',
+    'config.yaml: issuers[1].jwks.keys[1]: expected a JWK object, got "x"',
+    'config.yaml: issuers[1].jwks.keys[2].kty: missing; expected a non-empty string (the key type)',
+    'config.yaml: issuers[2].jwks: expected a JWKS object with a non-empty "keys" list, got an empty list'
+  ])
+})
+
+t.test('issuer and jwksUri URLs', async (t) => {
+  const url = (issuer: string, extra: Record<string, unknown> = {}) => problemsOf(() => parse({ issuers: [minimalIssuer({ issuer, ...extra })] }))
+  t.same(url('http://accounts.google.com'), [
+    'config.yaml: issuers[0].issuer: expected an https URL (http is allowed only for loopback hosts: 127.0.0.0/8, ::1, localhost), got "http://accounts.google.com"'
+  ])
+  t.same(url('https://a.example/?tenant=1'), ['config.yaml: issuers[0].issuer: expected a URL without a query string or fragment, got "https://a.example/?tenant=1"'])
+  t.same(url('https://a.example/#x'), ['config.yaml: issuers[0].issuer: expected a URL without a query string or fragment, got "https://a.example/#x"'])
+  t.same(url('accounts.google.com'), ['config.yaml: issuers[0].issuer: expected an absolute https URL, got "accounts.google.com"'])
+  t.same(url(' https://a.example'), ['config.yaml: issuers[0].issuer: expected a URL without whitespace, got " https://a.example"'])
+  t.same(url('https://user:pw@a.example'), ['config.yaml: issuers[0].issuer: expected a URL without a user name or password'])
+  t.same(url('https://a.example', { jwksUri: 'http://10.0.0.1/jwks' }), [
+    'config.yaml: issuers[0].jwksUri: expected an https URL (http is allowed only for loopback hosts: 127.0.0.0/8, ::1, localhost), got "http://10.0.0.1/jwks"'
+  ])
+  for (const ok of ['http://127.0.0.1:3000', 'http://127.8.9.10/realm', 'http://[::1]:8080/', 'http://localhost/x', 'https://a.example/tenant/v2.0']) {
+    t.equal(parse({ issuers: [minimalIssuer({ issuer: ok })] }).issuers[0]!.issuer, ok, `${ok} is accepted and kept exactly`)
+  }
+})
+
+t.test('duplicates', async (t) => {
+  t.same(problemsOf(() => parse({
+    issuers: [
+      minimalIssuer({ audiences: ['a', 'b', 'a'], authorizedParties: ['p', 'p'] }),
+      minimalIssuer({ issuer: 'https://other.example' }),
+      minimalIssuer({ id: 'third' })
+    ]
+  })), [
+    'config.yaml: issuers[0].audiences[2]: duplicate value "a"; expected each value once',
+    'config.yaml: issuers[0].authorizedParties[1]: duplicate value "p"; expected each value once',
+    'config.yaml: issuers[1].id: duplicate id "google" (also issuers[0].id); expected unique ids',
+    'config.yaml: issuers[2].issuer: duplicate issuer "https://accounts.google.com" (also issuers[0].issuer); expected each issuer URL once'
+  ])
+})
+
+t.test('requiredClaims and claimMapping', async (t) => {
+  const odd = parseConfig(JSON.parse('{"issuers":[{"id":"a","issuer":"https://a.example","audiences":["x"],"requiredClaims":{"__proto__":"v","constructor":"w"}}]}'), 'c.json', {})
+  t.same(Object.entries(odd.issuers[0]!.requiredClaims), [['__proto__', ['v']], ['constructor', ['w']]], 'odd claim names stay plain keys')
+
+  const config = parse({ issuers: [minimalIssuer({ requiredClaims: { hd: 'example.com', tid: ['t1', 't2'] }, claimMapping: { roles: 'realm_access.roles' } })] })
+  t.same(config.issuers[0]!.requiredClaims, { hd: ['example.com'], tid: ['t1', 't2'] })
+  t.same(config.issuers[0]!.claimMapping, { roles: 'realm_access.roles' })
+  t.same(problemsOf(() => parse({ issuers: [minimalIssuer({ requiredClaims: { hd: [], tid: 5, x: ['a', 2] }, claimMapping: { email: '' } })] })), [
+    'config.yaml: issuers[0].requiredClaims.hd: expected a non-empty list of strings, got an empty list',
+    'config.yaml: issuers[0].requiredClaims.tid: expected a string or a non-empty list of strings, got 5',
+    'config.yaml: issuers[0].requiredClaims.x[1]: expected a string, got 2',
+    'config.yaml: issuers[0].claimMapping.email: expected a non-empty claim path, got an empty string'
+  ])
+})
+
+t.test('cross-field checks', async (t) => {
+  t.same(problemsOf(() => parse({
+    server: { bodyLimit: 8192 },
+    jwks: { minFreshnessSeconds: 600, defaultFreshnessSeconds: 30, backoffInitialSeconds: 600, backoffMaxSeconds: 60 },
+    issuers: [minimalIssuer()]
+  })), [
+    'config.yaml: server.maxTokenBytes: expected less than server.bodyLimit (8192), got 16384 (the default)',
+    'config.yaml: jwks.defaultFreshnessSeconds: expected from jwks.minFreshnessSeconds (600) to jwks.maxFreshnessSeconds (86400), got 30',
+    'config.yaml: jwks.backoffInitialSeconds: expected at most jwks.backoffMaxSeconds (60), got 600'
+  ])
+  t.same(problemsOf(() => parse({ server: { bodyLimit: 4096, maxTokenBytes: 4096 }, jwks: { minFreshnessSeconds: 7200, maxFreshnessSeconds: 3600 }, issuers: [minimalIssuer()] })), [
+    'config.yaml: server.maxTokenBytes: expected less than server.bodyLimit (4096), got 4096',
+    'config.yaml: jwks.minFreshnessSeconds: expected at most jwks.maxFreshnessSeconds (3600), got 7200'
+  ])
+  t.same(problemsOf(() => parse({ server: { trustProxy: ['10.0.0.0/33', 'proxy.internal', '192.168.0.0/255.255.0.0', 'fd00::/8', true] }, issuers: [minimalIssuer()] })), [
+    'config.yaml: server.trustProxy[4]: expected an IP address, a CIDR such as 10.0.0.0/8, or loopback/linklocal/uniquelocal, got true',
+    'config.yaml: server.trustProxy[0]: expected an IP address, a CIDR such as 10.0.0.0/8, or loopback/linklocal/uniquelocal, got "10.0.0.0/33"',
+    'config.yaml: server.trustProxy[1]: expected an IP address, a CIDR such as 10.0.0.0/8, or loopback/linklocal/uniquelocal, got "proxy.internal"'
+  ])
+  t.equal(parse({ server: { trustProxy: true }, issuers: [minimalIssuer()] }).server.trustProxy, true)
+})
+
+t.test('no issuers configured', async (t) => {
+  const problems = problemsOf(() => loadConfig({ argv: [], env: {} }))
+  t.same(problems, [
+    'no issuers configured: pass --config PATH (or set OIDC_VERIFIER_CONFIG) to load a YAML or JSON configuration file, ' +
+    'or set OIDC_ISSUER and OIDC_AUDIENCE (optionally OIDC_JWKS_URI, OIDC_ALGORITHMS, OIDC_ISSUER_ID) to verify tokens of a single issuer'
+  ])
+  t.same(problemsOf(() => loadConfig({ argv: [], env: { OIDC_AUDIENCE: 'a', PORT: 'x' } })).length, 2, 'environment problems are reported too')
+})
+
+t.test('a config file and OIDC_ISSUER together are ambiguous', async (t) => {
+  const dir = t.testdir({ 'c.yaml': 'issuers: [{ id: a, issuer: "https://a.example", audiences: [x] }]\n' })
+  const path = join(dir, 'c.yaml')
+  t.same(problemsOf(() => loadConfig({ argv: ['--config', path], env: { OIDC_ISSUER: 'https://b.example' } })), [
+    `environment: OIDC_ISSUER: ambiguous: environment-only issuer settings cannot be combined with a config file (${path}, from --config); configure the issuers in the file, or unset it`
+  ])
+  t.same(problemsOf(() => loadConfig({ argv: [], env: { OIDC_VERIFIER_CONFIG: path, OIDC_ISSUER: 'https://b.example', OIDC_AUDIENCE: 'x' } })), [
+    `environment: OIDC_ISSUER, OIDC_AUDIENCE: ambiguous: environment-only issuer settings cannot be combined with a config file (${path}, from OIDC_VERIFIER_CONFIG); configure the issuers in the file, or unset them`
+  ])
+})
+
+t.test('files that cannot be read or parsed', async (t) => {
+  const dir = t.testdir({
+    'bad.yaml': 'issuers:\n  - id: a\n    audiences: [x, y\n  - id: b\n',
+    'dup.yaml': 'issuers: []\nissuers: []\n',
+    'multi.yaml': '---\nissuers: []\n---\nfoo: 1\n',
+    'bad.json': '{\n  "issuers": [\n    { "id": "a", },\n  ]\n}\n',
+    'dup.json': '{ "issuers": [],\n  "issuers": [] }',
+    'comment.json': '// no comments in JSON\n{}',
+    'empty.yaml': '',
+    'comments.yaml': '# nothing here\n\n',
+    'config.toml': 'x = 1',
+    sub: {}
+  })
+  const load = (name: string) => problemsOf(() => loadConfig({ argv: ['--config', join(dir, name)], env: {} }))
+
+  const yaml = load('bad.yaml')
+  t.equal(yaml.length, 1)
+  t.match(yaml[0], new RegExp(`^${join(dir, 'bad.yaml').replace(/[\\^$.*+?()[\]{}|]/g, '\\$&')}: line 4, column \\d+: invalid YAML: `))
+  t.same(load('multi.yaml'), [`${join(dir, 'multi.yaml')}: line 3, column 1: invalid YAML: the file contains several documents (---); expected exactly one`])
+  t.same(load('dup.yaml'), [`${join(dir, 'dup.yaml')}: line 2, column 1: invalid YAML: Map keys must be unique`])
+  t.same(load('bad.json'), [`${join(dir, 'bad.json')}: line 3, column 18: invalid JSON: unexpected "}", expected a string in double quotes (an object key)`])
+  t.same(load('dup.json'), [`${join(dir, 'dup.json')}: line 2, column 3: invalid JSON: duplicate key "issuers"`])
+  t.same(load('comment.json'), [`${join(dir, 'comment.json')}: line 1, column 1: invalid JSON: unexpected "/", expected a value`])
+  t.same(load('empty.yaml'), [`${join(dir, 'empty.yaml')}: the file is empty; expected a configuration with at least "issuers"`])
+  t.same(load('comments.yaml'), [`${join(dir, 'comments.yaml')}: the file is empty (only comments); expected a configuration with at least "issuers"`])
+  t.same(load('config.toml'), [`${join(dir, 'config.toml')}: expected a file name ending in .yaml, .yml or .json (the extension selects the format)`])
+  t.same(load('missing.yaml'), [`${join(dir, 'missing.yaml')}: cannot read the file: no such file`])
+  t.same(load('sub/../sub'), [`${join(dir, 'sub')}: expected a file name ending in .yaml, .yml or .json (the extension selects the format)`])
+
+  // File problems and environment problems together.
+  t.same(problemsOf(() => loadConfig({ argv: ['--config', '/nonexistent/oidc.yaml'], env: { LOG_LEVEL: 'loud' } })), [
+    '/nonexistent/oidc.yaml: cannot read the file: no such file',
+    'environment: LOG_LEVEL: expected one of fatal, error, warn, info, debug, trace, silent, got "loud"'
+  ])
+})
+
+t.test('--config on the command line', async (t) => {
+  const readFile = () => 'issuers: [{ id: a, issuer: "https://a.example", audiences: [x] }]'
+  t.equal(loadConfig({ argv: ['serve', '--config', 'a.yaml'], env: {}, readFile }).source, 'a.yaml')
+  t.same(problemsOf(() => loadConfig({ argv: ['--config'], env: {}, readFile })), ['command line: --config: expected a file path'])
+  t.same(problemsOf(() => loadConfig({ argv: ['--config', '--verbose'], env: {}, readFile })), ['command line: --config: expected a file path'])
+  t.same(problemsOf(() => loadConfig({ argv: ['--config=a.yaml', '--config', 'b.yaml'], env: {}, readFile })), [
+    'command line: --config: given 2 times; expected it once'
+  ])
+})
+
+t.test('claim paths and the JWKS cache bound are checked against the issuers', async (t) => {
+  const doc = {
+    jwks: { maxEntries: 1 },
+    issuers: [
+      { id: 'a', issuer: 'https://a.example.com', audiences: ['x'], claimMapping: { groups: 'realm_access..roles', roles: '["https://example.com/roles"]' } },
+      { id: 'b', issuer: 'https://b.example.com', audiences: ['x'] }
+    ]
+  }
+  const err = t.throws(() => parseConfig(doc, 'c.yaml', {})) as unknown as ConfigError
+  t.match(err.problems.join('\n'), /c\.yaml: issuers\[0\]\.claimMapping\.groups: expected a claim path/)
+  t.notMatch(err.problems.join('\n'), /claimMapping\.roles/, 'a quoted name with dots and slashes is valid')
+  t.match(err.problems.join('\n'), /c\.yaml: jwks\.maxEntries: expected at least the number of issuers with remote keys \(2\), got 1/)
+})

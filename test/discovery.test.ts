@@ -1,0 +1,114 @@
+import t from 'tap'
+import { DiscoveryError, discoverJwksUri, discoveryUrl } from '../src/jwks/discovery.js'
+import { FetchError, type FetchJsonOptions, type FetchJsonResult } from '../src/net/fetch-json.js'
+import { startJwksServer } from './helpers/jwks-server.js'
+
+const fetchOpts = { timeoutMs: 2000, maxResponseBytes: 65536 }
+const WELL_KNOWN = '/.well-known/openid-configuration'
+
+async function discoveryError (promise: Promise<unknown>): Promise<DiscoveryError> {
+  try {
+    await promise
+  } catch (err) {
+    if (err instanceof DiscoveryError) return err
+    throw err
+  }
+  throw new Error('expected a DiscoveryError')
+}
+
+t.test('discoveryUrl removes a terminating slash before appending the well-known path', async (t) => {
+  t.equal(discoveryUrl('https://idp.example'), 'https://idp.example/.well-known/openid-configuration')
+  t.equal(discoveryUrl('https://idp.example/'), 'https://idp.example/.well-known/openid-configuration')
+  t.equal(discoveryUrl('https://idp.example/tenant/v2.0/'), 'https://idp.example/tenant/v2.0/.well-known/openid-configuration')
+})
+
+t.test('discovery against a server', async (t) => {
+  const idp = await startJwksServer()
+  t.teardown(() => idp.close())
+  t.beforeEach(() => idp.resetCounts())
+  const serve = (metadata: unknown, path = WELL_KNOWN): void => idp.set({ json: metadata }, path)
+
+  t.test('good discovery', async (t) => {
+    serve({ issuer: idp.url, jwks_uri: idp.jwksUrl, id_token_signing_alg_values_supported: ['RS256'] })
+    const found = await discoverJwksUri(idp.url, fetchOpts)
+    t.equal(found.jwksUri, idp.jwksUrl)
+    t.same(found.metadata.id_token_signing_alg_values_supported, ['RS256'])
+    t.equal(idp.requests(WELL_KNOWN), 1)
+  })
+
+  t.test('trailing-slash issuer: same URL, but the document must name the slash too', async (t) => {
+    const issuer = `${idp.url}/`
+    serve({ issuer, jwks_uri: idp.jwksUrl })
+    t.equal((await discoverJwksUri(issuer, fetchOpts)).jwksUri, idp.jwksUrl)
+    t.equal(idp.requests(WELL_KNOWN), 1)
+
+    const err = await discoveryError(discoverJwksUri(idp.url, fetchOpts))
+    t.match(err.message, `names issuer "${issuer}", expected exactly "${idp.url}"`)
+  })
+
+  t.test('issuer with a path', async (t) => {
+    const issuer = `${idp.url}/tenant/v2.0`
+    serve({ issuer, jwks_uri: idp.jwksUrl }, `/tenant/v2.0${WELL_KNOWN}`)
+    t.equal((await discoverJwksUri(issuer, fetchOpts)).jwksUri, idp.jwksUrl)
+  })
+
+  t.test('issuer mismatch says what was expected and what was found', async (t) => {
+    serve({ issuer: 'https://evil.example', jwks_uri: idp.jwksUrl })
+    const err = await discoveryError(discoverJwksUri(idp.url, fetchOpts))
+    t.equal(err.issuer, idp.url)
+    t.equal(err.message,
+      `Discovery for issuer ${idp.url} failed: the metadata at ${idp.url}${WELL_KNOWN} names issuer ` +
+      `"https://evil.example", expected exactly "${idp.url}" (the configured issuer must match the provider's, ` +
+      'including scheme and trailing slash)')
+
+    serve({ jwks_uri: idp.jwksUrl })
+    t.match((await discoveryError(discoverJwksUri(idp.url, fetchOpts))).message, 'names issuer no value, expected exactly')
+    serve({ issuer: 'x'.repeat(5000), jwks_uri: idp.jwksUrl })
+    t.ok((await discoveryError(discoverJwksUri(idp.url, fetchOpts))).message.length < 600, 'found value is truncated')
+  })
+
+  t.test('missing or invalid jwks_uri', async (t) => {
+    serve({ issuer: idp.url })
+    t.match((await discoveryError(discoverJwksUri(idp.url, fetchOpts))).message,
+      'has no "jwks_uri" string (found no value)')
+    serve({ issuer: idp.url, jwks_uri: 42 })
+    t.match((await discoveryError(discoverJwksUri(idp.url, fetchOpts))).message, 'has no "jwks_uri" string (found 42)')
+    for (const bad of ['http://idp.example/jwks', 'ftp://127.0.0.1/jwks', 'https://u:p@idp.example/jwks', 'relative/jwks']) {
+      serve({ issuer: idp.url, jwks_uri: bad })
+      const err = await discoveryError(discoverJwksUri(idp.url, fetchOpts))
+      t.match(err.message, `has a "jwks_uri" that is not allowed (${JSON.stringify(bad)}): it must be https`, bad)
+    }
+  })
+
+  t.test('metadata that is not an object', async (t) => {
+    serve([{ issuer: idp.url }])
+    t.match((await discoveryError(discoverJwksUri(idp.url, fetchOpts))).message, 'is not a JSON object')
+  })
+
+  t.test('fetch failures are rethrown with the fetch error message and cause', async (t) => {
+    idp.set({ status: 500 }, WELL_KNOWN)
+    const err = await discoveryError(discoverJwksUri(idp.url, fetchOpts))
+    t.equal(err.message, `Discovery for issuer ${idp.url} failed: GET ${idp.url}${WELL_KNOWN} answered HTTP 500`)
+    t.ok(err.cause instanceof FetchError)
+
+    idp.set({ body: '<html>', contentType: 'text/html' }, WELL_KNOWN)
+    t.match((await discoveryError(discoverJwksUri(idp.url, fetchOpts))).message, 'is not JSON (content-type text/html)')
+  })
+
+  t.test('a non-https issuer is refused before any I/O', async (t) => {
+    const err = await discoveryError(discoverJwksUri('http://idp.example', fetchOpts))
+    t.equal((err.cause as FetchError).kind, 'url_not_allowed')
+    t.equal(idp.requests(), 0)
+  })
+})
+
+t.test('the fetcher is injectable', async (t) => {
+  const calls: Array<[string, FetchJsonOptions]> = []
+  const fetcher = async (url: string, opts: FetchJsonOptions): Promise<FetchJsonResult> => {
+    calls.push([url, opts])
+    return { url, body: { issuer: 'https://idp.example/', jwks_uri: 'https://keys.idp.example/jwks' }, durationMs: 1 }
+  }
+  const found = await discoverJwksUri('https://idp.example/', fetchOpts, fetcher)
+  t.equal(found.jwksUri, 'https://keys.idp.example/jwks', 'jwks_uri may be on another host')
+  t.same(calls, [['https://idp.example/.well-known/openid-configuration', fetchOpts]])
+})

@@ -1,0 +1,215 @@
+import t from 'tap'
+import { FetchError, fetchJson, isAllowedOutboundUrl } from '../src/net/fetch-json.js'
+import { startJwksServer } from './helpers/jwks-server.js'
+
+const opts = { timeoutMs: 2000, maxResponseBytes: 4096 }
+
+async function fetchError (promise: Promise<unknown>): Promise<FetchError> {
+  try {
+    await promise
+  } catch (err) {
+    if (err instanceof FetchError) return err
+    throw err
+  }
+  throw new Error('expected a FetchError')
+}
+
+t.test('isAllowedOutboundUrl', async (t) => {
+  const allowed = [
+    'https://idp.example/jwks', 'https://idp.example:8443/a?b=c', 'http://127.0.0.1:8080/jwks', 'http://127.5.6.7/',
+    'http://localhost:3000/', 'http://LOCALHOST/', 'http://[::1]:3000/jwks', 'http://127.1/'
+  ]
+  const refused = [
+    'http://idp.example/jwks', 'http://10.0.0.1/', 'http://127.0.0.1.nip.io/', 'http://localhost.evil.example/',
+    'http://128.0.0.1/', 'ftp://127.0.0.1/', 'file:///etc/passwd', 'data:application/json,{}', 'javascript:alert(1)',
+    'https://user:pw@idp.example/', 'https://user@idp.example/', 'http://u:p@127.0.0.1/', 'not a url', '', '/jwks'
+  ]
+  for (const url of allowed) t.ok(isAllowedOutboundUrl(url), `allowed: ${url}`)
+  for (const url of refused) t.notOk(isAllowedOutboundUrl(url), `refused: ${url}`)
+})
+
+t.test('fetchJson', async (t) => {
+  const idp = await startJwksServer()
+  t.teardown(() => idp.close())
+  t.beforeEach(() => idp.resetCounts())
+
+  t.test('refused URLs make no request', async (t) => {
+    const realFetch = globalThis.fetch
+    let calls = 0
+    globalThis.fetch = async (...args) => {
+      calls++
+      return await realFetch(...args)
+    }
+    t.teardown(() => { globalThis.fetch = realFetch })
+    const credentials = idp.jwksUrl.replace('http://', 'http://user:secret@')
+    for (const url of ['http://idp.example/jwks', credentials, 'ftp://127.0.0.1/jwks', 'nonsense']) {
+      const err = await fetchError(fetchJson(url, opts))
+      t.equal(err.kind, 'url_not_allowed', url)
+      t.equal(err.url, url)
+    }
+    t.equal(calls, 0, 'fetch was never called')
+    t.equal(idp.requests(), 0)
+  })
+
+  t.test('200 JSON', async (t) => {
+    idp.set({ json: { keys: [{ kty: 'EC' }] }, cacheControl: 'public, max-age=300' })
+    const res = await fetchJson(idp.jwksUrl, opts)
+    t.same(res.body, { keys: [{ kty: 'EC' }] })
+    t.equal(res.url, idp.jwksUrl)
+    t.equal(res.cacheControl, 'public, max-age=300')
+    t.ok(res.durationMs >= 0)
+    t.equal(idp.requests('/jwks'), 1)
+  })
+
+  t.test('any content-type is accepted when the body is JSON', async (t) => {
+    idp.set({ json: { keys: [] }, contentType: 'text/plain' })
+    t.same((await fetchJson(idp.jwksUrl, opts)).body, { keys: [] })
+    idp.set({ json: { keys: [] }, contentType: null })
+    t.same((await fetchJson(idp.jwksUrl, opts)).body, { keys: [] })
+  })
+
+  t.test('non-200 status', async (t) => {
+    for (const status of [500, 404, 204, 304]) {
+      idp.set({ status, body: status === 500 ? '{"secret":"do not echo"}' : '' })
+      const err = await fetchError(fetchJson(idp.jwksUrl, opts))
+      t.equal(err.kind, 'http_status')
+      t.equal(err.message, `GET ${idp.jwksUrl} answered HTTP ${status}`)
+    }
+  })
+
+  t.test('garbage body', async (t) => {
+    idp.set({ body: '<html>secret-body-content</html>', contentType: 'text/html; charset=utf-8' })
+    const err = await fetchError(fetchJson(idp.jwksUrl, opts))
+    t.equal(err.kind, 'not_json')
+    t.equal(err.message, `GET ${idp.jwksUrl}: body is not JSON (content-type text/html; charset=utf-8)`)
+    t.notMatch(err.message, 'secret-body-content')
+    t.equal(err.cause, undefined, 'the parser error (which quotes the body) is not kept')
+
+    idp.set({ body: '', contentType: null })
+    const empty = await fetchError(fetchJson(idp.jwksUrl, opts))
+    t.equal(empty.kind, 'not_json')
+    t.equal(empty.message, `GET ${idp.jwksUrl}: body is empty`)
+
+    idp.set({ body: Buffer.from([0x7b, 0xff, 0x7d]), contentType: null })
+    const binary = await fetchError(fetchJson(idp.jwksUrl, opts))
+    t.match(binary.message, 'not JSON (no content-type)')
+  })
+
+  t.test('oversized body with Content-Length is refused before reading', async (t) => {
+    idp.set({ body: 'x'.repeat(opts.maxResponseBytes + 1) })
+    const err = await fetchError(fetchJson(idp.jwksUrl, opts))
+    t.equal(err.kind, 'too_large')
+    t.equal(err.message, `GET ${idp.jwksUrl}: body exceeds ${opts.maxResponseBytes} bytes (fetch.maxResponseBytes)`)
+  })
+
+  t.test('oversized body without Content-Length stops while streaming', async (t) => {
+    idp.set({ json: { keys: [], pad: 'x'.repeat(opts.maxResponseBytes) }, chunked: true })
+    t.equal((await fetchError(fetchJson(idp.jwksUrl, opts))).kind, 'too_large')
+
+    // 100 MB announced by nobody, dribbled: we must stop after the limit, not at the end (or the timeout).
+    idp.set({ body: Buffer.alloc(100 * 1024 * 1024, 0x20), dribble: { chunkBytes: 1024, intervalMs: 1 } })
+    const started = Date.now()
+    t.equal((await fetchError(fetchJson(idp.jwksUrl, opts))).kind, 'too_large')
+    t.ok(Date.now() - started < 1000, 'stopped early')
+  })
+
+  t.test('exactly at the limit is fine', async (t) => {
+    const body = JSON.stringify({ keys: [], pad: '' })
+    const pad = 'x'.repeat(opts.maxResponseBytes - body.length)
+    idp.set({ json: { keys: [], pad }, chunked: true })
+    t.equal((await fetchJson(idp.jwksUrl, opts)).url, idp.jwksUrl)
+  })
+
+  t.test('slow headers time out', async (t) => {
+    idp.set({ json: { keys: [] }, delayMs: 5000 })
+    const started = Date.now()
+    const err = await fetchError(fetchJson(idp.jwksUrl, { ...opts, timeoutMs: 150 }))
+    t.equal(err.kind, 'timeout')
+    t.equal(err.message, `GET ${idp.jwksUrl} did not complete within 150 ms (fetch.timeoutMs)`)
+    t.ok(Date.now() - started < 1000)
+  })
+
+  t.test('a dribbled body times out: the timeout covers reading the body', async (t) => {
+    idp.set({ json: { keys: [], pad: 'x'.repeat(2000) }, dribble: { chunkBytes: 10, intervalMs: 20 } })
+    const started = Date.now()
+    const err = await fetchError(fetchJson(idp.jwksUrl, { ...opts, timeoutMs: 200 }))
+    t.equal(err.kind, 'timeout')
+    t.ok(Date.now() - started < 1000)
+  })
+
+  t.test('network error names the URL', async (t) => {
+    const down = await startJwksServer()
+    const url = down.jwksUrl
+    await down.close()
+    const err = await fetchError(fetchJson(url, opts))
+    t.equal(err.kind, 'network')
+    t.match(err.message, `GET ${url} failed: `)
+    t.equal(err.url, url)
+  })
+
+  t.test('redirects to the same host are followed', async (t) => {
+    idp.set({ json: { keys: [] } })
+    idp.set({ status: 301, location: '/moved' }, '/old')
+    idp.set({ status: 307, location: `${idp.url}/jwks` }, '/moved')
+    const res = await fetchJson(`${idp.url}/old`, opts)
+    t.equal(res.url, idp.jwksUrl)
+    t.same(res.body, { keys: [] })
+    t.equal(idp.requests(), 3)
+  })
+
+  t.test('too many redirects', async (t) => {
+    idp.set({ status: 302, location: '/loop' }, '/loop')
+    const err = await fetchError(fetchJson(`${idp.url}/loop`, opts))
+    t.equal(err.kind, 'redirect_not_allowed')
+    t.match(err.message, 'redirected more than 3 times')
+    t.equal(idp.requests('/loop'), 4)
+    idp.resetCounts()
+    t.equal((await fetchError(fetchJson(`${idp.url}/loop`, { ...opts, maxRedirects: 0 }))).kind, 'redirect_not_allowed')
+    t.equal(idp.requests('/loop'), 1)
+  })
+
+  t.test('a redirect without Location', async (t) => {
+    idp.set({ status: 302 }, '/nowhere')
+    const err = await fetchError(fetchJson(`${idp.url}/nowhere`, opts))
+    t.equal(err.kind, 'http_status')
+    t.match(err.message, 'answered HTTP 302 without a Location header')
+  })
+
+  t.test('redirect to another host is refused without following', async (t) => {
+    const target = `${idp.otherHostUrl}/jwks`
+    idp.set({ status: 302, location: target }, '/elsewhere')
+    const err = await fetchError(fetchJson(`${idp.url}/elsewhere`, opts))
+    t.equal(err.kind, 'redirect_not_allowed')
+    t.equal(err.url, `${idp.url}/elsewhere`)
+    t.equal(err.message, `GET ${idp.url}/elsewhere redirected to another host ("${target}"); configure the final URL instead`)
+    t.equal(idp.requests('/jwks'), 0)
+  })
+
+  t.test('redirect from https down to http is refused', async (t) => {
+    // No TLS server here: a stub answers the https hop; the policy decides before the next request.
+    const realFetch = globalThis.fetch
+    const requested: string[] = []
+    globalThis.fetch = async (input) => {
+      requested.push(String(input))
+      return new Response(null, { status: 302, headers: { location: 'http://idp.example/jwks' } })
+    }
+    t.teardown(() => { globalThis.fetch = realFetch })
+    const err = await fetchError(fetchJson('https://idp.example/jwks', opts))
+    t.equal(err.kind, 'redirect_not_allowed')
+    t.match(err.message, 'GET https://idp.example/jwks redirected from https down to "http://idp.example/jwks"')
+    t.same(requested, ['https://idp.example/jwks'])
+  })
+
+  t.test('redirect from https to http on loopback is refused too', async (t) => {
+    const realFetch = globalThis.fetch
+    let calls = 0
+    globalThis.fetch = async () => {
+      calls++
+      return new Response(null, { status: 302, headers: { location: 'http://localhost/jwks' } })
+    }
+    t.teardown(() => { globalThis.fetch = realFetch })
+    const err = await fetchError(fetchJson('https://localhost/jwks', opts))
+    t.equal(err.kind, 'redirect_not_allowed')
+    t.equal(calls, 1)
+  })
+})

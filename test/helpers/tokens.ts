@@ -1,0 +1,87 @@
+/**
+ * Test keys and a token minter that signs whatever header and payload it is given, so tests can build
+ * valid tokens and every hostile variant (wrong types, odd headers, bad encodings) with real signatures.
+ */
+import { createHmac, createPrivateKey, generateKeyPairSync, sign, constants, type KeyObject } from 'node:crypto'
+
+export type TestAlg = 'RS256' | 'RS384' | 'RS512' | 'PS256' | 'PS384' | 'PS512' | 'ES256' | 'ES384' | 'ES512' | 'EdDSA'
+
+export interface TestKey {
+  alg: TestAlg
+  kid: string
+  privateKey: KeyObject
+  /** Public JWK with kid, alg and use. */
+  jwk: Record<string, unknown>
+}
+
+let counter = 0
+
+export function makeKey (alg: TestAlg, opts: { kid?: string, modulusLength?: number, jwkExtras?: Record<string, unknown> } = {}): TestKey {
+  let pair: { privateKey: KeyObject, publicKey: KeyObject }
+  if (alg.startsWith('RS') || alg.startsWith('PS')) pair = generateKeyPairSync('rsa', { modulusLength: opts.modulusLength ?? 2048 })
+  else if (alg === 'ES256') pair = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+  else if (alg === 'ES384') pair = generateKeyPairSync('ec', { namedCurve: 'P-384' })
+  else if (alg === 'ES512') pair = generateKeyPairSync('ec', { namedCurve: 'P-521' })
+  else pair = generateKeyPairSync('ed25519')
+  const kid = opts.kid ?? `test-${alg.toLowerCase()}-${++counter}`
+  const jwk = { ...pair.publicKey.export({ format: 'jwk' }), kid, alg, use: 'sig', ...opts.jwkExtras }
+  return { alg, kid, privateKey: pair.privateKey, jwk }
+}
+
+export function jwksOf (...keys: TestKey[]): { keys: Array<Record<string, unknown>> } {
+  return { keys: keys.map((k) => k.jwk) }
+}
+
+export const b64 = (value: unknown): string => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url')
+
+function signBytes (alg: string, key: KeyObject, data: Buffer): Buffer {
+  const hash = alg.endsWith('384') ? 'sha384' : alg.endsWith('512') ? 'sha512' : 'sha256'
+  if (alg.startsWith('RS')) return sign(hash, data, key)
+  if (alg.startsWith('PS')) return sign(hash, data, { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: Number(alg.slice(2)) / 8 })
+  if (alg.startsWith('ES')) return sign(hash, data, { key, dsaEncoding: 'ieee-p1363' })
+  return sign(null, data, key)
+}
+
+export interface MintOptions {
+  header?: Record<string, unknown>
+  /** Replace the header entirely (no defaults). */
+  rawHeader?: unknown
+  /** Replace the payload entirely (no defaults). */
+  rawPayload?: unknown
+}
+
+export function nowSeconds (): number {
+  return Math.floor(Date.now() / 1000)
+}
+
+/** Standard ID-token claims for an issuer and audience, overridable. */
+export function idTokenClaims (iss: string, aud: string | string[], extra: Record<string, unknown> = {}): Record<string, unknown> {
+  const now = nowSeconds()
+  return { iss, sub: 'user-123', aud, iat: now, exp: now + 600, auth_time: now - 10, email: 'user@example.com', email_verified: true, name: 'Ada Lovelace', ...extra }
+}
+
+/**
+ * Signs with the key's own algorithm whatever header and payload it is given (a header claiming another
+ * alg, "none" or HS256 still gets the key's signature: that is the attack being tested).
+ */
+export function mint (key: TestKey, payload: Record<string, unknown>, opts: MintOptions = {}): string {
+  const header = opts.rawHeader ?? { alg: key.alg, kid: key.kid, typ: 'JWT', ...opts.header }
+  const input = `${b64(header)}.${b64(opts.rawPayload ?? payload)}`
+  return `${input}.${signBytes(key.alg, key.privateKey, Buffer.from(input)).toString('base64url')}`
+}
+
+export function mintHmac (secret: string, alg: 'HS256' | 'HS384' | 'HS512', payload: Record<string, unknown>, header: Record<string, unknown> = {}): string {
+  const input = `${b64({ alg, typ: 'JWT', ...header })}.${b64(payload)}`
+  const hash = alg === 'HS256' ? 'sha256' : alg === 'HS384' ? 'sha384' : 'sha512'
+  return `${input}.${createHmac(hash, secret).update(input).digest('base64url')}`
+}
+
+/** Re-signs nothing: swaps the payload of a signed token (the signature then no longer matches). */
+export function tamperPayload (token: string, payload: Record<string, unknown>): string {
+  const [h, , s] = token.split('.')
+  return `${h}.${b64(payload)}.${s}`
+}
+
+export function privateJwk (key: TestKey): Record<string, unknown> {
+  return createPrivateKey(key.privateKey.export({ format: 'pem', type: 'pkcs8' })).export({ format: 'jwk' })
+}

@@ -1,0 +1,378 @@
+import t from 'tap'
+import type { JsonWebKeySet, JwksCacheConfig } from '../src/config/types.js'
+import { VerificationError } from '../src/errors.js'
+import { JwksCache, freshnessFromCacheControl, type CacheLogger, type JwksFetchEvent } from '../src/jwks/cache.js'
+import { startJwksServer, type JwksServer } from './helpers/jwks-server.js'
+import { jwksOf, makeKey } from './helpers/tokens.js'
+
+const config: JwksCacheConfig = {
+  maxEntries: 10,
+  defaultFreshnessSeconds: 600,
+  minFreshnessSeconds: 60,
+  maxFreshnessSeconds: 3600,
+  staleIfErrorSeconds: 3600,
+  unknownKidCooldownSeconds: 5,
+  unknownKidRefreshesPerMinute: 4,
+  // Long enough that no retry timer fires during a test that moves a fake clock.
+  backoffInitialSeconds: 30,
+  backoffMaxSeconds: 300
+}
+/** The part of a tap test the helpers need. */
+interface Teardown { teardown: (fn: () => unknown) => void }
+
+const fetchOpts = { timeoutMs: 2000, maxResponseBytes: 65536 }
+const keyA = makeKey('ES256')
+const keyB = makeKey('ES256')
+const jwksA = jwksOf(keyA)
+const jwksB = jwksOf(keyA, keyB)
+
+interface LogLine { level: keyof CacheLogger, obj: Record<string, unknown>, msg: string }
+
+interface Harness {
+  cache: JwksCache<JsonWebKeySet>
+  clock: { now: number }
+  events: JwksFetchEvent[]
+  logs: LogLine[]
+  created: () => number
+}
+
+/** A cache with a fake clock (unless realClock), recording fetch events, log lines and key-set creations. */
+function harness (t: Teardown, overrides: Partial<JwksCacheConfig> = {}, realClock = false): Harness {
+  const clock = { now: 1_700_000_000_000 }
+  const events: JwksFetchEvent[] = []
+  const logs: LogLine[] = []
+  let created = 0
+  const log = (level: keyof CacheLogger) => (obj: Record<string, unknown>, msg: string): void => { logs.push({ level, obj, msg }) }
+  const cache = new JwksCache<JsonWebKeySet>({
+    ...config,
+    ...overrides,
+    fetchOpts,
+    createKeySet: (jwks) => {
+      created++
+      return jwks
+    },
+    ...(realClock ? {} : { now: () => clock.now }),
+    logger: { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') },
+    onFetch: (event) => events.push(event)
+  })
+  t.teardown(() => cache.close())
+  return { cache, clock, events, logs, created: () => created }
+}
+
+async function startIdp (t: Teardown): Promise<JwksServer> {
+  const idp = await startJwksServer({ json: jwksA, cacheControl: 'max-age=60' })
+  t.teardown(() => idp.close())
+  return idp
+}
+
+async function waitFor (what: string, predicate: () => boolean, timeoutMs = 3000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 5))
+  }
+}
+
+const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
+
+async function unavailable (promise: Promise<unknown>): Promise<VerificationError> {
+  try {
+    await promise
+  } catch (err) {
+    if (err instanceof VerificationError) return err
+    throw err
+  }
+  throw new Error('expected keys_unavailable')
+}
+
+t.test('freshnessFromCacheControl clamps max-age into the configured bounds', async (t) => {
+  const cases: Array<[string | undefined, number]> = [
+    [undefined, 600],
+    ['', 600],
+    ['max-age=300', 300],
+    ['public, max-age=120, must-revalidate', 120],
+    ['MAX-AGE=120', 120],
+    ['max-age="120"', 120],
+    [' max-age = 120 ', 120],
+    ['max-age=10', 60],
+    ['max-age=0', 60],
+    ['max-age=999999', 3600],
+    ['max-age=99999999999999999999999', 3600],
+    ['s-maxage=100', 600],
+    ['s-maxage=100, max-age=200', 200],
+    ['no-store', 600],
+    ['no-cache, max-age=120', 600],
+    ['max-age=120, no-store', 600],
+    ['max-age=abc', 600],
+    ['max-age=-5', 600],
+    ['max-age=1.5', 600],
+    ['max-age=', 600],
+    ['max-age=100, max-age=200', 600],
+    ['max-age=100, max-age=100', 100],
+    ['private', 600]
+  ]
+  for (const [header, expected] of cases) t.equal(freshnessFromCacheControl(header, config), expected, String(header))
+  t.equal(freshnessFromCacheControl(undefined, { ...config, defaultFreshnessSeconds: 5 }), 60, 'the default is clamped too')
+})
+
+t.test('options are checked eagerly', async (t) => {
+  const base = { ...config, fetchOpts, createKeySet: (j: JsonWebKeySet) => j }
+  t.throws(() => new JwksCache({ ...base, maxEntries: 0 }), /jwks.maxEntries/)
+  t.throws(() => new JwksCache({ ...base, staleIfErrorSeconds: -1 }), /jwks.staleIfErrorSeconds/)
+  t.throws(() => new JwksCache({ ...base, minFreshnessSeconds: 7200 }), /jwks.minFreshnessSeconds/)
+  t.throws(() => new JwksCache({ ...base, backoffInitialSeconds: 0 }), /jwks.backoffInitialSeconds/)
+})
+
+t.test('fresh hits do no I/O', async (t) => {
+  const idp = await startIdp(t)
+  const { cache, created, clock, events } = harness(t)
+  t.same(cache.status(idp.jwksUrl), { state: 'missing', consecutiveFailures: 0 })
+  const first = await cache.get(idp.jwksUrl)
+  t.same(first, jwksA)
+  for (let i = 0; i < 100; i++) {
+    clock.now += 500
+    t.equal(await cache.get(idp.jwksUrl), first)
+  }
+  t.equal(idp.requests('/jwks'), 1)
+  t.equal(created(), 1)
+  t.match(events, [{ url: idp.jwksUrl, outcome: 'success', reason: 'expired' }])
+  const status = cache.status(idp.jwksUrl)
+  t.match(status, { state: 'fresh', keyCount: 1, consecutiveFailures: 0, lastError: undefined })
+  t.equal(status.freshUntil! - status.fetchedAt!, 60_000, 'max-age=60')
+  t.equal(status.usableUntil! - status.freshUntil!, 3_600_000, 'staleIfErrorSeconds')
+})
+
+t.test('stale keys are served at once, with exactly one background refresh', async (t) => {
+  const idp = await startIdp(t)
+  const { cache, clock, events } = harness(t)
+  await cache.get(idp.jwksUrl)
+  idp.set({ json: jwksB, cacheControl: 'max-age=60', delayMs: 200 })
+  clock.now += 61_000
+  t.equal(cache.status(idp.jwksUrl).state, 'stale')
+
+  const started = Date.now()
+  const served = await Promise.all(Array.from({ length: 20 }, async () => await cache.get(idp.jwksUrl)))
+  t.ok(Date.now() - started < 150, 'nobody waited for the refresh')
+  t.ok(served.every((keys) => keys.keys.length === 1), 'the old keys were served')
+
+  await waitFor('the background refresh', () => events.length === 2)
+  t.equal(idp.requests('/jwks'), 2, 'one background refresh')
+  t.match(events[1], { outcome: 'success', reason: 'background' })
+  t.equal((await cache.get(idp.jwksUrl)).keys.length, 2, 'the refreshed keys are served')
+  t.equal(cache.status(idp.jwksUrl).state, 'fresh')
+  t.equal(idp.requests('/jwks'), 2)
+})
+
+t.test('IdP down: stale keys within the window, then keys_unavailable', async (t) => {
+  const idp = await startIdp(t)
+  const { cache, clock, events, logs } = harness(t)
+  await cache.get(idp.jwksUrl)
+  const fetchedAt = clock.now
+  idp.set({ status: 503 })
+
+  clock.now += 61_000
+  t.same(await cache.get(idp.jwksUrl), jwksA, 'stale served')
+  await waitFor('the failed background refresh', () => events.length === 2)
+  t.match(events[1], { outcome: 'error', reason: 'background' })
+  t.match(cache.status(idp.jwksUrl), {
+    state: 'stale', consecutiveFailures: 1, lastError: `GET ${idp.jwksUrl} answered HTTP 503`
+  })
+  const failure = logs.find((line) => line.level === 'warn' && line.msg.startsWith('JWKS fetch'))
+  t.equal(failure?.msg, `JWKS fetch from ${idp.jwksUrl} failed: GET ${idp.jwksUrl} answered HTTP 503`)
+
+  // Requests during the backoff: stale keys, no fetch, one warning for the whole stale period.
+  for (let i = 0; i < 50; i++) t.same(await cache.get(idp.jwksUrl), jwksA)
+  t.equal(idp.requests('/jwks'), 2)
+  clock.now += 1_800_000
+  t.same(await cache.get(idp.jwksUrl), jwksA, 'still within staleIfErrorSeconds')
+  await waitFor('another background attempt', () => events.length === 3)
+  for (let i = 0; i < 10; i++) await cache.get(idp.jwksUrl)
+  t.equal(logs.filter((line) => line.level === 'warn' && line.msg.startsWith('serving stale')).length, 1,
+    'warned once per stale period')
+
+  clock.now = fetchedAt + (60 + 3600) * 1000 + 1
+  t.equal(cache.status(idp.jwksUrl).state, 'expired')
+  const err = await unavailable(cache.get(idp.jwksUrl))
+  t.equal(err.code, 'keys_unavailable')
+  t.equal(err.status, 503)
+  t.equal(idp.requests('/jwks'), 4, 'past the window a request waits for a fetch')
+  t.ok(err.details.retryAfterSeconds! >= 108 && err.details.retryAfterSeconds! <= 120, `third backoff step: ${err.details.retryAfterSeconds}`)
+
+  const fast = await unavailable(cache.get(idp.jwksUrl))
+  t.equal(idp.requests('/jwks'), 4, 'during the backoff: fail fast without a fetch')
+  t.ok(fast.details.retryAfterSeconds! >= 1)
+
+  // The IdP comes back: the next attempt after the backoff recovers.
+  idp.set({ json: jwksB, cacheControl: 'max-age=60' })
+  clock.now += 121_000
+  t.equal((await cache.get(idp.jwksUrl)).keys.length, 2)
+  t.match(cache.status(idp.jwksUrl), { state: 'fresh', consecutiveFailures: 0, lastError: undefined })
+})
+
+t.test('unknown kid: cooldown and per-minute rate limit', async (t) => {
+  const idp = await startIdp(t)
+  const { cache, clock, events } = harness(t)
+  await cache.get(idp.jwksUrl)
+  idp.set({ json: jwksB, cacheControl: 'max-age=60' })
+
+  t.same(await cache.refreshForUnknownKid(idp.jwksUrl), jwksA, 'within the cooldown: unchanged keys, no fetch')
+  t.equal(idp.requests('/jwks'), 1)
+
+  clock.now += 5_000
+  t.same(await cache.refreshForUnknownKid(idp.jwksUrl), jwksB, 'a key rotated in is found after the cooldown')
+  t.equal(idp.requests('/jwks'), 2)
+
+  // A flood of 1000 random kids over the next minute costs at most the per-minute budget.
+  const before = idp.requests('/jwks')
+  for (let i = 0; i < 1000; i++) {
+    clock.now += 54
+    await cache.refreshForUnknownKid(idp.jwksUrl)
+  }
+  const flood = idp.requests('/jwks') - before
+  t.equal(flood, 3, `${flood} fetches: the budget of 4 per minute, one already used`)
+  t.ok(events.filter((e) => e.reason === 'unknown_kid').length <= 4)
+
+  // The window slides: after a minute the budget is back.
+  clock.now += 60_000
+  await cache.refreshForUnknownKid(idp.jwksUrl)
+  t.equal(idp.requests('/jwks') - before, 4)
+})
+
+t.test('unknown kid: concurrent callers share one fetch', async (t) => {
+  const idp = await startIdp(t)
+  const { cache, clock } = harness(t)
+  await cache.get(idp.jwksUrl)
+  idp.set({ json: jwksB, cacheControl: 'max-age=60', delayMs: 100 })
+  clock.now += 10_000
+  const results = await Promise.all(Array.from({ length: 1000 }, async () => await cache.refreshForUnknownKid(idp.jwksUrl)))
+  t.equal(idp.requests('/jwks'), 2)
+  t.ok(results.every((keys) => keys?.keys.length === 2), 'all see the new keys')
+})
+
+t.test('unknown kid: a failed refresh keeps the old keys; no refresh during a backoff', async (t) => {
+  const idp = await startIdp(t)
+  const { cache, clock } = harness(t)
+  await cache.get(idp.jwksUrl)
+  idp.set({ status: 500 })
+  clock.now += 10_000
+  t.same(await cache.refreshForUnknownKid(idp.jwksUrl), jwksA)
+  t.equal(idp.requests('/jwks'), 2)
+  clock.now += 10_000
+  t.same(await cache.refreshForUnknownKid(idp.jwksUrl), jwksA)
+  t.equal(idp.requests('/jwks'), 2, 'past the cooldown but within the backoff')
+  t.equal(cache.status(idp.jwksUrl).state, 'fresh', 'the old keys are still fresh')
+})
+
+t.test('unknown kid: undefined when there are no usable keys', async (t) => {
+  const idp = await startIdp(t)
+  idp.set({ status: 500 })
+  const { cache } = harness(t)
+  t.equal(await cache.refreshForUnknownKid(idp.jwksUrl), undefined)
+  t.equal(idp.requests('/jwks'), 1)
+})
+
+t.test('concurrent misses share one fetch', async (t) => {
+  const idp = await startIdp(t)
+  idp.set({ json: jwksA, cacheControl: 'max-age=60', delayMs: 100 })
+  const { cache, created } = harness(t)
+  const results = await Promise.all(Array.from({ length: 50 }, async () => await cache.get(idp.jwksUrl)))
+  t.equal(idp.requests('/jwks'), 1)
+  t.equal(created(), 1)
+  t.ok(results.every((keys) => keys === results[0]))
+})
+
+t.test('concurrent misses on a down IdP share one failed fetch', async (t) => {
+  const idp = await startIdp(t)
+  idp.set({ status: 500, delayMs: 50 })
+  const { cache } = harness(t)
+  const settled = await Promise.allSettled(Array.from({ length: 50 }, async () => await cache.get(idp.jwksUrl)))
+  t.equal(idp.requests('/jwks'), 1)
+  t.ok(settled.every((s) => s.status === 'rejected' && (s.reason as VerificationError).code === 'keys_unavailable'))
+})
+
+t.test('failures back off exponentially and requests do not hammer the IdP', async (t) => {
+  const idp = await startIdp(t)
+  idp.set({ status: 500 })
+  const { cache, clock } = harness(t)
+  const steps = [30, 60, 120, 240, 300, 300]
+  for (const [i, step] of steps.entries()) {
+    const err = await unavailable(cache.get(idp.jwksUrl))
+    t.equal(idp.requests('/jwks'), i + 1)
+    const retryAfter = err.details.retryAfterSeconds!
+    t.ok(retryAfter >= step * 0.9 && retryAfter <= step, `failure ${i + 1}: retry after ${retryAfter}s, step ${step}s`)
+    t.equal(cache.status(idp.jwksUrl).consecutiveFailures, i + 1)
+    for (let j = 0; j < 100; j++) await unavailable(cache.get(idp.jwksUrl))
+    t.equal(idp.requests('/jwks'), i + 1, 'no fetch during the backoff')
+    clock.now += retryAfter * 1000
+  }
+})
+
+t.test('an invalid document is a failure that says what was fetched', async (t) => {
+  const idp = await startIdp(t)
+  idp.set({ json: { issuer: 'this is discovery metadata' } })
+  const { cache } = harness(t)
+  await cache.warm(idp.jwksUrl)
+  t.equal(cache.status(idp.jwksUrl).lastError, `The JWKS at ${idp.jwksUrl} is not usable: it has no "keys" array`)
+  const err = await unavailable(cache.get(idp.jwksUrl))
+  t.equal(err.code, 'keys_unavailable')
+})
+
+t.test('warm() on a down IdP never throws, retries in the background and later succeeds', async (t) => {
+  const idp = await startIdp(t)
+  idp.set({ status: 503 })
+  const { cache, logs } = harness(t, { backoffInitialSeconds: 0.02, backoffMaxSeconds: 0.1 }, true)
+  await cache.warm(idp.jwksUrl)
+  t.match(cache.status(idp.jwksUrl), { state: 'missing', consecutiveFailures: 1 })
+  t.ok(logs.some((line) => line.level === 'warn' && line.msg.includes(idp.jwksUrl) && line.msg.includes('HTTP 503')))
+
+  await waitFor('background retries', () => idp.requests('/jwks') >= 4)
+  const started = Date.now()
+  idp.set({ json: jwksA, cacheControl: 'max-age=60' })
+  await waitFor('recovery', () => cache.status(idp.jwksUrl).state === 'fresh')
+  t.ok(Date.now() - started < 500, 'recovered within the maximum backoff')
+  const count = idp.requests('/jwks')
+  await sleep(250)
+  t.equal(idp.requests('/jwks'), count, 'no more fetches once fresh')
+  t.match(cache.status(idp.jwksUrl), { state: 'fresh', keyCount: 1, consecutiveFailures: 0 })
+})
+
+t.test('fresh entries are refreshed proactively when their freshness ends', async (t) => {
+  const idp = await startIdp(t)
+  const { cache, events } = harness(t, { minFreshnessSeconds: 0.05, maxFreshnessSeconds: 0.05 }, true)
+  await cache.warm(idp.jwksUrl)
+  await waitFor('two proactive refreshes', () => events.length >= 3)
+  t.ok(events.slice(1).every((e) => e.reason === 'background' && e.outcome === 'success'))
+})
+
+t.test('the LRU bound evicts the least recently used entry and its timers', async (t) => {
+  const idp = await startIdp(t)
+  for (const path of ['/a', '/b', '/c']) idp.set({ json: jwksA }, path)
+  const { cache } = harness(t, { maxEntries: 2, minFreshnessSeconds: 0.03, maxFreshnessSeconds: 0.03 }, true)
+  await cache.warm(`${idp.url}/a`)
+  await cache.warm(`${idp.url}/b`)
+  await cache.get(`${idp.url}/a`) // a is now more recent than b
+  await cache.warm(`${idp.url}/c`)
+  t.equal(cache.status(`${idp.url}/b`).state, 'missing', 'b was evicted')
+  t.equal(cache.status(`${idp.url}/a`).state === 'missing', false)
+  const evicted = idp.requests('/b')
+  await waitFor('proactive refreshes of the kept entries', () => idp.requests('/a') >= 3 && idp.requests('/c') >= 3)
+  t.equal(idp.requests('/b'), evicted, 'the evicted entry\'s timer was cleared')
+})
+
+t.test('close() clears every timer', async (t) => {
+  const idp = await startIdp(t)
+  idp.set({ json: jwksA }, '/fresh')
+  idp.set({ status: 500 }, '/down')
+  const { cache } = harness(t, {
+    minFreshnessSeconds: 0.03, maxFreshnessSeconds: 0.03, backoffInitialSeconds: 0.03, backoffMaxSeconds: 0.03
+  }, true)
+  await cache.warm(`${idp.url}/fresh`)
+  await cache.warm(`${idp.url}/down`)
+  await waitFor('timers at work', () => idp.requests('/fresh') >= 2 && idp.requests('/down') >= 2)
+  cache.close()
+  await sleep(50) // a fetch that was in flight may finish
+  const count = idp.requests()
+  await sleep(200)
+  t.equal(idp.requests(), count, 'nothing fetched after close()')
+  t.same(cache.status(`${idp.url}/fresh`), { state: 'missing', consecutiveFailures: 0 })
+})

@@ -1,0 +1,295 @@
+import t from 'tap'
+import { buildApp } from '../src/app.js'
+import { ALL_ERROR_CODES } from '../src/errors.js'
+import { configFor } from './helpers/config.js'
+import { idTokenClaims, jwksOf, makeKey, mint, mintHmac, nowSeconds } from './helpers/tokens.js'
+import { computeAtHash } from '../src/core/at-hash.js'
+
+const ISS = 'https://idp.example.com'
+const AUD = 'client-a'
+const es = makeKey('ES256')
+const rs = makeKey('RS256')
+const ps = makeKey('PS256')
+const ed = makeKey('EdDSA')
+const otherEs = makeKey('ES256', { kid: es.kid }) // same kid, different key: a forgery
+const secret = 'a'.repeat(32) + 'b'.repeat(32)
+
+const outbound: string[] = []
+const recordingFetcher = async (url: string): Promise<never> => { outbound.push(url); throw new Error('no network in this test') }
+
+const config = configFor([
+  { id: 'main', issuer: ISS, audiences: [AUD, 'client-b'], authorizedParties: ['android-client'], jwks: jwksOf(es, rs, ps, ed) },
+  { id: 'hmac', issuer: 'https://hmac.example.com', audiences: ['conf-client'], algorithms: ['HS256'], clientSecret: secret, jwks: jwksOf(es) },
+  { id: 'strict', issuer: 'https://strict.example.com', audiences: [AUD], jwks: jwksOf(es), maxTokenAgeSeconds: 60, requiredClaims: { hd: ['example.com'] } }
+])
+
+const app = await buildApp(config, { fetcher: recordingFetcher as never })
+t.teardown(() => app.close())
+
+async function verify (token: unknown, extra: Record<string, unknown> = {}) {
+  const res = await app.inject({ method: 'POST', url: '/verify', payload: { token, ...extra } })
+  return { status: res.statusCode, body: res.json(), headers: res.headers }
+}
+
+t.test('valid tokens of every algorithm verify and are normalized', async (t) => {
+  for (const key of [es, rs, ps, ed]) {
+    const res = await verify(mint(key, idTokenClaims(ISS, AUD, { groups: ['admins', 7], locale: 'en' })))
+    t.equal(res.status, 200, key.alg)
+    t.equal(res.body.subject, 'user-123')
+    t.same(res.body.issuer, { id: 'main', url: ISS })
+    t.same(res.body.audiences, [AUD])
+    t.equal(res.body.user.email, 'user@example.com')
+    t.equal(res.body.user.emailVerified, true)
+    t.equal(res.body.user.name, 'Ada Lovelace')
+    t.equal(res.body.user.givenName, null)
+    t.same(res.body.groups, ['admins'], 'non-string members dropped')
+    t.same(res.body.roles, [])
+    t.equal(res.body.tenant, null)
+    t.ok(res.body.expiresIn > 500 && res.body.expiresIn <= 600)
+    t.equal(res.body.claims.locale, 'en')
+  }
+})
+
+t.test('Authorization: Bearer works; both places at once is ambiguous; query string is refused', async (t) => {
+  const token = mint(es, idTokenClaims(ISS, AUD))
+  let res = await app.inject({ method: 'POST', url: '/verify', headers: { authorization: `Bearer ${token}` } })
+  t.equal(res.statusCode, 200)
+  res = await app.inject({ method: 'POST', url: '/verify', headers: { authorization: `bearer ${token}` }, payload: {} })
+  t.equal(res.statusCode, 200, 'scheme is case-insensitive, empty JSON body allowed')
+  res = await app.inject({ method: 'POST', url: '/verify', headers: { authorization: `Bearer ${token}` }, payload: { token } })
+  t.equal(res.json().code, 'token_ambiguous')
+  t.equal(res.statusCode, 400)
+  res = await app.inject({ method: 'POST', url: `/verify?id_token=${token}`, payload: {} })
+  t.equal(res.json().code, 'token_in_query')
+  res = await app.inject({ method: 'POST', url: '/verify', headers: { authorization: `Basic ${Buffer.from('a:b').toString('base64')}` } })
+  t.equal(res.json().code, 'request_invalid')
+  res = await app.inject({ method: 'POST', url: '/verify' })
+  t.equal(res.json().code, 'token_missing')
+  t.equal(res.statusCode, 400)
+})
+
+t.test('request fields are validated strictly, without coercion', async (t) => {
+  const token = mint(es, idTokenClaims(ISS, AUD))
+  for (const payload of [
+    { token: [token] }, { token: 12 }, { token: '' }, { token, nonce: 5 }, { token, maxAge: '60' }, { token, maxAge: -1 },
+    { token, maxAge: 1.5 }, { token, extra: true }, { token, audience: 'not-configured' }, [token], 'just a string'
+  ]) {
+    const res = await app.inject({ method: 'POST', url: '/verify', payload: payload as never, headers: { 'content-type': 'application/json' } })
+    t.equal(res.statusCode, 400, JSON.stringify(payload).slice(0, 60))
+    t.equal(res.json().code, 'request_invalid')
+  }
+  const res = await app.inject({ method: 'POST', url: '/verify', payload: '{"token": "abc', headers: { 'content-type': 'application/json' } })
+  t.equal(res.statusCode, 400)
+  t.equal(res.json().code, 'request_invalid')
+  t.notMatch(res.body, /abc/, 'parser messages that quote input are not echoed')
+  const form = await app.inject({ method: 'POST', url: '/verify', payload: `token=${token}`, headers: { 'content-type': 'application/x-www-form-urlencoded' } })
+  t.equal(form.statusCode, 415)
+  t.equal(form.json().code, 'unsupported_media_type')
+  const big = await app.inject({ method: 'POST', url: '/verify', payload: { token: 'a'.repeat(70000) } })
+  t.equal(big.statusCode, 413)
+  t.equal(big.json().code, 'request_too_large')
+})
+
+t.test('malformed tokens are token_malformed, never a 5xx', async (t) => {
+  const good = mint(es, idTokenClaims(ISS, AUD))
+  const [h, p, s] = good.split('.') as [string, string, string]
+  const cases: Record<string, string> = {
+    'one segment': 'abc',
+    'two segments': `${h}.${p}`,
+    'four segments': `${h}.${p}.${s}.x`,
+    'empty signature (alg none style)': `${h}.${p}.`,
+    'empty header': `.${p}.${s}`,
+    'padding': `${h}=.${p}.${s}`,
+    'standard base64 chars': `${h}.${p.slice(0, -1)}+.${s}`,
+    'whitespace inside': `${h}. ${p}.${s}`,
+    'non-canonical trailing bits': `${h}.${p}.${s.slice(0, -1)}${s.endsWith('A') ? 'B' : 'A'}`.replace(/.$/, (c) => c),
+    'header is an array': `${Buffer.from('[1]').toString('base64url')}.${p}.${s}`,
+    'header is null': `${Buffer.from('null').toString('base64url')}.${p}.${s}`,
+    'payload is a string': `${h}.${Buffer.from('"x"').toString('base64url')}.${s}`,
+    'payload not JSON': `${h}.${Buffer.from('{"a":').toString('base64url')}.${s}`,
+    'payload invalid UTF-8': `${h}.${Buffer.from([0x7b, 0xff, 0x7d]).toString('base64url')}.${s}`,
+    'unicode in token': `${h}.${p}.${s}é`,
+    'length mod 4 == 1': `${h}.${p}.${s}A`
+  }
+  for (const [name, token] of Object.entries(cases)) {
+    const res = await verify(token)
+    t.ok(res.status === 401, `${name}: status ${res.status}`)
+    t.ok(['token_malformed', 'signature_invalid'].includes(res.body.code), `${name}: ${res.body.code}`)
+    t.match(res.headers['www-authenticate'], /^Bearer error="invalid_token"/)
+  }
+  const jwe = await verify('eyJhbGciOiJSU0EtT0FFUCIsImVuYyI6IkEyNTZHQ00ifQ.a.b.c.d')
+  t.equal(jwe.body.code, 'token_encrypted')
+  const huge = await verify('a'.repeat(20000))
+  t.equal(huge.body.code, 'token_too_large')
+  const nonCanonical = `${h}.${p}.${s.slice(0, -1)}${String.fromCharCode(s.charCodeAt(s.length - 1) + 1)}`
+  t.ok(['token_malformed', 'signature_invalid'].includes((await verify(nonCanonical)).body.code))
+})
+
+t.test('issuer and algorithm selection', async (t) => {
+  t.equal((await verify(mint(es, idTokenClaims('https://evil.example.com', AUD)))).body.code, 'issuer_unknown')
+  t.equal((await verify(mint(es, idTokenClaims(`${ISS}/`, AUD)))).body.code, 'issuer_unknown', 'exact match only')
+  t.equal((await verify(mint(es, { ...idTokenClaims(ISS, AUD), iss: undefined }))).body.code, 'claim_missing')
+  t.equal((await verify(mint(es, { ...idTokenClaims(ISS, AUD), iss: [ISS] }))).body.code, 'claim_invalid')
+  t.equal((await verify(mint(es, idTokenClaims(ISS, AUD), { header: { alg: 'none' } }))).body.code, 'algorithm_not_allowed')
+  t.equal((await verify(mint(es, idTokenClaims(ISS, AUD), { header: { alg: 'HS256' } }))).body.code, 'algorithm_not_allowed', 'HS256 without a secret')
+  t.equal((await verify(mint(es, idTokenClaims(ISS, AUD), { header: { alg: 'RS256' } }))).body.code, 'key_not_found', 'alg/key mismatch: kid is an EC key')
+  t.equal((await verify(mint(es, idTokenClaims(ISS, AUD), { header: { alg: 5 } }))).body.code, 'header_invalid')
+  t.equal((await verify(mint(es, idTokenClaims(ISS, AUD), { header: { crit: ['exp'], exp: 1 } }))).body.code, 'header_invalid')
+  t.equal((await verify(mint(es, idTokenClaims(ISS, AUD), { header: { kid: 7 } }))).body.code, 'header_invalid')
+  t.equal((await verify(mint(es, idTokenClaims(ISS, AUD), { header: { kid: 'unknown' } }))).body.code, 'key_not_found')
+  t.equal((await verify(mint(otherEs, idTokenClaims(ISS, AUD)))).body.code, 'signature_invalid', 'same kid, other key')
+  const noKid = mint(es, idTokenClaims(ISS, AUD), { rawHeader: { alg: 'ES256' } })
+  t.equal((await verify(noKid)).status, 200, 'no kid: the fitting keys are tried')
+})
+
+t.test('embedded keys and key URLs in the header are never used nor fetched', async (t) => {
+  const attacker = makeKey('ES256')
+  const claims = idTokenClaims(ISS, AUD)
+  for (const header of [
+    { jwk: attacker.jwk, kid: attacker.kid },
+    { jku: 'http://127.0.0.1:1/jwks', kid: attacker.kid },
+    { x5u: 'http://127.0.0.1:1/cert', kid: attacker.kid },
+    { x5c: ['MIIB'], kid: attacker.kid }
+  ]) {
+    const res = await verify(mint(attacker, claims, { header }))
+    t.equal(res.status, 401)
+    t.equal(res.body.code, 'key_not_found')
+  }
+  t.same(outbound, [], 'no outbound request at all')
+})
+
+t.test('claims: presence, types and values', async (t) => {
+  const now = nowSeconds()
+  const base = idTokenClaims(ISS, AUD)
+  const expect: Array<[Record<string, unknown>, string, string?]> = [
+    [{ sub: undefined }, 'claim_missing', 'sub'],
+    [{ sub: '' }, 'claim_invalid', 'sub'],
+    [{ sub: 'x'.repeat(256) }, 'claim_invalid', 'sub'],
+    [{ sub: 42 }, 'claim_invalid', 'sub'],
+    [{ aud: undefined }, 'claim_missing', 'aud'],
+    [{ aud: [] }, 'claim_invalid', 'aud'],
+    [{ aud: [AUD, 5] }, 'claim_invalid', 'aud'],
+    [{ aud: 'someone-else' }, 'audience_mismatch', 'aud'],
+    [{ aud: [AUD, 'untrusted'], azp: AUD }, 'audience_mismatch', 'aud'],
+    [{ aud: [AUD, 'client-b'] }, 'authorized_party_mismatch', 'azp'],
+    [{ azp: 'stranger' }, 'authorized_party_mismatch', 'azp'],
+    [{ azp: 9 }, 'claim_invalid', 'azp'],
+    [{ exp: undefined }, 'claim_missing', 'exp'],
+    [{ exp: String(now + 60) }, 'claim_invalid', 'exp'],
+    [{ exp: now - 31 }, 'token_expired', 'exp'],
+    [{ iat: undefined }, 'claim_missing', 'iat'],
+    [{ iat: now + 120 }, 'token_issued_in_future', 'iat'],
+    [{ iat: -5 }, 'claim_invalid', 'iat'],
+    [{ nbf: now + 120 }, 'token_not_yet_valid', 'nbf'],
+    [{ auth_time: 'yesterday' }, 'claim_invalid', 'auth_time'],
+    [{ nonce: 7 }, 'claim_invalid', 'nonce']
+  ]
+  for (const [override, code, claim] of expect) {
+    const res = await verify(mint(es, { ...base, ...override }))
+    t.equal(res.body.code, code, JSON.stringify(override))
+    if (claim !== undefined) t.equal(res.body.claim, claim)
+    t.equal(res.body.issuer, 'main')
+  }
+  // 1e400 parses as Infinity
+  const inf = mint(es, {}, { rawPayload: 'X' }).split('.')
+  const payload = Buffer.from(JSON.stringify(base).replace(/"exp":\d+/, '"exp":1e400')).toString('base64url')
+  const tokenInf = mint(es, {}, { rawPayload: JSON.parse(Buffer.from(payload, 'base64url').toString()) })
+  t.ok(inf.length === 3)
+  t.equal((await verify(tokenInf)).body.code, 'claim_invalid')
+  t.equal((await verify(mint(es, { ...base, exp: now - 20 }))).status, 200, 'within clock tolerance')
+  t.equal((await verify(mint(es, { ...base, aud: [AUD, 'client-b'], azp: AUD }))).status, 200, 'several trusted audiences with azp')
+  t.equal((await verify(mint(es, { ...base, azp: 'android-client' }))).status, 200, 'configured authorized party')
+})
+
+t.test('explicit typing: access and logout tokens are not ID tokens', async (t) => {
+  const base = idTokenClaims(ISS, AUD)
+  t.equal((await verify(mint(es, base, { header: { typ: 'at+jwt' } }))).body.code, 'token_is_access_token')
+  t.equal((await verify(mint(es, base, { header: { typ: 'application/at+JWT' } }))).body.code, 'token_is_access_token')
+  t.equal((await verify(mint(es, { ...base, token_use: 'access' }))).body.code, 'token_is_access_token')
+  t.equal((await verify(mint(es, { ...base, typ: 'Bearer' }))).body.code, 'token_is_access_token')
+  t.equal((await verify(mint(es, base, { header: { typ: 'logout+jwt' } }))).body.code, 'token_is_logout_token')
+  t.equal((await verify(mint(es, { ...base, events: { 'http://schemas.openid.net/event/backchannel-logout': {} } }))).body.code, 'token_is_logout_token')
+  t.equal((await verify(mint(es, base, { header: { typ: 'dpop+jwt' } }))).body.code, 'token_type_invalid')
+  t.equal((await verify(mint(es, base, { header: { typ: 1 } }))).body.code, 'header_invalid')
+  t.equal((await verify(mint(es, { ...base, token_use: 'id' }))).status, 200)
+  t.equal((await verify(mint(es, { ...base, typ: 'ID' }))).status, 200)
+  t.equal((await verify(mint(es, base, { header: { typ: 'JWT' } }))).status, 200)
+})
+
+t.test('per-request checks: nonce, maxAge, accessToken, audience', async (t) => {
+  const now = nowSeconds()
+  const token = mint(es, idTokenClaims(ISS, AUD, { nonce: 'n-1', auth_time: now - 100, at_hash: computeAtHash('access-xyz', 'ES256') }))
+  t.equal((await verify(token, { nonce: 'n-1' })).status, 200)
+  t.equal((await verify(token, { nonce: 'n-2' })).body.code, 'nonce_mismatch')
+  t.equal((await verify(mint(es, idTokenClaims(ISS, AUD)), { nonce: 'n-1' })).body.code, 'nonce_mismatch', 'missing nonce')
+  t.equal((await verify(token, { maxAge: 300 })).status, 200)
+  t.equal((await verify(token, { maxAge: 30 })).body.code, 'authentication_too_old')
+  t.equal((await verify(mint(es, { ...idTokenClaims(ISS, AUD), auth_time: undefined }), { maxAge: 300 })).body.code, 'auth_time_missing')
+  t.equal((await verify(token, { accessToken: 'access-xyz' })).status, 200)
+  t.equal((await verify(token, { accessToken: 'access-abc' })).body.code, 'at_hash_mismatch')
+  t.equal((await verify(mint(es, idTokenClaims(ISS, AUD)), { accessToken: 'access-xyz' })).body.code, 'at_hash_missing')
+  t.equal((await verify(token, { audience: AUD })).status, 200)
+  t.equal((await verify(token, { audience: 'client-b' })).body.code, 'audience_mismatch')
+  for (const key of [rs, ed]) {
+    const tk = mint(key, idTokenClaims(ISS, AUD, { at_hash: computeAtHash('tok', key.alg) }))
+    t.equal((await verify(tk, { accessToken: 'tok' })).status, 200, `at_hash for ${key.alg}`)
+  }
+})
+
+t.test('issuer rules: max token age and required claim values', async (t) => {
+  const strict = 'https://strict.example.com'
+  t.equal((await verify(mint(es, idTokenClaims(strict, AUD, { hd: 'example.com' })))).status, 200)
+  t.equal((await verify(mint(es, idTokenClaims(strict, AUD, { hd: 'evil.com' })))).body.code, 'claim_value_mismatch')
+  t.equal((await verify(mint(es, idTokenClaims(strict, AUD)))).body.claim, 'hd')
+  t.equal((await verify(mint(es, idTokenClaims(strict, AUD, { hd: 'example.com', iat: nowSeconds() - 200 })))).body.code, 'token_too_old')
+})
+
+t.test('HMAC with a configured client secret', async (t) => {
+  const iss = 'https://hmac.example.com'
+  t.equal((await verify(mintHmac(secret, 'HS256', idTokenClaims(iss, 'conf-client')))).status, 200)
+  t.equal((await verify(mintHmac('x'.repeat(64), 'HS256', idTokenClaims(iss, 'conf-client')))).body.code, 'signature_invalid')
+  t.equal((await verify(mintHmac(secret, 'HS512', idTokenClaims(iss, 'conf-client')))).body.code, 'algorithm_not_allowed')
+  t.equal((await verify(mintHmac(secret, 'HS256', idTokenClaims(ISS, AUD)))).body.code, 'algorithm_not_allowed', 'issuer without a secret')
+  // A public key used as an HMAC secret (the classic confusion attack) does not help: HS256 is not allowed there.
+  t.equal((await verify(mintHmac(JSON.stringify(es.jwk), 'HS256', idTokenClaims(ISS, AUD)))).body.code, 'algorithm_not_allowed')
+})
+
+t.test('tampering is detected', async (t) => {
+  const token = mint(rs, idTokenClaims(ISS, AUD))
+  const [h, p, s] = token.split('.') as [string, string, string]
+  const payload = JSON.parse(Buffer.from(p, 'base64url').toString())
+  payload.sub = 'admin'
+  t.equal((await verify(`${h}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}.${s}`)).body.code, 'signature_invalid')
+  const shortSig = `${h}.${p}.${s.slice(0, 40)}`
+  t.equal((await verify(shortSig)).body.code, 'signature_invalid')
+  const esToken = mint(es, idTokenClaims(ISS, AUD)).split('.')
+  t.equal((await verify(`${esToken[0]}.${esToken[1]}.${Buffer.alloc(72).toString('base64url')}`)).body.code, 'signature_invalid', 'DER-length ECDSA signature')
+})
+
+t.test('every error response has the documented shape', async (t) => {
+  const res = await verify('nope')
+  t.ok(ALL_ERROR_CODES.includes(res.body.code))
+  t.type(res.body.message, 'string')
+  t.type(res.body.hint, 'string')
+  t.type(res.body.requestId, 'string')
+  t.equal(res.headers['x-request-id'], res.body.requestId)
+  const nf = await app.inject({ method: 'GET', url: '/nope' })
+  t.equal(nf.statusCode, 404)
+  t.equal(nf.json().code, 'not_found')
+  const withId = await app.inject({ method: 'POST', url: '/verify', headers: { 'x-request-id': 'abc-123' }, payload: { token: 'x' } })
+  t.equal(withId.json().requestId, 'abc-123')
+  const evilId = await app.inject({ method: 'POST', url: '/verify', headers: { 'x-request-id': 'a b\u0000c' }, payload: { token: 'x' } })
+  t.not(evilId.json().requestId, 'a b\u0000c')
+})
+
+t.test('health and readiness with inline keys', async (t) => {
+  const h = await app.inject({ method: 'GET', url: '/healthz' })
+  t.same(h.json(), { status: 'ok' })
+  const r = await app.inject({ method: 'GET', url: '/readyz' })
+  t.equal(r.statusCode, 200)
+  t.equal(r.json().ready, true)
+  t.equal(r.json().issuers.length, 3)
+  t.equal(r.json().issuers[0].source, 'inline')
+  t.equal(r.json().issuers[0].keyCount, 4)
+  t.same(outbound, [])
+})
