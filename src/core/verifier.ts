@@ -7,8 +7,8 @@
  * kid may trigger a rate-limited refresh) → signature → ID-token rules → normalization.
  */
 import type { AsymmetricAlgorithm, Config, IssuerConfig } from '../config/types.js'
-import { VerificationError } from '../errors.js'
-import { JwksCache } from '../jwks/cache.js'
+import { isVerificationError, VerificationError, type ErrorCode } from '../errors.js'
+import { JwksCache, type JwksFetchReason } from '../jwks/cache.js'
 import type { fetchJson } from '../net/fetch-json.js'
 import { parseCompactJws, type ParsedJws } from './compact-jws.js'
 import type { VerifiedIdentity } from './identity.js'
@@ -24,7 +24,16 @@ export type { RequestChecks } from './id-token-rules.js'
 /** Without a kid, at most this many keys are tried: a token must not make us do unbounded work. */
 export const MAX_KEYS_TRIED_WITHOUT_KID = 5
 
+/** Observations for metrics. Labels are configured issuer ids and error codes, never token contents. */
+export interface VerifierEvents {
+  /** One per verify() call; issuer is null when the token matched no configured issuer. */
+  verification?(e: { issuer: string | null, result: ErrorCode | 'ok', durationSeconds: number }): void
+  jwksFetch?(e: { issuer: string, outcome: 'success' | 'error', reason: JwksFetchReason, durationSeconds: number }): void
+  staleKeysServed?(e: { issuer: string }): void
+}
+
 export interface VerifierOptions {
+  events?: VerifierEvents
   logger?: Logger
   /** Current time in milliseconds; injectable for tests. */
   now?: () => number
@@ -53,17 +62,24 @@ export class Verifier {
   private readonly maxTokenBytes: number
   private readonly now: () => number
   private readonly logger: Logger
+  private readonly events: VerifierEvents
+  /** JWKS URL → the issuer id that labels its metrics (the first configured issuer using it). */
+  private readonly issuerOfUrl = new Map<string, string>()
 
   constructor (config: Config, options: VerifierOptions = {}) {
     this.logger = options.logger ?? silentLogger
     this.now = options.now ?? Date.now
     this.maxTokenBytes = config.server.maxTokenBytes
+    this.events = options.events ?? {}
+    const labelOf = (url: string): string => this.issuerOfUrl.get(url) ?? this.issuerForUnlabelledUrl(url)
     this.cache = new JwksCache<KeySet>({
       ...config.jwks,
       fetchOpts: config.fetch,
       fetcher: options.fetcher,
       now: this.now,
       logger: this.logger,
+      onFetch: (e) => this.events.jwksFetch?.({ issuer: labelOf(e.url), outcome: e.outcome, reason: e.reason, durationSeconds: e.durationMs / 1000 }),
+      onStale: (url) => this.events.staleKeysServed?.({ issuer: labelOf(url) }),
       createKeySet: (jwks, url) => {
         const keySet = new KeySet(jwks)
         if (keySet.rejected.length > 0) this.logger.warn({ jwksUri: url, rejected: keySet.rejected }, 'JWKS contains keys that will never be used')
@@ -71,6 +87,7 @@ export class Verifier {
       }
     })
     for (const issuer of config.issuers) {
+      if (issuer.keys.kind === 'jwksUri' && !this.issuerOfUrl.has(issuer.keys.jwksUri)) this.issuerOfUrl.set(issuer.keys.jwksUri, issuer.id)
       const runtime: IssuerRuntime = {
         config: issuer,
         rules: {
@@ -120,6 +137,34 @@ export class Verifier {
   }
 
   async verify (token: string, request: RequestChecks = {}): Promise<VerifiedIdentity> {
+    const observe = this.events.verification
+    if (observe === undefined) return await this.verifyToken(token, request)
+    const started = process.hrtime.bigint()
+    const seconds = (): number => Number(process.hrtime.bigint() - started) / 1e9
+    try {
+      const identity = await this.verifyToken(token, request)
+      observe({ issuer: identity.issuer.id, result: 'ok', durationSeconds: seconds() })
+      return identity
+    } catch (err) {
+      const result: ErrorCode = isVerificationError(err) ? err.code : 'internal_error'
+      const issuer = isVerificationError(err) ? (err.details.issuer ?? null) : null
+      observe({ issuer, result, durationSeconds: seconds() })
+      throw err
+    }
+  }
+
+  /** Discovered JWKS URLs are learnt at run time: label them by the discovering issuer. */
+  private issuerForUnlabelledUrl (url: string): string {
+    for (const r of this.runtimes) {
+      if (r.keys.status().jwksUri === url) {
+        this.issuerOfUrl.set(url, r.config.id)
+        return r.config.id
+      }
+    }
+    return 'unknown'
+  }
+
+  private async verifyToken (token: string, request: RequestChecks): Promise<VerifiedIdentity> {
     const jws = parseCompactJws(token, this.maxTokenBytes)
     const runtime = this.selectIssuer(jws)
     const issuer = runtime.config.id

@@ -43,6 +43,8 @@ export interface JwksCacheOptions<T> extends JwksCacheConfig {
   logger?: CacheLogger
   /** Called after every fetch attempt, for metrics. */
   onFetch?: (event: JwksFetchEvent) => void
+  /** Called each time a stale key set is served to a request (stale-if-error), for metrics. */
+  onStale?: (url: string) => void
 }
 
 export type JwksState = 'fresh' | 'stale' | 'expired' | 'missing'
@@ -150,6 +152,7 @@ export class JwksCache<T> {
   readonly #now: () => number
   readonly #logger: CacheLogger
   readonly #onFetch: ((event: JwksFetchEvent) => void) | undefined
+  readonly #onStale: ((url: string) => void) | undefined
   #closed = false
 
   constructor (options: JwksCacheOptions<T>) {
@@ -161,6 +164,7 @@ export class JwksCache<T> {
     this.#now = options.now ?? Date.now
     this.#logger = options.logger ?? silentLogger
     this.#onFetch = options.onFetch
+    this.#onStale = options.onStale
     this.#entries = new LRUCache<string, Entry<T>>({
       max: options.maxEntries,
       dispose: (entry) => {
@@ -279,6 +283,7 @@ export class JwksCache<T> {
   }
 
   #noteStale (entry: Entry<T>, keys: LoadedKeys<T>, now: number): void {
+    this.#onStale?.(entry.url)
     const fields = { url: entry.url, staleForMs: now - keys.freshUntil, usableUntil: keys.usableUntil }
     // A routine refresh may simply not have finished yet; only a failed one makes this worth a warning.
     if (entry.consecutiveFailures > 0 && !entry.staleWarned) {
