@@ -6,6 +6,7 @@ import {
   ClaimMappingSchema,
   ConfigFileSchema,
   FETCH_DEFAULTS,
+  TOKEN_CACHE_DEFAULTS,
   JWKS_DEFAULTS,
   RATE_LIMIT_DEFAULTS,
   SERVER_DEFAULTS
@@ -172,6 +173,7 @@ t.test('a valid JSON file, by --config=PATH and by OIDC_VERIFIER_CONFIG, gets th
     rateLimit: { ...RATE_LIMIT_DEFAULTS },
     jwks: { ...JWKS_DEFAULTS },
     fetch: { ...FETCH_DEFAULTS },
+    tokenCache: { ...TOKEN_CACHE_DEFAULTS },
     issuers: [{
       id: 'google',
       issuer: 'https://accounts.google.com',
@@ -195,6 +197,7 @@ t.test('a valid JSON file, by --config=PATH and by OIDC_VERIFIER_CONFIG, gets th
 t.test('the documented defaults', async (t) => {
   t.same(SERVER_DEFAULTS, { host: '127.0.0.1', port: 8080, logLevel: 'info', bodyLimit: 65536, maxTokenBytes: 16384, shutdownGraceSeconds: 10, trustProxy: false })
   t.same(RATE_LIMIT_DEFAULTS, { enabled: true, max: 1000000, windowSeconds: 60 })
+  t.same(TOKEN_CACHE_DEFAULTS, { enabled: true, maxEntries: 50000, maxBytes: 67108864, maxTtlSeconds: 300 })
   t.same(JWKS_DEFAULTS, {
     maxEntries: 100,
     defaultFreshnessSeconds: 600,

@@ -15,6 +15,7 @@ import {
   ConfigFileSchema,
   DEFAULT_ENV_ISSUER_ID,
   FETCH_DEFAULTS,
+  TOKEN_CACHE_DEFAULTS,
   ISSUER_DEFAULTS,
   JWKS_DEFAULTS,
   JwksCacheSchema,
@@ -372,7 +373,7 @@ interface Ctx {
   reports: Array<{ rank: number, text: string }>
 }
 
-const SECTION_RANK: Readonly<Record<string, number>> = { server: 1, rateLimit: 2, jwks: 3, fetch: 4 }
+const SECTION_RANK: Readonly<Record<string, number>> = { server: 1, rateLimit: 2, jwks: 3, fetch: 4, tokenCache: 5 }
 
 function report (ctx: Ctx, path: Path, text: string): void {
   const where = ctx.label(path)
@@ -900,6 +901,7 @@ function resolve (doc: unknown, ctx: Ctx, problems: string[]): Config | undefine
     rateLimit: { ...RATE_LIMIT_DEFAULTS, ...defined(file.rateLimit) },
     jwks: { ...JWKS_DEFAULTS, ...defined(file.jwks) },
     fetch: { ...FETCH_DEFAULTS, ...defined(file.fetch) },
+    tokenCache: { ...TOKEN_CACHE_DEFAULTS, ...defined(file.tokenCache) },
     issuers: file.issuers.map((issuer, i) => resolveIssuer(issuer, secrets.get(i))),
     source: ctx.source
   }

@@ -15,7 +15,8 @@ import {
   type FetchConfig,
   type JwksCacheConfig,
   type RateLimitConfig,
-  type ServerConfig
+  type ServerConfig,
+  type TokenCacheConfig
 } from './types.js'
 
 // ---------------------------------------------------------------------------------------------------------
@@ -49,6 +50,13 @@ export const JWKS_DEFAULTS: Readonly<JwksCacheConfig> = Object.freeze({
   unknownKidRefreshesPerMinute: 6,
   backoffInitialSeconds: 1,
   backoffMaxSeconds: 300
+})
+
+export const TOKEN_CACHE_DEFAULTS: Readonly<TokenCacheConfig> = Object.freeze({
+  enabled: true,
+  maxEntries: 50000,
+  maxBytes: 64 * 1024 * 1024,
+  maxTtlSeconds: 300
 })
 
 export const FETCH_DEFAULTS: Readonly<FetchConfig> = Object.freeze({
@@ -244,11 +252,19 @@ export const IssuerSchema = Type.Object({
   claimMapping: Type.Optional(ClaimMappingSchema)
 }, { additionalProperties: false, description: 'A trusted OpenID Provider.', 'x-expected': 'a mapping of issuer options' })
 
+export const TokenCacheSchema = Type.Object({
+  enabled: Type.Optional(Type.Boolean({ description: 'Cache verified tokens (keyed by a hash of the token, never the token).', default: TOKEN_CACHE_DEFAULTS.enabled, 'x-expected': 'true or false' })),
+  maxEntries: Type.Optional(Int(1, 10000000, 'Maximum number of cached verified tokens.', TOKEN_CACHE_DEFAULTS.maxEntries)),
+  maxBytes: Type.Optional(Int(1048576, 17179869184, 'Bound on the estimated memory of the cache, in bytes.', TOKEN_CACHE_DEFAULTS.maxBytes)),
+  maxTtlSeconds: Type.Optional(Int(1, 86400, 'An entry lives no longer than the token\'s exp nor this.', TOKEN_CACHE_DEFAULTS.maxTtlSeconds))
+}, { additionalProperties: false, description: 'The verified-token cache.', 'x-expected': 'a mapping of token cache options' })
+
 export const ConfigFileSchema = Type.Object({
   server: Type.Optional(ServerSchema),
   rateLimit: Type.Optional(RateLimitSchema),
   jwks: Type.Optional(JwksCacheSchema),
   fetch: Type.Optional(FetchSchema),
+  tokenCache: Type.Optional(TokenCacheSchema),
   issuers: Type.Array(IssuerSchema, {
     minItems: 1,
     description: 'The trusted issuers (at least one).',

@@ -101,6 +101,17 @@ export interface FetchConfig {
   maxResponseBytes: number
 }
 
+/** The verified-token cache: a token seen before skips signature verification (never its claim checks). */
+export interface TokenCacheConfig {
+  enabled: boolean
+  /** Bound on entries. */
+  maxEntries: number
+  /** Bound on the estimated memory of all entries, in bytes. */
+  maxBytes: number
+  /** An entry lives no longer than the token's exp nor this. */
+  maxTtlSeconds: number
+}
+
 export interface ServerConfig {
   host: string
   port: number
@@ -127,6 +138,7 @@ export interface Config {
   rateLimit: RateLimitConfig
   jwks: JwksCacheConfig
   fetch: FetchConfig
+  tokenCache: TokenCacheConfig
   issuers: IssuerConfig[]
   /** Where the configuration came from, for messages ("/etc/oidc-verifier.yaml", "environment"). */
   source: string

@@ -26,6 +26,8 @@ export interface KeyProvider {
   getKeySet(): Promise<KeySet>
   /** The token names a kid we do not have: refresh if the cooldown and rate limit allow. */
   refreshForUnknownKid(): Promise<KeySet | undefined>
+  /** Names where the current keys come from (the JWKS URL, or inline:<issuer id>), for the token cache. */
+  sourceId(): string
   start(): void
   status(): KeyStatus
   close(): void
@@ -33,7 +35,13 @@ export interface KeyProvider {
 
 class InlineKeys implements KeyProvider {
   private readonly keySet: KeySet
-  constructor (keySet: KeySet) { this.keySet = keySet }
+  private readonly id: string
+  constructor (keySet: KeySet, issuerId: string) {
+    this.keySet = keySet
+    this.id = `inline:${issuerId}`
+  }
+
+  sourceId (): string { return this.id }
   async getKeySet (): Promise<KeySet> { return this.keySet }
   async refreshForUnknownKid (): Promise<KeySet | undefined> { return undefined }
   start (): void {}
@@ -68,6 +76,8 @@ class RemoteKeys implements KeyProvider {
     if (this.jwksUri === undefined) return undefined
     return await this.cache.refreshForUnknownKid(this.jwksUri)
   }
+
+  sourceId (): string { return this.jwksUri ?? '' }
 
   protected retryAfter (): number { return 1 }
   protected lastDiscoveryError (): string | null { return null }
@@ -164,7 +174,7 @@ export function createKeyProvider (
   fetcher?: typeof fetchJson
 ): KeyProvider {
   switch (issuer.keys.kind) {
-    case 'inline': return new InlineKeys(new KeySet(issuer.keys.jwks))
+    case 'inline': return new InlineKeys(new KeySet(issuer.keys.jwks), issuer.id)
     case 'jwksUri': return new RemoteKeys(cache, 'jwksUri', issuer.keys.jwksUri)
     case 'discovery': return new DiscoveredKeys(cache, issuer, fetchConfig, jwksConfig, logger, fetcher)
   }

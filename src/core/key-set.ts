@@ -35,6 +35,8 @@ export interface UsableKey {
   /** Entra ID publishes the issuer a key belongs to; checked by the multi-tenant rules when present. */
   issuer: string | undefined
   key: KeyObject
+  /** The public key material as text: the same key in a later JWKS has the same fingerprint. */
+  fingerprint: string
 }
 
 export interface RejectedKey {
@@ -93,7 +95,8 @@ export class KeySet {
         crv: typeof jwk.crv === 'string' ? jwk.crv : undefined,
         alg: jwk.alg,
         issuer: typeof jwk.issuer === 'string' ? jwk.issuer : undefined,
-        key
+        key,
+        fingerprint: JSON.stringify(publicPart(jwk))
       }
       keys.push(usable)
       if (kid !== undefined) {
@@ -110,6 +113,11 @@ export class KeySet {
   candidates (alg: AsymmetricAlgorithm, kid: string | undefined): UsableKey[] {
     const pool = kid === undefined ? this.keys : (this.byKid.get(kid) ?? [])
     return pool.filter((k) => fitsAlgorithm(k, alg))
+  }
+
+  /** Fingerprints of every usable key, to tell which keys a newer JWKS no longer has. */
+  fingerprints (): Set<string> {
+    return new Set(this.keys.map((k) => k.fingerprint))
   }
 
   hasKid (kid: string): boolean {

@@ -16,6 +16,7 @@ import { checkIdTokenClaims, checkTokenType, type IssuerRules, type RequestCheck
 import { createKeyProvider, type KeyProvider, type KeyStatus } from './issuer-keys.js'
 import { KeySet, type UsableKey } from './key-set.js'
 import { silentLogger, type Logger } from './logger.js'
+import { VerifiedTokenCache } from './verified-token-cache.js'
 import { compileClaimMapping, normalizeIdentity, type CompiledMapping } from './normalize.js'
 import { isAsymmetricAlgorithm, isHmacAlgorithm, verifyAsymmetric, verifyHmac } from './signature.js'
 
@@ -30,6 +31,8 @@ export interface VerifierEvents {
   verification?(e: { issuer: string | null, result: ErrorCode | 'ok', durationSeconds: number }): void
   jwksFetch?(e: { issuer: string, outcome: 'success' | 'error', reason: JwksFetchReason, durationSeconds: number }): void
   staleKeysServed?(e: { issuer: string }): void
+  /** One per verification that reached the verified-token cache: a hit skipped the signature check. */
+  tokenCache?(e: { issuer: string, hit: boolean }): void
 }
 
 export interface VerifierOptions {
@@ -57,6 +60,8 @@ export interface IssuerStatus extends KeyStatus {
 
 export class Verifier {
   private readonly byIssuerUrl = new Map<string, IssuerRuntime>()
+  private readonly byId = new Map<string, IssuerRuntime>()
+  private readonly tokenCache: VerifiedTokenCache | undefined
   private readonly runtimes: IssuerRuntime[] = []
   private readonly cache: JwksCache<KeySet>
   private readonly maxTokenBytes: number
@@ -71,6 +76,7 @@ export class Verifier {
     this.now = options.now ?? Date.now
     this.maxTokenBytes = config.server.maxTokenBytes
     this.events = options.events ?? {}
+    this.tokenCache = config.tokenCache.enabled ? new VerifiedTokenCache(config.tokenCache) : undefined
     const labelOf = (url: string): string => this.issuerOfUrl.get(url) ?? this.issuerForUnlabelledUrl(url)
     this.cache = new JwksCache<KeySet>({
       ...config.jwks,
@@ -83,6 +89,9 @@ export class Verifier {
       createKeySet: (jwks, url) => {
         const keySet = new KeySet(jwks)
         if (keySet.rejected.length > 0) this.logger.warn({ jwksUri: url, rejected: keySet.rejected }, 'JWKS contains keys that will never be used')
+        // A key that left the JWKS no longer vouches for the tokens it verified.
+        const dropped = this.tokenCache?.dropKeysNotIn(url, keySet.fingerprints()) ?? 0
+        if (dropped > 0) this.logger.info({ jwksUri: url, dropped }, 'dropped cached verifications of keys that left the JWKS')
         return keySet
       }
     })
@@ -104,6 +113,7 @@ export class Verifier {
         keys: createKeyProvider(issuer, this.cache, config.fetch, config.jwks, this.logger, options.fetcher)
       }
       this.byIssuerUrl.set(issuer.issuer, runtime)
+      this.byId.set(issuer.id, runtime)
       this.runtimes.push(runtime)
     }
   }
@@ -116,6 +126,7 @@ export class Verifier {
   close (): void {
     for (const r of this.runtimes) r.keys.close()
     this.cache.close()
+    this.tokenCache?.clear()
   }
 
   status (): IssuerStatus[] {
@@ -165,6 +176,22 @@ export class Verifier {
   }
 
   private async verifyToken (token: string, request: RequestChecks): Promise<VerifiedIdentity> {
+    const cache = this.tokenCache
+    if (cache === undefined) return await this.verifyFully(token, request, undefined)
+    // Size first: nothing longer than the limit is hashed, parsed or looked up.
+    if (token.length > this.maxTokenBytes) throw new VerificationError('token_too_large')
+    const cacheKey = cache.keyOf(token)
+    const hit = cache.get(cacheKey)
+    if (hit === undefined) return await this.verifyFully(token, request, cacheKey)
+    const runtime = this.byId.get(hit.issuer) as IssuerRuntime
+    const nowSeconds = this.now() / 1000
+    // The signature was verified before; every claim check runs again (time passes, requests differ).
+    checkIdTokenClaims(hit.identity.claims, runtime.rules, request, hit.alg, hit.curve, nowSeconds)
+    this.events.tokenCache?.({ issuer: hit.issuer, hit: true })
+    return { ...hit.identity, expiresIn: Math.max(0, Math.floor(hit.identity.expiresAt - nowSeconds)) }
+  }
+
+  private async verifyFully (token: string, request: RequestChecks, cacheKey: string | undefined): Promise<VerifiedIdentity> {
     const jws = parseCompactJws(token, this.maxTokenBytes)
     const runtime = this.selectIssuer(jws)
     const issuer = runtime.config.id
@@ -180,13 +207,19 @@ export class Verifier {
     // jwk, jku, x5u and x5c are never read: keys come from the configured issuer only.
 
     let curve: string | undefined
+    let keySource: string
+    let keyFingerprint: string
     if (isHmacAlgorithm(alg)) {
       // The configuration refuses HS* without a secret; this guards the invariant.
       if (runtime.hmacSecret === undefined) throw new VerificationError('algorithm_not_allowed', { issuer })
       if (!verifyHmac(alg, runtime.hmacSecret, jws.signingInput, jws.signature)) throw new VerificationError('signature_invalid', { issuer })
+      keySource = `secret:${issuer}`
+      keyFingerprint = 'client-secret'
     } else if (isAsymmetricAlgorithm(alg)) {
       const key = await this.verifyWithIssuerKeys(runtime, alg, kid, jws)
       curve = key.crv
+      keySource = runtime.keys.sourceId()
+      keyFingerprint = key.fingerprint
     } else {
       throw new VerificationError('algorithm_not_allowed', { issuer })
     }
@@ -199,7 +232,7 @@ export class Verifier {
       // A client secret is shared with one client: a token for several audiences cannot be signed with it.
       throw new VerificationError('audience_mismatch', { issuer, claim: 'aud' })
     }
-    return normalizeIdentity({
+    const identity = normalizeIdentity({
       issuerId: issuer,
       issuerUrl: runtime.config.issuer,
       claims,
@@ -207,6 +240,12 @@ export class Verifier {
       audiences: checked.audiences,
       nowSeconds
     }, runtime.mapping)
+    if (cacheKey !== undefined && this.tokenCache !== undefined) {
+      // Cached objects are shared between hits and must not be mutated by callers.
+      this.tokenCache.set(cacheKey, { issuer, keySource, keyFingerprint, header, alg, curve, identity }, token.length, identity.expiresAt * 1000, nowSeconds * 1000)
+      this.events.tokenCache?.({ issuer, hit: false })
+    }
+    return identity
   }
 
   private selectIssuer (jws: ParsedJws): IssuerRuntime {

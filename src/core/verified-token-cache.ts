@@ -1,0 +1,81 @@
+/**
+ * The verified-token cache: a token whose signature has been verified before is not verified again.
+ * Keyed by SHA-256 of the whole token (the raw token is never stored). An entry lives no longer than the
+ * token's exp nor the configured cap, is dropped when the key that verified it leaves its issuer's JWKS,
+ * and never skips the claim checks: time, audience and the per-request checks run on every hit.
+ * Bounded in entries and in estimated bytes.
+ */
+import { createHash } from 'node:crypto'
+import { LRUCache } from 'lru-cache'
+import type { Algorithm, TokenCacheConfig } from '../config/types.js'
+import type { VerifiedIdentity } from './identity.js'
+
+export interface CachedVerification {
+  /** Configured issuer id. */
+  issuer: string
+  /** Where the verifying key came from (a JWKS URL, or "inline:<id>" / "secret:<id>"), and which key it was. */
+  keySource: string
+  keyFingerprint: string
+  header: Record<string, unknown>
+  alg: Algorithm
+  curve: string | undefined
+  /** The normalized identity as first computed; expiresIn is recomputed on every hit. */
+  identity: VerifiedIdentity
+}
+
+/** Rough per-entry overhead beyond the token-sized strings: objects, the identity, LRU bookkeeping. */
+const ENTRY_OVERHEAD_BYTES = 1024
+
+export class VerifiedTokenCache {
+  private readonly lru: LRUCache<string, CachedVerification>
+  private readonly maxTtlMs: number
+
+  constructor (config: TokenCacheConfig) {
+    this.maxTtlMs = config.maxTtlSeconds * 1000
+    this.lru = new LRUCache<string, CachedVerification>({
+      max: config.maxEntries,
+      maxSize: config.maxBytes,
+      ttlAutopurge: false,
+      // Expiry is enforced by the claim checks on every hit; the TTL only evicts dead entries eventually.
+      allowStale: false
+    })
+  }
+
+  keyOf (token: string): string {
+    return createHash('sha256').update(token).digest('base64')
+  }
+
+  get (key: string): CachedVerification | undefined {
+    return this.lru.get(key)
+  }
+
+  /**
+   * The token's length stands in for its decoded claims (the claims, the identity built from them and the
+   * header take about three times the token's base64url length), so sizing costs nothing per entry.
+   */
+  set (key: string, entry: CachedVerification, tokenLength: number, expiresAtMs: number, nowMs: number): void {
+    const ttl = Math.min(expiresAtMs - nowMs, this.maxTtlMs)
+    if (ttl <= 0) return
+    this.lru.set(key, entry, { ttl: Math.ceil(ttl), size: ENTRY_OVERHEAD_BYTES + 3 * tokenLength })
+  }
+
+  /** A key source's new key set no longer has some keys: forget what they verified. Returns how many. */
+  dropKeysNotIn (keySource: string, remaining: ReadonlySet<string>): number {
+    let dropped = 0
+    for (const [key, entry] of this.lru.entries()) {
+      if (entry.keySource === keySource && !remaining.has(entry.keyFingerprint)) {
+        this.lru.delete(key)
+        dropped++
+      }
+    }
+    return dropped
+  }
+
+  get size (): number {
+    return this.lru.size
+  }
+
+  clear (): void {
+    this.lru.clear()
+  }
+}
