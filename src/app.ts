@@ -3,7 +3,7 @@
  * Tests drive it with inject() or on a real port; src/server.ts is the process around it.
  * Boot order: logging → request log → error handling → rate limit → verifier → routes.
  */
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import rateLimit from '@fastify/rate-limit'
 import { randomUUID } from 'node:crypto'
 import type { Config } from './config/types.js'
@@ -34,7 +34,8 @@ export interface BuildAppOptions extends VerifierOptions {
 export async function buildApp (config: Config, options: BuildAppOptions = {}): Promise<FastifyInstance> {
   const fastify = Fastify({
     ...(options.loggerInstance !== undefined ? { loggerInstance: options.loggerInstance } : { logger: loggerOptions(config.server.logLevel) }),
-    disableRequestLogging: true,
+    // Our own request log line (src/http/request-log.ts) replaces Fastify's, which would log URLs and errors.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.server.bodyLimit,
     connectionTimeout: CONNECTION_TIMEOUT_MS,
     requestTimeout: REQUEST_TIMEOUT_MS,

@@ -8,13 +8,14 @@ import { runService } from './run.js'
 
 const env = process.env
 try {
-  const devIssuer = await startDevIssuer({ port: env.DEV_ISSUER_PORT === undefined ? 9400 : Number(env.DEV_ISSUER_PORT), env })
+  const devIssuer = await startDevIssuer({ port: env.DEV_ISSUER_PORT === undefined || env.DEV_ISSUER_PORT === '' ? 9400 : Number(env.DEV_ISSUER_PORT), env })
   const config = parseConfig({
     issuers: [{ id: 'dev', issuer: devIssuer.issuer, audiences: [devIssuer.audience], algorithms: ['ES256', 'RS256'] }]
   }, 'development issuer', env)
-  const app = await runService(config)
-  app.addHook('onClose', async () => { await devIssuer.close() })
-  const base = `http://${config.server.host}:${config.server.port}`
+  const app = await runService(config, async () => { await devIssuer.close() })
+  const address = app.server.address()
+  const port = typeof address === 'object' && address !== null ? address.port : config.server.port
+  const base = `http://${config.server.host}:${port}`
   process.stderr.write([
     '',
     'oidc-verifier development mode: INSECURE, the development issuer mints tokens for anyone who asks.',

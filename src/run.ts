@@ -7,8 +7,9 @@ import type { FastifyInstance } from 'fastify'
 import { buildApp } from './app.js'
 import type { Config } from './config/types.js'
 
-export async function runService (config: Config): Promise<FastifyInstance> {
+export async function runService (config: Config, onClose?: () => Promise<void>): Promise<FastifyInstance> {
   const app = await buildApp(config)
+  if (onClose !== undefined) app.addHook('onClose', onClose)
   closeWithGrace({ delay: config.server.shutdownGraceSeconds * 1000 }, async ({ signal, err }) => {
     if (err !== undefined) app.log.error({ err }, 'shutting down after an error')
     else app.log.info({ signal }, 'shutting down: no new connections, finishing requests in flight')

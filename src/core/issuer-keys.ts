@@ -118,6 +118,8 @@ class DiscoveredKeys extends RemoteKeys {
   private error: string | null = null
   private timer: NodeJS.Timeout | undefined
   private closed = false
+  /** The discovery attempt under way: the first requests wait for it rather than fail. */
+  private attempt: Promise<void> | undefined
 
   constructor (cache: JwksCache<KeySet>, issuer: IssuerConfig, fetchConfig: FetchConfig, jwksConfig: JwksCacheConfig, logger: Logger, fetcher?: typeof fetchJson) {
     super(cache, 'discovery', undefined)
@@ -132,7 +134,17 @@ class DiscoveredKeys extends RemoteKeys {
     void this.discover()
   }
 
-  private async discover (): Promise<void> {
+  override async getKeySet (): Promise<KeySet> {
+    if (this.jwksUri === undefined && this.attempt !== undefined) await this.attempt
+    return await super.getKeySet()
+  }
+
+  private discover (): Promise<void> {
+    this.attempt = this.tryDiscovery().finally(() => { this.attempt = undefined })
+    return this.attempt
+  }
+
+  private async tryDiscovery (): Promise<void> {
     if (this.closed) return
     try {
       const { jwksUri } = await discoverJwksUri(this.issuer, this.fetchConfig, this.fetcher)

@@ -1,0 +1,73 @@
+/**
+ * The development issuer and `npm run dev`: real discovery, JWKS and minting; the printed curl command
+ * works; refuses NODE_ENV=production.
+ */
+import t from 'tap'
+import { spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { buildApp } from '../src/app.js'
+import { DevIssuerRefused, startDevIssuer } from '../src/dev/dev-issuer.js'
+import { configFor } from './helpers/config.js'
+
+t.test('mints tokens the service verifies through discovery', async (t) => {
+  const dev = await startDevIssuer({ env: {} })
+  t.teardown(() => dev.close())
+  const app = await buildApp(configFor([{ id: 'dev', issuer: dev.issuer, audiences: [dev.audience] }]))
+  t.teardown(() => app.close())
+  const token = await (await fetch(`${dev.issuer}/token?sub=alice&name=Alice&groups=x`)).text()
+  const res = await app.inject({ method: 'POST', url: '/verify', headers: { authorization: `Bearer ${token}` } })
+  t.equal(res.statusCode, 200, res.body)
+  t.equal(res.json().subject, 'alice')
+  t.equal(res.json().user.name, 'Alice')
+  t.equal(res.json().user.email, 'alice@example.test')
+  const posted = await (await fetch(`${dev.issuer}/token`, { method: 'POST', body: JSON.stringify({ sub: 'bob', groups: ['admins'], alg: 'RS256', iss: 'https://evil' }) })).text()
+  const res2 = await app.inject({ method: 'POST', url: '/verify', payload: { token: posted } })
+  t.equal(res2.statusCode, 200)
+  t.same(res2.json().groups, ['admins'])
+  t.equal(res2.json().issuer.url, dev.issuer, 'iss cannot be overridden')
+  t.equal(JSON.parse(Buffer.from(posted.split('.')[0] as string, 'base64url').toString()).alg, 'RS256')
+  const bad = await fetch(`${dev.issuer}/token`, { method: 'POST', body: '[1,2' })
+  t.equal(bad.status, 400)
+  t.equal((await fetch(`${dev.issuer}/nope`)).status, 404)
+})
+
+t.test('refuses to run with NODE_ENV=production', async (t) => {
+  const err = await startDevIssuer({ env: { NODE_ENV: 'production' } }).then(() => undefined, (e: unknown) => e)
+  t.ok(err instanceof DevIssuerRefused)
+  t.match((err as Error).message, /insecure/)
+})
+
+const built = existsSync(new URL('../dist/dev.js', import.meta.url))
+
+t.test('npm run dev prints a curl command that verifies a fresh token', { skip: built ? false : 'run `npm run build` first (CI does)' }, async (t) => {
+  const child = spawn(process.execPath, ['dist/dev.js'], { env: { ...process.env, NODE_ENV: 'development', PORT: '0', DEV_ISSUER_PORT: '0', LOG_LEVEL: 'warn' }, stdio: ['ignore', 'ignore', 'pipe'] })
+  t.teardown(() => { child.kill('SIGTERM') })
+  let stderr = ''
+  const command = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no curl command printed: ${stderr}`)), 20000)
+    child.stderr.on('data', (d) => {
+      stderr += String(d)
+      const m = /curl -s (\S+\/verify) -H "Authorization: Bearer \$\(curl -s '([^']+)'\)"/.exec(stderr)
+      if (m !== null) { clearTimeout(timer); resolve(`${m[1]} ${m[2]}`) }
+    })
+  })
+  t.match(stderr, /INSECURE/)
+  const [verifyUrl, tokenUrl] = command.split(' ') as [string, string]
+  const token = await (await fetch(tokenUrl)).text()
+  const res = await fetch(verifyUrl, { method: 'POST', headers: { authorization: `Bearer ${token}` } })
+  t.equal(res.status, 200)
+  t.equal((await res.json() as { subject: string }).subject, 'alice')
+  const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+  child.kill('SIGTERM')
+  t.equal(await exit, 0, 'SIGTERM exits 0')
+})
+
+t.test('npm run dev refuses NODE_ENV=production', { skip: built ? false : 'run `npm run build` first (CI does)' }, async (t) => {
+  const child = spawn(process.execPath, ['dist/dev.js'], { env: { ...process.env, NODE_ENV: 'production', PORT: '0', DEV_ISSUER_PORT: '0' }, stdio: ['ignore', 'ignore', 'pipe'] })
+  let stderr = ''
+  child.stderr.on('data', (d) => { stderr += String(d) })
+  const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)))
+  t.equal(code, 1)
+  t.match(stderr, /insecure/)
+  t.match(stderr, /NODE_ENV=production/)
+})

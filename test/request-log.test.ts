@@ -1,0 +1,67 @@
+/**
+ * One JSON log line per request with route, status, issuer id, code, duration and request id; never the
+ * token, the Authorization header or personal claims. Also: the /verify rate limit.
+ */
+import t from 'tap'
+import { Writable } from 'node:stream'
+import pino from 'pino'
+import { buildApp } from '../src/app.js'
+import { loggerOptions } from '../src/logger.js'
+import { configFor } from './helpers/config.js'
+import { idTokenClaims, jwksOf, makeKey, mint } from './helpers/tokens.js'
+
+const ISS = 'https://idp.example.com'
+const key = makeKey('ES256')
+
+function capture () {
+  const lines: string[] = []
+  const stream = new Writable({ write (chunk, _enc, cb) { lines.push(...String(chunk).split('\n').filter(Boolean)); cb() } })
+  return { lines, logger: pino({ ...loggerOptions('info') }, stream) }
+}
+
+t.test('request log lines carry outcome fields and no secrets', async (t) => {
+  const { lines, logger } = capture()
+  const app = await buildApp(configFor([{ id: 'main', issuer: ISS, audiences: ['aud'], jwks: jwksOf(key) }]), { loggerInstance: logger })
+  t.teardown(() => app.close())
+  const good = mint(key, idTokenClaims(ISS, 'aud', { email: 'secret.person@example.com', name: 'Secret Person' }))
+  const expired = mint(key, idTokenClaims(ISS, 'aud', { exp: 1000, iat: 900 }))
+  await app.inject({ method: 'POST', url: '/verify', payload: { token: good } })
+  await app.inject({ method: 'POST', url: '/verify', headers: { authorization: `Bearer ${expired}`, 'x-request-id': 'req-77' } })
+  await app.inject({ method: 'POST', url: '/verify', payload: `{"token": "${good.slice(0, 30)}`, headers: { 'content-type': 'application/json' } })
+  await app.inject({ method: 'GET', url: '/healthz' })
+
+  const requestLines = lines.map((l) => JSON.parse(l)).filter((l) => l.msg === 'request completed')
+  t.equal(requestLines.length, 4, 'one line per request')
+  t.match(requestLines[0], { route: '/verify', method: 'POST', status: 200, issuer: 'main', code: null })
+  t.type(requestLines[0].durationMs, 'number')
+  t.type(requestLines[0].reqId, 'string')
+  t.match(requestLines[1], { status: 401, issuer: 'main', code: 'token_expired', reqId: 'req-77' })
+  t.match(requestLines[2], { status: 400, code: 'request_invalid' })
+  t.match(requestLines[3], { route: '/healthz', status: 200 })
+  const all = lines.join('\n')
+  for (const secret of [good, expired, good.slice(0, 30), good.split('.')[1] as string, 'secret.person', 'Secret Person', 'Bearer']) {
+    t.notOk(all.includes(secret), `logs never contain ${secret.slice(0, 12)}…`)
+  }
+})
+
+t.test('the rate limit stops a runaway caller, with a code and Retry-After', async (t) => {
+  const app = await buildApp(configFor([{ id: 'main', issuer: ISS, audiences: ['aud'] , jwks: jwksOf(key) }], { rateLimit: { max: 5, windowSeconds: 60 } }))
+  t.teardown(() => app.close())
+  const token = mint(key, idTokenClaims(ISS, 'aud'))
+  const statuses: number[] = []
+  for (let i = 0; i < 7; i++) statuses.push((await app.inject({ method: 'POST', url: '/verify', payload: { token } })).statusCode)
+  t.same(statuses, [200, 200, 200, 200, 200, 429, 429])
+  const limited = await app.inject({ method: 'POST', url: '/verify', payload: { token } })
+  t.equal(limited.json().code, 'rate_limited')
+  t.ok(Number(limited.headers['retry-after']) >= 1)
+  t.equal((await app.inject({ method: 'GET', url: '/healthz' })).statusCode, 200, 'health is not limited')
+  t.equal((await app.inject({ method: 'GET', url: '/readyz' })).statusCode, 200)
+})
+
+t.test('the default limit never stops a busy backend', async (t) => {
+  const app = await buildApp(configFor([{ id: 'main', issuer: ISS, audiences: ['aud'], jwks: jwksOf(key) }]))
+  t.teardown(() => app.close())
+  const token = mint(key, idTokenClaims(ISS, 'aud'))
+  const results = await Promise.all(Array.from({ length: 3000 }, () => app.inject({ method: 'POST', url: '/verify', payload: { token } })))
+  t.ok(results.every((r) => r.statusCode === 200), '3000 requests in a burst from one caller pass')
+})
