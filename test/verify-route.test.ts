@@ -293,3 +293,29 @@ t.test('health and readiness with inline keys', async (t) => {
   t.equal(r.json().issuers[0].keyCount, 4)
   t.same(outbound, [])
 })
+
+t.test('adversarial payloads: deep nesting, prototype keys, extreme numbers, many audiences', async (t) => {
+  const base = idTokenClaims(ISS, AUD)
+  const deep = '['.repeat(5000) + ']'.repeat(5000)
+  const deepToken = mint(es, {}, { rawPayload: JSON.parse(`{"iss":"${ISS}","x":${deep.slice(0, 2000)}${deep.slice(-2000)}}`) })
+  t.equal((await verify(deepToken)).status, 401, 'deeply nested claims: a clean 401, not a crash')
+  const input = `${Buffer.from(JSON.stringify({ alg: 'ES256', kid: es.kid })).toString('base64url')}.${Buffer.from(`{"iss":"${ISS}","a":${'['.repeat(6000)}${']'.repeat(6000)}}`).toString('base64url')}`
+  const tooDeep = await verify(`${input}.${Buffer.alloc(64).toString('base64url')}`)
+  t.ok(tooDeep.status === 401, `nesting near the size limit: ${tooDeep.status} ${tooDeep.body.code}`)
+
+  const proto = JSON.parse(JSON.stringify(base).replace(/^\{/, '{"__proto__":{"admin":true},"constructor":{"prototype":{"x":1}},'))
+  const res = await verify(mint(es, proto))
+  t.equal(res.status, 200)
+  t.equal(({} as Record<string, unknown>).admin, undefined, 'no prototype pollution')
+  t.equal(res.body.user.email, 'user@example.com')
+
+  for (const exp of [1e308, -1, 0, Number.MAX_SAFE_INTEGER * 1000]) {
+    const r = await verify(mint(es, { ...base, exp }))
+    t.equal(r.status, 401, `exp ${exp}`)
+  }
+  const manyAud = Array.from({ length: 500 }, (_, i) => `aud-${i}`)
+  t.equal((await verify(mint(es, { ...base, aud: [AUD, ...manyAud], azp: AUD }))).body.code, 'audience_mismatch')
+  const header = await verify(mint(es, base, { header: { alg: 'ES256', kid: es.kid, jku: 'http://127.0.0.1:9/x', b64: false, crit: ['b64'] } }))
+  t.equal(header.body.code, 'header_invalid', 'unencoded payload option (crit b64) refused')
+  t.same(outbound, [])
+})

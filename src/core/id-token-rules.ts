@@ -36,6 +36,8 @@ export interface CheckedClaims {
 
 const BACKCHANNEL_LOGOUT_EVENT = 'http://schemas.openid.net/event/backchannel-logout'
 const MAX_SUB_LENGTH = 255
+/** 9999-12-31T23:59:59Z: no real date is later; a larger one is a forgery or a bug. */
+const MAX_NUMERIC_DATE = 253402300799
 
 function fail (code: ConstructorParameters<typeof VerificationError>[0], issuer: string, claim?: string): never {
   throw new VerificationError(code, claim === undefined ? { issuer } : { issuer, claim })
@@ -47,8 +49,8 @@ function numericDate (claims: Record<string, unknown>, name: string, issuer: str
     if (required) fail('claim_missing', issuer, name)
     return undefined
   }
-  // JSON.parse turns 1e400 into Infinity: dates must be finite and not before the epoch.
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) fail('claim_invalid', issuer, name)
+  // JSON.parse turns 1e400 into Infinity: dates must be finite, not before the epoch and not past year 9999.
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > MAX_NUMERIC_DATE) fail('claim_invalid', issuer, name)
   return value
 }
 
