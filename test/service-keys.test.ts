@@ -107,3 +107,22 @@ t.test('discovery naming another issuer is refused with what was found', async (
   t.equal(res.statusCode, 503)
   t.equal(res.json().code, 'keys_unavailable')
 })
+
+t.test('a JWKS with no usable signature key is not ready', async (t) => {
+  const encOnly = makeKey('RS256', { jwkExtras: { use: 'enc' } })
+  const small = makeKey('RS256', { modulusLength: 1024 })
+  const idp = await startJwksServer({ json: jwksOf(encOnly, small) })
+  t.teardown(() => idp.close())
+  const app = await buildApp(configFor([{ id: 'unfit', issuer: idp.url, audiences: [AUD], jwksUri: idp.jwksUrl }]))
+  t.teardown(() => app.close())
+  await app.ready()
+  t.ok(await until(async () => idp.requests('/jwks') >= 1))
+  await until(async () => (await app.inject({ method: 'GET', url: '/readyz' })).json().issuers[0].state === 'fresh')
+  const res = await app.inject({ method: 'GET', url: '/readyz' })
+  t.equal(res.statusCode, 503)
+  t.equal(res.json().issuers[0].keyCount, 0)
+  for (const key of [encOnly, small]) {
+    const r = await app.inject({ method: 'POST', url: '/verify', payload: { token: mint(key, idTokenClaims(idp.url, AUD)) } })
+    t.equal(r.json().code, 'key_not_found', `${String(key.jwk.use)} ${key.kid}`)
+  }
+})

@@ -43,6 +43,8 @@ export interface JwksCacheOptions<T> extends JwksCacheConfig {
   logger?: CacheLogger
   /** Called after every fetch attempt, for metrics. */
   onFetch?: (event: JwksFetchEvent) => void
+  /** How many usable keys a key set has, for status(); default: every key in the JWKS. */
+  countKeys?: (set: T) => number
   /** Called each time a stale key set is served to a request (stale-if-error), for metrics. */
   onStale?: (url: string) => void
 }
@@ -146,6 +148,7 @@ function checkOptions (options: JwksCacheConfig): void {
 export class JwksCache<T> {
   readonly #entries: LRUCache<string, Entry<T>>
   readonly #config: JwksCacheConfig
+  readonly #countKeys: ((set: T) => number) | undefined
   readonly #fetchOpts: FetchConfig
   readonly #createKeySet: (jwks: JsonWebKeySet, url: string) => T
   readonly #fetcher: FetchJson
@@ -158,6 +161,7 @@ export class JwksCache<T> {
   constructor (options: JwksCacheOptions<T>) {
     checkOptions(options)
     this.#config = options
+    this.#countKeys = options.countKeys
     this.#fetchOpts = options.fetchOpts
     this.#createKeySet = options.createKeySet
     this.#fetcher = options.fetcher ?? fetchJson
@@ -328,7 +332,8 @@ export class JwksCache<T> {
     try {
       const result = await this.#fetcher(url, this.#fetchOpts)
       const jwks = parseJwks(result.body, result.url)
-      loaded = { set: this.#createKeySet(jwks, url), count: jwks.keys.length, cacheControl: result.cacheControl }
+      const set = this.#createKeySet(jwks, url)
+      loaded = { set, count: this.#countKeys?.(set) ?? jwks.keys.length, cacheControl: result.cacheControl }
     } catch (err) {
       failure = err
     }
