@@ -1,10 +1,12 @@
 /**
  * buildApp(config): the service as a Fastify instance, a thin shell around the verification core.
  * Tests drive it with inject() or on a real port; src/server.ts is the process around it.
- * Boot order: logging → request log → error handling → rate limit → verifier → routes.
+ * Boot order: logging → verifier → metrics → request log → error handling → load shedding → caller
+ * authentication → rate limit → routes. With server.opsPort, health and metrics are served by
+ * buildOpsApp (src/ops-app.ts) instead.
  */
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify'
-import rateLimit from '@fastify/rate-limit'
+import rateLimit, { normalizeIP } from '@fastify/rate-limit'
 import { randomUUID } from 'node:crypto'
 import type { Config } from './config/types.js'
 import { Verifier, type VerifierOptions } from './core/verifier.js'
@@ -12,15 +14,23 @@ import { isVerificationError, VerificationError } from './errors.js'
 import { fromFrameworkError, sendError } from './http/error-reply.js'
 import './http/fastify-augment.js'
 import { requestLog } from './http/request-log.js'
+import { contractRoutes } from './http/routes/contract.js'
 import { healthRoutes } from './http/routes/health.js'
-import { verifyRoute } from './http/routes/verify.js'
+import { verifyRoute, type VerifyRouteOptions } from './http/routes/verify.js'
+import { verifyBatchRoute } from './http/routes/verify-batch.js'
+import { introspectRoute } from './http/routes/introspect.js'
+import { forwardAuthRoute } from './http/routes/forward-auth.js'
+import { frameworkErrors } from './http/framework-errors.js'
+import { verifierLease } from './http/verifier-lease.js'
 import { loggerOptions } from './logger.js'
-
-/** Server timeouts (ms): explicit, so a slow or idle client cannot hold a connection for ever. */
-export const CONNECTION_TIMEOUT_MS = 10_000
-export const REQUEST_TIMEOUT_MS = 15_000
-/** Longer than the usual 60 s idle timeout of load balancers, so they close first. */
-export const KEEP_ALIVE_TIMEOUT_MS = 72_000
+import { callerAuth } from './http/caller-auth.js'
+import { registerLoadShedding } from './http/load-shedding.js'
+import { requestMetrics } from './http/request-metrics.js'
+import { metricsRoute } from './http/routes/metrics.js'
+import { httpsOptions } from './http/tls.js'
+import { combineEvents } from './metrics/combine-events.js'
+import { ServiceMetrics } from './metrics/metrics.js'
+import { VerifierSlot } from './verifier-slot.js'
 
 const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/
 
@@ -29,35 +39,49 @@ export interface BuildAppOptions extends VerifierOptions {
   loggerInstance?: FastifyServerOptions['loggerInstance']
   /** Start discovery and key fetching when the app is ready (default true). */
   startVerifier?: boolean
+  /** An extra load-shedding signal: resolving false sheds load (polled every loadShedding.sampleIntervalMs). */
+  pressureHealthCheck?: () => Promise<boolean>
 }
 
 export async function buildApp (config: Config, options: BuildAppOptions = {}): Promise<FastifyInstance> {
+  // Server timeouts are explicit (config.server), so a slow or idle client cannot hold a connection for ever.
   const fastify = Fastify({
+    ...(config.server.tls !== undefined ? { https: httpsOptions(config.server.tls) } : {}),
     ...(options.loggerInstance !== undefined ? { loggerInstance: options.loggerInstance } : { logger: loggerOptions(config.server.logLevel) }),
     // Our own request log line (src/http/request-log.ts) replaces Fastify's, which would log URLs and errors.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.server.bodyLimit,
-    connectionTimeout: CONNECTION_TIMEOUT_MS,
-    requestTimeout: REQUEST_TIMEOUT_MS,
-    keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
+    connectionTimeout: config.server.connectionTimeoutMs,
+    requestTimeout: config.server.requestTimeoutMs,
+    keepAliveTimeout: config.server.keepAliveTimeoutMs,
     trustProxy: config.server.trustProxy,
     // A caller's request id is kept when it is short and harmless, so logs can be joined across services.
     genReqId: (req) => {
       const given = req.headers['x-request-id']
       return typeof given === 'string' && SAFE_REQUEST_ID.test(given) ? given : randomUUID()
     },
-    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } }
-  })
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
+    // Malformed URLs get our error shape (and a 401 under /forward-auth) instead of Fastify's own 400.
+    frameworkErrors
+  }) as unknown as FastifyInstance // an https server has the same routes and hooks
+  fastify.server.headersTimeout = config.server.headersTimeoutMs
 
   // JSON only: a token sent as text/plain would be a second, looser way in.
   fastify.removeContentTypeParser('text/plain')
 
-  const logger = fastify.log.child({ component: 'verifier' })
-  const verifier = new Verifier(config, { ...options, logger })
-  fastify.decorate('verifier', verifier)
-  fastify.addHook('onClose', async () => { verifier.close() })
+  // The Verifier is replaceable at run time (src/reload.ts): routes read fastify.verifier per request.
+  // One registry per app; key gauges read the Verifier in use at scrape time.
+  const metrics = config.metrics.enabled ? new ServiceMetrics({ status: () => fastify.verifier.status(), now: options.now }) : undefined
+  fastify.decorate('metrics', metrics)
+  const events = metrics === undefined ? options.events : combineEvents(metrics.verifierEvents, options.events)
+  const slot = new VerifierSlot(config, (cfg) => new Verifier(cfg, { ...options, events, logger: fastify.log.child({ component: 'verifier' }) }))
+  fastify.decorate('verifierSlot', slot)
+  fastify.decorate('verifier', { getter: () => slot.current })
+  fastify.addHook('onClose', async () => { slot.close() })
+  await fastify.register(verifierLease, { slot })
 
   await fastify.register(requestLog)
+  if (metrics !== undefined) await fastify.register(requestMetrics, { metrics })
   fastify.addHook('onRequest', async (request, reply) => { reply.header('x-request-id', request.id) })
 
   fastify.setErrorHandler((err, request, reply) => {
@@ -68,8 +92,14 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
     return sendError(request, reply, error)
   })
 
+  await registerLoadShedding(fastify, { config: config.loadShedding, metrics, healthCheck: options.pressureHealthCheck })
+  // Caller keys are read from the configuration in force, so a reload can rotate them.
+  await fastify.register(callerAuth, { callers: () => fastify.verifierSlot.config.callers, metrics })
+
   await fastify.register(rateLimit, {
     global: false,
+    // An authenticated caller is limited by its id (wherever it connects from), others by address (IPv6 by /64).
+    keyGenerator: (request) => request.caller !== undefined ? `caller:${request.caller.id}` : normalizeIP(request.ip),
     errorResponseBuilder: (_request, context) => {
       const err = new VerificationError('rate_limited', { retryAfterSeconds: Math.max(1, Math.ceil(context.ttl / 1000)) })
       return Object.assign(err, { statusCode: 429 })
@@ -83,9 +113,26 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
     async (request, reply) => sendError(request, reply, new VerificationError('not_found'))
   )
 
-  await fastify.register(healthRoutes)
-  await fastify.register(verifyRoute, { rateLimit: limit })
+  // With a separate ops port, health and metrics live there only (src/ops-app.ts).
+  if (config.server.opsPort === undefined) {
+    await fastify.register(healthRoutes)
+    if (metrics !== undefined) await fastify.register(metricsRoute, { metrics })
+  }
+  const verifyLimit: VerifyRouteOptions['rateLimit'] = limit === false
+    ? false
+    : {
+        max: (request) => request.caller?.rateLimit?.max ?? limit.max,
+        timeWindow: (request) => request.caller?.rateLimit === undefined ? limit.timeWindow : request.caller.rateLimit.windowSeconds * 1000
+      }
+  await fastify.register(verifyRoute, { rateLimit: verifyLimit })
+  await fastify.register(verifyBatchRoute, { rateLimit: verifyLimit, bodyLimit: config.batch.maxBodyBytes })
+  await fastify.register(introspectRoute, { rateLimit: verifyLimit })
+  // Never rate limited: nginx turns a 429 into a 500, and the proxy in front is its only caller.
+  await fastify.register(forwardAuthRoute)
 
-  if (options.startVerifier !== false) fastify.addHook('onReady', async () => { verifier.start() })
+  // The contract, served: /openapi.json and /docs (openapi.yaml is read once, at start).
+  await fastify.register(contractRoutes)
+
+  if (options.startVerifier !== false) fastify.addHook('onReady', async () => { slot.current.start() })
   return fastify
 }

@@ -5,12 +5,14 @@
  *
  * Families, so that a caller can act on the status alone:
  *   token       401  the token is not acceptable: reject the user
+ *   caller      403  the calling service is not authenticated (X-Api-Key): fix my credentials
+ *   forbidden   403  the token is good but fails a forward-auth requirement of the route: deny the request
  *   request     4xx  the caller's request is wrong: fix the request
  *   unavailable 503  we cannot decide right now: retry later (Retry-After is set)
  *   internal    500  a bug: never caused by input
  */
 
-export type ErrorFamily = 'token' | 'request' | 'unavailable' | 'internal'
+export type ErrorFamily = 'token' | 'caller' | 'forbidden' | 'request' | 'unavailable' | 'internal'
 
 export interface ErrorDefinition {
   readonly status: number
@@ -36,8 +38,33 @@ export const ERROR_CODES = {
   token_encrypted: {
     status: 401,
     family: 'token',
-    message: 'The token is an encrypted JWT (JWE); encrypted ID tokens are not supported for this issuer.',
-    hint: 'Configure the client at the provider to issue signed, unencrypted ID tokens (no id_token_encrypted_response_alg).'
+    message: 'The token is an encrypted JWT (JWE), and no issuer is configured to decrypt ID tokens.',
+    hint: 'Give the issuer decryptionKeys (the private keys the provider encrypts to), or configure the client at the provider to issue unencrypted ID tokens (no id_token_encrypted_response_alg).'
+  },
+  token_decryption_failed: {
+    status: 401,
+    family: 'token',
+    // One code and message for every decryption failure: the answer must not tell an attacker which step failed.
+    message: 'The encrypted token could not be decrypted.',
+    hint: 'Operators: the provider must encrypt to a key in the issuer\'s decryptionKeys with an algorithm allowed by keyManagementAlgorithms and contentEncryptionAlgorithms; the debug log names the step that failed.'
+  },
+  token_not_signed: {
+    status: 401,
+    family: 'token',
+    message: 'The encrypted token does not contain a signed ID token.',
+    hint: 'Encrypted ID tokens must be signed, then encrypted (a nested JWT): anyone can encrypt to a public key, so only the inner signature proves who issued it.'
+  },
+  issuer_tenant_mismatch: {
+    status: 401,
+    family: 'token',
+    message: 'The token\'s issuer does not belong to its tenant, or it was signed by a key of another issuer.',
+    hint: 'For a {tenantid} issuer the tid claim must be a tenant id (GUID), iss must be the template with that tid, and the signing key\'s "issuer", when present, must name the same issuer.'
+  },
+  tenant_not_allowed: {
+    status: 401,
+    family: 'token',
+    message: 'The token\'s tenant is not one of the tenants allowed for its issuer.',
+    hint: 'Operators: add the tenant (Entra tid, Google hd) to the issuer\'s allowedTenants if its users should be accepted.'
   },
   issuer_unknown: {
     status: 401,
@@ -171,6 +198,32 @@ export const ERROR_CODES = {
     message: 'The ID token\'s at_hash does not match the access token sent with it.',
     hint: 'Send the access token from the same token response as the ID token.'
   },
+  // caller family: 403, never 401, so that "fix my credentials" is told apart from "reject the user"
+  caller_key_missing: {
+    status: 403,
+    family: 'caller',
+    message: 'The request carries no caller API key, and this service requires one.',
+    hint: 'Send the calling service\'s API key in the X-Api-Key header (not in Authorization, which carries the ID token).'
+  },
+  caller_key_invalid: {
+    status: 403,
+    family: 'caller',
+    message: 'The caller API key is not valid for this service.',
+    hint: 'Operators: the SHA-256 of the key (printf %s "$KEY" | sha256sum) must be one of callers.keys[].sha256; check the key was not rotated out.'
+  },
+  // forbidden family: forward-auth only (403, WWW-Authenticate: Bearer error="insufficient_scope")
+  requirement_not_met: {
+    status: 403,
+    family: 'forbidden',
+    message: 'The token is valid but does not meet a requirement of this route (group, role, audience or issuer).',
+    hint: 'The "claim" field names the kind of requirement (groups, roles, aud, iss). See the forward-auth URL\'s query parameters and forwardAuth.require / forwardAuth.rules in the configuration.'
+  },
+  requirement_invalid: {
+    status: 403,
+    family: 'forbidden',
+    message: 'The forward-auth request names an unknown or invalid requirement, so no request can be allowed.',
+    hint: 'Fix the auth URL in the proxy configuration: its only query parameters are group, role, audience (a configured audience) and issuer (a configured issuer id), each non-empty; the log names the parameter.'
+  },
   // request family
   request_invalid: {
     status: 400,
@@ -205,8 +258,14 @@ export const ERROR_CODES = {
   unsupported_media_type: {
     status: 415,
     family: 'request',
-    message: 'The request body must be JSON.',
-    hint: 'Send Content-Type: application/json, or no body and an Authorization header.'
+    message: 'The request body has a media type this route does not accept.',
+    hint: 'Send Content-Type: application/json to /verify and /verify/batch (or no body and an Authorization header to /verify), and application/x-www-form-urlencoded to /introspect.'
+  },
+  batch_too_large: {
+    status: 400,
+    family: 'request',
+    message: 'The batch has more tokens than the configured maximum.',
+    hint: 'Split the batch; see batch.maxTokens in the configuration.'
   },
   not_found: {
     status: 404,
@@ -218,7 +277,7 @@ export const ERROR_CODES = {
     status: 429,
     family: 'request',
     message: 'Too many requests from this caller.',
-    hint: 'Wait for the time given in Retry-After; raise rateLimit.max if this caller legitimately needs more.'
+    hint: 'Wait for the time given in Retry-After; raise rateLimit.max (or the caller\'s callers.keys[].rateLimit.max) if this caller legitimately needs more.'
   },
   // unavailable family
   keys_unavailable: {
@@ -226,6 +285,12 @@ export const ERROR_CODES = {
     family: 'unavailable',
     message: 'The issuer\'s signing keys cannot be obtained right now, so the token can be neither accepted nor rejected.',
     hint: 'Retry after the time given in Retry-After. Operators: check that the provider\'s discovery and JWKS URLs are reachable from this service (see /readyz).'
+  },
+  overloaded: {
+    status: 503,
+    family: 'unavailable',
+    message: 'The service is overloaded and sheds load; the token was neither accepted nor rejected.',
+    hint: 'Retry after the time given in Retry-After. Operators: add replicas or CPU; see loadShedding in the configuration and the oidc_verifier_shed_requests_total metric.'
   },
   // internal
   internal_error: {

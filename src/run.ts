@@ -6,16 +6,28 @@ import closeWithGrace from 'close-with-grace'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from './app.js'
 import type { Config } from './config/types.js'
+import { buildOpsApp } from './ops-app.js'
+import { reloadOnSighup } from './reload.js'
 
-export async function runService (config: Config, onClose?: () => Promise<void>): Promise<FastifyInstance> {
+/** `reload` reads the configuration again from its source: given, SIGHUP reloads it (src/reload.ts). */
+export async function runService (config: Config, onClose?: () => Promise<void>, reload?: () => Config): Promise<FastifyInstance> {
   const app = await buildApp(config)
   if (onClose !== undefined) app.addHook('onClose', onClose)
-  closeWithGrace({ delay: config.server.shutdownGraceSeconds * 1000 }, async ({ signal, err }) => {
+  // server.opsPort: health and metrics on their own listener, closed with the main one.
+  const ops = config.server.opsPort === undefined ? undefined : await buildOpsApp(app, config)
+  if (ops !== undefined) app.addHook('onClose', async () => { await ops.close() })
+  // close-with-grace would also shut down on SIGHUP; with a reload, SIGHUP reloads instead.
+  closeWithGrace({ delay: config.server.shutdownGraceSeconds * 1000, skip: reload === undefined ? [] : ['SIGHUP'] }, async ({ signal, err }) => {
     if (err !== undefined) app.log.error({ err }, 'shutting down after an error')
     else app.log.info({ signal }, 'shutting down: no new connections, finishing requests in flight')
     await app.close()
   })
+  if (reload !== undefined) reloadOnSighup(app, reload)
   await app.listen({ host: config.server.host, port: config.server.port })
   app.log.info({ issuers: config.issuers.map((i) => i.id), source: config.source }, 'oidc-verifier listening')
+  if (ops !== undefined) {
+    await ops.listen({ host: config.server.opsHost ?? config.server.host, port: config.server.opsPort })
+    app.log.info({ addresses: ops.addresses().map((a) => typeof a === 'string' ? a : `${a.address}:${a.port}`) }, 'health and metrics listening on the ops port')
+  }
   return app
 }

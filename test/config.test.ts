@@ -8,6 +8,7 @@ import {
   FETCH_DEFAULTS,
   TOKEN_CACHE_DEFAULTS,
   JWKS_DEFAULTS,
+  LOAD_SHEDDING_DEFAULTS,
   RATE_LIMIT_DEFAULTS,
   SERVER_DEFAULTS
 } from '../src/config/schema.js'
@@ -49,6 +50,30 @@ server:
   maxTokenBytes: 8192
   shutdownGraceSeconds: 20
   trustProxy: [10.0.0.0/8, 127.0.0.1, "::1", loopback]
+  connectionTimeoutMs: 5000
+  requestTimeoutMs: 8000
+  headersTimeoutMs: 4000
+  keepAliveTimeoutMs: 65000
+  opsPort: 9091
+  opsHost: 127.0.0.1
+metrics:
+  enabled: false
+callers:
+  keys:
+    - id: billing
+      sha256: 2C26B46B68FFC68FF99B453C1D30413413422D706483BFA0F98A5E886266E7AE
+      rateLimit: { max: 5 }
+    - id: web
+      sha256Env: WEB_KEY_SHA256
+  protectMetrics: false
+loadShedding:
+  enabled: true
+  maxEventLoopDelayMs: 500
+  maxEventLoopUtilization: 0.9
+  maxHeapUsedBytes: 1073741824
+  maxRssBytes: 2147483648
+  sampleIntervalMs: 250
+  retryAfterSeconds: 3
 rateLimit:
   enabled: false
   max: 50
@@ -66,6 +91,11 @@ jwks:
 fetch:
   timeoutMs: 2000
   maxResponseBytes: 65536
+tokenCache:
+  enabled: false
+  maxEntries: 1000
+  maxBytes: 2097152
+  maxTtlSeconds: 60
 issuers:
   - id: google
     issuer: https://accounts.google.com
@@ -97,7 +127,18 @@ issuers:
 t.test('a valid full YAML file resolves every option', async (t) => {
   const dir = t.testdir({ 'config.yaml': FULL_YAML })
   const path = join(dir, 'config.yaml')
-  const config = loadConfig({ argv: ['--config', path], env: { CORP_SECRET: SECRET_64 } })
+  const config = loadConfig({ argv: ['--config', path], env: { CORP_SECRET: SECRET_64, WEB_KEY_SHA256: 'fcde2b2edba56bf408601fb721fe9b5c338d10ee429ea04fae5511b68fbf8fb9' } })
+  t.match(config, {
+    metrics: { enabled: false },
+    callers: {
+      keys: [
+        { id: 'billing', sha256: '2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae', rateLimit: { max: 5, windowSeconds: 10 } },
+        { id: 'web', sha256: 'fcde2b2edba56bf408601fb721fe9b5c338d10ee429ea04fae5511b68fbf8fb9' }
+      ],
+      protectMetrics: false
+    },
+    loadShedding: { enabled: true, maxEventLoopDelayMs: 500, maxEventLoopUtilization: 0.9, maxHeapUsedBytes: 1073741824, maxRssBytes: 2147483648, sampleIntervalMs: 250, retryAfterSeconds: 3 }
+  })
   t.same(config, {
     server: {
       host: '0.0.0.0',
@@ -106,7 +147,13 @@ t.test('a valid full YAML file resolves every option', async (t) => {
       bodyLimit: 32768,
       maxTokenBytes: 8192,
       shutdownGraceSeconds: 20,
-      trustProxy: ['10.0.0.0/8', '127.0.0.1', '::1', 'loopback']
+      trustProxy: ['10.0.0.0/8', '127.0.0.1', '::1', 'loopback'],
+      connectionTimeoutMs: 5000,
+      requestTimeoutMs: 8000,
+      headersTimeoutMs: 4000,
+      keepAliveTimeoutMs: 65000,
+      opsPort: 9091,
+      opsHost: '127.0.0.1'
     },
     rateLimit: { enabled: false, max: 50, windowSeconds: 10 },
     jwks: {
@@ -121,6 +168,26 @@ t.test('a valid full YAML file resolves every option', async (t) => {
       backoffMaxSeconds: 60
     },
     fetch: { timeoutMs: 2000, maxResponseBytes: 65536 },
+    tokenCache: { enabled: false, maxEntries: 1000, maxBytes: 2097152, maxTtlSeconds: 60 },
+    metrics: { enabled: false },
+    callers: {
+      keys: [
+        { id: 'billing', sha256: '2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae', rateLimit: { max: 5, windowSeconds: 10 } },
+        { id: 'web', sha256: 'fcde2b2edba56bf408601fb721fe9b5c338d10ee429ea04fae5511b68fbf8fb9' }
+      ],
+      protectMetrics: false
+    },
+    loadShedding: { enabled: true, maxEventLoopDelayMs: 500, maxEventLoopUtilization: 0.9, maxHeapUsedBytes: 1073741824, maxRssBytes: 2147483648, sampleIntervalMs: 250, retryAfterSeconds: 3 },
+    // forwardAuth and batch: every option is exercised in test/forward-auth-config.test.ts.
+    forwardAuth: {
+      headers: { subject: 'x-auth-subject', issuer: 'x-auth-issuer', issuerId: 'x-auth-issuer-id', email: 'x-auth-email', emailVerified: 'x-auth-email-verified', name: 'x-auth-name', groups: 'x-auth-groups', roles: 'x-auth-roles', tenant: 'x-auth-tenant', identity: 'x-auth-identity' },
+      identityHeader: false,
+      stripToken: false,
+      keysUnavailableStatus: 401,
+      require: { groups: [], roles: [], audiences: [], issuers: [] },
+      rules: []
+    },
+    batch: { maxTokens: 100, maxBodyBytes: 1048576 },
     issuers: [
       {
         id: 'google',
@@ -174,6 +241,18 @@ t.test('a valid JSON file, by --config=PATH and by OIDC_VERIFIER_CONFIG, gets th
     jwks: { ...JWKS_DEFAULTS },
     fetch: { ...FETCH_DEFAULTS },
     tokenCache: { ...TOKEN_CACHE_DEFAULTS },
+    metrics: { enabled: true },
+    callers: { keys: [], protectMetrics: true },
+    loadShedding: { ...LOAD_SHEDDING_DEFAULTS },
+    forwardAuth: {
+      headers: { subject: 'x-auth-subject', issuer: 'x-auth-issuer', issuerId: 'x-auth-issuer-id', email: 'x-auth-email', emailVerified: 'x-auth-email-verified', name: 'x-auth-name', groups: 'x-auth-groups', roles: 'x-auth-roles', tenant: 'x-auth-tenant', identity: 'x-auth-identity' },
+      identityHeader: false,
+      stripToken: false,
+      keysUnavailableStatus: 401,
+      require: { groups: [], roles: [], audiences: [], issuers: [] },
+      rules: []
+    },
+    batch: { maxTokens: 100, maxBodyBytes: 1048576 },
     issuers: [{
       id: 'google',
       issuer: 'https://accounts.google.com',
@@ -195,7 +274,11 @@ t.test('a valid JSON file, by --config=PATH and by OIDC_VERIFIER_CONFIG, gets th
 })
 
 t.test('the documented defaults', async (t) => {
-  t.same(SERVER_DEFAULTS, { host: '127.0.0.1', port: 8080, logLevel: 'info', bodyLimit: 65536, maxTokenBytes: 16384, shutdownGraceSeconds: 10, trustProxy: false })
+  t.same(SERVER_DEFAULTS, {
+    host: '127.0.0.1', port: 8080, logLevel: 'info', bodyLimit: 65536, maxTokenBytes: 16384, shutdownGraceSeconds: 10, trustProxy: false,
+    connectionTimeoutMs: 10000, requestTimeoutMs: 15000, headersTimeoutMs: 10000, keepAliveTimeoutMs: 72000
+  })
+  t.same(LOAD_SHEDDING_DEFAULTS, { enabled: true, maxEventLoopDelayMs: 1000, maxEventLoopUtilization: 0, maxHeapUsedBytes: 0, maxRssBytes: 0, sampleIntervalMs: 1000, retryAfterSeconds: 10 })
   t.same(RATE_LIMIT_DEFAULTS, { enabled: true, max: 1000000, windowSeconds: 60 })
   t.same(TOKEN_CACHE_DEFAULTS, { enabled: true, maxEntries: 50000, maxBytes: 67108864, maxTtlSeconds: 300 })
   t.same(JWKS_DEFAULTS, {
@@ -371,7 +454,8 @@ t.test('unknown options at every level, with suggestions', async (t) => {
     issuers: [minimalIssuer({ client_secret: 'x', claimMapping: { grups: 'g' } })]
   })), [
     'config.yaml: server.logLevle: unknown option (did you mean "logLevel"?)',
-    'config.yaml: server.colour: unknown option (expected one of: host, port, logLevel, bodyLimit, maxTokenBytes, shutdownGraceSeconds, trustProxy)',
+    'config.yaml: server.colour: unknown option (expected one of: host, port, logLevel, bodyLimit, maxTokenBytes, shutdownGraceSeconds, trustProxy, ' +
+      'connectionTimeoutMs, requestTimeoutMs, headersTimeoutMs, keepAliveTimeoutMs, opsPort, opsHost, tls)',
     'config.yaml: rateLimit.window: unknown option (did you mean "windowSeconds"?)',
     'config.yaml: jwks.maxentries: unknown option (did you mean "maxEntries"?)',
     'config.yaml: fetch.timeout_ms: unknown option (did you mean "timeoutMs"?)',

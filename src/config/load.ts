@@ -11,6 +11,9 @@ import { readFileSync } from 'node:fs'
 import { isIP } from 'node:net'
 import { extname } from 'node:path'
 import { parseDocument } from 'yaml'
+import { CALLER_KEYS_ENV, callersFromEnv, checkOperations, resolveOperations } from './operations.js'
+import { checkForwardAuth, resolveForwardAuth } from './forward-auth.js'
+import { checkIssuerNames, checkProviderOptions, expandPresets, resolveProviderOptions, type ProviderExtras } from './provider-options.js'
 import {
   ConfigFileSchema,
   DEFAULT_ENV_ISSUER_ID,
@@ -33,6 +36,7 @@ import {
   HMAC_ALGORITHMS,
   SUPPORTED_ALGORITHMS,
   type Algorithm,
+  type ClaimMappingValue,
   type Config,
   type HmacAlgorithm,
   type IssuerConfig,
@@ -72,7 +76,8 @@ const ENV_ISSUER_VARS: Readonly<Record<string, string>> = {
   issuer: 'OIDC_ISSUER',
   audiences: 'OIDC_AUDIENCE',
   algorithms: 'OIDC_ALGORITHMS',
-  jwksUri: 'OIDC_JWKS_URI'
+  jwksUri: 'OIDC_JWKS_URI',
+  decryptionKeys: 'OIDC_DECRYPTION_KEY_FILE'
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -94,7 +99,7 @@ export function loadConfig (opts: LoadConfigOptions = {}): Config {
   const configPath = fromArgv ?? envValue(env, 'OIDC_VERIFIER_CONFIG')
 
   if (configPath !== undefined) {
-    const single = Object.values(ENV_ISSUER_VARS).filter((name) => envValue(env, name) !== undefined)
+    const single = [...Object.values(ENV_ISSUER_VARS), CALLER_KEYS_ENV].filter((name) => envValue(env, name) !== undefined)
     if (single.length > 0) {
       const via = fromArgv !== undefined ? '--config' : 'OIDC_VERIFIER_CONFIG'
       problems.push(`${ENVIRONMENT}: ${single.join(', ')}: ambiguous: environment-only issuer settings cannot be combined with a config file (${configPath}, from ${via}); configure the issuers in the file, or unset ${single.length === 1 ? 'it' : 'them'}`)
@@ -104,7 +109,7 @@ export function loadConfig (opts: LoadConfigOptions = {}): Config {
       serverFromEnv(env, problems) // still report the environment's problems
       throw new ConfigError(problems)
     }
-    const config = resolve(doc, newCtx(configPath, env, false), problems)
+    const config = resolve(doc, newCtx(configPath, env, false, readFile), problems)
     if (config === undefined || problems.length > 0) throw new ConfigError(problems)
     return config
   }
@@ -119,7 +124,7 @@ export function loadConfig (opts: LoadConfigOptions = {}): Config {
     throw new ConfigError(problems)
   }
 
-  const config = resolve(environmentDocument(env), newCtx(ENVIRONMENT, env, true), problems)
+  const config = resolve(environmentDocument(env), newCtx(ENVIRONMENT, env, true, readFile), problems)
   if (config === undefined || problems.length > 0) throw new ConfigError(problems)
   return config
 }
@@ -371,9 +376,11 @@ interface Ctx {
   envMode: boolean
   /** Problems found, with a rank that puts them in document order (sections, then issuers by index). */
   reports: Array<{ rank: number, text: string }>
+  /** Reads files the configuration names (decryption keys). */
+  readFile: (path: string) => string
 }
 
-const SECTION_RANK: Readonly<Record<string, number>> = { server: 1, rateLimit: 2, jwks: 3, fetch: 4, tokenCache: 5 }
+const SECTION_RANK: Readonly<Record<string, number>> = { server: 1, rateLimit: 2, jwks: 3, fetch: 4, tokenCache: 5, metrics: 6, callers: 7, loadShedding: 8, forwardAuth: 9, batch: 10 }
 
 function report (ctx: Ctx, path: Path, text: string): void {
   const where = ctx.label(path)
@@ -384,8 +391,8 @@ function report (ctx: Ctx, path: Path, text: string): void {
   ctx.reports.push({ rank, text: where === '' ? `${ctx.source}: ${text}` : `${ctx.source}: ${where}: ${text}` })
 }
 
-function newCtx (source: string, env: NodeJS.ProcessEnv, envMode: boolean): Ctx {
-  return { source, label: envMode ? envLabel : formatPath, env, envMode, reports: [] }
+function newCtx (source: string, env: NodeJS.ProcessEnv, envMode: boolean, readFile = (path: string) => readFileSync(path, 'utf8')): Ctx {
+  return { source, label: envMode ? envLabel : formatPath, env, envMode, reports: [], readFile }
 }
 
 const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$-]*$/
@@ -403,6 +410,7 @@ export function formatPath (path: Path): string {
 
 /** In environment-only mode, paths of the single issuer are named by their variables. */
 function envLabel (path: Path): string {
+  if (path[0] === 'callers' && typeof path[2] === 'number') return `${CALLER_KEYS_ENV} (item ${path[2] + 1})`
   if (path[0] === 'issuers' && path[1] === 0 && typeof path[2] === 'string') {
     const name = ENV_ISSUER_VARS[path[2]]
     if (name !== undefined) {
@@ -837,7 +845,10 @@ function environmentDocument (env: NodeJS.ProcessEnv): unknown {
   if (algorithms !== undefined) issuer.algorithms = list(algorithms)
   const jwksUri = envValue(env, 'OIDC_JWKS_URI')
   if (jwksUri !== undefined) issuer.jwksUri = jwksUri
-  return { issuers: [issuer] }
+  const keyFiles = envValue(env, 'OIDC_DECRYPTION_KEY_FILE')
+  if (keyFiles !== undefined) issuer.decryptionKeys = list(keyFiles)
+  const callers = callersFromEnv(env)
+  return callers === undefined ? { issuers: [issuer] } : { callers, issuers: [issuer] }
 }
 
 function defined<T extends object> (value: T | undefined): Partial<T> {
@@ -850,13 +861,18 @@ function defined<T extends object> (value: T | undefined): Partial<T> {
 }
 
 /** Validates everything, reporting into ctx.problems; the resolved Config only when there was no problem. */
-function resolve (doc: unknown, ctx: Ctx, problems: string[]): Config | undefined {
+function resolve (input: unknown, ctx: Ctx, problems: string[]): Config | undefined {
+  // Presets fill in options first: the result is validated like an issuer written out by hand.
+  const doc = expandPresets(input)
   check(ConfigFileSchema as unknown as Schema, doc, [], ctx)
 
   const secrets = new Map<number, string>()
+  const extras = new Map<number, ProviderExtras>()
   if (isRecord(doc)) {
     checkServer(doc.server, ctx)
     checkJwksCache(doc.jwks, ctx)
+    checkOperations(doc, ctx.env, (path, text) => { report(ctx, path, text) })
+    checkForwardAuth(doc, (path, text) => { report(ctx, path, text) })
     if (Array.isArray(doc.issuers)) {
       const ids = new Map<string, number>()
       const urls = new Map<string, number>()
@@ -874,7 +890,13 @@ function resolve (doc: unknown, ctx: Ctx, problems: string[]): Config | undefine
         }
         const secret = checkIssuer(issuer, i, ctx)
         if (secret !== undefined) secrets.set(i, secret)
+        extras.set(i, checkProviderOptions(issuer, {
+          report: (path, text) => { report(ctx, ['issuers', i, ...path], text) },
+          checkUrl: (value, path) => checkUrl(value, ['issuers', i, ...path], ctx),
+          readFile: ctx.readFile
+        }))
       })
+      checkIssuerNames(doc.issuers, (path, text) => { report(ctx, path, text) })
       // Every remote issuer needs its own cache entry; fewer entries would make key sets evict each other.
       const remote = doc.issuers.filter((issuer) => isRecord(issuer) && issuer.jwks === undefined).length
       const maxEntries = intField(doc.jwks, JwksCacheSchema as unknown as Schema, 'maxEntries', JWKS_DEFAULTS.maxEntries)
@@ -902,7 +924,12 @@ function resolve (doc: unknown, ctx: Ctx, problems: string[]): Config | undefine
     jwks: { ...JWKS_DEFAULTS, ...defined(file.jwks) },
     fetch: { ...FETCH_DEFAULTS, ...defined(file.fetch) },
     tokenCache: { ...TOKEN_CACHE_DEFAULTS, ...defined(file.tokenCache) },
-    issuers: file.issuers.map((issuer, i) => resolveIssuer(issuer, secrets.get(i))),
+    ...resolveOperations(file, ctx.env, { ...RATE_LIMIT_DEFAULTS, ...defined(file.rateLimit) }),
+    ...resolveForwardAuth(file),
+    issuers: file.issuers.map((issuer, i) => ({
+      ...resolveIssuer(issuer, secrets.get(i)),
+      ...resolveProviderOptions(issuer, extras.get(i), server.maxTokenBytes)
+    })),
     source: ctx.source
   }
 }
@@ -917,7 +944,7 @@ function resolveIssuer (issuer: IssuerFile, secret: string | undefined): IssuerC
   const requiredClaims: Record<string, string[]> = Object.fromEntries(
     Object.entries(issuer.requiredClaims ?? {}).map(([claim, value]) => [claim, typeof value === 'string' ? [value] : [...value]])
   )
-  const claimMapping: Partial<Record<MappableField, string>> = defined(issuer.claimMapping)
+  const claimMapping: Partial<Record<MappableField, ClaimMappingValue>> = defined(issuer.claimMapping)
 
   const resolved: IssuerConfig = {
     id: issuer.id,

@@ -10,13 +10,20 @@
  */
 import { Type, type Static } from 'typebox'
 import {
+  CONTENT_ENCRYPTION_ALGORITHMS,
   DEFAULT_ALGORITHMS,
+  DEFAULT_KEY_MANAGEMENT_ALGORITHMS,
+  PRESET_NAMES,
   SUPPORTED_ALGORITHMS,
   type FetchConfig,
   type JwksCacheConfig,
+  type LoadSheddingConfig,
+  type MetricsConfig,
   type RateLimitConfig,
   type ServerConfig,
-  type TokenCacheConfig
+  type TokenCacheConfig,
+  type BatchConfig,
+  type IdentityHeaderField
 } from './types.js'
 
 // ---------------------------------------------------------------------------------------------------------
@@ -30,7 +37,12 @@ export const SERVER_DEFAULTS: Readonly<ServerConfig> = Object.freeze({
   bodyLimit: 65536,
   maxTokenBytes: 16384,
   shutdownGraceSeconds: 10,
-  trustProxy: false
+  trustProxy: false,
+  connectionTimeoutMs: 10_000,
+  requestTimeoutMs: 15_000,
+  headersTimeoutMs: 10_000,
+  // Longer than the usual 60 s idle timeout of load balancers, so they close first.
+  keepAliveTimeoutMs: 72_000
 })
 
 export const RATE_LIMIT_DEFAULTS: Readonly<RateLimitConfig> = Object.freeze({
@@ -59,6 +71,26 @@ export const TOKEN_CACHE_DEFAULTS: Readonly<TokenCacheConfig> = Object.freeze({
   maxTtlSeconds: 300
 })
 
+export const METRICS_DEFAULTS: Readonly<MetricsConfig> = Object.freeze({ enabled: true })
+
+/** With callers configured, /metrics on the main port needs a key unless protectMetrics is false. */
+export const CALLERS_DEFAULTS = Object.freeze({ protectMetrics: true })
+
+export const LOAD_SHEDDING_DEFAULTS: Readonly<LoadSheddingConfig> = Object.freeze({
+  enabled: true,
+  // A verification takes well under a millisecond: a second of event loop delay means requests are queueing.
+  maxEventLoopDelayMs: 1000,
+  // Off by default: a busy process near 100% is doing its job; turn on to shed before latency grows.
+  maxEventLoopUtilization: 0,
+  maxHeapUsedBytes: 0,
+  maxRssBytes: 0,
+  sampleIntervalMs: 1000,
+  retryAfterSeconds: 10
+})
+
+/** Caller ids that name "no caller" in logs and metrics. */
+export const RESERVED_CALLER_IDS = Object.freeze(['none', 'unknown'])
+
 export const FETCH_DEFAULTS: Readonly<FetchConfig> = Object.freeze({
   timeoutMs: 5000,
   maxResponseBytes: 524288
@@ -69,6 +101,15 @@ export const ISSUER_DEFAULTS = Object.freeze({
   authorizedParties: [] as readonly string[],
   algorithms: DEFAULT_ALGORITHMS,
   clockToleranceSeconds: 30
+})
+
+/** Encrypted ID tokens: the algorithm policy when an issuer has decryptionKeys. */
+export const DECRYPTION_DEFAULTS = Object.freeze({
+  keyManagementAlgorithms: DEFAULT_KEY_MANAGEMENT_ALGORITHMS,
+  contentEncryptionAlgorithms: CONTENT_ENCRYPTION_ALGORITHMS,
+  allowCompressedTokens: false,
+  // jose's own default: about a millisecond of PBKDF2 per thousand iterations, paid before any signature check.
+  maxPbes2Count: 10000
 })
 
 /** Default issuer id in environment-only mode (OIDC_ISSUER_ID). */
@@ -117,6 +158,12 @@ const HttpsUrl = (description: string) =>
 // Sections
 // ---------------------------------------------------------------------------------------------------------
 
+export const TlsSchema = Type.Object({
+  certFile: NonEmptyString('PEM certificate (chain) of the listener.', 'a path to a PEM certificate file'),
+  keyFile: NonEmptyString('PEM private key of the listener, unencrypted.', 'a path to a PEM private key file'),
+  clientCaFile: Type.Optional(NonEmptyString('PEM CA bundle; when set, mutual TLS admits only clients whose certificate chains to it.', 'a path to a PEM CA certificate file'))
+}, { additionalProperties: false, description: 'TLS for the main listener.', 'x-expected': 'a mapping with certFile, keyFile and optionally clientCaFile' })
+
 export const ServerSchema = Type.Object({
   host: Type.Optional(NonEmptyString('Address to listen on. Environment HOST overrides it.', 'a non-empty host name or address')),
   port: Type.Optional(Int(0, 65535, 'TCP port to listen on (0 picks a free port). Environment PORT overrides it.', SERVER_DEFAULTS.port)),
@@ -135,7 +182,14 @@ export const ServerSchema = Type.Object({
     description: 'Fastify trustProxy: whether X-Forwarded-* headers are trusted, or from which proxy addresses/CIDRs.',
     default: SERVER_DEFAULTS.trustProxy,
     'x-expected': 'true, false or a list of addresses/CIDRs'
-  }))
+  })),
+  connectionTimeoutMs: Type.Optional(Int(1000, 600000, 'Idle socket timeout in milliseconds.', SERVER_DEFAULTS.connectionTimeoutMs)),
+  requestTimeoutMs: Type.Optional(Int(1000, 600000, 'Time allowed to receive a whole request, in milliseconds.', SERVER_DEFAULTS.requestTimeoutMs)),
+  headersTimeoutMs: Type.Optional(Int(1000, 600000, 'Time allowed to receive the request headers, in milliseconds; at most requestTimeoutMs.', SERVER_DEFAULTS.headersTimeoutMs)),
+  keepAliveTimeoutMs: Type.Optional(Int(1000, 600000, 'How long an idle keep-alive connection is kept, in milliseconds.', SERVER_DEFAULTS.keepAliveTimeoutMs)),
+  opsPort: Type.Optional(Int(0, 65535, 'Serve /healthz, /readyz and /metrics on this port only (0 picks a free port); /verify stays on port.')),
+  opsHost: Type.Optional(NonEmptyString('Address of the ops listener (default: host).', 'a non-empty host name or address')),
+  tls: Type.Optional(TlsSchema)
 }, { additionalProperties: false, description: 'HTTP server settings.', 'x-expected': 'a mapping of server options' })
 
 export const RateLimitSchema = Type.Object({
@@ -180,8 +234,18 @@ export const JwksSchema = Type.Object({
   keys: Type.Array(PublicJwkSchema, { minItems: 1, description: 'The public keys.', 'x-expected': 'a non-empty list of JWK objects' })
 }, { additionalProperties: true, description: 'Inline JSON Web Key Set, for air-gapped deployments.', 'x-expected': 'a JWKS object with a non-empty "keys" list' })
 
+const ClaimPathList = Type.Array(NonEmptyString('A claim path.', 'a non-empty claim path'), { minItems: 1, 'x-expected': 'a non-empty list of claim paths' })
+
+/** A path; several paths; or { path, split } (split: space-separated strings become lists). */
 const ClaimPath = (field: string) =>
-  Type.Optional(NonEmptyString(`Claim path for the normalized "${field}" field.`, 'a non-empty claim path'))
+  Type.Optional(Type.Union([
+    NonEmptyString(`Claim path for the normalized "${field}" field.`, 'a non-empty claim path'),
+    ClaimPathList,
+    Type.Object({
+      path: Type.Union([NonEmptyString('A claim path.', 'a non-empty claim path'), ClaimPathList], { 'x-expected': 'a claim path or a non-empty list of claim paths' }),
+      split: Type.Optional(Type.Boolean({ description: 'Split string values on whitespace (space-separated scope strings).', 'x-expected': 'true or false' }))
+    }, { additionalProperties: false, 'x-expected': 'a mapping with path and optionally split' })
+  ], { description: `Claim path(s) for the normalized "${field}" field.`, 'x-expected': 'a claim path, a list of claim paths, or a mapping with path and split' }))
 
 /** Keys are exactly MAPPABLE_FIELDS from types.ts (test/config.test.ts checks that they agree). */
 export const ClaimMappingSchema = Type.Object({
@@ -249,7 +313,53 @@ export const IssuerSchema = Type.Object({
   clockToleranceSeconds: Type.Optional(Int(0, 300, 'Allowed clock skew for exp/nbf/iat.', ISSUER_DEFAULTS.clockToleranceSeconds)),
   maxTokenAgeSeconds: Type.Optional(Int(1, 365 * DAY, 'Reject tokens issued (iat) longer ago than this.')),
   requiredClaims: Type.Optional(RequiredClaimsSchema),
-  claimMapping: Type.Optional(ClaimMappingSchema)
+  claimMapping: Type.Optional(ClaimMappingSchema),
+  // Provider presets and their rules (src/config/presets.ts).
+  preset: Type.Optional(Type.Union(PRESET_NAMES.map((name) => Type.Literal(name)), {
+    description: 'Provider preset: fills in issuer rules, algorithms and claim mapping; every option set here still wins.',
+    'x-expected': `one of ${PRESET_NAMES.join(', ')}`
+  })),
+  issuerAliases: Type.Optional(Type.Array(NonEmptyString('Another spelling of the issuer.', 'a non-empty issuer string'), {
+    uniqueItems: true,
+    description: 'Other spellings of the issuer accepted in iss, compared exactly (Google: accounts.google.com).',
+    'x-expected': 'a list of issuer strings'
+  })),
+  discoveryUrl: Type.Optional(HttpsUrl('Metadata document to read instead of {issuer}/.well-known/openid-configuration; its issuer must still equal issuer (a {tenantid} template).')),
+  allowedTenants: Type.Optional(Type.Array(NonEmptyString('A tenant.', 'a non-empty tenant id or domain'), {
+    minItems: 1,
+    uniqueItems: true,
+    description: 'The normalized tenant (Entra tid, Google hd) must be one of these.',
+    'x-expected': 'a non-empty list of tenant ids or domains'
+  })),
+  userKeyClaims: Type.Optional(Type.Array(NonEmptyString('A claim path.', 'a non-empty claim path'), {
+    minItems: 1,
+    maxItems: 4,
+    description: 'Claims whose values, joined with ":", form the identity\'s userKey (default: sub).',
+    'x-expected': 'a list of 1 to 4 claim paths'
+  })),
+  trustEmailVerified: Type.Optional(Type.Boolean({ description: 'Whether the provider\'s email_verified is believed (false: emailVerified is always false).', default: true, 'x-expected': 'true or false' })),
+  checkAuthorizedParty: Type.Optional(Type.Boolean({ description: 'Whether a present azp must be one of the audiences or authorizedParties.', default: true, 'x-expected': 'true or false' })),
+  // Encrypted ID tokens (JWE).
+  decryptionKeys: Type.Optional(Type.Array(NonEmptyString('A key file.', 'a path to a PEM or JWK file'), {
+    minItems: 1,
+    uniqueItems: true,
+    description: 'Files with the private keys that decrypt this issuer\'s encrypted ID tokens (PEM, JWK or JWK set); several for rotation.',
+    'x-expected': 'a non-empty list of key file paths'
+  })),
+  keyManagementAlgorithms: Type.Optional(Type.Array(Type.String({ minLength: 1, 'x-expected': 'a non-empty algorithm name' }), {
+    minItems: 1,
+    uniqueItems: true,
+    description: `JWE alg values accepted (default ${DEFAULT_KEY_MANAGEMENT_ALGORITHMS.join(', ')}; dir and PBES2-* only when listed).`,
+    'x-expected': 'a non-empty list of JWE algorithm names'
+  })),
+  contentEncryptionAlgorithms: Type.Optional(Type.Array(Type.String({ minLength: 1, 'x-expected': 'a non-empty algorithm name' }), {
+    minItems: 1,
+    uniqueItems: true,
+    description: `JWE enc values accepted (default ${CONTENT_ENCRYPTION_ALGORITHMS.join(', ')}).`,
+    'x-expected': 'a non-empty list of JWE content encryption algorithm names'
+  })),
+  allowCompressedTokens: Type.Optional(Type.Boolean({ description: 'Accept compressed (zip: DEF) encrypted tokens, inflated to at most server.maxTokenBytes.', default: DECRYPTION_DEFAULTS.allowCompressedTokens, 'x-expected': 'true or false' })),
+  maxPbes2Count: Type.Optional(Int(1000, 1000000, 'Highest PBES2 iteration count (p2c) accepted.', DECRYPTION_DEFAULTS.maxPbes2Count))
 }, { additionalProperties: false, description: 'A trusted OpenID Provider.', 'x-expected': 'a mapping of issuer options' })
 
 export const TokenCacheSchema = Type.Object({
@@ -259,12 +369,172 @@ export const TokenCacheSchema = Type.Object({
   maxTtlSeconds: Type.Optional(Int(1, 86400, 'An entry lives no longer than the token\'s exp nor this.', TOKEN_CACHE_DEFAULTS.maxTtlSeconds))
 }, { additionalProperties: false, description: 'The verified-token cache.', 'x-expected': 'a mapping of token cache options' })
 
+export const MetricsSchema = Type.Object({
+  enabled: Type.Optional(Type.Boolean({ description: 'Serve GET /metrics in Prometheus text format.', default: METRICS_DEFAULTS.enabled, 'x-expected': 'true or false' }))
+}, { additionalProperties: false, description: 'Prometheus metrics.', 'x-expected': 'a mapping of metrics options' })
+
+export const CallerKeySchema = Type.Object({
+  id: Type.String({
+    pattern: ISSUER_ID_PATTERN,
+    description: 'The calling service\'s name in logs, metrics and the rate limit; unique.',
+    'x-expected': 'an id of 1 to 64 characters: lowercase letters, digits, "_" and "-", starting with a letter or digit'
+  }),
+  sha256: Type.Optional(Type.String({
+    pattern: '^[0-9A-Fa-f]{64}$',
+    description: 'SHA-256 of the API key in hex (printf %s "$KEY" | sha256sum). Never the key itself. Exclusive with sha256Env.',
+    'x-expected': 'the SHA-256 of the key as 64 hex digits (printf %s "$KEY" | sha256sum), never the key itself',
+    // A key pasted here by mistake must not end up in an error message.
+    'x-sensitive': true
+  })),
+  sha256Env: Type.Optional(Type.String({
+    pattern: '^[A-Za-z_][A-Za-z0-9_]*$',
+    description: 'Name of an environment variable holding the SHA-256 of the key in hex.',
+    'x-expected': 'an environment variable name'
+  })),
+  rateLimit: Type.Optional(Type.Object({
+    max: Type.Optional(Int(1, 1000000000, 'Requests allowed to this caller per window (default: rateLimit.max).')),
+    windowSeconds: Type.Optional(Int(1, DAY, 'Length of this caller\'s window in seconds (default: rateLimit.windowSeconds).'))
+  }, { additionalProperties: false, description: 'This caller\'s rate limit.', 'x-expected': 'a mapping with max and/or windowSeconds' }))
+}, { additionalProperties: false, description: 'A calling service and the hash of its API key.', 'x-expected': 'a mapping with id and sha256 (or sha256Env)' })
+
+export const CallersSchema = Type.Object({
+  keys: Type.Array(CallerKeySchema, {
+    minItems: 1,
+    description: 'The calling services. With at least one, every route but /healthz and /readyz needs an X-Api-Key header.',
+    'x-expected': 'a non-empty list of caller keys'
+  }),
+  protectMetrics: Type.Optional(Type.Boolean({ description: 'Whether /metrics on the main port needs a key too (it never does on server.opsPort).', default: CALLERS_DEFAULTS.protectMetrics, 'x-expected': 'true or false' }))
+}, { additionalProperties: false, description: 'Caller authentication by API key (off when absent).', 'x-expected': 'a mapping with keys' })
+
+export const LoadSheddingSchema = Type.Object({
+  enabled: Type.Optional(Type.Boolean({ description: 'Shed load with 503 overloaded when a threshold is passed.', default: LOAD_SHEDDING_DEFAULTS.enabled, 'x-expected': 'true or false' })),
+  maxEventLoopDelayMs: Type.Optional(Int(0, 60000, 'Event loop delay above which requests are shed (0: off).', LOAD_SHEDDING_DEFAULTS.maxEventLoopDelayMs)),
+  maxEventLoopUtilization: Type.Optional(Type.Number({ minimum: 0, maximum: 1, description: 'Event loop utilization (0..1) above which requests are shed (0: off).', default: LOAD_SHEDDING_DEFAULTS.maxEventLoopUtilization, 'x-expected': 'a number from 0 to 1' })),
+  maxHeapUsedBytes: Type.Optional(Int(0, 1099511627776, 'Heap used above which requests are shed (0: off).', LOAD_SHEDDING_DEFAULTS.maxHeapUsedBytes)),
+  maxRssBytes: Type.Optional(Int(0, 1099511627776, 'Resident memory above which requests are shed (0: off).', LOAD_SHEDDING_DEFAULTS.maxRssBytes)),
+  sampleIntervalMs: Type.Optional(Int(10, 60000, 'How often the thresholds are measured, in milliseconds.', LOAD_SHEDDING_DEFAULTS.sampleIntervalMs)),
+  retryAfterSeconds: Type.Optional(Int(1, 3600, 'Retry-After of a shed request.', LOAD_SHEDDING_DEFAULTS.retryAfterSeconds))
+}, { additionalProperties: false, description: 'Load shedding (@fastify/under-pressure).', 'x-expected': 'a mapping of load shedding options' })
+
+// ---------------------------------------------------------------------------------------------------------
+// Proxy integration: forward-auth (nginx auth_request, Traefik ForwardAuth, Envoy ext_authz) and batch
+// ---------------------------------------------------------------------------------------------------------
+
+export const FORWARD_AUTH_DEFAULTS = Object.freeze({
+  headerPrefix: 'x-auth-',
+  identityHeader: false,
+  stripToken: false,
+  // Fail closed: a proxy that cannot tell "retry" from "deny" denies, and nginx turns anything but 401/403 into 500.
+  keysUnavailableStatus: 401 as 401 | 403 | 503
+})
+
+/** Identity header names after forwardAuth.headerPrefix, by field (forwardAuth.headerNames replaces one whole). */
+export const IDENTITY_HEADER_NAMES: Readonly<Record<IdentityHeaderField, string>> = Object.freeze({
+  subject: 'subject',
+  issuer: 'issuer',
+  issuerId: 'issuer-id',
+  email: 'email',
+  emailVerified: 'email-verified',
+  name: 'name',
+  groups: 'groups',
+  roles: 'roles',
+  tenant: 'tenant',
+  identity: 'identity'
+})
+
+export const BATCH_DEFAULTS: Readonly<BatchConfig> = Object.freeze({
+  maxTokens: 100,
+  // 100 ID tokens of a few KiB each, with room for JSON overhead.
+  maxBodyBytes: 1048576
+})
+
+const HEADER_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9-]{0,63}$'
+
+const HeaderName = (description: string) =>
+  Type.String({ pattern: HEADER_NAME_PATTERN, description, 'x-expected': 'a header name of 1 to 64 letters, digits and "-"' })
+
+const RequirementList = (description: string, expected: string) =>
+  Type.Optional(Type.Array(NonEmptyString(description, `a non-empty ${expected}`), {
+    uniqueItems: true,
+    description,
+    'x-expected': `a list of ${expected}s`
+  }))
+
+export const RequirementsSchema = Type.Object({
+  groups: RequirementList('The identity must have one of these groups.', 'group name'),
+  roles: RequirementList('The identity must have one of these roles.', 'role name'),
+  audiences: RequirementList('The token\'s aud must contain one of these configured audiences.', 'configured audience'),
+  issuers: RequirementList('The token must come from one of these configured issuer ids.', 'configured issuer id')
+}, { additionalProperties: false, description: 'Requirements: any one value of a list, and every list.', 'x-expected': 'a mapping with groups, roles, audiences and/or issuers' })
+
+export const ForwardAuthRuleSchema = Type.Object({
+  pathPrefix: Type.Optional(Type.String({
+    pattern: '^/[^\\s?#]{0,1023}$',
+    description: 'Applies when the original path starts with this (plain string prefix, case-insensitive, also after decoding and dot-segment removal).',
+    'x-expected': 'a path starting with "/", without spaces, "?" or "#"'
+  })),
+  methods: Type.Optional(Type.Array(Type.String({ pattern: '^[A-Z]{1,20}$', 'x-expected': 'an upper-case HTTP method' }), {
+    minItems: 1,
+    uniqueItems: true,
+    description: 'Applies to these original methods only.',
+    'x-expected': 'a non-empty list of upper-case HTTP methods'
+  })),
+  hosts: Type.Optional(Type.Array(Type.String({ pattern: '^[A-Za-z0-9.-]{1,253}$', 'x-expected': 'a host name without port' }), {
+    minItems: 1,
+    uniqueItems: true,
+    description: 'Applies to these original hosts only (compared without port, case-insensitively).',
+    'x-expected': 'a non-empty list of host names'
+  })),
+  require: RequirementsSchema
+}, { additionalProperties: false, description: 'A per-route requirement.', 'x-expected': 'a mapping with pathPrefix, methods and/or hosts, and require' })
+
+export const IdentityHeaderNamesSchema = Type.Object(
+  Object.fromEntries(Object.keys(IDENTITY_HEADER_NAMES).map((field) =>
+    [field, Type.Optional(HeaderName(`Full name of the "${field}" identity header.`))])),
+  { additionalProperties: false, description: 'Identity field -> full header name, replacing prefix + default name.', 'x-expected': 'a mapping of identity fields to header names' }
+)
+
+export const ForwardAuthSchema = Type.Object({
+  tokenCookie: Type.Optional(Type.String({
+    pattern: '^[!#$%&\'*+.^_`|~0-9A-Za-z-]{1,128}$',
+    description: 'A cookie that may carry the ID token.',
+    'x-expected': 'a cookie name'
+  })),
+  tokenHeader: Type.Optional(HeaderName('A request header that may carry the raw ID token.')),
+  headerPrefix: Type.Optional(Type.String({
+    pattern: '^[A-Za-z0-9][A-Za-z0-9-]{0,47}$',
+    description: 'Prefix of the identity header names.',
+    default: FORWARD_AUTH_DEFAULTS.headerPrefix,
+    'x-expected': 'a header name prefix of letters, digits and "-"'
+  })),
+  headerNames: Type.Optional(IdentityHeaderNamesSchema),
+  identityHeader: Type.Optional(Type.Boolean({ description: 'Also set the normalized identity (without claims) as base64url JSON.', default: FORWARD_AUTH_DEFAULTS.identityHeader, 'x-expected': 'true or false' })),
+  stripToken: Type.Optional(Type.Boolean({ description: 'Name the header that carried the token in x-envoy-auth-headers-to-remove.', default: FORWARD_AUTH_DEFAULTS.stripToken, 'x-expected': 'true or false' })),
+  keysUnavailableStatus: Type.Optional(Type.Union([Type.Literal(401), Type.Literal(403), Type.Literal(503)], {
+    description: 'Status when the token can be neither accepted nor rejected (keys unavailable, overload).',
+    default: FORWARD_AUTH_DEFAULTS.keysUnavailableStatus,
+    'x-expected': 'one of 401, 403, 503'
+  })),
+  require: Type.Optional(RequirementsSchema),
+  rules: Type.Optional(Type.Array(ForwardAuthRuleSchema, { description: 'Per-route requirements, matched on the original request.', 'x-expected': 'a list of rules' }))
+}, { additionalProperties: false, description: 'The forward-auth endpoint for proxies.', 'x-expected': 'a mapping of forward-auth options' })
+
+export const BatchSchema = Type.Object({
+  maxTokens: Type.Optional(Int(1, 10000, 'Most tokens in one POST /verify/batch.', BATCH_DEFAULTS.maxTokens)),
+  maxBodyBytes: Type.Optional(Int(1024, 67108864, 'Body limit of POST /verify/batch in bytes.', BATCH_DEFAULTS.maxBodyBytes))
+}, { additionalProperties: false, description: 'POST /verify/batch.', 'x-expected': 'a mapping of batch options' })
+
 export const ConfigFileSchema = Type.Object({
   server: Type.Optional(ServerSchema),
   rateLimit: Type.Optional(RateLimitSchema),
   jwks: Type.Optional(JwksCacheSchema),
   fetch: Type.Optional(FetchSchema),
   tokenCache: Type.Optional(TokenCacheSchema),
+  metrics: Type.Optional(MetricsSchema),
+  callers: Type.Optional(CallersSchema),
+  loadShedding: Type.Optional(LoadSheddingSchema),
+  forwardAuth: Type.Optional(ForwardAuthSchema),
+  batch: Type.Optional(BatchSchema),
   issuers: Type.Array(IssuerSchema, {
     minItems: 1,
     description: 'The trusted issuers (at least one).',

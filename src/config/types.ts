@@ -52,7 +52,8 @@ export interface JsonWebKeySet {
 
 /** Where an issuer's keys come from: exactly one of these. */
 export type KeySource =
-  | { kind: 'discovery' }
+  /** discoveryUrl: read this metadata document instead of the issuer's own (a {tenantid} template issuer). */
+  | { kind: 'discovery', discoveryUrl?: string }
   | { kind: 'jwksUri', jwksUri: string }
   | { kind: 'inline', jwks: JsonWebKeySet }
 
@@ -73,8 +74,65 @@ export interface IssuerConfig {
   maxTokenAgeSeconds?: number
   /** Claim name → allowed values (a token must carry one of them). */
   requiredClaims: Record<string, string[]>
-  /** Normalized field → claim path (see src/core/claim-path.ts); overrides the defaults. */
-  claimMapping: Partial<Record<MappableField, string>>
+  /** Normalized field → claim path(s) (see src/core/claim-path.ts); overrides the defaults. */
+  claimMapping: Partial<Record<MappableField, ClaimMappingValue>>
+  /** The provider preset the defaults came from (src/config/presets.ts). */
+  preset?: PresetName
+  /** Other spellings of the issuer accepted in iss (Google: "accounts.google.com"). */
+  issuerAliases?: string[]
+  /** The normalized tenant (Entra tid, Google hd) must be one of these. */
+  allowedTenants?: string[]
+  /** Claim paths whose values, joined with ":", are the identity's userKey; default ["sub"]. */
+  userKeyClaims?: string[]
+  /** False: emailVerified is never reported true for this issuer (Entra ID). Default true. */
+  trustEmailVerified?: boolean
+  /** False: a present azp need not be one of our clients (GCP service identity). Default true. */
+  checkAuthorizedParty?: boolean
+  /** Encrypted ID tokens (JWE): keys and algorithm policy; undefined when this issuer's tokens are not encrypted. */
+  decryption?: DecryptionConfig
+}
+
+/** The provider presets (src/config/presets.ts). */
+export const PRESET_NAMES = ['google', 'entra', 'auth0', 'okta', 'cognito', 'keycloak', 'gcp-identity'] as const
+export type PresetName = typeof PRESET_NAMES[number]
+
+/**
+ * Where a normalized field comes from: a claim path; several paths (list fields merge them, the others take
+ * the first present); or either with split, which turns space-separated strings into lists.
+ */
+export type ClaimMappingValue = string | string[] | { path: string | string[], split?: boolean }
+
+/** JWE key management algorithms accepted unless configured otherwise (asymmetric, as OIDC uses them). */
+export const DEFAULT_KEY_MANAGEMENT_ALGORITHMS = [
+  'RSA-OAEP', 'RSA-OAEP-256', 'ECDH-ES', 'ECDH-ES+A128KW', 'ECDH-ES+A192KW', 'ECDH-ES+A256KW'
+] as const
+/** Accepted only when listed explicitly: symmetric keys, and PBES2's per-token key derivation cost. */
+export const OPT_IN_KEY_MANAGEMENT_ALGORITHMS = ['dir', 'PBES2-HS256+A128KW', 'PBES2-HS384+A192KW', 'PBES2-HS512+A256KW'] as const
+export const KEY_MANAGEMENT_ALGORITHMS = [...DEFAULT_KEY_MANAGEMENT_ALGORITHMS, ...OPT_IN_KEY_MANAGEMENT_ALGORITHMS] as const
+export type KeyManagementAlgorithm = typeof KEY_MANAGEMENT_ALGORITHMS[number]
+export const CONTENT_ENCRYPTION_ALGORITHMS = ['A128GCM', 'A192GCM', 'A256GCM', 'A128CBC-HS256', 'A192CBC-HS384', 'A256CBC-HS512'] as const
+export type ContentEncryptionAlgorithm = typeof CONTENT_ENCRYPTION_ALGORITHMS[number]
+
+/** A private (or, for dir and PBES2, secret) key that decrypts ID tokens. */
+export interface DecryptionKey {
+  /** The file it was read from, for logs. */
+  file: string
+  kid: string | undefined
+  /** The JWK's alg, when the file pins one. */
+  alg: string | undefined
+  key: import('node:crypto').KeyObject
+  /** Identifies the key without comparing KeyObjects (KeyObject.equals across key types upsets Node's crypto). */
+  fingerprint: string
+}
+
+export interface DecryptionConfig {
+  keys: DecryptionKey[]
+  keyManagementAlgorithms: KeyManagementAlgorithm[]
+  contentEncryptionAlgorithms: ContentEncryptionAlgorithm[]
+  /** Highest PBES2 iteration count (p2c) accepted. */
+  maxPbes2Count: number
+  /** Largest inflated plaintext of a compressed (zip) token in bytes; 0 refuses compressed tokens. */
+  maxDecompressedBytes: number
 }
 
 export interface JwksCacheConfig {
@@ -124,6 +182,62 @@ export interface ServerConfig {
   shutdownGraceSeconds: number
   /** Fastify trustProxy setting: false, true, or a list of addresses/CIDRs. */
   trustProxy: boolean | string[]
+  /** Idle socket timeout (ms): a connection that sends nothing for this long is closed. */
+  connectionTimeoutMs: number
+  /** Whole-request timeout (ms), from the first byte to the last of the request. */
+  requestTimeoutMs: number
+  /** Time (ms) allowed to receive the request headers (slowloris); at most requestTimeoutMs. */
+  headersTimeoutMs: number
+  /** How long (ms) an idle keep-alive connection is kept open. */
+  keepAliveTimeoutMs: number
+  /** When set, /healthz, /readyz and /metrics are served on this port only (see src/ops-app.ts). */
+  opsPort?: number
+  /** Address of the ops listener (default: host). */
+  opsHost?: string
+  /** TLS for the main listener; with clientCaFile, mutual TLS. */
+  tls?: TlsConfig
+}
+
+export interface TlsConfig {
+  /** PEM certificate (chain) of the listener. */
+  certFile: string
+  /** PEM private key of the listener (unencrypted). */
+  keyFile: string
+  /** PEM CA bundle: when set, only clients with a certificate that chains to it can connect. */
+  clientCaFile?: string
+}
+
+/** One calling service: its id (for logs, metrics and the rate limit) and the SHA-256 of its API key. */
+export interface CallerKeyConfig {
+  id: string
+  /** SHA-256 of the API key, 64 lowercase hex digits. The key itself is never configured. */
+  sha256: string
+  /** Overrides the global rate limit for this caller. */
+  rateLimit?: { max: number, windowSeconds: number }
+}
+
+export interface CallersConfig {
+  /** Empty: caller authentication is off (the localhost sidecar). */
+  keys: CallerKeyConfig[]
+  /** With keys configured, /metrics on the main port needs a key too (it is open on the ops port). */
+  protectMetrics: boolean
+}
+
+export interface MetricsConfig {
+  /** Serve GET /metrics (Prometheus text format). */
+  enabled: boolean
+}
+
+/** @fastify/under-pressure thresholds; 0 turns a check off. */
+export interface LoadSheddingConfig {
+  enabled: boolean
+  maxEventLoopDelayMs: number
+  /** 0..1, measured per sample interval. */
+  maxEventLoopUtilization: number
+  maxHeapUsedBytes: number
+  maxRssBytes: number
+  sampleIntervalMs: number
+  retryAfterSeconds: number
 }
 
 export interface RateLimitConfig {
@@ -133,12 +247,69 @@ export interface RateLimitConfig {
   windowSeconds: number
 }
 
+/** The identity headers forward-auth sets on success, by normalized field. */
+export const IDENTITY_HEADER_FIELDS = [
+  'subject', 'issuer', 'issuerId', 'email', 'emailVerified', 'name', 'groups', 'roles', 'tenant', 'identity'
+] as const
+export type IdentityHeaderField = typeof IDENTITY_HEADER_FIELDS[number]
+
+/** What a forward-auth request must satisfy: within a list any one value, across lists all of them. */
+export interface RequirementsConfig {
+  groups: string[]
+  roles: string[]
+  /** Configured audiences; the token's aud must contain one. */
+  audiences: string[]
+  /** Configured issuer ids. */
+  issuers: string[]
+}
+
+/** A per-route requirement, applied when the original request matches every condition given. */
+export interface ForwardAuthRuleConfig {
+  /** Plain, case-insensitive string prefix of the original path. */
+  pathPrefix?: string
+  /** Upper-case methods; empty: any. */
+  methods: string[]
+  /** Lower-case host names without port; empty: any. */
+  hosts: string[]
+  require: RequirementsConfig
+}
+
+export interface ForwardAuthConfig {
+  /** A cookie that may carry the ID token (besides Authorization: Bearer). */
+  tokenCookie?: string
+  /** A request header (lower case) that may carry the raw ID token. */
+  tokenHeader?: string
+  /** Resolved, lower-case identity header names (prefix + default name, or the configured name). */
+  headers: Record<IdentityHeaderField, string>
+  /** Whether the identity header (base64url JSON of the normalized identity, without claims) is set. */
+  identityHeader: boolean
+  /** Whether a success names the header that carried the token in x-envoy-auth-headers-to-remove. */
+  stripToken: boolean
+  /** The answer when the verifier cannot decide (keys unavailable, overload, a bug). */
+  keysUnavailableStatus: 401 | 403 | 503
+  /** Applied to every forward-auth request. */
+  require: RequirementsConfig
+  rules: ForwardAuthRuleConfig[]
+}
+
+export interface BatchConfig {
+  /** Most tokens in one POST /verify/batch. */
+  maxTokens: number
+  /** Body limit of POST /verify/batch in bytes (server.bodyLimit is for one token). */
+  maxBodyBytes: number
+}
+
 export interface Config {
   server: ServerConfig
   rateLimit: RateLimitConfig
   jwks: JwksCacheConfig
   fetch: FetchConfig
   tokenCache: TokenCacheConfig
+  metrics: MetricsConfig
+  callers: CallersConfig
+  loadShedding: LoadSheddingConfig
+  forwardAuth: ForwardAuthConfig
+  batch: BatchConfig
   issuers: IssuerConfig[]
   /** Where the configuration came from, for messages ("/etc/oidc-verifier.yaml", "environment"). */
   source: string

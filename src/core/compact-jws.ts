@@ -49,6 +49,11 @@ function countDots (token: string): number {
   return dots
 }
 
+/** Five segments: a compact JWE (an encrypted token), which is decrypted before it is parsed as a JWS. */
+export function isCompactJwe (token: string): boolean {
+  return countDots(token) === 4
+}
+
 export function parseCompactJws (token: string, maxTokenBytes: number): ParsedJws {
   // The token is ASCII when well formed, so its length is its size in bytes; anything longer is refused unread.
   if (token.length > maxTokenBytes) throw new VerificationError('token_too_large')

@@ -15,7 +15,15 @@ export interface IssuerRules {
   clockToleranceSeconds: number
   maxTokenAgeSeconds: number | undefined
   requiredClaims: ReadonlyMap<string, ReadonlySet<string>>
+  /**
+   * Whether a present azp must be one of our clients (Core §3.1.3.7 step 5, a SHOULD). False for GCP service
+   * identity tokens, whose azp is the calling service account, not a client of ours.
+   */
+  checkAuthorizedParty: boolean
 }
+
+/** What the token is being verified for. */
+export type VerificationMode = 'id_token' | 'id_token_hint'
 
 /** Optional checks a caller asks for per request. */
 export interface RequestChecks {
@@ -27,6 +35,11 @@ export interface RequestChecks {
   accessToken?: string
   /** Narrow acceptance to this one configured audience. */
   audience?: string
+  /**
+   * id_token_hint: the token was presented as a hint (RP-initiated logout), where an expired token is
+   * acceptable; exp and maxTokenAgeSeconds are not enforced, everything else is. Default id_token.
+   */
+  mode?: VerificationMode
 }
 
 export interface CheckedClaims {
@@ -131,14 +144,16 @@ export function checkIdTokenClaims (
   }
   if (request.audience !== undefined && !audiences.includes(request.audience)) fail('audience_mismatch', issuer, 'aud')
   // Steps 4 and 5: azp is required with several audiences and, when present, must be one of ours.
-  if (azp === undefined ? audiences.length > 1 : !(rules.audiences.has(azp) || rules.authorizedParties.has(azp))) {
+  if (azp === undefined ? audiences.length > 1 : rules.checkAuthorizedParty && !(rules.audiences.has(azp) || rules.authorizedParties.has(azp))) {
     fail('authorized_party_mismatch', issuer, 'azp')
   }
 
-  if (nowSeconds >= exp + tolerance) fail('token_expired', issuer, 'exp')
+  // A hint identifies a session that may have ended long ago: its age and expiry do not matter, its origin does.
+  const hint = request.mode === 'id_token_hint'
+  if (!hint && nowSeconds >= exp + tolerance) fail('token_expired', issuer, 'exp')
   if (nbf !== undefined && nbf > nowSeconds + tolerance) fail('token_not_yet_valid', issuer, 'nbf')
   if (iat > nowSeconds + tolerance) fail('token_issued_in_future', issuer, 'iat')
-  if (rules.maxTokenAgeSeconds !== undefined && nowSeconds - iat > rules.maxTokenAgeSeconds + tolerance) {
+  if (!hint && rules.maxTokenAgeSeconds !== undefined && nowSeconds - iat > rules.maxTokenAgeSeconds + tolerance) {
     fail('token_too_old', issuer, 'iat')
   }
 

@@ -17,6 +17,11 @@ export interface UserProfile {
 export interface VerifiedIdentity {
   issuer: { id: string, url: string }
   subject: string
+  /**
+   * The key to store this user under: sub by default; for Entra ID tid:oid (sub is pairwise per application,
+   * oid is the user's object id within the tenant). Stable across this issuer's tokens.
+   */
+  userKey: string
   audiences: string[]
   authorizedParty: string | null
   /** NumericDates in seconds since the epoch. */
@@ -27,6 +32,11 @@ export interface VerifiedIdentity {
   expiresIn: number
   user: UserProfile
   groups: string[]
+  /**
+   * True when the provider left the groups out of the token and points to another source (an OpenID Connect
+   * distributed claim: the Entra ID groups overage). `groups` is then NOT the user's list of groups.
+   */
+  groupsOverage: boolean
   roles: string[]
   tenant: string | null
   /** The verified claim set as the provider sent it. */

@@ -109,6 +109,7 @@ class RemoteKeys implements KeyProvider {
 /** Discovery first, retried with backoff until it succeeds; then the discovered jwks_uri through the cache. */
 class DiscoveredKeys extends RemoteKeys {
   private readonly issuer: string
+  private readonly discoveryUrl: string | undefined
   private readonly fetchConfig: FetchConfig
   private readonly backoff: { initial: number, max: number }
   private readonly logger: Logger
@@ -124,6 +125,7 @@ class DiscoveredKeys extends RemoteKeys {
   constructor (cache: JwksCache<KeySet>, issuer: IssuerConfig, fetchConfig: FetchConfig, jwksConfig: JwksCacheConfig, logger: Logger, fetcher?: typeof fetchJson) {
     super(cache, 'discovery', undefined)
     this.issuer = issuer.issuer
+    this.discoveryUrl = issuer.keys.kind === 'discovery' ? issuer.keys.discoveryUrl : undefined
     this.fetchConfig = fetchConfig
     this.backoff = { initial: jwksConfig.backoffInitialSeconds, max: jwksConfig.backoffMaxSeconds }
     this.logger = logger.child({ issuer: issuer.id })
@@ -147,7 +149,7 @@ class DiscoveredKeys extends RemoteKeys {
   private async tryDiscovery (): Promise<void> {
     if (this.closed) return
     try {
-      const { jwksUri } = await discoverJwksUri(this.issuer, this.fetchConfig, this.fetcher)
+      const { jwksUri } = await discoverJwksUri(this.issuer, this.fetchConfig, this.fetcher, this.discoveryUrl)
       if (this.closed) return
       this.jwksUri = jwksUri
       this.error = null

@@ -1,8 +1,10 @@
 /**
  * Turns a verified claim set into the normalized identity through the issuer's claim mapping
- * (defaults below, overridden per issuer). A mapping that points at nothing gives an absent value.
+ * (defaults below, then the preset's, then the issuer's own overrides). A mapping that points at nothing
+ * gives an absent value, never an error.
  */
-import type { IssuerConfig, MappableField } from '../config/types.js'
+import type { ClaimMappingValue, IssuerConfig, MappableField } from '../config/types.js'
+import { VerificationError } from '../errors.js'
 import { parseClaimPath, readClaimPath, type PathSegment } from './claim-path.js'
 import type { UserProfile, VerifiedIdentity } from './identity.js'
 
@@ -20,16 +22,54 @@ export const DEFAULT_CLAIM_MAPPING: Record<MappableField, string | undefined> = 
   tenant: undefined
 }
 
-export type CompiledMapping = Record<MappableField, readonly PathSegment[] | undefined>
+/** Fields whose value is a list; a mapping of several paths merges their lists. */
+export const LIST_FIELDS: ReadonlySet<MappableField> = new Set(['groups', 'roles'])
+
+/** The user key when nothing else is configured: the subject. */
+export const DEFAULT_USER_KEY_CLAIMS: readonly string[] = ['sub']
+
+export interface CompiledField {
+  paths: ReadonlyArray<readonly PathSegment[]>
+  /** Split string values on whitespace (space-separated scope strings). */
+  split: boolean
+}
+
+export interface CompiledMapping {
+  fields: Record<MappableField, CompiledField>
+  /** Paths whose values, joined with ":", are the stable user key. */
+  userKey: ReadonlyArray<readonly PathSegment[]>
+  /** The path texts of userKey, for error details (claim names only, never values). */
+  userKeyNames: readonly string[]
+  /** False: emailVerified is always false (the provider does not verify email addresses). */
+  trustEmailVerified: boolean
+}
+
+/** The paths and split flag of a mapping value, in whichever of its three forms it was written. */
+export function mappingPaths (value: ClaimMappingValue): { paths: string[], split: boolean } {
+  if (typeof value === 'string') return { paths: [value], split: false }
+  if (Array.isArray(value)) return { paths: [...value], split: false }
+  return { paths: typeof value.path === 'string' ? [value.path] : [...value.path], split: value.split === true }
+}
 
 /** Parses every path once, at configuration time (parseClaimPath throws ClaimPathError on a bad path). */
-export function compileClaimMapping (overrides: IssuerConfig['claimMapping']): CompiledMapping {
-  const compiled = {} as CompiledMapping
+export function compileClaimMapping (
+  overrides: IssuerConfig['claimMapping'],
+  options: { userKeyClaims?: readonly string[], trustEmailVerified?: boolean } = {}
+): CompiledMapping {
+  const fields = {} as Record<MappableField, CompiledField>
   for (const field of Object.keys(DEFAULT_CLAIM_MAPPING) as MappableField[]) {
-    const path = overrides[field] ?? DEFAULT_CLAIM_MAPPING[field]
-    compiled[field] = path === undefined ? undefined : parseClaimPath(path)
+    const override = overrides[field]
+    const fallback = DEFAULT_CLAIM_MAPPING[field]
+    const { paths, split } = override !== undefined ? mappingPaths(override) : { paths: fallback === undefined ? [] : [fallback], split: false }
+    fields[field] = { paths: paths.map((p) => parseClaimPath(p)), split }
   }
-  return compiled
+  const userKeyNames = [...(options.userKeyClaims ?? DEFAULT_USER_KEY_CLAIMS)]
+  return {
+    fields,
+    userKey: userKeyNames.map((p) => parseClaimPath(p)),
+    userKeyNames,
+    trustEmailVerified: options.trustEmailVerified ?? true
+  }
 }
 
 function asString (value: unknown): string | null {
@@ -38,10 +78,16 @@ function asString (value: unknown): string | null {
   return null
 }
 
-function asStringList (value: unknown): string[] {
-  if (typeof value === 'string') return value.length > 0 ? [value] : []
-  if (Array.isArray(value)) return value.filter((v): v is string => typeof v === 'string')
-  return []
+function pushStrings (out: string[], value: unknown, split: boolean): void {
+  const add = (s: string): void => {
+    if (split) {
+      for (const part of s.split(/\s+/)) if (part !== '') out.push(part)
+    } else if (s.length > 0) {
+      out.push(s)
+    }
+  }
+  if (typeof value === 'string') add(value)
+  else if (Array.isArray(value)) for (const v of value) if (typeof v === 'string') add(v)
 }
 
 /** Some providers (Cognito among them) send booleans as strings. Anything else is not an assertion. */
@@ -49,8 +95,30 @@ function asVerifiedFlag (value: unknown): boolean {
   return value === true || value === 'true'
 }
 
+function isRecord (value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+/**
+ * Whether the provider left the groups out of the token and points elsewhere for them: an OpenID Connect
+ * distributed claim (Core §5.6.2: the claim is named in _claim_names), which is how Entra ID signals a groups
+ * overage, or Entra's hasgroups flag (implicit flow). The caller must then not read the list as complete.
+ */
+function groupsLeftOut (claims: Record<string, unknown>, paths: CompiledField['paths']): boolean {
+  if (claims.hasgroups === true) return true
+  const names = claims._claim_names
+  if (!isRecord(names)) return false
+  return paths.some((path) => typeof path[0] === 'string' && Object.hasOwn(names, path[0]))
+}
+
+/** Colons and percent signs are escaped in a composite key, so that two different pairs never give one key. */
+function keyPart (value: string): string {
+  return value.replaceAll('%', '%25').replaceAll(':', '%3A')
+}
+
 export interface NormalizeInput {
   issuerId: string
+  /** The token's iss (for a {tenantid} template issuer, the tenant's own issuer). */
   issuerUrl: string
   claims: Record<string, unknown>
   subject: string
@@ -60,26 +128,36 @@ export interface NormalizeInput {
 
 export function normalizeIdentity (input: NormalizeInput, mapping: CompiledMapping): VerifiedIdentity {
   const { claims } = input
-  const read = (field: MappableField): unknown => {
-    const path = mapping[field]
-    return path === undefined ? undefined : readClaimPath(claims, path)
+  const scalar = (field: MappableField): unknown => {
+    for (const path of mapping.fields[field].paths) {
+      const value = readClaimPath(claims, path)
+      if (value !== undefined && value !== null) return value
+    }
+    return undefined
   }
-  const email = asString(read('email'))
+  const list = (field: MappableField): string[] => {
+    const { paths, split } = mapping.fields[field]
+    const out: string[] = []
+    for (const path of paths) pushStrings(out, readClaimPath(claims, path), split)
+    return paths.length > 1 || split ? [...new Set(out)] : out
+  }
+  const email = asString(scalar('email'))
   const user: UserProfile = {
     email,
-    emailVerified: email !== null && asVerifiedFlag(read('emailVerified')),
-    name: asString(read('name')),
-    givenName: asString(read('givenName')),
-    familyName: asString(read('familyName')),
-    preferredUsername: asString(read('preferredUsername')),
-    picture: asString(read('picture')),
-    locale: asString(read('locale'))
+    emailVerified: mapping.trustEmailVerified && email !== null && asVerifiedFlag(scalar('emailVerified')),
+    name: asString(scalar('name')),
+    givenName: asString(scalar('givenName')),
+    familyName: asString(scalar('familyName')),
+    preferredUsername: asString(scalar('preferredUsername')),
+    picture: asString(scalar('picture')),
+    locale: asString(scalar('locale'))
   }
   const exp = claims.exp as number
   const authTime = claims.auth_time
   return {
     issuer: { id: input.issuerId, url: input.issuerUrl },
     subject: input.subject,
+    userKey: userKey(input, mapping),
     audiences: input.audiences,
     authorizedParty: typeof claims.azp === 'string' ? claims.azp : null,
     expiresAt: exp,
@@ -87,9 +165,25 @@ export function normalizeIdentity (input: NormalizeInput, mapping: CompiledMappi
     authTime: typeof authTime === 'number' ? authTime : null,
     expiresIn: Math.max(0, Math.floor(exp - input.nowSeconds)),
     user,
-    groups: asStringList(read('groups')),
-    roles: asStringList(read('roles')),
-    tenant: asString(read('tenant')),
+    groups: list('groups'),
+    groupsOverage: groupsLeftOut(claims, mapping.fields.groups.paths),
+    roles: list('roles'),
+    tenant: asString(scalar('tenant')),
     claims
   }
+}
+
+/** The stable user key; a claim it is built from must be present (a key that silently changes is worse). */
+function userKey (input: NormalizeInput, mapping: CompiledMapping): string {
+  const { userKey: paths, userKeyNames } = mapping
+  if (paths.length === 1 && userKeyNames[0] === 'sub') return input.subject
+  const parts: string[] = []
+  paths.forEach((path, i) => {
+    const value = asString(readClaimPath(input.claims, path))
+    if (value === null || value === '') {
+      throw new VerificationError(readClaimPath(input.claims, path) === undefined ? 'claim_missing' : 'claim_invalid', { issuer: input.issuerId, claim: userKeyNames[i] as string })
+    }
+    parts.push(paths.length === 1 ? value : keyPart(value))
+  })
+  return parts.join(':')
 }

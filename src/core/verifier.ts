@@ -2,22 +2,25 @@
  * The verification core: takes a token and options, returns a verified, normalized identity or throws a
  * VerificationError. No HTTP here; the Fastify routes, the CLI and the tests all use this module.
  *
- * Order of work (DESIGN.md, "Data flow of one verification"): strict parse → select the issuer by the
- * unverified iss (no I/O for an unknown one) → algorithm allowlist and header rules → keys (cache; an unknown
- * kid may trigger a rate-limited refresh) → signature → ID-token rules → normalization.
+ * Order of work (DESIGN.md, "Data flow of one verification"): decrypt an encrypted token (src/core/jwe.ts)
+ * → strict parse → select the issuer by the unverified iss (exact match, else a {tenantid} template; no I/O for
+ * an unknown one) → algorithm allowlist and header rules → keys (cache; an unknown kid may trigger a
+ * rate-limited refresh) → signature → key issuer → ID-token rules → normalization → tenant allow-list.
  */
 import type { AsymmetricAlgorithm, Config, IssuerConfig } from '../config/types.js'
 import { isVerificationError, VerificationError, type ErrorCode } from '../errors.js'
 import { JwksCache, type JwksFetchReason } from '../jwks/cache.js'
 import type { fetchJson } from '../net/fetch-json.js'
-import { parseCompactJws, type ParsedJws } from './compact-jws.js'
+import { isCompactJwe, parseCompactJws, type ParsedJws } from './compact-jws.js'
 import type { VerifiedIdentity } from './identity.js'
 import { checkIdTokenClaims, checkTokenType, type IssuerRules, type RequestChecks } from './id-token-rules.js'
 import { createKeyProvider, type KeyProvider, type KeyStatus } from './issuer-keys.js'
+import { checkKeyIssuer, checkTenantIssuer, matchesTemplate, parseIssuerTemplate, type IssuerTemplate } from './issuer-template.js'
+import { policyAllows, TokenDecryptor, type Decrypted } from './jwe.js'
 import { KeySet, type UsableKey } from './key-set.js'
 import { silentLogger, type Logger } from './logger.js'
 import { VerifiedTokenCache } from './verified-token-cache.js'
-import { compileClaimMapping, normalizeIdentity, type CompiledMapping } from './normalize.js'
+import { compileClaimMapping, mappingPaths, normalizeIdentity, type CompiledMapping } from './normalize.js'
 import { isAsymmetricAlgorithm, isHmacAlgorithm, verifyAsymmetric, verifyHmac } from './signature.js'
 
 export type { RequestChecks } from './id-token-rules.js'
@@ -51,6 +54,11 @@ interface IssuerRuntime {
   hmacSecret: Buffer | undefined
   mapping: CompiledMapping
   keys: KeyProvider
+  /** Set for a {tenantid} issuer: matched after the exact issuers, with the tid rules. */
+  template: IssuerTemplate | undefined
+  allowedTenants: ReadonlySet<string> | undefined
+  /** The claim the tenant comes from, named in tenant_not_allowed. */
+  tenantClaim: string | undefined
 }
 
 export interface IssuerStatus extends KeyStatus {
@@ -60,6 +68,9 @@ export interface IssuerStatus extends KeyStatus {
 
 export class Verifier {
   private readonly byIssuerUrl = new Map<string, IssuerRuntime>()
+  /** {tenantid} issuers, tried only when no exact issuer matches: the exact path stays one Map lookup. */
+  private readonly templates: IssuerRuntime[] = []
+  private readonly decryptor: TokenDecryptor
   private readonly byId = new Map<string, IssuerRuntime>()
   private readonly tokenCache: VerifiedTokenCache | undefined
   private readonly runtimes: IssuerRuntime[] = []
@@ -86,6 +97,7 @@ export class Verifier {
       logger: this.logger,
       onFetch: (e) => this.events.jwksFetch?.({ issuer: labelOf(e.url), outcome: e.outcome, reason: e.reason, durationSeconds: e.durationMs / 1000 }),
       onStale: (url) => this.events.staleKeysServed?.({ issuer: labelOf(url) }),
+      countKeys: (keySet) => keySet.keys.length,
       createKeySet: (jwks, url) => {
         const keySet = new KeySet(jwks)
         if (keySet.rejected.length > 0) this.logger.warn({ jwksUri: url, rejected: keySet.rejected }, 'JWKS contains keys that will never be used')
@@ -105,17 +117,24 @@ export class Verifier {
           authorizedParties: new Set(issuer.authorizedParties),
           clockToleranceSeconds: issuer.clockToleranceSeconds,
           maxTokenAgeSeconds: issuer.maxTokenAgeSeconds,
-          requiredClaims: new Map(Object.entries(issuer.requiredClaims).map(([k, v]) => [k, new Set(v)]))
+          requiredClaims: new Map(Object.entries(issuer.requiredClaims).map(([k, v]) => [k, new Set(v)])),
+          checkAuthorizedParty: issuer.checkAuthorizedParty ?? true
         },
         allowedAlgorithms: new Set(issuer.algorithms),
         hmacSecret: issuer.clientSecret === undefined ? undefined : Buffer.from(issuer.clientSecret, 'utf8'),
-        mapping: compileClaimMapping(issuer.claimMapping),
-        keys: createKeyProvider(issuer, this.cache, config.fetch, config.jwks, this.logger, options.fetcher)
+        mapping: compileClaimMapping(issuer.claimMapping, { userKeyClaims: issuer.userKeyClaims, trustEmailVerified: issuer.trustEmailVerified }),
+        keys: createKeyProvider(issuer, this.cache, config.fetch, config.jwks, this.logger, options.fetcher),
+        template: parseIssuerTemplate(issuer.issuer),
+        allowedTenants: issuer.allowedTenants === undefined ? undefined : new Set(issuer.allowedTenants),
+        tenantClaim: issuer.claimMapping.tenant === undefined ? undefined : mappingPaths(issuer.claimMapping.tenant).paths[0]
       }
-      this.byIssuerUrl.set(issuer.issuer, runtime)
+      if (runtime.template !== undefined) this.templates.push(runtime)
+      else this.byIssuerUrl.set(issuer.issuer, runtime)
+      for (const alias of issuer.issuerAliases ?? []) this.byIssuerUrl.set(alias, runtime)
       this.byId.set(issuer.id, runtime)
       this.runtimes.push(runtime)
     }
+    this.decryptor = new TokenDecryptor(config.issuers, this.logger)
   }
 
   /** Starts discovery and key fetching for every issuer in the background; never throws. */
@@ -192,10 +211,20 @@ export class Verifier {
   }
 
   private async verifyFully (token: string, request: RequestChecks, cacheKey: string | undefined): Promise<VerifiedIdentity> {
-    const jws = parseCompactJws(token, this.maxTokenBytes)
-    const runtime = this.selectIssuer(jws)
+    let decrypted: Decrypted | undefined
+    // Without decryption keys a JWE is token_encrypted, found by the parser without an extra pass.
+    if (this.decryptor.enabled && token.length <= this.maxTokenBytes && isCompactJwe(token)) decrypted = await this.decryptor.decrypt(token)
+    const jws = decrypted === undefined ? parseCompactJws(token, this.maxTokenBytes) : innerJws(decrypted, this.maxTokenBytes)
+    const { runtime, iss } = this.selectIssuer(jws)
     const issuer = runtime.config.id
     const { header } = jws
+    if (decrypted !== undefined) {
+      // Decrypted with a key of this issuer, under this issuer's policy; else as if it had not decrypted.
+      const own = runtime.config.decryption
+      if (own === undefined || !policyAllows(own, decrypted.header) || !own.keys.some((k) => k.fingerprint === decrypted.key.fingerprint)) {
+        throw new VerificationError('token_decryption_failed')
+      }
+    }
 
     const alg = header.alg
     if (typeof alg !== 'string') throw new VerificationError('header_invalid', { issuer })
@@ -217,6 +246,7 @@ export class Verifier {
       keyFingerprint = 'client-secret'
     } else if (isAsymmetricAlgorithm(alg)) {
       const key = await this.verifyWithIssuerKeys(runtime, alg, kid, jws)
+      checkKeyIssuer(key.issuer, iss, jws.payload, issuer)
       curve = key.crv
       keySource = runtime.keys.sourceId()
       keyFingerprint = key.fingerprint
@@ -234,12 +264,16 @@ export class Verifier {
     }
     const identity = normalizeIdentity({
       issuerId: issuer,
-      issuerUrl: runtime.config.issuer,
+      issuerUrl: iss,
       claims,
       subject: checked.subject,
       audiences: checked.audiences,
       nowSeconds
     }, runtime.mapping)
+    const tenants = runtime.allowedTenants
+    if (tenants !== undefined && (identity.tenant === null || !tenants.has(identity.tenant))) {
+      throw new VerificationError('tenant_not_allowed', runtime.tenantClaim === undefined ? { issuer } : { issuer, claim: runtime.tenantClaim })
+    }
     if (cacheKey !== undefined && this.tokenCache !== undefined) {
       // Cached objects are shared between hits and must not be mutated by callers.
       this.tokenCache.set(cacheKey, { issuer, keySource, keyFingerprint, header, alg, curve, identity }, token.length, identity.expiresAt * 1000, nowSeconds * 1000)
@@ -248,13 +282,19 @@ export class Verifier {
     return identity
   }
 
-  private selectIssuer (jws: ParsedJws): IssuerRuntime {
+  private selectIssuer (jws: ParsedJws): { runtime: IssuerRuntime, iss: string } {
     const iss = jws.payload.iss
     if (iss === undefined) throw new VerificationError('claim_missing', { claim: 'iss' })
     if (typeof iss !== 'string') throw new VerificationError('claim_invalid', { claim: 'iss' })
     const runtime = this.byIssuerUrl.get(iss)
-    if (runtime === undefined) throw new VerificationError('issuer_unknown', { claim: 'iss' })
-    return runtime
+    if (runtime !== undefined) return { runtime, iss }
+    for (const candidate of this.templates) {
+      const template = candidate.template as IssuerTemplate
+      if (!matchesTemplate(template, iss)) continue
+      checkTenantIssuer(template, iss, jws.payload, candidate.config.id)
+      return { runtime: candidate, iss }
+    }
+    throw new VerificationError('issuer_unknown', { claim: 'iss' })
   }
 
   private async verifyWithIssuerKeys (runtime: IssuerRuntime, alg: AsymmetricAlgorithm, kid: string | undefined, jws: ParsedJws): Promise<UsableKey> {
@@ -283,4 +323,18 @@ export class Verifier {
     }
     throw new VerificationError('signature_invalid', { issuer })
   }
+}
+
+/**
+ * The content of a decrypted token must be a signed ID token (a nested JWT, RFC 7519 §5.2): a bare claim set
+ * or another JWE inside proves nothing, since anyone can encrypt to a public key.
+ */
+function innerJws (decrypted: Decrypted, maxTokenBytes: number): ParsedJws {
+  const { cty } = decrypted.header
+  if (cty !== undefined && (typeof cty !== 'string' || !/^(application\/)?jwt$/i.test(cty))) throw new VerificationError('token_not_signed')
+  const text = decrypted.plaintext
+  let dots = 0
+  for (let i = text.indexOf('.'); i !== -1 && dots < 3; i = text.indexOf('.', i + 1)) dots++
+  if (dots !== 2 || text.endsWith('.')) throw new VerificationError('token_not_signed')
+  return parseCompactJws(text, maxTokenBytes)
 }

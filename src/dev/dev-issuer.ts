@@ -15,6 +15,14 @@ const RESERVED = new Set(['iss', 'iat', 'exp', 'auth_time'])
 
 export class DevIssuerRefused extends Error {}
 
+/**
+ * The host in the issuer URL. Bound to every interface (in the dev container) it is still named by loopback:
+ * an http issuer must be a loopback URL, and that is where the service in the same container fetches keys.
+ */
+export function advertisedHost (bindHost: string): string {
+  return bindHost === '0.0.0.0' || bindHost === '::' ? '127.0.0.1' : bindHost
+}
+
 export interface DevIssuer {
   issuer: string
   audience: string
@@ -115,7 +123,7 @@ export async function startDevIssuer (opts: { host?: string, port?: number, env?
     server.listen(opts.port ?? 0, host, () => resolve())
   })
   const { port } = server.address() as AddressInfo
-  issuer = `http://${host}:${port}`
+  issuer = `http://${advertisedHost(host)}:${port}`
 
   return {
     issuer,

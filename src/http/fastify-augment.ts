@@ -1,12 +1,19 @@
 import type { Verifier } from '../core/verifier.js'
+import type { VerifierSlot } from '../verifier-slot.js'
 import type { ErrorCode } from '../errors.js'
+import type { OriginalSummary } from './original-request.js'
+import type { ServiceMetrics } from '../metrics/metrics.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
+    /** The Verifier in use now; a configuration reload replaces it (read it once per request). */
     verifier: Verifier
+    verifierSlot: VerifierSlot
+    /** Prometheus metrics of this app (src/metrics/metrics.ts); undefined when metrics.enabled is false. */
+    metrics: ServiceMetrics | undefined
   }
   interface FastifyRequest {
     /** What the request log line reports: the configured issuer id and the error code, never token data. */
-    outcome: { code?: ErrorCode, issuer?: string } | undefined
+    outcome: { code?: ErrorCode, issuer?: string, original?: OriginalSummary } | undefined
   }
 }

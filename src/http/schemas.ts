@@ -4,6 +4,7 @@
  */
 import { Type, type Static } from 'typebox'
 import { ALL_ERROR_CODES, type ErrorCode } from '../errors.js'
+import type { VerificationMode } from '../core/id-token-rules.js'
 
 const NullableString = Type.Union([Type.String(), Type.Null()])
 
@@ -12,7 +13,12 @@ export const VerifyBody = Type.Object({
   nonce: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'The nonce of the authorization request; the token\'s nonce must be equal.' })),
   maxAge: Type.Optional(Type.Integer({ minimum: 0, maximum: 315360000, description: 'OIDC max_age in seconds: auth_time must be present and recent enough.' })),
   accessToken: Type.Optional(Type.String({ minLength: 1, maxLength: 16384, description: 'The access token issued with the ID token; at_hash must match it.' })),
-  audience: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'Accept the token only for this one configured audience.' }))
+  audience: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'Accept the token only for this one configured audience.' })),
+  mode: Type.Optional(Type.Unsafe<VerificationMode>({
+    type: 'string',
+    enum: ['id_token', 'id_token_hint'],
+    description: 'id_token (default): a login. id_token_hint: a token presented as id_token_hint (logout); it may have expired, everything else is checked.'
+  }))
 }, { additionalProperties: false, $id: 'VerifyRequest' })
 export type VerifyBodyType = Static<typeof VerifyBody>
 
@@ -33,6 +39,7 @@ export const UserProfileSchema = Type.Object({
 export const VerifiedIdentitySchema = Type.Object({
   issuer: Type.Object({ id: Type.String(), url: Type.String() }, { additionalProperties: false }),
   subject: Type.String(),
+  userKey: Type.String(),
   audiences: Type.Array(Type.String()),
   authorizedParty: NullableString,
   expiresAt: Type.Number(),
@@ -41,6 +48,7 @@ export const VerifiedIdentitySchema = Type.Object({
   expiresIn: Type.Integer(),
   user: UserProfileSchema,
   groups: Type.Array(Type.String()),
+  groupsOverage: Type.Boolean(),
   roles: Type.Array(Type.String()),
   tenant: NullableString,
   claims: Type.Object({}, { additionalProperties: true })
@@ -74,3 +82,13 @@ export const ReadinessSchema = Type.Object({
   ready: Type.Boolean(),
   issuers: Type.Array(IssuerStatusSchema)
 }, { additionalProperties: false })
+
+/** GET /openapi.json: the contract itself; only its top-level shape is fixed here. */
+export const OpenApiJsonSchema = Type.Object({
+  openapi: Type.String(),
+  info: Type.Object({ title: Type.String(), version: Type.String() }, { additionalProperties: true }),
+  paths: Type.Object({}, { additionalProperties: true })
+}, { additionalProperties: true })
+
+/** GET /docs: an HTML page. */
+export const DocsPageSchema = Type.String({ description: 'HTML' })

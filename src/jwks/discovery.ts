@@ -29,12 +29,16 @@ function show (value: unknown): string {
   return text.length > 200 ? `${text.slice(0, 200)}…` : text
 }
 
+/**
+ * `url` overrides where the metadata is read (a {tenantid} template issuer is described by a shared document,
+ * Entra's .../common/v2.0/...); its issuer must still be exactly the configured one, here the template itself.
+ */
 export async function discoverJwksUri (
   issuer: string,
   fetchOpts: FetchConfig,
-  fetcher: FetchJson = fetchJson
+  fetcher: FetchJson = fetchJson,
+  url: string = discoveryUrl(issuer)
 ): Promise<{ jwksUri: string, metadata: Record<string, unknown> }> {
-  const url = discoveryUrl(issuer)
   let body: unknown
   try {
     body = (await fetcher(url, fetchOpts)).body

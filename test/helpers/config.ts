@@ -1,8 +1,13 @@
 import { parseConfig } from '../../src/config/load.js'
 import type { Config } from '../../src/config/types.js'
 
-/** A validated Config for tests: quiet logs, the given issuers, anything else overridable. */
+/**
+ * A validated Config for tests: quiet logs, the given issuers, anything else overridable. Load shedding is
+ * off unless a test configures `loadShedding`: it reacts to the event loop of the whole test process and to
+ * the machine's load (a busy CI machine would make any test answer 503 overloaded).
+ */
 export function configFor (issuers: Array<Record<string, unknown>>, extra: Record<string, unknown> = {}): Config {
   const server = { logLevel: 'silent', ...(extra.server as Record<string, unknown> | undefined) }
-  return parseConfig({ ...extra, server, issuers }, 'test', {})
+  const loadShedding = extra.loadShedding ?? { enabled: false }
+  return parseConfig({ ...extra, server, loadShedding, issuers }, 'test', {})
 }

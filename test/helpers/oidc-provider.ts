@@ -23,6 +23,17 @@ export interface OpClient {
   clientSecret: string
   alg: OpAlg
   redirectUri: string
+  /** ID tokens for this client are encrypted (signed, then encrypted to the client's public key). */
+  idTokenEncryption?: IdTokenEncryption
+}
+
+export interface IdTokenEncryption {
+  /** id_token_encrypted_response_alg, e.g. RSA-OAEP-256, ECDH-ES */
+  alg: string
+  /** id_token_encrypted_response_enc, e.g. A256GCM */
+  enc: string
+  /** the client's PUBLIC encryption keys (the provider encrypts to them) */
+  jwks: { keys: Array<Record<string, unknown>> }
 }
 
 export interface LoginOptions {
@@ -66,7 +77,7 @@ export interface StartOptions {
   /** default 0 (ephemeral) */
   port?: number
   /** default: one client per alg, `client-rs256`, `client-ps256`, `client-es256`, `client-eddsa` */
-  clients?: Array<{ alg: OpAlg, clientId?: string, clientSecret?: string, redirectUri?: string }>
+  clients?: Array<{ alg: OpAlg, clientId?: string, clientSecret?: string, redirectUri?: string, idTokenEncryption?: IdTokenEncryption }>
   /** sub -> claims (merged over the synthesized default profile) */
   accounts?: Record<string, Record<string, unknown>>
   /** ID token lifetime in seconds (default 3600) */
@@ -320,8 +331,10 @@ export async function startOidcProvider(opts: StartOptions = {}): Promise<Starte
     alg: c.alg,
     clientId: c.clientId ?? `client-${c.alg.toLowerCase()}`,
     clientSecret: c.clientSecret ?? randomBytes(24).toString('base64url'),
-    redirectUri: c.redirectUri ?? `https://rp.example.test/callback/${c.clientId ?? c.alg.toLowerCase()}`
+    redirectUri: c.redirectUri ?? `https://rp.example.test/callback/${c.clientId ?? c.alg.toLowerCase()}`,
+    ...(c.idTokenEncryption !== undefined ? { idTokenEncryption: c.idTokenEncryption } : {})
   }))
+  const encrypting = clients.filter((c) => c.idTokenEncryption !== undefined)
   const accounts = new Map(Object.entries(opts.accounts ?? {}))
   const store = new Map<string, StoredEntry>()
   const Adapter = createAdapterClass(store)
@@ -373,7 +386,14 @@ export async function startOidcProvider(opts: StartOptions = {}): Promise<Starte
         response_types: ['code'],
         grant_types: ['authorization_code'],
         token_endpoint_auth_method: 'client_secret_basic',
-        id_token_signed_response_alg: c.alg
+        id_token_signed_response_alg: c.alg,
+        ...(c.idTokenEncryption !== undefined
+          ? {
+              id_token_encrypted_response_alg: c.idTokenEncryption.alg,
+              id_token_encrypted_response_enc: c.idTokenEncryption.enc,
+              jwks: c.idTokenEncryption.jwks
+            }
+          : {})
       })),
       jwks: { keys: keys.map((k) => ({ ...k })) },
       cookies: { keys: cookieKeys },
@@ -381,8 +401,17 @@ export async function startOidcProvider(opts: StartOptions = {}): Promise<Starte
       scopes: ['openid', 'email', 'profile', 'address', 'phone'],
       conformIdTokenClaims: false, // put scope claims (email, name, ...) in the ID token, like Google etc.
       features: {
-        devInteractions: { enabled: false }
+        devInteractions: { enabled: false },
+        encryption: { enabled: encrypting.length > 0 }
       },
+      ...(encrypting.length > 0
+        ? {
+            enabledJWA: {
+              idTokenEncryptionAlgValues: [...new Set(encrypting.map((c) => c.idTokenEncryption?.alg as string))],
+              idTokenEncryptionEncValues: [...new Set(encrypting.map((c) => c.idTokenEncryption?.enc as string))]
+            }
+          }
+        : {}),
       interactions: {
         url: async (_ctx: unknown, interaction: { uid: string }) => `/interaction/${interaction.uid}`
       },

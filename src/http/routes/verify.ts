@@ -1,12 +1,15 @@
-import type { FastifyPluginAsync } from 'fastify'
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { VerificationError } from '../../errors.js'
 import { bearerToken, queryCarriesToken } from '../bearer.js'
 import { ErrorResponseSchema, VerifiedIdentitySchema, VerifyBodyOrNothing } from '../schemas.js'
 import type { RequestChecks } from '../../core/verifier.js'
 
+/** A number, or per request (a caller's own limit). */
+type PerRequest = number | ((request: FastifyRequest, key: string) => number)
+
 export interface VerifyRouteOptions {
-  rateLimit: { max: number, timeWindow: number } | false
+  rateLimit: { max: PerRequest, timeWindow: PerRequest } | false
 }
 
 export const verifyRoute: FastifyPluginAsync<VerifyRouteOptions> = async (fastify, opts) => {
@@ -22,12 +25,14 @@ export const verifyRoute: FastifyPluginAsync<VerifyRouteOptions> = async (fastif
     }
   }, async (request) => {
     if (queryCarriesToken(request.query)) throw new VerificationError('token_in_query')
+    // Read once: a configuration reload may swap the Verifier while this request runs.
+    const verifier = fastify.verifier
     const body = request.body ?? {}
     const headerToken = bearerToken(request.headers.authorization)
     if (body.token !== undefined && headerToken !== undefined) throw new VerificationError('token_ambiguous')
     const token = body.token ?? headerToken
     if (token === undefined) throw new VerificationError('token_missing')
-    if (body.audience !== undefined && !fastify.verifier.isConfiguredAudience(body.audience)) {
+    if (body.audience !== undefined && !verifier.isConfiguredAudience(body.audience)) {
       throw new VerificationError('request_invalid')
     }
     const checks: RequestChecks = {}
@@ -35,7 +40,8 @@ export const verifyRoute: FastifyPluginAsync<VerifyRouteOptions> = async (fastif
     if (body.maxAge !== undefined) checks.maxAge = body.maxAge
     if (body.accessToken !== undefined) checks.accessToken = body.accessToken
     if (body.audience !== undefined) checks.audience = body.audience
-    const identity = await fastify.verifier.verify(token, checks)
+    if (body.mode !== undefined) checks.mode = body.mode
+    const identity = await verifier.verify(token, checks)
     request.outcome = { issuer: identity.issuer.id }
     return identity
   })

@@ -1,0 +1,10 @@
+// Baseline target: Fastify 5, the same route and JSON body parsing as the verifiers, no verification.
+import Fastify from 'fastify'
+
+const port = Number(process.argv[2])
+// About the size of a small identity answer.
+const answer = { sub: 'baseline', iss: 'baseline', aud: 'baseline', email: 'baseline@example.com', name: 'Baseline' }
+
+const app = Fastify({ logger: false })
+app.post('/verify', async () => answer)
+await app.listen({ host: '127.0.0.1', port })

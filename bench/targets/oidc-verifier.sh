@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Target: oidc-verifier itself, the BUILT service (node dist/server.js), in the format of the shared
+# benchmark harness and of `npm run bench`:
+#   oidc-verifier.sh PORT ISSUER JWKS_URI AUDIENCE ALG
+# It serves POST /verify on 127.0.0.1:PORT for one issuer (keys from JWKS_URI, no discovery), accepting
+# only ALG. Exit 78 (the harness's "unsupported") for an algorithm the service cannot verify without
+# extra configuration (HS* needs a client secret).
+#
+# Environment:
+#   OIDC_VERIFIER_DIR         the project (default: this script's ../..; set it when the script is copied
+#                             into the harness). The project must be built: npm run build.
+#   OIDC_VERIFIER_LOG_LEVEL   log level (default warn: no per-request info line, as a busy deployment runs)
+#   OIDC_VERIFIER_BENCH_CONFIG  JSON object of config sections merged over the generated file, e.g.
+#                             '{"tokenCache":{"enabled":false}}' (default: none; the service's defaults)
+#   OIDC_VERIFIER_NODE_ARGS   extra node flags for the service, space-separated (bench/profile.mjs passes
+#                             --cpu-prof, which NODE_OPTIONS does not allow)
+#
+# The settings go in a generated config file (under the project's bench/.work/, git-ignored) rather than
+# the OIDC_* environment, because the rate limit cannot be set from the environment: the default per-caller
+# limit (1,000,000 a minute) would trip under one load generator sending 20,000+ requests a second. The
+# limiter stays on, with a ceiling no run reaches, so its per-request cost is still measured.
+set -euo pipefail
+if [ $# -ne 5 ]; then
+  echo "usage: $0 PORT ISSUER JWKS_URI AUDIENCE ALG" >&2
+  exit 2
+fi
+PORT=$1 ISSUER=$2 JWKS_URI=$3 AUDIENCE=$4 ALG=$5
+case "$ALG" in
+  RS256|RS384|RS512|PS256|PS384|PS512|ES256|ES384|ES512|EdDSA|Ed25519) ;;
+  *) echo "oidc-verifier: $ALG is not supported by this target (HS* needs a client secret; none is configured here)" >&2
+     exit 78 ;;
+esac
+
+DIR=${OIDC_VERIFIER_DIR:-$(cd "$(dirname "$(readlink -f "$0")")/../.." && pwd)}
+if [ ! -f "$DIR/dist/server.js" ]; then
+  echo "oidc-verifier: $DIR/dist/server.js not found: run 'npm run build' in the project, or set OIDC_VERIFIER_DIR" >&2
+  exit 1
+fi
+
+CONF_DIR="$DIR/bench/.work/target-config"
+mkdir -p "$CONF_DIR" 2>/dev/null && [ -w "$CONF_DIR" ] || CONF_DIR=$(mktemp -d)
+CONF="$CONF_DIR/oidc-verifier-$PORT.json"
+node -e '
+  const [file, port, issuer, jwksUri, audience, alg, logLevel, extra] = process.argv.slice(1)
+  const config = {
+    server: { host: "127.0.0.1", port: Number(port), logLevel },
+    rateLimit: { enabled: true, max: 1000000000, windowSeconds: 60 },
+    issuers: [{ id: "bench", issuer, audiences: [audience], algorithms: [alg], jwksUri }]
+  }
+  if (extra) Object.assign(config, JSON.parse(extra))
+  require("node:fs").writeFileSync(file, JSON.stringify(config, null, 2))
+' "$CONF" "$PORT" "$ISSUER" "$JWKS_URI" "$AUDIENCE" "$ALG" "${OIDC_VERIFIER_LOG_LEVEL:-warn}" "${OIDC_VERIFIER_BENCH_CONFIG:-}"
+
+# The environment would override the file (HOST, PORT, LOG_LEVEL) or conflict with it (OIDC_*).
+unset HOST LOG_LEVEL OIDC_ISSUER OIDC_AUDIENCE OIDC_JWKS_URI OIDC_ALGORITHMS OIDC_ISSUER_ID OIDC_VERIFIER_CONFIG
+export PORT NODE_ENV=production
+cd "$DIR"
+# shellcheck disable=SC2086 # flags, split on purpose
+exec node ${OIDC_VERIFIER_NODE_ARGS:-} dist/server.js --config "$CONF"

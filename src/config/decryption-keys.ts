@@ -1,0 +1,127 @@
+/**
+ * Reads the private keys that decrypt encrypted ID tokens (JWE) from files: PEM (PKCS#8, PKCS#1, SEC1), a
+ * private JWK, or a JWK set of private keys (for dir and PBES2, `kty: oct` secrets). Every problem is
+ * returned as text naming what is wrong, never the key material.
+ */
+import { createHash, createPrivateKey, createPublicKey, createSecretKey, type KeyObject } from 'node:crypto'
+import type { DecryptionKey } from './types.js'
+
+const MIN_RSA_BITS = 2048
+const EC_CURVES: Readonly<Record<string, string>> = { prime256v1: 'P-256', secp384r1: 'P-384', secp521r1: 'P-521' }
+/** A secret shorter than an AES-128 key is not a key. */
+const MIN_SECRET_BYTES = 16
+
+export interface KeyFileResult {
+  keys: DecryptionKey[]
+  problems: string[]
+}
+
+/** The public key (SPKI), or a hash of the secret: equal for the same key read from two files. */
+function fingerprintOf (key: KeyObject): string {
+  if (key.type === 'secret') return `secret:${createHash('sha256').update(key.export()).digest('base64url')}`
+  return `public:${createPublicKey(key).export({ type: 'spki', format: 'der' }).toString('base64url')}`
+}
+
+function isRecord (value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+/** Why a private key object cannot decrypt ID tokens, or undefined when it can. */
+function unfit (key: KeyObject): string | undefined {
+  const type = key.asymmetricKeyType
+  if (type === 'rsa') {
+    const bits = key.asymmetricKeyDetails?.modulusLength ?? 0
+    return bits < MIN_RSA_BITS ? `an RSA key of ${bits} bits; expected at least ${MIN_RSA_BITS}` : undefined
+  }
+  if (type === 'ec') {
+    const curve = key.asymmetricKeyDetails?.namedCurve ?? ''
+    return EC_CURVES[curve] === undefined ? `an EC key on curve ${curve}; expected P-256, P-384 or P-521` : undefined
+  }
+  if (type === 'x25519') return undefined
+  return `a key of type ${type ?? 'unknown'}; expected RSA (RSA-OAEP), EC or X25519 (ECDH-ES)`
+}
+
+function fromJwk (jwk: unknown, where: string, file: string, out: KeyFileResult): void {
+  if (!isRecord(jwk) || typeof jwk.kty !== 'string') {
+    out.problems.push(`${where}expected a JWK object with "kty"`)
+    return
+  }
+  if (jwk.use !== undefined && jwk.use !== 'enc') {
+    out.problems.push(`${where}has "use": ${JSON.stringify(jwk.use)}; a decryption key has "use": "enc" or none (never reuse a signing key)`)
+    return
+  }
+  const kid = typeof jwk.kid === 'string' ? jwk.kid : undefined
+  const alg = typeof jwk.alg === 'string' ? jwk.alg : undefined
+  let key: KeyObject
+  try {
+    if (jwk.kty === 'oct') {
+      if (typeof jwk.k !== 'string') throw new Error('no "k"')
+      const secret = Buffer.from(jwk.k, 'base64url')
+      if (secret.length < MIN_SECRET_BYTES) {
+        out.problems.push(`${where}a secret of ${secret.length} bytes; expected at least ${MIN_SECRET_BYTES}`)
+        return
+      }
+      key = createSecretKey(secret)
+    } else {
+      if (jwk.d === undefined) {
+        out.problems.push(`${where}is a public key; decryption needs the private key (with "d")`)
+        return
+      }
+      key = createPrivateKey({ key: jwk as import('node:crypto').JsonWebKey, format: 'jwk' })
+      const why = unfit(key)
+      if (why !== undefined) {
+        out.problems.push(`${where}${why}`)
+        return
+      }
+    }
+  } catch {
+    out.problems.push(`${where}is not a valid ${String(jwk.kty)} private key`)
+    return
+  }
+  out.keys.push({ file, kid, alg, key, fingerprint: fingerprintOf(key) })
+}
+
+/** Parses one key file's text. */
+export function parseDecryptionKeyFile (file: string, text: string): KeyFileResult {
+  const out: KeyFileResult = { keys: [], problems: [] }
+  const body = text.trim()
+  if (body.startsWith('{')) {
+    let doc: unknown
+    try {
+      doc = JSON.parse(body)
+    } catch {
+      out.problems.push('expected a PEM private key or a private JWK / JWK set (JSON); the file is not valid JSON')
+      return out
+    }
+    if (isRecord(doc) && Array.isArray(doc.keys)) {
+      if (doc.keys.length === 0) out.problems.push('the JWK set has no keys')
+      doc.keys.forEach((jwk, i) => fromJwk(jwk, `keys[${i}]: `, file, out))
+    } else {
+      fromJwk(doc, '', file, out)
+    }
+    return out
+  }
+  if (!body.startsWith('-----BEGIN ')) {
+    out.problems.push('expected a PEM private key ("-----BEGIN PRIVATE KEY-----") or a private JWK / JWK set (JSON)')
+    return out
+  }
+  if (/-----BEGIN (PUBLIC KEY|RSA PUBLIC KEY|CERTIFICATE)-----/.test(body)) {
+    out.problems.push('contains a public key or certificate; decryption needs the private key')
+    return out
+  }
+  if (body.includes('ENCRYPTED')) {
+    out.problems.push('is a passphrase-protected PEM key; expected an unencrypted one (protect the file instead)')
+    return out
+  }
+  let key: KeyObject
+  try {
+    key = createPrivateKey(body)
+  } catch {
+    out.problems.push('is not a valid PEM private key')
+    return out
+  }
+  const why = unfit(key)
+  if (why !== undefined) out.problems.push(why)
+  else out.keys.push({ file, kid: undefined, alg: undefined, key, fingerprint: fingerprintOf(key) })
+  return out
+}

@@ -1,0 +1,209 @@
+/**
+ * Semantic checks and resolution of the operations options: server timeouts, the ops port, TLS, caller keys,
+ * metrics and load shedding. Shapes, ranges and unknown options are checked by the schema walk in load.ts;
+ * here is what a schema cannot say (files that must parse, exclusive options, environment lookups,
+ * duplicates). load.ts calls these with its reporter, so every problem is listed with its path.
+ */
+import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import {
+  CALLERS_DEFAULTS,
+  LOAD_SHEDDING_DEFAULTS,
+  METRICS_DEFAULTS,
+  RESERVED_CALLER_IDS,
+  SERVER_DEFAULTS,
+  type ConfigFile
+} from './schema.js'
+import type { CallersConfig, LoadSheddingConfig, MetricsConfig, RateLimitConfig } from './types.js'
+
+type Path = ReadonlyArray<string | number>
+export type Reporter = (path: Path, text: string) => void
+
+/** Environment variable of environment-only mode: `id:sha256hex,id:sha256hex`. */
+export const CALLER_KEYS_ENV = 'CALLER_KEY_HASHES'
+
+const SHA256_HEX = /^[0-9A-Fa-f]{64}$/
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
+
+function isRecord (value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+function envValue (env: NodeJS.ProcessEnv, name: string): string | undefined {
+  const value = env[name]
+  return value === undefined || value === '' ? undefined : value
+}
+
+const FS_ERRORS: Readonly<Record<string, string>> = {
+  ENOENT: 'no such file',
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  EISDIR: 'it is a directory'
+}
+
+/** Reads a PEM file for a check; undefined (reported) when it cannot be read. */
+function readPem (path: string, at: Path, report: Reporter): string | undefined {
+  try {
+    return readFileSync(path, 'utf8')
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? ''
+    report(at, `cannot read ${JSON.stringify(path)}: ${FS_ERRORS[code] ?? (code !== '' ? code : 'unreadable')}`)
+    return undefined
+  }
+}
+
+function checkTls (tls: unknown, report: Reporter): void {
+  if (!isRecord(tls)) return
+  let cert: X509Certificate | undefined
+  let key: KeyObject | undefined
+  if (typeof tls.certFile === 'string' && tls.certFile !== '') {
+    const pem = readPem(tls.certFile, ['server', 'tls', 'certFile'], report)
+    if (pem !== undefined) {
+      try {
+        cert = new X509Certificate(pem)
+      } catch {
+        report(['server', 'tls', 'certFile'], `expected a PEM certificate in ${JSON.stringify(tls.certFile)}`)
+      }
+    }
+  }
+  if (typeof tls.keyFile === 'string' && tls.keyFile !== '') {
+    const pem = readPem(tls.keyFile, ['server', 'tls', 'keyFile'], report)
+    if (pem !== undefined) {
+      try {
+        key = createPrivateKey(pem)
+      } catch {
+        // The message never quotes the file: it holds a private key.
+        report(['server', 'tls', 'keyFile'], `expected an unencrypted PEM private key in ${JSON.stringify(tls.keyFile)}`)
+      }
+    }
+  }
+  if (cert !== undefined && key !== undefined && !cert.checkPrivateKey(key)) {
+    report(['server', 'tls', 'keyFile'], 'the private key does not belong to the certificate in server.tls.certFile')
+  }
+  if (typeof tls.clientCaFile === 'string' && tls.clientCaFile !== '') {
+    const pem = readPem(tls.clientCaFile, ['server', 'tls', 'clientCaFile'], report)
+    if (pem !== undefined) {
+      try {
+        const ca = new X509Certificate(pem)
+        if (!ca.ca) report(['server', 'tls', 'clientCaFile'], 'expected a CA certificate (basicConstraints CA:TRUE); client certificates are checked against it')
+      } catch {
+        report(['server', 'tls', 'clientCaFile'], `expected a PEM CA certificate in ${JSON.stringify(tls.clientCaFile)}`)
+      }
+    }
+  }
+}
+
+function checkServerOperations (server: unknown, report: Reporter): void {
+  if (!isRecord(server)) return
+  const headers = typeof server.headersTimeoutMs === 'number' ? server.headersTimeoutMs : SERVER_DEFAULTS.headersTimeoutMs
+  const request = typeof server.requestTimeoutMs === 'number' ? server.requestTimeoutMs : SERVER_DEFAULTS.requestTimeoutMs
+  if (headers > request) report(['server', 'headersTimeoutMs'], `expected at most server.requestTimeoutMs (${request}), got ${headers}`)
+  const port = typeof server.port === 'number' ? server.port : SERVER_DEFAULTS.port
+  if (typeof server.opsPort === 'number' && server.opsPort !== 0 && server.opsPort === port) {
+    report(['server', 'opsPort'], `expected a port other than server.port (${port}); leave opsPort out to serve everything on one port`)
+  }
+  checkTls(server.tls, report)
+}
+
+/** The hash a caller key resolves to (file or environment), checked; undefined when absent or broken. */
+function callerHash (key: Record<string, unknown>, i: number, env: NodeJS.ProcessEnv, report: Reporter): string | undefined {
+  const at = (...rest: string[]): Path => ['callers', 'keys', i, ...rest]
+  const hasInline = key.sha256 !== undefined
+  const hasEnv = key.sha256Env !== undefined
+  if (hasInline && hasEnv) {
+    report(at(), 'sha256 and sha256Env are mutually exclusive; expected one of them')
+    return undefined
+  }
+  if (!hasInline && !hasEnv) {
+    report(at(), 'expected sha256 (the SHA-256 of the key in hex) or sha256Env (a variable holding it)')
+    return undefined
+  }
+  if (hasInline) return typeof key.sha256 === 'string' && SHA256_HEX.test(key.sha256) ? key.sha256.toLowerCase() : undefined
+  if (typeof key.sha256Env !== 'string' || !ENV_NAME.test(key.sha256Env)) return undefined
+  const value = envValue(env, key.sha256Env)
+  if (value === undefined) {
+    report(at('sha256Env'), `expected environment variable ${key.sha256Env} to hold the SHA-256 of the key, but it is not set`)
+    return undefined
+  }
+  if (!SHA256_HEX.test(value.trim())) {
+    // Never echo the value: it may be the key itself.
+    report(at('sha256Env'), `expected the value of ${key.sha256Env} to be the SHA-256 of the key as 64 hex digits (printf %s "$KEY" | sha256sum), never the key itself`)
+    return undefined
+  }
+  return value.trim().toLowerCase()
+}
+
+function checkCallers (callers: unknown, env: NodeJS.ProcessEnv, report: Reporter): void {
+  if (!isRecord(callers) || !Array.isArray(callers.keys)) return
+  const ids = new Map<string, number>()
+  const hashes = new Map<string, number>()
+  callers.keys.forEach((key: unknown, i) => {
+    if (!isRecord(key)) return
+    if (typeof key.id === 'string') {
+      if (RESERVED_CALLER_IDS.includes(key.id)) {
+        report(['callers', 'keys', i, 'id'], `${JSON.stringify(key.id)} is reserved (it names "no caller" in logs and metrics); expected another id`)
+      }
+      const first = ids.get(key.id)
+      if (first !== undefined) report(['callers', 'keys', i, 'id'], `duplicate id ${JSON.stringify(key.id)} (also callers.keys[${first}].id); expected unique ids`)
+      else ids.set(key.id, i)
+    }
+    const hash = callerHash(key, i, env, report)
+    if (hash !== undefined) {
+      const first = hashes.get(hash)
+      if (first !== undefined) report(['callers', 'keys', i], `the same key hash as callers.keys[${first}]; expected one key per caller (give each caller its own key)`)
+      else hashes.set(hash, i)
+    }
+  })
+}
+
+/** Checks what the schema cannot; reports each problem with its path. */
+export function checkOperations (doc: Record<string, unknown>, env: NodeJS.ProcessEnv, report: Reporter): void {
+  checkServerOperations(doc.server, report)
+  checkCallers(doc.callers, env, report)
+}
+
+/**
+ * Environment-only mode: the `callers` section from CALLER_KEY_HASHES (`id:sha256hex,id:sha256hex`), or
+ * undefined when the variable is not set. Malformed items become values the schema walk reports.
+ */
+export function callersFromEnv (env: NodeJS.ProcessEnv): Record<string, unknown> | undefined {
+  const value = envValue(env, CALLER_KEYS_ENV)
+  if (value === undefined) return undefined
+  const keys = value.split(',').map((item) => {
+    const at = item.indexOf(':')
+    return at < 0 ? { id: item.trim() } : { id: item.slice(0, at).trim(), sha256: item.slice(at + 1).trim() }
+  })
+  return { keys }
+}
+
+export interface ResolvedOperations {
+  metrics: MetricsConfig
+  callers: CallersConfig
+  loadShedding: LoadSheddingConfig
+}
+
+/** Resolves the sections once everything conforms (checkOperations reported no problem). */
+export function resolveOperations (file: ConfigFile, env: NodeJS.ProcessEnv, rateLimit: RateLimitConfig): ResolvedOperations {
+  const keys = (file.callers?.keys ?? []).map((key) => {
+    const hash = key.sha256 ?? envValue(env, key.sha256Env ?? '') ?? ''
+    const resolved: CallersConfig['keys'][number] = { id: key.id, sha256: hash.trim().toLowerCase() }
+    if (key.rateLimit !== undefined) {
+      resolved.rateLimit = { max: key.rateLimit.max ?? rateLimit.max, windowSeconds: key.rateLimit.windowSeconds ?? rateLimit.windowSeconds }
+    }
+    return resolved
+  })
+  const shedding = file.loadShedding ?? {}
+  return {
+    metrics: { enabled: file.metrics?.enabled ?? METRICS_DEFAULTS.enabled },
+    callers: { keys, protectMetrics: file.callers?.protectMetrics ?? CALLERS_DEFAULTS.protectMetrics },
+    loadShedding: {
+      enabled: shedding.enabled ?? LOAD_SHEDDING_DEFAULTS.enabled,
+      maxEventLoopDelayMs: shedding.maxEventLoopDelayMs ?? LOAD_SHEDDING_DEFAULTS.maxEventLoopDelayMs,
+      maxEventLoopUtilization: shedding.maxEventLoopUtilization ?? LOAD_SHEDDING_DEFAULTS.maxEventLoopUtilization,
+      maxHeapUsedBytes: shedding.maxHeapUsedBytes ?? LOAD_SHEDDING_DEFAULTS.maxHeapUsedBytes,
+      maxRssBytes: shedding.maxRssBytes ?? LOAD_SHEDDING_DEFAULTS.maxRssBytes,
+      sampleIntervalMs: shedding.sampleIntervalMs ?? LOAD_SHEDDING_DEFAULTS.sampleIntervalMs,
+      retryAfterSeconds: shedding.retryAfterSeconds ?? LOAD_SHEDDING_DEFAULTS.retryAfterSeconds
+    }
+  }
+}

@@ -1,0 +1,171 @@
+/**
+ * Provider presets: `preset: google` (etc.) on an issuer fills in the issuer rules, algorithms and claim
+ * mapping that provider needs, and handles its traps. Presets work on the configuration DOCUMENT, before it
+ * is validated: whatever the issuer sets itself wins (claimMapping and requiredClaims per entry), and the
+ * result is checked like any hand-written issuer. The values here come from each provider's documentation.
+ */
+import { TENANT_ID_PATTERN, TENANT_TEMPLATE } from '../core/issuer-template.js'
+import type { PresetName } from './types.js'
+
+export { TENANT_TEMPLATE }
+
+const GOOGLE_ISSUER = 'https://accounts.google.com'
+/** Google documents both spellings of its issuer in ID tokens. */
+const GOOGLE_ISSUER_ALIAS = 'accounts.google.com'
+
+type Doc = Record<string, unknown>
+
+export interface Preset {
+  /** Options filled in where the issuer does not set them (claimMapping, requiredClaims: per entry). */
+  defaults: (issuer: Doc) => Doc
+  /** Problems specific to the provider, as [option path, message]. */
+  check?: (issuer: Doc) => Array<[Array<string | number>, string]>
+}
+
+function audiencesOf (issuer: Doc): string[] {
+  return Array.isArray(issuer.audiences) ? issuer.audiences.filter((a): a is string => typeof a === 'string' && a !== '') : []
+}
+
+function googleIssuer (issuer: Doc): Doc {
+  const url = typeof issuer.issuer === 'string' ? issuer.issuer : GOOGLE_ISSUER
+  return { issuer: GOOGLE_ISSUER, ...(url === GOOGLE_ISSUER ? { issuerAliases: [GOOGLE_ISSUER_ALIAS] } : {}) }
+}
+
+/**
+ * Entra ID's multi-tenant metadata lives at the "common" tenant: its issuer is the template itself
+ * (https://login.microsoftonline.com/{tenantid}/v2.0). The v1 issuer (https://sts.windows.net/{tenantid}/)
+ * is described by login.microsoftonline.com/common without /v2.0.
+ */
+export function entraDiscoveryUrl (issuer: string): string | undefined {
+  if (!issuer.includes(TENANT_TEMPLATE)) return undefined
+  let url: URL
+  try {
+    url = new URL(issuer.replace(TENANT_TEMPLATE, 'common'))
+  } catch {
+    return undefined
+  }
+  const base = url.hostname === 'sts.windows.net' ? 'https://login.microsoftonline.com/common' : url.href.replace(/\/+$/, '')
+  return `${base}/.well-known/openid-configuration`
+}
+
+export const PRESETS: Readonly<Record<PresetName, Preset>> = {
+  google: {
+    defaults: (issuer) => ({
+      ...googleIssuer(issuer),
+      algorithms: ['RS256'],
+      // hd: the Google Workspace domain; absent for consumer accounts (allowedTenants then rejects them).
+      claimMapping: { tenant: 'hd' }
+    })
+  },
+  'gcp-identity': {
+    // Service identity tokens from the metadata server: aud is the URL of the service called, azp and sub are
+    // the calling service account's unique id, email (format=full) its address.
+    defaults: (issuer) => ({
+      ...googleIssuer(issuer),
+      algorithms: ['RS256'],
+      checkAuthorizedParty: false
+    })
+  },
+  entra: {
+    defaults: (issuer) => {
+      const url = typeof issuer.issuer === 'string' ? issuer.issuer : ''
+      const discoveryUrl = issuer.jwks === undefined && issuer.jwksUri === undefined ? entraDiscoveryUrl(url) : undefined
+      return {
+        algorithms: ['RS256'],
+        claimMapping: {
+          tenant: 'tid',
+          // v2 tokens carry preferred_username; v1 tokens upn (work accounts) or unique_name.
+          preferredUsername: ['preferred_username', 'upn', 'unique_name'],
+          roles: 'roles',
+          groups: 'groups'
+        },
+        // sub is pairwise per application; oid is the user within the tenant (needs the profile scope).
+        userKeyClaims: ['tid', 'oid'],
+        // Entra does not verify email addresses (any tenant admin can set one): never report them verified.
+        trustEmailVerified: false,
+        ...(discoveryUrl !== undefined ? { discoveryUrl } : {})
+      }
+    },
+    check: (issuer) => {
+      const problems: Array<[Array<string | number>, string]> = []
+      if (Array.isArray(issuer.allowedTenants)) {
+        issuer.allowedTenants.forEach((tenant, i) => {
+          if (typeof tenant === 'string' && tenant !== '' && !TENANT_ID_PATTERN.test(tenant)) {
+            problems.push([['allowedTenants', i], 'expected an Entra tenant id: a GUID in lower case such as 72f988bf-86f1-41af-91ab-2d7cd011db47 (the token\'s tid)'])
+          }
+        })
+      }
+      return problems
+    }
+  },
+  auth0: {
+    defaults: () => ({
+      algorithms: ['RS256', 'PS256'],
+      claimMapping: { preferredUsername: ['preferred_username', 'nickname'] }
+    }),
+    check: (issuer) => typeof issuer.issuer === 'string' && issuer.issuer !== '' && !issuer.issuer.endsWith('/')
+      ? [[['issuer'], `expected the Auth0 issuer with its trailing slash ("${issuer.issuer.slice(0, 60)}/"): Auth0 tokens carry it and iss is compared exactly`]]
+      : []
+  },
+  okta: {
+    // Org authorization server (https://example.okta.com) or custom (https://example.okta.com/oauth2/default):
+    // discovery finds the right keys for either. groups appear when a groups claim is configured in Okta.
+    defaults: () => ({ algorithms: ['RS256'] })
+  },
+  cognito: {
+    defaults: () => ({
+      algorithms: ['RS256'],
+      // Cognito signs access and ID tokens with the same keys: only token_use "id" is an ID token.
+      requiredClaims: { token_use: 'id' },
+      claimMapping: {
+        groups: 'cognito:groups',
+        preferredUsername: ['cognito:username', 'preferred_username']
+      }
+    })
+  },
+  keycloak: {
+    defaults: (issuer) => ({
+      claimMapping: {
+        // Realm roles, and the client roles of our own clients (the roles mappers must add them to the ID token).
+        roles: ['realm_access.roles', ...audiencesOf(issuer).map((aud) => `resource_access[${JSON.stringify(aud)}].roles`)],
+        // The group membership mapper sends full paths ("/staff/admins") unless told otherwise.
+        groups: 'groups',
+        preferredUsername: 'preferred_username'
+      }
+    })
+  }
+}
+
+function isRecord (value: unknown): value is Doc {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+/** Options merged per entry rather than replaced. */
+const MERGED = new Set(['claimMapping', 'requiredClaims'])
+
+/**
+ * The issuer document with the preset's defaults filled in; unchanged when it names no known preset (an
+ * unknown name is reported by the shape check). Entries set by the issuer always win.
+ */
+export function applyPreset (issuer: Doc): Doc {
+  const name = issuer.preset
+  if (typeof name !== 'string' || !Object.hasOwn(PRESETS, name)) return issuer
+  const defaults = PRESETS[name as PresetName].defaults(issuer)
+  const out: Doc = { ...issuer }
+  for (const [key, value] of Object.entries(defaults)) {
+    const own = issuer[key]
+    if (own === undefined) {
+      out[key] = value
+    } else if (MERGED.has(key) && isRecord(own) && isRecord(value)) {
+      // fromEntries: claim names such as "__proto__" stay plain keys.
+      out[key] = Object.fromEntries([...Object.entries(value), ...Object.entries(own)])
+    }
+  }
+  return out
+}
+
+export function presetProblems (issuer: Doc): Array<[Array<string | number>, string]> {
+  const name = issuer.preset
+  if (typeof name !== 'string' || !Object.hasOwn(PRESETS, name)) return []
+  return PRESETS[name as PresetName].check?.(issuer) ?? []
+}

@@ -1,0 +1,249 @@
+/**
+ * The issuer options of provider support: presets (expanded into the document before validation), issuer
+ * aliases and {tenantid} templates, tenant allow-lists, the user key, claim mapping lists, and the keys and
+ * algorithm policy of encrypted ID tokens. src/config/load.ts calls these hooks; each problem is reported
+ * with the option's path, like every other configuration problem.
+ */
+import { parseClaimPath } from '../core/claim-path.js'
+import { parseDecryptionKeyFile } from './decryption-keys.js'
+import { applyPreset, presetProblems, TENANT_TEMPLATE } from './presets.js'
+import { DECRYPTION_DEFAULTS } from './schema.js'
+import {
+  CONTENT_ENCRYPTION_ALGORITHMS,
+  KEY_MANAGEMENT_ALGORITHMS,
+  type ContentEncryptionAlgorithm,
+  type DecryptionKey,
+  type IssuerConfig,
+  type KeyManagementAlgorithm
+} from './types.js'
+
+type Doc = Record<string, unknown>
+type Path = Array<string | number>
+
+export interface ProviderCheckContext {
+  /** Reports a problem at a path inside issuers[i]. */
+  report: (path: Path, text: string) => void
+  /** The loader's URL rule (https, or http to loopback; no credentials, query or fragment). */
+  checkUrl: (value: string, path: Path) => boolean
+  readFile: (path: string) => string
+}
+
+/** What the checks produced that resolution needs: the keys read from the files. */
+export interface ProviderExtras {
+  decryptionKeys?: DecryptionKey[]
+}
+
+const FS_ERRORS: Readonly<Record<string, string>> = {
+  ENOENT: 'no such file',
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  EISDIR: 'it is a directory'
+}
+
+const LIST_FIELDS = new Set(['groups', 'roles'])
+const MAX_USER_KEY_CLAIMS = 4
+const KEY_MANAGEMENT = new Set<string>(KEY_MANAGEMENT_ALGORITHMS)
+const CONTENT_ENCRYPTION = new Set<string>(CONTENT_ENCRYPTION_ALGORITHMS)
+const DECRYPTION_POLICY_OPTIONS = ['keyManagementAlgorithms', 'contentEncryptionAlgorithms', 'allowCompressedTokens', 'maxPbes2Count'] as const
+
+function isRecord (value: unknown): value is Doc {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+function strings (value: unknown): Array<[number, string]> {
+  if (!Array.isArray(value)) return []
+  return value.flatMap((v, i): Array<[number, string]> => typeof v === 'string' && v !== '' ? [[i, v]] : [])
+}
+
+function show (value: string): string {
+  return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value)
+}
+
+/** The document with every issuer's preset expanded (see src/config/presets.ts). */
+export function expandPresets (doc: unknown): unknown {
+  if (!isRecord(doc) || !Array.isArray(doc.issuers)) return doc
+  return { ...doc, issuers: doc.issuers.map((issuer: unknown) => isRecord(issuer) ? applyPreset(issuer) : issuer) }
+}
+
+/** Every issuer string and alias names one issuer. */
+export function checkIssuerNames (issuers: unknown[], report: (path: Path, text: string) => void): void {
+  const seen = new Map<string, string>()
+  issuers.forEach((issuer, i) => {
+    if (!isRecord(issuer)) return
+    if (typeof issuer.issuer === 'string') seen.set(issuer.issuer, `issuers[${i}].issuer`)
+  })
+  issuers.forEach((issuer, i) => {
+    if (!isRecord(issuer)) return
+    for (const [j, alias] of strings(issuer.issuerAliases)) {
+      const first = seen.get(alias)
+      if (first !== undefined && first !== `issuers[${i}].issuer`) {
+        report(['issuers', i, 'issuerAliases', j], `duplicate issuer ${show(alias)} (also ${first}); expected each issuer string once`)
+      } else if (first === undefined) {
+        seen.set(alias, `issuers[${i}].issuerAliases[${j}]`)
+      }
+    }
+  })
+}
+
+function checkTemplate (issuer: Doc, ctx: ProviderCheckContext): void {
+  const url = issuer.issuer
+  if (typeof url !== 'string' || !/[{}]/.test(url)) return
+  const rest = url.replace(TENANT_TEMPLATE, '')
+  if (rest.includes('{') || rest.includes('}')) {
+    ctx.report(['issuer'], `expected at most one placeholder, exactly "${TENANT_TEMPLATE}" (a multi-tenant issuer template), got ${show(url)}`)
+    return
+  }
+  let inPath = false
+  try {
+    const probe = '00000000-0000-0000-0000-000000000000'
+    inPath = new URL(url.replace(TENANT_TEMPLATE, probe)).pathname.includes(probe)
+  } catch {
+    // reported by the URL check
+  }
+  if (!inPath) ctx.report(['issuer'], `expected "${TENANT_TEMPLATE}" in the path of the issuer URL, got ${show(url)}`)
+  // An alias would be matched exactly, bypassing the tenant rules of the template.
+  if (Array.isArray(issuer.issuerAliases) && issuer.issuerAliases.length > 0) {
+    ctx.report(['issuerAliases'], `cannot be combined with a "${TENANT_TEMPLATE}" issuer; configure another issuer instead`)
+  }
+  if (issuer.jwks === undefined && issuer.jwksUri === undefined && issuer.discoveryUrl === undefined) {
+    ctx.report(['issuer'], `a "${TENANT_TEMPLATE}" issuer has no discovery document of its own; set discoveryUrl ` +
+      '(Entra ID: https://login.microsoftonline.com/common/v2.0/.well-known/openid-configuration), jwksUri or jwks, or use preset: entra')
+  }
+}
+
+function checkClaimPaths (issuer: Doc, ctx: ProviderCheckContext): void {
+  const parse = (path: string, at: Path): void => {
+    try {
+      parseClaimPath(path)
+    } catch (err) {
+      ctx.report(at, `expected a claim path such as realm_access.roles, groups[0] or ["https://example.com/roles"]: ${(err as Error).message}`)
+    }
+  }
+  // A single string path is checked by the loader itself; lists and { path, split } here.
+  if (isRecord(issuer.claimMapping)) {
+    for (const [field, value] of Object.entries(issuer.claimMapping)) {
+      if (Array.isArray(value)) {
+        for (const [j, path] of strings(value)) parse(path, ['claimMapping', field, j])
+      } else if (isRecord(value)) {
+        if (typeof value.path === 'string' && value.path !== '') parse(value.path, ['claimMapping', field, 'path'])
+        for (const [j, path] of strings(value.path)) parse(path, ['claimMapping', field, 'path', j])
+        if (value.split === true && !LIST_FIELDS.has(field)) {
+          ctx.report(['claimMapping', field, 'split'], 'split applies to the list fields groups and roles only')
+        }
+      }
+    }
+  }
+  for (const [j, path] of strings(issuer.userKeyClaims)) parse(path, ['userKeyClaims', j])
+  // The shape check does not read maxItems.
+  if (Array.isArray(issuer.userKeyClaims) && issuer.userKeyClaims.length > MAX_USER_KEY_CLAIMS) {
+    ctx.report(['userKeyClaims'], `expected a list of 1 to ${MAX_USER_KEY_CLAIMS} claim paths, got ${issuer.userKeyClaims.length}`)
+  }
+  if (issuer.allowedTenants !== undefined && !(isRecord(issuer.claimMapping) && issuer.claimMapping.tenant !== undefined)) {
+    ctx.report(['allowedTenants'], 'needs claimMapping.tenant (the claim that names the tenant, such as tid or hd), or a preset that maps it')
+  }
+}
+
+function readKeyFile (file: string, at: Path, ctx: ProviderCheckContext): DecryptionKey[] {
+  let text: string
+  try {
+    text = ctx.readFile(file)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException | undefined)?.code
+    ctx.report(at, `cannot read the key file ${JSON.stringify(file)}: ${code !== undefined ? (FS_ERRORS[code] ?? code) : 'unreadable'}`)
+    return []
+  }
+  const { keys, problems } = parseDecryptionKeyFile(file, text)
+  for (const problem of problems) ctx.report(at, `key file ${JSON.stringify(file)}: ${problem}`)
+  return problems.length > 0 ? [] : keys
+}
+
+/** The key management algorithms a key can serve. */
+function keyFamily (key: DecryptionKey): (alg: string) => boolean {
+  switch (key.key.type === 'secret' ? 'oct' : key.key.asymmetricKeyType) {
+    case 'rsa': return (alg) => alg.startsWith('RSA-OAEP')
+    case 'ec':
+    case 'x25519': return (alg) => alg.startsWith('ECDH-ES')
+    default: return (alg) => alg === 'dir' || alg.startsWith('PBES2-')
+  }
+}
+
+function checkDecryption (issuer: Doc, ctx: ProviderCheckContext): DecryptionKey[] | undefined {
+  if (issuer.decryptionKeys === undefined) {
+    for (const option of DECRYPTION_POLICY_OPTIONS) {
+      if (issuer[option] !== undefined) ctx.report([option], 'only applies to encrypted ID tokens; set decryptionKeys too (or remove it)')
+    }
+    return undefined
+  }
+  const allowed: string[] = []
+  if (Array.isArray(issuer.keyManagementAlgorithms)) {
+    for (const [j, alg] of strings(issuer.keyManagementAlgorithms)) {
+      if (KEY_MANAGEMENT.has(alg)) {
+        allowed.push(alg)
+      } else if (alg === 'RSA1_5') {
+        ctx.report(['keyManagementAlgorithms', j], 'RSA1_5 is not supported: PKCS#1 v1.5 decryption is open to padding-oracle attacks and Node.js refuses it; configure the provider to use RSA-OAEP or RSA-OAEP-256')
+      } else {
+        ctx.report(['keyManagementAlgorithms', j], `unsupported JWE algorithm ${show(alg)}; expected one of ${KEY_MANAGEMENT_ALGORITHMS.join(', ')}`)
+      }
+    }
+  } else {
+    allowed.push(...DECRYPTION_DEFAULTS.keyManagementAlgorithms)
+  }
+  for (const [j, enc] of strings(issuer.contentEncryptionAlgorithms)) {
+    if (!CONTENT_ENCRYPTION.has(enc)) ctx.report(['contentEncryptionAlgorithms', j], `unsupported JWE content encryption ${show(enc)}; expected one of ${CONTENT_ENCRYPTION_ALGORITHMS.join(', ')}`)
+  }
+  const keys: DecryptionKey[] = []
+  for (const [j, file] of strings(issuer.decryptionKeys)) {
+    for (const key of readKeyFile(file, ['decryptionKeys', j], ctx)) {
+      const fits = keyFamily(key)
+      if (key.alg !== undefined && !allowed.includes(key.alg)) {
+        ctx.report(['decryptionKeys', j], `key file ${JSON.stringify(file)}: a key pinned to ${show(key.alg)}, which keyManagementAlgorithms does not allow`)
+      } else if (!allowed.some(fits)) {
+        const kind = key.key.type === 'secret' ? 'a secret (oct) key, used only with dir or PBES2-*' : `an ${key.key.asymmetricKeyType === 'rsa' ? 'RSA key, used only with RSA-OAEP*' : 'EC/X25519 key, used only with ECDH-ES*'}`
+        ctx.report(['decryptionKeys', j], `key file ${JSON.stringify(file)}: ${kind}, and keyManagementAlgorithms allows none of them`)
+      } else {
+        keys.push(key)
+      }
+    }
+  }
+  return keys
+}
+
+/** Semantic checks of the provider options of issuers[i] (already preset-expanded). */
+export function checkProviderOptions (issuer: Doc, ctx: ProviderCheckContext): ProviderExtras {
+  for (const [path, text] of presetProblems(issuer)) ctx.report(path, text)
+  checkTemplate(issuer, ctx)
+  for (const [j, alias] of strings(issuer.issuerAliases)) {
+    if (/\s|[{}]/.test(alias)) ctx.report(['issuerAliases', j], `expected an issuer string without whitespace or placeholders, got ${show(alias)}`)
+    else if (alias === issuer.issuer) ctx.report(['issuerAliases', j], 'is the issuer itself; expected another spelling')
+  }
+  if (typeof issuer.discoveryUrl === 'string' && issuer.discoveryUrl !== '') {
+    ctx.checkUrl(issuer.discoveryUrl, ['discoveryUrl'])
+    if (issuer.jwks !== undefined || issuer.jwksUri !== undefined) ctx.report(['discoveryUrl'], 'discoveryUrl, jwksUri and jwks are mutually exclusive; expected one of them')
+  }
+  checkClaimPaths(issuer, ctx)
+  const decryptionKeys = checkDecryption(issuer, ctx)
+  return decryptionKeys === undefined ? {} : { decryptionKeys }
+}
+
+/** The resolved provider options of a valid issuer document; only options that are set appear. */
+export function resolveProviderOptions (issuer: Doc, extras: ProviderExtras | undefined, maxTokenBytes: number): Partial<IssuerConfig> {
+  const out: Partial<IssuerConfig> = {}
+  if (typeof issuer.preset === 'string') out.preset = issuer.preset as IssuerConfig['preset']
+  if (Array.isArray(issuer.issuerAliases) && issuer.issuerAliases.length > 0) out.issuerAliases = [...issuer.issuerAliases as string[]]
+  if (Array.isArray(issuer.allowedTenants)) out.allowedTenants = [...issuer.allowedTenants as string[]]
+  if (Array.isArray(issuer.userKeyClaims)) out.userKeyClaims = [...issuer.userKeyClaims as string[]]
+  if (typeof issuer.trustEmailVerified === 'boolean') out.trustEmailVerified = issuer.trustEmailVerified
+  if (typeof issuer.checkAuthorizedParty === 'boolean') out.checkAuthorizedParty = issuer.checkAuthorizedParty
+  if (typeof issuer.discoveryUrl === 'string') out.keys = { kind: 'discovery', discoveryUrl: issuer.discoveryUrl }
+  if (extras?.decryptionKeys !== undefined) {
+    out.decryption = {
+      keys: extras.decryptionKeys,
+      keyManagementAlgorithms: [...(issuer.keyManagementAlgorithms as KeyManagementAlgorithm[] | undefined ?? DECRYPTION_DEFAULTS.keyManagementAlgorithms)],
+      contentEncryptionAlgorithms: [...(issuer.contentEncryptionAlgorithms as ContentEncryptionAlgorithm[] | undefined ?? DECRYPTION_DEFAULTS.contentEncryptionAlgorithms)],
+      maxPbes2Count: typeof issuer.maxPbes2Count === 'number' ? issuer.maxPbes2Count : DECRYPTION_DEFAULTS.maxPbes2Count,
+      // The inflated plaintext is the inner token: it may be no larger than any token.
+      maxDecompressedBytes: issuer.allowCompressedTokens === true ? maxTokenBytes : 0
+    }
+  }
+  return out
+}

@@ -1,0 +1,106 @@
+/**
+ * The container health check's two halves, apart from the process (src/healthcheck.ts) so tests can call
+ * them: where to probe (the same configuration the server reads) and one GET with a hard timeout.
+ */
+import { request as httpRequest, type IncomingMessage } from 'node:http'
+import { request as httpsRequest } from 'node:https'
+import { isIP } from 'node:net'
+import { loadConfig, type LoadConfigOptions } from '../config/load.js'
+
+/** Below Docker's HEALTHCHECK --timeout (5 s in the Dockerfile), so the probe reports its own reason first. */
+export const PROBE_TIMEOUT_MS = 3000
+export const DEFAULT_PROBE_PATH = '/healthz'
+const DEFAULT_PORT = 8080
+const SAFE_PATH = /^\/[A-Za-z0-9._~/-]{0,200}$/
+const WILDCARD_HOSTS = new Set(['', '0.0.0.0', '::', '[::]'])
+
+export class ProbeTargetError extends Error {
+  override name = 'ProbeTargetError'
+}
+
+export interface ProbeResult {
+  ok: boolean
+  status?: number
+  /** Why it is not ok, when no status was received (refused, timed out, …). */
+  error?: string
+}
+
+/**
+ * The URL to probe. `HEALTHCHECK_URL` wins; otherwise the server's own configuration from the environment
+ * (OIDC_VERIFIER_CONFIG or OIDC_*, HOST, PORT), so the probe goes where the server listens: the ops port when
+ * `server.opsPort` is set, else the main port (https when `server.tls` is set; with mutual TLS use the ops
+ * port, the probe has no client certificate). When the configuration cannot be read (the server got
+ * `--config` on its command line, which a health check process cannot see), `PORT` or 8080. A wildcard
+ * listen address is probed on 127.0.0.1.
+ */
+export function probeUrl (path: string = DEFAULT_PROBE_PATH, opts: Pick<LoadConfigOptions, 'env' | 'readFile'> = {}): URL {
+  if (!SAFE_PATH.test(path) || path.startsWith('//')) throw new ProbeTargetError(`expected a path such as /healthz or /readyz, got ${JSON.stringify(path.slice(0, 64))}`)
+  const env = opts.env ?? process.env
+  const explicit = env.HEALTHCHECK_URL
+  if (explicit !== undefined && explicit !== '') {
+    let url: URL
+    try {
+      url = new URL(explicit)
+    } catch {
+      throw new ProbeTargetError('HEALTHCHECK_URL: expected an absolute http(s) URL')
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ProbeTargetError('HEALTHCHECK_URL: expected an http or https URL')
+    return url
+  }
+
+  let host = '127.0.0.1'
+  let port = DEFAULT_PORT
+  let scheme = 'http'
+  try {
+    const { server } = loadConfig({ argv: [], env, ...(opts.readFile !== undefined ? { readFile: opts.readFile } : {}) })
+    if (server.opsPort !== undefined && server.opsPort > 0) {
+      // The ops listener (plain HTTP) is then the only one that serves health.
+      host = server.opsHost ?? server.host
+      port = server.opsPort
+    } else {
+      host = server.host
+      port = server.port
+      if (server.tls !== undefined) scheme = 'https'
+    }
+  } catch {
+    const fromEnv = env.PORT
+    if (fromEnv !== undefined && /^[0-9]{1,5}$/.test(fromEnv) && Number(fromEnv) <= 65535) port = Number(fromEnv)
+    if (env.HOST !== undefined && env.HOST !== '') host = env.HOST
+  }
+  if (WILDCARD_HOSTS.has(host)) host = '127.0.0.1'
+  const authority = isIP(host) === 6 ? `[${host}]` : host
+  return new URL(`${scheme}://${authority}:${port}${path}`)
+}
+
+/**
+ * One GET: ok for a 2xx. Redirects are not followed; the status line is all that is read (no body is kept).
+ * On https the certificate is not verified when the host is loopback: it is our own process, nothing is
+ * sent, and only the status is used.
+ */
+export async function probe (url: URL, timeoutMs: number = PROBE_TIMEOUT_MS): Promise<ProbeResult> {
+  const request = url.protocol === 'https:' ? httpsRequest : httpRequest
+  const loopback = url.hostname === 'localhost' || url.hostname === '[::1]' || url.hostname.startsWith('127.')
+  return await new Promise<ProbeResult>((resolve) => {
+    let settled = false
+    const done = (result: ProbeResult): void => {
+      if (settled) return
+      settled = true
+      clearTimeout(timer)
+      req.destroy()
+      resolve(result)
+    }
+    const req = request(url, {
+      method: 'GET',
+      agent: false,
+      headers: { 'user-agent': 'oidc-verifier-healthcheck', accept: 'application/json' },
+      ...(url.protocol === 'https:' && loopback ? { rejectUnauthorized: false } : {})
+    }, (res: IncomingMessage) => {
+      const status = res.statusCode ?? 0
+      res.resume()
+      done({ ok: status >= 200 && status < 300, status })
+    })
+    const timer = setTimeout(() => done({ ok: false, error: `no answer within ${timeoutMs} ms` }), timeoutMs)
+    req.on('error', (err: NodeJS.ErrnoException) => done({ ok: false, error: err.code ?? err.message }))
+    req.end()
+  })
+}

@@ -1,0 +1,44 @@
+/**
+ * Caller authentication on every route but the open ones (health, and /metrics unless protected): the
+ * X-Api-Key header must hold a configured caller's key. A failure is 403 with a caller_* code, never the
+ * 401 of a bad token. The authenticated caller's id labels the log line, the metrics and the rate limit.
+ */
+import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import { API_KEY_HEADER, callerKeysFor } from '../auth/caller-keys.js'
+import type { CallersConfig } from '../config/types.js'
+import { VerificationError } from '../errors.js'
+import type { ServiceMetrics } from '../metrics/metrics.js'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The authenticated calling service (configured id), when caller authentication is on. */
+    caller: { id: string, rateLimit?: { max: number, windowSeconds: number } } | undefined
+  }
+}
+
+/** Routes that never need a key: probes must work without credentials. */
+export const ALWAYS_OPEN_ROUTES: ReadonlySet<string> = new Set(['/healthz', '/readyz'])
+
+export interface CallerAuthOptions {
+  /** The callers section in force (a getter: a configuration reload may replace it). */
+  callers: () => CallersConfig
+  metrics?: ServiceMetrics
+}
+
+export const callerAuth = fp(async (fastify: FastifyInstance, opts: CallerAuthOptions) => {
+  fastify.decorateRequest('caller', undefined)
+  fastify.addHook('onRequest', async (request) => {
+    const callers = opts.callers()
+    const keys = callerKeysFor(callers.keys)
+    if (!keys.enabled) return
+    const route = request.routeOptions.url
+    if (route !== undefined && (ALWAYS_OPEN_ROUTES.has(route) || (route === '/metrics' && !callers.protectMetrics))) return
+    const result = keys.check(request.headers[API_KEY_HEADER])
+    if (!result.ok) {
+      opts.metrics?.callerRejected(result.code)
+      throw new VerificationError(result.code)
+    }
+    request.caller = result.caller.rateLimit === undefined ? { id: result.caller.id } : { id: result.caller.id, rateLimit: result.caller.rateLimit }
+  })
+}, { name: 'caller-auth' })

@@ -1,0 +1,136 @@
+/**
+ * POST /introspect, compatible with OAuth 2.0 Token Introspection (RFC 7662): a form-encoded `token` (and an
+ * optional `token_type_hint`, which we may ignore, §2.1) answered with `{"active": false}` for any token that
+ * is not a valid ID token (§2.2: nothing about why), or `active: true` with the standard members and, as an
+ * extension member, the normalized identity.
+ *
+ * Differences a client may notice: we verify ID tokens only (an access token is "active": false); when the
+ * issuer's keys cannot be obtained the answer is 503 keys_unavailable, not "active": false, because we
+ * cannot tell, and a client must not log a user out for our outage. Other request parameters (client_id,
+ * client_secret of client_secret_post) are accepted and ignored; caller authentication is the service's
+ * (X-Api-Key when callers are configured), see README.
+ */
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { Type, type Static } from 'typebox'
+import type { VerifiedIdentity } from '../../core/identity.js'
+import { isVerificationError, VerificationError } from '../../errors.js'
+import { queryCarriesToken } from '../bearer.js'
+import { ErrorResponseSchema, VerifiedIdentitySchema } from '../schemas.js'
+
+export const IntrospectBody = Type.Object({
+  token: Type.Optional(Type.String({ description: 'The ID token to introspect.' })),
+  token_type_hint: Type.Optional(Type.String({ description: 'Accepted and ignored (RFC 7662 §2.1).' }))
+}, { additionalProperties: Type.String(), $id: 'IntrospectionRequest' })
+
+const NumericDate = Type.Number()
+
+export const IntrospectionResponse = Type.Union([
+  Type.Object({ active: Type.Literal(false) }, { additionalProperties: false }),
+  Type.Object({
+    active: Type.Literal(true),
+    iss: Type.String(),
+    sub: Type.String(),
+    aud: Type.Union([Type.String(), Type.Array(Type.String())]),
+    exp: NumericDate,
+    iat: NumericDate,
+    nbf: Type.Optional(NumericDate),
+    auth_time: Type.Optional(NumericDate),
+    client_id: Type.Optional(Type.String()),
+    username: Type.Optional(Type.String()),
+    scope: Type.Optional(Type.String()),
+    jti: Type.Optional(Type.String()),
+    token_type: Type.Literal('N_A'),
+    identity: VerifiedIdentitySchema
+  }, { additionalProperties: false })
+])
+type Introspection = Static<typeof IntrospectionResponse>
+
+/** Parameters RFC 6749 §3.1 says must not repeat; a repeated one is refused, since we cannot tell which is meant. */
+class DuplicateParameter extends VerificationError {
+  constructor () { super('request_invalid') }
+}
+
+/** application/x-www-form-urlencoded → name → value, refusing repeated names (RFC 6749 §3.1). */
+export function parseForm (body: string): Record<string, string> {
+  const out: Record<string, string> = Object.create(null) as Record<string, string>
+  for (const [name, value] of new URLSearchParams(body)) {
+    if (Object.hasOwn(out, name)) throw new DuplicateParameter()
+    out[name] = value
+  }
+  return out
+}
+
+export function introspectionOf (identity: VerifiedIdentity): Introspection {
+  const claims = identity.claims
+  const out: Introspection = {
+    active: true,
+    iss: identity.issuer.url,
+    sub: identity.subject,
+    aud: identity.audiences.length === 1 ? identity.audiences[0]! : [...identity.audiences],
+    exp: identity.expiresAt,
+    iat: identity.issuedAt,
+    // RFC 8693 §2.2.1: "N_A" when the token is not an OAuth access token; an ID token is not one.
+    token_type: 'N_A',
+    identity
+  }
+  if (typeof claims.nbf === 'number' && Number.isFinite(claims.nbf)) out.nbf = claims.nbf
+  if (identity.authTime !== null) out.auth_time = identity.authTime
+  // The client the token was issued to: azp, or the only audience.
+  const clientId = identity.authorizedParty ?? (identity.audiences.length === 1 ? identity.audiences[0] : undefined)
+  if (clientId !== undefined) out.client_id = clientId
+  const username = identity.user.preferredUsername ?? identity.user.email
+  if (username !== null) out.username = username
+  if (typeof claims.scope === 'string') out.scope = claims.scope
+  if (typeof claims.jti === 'string') out.jti = claims.jti
+  return out
+}
+
+/** A number, or per request (a caller's own limit). */
+type PerRequest = number | ((request: FastifyRequest, key: string) => number)
+
+export interface IntrospectRouteOptions {
+  rateLimit: { max: PerRequest, timeWindow: PerRequest } | false
+}
+
+export const introspectRoute: FastifyPluginAsync<IntrospectRouteOptions> = async (fastify, opts) => {
+  // Form-encoded only, as RFC 7662 §2.1 says; JSON here would be a second, untested way in.
+  fastify.removeAllContentTypeParsers()
+  fastify.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_request, body, done) => {
+    try {
+      done(null, parseForm(body as string))
+    } catch (err) {
+      done(err as Error, undefined)
+    }
+  })
+
+  fastify.withTypeProvider<TypeBoxTypeProvider>().post('/introspect', {
+    config: opts.rateLimit === false ? {} : { rateLimit: opts.rateLimit },
+    schema: {
+      body: Type.Union([IntrospectBody, Type.Null()]),
+      response: {
+        200: IntrospectionResponse,
+        '4xx': ErrorResponseSchema,
+        '5xx': ErrorResponseSchema
+      }
+    }
+  }, async (request, reply) => {
+    if (queryCarriesToken(request.query)) throw new VerificationError('token_in_query')
+    const token = request.body?.token
+    if (token === undefined || token === '') throw new VerificationError('token_missing')
+    reply.header('cache-control', 'no-store')
+    const verifier = fastify.verifier
+    try {
+      const identity = await verifier.verify(token)
+      request.outcome = { issuer: identity.issuer.id }
+      return introspectionOf(identity)
+    } catch (err) {
+      // Any token problem is "not active" (RFC 7662 §2.2); the code goes to the log line only.
+      if (isVerificationError(err) && err.family === 'token') {
+        request.outcome = { code: err.code, ...(err.details.issuer !== undefined ? { issuer: err.details.issuer } : {}) }
+        return { active: false as const }
+      }
+      throw err
+    }
+  })
+}

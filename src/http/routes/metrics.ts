@@ -1,0 +1,14 @@
+import type { FastifyPluginAsync } from 'fastify'
+import { Type } from 'typebox'
+import type { ServiceMetrics } from '../../metrics/metrics.js'
+
+/** GET /metrics: Prometheus text exposition format. No parameters; the query string is ignored. */
+export const metricsRoute: FastifyPluginAsync<{ metrics: ServiceMetrics }> = async (fastify, opts) => {
+  fastify.get('/metrics', {
+    // A text body: Fastify does not JSON-serialize a string sent with a non-JSON content type.
+    schema: { response: { 200: Type.String({ description: 'Prometheus text format 0.0.4' }) } }
+  }, async (_request, reply) => {
+    const text = await opts.metrics.text()
+    return reply.type(opts.metrics.contentType).send(text)
+  })
+}

@@ -1,0 +1,96 @@
+/**
+ * POST /verify/batch: up to batch.maxTokens tokens in one request, verified with the same optional shared
+ * checks, answered in the same order. Each result is the normalized identity or an error of the code table;
+ * one bad token never fails the batch (only a malformed request does, with one error for all).
+ */
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { Type, type Static } from 'typebox'
+import type { RequestChecks } from '../../core/verifier.js'
+import type { VerifiedIdentity } from '../../core/identity.js'
+import { ALL_ERROR_CODES, isVerificationError, VerificationError, type ErrorCode } from '../../errors.js'
+import { queryCarriesToken } from '../bearer.js'
+import { ErrorResponseSchema, VerifiedIdentitySchema } from '../schemas.js'
+
+export const BatchVerifyBody = Type.Object({
+  tokens: Type.Array(Type.String({ description: 'An ID token (compact JWS). A bad one gives an error in its result, not for the batch.' }), {
+    minItems: 1,
+    description: 'The ID tokens, at most batch.maxTokens (default 100).'
+  }),
+  maxAge: Type.Optional(Type.Integer({ minimum: 0, maximum: 315360000, description: 'OIDC max_age in seconds, for every token: auth_time must be present and recent enough.' })),
+  audience: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'Accept the tokens only for this one configured audience.' }))
+}, { additionalProperties: false, $id: 'BatchVerifyRequest' })
+export type BatchVerifyBodyType = Static<typeof BatchVerifyBody>
+
+export const BatchItemErrorSchema = Type.Object({
+  code: Type.Unsafe<ErrorCode>({ type: 'string', enum: ALL_ERROR_CODES }),
+  message: Type.String(),
+  hint: Type.String(),
+  issuer: Type.Optional(Type.String()),
+  claim: Type.Optional(Type.String()),
+  retryAfterSeconds: Type.Optional(Type.Integer({ minimum: 1 }))
+}, { additionalProperties: false })
+
+export const BatchItemSchema = Type.Union([
+  Type.Object({ ok: Type.Literal(true), identity: VerifiedIdentitySchema }, { additionalProperties: false }),
+  Type.Object({ ok: Type.Literal(false), error: BatchItemErrorSchema }, { additionalProperties: false })
+])
+
+export const BatchVerifyResponse = Type.Object({ results: Type.Array(BatchItemSchema) }, { additionalProperties: false })
+
+type BatchItem = { ok: true, identity: VerifiedIdentity } | { ok: false, error: Static<typeof BatchItemErrorSchema> }
+
+/** A number, or per request (a caller's own limit). */
+type PerRequest = number | ((request: FastifyRequest, key: string) => number)
+
+export interface VerifyBatchRouteOptions {
+  rateLimit: { max: PerRequest, timeWindow: PerRequest } | false
+  /** Route body limit (batch.maxBodyBytes): server.bodyLimit is sized for one token. */
+  bodyLimit: number
+}
+
+function itemError (err: VerificationError): Static<typeof BatchItemErrorSchema> {
+  const out: Static<typeof BatchItemErrorSchema> = { code: err.code, message: err.message, hint: err.hint }
+  if (err.details.issuer !== undefined) out.issuer = err.details.issuer
+  if (err.details.claim !== undefined) out.claim = err.details.claim
+  if (err.family === 'unavailable') out.retryAfterSeconds = Math.max(1, Math.ceil(err.details.retryAfterSeconds ?? 1))
+  return out
+}
+
+export const verifyBatchRoute: FastifyPluginAsync<VerifyBatchRouteOptions> = async (fastify, opts) => {
+  fastify.withTypeProvider<TypeBoxTypeProvider>().post('/verify/batch', {
+    config: opts.rateLimit === false ? {} : { rateLimit: opts.rateLimit },
+    bodyLimit: opts.bodyLimit,
+    schema: {
+      body: BatchVerifyBody,
+      response: {
+        200: BatchVerifyResponse,
+        '4xx': ErrorResponseSchema,
+        '5xx': ErrorResponseSchema
+      }
+    }
+  }, async (request) => {
+    if (queryCarriesToken(request.query)) throw new VerificationError('token_in_query')
+    // Read once: a configuration reload may swap both while this request runs.
+    const verifier = fastify.verifier
+    const { maxTokens } = fastify.verifierSlot.config.batch
+    const body = request.body
+    if (body.tokens.length > maxTokens) throw new VerificationError('batch_too_large')
+    if (body.audience !== undefined && !verifier.isConfiguredAudience(body.audience)) throw new VerificationError('request_invalid')
+    const checks: RequestChecks = {}
+    if (body.maxAge !== undefined) checks.maxAge = body.maxAge
+    if (body.audience !== undefined) checks.audience = body.audience
+
+    let bugs = 0
+    const results = await Promise.all(body.tokens.map(async (token): Promise<BatchItem> => {
+      try {
+        return { ok: true, identity: await verifier.verify(token, checks) }
+      } catch (err) {
+        if (isVerificationError(err)) return { ok: false, error: itemError(err) }
+        if (bugs++ === 0) request.log.error({ err }, 'unexpected error in a batch item')
+        return { ok: false, error: itemError(new VerificationError('internal_error')) }
+      }
+    }))
+    return { results }
+  })
+}

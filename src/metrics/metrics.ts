@@ -1,0 +1,217 @@
+/**
+ * The service's Prometheus metrics: one Registry per app instance (tests build many apps), the default
+ * process metrics in it, and the series below. Every label value comes from configuration (issuer ids,
+ * caller ids, route patterns) or from a fixed set (error codes, outcomes); never from a token or a request.
+ */
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
+import type { IssuerStatus, VerifierEvents } from '../core/verifier.js'
+import { ERROR_CODES, type ErrorCode } from '../errors.js'
+
+/** The label value for "no issuer" (the token matched none) and "no caller" (authentication off or failed). */
+export const NONE = 'none'
+
+/** Verifications take tens of microseconds to a few milliseconds: buckets from 100 µs resolve that. */
+export const VERIFICATION_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1]
+export const HTTP_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
+export const JWKS_FETCH_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+
+/** The states of an issuer's keys, each exported as a 0/1 series so that alerts need no regex. */
+const KEY_STATES = ['fresh', 'stale', 'expired', 'missing', 'discovering'] as const
+
+/** The coarse outcome of a verification, for the latency histogram (the counter has the exact code). */
+export type VerificationOutcome = 'ok' | 'rejected' | 'unavailable' | 'error'
+
+function outcomeOf (result: ErrorCode | 'ok'): VerificationOutcome {
+  if (result === 'ok') return 'ok'
+  const family = ERROR_CODES[result].family
+  if (family === 'unavailable') return 'unavailable'
+  if (family === 'internal') return 'error'
+  return 'rejected'
+}
+
+export interface ServiceMetricsOptions {
+  /** The issuers' key status at scrape time (a getter, so that a reloaded Verifier is seen). */
+  status: () => IssuerStatus[]
+  /** Milliseconds since the epoch; injectable for tests. */
+  now?: () => number
+}
+
+export class ServiceMetrics {
+  readonly registry = new Registry()
+  /** Pass these to the Verifier (VerifierOptions.events): they feed the verification and JWKS series. */
+  readonly verifierEvents: Required<VerifierEvents>
+
+  readonly #httpRequests: Counter<'route' | 'method' | 'status' | 'caller'>
+  readonly #httpDuration: Histogram<'route'>
+  readonly #rateLimited: Counter<'route' | 'caller'>
+  readonly #shed: Counter<'reason'>
+  readonly #callerRejected: Counter<'code'>
+
+  constructor (options: ServiceMetricsOptions) {
+    const registers = [this.registry]
+    const now = options.now ?? Date.now
+    collectDefaultMetrics({ register: this.registry })
+
+    const verifications = new Counter({
+      name: 'oidc_verifier_verifications_total',
+      help: 'Verifications by configured issuer id ("none": the token matched no issuer) and result (ok or an error code).',
+      labelNames: ['issuer', 'result'] as const,
+      registers
+    })
+    const verificationDuration = new Histogram({
+      name: 'oidc_verifier_verification_duration_seconds',
+      help: 'Time to verify a token, by issuer and outcome (ok, rejected, unavailable, error).',
+      labelNames: ['issuer', 'outcome'] as const,
+      buckets: VERIFICATION_BUCKETS,
+      registers
+    })
+    const jwksFetches = new Counter({
+      name: 'oidc_verifier_jwks_fetches_total',
+      help: 'JWKS fetches by issuer, outcome (success, error) and reason (warm, background, expired, unknown_kid).',
+      labelNames: ['issuer', 'outcome', 'reason'] as const,
+      registers
+    })
+    const jwksDuration = new Histogram({
+      name: 'oidc_verifier_jwks_fetch_duration_seconds',
+      help: 'Duration of JWKS fetches by issuer and outcome.',
+      labelNames: ['issuer', 'outcome'] as const,
+      buckets: JWKS_FETCH_BUCKETS,
+      registers
+    })
+    const stale = new Counter({
+      name: 'oidc_verifier_stale_keys_served_total',
+      help: 'Verifications that used a key set past its freshness because the identity provider could not be reached.',
+      labelNames: ['issuer'] as const,
+      registers
+    })
+    // The verified-token cache: a hit skipped the signature check.
+    const cacheHits = new Counter({
+      name: 'oidc_verifier_token_cache_hits_total',
+      help: 'Verifications answered from the verified-token cache, by issuer.',
+      labelNames: ['issuer'] as const,
+      registers
+    })
+    const cacheMisses = new Counter({
+      name: 'oidc_verifier_token_cache_misses_total',
+      help: 'Verifications that were not in the verified-token cache and were verified fully (then cached), by issuer.',
+      labelNames: ['issuer'] as const,
+      registers
+    })
+
+    this.verifierEvents = {
+      verification: (e) => {
+        const issuer = e.issuer ?? NONE
+        verifications.inc({ issuer, result: e.result })
+        verificationDuration.observe({ issuer, outcome: outcomeOf(e.result) }, e.durationSeconds)
+      },
+      jwksFetch: (e) => {
+        jwksFetches.inc({ issuer: e.issuer, outcome: e.outcome, reason: e.reason })
+        jwksDuration.observe({ issuer: e.issuer, outcome: e.outcome }, e.durationSeconds)
+      },
+      staleKeysServed: (e) => { stale.inc({ issuer: e.issuer }) },
+      tokenCache: (e) => { (e.hit ? cacheHits : cacheMisses).inc({ issuer: e.issuer }) }
+    }
+
+    // Key state is read when Prometheus scrapes, from the same status /readyz shows.
+    const fetchedAt = (s: IssuerStatus): number | undefined => s.fetchedAt === null ? undefined : Date.parse(s.fetchedAt)
+    const scrapeGauge = (name: string, help: string, fill: (gauge: Gauge<'issuer'>, s: IssuerStatus) => void): void => {
+      new Gauge({
+        name,
+        help,
+        labelNames: ['issuer'] as const,
+        registers,
+        collect () {
+          this.reset() // an issuer removed by a reload disappears
+          for (const s of options.status()) fill(this, s)
+        }
+      })
+    }
+    scrapeGauge('oidc_verifier_issuer_ready', 'Whether the issuer has usable keys (1) or not (0), as in /readyz.',
+      (g, s) => { g.set({ issuer: s.id }, s.ready ? 1 : 0) })
+    scrapeGauge('oidc_verifier_keys', 'Usable signature keys of the issuer.',
+      (g, s) => { g.set({ issuer: s.id }, s.keyCount) })
+    scrapeGauge('oidc_verifier_keys_age_seconds', 'Seconds since the issuer\'s keys were last fetched successfully (absent for inline keys).',
+      (g, s) => {
+        const at = fetchedAt(s)
+        if (at !== undefined) g.set({ issuer: s.id }, Math.max(0, (now() - at) / 1000))
+      })
+    scrapeGauge('oidc_verifier_keys_last_refresh_timestamp_seconds', 'Time of the last successful JWKS fetch of the issuer, in seconds since the epoch (absent for inline keys).',
+      (g, s) => {
+        const at = fetchedAt(s)
+        if (at !== undefined) g.set({ issuer: s.id }, at / 1000)
+      })
+    new Gauge({
+      name: 'oidc_verifier_keys_state',
+      help: 'The state of the issuer\'s keys: 1 for the current state (fresh, stale, expired, missing, discovering), 0 for the others.',
+      labelNames: ['issuer', 'state'] as const,
+      registers,
+      collect () {
+        this.reset()
+        for (const s of options.status()) {
+          for (const state of KEY_STATES) this.set({ issuer: s.id, state }, s.state === state ? 1 : 0)
+        }
+      }
+    })
+
+    this.#httpRequests = new Counter({
+      name: 'oidc_verifier_http_requests_total',
+      help: 'HTTP requests by route pattern ("none": no route matched), method, status and caller id ("none": no caller key).',
+      labelNames: ['route', 'method', 'status', 'caller'] as const,
+      registers
+    })
+    this.#httpDuration = new Histogram({
+      name: 'oidc_verifier_http_request_duration_seconds',
+      help: 'Time from request to response, by route pattern.',
+      labelNames: ['route'] as const,
+      buckets: HTTP_BUCKETS,
+      registers
+    })
+    this.#rateLimited = new Counter({
+      name: 'oidc_verifier_rate_limited_total',
+      help: 'Requests refused with 429 rate_limited, by route pattern and caller id.',
+      labelNames: ['route', 'caller'] as const,
+      registers
+    })
+    this.#shed = new Counter({
+      name: 'oidc_verifier_shed_requests_total',
+      help: 'Requests refused with 503 overloaded by load shedding, by the threshold passed (eventLoopDelay, eventLoopUtilization, heapUsedBytes, rssBytes, healthCheck).',
+      labelNames: ['reason'] as const,
+      registers
+    })
+    this.#callerRejected = new Counter({
+      name: 'oidc_verifier_caller_rejections_total',
+      help: 'Requests refused by caller authentication, by code (caller_key_missing, caller_key_invalid).',
+      labelNames: ['code'] as const,
+      registers
+    })
+  }
+
+  /** One per response. `route` is the route pattern, never the requested URL. */
+  requestCompleted (e: { route: string | undefined, method: string, status: number, caller: string | undefined, code: ErrorCode | undefined, durationSeconds: number }): void {
+    const route = e.route ?? NONE
+    const caller = e.caller ?? NONE
+    // Methods outside this set would be caller-chosen label values.
+    const method = KNOWN_METHODS.has(e.method) ? e.method : 'other'
+    this.#httpRequests.inc({ route, method, status: String(e.status), caller })
+    this.#httpDuration.observe({ route }, e.durationSeconds)
+    if (e.code === 'rate_limited') this.#rateLimited.inc({ route, caller })
+  }
+
+  shed (reason: string): void {
+    this.#shed.inc({ reason })
+  }
+
+  callerRejected (code: 'caller_key_missing' | 'caller_key_invalid'): void {
+    this.#callerRejected.inc({ code })
+  }
+
+  get contentType (): string {
+    return this.registry.contentType
+  }
+
+  async text (): Promise<string> {
+    return await this.registry.metrics()
+  }
+}
+
+const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH'])

@@ -1,0 +1,42 @@
+/**
+ * buildOpsApp(app, config): the listener for server.opsPort, serving only /healthz, /readyz and /metrics of
+ * the main app, so that a network policy can expose /verify to services and /metrics only to Prometheus.
+ * It has no caller authentication, no load shedding and no /verify; plain HTTP (keep it on a private
+ * network). It shares the main app's Verifier (read per request: a reload is seen) and metrics registry.
+ */
+import Fastify, { LogController, type FastifyInstance } from 'fastify'
+import type { Config } from './config/types.js'
+import { isVerificationError, VerificationError } from './errors.js'
+import { fromFrameworkError, sendError } from './http/error-reply.js'
+import './http/fastify-augment.js'
+import { requestLog } from './http/request-log.js'
+import { requestMetrics } from './http/request-metrics.js'
+import { healthRoutes } from './http/routes/health.js'
+import { metricsRoute } from './http/routes/metrics.js'
+
+export async function buildOpsApp (app: FastifyInstance, config: Config): Promise<FastifyInstance> {
+  const ops = Fastify({
+    loggerInstance: app.log.child({ listener: 'ops' }),
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: 1024, // no route takes a body
+    connectionTimeout: config.server.connectionTimeoutMs,
+    requestTimeout: config.server.requestTimeoutMs,
+    keepAliveTimeout: config.server.keepAliveTimeoutMs
+  })
+  ops.server.headersTimeout = config.server.headersTimeoutMs
+  ops.decorate('verifier', { getter: () => app.verifier })
+  ops.decorate('metrics', app.metrics)
+
+  await ops.register(requestLog)
+  if (app.metrics !== undefined) await ops.register(requestMetrics, { metrics: app.metrics })
+  ops.setErrorHandler((err, request, reply) => {
+    const error = isVerificationError(err) ? err : fromFrameworkError(err as { code?: string, statusCode?: number, validation?: unknown })
+    if (error.status >= 500) request.log.error({ err }, 'unexpected error')
+    return sendError(request, reply, error)
+  })
+  ops.setNotFoundHandler(async (request, reply) => sendError(request, reply, new VerificationError('not_found')))
+
+  await ops.register(healthRoutes)
+  if (app.metrics !== undefined) await ops.register(metricsRoute, { metrics: app.metrics })
+  return ops
+}

@@ -1,0 +1,247 @@
+/**
+ * Caller authentication: API keys configured only as SHA-256 hashes, checked in X-Api-Key; a failed
+ * caller check is a 403 with a caller_* code, told apart from a bad token (401). The caller id labels the
+ * log line, the metrics and the rate limit.
+ */
+import t from 'tap'
+import { createHash } from 'node:crypto'
+import { Writable } from 'node:stream'
+import pino from 'pino'
+import { buildApp } from '../src/app.js'
+import { CallerKeys, MAX_API_KEY_LENGTH } from '../src/auth/caller-keys.js'
+import { ConfigError, loadConfig, parseConfig } from '../src/config/load.js'
+import { ERROR_CODES } from '../src/errors.js'
+import { loggerOptions } from '../src/logger.js'
+import { configFor } from './helpers/config.js'
+import { parseMetrics, valueOf } from './helpers/prometheus.js'
+import { idTokenClaims, jwksOf, makeKey, mint } from './helpers/tokens.js'
+
+const ISS = 'https://idp.example.com'
+const key = makeKey('ES256')
+const issuers = [{ id: 'main', issuer: ISS, audiences: ['aud'], jwks: jwksOf(key) }]
+const sha256 = (value: string): string => createHash('sha256').update(value).digest('hex')
+
+const BILLING_KEY = 'bk_4f8a1c2e9d7b6a5f3e2d1c0b9a8f7e6d'
+const WEB_KEY = 'wk_0a1b2c3d4e5f60718293a4b5c6d7e8f9'
+const callers = {
+  keys: [
+    { id: 'billing', sha256: sha256(BILLING_KEY), rateLimit: { max: 3 } },
+    { id: 'web', sha256: sha256(WEB_KEY).toUpperCase() }
+  ]
+}
+
+function capture (): { lines: Array<Record<string, unknown>>, logger: pino.Logger } {
+  const lines: Array<Record<string, unknown>> = []
+  const stream = new Writable({ write (chunk, _enc, cb) { for (const l of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(l)); cb() } })
+  return { lines, logger: pino({ ...loggerOptions('info') }, stream) }
+}
+
+t.test('keys, codes and statuses', async (t) => {
+  const { lines, logger } = capture()
+  const app = await buildApp(configFor(issuers, { callers }), { loggerInstance: logger })
+  t.teardown(() => app.close())
+  const good = mint(key, idTokenClaims(ISS, 'aud'))
+  const verify = async (headers: Record<string, string>, token: string = good) =>
+    await app.inject({ method: 'POST', url: '/verify', headers, payload: { token } })
+
+  const missing = await verify({})
+  t.equal(missing.statusCode, 403)
+  t.equal(missing.json().code, 'caller_key_missing')
+  t.equal(missing.headers['www-authenticate'], undefined, 'not a token problem: no Bearer challenge')
+
+  const wrong = await verify({ 'x-api-key': 'not-a-configured-key' })
+  t.equal(wrong.statusCode, 403)
+  t.equal(wrong.json().code, 'caller_key_invalid')
+  t.notOk(wrong.body.includes('not-a-configured-key'), 'the key is never echoed')
+
+  const ok = await verify({ 'x-api-key': BILLING_KEY })
+  t.equal(ok.statusCode, 200)
+  t.equal(ok.json().subject, 'user-123')
+
+  const badToken = await verify({ 'x-api-key': WEB_KEY }, 'garbage')
+  t.equal(badToken.statusCode, 401, 'a good caller with a bad token gets the token family')
+  t.equal(badToken.json().code, 'token_malformed')
+
+  const bearer = await app.inject({ method: 'POST', url: '/verify', headers: { 'x-api-key': WEB_KEY, authorization: `Bearer ${good}` } })
+  t.equal(bearer.statusCode, 200, 'the key header and the Bearer token go together')
+
+  const apiKeyScheme = await app.inject({ method: 'POST', url: '/verify', headers: { authorization: `ApiKey ${WEB_KEY}` }, payload: { token: good } })
+  t.equal(apiKeyScheme.statusCode, 403, 'Authorization carries the token, never the key')
+  t.equal(apiKeyScheme.json().code, 'caller_key_missing')
+
+  const hashAsKey = await verify({ 'x-api-key': sha256(BILLING_KEY) })
+  t.equal(hashAsKey.json().code, 'caller_key_invalid', 'knowing the configured hash is not enough')
+
+  t.test('open and protected routes', async (t) => {
+    t.equal((await app.inject({ method: 'GET', url: '/healthz' })).statusCode, 200)
+    t.equal((await app.inject({ method: 'GET', url: '/readyz' })).statusCode, 200)
+    const metrics = await app.inject({ method: 'GET', url: '/metrics' })
+    t.equal(metrics.statusCode, 403, '/metrics needs a key by default when callers are configured')
+    t.equal(metrics.json().code, 'caller_key_missing')
+    t.equal((await app.inject({ method: 'GET', url: '/metrics', headers: { 'x-api-key': WEB_KEY } })).statusCode, 200)
+    const scan = await app.inject({ method: 'GET', url: '/admin' })
+    t.equal(scan.statusCode, 403, 'an unknown route without a key says nothing about routes')
+    const known = await app.inject({ method: 'GET', url: '/admin', headers: { 'x-api-key': WEB_KEY } })
+    t.equal(known.statusCode, 404)
+  })
+
+  t.test('hostile keys', async (t) => {
+    const cases: Array<[string, string | string[]]> = [
+      ['oversized', 'k'.repeat(MAX_API_KEY_LENGTH + 1)],
+      ['huge', 'k'.repeat(60000)],
+      ['spaces', `${BILLING_KEY} `.repeat(2)],
+      ['control character', `${BILLING_KEY}\t`],
+      ['latin-1', `${BILLING_KEY}\u00e9`],
+      ['two headers', [BILLING_KEY, BILLING_KEY]],
+      ['two headers of which one is good', ['nope', WEB_KEY]],
+      ['prefix of a good key', BILLING_KEY.slice(0, -1)],
+      ['good key plus a character', `${BILLING_KEY}x`],
+      ['comma-joined', `${BILLING_KEY},${WEB_KEY}`]
+    ]
+    for (const [name, value] of cases) {
+      const res = await app.inject({ method: 'POST', url: '/verify', headers: { 'x-api-key': value as string }, payload: { token: good } })
+      t.equal(res.statusCode, 403, name)
+      t.equal(res.json().code, 'caller_key_invalid', name)
+    }
+    const empty = await verify({ 'x-api-key': '' })
+    t.equal(empty.json().code, 'caller_key_missing', 'an empty header is no key')
+  })
+
+  t.test('the caller id is in the log line', async (t) => {
+    const requestLines = lines.filter((l) => l.msg === 'request completed')
+    t.match(requestLines[0], { status: 403, code: 'caller_key_missing', caller: null })
+    t.match(requestLines[2], { status: 200, caller: 'billing', issuer: 'main' })
+    t.match(requestLines[3], { status: 401, caller: 'web', code: 'token_malformed' })
+    const text = JSON.stringify(lines)
+    for (const secret of [BILLING_KEY, WEB_KEY, 'not-a-configured-key']) t.notOk(text.includes(secret), 'no key in the logs')
+  })
+
+  t.test('the caller id is in the metrics', async (t) => {
+    const samples = parseMetrics((await app.inject({ method: 'GET', url: '/metrics', headers: { 'x-api-key': WEB_KEY } })).body)
+    t.equal(valueOf(samples, 'oidc_verifier_http_requests_total', { route: '/verify', status: '200', caller: 'billing' }), 1)
+    t.equal(valueOf(samples, 'oidc_verifier_http_requests_total', { route: '/verify', status: '200', caller: 'web' }), 1)
+    t.equal(valueOf(samples, 'oidc_verifier_http_requests_total', { route: '/verify', status: '401', caller: 'web' }), 1)
+    t.equal(valueOf(samples, 'oidc_verifier_caller_rejections_total', { code: 'caller_key_missing' }), 5)
+    t.equal(valueOf(samples, 'oidc_verifier_caller_rejections_total', { code: 'caller_key_invalid' }), 12)
+  })
+})
+
+t.test('the rate limit is per caller, with per-caller limits', async (t) => {
+  const app = await buildApp(configFor(issuers, { callers, rateLimit: { max: 5, windowSeconds: 60 } }))
+  t.teardown(() => app.close())
+  const call = async (apiKey: string): Promise<number> =>
+    (await app.inject({ method: 'POST', url: '/verify', headers: { 'x-api-key': apiKey }, payload: { token: 'x' } })).statusCode
+  // Both callers come from the same address: the limit follows the key, not the address.
+  for (let i = 0; i < 3; i++) t.equal(await call(BILLING_KEY), 401)
+  const limited = await app.inject({ method: 'POST', url: '/verify', headers: { 'x-api-key': BILLING_KEY }, payload: { token: 'x' } })
+  t.equal(limited.statusCode, 429, 'billing has its own limit of 3')
+  t.equal(limited.json().code, 'rate_limited')
+  t.ok(Number(limited.headers['retry-after']) >= 1)
+  for (let i = 0; i < 5; i++) t.equal(await call(WEB_KEY), 401, 'web has the global limit of 5')
+  t.equal(await call(WEB_KEY), 429)
+  const samples = parseMetrics((await app.inject({ method: 'GET', url: '/metrics', headers: { 'x-api-key': WEB_KEY } })).body)
+  t.equal(valueOf(samples, 'oidc_verifier_rate_limited_total', { route: '/verify', caller: 'billing' }), 1)
+  t.equal(valueOf(samples, 'oidc_verifier_rate_limited_total', { route: '/verify', caller: 'web' }), 1)
+})
+
+t.test('protectMetrics: false leaves /metrics open; no callers means no check', async (t) => {
+  const open = await buildApp(configFor(issuers, { callers: { ...callers, protectMetrics: false } }))
+  const off = await buildApp(configFor(issuers))
+  t.teardown(() => Promise.all([open.close(), off.close()]))
+  t.equal((await open.inject({ method: 'GET', url: '/metrics' })).statusCode, 200)
+  t.equal((await open.inject({ method: 'POST', url: '/verify', payload: { token: 'x' } })).statusCode, 403)
+  t.equal((await off.inject({ method: 'POST', url: '/verify', payload: { token: 'x' } })).statusCode, 401, 'off by default')
+  t.equal((await off.inject({ method: 'POST', url: '/verify', headers: { 'x-api-key': 'anything' }, payload: { token: 'x' } })).statusCode, 401)
+})
+
+t.test('the caller family in the code table', async (t) => {
+  for (const code of ['caller_key_missing', 'caller_key_invalid'] as const) {
+    t.equal(ERROR_CODES[code].status, 403)
+    t.equal(ERROR_CODES[code].family, 'caller')
+  }
+  // 403 is shared only with forward-auth's "forbidden" family (proxies pass on 401 and 403 only); on
+  // every other route a 403 means "fix my credentials".
+  const statuses = new Set<number>(Object.values(ERROR_CODES).filter((d) => d.family !== 'caller' && d.family !== 'forbidden').map((d) => d.status))
+  t.notOk(statuses.has(403), 'no token, request or unavailable code is a 403')
+})
+
+t.test('CallerKeys compares against every hash', async (t) => {
+  const keys = new CallerKeys([{ id: 'a', sha256: sha256('key-a') }, { id: 'b', sha256: sha256('key-b') }, { id: 'c', sha256: sha256('key-c') }])
+  t.ok(keys.enabled)
+  t.match(keys.check('key-c'), { ok: true, caller: { id: 'c' } }, 'the last entry is found')
+  t.match(keys.check('key-a'), { ok: true, caller: { id: 'a' } })
+  t.same(keys.check(undefined), { ok: false, code: 'caller_key_missing' })
+  t.same(keys.check(['key-a']), { ok: false, code: 'caller_key_invalid' })
+  t.same(keys.check('key-d'), { ok: false, code: 'caller_key_invalid' })
+  t.notOk(new CallerKeys([]).enabled)
+})
+
+t.test('configuration', async (t) => {
+  const problems = (doc: Record<string, unknown>, env: NodeJS.ProcessEnv = {}): string[] => {
+    try {
+      parseConfig({ issuers, ...doc }, 'c.yaml', env)
+      return []
+    } catch (err) {
+      if (err instanceof ConfigError) return err.problems
+      throw err
+    }
+  }
+  const plainKey = 'my-plain-secret-api-key'
+  const pasted = problems({ callers: { keys: [{ id: 'a', sha256: plainKey }] } })
+  t.match(pasted, [/callers\.keys\[0\]\.sha256: expected the SHA-256 of the key as 64 hex digits/])
+  t.notOk(pasted.join().includes(plainKey), 'a key pasted into sha256 is not echoed')
+  t.match(problems({ callers: { keys: [{ id: 'a' }] } }), [/callers\.keys\[0\]: expected sha256 .* or sha256Env/])
+  t.match(problems({ callers: { keys: [{ id: 'a', sha256: sha256('x'), sha256Env: 'X' }] } }), [/mutually exclusive/])
+  t.match(problems({ callers: { keys: [] } }), [/callers\.keys: expected a non-empty list/])
+  t.match(problems({ callers: { keys: [{ id: 'none', sha256: sha256('x') }] } }), [/callers\.keys\[0\]\.id: "none" is reserved/])
+  t.match(problems({ callers: { keys: [{ id: 'a', sha256: sha256('x') }, { id: 'a', sha256: sha256('y') }] } }), [/callers\.keys\[1\]\.id: duplicate id "a"/])
+  t.match(problems({ callers: { keys: [{ id: 'a', sha256: sha256('x') }, { id: 'b', sha256: sha256('x').toUpperCase() }] } }), [/callers\.keys\[1\]: the same key hash as callers\.keys\[0\]/])
+  t.match(problems({ callers: { keys: [{ id: 'a', sha256: sha256('x'), rateLimit: { max: 0 } }] } }), [/callers\.keys\[0\]\.rateLimit\.max: expected an integer from 1/])
+  t.match(problems({ callers: { key: [] } }), [/callers\.key: unknown option \(did you mean "keys"\?\)/])
+  t.match(problems({ callers: { keys: [{ id: 'a', sha256Env: 'A_HASH' }] } }), [/sha256Env: expected environment variable A_HASH to hold the SHA-256/])
+  const fromEnv = problems({ callers: { keys: [{ id: 'a', sha256Env: 'A_HASH' }] } }, { A_HASH: plainKey })
+  t.match(fromEnv, [/expected the value of A_HASH to be the SHA-256 of the key/])
+  t.notOk(fromEnv.join().includes(plainKey))
+
+  const resolved = parseConfig({ issuers, rateLimit: { max: 50, windowSeconds: 10 }, callers: { keys: [{ id: 'a', sha256Env: 'A_HASH', rateLimit: { max: 7 } }] } }, 'c.yaml', { A_HASH: ` ${sha256('x').toUpperCase()}\n` })
+  t.same(resolved.callers, { keys: [{ id: 'a', sha256: sha256('x'), rateLimit: { max: 7, windowSeconds: 10 } }], protectMetrics: true })
+})
+
+t.test('environment-only mode: CALLER_KEY_HASHES', async (t) => {
+  const env = { OIDC_ISSUER: ISS, OIDC_AUDIENCE: 'aud' }
+  const config = loadConfig({ argv: [], env: { ...env, CALLER_KEY_HASHES: `billing:${sha256(BILLING_KEY)}, web:${sha256(WEB_KEY)}` } })
+  t.same(config.callers.keys.map((k) => k.id), ['billing', 'web'])
+  t.equal(config.callers.keys[1]!.sha256, sha256(WEB_KEY))
+  t.same(loadConfig({ argv: [], env }).callers.keys, [], 'off without the variable')
+  const problems = (argv: string[], env: NodeJS.ProcessEnv): string[] => {
+    try {
+      loadConfig({ argv, env })
+      return []
+    } catch (err) {
+      if (err instanceof ConfigError) return err.problems
+      throw err
+    }
+  }
+  const pasted = problems([], { ...env, CALLER_KEY_HASHES: `billing:${BILLING_KEY}` })
+  t.match(pasted, [/^environment: CALLER_KEY_HASHES \(item 1\): expected the SHA-256 of the key/])
+  t.notOk(pasted.join().includes(BILLING_KEY), 'a plain key in the variable is not echoed')
+  t.match(problems([], { ...env, CALLER_KEY_HASHES: 'billing' }), [/CALLER_KEY_HASHES \(item 1\): expected sha256/])
+  const dir = t.testdir({ 'c.json': JSON.stringify({ issuers }) })
+  t.match(problems(['--config', `${dir}/c.json`], { CALLER_KEY_HASHES: `billing:${sha256(BILLING_KEY)}` }), [/CALLER_KEY_HASHES: ambiguous/])
+})
+
+t.test('a configuration reload rotates caller keys', async (t) => {
+  const { reloadConfiguration } = await import('../src/reload.js')
+  const before = configFor(issuers, { callers: { keys: [{ id: 'billing', sha256: sha256(BILLING_KEY) }] } })
+  const after = configFor(issuers, { callers: { keys: [{ id: 'billing', sha256: sha256(WEB_KEY) }] } })
+  const app = await buildApp(before)
+  t.teardown(() => app.close())
+  const call = async (apiKey: string): Promise<number> =>
+    (await app.inject({ method: 'POST', url: '/verify', headers: { 'x-api-key': apiKey }, payload: { token: 'x' } })).statusCode
+  t.equal(await call(BILLING_KEY), 401)
+  t.equal(await call(WEB_KEY), 403)
+  const result = await reloadConfiguration(app, () => after)
+  t.equal(result.outcome, 'applied')
+  t.equal(await call(BILLING_KEY), 403, 'the old key is refused at once')
+  t.equal(await call(WEB_KEY), 401, 'the new key is accepted')
+})

@@ -1,0 +1,117 @@
+/**
+ * Claim mapping: the path syntax reaches nested objects, array members and names with dots and slashes;
+ * values are normalized to the response types; a mapping that points at nothing gives an absent field.
+ */
+import t from 'tap'
+import { ConfigError, parseConfig } from '../src/config/load.js'
+import type { IssuerConfig } from '../src/config/types.js'
+import { isVerificationError } from '../src/errors.js'
+import { compileClaimMapping, normalizeIdentity } from '../src/core/normalize.js'
+import { configFor } from './helpers/config.js'
+
+const base = { iss: 'https://idp.example', sub: 'u1', aud: 'c', iat: 1, exp: 2 }
+
+function identity (mapping: IssuerConfig['claimMapping'], claims: Record<string, unknown>, opts: Parameters<typeof compileClaimMapping>[1] = {}) {
+  const all = { ...base, ...claims }
+  return normalizeIdentity({ issuerId: 'i', issuerUrl: all.iss, claims: all, subject: 'u1', audiences: ['c'], nowSeconds: 1 }, compileClaimMapping(mapping, opts))
+}
+
+t.test('paths reach nested members, array members and odd claim names', async (t) => {
+  const claims = {
+    realm_access: { roles: ['r1', 'r2'] },
+    'https://example.com/roles': ['ns-role'],
+    resource_access: { 'my.client': { roles: ['c1'] } },
+    emails: ['first@example.com', 'second@example.com'],
+    'cognito:groups': ['g1']
+  }
+  const id = identity({
+    roles: ['realm_access.roles', '["https://example.com/roles"]', 'resource_access["my.client"].roles'],
+    email: 'emails[1]',
+    groups: 'cognito:groups'
+  }, claims)
+  t.same(id.roles, ['r1', 'r2', 'ns-role', 'c1'])
+  t.equal(id.user.email, 'second@example.com')
+  t.same(id.groups, ['g1'])
+})
+
+t.test('several paths: lists merge without duplicates, single values take the first present', async (t) => {
+  const id = identity({ groups: ['a', 'b'], preferredUsername: ['preferred_username', 'upn', 'unique_name'] }, { a: ['x', 'y'], b: ['y', 'z'], upn: 'u@example.com', unique_name: 'other' })
+  t.same(id.groups, ['x', 'y', 'z'])
+  t.equal(id.user.preferredUsername, 'u@example.com')
+  t.equal(identity({ name: ['a', 'b'] }, { a: null, b: 'B' }).user.name, 'B', 'null is absent')
+})
+
+t.test('split turns space-separated strings into lists', async (t) => {
+  t.same(identity({ roles: { path: 'scp', split: true } }, { scp: ' read  write\tadmin ' }).roles, ['read', 'write', 'admin'])
+  t.same(identity({ roles: { path: ['scp', 'extra'], split: true } }, { scp: 'a b', extra: ['b c', 'd'] }).roles, ['a', 'b', 'c', 'd'])
+  t.same(identity({ roles: 'scp' }, { scp: 'read write' }).roles, ['read write'], 'without split a string is one value ("Domain Admins")')
+  t.same(identity({ roles: { path: 'scp' } }, { scp: 'a b' }).roles, ['a b'])
+})
+
+t.test('values are normalized to the response types; anything else is absent, never an error', async (t) => {
+  const odd = identity({
+    email: 'obj', name: 'arr', givenName: 'num', familyName: 'bool', picture: 'missing.deep.path', locale: 'deep[5]', groups: 'mixed', roles: 'objroles', tenant: 'n'
+  }, { obj: { a: 1 }, arr: ['x'], num: 42, bool: true, deep: [1], mixed: ['a', 1, null, { b: 2 }, ['c'], 'd', ''], objroles: { admin: true }, n: Infinity })
+  t.equal(odd.user.email, null)
+  t.equal(odd.user.emailVerified, false)
+  t.equal(odd.user.name, null)
+  t.equal(odd.user.givenName, '42', 'numbers become strings')
+  t.equal(odd.user.familyName, null)
+  t.equal(odd.user.picture, null)
+  t.equal(odd.user.locale, null)
+  t.same(odd.groups, ['a', 'd'])
+  t.same(odd.roles, [])
+  t.equal(odd.tenant, null)
+  // Prototype names are never followed.
+  const proto = identity({ email: '__proto__.polluted', name: 'constructor', roles: 'toString' }, {})
+  t.same([proto.user.email, proto.user.name, proto.roles], [null, null, []])
+})
+
+t.test('emailVerified is true only for true or "true", and only when trusted', async (t) => {
+  for (const [value, expected] of [[true, true], ['true', true], ['TRUE', false], [1, false], ['yes', false], [undefined, false]] as const) {
+    t.equal(identity({}, { email: 'a@example.com', email_verified: value }).user.emailVerified, expected, String(value))
+  }
+  t.equal(identity({}, { email_verified: true }).user.emailVerified, false, 'no email, nothing verified')
+  t.equal(identity({}, { email: 'a@example.com', email_verified: true }, { trustEmailVerified: false }).user.emailVerified, false)
+})
+
+t.test('the user key', async (t) => {
+  t.equal(identity({}, {}).userKey, 'u1', 'sub by default')
+  t.equal(identity({}, { tid: 't', oid: 'o' }, { userKeyClaims: ['tid', 'oid'] }).userKey, 't:o')
+  t.equal(identity({}, { a: 'x:y', b: 'z' }, { userKeyClaims: ['a', 'b'] }).userKey, 'x%3Ay:z', 'parts cannot run into each other')
+  t.not(identity({}, { a: 'x', b: 'y:z' }, { userKeyClaims: ['a', 'b'] }).userKey, identity({}, { a: 'x:y', b: 'z' }, { userKeyClaims: ['a', 'b'] }).userKey)
+  t.equal(identity({}, { email: 'a@b' }, { userKeyClaims: ['email'] }).userKey, 'a@b')
+  for (const [claims, code] of [[{ tid: 't' }, 'claim_missing'], [{ tid: 't', oid: '' }, 'claim_invalid'], [{ tid: 't', oid: { x: 1 } }, 'claim_invalid']] as const) {
+    try {
+      identity({}, claims, { userKeyClaims: ['tid', 'oid'] })
+      t.fail('expected a VerificationError')
+    } catch (err) {
+      t.ok(isVerificationError(err))
+      t.same([(err as { code: string }).code, (err as { details: { claim: string } }).details.claim], [code, 'oid'])
+    }
+  }
+})
+
+t.test('configuration of mappings', async (t) => {
+  const problems = (issuer: Record<string, unknown>): string[] => {
+    try {
+      parseConfig({ issuers: [{ id: 'a', issuer: 'https://a.example', audiences: ['x'], ...issuer }] }, 'c.yaml', {})
+    } catch (err) {
+      if (err instanceof ConfigError) return err.problems
+      throw err
+    }
+    return []
+  }
+  t.same(problems({ claimMapping: { roles: ['a', 'b'], groups: { path: 'scp', split: true }, name: { path: ['n1', 'n2'] } }, userKeyClaims: ['tid', 'oid'] }), [])
+  t.same(problems({ claimMapping: { roles: [] } }), ['c.yaml: issuers[0].claimMapping.roles: expected a non-empty list of claim paths, got an empty list'])
+  t.same(problems({ claimMapping: { roles: ['a..b'] } }), [
+    'c.yaml: issuers[0].claimMapping.roles[0]: expected a claim path such as realm_access.roles, groups[0] or ["https://example.com/roles"]: expected a claim name at position 2 in claim path "a..b"'
+  ])
+  t.match(problems({ claimMapping: { roles: { path: 'x[', split: 'yes' } } }), [/claimMapping\.roles\.split: expected true or false, got "yes"/])
+  t.same(problems({ claimMapping: { name: { path: 'n', split: true } } }), ['c.yaml: issuers[0].claimMapping.name.split: applies to the list fields groups and roles only'].map((s) => s.replace('split: applies', 'split: split applies')))
+  t.match(problems({ claimMapping: { roles: { paths: 'x' } } }), [/claimMapping\.roles\.paths: unknown option/, /claimMapping\.roles\.path: missing/])
+  t.match(problems({ claimMapping: { roles: 5 } }), [/claimMapping\.roles: expected a claim path, a list of claim paths, or a mapping with path and split, got 5/])
+  t.match(problems({ userKeyClaims: ['a', 'b', 'c', 'd', 'e'] }), [/userKeyClaims: expected a list of 1 to 4 claim paths/])
+  t.match(problems({ userKeyClaims: ['a[x]'] }), [/userKeyClaims\[0\]: expected a claim path/])
+  t.same(configFor([{ id: 'a', issuer: 'https://a.example', audiences: ['x'], claimMapping: { roles: { path: 'scp', split: true } } }]).issuers[0]!.claimMapping, { roles: { path: 'scp', split: true } })
+})

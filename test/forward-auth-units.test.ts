@@ -1,0 +1,81 @@
+/**
+ * The pure parts of forward-auth: header value encoding, cookie parsing, path forms for rules, and the
+ * requirement query parser.
+ */
+import t from 'tap'
+import { encodeHeaderList, encodeHeaderValue } from '../src/http/identity-headers.js'
+import { pathVariants, readOriginalRequest, ruleApplies } from '../src/http/original-request.js'
+import { MAX_REQUIREMENT_PARAMS, parseRequirementQuery, rawQuery } from '../src/http/requirement-query.js'
+import { cookieValues } from '../src/http/token-sources.js'
+import { isVerificationError } from '../src/errors.js'
+
+t.test('header values: printable ASCII out, exact round trip, never a throw', async (t) => {
+  const samples = ['plain', 'a,b', '100%', ' x ', 'x y', 'Zoë', '李雷', '\r\n', '\u0000', '\ud800', 'emoji 🎉', '"quoted"', '']
+  for (let i = 0; i < 200; i++) {
+    samples.push(String.fromCodePoint(...Array.from({ length: 8 }, (_, j) => (i * 7919 + j * 104729) % 0x2ffff)))
+  }
+  const wrong: string[] = []
+  for (const value of samples) {
+    const encoded = encodeHeaderValue(value)
+    const wellFormed = !/[\ud800-\udfff]/.test(value.replace(/[\ud800-\udbff][\udc00-\udfff]/g, ''))
+    if (!/^[\x20-\x7e]*$/.test(encoded) || encoded.includes(',') || /^ | $/.test(encoded) || (wellFormed && decodeURIComponent(encoded) !== value)) {
+      wrong.push(JSON.stringify(value))
+    }
+  }
+  t.same(wrong, [], 'printable ASCII, no comma, no space at either end, and an exact round trip')
+  t.equal(encodeHeaderValue('\ud800'), '%EF%BF%BD', 'a lone surrogate becomes U+FFFD, not an exception')
+  t.equal(encodeHeaderList(['a', '', 'b,c']), 'a,b%2Cc')
+  t.equal(encodeHeaderList([]), '')
+})
+
+t.test('cookies: exact names, quoted values, repeated names all returned', async (t) => {
+  t.same(cookieValues('a=1; id=x; b=2', 'id'), ['x'])
+  t.same(cookieValues('id="x"', 'id'), ['x'])
+  t.same(cookieValues('id=x; id=y', 'id'), ['x', 'y'])
+  t.same(cookieValues('ID=x;idx=y; id', 'id'), [])
+  t.same(cookieValues(undefined, 'id'), [])
+  t.same(cookieValues('id=a=b', 'id'), ['a=b'])
+})
+
+t.test('path forms: decoded, normalized, lower case; query dropped', async (t) => {
+  t.same(pathVariants('/A/b?x=1'), ['/a/b'])
+  t.ok(pathVariants('/x/../admin').includes('/admin'))
+  t.ok(pathVariants('/%61dmin').includes('/admin'))
+  t.ok(pathVariants('/%2561dmin').includes('/admin'), 'double encoding')
+  t.ok(pathVariants('//admin//x').includes('/admin/x'))
+  t.ok(pathVariants('/admin;a=b/x').includes('/admin/x'))
+  t.ok(pathVariants('\\admin').includes('/admin'))
+  t.ok(pathVariants('/%zz/%E4').length > 0, 'malformed escapes are kept, not thrown')
+  t.ok(pathVariants('admin').includes('/admin'))
+  const long = pathVariants('/a'.repeat(4000))
+  t.ok(long.length > 0)
+})
+
+t.test('rules: an unknown dimension matches, a known one must match', async (t) => {
+  const rule = { pathPrefix: '/admin', methods: ['POST'], hosts: ['a.example.com'], require: { groups: ['x'], roles: [], audiences: [], issuers: [] } }
+  t.ok(ruleApplies(rule, readOriginalRequest({})), 'nothing known: applies')
+  t.notOk(ruleApplies(rule, readOriginalRequest({ 'x-original-uri': '/public' })))
+  t.ok(ruleApplies(rule, readOriginalRequest({ 'x-original-uri': '/admin' })))
+  t.notOk(ruleApplies(rule, readOriginalRequest({ 'x-original-uri': '/admin', 'x-original-method': 'GET' })))
+  t.ok(ruleApplies(rule, readOriginalRequest({ 'x-original-uri': '/admin', 'x-original-method': 'GET', 'x-forwarded-method': 'POST' })))
+  t.notOk(ruleApplies(rule, readOriginalRequest({ 'x-original-uri': '/admin', 'x-forwarded-host': 'b.example.com' })))
+  t.ok(ruleApplies(rule, readOriginalRequest({ 'x-original-uri': '/admin', 'x-forwarded-host': 'b.example.com, a.example.com' })))
+  t.ok(ruleApplies(rule, readOriginalRequest({ 'x-original-url': 'https://user@A.example.com:8443/admin/x?y' })))
+  t.ok(ruleApplies(rule, readOriginalRequest({ 'x-forwarded-host': '[::1]:80' }, { method: 'POST', host: 'a.example.com', uri: '/admin' })))
+})
+
+t.test('the requirement query', async (t) => {
+  const known = { issuerIds: new Set(['main']), audiences: new Set(['aud']) }
+  t.same(parseRequirementQuery('', known), { groups: [], roles: [], audiences: [], issuers: [] })
+  t.same(parseRequirementQuery('group=a&group=a&group=b+c&role=r&audience=aud&issuer=main', known), { groups: ['a', 'b c'], roles: ['r'], audiences: ['aud'], issuers: ['main'] })
+  for (const bad of ['x=1', 'group=', 'issuer=other', 'audience=x', 'Group=a', 'group[]=a', Array(MAX_REQUIREMENT_PARAMS + 1).fill('group=a').join('&')]) {
+    try {
+      parseRequirementQuery(bad, known)
+      t.fail(`accepted ${bad.slice(0, 30)}`)
+    } catch (err) {
+      t.ok(isVerificationError(err) && err.code === 'requirement_invalid', bad.slice(0, 30))
+    }
+  }
+  t.equal(rawQuery('/forward-auth?a=1#x'), 'a=1')
+  t.equal(rawQuery('/forward-auth'), '')
+})

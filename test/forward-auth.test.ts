@@ -1,0 +1,347 @@
+/**
+ * The forward-auth endpoint through inject(): identity headers and their encoding, token sources, the
+ * status rules (only 200, 401, 403 and the configured "cannot decide" answer, whatever the request), query
+ * and configured requirements, rules matched on the original request, and hostile input.
+ */
+import t from 'tap'
+import { Writable } from 'node:stream'
+import pino from 'pino'
+import { buildApp } from '../src/app.js'
+import { loggerOptions } from '../src/logger.js'
+import { configFor } from './helpers/config.js'
+import { b64, idTokenClaims, jwksOf, makeKey, mint, tamperPayload } from './helpers/tokens.js'
+
+const ISS = 'https://idp.example.com'
+const ISS2 = 'https://other.example.com'
+const AUD = 'client-a'
+const key = makeKey('ES256')
+const key2 = makeKey('RS256')
+const issuers = [
+  { id: 'main', issuer: ISS, audiences: [AUD, 'client-b'], jwks: jwksOf(key), claimMapping: { tenant: 'tid' } },
+  { id: 'other', issuer: ISS2, audiences: ['client-c'], jwks: jwksOf(key2) }
+]
+
+const good = (extra: Record<string, unknown> = {}): string => mint(key, idTokenClaims(ISS, AUD, { groups: ['admins', 'staff'], roles: ['editor'], tid: 't-1', ...extra }))
+const bearer = (token: string): Record<string, string> => ({ authorization: `Bearer ${token}` })
+
+const ALLOWED = new Set([200, 401, 403])
+
+const app = await buildApp(configFor(issuers, { rateLimit: { max: 1, windowSeconds: 60 } }))
+t.teardown(() => app.close())
+
+t.test('a good token: 200, every identity header, encoded, no body, not cacheable', async (t) => {
+  const res = await app.inject({ method: 'GET', url: '/forward-auth', headers: bearer(good()) })
+  t.equal(res.statusCode, 200)
+  t.equal(res.body, '')
+  t.equal(res.headers['cache-control'], 'no-store')
+  t.match(res.headers, {
+    'x-auth-subject': 'user-123',
+    'x-auth-issuer': ISS,
+    'x-auth-issuer-id': 'main',
+    'x-auth-email': 'user@example.com',
+    'x-auth-email-verified': 'true',
+    'x-auth-name': 'Ada Lovelace',
+    'x-auth-groups': 'admins,staff',
+    'x-auth-roles': 'editor',
+    'x-auth-tenant': 't-1',
+    'x-auth-identity': ''
+  })
+  t.notOk(res.headers['x-envoy-auth-headers-to-remove'], 'stripping is off by default')
+})
+
+t.test('absent values are set empty, so a client\'s own copy can never pass', async (t) => {
+  const token = mint(key, idTokenClaims(ISS, AUD, { email: undefined, email_verified: undefined, name: undefined }))
+  const res = await app.inject({
+    method: 'GET',
+    url: '/forward-auth',
+    headers: { ...bearer(token), 'x-auth-groups': 'admins', 'x-auth-email': 'ceo@example.com', 'x-auth-subject': 'root' }
+  })
+  t.equal(res.statusCode, 200)
+  for (const name of ['x-auth-email', 'x-auth-name', 'x-auth-groups', 'x-auth-roles', 'x-auth-tenant', 'x-auth-identity']) {
+    t.equal(res.headers[name], '', `${name} is present and empty`)
+  }
+  t.equal(res.headers['x-auth-email-verified'], 'false')
+  t.equal(res.headers['x-auth-subject'], 'user-123')
+})
+
+t.test('multi-value and non-ASCII values are percent-encoded and decode back exactly', async (t) => {
+  const groups = ['cn=admins,ou=groups', '100%', ' padded ', 'Zoë', '李雷', '', 'a\r\nX-Injected: 1']
+  const token = mint(key, idTokenClaims(ISS, AUD, { groups, name: ' 李雷 Zoë, Jr. ', sub: 'ü/1,2' }))
+  const res = await app.inject({ method: 'GET', url: '/forward-auth', headers: bearer(token) })
+  t.equal(res.statusCode, 200)
+  const raw = String(res.headers['x-auth-groups'])
+  t.match(raw, /^[\x20-\x7e]*$/, 'printable ASCII only')
+  t.notOk(raw.split(',').some((g) => g.startsWith(' ') || g.endsWith(' ')), 'no member starts or ends with a space')
+  t.same(raw.split(',').map(decodeURIComponent), groups.filter((g) => g !== ''), 'empty members left out, the rest decode exactly')
+  t.equal(decodeURIComponent(String(res.headers['x-auth-name'])), ' 李雷 Zoë, Jr. ')
+  t.notMatch(String(res.headers['x-auth-name']), /^ | $/, 'no leading or trailing space')
+  t.equal(decodeURIComponent(String(res.headers['x-auth-subject'])), 'ü/1,2')
+  t.notOk(res.headers['x-injected'], 'no header injection')
+})
+
+t.test('the identity header carries the normalized identity without claims', async (t) => {
+  const withIdentity = await buildApp(configFor(issuers, { forwardAuth: { identityHeader: true, headerPrefix: 'x-user-', headerNames: { subject: 'x-remote-user' } } }))
+  t.teardown(() => withIdentity.close())
+  const res = await withIdentity.inject({ method: 'GET', url: '/forward-auth', headers: bearer(good({ secret_claim: 'do-not-forward' })) })
+  t.equal(res.statusCode, 200)
+  t.equal(res.headers['x-remote-user'], 'user-123', 'a configured name')
+  t.equal(res.headers['x-user-email'], 'user@example.com', 'the configured prefix')
+  t.notOk(res.headers['x-auth-subject'])
+  const identity = JSON.parse(Buffer.from(String(res.headers['x-user-identity']), 'base64url').toString('utf8'))
+  t.match(identity, { subject: 'user-123', issuer: { id: 'main', url: ISS }, groups: ['admins', 'staff'], tenant: 't-1' })
+  t.notOk('claims' in identity)
+  t.notMatch(String(res.headers['x-user-identity']), /[+/=]/, 'base64url without padding')
+})
+
+t.test('missing and bad tokens: 401 with WWW-Authenticate, never anything else', async (t) => {
+  const cases: Array<{ name: string, headers: Record<string, string>, code: string, www: RegExp }> = [
+    { name: 'no token', headers: {}, code: 'token_missing', www: /^Bearer$/ },
+    { name: 'Basic is not a token', headers: { authorization: 'Basic YTpi' }, code: 'token_missing', www: /^Bearer$/ },
+    { name: 'empty Bearer', headers: { authorization: 'Bearer ' }, code: 'request_invalid', www: /^Bearer$/ },
+    { name: 'Bearer with junk', headers: { authorization: 'Bearer a b c' }, code: 'request_invalid', www: /^Bearer$/ },
+    { name: 'garbage', headers: bearer('garbage'), code: 'token_malformed', www: /invalid_token/ },
+    { name: 'expired', headers: bearer(good({ exp: 1000, iat: 900 })), code: 'token_expired', www: /error_description="token_expired"/ },
+    { name: 'tampered', headers: bearer(tamperPayload(good(), idTokenClaims(ISS, AUD, { groups: ['admins'], sub: 'root' }))), code: 'signature_invalid', www: /invalid_token/ },
+    { name: 'unknown issuer', headers: bearer(mint(key, idTokenClaims('https://evil.example.com', AUD))), code: 'issuer_unknown', www: /invalid_token/ },
+    { name: 'other audience', headers: bearer(mint(key, idTokenClaims(ISS, 'someone-else'))), code: 'audience_mismatch', www: /invalid_token/ },
+    { name: 'alg none', headers: bearer(`${b64({ alg: 'none' })}.${b64(idTokenClaims(ISS, AUD))}.c2ln`), code: 'algorithm_not_allowed', www: /invalid_token/ },
+    { name: 'huge', headers: bearer('a'.repeat(17000) + '.b.c'), code: 'token_too_large', www: /invalid_token/ }
+  ]
+  for (const c of cases) {
+    const res = await app.inject({ method: 'GET', url: '/forward-auth', headers: c.headers })
+    t.equal(res.statusCode, 401, c.name)
+    t.equal(res.json().code, c.code, c.name)
+    t.match(String(res.headers['www-authenticate']), c.www, c.name)
+    t.notOk(res.headers['x-auth-subject'], `${c.name}: no identity`)
+  }
+})
+
+t.test('requirements on the auth URL: 403 for a good token that fails one, any-of within a parameter', async (t) => {
+  const token = good()
+  const cases: Array<[string, number, string?]> = [
+    ['?group=admins', 200],
+    ['?group=nope', 403, 'groups'],
+    ['?group=nope&group=staff', 200],
+    ['?group=admins&role=editor', 200],
+    ['?group=admins&role=owner', 403, 'roles'],
+    ['?role=editor&role=owner', 200],
+    ['?audience=client-a', 200],
+    ['?audience=client-b', 403, 'aud'],
+    ['?issuer=main', 200],
+    ['?issuer=other', 403, 'iss'],
+    ['?issuer=other&issuer=main', 200],
+    ['?group=cn%3Dadmins%2Cou%3Dx', 403, 'groups']
+  ]
+  for (const [query, status, claim] of cases) {
+    const res = await app.inject({ method: 'GET', url: `/forward-auth${query}`, headers: bearer(token) })
+    t.equal(res.statusCode, status, query)
+    if (status === 403) {
+      t.equal(res.json().code, 'requirement_not_met', query)
+      t.equal(res.json().claim, claim, query)
+      t.equal(res.headers['www-authenticate'], 'Bearer error="insufficient_scope"')
+      t.notOk(res.headers['x-auth-subject'])
+    }
+  }
+  const noToken = await app.inject({ method: 'GET', url: '/forward-auth?group=admins' })
+  t.equal(noToken.statusCode, 401, 'a missing token is 401 even where a group is required')
+})
+
+t.test('a mistake in the auth URL denies every request with 403 requirement_invalid (fail closed, never 400)', async (t) => {
+  const lines: string[] = []
+  const logger = pino(loggerOptions('info'), new Writable({ write (chunk, _e, cb) { lines.push(String(chunk)); cb() } }))
+  const logged = await buildApp(configFor(issuers), { loggerInstance: logger })
+  t.teardown(() => logged.close())
+  const token = good()
+  for (const query of [
+    '?groups=admins', '?token=' + token, '?id_token=x', '?group=', '?group', '?issuer=nope', '?audience=not-configured',
+    '?' + Array.from({ length: 70 }, (_, i) => `group=g${i}`).join('&'), `?group=${'x'.repeat(1025)}`, '?%zz=1', '?__proto__=x'
+  ]) {
+    for (const headers of [bearer(token), {}]) {
+      const res = await logged.inject({ method: 'GET', url: `/forward-auth${query}`, headers })
+      t.equal(res.statusCode, 403, query.slice(0, 40))
+      t.equal(res.json().code, 'requirement_invalid', query.slice(0, 40))
+    }
+  }
+  const errors = lines.filter((l) => l.includes('invalid requirement')).map((l) => JSON.parse(l))
+  t.ok(errors.length > 0, 'logged loudly')
+  t.equal(errors[0].parameter, 'groups', 'names the parameter')
+  t.notOk(lines.some((l) => l.includes(token)), 'never the token, even when it is in the query')
+})
+
+t.test('every method, any body, any content type, any path under the prefix: never 400/404/413/415/429', async (t) => {
+  const token = good()
+  const requests = [
+    { method: 'HEAD', url: '/forward-auth' },
+    { method: 'POST', url: '/forward-auth', payload: '{not json', headers: { 'content-type': 'application/json' } },
+    { method: 'PUT', url: '/forward-auth', payload: 'x'.repeat(200_000), headers: { 'content-type': 'application/octet-stream' } },
+    { method: 'PATCH', url: '/forward-auth', payload: 'a=1', headers: { 'content-type': ';;;' } },
+    { method: 'DELETE', url: '/forward-auth', payload: 'x', headers: { 'content-type': 'text/plain' } },
+    { method: 'OPTIONS', url: '/forward-auth' },
+    { method: 'PROPFIND', url: '/forward-auth/envoy/dav/x' },
+    { method: 'GET', url: '/forward-auth/envoy' },
+    { method: 'GET', url: '/forward-auth/' },
+    { method: 'GET', url: '/forward-auth/' + 'a/'.repeat(2000) },
+    { method: 'GET', url: '/forward-auth/a%2Fb/%E4%B8%AD' },
+    { method: 'GET', url: '/forward-auth/envoy/a%2Fb/%E4%B8%AD?x=%zz' }
+  ] as const
+  for (const r of requests) {
+    for (const auth of [bearer(token), {}]) {
+      const res = await app.inject({ method: r.method, url: r.url, payload: 'payload' in r ? r.payload : undefined, headers: { ...('headers' in r ? r.headers : {}), ...auth } })
+      t.equal(res.statusCode, 'authorization' in auth ? 200 : 401, `${r.method} ${r.url.slice(0, 30)}`)
+    }
+  }
+  // The rate limit (max 1 here) never applies: a 429 would be a 500 in nginx.
+  for (let i = 0; i < 5; i++) {
+    t.equal((await app.inject({ method: 'GET', url: '/forward-auth', headers: bearer(token) })).statusCode, 200)
+  }
+  for (const url of ['/forward-auth/%zz', '/forward-auth/%E4%B8', '/forward-auth/%', '/forward-auth/envoy/%zz']) {
+    const res = await app.inject({ method: 'GET', url, headers: bearer(token) })
+    t.ok(ALLOWED.has(res.statusCode), `${url}: ${res.statusCode}`)
+    t.equal(res.statusCode, 401, 'a malformed URL is denied')
+    t.equal(res.json().code, 'request_invalid')
+  }
+  const bad = await app.inject({ method: 'GET', url: '/verify/%zz' })
+  t.equal(bad.json().code, 'request_invalid', 'elsewhere too, the one error shape')
+  t.equal(bad.statusCode, 400)
+})
+
+t.test('token from a configured cookie or header; two different tokens are ambiguous', async (t) => {
+  const fa = await buildApp(configFor(issuers, { forwardAuth: { tokenCookie: 'id_token', tokenHeader: 'X-Id-Token', stripToken: true } }))
+  t.teardown(() => fa.close())
+  const token = good()
+  const other = mint(key, idTokenClaims(ISS, AUD, { sub: 'mallory' }))
+  const ok = async (headers: Record<string, string>, strip: string | undefined): Promise<void> => {
+    const res = await fa.inject({ method: 'GET', url: '/forward-auth', headers })
+    t.equal(res.statusCode, 200, JSON.stringify(Object.keys(headers)))
+    t.equal(res.headers['x-envoy-auth-headers-to-remove'], strip)
+  }
+  await ok({ cookie: `theme=dark; id_token=${token}; other=1` }, undefined)
+  await ok({ cookie: `id_token="${token}"` }, undefined)
+  await ok({ 'x-id-token': token }, 'x-id-token')
+  await ok(bearer(token), 'authorization')
+  await ok({ ...bearer(token), 'x-id-token': token, cookie: `id_token=${token}` }, 'authorization, x-id-token')
+  for (const headers of [
+    { ...bearer(token), cookie: `id_token=${other}` },
+    { 'x-id-token': token, cookie: `id_token=${other}` },
+    { cookie: `id_token=${token}; id_token=${other}` }
+  ]) {
+    const res = await fa.inject({ method: 'GET', url: '/forward-auth', headers })
+    t.equal(res.statusCode, 401)
+    t.equal(res.json().code, 'token_ambiguous')
+  }
+  const wrongCookie = await fa.inject({ method: 'GET', url: '/forward-auth', headers: { cookie: `ID_TOKEN=${token}; id_token_x=${token}` } })
+  t.equal(wrongCookie.json().code, 'token_missing', 'cookie names are exact')
+})
+
+t.test('configured requirements and per-route rules on the original request', async (t) => {
+  const fa = await buildApp(configFor(issuers, {
+    forwardAuth: {
+      require: { issuers: ['main'] },
+      rules: [
+        { pathPrefix: '/admin', require: { groups: ['root'] } },
+        { methods: ['DELETE'], require: { roles: ['owner'] } },
+        { hosts: ['billing.example.com'], require: { audiences: ['client-b'] } }
+      ]
+    }
+  }))
+  t.teardown(() => fa.close())
+  const token = good()
+  const check = async (headers: Record<string, string>, status: number, what: string, url = '/forward-auth'): Promise<void> => {
+    const res = await fa.inject({ method: 'GET', url, headers: { ...bearer(token), ...headers } })
+    t.equal(res.statusCode, status, what)
+  }
+  const traefik = (uri: string, extra: Record<string, string> = {}): Record<string, string> =>
+    ({ 'x-forwarded-method': 'GET', 'x-forwarded-host': 'app.example.com', 'x-forwarded-uri': uri, ...extra })
+  await check(traefik('/public/page'), 200, 'no rule applies')
+  await check(traefik('/admin/users'), 403, 'path rule')
+  await check(traefik('/administrator'), 403, 'a plain prefix: also /administrator')
+  for (const evasion of ['/ADMIN', '//admin', '/x/../admin', '/%61dmin', '/%2561dmin', '/./admin', '/public/..%2Fadmin', '/admin;jsessionid=1', '/;x/admin', '\\admin']) {
+    await check(traefik(evasion), 403, `evasion ${evasion}`)
+  }
+  await check(traefik('/public', { 'x-original-uri': '/admin' }), 403, 'any reading that matches applies the rule')
+  await check({ 'x-original-uri': '/public', 'x-forwarded-uri': '/admin/x' }, 403, 'a client cannot hide the path behind another header')
+  await check({ 'x-forwarded-method': 'GET', 'x-forwarded-host': 'app.example.com' }, 403, 'no path known: path rules apply (fail closed)')
+  await check(traefik('/x', { 'x-forwarded-method': 'DELETE' }), 403, 'method rule')
+  await check(traefik('/x', { 'x-forwarded-host': 'billing.example.com:8443' }), 403, 'host rule, port ignored')
+  await check(traefik('/x', { 'x-forwarded-host': 'BILLING.example.com.' }), 403, 'host rule, case and trailing dot ignored')
+  await check({ 'x-original-url': 'https://billing.example.com/x', 'x-original-method': 'GET' }, 403, 'X-Original-URL gives host and path')
+  const otherToken = mint(key2, idTokenClaims(ISS2, 'client-c'))
+  const res = await fa.inject({ method: 'GET', url: '/forward-auth', headers: { ...bearer(otherToken), ...traefik('/x') } })
+  t.equal(res.statusCode, 403, 'forwardAuth.require applies to every request')
+  t.equal(res.json().claim, 'iss')
+
+  // Envoy: the original path follows the prefix; its query is the app's, not requirements.
+  await check({}, 200, 'envoy: public path', '/forward-auth/envoy/public?group=nope&x=1')
+  await check({}, 403, 'envoy: admin path', '/forward-auth/envoy/admin/x?y=1')
+  await check({}, 403, 'envoy: encoded admin path', '/forward-auth/envoy/%61dmin')
+  const del = await fa.inject({ method: 'DELETE', url: '/forward-auth/envoy/x', headers: bearer(token) })
+  t.equal(del.statusCode, 403, 'envoy: the method is the request\'s own')
+  const host = await fa.inject({ method: 'GET', url: '/forward-auth/envoy/x', headers: { ...bearer(token), host: 'billing.example.com' } })
+  t.equal(host.statusCode, 403, 'envoy: the host is the request\'s own')
+
+  // Anything else under the prefix is /forward-auth: a stray "/" must not drop the auth URL's requirements.
+  await check(traefik('/public'), 403, 'trailing slash: the query still holds requirements', '/forward-auth/?group=nope')
+  await check(traefik('/public'), 403, 'any path: the query still holds requirements', '/forward-auth/x?group=nope')
+  await check(traefik('/public'), 200, 'and they can be met', '/forward-auth/?group=admins')
+})
+
+t.test('keys unavailable: 401 by default (fail closed), or the configured status', async (t) => {
+  const failing = async (): Promise<never> => { throw new Error('IdP down') }
+  const down = [{ id: 'down', issuer: ISS, audiences: [AUD], jwksUri: 'https://idp.example.com/jwks' }]
+  const token = mint(key, idTokenClaims(ISS, AUD))
+  for (const [status, expected] of [[undefined, 401], [401, 401], [403, 403], [503, 503]] as const) {
+    const extra = status === undefined ? {} : { forwardAuth: { keysUnavailableStatus: status } }
+    const a = await buildApp(configFor(down, extra), { fetcher: failing as never, startVerifier: false })
+    const res = await a.inject({ method: 'GET', url: '/forward-auth', headers: bearer(token) })
+    t.equal(res.statusCode, expected, `keysUnavailableStatus ${String(status)}`)
+    t.equal(res.json().code, 'keys_unavailable')
+    if (expected === 401) t.equal(res.headers['www-authenticate'], 'Bearer', 'not "invalid_token": the token may be fine')
+    if (expected === 503) t.ok(Number(res.headers['retry-after']) >= 1)
+    else t.notOk(res.headers['retry-after'])
+    await a.close()
+  }
+})
+
+t.test('load shedding answers with the configured status too', async (t) => {
+  const shed = await buildApp(configFor(issuers, { loadShedding: { sampleIntervalMs: 10 } }), { pressureHealthCheck: async () => false })
+  t.teardown(() => shed.close())
+  await shed.ready()
+  let res = await shed.inject({ method: 'GET', url: '/forward-auth', headers: bearer(good()) })
+  for (let i = 0; i < 100 && res.statusCode === 200; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    res = await shed.inject({ method: 'GET', url: '/forward-auth', headers: bearer(good()) })
+  }
+  t.equal(res.statusCode, 401)
+  t.equal(res.json().code, 'overloaded')
+})
+
+t.test('the log line has the original request (no query) and never the token', async (t) => {
+  const lines: string[] = []
+  const logger = pino(loggerOptions('info'), new Writable({ write (chunk, _e, cb) { lines.push(String(chunk)); cb() } }))
+  const logged = await buildApp(configFor(issuers), { loggerInstance: logger })
+  t.teardown(() => logged.close())
+  const token = good()
+  await logged.inject({
+    method: 'GET',
+    url: '/forward-auth',
+    headers: { ...bearer(token), 'x-original-method': 'POST', 'x-forwarded-host': 'app.example.com', 'x-original-uri': '/orders/7?session=s3cr3t' }
+  })
+  await logged.inject({ method: 'PUT', url: `/forward-auth/envoy/api/x?access_token=${token}`, headers: { host: 'envoy.example.com' } })
+  const completed = lines.map((l) => JSON.parse(l)).filter((l) => l.msg === 'request completed')
+  t.match(completed[0], { route: '/forward-auth', status: 200, issuer: 'main', original: { method: 'POST', host: 'app.example.com', path: '/orders/7' } })
+  t.match(completed[1], { route: '/forward-auth/envoy/*', status: 401, code: 'token_missing', original: { method: 'PUT', host: 'envoy.example.com', path: '/api/x' } })
+  const all = lines.join('\n')
+  t.notOk(all.includes(token.split('.')[1]!), 'no token')
+  t.notOk(all.includes('s3cr3t'), 'no query string')
+})
+
+t.test('with caller keys configured, a missing key is 403 (still only 401/403)', async (t) => {
+  const { createHash } = await import('node:crypto')
+  const sha256 = createHash('sha256').update('k'.repeat(40)).digest('hex')
+  const keyed = await buildApp(configFor(issuers, { callers: { keys: [{ id: 'nginx', sha256 }] } }))
+  t.teardown(() => keyed.close())
+  const missing = await keyed.inject({ method: 'GET', url: '/forward-auth', headers: bearer(good()) })
+  t.equal(missing.statusCode, 403)
+  const ok = await keyed.inject({ method: 'GET', url: '/forward-auth', headers: { ...bearer(good()), 'x-api-key': 'k'.repeat(40) } })
+  t.equal(ok.statusCode, 200)
+})

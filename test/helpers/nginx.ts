@@ -1,0 +1,135 @@
+/**
+ * A real nginx for integration tests: started as a child process (daemon off, no master) with a generated
+ * configuration in a temporary directory (pid, logs and temp paths there too), listening on 127.0.0.1 only.
+ *
+ *   const nginx = await startNginx(httpBlockText, { 'x.conf': '…' })  // inside http { }; LISTEN is the address
+ *   await fetch(`${nginx.url}/path`)
+ *   await nginx.close()                                // in t.teardown
+ *
+ * nginx is the Debian package `nginx` (bash .ci/run installs it). When it is missing the test FAILS with a
+ * message saying so: a forward-auth test that silently skips would prove nothing.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { accessSync, constants, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createConnection, createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+/** Replaced in the http block text by 127.0.0.1:<free port>. */
+export const LISTEN = '__LISTEN__'
+
+const CANDIDATES = ['/usr/sbin/nginx', '/usr/local/sbin/nginx', '/usr/bin/nginx', '/usr/local/bin/nginx', '/usr/local/nginx/sbin/nginx']
+const START_TIMEOUT_MS = 10_000
+const STOP_TIMEOUT_MS = 5_000
+
+export function findNginx (): string {
+  const candidates = process.env.NGINX_BIN !== undefined && process.env.NGINX_BIN !== '' ? [process.env.NGINX_BIN] : CANDIDATES
+  for (const path of candidates) {
+    try {
+      accessSync(path, constants.X_OK)
+      return path
+    } catch {
+      // try the next one
+    }
+  }
+  throw new Error(`nginx not found (looked at ${candidates.join(', ')}): install the Debian package "nginx" ` +
+    '(apt-get install -y nginx; bash .ci/run does it) or set NGINX_BIN. This test needs a real nginx and does not skip.')
+}
+
+async function freePort (): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      const port = typeof address === 'object' && address !== null ? address.port : 0
+      server.close(() => { resolve(port) })
+    })
+  })
+}
+
+async function canConnect (port: number): Promise<boolean> {
+  return await new Promise((resolve) => {
+    const socket = createConnection({ host: '127.0.0.1', port })
+    socket.once('connect', () => { socket.destroy(); resolve(true) })
+    socket.once('error', () => { resolve(false) })
+  })
+}
+
+export interface NginxHandle {
+  port: number
+  /** http://127.0.0.1:<port> */
+  url: string
+  /** The error log so far (for failure messages). */
+  errorLog: () => string
+  close: () => Promise<void>
+}
+
+function mainConfig (dir: string, httpBlock: string): string {
+  return `daemon off;
+master_process off;
+worker_processes 1;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log info;
+events { worker_connections 256; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/client_body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+${httpBlock}
+}
+`
+}
+
+async function stop (child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const exited = new Promise<void>((resolve) => { child.once('exit', () => { resolve() }) })
+  child.kill('SIGTERM')
+  const timer = setTimeout(() => { child.kill('SIGKILL') }, STOP_TIMEOUT_MS)
+  await exited
+  clearTimeout(timer)
+}
+
+/**
+ * Starts nginx with `httpBlock` inside http { }; LISTEN in it becomes 127.0.0.1:<a free port>. `files` are
+ * written next to nginx.conf, where relative include paths are resolved.
+ */
+export async function startNginx (httpBlock: string, files: Record<string, string> = {}): Promise<NginxHandle> {
+  const binary = findNginx()
+  const dir = mkdtempSync(join(tmpdir(), 'oidc-verifier-nginx-'))
+  for (const sub of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(dir, sub))
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text)
+  const errorLog = (): string => { try { return readFileSync(join(dir, 'error.log'), 'utf8') } catch { return '' } }
+  let lastError = ''
+  // A port found free can be taken before nginx binds it: try a few.
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const port = await freePort()
+    writeFileSync(join(dir, 'nginx.conf'), mainConfig(dir, httpBlock.split(LISTEN).join(`127.0.0.1:${port}`)))
+    const child = spawn(binary, ['-p', dir, '-e', join(dir, 'error.log'), '-c', join(dir, 'nginx.conf')], { stdio: ['ignore', 'ignore', 'pipe'] })
+    let stderr = ''
+    child.stderr?.on('data', (chunk: Buffer) => { stderr += chunk.toString('utf8') })
+    const deadline = Date.now() + START_TIMEOUT_MS
+    while (Date.now() < deadline && child.exitCode === null && child.signalCode === null) {
+      if (await canConnect(port)) {
+        return {
+          port,
+          url: `http://127.0.0.1:${port}`,
+          errorLog,
+          close: async () => {
+            await stop(child)
+            rmSync(dir, { recursive: true, force: true })
+          }
+        }
+      }
+      await new Promise((resolve) => setTimeout(resolve, 25))
+    }
+    await stop(child)
+    lastError = `${stderr}\n${errorLog()}`.trim()
+    if (!/Address already in use/.test(lastError)) break
+  }
+  rmSync(dir, { recursive: true, force: true })
+  throw new Error(`nginx did not start: ${lastError === '' ? 'no output' : lastError}`)
+}

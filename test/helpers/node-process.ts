@@ -1,0 +1,116 @@
+/**
+ * Runs one of the service's TypeScript entry points (src/server.ts, src/cli.ts) as a real child process,
+ * with the same TypeScript loader tap gives this test (process.execArgv), so no build is needed.
+ *
+ *   const r = await runNode('src/cli.ts', ['check-config', '--config', path])   // waits for exit
+ *   const p = startNode('src/server.ts', ['--config', path])                  // long-running
+ *   await p.waitForLine(/Server listening at (\S+)/)
+ *   p.child.kill('SIGTERM'); const { code } = await p.exited
+ *
+ * The child gets this process's environment minus every setting the service reads (OIDC_*, HOST, PORT,
+ * LOG_LEVEL…), plus `env`. Every wait is bounded; a child still running at teardown is killed.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+
+export const ROOT = fileURLToPath(new URL('../../', import.meta.url))
+
+const SERVICE_ENV = /^(OIDC_|HOST$|PORT$|LOG_LEVEL$|DEV_ISSUER_PORT$|NODE_ENV$)/
+
+function nodeArgs (script: string, args: string[]): string[] {
+  const loader = process.execArgv.some((a) => a.includes('typescript')) ? [] : ['--import=@tapjs/typescript/import']
+  return [...process.execArgv, ...loader, script, ...args]
+}
+
+function childEnv (env: Record<string, string>): NodeJS.ProcessEnv {
+  const base = Object.fromEntries(Object.entries(process.env).filter(([name]) => !SERVICE_ENV.test(name)))
+  return { ...base, TS_NODE_TRANSPILE_ONLY: '1', ...env }
+}
+
+export interface RunResult {
+  code: number | null
+  signal: NodeJS.Signals | null
+  stdout: string
+  stderr: string
+}
+
+export interface RunOptions {
+  env?: Record<string, string>
+  /** Written to standard input, which is then closed. */
+  input?: string
+  /** The child is killed after this long (default 60 s); the result then has signal SIGKILL. */
+  timeoutMs?: number
+}
+
+export async function runNode (script: string, args: string[] = [], opts: RunOptions = {}): Promise<RunResult> {
+  const child = spawn(process.execPath, nodeArgs(script, args), { cwd: ROOT, env: childEnv(opts.env ?? {}), stdio: ['pipe', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d })
+  child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d })
+  child.stdin.on('error', () => {}) // the child may exit without reading its input
+  child.stdin.end(opts.input ?? '')
+  const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000)
+  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => {
+    child.on('close', (c, s) => resolve([c, s]))
+  })
+  clearTimeout(timer)
+  return { code, signal, stdout, stderr }
+}
+
+export interface StartedProcess {
+  child: ChildProcess
+  /** Standard output and standard error so far. */
+  output: () => string
+  /** Resolves with the first match of `pattern` in the output after `from` (an output length); rejects after the time is up or on exit. */
+  waitForLine: (pattern: RegExp, opts?: { from?: number, timeoutMs?: number }) => Promise<RegExpMatchArray>
+  exited: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
+  /** Kills the process if it still runs (for teardown). */
+  kill: () => void
+}
+
+export function startNode (script: string, args: string[] = [], opts: { env?: Record<string, string> } = {}): StartedProcess {
+  const child = spawn(process.execPath, nodeArgs(script, args), { cwd: ROOT, env: childEnv(opts.env ?? {}), stdio: ['ignore', 'pipe', 'pipe'] })
+  let output = ''
+  const listeners = new Set<() => void>()
+  const onData = (d: string): void => {
+    output += d
+    for (const l of [...listeners]) l()
+  }
+  child.stdout?.setEncoding('utf8').on('data', onData)
+  child.stderr?.setEncoding('utf8').on('data', onData)
+  let done = false
+  const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>((resolve) => {
+    child.on('close', (code, signal) => {
+      done = true
+      for (const l of [...listeners]) l()
+      resolve({ code, signal })
+    })
+  })
+
+  const waitForLine = async (pattern: RegExp, { from = 0, timeoutMs = 30_000 } = {}): Promise<RegExpMatchArray> => {
+    return await new Promise<RegExpMatchArray>((resolve, reject) => {
+      const check = (): void => {
+        const match = output.slice(from).match(pattern)
+        if (match !== null) finish(() => resolve(match))
+        else if (done) finish(() => reject(new Error(`process exited before printing ${String(pattern)}; output:\n${output}`)))
+      }
+      const timer = setTimeout(() => finish(() => reject(new Error(`no ${String(pattern)} within ${timeoutMs} ms; output:\n${output}`))), timeoutMs)
+      const finish = (settle: () => void): void => {
+        clearTimeout(timer)
+        listeners.delete(check)
+        settle()
+      }
+      listeners.add(check)
+      check()
+    })
+  }
+
+  return {
+    child,
+    output: () => output,
+    waitForLine,
+    exited,
+    kill: () => { if (!done) child.kill('SIGKILL') }
+  }
+}

@@ -1,0 +1,239 @@
+/**
+ * Configuration reload (src/reload.ts) driven directly: a valid configuration is swapped in, an invalid
+ * one is refused and the old one keeps serving, settings that need a restart are reported, a request in
+ * flight during the swap completes on the Verifier it started with, and SIGHUPs never overlap.
+ */
+import t from 'tap'
+import { Writable } from 'node:stream'
+import pino from 'pino'
+import { buildApp } from '../src/app.js'
+import { ConfigError, loadConfig } from '../src/config/load.js'
+import type { Config } from '../src/config/types.js'
+import { Verifier } from '../src/core/verifier.js'
+import { loggerOptions } from '../src/logger.js'
+import type { FetchJson } from '../src/net/fetch-json.js'
+import { changedSettings, reloadConfiguration, reloadOnSighup, RELOADABLE } from '../src/reload.js'
+import { configFor as baseConfigFor } from './helpers/config.js'
+import { startJwksServer } from './helpers/jwks-server.js'
+import { idTokenClaims, jwksOf, makeKey, mint } from './helpers/tokens.js'
+
+/** Load shedding is not under test here: a busy CI machine must not turn these answers into 503s. */
+function configFor (issuers: Array<Record<string, unknown>>, extra: Record<string, unknown> = {}): Config {
+  return baseConfigFor(issuers, { loadShedding: { enabled: false }, ...extra })
+}
+
+const ISS_A = 'https://a.example.com'
+const ISS_B = 'https://b.example.com'
+const keyA = makeKey('ES256')
+const keyB = makeKey('RS256')
+const tokenA = mint(keyA, idTokenClaims(ISS_A, 'aud-a'))
+const tokenB = mint(keyB, idTokenClaims(ISS_B, 'aud-b'))
+const issuerA = { id: 'a', issuer: ISS_A, audiences: ['aud-a'], jwks: jwksOf(keyA) }
+const issuerB = { id: 'b', issuer: ISS_B, audiences: ['aud-b'], jwks: jwksOf(keyB) }
+const INFO = { server: { logLevel: 'info' } }
+
+function capture (): { lines: () => Array<Record<string, unknown>>, logger: pino.Logger } {
+  const raw: string[] = []
+  const stream = new Writable({ write (chunk, _enc, cb) { raw.push(...String(chunk).split('\n').filter(Boolean)); cb() } })
+  return { lines: () => raw.map((l) => JSON.parse(l) as Record<string, unknown>), logger: pino(loggerOptions('info'), stream) }
+}
+
+/** A configuration file's text loaded the way server.ts does, from an in-memory file. */
+function fileLoader (text: () => string): () => Config {
+  return () => loadConfig({ argv: ['--config', '/etc/oidc-verifier.yaml'], env: {}, readFile: () => text() })
+}
+
+async function verifyStatus (app: Awaited<ReturnType<typeof buildApp>>, token: string): Promise<{ status: number, code: unknown }> {
+  const res = await app.inject({ method: 'POST', url: '/verify', payload: { token } })
+  return { status: res.statusCode, code: (res.json() as { code?: unknown }).code }
+}
+
+t.test('a valid configuration is swapped in: new issuers accepted, removed ones refused', async (t) => {
+  const { lines, logger } = capture()
+  const app = await buildApp(configFor([issuerA], INFO), { loggerInstance: logger })
+  t.teardown(() => app.close())
+  await app.ready()
+  const before = app.verifier
+  t.same(await verifyStatus(app, tokenA), { status: 200, code: undefined })
+  t.same(await verifyStatus(app, tokenB), { status: 401, code: 'issuer_unknown' })
+
+  const result = await reloadConfiguration(app, () => configFor([issuerB], INFO))
+  t.equal(result.outcome, 'applied')
+  t.same(result.problems, [])
+  t.same(result.needsRestart, [])
+  t.not(app.verifier, before, 'a new Verifier is in place')
+  t.equal(app.verifierSlot.config.issuers[0]?.id, 'b', 'the slot carries the new configuration')
+  t.same(await verifyStatus(app, tokenB), { status: 200, code: undefined })
+  t.same(await verifyStatus(app, tokenA), { status: 401, code: 'issuer_unknown' })
+  await result.retired
+  t.equal(app.verifierSlot.retiring, 0, 'the old Verifier is closed')
+
+  const ready = await app.inject({ method: 'GET', url: '/readyz' })
+  t.same(ready.json().issuers.map((i: { id: string }) => i.id), ['b'], '/readyz shows the new issuers')
+  const line = lines().find((l) => l.msg === 'configuration reloaded')
+  t.match(line, { component: 'reload', issuers: ['b'], changed: ['issuers'] })
+})
+
+t.test('an invalid configuration is refused with every problem logged; the old one keeps serving', async (t) => {
+  const { lines, logger } = capture()
+  const app = await buildApp(configFor([issuerA], INFO), { loggerInstance: logger })
+  t.teardown(() => app.close())
+  await app.ready()
+  const before = app.verifier
+
+  const cases: Array<[string, string, RegExp[]]> = [
+    ['unknown option and empty audiences', 'issuers:\n  - id: a\n    issuer: https://a.example.com\n    audiences: []\n    audience: x\n',
+      [/issuers\[0\]\.audiences/, /issuers\[0\]\.audience: unknown option/]],
+    ['not YAML', 'issuers: [\n', [/invalid YAML/]],
+    ['empty file', '', [/empty/]],
+    ['no issuers', 'server: { port: 9 }\n', [/issuers/]],
+    ['huge nonsense', `issuers: ${'x'.repeat(200_000)}\n`, [/issuers/]]
+  ]
+  for (const [name, text, expected] of cases) {
+    const result = await reloadConfiguration(app, fileLoader(() => text))
+    t.equal(result.outcome, 'refused', name)
+    for (const pattern of expected) t.ok(result.problems.some((p) => pattern.test(p)), `${name}: ${String(pattern)} in ${JSON.stringify(result.problems)}`)
+    t.equal(app.verifier, before, `${name}: the old Verifier stays`)
+    t.same(await verifyStatus(app, tokenA), { status: 200, code: undefined }, `${name}: the old configuration keeps serving`)
+  }
+  const refusals = lines().filter((l) => l.msg?.toString().startsWith('configuration reload refused'))
+  t.equal(refusals.length, cases.length, 'one log line per refusal')
+  t.match(refusals[0], { level: 50, component: 'reload', problems: [/audiences/, /unknown option/] })
+  t.match(String(refusals[0]?.msg), /the previous configuration keeps serving/)
+
+  const thrown = await reloadConfiguration(app, () => { throw new Error('EACCES') })
+  t.equal(thrown.outcome, 'refused', 'an unexpected error while loading refuses too')
+  t.match(thrown.problems, [/EACCES/])
+  t.ok(new ConfigError(['x']) instanceof Error)
+})
+
+t.test('settings that need a restart are reported and not applied; the rest is', async (t) => {
+  const { lines, logger } = capture()
+  const app = await buildApp(configFor([issuerA], { server: { logLevel: 'info', port: 8080 } }), { loggerInstance: logger })
+  t.teardown(() => app.close())
+  await app.ready()
+
+  const next = configFor([issuerA, issuerB], {
+    server: { logLevel: 'debug', port: 9090, bodyLimit: 100000, maxTokenBytes: 20000 },
+    rateLimit: { max: 5 },
+    jwks: { defaultFreshnessSeconds: 300 }
+  })
+  const result = await reloadConfiguration(app, () => next)
+  t.equal(result.outcome, 'applied')
+  t.same(result.needsRestart, ['rateLimit.max', 'server.bodyLimit', 'server.port'])
+  t.equal(app.log.level, 'debug', 'the log level is applied')
+  t.same(await verifyStatus(app, tokenB), { status: 200, code: undefined }, 'the issuers are applied')
+  const warning = lines().find((l) => l.level === 40 && l.component === 'reload')
+  t.match(warning, { settings: ['rateLimit.max', 'server.bodyLimit', 'server.port'] })
+  t.match(String(warning?.msg), /needs a restart/)
+  t.notMatch(JSON.stringify(lines()), /9090|100000/, 'values are not logged, only the names of settings')
+})
+
+t.test('changedSettings compares leaves and lists whole, ignores the source', async (t) => {
+  t.same(changedSettings({ a: { b: 1, c: [1, 2] }, source: 'x' }, { a: { b: 1, c: [1, 2] }, source: 'y' }), [])
+  t.same(changedSettings({ a: { b: 1, c: [1, 2] } }, { a: { b: 2, c: [2, 1] }, d: true }), ['a.b', 'a.c', 'd'])
+  t.same(changedSettings({ server: { tls: { cert: 'x' } } }, { server: {} }), ['server.tls'])
+  t.ok(RELOADABLE.includes('issuers'))
+})
+
+/** A fetcher whose first `held` calls wait until `release()`; the others answer at once. */
+function gatedFetcher (jwks: unknown, held: number): { fetcher: FetchJson, calls: () => number, release: () => void } {
+  let calls = 0
+  let release!: () => void
+  const gate = new Promise<void>((resolve) => { release = resolve })
+  const fetcher: FetchJson = async (url) => {
+    calls++
+    if (calls <= held) await gate
+    return { url, body: jwks, durationMs: 1 }
+  }
+  return { fetcher, calls: () => calls, release }
+}
+
+async function until (condition: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 400 && !condition(); i++) await new Promise((resolve) => setTimeout(resolve, 5))
+  if (!condition()) throw new Error(`timed out waiting for ${what}`)
+}
+
+t.test('a request in flight during a reload completes on the Verifier it started with', async (t) => {
+  const remote = { id: 'a', issuer: ISS_A, audiences: ['aud-a'], jwksUri: 'https://a.example.com/jwks' }
+  const gated = gatedFetcher(jwksOf(keyA), 1)
+  const app = await buildApp(configFor([remote]), { fetcher: gated.fetcher, startVerifier: false })
+  t.teardown(() => app.close())
+  await app.ready()
+  const old = app.verifier
+
+  // The first request waits for the old Verifier's (held) JWKS fetch.
+  const inFlight = app.inject({ method: 'POST', url: '/verify', payload: { token: tokenA } })
+  await until(() => gated.calls() === 1, 'the first fetch')
+
+  const result = await reloadConfiguration(app, () => configFor([remote], { jwks: { defaultFreshnessSeconds: 300 } }))
+  t.equal(result.outcome, 'applied')
+  t.not(app.verifier, old, 'swapped while the request is still running')
+  t.equal(app.verifierSlot.retiring, 1, 'the old Verifier waits for its request')
+  let retired = false
+  void result.retired.then(() => { retired = true })
+  await new Promise((resolve) => setImmediate(resolve))
+  t.notOk(retired, 'not closed while a request from before the swap runs')
+
+  t.same(await verifyStatus(app, tokenA), { status: 200, code: undefined }, 'a new request uses the new Verifier at once')
+
+  gated.release()
+  const res = await inFlight
+  t.equal(res.statusCode, 200, 'the request in flight completes')
+  t.equal(res.json().issuer.id, 'a')
+  await result.retired
+  t.equal(app.verifierSlot.retiring, 0, 'the old Verifier is closed once its request is done')
+})
+
+t.test('closing a Verifier does not break a verification already running on it', async (t) => {
+  const gated = gatedFetcher(jwksOf(keyA), 1)
+  const verifier = new Verifier(configFor([{ id: 'a', issuer: ISS_A, audiences: ['aud-a'], jwksUri: 'https://a.example.com/jwks' }]), { fetcher: gated.fetcher })
+  const pending = verifier.verify(tokenA)
+  await until(() => gated.calls() === 1, 'the fetch')
+  verifier.close()
+  gated.release()
+  const identity = await pending
+  t.equal(identity.issuer.id, 'a')
+})
+
+t.test('a reload that would leave a serving issuer without keys is refused; a new unreachable issuer is not', async (t) => {
+  const idp = await startJwksServer({ json: jwksOf(keyA) })
+  t.teardown(() => idp.close())
+  idp.set({ status: 500 }, '/broken')
+  const remote = { id: 'a', issuer: ISS_A, audiences: ['aud-a'], jwksUri: idp.jwksUrl }
+  const app = await buildApp(configFor([remote], { jwks: { backoffInitialSeconds: 60, backoffMaxSeconds: 60 } }))
+  t.teardown(() => app.close())
+  await app.ready()
+  await until(() => app.verifier.ready, 'keys')
+
+  const broken = await reloadConfiguration(app, () => configFor([{ ...remote, jwksUri: `${idp.url}/broken` }]), { readyTimeoutMs: 1000 })
+  t.equal(broken.outcome, 'refused')
+  t.match(broken.problems, [/issuers: a \(https:\/\/a\.example\.com\) has usable keys now but got none.*HTTP 500/])
+  t.same(await verifyStatus(app, tokenA), { status: 200, code: undefined }, 'the old keys keep serving')
+
+  const added = await reloadConfiguration(app, () => configFor([remote, { id: 'c', issuer: 'https://c.example.com', audiences: ['c'], jwksUri: `${idp.url}/broken` }]), { readyTimeoutMs: 1000 })
+  t.equal(added.outcome, 'applied', 'an issuer that had no keys before does not block the reload')
+  t.same(app.verifier.status().map((s) => [s.id, s.ready]), [['a', true], ['c', false]])
+  t.same(await verifyStatus(app, tokenA), { status: 200, code: undefined })
+})
+
+t.test('SIGHUP reloads; signals during a reload run one more reload, never two at once', async (t) => {
+  const app = await buildApp(configFor([issuerA]))
+  const listenersBefore = process.listenerCount('SIGHUP')
+  let loads = 0
+  reloadOnSighup(app, () => {
+    loads++
+    return configFor([issuerA, issuerB])
+  })
+  await app.ready()
+  t.equal(process.listenerCount('SIGHUP'), listenersBefore + 1)
+  process.emit('SIGHUP', 'SIGHUP')
+  process.emit('SIGHUP', 'SIGHUP')
+  process.emit('SIGHUP', 'SIGHUP')
+  await until(() => loads === 2 && app.verifierSlot.retiring === 0, 'two reloads')
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  t.equal(loads, 2, 'the first reload, then one more for the signals that came during it')
+  t.same(await verifyStatus(app, tokenB), { status: 200, code: undefined })
+  await app.close()
+  t.equal(process.listenerCount('SIGHUP'), listenersBefore, 'the listener is removed when the app closes')
+})

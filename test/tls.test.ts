@@ -1,0 +1,113 @@
+/**
+ * TLS and mutual TLS on a real port, with certificates made for the test: a client needs the CA to trust
+ * the server; with clientCaFile, only a client certificate that chains to that CA gets an HTTP answer.
+ */
+import t from 'tap'
+import { request, type RequestOptions } from 'node:https'
+import { connect as netConnect, type AddressInfo } from 'node:net'
+import { connect as tlsConnect } from 'node:tls'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { buildApp } from '../src/app.js'
+import { ConfigError, parseConfig } from '../src/config/load.js'
+import { configFor } from './helpers/config.js'
+import { makeTestPki } from './helpers/certs.js'
+import { idTokenClaims, jwksOf, makeKey, mint } from './helpers/tokens.js'
+
+const ISS = 'https://idp.example.com'
+const key = makeKey('ES256')
+const issuers = [{ id: 'main', issuer: ISS, audiences: ['aud'], jwks: jwksOf(key) }]
+const pki = makeTestPki()
+t.teardown(() => { pki.remove() })
+
+interface Answer { status: number, body: string }
+
+function call (port: number, options: RequestOptions & { path: string, method?: string, payload?: string }): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, agent: false, ...options, timeout: 5000 }, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (c: Buffer) => chunks.push(c))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }))
+      res.on('error', reject)
+    })
+    req.on('timeout', () => req.destroy(new Error('timeout')))
+    req.on('error', reject)
+    if (options.payload !== undefined) req.setHeader('content-type', 'application/json')
+    req.end(options.payload)
+  })
+}
+
+t.test('TLS: the listener speaks HTTPS with the configured certificate', async (t) => {
+  const app = await buildApp(configFor(issuers, { server: { tls: { certFile: pki.serverCert, keyFile: pki.serverKey } } }))
+  t.teardown(() => app.close())
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const port = (app.server.address() as AddressInfo).port
+
+  t.same(await call(port, { path: '/healthz', ca: pki.pem.ca }), { status: 200, body: '{"status":"ok"}' })
+  const verified = await call(port, { path: '/verify', method: 'POST', ca: pki.pem.ca, payload: JSON.stringify({ token: mint(key, idTokenClaims(ISS, 'aud')) }) })
+  t.equal(verified.status, 200)
+  t.equal(JSON.parse(verified.body).subject, 'user-123')
+  await t.rejects(call(port, { path: '/healthz' }), { code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' }, 'a client that does not trust the CA refuses the server')
+
+  // Plain HTTP to the TLS port gets no HTTP answer; the server keeps serving.
+  const plain = await new Promise<string>((resolve) => {
+    const socket = netConnect(port, '127.0.0.1', () => socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n'))
+    let got = ''
+    socket.on('data', (d) => { got += d.toString('latin1') })
+    socket.on('close', () => resolve(got))
+    socket.on('error', () => resolve(got))
+    socket.setTimeout(3000, () => socket.destroy())
+  })
+  t.notMatch(plain, /HTTP\/1\.1 200/, 'no HTTP over plain TCP')
+  // Garbage after a good handshake is a 400, not a crash.
+  const garbage = await new Promise<string>((resolve, reject) => {
+    const socket = tlsConnect({ host: '127.0.0.1', port, ca: pki.pem.ca }, () => socket.write('\u0000\u0001 NOT HTTP \r\n\r\n'))
+    let got = ''
+    socket.on('data', (d) => { got += d.toString('latin1') })
+    socket.on('close', () => resolve(got))
+    socket.on('error', reject)
+    socket.setTimeout(3000, () => socket.destroy())
+  })
+  t.match(garbage, /^HTTP\/1\.1 400/)
+  t.equal((await call(port, { path: '/healthz', ca: pki.pem.ca })).status, 200, 'still serving')
+})
+
+t.test('mutual TLS: only clients with a certificate of the configured CA', async (t) => {
+  const app = await buildApp(configFor(issuers, { server: { tls: { certFile: pki.serverCert, keyFile: pki.serverKey, clientCaFile: pki.caCert } } }))
+  t.teardown(() => app.close())
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const port = (app.server.address() as AddressInfo).port
+
+  const token = mint(key, idTokenClaims(ISS, 'aud'))
+  const admitted = await call(port, { path: '/verify', method: 'POST', ca: pki.pem.ca, cert: pki.pem.clientCert, key: pki.pem.clientKey, payload: JSON.stringify({ token }) })
+  t.equal(admitted.status, 200, 'a client certificate of the CA is admitted')
+  await t.rejects(call(port, { path: '/healthz', ca: pki.pem.ca }), 'no client certificate: no HTTP answer')
+  await t.rejects(call(port, { path: '/healthz', ca: pki.pem.ca, cert: pki.pem.strangerCert, key: pki.pem.strangerKey }), 'a certificate of another CA: no HTTP answer')
+  // The server's own certificate is not a client certificate (extendedKeyUsage serverAuth only).
+  await t.rejects(call(port, { path: '/healthz', ca: pki.pem.ca, cert: pki.pem.serverCert, key: (await import('node:fs')).readFileSync(pki.serverKey) }))
+  t.equal((await call(port, { path: '/healthz', ca: pki.pem.ca, cert: pki.pem.clientCert, key: pki.pem.clientKey })).status, 200, 'still serving')
+})
+
+t.test('TLS configuration problems are reported with their path', async (t) => {
+  const problems = (tls: Record<string, unknown>): string[] => {
+    try {
+      parseConfig({ issuers, server: { tls } }, 'c.yaml', {})
+      return []
+    } catch (err) {
+      if (err instanceof ConfigError) return err.problems
+      throw err
+    }
+  }
+  const garbage = join(pki.dir, 'garbage.pem')
+  writeFileSync(garbage, '-----BEGIN PRIVATE KEY-----\nTOP-SECRET-MATERIAL\n-----END PRIVATE KEY-----\n')
+  t.same(problems({ certFile: pki.serverCert, keyFile: pki.serverKey, clientCaFile: pki.caCert }), [])
+  t.match(problems({ certFile: join(pki.dir, 'nope.crt'), keyFile: pki.serverKey }), [/server\.tls\.certFile: cannot read ".*nope\.crt": no such file/])
+  const bad = problems({ certFile: pki.serverCert, keyFile: garbage })
+  t.match(bad, [/server\.tls\.keyFile: expected an unencrypted PEM private key/])
+  t.notOk(bad.join().includes('TOP-SECRET'), 'key material is never quoted')
+  t.match(problems({ certFile: garbage, keyFile: pki.serverKey }), [/server\.tls\.certFile: expected a PEM certificate/])
+  t.match(problems({ certFile: pki.serverCert, keyFile: join(pki.dir, 'client.key') }), [/server\.tls\.keyFile: the private key does not belong to the certificate/])
+  t.match(problems({ certFile: pki.serverCert, keyFile: pki.serverKey, clientCaFile: pki.serverCert }), [/server\.tls\.clientCaFile: expected a CA certificate/])
+  t.match(problems({ certFile: pki.serverCert }), [/server\.tls\.keyFile: missing/])
+  t.match(problems({ certFile: pki.serverCert, keyFile: pki.serverKey, ca: pki.caCert }), [/server\.tls\.ca: unknown option/])
+})
