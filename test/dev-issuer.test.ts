@@ -39,7 +39,8 @@ t.test('refuses to run with NODE_ENV=production', async (t) => {
 
 const built = existsSync(new URL('../dist/dev.js', import.meta.url))
 
-t.test('npm run dev prints a curl command that verifies a fresh token', { skip: built ? false : 'run `npm run build` first (CI does)' }, async (t) => {
+t.test('npm run dev prints a curl command that verifies a fresh token', async (t) => {
+  t.ok(built, 'dist/dev.js exists (npm test builds first, in pretest)')
   const child = spawn(process.execPath, ['dist/dev.js'], { env: { ...process.env, NODE_ENV: 'development', PORT: '0', DEV_ISSUER_PORT: '0', LOG_LEVEL: 'warn' }, stdio: ['ignore', 'ignore', 'pipe'] })
   t.teardown(() => { child.kill('SIGTERM') })
   let stderr = ''
@@ -62,7 +63,7 @@ t.test('npm run dev prints a curl command that verifies a fresh token', { skip: 
   t.equal(await exit, 0, 'SIGTERM exits 0')
 })
 
-t.test('npm run dev refuses NODE_ENV=production', { skip: built ? false : 'run `npm run build` first (CI does)' }, async (t) => {
+t.test('npm run dev refuses NODE_ENV=production', async (t) => {
   const child = spawn(process.execPath, ['dist/dev.js'], { env: { ...process.env, NODE_ENV: 'production', PORT: '0', DEV_ISSUER_PORT: '0' }, stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''
   child.stderr.on('data', (d) => { stderr += String(d) })

@@ -140,10 +140,6 @@ t.test('the script: exit 0 when healthy, 1 when not, 2 on a usage error', async 
   t.equal(healthy.code, 0, healthy.out)
   t.match(healthy.out, `GET http://127.0.0.1:${appPort}/healthz: status 200`)
 
-  const notReady = await runScript(['/no-such-route'], { PORT: String(appPort) })
-  t.equal(notReady.code, 1)
-  t.match(notReady.out, 'status 404')
-
   const closed = rawServer(() => {})
   const closedPort = await listen(closed)
   await new Promise<void>((resolve) => closed.close(() => resolve()))
