@@ -1,14 +1,29 @@
 /**
  * The production entry point: `node dist/server.js [--config PATH]` (npm start). The configuration is
  * validated completely before anything listens; every problem is printed and the exit code is 2.
+ * `WORKERS=N` (or `auto`: one per core) runs N workers behind the one port (src/cluster-primary.ts).
  */
+import cluster from 'node:cluster'
+import { availableParallelism } from 'node:os'
+import { parseWorkers, runPrimary } from './cluster-primary.js'
 import { ConfigError, loadConfig } from './config/load.js'
 import type { Config } from './config/types.js'
 import { runService } from './run.js'
 
 try {
   const load = (): Config => loadConfig({ argv: process.argv.slice(2), env: process.env })
-  await runService(load(), undefined, load)
+  const workers = parseWorkers(process.env.WORKERS, availableParallelism())
+  if (workers instanceof Error) {
+    process.stderr.write(`oidc-verifier: ${workers.message}\n`)
+    process.exit(2)
+  }
+  if (workers > 1 && cluster.isPrimary) {
+    // Validate before forking, so an invalid configuration fails once, with every problem, exit code 2.
+    const config = load()
+    runPrimary(workers, config.server.shutdownGraceSeconds)
+  } else {
+    await runService(load(), undefined, load)
+  }
 } catch (err) {
   if (err instanceof ConfigError) {
     process.stderr.write(`oidc-verifier: invalid configuration, not starting:\n${err.problems.map((p) => `  - ${p}`).join('\n')}\n`)

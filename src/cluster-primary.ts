@@ -1,0 +1,61 @@
+/**
+ * Several workers on one host behind one port (node:cluster), for a machine with more cores than one
+ * process can use: `WORKERS=N npm start`. The primary validates the configuration, forks N workers that each
+ * run the whole service (the cluster module shares the listening port), forwards SIGHUP (reload) and
+ * SIGTERM/SIGINT (graceful stop), and replaces a worker that dies, with a bound on restarts. One worker per
+ * container stays the default for Kubernetes, where replicas are scaled instead.
+ */
+import cluster, { type Worker } from 'node:cluster'
+
+/** A worker that dies is replaced, but not more often than this in a minute: a crash loop must surface. */
+export const MAX_RESTARTS_PER_MINUTE = 10
+
+export function parseWorkers (value: string | undefined, cores: number): number | Error {
+  if (value === undefined || value === '') return 1
+  if (value === 'auto') return Math.max(1, cores)
+  if (!/^[1-9][0-9]{0,2}$/.test(value)) return new Error(`WORKERS: expected a whole number from 1 to 999 or "auto", got ${JSON.stringify(value.slice(0, 20))}`)
+  return Number(value)
+}
+
+export function runPrimary (workers: number, graceSeconds: number): void {
+  let stopping = false
+  const restarts: number[] = []
+  const log = (msg: string): void => { process.stderr.write(`${JSON.stringify({ level: 30, time: new Date().toISOString(), service: 'oidc-verifier', component: 'cluster', msg })}\n`) }
+
+  const fork = (): Worker => cluster.fork()
+  const started = Array.from({ length: workers }, fork)
+  log(`started ${workers} workers (pids ${started.map((w) => w.process.pid).join(', ')})`)
+
+  cluster.on('exit', (worker, code, signal) => {
+    if (stopping) {
+      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0)
+      return
+    }
+    const now = Date.now()
+    while (restarts.length > 0 && now - (restarts[0] as number) > 60_000) restarts.shift()
+    if (restarts.length >= MAX_RESTARTS_PER_MINUTE) {
+      log(`worker ${worker.process.pid} exited (${signal ?? code}); too many restarts in a minute, stopping`)
+      stop('SIGTERM', 1)
+      return
+    }
+    restarts.push(now)
+    const replacement = fork()
+    log(`worker ${worker.process.pid} exited (${signal ?? code}); started replacement ${replacement.process.pid}`)
+  })
+
+  const stop = (signal: NodeJS.Signals, exitCode = 0): void => {
+    if (stopping) return
+    stopping = true
+    log(`${signal}: stopping workers`)
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill(signal)
+    // Workers finish their requests within their own grace period; the primary waits a little longer.
+    setTimeout(() => process.exit(exitCode === 0 ? 1 : exitCode), (graceSeconds + 5) * 1000).unref()
+    if (exitCode !== 0) process.exitCode = exitCode
+  }
+  process.on('SIGTERM', () => stop('SIGTERM'))
+  process.on('SIGINT', () => stop('SIGINT'))
+  process.on('SIGHUP', () => {
+    log('SIGHUP: asking every worker to reload its configuration')
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGHUP')
+  })
+}

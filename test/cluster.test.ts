@@ -1,0 +1,60 @@
+/**
+ * WORKERS=N runs N workers behind one port (node:cluster): all of them serve, SIGTERM stops them all with
+ * exit 0, a dead worker is replaced, and a bad WORKERS value or configuration fails before anything forks.
+ */
+import t from 'tap'
+import { join } from 'node:path'
+import { stringify } from 'yaml'
+import { parseWorkers } from '../src/cluster-primary.js'
+import { runNode, startNode } from './helpers/node-process.js'
+import { tempDir } from './helpers/temp-dir.js'
+import { idTokenClaims, jwksOf, makeKey, mint } from './helpers/tokens.js'
+
+const ISS = 'https://cluster.example.com'
+const key = makeKey('ES256')
+
+t.test('parseWorkers', async (t) => {
+  t.equal(parseWorkers(undefined, 8), 1)
+  t.equal(parseWorkers('', 8), 1)
+  t.equal(parseWorkers('auto', 8), 8)
+  t.equal(parseWorkers('3', 8), 3)
+  for (const bad of ['0', '-1', '1.5', 'many', '1000', '2 ']) t.ok(parseWorkers(bad, 8) instanceof Error, bad)
+})
+
+t.test('two workers serve one port and stop together on SIGTERM', async (t) => {
+  const dir = tempDir(t, {
+    'config.yaml': stringify({ server: { host: '127.0.0.1', port: 0, logLevel: 'info', shutdownGraceSeconds: 2 }, loadShedding: { enabled: false }, issuers: [{ id: 'c', issuer: ISS, audiences: ['aud'], jwks: jwksOf(key) }] })
+  })
+  const server = startNode('src/server.ts', ['--config', join(dir, 'config.yaml')], { env: { WORKERS: '2' } })
+  t.teardown(() => server.kill())
+  const first = await server.waitForLine(/Server listening at (http:\/\/127\.0\.0\.1:\d+)/, { timeoutMs: 60_000 })
+  const base = first[1] as string
+  const at = (first.index ?? 0) + first[0].length
+  const second = await server.waitForLine(/Server listening at (http:\/\/127\.0\.0\.1:\d+)/, { from: at, timeoutMs: 60_000 })
+  t.equal(second[1], base, 'both workers listen on the same port')
+  const token = mint(key, idTokenClaims(ISS, 'aud'))
+  const statuses = await Promise.all(Array.from({ length: 20 }, async () => (await fetch(`${base}/verify`, { method: 'POST', headers: { authorization: `Bearer ${token}` } })).status))
+  t.same(new Set(statuses), new Set([200]))
+
+  // A worker that dies is replaced, and the port keeps being served.
+  const pids = (await server.waitForLine(/started 2 workers \(pids (\d+), (\d+)\)/)).slice(1).map(Number)
+  const before = server.output().length
+  process.kill(pids[0] as number, 'SIGKILL')
+  await server.waitForLine(new RegExp(`worker ${pids[0]} exited \\(SIGKILL\\); started replacement \\d+`), { from: before })
+  await server.waitForLine(/Server listening at/, { from: before, timeoutMs: 60_000 })
+  t.equal((await fetch(`${base}/verify`, { method: 'POST', headers: { authorization: `Bearer ${token}` } })).status, 200, 'still served after a worker died')
+  server.child.kill('SIGTERM')
+  const { code } = await server.exited
+  t.equal(code, 0, 'the primary exits 0 after its workers')
+  t.match(server.output(), /SIGTERM: stopping workers/)
+})
+
+t.test('an invalid WORKERS value or configuration fails before forking', async (t) => {
+  const bad = await runNode('src/server.ts', [], { env: { WORKERS: 'lots', OIDC_ISSUER: ISS, OIDC_AUDIENCE: 'aud' } })
+  t.equal(bad.code, 2)
+  t.match(bad.stderr, /WORKERS: expected a whole number/)
+  const invalid = await runNode('src/server.ts', [], { env: { WORKERS: '2', OIDC_ISSUER: 'http://not-loopback.example.com', OIDC_AUDIENCE: 'aud' } })
+  t.equal(invalid.code, 2)
+  t.match(invalid.stderr, /OIDC_ISSUER/)
+  t.notMatch(invalid.stderr, /started 2 workers/)
+})
