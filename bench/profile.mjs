@@ -1,10 +1,12 @@
 #!/usr/bin/env node
-// Where oidc-verifier's CPU per request goes: runs the built service under load with `node --cpu-prof`,
-// once for the cache-hit path (one token repeated) and once for the cold path (every token new), and
-// prints the top self-time functions and the share of each package. Same pinning and IdP as run.mjs.
+// Where a target's CPU per request goes: runs it under load with `node --cpu-prof`, once for the cache-hit
+// path (one token repeated) and once for the cold path (every token new), and prints the top self-time
+// functions and the share of each package, counting only the samples taken during the measured load.
+// Same pinning and IdP as run.mjs.
 //   node bench/profile.mjs      (after npm run build and npm --prefix bench ci)
-// Settings (environment): ALG=ES256  DURATION=8  CONNECTIONS=32  TOKENS=60000  TOP=25  PIN=auto|0
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+// Settings (environment): TARGET=oidc-verifier (or a peer: its bench/peers/<name>.mjs is run directly)
+//   ALG=ES256  DURATION=8  CONNECTIONS=32  TOKENS=60000  TOP=25  PIN=auto|0
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { renderSummary, summarizeProfile } from './lib/cpu-profile.mjs'
@@ -17,6 +19,7 @@ import { freePort, spawnLogged, stopAll, stopProcess, tail, waitListening } from
 
 const BENCH = dirname(fileURLToPath(import.meta.url))
 const env = process.env
+const target = env.TARGET ?? 'oidc-verifier'
 const alg = env.ALG ?? 'ES256'
 const durationS = Number(env.DURATION ?? 8)
 const connections = Number(env.CONNECTIONS ?? 32)
@@ -44,12 +47,17 @@ for (const [scenario, mode] of [['repeated', 'rotate'], ['distinct', 'once']]) {
   mkdirSync(dir)
   const port = await freePort()
   const log = join(work, `${scenario}.target.log`)
-  const child = spawnLogged('bash', [join(BENCH, 'targets', 'oidc-verifier.sh'), String(port), idp.issuer, idp.jwksUri, audience, alg], {
-    log, cpu: pinning?.target, env: { ...env, OIDC_VERIFIER_NODE_ARGS: `--cpu-prof --cpu-prof-dir=${dir}` }
-  })
+  const args = [String(port), idp.issuer, idp.jwksUri, audience, alg]
+  const child = target === 'oidc-verifier'
+    ? spawnLogged('bash', [join(BENCH, 'targets', 'oidc-verifier.sh'), ...args], {
+      log, cpu: pinning?.target, env: { ...env, OIDC_VERIFIER_NODE_ARGS: `--cpu-prof --cpu-prof-dir=${dir}` }
+    })
+    : spawnLogged('node', ['--cpu-prof', `--cpu-prof-dir=${dir}`, join(BENCH, 'peers', `${target}.mjs`), ...args], {
+      log, cpu: pinning?.target, env: { ...env, NODE_ENV: 'production' }
+    })
   const up = await waitListening(child, port, 30000)
   if (!up.ok) {
-    console.error(`oidc-verifier did not start: ${JSON.stringify(up)}\n${tail(log)}`)
+    console.error(`${target} did not start: ${JSON.stringify(up)}\n${tail(log)}`)
     process.exit(1)
   }
   const url = `http://127.0.0.1:${port}`
@@ -65,11 +73,12 @@ for (const [scenario, mode] of [['repeated', 'rotate'], ['distinct', 'once']]) {
     process.exit(1)
   }
   const s = summarizeProfile(JSON.parse(readFileSync(profileFile, 'utf8')), top, { fromUs, toUs })
-  const title = `${alg} ${scenario}: ${m.responses} responses, ${m.rps?.toFixed(0)} req/s, ${m.serverUsPerReq?.toFixed(1)} µs/req ` +
+  const title = `${target} ${alg} ${scenario}: ${m.responses} responses, ${m.rps?.toFixed(0)} req/s, ${m.serverUsPerReq?.toFixed(1)} µs/req ` +
     'with the profiler on (samples of the measured load only)'
   out.push(renderSummary(s, title))
   console.log(`${scenario}: profile ${relative(process.cwd(), profileFile)}`)
 }
 await idp.close()
+for (const f of Object.values(files)) rmSync(f)
 writeFileSync(join(work, 'summary.md'), out.join('\n'))
 console.log(`\n${out.join('\n')}`)

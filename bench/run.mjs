@@ -18,10 +18,11 @@
 //   TOKENS=50000 (distinct tokens per algorithm)  WARM_TOKENS=2000
 //   MEMORY_TOKENS=200000 (0 skips; the issue's figure is 1000000)  MEMORY_ALG=ES256  MEMORY_MAX_SECONDS=600
 //   FLOOD_SECONDS=60 (0 skips; a minute, as the goal is per minute)  FLOOD_TARGETS=oidc-verifier  PIN=auto|0
+//   KEEP_TOKENS=1 keeps the token files in bench/.work/<stamp>/ (deleted at the end otherwise)
 //   MAX_BG=0.3  NOISE_RETRIES=1: a scenario during which other processes used more than MAX_BG cores is
 //   repeated (at most NOISE_RETRIES times) and the quietest attempt kept
 //   OIDC_VERIFIER_BENCH_CONFIG / OIDC_VERIFIER_LOG_LEVEL: passed to targets/oidc-verifier.sh
-import { mkdirSync, writeFileSync, readFileSync } from 'node:fs'
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { dirname, join, relative } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -288,10 +289,15 @@ if (memoryFile !== undefined) {
     if (t.unsupported !== undefined) throw new Error(`oidc-verifier does not support ${alg}`)
     const rssStartMB = treeRssMB(t.child.pid)
     const samples = []
+    const heapSamples = []
     log(`memory: ${cfg.memoryTokens} distinct ${alg} tokens through oidc-verifier (RSS sampled every second) ...`)
     const m = await measureScenario(BENCH, {
       pid: t.child.pid, idp, url: t.url, bodies: memoryFile, mode: 'once', durationS: cfg.memoryMaxS,
-      onSample: (rss) => samples.push(rss), ...loadOpts(logBase)
+      onSample: (rss) => {
+        samples.push(rss)
+        heapUsedMB(t.url).then((mb) => { if (mb !== undefined) heapSamples.push(mb) })
+      },
+      ...loadOpts(logBase)
     })
     if (m.unexpected > 0) throw new Error(`memory: ${m.unexpected} responses were not 200: ${JSON.stringify(m.statusCodes)}\n${tail(t.log)}`)
     results.memory = {
@@ -305,6 +311,12 @@ if (memoryFile !== undefined) {
       // A cache that stays within its bound stops growing: the second half peaks no higher than the first.
       rssMaxFirstHalfMB: Math.max(...samples.slice(0, samples.length >> 1)),
       rssMaxSecondHalfMB: Math.max(...samples.slice(samples.length >> 1)),
+      // RSS swings with V8's collections; the median of the last quarter is the level it settled at.
+      rssSteadyMB: medianOf(samples.slice(Math.floor(samples.length * 0.75))),
+      // V8 heap in use, from the service's own /metrics (nodejs_heap_size_used_bytes), when it answers.
+      heapUsedSamplesMB: heapSamples,
+      heapUsedSteadyMB: medianOf(heapSamples.slice(Math.floor(heapSamples.length * 0.75))),
+      heapUsedMaxMB: heapSamples.length > 0 ? Math.max(...heapSamples) : NaN,
       backgroundCores: m.backgroundCores,
       rps: m.rps,
       serverUsPerReq: m.serverUsPerReq,
@@ -367,6 +379,10 @@ if (cfg.floodS > 0) {
 
 // ------------------------------------------------------------------------------------------ report
 await idp.close()
+// Token sets are large (a million tokens is ~0.7 GB) and worthless after the run, tokens expiring in an hour.
+if (env.KEEP_TOKENS !== '1') {
+  for (const f of readdirSync(work)) if (/^tokens-.*\.jsonl$/.test(f)) rmSync(join(work, f))
+}
 meta.finishedAt = new Date().toISOString()
 meta.loadavgEnd = os.loadavg()
 save()
@@ -375,6 +391,22 @@ writeFileSync(join(work, 'results.md'), md)
 log(`\n${md}`)
 log(`results: ${rel(join(work, 'results.md'))} and results.json`)
 if (results.failures.length > 0) fail(`${results.failures.length} failure(s):\n  ${results.failures.join('\n  ')}`)
+
+/** nodejs_heap_size_used_bytes from the target's /metrics in MB, or undefined. */
+async function heapUsedMB (url) {
+  try {
+    const res = await fetch(`${url}/metrics`)
+    const m = (await res.text()).match(/^nodejs_heap_size_used_bytes(?:\{[^}]*\})? ([0-9.e+]+)/m)
+    return res.ok && m ? Math.round(Number(m[1]) / 104857.6) / 10 : undefined
+  } catch {
+    return undefined
+  }
+}
+
+function medianOf (xs) {
+  const v = [...xs].sort((a, b) => a - b)
+  return v.length === 0 ? NaN : v.length % 2 ? v[v.length >> 1] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2
+}
 
 /**
  * The bounds the service runs with, from its built defaults (overridden by OIDC_VERIFIER_BENCH_CONFIG): the
