@@ -6,11 +6,16 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { ERROR_CODES, VerificationError, type ErrorCode } from '../errors.js'
 import type { ErrorResponse } from './schemas.js'
 
+/** The safe, client-facing fields of an error: the table's message and hint, and which issuer and claim. */
+export function errorFields (err: VerificationError): Omit<ErrorResponse, 'requestId'> {
+  const fields: Omit<ErrorResponse, 'requestId'> = { code: err.code, message: err.message, hint: err.hint }
+  if (err.details.issuer !== undefined) fields.issuer = err.details.issuer
+  if (err.details.claim !== undefined) fields.claim = err.details.claim
+  return fields
+}
+
 export function errorBody (request: FastifyRequest, err: VerificationError): ErrorResponse {
-  const body: ErrorResponse = { code: err.code, message: err.message, hint: err.hint, requestId: request.id }
-  if (err.details.issuer !== undefined) body.issuer = err.details.issuer
-  if (err.details.claim !== undefined) body.claim = err.details.claim
-  return body
+  return { ...errorFields(err), requestId: request.id }
 }
 
 export function sendError (request: FastifyRequest, reply: FastifyReply, err: VerificationError): FastifyReply {

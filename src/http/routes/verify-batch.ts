@@ -6,10 +6,11 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type, type Static } from 'typebox'
-import type { RequestChecks } from '../../core/verifier.js'
 import type { VerifiedIdentity } from '../../core/identity.js'
 import { ALL_ERROR_CODES, isVerificationError, VerificationError, type ErrorCode } from '../../errors.js'
 import { queryCarriesToken } from '../bearer.js'
+import { errorFields } from '../error-reply.js'
+import { requestChecks } from '../request-checks.js'
 import { ErrorResponseSchema, VerifiedIdentitySchema } from '../schemas.js'
 
 export const BatchVerifyBody = Type.Object({
@@ -50,9 +51,7 @@ export interface VerifyBatchRouteOptions {
 }
 
 function itemError (err: VerificationError): Static<typeof BatchItemErrorSchema> {
-  const out: Static<typeof BatchItemErrorSchema> = { code: err.code, message: err.message, hint: err.hint }
-  if (err.details.issuer !== undefined) out.issuer = err.details.issuer
-  if (err.details.claim !== undefined) out.claim = err.details.claim
+  const out: Static<typeof BatchItemErrorSchema> = errorFields(err)
   if (err.family === 'unavailable') out.retryAfterSeconds = Math.max(1, Math.ceil(err.details.retryAfterSeconds ?? 1))
   return out
 }
@@ -76,10 +75,7 @@ export const verifyBatchRoute: FastifyPluginAsync<VerifyBatchRouteOptions> = asy
     const { maxTokens } = fastify.verifierSlot.config.batch
     const body = request.body
     if (body.tokens.length > maxTokens) throw new VerificationError('batch_too_large')
-    if (body.audience !== undefined && !verifier.isConfiguredAudience(body.audience)) throw new VerificationError('request_invalid')
-    const checks: RequestChecks = {}
-    if (body.maxAge !== undefined) checks.maxAge = body.maxAge
-    if (body.audience !== undefined) checks.audience = body.audience
+    const checks = requestChecks(verifier, { maxAge: body.maxAge, audience: body.audience })
 
     let bugs = 0
     const results = await Promise.all(body.tokens.map(async (token): Promise<BatchItem> => {

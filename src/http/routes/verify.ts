@@ -2,8 +2,8 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { VerificationError } from '../../errors.js'
 import { bearerToken, queryCarriesToken } from '../bearer.js'
+import { requestChecks } from '../request-checks.js'
 import { ErrorResponseSchema, VerifiedIdentitySchema, VerifyBodyOrNothing } from '../schemas.js'
-import type { RequestChecks } from '../../core/verifier.js'
 
 /** A number, or per request (a caller's own limit). */
 type PerRequest = number | ((request: FastifyRequest, key: string) => number)
@@ -32,15 +32,7 @@ export const verifyRoute: FastifyPluginAsync<VerifyRouteOptions> = async (fastif
     if (body.token !== undefined && headerToken !== undefined) throw new VerificationError('token_ambiguous')
     const token = body.token ?? headerToken
     if (token === undefined) throw new VerificationError('token_missing')
-    if (body.audience !== undefined && !verifier.isConfiguredAudience(body.audience)) {
-      throw new VerificationError('request_invalid')
-    }
-    const checks: RequestChecks = {}
-    if (body.nonce !== undefined) checks.nonce = body.nonce
-    if (body.maxAge !== undefined) checks.maxAge = body.maxAge
-    if (body.accessToken !== undefined) checks.accessToken = body.accessToken
-    if (body.audience !== undefined) checks.audience = body.audience
-    if (body.mode !== undefined) checks.mode = body.mode
+    const checks = requestChecks(verifier, { nonce: body.nonce, maxAge: body.maxAge, accessToken: body.accessToken, audience: body.audience, mode: body.mode })
     const identity = await verifier.verify(token, checks)
     request.outcome = { issuer: identity.issuer.id }
     return identity
