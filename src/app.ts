@@ -13,7 +13,7 @@ import { Verifier, type VerifierOptions } from './core/verifier.js'
 import { isVerificationError, VerificationError } from './errors.js'
 import { fromFrameworkError, sendError } from './http/error-reply.js'
 import './http/fastify-augment.js'
-import { requestLog } from './http/request-log.js'
+import { requestLifecycle } from './http/request-lifecycle.js'
 import { contractRoutes } from './http/routes/contract.js'
 import { healthRoutes } from './http/routes/health.js'
 import { verifyRoute, type VerifyRouteOptions } from './http/routes/verify.js'
@@ -21,11 +21,9 @@ import { verifyBatchRoute } from './http/routes/verify-batch.js'
 import { introspectRoute } from './http/routes/introspect.js'
 import { forwardAuthRoute } from './http/routes/forward-auth.js'
 import { frameworkErrors } from './http/framework-errors.js'
-import { verifierLease } from './http/verifier-lease.js'
 import { loggerOptions } from './logger.js'
 import { callerAuth } from './http/caller-auth.js'
 import { registerLoadShedding } from './http/load-shedding.js'
-import { requestMetrics } from './http/request-metrics.js'
 import { metricsRoute } from './http/routes/metrics.js'
 import { httpsOptions } from './http/tls.js'
 import { combineEvents } from './metrics/combine-events.js'
@@ -78,11 +76,7 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
   fastify.decorate('verifierSlot', slot)
   fastify.decorate('verifier', { getter: () => slot.current })
   fastify.addHook('onClose', async () => { slot.close() })
-  await fastify.register(verifierLease, { slot })
-
-  await fastify.register(requestLog)
-  if (metrics !== undefined) await fastify.register(requestMetrics, { metrics })
-  fastify.addHook('onRequest', async (request, reply) => { reply.header('x-request-id', request.id) })
+  await fastify.register(requestLifecycle, { slot, metrics })
 
   fastify.setErrorHandler((err, request, reply) => {
     const error = isVerificationError(err) ? err : fromFrameworkError(err as { code?: string, statusCode?: number, validation?: unknown })
@@ -99,7 +93,8 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
   await fastify.register(rateLimit, {
     global: false,
     // An authenticated caller is limited by its id (wherever it connects from), others by address (IPv6 by /64).
-    keyGenerator: (request) => request.caller !== undefined ? `caller:${request.caller.id}` : normalizeIP(request.ip),
+    // (An address without ':' is IPv4 and needs no normalizing; the IPv6 check is a large regular expression.)
+    keyGenerator: (request) => request.caller !== undefined ? `caller:${request.caller.id}` : request.ip.includes(':') ? normalizeIP(request.ip) : request.ip,
     errorResponseBuilder: (_request, context) => {
       const err = new VerificationError('rate_limited', { retryAfterSeconds: Math.max(1, Math.ceil(context.ttl / 1000)) })
       return Object.assign(err, { statusCode: 429 })

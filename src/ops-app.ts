@@ -9,8 +9,7 @@ import type { Config } from './config/types.js'
 import { isVerificationError, VerificationError } from './errors.js'
 import { fromFrameworkError, sendError } from './http/error-reply.js'
 import './http/fastify-augment.js'
-import { requestLog } from './http/request-log.js'
-import { requestMetrics } from './http/request-metrics.js'
+import { requestLifecycle } from './http/request-lifecycle.js'
 import { healthRoutes } from './http/routes/health.js'
 import { metricsRoute } from './http/routes/metrics.js'
 
@@ -27,8 +26,7 @@ export async function buildOpsApp (app: FastifyInstance, config: Config): Promis
   ops.decorate('verifier', { getter: () => app.verifier })
   ops.decorate('metrics', app.metrics)
 
-  await ops.register(requestLog)
-  if (app.metrics !== undefined) await ops.register(requestMetrics, { metrics: app.metrics })
+  await ops.register(requestLifecycle, { metrics: app.metrics })
   ops.setErrorHandler((err, request, reply) => {
     const error = isVerificationError(err) ? err : fromFrameworkError(err as { code?: string, statusCode?: number, validation?: unknown })
     if (error.status >= 500) request.log.error({ err }, 'unexpected error')

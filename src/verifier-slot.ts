@@ -11,10 +11,8 @@ import type { Verifier } from './core/verifier.js'
 /** A replaced Verifier is closed at the latest this long after the swap, even if a lease is still held. */
 export const RETIRE_AFTER_MS = 30_000
 
-export interface Lease {
-  /** Idempotent: a request may end by response and by abort. */
-  release(): void
-}
+/** What a request holds while it runs: give it back once with VerifierSlot.release. */
+export type Lease = Generation
 
 interface Generation {
   readonly verifier: Verifier
@@ -59,18 +57,17 @@ export class VerifierSlot {
     return this.#create(config)
   }
 
+  /** Taken when a request arrives (no allocation: this is on every request's path). */
   lease (): Lease {
     const generation = this.#current
     generation.leases++
-    let released = false
-    return {
-      release: () => {
-        if (released) return
-        released = true
-        generation.leases--
-        if (generation.leases === 0) generation.retire?.()
-      }
-    }
+    return generation
+  }
+
+  /** Exactly once per lease: the caller forgets the lease when it gives it back. */
+  release (lease: Lease): void {
+    lease.leases--
+    if (lease.leases === 0) lease.retire?.()
   }
 
   /**

@@ -13,10 +13,10 @@ import { idTokenClaims, jwksOf, makeKey, mint } from './helpers/tokens.js'
 const ISS = 'https://idp.example.com'
 const key = makeKey('ES256')
 
-function capture () {
+function capture (level: 'info' | 'warn' = 'info') {
   const lines: string[] = []
   const stream = new Writable({ write (chunk, _enc, cb) { lines.push(...String(chunk).split('\n').filter(Boolean)); cb() } })
-  return { lines, logger: pino({ ...loggerOptions('info') }, stream) }
+  return { lines, logger: pino({ ...loggerOptions(level) }, stream) }
 }
 
 t.test('request log lines carry outcome fields and no secrets', async (t) => {
@@ -42,6 +42,21 @@ t.test('request log lines carry outcome fields and no secrets', async (t) => {
   for (const secret of [good, expired, good.slice(0, 30), good.split('.')[1] as string, 'secret.person', 'Secret Person', 'Bearer']) {
     t.notOk(all.includes(secret), `logs never contain ${secret.slice(0, 12)}…`)
   }
+})
+
+t.test('above info, only a failed request (5xx) is logged, at error', async (t) => {
+  const { lines, logger } = capture('warn')
+  const app = await buildApp(configFor([{ id: 'main', issuer: ISS, audiences: ['aud'], jwks: jwksOf(key) }]), { loggerInstance: logger })
+  t.teardown(() => app.close())
+  // A route that fails unexpectedly stands for any 5xx.
+  app.get('/boom', async () => { throw new Error('unexpected') })
+  const good = mint(key, idTokenClaims(ISS, 'aud'))
+  t.equal((await app.inject({ method: 'POST', url: '/verify', payload: { token: good } })).statusCode, 200)
+  t.equal((await app.inject({ method: 'POST', url: '/verify', payload: { token: 'garbage' } })).statusCode, 401)
+  t.equal((await app.inject({ method: 'GET', url: '/boom', headers: { 'x-request-id': 'req-500' } })).statusCode, 500)
+  const requestLines = lines.map((l) => JSON.parse(l)).filter((l) => l.msg === 'request completed')
+  t.equal(requestLines.length, 1, 'the 200 and the 401 are not logged at warn')
+  t.match(requestLines[0], { level: 50, status: 500, reqId: 'req-500', route: '/boom' })
 })
 
 t.test('the rate limit stops a runaway caller, with a code and Retry-After', async (t) => {

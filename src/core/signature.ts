@@ -28,16 +28,19 @@ const ASYMMETRIC: Record<AsymmetricAlgorithm, AsymmetricParams> = {
   Ed25519: { hash: null }
 }
 
-export function verifyAsymmetric (alg: AsymmetricAlgorithm, key: KeyObject, data: Buffer, signature: Buffer): boolean {
+export function verifyAsymmetric (alg: AsymmetricAlgorithm, key: KeyObject, data: Buffer, signature: Buffer): Promise<boolean> {
   const p = ASYMMETRIC[alg]
-  if (p.ecSignatureBytes !== undefined) {
-    if (signature.length !== p.ecSignatureBytes) return false
-    return verify(p.hash, data, { key, dsaEncoding: 'ieee-p1363' }, signature)
-  }
-  if (p.padding !== undefined) {
-    return verify(p.hash, data, { key, padding: p.padding, saltLength: p.saltLength }, signature)
-  }
-  return verify(null, data, key, signature)
+  if (p.ecSignatureBytes !== undefined && signature.length !== p.ecSignatureBytes) return Promise.resolve(false)
+  const keyInput = p.ecSignatureBytes !== undefined
+    ? { key, dsaEncoding: 'ieee-p1363' as const }
+    : p.padding !== undefined ? { key, padding: p.padding, saltLength: p.saltLength } : key
+  return new Promise((resolve) => {
+    try {
+      verify(p.hash, data, keyInput, signature, (err, valid) => { resolve(err === null && valid) })
+    } catch {
+      resolve(false)
+    }
+  })
 }
 
 const HMAC_HASH: Record<HmacAlgorithm, { hash: 'sha256' | 'sha384' | 'sha512', bytes: number }> = {

@@ -5,7 +5,7 @@
  * and never skips the claim checks: time, audience and the per-request checks run on every hit.
  * Bounded in entries and in estimated bytes.
  */
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
 import type { Algorithm, TokenCacheConfig } from '../config/types.js'
 import type { VerifiedIdentity } from './identity.js'
@@ -42,7 +42,8 @@ export class VerifiedTokenCache {
   }
 
   keyOf (token: string): string {
-    return createHash('sha256').update(token).digest('base64')
+    // One-shot hashing: no Hash object per request.
+    return hash('sha256', token, 'base64')
   }
 
   get (key: string): CachedVerification | undefined {

@@ -169,16 +169,15 @@ export class Verifier {
   async verify (token: string, request: RequestChecks = {}): Promise<VerifiedIdentity> {
     const observe = this.events.verification
     if (observe === undefined) return await this.verifyToken(token, request)
-    const started = process.hrtime.bigint()
-    const seconds = (): number => Number(process.hrtime.bigint() - started) / 1e9
+    const started = performance.now()
     try {
       const identity = await this.verifyToken(token, request)
-      observe({ issuer: identity.issuer.id, result: 'ok', durationSeconds: seconds() })
+      observe({ issuer: identity.issuer.id, result: 'ok', durationSeconds: (performance.now() - started) / 1000 })
       return identity
     } catch (err) {
       const result: ErrorCode = isVerificationError(err) ? err.code : 'internal_error'
       const issuer = isVerificationError(err) ? (err.details.issuer ?? null) : null
-      observe({ issuer, result, durationSeconds: seconds() })
+      observe({ issuer, result, durationSeconds: (performance.now() - started) / 1000 })
       throw err
     }
   }
@@ -315,7 +314,7 @@ export class Verifier {
     for (const key of candidates) {
       let valid = false
       try {
-        valid = verifyAsymmetric(alg, key.key, jws.signingInput, jws.signature)
+        valid = await verifyAsymmetric(alg, key.key, jws.signingInput, jws.signature)
       } catch {
         // node:crypto throws on some malformed signatures (wrong length for the modulus): not valid.
       }

@@ -28,17 +28,20 @@ export interface CallerAuthOptions {
 
 export const callerAuth = fp(async (fastify: FastifyInstance, opts: CallerAuthOptions) => {
   fastify.decorateRequest('caller', undefined)
-  fastify.addHook('onRequest', async (request) => {
+  // Synchronous (done callback): this runs on every request, and an async hook costs a promise each time.
+  fastify.addHook('onRequest', (request, _reply, done) => {
     const callers = opts.callers()
     const keys = callerKeysFor(callers.keys)
-    if (!keys.enabled) return
+    if (!keys.enabled) { done(); return }
     const route = request.routeOptions.url
-    if (route !== undefined && (ALWAYS_OPEN_ROUTES.has(route) || (route === '/metrics' && !callers.protectMetrics))) return
+    if (route !== undefined && (ALWAYS_OPEN_ROUTES.has(route) || (route === '/metrics' && !callers.protectMetrics))) { done(); return }
     const result = keys.check(request.headers[API_KEY_HEADER])
     if (!result.ok) {
       opts.metrics?.callerRejected(result.code)
-      throw new VerificationError(result.code)
+      done(new VerificationError(result.code))
+      return
     }
     request.caller = result.caller.rateLimit === undefined ? { id: result.caller.id } : { id: result.caller.id, rateLimit: result.caller.rateLimit }
+    done()
   })
 }, { name: 'caller-auth' })

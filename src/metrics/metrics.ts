@@ -187,14 +187,14 @@ export class ServiceMetrics {
   }
 
   /** One per response. `route` is the route pattern, never the requested URL. */
-  requestCompleted (e: { route: string | undefined, method: string, status: number, caller: string | undefined, code: ErrorCode | undefined, durationSeconds: number }): void {
-    const route = e.route ?? NONE
-    const caller = e.caller ?? NONE
+  requestCompleted (routeOrNone: string | undefined, anyMethod: string, status: number, callerOrNone: string | undefined, code: ErrorCode | undefined, durationSeconds: number): void {
+    const route = routeOrNone ?? NONE
+    const caller = callerOrNone ?? NONE
     // Methods outside this set would be caller-chosen label values.
-    const method = KNOWN_METHODS.has(e.method) ? e.method : 'other'
-    this.#httpRequests.inc({ route, method, status: String(e.status), caller })
-    this.#httpDuration.observe({ route }, e.durationSeconds)
-    if (e.code === 'rate_limited') this.#rateLimited.inc({ route, caller })
+    const method = KNOWN_METHODS.has(anyMethod) ? anyMethod : 'other'
+    this.#httpRequests.inc({ route, method, status: String(status), caller })
+    this.#httpDuration.observe({ route }, durationSeconds)
+    if (code === 'rate_limited') this.#rateLimited.inc({ route, caller })
   }
 
   shed (reason: string): void {

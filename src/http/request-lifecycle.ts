@@ -1,0 +1,55 @@
+/**
+ * What every request does on arrival and at its end, in one pair of synchronous hooks (each async hook
+ * costs a promise and a microtask on every request's path):
+ * - arrival: the x-request-id response header, and a lease on the Verifier generation in force, so that a
+ *   configuration reload closes a replaced Verifier only after the requests that may still use it are done;
+ * - end (response or abort): the lease given back, the request counted in the metrics, the request log line.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import type { ServiceMetrics } from '../metrics/metrics.js'
+import type { Lease, VerifierSlot } from '../verifier-slot.js'
+import { logCompletedRequest } from './request-log.js'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Held from arrival to the end of the request (see VerifierSlot). */
+    verifierLease: Lease | undefined
+  }
+}
+
+export interface RequestLifecycleOptions {
+  /** The Verifier slot whose generations requests lease; none on the ops listener, which only reads. */
+  slot?: VerifierSlot | undefined
+  metrics?: ServiceMetrics | undefined
+}
+
+export const requestLifecycle = fp(async (fastify: FastifyInstance, opts: RequestLifecycleOptions) => {
+  const { slot, metrics } = opts
+  fastify.decorateRequest('outcome', undefined)
+  fastify.decorateRequest('verifierLease', undefined)
+
+  const giveBack = (request: FastifyRequest): void => {
+    const lease = request.verifierLease
+    if (lease === undefined || slot === undefined) return
+    // A request may end by abort and then by response: the lease goes back once.
+    request.verifierLease = undefined
+    slot.release(lease)
+  }
+
+  fastify.addHook('onRequest', (request, reply, done) => {
+    reply.header('x-request-id', request.id)
+    if (slot !== undefined) request.verifierLease = slot.lease()
+    done()
+  })
+  fastify.addHook('onResponse', (request: FastifyRequest, reply: FastifyReply, done) => {
+    giveBack(request)
+    metrics?.requestCompleted(request.routeOptions.url, request.method, reply.statusCode, request.caller?.id, request.outcome?.code, reply.elapsedTime / 1000)
+    logCompletedRequest(request, reply)
+    done()
+  })
+  fastify.addHook('onRequestAbort', (request, done) => {
+    giveBack(request)
+    done()
+  })
+}, { name: 'request-lifecycle' })
