@@ -1,6 +1,7 @@
 /**
  * The id_token_hint mode: a token presented at logout may have expired; its signature, issuer, audience and
- * every other rule are still checked. Asked for explicitly per request, never implied, also on cache hits.
+ * every other rule are still checked. Asked for explicitly per request, never implied, also on cache hits;
+ * on /verify, /verify/batch (for the whole batch) and /introspect (an extension parameter).
  */
 import t from 'tap'
 import { buildApp } from '../src/app.js'
@@ -88,4 +89,48 @@ t.test('the mode applies on verified-token cache hits too', async (t) => {
   const hint = await verifier.verify(token, { mode: 'id_token_hint' })
   t.equal(hint.expiresIn, 0)
   t.same(hits, [false, true], 'the hint was answered from the cache (a rejected hit emits no event)')
+})
+
+t.test('/verify/batch: mode for every token of the batch', async (t) => {
+  const batch = async (payload: Record<string, unknown>) => {
+    const res = await app.inject({ method: 'POST', url: '/verify/batch', payload })
+    return { status: res.statusCode, body: res.json() }
+  }
+  const fresh = mint(key, idTokenClaims(ISS, AUD, { acr: 'mfa' }))
+  const hint = await batch({ tokens: [expired(), fresh, expired({ aud: 'client-b' })], mode: 'id_token_hint' })
+  t.equal(hint.status, 200)
+  t.match(hint.body.results, [
+    { ok: true, identity: { subject: 'user-123', expiresIn: 0, expiresAt: long + 3600 } },
+    { ok: true },
+    { ok: false, error: { code: 'audience_mismatch' } }
+  ], 'an expired hint is valid; everything else is still checked')
+  const login = await batch({ tokens: [expired(), fresh] })
+  t.match(login.body.results, [{ ok: false, error: { code: 'token_expired' } }, { ok: true }], 'never implied')
+  t.match((await batch({ tokens: [expired()], mode: 'id_token' })).body.results, [{ ok: false, error: { code: 'token_expired' } }])
+  for (const mode of ['hint', 'ID_TOKEN_HINT', '', 5, null, ['id_token_hint']]) {
+    const res = await batch({ tokens: [expired()], mode })
+    t.same([res.status, res.body.code], [400, 'request_invalid'], `batch mode ${JSON.stringify(mode)}`)
+  }
+})
+
+t.test('/introspect: mode=id_token_hint makes an expired hint active', async (t) => {
+  const introspect = async (params: Record<string, string> | string) => {
+    const payload = typeof params === 'string' ? params : new URLSearchParams(params).toString()
+    const res = await app.inject({ method: 'POST', url: '/introspect', payload, headers: { 'content-type': 'application/x-www-form-urlencoded' } })
+    return { status: res.statusCode, body: res.json() }
+  }
+  const token = expired()
+  const hint = await introspect({ token, mode: 'id_token_hint' })
+  t.equal(hint.status, 200)
+  t.match(hint.body, { active: true, sub: 'user-123', exp: long + 3600, identity: { expiresIn: 0 } })
+  t.same((await introspect({ token })).body, { active: false }, 'never implied')
+  t.same((await introspect({ token, mode: 'id_token' })).body, { active: false })
+  t.same((await introspect({ token: expired({ aud: 'client-b' }), mode: 'id_token_hint' })).body, { active: false }, 'everything else is still checked')
+  t.same((await introspect({ token: mint(intruder, idTokenClaims(ISS, AUD, { acr: 'mfa', iat: long, exp: long + 60 })), mode: 'id_token_hint' })).body, { active: false })
+  for (const mode of ['hint', 'ID_TOKEN_HINT', 'id_token_hint ', '']) {
+    const res = await introspect({ token, mode })
+    t.same([res.status, res.body.code], [400, 'request_invalid'], `introspect mode ${JSON.stringify(mode)}`)
+  }
+  const twice = await introspect(`token=${token}&mode=id_token_hint&mode=id_token_hint`)
+  t.same([twice.status, twice.body.code], [400, 'request_invalid'], 'mode twice')
 })

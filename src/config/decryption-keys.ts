@@ -38,7 +38,7 @@ function unfit (key: KeyObject): string | undefined {
     return EC_CURVES[curve] === undefined ? `an EC key on curve ${curve}; expected P-256, P-384 or P-521` : undefined
   }
   if (type === 'x25519') return undefined
-  return `a key of type ${type ?? 'unknown'}; expected RSA (RSA-OAEP), EC or X25519 (ECDH-ES)`
+  return `a key of type ${type ?? 'unknown'}; expected RSA (RSA-OAEP, RSA1_5), EC or X25519 (ECDH-ES)`
 }
 
 function fromJwk (jwk: unknown, where: string, file: string, out: KeyFileResult): void {

@@ -160,7 +160,7 @@ function readKeyFile (file: string, at: Path, ctx: ProviderCheckContext): Decryp
 /** The key management algorithms a key can serve. */
 function keyFamily (key: DecryptionKey): (alg: string) => boolean {
   switch (key.key.type === 'secret' ? 'oct' : key.key.asymmetricKeyType) {
-    case 'rsa': return (alg) => alg.startsWith('RSA-OAEP')
+    case 'rsa': return (alg) => alg.startsWith('RSA-OAEP') || alg === 'RSA1_5'
     case 'ec':
     case 'x25519': return (alg) => alg.startsWith('ECDH-ES')
     default: return (alg) => alg === 'dir' || alg.startsWith('PBES2-')
@@ -179,8 +179,6 @@ function checkDecryption (issuer: Doc, ctx: ProviderCheckContext): DecryptionKey
     for (const [j, alg] of strings(issuer.keyManagementAlgorithms)) {
       if (KEY_MANAGEMENT.has(alg)) {
         allowed.push(alg)
-      } else if (alg === 'RSA1_5') {
-        ctx.report(['keyManagementAlgorithms', j], 'RSA1_5 is not supported: PKCS#1 v1.5 decryption is open to padding-oracle attacks and Node.js refuses it; configure the provider to use RSA-OAEP or RSA-OAEP-256')
       } else {
         ctx.report(['keyManagementAlgorithms', j], `unsupported JWE algorithm ${show(alg)}; expected one of ${KEY_MANAGEMENT_ALGORITHMS.join(', ')}`)
       }
@@ -198,7 +196,7 @@ function checkDecryption (issuer: Doc, ctx: ProviderCheckContext): DecryptionKey
       if (key.alg !== undefined && !allowed.includes(key.alg)) {
         ctx.report(['decryptionKeys', j], `key file ${JSON.stringify(file)}: a key pinned to ${show(key.alg)}, which keyManagementAlgorithms does not allow`)
       } else if (!allowed.some(fits)) {
-        const kind = key.key.type === 'secret' ? 'a secret (oct) key, used only with dir or PBES2-*' : `an ${key.key.asymmetricKeyType === 'rsa' ? 'RSA key, used only with RSA-OAEP*' : 'EC/X25519 key, used only with ECDH-ES*'}`
+        const kind = key.key.type === 'secret' ? 'a secret (oct) key, used only with dir or PBES2-*' : `an ${key.key.asymmetricKeyType === 'rsa' ? 'RSA key, used only with RSA-OAEP* or RSA1_5' : 'EC/X25519 key, used only with ECDH-ES*'}`
         ctx.report(['decryptionKeys', j], `key file ${JSON.stringify(file)}: ${kind}, and keyManagementAlgorithms allows none of them`)
       } else {
         keys.push(key)

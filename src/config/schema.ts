@@ -349,7 +349,7 @@ export const IssuerSchema = Type.Object({
   keyManagementAlgorithms: Type.Optional(Type.Array(Type.String({ minLength: 1, 'x-expected': 'a non-empty algorithm name' }), {
     minItems: 1,
     uniqueItems: true,
-    description: `JWE alg values accepted (default ${DEFAULT_KEY_MANAGEMENT_ALGORITHMS.join(', ')}; dir and PBES2-* only when listed).`,
+    description: `JWE alg values accepted (default ${DEFAULT_KEY_MANAGEMENT_ALGORITHMS.join(', ')}; RSA1_5, dir and PBES2-* only when listed).`,
     'x-expected': 'a non-empty list of JWE algorithm names'
   })),
   contentEncryptionAlgorithms: Type.Optional(Type.Array(Type.String({ minLength: 1, 'x-expected': 'a non-empty algorithm name' }), {

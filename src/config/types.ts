@@ -106,8 +106,11 @@ export type ClaimMappingValue = string | string[] | { path: string | string[], s
 export const DEFAULT_KEY_MANAGEMENT_ALGORITHMS = [
   'RSA-OAEP', 'RSA-OAEP-256', 'ECDH-ES', 'ECDH-ES+A128KW', 'ECDH-ES+A192KW', 'ECDH-ES+A256KW'
 ] as const
-/** Accepted only when listed explicitly: symmetric keys, and PBES2's per-token key derivation cost. */
-export const OPT_IN_KEY_MANAGEMENT_ALGORITHMS = ['dir', 'PBES2-HS256+A128KW', 'PBES2-HS384+A192KW', 'PBES2-HS512+A256KW'] as const
+/**
+ * Accepted only when listed explicitly: RSA1_5 (PKCS#1 v1.5, the padding-oracle classic; decrypted without an
+ * oracle by src/core/jwe-rsa1-5.ts), symmetric keys, and PBES2's per-token key derivation cost.
+ */
+export const OPT_IN_KEY_MANAGEMENT_ALGORITHMS = ['RSA1_5', 'dir', 'PBES2-HS256+A128KW', 'PBES2-HS384+A192KW', 'PBES2-HS512+A256KW'] as const
 export const KEY_MANAGEMENT_ALGORITHMS = [...DEFAULT_KEY_MANAGEMENT_ALGORITHMS, ...OPT_IN_KEY_MANAGEMENT_ALGORITHMS] as const
 export type KeyManagementAlgorithm = typeof KEY_MANAGEMENT_ALGORITHMS[number]
 export const CONTENT_ENCRYPTION_ALGORITHMS = ['A128GCM', 'A192GCM', 'A256GCM', 'A128CBC-HS256', 'A192CBC-HS384', 'A256CBC-HS512'] as const

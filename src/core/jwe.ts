@@ -1,6 +1,7 @@
 /**
- * Encrypted ID tokens (compact JWE, RFC 7516) are decrypted here with jose's compactDecrypt, under each
- * issuer's explicit algorithm policy, with that issuer's private keys. What comes out is only plaintext: the
+ * Encrypted ID tokens (compact JWE, RFC 7516) are decrypted here with jose's compactDecrypt (RSA1_5, which
+ * jose 6 does not implement, with src/core/jwe-rsa1-5.ts), under each issuer's explicit algorithm policy,
+ * with that issuer's private keys. What comes out is only plaintext: the
  * caller must still find a signed ID token inside and verify it exactly like an unencrypted one.
  *
  * Every failure is the same VerificationError (token_decryption_failed): which step failed (header, policy,
@@ -9,6 +10,7 @@
 import { compactDecrypt } from 'jose'
 import type { DecryptionConfig, DecryptionKey, IssuerConfig } from '../config/types.js'
 import { VerificationError } from '../errors.js'
+import { decryptRsa15 } from './jwe-rsa1-5.js'
 import type { Logger } from './logger.js'
 
 /** A token may make us try at most this many keys: decryption costs CPU an attacker does not pay. */
@@ -55,7 +57,7 @@ function keyFits (key: DecryptionKey, header: JweHeader): boolean {
   if (key.alg !== undefined && key.alg !== alg) return false
   if (key.key.type === 'secret') return alg === 'dir' || alg.startsWith('PBES2-')
   const type = key.key.asymmetricKeyType
-  if (type === 'rsa') return alg.startsWith('RSA-OAEP')
+  if (type === 'rsa') return alg.startsWith('RSA-OAEP') || alg === 'RSA1_5'
   if (!alg.startsWith('ECDH-ES')) return false
   const curve = type === 'x25519' ? 'X25519' : CURVES[key.key.asymmetricKeyDetails?.namedCurve ?? '']
   return curve !== undefined && curve === header.epkCurve
@@ -91,15 +93,17 @@ export class TokenDecryptor {
       if (tried.size >= MAX_DECRYPTION_ATTEMPTS) break
       tried.add(key.fingerprint)
       try {
-        const result = await compactDecrypt(token, key.key, {
-          keyManagementAlgorithms: [header.alg],
-          contentEncryptionAlgorithms: [header.enc],
-          maxPBES2Count: policy.maxPbes2Count,
-          maxDecompressedLength: policy.maxDecompressedBytes
-        })
+        const content = header.alg === 'RSA1_5'
+          ? decryptRsa15(token, key.key, header, policy.maxDecompressedBytes)
+          : (await compactDecrypt(token, key.key, {
+              keyManagementAlgorithms: [header.alg],
+              contentEncryptionAlgorithms: [header.enc],
+              maxPBES2Count: policy.maxPbes2Count,
+              maxDecompressedLength: policy.maxDecompressedBytes
+            })).plaintext
         let plaintext: string
         try {
-          plaintext = utf8.decode(result.plaintext)
+          plaintext = utf8.decode(content)
         } catch {
           // Decrypted, so no oracle: but what is inside is not a token.
           throw new VerificationError('token_not_signed')

@@ -8,17 +8,20 @@ import type { VerificationMode } from '../core/id-token-rules.js'
 
 const NullableString = Type.Union([Type.String(), Type.Null()])
 
+/** How a token is used (src/core/id-token-rules.ts): the same field on /verify, /verify/batch and /introspect. */
+export const VerificationModeSchema = Type.Unsafe<VerificationMode>({
+  type: 'string',
+  enum: ['id_token', 'id_token_hint'],
+  description: 'id_token (default): a login. id_token_hint: a token presented as id_token_hint (logout); it may have expired, everything else is checked.'
+})
+
 export const VerifyBody = Type.Object({
   token: Type.Optional(Type.String({ minLength: 1, description: 'The ID token (compact JWS). Or send it as Authorization: Bearer.' })),
   nonce: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'The nonce of the authorization request; the token\'s nonce must be equal.' })),
   maxAge: Type.Optional(Type.Integer({ minimum: 0, maximum: 315360000, description: 'OIDC max_age in seconds: auth_time must be present and recent enough.' })),
   accessToken: Type.Optional(Type.String({ minLength: 1, maxLength: 16384, description: 'The access token issued with the ID token; at_hash must match it.' })),
   audience: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'Accept the token only for this one configured audience.' })),
-  mode: Type.Optional(Type.Unsafe<VerificationMode>({
-    type: 'string',
-    enum: ['id_token', 'id_token_hint'],
-    description: 'id_token (default): a login. id_token_hint: a token presented as id_token_hint (logout); it may have expired, everything else is checked.'
-  }))
+  mode: Type.Optional(VerificationModeSchema)
 }, { additionalProperties: false, $id: 'VerifyRequest' })
 export type VerifyBodyType = Static<typeof VerifyBody>
 

@@ -1,6 +1,6 @@
 /**
  * POST /introspect, compatible with OAuth 2.0 Token Introspection (RFC 7662): a form-encoded `token` (and an
- * optional `token_type_hint`, which we may ignore, §2.1) answered with `{"active": false}` for any token that
+ * optional `token_type_hint`, which we may ignore, §2.1; and our extension `mode`, as on /verify) answered with `{"active": false}` for any token that
  * is not a valid ID token (§2.2: nothing about why), or `active: true` with the standard members and, as an
  * extension member, the normalized identity.
  *
@@ -16,11 +16,14 @@ import { Type, type Static } from 'typebox'
 import type { VerifiedIdentity } from '../../core/identity.js'
 import { isVerificationError, VerificationError } from '../../errors.js'
 import { queryCarriesToken } from '../bearer.js'
-import { ErrorResponseSchema, VerifiedIdentitySchema } from '../schemas.js'
+import { requestChecks } from '../request-checks.js'
+import { ErrorResponseSchema, VerificationModeSchema, VerifiedIdentitySchema } from '../schemas.js'
 
 export const IntrospectBody = Type.Object({
   token: Type.Optional(Type.String({ description: 'The ID token to introspect.' })),
-  token_type_hint: Type.Optional(Type.String({ description: 'Accepted and ignored (RFC 7662 §2.1).' }))
+  token_type_hint: Type.Optional(Type.String({ description: 'Accepted and ignored (RFC 7662 §2.1).' })),
+  // An extension parameter (RFC 7662 §2.1 allows them): a logout's id_token_hint may have expired.
+  mode: Type.Optional(VerificationModeSchema)
 }, { additionalProperties: Type.String(), $id: 'IntrospectionRequest' })
 
 const NumericDate = Type.Number()
@@ -120,8 +123,9 @@ export const introspectRoute: FastifyPluginAsync<IntrospectRouteOptions> = async
     if (token === undefined || token === '') throw new VerificationError('token_missing')
     reply.header('cache-control', 'no-store')
     const verifier = fastify.verifier
+    const checks = requestChecks(verifier, { mode: request.body?.mode })
     try {
-      const identity = await verifier.verify(token)
+      const identity = await verifier.verify(token, checks)
       request.outcome = { issuer: identity.issuer.id }
       return introspectionOf(identity)
     } catch (err) {

@@ -1,6 +1,6 @@
 /**
  * POST /verify/batch: up to batch.maxTokens tokens in one request, verified with the same optional shared
- * checks, answered in the same order. Each result is the normalized identity or an error of the code table;
+ * checks (maxAge, audience, mode), answered in the same order. Each result is the normalized identity or an error of the code table;
  * one bad token never fails the batch (only a malformed request does, with one error for all).
  */
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
@@ -11,7 +11,7 @@ import { ALL_ERROR_CODES, isVerificationError, VerificationError, type ErrorCode
 import { queryCarriesToken } from '../bearer.js'
 import { errorFields } from '../error-reply.js'
 import { requestChecks } from '../request-checks.js'
-import { ErrorResponseSchema, VerifiedIdentitySchema } from '../schemas.js'
+import { ErrorResponseSchema, VerificationModeSchema, VerifiedIdentitySchema } from '../schemas.js'
 
 export const BatchVerifyBody = Type.Object({
   tokens: Type.Array(Type.String({ description: 'An ID token (compact JWS). A bad one gives an error in its result, not for the batch.' }), {
@@ -19,7 +19,8 @@ export const BatchVerifyBody = Type.Object({
     description: 'The ID tokens, at most batch.maxTokens (default 100).'
   }),
   maxAge: Type.Optional(Type.Integer({ minimum: 0, maximum: 315360000, description: 'OIDC max_age in seconds, for every token: auth_time must be present and recent enough.' })),
-  audience: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'Accept the tokens only for this one configured audience.' }))
+  audience: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'Accept the tokens only for this one configured audience.' })),
+  mode: Type.Optional(VerificationModeSchema)
 }, { additionalProperties: false, $id: 'BatchVerifyRequest' })
 export type BatchVerifyBodyType = Static<typeof BatchVerifyBody>
 
@@ -75,7 +76,7 @@ export const verifyBatchRoute: FastifyPluginAsync<VerifyBatchRouteOptions> = asy
     const { maxTokens } = fastify.verifierSlot.config.batch
     const body = request.body
     if (body.tokens.length > maxTokens) throw new VerificationError('batch_too_large')
-    const checks = requestChecks(verifier, { maxAge: body.maxAge, audience: body.audience })
+    const checks = requestChecks(verifier, { maxAge: body.maxAge, audience: body.audience, mode: body.mode })
 
     let bugs = 0
     const results = await Promise.all(body.tokens.map(async (token): Promise<BatchItem> => {
