@@ -6,6 +6,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
 import type { IssuerStatus, VerifierEvents } from '../core/verifier.js'
 import { ERROR_CODES, type ErrorCode } from '../errors.js'
+import { HotCounter, HotHistogram } from './hot-metrics.js'
 
 /** The label value for "no issuer" (the token matched none) and "no caller" (authentication off or failed). */
 export const NONE = 'none'
@@ -41,8 +42,9 @@ export class ServiceMetrics {
   /** Pass these to the Verifier (VerifierOptions.events): they feed the verification and JWKS series. */
   readonly verifierEvents: Required<VerifierEvents>
 
-  readonly #httpRequests: Counter<'route' | 'method' | 'status' | 'caller'>
-  readonly #httpDuration: Histogram<'route'>
+  // Updated on every request: HotCounter/HotHistogram (src/metrics/hot-metrics.ts), keyed by label values.
+  readonly #httpRequests: HotCounter<'route' | 'method' | 'status' | 'caller'>
+  readonly #httpDuration: HotHistogram<'route'>
   readonly #rateLimited: Counter<'route' | 'caller'>
   readonly #shed: Counter<'reason'>
   readonly #callerRejected: Counter<'code'>
@@ -52,19 +54,10 @@ export class ServiceMetrics {
     const now = options.now ?? Date.now
     collectDefaultMetrics({ register: this.registry })
 
-    const verifications = new Counter({
-      name: 'oidc_verifier_verifications_total',
-      help: 'Verifications by configured issuer id ("none": the token matched no issuer) and result (ok or an error code).',
-      labelNames: ['issuer', 'result'] as const,
-      registers
-    })
-    const verificationDuration = new Histogram({
-      name: 'oidc_verifier_verification_duration_seconds',
-      help: 'Time to verify a token, by issuer and outcome (ok, rejected, unavailable, error).',
-      labelNames: ['issuer', 'outcome'] as const,
-      buckets: VERIFICATION_BUCKETS,
-      registers
-    })
+    const verifications = new HotCounter<'issuer' | 'result'>('oidc_verifier_verifications_total',
+      'Verifications by configured issuer id ("none": the token matched no issuer) and result (ok or an error code).', this.registry)
+    const verificationDuration = new HotHistogram<'issuer' | 'outcome'>('oidc_verifier_verification_duration_seconds',
+      'Time to verify a token, by issuer and outcome (ok, rejected, unavailable, error).', VERIFICATION_BUCKETS, this.registry)
     const jwksFetches = new Counter({
       name: 'oidc_verifier_jwks_fetches_total',
       help: 'JWKS fetches by issuer, outcome (success, error) and reason (warm, background, expired, unknown_kid).',
@@ -85,31 +78,28 @@ export class ServiceMetrics {
       registers
     })
     // The verified-token cache: a hit skipped the signature check.
-    const cacheHits = new Counter({
-      name: 'oidc_verifier_token_cache_hits_total',
-      help: 'Verifications answered from the verified-token cache, by issuer.',
-      labelNames: ['issuer'] as const,
-      registers
-    })
-    const cacheMisses = new Counter({
-      name: 'oidc_verifier_token_cache_misses_total',
-      help: 'Verifications that were not in the verified-token cache and were verified fully (then cached), by issuer.',
-      labelNames: ['issuer'] as const,
-      registers
-    })
+    const cacheHits = new HotCounter<'issuer'>('oidc_verifier_token_cache_hits_total',
+      'Verifications answered from the verified-token cache, by issuer.', this.registry)
+    const cacheMisses = new HotCounter<'issuer'>('oidc_verifier_token_cache_misses_total',
+      'Verifications that were not in the verified-token cache and were verified fully (then cached), by issuer.', this.registry)
 
     this.verifierEvents = {
       verification: (e) => {
         const issuer = e.issuer ?? NONE
-        verifications.inc({ issuer, result: e.result })
-        verificationDuration.observe({ issuer, outcome: outcomeOf(e.result) }, e.durationSeconds)
+        const { result } = e
+        verifications.inc(`${issuer}\n${result}`, () => ({ issuer, result }))
+        const outcome = outcomeOf(result)
+        verificationDuration.observe(`${issuer}\n${outcome}`, () => ({ issuer, outcome }), e.durationSeconds)
       },
       jwksFetch: (e) => {
         jwksFetches.inc({ issuer: e.issuer, outcome: e.outcome, reason: e.reason })
         jwksDuration.observe({ issuer: e.issuer, outcome: e.outcome }, e.durationSeconds)
       },
       staleKeysServed: (e) => { stale.inc({ issuer: e.issuer }) },
-      tokenCache: (e) => { (e.hit ? cacheHits : cacheMisses).inc({ issuer: e.issuer }) }
+      tokenCache: (e) => {
+        const { issuer } = e
+        ;(e.hit ? cacheHits : cacheMisses).inc(issuer, () => ({ issuer }))
+      }
     }
 
     // Key state is read when Prometheus scrapes, from the same status /readyz shows.
@@ -153,19 +143,10 @@ export class ServiceMetrics {
       }
     })
 
-    this.#httpRequests = new Counter({
-      name: 'oidc_verifier_http_requests_total',
-      help: 'HTTP requests by route pattern ("none": no route matched), method, status and caller id ("none": no caller key).',
-      labelNames: ['route', 'method', 'status', 'caller'] as const,
-      registers
-    })
-    this.#httpDuration = new Histogram({
-      name: 'oidc_verifier_http_request_duration_seconds',
-      help: 'Time from request to response, by route pattern.',
-      labelNames: ['route'] as const,
-      buckets: HTTP_BUCKETS,
-      registers
-    })
+    this.#httpRequests = new HotCounter('oidc_verifier_http_requests_total',
+      'HTTP requests by route pattern ("none": no route matched), method, status and caller id ("none": no caller key).', this.registry)
+    this.#httpDuration = new HotHistogram('oidc_verifier_http_request_duration_seconds',
+      'Time from request to response, by route pattern.', HTTP_BUCKETS, this.registry)
     this.#rateLimited = new Counter({
       name: 'oidc_verifier_rate_limited_total',
       help: 'Requests refused with 429 rate_limited, by route pattern and caller id.',
@@ -192,8 +173,9 @@ export class ServiceMetrics {
     const caller = callerOrNone ?? NONE
     // Methods outside this set would be caller-chosen label values.
     const method = KNOWN_METHODS.has(anyMethod) ? anyMethod : 'other'
-    this.#httpRequests.inc({ route, method, status: String(status), caller })
-    this.#httpDuration.observe({ route }, durationSeconds)
+    // Label values are configuration (routes, callers) or fixed sets; a newline appears in none of them.
+    this.#httpRequests.inc(`${route}\n${method}\n${status}\n${caller}`, () => ({ route, method, status: String(status), caller }))
+    this.#httpDuration.observe(route, () => ({ route }), durationSeconds)
     if (code === 'rate_limited') this.#rateLimited.inc({ route, caller })
   }
 
