@@ -102,7 +102,7 @@ t.test('bounded by entries and bytes; disabled means no caching', async (t) => {
   t.teardown(() => v.close())
   for (let i = 0; i < 10; i++) await v.verify(mint(key, idTokenClaims(ISS, AUD, { sub: `u${i}` })))
   t.equal((v as unknown as { tokenCache: VerifiedTokenCache }).tokenCache.size, 3)
-  const entry = { issuer: 'main', keySource: 'x', keyFingerprint: 'y', header: {}, alg: 'ES256' as const, curve: undefined, identity: {} as never }
+  const entry = { issuer: 'main', keySource: 'x', keyFingerprint: 'y', alg: 'ES256' as const, curve: undefined, identity: {} as never }
   for (let i = 0; i < 10; i++) cache.set(`k${i}`, entry, 200_000, Date.now() + 60_000, Date.now())
   t.ok(cache.size <= 5, `a 1 MiB byte bound holds at most 5 entries of ~600 KB estimated size (${cache.size})`)
   cache.set('expired', entry, 100, Date.now() - 1, Date.now())

@@ -16,7 +16,6 @@ export interface CachedVerification {
   /** Where the verifying key came from (a JWKS URL, or "inline:<id>" / "secret:<id>"), and which key it was. */
   keySource: string
   keyFingerprint: string
-  header: Record<string, unknown>
   alg: Algorithm
   curve: string | undefined
   /** The normalized identity as first computed; expiresIn is recomputed on every hit. */
@@ -52,7 +51,7 @@ export class VerifiedTokenCache {
 
   /**
    * The token's length stands in for its decoded claims (the claims, the identity built from them and the
-   * header take about three times the token's base64url length), so sizing costs nothing per entry.
+   * key take about three times the token's base64url length), so sizing costs nothing per entry.
    */
   set (key: string, entry: CachedVerification, tokenLength: number, expiresAtMs: number, nowMs: number): void {
     const ttl = Math.min(expiresAtMs - nowMs, this.maxTtlMs)

@@ -275,7 +275,7 @@ export class Verifier {
     }
     if (cacheKey !== undefined && this.tokenCache !== undefined) {
       // Cached objects are shared between hits and must not be mutated by callers.
-      this.tokenCache.set(cacheKey, { issuer, keySource, keyFingerprint, header, alg, curve, identity }, token.length, identity.expiresAt * 1000, nowSeconds * 1000)
+      this.tokenCache.set(cacheKey, { issuer, keySource, keyFingerprint, alg, curve, identity }, token.length, identity.expiresAt * 1000, nowSeconds * 1000)
       this.events.tokenCache?.({ issuer, hit: false })
     }
     return identity
