@@ -92,6 +92,8 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
 
   await fastify.register(rateLimit, {
     global: false,
+    // Within the limit, the three x-ratelimit-* headers only when asked for: every header costs on every answer.
+    addHeadersOnExceeding: { 'x-ratelimit-limit': config.rateLimit.headers, 'x-ratelimit-remaining': config.rateLimit.headers, 'x-ratelimit-reset': config.rateLimit.headers },
     // An authenticated caller is limited by its id (wherever it connects from), others by address (IPv6 by /64).
     // (An address without ':' is IPv4 and needs no normalizing; the IPv6 check is a large regular expression.)
     keyGenerator: (request) => request.caller !== undefined ? `caller:${request.caller.id}` : request.ip.includes(':') ? normalizeIP(request.ip) : request.ip,

@@ -78,6 +78,7 @@ rateLimit:
   enabled: false
   max: 50
   windowSeconds: 10
+  headers: true
 jwks:
   maxEntries: 10
   defaultFreshnessSeconds: 300
@@ -155,7 +156,7 @@ t.test('a valid full YAML file resolves every option', async (t) => {
       opsPort: 9091,
       opsHost: '127.0.0.1'
     },
-    rateLimit: { enabled: false, max: 50, windowSeconds: 10 },
+    rateLimit: { enabled: false, max: 50, windowSeconds: 10, headers: true },
     jwks: {
       maxEntries: 10,
       defaultFreshnessSeconds: 300,
@@ -279,7 +280,7 @@ t.test('the documented defaults', async (t) => {
     connectionTimeoutMs: 10000, requestTimeoutMs: 15000, headersTimeoutMs: 10000, keepAliveTimeoutMs: 72000
   })
   t.same(LOAD_SHEDDING_DEFAULTS, { enabled: true, maxEventLoopDelayMs: 1000, maxEventLoopUtilization: 0, maxHeapUsedBytes: 0, maxRssBytes: 0, sampleIntervalMs: 1000, retryAfterSeconds: 10 })
-  t.same(RATE_LIMIT_DEFAULTS, { enabled: true, max: 1000000, windowSeconds: 60 })
+  t.same(RATE_LIMIT_DEFAULTS, { enabled: true, max: 3000000, windowSeconds: 60, headers: false })
   t.same(TOKEN_CACHE_DEFAULTS, { enabled: true, maxEntries: 50000, maxBytes: 67108864, maxTtlSeconds: 300 })
   t.same(JWKS_DEFAULTS, {
     maxEntries: 100,

@@ -69,8 +69,26 @@ t.test('the rate limit stops a runaway caller, with a code and Retry-After', asy
   const limited = await app.inject({ method: 'POST', url: '/verify', payload: { token } })
   t.equal(limited.json().code, 'rate_limited')
   t.ok(Number(limited.headers['retry-after']) >= 1)
+  t.equal(limited.headers['x-ratelimit-limit'], '5', 'a 429 says the limit')
+  t.equal(limited.headers['x-ratelimit-remaining'], '0')
   t.equal((await app.inject({ method: 'GET', url: '/healthz' })).statusCode, 200, 'health is not limited')
   t.equal((await app.inject({ method: 'GET', url: '/readyz' })).statusCode, 200)
+})
+
+t.test('x-ratelimit-* headers on answers within the limit only when configured', async (t) => {
+  const token = mint(key, idTokenClaims(ISS, 'aud'))
+  const quiet = await buildApp(configFor([{ id: 'main', issuer: ISS, audiences: ['aud'], jwks: jwksOf(key) }], { rateLimit: { max: 5, windowSeconds: 60 } }))
+  t.teardown(() => quiet.close())
+  const plain = await quiet.inject({ method: 'POST', url: '/verify', payload: { token } })
+  t.equal(plain.statusCode, 200)
+  t.same(Object.keys(plain.headers).filter((h) => h.startsWith('x-ratelimit')), [], 'none by default')
+  const told = await buildApp(configFor([{ id: 'main', issuer: ISS, audiences: ['aud'], jwks: jwksOf(key) }], { rateLimit: { max: 5, windowSeconds: 60, headers: true } }))
+  t.teardown(() => told.close())
+  const res = await told.inject({ method: 'POST', url: '/verify', payload: { token } })
+  t.equal(res.statusCode, 200)
+  t.equal(res.headers['x-ratelimit-limit'], '5')
+  t.equal(res.headers['x-ratelimit-remaining'], '4')
+  t.ok(Number(res.headers['x-ratelimit-reset']) >= 1)
 })
 
 t.test('the default limit never stops a busy backend', async (t) => {

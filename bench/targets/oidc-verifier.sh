@@ -17,8 +17,9 @@
 #
 # The settings go in a generated config file (under the project's bench/.work/, git-ignored) rather than
 # the OIDC_* environment, because the rate limit cannot be set from the environment: the default per-caller
-# limit (1,000,000 a minute) would trip under one load generator sending 20,000+ requests a second. The
-# limiter stays on, with a ceiling no run reaches, so its per-request cost is still measured.
+# limit (3,000,000 a minute, 50,000 a second) is above what one process answers here, but a faster machine or
+# WORKERS=N behind one load generator could reach it. The limiter stays on, with a ceiling no run reaches,
+# so its per-request cost is still measured.
 set -euo pipefail
 if [ $# -ne 5 ]; then
   echo "usage: $0 PORT ISSUER JWKS_URI AUDIENCE ALG" >&2

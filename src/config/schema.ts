@@ -47,9 +47,11 @@ export const SERVER_DEFAULTS: Readonly<ServerConfig> = Object.freeze({
 
 export const RATE_LIMIT_DEFAULTS: Readonly<RateLimitConfig> = Object.freeze({
   enabled: true,
-  // ≈16,000 requests a second per caller: above what one process can verify, so only a runaway caller hits it.
-  max: 1000000,
-  windowSeconds: 60
+  // 50,000 requests a second per caller: above what one process answers even from its token cache (≈23,000
+  // a second on one core, docs/benchmarks.md), so only a runaway caller hits it.
+  max: 3000000,
+  windowSeconds: 60,
+  headers: false
 })
 
 export const JWKS_DEFAULTS: Readonly<JwksCacheConfig> = Object.freeze({
@@ -195,7 +197,8 @@ export const ServerSchema = Type.Object({
 export const RateLimitSchema = Type.Object({
   enabled: Type.Optional(Type.Boolean({ description: 'Whether per-caller rate limiting is on.', default: RATE_LIMIT_DEFAULTS.enabled, 'x-expected': 'true or false' })),
   max: Type.Optional(Int(1, 1000000000, 'Requests allowed per caller per window.', RATE_LIMIT_DEFAULTS.max)),
-  windowSeconds: Type.Optional(Int(1, DAY, 'Length of the rate limit window in seconds.', RATE_LIMIT_DEFAULTS.windowSeconds))
+  windowSeconds: Type.Optional(Int(1, DAY, 'Length of the rate limit window in seconds.', RATE_LIMIT_DEFAULTS.windowSeconds)),
+  headers: Type.Optional(Type.Boolean({ description: 'Send x-ratelimit-limit/-remaining/-reset on every answer (true), or only on a 429 (false).', default: RATE_LIMIT_DEFAULTS.headers, 'x-expected': 'true or false' }))
 }, { additionalProperties: false, description: 'Per-caller rate limiting.', 'x-expected': 'a mapping of rate limit options' })
 
 export const JwksCacheSchema = Type.Object({

@@ -248,6 +248,8 @@ export interface RateLimitConfig {
   /** Requests allowed per caller (client address) per window. */
   max: number
   windowSeconds: number
+  /** x-ratelimit-* headers on answers within the limit too (a 429 always has them, and Retry-After). */
+  headers: boolean
 }
 
 /** The identity headers forward-auth sets on success, by normalized field. */
