@@ -2,6 +2,7 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { VerificationError } from '../../errors.js'
 import { bearerToken, queryCarriesToken } from '../bearer.js'
+import { IdentityBodies } from '../identity-bodies.js'
 import { requestChecks } from '../request-checks.js'
 import { ErrorResponseSchema, VerifiedIdentitySchema, VerifyBodyOrNothing } from '../schemas.js'
 
@@ -13,6 +14,8 @@ export interface VerifyRouteOptions {
 }
 
 export const verifyRoute: FastifyPluginAsync<VerifyRouteOptions> = async (fastify, opts) => {
+  // Answers for tokens the Verifier serves from its cache are rendered once per cache entry.
+  const bodies = new IdentityBodies()
   fastify.withTypeProvider<TypeBoxTypeProvider>().post('/verify', {
     config: opts.rateLimit === false ? {} : { rateLimit: opts.rateLimit },
     schema: {
@@ -23,7 +26,7 @@ export const verifyRoute: FastifyPluginAsync<VerifyRouteOptions> = async (fastif
         '5xx': ErrorResponseSchema
       }
     }
-  }, async (request) => {
+  }, async (request, reply) => {
     if (queryCarriesToken(request.query)) throw new VerificationError('token_in_query')
     // Read once: a configuration reload may swap the Verifier while this request runs.
     const verifier = fastify.verifier
@@ -35,6 +38,10 @@ export const verifyRoute: FastifyPluginAsync<VerifyRouteOptions> = async (fastif
     const checks = requestChecks(verifier, { nonce: body.nonce, maxAge: body.maxAge, accessToken: body.accessToken, audience: body.audience, mode: body.mode })
     const identity = await verifier.verify(token, checks)
     request.outcome = { issuer: identity.issuer.id }
-    return identity
+    const rendered = bodies.body(identity, (value) => reply.serialize(value) as string)
+    if (rendered === undefined) return identity
+    // Already serialized by this route's schema: Fastify sends a string with a JSON content type as it is
+    // (the type provider only knows the schema's object type, hence the cast).
+    return reply.type('application/json; charset=utf-8').send(rendered as unknown as typeof identity)
   })
 }

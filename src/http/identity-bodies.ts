@@ -1,0 +1,44 @@
+/**
+ * The JSON answer of POST /verify for a token the Verifier answers from its verified-token cache, rendered once
+ * per cache entry instead of on every request.
+ *
+ * On a cache hit the Verifier returns a copy of the cached identity whose nested objects (`claims` among them)
+ * are the cached entry's own, and only `expiresIn` differs from one answer to the next. So the second time a
+ * `claims` object is seen, the identity is serialized by the route's own compiled schema serializer with a
+ * placeholder for expiresIn, split around it, and kept in a WeakMap keyed by that `claims` object: it lives
+ * exactly as long as the cache entry does, and later hits only join three strings. The first sighting renders
+ * nothing extra, so a token seen once (the cold path) pays only a WeakSet entry.
+ */
+import type { VerifiedIdentity } from '../core/identity.js'
+
+/** An integer no clock produces for expiresIn (seconds left, never negative), written as the placeholder. */
+const PLACEHOLDER = -987654321012345
+const MARKER = `"expiresIn":${PLACEHOLDER}`
+const KEY = '"expiresIn":'
+
+export class IdentityBodies {
+  readonly #seen = new WeakSet<object>()
+  readonly #bodies = new WeakMap<object, readonly [string, string]>()
+
+  /**
+   * The serialized identity when this cache entry has been rendered before (or is rendered now, on its second
+   * sighting); undefined when the route should let Fastify serialize it as usual.
+   */
+  body (identity: VerifiedIdentity, serialize: (identity: VerifiedIdentity) => string): string | undefined {
+    const entry = identity.claims
+    const parts = this.#bodies.get(entry)
+    if (parts !== undefined) return parts[0] + String(identity.expiresIn) + parts[1]
+    if (!this.#seen.has(entry)) {
+      this.#seen.add(entry)
+      return undefined
+    }
+    const text = serialize({ ...identity, expiresIn: PLACEHOLDER })
+    // The first occurrence is the top-level field: it comes before `claims`, and every string before it is
+    // JSON-escaped, so the marker cannot be forged by a claim value.
+    const at = text.indexOf(MARKER)
+    if (at === -1) return undefined
+    const rendered = [text.slice(0, at + KEY.length), text.slice(at + MARKER.length)] as const
+    this.#bodies.set(entry, rendered)
+    return rendered[0] + String(identity.expiresIn) + rendered[1]
+  }
+}
