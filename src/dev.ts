@@ -28,7 +28,7 @@ try {
     `  service:  ${base}`,
     '',
     'Verify a fresh token:',
-    `  curl -s ${base}/verify -H "Authorization: Bearer $(curl -s '${devIssuer.issuer}/token?sub=alice&name=Alice')"`,
+    `  curl -s -X POST ${base}/verify -H "Authorization: Bearer $(curl -s '${devIssuer.issuer}/token?sub=alice&name=Alice')"`,
     '',
     'Mint with your own claims:',
     `  curl -s -X POST ${devIssuer.issuer}/token -d '{"sub":"bob","groups":["admins"]}'`,

@@ -4,7 +4,7 @@
  */
 import t from 'tap'
 import { spawn } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { buildApp } from '../src/app.js'
 import { DevIssuerRefused, startDevIssuer } from '../src/dev/dev-issuer.js'
 import { configFor } from './helpers/config.js'
@@ -48,14 +48,15 @@ t.test('npm run dev prints a curl command that verifies a fresh token', async (t
     const timer = setTimeout(() => reject(new Error(`no curl command printed: ${stderr}`)), 20000)
     child.stderr.on('data', (d) => {
       stderr += String(d)
-      const m = /curl -s (\S+\/verify) -H "Authorization: Bearer \$\(curl -s '([^']+)'\)"/.exec(stderr)
-      if (m !== null) { clearTimeout(timer); resolve(`${m[1]} ${m[2]}`) }
+      const m = /curl -s (?:-X (\w+) )?(\S+\/verify) -H "Authorization: Bearer \$\(curl -s '([^']+)'\)"/.exec(stderr)
+      // curl sends GET unless told otherwise (-X, or a body with -d): the request is rebuilt exactly so.
+      if (m !== null) { clearTimeout(timer); resolve(`${m[1] ?? 'GET'} ${m[2]} ${m[3]}`) }
     })
   })
   t.match(stderr, /INSECURE/)
-  const [verifyUrl, tokenUrl] = command.split(' ') as [string, string]
+  const [method, verifyUrl, tokenUrl] = command.split(' ') as [string, string, string]
   const token = await (await fetch(tokenUrl)).text()
-  const res = await fetch(verifyUrl, { method: 'POST', headers: { authorization: `Bearer ${token}` } })
+  const res = await fetch(verifyUrl, { method, headers: { authorization: `Bearer ${token}` } })
   t.equal(res.status, 200)
   t.equal((await res.json() as { subject: string }).subject, 'alice')
   const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
@@ -71,4 +72,12 @@ t.test('npm run dev refuses NODE_ENV=production', async (t) => {
   t.equal(code, 1)
   t.match(stderr, /insecure/)
   t.match(stderr, /NODE_ENV=production/)
+})
+
+t.test("README's curl examples send the method their route accepts", async (t) => {
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
+  // The service's POST-only routes; curl sends GET unless told -X POST or given a body (-d).
+  const commands = readme.replace(/\\\n\s*/g, ' ').split('\n').filter((line) => /curl -s .*http:\/\/127\.0\.0\.1:8080\/(verify|introspect)/.test(line))
+  t.ok(commands.length >= 4, 'the examples are found')
+  for (const command of commands) t.match(command, /-X POST| -d /, command)
 })
