@@ -66,7 +66,7 @@ export async function verifyAsymmetric (alg: AsymmetricAlgorithm, key: KeyObject
   })
 }
 
-/** Signature checks waiting in the thread pool now (for tests and metrics). */
+/** Signature checks waiting in the thread pool now (the tests watch the bound with it). */
 export function queuedVerifications (): number {
   return queued
 }
