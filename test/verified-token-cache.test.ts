@@ -63,6 +63,32 @@ t.test('per-request checks run on every hit', async (t) => {
   t.equal(seen.miss, 1, 'only the first verification checked the signature')
 })
 
+t.test('verifyNow answers a hit without a promise, and fails a hit\'s checks by throwing; a miss is a promise', async (t) => {
+  const verifications: Array<{ result: string }> = []
+  const { seen, events } = counting()
+  const v = new Verifier(configFor([{ id: 'main', issuer: ISS, audiences: [AUD], jwks: jwksOf(key) }]), {
+    events: { ...events, verification: (e) => { verifications.push({ result: e.result }) } }
+  })
+  t.teardown(() => v.close())
+  const token = mint(key, idTokenClaims(ISS, AUD, { nonce: 'n1' }))
+  const first = v.verifyNow(token)
+  t.ok(first instanceof Promise, 'a token never seen is verified in full, asynchronously')
+  const verified = await first
+  const hit = v.verifyNow(token, { nonce: 'n1' })
+  t.notOk(hit instanceof Promise, 'a cached token is answered at once')
+  t.equal((hit as typeof verified).subject, verified.subject)
+  t.same((hit as typeof verified).claims, verified.claims)
+  t.throws(() => v.verifyNow(token, { nonce: 'n2' }), { code: 'nonce_mismatch' }, 'a per-request check fails the hit synchronously')
+  t.throws(() => v.verifyNow('x'.repeat(100_000)), { code: 'token_too_large' })
+  const forged = token.slice(0, -4) + (token.endsWith('AAAA') ? 'BBBB' : 'AAAA')
+  const miss = v.verifyNow(forged)
+  t.ok(miss instanceof Promise, 'a tampered token is not a hit')
+  await t.rejects(miss as Promise<unknown>, { code: /signature_invalid|token_malformed/ })
+  t.same(seen, { hit: 1, miss: 1 })
+  t.same(verifications.map((e) => e.result), ['ok', 'ok', 'nonce_mismatch', 'token_too_large', verifications[4]?.result], 'every outcome is observed once')
+  t.match(verifications[4]?.result, /signature_invalid|token_malformed/)
+})
+
 t.test('a failed verification is never cached; a tampered token never hits', async (t) => {
   const { seen, events } = counting()
   const v = new Verifier(configFor([{ id: 'main', issuer: ISS, audiences: [AUD], jwks: jwksOf(key) }]), { events })

@@ -167,19 +167,37 @@ export class Verifier {
   }
 
   async verify (token: string, request: RequestChecks = {}): Promise<VerifiedIdentity> {
+    return await this.verifyNow(token, request)
+  }
+
+  /**
+   * verify() without a promise when the verified-token cache answers: the identity itself on a hit (or a
+   * thrown VerificationError when a per-request check fails), a promise only when the token must be verified
+   * in full. A route that sends the answer at once saves the promise, its microtask and the async frames
+   * on every cache hit, a large share of what a hit costs.
+   */
+  verifyNow (token: string, request: RequestChecks = {}): VerifiedIdentity | Promise<VerifiedIdentity> {
     const observe = this.events.verification
-    if (observe === undefined) return await this.verifyToken(token, request)
+    if (observe === undefined) return this.verifyToken(token, request)
     const started = performance.now()
+    let outcome: VerifiedIdentity | Promise<VerifiedIdentity>
     try {
-      const identity = await this.verifyToken(token, request)
-      observe({ issuer: identity.issuer.id, result: 'ok', durationSeconds: (performance.now() - started) / 1000 })
-      return identity
+      outcome = this.verifyToken(token, request)
     } catch (err) {
-      const result: ErrorCode = isVerificationError(err) ? err.code : 'internal_error'
-      const issuer = isVerificationError(err) ? (err.details.issuer ?? null) : null
-      observe({ issuer, result, durationSeconds: (performance.now() - started) / 1000 })
+      observeFailure(observe, err, started)
       throw err
     }
+    if (outcome instanceof Promise) {
+      return outcome.then((identity) => {
+        observe({ issuer: identity.issuer.id, result: 'ok', durationSeconds: (performance.now() - started) / 1000 })
+        return identity
+      }, (err: unknown) => {
+        observeFailure(observe, err, started)
+        throw err
+      })
+    }
+    observe({ issuer: outcome.issuer.id, result: 'ok', durationSeconds: (performance.now() - started) / 1000 })
+    return outcome
   }
 
   /** Discovered JWKS URLs are learnt at run time: label them by the discovering issuer. */
@@ -193,14 +211,15 @@ export class Verifier {
     return 'unknown'
   }
 
-  private async verifyToken (token: string, request: RequestChecks): Promise<VerifiedIdentity> {
+  /** A cache hit answered synchronously; anything else returns verifyFully's promise (which never throws synchronously). */
+  private verifyToken (token: string, request: RequestChecks): VerifiedIdentity | Promise<VerifiedIdentity> {
     const cache = this.tokenCache
-    if (cache === undefined) return await this.verifyFully(token, request, undefined)
+    if (cache === undefined) return this.verifyFully(token, request, undefined)
     // Size first: nothing longer than the limit is hashed, parsed or looked up.
     if (token.length > this.maxTokenBytes) throw new VerificationError('token_too_large')
     const cacheKey = cache.keyOf(token)
     const hit = cache.get(cacheKey)
-    if (hit === undefined) return await this.verifyFully(token, request, cacheKey)
+    if (hit === undefined) return this.verifyFully(token, request, cacheKey)
     const runtime = this.byId.get(hit.issuer) as IssuerRuntime
     const nowSeconds = this.now() / 1000
     // The signature was verified before; every claim check runs again (time passes, requests differ).
@@ -330,4 +349,10 @@ function innerJws (decrypted: Decrypted, maxTokenBytes: number): ParsedJws {
   for (let i = text.indexOf('.'); i !== -1 && dots < 3; i = text.indexOf('.', i + 1)) dots++
   if (dots !== 2 || text.endsWith('.')) throw new VerificationError('token_not_signed')
   return parseCompactJws(text, maxTokenBytes)
+}
+
+function observeFailure (observe: NonNullable<VerifierEvents['verification']>, err: unknown, started: number): void {
+  const result: ErrorCode = isVerificationError(err) ? err.code : 'internal_error'
+  const issuer = isVerificationError(err) ? (err.details.issuer ?? null) : null
+  observe({ issuer, result, durationSeconds: (performance.now() - started) / 1000 })
 }

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import type { VerifiedIdentity } from '../../core/identity.js'
 import { VerificationError } from '../../errors.js'
 import { bearerToken, queryCarriesToken } from '../bearer.js'
 import { IdentityBodies } from '../identity-bodies.js'
@@ -26,7 +27,8 @@ export const verifyRoute: FastifyPluginAsync<VerifyRouteOptions> = async (fastif
         '5xx': ErrorResponseSchema
       }
     }
-  }, async (request, reply) => {
+  }, (request, reply) => {
+    // Not async: a token the Verifier answers from its cache is answered here and now, without a promise.
     if (queryCarriesToken(request.query)) throw new VerificationError('token_in_query')
     // Read once: a configuration reload may swap the Verifier while this request runs.
     const verifier = fastify.verifier
@@ -36,12 +38,17 @@ export const verifyRoute: FastifyPluginAsync<VerifyRouteOptions> = async (fastif
     const token = body.token ?? headerToken
     if (token === undefined) throw new VerificationError('token_missing')
     const checks = requestChecks(verifier, { nonce: body.nonce, maxAge: body.maxAge, accessToken: body.accessToken, audience: body.audience, mode: body.mode })
-    const identity = await verifier.verify(token, checks)
-    request.outcome = { issuer: identity.issuer.id }
-    const rendered = bodies.body(identity, (value) => reply.serialize(value) as string)
-    if (rendered === undefined) return identity
-    // Already serialized by this route's schema: Fastify sends a string with a JSON content type as it is
-    // (the type provider only knows the schema's object type, hence the cast).
-    return reply.type('application/json; charset=utf-8').send(rendered as unknown as typeof identity)
+    const answer = (identity: VerifiedIdentity): VerifiedIdentity => {
+      request.outcome = { issuer: identity.issuer.id }
+      const rendered = bodies.body(identity, (value) => reply.serialize(value) as string)
+      if (rendered === undefined) return identity
+      // Already serialized by this route's schema: Fastify sends a string with a JSON content type as it is
+      // (the type provider only knows the schema's object type, hence the cast).
+      reply.type('application/json; charset=utf-8')
+      return rendered as unknown as VerifiedIdentity
+    }
+    const outcome = verifier.verifyNow(token, checks)
+    // Fastify sends what a synchronous handler returns, and what a returned promise resolves to.
+    return outcome instanceof Promise ? outcome.then(answer) : answer(outcome)
   })
 }
