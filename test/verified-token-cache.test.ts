@@ -1,6 +1,7 @@
 /**
- * The verified-token cache: hits skip only the signature check; expiry, per-request checks and key
- * removal are honoured on every hit; the cache stays within its bounds.
+ * The verified-token cache: a token enters on its second successful verification (the admission filter);
+ * hits skip only the signature check; expiry, per-request checks and key removal are honoured on every hit;
+ * the cache stays within its bounds, and tokens seen once do not displace the ones in use.
  */
 import t from 'tap'
 import { Verifier } from '../src/core/verifier.js'
@@ -14,21 +15,30 @@ const ISS = 'https://idp.example.com'
 const AUD = 'client-a'
 const key = makeKey('ES256')
 
+/** Verifies a token twice: the first verification only records it, the second caches it. */
+async function admit (v: Verifier, token: string): Promise<void> {
+  await v.verify(token)
+  await v.verify(token)
+}
+
 function counting () {
   const seen = { hit: 0, miss: 0 }
   return { seen, events: { tokenCache: (e: { hit: boolean }) => { if (e.hit) seen.hit++; else seen.miss++ } } }
 }
 
-t.test('a token seen before is a hit; expiresIn is recomputed', async (t) => {
+t.test('a token verified twice is cached: later uses hit, and expiresIn is recomputed', async (t) => {
   let now = Date.now()
   const { seen, events } = counting()
   const v = new Verifier(configFor([{ id: 'main', issuer: ISS, audiences: [AUD], jwks: jwksOf(key) }]), { now: () => now, events })
   t.teardown(() => v.close())
   const token = mint(key, idTokenClaims(ISS, AUD, { exp: Math.floor(now / 1000) + 100 }))
   const first = await v.verify(token)
+  t.same(seen, { hit: 0, miss: 1 })
+  await v.verify(token)
+  t.same(seen, { hit: 0, miss: 2 }, 'the first verification only recorded the token: the second verifies it in full again')
   now += 10_000
   const second = await v.verify(token)
-  t.same(seen, { hit: 1, miss: 1 })
+  t.same(seen, { hit: 1, miss: 2 })
   t.equal(second.subject, first.subject)
   t.same(second.claims, first.claims)
   t.ok(second.expiresIn <= first.expiresIn - 9, 'expiresIn counts down on hits')
@@ -40,7 +50,7 @@ t.test('expiry, clock tolerance and the TTL cap are honoured on hits', async (t)
   const v = new Verifier(configFor([{ id: 'main', issuer: ISS, audiences: [AUD], jwks: jwksOf(key), clockToleranceSeconds: 5 }]), { now: () => now, events })
   t.teardown(() => v.close())
   const token = mint(key, idTokenClaims(ISS, AUD, { exp: Math.floor(now / 1000) + 60 }))
-  await v.verify(token)
+  await admit(v, token)
   now += 64_000
   await v.verify(token)
   t.equal(seen.hit, 1, 'still valid within tolerance')
@@ -54,13 +64,13 @@ t.test('per-request checks run on every hit', async (t) => {
   t.teardown(() => v.close())
   const now = Math.floor(Date.now() / 1000)
   const token = mint(key, idTokenClaims(ISS, AUD, { nonce: 'n1', auth_time: now - 500, at_hash: computeAtHash('at-1', 'ES256') }))
-  await v.verify(token)
+  await admit(v, token)
   await t.rejects(v.verify(token, { nonce: 'n2' }), { code: 'nonce_mismatch' })
   await t.rejects(v.verify(token, { maxAge: 60 }), { code: 'authentication_too_old' })
   await t.rejects(v.verify(token, { accessToken: 'at-2' }), { code: 'at_hash_mismatch' })
   await t.rejects(v.verify(token, { audience: 'client-b' }), { code: 'audience_mismatch' })
   t.equal((await v.verify(token, { nonce: 'n1', maxAge: 3600, accessToken: 'at-1', audience: AUD })).subject, 'user-123')
-  t.equal(seen.miss, 1, 'only the first verification checked the signature')
+  t.equal(seen.miss, 2, 'only the two verifications that admitted the token checked the signature')
 })
 
 t.test('verifyNow answers a hit without a promise, and fails a hit\'s checks by throwing; a miss is a promise', async (t) => {
@@ -74,6 +84,9 @@ t.test('verifyNow answers a hit without a promise, and fails a hit\'s checks by 
   const first = v.verifyNow(token)
   t.ok(first instanceof Promise, 'a token never seen is verified in full, asynchronously')
   const verified = await first
+  const second = v.verifyNow(token)
+  t.ok(second instanceof Promise, 'seen once: verified in full again (and now cached)')
+  await second
   const hit = v.verifyNow(token, { nonce: 'n1' })
   t.notOk(hit instanceof Promise, 'a cached token is answered at once')
   t.equal((hit as typeof verified).subject, verified.subject)
@@ -84,9 +97,9 @@ t.test('verifyNow answers a hit without a promise, and fails a hit\'s checks by 
   const miss = v.verifyNow(forged)
   t.ok(miss instanceof Promise, 'a tampered token is not a hit')
   await t.rejects(miss as Promise<unknown>, { code: /signature_invalid|token_malformed/ })
-  t.same(seen, { hit: 1, miss: 1 })
-  t.same(verifications.map((e) => e.result), ['ok', 'ok', 'nonce_mismatch', 'token_too_large', verifications[4]?.result], 'every outcome is observed once')
-  t.match(verifications[4]?.result, /signature_invalid|token_malformed/)
+  t.same(seen, { hit: 1, miss: 2 })
+  t.same(verifications.map((e) => e.result), ['ok', 'ok', 'ok', 'nonce_mismatch', 'token_too_large', verifications[5]?.result], 'every outcome is observed once')
+  t.match(verifications[5]?.result, /signature_invalid|token_malformed/)
 })
 
 t.test('a failed verification is never cached; a tampered token never hits', async (t) => {
@@ -95,12 +108,18 @@ t.test('a failed verification is never cached; a tampered token never hits', asy
   t.teardown(() => v.close())
   const good = mint(key, idTokenClaims(ISS, AUD, { nonce: 'n1' }))
   await t.rejects(v.verify(good, { nonce: 'other' }), { code: 'nonce_mismatch' })
+  await t.rejects(v.verify(good, { nonce: 'other' }), { code: 'nonce_mismatch' })
   t.same(seen, { hit: 0, miss: 0 })
+  await v.verify(good)
+  t.same(seen, { hit: 0, miss: 1 }, 'failed verifications did not count towards admission')
   await v.verify(good)
   const [h, p, s] = good.split('.') as [string, string, string]
   const forged = `${h}.${p}.${s.slice(0, -2)}${s.endsWith('AA') ? 'BA' : 'AA'}`
   await t.rejects(v.verify(forged), { code: /signature_invalid|token_malformed/ })
-  t.same(seen, { hit: 0, miss: 1 })
+  await t.rejects(v.verify(forged), { code: /signature_invalid|token_malformed/ })
+  t.same(seen, { hit: 0, miss: 2 })
+  await v.verify(good)
+  t.same(seen, { hit: 1, miss: 2 })
 })
 
 t.test('entries of a key that leaves the JWKS are dropped', async (t) => {
@@ -113,7 +132,7 @@ t.test('entries of a key that leaves the JWKS are dropped', async (t) => {
   const v = new Verifier(configFor([{ id: 'main', issuer: ISS, audiences: [AUD], jwksUri: idp.jwksUrl }], { jwks: { unknownKidCooldownSeconds: 0 } }), { events })
   t.teardown(() => v.close())
   const oldToken = mint(oldKey, idTokenClaims(ISS, AUD))
-  await v.verify(oldToken)
+  await admit(v, oldToken)
   await v.verify(oldToken)
   t.equal(seen.hit, 1)
   idp.set({ json: jwksOf(newKey) }) // the IdP revokes the old key
@@ -126,13 +145,19 @@ t.test('bounded by entries and bytes; disabled means no caching', async (t) => {
   const cache = new VerifiedTokenCache({ enabled: true, maxEntries: 3, maxBytes: 1048576, maxTtlSeconds: 60 })
   const v = new Verifier(configFor([{ id: 'main', issuer: ISS, audiences: [AUD], jwks: jwksOf(key) }], { tokenCache: { maxEntries: 3 } }))
   t.teardown(() => v.close())
-  for (let i = 0; i < 10; i++) await v.verify(mint(key, idTokenClaims(ISS, AUD, { sub: `u${i}` })))
+  for (let i = 0; i < 10; i++) await admit(v, mint(key, idTokenClaims(ISS, AUD, { sub: `u${i}` })))
   t.equal((v as unknown as { tokenCache: VerifiedTokenCache }).tokenCache.size, 3)
   const entry = { issuer: 'main', keySource: 'x', keyFingerprint: 'y', alg: 'ES256' as const, curve: undefined, identity: {} as never }
-  for (let i = 0; i < 10; i++) cache.set(`k${i}`, entry, 200_000, Date.now() + 60_000, Date.now())
+  const keys = Array.from({ length: 10 }, (_, i) => cache.keyOf(`token-${i}`))
+  for (const k of keys) {
+    t.notOk(cache.set(k, entry, 200_000, Date.now() + 60_000, Date.now()), 'not cached when first seen')
+    t.ok(cache.set(k, entry, 200_000, Date.now() + 60_000, Date.now()), 'cached when seen again')
+  }
   t.ok(cache.size <= 5, `a 1 MiB byte bound holds at most 5 entries of ~600 KB estimated size (${cache.size})`)
-  cache.set('expired', entry, 100, Date.now() - 1, Date.now())
-  t.equal(cache.get('expired'), undefined, 'an already expired token is not stored')
+  const expired = cache.keyOf('expired')
+  cache.set(expired, entry, 100, Date.now() + 60_000, Date.now())
+  t.notOk(cache.set(expired, entry, 100, Date.now() - 1, Date.now()), 'an already expired token is not stored')
+  t.equal(cache.get(expired), undefined)
 
   const { seen, events } = counting()
   const off = new Verifier(configFor([{ id: 'main', issuer: ISS, audiences: [AUD], jwks: jwksOf(key) }], { tokenCache: { enabled: false } }), { events })
@@ -149,4 +174,17 @@ t.test('the raw token is never a key', async (t) => {
   const k = cache.keyOf(token)
   t.equal(k.length, 44)
   t.notOk(token.includes(k))
+})
+
+t.test('tokens seen once do not displace the tokens in use', async (t) => {
+  const { seen, events } = counting()
+  const v = new Verifier(configFor([{ id: 'main', issuer: ISS, audiences: [AUD], jwks: jwksOf(key) }], { tokenCache: { maxEntries: 3 } }), { events })
+  t.teardown(() => v.close())
+  const hot = mint(key, idTokenClaims(ISS, AUD, { sub: 'hot' }))
+  await admit(v, hot)
+  for (let i = 0; i < 40; i++) await v.verify(mint(key, idTokenClaims(ISS, AUD, { sub: `once-${i}` })))
+  const cache = (v as unknown as { tokenCache: VerifiedTokenCache }).tokenCache
+  t.equal(cache.size, 1, 'none of the 40 one-time tokens took an entry')
+  await v.verify(hot)
+  t.equal(seen.hit, 1, 'the token in use is still cached')
 })

@@ -3,12 +3,14 @@
  * Keyed by SHA-256 of the whole token (the raw token is never stored). An entry lives no longer than the
  * token's exp nor the configured cap, is dropped when the key that verified it leaves its issuer's JWKS,
  * and never skips the claim checks: time, audience and the per-request checks run on every hit.
- * Bounded in entries and in estimated bytes.
+ * Bounded in entries and in estimated bytes. A token is admitted on its second successful verification
+ * (src/core/seen-filter.ts): tokens presented once never displace the ones in use, nor cost an entry.
  */
 import { hash } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
 import type { Algorithm, TokenCacheConfig } from '../config/types.js'
 import type { VerifiedIdentity } from './identity.js'
+import { SeenFilter } from './seen-filter.js'
 
 export interface CachedVerification {
   /** Configured issuer id. */
@@ -28,9 +30,12 @@ const ENTRY_OVERHEAD_BYTES = 1024
 export class VerifiedTokenCache {
   private readonly lru: LRUCache<string, CachedVerification>
   private readonly maxTtlMs: number
+  /** Tokens verified once, remembered for one to two generations of maxEntries other tokens. */
+  private readonly seen: SeenFilter
 
   constructor (config: TokenCacheConfig) {
     this.maxTtlMs = config.maxTtlSeconds * 1000
+    this.seen = new SeenFilter(config.maxEntries)
     this.lru = new LRUCache<string, CachedVerification>({
       max: config.maxEntries,
       maxSize: config.maxBytes,
@@ -50,13 +55,17 @@ export class VerifiedTokenCache {
   }
 
   /**
+   * Caches a verified token if it was verified before (returns whether it is now cached).
    * The token's length stands in for its decoded claims (the claims, the identity built from them and the
    * key take about three times the token's base64url length), so sizing costs nothing per entry.
    */
-  set (key: string, entry: CachedVerification, tokenLength: number, expiresAtMs: number, nowMs: number): void {
+  set (key: string, entry: CachedVerification, tokenLength: number, expiresAtMs: number, nowMs: number): boolean {
     const ttl = Math.min(expiresAtMs - nowMs, this.maxTtlMs)
-    if (ttl <= 0) return
+    if (ttl <= 0) return false
+    // Admission: the first successful verification of a token is only remembered (a few bits), not cached.
+    if (!this.seen.seenBefore(key)) return false
     this.lru.set(key, entry, { ttl: Math.ceil(ttl), size: ENTRY_OVERHEAD_BYTES + 3 * tokenLength })
+    return true
   }
 
   /** A key source's new key set no longer has some keys: forget what they verified. Returns how many. */
@@ -77,5 +86,6 @@ export class VerifiedTokenCache {
 
   clear (): void {
     this.lru.clear()
+    this.seen.clear()
   }
 }

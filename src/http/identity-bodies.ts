@@ -3,11 +3,11 @@
  * per cache entry instead of on every request.
  *
  * On a cache hit the Verifier returns a copy of the cached identity whose nested objects (`claims` among them)
- * are the cached entry's own, and only `expiresIn` differs from one answer to the next. So the second time a
- * `claims` object is seen, the identity is serialized by the route's own compiled schema serializer with a
- * placeholder for expiresIn, split around it, and kept in a WeakMap keyed by that `claims` object: it lives
- * exactly as long as the cache entry does, and later hits only join three strings. The first sighting renders
- * nothing extra, so a token seen once (the cold path) pays only a WeakSet entry.
+ * are the cached entry's own, and only `expiresIn` differs from one answer to the next. So on the first hit of
+ * an entry the identity is serialized by the route's own compiled schema serializer with a placeholder for
+ * expiresIn, split around it, and kept in a WeakMap keyed by that `claims` object: it lives exactly as long as
+ * the cache entry does, and later hits only join three strings. Only hits come here (the route knows a hit:
+ * the Verifier answers it without a promise), so a token verified in full costs nothing here.
  */
 import type { VerifiedIdentity } from '../core/identity.js'
 
@@ -17,21 +17,16 @@ const MARKER = `"expiresIn":${PLACEHOLDER}`
 const KEY = '"expiresIn":'
 
 export class IdentityBodies {
-  readonly #seen = new WeakSet<object>()
   readonly #bodies = new WeakMap<object, readonly [string, string]>()
 
   /**
-   * The serialized identity when this cache entry has been rendered before (or is rendered now, on its second
-   * sighting); undefined when the route should let Fastify serialize it as usual.
+   * The serialized identity of a cache hit, rendered on the entry's first hit; undefined when the route should
+   * let Fastify serialize it as usual (an identity whose rendering has no placeholder to split at).
    */
   body (identity: VerifiedIdentity, serialize: (identity: VerifiedIdentity) => string): string | undefined {
     const entry = identity.claims
     const parts = this.#bodies.get(entry)
     if (parts !== undefined) return parts[0] + String(identity.expiresIn) + parts[1]
-    if (!this.#seen.has(entry)) {
-      this.#seen.add(entry)
-      return undefined
-    }
     const text = serialize({ ...identity, expiresIn: PLACEHOLDER })
     // The first occurrence is the top-level field: it comes before `claims`, and every string before it is
     // JSON-escaped, so the marker cannot be forged by a claim value.

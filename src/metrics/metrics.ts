@@ -81,7 +81,7 @@ export class ServiceMetrics {
     const cacheHits = new HotCounter<'issuer'>('oidc_verifier_token_cache_hits_total',
       'Verifications answered from the verified-token cache, by issuer.', this.registry)
     const cacheMisses = new HotCounter<'issuer'>('oidc_verifier_token_cache_misses_total',
-      'Verifications that were not in the verified-token cache and were verified fully (then cached), by issuer.', this.registry)
+      'Verifications that were not in the verified-token cache and were verified fully (cached from a token\'s second verification on), by issuer.', this.registry)
 
     this.verifierEvents = {
       verification: (e) => {

@@ -38,17 +38,19 @@ export const verifyRoute: FastifyPluginAsync<VerifyRouteOptions> = async (fastif
     const token = body.token ?? headerToken
     if (token === undefined) throw new VerificationError('token_missing')
     const checks = requestChecks(verifier, { nonce: body.nonce, maxAge: body.maxAge, accessToken: body.accessToken, audience: body.audience, mode: body.mode })
-    const answer = (identity: VerifiedIdentity): VerifiedIdentity => {
+    const verified = (identity: VerifiedIdentity): VerifiedIdentity => {
       request.outcome = { issuer: identity.issuer.id }
-      const rendered = bodies.body(identity, (value) => reply.serialize(value) as string)
-      if (rendered === undefined) return identity
-      // Already serialized by this route's schema: Fastify sends a string with a JSON content type as it is
-      // (the type provider only knows the schema's object type, hence the cast).
-      reply.type('application/json; charset=utf-8')
-      return rendered as unknown as VerifiedIdentity
+      return identity
     }
     const outcome = verifier.verifyNow(token, checks)
-    // Fastify sends what a synchronous handler returns, and what a returned promise resolves to.
-    return outcome instanceof Promise ? outcome.then(answer) : answer(outcome)
+    // Fastify sends what a synchronous handler returns, and what a returned promise resolves to. A token
+    // verified in full is serialized as usual; the answer for a cached one is rendered once per cache entry.
+    if (outcome instanceof Promise) return outcome.then(verified)
+    const rendered = bodies.body(verified(outcome), (value) => reply.serialize(value) as string)
+    if (rendered === undefined) return outcome
+    // Already serialized by this route's schema: Fastify sends a string with a JSON content type as it is
+    // (the type provider only knows the schema's object type, hence the cast).
+    reply.type('application/json; charset=utf-8')
+    return rendered as unknown as VerifiedIdentity
   })
 }
