@@ -3,6 +3,7 @@
  * Exactly three segments, canonical unpadded base64url, UTF-8 JSON objects for header and payload.
  * Anything else is `token_malformed`; a five-segment compact JWE is `token_encrypted`.
  */
+import { isUtf8 } from 'node:buffer'
 import { VerificationError } from '../errors.js'
 
 export interface ParsedJws {
@@ -14,22 +15,29 @@ export interface ParsedJws {
 }
 
 const BASE64URL = /^[A-Za-z0-9_-]*$/
-const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
+/** base64url character → its 6-bit value (only read for characters the pattern above let through). */
+const SEXTET = new Uint8Array(128)
+for (const [i, c] of [...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'].entries()) SEXTET[c.charCodeAt(0)] = i
 
 /** Decodes a base64url segment, refusing padding, foreign characters and non-canonical trailing bits. */
 function decodeSegment (segment: string): Buffer {
-  if (!BASE64URL.test(segment) || segment.length % 4 === 1) throw malformed()
-  const bytes = Buffer.from(segment, 'base64url')
-  // Re-encoding must give the same text: rejects non-zero unused bits, a second spelling of the same bytes.
-  if (bytes.toString('base64url') !== segment) throw malformed()
-  return bytes
+  const rest = segment.length % 4
+  if (rest === 1 || !BASE64URL.test(segment)) throw malformed()
+  // Canonical: the bits the last character carries beyond the last whole byte must be zero (RFC 4648 §3.5),
+  // else a second spelling of the same bytes would pass. (Three characters end in 2 spare bits, two in 4.)
+  const last = SEXTET[segment.charCodeAt(segment.length - 1)] as number
+  if (rest !== 0 && (last & (rest === 2 ? 0x0f : 0x03)) !== 0) throw malformed()
+  return Buffer.from(segment, 'base64url')
 }
 
 function decodeJsonObject (segment: string): Record<string, unknown> {
   if (segment.length === 0) throw malformed()
   let value: unknown
   try {
-    value = JSON.parse(utf8.decode(decodeSegment(segment)))
+    const bytes = decodeSegment(segment)
+    // Fatal on invalid UTF-8 (a replacement character would change what was signed into something else).
+    if (!isUtf8(bytes)) throw malformed()
+    value = JSON.parse(bytes.toString('utf8'))
   } catch (err) {
     if (err instanceof VerificationError) throw err
     throw malformed(err)
