@@ -6,7 +6,12 @@ import { Type, type Static } from 'typebox'
 import { ALL_ERROR_CODES, type ErrorCode } from '../errors.js'
 import type { VerificationMode } from '../core/id-token-rules.js'
 
-const NullableString = Type.Union([Type.String(), Type.Null()])
+/**
+ * Nullable as a type list, as openapi.yaml writes it: fast-json-stringify serializes `type: [string, null]`
+ * with a typeof check, whereas an anyOf costs a schema validation per field per answer.
+ */
+const NullableString = Type.Unsafe<string | null>({ type: ['string', 'null'] })
+const NullableNumber = Type.Unsafe<number | null>({ type: ['number', 'null'] })
 
 /** How a token is used (src/core/id-token-rules.ts): the same field on /verify, /verify/batch and /introspect. */
 export const VerificationModeSchema = Type.Unsafe<VerificationMode>({
@@ -47,7 +52,7 @@ export const VerifiedIdentitySchema = Type.Object({
   authorizedParty: NullableString,
   expiresAt: Type.Number(),
   issuedAt: Type.Number(),
-  authTime: Type.Union([Type.Number(), Type.Null()]),
+  authTime: NullableNumber,
   expiresIn: Type.Integer(),
   user: UserProfileSchema,
   groups: Type.Array(Type.String()),
