@@ -148,10 +148,9 @@ let memoryFile
 if (cfg.memoryTokens > 0 && cfg.targets.includes('oidc-verifier')) {
   const t0 = Date.now()
   memoryFile = join(work, `tokens-${cfg.memoryAlg}-memory.jsonl`)
-  await mintBodiesFile(keySet, { alg: cfg.memoryAlg, issuer: idp.issuer, audience: cfg.audience, count: cfg.memoryTokens, start: 10_000_000, file: memoryFile })
   // Each token twice in a row: the cache admits a token on its second verification (src/core/seen-filter.ts),
   // so sent once, none would be cached and the scenario would not measure the cache's bound.
-  writeFileSync(memoryFile, readFileSync(memoryFile, 'utf8').split('\n').filter(Boolean).flatMap((line) => [line, line]).join('\n') + '\n')
+  await mintBodiesFile(keySet, { alg: cfg.memoryAlg, issuer: idp.issuer, audience: cfg.audience, count: cfg.memoryTokens, start: 10_000_000, file: memoryFile, repeat: 2 })
   log(`minted ${cfg.memoryAlg}: ${cfg.memoryTokens} tokens for the memory scenario in ${((Date.now() - t0) / 1000).toFixed(1)} s`)
 }
 const floodFile = join(work, 'tokens-flood.jsonl')

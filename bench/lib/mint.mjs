@@ -64,10 +64,10 @@ export async function mintToken (keySet, { alg, issuer, audience, variant = 'val
 }
 
 /**
- * Writes `count` distinct valid tokens (users start .. start+count-1) as JSON request bodies, one per line.
- * Returns the number of bytes written.
+ * Writes `count` distinct valid tokens (users start .. start+count-1) as JSON request bodies, one per line
+ * (each `repeat` times in a row). Returns the number of bytes written.
  */
-export async function mintBodiesFile (keySet, { alg, issuer, audience, count, start = 0, file, inFlight = 64 }) {
+export async function mintBodiesFile (keySet, { alg, issuer, audience, count, start = 0, file, inFlight = 64, repeat = 1 }) {
   const key = keySet[alg]
   const header = { alg, typ: 'JWT', kid: key.kid }
   const now = Math.floor(Date.now() / 1000)
@@ -83,7 +83,7 @@ export async function mintBodiesFile (keySet, { alg, issuer, audience, count, st
         while (next < n) {
           const k = next++
           const token = await signToken(key, header, claimsFor({ issuer, audience, i: start + s + k, now }))
-          lines[k] = `{"token":"${token}"}\n`
+          lines[k] = `{"token":"${token}"}\n`.repeat(repeat)
         }
       }
       await Promise.all(Array.from({ length: Math.min(inFlight, n) }, lane))
