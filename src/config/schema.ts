@@ -367,7 +367,7 @@ export const IssuerSchema = Type.Object({
 
 export const TokenCacheSchema = Type.Object({
   enabled: Type.Optional(Type.Boolean({ description: 'Cache verified tokens (keyed by a hash of the token, never the token).', default: TOKEN_CACHE_DEFAULTS.enabled, 'x-expected': 'true or false' })),
-  maxEntries: Type.Optional(Int(1, 10000000, 'Maximum number of cached verified tokens.', TOKEN_CACHE_DEFAULTS.maxEntries)),
+  maxEntries: Type.Optional(Int(1, 10000000, 'Maximum number of cached verified tokens; also sizes the admission filter that caches a token on its second verification (about 10 bits per entry).', TOKEN_CACHE_DEFAULTS.maxEntries)),
   maxBytes: Type.Optional(Int(1048576, 17179869184, 'Bound on the estimated memory of the cache, in bytes.', TOKEN_CACHE_DEFAULTS.maxBytes)),
   maxTtlSeconds: Type.Optional(Int(1, 86400, 'An entry lives no longer than the token\'s exp nor this.', TOKEN_CACHE_DEFAULTS.maxTtlSeconds))
 }, { additionalProperties: false, description: 'The verified-token cache.', 'x-expected': 'a mapping of token cache options' })
