@@ -6,6 +6,8 @@
 //   node bench/profile.mjs      (after npm run build and npm --prefix bench ci)
 // Settings (environment): TARGET=oidc-verifier (or a peer: its bench/peers/<name>.mjs is run directly)
 //   ALG=ES256  DURATION=8  CONNECTIONS=32  TOKENS=60000  TOP=25  PIN=auto|0
+// Each scenario folder keeps its window (window.json); compare two runs function by function, in µs per
+// response: node bench/lib/cpu-profile.mjs --diff .work/profile-A/repeated .work/profile-B/repeated
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -72,6 +74,8 @@ for (const [scenario, mode] of [['repeated', 'rotate'], ['distinct', 'once']]) {
     console.error(`no .cpuprofile written in ${dir}\n${tail(log)}`)
     process.exit(1)
   }
+  // The measured window beside the profile: lib/cpu-profile.mjs --diff compares two scenarios with it.
+  writeFileSync(join(dir, 'window.json'), JSON.stringify({ fromUs, toUs, responses: m.responses, serverUsPerReq: m.serverUsPerReq }) + '\n')
   const s = summarizeProfile(JSON.parse(readFileSync(profileFile, 'utf8')), top, { fromUs, toUs })
   const title = `${target} ${alg} ${scenario}: ${m.responses} responses, ${m.rps?.toFixed(0)} req/s, ${m.serverUsPerReq?.toFixed(1)} µs/req ` +
     'with the profiler on (samples of the measured load only)'
