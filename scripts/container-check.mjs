@@ -16,7 +16,7 @@
  *   http METHOD URL [TOKEN]       prints "STATUS BODY" (Bearer TOKEN on POST /verify)
  */
 import { spawnSync } from 'node:child_process'
-import { createPrivateKey, generateKeyPairSync, sign } from 'node:crypto'
+import { createPrivateKey, createPublicKey, generateKeyPairSync, sign } from 'node:crypto'
 import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:http'
 import { dirname, join, posix } from 'node:path'
@@ -175,8 +175,13 @@ function field (file, name) {
 const KID = 'container-check-es256'
 
 function keys (dir) {
-  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
-  writeFileSync(join(dir, 'private.pem'), privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 })
+  // As PEM, and the public key re-imported: Node 20 can deadlock exporting a KeyObject straight from
+  // generateKeyPairSync (a GC during the export finalizes the generation job, which waits for the export's lock).
+  const { privateKey } = generateKeyPairSync('ec', {
+    namedCurve: 'P-256', privateKeyEncoding: { type: 'pkcs8', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' }
+  })
+  writeFileSync(join(dir, 'private.pem'), privateKey, { mode: 0o600 })
+  const publicKey = createPublicKey(createPrivateKey(privateKey))
   writeFileSync(join(dir, 'jwks.json'), JSON.stringify({ keys: [{ ...publicKey.export({ format: 'jwk' }), kid: KID, alg: 'ES256', use: 'sig' }] }))
 }
 

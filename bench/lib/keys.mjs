@@ -1,7 +1,7 @@
 // The benchmark's signing keys: one per algorithm (RS256 2048-bit, ES256 P-256, EdDSA Ed25519), generated
 // per run with node:crypto. The kid is the RFC 7638 thumbprint, as many IdPs do; the IdP stand-in serves
 // the public halves, the minter signs with the private ones.
-import { createHash, generateKeyPairSync } from 'node:crypto'
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto'
 
 export const ALGS = ['ES256', 'RS256', 'EdDSA']
 
@@ -25,8 +25,11 @@ export function generateKeySet (algs = ALGS) {
   const set = {}
   for (const alg of algs) {
     const [type, options] = GENERATE[alg]
-    const { privateKey, publicKey } = generateKeyPairSync(type, options)
-    const jwk = publicKey.export({ format: 'jwk' })
+    // As PEM, then re-imported: Node 20 can deadlock exporting a KeyObject straight from generateKeyPairSync
+    // (a GC during the export finalizes the generation job, which waits for the export's lock).
+    const pem = generateKeyPairSync(type, { ...options, privateKeyEncoding: { type: 'pkcs8', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } })
+    const privateKey = createPrivateKey(pem.privateKey)
+    const jwk = createPublicKey(privateKey).export({ format: 'jwk' })
     const kid = thumbprint(jwk)
     set[alg] = { alg, kid, privateKey, publicJwk: { ...jwk, kid, alg, use: 'sig' } }
   }

@@ -3,7 +3,8 @@
  * operator would (PEM or JWK), and jose's CompactEncrypt for every algorithm, including the refused ones.
  */
 import { CompactEncrypt } from 'jose'
-import { generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto'
+import { randomBytes, type KeyObject } from 'node:crypto'
+import { generatePair } from './tokens.js'
 
 export interface EncryptionKey {
   /** What encrypts to it: the public key (or the secret). */
@@ -18,7 +19,7 @@ function pem (privateKey: KeyObject, type: 'pkcs8' | 'pkcs1' | 'sec1' = 'pkcs8')
 }
 
 export function rsaKey (opts: { format?: 'pem' | 'pkcs1' | 'jwk', kid?: string, bits?: number } = {}): EncryptionKey {
-  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: opts.bits ?? 2048 })
+  const { privateKey, publicKey } = generatePair('rsa', { modulusLength: opts.bits ?? 2048 })
   const file = opts.format === 'jwk'
     ? JSON.stringify({ ...privateKey.export({ format: 'jwk' }), use: 'enc', ...(opts.kid !== undefined ? { kid: opts.kid } : {}) })
     : pem(privateKey, opts.format === 'pkcs1' ? 'pkcs1' : 'pkcs8')
@@ -27,8 +28,8 @@ export function rsaKey (opts: { format?: 'pem' | 'pkcs1' | 'jwk', kid?: string, 
 
 export function ecKey (curve: 'P-256' | 'P-384' | 'P-521' | 'X25519', opts: { format?: 'pem' | 'sec1' | 'jwk', kid?: string } = {}): EncryptionKey {
   const { privateKey, publicKey } = curve === 'X25519'
-    ? generateKeyPairSync('x25519')
-    : generateKeyPairSync('ec', { namedCurve: curve })
+    ? generatePair('x25519')
+    : generatePair('ec', { namedCurve: curve })
   const file = opts.format === 'jwk'
     ? JSON.stringify({ ...privateKey.export({ format: 'jwk' }), ...(opts.kid !== undefined ? { kid: opts.kid } : {}) })
     : pem(privateKey, opts.format === 'sec1' ? 'sec1' : 'pkcs8')

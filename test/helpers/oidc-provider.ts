@@ -10,7 +10,7 @@
  * - No dev interactions, dev keys, default adapter or default helpers are used, so the
  *   provider prints no development warnings.
  */
-import { generateKeyPair, randomBytes, createHash, type KeyObject } from 'node:crypto'
+import { createPrivateKey, generateKeyPair, randomBytes, createHash } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { promisify } from 'node:util'
@@ -154,15 +154,18 @@ type PrivateJwk = Record<string, unknown> & { kid: string, alg: OpAlg }
 
 const generateKeyPairAsync = promisify(generateKeyPair) as unknown as (
   type: string, options: Record<string, unknown>
-) => Promise<{ publicKey: KeyObject, privateKey: KeyObject }>
+) => Promise<{ publicKey: string, privateKey: string }>
+
+/** As PEM, then re-imported: Node 20 can deadlock exporting a KeyObject straight from a key generation job. */
+const PEM = { privateKeyEncoding: { type: 'pkcs8', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } }
 
 async function generateSigningKey(alg: OpAlg, generation: number): Promise<PrivateJwk> {
   const pair = alg === 'ES256'
-    ? await generateKeyPairAsync('ec', { namedCurve: 'P-256' })
+    ? await generateKeyPairAsync('ec', { namedCurve: 'P-256', ...PEM })
     : alg === 'EdDSA'
-      ? await generateKeyPairAsync('ed25519', {})
-      : await generateKeyPairAsync('rsa', { modulusLength: 2048 })
-  const jwk = pair.privateKey.export({ format: 'jwk' }) as Record<string, unknown>
+      ? await generateKeyPairAsync('ed25519', PEM)
+      : await generateKeyPairAsync('rsa', { modulusLength: 2048, ...PEM })
+  const jwk = createPrivateKey(pair.privateKey).export({ format: 'jwk' }) as Record<string, unknown>
   const kid = `${alg.toLowerCase()}-g${generation}-${randomBytes(4).toString('hex')}`
   return { ...jwk, kid, alg, use: 'sig' }
 }

@@ -2,7 +2,7 @@
  * Test keys and a token minter that signs whatever header and payload it is given, so tests can build
  * valid tokens and every hostile variant (wrong types, odd headers, bad encodings) with real signatures.
  */
-import { createHmac, createPrivateKey, generateKeyPairSync, sign, constants, type KeyObject } from 'node:crypto'
+import { createHmac, createPrivateKey, createPublicKey, generateKeyPairSync, sign, constants, type KeyObject } from 'node:crypto'
 
 export type TestAlg = 'RS256' | 'RS384' | 'RS512' | 'PS256' | 'PS384' | 'PS512' | 'ES256' | 'ES384' | 'ES512' | 'EdDSA'
 
@@ -16,13 +16,27 @@ export interface TestKey {
 
 let counter = 0
 
+/**
+ * A key pair from generateKeyPairSync, re-imported from PEM. Node 20 can deadlock exporting a KeyObject that
+ * came straight from generateKeyPairSync (as JWK, for one): a garbage collection during the export finalizes
+ * the generation job, whose destructor waits for the lock the export holds. It hung CI once (gdb:
+ * ExportJWKEcKey → GC → ~KeyGenJob → uv_mutex_lock) and hangs within seconds under GC pressure. Keys
+ * re-imported from PEM belong to no job.
+ */
+export function generatePair (type: 'rsa' | 'ec' | 'ed25519' | 'x25519', options: { modulusLength?: number, namedCurve?: string } = {}): { privateKey: KeyObject, publicKey: KeyObject } {
+  const pem = { publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } } as const
+  const { privateKey } = (generateKeyPairSync as (t: string, o: object) => { privateKey: string })(type, { ...options, ...pem })
+  const key = createPrivateKey(privateKey)
+  return { privateKey: key, publicKey: createPublicKey(key) }
+}
+
 export function makeKey (alg: TestAlg, opts: { kid?: string, modulusLength?: number, jwkExtras?: Record<string, unknown> } = {}): TestKey {
   let pair: { privateKey: KeyObject, publicKey: KeyObject }
-  if (alg.startsWith('RS') || alg.startsWith('PS')) pair = generateKeyPairSync('rsa', { modulusLength: opts.modulusLength ?? 2048 })
-  else if (alg === 'ES256') pair = generateKeyPairSync('ec', { namedCurve: 'P-256' })
-  else if (alg === 'ES384') pair = generateKeyPairSync('ec', { namedCurve: 'P-384' })
-  else if (alg === 'ES512') pair = generateKeyPairSync('ec', { namedCurve: 'P-521' })
-  else pair = generateKeyPairSync('ed25519')
+  if (alg.startsWith('RS') || alg.startsWith('PS')) pair = generatePair('rsa', { modulusLength: opts.modulusLength ?? 2048 })
+  else if (alg === 'ES256') pair = generatePair('ec', { namedCurve: 'P-256' })
+  else if (alg === 'ES384') pair = generatePair('ec', { namedCurve: 'P-384' })
+  else if (alg === 'ES512') pair = generatePair('ec', { namedCurve: 'P-521' })
+  else pair = generatePair('ed25519')
   const kid = opts.kid ?? `test-${alg.toLowerCase()}-${++counter}`
   const jwk = { ...pair.publicKey.export({ format: 'jwk' }), kid, alg, use: 'sig', ...opts.jwkExtras }
   return { alg, kid, privateKey: pair.privateKey, jwk }
