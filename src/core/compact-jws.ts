@@ -5,6 +5,7 @@
  */
 import { isUtf8 } from 'node:buffer'
 import { VerificationError } from '../errors.js'
+import { decodeBase64url } from './base64url.js'
 
 export interface ParsedJws {
   header: Record<string, unknown>
@@ -14,20 +15,11 @@ export interface ParsedJws {
   signature: Buffer
 }
 
-const BASE64URL = /^[A-Za-z0-9_-]*$/
-/** base64url character → its 6-bit value (only read for characters the pattern above let through). */
-const SEXTET = new Uint8Array(128)
-for (const [i, c] of [...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'].entries()) SEXTET[c.charCodeAt(0)] = i
-
 /** Decodes a base64url segment, refusing padding, foreign characters and non-canonical trailing bits. */
 function decodeSegment (segment: string): Buffer {
-  const rest = segment.length % 4
-  if (rest === 1 || !BASE64URL.test(segment)) throw malformed()
-  // Canonical: the bits the last character carries beyond the last whole byte must be zero (RFC 4648 §3.5),
-  // else a second spelling of the same bytes would pass. (Three characters end in 2 spare bits, two in 4.)
-  const last = SEXTET[segment.charCodeAt(segment.length - 1)] as number
-  if (rest !== 0 && (last & (rest === 2 ? 0x0f : 0x03)) !== 0) throw malformed()
-  return Buffer.from(segment, 'base64url')
+  const bytes = decodeBase64url(segment)
+  if (bytes === undefined) throw malformed()
+  return bytes
 }
 
 function decodeJsonObject (segment: string): Record<string, unknown> {

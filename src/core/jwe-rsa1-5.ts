@@ -14,11 +14,11 @@
  */
 import { constants, privateDecrypt, randomBytes, type KeyObject } from 'node:crypto'
 import { inflateRawSync } from 'node:zlib'
+import { decodeBase64url } from './base64url.js'
 import { contentKeyBytes, decryptContent } from './jwe-content.js'
 
 /** RFC 8017 §7.2.2: the padding string PS is at least eight bytes. */
 const MIN_PADDING_BYTES = 8
-const BASE64URL = /^[A-Za-z0-9_-]*$/
 
 /** A failure of the token's structure or policy: public facts, never the padding. */
 export class Rsa15Failure extends Error {
@@ -34,9 +34,8 @@ export interface Rsa15Header {
 
 /** Decodes a segment, refusing padding, foreign characters and a second spelling of the same bytes. */
 function segmentBytes (segment: string): Buffer {
-  if (!BASE64URL.test(segment) || segment.length % 4 === 1) throw new Rsa15Failure('ERR_JWE_INVALID', 'a segment is not base64url')
-  const bytes = Buffer.from(segment, 'base64url')
-  if (bytes.toString('base64url') !== segment) throw new Rsa15Failure('ERR_JWE_INVALID', 'a segment is not canonical base64url')
+  const bytes = decodeBase64url(segment)
+  if (bytes === undefined) throw new Rsa15Failure('ERR_JWE_INVALID', 'a segment is not canonical base64url')
   return bytes
 }
 

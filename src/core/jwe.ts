@@ -10,6 +10,7 @@
 import { compactDecrypt } from 'jose'
 import type { DecryptionConfig, DecryptionKey, IssuerConfig } from '../config/types.js'
 import { VerificationError } from '../errors.js'
+import { decodeBase64url } from './base64url.js'
 import { decryptRsa15 } from './jwe-rsa1-5.js'
 import type { Logger } from './logger.js'
 
@@ -39,7 +40,6 @@ interface Candidate {
   policy: DecryptionConfig
 }
 
-const BASE64URL = /^[A-Za-z0-9_-]+$/
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 
 /** Whether an issuer's policy accepts a header: alg, enc and compression. */
@@ -122,9 +122,8 @@ export class TokenDecryptor {
     const segment = token.slice(0, token.indexOf('.'))
     let value: unknown
     try {
-      if (!BASE64URL.test(segment)) throw new Error('not base64url')
-      const bytes = Buffer.from(segment, 'base64url')
-      if (bytes.toString('base64url') !== segment) throw new Error('not canonical base64url')
+      const bytes = decodeBase64url(segment)
+      if (bytes === undefined) throw new Error('not canonical base64url')
       value = JSON.parse(utf8.decode(bytes))
     } catch {
       throw this.fail('the protected header is not base64url JSON')

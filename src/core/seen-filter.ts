@@ -10,6 +10,7 @@
  * other tokens, and memory is fixed: two bit arrays of about ten bits per token of capacity. A false positive
  * (about 1 in 150 at capacity) only admits a token on its first sighting, as a cache without the filter would.
  */
+import { SEXTETS } from './base64url.js'
 
 /** Bits per token of capacity; with 7 probes this is a false-positive rate of about 0.7 %. */
 const BITS_PER_ENTRY = 10
@@ -19,11 +20,6 @@ const CHARS_PER_PROBE = 4
 const MIN_BITS = 1 << 12
 const MAX_BITS = 1 << 24
 
-/** base64 alphabet (standard and url-safe) → its 6-bit value. */
-const SEXTET = new Uint8Array(128)
-for (const [i, c] of [...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'].entries()) SEXTET[c.charCodeAt(0)] = i
-SEXTET['-'.charCodeAt(0)] = 62
-SEXTET['_'.charCodeAt(0)] = 63
 
 export class SeenFilter {
   readonly #capacity: number
@@ -88,7 +84,7 @@ export class SeenFilter {
 }
 
 function sextet (key: string, at: number): number {
-  return SEXTET[key.charCodeAt(at) & 127] as number
+  return SEXTETS[key.charCodeAt(at) & 127] as number
 }
 
 function isSet (bits: Uint32Array, probes: Uint32Array): boolean {
