@@ -188,16 +188,12 @@ export class Verifier {
       throw err
     }
     if (outcome instanceof Promise) {
-      return outcome.then((identity) => {
-        observe({ issuer: identity.issuer.id, result: 'ok', durationSeconds: (performance.now() - started) / 1000 })
-        return identity
-      }, (err: unknown) => {
+      return outcome.then((identity) => observeSuccess(observe, identity, started), (err: unknown) => {
         observeFailure(observe, err, started)
         throw err
       })
     }
-    observe({ issuer: outcome.issuer.id, result: 'ok', durationSeconds: (performance.now() - started) / 1000 })
-    return outcome
+    return observeSuccess(observe, outcome, started)
   }
 
   /** Discovered JWKS URLs are learnt at run time: label them by the discovering issuer. */
@@ -349,6 +345,11 @@ function innerJws (decrypted: Decrypted, maxTokenBytes: number): ParsedJws {
   for (let i = text.indexOf('.'); i !== -1 && dots < 3; i = text.indexOf('.', i + 1)) dots++
   if (dots !== 2 || text.endsWith('.')) throw new VerificationError('token_not_signed')
   return parseCompactJws(text, maxTokenBytes)
+}
+
+function observeSuccess (observe: NonNullable<VerifierEvents['verification']>, identity: VerifiedIdentity, started: number): VerifiedIdentity {
+  observe({ issuer: identity.issuer.id, result: 'ok', durationSeconds: (performance.now() - started) / 1000 })
+  return identity
 }
 
 function observeFailure (observe: NonNullable<VerifierEvents['verification']>, err: unknown, started: number): void {

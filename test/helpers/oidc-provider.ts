@@ -10,10 +10,10 @@
  * - No dev interactions, dev keys, default adapter or default helpers are used, so the
  *   provider prints no development warnings.
  */
-import { createPrivateKey, generateKeyPair, randomBytes, createHash } from 'node:crypto'
+import { randomBytes, createHash } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { promisify } from 'node:util'
+import { generatePair } from './tokens.js'
 
 export type OpAlg = 'RS256' | 'PS256' | 'ES256' | 'EdDSA'
 export const OP_ALGS: readonly OpAlg[] = ['RS256', 'PS256', 'ES256', 'EdDSA']
@@ -152,26 +152,17 @@ async function loadProvider(): Promise<ProviderCtor> {
 
 type PrivateJwk = Record<string, unknown> & { kid: string, alg: OpAlg }
 
-const generateKeyPairAsync = promisify(generateKeyPair) as unknown as (
-  type: string, options: Record<string, unknown>
-) => Promise<{ publicKey: string, privateKey: string }>
-
-/** As PEM, then re-imported: Node 20 can deadlock exporting a KeyObject straight from a key generation job. */
-const PEM = { privateKeyEncoding: { type: 'pkcs8', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } }
-
-async function generateSigningKey(alg: OpAlg, generation: number): Promise<PrivateJwk> {
+function generateSigningKey(alg: OpAlg, generation: number): PrivateJwk {
   const pair = alg === 'ES256'
-    ? await generateKeyPairAsync('ec', { namedCurve: 'P-256', ...PEM })
-    : alg === 'EdDSA'
-      ? await generateKeyPairAsync('ed25519', PEM)
-      : await generateKeyPairAsync('rsa', { modulusLength: 2048, ...PEM })
-  const jwk = createPrivateKey(pair.privateKey).export({ format: 'jwk' }) as Record<string, unknown>
+    ? generatePair('ec', { namedCurve: 'P-256' })
+    : alg === 'EdDSA' ? generatePair('ed25519') : generatePair('rsa', { modulusLength: 2048 })
+  const jwk = pair.privateKey.export({ format: 'jwk' }) as Record<string, unknown>
   const kid = `${alg.toLowerCase()}-g${generation}-${randomBytes(4).toString('hex')}`
   return { ...jwk, kid, alg, use: 'sig' }
 }
 
-async function generateKeySet(generation: number): Promise<PrivateJwk[]> {
-  return Promise.all(OP_ALGS.map(async (alg) => generateSigningKey(alg, generation)))
+function generateKeySet(generation: number): PrivateJwk[] {
+  return OP_ALGS.map((alg) => generateSigningKey(alg, generation))
 }
 
 const PRIVATE_MEMBERS = new Set(['d', 'p', 'q', 'dp', 'dq', 'qi'])
@@ -349,7 +340,7 @@ export async function startOidcProvider(opts: StartOptions = {}): Promise<Starte
 
   let generation = 1
   // signing order: newest first (oidc-provider signs with the first matching key)
-  let keys: PrivateJwk[] = await generateKeySet(generation)
+  let keys: PrivateJwk[] = generateKeySet(generation)
   let provider: ProviderInstance | undefined
   let handler: ((req: IncomingMessage, res: ServerResponse) => unknown) | undefined
 
@@ -633,7 +624,7 @@ export async function startOidcProvider(opts: StartOptions = {}): Promise<Starte
     login,
     async rotate() {
       generation += 1
-      const fresh = await generateKeySet(generation)
+      const fresh = generateKeySet(generation)
       keys = [...fresh, ...keys] // new keys first => used for signing; old ones still published
       buildProvider()
     },
