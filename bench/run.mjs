@@ -145,12 +145,13 @@ for (const alg of cfg.algs) {
   log(`minted ${alg}: 1 + ${cfg.warmTokens} + ${cfg.tokens} tokens in ${((Date.now() - t0) / 1000).toFixed(1)} s`)
 }
 let memoryFile
+// Each memory token is sent twice in a row: the cache admits a token on its second verification
+// (src/core/seen-filter.ts), so sent once, none would be cached and the scenario would not measure its bound.
+const MEMORY_SENDS = 2
 if (cfg.memoryTokens > 0 && cfg.targets.includes('oidc-verifier')) {
   const t0 = Date.now()
   memoryFile = join(work, `tokens-${cfg.memoryAlg}-memory.jsonl`)
-  // Each token twice in a row: the cache admits a token on its second verification (src/core/seen-filter.ts),
-  // so sent once, none would be cached and the scenario would not measure the cache's bound.
-  await mintBodiesFile(keySet, { alg: cfg.memoryAlg, issuer: idp.issuer, audience: cfg.audience, count: cfg.memoryTokens, start: 10_000_000, file: memoryFile, repeat: 2 })
+  await mintBodiesFile(keySet, { alg: cfg.memoryAlg, issuer: idp.issuer, audience: cfg.audience, count: cfg.memoryTokens, start: 10_000_000, file: memoryFile, repeat: MEMORY_SENDS })
   log(`minted ${cfg.memoryAlg}: ${cfg.memoryTokens} tokens for the memory scenario in ${((Date.now() - t0) / 1000).toFixed(1)} s`)
 }
 const floodFile = join(work, 'tokens-flood.jsonl')
@@ -293,7 +294,7 @@ if (memoryFile !== undefined) {
     const rssStartMB = treeRssMB(t.child.pid)
     const samples = []
     const heapSamples = []
-    log(`memory: ${cfg.memoryTokens} distinct ${alg} tokens, each sent twice, through oidc-verifier (RSS sampled every second) ...`)
+    log(`memory: ${cfg.memoryTokens} distinct ${alg} tokens, each sent ${MEMORY_SENDS} times in a row, through oidc-verifier (RSS sampled every second) ...`)
     const m = await measureScenario(BENCH, {
       pid: t.child.pid, idp, url: t.url, bodies: memoryFile, mode: 'once', durationS: cfg.memoryMaxS,
       onSample: (rss) => {
@@ -306,7 +307,7 @@ if (memoryFile !== undefined) {
     results.memory = {
       alg,
       tokens: cfg.memoryTokens,
-      sentEach: 2,
+      sentEach: MEMORY_SENDS,
       responses: m.responses,
       rssStartMB,
       rssAfterMB: m.rssAfterMB,

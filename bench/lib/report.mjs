@@ -99,7 +99,7 @@ export function goals (results) {
     const allowed = tc.maxBytes / 1048576
     out.push({
       alg: m.alg,
-      goal: `memory: RSS after ${m.responses / (m.sentEach ?? 1)} distinct tokens${m.sentEach === 2 ? ' (each sent twice, so cached)' : ''} − RSS at start ≤ the cache's byte bound`,
+      goal: `memory: RSS after ${m.responses / (m.sentEach ?? 1)} distinct tokens${(m.sentEach ?? 1) > 1 ? ` (each sent ${m.sentEach} times, so cached)` : ''} − RSS at start ≤ the cache's byte bound`,
       value: `${f1(m.rssStartMB)} → ${f1(m.rssSteadyMB)} MB (median of the last quarter): +${f1(growth)} MB, bound ${f0(allowed)} MiB; peak ${f1(m.rssPeakMB)} MB`,
       met: growth <= allowed
     })
@@ -171,7 +171,7 @@ export function renderMarkdown (results) {
     const tc = meta.tokenCache
     const bound = tc ? `token cache ${tc.enabled === false ? 'disabled' : `bounded to ${tc.maxEntries} entries and ${f0(tc.maxBytes / 1048576)} MiB (estimated), entries living ≤ ${tc.maxTtlSeconds} s`}` : 'token cache bound unknown'
     L.push('')
-    L.push(`Memory: ${m.responses / (m.sentEach ?? 1)} distinct ${m.alg} tokens (of ${m.tokens}), each sent ${m.sentEach === 2 ? 'twice in a row (the second verification caches it)' : 'once'}, through oidc-verifier (${bound}): ` +
+    L.push(`Memory: ${m.responses / (m.sentEach ?? 1)} distinct ${m.alg} tokens (of ${m.tokens}), each sent ${(m.sentEach ?? 1) > 1 ? `${m.sentEach} times in a row (the second verification caches it)` : 'once'}, through oidc-verifier (${bound}): ` +
       `RSS ${f1(m.rssStartMB)} MB at start, highest ${f1(m.rssMaxFirstHalfMB)} MB in the first half of the run and ${f1(m.rssMaxSecondHalfMB)} MB in the second, ` +
       `${f1(m.rssSteadyMB)} MB over the last quarter (median), ${f1(m.rssAfterMB)} MB at the end, peak ${f1(m.rssPeakMB)} MB; ` +
       (Number.isFinite(m.heapUsedSteadyMB) ? `V8 heap used ${f1(m.heapUsedSteadyMB)} MB over the last quarter (median), at most ${f1(m.heapUsedMaxMB)} MB; ` : '') +
