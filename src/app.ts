@@ -7,7 +7,10 @@
  */
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import rateLimit, { normalizeIP } from '@fastify/rate-limit'
+import cluster from 'node:cluster'
 import { randomUUID } from 'node:crypto'
+import { availableParallelism } from 'node:os'
+import { coresPerProcess } from './cluster-primary.js'
 import type { Config } from './config/types.js'
 import { Verifier, type VerifierOptions } from './core/verifier.js'
 import { isVerificationError, VerificationError } from './errors.js'
@@ -72,7 +75,9 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
   const metrics = config.metrics.enabled ? new ServiceMetrics({ status: () => fastify.verifier.status(), now: options.now }) : undefined
   fastify.decorate('metrics', metrics)
   const events = metrics === undefined ? options.events : combineEvents(metrics.verifierEvents, options.events)
-  const slot = new VerifierSlot(config, (cfg) => new Verifier(cfg, { ...options, events, logger: fastify.log.child({ component: 'verifier' }) }))
+  // Shared by the workers of one host (WORKERS=N): decides where signature checks run under `auto`.
+  const cores = options.coresPerProcess ?? coresPerProcess(process.env, availableParallelism(), cluster.isWorker)
+  const slot = new VerifierSlot(config, (cfg) => new Verifier(cfg, { ...options, coresPerProcess: cores, events, logger: fastify.log.child({ component: 'verifier' }) }))
   fastify.decorate('verifierSlot', slot)
   fastify.decorate('verifier', { getter: () => slot.current })
   fastify.addHook('onClose', async () => { slot.close() })

@@ -59,3 +59,14 @@ export function runPrimary (workers: number, graceSeconds: number): void {
     for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGHUP')
   })
 }
+
+/**
+ * The cores this process has to itself: all the cores it may run on (CPU affinity; Node ≥ 22 also counts a
+ * container's CPU quota), shared by the workers when it is one of WORKERS=N. Fractional when they do not
+ * divide evenly. Decides where signature checks run (src/core/signature-checks.ts).
+ */
+export function coresPerProcess (env: NodeJS.ProcessEnv, cores: number, isWorker: boolean): number {
+  if (!isWorker) return cores
+  const workers = parseWorkers(env.WORKERS, cores)
+  return workers instanceof Error ? cores : cores / workers
+}

@@ -24,7 +24,7 @@ export async function runService (config: Config, onClose?: () => Promise<void>,
   })
   if (reload !== undefined) reloadOnSighup(app, reload)
   await app.listen({ host: config.server.host, port: config.server.port })
-  app.log.info({ issuers: config.issuers.map((i) => i.id), source: config.source }, 'oidc-verifier listening')
+  app.log.info({ issuers: config.issuers.map((i) => i.id), source: config.source, signatureChecks: app.verifier.signatureChecks }, 'oidc-verifier listening')
   if (ops !== undefined) {
     await ops.listen({ host: config.server.opsHost ?? config.server.host, port: config.server.opsPort })
     app.log.info({ addresses: ops.addresses().map((a) => typeof a === 'string' ? a : `${a.address}:${a.port}`) }, 'health and metrics listening on the ops port')

@@ -54,6 +54,7 @@ server:
   requestTimeoutMs: 8000
   headersTimeoutMs: 4000
   keepAliveTimeoutMs: 65000
+  signatureChecks: event-loop
   opsPort: 9091
   opsHost: 127.0.0.1
 metrics:
@@ -153,6 +154,7 @@ t.test('a valid full YAML file resolves every option', async (t) => {
       requestTimeoutMs: 8000,
       headersTimeoutMs: 4000,
       keepAliveTimeoutMs: 65000,
+      signatureChecks: 'event-loop',
       opsPort: 9091,
       opsHost: '127.0.0.1'
     },
@@ -277,7 +279,7 @@ t.test('a valid JSON file, by --config=PATH and by OIDC_VERIFIER_CONFIG, gets th
 t.test('the documented defaults', async (t) => {
   t.same(SERVER_DEFAULTS, {
     host: '127.0.0.1', port: 8080, logLevel: 'info', bodyLimit: 65536, maxTokenBytes: 16384, shutdownGraceSeconds: 10, trustProxy: false,
-    connectionTimeoutMs: 10000, requestTimeoutMs: 15000, headersTimeoutMs: 10000, keepAliveTimeoutMs: 72000
+    connectionTimeoutMs: 10000, requestTimeoutMs: 15000, headersTimeoutMs: 10000, keepAliveTimeoutMs: 72000, signatureChecks: 'auto'
   })
   t.same(LOAD_SHEDDING_DEFAULTS, { enabled: true, maxEventLoopDelayMs: 1000, maxEventLoopUtilization: 0, maxHeapUsedBytes: 0, maxRssBytes: 0, sampleIntervalMs: 1000, retryAfterSeconds: 10 })
   t.same(RATE_LIMIT_DEFAULTS, { enabled: true, max: 3000000, windowSeconds: 60, headers: false })
@@ -379,7 +381,7 @@ t.test('HOST, PORT and LOG_LEVEL override the file', async (t) => {
 
 t.test('wrong types are errors, never coerced; ranges are stated', async (t) => {
   t.same(problemsOf(() => parse({
-    server: { port: '8080', bodyLimit: 1000, shutdownGraceSeconds: 1.5, trustProxy: 'yes', host: '' },
+    server: { port: '8080', bodyLimit: 1000, shutdownGraceSeconds: 1.5, trustProxy: 'yes', host: '', signatureChecks: 'threads' },
     rateLimit: { enabled: 'true', max: 0, windowSeconds: Number.NaN },
     jwks: { maxEntries: -1, staleIfErrorSeconds: Infinity },
     fetch: { timeoutMs: 10 },
@@ -390,6 +392,7 @@ t.test('wrong types are errors, never coerced; ranges are stated', async (t) => 
     'config.yaml: server.shutdownGraceSeconds: expected an integer from 0 to 600, got 1.5',
     'config.yaml: server.trustProxy: expected true, false or a list of addresses/CIDRs, got "yes"',
     'config.yaml: server.host: expected a non-empty host name or address, got an empty string',
+    'config.yaml: server.signatureChecks: expected auto, thread-pool or event-loop, got "threads"',
     'config.yaml: rateLimit.enabled: expected true or false, got "true"',
     'config.yaml: rateLimit.max: expected an integer from 1 to 1000000000, got 0',
     'config.yaml: rateLimit.windowSeconds: expected an integer from 1 to 86400, got NaN',
@@ -456,7 +459,7 @@ t.test('unknown options at every level, with suggestions', async (t) => {
   })), [
     'config.yaml: server.logLevle: unknown option (did you mean "logLevel"?)',
     'config.yaml: server.colour: unknown option (expected one of: host, port, logLevel, bodyLimit, maxTokenBytes, shutdownGraceSeconds, trustProxy, ' +
-      'connectionTimeoutMs, requestTimeoutMs, headersTimeoutMs, keepAliveTimeoutMs, opsPort, opsHost, tls)',
+      'connectionTimeoutMs, requestTimeoutMs, headersTimeoutMs, keepAliveTimeoutMs, signatureChecks, opsPort, opsHost, tls)',
     'config.yaml: rateLimit.window: unknown option (did you mean "windowSeconds"?)',
     'config.yaml: jwks.maxentries: unknown option (did you mean "maxEntries"?)',
     'config.yaml: fetch.timeout_ms: unknown option (did you mean "timeoutMs"?)',

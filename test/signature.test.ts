@@ -1,12 +1,19 @@
 /**
- * Signature checks off the event loop: every algorithm gives the same answers as a synchronous check, a
- * malformed signature is "not valid" (never a throw), and a burst never queues more than the bound in the
- * thread pool (the rest are verified inline, so an overload stays visible to load shedding).
+ * Signature checks in both places they can run: every algorithm gives the same answers in the thread pool
+ * and batched on the event loop, a malformed signature is "not valid" (never a throw); a burst never queues
+ * more than the bound in the thread pool (the rest are verified inline, so an overload stays visible to load
+ * shedding), and on the event loop it is verified in slices of at most MAX_CHECKS_PER_TURN, with the loop's
+ * other work running between slices.
  */
 import { createPublicKey, sign } from 'node:crypto'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import type { AsymmetricAlgorithm } from '../src/config/types.js'
-import { MAX_QUEUED_VERIFICATIONS, queuedVerifications, verifyAsymmetric } from '../src/core/signature.js'
+import type { KeyObject } from 'node:crypto'
+import { prepareAsymmetric, type PreparedCheck } from '../src/core/signature.js'
+import {
+  createSignatureChecks, MAX_CHECKS_PER_TURN, MAX_QUEUED_VERIFICATIONS, queuedVerifications, resolveSignatureChecks,
+  type SignatureCheckMode
+} from '../src/core/signature-checks.js'
 import { makeKey, type TestAlg } from './helpers/tokens.js'
 
 const SIGNING: Record<TestAlg, (data: Buffer, key: ReturnType<typeof makeKey>) => Buffer> = {
@@ -22,7 +29,22 @@ const SIGNING: Record<TestAlg, (data: Buffer, key: ReturnType<typeof makeKey>) =
   EdDSA: (d, k) => sign(null, d, k.privateKey)
 }
 
-t.test('valid, altered and malformed signatures for every algorithm', async (t) => {
+const MODES: SignatureCheckMode[] = ['thread-pool', 'event-loop']
+
+/** A check as the Verifier makes it: prepared (an impossible signature is false at once), then run. */
+async function checkWith (mode: SignatureCheckMode, alg: AsymmetricAlgorithm, key: KeyObject, data: Buffer, signature: Buffer): Promise<boolean> {
+  const prepared = prepareAsymmetric(alg, key, data, signature)
+  return prepared === undefined ? false : await createSignatureChecks(mode).check(prepared)
+}
+
+for (const mode of MODES) {
+  t.test(`${mode}: valid, altered and malformed signatures for every algorithm`, async (t) => {
+    const verifyAsymmetric = async (alg: AsymmetricAlgorithm, key: KeyObject, data: Buffer, signature: Buffer): Promise<boolean> => await checkWith(mode, alg, key, data, signature)
+    await checkEveryAlgorithm(t, verifyAsymmetric)
+  })
+}
+
+async function checkEveryAlgorithm (t: Test, verifyAsymmetric: (alg: AsymmetricAlgorithm, key: KeyObject, data: Buffer, signature: Buffer) => Promise<boolean>): Promise<void> {
   for (const alg of Object.keys(SIGNING) as TestAlg[]) {
     const key = makeKey(alg)
     const publicKey = createPublicKey(key.privateKey)
@@ -40,7 +62,7 @@ t.test('valid, altered and malformed signatures for every algorithm', async (t) 
     const other = createPublicKey(makeKey(alg).privateKey)
     t.equal(await verifyAsymmetric(a, other, data, signature), false, `${alg}: another key`)
   }
-})
+}
 
 t.test('a burst queues at most the bound in the thread pool, and every answer is right', async (t) => {
   const key = makeKey('ES256')
@@ -52,12 +74,66 @@ t.test('a burst queues at most the bound in the thread pool, and every answer is
   const count = MAX_QUEUED_VERIFICATIONS * 3
   let most = 0
   const checks: Array<Promise<boolean>> = []
+  const pool = createSignatureChecks('thread-pool')
   for (let i = 0; i < count; i++) {
-    checks.push(verifyAsymmetric('ES256', publicKey, data, i % 2 === 0 ? good : bad))
+    checks.push(pool.check(prepareAsymmetric('ES256', publicKey, data, i % 2 === 0 ? good : bad) as PreparedCheck))
     most = Math.max(most, queuedVerifications())
   }
   t.equal(most, MAX_QUEUED_VERIFICATIONS, 'the queue filled up to the bound, not beyond')
   const results = await Promise.all(checks)
   t.same(results, Array.from({ length: count }, (_, i) => i % 2 === 0), 'queued and inline checks alike are right')
   t.equal(queuedVerifications(), 0, 'nothing left queued')
+})
+
+t.test('event-loop: a burst is verified in slices, with the loop\'s other work between them, answers in order', async (t) => {
+  const key = makeKey('ES256')
+  const publicKey = createPublicKey(key.privateKey)
+  const data = Buffer.from('slices')
+  const good = SIGNING.ES256(data, key)
+  const bad = Buffer.from(good)
+  bad[5] = (bad[5] as number) ^ 0x01
+  const checks = createSignatureChecks('event-loop')
+  t.equal(checks.mode, 'event-loop')
+  const count = MAX_CHECKS_PER_TURN * 2 + 5
+  const settled: number[] = []
+  const results: Array<Promise<boolean>> = []
+  for (let i = 0; i < count; i++) {
+    const p = checks.check(prepareAsymmetric('ES256', publicKey, data, i % 3 === 0 ? bad : good) as PreparedCheck)
+    void p.then(() => { settled.push(i) })
+    results.push(p)
+  }
+  t.equal(settled.length, 0, 'nothing is checked while the current turn of the loop runs')
+  // Each setImmediate below was queued before the next slice's: it runs between slices.
+  const afterTurn = async (): Promise<number> => await new Promise((resolve) => setImmediate(() => { resolve(settled.length) }))
+  t.equal(await afterTurn(), MAX_CHECKS_PER_TURN, 'the first turn checks one slice')
+  t.equal(await afterTurn(), MAX_CHECKS_PER_TURN * 2, 'the loop ran other work before the second slice')
+  t.equal(await afterTurn(), count, 'the rest in the third')
+  t.same(settled, Array.from({ length: count }, (_, i) => i), 'answers in the order asked')
+  t.same(await Promise.all(results), Array.from({ length: count }, (_, i) => i % 3 !== 0), 'every answer is right')
+  // Idle again: a new check is scheduled afresh.
+  t.equal(await checks.check(prepareAsymmetric('ES256', publicKey, data, good) as PreparedCheck), true, 'a later check is answered')
+})
+
+t.test('event-loop: every check of a turn is answered before any continuation runs', async (t) => {
+  const key = makeKey('ES256')
+  const publicKey = createPublicKey(key.privateKey)
+  const data = Buffer.from('together')
+  const prepared = prepareAsymmetric('ES256', publicKey, data, SIGNING.ES256(data, key)) as PreparedCheck
+  const checks = createSignatureChecks('event-loop')
+  const events: string[] = []
+  const all = [0, 1, 2].map(async (i) => {
+    await checks.check(prepared)
+    events.push(`answer ${i}`)
+  })
+  await Promise.all(all)
+  t.same(events, ['answer 0', 'answer 1', 'answer 2'])
+})
+
+t.test('auto picks the thread pool only with two cores or more for this process', async (t) => {
+  t.equal(resolveSignatureChecks('auto', 1), 'event-loop', 'one core: no core to spare')
+  t.equal(resolveSignatureChecks('auto', 1.5), 'event-loop', 'a core and a half (a quota shared by workers)')
+  t.equal(resolveSignatureChecks('auto', 2), 'thread-pool')
+  t.equal(resolveSignatureChecks('auto', 64), 'thread-pool')
+  t.equal(resolveSignatureChecks('thread-pool', 1), 'thread-pool', 'an explicit setting is kept')
+  t.equal(resolveSignatureChecks('event-loop', 64), 'event-loop', 'an explicit setting is kept')
 })

@@ -10,8 +10,9 @@
 #   OIDC_VERIFIER_DIR         the project (default: this script's ../..; set it when the script is copied
 #                             into the harness). The project must be built: npm run build.
 #   OIDC_VERIFIER_LOG_LEVEL   log level (default warn: no per-request info line, as a busy deployment runs)
-#   OIDC_VERIFIER_BENCH_CONFIG  JSON object of config sections merged over the generated file, e.g.
-#                             '{"tokenCache":{"enabled":false}}' (default: none; the service's defaults)
+#   OIDC_VERIFIER_BENCH_CONFIG  JSON object of config sections merged into the generated file (a section's
+#                             keys over the generated section's), e.g. '{"tokenCache":{"enabled":false}}'
+#                             or '{"server":{"signatureChecks":"thread-pool"}}' (default: none)
 #   OIDC_VERIFIER_NODE_ARGS   extra node flags for the service, space-separated (bench/profile.mjs passes
 #                             --cpu-prof, which NODE_OPTIONS does not allow)
 #
@@ -48,7 +49,9 @@ node -e '
     rateLimit: { enabled: true, max: 1000000000, windowSeconds: 60 },
     issuers: [{ id: "bench", issuer, audiences: [audience], algorithms: [alg], jwksUri }]
   }
-  if (extra) Object.assign(config, JSON.parse(extra))
+  // A section given here is merged into the generated one (server: {signatureChecks: ...} keeps host and port).
+  const isMap = (v) => typeof v === "object" && v !== null && !Array.isArray(v)
+  if (extra) for (const [k, v] of Object.entries(JSON.parse(extra))) config[k] = isMap(v) && isMap(config[k]) ? { ...config[k], ...v } : v
   require("node:fs").writeFileSync(file, JSON.stringify(config, null, 2))
 ' "$CONF" "$PORT" "$ISSUER" "$JWKS_URI" "$AUDIENCE" "$ALG" "${OIDC_VERIFIER_LOG_LEVEL:-warn}" "${OIDC_VERIFIER_BENCH_CONFIG:-}"
 

@@ -42,7 +42,8 @@ export const SERVER_DEFAULTS: Readonly<ServerConfig> = Object.freeze({
   requestTimeoutMs: 15_000,
   headersTimeoutMs: 10_000,
   // Longer than the usual 60 s idle timeout of load balancers, so they close first.
-  keepAliveTimeoutMs: 72_000
+  keepAliveTimeoutMs: 72_000,
+  signatureChecks: 'auto'
 })
 
 export const RATE_LIMIT_DEFAULTS: Readonly<RateLimitConfig> = Object.freeze({
@@ -189,6 +190,11 @@ export const ServerSchema = Type.Object({
   requestTimeoutMs: Type.Optional(Int(1000, 600000, 'Time allowed to receive a whole request, in milliseconds.', SERVER_DEFAULTS.requestTimeoutMs)),
   headersTimeoutMs: Type.Optional(Int(1000, 600000, 'Time allowed to receive the request headers, in milliseconds; at most requestTimeoutMs.', SERVER_DEFAULTS.headersTimeoutMs)),
   keepAliveTimeoutMs: Type.Optional(Int(1000, 600000, 'How long an idle keep-alive connection is kept, in milliseconds.', SERVER_DEFAULTS.keepAliveTimeoutMs)),
+  signatureChecks: Type.Optional(Type.Union([Type.Literal('auto'), Type.Literal('thread-pool'), Type.Literal('event-loop')], {
+    description: 'Where signature checks run: thread-pool (libuv threads, beside the event loop), event-loop (batched, answers written together), or auto: thread-pool when the process has two cores or more to itself, else event-loop.',
+    default: SERVER_DEFAULTS.signatureChecks,
+    'x-expected': 'auto, thread-pool or event-loop'
+  })),
   opsPort: Type.Optional(Int(0, 65535, 'Serve /healthz, /readyz and /metrics on this port only (0 picks a free port); /verify stays on port.')),
   opsHost: Type.Optional(NonEmptyString('Address of the ops listener (default: host).', 'a non-empty host name or address')),
   tls: Type.Optional(TlsSchema)

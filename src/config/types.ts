@@ -193,6 +193,8 @@ export interface ServerConfig {
   headersTimeoutMs: number
   /** How long (ms) an idle keep-alive connection is kept open. */
   keepAliveTimeoutMs: number
+  /** Where signature checks run: libuv's thread pool, batched on the event loop, or `auto` (src/core/signature-checks.ts). */
+  signatureChecks: 'auto' | 'thread-pool' | 'event-loop'
   /** When set, /healthz, /readyz and /metrics are served on this port only (see src/ops-app.ts). */
   opsPort?: number
   /** Address of the ops listener (default: host). */

@@ -28,47 +28,34 @@ const ASYMMETRIC: Record<AsymmetricAlgorithm, AsymmetricParams> = {
   Ed25519: { hash: null }
 }
 
-/**
- * At most this many signature checks wait in libuv's thread pool; beyond it they run on the event loop.
- * Off the loop, a burst is verified while new requests are read and answers go out in batches (measured:
- * a third less CPU per request on one core, docs/benchmarks.md). Unbounded, an overload would only grow a
- * queue the event-loop load shedding cannot see; verifying inline past the bound makes the loop slow
- * again, so shedding and TCP backpressure take over.
- */
-export const MAX_QUEUED_VERIFICATIONS = 64
-let queued = 0
+/** A signature check ready to run: node:crypto's arguments, prepared once per check. */
+export interface PreparedCheck {
+  hash: string | null
+  data: Buffer
+  key: KeyObject | { key: KeyObject, dsaEncoding: 'ieee-p1363' } | { key: KeyObject, padding: number, saltLength: number | undefined }
+  signature: Buffer
+}
 
-/** Whether the signature is valid; a malformed signature is simply not valid (never a throw). */
-export async function verifyAsymmetric (alg: AsymmetricAlgorithm, key: KeyObject, data: Buffer, signature: Buffer): Promise<boolean> {
+/**
+ * node:crypto's arguments for one check, or undefined when the signature cannot be valid whatever the key
+ * (an ECDSA signature of the wrong length: node:crypto would otherwise try to read it).
+ */
+export function prepareAsymmetric (alg: AsymmetricAlgorithm, key: KeyObject, data: Buffer, signature: Buffer): PreparedCheck | undefined {
   const p = ASYMMETRIC[alg]
-  if (p.ecSignatureBytes !== undefined && signature.length !== p.ecSignatureBytes) return false
+  if (p.ecSignatureBytes !== undefined && signature.length !== p.ecSignatureBytes) return undefined
   const keyInput = p.ecSignatureBytes !== undefined
     ? { key, dsaEncoding: 'ieee-p1363' as const }
     : p.padding !== undefined ? { key, padding: p.padding, saltLength: p.saltLength } : key
-  if (queued >= MAX_QUEUED_VERIFICATIONS) {
-    try {
-      return verify(p.hash, data, keyInput, signature)
-    } catch {
-      return false // node:crypto throws on some malformed signatures (wrong length for the modulus)
-    }
-  }
-  queued++
-  return await new Promise<boolean>((resolve) => {
-    try {
-      verify(p.hash, data, keyInput, signature, (err, valid) => {
-        queued--
-        resolve(err === null && valid)
-      })
-    } catch {
-      queued--
-      resolve(false)
-    }
-  })
+  return { hash: p.hash, data, key: keyInput, signature }
 }
 
-/** Signature checks waiting in the thread pool now (the tests watch the bound with it). */
-export function queuedVerifications (): number {
-  return queued
+/** Runs a prepared check on the calling thread; a malformed signature is simply not valid (never a throw). */
+export function runCheck (c: PreparedCheck): boolean {
+  try {
+    return verify(c.hash, c.data, c.key, c.signature)
+  } catch {
+    return false // node:crypto throws on some malformed signatures (wrong length for the modulus)
+  }
 }
 
 const HMAC_HASH: Record<HmacAlgorithm, { hash: 'sha256' | 'sha384' | 'sha512', bytes: number }> = {

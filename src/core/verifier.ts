@@ -7,6 +7,7 @@
  * an unknown one) → algorithm allowlist and header rules → keys (cache; an unknown kid may trigger a
  * rate-limited refresh) → signature → key issuer → ID-token rules → normalization → tenant allow-list.
  */
+import { availableParallelism } from 'node:os'
 import type { AsymmetricAlgorithm, Config, IssuerConfig } from '../config/types.js'
 import { isVerificationError, VerificationError, type ErrorCode } from '../errors.js'
 import { JwksCache, type JwksFetchReason } from '../jwks/cache.js'
@@ -21,7 +22,8 @@ import { KeySet, type UsableKey } from './key-set.js'
 import { silentLogger, type Logger } from './logger.js'
 import { VerifiedTokenCache } from './verified-token-cache.js'
 import { compileClaimMapping, mappingPaths, normalizeIdentity, type CompiledMapping } from './normalize.js'
-import { isAsymmetricAlgorithm, isHmacAlgorithm, verifyAsymmetric, verifyHmac } from './signature.js'
+import { isAsymmetricAlgorithm, isHmacAlgorithm, prepareAsymmetric, verifyHmac } from './signature.js'
+import { createSignatureChecks, resolveSignatureChecks, type SignatureChecks } from './signature-checks.js'
 
 export type { RequestChecks } from './id-token-rules.js'
 
@@ -45,6 +47,11 @@ export interface VerifierOptions {
   now?: () => number
   /** Outbound fetcher; injectable for tests. Production code has one path (src/net/fetch-json.ts). */
   fetcher?: typeof fetchJson
+  /**
+   * Cores this process has to itself, for `server.signatureChecks: auto` (default: every core it may run
+   * on; the app divides them among WORKERS).
+   */
+  coresPerProcess?: number
 }
 
 interface IssuerRuntime {
@@ -81,12 +88,14 @@ export class Verifier {
   private readonly events: VerifierEvents
   /** JWKS URL → the issuer id that labels its metrics (the first configured issuer using it). */
   private readonly issuerOfUrl = new Map<string, string>()
+  private readonly signatures: SignatureChecks
 
   constructor (config: Config, options: VerifierOptions = {}) {
     this.logger = options.logger ?? silentLogger
     this.now = options.now ?? Date.now
     this.maxTokenBytes = config.server.maxTokenBytes
     this.events = options.events ?? {}
+    this.signatures = createSignatureChecks(resolveSignatureChecks(config.server.signatureChecks, options.coresPerProcess ?? availableParallelism()))
     this.tokenCache = config.tokenCache.enabled ? new VerifiedTokenCache(config.tokenCache) : undefined
     const labelOf = (url: string): string => this.issuerOfUrl.get(url) ?? this.issuerForUnlabelledUrl(url)
     this.cache = new JwksCache<KeySet>({
@@ -138,6 +147,11 @@ export class Verifier {
   }
 
   /** Starts discovery and key fetching for every issuer in the background; never throws. */
+  /** Where this Verifier runs its signature checks (server.signatureChecks, with `auto` resolved). */
+  get signatureChecks (): SignatureChecks['mode'] {
+    return this.signatures.mode
+  }
+
   start (): void {
     for (const r of this.runtimes) r.keys.start()
   }
@@ -327,7 +341,8 @@ export class Verifier {
       throw new VerificationError('key_not_found', { issuer })
     }
     for (const key of candidates) {
-      if (await verifyAsymmetric(alg, key.key, jws.signingInput, jws.signature)) return key
+      const check = prepareAsymmetric(alg, key.key, jws.signingInput, jws.signature)
+      if (check !== undefined && await this.signatures.check(check)) return key
     }
     throw new VerificationError('signature_invalid', { issuer })
   }
