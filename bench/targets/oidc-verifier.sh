@@ -59,5 +59,6 @@ node -e '
 unset HOST LOG_LEVEL OIDC_ISSUER OIDC_AUDIENCE OIDC_JWKS_URI OIDC_ALGORITHMS OIDC_ISSUER_ID OIDC_VERIFIER_CONFIG
 export PORT NODE_ENV=production
 cd "$DIR"
-# shellcheck disable=SC2086 # flags, split on purpose
-exec node ${OIDC_VERIFIER_NODE_ARGS:-} dist/server.js --config "$CONF"
+# The node flags of npm start and the container image's CMD (package.json), then the extra ones.
+# shellcheck disable=SC2046,SC2086 # flags, split on purpose
+exec $(node -p 'require("./package.json").scripts.start.replace(/ dist\/server\.js$/, "")') ${OIDC_VERIFIER_NODE_ARGS:-} dist/server.js --config "$CONF"
