@@ -3,6 +3,7 @@
  * exit 0, a dead worker is replaced, and a bad WORKERS value or configuration fails before anything forks.
  */
 import t from 'tap'
+import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { stringify } from 'yaml'
 import { parseWorkers } from '../src/cluster-primary.js'
@@ -32,6 +33,14 @@ t.test('two workers serve one port and stop together on SIGTERM', async (t) => {
   const at = (first.index ?? 0) + first[0].length
   const second = await server.waitForLine(/Server listening at (http:\/\/127\.0\.0\.1:\d+)/, { from: at, timeoutMs: 60_000 })
   t.equal(second[1], base, 'both workers listen on the same port')
+  // Each worker has half the cores (server.signatureChecks: auto): the thread pool only with two or more each.
+  const expected = availableParallelism() / 2 >= 2 ? 'thread-pool' : 'event-loop'
+  let from = 0
+  for (const worker of [1, 2]) {
+    const line = await server.waitForLine(/"signatureChecks":"([a-z-]+)"[^\n]*"msg":"oidc-verifier listening"/, { from, timeoutMs: 60_000 })
+    t.equal(line[1], expected, `worker ${worker} checks signatures where its share of the ${availableParallelism()} cores says`)
+    from += (line.index ?? 0) + line[0].length
+  }
   const token = mint(key, idTokenClaims(ISS, 'aud'))
   const statuses = await Promise.all(Array.from({ length: 20 }, async () => (await fetch(`${base}/verify`, { method: 'POST', headers: { authorization: `Bearer ${token}` } })).status))
   t.same(new Set(statuses), new Set([200]))

@@ -17,11 +17,13 @@ const secret = 'a'.repeat(32) + 'b'.repeat(32)
 const outbound: string[] = []
 const recordingFetcher = async (url: string): Promise<never> => { outbound.push(url); throw new Error('no network in this test') }
 
+// Signature checks batched on the event loop here (the default on one core); the other suites run with
+// `auto`, which on a machine with two cores or more is the thread pool: both paths see every kind of token.
 const config = configFor([
   { id: 'main', issuer: ISS, audiences: [AUD, 'client-b'], authorizedParties: ['android-client'], jwks: jwksOf(es, rs, ps, ed) },
   { id: 'hmac', issuer: 'https://hmac.example.com', audiences: ['conf-client'], algorithms: ['HS256'], clientSecret: secret, jwks: jwksOf(es) },
   { id: 'strict', issuer: 'https://strict.example.com', audiences: [AUD], jwks: jwksOf(es), maxTokenAgeSeconds: 60, requiredClaims: { hd: ['example.com'] } }
-])
+], { server: { signatureChecks: 'event-loop' } })
 
 const app = await buildApp(config, { fetcher: recordingFetcher as never })
 t.teardown(() => app.close())

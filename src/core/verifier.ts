@@ -146,12 +146,12 @@ export class Verifier {
     this.decryptor = new TokenDecryptor(config.issuers, this.logger)
   }
 
-  /** Starts discovery and key fetching for every issuer in the background; never throws. */
   /** Where this Verifier runs its signature checks (server.signatureChecks, with `auto` resolved). */
   get signatureChecks (): SignatureChecks['mode'] {
     return this.signatures.mode
   }
 
+  /** Starts discovery and key fetching for every issuer in the background; never throws. */
   start (): void {
     for (const r of this.runtimes) r.keys.start()
   }
