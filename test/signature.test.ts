@@ -64,19 +64,25 @@ async function checkEveryAlgorithm (t: Test, verifyAsymmetric: (alg: AsymmetricA
   }
 }
 
-t.test('a burst queues at most the bound in the thread pool, and every answer is right', async (t) => {
+/** ES256 checks of one message: check(true) has a valid signature, check(false) one with a flipped bit. */
+function es256Checks (message: string): (valid: boolean) => PreparedCheck {
   const key = makeKey('ES256')
   const publicKey = createPublicKey(key.privateKey)
-  const data = Buffer.from('burst')
+  const data = Buffer.from(message)
   const good = SIGNING.ES256(data, key)
   const bad = Buffer.from(good)
-  bad[0] = (bad[0] as number) ^ 0xff
+  bad[5] = (bad[5] as number) ^ 0x01
+  return (valid) => prepareAsymmetric('ES256', publicKey, data, valid ? good : bad) as PreparedCheck
+}
+
+t.test('a burst queues at most the bound in the thread pool, and every answer is right', async (t) => {
+  const check = es256Checks('burst')
   const count = MAX_QUEUED_VERIFICATIONS * 3
   let most = 0
   const checks: Array<Promise<boolean>> = []
   const pool = createSignatureChecks('thread-pool')
   for (let i = 0; i < count; i++) {
-    checks.push(pool.check(prepareAsymmetric('ES256', publicKey, data, i % 2 === 0 ? good : bad) as PreparedCheck))
+    checks.push(pool.check(check(i % 2 === 0)))
     most = Math.max(most, queuedVerifications())
   }
   t.equal(most, MAX_QUEUED_VERIFICATIONS, 'the queue filled up to the bound, not beyond')
@@ -86,19 +92,14 @@ t.test('a burst queues at most the bound in the thread pool, and every answer is
 })
 
 t.test('event-loop: a burst is verified in slices, with the loop\'s other work between them, answers in order', async (t) => {
-  const key = makeKey('ES256')
-  const publicKey = createPublicKey(key.privateKey)
-  const data = Buffer.from('slices')
-  const good = SIGNING.ES256(data, key)
-  const bad = Buffer.from(good)
-  bad[5] = (bad[5] as number) ^ 0x01
+  const check = es256Checks('slices')
   const checks = createSignatureChecks('event-loop')
   t.equal(checks.mode, 'event-loop')
   const count = MAX_CHECKS_PER_TURN * 2 + 5
   const settled: number[] = []
   const results: Array<Promise<boolean>> = []
   for (let i = 0; i < count; i++) {
-    const p = checks.check(prepareAsymmetric('ES256', publicKey, data, i % 3 === 0 ? bad : good) as PreparedCheck)
+    const p = checks.check(check(i % 3 !== 0))
     void p.then(() => { settled.push(i) })
     results.push(p)
   }
@@ -111,14 +112,11 @@ t.test('event-loop: a burst is verified in slices, with the loop\'s other work b
   t.same(settled, Array.from({ length: count }, (_, i) => i), 'answers in the order asked')
   t.same(await Promise.all(results), Array.from({ length: count }, (_, i) => i % 3 !== 0), 'every answer is right')
   // Idle again: a new check is scheduled afresh.
-  t.equal(await checks.check(prepareAsymmetric('ES256', publicKey, data, good) as PreparedCheck), true, 'a later check is answered')
+  t.equal(await checks.check(check(true)), true, 'a later check is answered')
 })
 
 t.test('event-loop: every check of a turn is answered before any continuation runs', async (t) => {
-  const key = makeKey('ES256')
-  const publicKey = createPublicKey(key.privateKey)
-  const data = Buffer.from('together')
-  const prepared = prepareAsymmetric('ES256', publicKey, data, SIGNING.ES256(data, key)) as PreparedCheck
+  const prepared = es256Checks('together')(true)
   const checks = createSignatureChecks('event-loop')
   const events: string[] = []
   const all = [0, 1, 2].map(async (i) => {
