@@ -96,11 +96,6 @@ class EventLoopChecks implements SignatureChecks {
     })
   }
 
-  /** Checks still waiting for their turn (tests). */
-  get waitingChecks (): number {
-    return this.waiting.length
-  }
-
   private readonly runTurn = (): void => {
     let turn = this.waiting
     if (turn.length > MAX_CHECKS_PER_TURN) {
