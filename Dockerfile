@@ -60,9 +60,8 @@ EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 CMD ["node", "dist/healthcheck.js"]
 # The base image's ENTRYPOINT is node itself; cleared so that CMD is the whole command line and
 # `docker run IMAGE node dist/cli.js check-config` works as it reads. node is PID 1 and handles SIGTERM
-# itself (close-with-grace): no npm in between to swallow the signal. The V8 flags keep RSS within the token
-# cache's bound (README, "Memory"): --max-semi-space-size=4 caps the young generation (4 MiB semi-spaces
-# instead of 16), --heap-growing-percent=50 runs a full collection once the old generation has grown by half
-# since the last one. npm start and the benchmark target start the service with the same flags.
+# itself (close-with-grace): no npm in between to swallow the signal. --max-semi-space-size=4 caps V8's
+# young generation (4 MiB semi-spaces instead of 16): no more CPU per request, less RSS (README, "Memory");
+# npm start and the benchmark target start the service with the same flag.
 ENTRYPOINT []
-CMD ["node", "--max-semi-space-size=4", "--heap-growing-percent=50", "dist/server.js"]
+CMD ["node", "--max-semi-space-size=4", "dist/server.js"]
