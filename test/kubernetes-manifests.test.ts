@@ -141,6 +141,11 @@ function checkHardening (t: Test, label: string, spec: IPodSpec, container: ICon
   t.equal(spec.automountServiceAccountToken, false, `${label}: no service account token`)
   t.ok(container.resources?.requests?.cpu !== undefined && container.resources.requests.memory !== undefined, `${label}: CPU and memory requests`)
   t.ok(container.resources?.limits?.memory !== undefined, `${label}: a memory limit`)
+  // V8 collects before garbage fills the container: its old generation capped well below the limit, and
+  // well above the ~60 MB a full default token cache and the service keep alive (README, "Memory").
+  const limitMiB = Number(/^([0-9]+)Mi$/.exec(String(container.resources?.limits?.memory))?.[1])
+  const oldSpaceMiB = Number(/--max-old-space-size=([0-9]+)/.exec(container.env?.find((e) => e.name === 'NODE_OPTIONS')?.value ?? '')?.[1])
+  t.ok(oldSpaceMiB >= 100 && oldSpaceMiB <= limitMiB * 0.7, `${label}: NODE_OPTIONS --max-old-space-size (${oldSpaceMiB} MiB) between 100 MiB and 70 % of the ${limitMiB} MiB limit`)
 }
 
 /** Each probe: an HTTP path (httpGet) or the image's health check run with a path (exec). */
