@@ -20,7 +20,6 @@ const CHARS_PER_PROBE = 4
 const MIN_BITS = 1 << 12
 const MAX_BITS = 1 << 24
 
-
 export class SeenFilter {
   readonly #capacity: number
   readonly #mask: number
