@@ -21,7 +21,9 @@ export const VerificationModeSchema = Type.Unsafe<VerificationMode>({
 })
 
 export const VerifyBody = Type.Object({
-  token: Type.Optional(Type.String({ minLength: 1, description: 'The ID token (compact JWS). Or send it as Authorization: Bearer.' })),
+  // Non-empty as `not: {const: ''}`, not `minLength: 1`: ajv checks a length by counting the string's characters
+  // one by one, about 1 µs for a token on every request.
+  token: Type.Optional(Type.String({ not: { const: '' }, description: 'The ID token (compact JWS), not empty. Or send it as Authorization: Bearer.' })),
   nonce: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'The nonce of the authorization request; the token\'s nonce must be equal.' })),
   maxAge: Type.Optional(Type.Integer({ minimum: 0, maximum: 315360000, description: 'OIDC max_age in seconds: auth_time must be present and recent enough.' })),
   accessToken: Type.Optional(Type.String({ minLength: 1, maxLength: 16384, description: 'The access token issued with the ID token; at_hash must match it.' })),
