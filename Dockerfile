@@ -51,6 +51,11 @@ WORKDIR /app
 # HOST: in a container the service must listen beyond loopback (it overrides server.host of a config file).
 # PATH: distroless keeps node in /nodejs/bin; with it on PATH, CMD and exec probes say "node" like anywhere else.
 ENV NODE_ENV=production HOST=0.0.0.0 PATH=/nodejs/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+# V8's old generation capped at 160 MiB, sized for the default token cache (64 MiB): RSS then stays ~40 MB over
+# the start however many new tokens arrive (without a cap Node lets the heap grow to half the container's
+# memory, at least ~256 MiB, before it collects the garbage of evicted entries). A configuration whose cache
+# does not fit is refused at start (src/config/heap-budget.ts). Set NODE_OPTIONS to change it (README, "Memory").
+ENV NODE_OPTIONS=--max-old-space-size=160
 # Root-owned and read-only to the service: it cannot rewrite its own code or dependencies.
 COPY --from=prod-deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist

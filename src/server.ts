@@ -6,12 +6,14 @@
 import cluster from 'node:cluster'
 import { availableParallelism } from 'node:os'
 import { parseWorkers, runPrimary } from './cluster-primary.js'
+import { withinHeapBudget } from './config/heap-budget.js'
 import { ConfigError, loadConfig } from './config/load.js'
 import type { Config } from './config/types.js'
 import { runService } from './run.js'
 
 try {
-  const load = (): Config => loadConfig({ argv: process.argv.slice(2), env: process.env })
+  // Also on reload: a cache that cannot fit in V8's heap is a configuration problem (src/config/heap-budget.ts).
+  const load = (): Config => withinHeapBudget(loadConfig({ argv: process.argv.slice(2), env: process.env }))
   const workers = parseWorkers(process.env.WORKERS, availableParallelism())
   if (workers instanceof Error) {
     process.stderr.write(`oidc-verifier: ${workers.message}\n`)

@@ -7,7 +7,8 @@ import { readFileSync } from 'node:fs'
 import t, { type Test } from 'tap'
 import { parse } from 'yaml'
 import { loadConfig } from '../src/config/load.js'
-import { SERVER_DEFAULTS } from '../src/config/schema.js'
+import { HEAP_HEADROOM_BYTES } from '../src/config/heap-budget.js'
+import { SERVER_DEFAULTS, TOKEN_CACHE_DEFAULTS } from '../src/config/schema.js'
 import { advertisedHost } from '../src/dev/dev-issuer.js'
 import { probeUrl } from '../src/health/probe.js'
 import { readDockerfile, type Stage } from './helpers/dockerfile.js'
@@ -57,6 +58,10 @@ t.test('runtime: production only, non-root by number, node as PID 1, health chec
   const start = (JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: { start: string } }).scripts.start
   t.same(runtime.cmd, start.split(' '), 'node itself, not npm, with the same flags as npm start')
   t.same(runtime.cmd?.slice(0, 2), ['node', '--max-semi-space-size=4'], 'V8\'s young generation capped (README, "Memory")')
+  // The old generation capped through NODE_OPTIONS (a deployment can set its own), with room for the default cache.
+  const oldSpaceMiB = Number(/^--max-old-space-size=([0-9]+)$/.exec(runtime.env.NODE_OPTIONS ?? '')?.[1])
+  t.ok(oldSpaceMiB * 1024 * 1024 >= TOKEN_CACHE_DEFAULTS.maxBytes + HEAP_HEADROOM_BYTES, `NODE_OPTIONS caps the old generation (${oldSpaceMiB} MiB) above the default cache + headroom`)
+  t.notOk(runtime.cmd?.some((arg) => arg.startsWith('--max-old-space-size')), 'not in CMD: a command-line flag would override NODE_OPTIONS')
   t.same(runtime.healthcheck?.test, ['node', 'dist/healthcheck.js'])
   const seconds = (v: string | undefined): number => Number(/^([0-9]+)s$/.exec(v ?? '')?.[1] ?? NaN)
   t.ok(seconds(runtime.healthcheck?.flags.timeout) * 1000 > 3000, 'Docker\'s timeout exceeds the script\'s own (PROBE_TIMEOUT_MS)')

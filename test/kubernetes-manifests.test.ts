@@ -21,7 +21,9 @@ import type { INetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1'
 import type { IPodDisruptionBudget } from 'kubernetes-models/policy/v1'
 import type { IConfigMap, IService } from 'kubernetes-models/v1'
 import { buildApp } from '../src/app.js'
+import { HEAP_HEADROOM_BYTES } from '../src/config/heap-budget.js'
 import { loadConfig } from '../src/config/load.js'
+import { TOKEN_CACHE_DEFAULTS } from '../src/config/schema.js'
 import type { Config } from '../src/config/types.js'
 import { probeUrl } from '../src/health/probe.js'
 import { readDockerfile } from './helpers/dockerfile.js'
@@ -142,10 +144,11 @@ function checkHardening (t: Test, label: string, spec: IPodSpec, container: ICon
   t.ok(container.resources?.requests?.cpu !== undefined && container.resources.requests.memory !== undefined, `${label}: CPU and memory requests`)
   t.ok(container.resources?.limits?.memory !== undefined, `${label}: a memory limit`)
   // V8 collects before garbage fills the container: its old generation capped well below the limit, and
-  // well above the ~60 MB a full default token cache and the service keep alive (README, "Memory").
+  // above what the service refuses to start without for its default token cache (src/config/heap-budget.ts).
   const limitMiB = Number(/^([0-9]+)Mi$/.exec(String(container.resources?.limits?.memory))?.[1])
   const oldSpaceMiB = Number(/--max-old-space-size=([0-9]+)/.exec(container.env?.find((e) => e.name === 'NODE_OPTIONS')?.value ?? '')?.[1])
-  t.ok(oldSpaceMiB >= 100 && oldSpaceMiB <= limitMiB * 0.7, `${label}: NODE_OPTIONS --max-old-space-size (${oldSpaceMiB} MiB) between 100 MiB and 70 % of the ${limitMiB} MiB limit`)
+  const neededMiB = (TOKEN_CACHE_DEFAULTS.maxBytes + HEAP_HEADROOM_BYTES) / 1024 / 1024
+  t.ok(oldSpaceMiB >= neededMiB && oldSpaceMiB <= limitMiB * 0.7, `${label}: NODE_OPTIONS --max-old-space-size (${oldSpaceMiB} MiB) between ${neededMiB} MiB and 70 % of the ${limitMiB} MiB limit`)
 }
 
 /** Each probe: an HTTP path (httpGet) or the image's health check run with a path (exec). */

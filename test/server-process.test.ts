@@ -57,6 +57,14 @@ t.test('SIGHUP reloads the configuration file; SIGTERM exits 0 within the grace 
   t.match(server.output().slice(mark), /issuers\[0\]\.audiences/, 'the problem is in the log line')
   t.equal((await verify(tokenB)).status, 200, 'the previous configuration keeps serving')
 
+  // A token cache larger than V8's heap limit (at most ~4 GiB unless raised): refused like any invalid file.
+  writeFileSync(file, configText([{ id: 'b', issuer: ISS_B, audiences: ['aud'], jwks: jwksOf(keyB) }]) + `tokenCache: { maxBytes: ${16 * 1024 ** 3} }\n`)
+  mark = server.output().length
+  server.child.kill('SIGHUP')
+  await server.waitForLine(/"msg":"configuration reload refused[^"]*"/, { from: mark })
+  t.match(server.output().slice(mark), /tokenCache\.maxBytes: 16384 MiB does not fit in this process's V8 heap/, 'the heap budget is checked on reload')
+  t.equal((await verify(tokenB)).status, 200, 'the previous configuration keeps serving')
+
   server.child.kill('SIGTERM')
   let timer: NodeJS.Timeout | undefined
   const exit = await Promise.race([
@@ -84,4 +92,23 @@ t.test('an invalid configuration at start: exit code 2 and every problem printed
     t.match(result.stderr, problem, `printed: ${String(problem)}`)
   }
   t.equal(result.stdout, '', 'nothing listened, nothing logged')
+})
+
+t.test('a token cache that cannot fit in the heap: exit code 2 at start, unless NODE_OPTIONS raises the limit', async (t) => {
+  const maxBytes = 16 * 1024 ** 3
+  const dir = tempDir(t, { 'big.yaml': configText([{ id: 'a', issuer: ISS_A, audiences: ['aud'], jwks: jwksOf(keyA) }]) + `tokenCache: { maxBytes: ${maxBytes} }\n` })
+  const refused = await runNode('src/server.ts', ['--config', join(dir, 'big.yaml')])
+  t.equal(refused.code, 2)
+  t.match(refused.stderr, /invalid configuration, not starting:\n {2}- tokenCache\.maxBytes: 16384 MiB does not fit in this process's V8 heap: its limit is [0-9]+ MiB/)
+  t.match(refused.stderr, /NODE_OPTIONS=--max-old-space-size=16432 or more/, 'says what to set')
+  t.equal(refused.stdout, '', 'nothing listened')
+
+  // check-config makes the same check, under the limit the service would have.
+  const checked = await runNode('src/cli.ts', ['check-config', '--config', join(dir, 'big.yaml')])
+  t.equal(checked.code, 2, 'check-config: invalid configuration')
+  t.match(checked.stderr, /tokenCache\.maxBytes: 16384 MiB does not fit/)
+  const raised = await runNode('src/cli.ts', ['check-config', '--config', join(dir, 'big.yaml')], {
+    env: { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --max-old-space-size=16432`.trim() }
+  })
+  t.equal(raised.code, 0, `with the limit raised the same file is valid: ${raised.stderr.slice(0, 300)}`)
 })

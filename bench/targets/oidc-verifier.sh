@@ -15,6 +15,9 @@
 #                             or '{"server":{"signatureChecks":"thread-pool"}}' (default: none)
 #   OIDC_VERIFIER_NODE_ARGS   extra node flags for the service, space-separated (bench/profile.mjs passes
 #                             --cpu-prof, which NODE_OPTIONS does not allow)
+#   NODE_OPTIONS              when unset, the container image's (the Dockerfile's `ENV NODE_OPTIONS=`: its cap on
+#                             V8's old generation), so the service runs as the image runs it; set it empty
+#                             (NODE_OPTIONS=) to measure node's own heap defaults
 #
 # The settings go in a generated config file (under the project's bench/.work/, git-ignored) rather than
 # the OIDC_* environment, because the rate limit cannot be set from the environment: the default per-caller
@@ -59,6 +62,10 @@ node -e '
 unset HOST LOG_LEVEL OIDC_ISSUER OIDC_AUDIENCE OIDC_JWKS_URI OIDC_ALGORITHMS OIDC_ISSUER_ID OIDC_VERIFIER_CONFIG
 export PORT NODE_ENV=production
 cd "$DIR"
+if [ -z "${NODE_OPTIONS+set}" ]; then
+  NODE_OPTIONS=$(sed -n 's/^ENV NODE_OPTIONS=//p' Dockerfile | tail -n 1)
+  export NODE_OPTIONS
+fi
 # The node flags of npm start and the container image's CMD (package.json), then the extra ones.
 # shellcheck disable=SC2046,SC2086 # flags, split on purpose
 exec $(node -p 'require("./package.json").scripts.start.replace(/ dist\/server\.js$/, "")') ${OIDC_VERIFIER_NODE_ARGS:-} dist/server.js --config "$CONF"

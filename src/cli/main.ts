@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import pino from 'pino'
+import { withinHeapBudget } from '../config/heap-budget.js'
 import { ConfigError, loadConfig } from '../config/load.js'
 import type { Config } from '../config/types.js'
 import { silentLogger, type Logger } from '../core/logger.js'
@@ -99,7 +100,8 @@ function seconds (value: string | undefined, name: string, fallback: number): nu
 function load (configPaths: string[] | undefined, env: NodeJS.ProcessEnv): Config {
   if (configPaths !== undefined && configPaths.length > 1) throw new UsageError('--config: given more than once; expected it once')
   // --config=PATH keeps a path that starts with "-" a path.
-  return loadConfig({ argv: configPaths === undefined ? [] : [`--config=${configPaths[0]}`], env })
+  // The heap check as the service makes it: run under the service's NODE_OPTIONS, check-config sees its limit.
+  return withinHeapBudget(loadConfig({ argv: configPaths === undefined ? [] : [`--config=${configPaths[0]}`], env }))
 }
 
 function cliLogger (verbose: boolean | undefined, io: CliIo): Logger {
