@@ -10,7 +10,8 @@
 # 3. Starts the CMD as that UID (setpriv, no new privileges, no supplementary groups) with the image's ENV
 #    and an environment-only configuration whose JWKS is served from a local file; then: the HEALTHCHECK
 #    command passes, /readyz is 200, a token signed with the matching key verifies and a tampered one does
-#    not, the development issuer refuses to start in production, nothing was written into the app folder,
+#    not, node's heap limit follows the image's NODE_OPTIONS cap and a token cache too large for it is
+#    refused (exit 2), the development issuer refuses to start in production, nothing was written into the app folder,
 #    and SIGTERM ends the process with exit 0 within the grace period.
 #
 # Differences from a real image: Node is this machine's (the image has Node 24), the base images' own
@@ -164,6 +165,20 @@ SIGNATURE=${TOKEN##*.}
 res=$(helper http POST "$BASE/verify" "${TOKEN%.*}.$FLIPPED${SIGNATURE:1}")
 [ "${res%% *}" = 401 ] || die "a tampered token was not refused with 401: $res"
 say "a token signed with the served key verifies; a tampered one gets 401"
+
+# The image's NODE_OPTIONS reaches node: its heap limit is the cap's, and a token cache too large for it is
+# refused (exit 2, the fix named) as it would be in the image.
+heap_mib=$(in_image node -p 'Math.round(require("node:v8").getHeapStatistics().heap_size_limit / 2 ** 20)')
+old_space=$(printf '%s\n' "${IMAGE_ENV[@]}" | sed -n 's/^NODE_OPTIONS=.*--max-old-space-size=\([0-9]*\).*/\1/p')
+[ -n "$old_space" ] || die "the image's ENV sets no NODE_OPTIONS=--max-old-space-size (README, \"Memory\")"
+[ "$heap_mib" -ge "$old_space" ] && [ "$heap_mib" -le $((old_space + 64)) ] || die "node's heap limit is $heap_mib MiB, not the image's cap of $old_space MiB"
+status=0
+printf 'issuers:\n  - { id: a, issuer: "%s", audiences: [%s], jwksUri: "http://127.0.0.1:9/jwks.json" }\ntokenCache: { maxBytes: %s }\n' \
+  "$ISSUER" "$AUDIENCE" $(( (old_space + 1) * 1024 * 1024 )) > "$WORK/big-cache.yaml"
+chmod a+r "$WORK/big-cache.yaml"
+in_image env -u OIDC_ISSUER -u OIDC_AUDIENCE -u OIDC_JWKS_URI -u OIDC_ALGORITHMS node dist/server.js --config "$WORK/big-cache.yaml" > "$WORK/big-cache.out" 2>&1 || status=$?
+[ "$status" -eq 2 ] && grep -q 'tokenCache.maxBytes: .* does not fit' "$WORK/big-cache.out" || { cat "$WORK/big-cache.out"; die "a token cache larger than the heap cap was not refused (exit $status)"; }
+say "node's heap limit is $heap_mib MiB under the image's --max-old-space-size=$old_space; a cache that cannot fit is refused"
 
 if in_image node dist/dev.js > "$WORK/dev.out" 2>&1; then die "the development issuer started with NODE_ENV=production"; fi
 grep -q 'refuses to run with NODE_ENV=production' "$WORK/dev.out" || { cat "$WORK/dev.out"; die "dist/dev.js failed for another reason"; }
