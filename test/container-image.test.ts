@@ -98,7 +98,7 @@ t.test('dev stage: the development issuer, never in production', async (t) => {
   t.equal(advertisedHost('127.0.0.1'), '127.0.0.1')
   t.equal(advertisedHost('::'), '127.0.0.1')
   t.equal(advertisedHost('localhost'), 'localhost')
-  t.equal(probeUrl(undefined, { env: dev.env }).href, `http://127.0.0.1:${dev.env.PORT}/healthz`, 'its health check probes the service port')
+  t.equal((await probeUrl(undefined, { env: dev.env })).href, `http://127.0.0.1:${dev.env.PORT}/healthz`, 'its health check probes the service port')
   t.notOk(Object.keys(pkg.devDependencies).some((d) => dev.copies.some((c) => c.sources.includes(`/app/node_modules/${d}`))), 'no devDependencies copied')
   t.equal(dev.copies.find((c) => c.dest === './node_modules')?.from, 'prod-deps')
 })

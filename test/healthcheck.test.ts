@@ -2,20 +2,24 @@
  * The container health check (src/healthcheck.ts, src/health/probe.ts): where it probes, what counts as
  * healthy, and that a refusing, hanging, redirecting or failing server makes it fail within its timeout.
  */
-import { spawn } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo, Socket } from 'node:net'
 import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from '../src/app.js'
-import { probe, probeUrl } from '../src/health/probe.js'
+import { SERVER_DEFAULTS } from '../src/config/schema.js'
+import { DEFAULT_HOST, DEFAULT_PORT, probe, probeUrl } from '../src/health/probe.js'
 import { makeTestPki } from './helpers/certs.js'
 import { configFor } from './helpers/config.js'
+import { ROOT } from './helpers/node-process.js'
 import { jwksOf, makeKey } from './helpers/tokens.js'
 
+const execFileAsync = promisify(execFile)
 const SCRIPT = fileURLToPath(new URL('../src/healthcheck.ts', import.meta.url))
 
 async function listen (server: Server): Promise<number> {
@@ -56,32 +60,49 @@ t.teardown(async () => { await app.close() })
 
 t.test('probeUrl: where the server listens, from the same configuration', async (t) => {
   const envIssuer = { OIDC_ISSUER: 'https://accounts.google.com', OIDC_AUDIENCE: 'x' }
-  t.equal(probeUrl(undefined, { env: {} }).href, 'http://127.0.0.1:8080/healthz', 'no configuration: the default port')
-  t.equal(probeUrl('/readyz', { env: { ...envIssuer, PORT: '9123' } }).href, 'http://127.0.0.1:9123/readyz')
-  t.equal(probeUrl(undefined, { env: { ...envIssuer, HOST: '0.0.0.0' } }).href, 'http://127.0.0.1:8080/healthz', 'wildcard → loopback')
-  t.equal(probeUrl(undefined, { env: { ...envIssuer, HOST: '::' } }).href, 'http://127.0.0.1:8080/healthz')
-  t.equal(probeUrl(undefined, { env: { ...envIssuer, HOST: '::1' } }).href, 'http://[::1]:8080/healthz')
+  t.equal((await probeUrl(undefined, { env: {} })).href, 'http://127.0.0.1:8080/healthz', 'no configuration: the default port')
+  t.equal((await probeUrl('/readyz', { env: { ...envIssuer, PORT: '9123' } })).href, 'http://127.0.0.1:9123/readyz')
+  t.equal((await probeUrl(undefined, { env: { ...envIssuer, HOST: '0.0.0.0' } })).href, 'http://127.0.0.1:8080/healthz', 'wildcard → loopback')
+  t.equal((await probeUrl(undefined, { env: { ...envIssuer, HOST: '::' } })).href, 'http://127.0.0.1:8080/healthz')
+  t.equal((await probeUrl(undefined, { env: { ...envIssuer, HOST: '::1' } })).href, 'http://[::1]:8080/healthz')
   const file = 'server:\n  host: 0.0.0.0\n  port: 9555\nissuers:\n  - { id: g, issuer: "https://accounts.google.com", audiences: [x] }\n'
-  t.equal(probeUrl(undefined, { env: { OIDC_VERIFIER_CONFIG: '/etc/v/config.yaml' }, readFile: () => file }).href,
+  t.equal((await probeUrl(undefined, { env: { OIDC_VERIFIER_CONFIG: '/etc/v/config.yaml' }, readFile: () => file })).href,
     'http://127.0.0.1:9555/healthz', 'the config file\'s port')
-  t.equal(probeUrl(undefined, { env: { OIDC_VERIFIER_CONFIG: '/etc/v/config.yaml', PORT: '7000' }, readFile: () => file }).href,
+  t.equal((await probeUrl(undefined, { env: { OIDC_VERIFIER_CONFIG: '/etc/v/config.yaml', PORT: '7000' }, readFile: () => file })).href,
     'http://127.0.0.1:7000/healthz', 'PORT overrides the file, as it does for the server')
-  t.equal(probeUrl(undefined, { env: { OIDC_VERIFIER_CONFIG: '/nope.yaml', PORT: '7001' }, readFile: () => { throw Object.assign(new Error('x'), { code: 'ENOENT' }) } }).href,
+  t.equal((await probeUrl(undefined, { env: { OIDC_VERIFIER_CONFIG: '/nope.yaml', PORT: '7001' }, readFile: () => { throw Object.assign(new Error('x'), { code: 'ENOENT' }) } })).href,
     'http://127.0.0.1:7001/healthz', 'an unreadable configuration falls back to PORT')
   const ops = 'server:\n  port: 9555\n  opsPort: 9090\nissuers:\n  - { id: g, issuer: "https://accounts.google.com", audiences: [x] }\n'
-  t.equal(probeUrl('/readyz', { env: { OIDC_VERIFIER_CONFIG: '/c.yaml' }, readFile: () => ops }).href, 'http://127.0.0.1:9090/readyz', 'the ops port serves health')
+  t.equal((await probeUrl('/readyz', { env: { OIDC_VERIFIER_CONFIG: '/c.yaml' }, readFile: () => ops })).href, 'http://127.0.0.1:9090/readyz', 'the ops port serves health')
   const opsHost = ops.replace('opsPort: 9090', 'opsPort: 9090\n  opsHost: 127.0.0.2')
-  t.equal(probeUrl(undefined, { env: { OIDC_VERIFIER_CONFIG: '/c.yaml' }, readFile: () => opsHost }).href, 'http://127.0.0.2:9090/healthz', 'on opsHost')
-  t.equal(probeUrl(undefined, { env: { PORT: 'eighty' } }).href, 'http://127.0.0.1:8080/healthz', 'a bad PORT is ignored')
-  t.equal(probeUrl('/readyz', { env: { HEALTHCHECK_URL: 'https://127.0.0.1:8443/healthz', PORT: '1' } }).href, 'https://127.0.0.1:8443/healthz', 'HEALTHCHECK_URL wins')
+  t.equal((await probeUrl(undefined, { env: { OIDC_VERIFIER_CONFIG: '/c.yaml' }, readFile: () => opsHost })).href, 'http://127.0.0.2:9090/healthz', 'on opsHost')
+  t.equal((await probeUrl(undefined, { env: { PORT: 'eighty' } })).href, 'http://127.0.0.1:8080/healthz', 'a bad PORT is ignored')
+  t.equal((await probeUrl('/readyz', { env: { HEALTHCHECK_URL: 'https://127.0.0.1:8443/healthz', PORT: '1' } })).href, 'https://127.0.0.1:8443/healthz', 'HEALTHCHECK_URL wins')
+})
+
+t.test('probeUrl: without a configuration file the loader is not imported (an exec probe stays small)', async (t) => {
+  t.equal(DEFAULT_HOST, SERVER_DEFAULTS.host, 'the probe\'s default host is the server\'s')
+  t.equal(DEFAULT_PORT, SERVER_DEFAULTS.port, 'the probe\'s default port is the server\'s')
+  // A plain node with only the TypeScript loader: tap's own hooks (in this process's execArgv) load YAML themselves.
+  const probeImports = async (...args: string[]): Promise<{ url: string, yamlLoaded: boolean }> => {
+    const { stdout } = await execFileAsync(process.execPath, ['--import=@tapjs/typescript/import', 'test/helpers/probe-imports.ts', ...args], {
+      cwd: ROOT, env: { PATH: process.env.PATH, TS_NODE_TRANSPILE_ONLY: '1' }, timeout: 30_000
+    })
+    return JSON.parse(stdout) as { url: string, yamlLoaded: boolean }
+  }
+  t.same(await probeImports(JSON.stringify({ OIDC_ISSUER: 'https://accounts.google.com', OIDC_AUDIENCE: 'x', PORT: '9124' })),
+    { url: 'http://127.0.0.1:9124/healthz', yamlLoaded: false }, 'environment only: HOST and PORT, no loader')
+  const file = 'server:\n  port: 9556\nissuers:\n  - { id: g, issuer: "https://accounts.google.com", audiences: [x] }\n'
+  t.same(await probeImports(JSON.stringify({ OIDC_VERIFIER_CONFIG: '/etc/v/config.yaml' }), file),
+    { url: 'http://127.0.0.1:9556/healthz', yamlLoaded: true }, 'a configuration file is read with the loader (the detector works)')
 })
 
 t.test('probeUrl: refuses odd paths and URLs', async (t) => {
   for (const bad of ['healthz', '//evil.example/x', '/a b', '/x?y=1', '/x#y', `/${'a'.repeat(300)}`, '/\u0000']) {
-    t.throws(() => probeUrl(bad, { env: {} }), { name: 'ProbeTargetError' }, JSON.stringify(bad.slice(0, 20)))
+    await t.rejects(probeUrl(bad, { env: {} }), { name: 'ProbeTargetError' }, JSON.stringify(bad.slice(0, 20)))
   }
   for (const bad of ['not a url', 'file:///etc/passwd', 'ftp://127.0.0.1/']) {
-    t.throws(() => probeUrl(undefined, { env: { HEALTHCHECK_URL: bad } }), { name: 'ProbeTargetError' }, bad)
+    await t.rejects(probeUrl(undefined, { env: { HEALTHCHECK_URL: bad } }), { name: 'ProbeTargetError' }, bad)
   }
 })
 
@@ -125,7 +146,7 @@ t.test('a TLS listener is probed over https (its certificate is not checked on l
   const pki = makeTestPki()
   t.teardown(() => pki.remove())
   const file = `server:\n  port: 9443\n  tls: { certFile: ${pki.serverCert}, keyFile: ${pki.serverKey} }\nissuers:\n  - { id: g, issuer: "https://accounts.google.com", audiences: [x] }\n`
-  const url = probeUrl(undefined, { env: { OIDC_VERIFIER_CONFIG: '/c.yaml' }, readFile: (path) => path === '/c.yaml' ? file : readFileSync(path, 'utf8') })
+  const url = await probeUrl(undefined, { env: { OIDC_VERIFIER_CONFIG: '/c.yaml' }, readFile: (path) => path === '/c.yaml' ? file : readFileSync(path, 'utf8') })
   t.equal(url.href, 'https://127.0.0.1:9443/healthz')
 
   const server = createHttpsServer({ cert: pki.pem.serverCert, key: readFileSync(pki.serverKey) }, (_req, res) => { res.writeHead(200); res.end() })

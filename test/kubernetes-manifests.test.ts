@@ -215,7 +215,7 @@ t.test('the shared Deployment: config mount, ports, probes, hardening', async (t
     t.equal(port, config.server.port, `${p.name} probe port = the configured port`)
   }
   await checkRoutes(t, label, config, probes.map((p) => p.path))
-  t.equal(probeUrl(undefined, { env, readFile }).href, `http://127.0.0.1:${config.server.port}/healthz`, 'the image HEALTHCHECK (Docker) finds the same port')
+  t.equal((await probeUrl(undefined, { env, readFile })).href, `http://127.0.0.1:${config.server.port}/healthz`, 'the image HEALTHCHECK (Docker) finds the same port')
 
   checkHardening(t, label, spec, container)
   t.equal(spec.enableServiceLinks, false, 'no service-link variables')
@@ -274,7 +274,7 @@ t.test('the sidecar example: a native sidecar on localhost, probed by the health
   const probes = probePaths(t, label, sidecar)
   t.ok(probes.some((p) => p.name === 'startup'), 'a startup probe holds the app back until the verifier answers')
   for (const p of probes) {
-    const url = probeUrl(p.path, { env })
+    const url = await probeUrl(p.path, { env })
     t.equal(url.host, `127.0.0.1:${config.server.port}`, `the ${p.name} probe reaches the configured port`)
   }
   await checkRoutes(t, label, config, probes.map((p) => p.path))

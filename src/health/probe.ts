@@ -5,12 +5,14 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import { isIP } from 'node:net'
-import { loadConfig, type LoadConfigOptions } from '../config/load.js'
+import type { LoadConfigOptions } from '../config/load.js'
 
 /** Below Docker's HEALTHCHECK --timeout (5 s in the Dockerfile), so the probe reports its own reason first. */
 export const PROBE_TIMEOUT_MS = 3000
 export const DEFAULT_PROBE_PATH = '/healthz'
-const DEFAULT_PORT = 8080
+/** The server's defaults (SERVER_DEFAULTS in src/config/schema.ts; a test keeps them equal). */
+export const DEFAULT_HOST = '127.0.0.1'
+export const DEFAULT_PORT = 8080
 const SAFE_PATH = /^\/[A-Za-z0-9._~/-]{0,200}$/
 const WILDCARD_HOSTS = new Set(['', '0.0.0.0', '::', '[::]'])
 
@@ -32,8 +34,12 @@ export interface ProbeResult {
  * port, the probe has no client certificate). When the configuration cannot be read (the server got
  * `--config` on its command line, which a health check process cannot see), `PORT` or 8080. A wildcard
  * listen address is probed on 127.0.0.1.
+ *
+ * Without a configuration file (environment-only mode, a sidecar's) the listener is HOST and PORT alone, and
+ * the configuration loader is not even imported: an exec probe is a second node process in the service's
+ * container, and the loader (schemas, YAML) would add about 20 MB to it (README, "Kubernetes").
  */
-export function probeUrl (path: string = DEFAULT_PROBE_PATH, opts: Pick<LoadConfigOptions, 'env' | 'readFile'> = {}): URL {
+export async function probeUrl (path: string = DEFAULT_PROBE_PATH, opts: Pick<LoadConfigOptions, 'env' | 'readFile'> = {}): Promise<URL> {
   if (!SAFE_PATH.test(path) || path.startsWith('//')) throw new ProbeTargetError(`expected a path such as /healthz or /readyz, got ${JSON.stringify(path.slice(0, 64))}`)
   const env = opts.env ?? process.env
   const explicit = env.HEALTHCHECK_URL
@@ -48,28 +54,30 @@ export function probeUrl (path: string = DEFAULT_PROBE_PATH, opts: Pick<LoadConf
     return url
   }
 
-  let host = '127.0.0.1'
-  let port = DEFAULT_PORT
-  let scheme = 'http'
-  try {
-    const { server } = loadConfig({ argv: [], env, ...(opts.readFile !== undefined ? { readFile: opts.readFile } : {}) })
-    if (server.opsPort !== undefined && server.opsPort > 0) {
+  let listener = fromEnvironment(env)
+  const configFile = env.OIDC_VERIFIER_CONFIG
+  if (configFile !== undefined && configFile !== '') {
+    try {
+      const { loadConfig } = await import('../config/load.js')
+      const { server } = loadConfig({ argv: [], env, ...(opts.readFile !== undefined ? { readFile: opts.readFile } : {}) })
       // The ops listener (plain HTTP) is then the only one that serves health.
-      host = server.opsHost ?? server.host
-      port = server.opsPort
-    } else {
-      host = server.host
-      port = server.port
-      if (server.tls !== undefined) scheme = 'https'
+      listener = server.opsPort !== undefined && server.opsPort > 0
+        ? { host: server.opsHost ?? server.host, port: server.opsPort, scheme: 'http' }
+        : { host: server.host, port: server.port, scheme: server.tls !== undefined ? 'https' : 'http' }
+    } catch {
+      // Unreadable or invalid: the server would not be running with it either; HOST and PORT are the best guess.
     }
-  } catch {
-    const fromEnv = env.PORT
-    if (fromEnv !== undefined && /^[0-9]{1,5}$/.test(fromEnv) && Number(fromEnv) <= 65535) port = Number(fromEnv)
-    if (env.HOST !== undefined && env.HOST !== '') host = env.HOST
   }
-  if (WILDCARD_HOSTS.has(host)) host = '127.0.0.1'
+  const host = WILDCARD_HOSTS.has(listener.host) ? '127.0.0.1' : listener.host
   const authority = isIP(host) === 6 ? `[${host}]` : host
-  return new URL(`${scheme}://${authority}:${port}${path}`)
+  return new URL(`${listener.scheme}://${authority}:${listener.port}${path}`)
+}
+
+/** Where an environment-only server listens: HOST and PORT over the defaults (the only server settings it reads). */
+function fromEnvironment (env: NodeJS.ProcessEnv): { host: string, port: number, scheme: 'http' | 'https' } {
+  const port = env.PORT !== undefined && /^[0-9]{1,5}$/.test(env.PORT) && Number(env.PORT) <= 65535 ? Number(env.PORT) : DEFAULT_PORT
+  const host = env.HOST !== undefined && env.HOST !== '' ? env.HOST : DEFAULT_HOST
+  return { host, port, scheme: 'http' }
 }
 
 /**
