@@ -5,7 +5,7 @@
  * shedding), and on the event loop it is verified in slices of at most MAX_CHECKS_PER_TURN, with the loop's
  * other work running between slices.
  */
-import { createPublicKey, sign } from 'node:crypto'
+import { createPublicKey, generateKeyPairSync, sign } from 'node:crypto'
 import t, { type Test } from 'tap'
 import type { AsymmetricAlgorithm } from '../src/config/types.js'
 import type { KeyObject } from 'node:crypto'
@@ -63,6 +63,20 @@ async function checkEveryAlgorithm (t: Test, verifyAsymmetric: (alg: AsymmetricA
     t.equal(await verifyAsymmetric(a, other, data, signature), false, `${alg}: another key`)
   }
 }
+
+t.test('RS* and PS* are not interchangeable, and RS* takes only a plain RSA key (its default padding is PKCS#1 v1.5)', async (t) => {
+  const key = makeKey('RS256')
+  const publicKey = createPublicKey(key.privateKey)
+  const data = Buffer.from('header.payload')
+  for (const mode of MODES) {
+    t.equal(await checkWith(mode, 'PS256', publicKey, data, SIGNING.RS256(data, key)), false, `${mode}: a PKCS#1 v1.5 signature is not a PS256 one`)
+    t.equal(await checkWith(mode, 'RS256', publicKey, data, SIGNING.PS256(data, key)), false, `${mode}: a PSS signature is not an RS256 one`)
+  }
+  const pss = generateKeyPairSync('rsa-pss', { modulusLength: 2048 })
+  t.equal(pss.publicKey.asymmetricKeyType, 'rsa-pss')
+  t.equal(prepareAsymmetric('RS256', pss.publicKey, data, sign('sha256', data, pss.privateKey)), undefined, 'an rsa-pss key is refused for RS256 before any check')
+  t.match(prepareAsymmetric('ES256', createPublicKey(makeKey('ES256').privateKey), data, Buffer.alloc(64, 1)), { key: { asymmetricKeyType: 'ec' } }, 'ES256: the bare key, the signature rewritten to DER')
+})
 
 /** ES256 checks of one message: check(true) has a valid signature, check(false) one with a flipped bit. */
 function es256Checks (message: string): (valid: boolean) => PreparedCheck {
