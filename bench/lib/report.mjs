@@ -151,7 +151,7 @@ export function renderMarkdown (results) {
   const cl = results.cryptoLimit
   if (cl) {
     L.push('')
-    L.push('Raw crypto limit (node:crypto.verify on a pre-imported KeyObject, signature pre-decoded, one thread on the target\'s core):')
+    L.push('Raw crypto limit (node:crypto.verify on a pre-imported KeyObject, signature pre-decoded (ES256 as DER), one thread on the target\'s core):')
     L.push('')
     L.push('| alg | verify ops/s | µs per verify | token bytes |')
     L.push('|---|--:|--:|--:|')
