@@ -5,7 +5,7 @@
  * shedding), and on the event loop it is verified in slices of at most MAX_CHECKS_PER_TURN, with the loop's
  * other work running between slices.
  */
-import { createPublicKey, generateKeyPairSync, sign } from 'node:crypto'
+import { constants, createPublicKey, generateKeyPairSync, sign, verify } from 'node:crypto'
 import t, { type Test } from 'tap'
 import type { AsymmetricAlgorithm } from '../src/config/types.js'
 import type { KeyObject } from 'node:crypto'
@@ -76,6 +76,25 @@ t.test('RS* and PS* are not interchangeable, and RS* takes only a plain RSA key 
   t.equal(pss.publicKey.asymmetricKeyType, 'rsa-pss')
   t.equal(prepareAsymmetric('RS256', pss.publicKey, data, sign('sha256', data, pss.privateKey)), undefined, 'an rsa-pss key is refused for RS256 before any check')
   t.match(prepareAsymmetric('ES256', createPublicKey(makeKey('ES256').privateKey), data, Buffer.alloc(64, 1)), { key: { asymmetricKeyType: 'ec' } }, 'ES256: the bare key, the signature rewritten to DER')
+})
+
+t.test('an RSA signature must be exactly as long as the modulus: OpenSSL would take a PSS one without its leading zero', async (t) => {
+  const key = makeKey('PS256')
+  const publicKey = createPublicKey(key.privateKey)
+  // A signature whose first byte is zero: one in 256.
+  let data: Buffer = Buffer.alloc(0)
+  let signature: Buffer = Buffer.alloc(0)
+  for (let i = 0; i < 5000 && signature[0] !== 0; i++) {
+    data = Buffer.from(`header.payload-${i}`)
+    signature = SIGNING.PS256(data, key)
+  }
+  t.equal(signature[0], 0, 'found a PSS signature that starts with a zero byte')
+  t.ok(verify('sha256', data, { key: publicKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 }, signature.subarray(1)), 'node:crypto alone takes it shortened')
+  for (const mode of MODES) {
+    t.equal(await checkWith(mode, 'PS256', publicKey, data, signature), true, `${mode}: the full signature is valid`)
+    t.equal(await checkWith(mode, 'PS256', publicKey, data, signature.subarray(1)), false, `${mode}: without its leading zero it is not`)
+    t.equal(await checkWith(mode, 'PS256', publicKey, data, Buffer.concat([Buffer.alloc(1), signature])), false, `${mode}: nor with one more`)
+  }
 })
 
 /** ES256 checks of one message: check(true) has a valid signature, check(false) one with a flipped bit. */

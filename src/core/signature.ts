@@ -41,8 +41,8 @@ export interface PreparedCheck {
 
 /**
  * node:crypto's arguments for one check, or undefined when the signature cannot be valid whatever the key
- * (an ECDSA signature of the wrong length: node:crypto would otherwise try to read it; an RS* key that is
- * not a plain RSA key).
+ * (an ECDSA or RSA signature of the wrong length: node:crypto would otherwise try to read it, and takes a
+ * PSS signature without its leading zero byte; an RS* key that is not a plain RSA key).
  *
  * The key goes to node:crypto bare wherever its defaults are the algorithm's: on Node 24 a key inside an
  * options object costs about 9 µs more per check (22 µs with `dsaEncoding`). So ECDSA signatures are
@@ -55,10 +55,26 @@ export function prepareAsymmetric (alg: AsymmetricAlgorithm, key: KeyObject, dat
     if (signature.length !== p.ecSignatureBytes) return undefined
     return { hash: p.hash, data, key, signature: p1363ToDer(signature, p.ecSignatureBytes / 2) }
   }
-  if (p.saltLength !== undefined) return { hash: p.hash, data, key: { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: p.saltLength }, signature }
-  // An `rsa-pss` key would default to PSS padding; keys imported from JWKs are always `rsa`, but say so here.
-  if (p.pkcs1 === true && key.asymmetricKeyType !== 'rsa') return undefined
+  if (p.pkcs1 === true || p.saltLength !== undefined) {
+    // Exactly the modulus' length (RFC 8017 §8.1.2, §8.2.2): OpenSSL would take a PSS signature whose leading
+    // zero byte is left out, a second spelling of the same signature.
+    if (signature.length !== modulusBytes(key)) return undefined
+    if (p.saltLength !== undefined) return { hash: p.hash, data, key: { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: p.saltLength }, signature }
+    // An `rsa-pss` key would default to PSS padding; keys imported from JWKs are always `rsa`, but say so here.
+    if (key.asymmetricKeyType !== 'rsa') return undefined
+  }
   return { hash: p.hash, data, key, signature }
+}
+
+/** An RSA key's modulus in bytes, read once per key (asymmetricKeyDetails builds an object on every read). */
+const MODULUS_BYTES = new WeakMap<KeyObject, number>()
+function modulusBytes (key: KeyObject): number {
+  let bytes = MODULUS_BYTES.get(key)
+  if (bytes === undefined) {
+    bytes = Math.ceil((key.asymmetricKeyDetails?.modulusLength ?? 0) / 8)
+    MODULUS_BYTES.set(key, bytes)
+  }
+  return bytes
 }
 
 /** Runs a prepared check on the calling thread; a malformed signature is simply not valid (never a throw). */
