@@ -127,11 +127,14 @@ t.test('fresh hits do no I/O', async (t) => {
   const idp = await startIdp(t)
   const { cache, created, clock, events } = harness(t)
   t.same(cache.status(idp.jwksUrl), { state: 'missing', consecutiveFailures: 0 })
+  t.equal(cache.peekFresh(idp.jwksUrl), undefined, 'peekFresh: nothing before the first fetch (and it fetches nothing)')
+  t.equal(idp.requests('/jwks'), 0)
   const first = await cache.get(idp.jwksUrl)
   t.same(first, jwksA)
   for (let i = 0; i < 100; i++) {
     clock.now += 500
     t.equal(await cache.get(idp.jwksUrl), first)
+    t.equal(cache.peekFresh(idp.jwksUrl), first, 'peekFresh: the same set, without a promise')
   }
   t.equal(idp.requests('/jwks'), 1)
   t.equal(created(), 1)
@@ -149,6 +152,7 @@ t.test('stale keys are served at once, with exactly one background refresh', asy
   idp.set({ json: jwksB, cacheControl: 'max-age=60', delayMs: 200 })
   clock.now += 61_000
   t.equal(cache.status(idp.jwksUrl).state, 'stale')
+  t.equal(cache.peekFresh(idp.jwksUrl), undefined, 'peekFresh: stale keys go through get(), which refreshes them')
 
   const started = Date.now()
   const served = await Promise.all(Array.from({ length: 20 }, async () => await cache.get(idp.jwksUrl)))

@@ -24,6 +24,8 @@ export interface KeyStatus {
 export interface KeyProvider {
   /** The keys for the request path: never waits on a routine refresh. Throws keys_unavailable. */
   getKeySet(): Promise<KeySet>
+  /** The key set when it is at hand and fresh, without a promise; undefined sends the caller to getKeySet(). */
+  freshKeySet(): KeySet | undefined
   /** The token names a kid we do not have: refresh if the cooldown and rate limit allow. */
   refreshForUnknownKid(): Promise<KeySet | undefined>
   /** Names where the current keys come from (the JWKS URL, or inline:<issuer id>), for the token cache. */
@@ -43,6 +45,7 @@ class InlineKeys implements KeyProvider {
 
   sourceId (): string { return this.id }
   async getKeySet (): Promise<KeySet> { return this.keySet }
+  freshKeySet (): KeySet { return this.keySet }
   async refreshForUnknownKid (): Promise<KeySet | undefined> { return undefined }
   start (): void {}
   close (): void {}
@@ -70,6 +73,10 @@ class RemoteKeys implements KeyProvider {
   async getKeySet (): Promise<KeySet> {
     if (this.jwksUri === undefined) throw this.unavailable(this.retryAfter())
     return await this.cache.get(this.jwksUri)
+  }
+
+  freshKeySet (): KeySet | undefined {
+    return this.jwksUri === undefined ? undefined : this.cache.peekFresh(this.jwksUri)
   }
 
   async refreshForUnknownKid (): Promise<KeySet | undefined> {

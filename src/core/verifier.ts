@@ -327,7 +327,8 @@ export class Verifier {
 
   private async verifyWithIssuerKeys (runtime: IssuerRuntime, alg: AsymmetricAlgorithm, kid: string | undefined, jws: ParsedJws): Promise<UsableKey> {
     const issuer = runtime.config.id
-    let keySet = await runtime.keys.getKeySet()
+    // Fresh keys without a promise; anything else (stale, missing, being discovered) through getKeySet().
+    let keySet = runtime.keys.freshKeySet() ?? await runtime.keys.getKeySet()
     let candidates = keySet.candidates(alg, kid)
     if (candidates.length === 0 && (kid === undefined || !keySet.hasKid(kid))) {
       // Perhaps the IdP has just rotated a key in: refresh, within the cooldown and rate limit.

@@ -180,6 +180,15 @@ export class JwksCache<T> {
   }
 
   /**
+   * The key set for `url` when it is fresh, without a promise (the common case on every new token);
+   * undefined when it is missing, stale or expired, and get() decides what to do.
+   */
+  peekFresh (url: string): T | undefined {
+    const keys = this.#entries.get(url)?.keys
+    return keys !== undefined && this.#now() < keys.freshUntil ? keys.set : undefined
+  }
+
+  /**
    * The key set for a request. Fresh or stale keys are returned without waiting; only when there are no
    * usable keys does the request wait for a fetch. Throws keys_unavailable when none can be had.
    */
