@@ -63,7 +63,8 @@ unset HOST LOG_LEVEL OIDC_ISSUER OIDC_AUDIENCE OIDC_JWKS_URI OIDC_ALGORITHMS OID
 export PORT NODE_ENV=production
 cd "$DIR"
 if [ -z "${NODE_OPTIONS+set}" ]; then
-  NODE_OPTIONS=$(sed -n 's/^ENV NODE_OPTIONS=//p' Dockerfile | tail -n 1)
+  # The last NODE_OPTIONS=… of an ENV line (the runtime stage's), alone or among other variables.
+  NODE_OPTIONS=$(sed -n 's/^ENV .*\bNODE_OPTIONS=\([^ ]*\).*/\1/p' Dockerfile | tail -n 1)
   export NODE_OPTIONS
 fi
 # The node flags of npm start and the container image's CMD (package.json), then the extra ones.

@@ -42,7 +42,7 @@ export interface PreparedCheck {
 /**
  * node:crypto's arguments for one check, or undefined when the signature cannot be valid whatever the key
  * (an ECDSA or RSA signature of the wrong length: node:crypto would otherwise try to read it, and takes a
- * PSS signature without its leading zero byte; an RS* key that is not a plain RSA key).
+ * PSS signature without its leading zero byte; an RS* or PS* key that is not a plain RSA key).
  *
  * The key goes to node:crypto bare wherever its defaults are the algorithm's: on Node 24 a key inside an
  * options object costs about 9 µs more per check (22 µs with `dsaEncoding`). So ECDSA signatures are
@@ -56,12 +56,11 @@ export function prepareAsymmetric (alg: AsymmetricAlgorithm, key: KeyObject, dat
     return { hash: p.hash, data, key, signature: p1363ToDer(signature, p.ecSignatureBytes / 2) }
   }
   if (p.pkcs1 === true || p.saltLength !== undefined) {
-    // Exactly the modulus' length (RFC 8017 §8.1.2, §8.2.2): OpenSSL would take a PSS signature whose leading
-    // zero byte is left out, a second spelling of the same signature.
-    if (signature.length !== modulusBytes(key)) return undefined
+    // A plain `rsa` key (an `rsa-pss` one would default to PSS padding; keys imported from JWKs are always
+    // `rsa`, but say so here), and exactly the modulus' length (RFC 8017 §8.1.2, §8.2.2): OpenSSL would take a
+    // PSS signature whose leading zero byte is left out, a second spelling of the same signature.
+    if (key.asymmetricKeyType !== 'rsa' || signature.length !== modulusBytes(key)) return undefined
     if (p.saltLength !== undefined) return { hash: p.hash, data, key: { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: p.saltLength }, signature }
-    // An `rsa-pss` key would default to PSS padding; keys imported from JWKs are always `rsa`, but say so here.
-    if (key.asymmetricKeyType !== 'rsa') return undefined
   }
   return { hash: p.hash, data, key, signature }
 }

@@ -193,10 +193,11 @@ export class JwksCache<T> {
    * usable keys does the request wait for a fetch. Throws keys_unavailable when none can be had.
    */
   async get (url: string): Promise<T> {
+    const fresh = this.peekFresh(url)
+    if (fresh !== undefined) return fresh
     const entry = this.#entry(url)
     const now = this.#now()
     const keys = entry.keys
-    if (keys !== undefined && now < keys.freshUntil) return keys.set
     if (keys !== undefined && now < keys.usableUntil) {
       this.#noteStale(entry, keys, now)
       if (entry.inFlight === undefined && now >= entry.backoffUntil) this.#background(entry)
