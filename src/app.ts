@@ -8,7 +8,6 @@
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import rateLimit, { normalizeIP } from '@fastify/rate-limit'
 import cluster from 'node:cluster'
-import { randomUUID } from 'node:crypto'
 import { availableParallelism } from 'node:os'
 import { coresPerProcess } from './cluster-primary.js'
 import type { Config } from './config/types.js'
@@ -16,6 +15,8 @@ import { Verifier, type VerifierOptions } from './core/verifier.js'
 import { isVerificationError, VerificationError } from './errors.js'
 import { fromFrameworkError, sendError } from './http/error-reply.js'
 import './http/fastify-augment.js'
+import { requestIdGenerator } from './http/request-id.js'
+import { requestChildLogger } from './http/request-logger.js'
 import { requestLifecycle } from './http/request-lifecycle.js'
 import { contractRoutes } from './http/routes/contract.js'
 import { healthRoutes } from './http/routes/health.js'
@@ -33,8 +34,6 @@ import { combineEvents } from './metrics/combine-events.js'
 import { ServiceMetrics } from './metrics/metrics.js'
 import { VerifierSlot } from './verifier-slot.js'
 
-const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/
-
 export interface BuildAppOptions extends VerifierOptions {
   /** A pino logger to use instead of one built from config (tests capture logs through it). */
   loggerInstance?: FastifyServerOptions['loggerInstance']
@@ -51,16 +50,15 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
     ...(options.loggerInstance !== undefined ? { loggerInstance: options.loggerInstance } : { logger: loggerOptions(config.server.logLevel) }),
     // Our own request log line (src/http/request-log.ts) replaces Fastify's, which would log URLs and errors.
     logController: new LogController({ disableRequestLogging: true }),
+    // Each request's child logger is made when the request first logs at a level in force.
+    childLoggerFactory: requestChildLogger,
     bodyLimit: config.server.bodyLimit,
     connectionTimeout: config.server.connectionTimeoutMs,
     requestTimeout: config.server.requestTimeoutMs,
     keepAliveTimeout: config.server.keepAliveTimeoutMs,
     trustProxy: config.server.trustProxy,
     // A caller's request id is kept when it is short and harmless, so logs can be joined across services.
-    genReqId: (req) => {
-      const given = req.headers['x-request-id']
-      return typeof given === 'string' && SAFE_REQUEST_ID.test(given) ? given : randomUUID()
-    },
+    genReqId: requestIdGenerator(),
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
     // Malformed URLs get our error shape (and a 401 under /forward-auth) instead of Fastify's own 400.
     frameworkErrors
