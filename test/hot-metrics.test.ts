@@ -19,13 +19,13 @@ async function both (openMetrics = false): Promise<{ ours: string, theirs: strin
     // The registries' type is bound to their content type; the runtime switch is what is tested.
     for (const r of [oursRegistry, theirsRegistry]) (r as unknown as Registry<typeof Registry.OPENMETRICS_CONTENT_TYPE>).setContentType(Registry.OPENMETRICS_CONTENT_TYPE)
   }
-  const counter = new HotCounter<'issuer' | 'result'>('x_total', 'Help "with" quotes\\.', oursRegistry)
-  const histogram = new HotHistogram<'issuer' | 'result'>('x_seconds', 'Durations.', BOUNDS, oursRegistry)
+  const counter = new HotCounter('x_total', 'Help "with" quotes\\.', ['issuer', 'result'], oursRegistry)
+  const histogram = new HotHistogram('x_seconds', 'Durations.', ['issuer', 'result'], BOUNDS, oursRegistry)
   const promCounter = new Counter({ name: 'x_total', help: 'Help "with" quotes\\.', labelNames: ['issuer', 'result'], registers: [theirsRegistry] })
   const promHistogram = new Histogram({ name: 'x_seconds', help: 'Durations.', labelNames: ['issuer', 'result'], buckets: BOUNDS, registers: [theirsRegistry] })
   for (const [issuer, result, value] of OBSERVATIONS) {
-    counter.inc(`${issuer}\n${result}`, () => ({ issuer, result }))
-    histogram.observe(`${issuer}\n${result}`, () => ({ issuer, result }), value)
+    counter.inc(issuer, result)
+    histogram.observe(value, issuer, result)
     promCounter.inc({ issuer, result })
     promHistogram.observe({ issuer, result }, value)
   }
@@ -46,17 +46,44 @@ t.test('the same text in the OpenMetrics format', async (t) => {
   t.equal(ours, theirs)
 })
 
-t.test('labels are read once per series; reset forgets every series', async (t) => {
+t.test('one series per label values; reset forgets every series', async (t) => {
   const registry = new Registry()
-  const counter = new HotCounter<'issuer'>('y_total', 'Y.', registry)
-  let built = 0
-  for (let i = 0; i < 100; i++) counter.inc('k', () => { built++; return { issuer: 'k' } })
-  t.equal(built, 1)
+  const counter = new HotCounter('y_total', 'Y.', ['issuer'], registry)
+  for (let i = 0; i < 100; i++) counter.inc('k')
   t.match(await registry.metrics(), /y_total\{issuer="k"\} 100/)
   registry.resetMetrics()
   t.notMatch(await registry.metrics(), /issuer="k"/)
-  const histogram = new HotHistogram<'issuer'>('y_seconds', 'Y.', [1], registry)
-  histogram.observe('k', () => ({ issuer: 'k' }), 2)
+  counter.inc('k')
+  t.match(await registry.metrics(), /y_total\{issuer="k"\} 1\n/, 'counts again from zero after a reset')
+  const histogram = new HotHistogram('y_seconds', 'Y.', ['issuer'], [1], registry)
+  histogram.observe(2, 'k')
   registry.resetMetrics()
   t.notMatch(await registry.metrics(), /y_seconds_count\{issuer="k"\}/)
+})
+
+t.test('four labels: numbers are written as decimal text, and values never run into each other', async (t) => {
+  const registry = new Registry()
+  const counter = new HotCounter('z_total', 'Z.', ['route', 'method', 'status', 'caller'], registry)
+  counter.inc('/verify', 'POST', 200, 'none')
+  counter.inc('/verify', 'POST', 200, 'none')
+  counter.inc('/verify', 'POST', 401, 'none')
+  counter.inc('/verify', 'GET', 200, 'none')
+  // With a key joined by a separator, these two would have been one series.
+  counter.inc('a\nb', 'c', 1, 'd')
+  counter.inc('a', 'b\nc', 1, 'd')
+  const text = await registry.metrics()
+  t.match(text, /z_total\{route="\/verify",method="POST",status="200",caller="none"\} 2/)
+  t.match(text, /z_total\{route="\/verify",method="POST",status="401",caller="none"\} 1/)
+  t.match(text, /z_total\{route="\/verify",method="GET",status="200",caller="none"\} 1/)
+  t.match(text, /route="a\\nb",method="c"/)
+  t.match(text, /route="a",method="b\\nc"/)
+  t.equal(text.split('\n').filter((l) => l.startsWith('z_total{')).length, 5)
+})
+
+t.test('a call with the wrong number of label values is a programming error, found on first use', async (t) => {
+  const registry = new Registry()
+  const counter = new HotCounter('w_total', 'W.', ['issuer', 'result'], registry)
+  t.throws(() => { counter.inc('only-one') }, /2 label values expected, got 1/)
+  const histogram = new HotHistogram('w_seconds', 'W.', ['route'], [1], registry)
+  t.throws(() => { histogram.observe(1, 'a', 'b') }, /1 label values expected, got 2/)
 })

@@ -54,10 +54,10 @@ export class ServiceMetrics {
     const now = options.now ?? Date.now
     collectDefaultMetrics({ register: this.registry })
 
-    const verifications = new HotCounter<'issuer' | 'result'>('oidc_verifier_verifications_total',
-      'Verifications by configured issuer id ("none": the token matched no issuer) and result (ok or an error code).', this.registry)
-    const verificationDuration = new HotHistogram<'issuer' | 'outcome'>('oidc_verifier_verification_duration_seconds',
-      'Time to verify a token, by issuer and outcome (ok, rejected, unavailable, error).', VERIFICATION_BUCKETS, this.registry)
+    const verifications = new HotCounter('oidc_verifier_verifications_total',
+      'Verifications by configured issuer id ("none": the token matched no issuer) and result (ok or an error code).', ['issuer', 'result'], this.registry)
+    const verificationDuration = new HotHistogram('oidc_verifier_verification_duration_seconds',
+      'Time to verify a token, by issuer and outcome (ok, rejected, unavailable, error).', ['issuer', 'outcome'], VERIFICATION_BUCKETS, this.registry)
     const jwksFetches = new Counter({
       name: 'oidc_verifier_jwks_fetches_total',
       help: 'JWKS fetches by issuer, outcome (success, error) and reason (warm, background, expired, unknown_kid).',
@@ -78,18 +78,16 @@ export class ServiceMetrics {
       registers
     })
     // The verified-token cache: a hit skipped the signature check.
-    const cacheHits = new HotCounter<'issuer'>('oidc_verifier_token_cache_hits_total',
-      'Verifications answered from the verified-token cache, by issuer.', this.registry)
-    const cacheMisses = new HotCounter<'issuer'>('oidc_verifier_token_cache_misses_total',
-      'Verifications that were not in the verified-token cache and were verified fully (cached from a token\'s second verification on), by issuer.', this.registry)
+    const cacheHits = new HotCounter('oidc_verifier_token_cache_hits_total',
+      'Verifications answered from the verified-token cache, by issuer.', ['issuer'], this.registry)
+    const cacheMisses = new HotCounter('oidc_verifier_token_cache_misses_total',
+      'Verifications that were not in the verified-token cache and were verified fully (cached from a token\'s second verification on), by issuer.', ['issuer'], this.registry)
 
     this.verifierEvents = {
       verification: (e) => {
         const issuer = e.issuer ?? NONE
-        const { result } = e
-        verifications.inc(`${issuer}\n${result}`, () => ({ issuer, result }))
-        const outcome = outcomeOf(result)
-        verificationDuration.observe(`${issuer}\n${outcome}`, () => ({ issuer, outcome }), e.durationSeconds)
+        verifications.inc(issuer, e.result)
+        verificationDuration.observe(e.durationSeconds, issuer, outcomeOf(e.result))
       },
       jwksFetch: (e) => {
         jwksFetches.inc({ issuer: e.issuer, outcome: e.outcome, reason: e.reason })
@@ -97,8 +95,7 @@ export class ServiceMetrics {
       },
       staleKeysServed: (e) => { stale.inc({ issuer: e.issuer }) },
       tokenCache: (e) => {
-        const { issuer } = e
-        ;(e.hit ? cacheHits : cacheMisses).inc(issuer, () => ({ issuer }))
+        ;(e.hit ? cacheHits : cacheMisses).inc(e.issuer)
       }
     }
 
@@ -144,9 +141,9 @@ export class ServiceMetrics {
     })
 
     this.#httpRequests = new HotCounter('oidc_verifier_http_requests_total',
-      'HTTP requests by route pattern ("none": no route matched), method, status and caller id ("none": no caller key).', this.registry)
+      'HTTP requests by route pattern ("none": no route matched), method, status and caller id ("none": no caller key).', ['route', 'method', 'status', 'caller'], this.registry)
     this.#httpDuration = new HotHistogram('oidc_verifier_http_request_duration_seconds',
-      'Time from request to response, by route pattern.', HTTP_BUCKETS, this.registry)
+      'Time from request to response, by route pattern.', ['route'], HTTP_BUCKETS, this.registry)
     this.#rateLimited = new Counter({
       name: 'oidc_verifier_rate_limited_total',
       help: 'Requests refused with 429 rate_limited, by route pattern and caller id.',
@@ -173,9 +170,8 @@ export class ServiceMetrics {
     const caller = callerOrNone ?? NONE
     // Methods outside this set would be caller-chosen label values.
     const method = KNOWN_METHODS.has(anyMethod) ? anyMethod : 'other'
-    // Label values are configuration (routes, callers) or fixed sets; a newline appears in none of them.
-    this.#httpRequests.inc(`${route}\n${method}\n${status}\n${caller}`, () => ({ route, method, status: String(status), caller }))
-    this.#httpDuration.observe(route, () => ({ route }), durationSeconds)
+    this.#httpRequests.inc(route, method, status, caller)
+    this.#httpDuration.observe(durationSeconds, route)
     if (code === 'rate_limited') this.#rateLimited.inc({ route, caller })
   }
 
