@@ -321,3 +321,23 @@ t.test('adversarial payloads: deep nesting, prototype keys, extreme numbers, man
   t.equal(header.body.code, 'header_invalid', 'unencoded payload option (crit b64) refused')
   t.same(outbound, [])
 })
+
+t.test('claims in the answer are the claim set as sent, whatever the names and values', async (t) => {
+  // The claim set is serialized whole (one JSON.stringify, src/http/schemas.ts): names that mean something to
+  // JavaScript or to JSON.stringify, escapes and nesting must come back as the provider wrote them.
+  const text = JSON.stringify(idTokenClaims(ISS, AUD)).replace(/^\{/, '{"__proto__":{"admin":true},"toJSON":"not a function","constructor":"x",' +
+    '"nested":{"deep":[1,{"x":null},[true,false]],"empty":{}},"odd \\"name\\"\\n":"line\\u2028sep","unicode":"ünï ✓ \\ud83d\\ude00","big":1e21,"neg":-0.5,')
+  const payload = JSON.parse(text) as Record<string, unknown>
+  const token = mint(es, payload)
+  const expected = JSON.parse(text) as unknown
+  // First verification (in full), second (in full, admitted to the cache), third (a hit: the rendered answer).
+  for (const pass of ['in full', 'admitted', 'from the cache']) {
+    const res = await app.inject({ method: 'POST', url: '/verify', payload: { token } })
+    t.equal(res.statusCode, 200, pass)
+    const claims = (JSON.parse(res.body) as { claims: unknown }).claims
+    t.same(claims, expected, `${pass}: the same claims`)
+    t.ok(Object.prototype.hasOwnProperty.call(claims, '__proto__'), `${pass}: __proto__ stays an ordinary claim`)
+    t.equal((claims as Record<string, unknown>).toJSON, 'not a function')
+  }
+  t.equal(({} as Record<string, unknown>).admin, undefined, 'no prototype pollution')
+})

