@@ -26,15 +26,18 @@ export class RequestLogger {
     return this.#child
   }
 
+  /** The logger whose level is in force: the child once made, else the parent (the child starts at its level). */
+  get #inForce (): Logger {
+    return this.#child ?? this.#parent
+  }
+
   #log (level: Level, args: LogArgs): void {
-    // The child's level is the parent's until someone sets it here (Fastify does not).
-    const logger = this.#child ?? this.#parent
-    if (!logger.isLevelEnabled(level)) return
+    if (!this.#inForce.isLevelEnabled(level)) return
     ;(this.#real()[level] as (...a: LogArgs) => void)(...args)
   }
 
   get level (): string {
-    return (this.#child ?? this.#parent).level
+    return this.#inForce.level
   }
 
   set level (level: string) {
@@ -42,7 +45,7 @@ export class RequestLogger {
   }
 
   isLevelEnabled (level: string): boolean {
-    return (this.#child ?? this.#parent).isLevelEnabled(level)
+    return this.#inForce.isLevelEnabled(level)
   }
 
   bindings (): Bindings {

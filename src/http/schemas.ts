@@ -48,10 +48,10 @@ export const UserProfileSchema = Type.Object({
 
 /**
  * The verified claim set as the provider sent it: always a JSON object (the compact-JWS parse refuses any other
- * payload). openapi.yaml says `type: object`. The serializing schema is `{}` ("any JSON") on purpose:
- * fast-json-stringify then writes the whole object with one JSON.stringify, the same text as its
- * object-with-additionalProperties path writes one JSON.stringify per claim for (0.6 µs less per answer of a
- * token verified in full, for a 13-claim token).
+ * payload), and openapi.yaml says `type: object`. The serializing schema is `{}` ("any JSON") on purpose:
+ * fast-json-stringify then writes the whole object with one JSON.stringify, where an object schema with
+ * additionalProperties makes it call JSON.stringify once per claim. Same text, 0.6 µs less per answer of a
+ * token verified in full (13 claims).
  */
 const ClaimSetSchema = Type.Unsafe<Record<string, unknown>>({})
 
