@@ -4,7 +4,8 @@
 set -euo pipefail
 # openssl: certificates for the TLS and mutual-TLS tests (test/helpers/certs.ts)
 # nginx: the forward-auth tests put a real nginx in front of an app (test/helpers/nginx.ts)
-PACKAGES=(openssl nginx)
+# redis-server: the Redis revocation store is tested against a real Redis (test/helpers/redis.ts)
+PACKAGES=(openssl nginx redis-server)
 
 missing=()
 for p in "${PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

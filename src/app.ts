@@ -1,8 +1,8 @@
 /**
  * buildApp(config): the service as a Fastify instance, a thin shell around the verification core.
  * Tests drive it with inject() or on a real port; src/server.ts is the process around it.
- * Boot order: logging → verifier → metrics → request log → error handling → load shedding → caller
- * authentication → rate limit → routes. With server.opsPort, health and metrics are served by
+ * Boot order: logging → revocations → verifier → metrics → request log → error handling → load shedding →
+ * caller authentication → rate limit → routes. With server.opsPort, health and metrics are served by
  * buildOpsApp (src/ops-app.ts) instead.
  */
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify'
@@ -24,6 +24,9 @@ import { verifyRoute, type VerifyRouteOptions } from './http/routes/verify.js'
 import { verifyBatchRoute } from './http/routes/verify-batch.js'
 import { introspectRoute } from './http/routes/introspect.js'
 import { forwardAuthRoute } from './http/routes/forward-auth.js'
+import { backchannelLogoutRoute } from './http/routes/backchannel-logout.js'
+import { revocationsRoute } from './http/routes/revocations.js'
+import { createRevocationStore } from './revocation/create-store.js'
 import { frameworkErrors } from './http/framework-errors.js'
 import { loggerOptions } from './logger.js'
 import { callerAuth } from './http/caller-auth.js'
@@ -70,12 +73,19 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
 
   // The Verifier is replaceable at run time (src/reload.ts): routes read fastify.verifier per request.
   // One registry per app; key gauges read the Verifier in use at scrape time.
-  const metrics = config.metrics.enabled ? new ServiceMetrics({ status: () => fastify.verifier.status(), now: options.now }) : undefined
+  // Revocations outlive Verifiers (a reload keeps them); the store is started when the app is ready.
+  const revocations = await createRevocationStore(config.revocation, { logger: fastify.log.child({ component: 'revocations' }), now: options.now })
+  fastify.decorate('revocations', revocations)
+  if (revocations !== undefined) {
+    fastify.addHook('onReady', async () => { await revocations.start() })
+    fastify.addHook('onClose', async () => { await revocations.close() })
+  }
+  const metrics = config.metrics.enabled ? new ServiceMetrics({ status: () => fastify.verifier.status(), now: options.now, revocations }) : undefined
   fastify.decorate('metrics', metrics)
   const events = metrics === undefined ? options.events : combineEvents(metrics.verifierEvents, options.events)
   // Shared by the workers of one host (WORKERS=N): decides where signature checks run under `auto`.
   const cores = options.coresPerProcess ?? coresPerProcess(process.env, availableParallelism(), cluster.isWorker)
-  const slot = new VerifierSlot(config, (cfg) => new Verifier(cfg, { ...options, coresPerProcess: cores, events, logger: fastify.log.child({ component: 'verifier' }) }))
+  const slot = new VerifierSlot(config, (cfg) => new Verifier(cfg, { ...options, coresPerProcess: cores, events, revocations: revocations?.list, logger: fastify.log.child({ component: 'verifier' }) }))
   fastify.decorate('verifierSlot', slot)
   fastify.decorate('verifier', { getter: () => slot.current })
   fastify.addHook('onClose', async () => { slot.close() })
@@ -127,6 +137,11 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
   await fastify.register(verifyRoute, { rateLimit: verifyLimit })
   await fastify.register(verifyBatchRoute, { rateLimit: verifyLimit, bodyLimit: config.batch.maxBodyBytes })
   await fastify.register(introspectRoute, { rateLimit: verifyLimit })
+  if (revocations !== undefined) {
+    const { retentionSeconds, logoutTokenMaxAgeSeconds } = config.revocation
+    await fastify.register(backchannelLogoutRoute, { store: revocations, retentionSeconds, logoutTokenMaxAgeSeconds, rateLimit: limit === false ? false : limit, now: options.now })
+    await fastify.register(revocationsRoute, { store: revocations, retentionSeconds, issuerIds: () => fastify.verifier.issuerIds, rateLimit: verifyLimit, now: options.now })
+  }
   // Never rate limited: nginx turns a 429 into a 500, and the proxy in front is its only caller.
   await fastify.register(forwardAuthRoute)
 

@@ -2,10 +2,12 @@
  * Several workers on one host behind one port (node:cluster), for a machine with more cores than one
  * process can use: `WORKERS=N npm start`. The primary validates the configuration, forks N workers that each
  * run the whole service (the cluster module shares the listening port), forwards SIGHUP (reload) and
- * SIGTERM/SIGINT (graceful stop), and replaces a worker that dies, with a bound on restarts. One worker per
+ * SIGTERM/SIGINT (graceful stop), replaces a worker that dies, with a bound on restarts, and relays
+ * revocations between the workers when they are kept in memory. One worker per
  * container stays the default for Kubernetes, where replicas are scaled instead.
  */
 import cluster, { type Worker } from 'node:cluster'
+import { relayRevocations } from './revocation/cluster-relay.js'
 
 /** A worker that dies is replaced, but not more often than this in a minute: a crash loop must surface. */
 export const MAX_RESTARTS_PER_MINUTE = 10
@@ -17,8 +19,15 @@ export function parseWorkers (value: string | undefined, cores: number): number 
   return Number(value)
 }
 
-export function runPrimary (workers: number, graceSeconds: number): void {
+export interface PrimaryOptions {
+  /** With the memory revocation store: the bound of the primary's copy of the revocations it relays. */
+  relayRevocations?: number
+}
+
+export function runPrimary (workers: number, graceSeconds: number, options: PrimaryOptions = {}): void {
   let stopping = false
+  // Before the first fork: every worker, the first ones included, is relayed (src/revocation/cluster-relay.ts).
+  if (options.relayRevocations !== undefined) relayRevocations(options.relayRevocations)
   const restarts: number[] = []
   const log = (msg: string): void => { process.stderr.write(`${JSON.stringify({ level: 30, time: new Date().toISOString(), service: 'oidc-verifier', component: 'cluster', msg })}\n`) }
 

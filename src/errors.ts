@@ -198,6 +198,12 @@ export const ERROR_CODES = {
     message: 'The ID token\'s at_hash does not match the access token sent with it.',
     hint: 'Send the access token from the same token response as the ID token.'
   },
+  token_revoked: {
+    status: 401,
+    family: 'token',
+    message: 'The token has been revoked: its session was logged out at the provider, or an operator revoked it.',
+    hint: 'The user must log in again. Operators: revocations come from the provider\'s back-channel logout (POST /backchannel-logout) and from POST /revocations; the info log line "revocation recorded" says which.'
+  },
   // caller family: 403, never 401, so that "fix my credentials" is told apart from "reject the user"
   caller_key_missing: {
     status: 403,
@@ -210,6 +216,12 @@ export const ERROR_CODES = {
     family: 'caller',
     message: 'The caller API key is not valid for this service.',
     hint: 'Operators: the SHA-256 of the key (printf %s "$KEY" | sha256sum) must be one of callers.keys[].sha256; check the key was not rotated out.'
+  },
+  caller_not_permitted: {
+    status: 403,
+    family: 'caller',
+    message: 'The calling service is not permitted to use this route.',
+    hint: 'Operators: POST /revocations needs a caller key with "revoke: true" in callers.keys[]; without configured caller keys the route is refused.'
   },
   // forbidden family: forward-auth only (403, WWW-Authenticate: Bearer error="insufficient_scope")
   requirement_not_met: {
@@ -267,6 +279,18 @@ export const ERROR_CODES = {
     message: 'The batch has more tokens than the configured maximum.',
     hint: 'Split the batch; see batch.maxTokens in the configuration.'
   },
+  logout_token_invalid: {
+    status: 400,
+    family: 'request',
+    message: 'The logout token is not a valid back-channel logout token of a configured issuer.',
+    hint: 'Providers: send a logout token (OpenID Connect Back-Channel Logout 1.0) signed by the issuer, for a configured audience, with iat, jti, the back-channel logout event, sid or sub, and no nonce. Operators: the warn log line "logout token refused" names the check that failed.'
+  },
+  revocation_invalid: {
+    status: 400,
+    family: 'request',
+    message: 'The revocation request is not valid.',
+    hint: 'Send {"issuer": <configured issuer id>} with exactly one of "sid", "sub", "jti" or "all": true; "before" (seconds since the epoch, for sub and all) must not be in the future.'
+  },
   not_found: {
     status: 404,
     family: 'request',
@@ -291,6 +315,12 @@ export const ERROR_CODES = {
     family: 'unavailable',
     message: 'The service is overloaded and sheds load; the token was neither accepted nor rejected.',
     hint: 'Retry after the time given in Retry-After. Operators: add replicas or CPU; see loadShedding in the configuration and the oidc_verifier_shed_requests_total metric.'
+  },
+  revocations_unavailable: {
+    status: 503,
+    family: 'unavailable',
+    message: 'Whether the token has been revoked cannot be decided right now, so it is neither accepted nor rejected.',
+    hint: 'Retry after the time given in Retry-After. Operators: the revocation store (revocation.redis.url) is unreachable or has not been read since start, or it is full (revocation.maxEntries); see /readyz and the oidc_verifier_revocation_store_current metric.'
   },
   // internal
   internal_error: {

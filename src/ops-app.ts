@@ -25,6 +25,7 @@ export async function buildOpsApp (app: FastifyInstance, config: Config): Promis
   ops.server.headersTimeout = config.server.headersTimeoutMs
   ops.decorate('verifier', { getter: () => app.verifier })
   ops.decorate('metrics', app.metrics)
+  ops.decorate('revocations', app.revocations)
 
   await ops.register(requestLifecycle, { metrics: app.metrics })
   ops.setErrorHandler((err, request, reply) => {

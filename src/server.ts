@@ -22,7 +22,8 @@ try {
   if (workers > 1 && cluster.isPrimary) {
     // Validate before forking, so an invalid configuration fails once, with every problem, exit code 2.
     const config = load()
-    runPrimary(workers, config.server.shutdownGraceSeconds)
+    const relay = config.revocation.enabled && config.revocation.store === 'memory'
+    runPrimary(workers, config.server.shutdownGraceSeconds, relay ? { relayRevocations: config.revocation.maxEntries } : {})
   } else {
     await runService(load(), undefined, load)
   }

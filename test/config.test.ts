@@ -75,6 +75,16 @@ loadShedding:
   maxRssBytes: 2147483648
   sampleIntervalMs: 250
   retryAfterSeconds: 3
+revocation:
+  store: redis
+  maxEntries: 500
+  retentionSeconds: 7200
+  logoutTokenMaxAgeSeconds: 60
+  redis:
+    url: redis://127.0.0.1:6379/1
+    keyPrefix: "svc-a:"
+    maxStalenessSeconds: 5
+    commandTimeoutMs: 200
 rateLimit:
   enabled: false
   max: 50
@@ -191,6 +201,14 @@ t.test('a valid full YAML file resolves every option', async (t) => {
       rules: []
     },
     batch: { maxTokens: 100, maxBodyBytes: 1048576 },
+    revocation: {
+      enabled: true,
+      store: 'redis',
+      maxEntries: 500,
+      retentionSeconds: 7200,
+      logoutTokenMaxAgeSeconds: 60,
+      redis: { url: 'redis://127.0.0.1:6379/1', keyPrefix: 'svc-a:', maxStalenessSeconds: 5, commandTimeoutMs: 200 }
+    },
     issuers: [
       {
         id: 'google',
@@ -256,6 +274,7 @@ t.test('a valid JSON file, by --config=PATH and by OIDC_VERIFIER_CONFIG, gets th
       rules: []
     },
     batch: { maxTokens: 100, maxBodyBytes: 1048576 },
+    revocation: { enabled: true, store: 'memory', maxEntries: 100000, retentionSeconds: 86400, logoutTokenMaxAgeSeconds: 300 },
     issuers: [{
       id: 'google',
       issuer: 'https://accounts.google.com',

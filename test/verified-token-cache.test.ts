@@ -147,7 +147,7 @@ t.test('bounded by entries and bytes; disabled means no caching', async (t) => {
   t.teardown(() => v.close())
   for (let i = 0; i < 10; i++) await admit(v, mint(key, idTokenClaims(ISS, AUD, { sub: `u${i}` })))
   t.equal((v as unknown as { tokenCache: VerifiedTokenCache }).tokenCache.size, 3)
-  const entry = { issuer: 'main', keySource: 'x', keyFingerprint: 'y', alg: 'ES256' as const, curve: undefined, identity: {} as never }
+  const entry = { issuer: 'main', keySource: 'x', keyFingerprint: 'y', alg: 'ES256' as const, curve: undefined, identity: {} as never, revocationGeneration: 0 }
   const keys = Array.from({ length: 10 }, (_, i) => cache.keyOf(`token-${i}`))
   for (const k of keys) {
     t.notOk(cache.set(k, entry, 200_000, Date.now() + 60_000, Date.now()), 'not cached when first seen')

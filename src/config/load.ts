@@ -13,6 +13,7 @@ import { extname } from 'node:path'
 import { parseDocument } from 'yaml'
 import { CALLER_KEYS_ENV, callersFromEnv, checkOperations, resolveOperations } from './operations.js'
 import { checkForwardAuth, resolveForwardAuth } from './forward-auth.js'
+import { checkRevocation, resolveRevocation } from './revocation.js'
 import { checkIssuerNames, checkProviderOptions, expandPresets, resolveProviderOptions, type ProviderExtras } from './provider-options.js'
 import {
   ConfigFileSchema,
@@ -380,7 +381,7 @@ interface Ctx {
   readFile: (path: string) => string
 }
 
-const SECTION_RANK: Readonly<Record<string, number>> = { server: 1, rateLimit: 2, jwks: 3, fetch: 4, tokenCache: 5, metrics: 6, callers: 7, loadShedding: 8, forwardAuth: 9, batch: 10 }
+const SECTION_RANK: Readonly<Record<string, number>> = { server: 1, rateLimit: 2, jwks: 3, fetch: 4, tokenCache: 5, metrics: 6, callers: 7, loadShedding: 8, forwardAuth: 9, batch: 10, revocation: 11 }
 
 function report (ctx: Ctx, path: Path, text: string): void {
   const where = ctx.label(path)
@@ -873,6 +874,7 @@ function resolve (input: unknown, ctx: Ctx, problems: string[]): Config | undefi
     checkJwksCache(doc.jwks, ctx)
     checkOperations(doc, ctx.env, (path, text) => { report(ctx, path, text) })
     checkForwardAuth(doc, (path, text) => { report(ctx, path, text) })
+    checkRevocation(doc, ctx.env, (path, text) => { report(ctx, path, text) })
     if (Array.isArray(doc.issuers)) {
       const ids = new Map<string, number>()
       const urls = new Map<string, number>()
@@ -926,6 +928,7 @@ function resolve (input: unknown, ctx: Ctx, problems: string[]): Config | undefi
     tokenCache: { ...TOKEN_CACHE_DEFAULTS, ...defined(file.tokenCache) },
     ...resolveOperations(file, ctx.env, { ...RATE_LIMIT_DEFAULTS, ...defined(file.rateLimit) }),
     ...resolveForwardAuth(file),
+    revocation: resolveRevocation(file, ctx.env),
     issuers: file.issuers.map((issuer, i) => ({
       ...resolveIssuer(issuer, secrets.get(i)),
       ...resolveProviderOptions(issuer, extras.get(i), server.maxTokenBytes)

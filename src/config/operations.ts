@@ -190,6 +190,7 @@ export function resolveOperations (file: ConfigFile, env: NodeJS.ProcessEnv, rat
     if (key.rateLimit !== undefined) {
       resolved.rateLimit = { max: key.rateLimit.max ?? rateLimit.max, windowSeconds: key.rateLimit.windowSeconds ?? rateLimit.windowSeconds }
     }
+    if (key.revoke === true) resolved.revoke = true
     return resolved
   })
   const shedding = file.loadShedding ?? {}

@@ -74,6 +74,20 @@ export const TOKEN_CACHE_DEFAULTS: Readonly<TokenCacheConfig> = Object.freeze({
   maxTtlSeconds: 300
 })
 
+export const REVOCATION_DEFAULTS = Object.freeze({
+  enabled: true,
+  store: 'memory' as const,
+  maxEntries: 100000,
+  retentionSeconds: 86400,
+  logoutTokenMaxAgeSeconds: 300
+})
+
+export const REDIS_REVOCATION_DEFAULTS = Object.freeze({
+  keyPrefix: 'oidc-verifier:',
+  maxStalenessSeconds: 10,
+  commandTimeoutMs: 1000
+})
+
 export const METRICS_DEFAULTS: Readonly<MetricsConfig> = Object.freeze({ enabled: true })
 
 /** With callers configured, /metrics on the main port needs a key unless protectMetrics is false. */
@@ -403,7 +417,8 @@ export const CallerKeySchema = Type.Object({
   rateLimit: Type.Optional(Type.Object({
     max: Type.Optional(Int(1, 1000000000, 'Requests allowed to this caller per window (default: rateLimit.max).')),
     windowSeconds: Type.Optional(Int(1, DAY, 'Length of this caller\'s window in seconds (default: rateLimit.windowSeconds).'))
-  }, { additionalProperties: false, description: 'This caller\'s rate limit.', 'x-expected': 'a mapping with max and/or windowSeconds' }))
+  }, { additionalProperties: false, description: 'This caller\'s rate limit.', 'x-expected': 'a mapping with max and/or windowSeconds' })),
+  revoke: Type.Optional(Type.Boolean({ description: 'Whether this caller may revoke tokens (POST /revocations).', default: false, 'x-expected': 'true or false' }))
 }, { additionalProperties: false, description: 'A calling service and the hash of its API key.', 'x-expected': 'a mapping with id and sha256 (or sha256Env)' })
 
 export const CallersSchema = Type.Object({
@@ -528,6 +543,42 @@ export const ForwardAuthSchema = Type.Object({
   rules: Type.Optional(Type.Array(ForwardAuthRuleSchema, { description: 'Per-route requirements, matched on the original request.', 'x-expected': 'a list of rules' }))
 }, { additionalProperties: false, description: 'The forward-auth endpoint for proxies.', 'x-expected': 'a mapping of forward-auth options' })
 
+export const RedisRevocationSchema = Type.Object({
+  url: Type.Optional(Type.String({
+    pattern: '^rediss?://',
+    description: 'The Redis server: redis://[user:password@]host:port/db, or rediss:// for TLS. Exclusive with urlEnv.',
+    'x-expected': 'a redis:// or rediss:// URL',
+    // It may carry a password.
+    'x-sensitive': true
+  })),
+  urlEnv: Type.Optional(Type.String({
+    pattern: '^[A-Za-z_][A-Za-z0-9_]*$',
+    description: 'Name of an environment variable holding the Redis URL (keeps a password out of the file).',
+    'x-expected': 'an environment variable name'
+  })),
+  keyPrefix: Type.Optional(Type.String({
+    pattern: '^[A-Za-z0-9:_.-]{1,64}$',
+    description: 'Prefix of every key and of the pub/sub channel; services sharing one Redis need their own.',
+    default: REDIS_REVOCATION_DEFAULTS.keyPrefix,
+    'x-expected': 'up to 64 letters, digits and ":_.-"'
+  })),
+  maxStalenessSeconds: Type.Optional(Int(1, 3600, 'How long verifications go on after the connection to Redis is lost (revocations made meanwhile may be missed); then they fail closed with 503 revocations_unavailable.', REDIS_REVOCATION_DEFAULTS.maxStalenessSeconds)),
+  commandTimeoutMs: Type.Optional(Int(50, 60000, 'Timeout of one Redis command, in milliseconds.', REDIS_REVOCATION_DEFAULTS.commandTimeoutMs))
+}, { additionalProperties: false, description: 'The Redis revocation store.', 'x-expected': 'a mapping with url or urlEnv' })
+
+export const RevocationSchema = Type.Object({
+  enabled: Type.Optional(Type.Boolean({ description: 'Refuse revoked tokens; serve POST /backchannel-logout and POST /revocations.', default: REVOCATION_DEFAULTS.enabled, 'x-expected': 'true or false' })),
+  store: Type.Optional(Type.Union([Type.Literal('memory'), Type.Literal('redis')], {
+    description: 'memory: this process (and its WORKERS) only, forgotten on restart; redis: shared by every replica.',
+    default: REVOCATION_DEFAULTS.store,
+    'x-expected': 'memory or redis'
+  })),
+  maxEntries: Type.Optional(Int(1, 10000000, 'Most revocations held; at the bound new ones are refused (503), never old ones forgotten.', REVOCATION_DEFAULTS.maxEntries)),
+  retentionSeconds: Type.Optional(Int(60, 31536000, 'How long a revocation is kept: longer than the longest ID token lifetime of any issuer.', REVOCATION_DEFAULTS.retentionSeconds)),
+  logoutTokenMaxAgeSeconds: Type.Optional(Int(10, 86400, 'Logout tokens issued longer ago than this (iat) are refused.', REVOCATION_DEFAULTS.logoutTokenMaxAgeSeconds)),
+  redis: Type.Optional(RedisRevocationSchema)
+}, { additionalProperties: false, description: 'Token revocation: back-channel logout and the revocation API.', 'x-expected': 'a mapping of revocation options' })
+
 export const BatchSchema = Type.Object({
   maxTokens: Type.Optional(Int(1, 10000, 'Most tokens in one POST /verify/batch.', BATCH_DEFAULTS.maxTokens)),
   maxBodyBytes: Type.Optional(Int(1024, 67108864, 'Body limit of POST /verify/batch in bytes.', BATCH_DEFAULTS.maxBodyBytes))
@@ -544,6 +595,7 @@ export const ConfigFileSchema = Type.Object({
   loadShedding: Type.Optional(LoadSheddingSchema),
   forwardAuth: Type.Optional(ForwardAuthSchema),
   batch: Type.Optional(BatchSchema),
+  revocation: Type.Optional(RevocationSchema),
   issuers: Type.Array(IssuerSchema, {
     minItems: 1,
     description: 'The trusted issuers (at least one).',

@@ -219,6 +219,8 @@ export interface CallerKeyConfig {
   sha256: string
   /** Overrides the global rate limit for this caller. */
   rateLimit?: { max: number, windowSeconds: number }
+  /** May revoke tokens (POST /revocations); absent means no. */
+  revoke?: true
 }
 
 export interface CallersConfig {
@@ -306,6 +308,28 @@ export interface BatchConfig {
   maxBodyBytes: number
 }
 
+/** Token revocation (src/revocation/): what is refused, where revocations are kept. */
+export interface RevocationConfig {
+  enabled: boolean
+  store: 'memory' | 'redis'
+  /** Most revocations held by each process. */
+  maxEntries: number
+  /** How long a revocation is kept, from its time (logout token iat, or now). */
+  retentionSeconds: number
+  /** Logout tokens older than this (iat) are refused. */
+  logoutTokenMaxAgeSeconds: number
+  /** Set when store is redis. */
+  redis?: RedisRevocationConfig
+}
+
+export interface RedisRevocationConfig {
+  /** Resolved (urlEnv read); may carry a password: never log it whole. */
+  url: string
+  keyPrefix: string
+  maxStalenessSeconds: number
+  commandTimeoutMs: number
+}
+
 export interface Config {
   server: ServerConfig
   rateLimit: RateLimitConfig
@@ -317,6 +341,7 @@ export interface Config {
   loadShedding: LoadSheddingConfig
   forwardAuth: ForwardAuthConfig
   batch: BatchConfig
+  revocation: RevocationConfig
   issuers: IssuerConfig[]
   /** Where the configuration came from, for messages ("/etc/oidc-verifier.yaml", "environment"). */
   source: string

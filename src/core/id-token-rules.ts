@@ -6,6 +6,7 @@
 import { VerificationError } from '../errors.js'
 import type { Algorithm } from '../config/types.js'
 import { atHashMatches } from './at-hash.js'
+import { BACKCHANNEL_LOGOUT_EVENT } from './logout-token-rules.js'
 
 /** What the rules need to know about the issuer; built once per configured issuer. */
 export interface IssuerRules {
@@ -47,7 +48,6 @@ export interface CheckedClaims {
   audiences: string[]
 }
 
-const BACKCHANNEL_LOGOUT_EVENT = 'http://schemas.openid.net/event/backchannel-logout'
 const MAX_SUB_LENGTH = 255
 /** 9999-12-31T23:59:59Z: no real date is later; a larger one is a forgery or a bug. */
 const MAX_NUMERIC_DATE = 253402300799

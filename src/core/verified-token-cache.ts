@@ -22,6 +22,11 @@ export interface CachedVerification {
   curve: string | undefined
   /** The normalized identity as first computed; expiresIn is recomputed on every hit. */
   identity: VerifiedIdentity
+  /**
+   * The revocation list's generation when this token was last found not revoked (RevocationList.generation):
+   * a hit checks the revocations again only when they have changed since. The one mutable member.
+   */
+  revocationGeneration: number
 }
 
 /** Rough per-entry overhead beyond the token-sized strings: objects, the identity, LRU bookkeeping. */

@@ -5,16 +5,22 @@
  * Order of work (DESIGN.md, "Data flow of one verification"): decrypt an encrypted token (src/core/jwe.ts)
  * → strict parse → select the issuer by the unverified iss (exact match, else a {tenantid} template; no I/O for
  * an unknown one) → algorithm allowlist and header rules → keys (cache; an unknown kid may trigger a
- * rate-limited refresh) → signature → key issuer → ID-token rules → normalization → tenant allow-list.
+ * rate-limited refresh) → signature → key issuer → ID-token rules → normalization → tenant allow-list →
+ * revocations. A cache hit skips from the parse to the signature, never the rules nor the revocations.
+ *
+ * Back-channel logout tokens go through the same steps up to the signature and key issuer, then the
+ * logout-token rules (src/core/logout-token-rules.ts) instead of the ID-token ones: verifyLogoutToken().
  */
 import { availableParallelism } from 'node:os'
-import type { AsymmetricAlgorithm, Config, IssuerConfig } from '../config/types.js'
+import type { Algorithm, AsymmetricAlgorithm, Config, IssuerConfig } from '../config/types.js'
 import { isVerificationError, VerificationError, type ErrorCode } from '../errors.js'
 import { JwksCache, type JwksFetchReason } from '../jwks/cache.js'
 import type { fetchJson } from '../net/fetch-json.js'
 import { isCompactJwe, parseCompactJws, type ParsedJws } from './compact-jws.js'
 import type { VerifiedIdentity } from './identity.js'
 import { checkIdTokenClaims, checkTokenType, type IssuerRules, type RequestChecks } from './id-token-rules.js'
+import { checkLogoutTokenClaims, checkLogoutTokenType, type LogoutClaims } from './logout-token-rules.js'
+import type { RevocationList } from '../revocation/revocation-list.js'
 import { createKeyProvider, type KeyProvider, type KeyStatus } from './issuer-keys.js'
 import { checkKeyIssuer, checkTenantIssuer, matchesTemplate, parseIssuerTemplate, type IssuerTemplate } from './issuer-template.js'
 import { policyAllows, TokenDecryptor, type Decrypted } from './jwe.js'
@@ -48,6 +54,11 @@ export interface VerifierOptions {
   /** Outbound fetcher; injectable for tests. Production code has one path (src/net/fetch-json.ts). */
   fetcher?: typeof fetchJson
   /**
+   * The revocations to apply (src/revocation/revocation-list.ts); none are applied without it. Owned by the
+   * app, not the Verifier: a configuration reload replaces the Verifier and keeps the revocations.
+   */
+  revocations?: RevocationList
+  /**
    * Cores this process has to itself, for `server.signatureChecks: auto` (default: every core it may run
    * on; the app divides them among WORKERS).
    */
@@ -66,6 +77,23 @@ interface IssuerRuntime {
   allowedTenants: ReadonlySet<string> | undefined
   /** The claim the tenant comes from, named in tenant_not_allowed. */
   tenantClaim: string | undefined
+}
+
+/** A logout token whose signature and rules have been verified: which issuer, and what it logs out. */
+export interface VerifiedLogout extends LogoutClaims {
+  /** The configured issuer id. */
+  issuer: string
+}
+
+/** A token whose signature (and key issuer) has been verified, before the rules of its kind. */
+interface SignedToken {
+  runtime: IssuerRuntime
+  iss: string
+  jws: ParsedJws
+  alg: Algorithm
+  curve: string | undefined
+  keySource: string
+  keyFingerprint: string
 }
 
 export interface IssuerStatus extends KeyStatus {
@@ -89,12 +117,14 @@ export class Verifier {
   /** JWKS URL → the issuer id that labels its metrics (the first configured issuer using it). */
   private readonly issuerOfUrl = new Map<string, string>()
   private readonly signatures: SignatureChecks
+  private readonly revocations: RevocationList | undefined
 
   constructor (config: Config, options: VerifierOptions = {}) {
     this.logger = options.logger ?? silentLogger
     this.now = options.now ?? Date.now
     this.maxTokenBytes = config.server.maxTokenBytes
     this.events = options.events ?? {}
+    this.revocations = options.revocations
     this.signatures = createSignatureChecks(resolveSignatureChecks(config.server.signatureChecks, options.coresPerProcess ?? availableParallelism()))
     this.tokenCache = config.tokenCache.enabled ? new VerifiedTokenCache(config.tokenCache) : undefined
     const labelOf = (url: string): string => this.issuerOfUrl.get(url) ?? this.issuerForUnlabelledUrl(url)
@@ -234,11 +264,75 @@ export class Verifier {
     const nowSeconds = this.now() / 1000
     // The signature was verified before; every claim check runs again (time passes, requests differ).
     checkIdTokenClaims(hit.identity.claims, runtime.rules, request, hit.alg, hit.curve, nowSeconds)
+    const revocations = this.revocations
+    if (revocations !== undefined && request.mode !== 'id_token_hint') {
+      if (!revocations.available) throw new VerificationError('revocations_unavailable', { issuer: hit.issuer })
+      // Looked up again only when a revocation has been added since this token was last found not revoked.
+      if (hit.revocationGeneration !== revocations.generation) {
+        const generation = revocations.generation
+        checkNotRevoked(revocations, hit.issuer, hit.identity.claims, nowSeconds)
+        hit.revocationGeneration = generation
+      }
+    }
     this.events.tokenCache?.({ issuer: hit.issuer, hit: true })
     return { ...hit.identity, expiresIn: Math.max(0, Math.floor(hit.identity.expiresAt - nowSeconds)) }
   }
 
+  /**
+   * Verifies a back-channel logout token (OpenID Connect Back-Channel Logout 1.0 §2.6): the signature with
+   * the issuer's keys, as for an ID token, then the logout-token rules. Throws VerificationError; failures of
+   * the rules are logout_token_invalid. Logout tokens are never cached.
+   */
+  async verifyLogoutToken (token: string, maxAgeSeconds: number): Promise<VerifiedLogout> {
+    if (token.length > this.maxTokenBytes) throw new VerificationError('token_too_large')
+    const signed = await this.verifySignedToken(token)
+    const issuer = signed.runtime.config.id
+    checkLogoutTokenType(signed.jws.header, issuer)
+    const claims = checkLogoutTokenClaims(signed.jws.payload, signed.runtime.rules, maxAgeSeconds, this.now() / 1000)
+    return { issuer, ...claims }
+  }
+
   private async verifyFully (token: string, request: RequestChecks, cacheKey: string | undefined): Promise<VerifiedIdentity> {
+    const { runtime, iss, jws, alg, curve, keySource, keyFingerprint } = await this.verifySignedToken(token)
+    const issuer = runtime.config.id
+    const { header } = jws
+    const claims = jws.payload
+    checkTokenType(header, claims, issuer)
+    const nowSeconds = this.now() / 1000
+    const checked = checkIdTokenClaims(claims, runtime.rules, request, alg, curve, nowSeconds)
+    if (isHmacAlgorithm(alg) && checked.audiences.length > 1) {
+      // A client secret is shared with one client: a token for several audiences cannot be signed with it.
+      throw new VerificationError('audience_mismatch', { issuer, claim: 'aud' })
+    }
+    const identity = normalizeIdentity({
+      issuerId: issuer,
+      issuerUrl: iss,
+      claims,
+      subject: checked.subject,
+      audiences: checked.audiences,
+      nowSeconds
+    }, runtime.mapping)
+    const tenants = runtime.allowedTenants
+    if (tenants !== undefined && (identity.tenant === null || !tenants.has(identity.tenant))) {
+      throw new VerificationError('tenant_not_allowed', runtime.tenantClaim === undefined ? { issuer } : { issuer, claim: runtime.tenantClaim })
+    }
+    const revocations = this.revocations
+    // Read before the check: a revocation added later must make a hit look again.
+    const revocationGeneration = revocations?.generation ?? 0
+    if (revocations !== undefined && request.mode !== 'id_token_hint') {
+      if (!revocations.available) throw new VerificationError('revocations_unavailable', { issuer })
+      checkNotRevoked(revocations, issuer, claims, nowSeconds)
+    }
+    if (cacheKey !== undefined && this.tokenCache !== undefined) {
+      // Cached objects are shared between hits and must not be mutated by callers.
+      this.tokenCache.set(cacheKey, { issuer, keySource, keyFingerprint, alg, curve, identity, revocationGeneration }, token.length, identity.expiresAt * 1000, nowSeconds * 1000)
+      this.events.tokenCache?.({ issuer, hit: false })
+    }
+    return identity
+  }
+
+  /** Decryption, parse, issuer, header rules, keys, signature and key issuer: what every kind of token needs. */
+  private async verifySignedToken (token: string): Promise<SignedToken> {
     let decrypted: Decrypted | undefined
     // Without decryption keys a JWE is token_encrypted, found by the parser without an extra pass.
     if (this.decryptor.enabled && token.length <= this.maxTokenBytes && isCompactJwe(token)) decrypted = await this.decryptor.decrypt(token)
@@ -281,33 +375,7 @@ export class Verifier {
     } else {
       throw new VerificationError('algorithm_not_allowed', { issuer })
     }
-
-    const claims = jws.payload
-    checkTokenType(header, claims, issuer)
-    const nowSeconds = this.now() / 1000
-    const checked = checkIdTokenClaims(claims, runtime.rules, request, alg, curve, nowSeconds)
-    if (isHmacAlgorithm(alg) && checked.audiences.length > 1) {
-      // A client secret is shared with one client: a token for several audiences cannot be signed with it.
-      throw new VerificationError('audience_mismatch', { issuer, claim: 'aud' })
-    }
-    const identity = normalizeIdentity({
-      issuerId: issuer,
-      issuerUrl: iss,
-      claims,
-      subject: checked.subject,
-      audiences: checked.audiences,
-      nowSeconds
-    }, runtime.mapping)
-    const tenants = runtime.allowedTenants
-    if (tenants !== undefined && (identity.tenant === null || !tenants.has(identity.tenant))) {
-      throw new VerificationError('tenant_not_allowed', runtime.tenantClaim === undefined ? { issuer } : { issuer, claim: runtime.tenantClaim })
-    }
-    if (cacheKey !== undefined && this.tokenCache !== undefined) {
-      // Cached objects are shared between hits and must not be mutated by callers.
-      this.tokenCache.set(cacheKey, { issuer, keySource, keyFingerprint, alg, curve, identity }, token.length, identity.expiresAt * 1000, nowSeconds * 1000)
-      this.events.tokenCache?.({ issuer, hit: false })
-    }
-    return identity
+    return { runtime, iss, jws, alg, curve, keySource, keyFingerprint }
   }
 
   private selectIssuer (jws: ParsedJws): { runtime: IssuerRuntime, iss: string } {
@@ -361,6 +429,12 @@ function innerJws (decrypted: Decrypted, maxTokenBytes: number): ParsedJws {
   for (let i = text.indexOf('.'); i !== -1 && dots < 3; i = text.indexOf('.', i + 1)) dots++
   if (dots !== 2 || text.endsWith('.')) throw new VerificationError('token_not_signed')
   return parseCompactJws(text, maxTokenBytes)
+}
+
+/** Throws token_revoked when a revocation covers this verified token. */
+function checkNotRevoked (revocations: RevocationList, issuer: string, claims: Readonly<Record<string, unknown>>, nowSeconds: number): void {
+  const kind = revocations.check(issuer, claims, nowSeconds)
+  if (kind !== undefined) throw new VerificationError('token_revoked', { issuer, claim: kind === 'issuer' ? 'iat' : kind })
 }
 
 function observeSuccess (observe: NonNullable<VerifierEvents['verification']>, identity: VerifiedIdentity, started: number): VerifiedIdentity {

@@ -13,12 +13,15 @@ import type { ServiceMetrics } from '../metrics/metrics.js'
 declare module 'fastify' {
   interface FastifyRequest {
     /** The authenticated calling service (configured id), when caller authentication is on. */
-    caller: { id: string, rateLimit?: { max: number, windowSeconds: number } } | undefined
+    caller: { id: string, rateLimit?: { max: number, windowSeconds: number }, revoke?: true } | undefined
   }
 }
 
-/** Routes that never need a key: probes must work without credentials. */
-export const ALWAYS_OPEN_ROUTES: ReadonlySet<string> = new Set(['/healthz', '/readyz'])
+/**
+ * Routes that never need a key: probes must work without credentials, and the provider that posts a logout
+ * token has no key (the signed token is its credential).
+ */
+export const ALWAYS_OPEN_ROUTES: ReadonlySet<string> = new Set(['/healthz', '/readyz', '/backchannel-logout'])
 
 export interface CallerAuthOptions {
   /** The callers section in force (a getter: a configuration reload may replace it). */
@@ -41,7 +44,10 @@ export const callerAuth = fp(async (fastify: FastifyInstance, opts: CallerAuthOp
       done(new VerificationError(result.code))
       return
     }
-    request.caller = result.caller.rateLimit === undefined ? { id: result.caller.id } : { id: result.caller.id, rateLimit: result.caller.rateLimit }
+    const caller: NonNullable<typeof request.caller> = { id: result.caller.id }
+    if (result.caller.rateLimit !== undefined) caller.rateLimit = result.caller.rateLimit
+    if (result.caller.revoke === true) caller.revoke = true
+    request.caller = caller
     done()
   })
 }, { name: 'caller-auth' })

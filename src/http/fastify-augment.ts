@@ -3,6 +3,7 @@ import type { VerifierSlot } from '../verifier-slot.js'
 import type { ErrorCode } from '../errors.js'
 import type { OriginalSummary } from './original-request.js'
 import type { ServiceMetrics } from '../metrics/metrics.js'
+import type { RevocationStore } from '../revocation/store.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -11,6 +12,8 @@ declare module 'fastify' {
     verifierSlot: VerifierSlot
     /** Prometheus metrics of this app (src/metrics/metrics.ts); undefined when metrics.enabled is false. */
     metrics: ServiceMetrics | undefined
+    /** The revocation store (src/revocation/store.ts); undefined when revocation.enabled is false. */
+    revocations: RevocationStore | undefined
   }
   interface FastifyRequest {
     /** What the request log line reports: the configured issuer id and the error code, never token data. */

@@ -97,9 +97,16 @@ export const IssuerStatusSchema = Type.Object({
   lastError: NullableString
 }, { additionalProperties: false })
 
+export const RevocationStoreStatusSchema = Type.Object({
+  store: Type.Union([Type.Literal('memory'), Type.Literal('redis')]),
+  current: Type.Boolean(),
+  lastCurrentAt: Type.Union([Type.String(), Type.Null()])
+}, { additionalProperties: false })
+
 export const ReadinessSchema = Type.Object({
   ready: Type.Boolean(),
-  issuers: Type.Array(IssuerStatusSchema)
+  issuers: Type.Array(IssuerStatusSchema),
+  revocations: Type.Optional(RevocationStoreStatusSchema)
 }, { additionalProperties: false })
 
 /** GET /openapi.json: the contract itself; only its top-level shape is fixed here. */

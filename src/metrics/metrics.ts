@@ -6,6 +6,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
 import type { IssuerStatus, VerifierEvents } from '../core/verifier.js'
 import { ERROR_CODES, type ErrorCode } from '../errors.js'
+import type { RevocationStore } from '../revocation/store.js'
 import { HotCounter, HotHistogram } from './hot-metrics.js'
 
 /** The label value for "no issuer" (the token matched none) and "no caller" (authentication off or failed). */
@@ -35,6 +36,8 @@ export interface ServiceMetricsOptions {
   status: () => IssuerStatus[]
   /** Milliseconds since the epoch; injectable for tests. */
   now?: () => number
+  /** The revocation store, read at scrape time; absent when revocation is disabled. */
+  revocations?: RevocationStore
 }
 
 export class ServiceMetrics {
@@ -48,6 +51,7 @@ export class ServiceMetrics {
   readonly #rateLimited: Counter<'route' | 'caller'>
   readonly #shed: Counter<'reason'>
   readonly #callerRejected: Counter<'code'>
+  readonly #revocationsRecorded: Counter<'source' | 'kind'>
 
   constructor (options: ServiceMetricsOptions) {
     const registers = [this.registry]
@@ -156,6 +160,35 @@ export class ServiceMetrics {
       labelNames: ['reason'] as const,
       registers
     })
+    this.#revocationsRecorded = new Counter({
+      name: 'oidc_verifier_revocations_recorded_total',
+      help: 'Revocations recorded through this process, by source (backchannel-logout, api) and kind (sid, sub, jti, issuer).',
+      labelNames: ['source', 'kind'] as const,
+      registers
+    })
+    const store = options.revocations
+    if (store !== undefined) {
+      new Gauge({
+        name: 'oidc_verifier_revocations',
+        help: 'Revocations held by this process (within revocation.maxEntries), by issuer.',
+        labelNames: ['issuer'] as const,
+        registers,
+        collect () {
+          this.reset()
+          for (const [issuer, count] of store.list.countByIssuer()) this.set({ issuer }, count)
+        }
+      })
+      new Gauge({
+        name: 'oidc_verifier_revocation_store_current',
+        help: 'Whether this process\'s copy of the revocations is known to be current (1); at 0 verifications fail with 503 revocations_unavailable.',
+        labelNames: ['store'] as const,
+        registers,
+        collect () {
+          const status = store.status()
+          this.set({ store: status.kind }, status.current ? 1 : 0)
+        }
+      })
+    }
     this.#callerRejected = new Counter({
       name: 'oidc_verifier_caller_rejections_total',
       help: 'Requests refused by caller authentication, by code (caller_key_missing, caller_key_invalid).',
@@ -181,6 +214,10 @@ export class ServiceMetrics {
 
   callerRejected (code: 'caller_key_missing' | 'caller_key_invalid'): void {
     this.#callerRejected.inc({ code })
+  }
+
+  revocationRecorded (source: string, kind: string): void {
+    this.#revocationsRecorded.inc({ source, kind })
   }
 
   get contentType (): string {

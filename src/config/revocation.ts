@@ -1,0 +1,66 @@
+/**
+ * Semantic checks and resolution of the revocation section: what the schema walk in load.ts cannot say
+ * (store redis needs a Redis URL, url and urlEnv exclude each other, urlEnv must be set). The URL may carry a
+ * password, so no message quotes it.
+ */
+import { REDIS_REVOCATION_DEFAULTS, REVOCATION_DEFAULTS, type ConfigFile } from './schema.js'
+import type { RevocationConfig } from './types.js'
+
+type Path = ReadonlyArray<string | number>
+export type Reporter = (path: Path, text: string) => void
+
+function isRecord (value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+function envValue (env: NodeJS.ProcessEnv, name: string): string | undefined {
+  const value = env[name]
+  return value === undefined || value === '' ? undefined : value
+}
+
+export function checkRevocation (doc: Record<string, unknown>, env: NodeJS.ProcessEnv, report: Reporter): void {
+  const section = doc.revocation
+  if (!isRecord(section)) return
+  const redis = section.redis
+  if (section.store === 'redis' && section.enabled !== false && !isRecord(redis)) {
+    report(['revocation', 'redis'], 'expected a redis section (url or urlEnv) with store: redis')
+    return
+  }
+  if (!isRecord(redis)) return
+  if (section.store !== 'redis') {
+    report(['revocation', 'store'], 'expected store: redis when a redis section is given (or remove the redis section)')
+    return
+  }
+  const hasUrl = redis.url !== undefined
+  const hasEnv = redis.urlEnv !== undefined
+  if (hasUrl && hasEnv) report(['revocation', 'redis'], 'url and urlEnv are mutually exclusive; expected one of them')
+  else if (!hasUrl && !hasEnv) report(['revocation', 'redis'], 'expected url (redis://host:port) or urlEnv (a variable holding it)')
+  else if (hasEnv && typeof redis.urlEnv === 'string') {
+    const value = envValue(env, redis.urlEnv)
+    if (value === undefined) report(['revocation', 'redis', 'urlEnv'], `expected environment variable ${redis.urlEnv} to hold the Redis URL, but it is not set`)
+    else if (!/^rediss?:\/\/[^\s]+$/.test(value)) report(['revocation', 'redis', 'urlEnv'], `expected the value of ${redis.urlEnv} to be a redis:// or rediss:// URL`)
+  }
+}
+
+/** Resolves the section once everything conforms (checkRevocation reported no problem). */
+export function resolveRevocation (file: ConfigFile, env: NodeJS.ProcessEnv): RevocationConfig {
+  const section = file.revocation ?? {}
+  const resolved: RevocationConfig = {
+    enabled: section.enabled ?? REVOCATION_DEFAULTS.enabled,
+    store: section.store ?? REVOCATION_DEFAULTS.store,
+    maxEntries: section.maxEntries ?? REVOCATION_DEFAULTS.maxEntries,
+    retentionSeconds: section.retentionSeconds ?? REVOCATION_DEFAULTS.retentionSeconds,
+    logoutTokenMaxAgeSeconds: section.logoutTokenMaxAgeSeconds ?? REVOCATION_DEFAULTS.logoutTokenMaxAgeSeconds
+  }
+  const redis = section.redis
+  if (resolved.store === 'redis' && redis !== undefined) {
+    resolved.redis = {
+      url: redis.url ?? envValue(env, redis.urlEnv ?? '') ?? '',
+      keyPrefix: redis.keyPrefix ?? REDIS_REVOCATION_DEFAULTS.keyPrefix,
+      maxStalenessSeconds: redis.maxStalenessSeconds ?? REDIS_REVOCATION_DEFAULTS.maxStalenessSeconds,
+      commandTimeoutMs: redis.commandTimeoutMs ?? REDIS_REVOCATION_DEFAULTS.commandTimeoutMs
+    }
+  }
+  return resolved
+}
+

@@ -1,0 +1,85 @@
+/**
+ * The rules of a back-channel logout token (OpenID Connect Back-Channel Logout 1.0 §2.4 and §2.6) that apply
+ * after its signature has been verified with the issuer's keys, exactly as an ID token's would be. A logout
+ * token is not an ID token: it must carry the back-channel logout event and no nonce, so that neither kind can
+ * pass as the other (src/core/id-token-rules.ts refuses logout tokens on the ID-token side).
+ *
+ * Every failure is logout_token_invalid, naming the claim; the spec asks for 400 Bad Request.
+ */
+import { VerificationError } from '../errors.js'
+import type { IssuerRules } from './id-token-rules.js'
+
+export const BACKCHANNEL_LOGOUT_EVENT = 'http://schemas.openid.net/event/backchannel-logout'
+
+/** sid, sub and jti of at most this many characters (the revocation list refuses longer ones). */
+const MAX_IDENTIFIER_LENGTH = 255
+/** 9999-12-31T23:59:59Z, as for ID tokens. */
+const MAX_NUMERIC_DATE = 253402300799
+
+/** What a verified logout token asks for. */
+export interface LogoutClaims {
+  /** The session to log out; when absent, every session of sub. */
+  sid: string | undefined
+  sub: string | undefined
+  iat: number
+  jti: string
+}
+
+function fail (issuer: string, claim?: string): never {
+  throw new VerificationError('logout_token_invalid', claim === undefined ? { issuer } : { issuer, claim })
+}
+
+function identifier (claims: Record<string, unknown>, name: string, issuer: string): string | undefined {
+  const value = claims[name]
+  if (value === undefined) return undefined
+  if (typeof value !== 'string' || value.length === 0 || value.length > MAX_IDENTIFIER_LENGTH) fail(issuer, name)
+  return value
+}
+
+function numericDate (claims: Record<string, unknown>, name: string, issuer: string): number | undefined {
+  const value = claims[name]
+  if (value === undefined) return undefined
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > MAX_NUMERIC_DATE) fail(issuer, name)
+  return value
+}
+
+/** §2.6 step 3 (explicit typing, RFC 8725 §3.11): a typed token must be a logout token; an untyped one may be. */
+export function checkLogoutTokenType (header: Record<string, unknown>, issuer: string): void {
+  const typ = header.typ
+  if (typ === undefined) return
+  if (typeof typ !== 'string' || typ.toLowerCase().replace(/^application\//, '') !== 'logout+jwt') fail(issuer)
+}
+
+/**
+ * §2.6 steps 4–9. aud must name configured audiences only (as for ID tokens); iat is required, not in the
+ * future and not older than maxAgeSeconds; exp, when present (Back-Channel Logout 1.0 makes it required;
+ * providers built on its drafts leave it out), must not have passed.
+ */
+export function checkLogoutTokenClaims (claims: Record<string, unknown>, rules: IssuerRules, maxAgeSeconds: number, nowSeconds: number): LogoutClaims {
+  const issuer = rules.id
+  const tolerance = rules.clockToleranceSeconds
+  const aud = claims.aud
+  const audiences = typeof aud === 'string' ? [aud] : Array.isArray(aud) && aud.length > 0 && aud.every((a) => typeof a === 'string') ? aud as string[] : undefined
+  if (audiences === undefined || audiences.some((a) => !rules.audiences.has(a))) fail(issuer, 'aud')
+
+  const iat = numericDate(claims, 'iat', issuer)
+  if (iat === undefined || iat > nowSeconds + tolerance || nowSeconds - iat > maxAgeSeconds + tolerance) fail(issuer, 'iat')
+  const exp = numericDate(claims, 'exp', issuer)
+  if (exp !== undefined && nowSeconds >= exp + tolerance) fail(issuer, 'exp')
+
+  const jti = identifier(claims, 'jti', issuer)
+  if (jti === undefined) fail(issuer, 'jti')
+
+  const events = claims.events
+  if (typeof events !== 'object' || events === null || Array.isArray(events) || !Object.hasOwn(events, BACKCHANNEL_LOGOUT_EVENT)) fail(issuer, 'events')
+  const event = (events as Record<string, unknown>)[BACKCHANNEL_LOGOUT_EVENT]
+  if (typeof event !== 'object' || event === null || Array.isArray(event)) fail(issuer, 'events')
+
+  // A nonce would let a logout token pass as an ID token at a verifier that does not check its type.
+  if (claims.nonce !== undefined) fail(issuer, 'nonce')
+
+  const sid = identifier(claims, 'sid', issuer)
+  const sub = identifier(claims, 'sub', issuer)
+  if (sid === undefined && sub === undefined) fail(issuer, 'sid')
+  return { sid, sub, iat, jti }
+}

@@ -1,0 +1,93 @@
+/**
+ * POST /backchannel-logout: the back-channel logout endpoint of OpenID Connect Back-Channel Logout 1.0
+ * (§2.5, §2.8). The provider posts a form-encoded logout_token when a user logs out; once it is verified, the
+ * session (sid) or the user's sessions (sub) are revoked for every process (src/revocation/), so ID tokens
+ * of that session are refused from then on, cache hits included. Register this URL as the client's
+ * backchannel_logout_uri at the provider.
+ *
+ * No caller key: the provider has none, and the signed logout token is the credential. Rate limited like
+ * /verify. Answers: 200 when the revocation is recorded; 400 (logout_token_invalid) for any token that is not
+ * a valid logout token, as §2.8 asks; 503 when the revocation cannot be recorded or the keys cannot be
+ * obtained, so that the provider retries. Cache-Control: no-store on every answer (§2.8).
+ */
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
+import { isVerificationError, VerificationError } from '../../errors.js'
+import { revocationOfLogout } from '../../revocation/revocation.js'
+import { RevocationStoreError, type RevocationStore } from '../../revocation/store.js'
+import { ErrorResponseSchema } from '../schemas.js'
+import { parseForm } from './introspect.js'
+
+type PerRequest = number | ((request: FastifyRequest, key: string) => number)
+
+export interface BackchannelLogoutRouteOptions {
+  store: RevocationStore
+  /** revocation.retentionSeconds and revocation.logoutTokenMaxAgeSeconds */
+  retentionSeconds: number
+  logoutTokenMaxAgeSeconds: number
+  rateLimit: { max: PerRequest, timeWindow: PerRequest } | false
+  now?: () => number
+}
+
+export const LogoutRequestSchema = Type.Object({
+  logout_token: Type.Optional(Type.String({ description: 'The logout token.' }))
+}, { additionalProperties: Type.String(), $id: 'BackchannelLogoutRequest' })
+
+export const LogoutResponseSchema = Type.Object({
+  issuer: Type.String({ description: 'The configured issuer id.' }),
+  revoked: Type.Union([Type.Literal('sid'), Type.Literal('sub')], { description: 'sid: the session was revoked; sub: every session of the user up to the logout.' })
+}, { additionalProperties: false })
+
+export const backchannelLogoutRoute: FastifyPluginAsync<BackchannelLogoutRouteOptions> = async (fastify, opts) => {
+  const now = opts.now ?? Date.now
+  // Form-encoded only (§2.5).
+  fastify.removeAllContentTypeParsers()
+  fastify.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_request, body, done) => {
+    try {
+      done(null, parseForm(body as string))
+    } catch (err) {
+      done(err as Error, undefined)
+    }
+  })
+
+  fastify.withTypeProvider<TypeBoxTypeProvider>().post('/backchannel-logout', {
+    config: opts.rateLimit === false ? {} : { rateLimit: opts.rateLimit },
+    onSend: async (_request, reply, payload) => {
+      reply.header('cache-control', 'no-store')
+      return payload
+    },
+    schema: {
+      body: Type.Union([LogoutRequestSchema, Type.Null()]),
+      response: { 200: LogoutResponseSchema, '4xx': ErrorResponseSchema, '5xx': ErrorResponseSchema }
+    }
+  }, async (request) => {
+    const token = request.body?.logout_token
+    if (token === undefined || token === '') throw new VerificationError('logout_token_invalid', { claim: 'logout_token' })
+    let logout
+    try {
+      logout = await fastify.verifier.verifyLogoutToken(token, opts.logoutTokenMaxAgeSeconds)
+    } catch (err) {
+      // Whatever is wrong with the token itself is a 400 (§2.8); the log line says which check failed.
+      if (isVerificationError(err) && (err.family === 'token' || err.code === 'logout_token_invalid')) {
+        request.log.warn({ reason: err.code, issuer: err.details.issuer, claim: err.details.claim }, 'logout token refused')
+        throw new VerificationError('logout_token_invalid', err.details)
+      }
+      throw err
+    }
+    const revocation = revocationOfLogout(logout, opts.retentionSeconds, now() / 1000)
+    try {
+      const result = await opts.store.publish(revocation)
+      if (result === 'full') throw new RevocationStoreError('full')
+      // Never the sid or sub: they identify a person.
+      request.log.info({ issuer: revocation.issuer, kind: revocation.kind, source: revocation.source, result }, 'revocation recorded')
+      fastify.metrics?.revocationRecorded(revocation.source, revocation.kind)
+    } catch (err) {
+      if (!(err instanceof RevocationStoreError)) throw err
+      request.log.error({ err, issuer: revocation.issuer, kind: revocation.kind }, 'revocation not recorded')
+      throw new VerificationError('revocations_unavailable', { issuer: revocation.issuer })
+    }
+    request.outcome = { issuer: logout.issuer }
+    return { issuer: logout.issuer, revoked: revocation.kind as 'sid' | 'sub' }
+  })
+}

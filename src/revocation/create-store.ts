@@ -1,0 +1,32 @@
+/**
+ * The revocation store the configuration asks for (src/revocation/store.ts), with its list. ioredis is loaded
+ * only when the redis store is configured.
+ */
+import cluster from 'node:cluster'
+import type { RevocationConfig } from '../config/types.js'
+import type { Logger } from '../core/logger.js'
+import { WorkerRelay } from './cluster-relay.js'
+import { MemoryRevocationStore } from './memory-store.js'
+import { RevocationList } from './revocation-list.js'
+import type { RevocationStore } from './store.js'
+
+export interface CreateStoreOptions {
+  logger: Logger
+  now?: () => number
+  /** Whether this process is a worker of WORKERS=N (default: node:cluster says). */
+  isWorker?: boolean
+}
+
+/** undefined when revocation is disabled. */
+export async function createRevocationStore (config: RevocationConfig, options: CreateStoreOptions): Promise<RevocationStore | undefined> {
+  if (!config.enabled) return undefined
+  const { logger, now } = options
+  if (config.store === 'redis' && config.redis !== undefined) {
+    const { RedisRevocationStore } = await import('./redis-store.js')
+    // Not current until read from Redis: verifications fail closed until then.
+    return new RedisRevocationStore({ ...config.redis, list: new RevocationList(config.maxEntries, false), logger, now })
+  }
+  const isWorker = options.isWorker ?? cluster.isWorker
+  const list = new RevocationList(config.maxEntries)
+  return new MemoryRevocationStore(list, { relay: isWorker ? new WorkerRelay(list, now) : undefined, now, logger })
+}

@@ -1,0 +1,63 @@
+/**
+ * The memory store: revocations held by this process only, or by the workers of one host through the cluster
+ * primary (src/revocation/cluster-relay.ts). Forgotten when the process (the primary, for WORKERS=N) stops;
+ * use the redis store for replicas, and where a restart must not forget a logout.
+ */
+import type { Logger } from '../core/logger.js'
+import { silentLogger } from '../core/logger.js'
+import type { WorkerRelay } from './cluster-relay.js'
+import type { Revocation } from './revocation.js'
+import type { ApplyResult, RevocationList } from './revocation-list.js'
+import { RevocationStoreError, type RevocationStore, type RevocationStoreStatus } from './store.js'
+
+/** How often expired revocations are removed. */
+export const SWEEP_INTERVAL_MS = 60_000
+
+export interface MemoryRevocationStoreOptions {
+  /** Set in a worker of WORKERS=N. */
+  relay?: WorkerRelay
+  now?: () => number
+  logger?: Logger
+}
+
+export class MemoryRevocationStore implements RevocationStore {
+  readonly list: RevocationList
+  readonly #relay: WorkerRelay | undefined
+  readonly #now: () => number
+  readonly #logger: Logger
+  #sweep: NodeJS.Timeout | undefined
+  #lastCurrentAt: number | null = null
+
+  constructor (list: RevocationList, options: MemoryRevocationStoreOptions = {}) {
+    this.list = list
+    this.#relay = options.relay
+    this.#now = options.now ?? Date.now
+    this.#logger = options.logger ?? silentLogger
+  }
+
+  async start (): Promise<void> {
+    this.#sweep = setInterval(() => this.list.sweep(this.#now() / 1000), SWEEP_INTERVAL_MS)
+    this.#sweep.unref()
+    if (this.#relay !== undefined) {
+      await this.#relay.start()
+      this.#logger.info({ revocations: this.list.size }, 'revocations received from the cluster primary')
+    }
+    this.#lastCurrentAt = this.#now()
+  }
+
+  async publish (revocation: Revocation): Promise<ApplyResult> {
+    const result = this.list.apply(revocation, this.#now() / 1000)
+    if (result === 'full') throw new RevocationStoreError('full')
+    if (result !== 'unchanged') await this.#relay?.send(revocation)
+    return result
+  }
+
+  status (): RevocationStoreStatus {
+    return { kind: 'memory', current: this.list.available, lastCurrentAt: this.list.available ? this.#now() : this.#lastCurrentAt }
+  }
+
+  async close (): Promise<void> {
+    clearInterval(this.#sweep)
+    this.#relay?.close()
+  }
+}

@@ -1,0 +1,458 @@
+/**
+ * The Redis revocation store: revocations shared by every replica. Each revocation is one key, announced on
+ * one pub/sub channel; every process keeps its RevocationList current from the announcements and reads the
+ * keys whole at start and after every reconnection.
+ *
+ *   key      `${keyPrefix}revocation:${sha256hex(revocationKey(issuer, kind, value))}`: hashed, so no
+ *            attacker-chosen bytes (a sub, sid or jti from a logout token) make up a key name, and none is
+ *            readable there. The value is the revocation as JSON, expiring at expiresAt (PXAT): Redis forgets
+ *            a revocation when no token it covers can still be valid.
+ *   channel  `${keyPrefix}revocations`: the stored (merged) JSON of every revocation written.
+ *
+ * A write is one Lua script, atomic: it merges with what is stored (the later `before` and the later
+ * `expiresAt` win, as in RevocationList.apply), writes with PXAT and publishes the result.
+ *
+ * Two connections: commands (EVALSHA, SCAN, MGET), without an offline queue so that a publish while Redis is
+ * unreachable fails at once (503, the provider retries) instead of waiting; and a subscriber, which on every
+ * (re)connection first subscribes and only then loads, so a revocation written during the load is either
+ * read or received. Loading merges into the list, never replaces it: revocations are never withdrawn.
+ *
+ * Fail closed: the list is current only while the subscriber is connected, subscribed and loaded. When that
+ * stops (the connection closes, a PING on it fails) a timer of maxStalenessSeconds starts; when it fires
+ * before a reload completed, the list is marked unavailable and verifications fail (503). Reconnection is
+ * retried for ever, with a bounded back-off.
+ *
+ * Revocation values (sub, sid, jti) are personal data: logs name the issuer and kind only, and Redis errors
+ * are reduced to their message (ioredis attaches the command's arguments to its errors).
+ *
+ * Redis permissions needed (ACL): EVALSHA, EVAL, GET, SET, PUBLISH, SUBSCRIBE, SCAN, MGET, PING on the
+ * keys and channel under keyPrefix. INFO is not needed (no ready check).
+ */
+import { createHash } from 'node:crypto'
+import { Redis, type RedisOptions } from 'ioredis'
+import { silentLogger, type Logger } from '../core/logger.js'
+import { parseRevocation, revocationKey, type Revocation, type RevocationKind } from './revocation.js'
+import type { ApplyResult, RevocationList } from './revocation-list.js'
+import { RevocationStoreError, type RevocationStore, type RevocationStoreStatus } from './store.js'
+
+export interface RedisRevocationStoreOptions {
+  /** redis://[user:pass@]host:port/db or rediss:// (TLS). */
+  url: string
+  /** Every key and the channel start with it, e.g. 'oidc-verifier:'. */
+  keyPrefix: string
+  /** How long the list may be not known current (disconnected, not reloaded) before it is marked unavailable. */
+  maxStalenessSeconds: number
+  /** Per Redis command; a publish() that takes longer rejects. */
+  commandTimeoutMs: number
+  list: RevocationList
+  logger?: Logger
+  /** Milliseconds since the epoch; injectable for tests. */
+  now?: () => number
+  /** Test hook: ioredis options applied over the store's own (to both connections). */
+  redisOptions?: Partial<RedisOptions>
+}
+
+/** A stored or announced revocation longer than this is not one (the longest valid one is ~1.8 kB of JSON). */
+const MAX_ENTRY_LENGTH = 4096
+const SCAN_COUNT = 1000
+const SWEEP_INTERVAL_MS = 60_000
+const CONNECT_TIMEOUT_MS = 5_000
+const MAX_PING_INTERVAL_MS = 5_000
+const MIN_PING_INTERVAL_MS = 250
+
+/**
+ * KEYS[1] the revocation's key; ARGV[1] the revocation as JSON; ARGV[2] the channel. Merges with the stored
+ * revocation (later before, later expiresAt), stores with PXAT, publishes, returns the stored JSON. A stored
+ * value that is not a revocation's JSON is replaced.
+ */
+const MERGE_SCRIPT = `
+local incoming = cjson.decode(ARGV[1])
+local stored = redis.call('GET', KEYS[1])
+if stored then
+  local ok, old = pcall(cjson.decode, stored)
+  if ok and type(old) == 'table' then
+    if type(old.expiresAt) == 'number' and old.expiresAt > incoming.expiresAt then incoming.expiresAt = old.expiresAt end
+    if type(old.before) == 'number' and type(incoming.before) == 'number' and old.before > incoming.before then incoming.before = old.before end
+  end
+end
+local json = cjson.encode(incoming)
+redis.call('SET', KEYS[1], json, 'PXAT', string.format('%.0f', math.ceil(incoming.expiresAt * 1000)))
+redis.call('PUBLISH', ARGV[2], json)
+return json
+`
+
+interface MergeCommand {
+  revocationMerge (key: string, json: string, channel: string): Promise<string>
+}
+
+/** ioredis errors carry the command's arguments (a revocation's JSON): keep the message only. */
+function redisError (err: unknown): Error {
+  const error = new Error(err instanceof Error ? err.message : String(err))
+  if (err instanceof Error) error.name = err.name
+  return error
+}
+
+function errorMessage (err: unknown): string {
+  return err instanceof Error ? err.message : String(err)
+}
+
+/** The host and port of a Redis URL, for logs: never its user name or password. */
+function redisHost (url: string): string {
+  try {
+    const parsed = new URL(url)
+    return parsed.port === '' ? parsed.hostname : `${parsed.hostname}:${parsed.port}`
+  } catch {
+    return '(unparsable URL)'
+  }
+}
+
+/** A SCAN MATCH pattern matching `prefix` literally. */
+function globEscape (prefix: string): string {
+  return prefix.replace(/[*?[\]\\]/g, (c) => `\\${c}`)
+}
+
+/** A revocation from Redis (a stored value or a message), or undefined when it is not one. */
+function parseEntry (text: string): Revocation | undefined {
+  if (text.length > MAX_ENTRY_LENGTH) return undefined
+  try {
+    return parseRevocation(JSON.parse(text))
+  } catch {
+    return undefined
+  }
+}
+
+export class RedisRevocationStore implements RevocationStore {
+  readonly list: RevocationList
+  readonly #keyPrefix: string
+  readonly #channel: string
+  readonly #maxStalenessMs: number
+  readonly #commandTimeoutMs: number
+  readonly #pingIntervalMs: number
+  readonly #host: string
+  readonly #logger: Logger
+  readonly #now: () => number
+  readonly #cmd: Redis
+  readonly #sub: Redis
+
+  /** Bumped on every (re)connection and loss of the subscriber: a load of an older one does not count. */
+  #epoch = 0
+  #subscribed = false
+  /** Subscribed and loaded on the current subscriber connection. */
+  #current = false
+  #lastCurrentAt: number | null = null
+  #ensuring = false
+  #ensureAgain = false
+  #staleTimer: NodeJS.Timeout | undefined
+  #pingTimer: NodeJS.Timeout | undefined
+  #sweepTimer: NodeJS.Timeout | undefined
+  #startTimer: NodeJS.Timeout | undefined
+  #startSettle: (() => void) | undefined
+  #started: Promise<void> | undefined
+  #closed = false
+  #closing: Promise<void> | undefined
+  /** The last warning logged by #warnOnce. */
+  #lastLoggedError: string | undefined
+
+  constructor (options: RedisRevocationStoreOptions) {
+    this.list = options.list
+    this.#keyPrefix = options.keyPrefix
+    this.#channel = `${options.keyPrefix}revocations`
+    this.#maxStalenessMs = options.maxStalenessSeconds * 1000
+    this.#commandTimeoutMs = options.commandTimeoutMs
+    this.#pingIntervalMs = Math.min(MAX_PING_INTERVAL_MS, Math.max(MIN_PING_INTERVAL_MS, Math.floor(this.#maxStalenessMs / 3)))
+    this.#host = redisHost(options.url)
+    this.#logger = (options.logger ?? silentLogger).child({ component: 'revocation-store', store: 'redis' })
+    this.#now = options.now ?? Date.now
+    this.list.setAvailable(false)
+
+    const redisOptions: RedisOptions = {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      // Commands in flight when the connection drops are rejected at once, not resent after a reconnection.
+      maxRetriesPerRequest: 0,
+      autoResendUnfulfilledCommands: false,
+      // The subscriber subscribes itself on every 'ready', then loads (#ensure).
+      autoResubscribe: false,
+      // The ready check needs INFO, which a restricted ACL user may lack; a LOADING Redis fails the load, retried.
+      enableReadyCheck: false,
+      retryStrategy: (attempt: number) => Math.min(attempt * 200, 2000),
+      commandTimeout: options.commandTimeoutMs,
+      connectTimeout: CONNECT_TIMEOUT_MS,
+      keepAlive: 10_000,
+      connectionName: 'oidc-verifier-revocations',
+      ...options.redisOptions
+    }
+    this.#cmd = new Redis(options.url, redisOptions)
+    this.#cmd.defineCommand('revocationMerge', { numberOfKeys: 1, lua: MERGE_SCRIPT })
+    this.#sub = this.#cmd.duplicate({ connectionName: 'oidc-verifier-revocations-subscriber', ...options.redisOptions })
+
+    this.#cmd.on('error', (err: unknown) => { this.#warnOnce({ connection: 'commands' }, err, 'Redis connection error; reconnecting') })
+    this.#cmd.on('ready', () => { this.#ensure() })
+    this.#sub.on('error', (err: unknown) => { this.#warnOnce({ connection: 'subscriber' }, err, 'Redis connection error; reconnecting') })
+    this.#sub.on('ready', () => {
+      // A new connection: subscribed to nothing (autoResubscribe is off), nothing loaded on it yet.
+      this.#epoch++
+      this.#subscribed = false
+      this.#current = false
+      this.#ensure()
+    })
+    this.#sub.on('close', () => { this.#lost('the subscriber connection closed') })
+    this.#sub.on('end', () => { this.#lost('the subscriber connection ended') })
+    this.#sub.on('message', (channel: string, message: string) => { this.#received(channel, message) })
+  }
+
+  /** Connects and loads; resolves once the list is current or the first attempt failed (it keeps trying). */
+  async start (): Promise<void> {
+    if (this.#started !== undefined) return await this.#started
+    this.#started = new Promise<void>((resolve) => {
+      this.#startSettle = () => {
+        this.#startSettle = undefined
+        if (this.#startTimer !== undefined) clearTimeout(this.#startTimer)
+        this.#startTimer = undefined
+        resolve()
+      }
+    })
+    if (this.#closed) {
+      this.#startSettle?.()
+      return await this.#started
+    }
+    // A safeguard: every step has its own timeout, but start-up must never wait for ever.
+    this.#startTimer = setTimeout(() => { this.#startSettle?.() }, CONNECT_TIMEOUT_MS + 4 * this.#commandTimeoutMs + 1000)
+    this.#startTimer.unref()
+    this.#pingTimer = setInterval(() => { this.#tick() }, this.#pingIntervalMs)
+    this.#pingTimer.unref()
+    this.#sweepTimer = setInterval(() => { this.list.sweep(this.#now() / 1000) }, SWEEP_INTERVAL_MS)
+    this.#sweepTimer.unref()
+    // A failed first attempt settles start(); ioredis goes on reconnecting (retryStrategy).
+    const failed = (): void => { this.#startSettle?.() }
+    this.#cmd.connect().catch(failed)
+    this.#sub.connect().catch(failed)
+    return await this.#started
+  }
+
+  /**
+   * Stores the revocation in Redis (merged with the stored one), announces it to every process, and applies
+   * the stored result to this process's list; resolves with what that changed in the list as it was before
+   * the call ('added', 'extended', 'unchanged'; 'full' only if the list filled up during the call). Rejects
+   * with RevocationStoreError: 'full' when the list cannot take a new revocation (nothing written),
+   * 'unreachable' on any Redis error or timeout (and when closed). A TypeError when it is not a revocation.
+   */
+  async publish (revocation: Revocation): Promise<ApplyResult> {
+    const valid = parseRevocation(revocation)
+    if (valid === undefined) throw new TypeError('not a valid revocation')
+    if (this.#closed) throw new RevocationStoreError('unreachable', { cause: new Error('the revocation store is closed') })
+    const nowSeconds = this.#now() / 1000
+    if (valid.expiresAt <= nowSeconds) return 'unchanged'
+    const held = this.list.get(valid.issuer, valid.kind, valid.value, nowSeconds)
+    if (held === undefined && this.list.size >= this.list.maxEntries) {
+      this.list.sweep(nowSeconds)
+      if (this.list.size >= this.list.maxEntries) {
+        this.#logger.warn({ issuer: valid.issuer, kind: valid.kind, maxEntries: this.list.maxEntries }, 'revocation refused: the revocation list is full')
+        throw new RevocationStoreError('full')
+      }
+    }
+    let stored: string
+    try {
+      stored = await this.#withTimeout((this.#cmd as Redis & MergeCommand).revocationMerge(this.#key(valid.issuer, valid.kind, valid.value), JSON.stringify(valid), this.#channel))
+    } catch (err) {
+      this.#logger.warn({ issuer: valid.issuer, kind: valid.kind, redis: this.#host, error: errorMessage(err) }, 'revocation could not be stored in Redis')
+      throw new RevocationStoreError('unreachable', { cause: redisError(err) })
+    }
+    const merged = parseEntry(stored) ?? valid
+    const result = this.list.apply(merged, this.#now() / 1000)
+    // Our own announcement may have been received (and applied) before the script's reply: the result is
+    // what this publish changed in the list as it was before it.
+    const after = this.list.get(valid.issuer, valid.kind, valid.value, this.#now() / 1000)
+    if (result === 'full' || after === undefined) return result
+    if (held === undefined) return 'added'
+    return after.before !== held.before || after.expiresAt !== held.expiresAt ? 'extended' : 'unchanged'
+  }
+
+  status (): RevocationStoreStatus {
+    return { kind: 'redis', current: this.list.available, lastCurrentAt: this.#lastCurrentAt }
+  }
+
+  async close (): Promise<void> {
+    if (this.#closing !== undefined) return await this.#closing
+    this.#closed = true
+    for (const timer of [this.#staleTimer, this.#pingTimer, this.#sweepTimer]) clearTimeout(timer)
+    this.#staleTimer = this.#pingTimer = this.#sweepTimer = undefined
+    this.#startSettle?.()
+    this.#closing = Promise.all([this.#sub, this.#cmd].map(async (connection) => {
+      try {
+        if (connection.status === 'ready') await connection.quit()
+      } catch {
+        // closed below
+      } finally {
+        connection.disconnect()
+      }
+    })).then(() => undefined)
+    return await this.#closing
+  }
+
+  #key (issuer: string, kind: RevocationKind, value: string): string {
+    return `${this.#keyPrefix}revocation:${createHash('sha256').update(revocationKey(issuer, kind, value)).digest('hex')}`
+  }
+
+  /** Rejects after commandTimeoutMs even when ioredis would not (its timeout starts only once a command is sent). */
+  async #withTimeout<T> (promise: Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => { reject(new Error('Command timed out')) }, this.#commandTimeoutMs)
+      timer.unref()
+    })
+    try {
+      return await Promise.race([promise, timeout])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  /** Logs a warning unless it repeats the last one: a Redis that stays down is logged once, not every retry. */
+  #warnOnce (fields: Record<string, unknown>, err: unknown, msg: string): void {
+    if (this.#closed) return
+    const error = errorMessage(err)
+    if (`${msg}\n${error}` === this.#lastLoggedError) return
+    this.#lastLoggedError = `${msg}\n${error}`
+    this.#logger.warn({ redis: this.#host, ...fields, error }, msg)
+  }
+
+  /** The subscriber connection is gone or unhealthy: the list is no longer known current. */
+  #lost (reason: string): void {
+    if (this.#closed) return
+    this.#epoch++
+    this.#subscribed = false
+    if (this.#current) {
+      this.#current = false
+      this.#logger.warn({ redis: this.#host, reason, maxStalenessSeconds: this.#maxStalenessMs / 1000 },
+        'revocations from Redis are no longer known current; reconnecting')
+    }
+    this.#settleStartIfFailed()
+    if (this.#staleTimer === undefined && this.list.available) {
+      this.#staleTimer = setTimeout(() => { this.#stale() }, this.#maxStalenessMs)
+      this.#staleTimer.unref()
+    }
+  }
+
+  #stale (): void {
+    this.#staleTimer = undefined
+    if (this.#closed || this.#current) return
+    this.list.setAvailable(false)
+    this.#logger.error({ redis: this.#host, maxStalenessSeconds: this.#maxStalenessMs / 1000, lastCurrentAt: this.#lastCurrentAt },
+      `revocations are unavailable: not current for more than maxStalenessSeconds; verifications now fail closed (503) until Redis at ${this.#host} is reachable again (check that Redis is running, the URL's host, port and credentials, and the network)`)
+  }
+
+  /** start() waits for the first attempt only: a failure settles it (a success settles it in #ensure). */
+  #settleStartIfFailed (): void {
+    this.#startSettle?.()
+  }
+
+  /** Every ping interval: PING the subscriber while current; otherwise (re)subscribe and load. */
+  #tick (): void {
+    if (this.#closed) return
+    if (!this.#current) {
+      this.#ensure()
+      return
+    }
+    if (this.#sub.status !== 'ready') return
+    const epoch = this.#epoch
+    this.#sub.ping().then(() => {
+      if (epoch === this.#epoch && this.#current) this.#lastCurrentAt = this.#now()
+    }, (err: unknown) => {
+      if (this.#closed || epoch !== this.#epoch) return
+      this.#lost(`PING failed: ${errorMessage(err)}`)
+      // A connection that does not answer may never close by itself: start a new one (then reload).
+      this.#sub.disconnect(true)
+    })
+  }
+
+  /** Subscribes if needed, then loads if needed; one run at a time (a call during a run runs it again after). */
+  #ensure (): void {
+    if (this.#closed) return
+    if (this.#ensuring) {
+      this.#ensureAgain = true
+      return
+    }
+    this.#ensuring = true
+    this.#ensureAgain = false
+    this.#subscribeAndLoad().catch((err: unknown) => {
+      this.#warnOnce({}, err, 'subscribing to or loading revocations from Redis failed; retrying')
+      this.#settleStartIfFailed()
+    }).finally(() => {
+      this.#ensuring = false
+      if (this.#ensureAgain) this.#ensure()
+    })
+  }
+
+  async #subscribeAndLoad (): Promise<void> {
+    if (this.#sub.status !== 'ready') return
+    const epoch = this.#epoch
+    if (!this.#subscribed) {
+      await this.#sub.subscribe(this.#channel)
+      if (epoch !== this.#epoch) return
+      this.#subscribed = true
+    }
+    // Loads only once subscribed: whatever is written from now on is received if it is not read.
+    if (this.#current || this.#cmd.status !== 'ready') return
+    const count = await this.#load()
+    if (this.#closed || epoch !== this.#epoch || !this.#subscribed) return
+    const wasAvailable = this.list.available
+    this.#current = true
+    this.#lastCurrentAt = this.#now()
+    this.#lastLoggedError = undefined
+    if (this.#staleTimer !== undefined) clearTimeout(this.#staleTimer)
+    this.#staleTimer = undefined
+    this.list.setAvailable(true)
+    this.#logger.info({ redis: this.#host, count, size: this.list.size, wasAvailable }, 'revocations loaded from Redis; the list is current')
+    this.#startSettle?.()
+  }
+
+  /** Reads every stored revocation (SCAN, MGET) into the list; returns how many valid ones were read. */
+  async #load (): Promise<number> {
+    const match = `${globEscape(this.#keyPrefix)}revocation:*`
+    let cursor = '0'
+    let count = 0
+    let invalid = 0
+    let full = 0
+    do {
+      const [next, keys] = await this.#cmd.scan(cursor, 'MATCH', match, 'COUNT', SCAN_COUNT)
+      cursor = next
+      if (keys.length === 0) continue
+      const values = await this.#cmd.mget(...keys)
+      const nowSeconds = this.#now() / 1000
+      for (const value of values) {
+        if (value === null) continue // expired since the SCAN
+        const revocation = parseEntry(value)
+        if (revocation === undefined) {
+          invalid++
+          continue
+        }
+        count++
+        if (this.list.apply(revocation, nowSeconds) === 'full') full++
+      }
+    } while (cursor !== '0' && !this.#closed)
+    if (invalid > 0) this.#logger.warn({ redis: this.#host, invalid }, 'ignored Redis values under the revocation prefix that are not revocations')
+    if (full > 0) {
+      this.#logger.error({ redis: this.#host, refused: full, maxEntries: this.list.maxEntries },
+        'the revocation list is full: revocations stored in Redis were not applied (raise revocation.maxEntries)')
+    }
+    return count
+  }
+
+  #received (channel: string, message: string): void {
+    if (this.#closed || channel !== this.#channel) return
+    const revocation = parseEntry(message)
+    if (revocation === undefined) {
+      this.#logger.warn({ redis: this.#host, channel, length: message.length }, 'ignored a message on the revocation channel that is not a revocation')
+      return
+    }
+    const result = this.list.apply(revocation, this.#now() / 1000)
+    if (result === 'full') {
+      this.#logger.error({ issuer: revocation.issuer, kind: revocation.kind, maxEntries: this.list.maxEntries },
+        'the revocation list is full: a revocation announced by Redis was not applied (raise revocation.maxEntries)')
+    } else if (result !== 'unchanged') {
+      this.#logger.debug({ issuer: revocation.issuer, kind: revocation.kind, result }, 'revocation received')
+    }
+    if (this.#current) this.#lastCurrentAt = this.#now()
+  }
+}

@@ -1,0 +1,173 @@
+/**
+ * The revocations this process knows, checked on every verification, a cache hit included. HTTP-free and
+ * synchronous: a store (src/revocation/*-store.ts) feeds it, the Verifier reads it.
+ *
+ * A check is a few Map lookups in the token's issuer's bucket, and nothing when that issuer has no
+ * revocation. `generation` changes whenever a revocation is added or extended, so the verified-token cache
+ * re-checks a cached token only when something changed since it last did.
+ *
+ * Bounded: at `maxEntries` a new revocation is refused (apply returns false) rather than an old one dropped,
+ * because forgetting a revocation early would accept a token that must be refused. Expired revocations are
+ * ignored by checks and removed by sweep().
+ */
+import type { Revocation, RevocationKind } from './revocation.js'
+
+interface IssuerBucket {
+  /** Kind "issuer": at most one per issuer. */
+  all: Revocation | undefined
+  sid: Map<string, Revocation>
+  sub: Map<string, Revocation>
+  jti: Map<string, Revocation>
+}
+
+export type ApplyResult = 'added' | 'extended' | 'unchanged' | 'full'
+
+export class RevocationList {
+  readonly maxEntries: number
+  readonly #byIssuer = new Map<string, IssuerBucket>()
+  #size = 0
+  #generation = 0
+  #available: boolean
+
+  /** `available`: whether checks may answer before a store has loaded (true for a store of this process only). */
+  constructor (maxEntries: number, available = true) {
+    this.maxEntries = maxEntries
+    this.#available = available
+  }
+
+  /** Changes whenever a revocation is added or extended. */
+  get generation (): number {
+    return this.#generation
+  }
+
+  get size (): number {
+    return this.#size
+  }
+
+  /**
+   * Whether this list is known to be current. A store shared between processes sets it false while it cannot
+   * tell (not loaded yet, or disconnected for longer than allowed): verifications then fail closed.
+   */
+  get available (): boolean {
+    return this.#available
+  }
+
+  setAvailable (available: boolean): void {
+    this.#available = available
+  }
+
+  /**
+   * Adds a revocation, or merges it into the one with the same issuer, kind and value (the later cut-off and
+   * the later expiry win). 'full' when it is new and the list is at its bound even after removing expired ones.
+   */
+  apply (revocation: Revocation, nowSeconds: number): ApplyResult {
+    if (revocation.expiresAt <= nowSeconds) return 'unchanged'
+    const bucket = this.#bucket(revocation.issuer)
+    const existing = this.#find(bucket, revocation.kind, revocation.value)
+    if (existing !== undefined && existing.expiresAt > nowSeconds) {
+      const before = existing.before === null || revocation.before === null ? existing.before : Math.max(existing.before, revocation.before)
+      const expiresAt = Math.max(existing.expiresAt, revocation.expiresAt)
+      if (before === existing.before && expiresAt === existing.expiresAt) return 'unchanged'
+      this.#put(bucket, { ...existing, before, expiresAt })
+      this.#generation++
+      return 'extended'
+    }
+    if (existing === undefined && this.#size >= this.maxEntries) {
+      this.sweep(nowSeconds)
+      if (this.#size >= this.maxEntries) return 'full'
+    }
+    if (existing === undefined) this.#size++
+    this.#put(bucket, revocation)
+    this.#generation++
+    return 'added'
+  }
+
+  /**
+   * Which revocation covers a token of this issuer, if any: the claims are those of a verified token (iat is a
+   * number; sid, sub and jti are read only when they are strings).
+   */
+  check (issuer: string, claims: Readonly<Record<string, unknown>>, nowSeconds: number): RevocationKind | undefined {
+    const bucket = this.#byIssuer.get(issuer)
+    if (bucket === undefined) return undefined
+    const iat = claims.iat
+    // A token without iat is covered by every cut-off (verified ID tokens always have one).
+    const issuedAt = typeof iat === 'number' ? iat : Number.NEGATIVE_INFINITY
+    if (covers(bucket.all, issuedAt, nowSeconds)) return 'issuer'
+    const { sid, sub, jti } = claims
+    if (typeof sid === 'string' && bucket.sid.size > 0 && covers(bucket.sid.get(sid), issuedAt, nowSeconds)) return 'sid'
+    if (typeof sub === 'string' && bucket.sub.size > 0 && covers(bucket.sub.get(sub), issuedAt, nowSeconds)) return 'sub'
+    if (typeof jti === 'string' && bucket.jti.size > 0 && covers(bucket.jti.get(jti), issuedAt, nowSeconds)) return 'jti'
+    return undefined
+  }
+
+  /** Removes expired revocations; returns how many. */
+  sweep (nowSeconds: number): number {
+    let removed = 0
+    for (const [issuer, bucket] of this.#byIssuer) {
+      if (bucket.all !== undefined && bucket.all.expiresAt <= nowSeconds) {
+        bucket.all = undefined
+        removed++
+      }
+      for (const map of [bucket.sid, bucket.sub, bucket.jti]) {
+        for (const [value, r] of map) {
+          if (r.expiresAt <= nowSeconds) {
+            map.delete(value)
+            removed++
+          }
+        }
+      }
+      if (bucket.all === undefined && bucket.sid.size + bucket.sub.size + bucket.jti.size === 0) this.#byIssuer.delete(issuer)
+    }
+    this.#size -= removed
+    return removed
+  }
+
+  /** Every revocation held (expired ones included until the next sweep). */
+  * entries (): IterableIterator<Revocation> {
+    for (const bucket of this.#byIssuer.values()) {
+      if (bucket.all !== undefined) yield bucket.all
+      yield * bucket.sid.values()
+      yield * bucket.sub.values()
+      yield * bucket.jti.values()
+    }
+  }
+
+  /** The revocation with this issuer, kind and value, if held and not expired. */
+  get (issuer: string, kind: RevocationKind, value: string, nowSeconds: number): Revocation | undefined {
+    const bucket = this.#byIssuer.get(issuer)
+    const found = bucket === undefined ? undefined : this.#find(bucket, kind, value)
+    return found !== undefined && found.expiresAt > nowSeconds ? found : undefined
+  }
+
+  /** A count per issuer id, for metrics. */
+  countByIssuer (): Map<string, number> {
+    const counts = new Map<string, number>()
+    for (const [issuer, bucket] of this.#byIssuer) {
+      counts.set(issuer, (bucket.all === undefined ? 0 : 1) + bucket.sid.size + bucket.sub.size + bucket.jti.size)
+    }
+    return counts
+  }
+
+  #bucket (issuer: string): IssuerBucket {
+    let bucket = this.#byIssuer.get(issuer)
+    if (bucket === undefined) {
+      bucket = { all: undefined, sid: new Map(), sub: new Map(), jti: new Map() }
+      this.#byIssuer.set(issuer, bucket)
+    }
+    return bucket
+  }
+
+  #find (bucket: IssuerBucket, kind: RevocationKind, value: string): Revocation | undefined {
+    return kind === 'issuer' ? bucket.all : bucket[kind].get(value)
+  }
+
+  #put (bucket: IssuerBucket, revocation: Revocation): void {
+    if (revocation.kind === 'issuer') bucket.all = revocation
+    else bucket[revocation.kind].set(revocation.value, revocation)
+  }
+}
+
+function covers (revocation: Revocation | undefined, issuedAt: number, nowSeconds: number): boolean {
+  if (revocation === undefined || revocation.expiresAt <= nowSeconds) return false
+  return revocation.before === null || issuedAt <= revocation.before
+}

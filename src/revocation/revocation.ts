@@ -1,0 +1,70 @@
+/**
+ * A revocation: which ID tokens of one configured issuer must no longer be accepted, and until when we
+ * remember it. Revocations come from the provider (OpenID Connect Back-Channel Logout, a logout token) or
+ * from an operator (POST /revocations), and travel between processes (WORKERS=N, replicas) as JSON: every
+ * entry read from a store or another process is checked with parseRevocation before it is applied.
+ *
+ *   sid     every token of that session (the sid claim): a logout of one session
+ *   sub     every token of that user issued at or before `before`: a logout of all the user's sessions
+ *   jti     the one token with that jti
+ *   issuer  every token of the issuer issued at or before `before`: "log everyone out"
+ */
+
+export const REVOCATION_KINDS = ['sid', 'sub', 'jti', 'issuer'] as const
+export type RevocationKind = typeof REVOCATION_KINDS[number]
+
+export const REVOCATION_SOURCES = ['backchannel-logout', 'api'] as const
+export type RevocationSource = typeof REVOCATION_SOURCES[number]
+
+/** sid, sub and jti values longer than this are refused: sub is at most 255 (id-token-rules), the others alike. */
+export const MAX_REVOCATION_VALUE_LENGTH = 255
+
+export interface Revocation {
+  /** The configured issuer id (never an issuer URL taken from a token). */
+  issuer: string
+  kind: RevocationKind
+  /** The sid, sub or jti; the empty string for kind "issuer". */
+  value: string
+  /** NumericDate (seconds): tokens issued at or before it are revoked. Kinds sub and issuer only; null otherwise. */
+  before: number | null
+  /** NumericDate (seconds) after which the revocation is forgotten: no token it covers can still be valid. */
+  expiresAt: number
+  source: RevocationSource
+}
+
+/** One string per (issuer, kind, value): issuer ids are [a-z0-9_-], so the separator cannot occur in them. */
+export function revocationKey (issuer: string, kind: RevocationKind, value: string): string {
+  return `${issuer}\n${kind}\n${value}`
+}
+
+const ISSUER_ID = /^[a-z0-9][a-z0-9_-]{0,63}$/
+
+function isNumericDate (value: unknown): value is number {
+  return typeof value === 'number' && Number.isFinite(value) && value >= 0 && value < 1e11
+}
+
+/**
+ * A revocation from outside this process (a store, another worker), checked member by member; undefined when
+ * it is not one. Unknown members are ignored, so a newer version can add some.
+ */
+export function parseRevocation (input: unknown): Revocation | undefined {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) return undefined
+  const r = input as Record<string, unknown>
+  const { issuer, kind, value, before, expiresAt, source } = r
+  if (typeof issuer !== 'string' || !ISSUER_ID.test(issuer)) return undefined
+  if (typeof kind !== 'string' || !(REVOCATION_KINDS as readonly string[]).includes(kind)) return undefined
+  if (typeof source !== 'string' || !(REVOCATION_SOURCES as readonly string[]).includes(source)) return undefined
+  if (!isNumericDate(expiresAt)) return undefined
+  if (typeof value !== 'string' || value.length > MAX_REVOCATION_VALUE_LENGTH) return undefined
+  if ((kind === 'issuer') !== (value === '')) return undefined
+  const cutoff = kind === 'sub' || kind === 'issuer'
+  if (cutoff ? !isNumericDate(before) : before !== null) return undefined
+  return { issuer, kind: kind as RevocationKind, value, before: cutoff ? before as number : null, expiresAt, source: source as RevocationSource }
+}
+
+/** What a verified logout token revokes: its session (sid), else every session of its user up to its iat. */
+export function revocationOfLogout (logout: { issuer: string, sid: string | undefined, sub: string | undefined, iat: number }, retentionSeconds: number, nowSeconds: number): Revocation {
+  const expiresAt = Math.ceil(Math.max(nowSeconds, logout.iat) + retentionSeconds)
+  if (logout.sid !== undefined) return { issuer: logout.issuer, kind: 'sid', value: logout.sid, before: null, expiresAt, source: 'backchannel-logout' }
+  return { issuer: logout.issuer, kind: 'sub', value: logout.sub ?? '', before: logout.iat, expiresAt, source: 'backchannel-logout' }
+}

@@ -1,0 +1,64 @@
+/**
+ * The revocation section: defaults, the redis store's URL from the file or the environment, and every
+ * problem reported with its path and without the URL (it may carry a password).
+ */
+import t from 'tap'
+import { ConfigError, parseConfig } from '../src/config/load.js'
+
+const issuers = [{ id: 'main', issuer: 'https://idp.example.com', audiences: ['a'], jwksUri: 'https://idp.example.com/jwks' }]
+
+function problemsOf (doc: Record<string, unknown>, env: NodeJS.ProcessEnv = {}): string[] {
+  try {
+    parseConfig({ ...doc, issuers }, 'test', env)
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems
+    throw err
+  }
+  return []
+}
+
+t.test('defaults: enabled, in memory', async (t) => {
+  t.same(parseConfig({ issuers }, 'test', {}).revocation, { enabled: true, store: 'memory', maxEntries: 100000, retentionSeconds: 86400, logoutTokenMaxAgeSeconds: 300 })
+})
+
+t.test('the redis store: url from the file or from urlEnv, with defaults', async (t) => {
+  const fromFile = parseConfig({ issuers, revocation: { store: 'redis', redis: { url: 'redis://127.0.0.1:6379/2' } } }, 'test', {}).revocation
+  t.same(fromFile.redis, { url: 'redis://127.0.0.1:6379/2', keyPrefix: 'oidc-verifier:', maxStalenessSeconds: 10, commandTimeoutMs: 1000 })
+  const fromEnv = parseConfig({ issuers, revocation: { store: 'redis', redis: { urlEnv: 'REDIS_URL', keyPrefix: 'svc-a:', maxStalenessSeconds: 3 } } }, 'test', { REDIS_URL: 'rediss://u:secret@redis:6380' }).revocation
+  t.match(fromEnv.redis, { url: 'rediss://u:secret@redis:6380', keyPrefix: 'svc-a:', maxStalenessSeconds: 3 })
+  t.equal(parseConfig({ issuers, revocation: { store: 'memory' } }, 'test', {}).revocation.redis, undefined)
+})
+
+t.test('problems, each with its path, never quoting a URL', async (t) => {
+  const cases: Array<[Record<string, unknown>, NodeJS.ProcessEnv, RegExp]> = [
+    [{ store: 'redis' }, {}, /revocation\.redis: expected a redis section/],
+    [{ store: 'redis', redis: {} }, {}, /revocation\.redis: expected url .* or urlEnv/],
+    [{ store: 'redis', redis: { url: 'redis://a:1', urlEnv: 'X' } }, { X: 'redis://b' }, /mutually exclusive/],
+    [{ store: 'redis', redis: { urlEnv: 'REDIS_URL' } }, {}, /revocation\.redis\.urlEnv: expected environment variable REDIS_URL to hold the Redis URL, but it is not set/],
+    [{ store: 'redis', redis: { urlEnv: 'REDIS_URL' } }, { REDIS_URL: 'http://secret-password@x' }, /expected the value of REDIS_URL to be a redis:\/\/ or rediss:\/\/ URL/],
+    [{ redis: { url: 'redis://a:1' } }, {}, /revocation\.store: expected store: redis when a redis section is given/],
+    [{ store: 'redis', redis: { url: 'http://user:hunter2@x' } }, {}, /revocation\.redis\.url/],
+    [{ store: 'disk' }, {}, /revocation\.store/],
+    [{ maxEntries: 0 }, {}, /revocation\.maxEntries/],
+    [{ retentionSeconds: 10 }, {}, /revocation\.retentionSeconds/],
+    [{ logoutTokenMaxAgeSeconds: 0 }, {}, /revocation\.logoutTokenMaxAgeSeconds/],
+    [{ store: 'redis', redis: { url: 'redis://x', keyPrefix: 'has space' } }, {}, /revocation\.redis\.keyPrefix/],
+    [{ store: 'redis', redis: { url: 'redis://x', maxStalenessSeconds: 0 } }, {}, /revocation\.redis\.maxStalenessSeconds/],
+    [{ unknown: true }, {}, /revocation\.unknown|revocation: .*unknown/]
+  ]
+  for (const [revocation, env, expected] of cases) {
+    const problems = problemsOf({ revocation }, env)
+    t.match(problems.join('\n'), expected, JSON.stringify(revocation))
+    t.notMatch(problems.join('\n'), /hunter2|secret-password/, 'no secret in a message')
+  }
+  t.same(problemsOf({ revocation: { enabled: false, store: 'redis' } }), [], 'a disabled redis store needs no URL')
+})
+
+t.test('callers.keys[].revoke', async (t) => {
+  const callers = { keys: [{ id: 'ops', sha256: 'a'.repeat(64), revoke: true }, { id: 'web', sha256: 'b'.repeat(64) }] }
+  const config = parseConfig({ issuers, callers }, 'test', {})
+  t.equal(config.callers.keys[0]?.revoke, true)
+  t.notOk('revoke' in (config.callers.keys[1] as object))
+  t.match(problemsOf({ callers: { keys: [{ id: 'ops', sha256: 'a'.repeat(64), revoke: 'yes' }] } }).join('\n'), /callers\.keys\[0\]\.revoke/)
+})
+

@@ -1,0 +1,291 @@
+/**
+ * The Redis revocation store against a real redis-server: publish on one store reaches another through
+ * pub/sub; a store started later loads what is stored; merges keep the later cut-off and expiry; Redis
+ * forgets a revocation at its expiry; fail closed when Redis is gone for longer than maxStalenessSeconds, and
+ * current again (reloaded) when it is back; hostile messages and values are ignored; a full list refuses
+ * without writing; key names hold no sid, sub or jti. Fails (does not skip) when redis-server is not installed.
+ */
+import t, { type Test } from 'tap'
+import { createHash } from 'node:crypto'
+import { Redis } from 'ioredis'
+import type { Logger } from '../src/core/logger.js'
+import { RedisRevocationStore, type RedisRevocationStoreOptions } from '../src/revocation/redis-store.js'
+import { revocationKey, type Revocation } from '../src/revocation/revocation.js'
+import { RevocationList } from '../src/revocation/revocation-list.js'
+import { RevocationStoreError } from '../src/revocation/store.js'
+import { findRedisServer, startRedis, type RedisHandle } from './helpers/redis.js'
+
+// First, so that a missing redis-server fails at once with its message.
+findRedisServer()
+
+const redis = await startRedis()
+t.teardown(async () => { await redis.close() })
+
+const nowSeconds = (): number => Math.floor(Date.now() / 1000)
+
+function revocation (kind: Revocation['kind'], value: string, extra: Partial<Revocation> = {}): Revocation {
+  const cutoff = kind === 'sub' || kind === 'issuer'
+  return { issuer: 'main', kind, value, before: cutoff ? nowSeconds() : null, expiresAt: nowSeconds() + 3600, source: 'api', ...extra }
+}
+
+interface Captured { level: string, obj: object, msg: string | undefined }
+
+/** A Logger that keeps every line, to check what the store logs and that no personal data is in it. */
+function capturingLogger (): { logger: Logger, lines: Captured[], text: () => string } {
+  const lines: Captured[] = []
+  const at = (level: string) => (obj: object, msg?: string): void => { lines.push({ level, obj, msg }) }
+  const logger: Logger = { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error'), child: () => logger }
+  return { logger, lines, text: () => lines.map((l) => `${l.level} ${JSON.stringify(l.obj)} ${l.msg ?? ''}`).join('\n') }
+}
+
+let prefixCounter = 0
+const newPrefix = (): string => `oidc-verifier-test-${process.pid}-${++prefixCounter}:`
+
+function newStore (t: Test, options: Partial<RedisRevocationStoreOptions> & { url: string, keyPrefix: string }, maxEntries = 1000): RedisRevocationStore {
+  const store = new RedisRevocationStore({ maxStalenessSeconds: 5, commandTimeoutMs: 2000, list: new RevocationList(maxEntries, false), ...options })
+  t.teardown(async () => { await store.close() })
+  return store
+}
+
+function rawClient (t: Test, url: string): Redis {
+  const client = new Redis(url, { lazyConnect: false, maxRetriesPerRequest: 1 })
+  client.on('error', () => {})
+  t.teardown(() => { client.disconnect() })
+  return client
+}
+
+async function waitFor (what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
+
+async function keysOf (client: Redis, prefix: string): Promise<string[]> {
+  return (await client.keys(`${prefix}*`)).sort()
+}
+
+const hashedKey = (prefix: string, r: Revocation): string =>
+  `${prefix}revocation:${createHash('sha256').update(revocationKey(r.issuer, r.kind, r.value)).digest('hex')}`
+
+t.test('the list starts unavailable; after start it is available, and a publish on one store reaches another', async (t) => {
+  const keyPrefix = newPrefix()
+  const a = newStore(t, { url: redis.url, keyPrefix })
+  const b = newStore(t, { url: redis.url, keyPrefix })
+  t.equal(a.list.available, false, 'unavailable before start')
+  t.same(a.status(), { kind: 'redis', current: false, lastCurrentAt: null })
+  await Promise.all([a.start(), b.start()])
+  t.equal(a.list.available, true)
+  t.equal(b.list.available, true)
+  const status = b.status()
+  t.equal(status.current, true)
+  t.type(status.lastCurrentAt, 'number')
+
+  const r = revocation('sid', 'session-1')
+  t.equal(await a.publish(r), 'added')
+  t.equal(a.list.check('main', { sid: 'session-1', iat: nowSeconds() }, nowSeconds()), 'sid', 'applied locally at once')
+  await waitFor('B receives the revocation', () => b.list.get('main', 'sid', 'session-1', nowSeconds()) !== undefined)
+  t.same(b.list.get('main', 'sid', 'session-1', nowSeconds()), r)
+  t.equal(b.list.check('main', { sid: 'session-1', iat: nowSeconds() }, nowSeconds()), 'sid')
+  t.equal(await a.publish(r), 'unchanged', 'the same revocation again changes nothing')
+})
+
+t.test('a store started after revocations were published loads them at start', async (t) => {
+  const keyPrefix = newPrefix()
+  const a = newStore(t, { url: redis.url, keyPrefix })
+  await a.start()
+  const published = [revocation('sid', 's-1'), revocation('sub', 'user-1'), revocation('jti', 'j-1'), revocation('issuer', '')]
+  for (const r of published) await a.publish(r)
+  const { logger, lines } = capturingLogger()
+  const late = newStore(t, { url: redis.url, keyPrefix, logger })
+  await late.start()
+  t.equal(late.list.available, true, 'available once loaded')
+  t.equal(late.list.size, published.length)
+  for (const r of published) t.same(late.list.get(r.issuer, r.kind, r.value, nowSeconds()), r, `${r.kind} loaded`)
+  const loaded = lines.find((l) => l.level === 'info' && (l.obj as { count?: number }).count !== undefined)
+  t.equal((loaded?.obj as { count?: number } | undefined)?.count, published.length, 'the load is logged with its count')
+})
+
+t.test('merge: the later before and the later expiresAt win; Redis forgets a revocation at its expiry (PXAT)', async (t) => {
+  const keyPrefix = newPrefix()
+  const client = rawClient(t, redis.url)
+  const a = newStore(t, { url: redis.url, keyPrefix })
+  const b = newStore(t, { url: redis.url, keyPrefix })
+  await Promise.all([a.start(), b.start()])
+  const now = nowSeconds()
+
+  const first = revocation('sub', 'user-1', { before: now - 10, expiresAt: now + 1000 })
+  const second = revocation('sub', 'user-1', { before: now - 100, expiresAt: now + 2000 }) // earlier cut-off, later expiry
+  const third = revocation('sub', 'user-1', { before: now - 5, expiresAt: now + 500 }) // later cut-off, earlier expiry
+  t.equal(await a.publish(first), 'added')
+  t.equal(await a.publish(second), 'extended')
+  t.equal(await b.publish(third), 'extended', 'B merges with what A stored, not only with its own list')
+  const key = hashedKey(keyPrefix, first)
+  const stored = JSON.parse((await client.get(key))!) as Revocation
+  t.equal(stored.before, now - 5, 'the later before is stored')
+  t.equal(stored.expiresAt, now + 2000, 'the later expiresAt is stored')
+  t.equal(await client.pexpiretime(key), (now + 2000) * 1000, 'the key expires at expiresAt')
+  for (const store of [a, b]) {
+    await waitFor('both lists hold the merged revocation', () => {
+      const held = store.list.get('main', 'sub', 'user-1', nowSeconds())
+      return held?.before === now - 5 && held.expiresAt === now + 2000
+    })
+  }
+
+  // A garbage value under the right key is replaced by the next publish.
+  const sid = revocation('sid', 'session-x')
+  await client.set(hashedKey(keyPrefix, sid), '{not json')
+  t.equal(await a.publish(sid), 'added')
+  t.same(JSON.parse((await client.get(hashedKey(keyPrefix, sid)))!), sid)
+
+  // Expiry: Redis deletes the key at expiresAt.
+  const soon = revocation('sid', 'short-lived', { expiresAt: Date.now() / 1000 + 1.5 })
+  await a.publish(soon)
+  const shortKey = hashedKey(keyPrefix, soon)
+  t.equal(await client.exists(shortKey), 1, 'stored')
+  const pttl = await client.pttl(shortKey)
+  t.ok(pttl > 0 && pttl <= 1500, `expires in at most 1.5 s (pttl ${pttl})`)
+  await waitFor('Redis forgets the expired revocation', async () => (await client.exists(shortKey)) === 0, 4000)
+  t.equal(a.list.get('main', 'sid', 'short-lived', nowSeconds() + 2), undefined, 'and so do checks')
+})
+
+t.test('Redis down: publish fails fast, the list fails closed after maxStalenessSeconds; back: reloaded and available', async (t) => {
+  const own: RedisHandle = await startRedis()
+  t.teardown(async () => { await own.close() })
+  const keyPrefix = newPrefix()
+  const { logger, text } = capturingLogger()
+  const commandTimeoutMs = 2000
+  const a = newStore(t, { url: own.url, keyPrefix, logger, maxStalenessSeconds: 1, commandTimeoutMs })
+  await a.start()
+  t.equal(a.list.available, true)
+  await a.publish(revocation('sid', 'before-outage'))
+
+  const stoppedAt = Date.now()
+  await own.stop()
+  const attemptAt = Date.now()
+  const error = await a.publish(revocation('sid', 'during-outage')).then(() => undefined, (err: unknown) => err)
+  const took = Date.now() - attemptAt
+  t.ok(error instanceof RevocationStoreError, 'rejects with a RevocationStoreError')
+  t.equal((error as RevocationStoreError).reason, 'unreachable')
+  t.ok(took < commandTimeoutMs / 2, `fails fast, without waiting for the command timeout (${took} ms)`)
+  t.equal(a.list.get('main', 'sid', 'during-outage', nowSeconds()), undefined, 'the list is unchanged')
+
+  await waitFor('the list becomes unavailable', () => !a.list.available, 5000)
+  const unavailableAfter = Date.now() - stoppedAt
+  t.ok(unavailableAfter >= 950, `not before maxStalenessSeconds (${unavailableAfter} ms)`)
+  t.equal(a.status().current, false)
+  t.type(a.status().lastCurrentAt, 'number')
+  t.match(text(), /fail closed/, 'the error says that verifications now fail closed')
+  t.match(text(), new RegExp(`127\\.0\\.0\\.1:${own.port}`), 'and names the Redis host')
+
+  // Back on the same port (empty: no persistence), with a password at first, so that the store cannot load
+  // before the revocation written meanwhile by another store is there; the store must then load it.
+  const password = 'pw-4a7f0c2e9b'
+  await own.restart(['--requirepass', password])
+  const withPassword = `redis://:${password}@127.0.0.1:${own.port}`
+  const other = newStore(t, { url: withPassword, keyPrefix })
+  await other.start()
+  t.equal(other.list.available, true, 'a store with the password loads')
+  const missed = revocation('sub', 'user-while-disconnected')
+  await other.publish(missed)
+  t.equal(a.list.available, false, 'the first store, without the password, is still not current')
+  await waitFor('the first store is refused by the password', () => /NOAUTH/.test(text()), 8000)
+  t.equal(a.list.available, false, 'and stays unavailable')
+  const admin = rawClient(t, withPassword)
+  await admin.config('SET', 'requirepass', '')
+  await waitFor('the store reconnects, reloads and is available again', () => a.list.available, 8000)
+  t.same(a.list.get('main', 'sub', 'user-while-disconnected', nowSeconds()), missed, 'the revocation written while it was disconnected is loaded')
+  t.ok(a.list.get('main', 'sid', 'before-outage', nowSeconds()) !== undefined, 'what it held before is kept (merged, not replaced)')
+  t.equal(a.status().current, true)
+  t.equal(await a.publish(revocation('sid', 'after-outage')), 'added', 'publish works again')
+  t.notMatch(text(), password, 'no log line holds the password')
+  t.notMatch(text(), /before-outage|during-outage|after-outage|user-while-disconnected/, 'no log line holds a revocation value')
+})
+
+t.test('start() with Redis down resolves at once, unavailable; the store keeps trying and loads once Redis is up', async (t) => {
+  const own: RedisHandle = await startRedis()
+  t.teardown(async () => { await own.close() })
+  await own.stop()
+  const keyPrefix = newPrefix()
+  const { logger, lines } = capturingLogger()
+  const store = newStore(t, { url: own.url, keyPrefix, logger, maxStalenessSeconds: 1 })
+  const startedAt = Date.now()
+  await store.start()
+  t.ok(Date.now() - startedAt < 2000, 'start() does not wait for Redis')
+  t.equal(store.list.available, false)
+  t.same(store.status(), { kind: 'redis', current: false, lastCurrentAt: null })
+  await own.restart()
+  await waitFor('the store connects and loads by itself', () => store.list.available, 8000)
+  t.type(store.status().lastCurrentAt, 'number')
+  t.ok(lines.filter((l) => l.level === 'warn').length <= 4, 'a Redis that stays down is not logged on every retry')
+})
+
+t.test('hostile data: garbage on the channel and under revocation keys is ignored, valid entries still applied', async (t) => {
+  const keyPrefix = newPrefix()
+  const client = rawClient(t, redis.url)
+  const channel = `${keyPrefix}revocations`
+  const good = revocation('sid', 'good-stored')
+  await client.set(hashedKey(keyPrefix, good), JSON.stringify(good))
+  await client.set(`${keyPrefix}revocation:garbage`, 'not json at all')
+  await client.set(`${keyPrefix}revocation:wrong-shape`, JSON.stringify({ issuer: 'main', kind: 'sid', value: 'x', before: 5, expiresAt: nowSeconds() + 100, source: 'api' }))
+  await client.set(`${keyPrefix}revocation:bad-issuer`, JSON.stringify({ ...revocation('sid', 'y'), issuer: 'Not An Issuer Id' }))
+  await client.set(`${keyPrefix}revocation:array`, '[1,2,3]')
+  await client.set(`${keyPrefix}revocation:huge`, JSON.stringify({ ...revocation('sid', 'z'), padding: 'p'.repeat(100_000) }))
+  await client.hset(`${keyPrefix}revocation:hash`, 'a', 'b')
+
+  const { logger, lines, text } = capturingLogger()
+  const store = newStore(t, { url: redis.url, keyPrefix, logger })
+  await store.start()
+  t.equal(store.list.available, true, 'loaded despite the garbage')
+  t.equal(store.list.size, 1, 'only the valid stored revocation is applied')
+  t.same(store.list.get('main', 'sid', 'good-stored', nowSeconds()), good)
+  t.ok(lines.some((l) => l.level === 'warn' && (l.obj as { invalid?: number }).invalid === 5), 'the invalid values are counted in a warning')
+
+  for (const message of ['not json', '{"issuer":"main"}', '[]', 'null', '42', JSON.stringify({ ...revocation('jti', 'j'), kind: 'everything' }), 'x'.repeat(10_000)]) {
+    await client.publish(channel, message)
+  }
+  const valid = revocation('jti', 'after-garbage')
+  await client.publish(channel, JSON.stringify(valid))
+  await waitFor('the valid message is applied', () => store.list.get('main', 'jti', 'after-garbage', nowSeconds()) !== undefined)
+  t.equal(store.list.size, 2, 'none of the garbage was applied')
+  t.equal(lines.filter((l) => l.level === 'warn' && /not a revocation/.test(l.msg ?? '') && (l.obj as { channel?: string }).channel === channel).length, 7,
+    'each garbage message is logged')
+  t.notMatch(text(), /not json|everything|xxxxxxxx/, 'without its content')
+  t.equal(store.list.available, true)
+})
+
+t.test("'full': at the list's bound a new revocation is refused without writing anything", async (t) => {
+  const keyPrefix = newPrefix()
+  const client = rawClient(t, redis.url)
+  const store = newStore(t, { url: redis.url, keyPrefix }, 2)
+  await store.start()
+  t.equal(await store.publish(revocation('sid', 's-1')), 'added')
+  t.equal(await store.publish(revocation('sid', 's-2')), 'added')
+  const before = await keysOf(client, keyPrefix)
+  t.equal(before.length, 2)
+  const error = await store.publish(revocation('sid', 's-3')).then(() => undefined, (err: unknown) => err)
+  t.ok(error instanceof RevocationStoreError)
+  t.equal((error as RevocationStoreError).reason, 'full')
+  t.same(await keysOf(client, keyPrefix), before, 'nothing written')
+  t.equal(store.list.get('main', 'sid', 's-3', nowSeconds()), undefined)
+  t.equal(await store.publish(revocation('sid', 's-1', { expiresAt: nowSeconds() + 7200 })), 'extended', 'one already held can still be extended')
+})
+
+t.test('Redis key names hold no sid, sub or jti: they are hashed', async (t) => {
+  const keyPrefix = newPrefix()
+  const client = rawClient(t, redis.url)
+  const { logger, text } = capturingLogger()
+  const store = newStore(t, { url: redis.url, keyPrefix, logger })
+  await store.start()
+  const published = [revocation('sid', 'secret-session-id'), revocation('sub', 'alice@example.com'), revocation('jti', 'token-id-123'), revocation('issuer', '')]
+  for (const r of published) await store.publish(r)
+  const keys = await keysOf(client, keyPrefix)
+  t.equal(keys.length, published.length)
+  for (const key of keys) {
+    t.match(key, new RegExp(`^${keyPrefix}revocation:[0-9a-f]{64}$`))
+    t.notMatch(key, /secret-session-id|alice|token-id-123|main/)
+  }
+  t.same(keys, published.map((r) => hashedKey(keyPrefix, r)).sort(), 'sha256 of revocationKey(issuer, kind, value)')
+  t.notMatch(text(), /secret-session-id|alice|token-id-123/, 'no log line holds a revocation value')
+})
