@@ -15,44 +15,75 @@ const ONE = 'oidc-verifier:revocation'
 const ALL = 'oidc-verifier:revocations'
 const SYNC = 'oidc-verifier:revocations-sync'
 
+/** How long a worker waits for the primary's copy before it starts anyway, not current (503s, /readyz 503). */
+export const SYNC_TIMEOUT_MS = 10_000
+
 type Message = { type: typeof ONE, revocation: unknown } | { type: typeof ALL, revocations: unknown } | { type: typeof SYNC }
 
 function isMessage (value: unknown): value is Message {
   return typeof value === 'object' && value !== null && typeof (value as { type?: unknown }).type === 'string'
 }
 
+/** The worker's channel to the primary: the process's IPC channel, or a stand-in in tests. */
+export interface RelayPort {
+  /** undefined without a channel (not a worker). */
+  send: ((message: object, callback: (error: Error | null) => void) => void) | undefined
+  on(event: 'message', listener: (message: unknown) => void): unknown
+  off(event: 'message', listener: (message: unknown) => void): unknown
+}
+
+const processPort: RelayPort = {
+  send: process.send === undefined ? undefined : (message, callback) => { process.send?.(message, undefined, {}, callback) },
+  on: (event, listener) => process.on(event, listener),
+  off: (event, listener) => process.off(event, listener)
+}
+
 /** A worker's side: sends its revocations to the primary, applies what the primary sends. */
 export class WorkerRelay {
   readonly #list: RevocationList
   readonly #now: () => number
+  readonly #port: RelayPort
   readonly #onMessage: (message: unknown) => void
   #synced: (() => void) | undefined
 
-  constructor (list: RevocationList, now: () => number = Date.now) {
+  constructor (list: RevocationList, now: () => number = Date.now, port: RelayPort = processPort) {
     this.#list = list
     this.#now = now
+    this.#port = port
     this.#onMessage = (message) => { this.#receive(message) }
   }
 
-  /** Asks the primary for its copy; resolves when it has arrived (the list is then available). */
-  async start (): Promise<void> {
+  /**
+   * Asks the primary for its copy; resolves when it has arrived (the list is then available), or after
+   * SYNC_TIMEOUT_MS without it: the worker then serves, failing verifications closed, rather than never
+   * listening (a primary started with another configuration does not relay). Returns whether it arrived.
+   */
+  async start (timeoutMs = SYNC_TIMEOUT_MS): Promise<boolean> {
     this.#list.setAvailable(false)
-    process.on('message', this.#onMessage)
-    const synced = new Promise<void>((resolve) => { this.#synced = resolve })
-    process.send?.({ type: SYNC })
-    await synced
+    this.#port.on('message', this.#onMessage)
+    let timer: NodeJS.Timeout | undefined
+    const synced = new Promise<boolean>((resolve) => {
+      this.#synced = () => { resolve(true) }
+      timer = setTimeout(() => { resolve(false) }, timeoutMs)
+      timer.unref()
+    })
+    this.#port.send?.({ type: SYNC }, () => {})
+    const arrived = await synced
+    clearTimeout(timer)
+    return arrived
   }
 
   /** To the other workers, through the primary. */
   async send (revocation: Revocation): Promise<void> {
+    const send = this.#port.send
+    if (send === undefined) return
     await new Promise<void>((resolve, reject) => {
-      const sent = process.send?.({ type: ONE, revocation }, undefined, {}, (err) => { if (err === null) resolve(); else reject(err) })
-      if (sent === undefined) resolve()
+      send({ type: ONE, revocation }, (err) => { if (err === null) resolve(); else reject(err) })
     })
   }
 
   close (): void {
-    process.off('message', this.#onMessage)
+    this.#port.off('message', this.#onMessage)
     this.#synced?.()
   }
 

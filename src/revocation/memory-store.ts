@@ -39,8 +39,12 @@ export class MemoryRevocationStore implements RevocationStore {
     this.#sweep = setInterval(() => this.list.sweep(this.#now() / 1000), SWEEP_INTERVAL_MS)
     this.#sweep.unref()
     if (this.#relay !== undefined) {
-      await this.#relay.start()
-      this.#logger.info({ revocations: this.list.size }, 'revocations received from the cluster primary')
+      if (await this.#relay.start()) {
+        this.#logger.info({ revocations: this.list.size }, 'revocations received from the cluster primary')
+      } else {
+        this.#logger.error({}, 'the cluster primary sent no revocations: verifications fail closed (503 revocations_unavailable). Restart the service: the primary and its workers must run the same configuration')
+        return
+      }
     }
     this.#lastCurrentAt = this.#now()
   }

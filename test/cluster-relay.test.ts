@@ -1,0 +1,83 @@
+/**
+ * The worker side of the cluster relay, through a stand-in for the IPC channel: what the primary sends is
+ * checked before it is applied, the copy makes the list current, a revocation recorded here goes to the
+ * primary, and a worker whose primary never answers starts not current instead of never starting.
+ * (test/cluster-revocations.test.ts runs the real thing with WORKERS=2.)
+ */
+import t from 'tap'
+import { EventEmitter } from 'node:events'
+import { WorkerRelay, type RelayPort } from '../src/revocation/cluster-relay.js'
+import { MemoryRevocationStore } from '../src/revocation/memory-store.js'
+import { RevocationList } from '../src/revocation/revocation-list.js'
+import type { Revocation } from '../src/revocation/revocation.js'
+
+const NOW = Date.now()
+const good: Revocation = { issuer: 'main', kind: 'sid', value: 's1', before: null, expiresAt: Math.floor(NOW / 1000) + 3600, source: 'api' }
+
+function fakePort (answer = true): RelayPort & { sent: object[], deliver: (message: unknown) => void } {
+  const events = new EventEmitter()
+  const sent: object[] = []
+  return {
+    sent,
+    deliver: (message) => { events.emit('message', message) },
+    send: answer ? (message, callback) => { sent.push(message); callback(null) } : undefined,
+    on: (event, listener) => events.on(event, listener),
+    off: (event, listener) => events.off(event, listener)
+  }
+}
+
+t.test('the primary\'s copy is checked, applied, and makes the list current', async (t) => {
+  const list = new RevocationList(10)
+  const port = fakePort()
+  const relay = new WorkerRelay(list, () => NOW, port)
+  t.teardown(() => { relay.close() })
+  const started = relay.start(5_000)
+  t.same(port.sent, [{ type: 'oidc-verifier:revocations-sync' }], 'asks the primary for its copy')
+  t.notOk(list.available, 'not current until the copy arrives')
+  port.deliver({ type: 'oidc-verifier:revocations', revocations: [good, { ...good, kind: 'email' }, 'garbage', null] })
+  t.equal(await started, true)
+  t.ok(list.available)
+  t.equal(list.size, 1, 'only the valid revocation')
+  port.deliver({ type: 'oidc-verifier:revocation', revocation: { ...good, value: 'x'.repeat(300) } })
+  port.deliver('not an object')
+  port.deliver({ type: 'oidc-verifier:revocations', revocations: 'not a list' })
+  port.deliver({ type: 'oidc-verifier:revocation', revocation: { ...good, value: 's2' } })
+  t.equal(list.size, 2, 'a valid announcement is applied, invalid ones are not')
+  t.equal(list.check('main', { sid: 's2', iat: 1 }, NOW / 1000), 'sid')
+})
+
+t.test('a revocation recorded in a worker goes to the primary', async (t) => {
+  const list = new RevocationList(10)
+  const port = fakePort()
+  const store = new MemoryRevocationStore(list, { relay: new WorkerRelay(list, () => NOW, port), now: () => NOW })
+  t.teardown(async () => { await store.close() })
+  const started = store.start()
+  port.deliver({ type: 'oidc-verifier:revocations', revocations: [] })
+  await started
+  t.match(store.status(), { kind: 'memory', current: true })
+  t.equal(await store.publish(good), 'added')
+  t.same(port.sent.at(-1), { type: 'oidc-verifier:revocation', revocation: good })
+  const count = port.sent.length
+  t.equal(await store.publish(good), 'unchanged')
+  t.equal(port.sent.length, count, 'nothing new, nothing sent')
+})
+
+t.test('a primary that never answers: the worker starts anyway, not current', async (t) => {
+  const list = new RevocationList(10)
+  const relay = new WorkerRelay(list, () => NOW, fakePort())
+  t.teardown(() => { relay.close() })
+  const keepAlive = setTimeout(() => {}, 1_000)
+  t.equal(await relay.start(50), false)
+  clearTimeout(keepAlive)
+  t.notOk(list.available, 'verifications fail closed')
+})
+
+t.test('the memory store refuses a revocation when full and leaves the list as it was', async (t) => {
+  const list = new RevocationList(1)
+  const store = new MemoryRevocationStore(list, { now: () => NOW })
+  await store.start()
+  t.teardown(async () => { await store.close() })
+  t.equal(await store.publish(good), 'added')
+  await t.rejects(store.publish({ ...good, value: 'other' }), { name: 'RevocationStoreError', reason: 'full' })
+  t.equal(list.size, 1)
+})
