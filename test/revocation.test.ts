@@ -163,6 +163,20 @@ t.test('the Verifier refuses revoked tokens in full and on cache hits, and re-ch
   t.pass('id_token_hint mode ignores revocations')
 })
 
+t.test('a revoked token verified as a hint, and cached so, is still refused as an ID token', async (t) => {
+  const now = Date.now()
+  const s = Math.floor(now / 1000)
+  const list = new RevocationList(100)
+  const v = verifierWith(list, () => now)
+  t.teardown(() => v.close())
+  list.apply(revocation({ kind: 'sub', value: 'user-123', before: s, expiresAt: s + 3600 }), s)
+  const token = mint(key, idTokenClaims(ISS, AUD, { iat: s - 10 }))
+  await t.rejects(v.verify(token), { code: 'token_revoked' })
+  for (let i = 0; i < 3; i++) await v.verify(token, { mode: 'id_token_hint' })
+  await t.rejects(v.verify(token), { code: 'token_revoked' }, 'the hint\'s cache entry does not vouch for it')
+  await t.rejects(v.verify(token), { code: 'token_revoked' }, 'nor on the next hit')
+})
+
 t.test('a list that is not current fails every verification closed', async (t) => {
   const now = Date.now()
   const list = new RevocationList(100, false)

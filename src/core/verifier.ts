@@ -325,7 +325,9 @@ export class Verifier {
     }
     if (cacheKey !== undefined && this.tokenCache !== undefined) {
       // Cached objects are shared between hits and must not be mutated by callers.
-      this.tokenCache.set(cacheKey, { issuer, keySource, keyFingerprint, alg, curve, identity, revocationGeneration }, token.length, identity.expiresAt * 1000, nowSeconds * 1000)
+      // A hint was not looked up (-1 matches no generation): its first ordinary hit looks.
+      const checkedGeneration = request.mode === 'id_token_hint' ? -1 : revocationGeneration
+      this.tokenCache.set(cacheKey, { issuer, keySource, keyFingerprint, alg, curve, identity, revocationGeneration: checkedGeneration }, token.length, identity.expiresAt * 1000, nowSeconds * 1000)
       this.events.tokenCache?.({ issuer, hit: false })
     }
     return identity

@@ -9,6 +9,11 @@
  *   cookie keys are kept, so in-flight logins survive the swap.
  * - No dev interactions, dev keys, default adapter or default helpers are used, so the
  *   provider prints no development warnings.
+ * - Logout: `login()` returns the browser session (its cookie jar); `logout(session)` drives the real
+ *   RP-initiated logout (GET /session/end, then POST of its confirm form). With `features.backchannelLogout`
+ *   (StartOptions.backchannelLogout, or any client with a backchannel_logout_uri) the provider itself POSTs a
+ *   logout token to every logged-out client's backchannel_logout_uri, and awaits those POSTs before it answers;
+ *   their outcomes (the provider's backchannel.success / backchannel.error events) are in `backchannelEvents`.
  */
 import { randomBytes, createHash } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
@@ -25,6 +30,21 @@ export interface OpClient {
   redirectUri: string
   /** ID tokens for this client are encrypted (signed, then encrypted to the client's public key). */
   idTokenEncryption?: IdTokenEncryption
+  /** backchannel_logout_uri: where the provider POSTs logout tokens (see StartedOp.setBackchannelLogout) */
+  backchannelLogoutUri?: string
+  /**
+   * backchannel_logout_session_required: logout tokens carry `sid`, and so do this client's ID tokens
+   * (oidc-provider adds sid to ID tokens of a client with a backchannel_logout_uri and this flag).
+   */
+  backchannelLogoutSessionRequired?: boolean
+}
+
+/** Back-channel logout options of a client. */
+export interface BackchannelLogoutClient {
+  /** undefined: no back-channel logout for this client */
+  uri: string | undefined
+  /** default false: logout tokens (and ID tokens) without sid */
+  sessionRequired?: boolean
 }
 
 export interface IdTokenEncryption {
@@ -48,6 +68,13 @@ export interface LoginOptions {
   claims?: Record<string, unknown>
   /** default `openid email profile` */
   scope?: string
+  /**
+   * Log in with this browser session (from an earlier login()): the provider's session cookie is sent, so
+   * no login prompt is shown (SSO) and the ID token gets this session's sid. Default: a new browser.
+   * `sub` defaults to the session's. Per-login `claims` only apply when a consent prompt is shown (the first
+   * login of this client in the session).
+   */
+  session?: OpSession
 }
 
 export interface LoginResult {
@@ -55,6 +82,50 @@ export interface LoginResult {
   accessToken?: string
   /** the nonce sent in the authorization request (undefined when `nonce: null`) */
   nonce?: string
+  /** the browser session (cookie jar) that logged in: for logout() and login({ session }) */
+  session: OpSession
+}
+
+/** A browser's session at the provider (its cookie jar). Opaque; made by login(). */
+export interface OpSession {
+  /** the account logged in through this browser */
+  readonly sub: string
+  /** the Cookie header this browser sends to `pathname` at the provider (undefined: none) */
+  cookieHeader(pathname: string): string | undefined
+}
+
+export interface LogoutOptions {
+  /** id_token_hint: names the client (and is validated by the provider) */
+  idTokenHint?: string
+  /** client_id parameter (names the client without an id_token_hint) */
+  clientId?: string
+  /**
+   * true (default): the user confirms "log out of everything" (logout=yes): the provider ends the session and
+   * notifies every client of it. false: only the client named by idTokenHint/clientId is logged out (and
+   * notified); the session stays.
+   */
+  everywhere?: boolean
+}
+
+export interface LogoutResult {
+  /** the back-channel notifications the provider made during this logout (also in StartedOp.backchannelEvents) */
+  backchannel: BackchannelEvent[]
+  /** the provider's final redirect (absolute URL; /session/end/success without post_logout_redirect_uri) */
+  location: string
+}
+
+/** One back-channel logout notification, from the provider's backchannel.success / backchannel.error events. */
+export interface BackchannelEvent {
+  outcome: 'success' | 'error'
+  clientId: string
+  /** the sub of the logged-out account */
+  accountId: string
+  /** the session's sid for this client (the logout token carries it only with backchannelLogoutSessionRequired) */
+  sid: string | undefined
+  /** outcome error: the provider's error message (e.g. `expected 200 OK from …, got: 400 Bad Request`) */
+  error?: string
+  /** outcome error with an HTTP answer: its status */
+  statusCode?: number
 }
 
 export interface StartedOp {
@@ -68,6 +139,19 @@ export interface StartedOp {
   readonly currentKids: Record<OpAlg, string>
   client(alg: OpAlg): OpClient
   login(opts: LoginOptions): Promise<LoginResult>
+  /**
+   * RP-initiated logout of a browser session (from login()), through the provider's end_session_endpoint:
+   * GET /session/end with the session's cookies, then POST of the confirmation form (xsrf, logout=yes).
+   * Resolves after the provider finished, i.e. after its back-channel logout POSTs were answered.
+   */
+  logout(session: OpSession, opts?: LogoutOptions): Promise<LogoutResult>
+  /** every back-channel logout notification so far, oldest first (getter) */
+  readonly backchannelEvents: readonly BackchannelEvent[]
+  /**
+   * Sets (or removes, uri undefined) a client's backchannel_logout_uri, e.g. once the RP listens on a port.
+   * Builds a new Provider instance behind the same server (sessions, grants and keys are kept).
+   */
+  setBackchannelLogout(clientId: string, client: BackchannelLogoutClient): Promise<void>
   /** sign with NEW keys (every alg) from now on; old keys stay published. Same issuer/port. */
   rotate(): Promise<void>
   close(): Promise<void>
@@ -77,11 +161,19 @@ export interface StartOptions {
   /** default 0 (ephemeral) */
   port?: number
   /** default: one client per alg, `client-rs256`, `client-ps256`, `client-es256`, `client-eddsa` */
-  clients?: Array<{ alg: OpAlg, clientId?: string, clientSecret?: string, redirectUri?: string, idTokenEncryption?: IdTokenEncryption }>
+  clients?: Array<{
+    alg: OpAlg, clientId?: string, clientSecret?: string, redirectUri?: string, idTokenEncryption?: IdTokenEncryption,
+    backchannelLogoutUri?: string, backchannelLogoutSessionRequired?: boolean
+  }>
   /** sub -> claims (merged over the synthesized default profile) */
   accounts?: Record<string, Record<string, unknown>>
   /** ID token lifetime in seconds (default 3600) */
   idTokenTtl?: number
+  /**
+   * features.backchannelLogout (OpenID Connect Back-Channel Logout 1.0). Default: on when a client has a
+   * backchannel_logout_uri at start. rpInitiatedLogout (the end_session_endpoint) is always on.
+   */
+  backchannelLogout?: boolean
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -135,6 +227,7 @@ interface ProviderInstance {
   Grant: ProviderGrantCtor
   on(event: string, listener: (...args: unknown[]) => void): unknown
 }
+interface ProviderClient { clientId: string }
 type ProviderCtor = new (issuer: string, config: Record<string, unknown>) => ProviderInstance
 
 let providerCtor: ProviderCtor | undefined
@@ -297,6 +390,48 @@ class CookieJar {
   }
 }
 
+class BrowserSession implements OpSession {
+  readonly jar = new CookieJar()
+  readonly sub: string
+  constructor(sub: string) { this.sub = sub }
+  cookieHeader(pathname: string): string | undefined { return this.jar.header(pathname) }
+}
+
+interface BrowserRequestInit { method?: string, form?: Record<string, string>, headers?: Record<string, string> }
+
+/** One request of the browser: its cookies sent and stored, no redirect followed. */
+async function browserRequest(jar: CookieJar, url: URL, init: BrowserRequestInit = {}): Promise<Response> {
+  const headers: Record<string, string> = { accept: 'application/json', ...init.headers }
+  const cookie = jar.header(url.pathname)
+  if (cookie) headers.cookie = cookie
+  let body: string | undefined
+  if (init.form) {
+    headers['content-type'] = 'application/x-www-form-urlencoded'
+    body = new URLSearchParams(init.form).toString()
+  }
+  const res = await fetch(url, { method: init.method ?? 'GET', headers, body, redirect: 'manual' })
+  jar.store(res.headers.getSetCookie())
+  return res
+}
+
+function htmlUnescape(text: string): string {
+  return text.replace(/&(amp|lt|gt|quot|#39);/g, (_m, e: string) =>
+    ({ amp: '&', lt: '<', gt: '>', quot: '"', '#39': "'" } as Record<string, string>)[e] as string)
+}
+
+/** The first form of an HTML page: its action and hidden inputs (enough for oidc-provider's logout pages). */
+function parseHtmlForm(html: string): { action: string, fields: Record<string, string> } | undefined {
+  const form = /<form\b[^>]*\baction="([^"]*)"[^>]*>([\s\S]*?)<\/form>/i.exec(html)
+  if (form === null) return undefined
+  const fields: Record<string, string> = {}
+  for (const input of (form[2] ?? '').matchAll(/<input\b[^>]*>/gi)) {
+    const name = /\bname="([^"]*)"/.exec(input[0])?.[1]
+    const value = /\bvalue="([^"]*)"/.exec(input[0])?.[1]
+    if (name !== undefined) fields[htmlUnescape(name)] = htmlUnescape(value ?? '')
+  }
+  return { action: htmlUnescape(form[1] ?? ''), fields }
+}
+
 // ---------------------------------------------------------------------------------------------
 
 function randomToken(): string {
@@ -326,8 +461,12 @@ export async function startOidcProvider(opts: StartOptions = {}): Promise<Starte
     clientId: c.clientId ?? `client-${c.alg.toLowerCase()}`,
     clientSecret: c.clientSecret ?? randomBytes(24).toString('base64url'),
     redirectUri: c.redirectUri ?? `https://rp.example.test/callback/${c.clientId ?? c.alg.toLowerCase()}`,
-    ...(c.idTokenEncryption !== undefined ? { idTokenEncryption: c.idTokenEncryption } : {})
+    ...(c.idTokenEncryption !== undefined ? { idTokenEncryption: c.idTokenEncryption } : {}),
+    ...(c.backchannelLogoutUri !== undefined ? { backchannelLogoutUri: c.backchannelLogoutUri } : {}),
+    ...(c.backchannelLogoutSessionRequired !== undefined ? { backchannelLogoutSessionRequired: c.backchannelLogoutSessionRequired } : {})
   }))
+  const backchannelLogout = opts.backchannelLogout ?? clients.some((c) => c.backchannelLogoutUri !== undefined)
+  const backchannelEvents: BackchannelEvent[] = []
   const encrypting = clients.filter((c) => c.idTokenEncryption !== undefined)
   const accounts = new Map(Object.entries(opts.accounts ?? {}))
   const store = new Map<string, StoredEntry>()
@@ -381,6 +520,12 @@ export async function startOidcProvider(opts: StartOptions = {}): Promise<Starte
         grant_types: ['authorization_code'],
         token_endpoint_auth_method: 'client_secret_basic',
         id_token_signed_response_alg: c.alg,
+        ...(c.backchannelLogoutUri !== undefined
+          ? {
+              backchannel_logout_uri: c.backchannelLogoutUri,
+              backchannel_logout_session_required: c.backchannelLogoutSessionRequired ?? false
+            }
+          : {}),
         ...(c.idTokenEncryption !== undefined
           ? {
               id_token_encrypted_response_alg: c.idTokenEncryption.alg,
@@ -396,7 +541,20 @@ export async function startOidcProvider(opts: StartOptions = {}): Promise<Starte
       conformIdTokenClaims: false, // put scope claims (email, name, ...) in the ID token, like Google etc.
       features: {
         devInteractions: { enabled: false },
-        encryption: { enabled: encrypting.length > 0 }
+        encryption: { enabled: encrypting.length > 0 },
+        backchannelLogout: { enabled: backchannelLogout },
+        rpInitiatedLogout: {
+          enabled: true,
+          // own pages (the defaults print a development notice): the confirm form as is, then JSON
+          logoutSource: async (ctx: { type: string, body: unknown }, form: string) => {
+            ctx.type = 'html'
+            ctx.body = `<!DOCTYPE html><html><head><title>Logout</title></head><body>${form}</body></html>`
+          },
+          postLogoutSuccessSource: async (ctx: { type: string, body: unknown }) => {
+            ctx.type = 'json'
+            ctx.body = { logged_out: true }
+          }
+        }
       },
       ...(encrypting.length > 0
         ? {
@@ -433,6 +591,21 @@ export async function startOidcProvider(opts: StartOptions = {}): Promise<Starte
     })
     next.on('server_error', (_ctx: unknown, err: unknown) => {
       serverErrors.push(err instanceof Error ? err.stack ?? err.message : String(err))
+    })
+    next.on('backchannel.success', (_ctx: unknown, client: unknown, accountId: unknown, sid: unknown) => {
+      backchannelEvents.push({
+        outcome: 'success', clientId: (client as ProviderClient).clientId, accountId: String(accountId),
+        sid: typeof sid === 'string' ? sid : undefined
+      })
+    })
+    next.on('backchannel.error', (_ctx: unknown, err: unknown, client: unknown, accountId: unknown, sid: unknown) => {
+      const statusCode = (err as { response?: { statusCode?: unknown } } | undefined)?.response?.statusCode
+      backchannelEvents.push({
+        outcome: 'error', clientId: (client as ProviderClient).clientId, accountId: String(accountId),
+        sid: typeof sid === 'string' ? sid : undefined,
+        error: err instanceof Error ? err.message : String(err),
+        ...(typeof statusCode === 'number' ? { statusCode } : {})
+      })
     })
     provider = next
     handler = next.callback()
@@ -499,7 +672,11 @@ export async function startOidcProvider(opts: StartOptions = {}): Promise<Starte
   async function login(lo: LoginOptions): Promise<LoginResult> {
     const client = clients.find((c) => c.clientId === lo.clientId)
     if (!client) throw new Error(`unknown clientId ${lo.clientId}`)
-    const sub = lo.sub ?? 'alice'
+    if (lo.session !== undefined && !(lo.session instanceof BrowserSession)) throw new Error('login(): session must come from login()')
+    if (lo.session !== undefined && lo.sub !== undefined && lo.sub !== lo.session.sub) {
+      throw new Error(`login(): session is ${lo.session.sub}'s, not ${lo.sub}'s`)
+    }
+    const sub = lo.sub ?? lo.session?.sub ?? 'alice'
     const claims = lo.claims ?? {}
     const reserved = Object.keys(claims).filter((k) => RESERVED_CLAIMS.has(k))
     if (reserved.length) throw new Error(`login(): cannot override reserved claims ${reserved.join(', ')}`)
@@ -512,25 +689,14 @@ export async function startOidcProvider(opts: StartOptions = {}): Promise<Starte
 
     const loginId = randomToken()
     pendingLogins.set(loginId, { claims })
-    const jar = new CookieJar()
+    const browser = lo.session ?? new BrowserSession(sub)
+    const jar = (browser as BrowserSession).jar
     const errorsBefore = serverErrors.length
     const fail = (msg: string): never => {
       const srv = serverErrors.slice(errorsBefore)
       throw new Error(`login(${lo.clientId}, ${sub}): ${msg}${srv.length ? `\nprovider server_error: ${srv.join('\n')}` : ''}`)
     }
-    const request = async (url: URL, init: { method?: string, form?: Record<string, string>, headers?: Record<string, string> } = {}) => {
-      const headers: Record<string, string> = { accept: 'application/json', ...init.headers }
-      const cookie = jar.header(url.pathname)
-      if (cookie) headers.cookie = cookie
-      let body: string | undefined
-      if (init.form) {
-        headers['content-type'] = 'application/x-www-form-urlencoded'
-        body = new URLSearchParams(init.form).toString()
-      }
-      const res = await fetch(url, { method: init.method ?? 'GET', headers, body, redirect: 'manual' })
-      jar.store(res.headers.getSetCookie())
-      return res
-    }
+    const request = async (url: URL, init: BrowserRequestInit = {}): Promise<Response> => await browserRequest(jar, url, init)
 
     try {
       const state = randomToken()
@@ -592,11 +758,38 @@ export async function startOidcProvider(opts: StartOptions = {}): Promise<Starte
       return {
         idToken: tokenBody.id_token as string,
         ...(tokenBody.access_token !== undefined ? { accessToken: tokenBody.access_token } : {}),
-        ...(nonce !== undefined ? { nonce } : {})
+        ...(nonce !== undefined ? { nonce } : {}),
+        session: browser
       }
     } finally {
       pendingLogins.delete(loginId)
     }
+  }
+
+  async function logout(session: OpSession, lo: LogoutOptions = {}): Promise<LogoutResult> {
+    if (!(session instanceof BrowserSession)) throw new Error('logout(): session must come from login()')
+    const eventsBefore = backchannelEvents.length
+    const errorsBefore = serverErrors.length
+    const fail = (msg: string): never => {
+      const srv = serverErrors.slice(errorsBefore)
+      throw new Error(`logout(${session.sub}): ${msg}${srv.length ? `\nprovider server_error: ${srv.join('\n')}` : ''}`)
+    }
+    const end = new URL('/session/end', issuer)
+    if (lo.idTokenHint !== undefined) end.searchParams.set('id_token_hint', lo.idTokenHint)
+    if (lo.clientId !== undefined) end.searchParams.set('client_id', lo.clientId)
+    // The logout page: a confirm form (xsrf) when the session has a user, else an auto-submitting one.
+    const page = await browserRequest(session.jar, end, { headers: { accept: 'text/html' } })
+    const html = await page.text()
+    if (page.status !== 200) fail(`end_session HTTP ${page.status}: ${html}`)
+    const form = parseHtmlForm(html) ?? fail(`no form in the logout page: ${html}`)
+    const fields = { ...form.fields }
+    if (lo.everywhere === false) delete fields.logout
+    else fields.logout = 'yes'
+    const res = await browserRequest(session.jar, new URL(form.action, issuer), { method: 'POST', form: fields })
+    const location = res.headers.get('location')
+    const text = await res.text()
+    if (res.status !== 303 || location === null) fail(`end_session confirm HTTP ${res.status}: ${text}`)
+    return { backchannel: backchannelEvents.slice(eventsBefore), location: new URL(location as string, issuer).href }
   }
 
   let closed: Promise<void> | undefined
@@ -622,6 +815,25 @@ export async function startOidcProvider(opts: StartOptions = {}): Promise<Starte
       return c
     },
     login,
+    logout,
+    get backchannelEvents() {
+      return backchannelEvents
+    },
+    async setBackchannelLogout(clientId: string, bc: BackchannelLogoutClient) {
+      const client = clients.find((c) => c.clientId === clientId)
+      if (!client) throw new Error(`unknown clientId ${clientId}`)
+      if (!backchannelLogout && bc.uri !== undefined) {
+        throw new Error('setBackchannelLogout(): start the provider with backchannelLogout: true')
+      }
+      if (bc.uri === undefined) {
+        delete client.backchannelLogoutUri
+        delete client.backchannelLogoutSessionRequired
+      } else {
+        client.backchannelLogoutUri = bc.uri
+        client.backchannelLogoutSessionRequired = bc.sessionRequired ?? false
+      }
+      buildProvider()
+    },
     async rotate() {
       generation += 1
       const fresh = generateKeySet(generation)
