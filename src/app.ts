@@ -6,7 +6,7 @@
  * buildOpsApp (src/ops-app.ts) instead.
  */
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify'
-import rateLimit, { normalizeIP } from '@fastify/rate-limit'
+import rateLimit from '@fastify/rate-limit'
 import cluster from 'node:cluster'
 import { availableParallelism } from 'node:os'
 import { coresPerProcess } from './cluster-primary.js'
@@ -30,6 +30,7 @@ import { createRevocationStore } from './revocation/create-store.js'
 import { frameworkErrors } from './http/framework-errors.js'
 import { loggerOptions } from './logger.js'
 import { callerAuth } from './http/caller-auth.js'
+import { clientAddress } from './http/client-address.js'
 import { registerLoadShedding } from './http/load-shedding.js'
 import { metricsRoute } from './http/routes/metrics.js'
 import { httpsOptions } from './http/tls.js'
@@ -101,15 +102,14 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
 
   await registerLoadShedding(fastify, { config: config.loadShedding, metrics, healthCheck: options.pressureHealthCheck })
   // Caller keys are read from the configuration in force, so a reload can rotate them.
-  await fastify.register(callerAuth, { callers: () => fastify.verifierSlot.config.callers, metrics })
+  await fastify.register(callerAuth, { callers: () => fastify.verifierSlot.config.callers, metrics, now: options.now })
 
   await fastify.register(rateLimit, {
     global: false,
     // Within the limit, the three x-ratelimit-* headers only when asked for: every header costs on every answer.
     addHeadersOnExceeding: { 'x-ratelimit-limit': config.rateLimit.headers, 'x-ratelimit-remaining': config.rateLimit.headers, 'x-ratelimit-reset': config.rateLimit.headers },
     // An authenticated caller is limited by its id (wherever it connects from), others by address (IPv6 by /64).
-    // (An address without ':' is IPv4 and needs no normalizing; the IPv6 check is a large regular expression.)
-    keyGenerator: (request) => request.caller !== undefined ? `caller:${request.caller.id}` : request.ip.includes(':') ? normalizeIP(request.ip) : request.ip,
+    keyGenerator: (request) => request.caller !== undefined ? `caller:${request.caller.id}` : clientAddress(request),
     errorResponseBuilder: (_request, context) => {
       const err = new VerificationError('rate_limited', { retryAfterSeconds: Math.max(1, Math.ceil(context.ttl / 1000)) })
       return Object.assign(err, { statusCode: 429 })

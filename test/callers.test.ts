@@ -204,7 +204,7 @@ t.test('configuration', async (t) => {
   t.notOk(fromEnv.join().includes(plainKey))
 
   const resolved = parseConfig({ issuers, rateLimit: { max: 50, windowSeconds: 10 }, callers: { keys: [{ id: 'a', sha256Env: 'A_HASH', rateLimit: { max: 7 } }] } }, 'c.yaml', { A_HASH: ` ${sha256('x').toUpperCase()}\n` })
-  t.same(resolved.callers, { keys: [{ id: 'a', sha256: sha256('x'), rateLimit: { max: 7, windowSeconds: 10 } }], protectMetrics: true })
+  t.same(resolved.callers, { keys: [{ id: 'a', sha256: sha256('x'), rateLimit: { max: 7, windowSeconds: 10 } }], protectMetrics: true, maxFailuresPerMinute: 60 })
 })
 
 t.test('environment-only mode: CALLER_KEY_HASHES', async (t) => {
@@ -244,4 +244,37 @@ t.test('a configuration reload rotates caller keys', async (t) => {
   t.equal(result.outcome, 'applied')
   t.equal(await call(BILLING_KEY), 403, 'the old key is refused at once')
   t.equal(await call(WEB_KEY), 401, 'the new key is accepted')
+})
+
+t.test('failed key checks are bounded per address: then 429 until the minute ends, even with a right key', async (t) => {
+  let now = Date.now()
+  const app = await buildApp(configFor(issuers, { callers: { ...callers, maxFailuresPerMinute: 3 } }), { now: () => now })
+  t.teardown(() => app.close())
+  const good = mint(key, idTokenClaims(ISS, 'aud'))
+  const verify = async (apiKey: string | undefined, remoteAddress = '10.0.0.1') =>
+    await app.inject({ method: 'POST', url: '/verify', remoteAddress, headers: apiKey === undefined ? {} : { 'x-api-key': apiKey }, payload: { token: good } })
+
+  t.equal((await verify(WEB_KEY)).statusCode, 200, 'a right key does not count')
+  for (const guess of ['guess-1', undefined, 'guess-3']) t.equal((await verify(guess)).statusCode, 403, `failure ${String(guess)}`)
+  const blocked = await verify(WEB_KEY)
+  t.equal(blocked.statusCode, 429, 'past the bound, even the right key is refused: the answer must not tell a guess')
+  t.match(blocked.json(), { code: 'rate_limited' })
+  t.equal(blocked.headers['retry-after'], '60')
+  t.equal((await verify(WEB_KEY, '10.0.0.2')).statusCode, 200, 'another address is not affected')
+  t.equal((await verify(WEB_KEY, '2001:db8:1:2::7')).statusCode, 200)
+  for (let i = 0; i < 3; i++) await verify('guess', '2001:db8:1:2::7')
+  t.equal((await verify(WEB_KEY, '2001:db8:1:2::8')).statusCode, 429, 'IPv6 addresses are counted by their /64')
+  t.equal((await app.inject({ method: 'GET', url: '/healthz', remoteAddress: '10.0.0.1' })).statusCode, 200, 'open routes stay open')
+
+  now += 30_000
+  t.equal((await verify(WEB_KEY)).headers['retry-after'], '30')
+  now += 30_001
+  t.equal((await verify(WEB_KEY)).statusCode, 200, 'a new minute, a new budget')
+  const samples = parseMetrics((await app.inject({ method: 'GET', url: '/metrics', headers: { 'x-api-key': WEB_KEY } })).body)
+  t.equal(valueOf(samples, 'oidc_verifier_caller_rejections_total', { code: 'rate_limited' }), 3)
+
+  const unbounded = await buildApp(configFor(issuers, { callers: { ...callers, maxFailuresPerMinute: 0 } }))
+  t.teardown(() => unbounded.close())
+  for (let i = 0; i < 20; i++) await unbounded.inject({ method: 'POST', url: '/verify', headers: { 'x-api-key': 'guess' }, payload: { token: good } })
+  t.equal((await unbounded.inject({ method: 'POST', url: '/verify', headers: { 'x-api-key': WEB_KEY }, payload: { token: good } })).statusCode, 200, 'maxFailuresPerMinute: 0 has no bound')
 })

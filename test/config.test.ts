@@ -67,6 +67,7 @@ callers:
     - id: web
       sha256Env: WEB_KEY_SHA256
   protectMetrics: false
+  maxFailuresPerMinute: 5
 loadShedding:
   enabled: true
   maxEventLoopDelayMs: 500
@@ -147,7 +148,8 @@ t.test('a valid full YAML file resolves every option', async (t) => {
         { id: 'billing', sha256: '2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae', rateLimit: { max: 5, windowSeconds: 10 } },
         { id: 'web', sha256: 'fcde2b2edba56bf408601fb721fe9b5c338d10ee429ea04fae5511b68fbf8fb9' }
       ],
-      protectMetrics: false
+      protectMetrics: false,
+      maxFailuresPerMinute: 5
     },
     loadShedding: { enabled: true, maxEventLoopDelayMs: 500, maxEventLoopUtilization: 0.9, maxHeapUsedBytes: 1073741824, maxRssBytes: 2147483648, sampleIntervalMs: 250, retryAfterSeconds: 3 }
   })
@@ -188,7 +190,8 @@ t.test('a valid full YAML file resolves every option', async (t) => {
         { id: 'billing', sha256: '2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae', rateLimit: { max: 5, windowSeconds: 10 } },
         { id: 'web', sha256: 'fcde2b2edba56bf408601fb721fe9b5c338d10ee429ea04fae5511b68fbf8fb9' }
       ],
-      protectMetrics: false
+      protectMetrics: false,
+      maxFailuresPerMinute: 5
     },
     loadShedding: { enabled: true, maxEventLoopDelayMs: 500, maxEventLoopUtilization: 0.9, maxHeapUsedBytes: 1073741824, maxRssBytes: 2147483648, sampleIntervalMs: 250, retryAfterSeconds: 3 },
     // forwardAuth and batch: every option is exercised in test/forward-auth-config.test.ts.
@@ -263,7 +266,7 @@ t.test('a valid JSON file, by --config=PATH and by OIDC_VERIFIER_CONFIG, gets th
     fetch: { ...FETCH_DEFAULTS },
     tokenCache: { ...TOKEN_CACHE_DEFAULTS },
     metrics: { enabled: true },
-    callers: { keys: [], protectMetrics: true },
+    callers: { keys: [], protectMetrics: true, maxFailuresPerMinute: 60 },
     loadShedding: { ...LOAD_SHEDDING_DEFAULTS },
     forwardAuth: {
       headers: { subject: 'x-auth-subject', issuer: 'x-auth-issuer', issuerId: 'x-auth-issuer-id', email: 'x-auth-email', emailVerified: 'x-auth-email-verified', name: 'x-auth-name', groups: 'x-auth-groups', roles: 'x-auth-roles', tenant: 'x-auth-tenant', identity: 'x-auth-identity' },

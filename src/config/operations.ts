@@ -196,7 +196,11 @@ export function resolveOperations (file: ConfigFile, env: NodeJS.ProcessEnv, rat
   const shedding = file.loadShedding ?? {}
   return {
     metrics: { enabled: file.metrics?.enabled ?? METRICS_DEFAULTS.enabled },
-    callers: { keys, protectMetrics: file.callers?.protectMetrics ?? CALLERS_DEFAULTS.protectMetrics },
+    callers: {
+      keys,
+      protectMetrics: file.callers?.protectMetrics ?? CALLERS_DEFAULTS.protectMetrics,
+      maxFailuresPerMinute: file.callers?.maxFailuresPerMinute ?? CALLERS_DEFAULTS.maxFailuresPerMinute
+    },
     loadShedding: {
       enabled: shedding.enabled ?? LOAD_SHEDDING_DEFAULTS.enabled,
       maxEventLoopDelayMs: shedding.maxEventLoopDelayMs ?? LOAD_SHEDDING_DEFAULTS.maxEventLoopDelayMs,

@@ -91,7 +91,7 @@ export const REDIS_REVOCATION_DEFAULTS = Object.freeze({
 export const METRICS_DEFAULTS: Readonly<MetricsConfig> = Object.freeze({ enabled: true })
 
 /** With callers configured, /metrics on the main port needs a key unless protectMetrics is false. */
-export const CALLERS_DEFAULTS = Object.freeze({ protectMetrics: true })
+export const CALLERS_DEFAULTS = Object.freeze({ protectMetrics: true, maxFailuresPerMinute: 60 })
 
 export const LOAD_SHEDDING_DEFAULTS: Readonly<LoadSheddingConfig> = Object.freeze({
   enabled: true,
@@ -424,10 +424,11 @@ export const CallerKeySchema = Type.Object({
 export const CallersSchema = Type.Object({
   keys: Type.Array(CallerKeySchema, {
     minItems: 1,
-    description: 'The calling services. With at least one, every route but /healthz and /readyz needs an X-Api-Key header.',
+    description: 'The calling services. With at least one, every route but /healthz, /readyz and /backchannel-logout needs an X-Api-Key header.',
     'x-expected': 'a non-empty list of caller keys'
   }),
-  protectMetrics: Type.Optional(Type.Boolean({ description: 'Whether /metrics on the main port needs a key too (it never does on server.opsPort).', default: CALLERS_DEFAULTS.protectMetrics, 'x-expected': 'true or false' }))
+  protectMetrics: Type.Optional(Type.Boolean({ description: 'Whether /metrics on the main port needs a key too (it never does on server.opsPort).', default: CALLERS_DEFAULTS.protectMetrics, 'x-expected': 'true or false' })),
+  maxFailuresPerMinute: Type.Optional(Int(0, 100000, 'Failed key checks allowed per client address in a minute; past them the address is refused (429) until the minute ends (0: no bound).', CALLERS_DEFAULTS.maxFailuresPerMinute))
 }, { additionalProperties: false, description: 'Caller authentication by API key (off when absent).', 'x-expected': 'a mapping with keys' })
 
 export const LoadSheddingSchema = Type.Object({

@@ -228,6 +228,8 @@ export interface CallersConfig {
   keys: CallerKeyConfig[]
   /** With keys configured, /metrics on the main port needs a key too (it is open on the ops port). */
   protectMetrics: boolean
+  /** Failed key checks allowed per client address in a minute (0: no bound). */
+  maxFailuresPerMinute: number
 }
 
 export interface MetricsConfig {

@@ -1,14 +1,18 @@
 /**
- * Caller authentication on every route but the open ones (health, and /metrics unless protected): the
- * X-Api-Key header must hold a configured caller's key. A failure is 403 with a caller_* code, never the
- * 401 of a bad token. The authenticated caller's id labels the log line, the metrics and the rate limit.
+ * Caller authentication on every route but the open ones (health, back-channel logout, and /metrics unless
+ * protected): the X-Api-Key header must hold a configured caller's key. A failure is 403 with a caller_*
+ * code, never the 401 of a bad token. The authenticated caller's id labels the log line, the metrics and
+ * the rate limit. Failed checks are bounded per client address (src/auth/failed-attempts.ts): past
+ * callers.maxFailuresPerMinute, the address gets 429 rate_limited until its minute ends.
  */
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { API_KEY_HEADER, callerKeysFor } from '../auth/caller-keys.js'
+import { FailedAttempts } from '../auth/failed-attempts.js'
 import type { CallersConfig } from '../config/types.js'
 import { VerificationError } from '../errors.js'
 import type { ServiceMetrics } from '../metrics/metrics.js'
+import { clientAddress } from './client-address.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -27,10 +31,15 @@ export interface CallerAuthOptions {
   /** The callers section in force (a getter: a configuration reload may replace it). */
   callers: () => CallersConfig
   metrics?: ServiceMetrics
+  now?: () => number
 }
+
+/** The window of callers.maxFailuresPerMinute. */
+const FAILURE_WINDOW_MS = 60_000
 
 export const callerAuth = fp(async (fastify: FastifyInstance, opts: CallerAuthOptions) => {
   fastify.decorateRequest('caller', undefined)
+  const failures = new FailedAttempts(FAILURE_WINDOW_MS, opts.now)
   // Synchronous (done callback): this runs on every request, and an async hook costs a promise each time.
   fastify.addHook('onRequest', (request, _reply, done) => {
     const callers = opts.callers()
@@ -38,8 +47,16 @@ export const callerAuth = fp(async (fastify: FastifyInstance, opts: CallerAuthOp
     if (!keys.enabled) { done(); return }
     const route = request.routeOptions.url
     if (route !== undefined && (ALWAYS_OPEN_ROUTES.has(route) || (route === '/metrics' && !callers.protectMetrics))) { done(); return }
+    const address = clientAddress(request)
+    const waitSeconds = failures.blockedFor(address, callers.maxFailuresPerMinute)
+    if (waitSeconds > 0) {
+      opts.metrics?.callerRejected('rate_limited')
+      done(new VerificationError('rate_limited', { retryAfterSeconds: waitSeconds }))
+      return
+    }
     const result = keys.check(request.headers[API_KEY_HEADER])
     if (!result.ok) {
+      failures.record(address, callers.maxFailuresPerMinute)
       opts.metrics?.callerRejected(result.code)
       done(new VerificationError(result.code))
       return

@@ -191,7 +191,7 @@ export class ServiceMetrics {
     }
     this.#callerRejected = new Counter({
       name: 'oidc_verifier_caller_rejections_total',
-      help: 'Requests refused by caller authentication, by code (caller_key_missing, caller_key_invalid).',
+      help: 'Requests refused by caller authentication, by code (caller_key_missing, caller_key_invalid; rate_limited: too many failed checks from the address).',
       labelNames: ['code'] as const,
       registers
     })
@@ -212,7 +212,7 @@ export class ServiceMetrics {
     this.#shed.inc({ reason })
   }
 
-  callerRejected (code: 'caller_key_missing' | 'caller_key_invalid'): void {
+  callerRejected (code: 'caller_key_missing' | 'caller_key_invalid' | 'rate_limited'): void {
     this.#callerRejected.inc({ code })
   }
 

@@ -1,0 +1,30 @@
+/** The per-address bound on failed caller-key checks: its window, its memory bound, and off at 0. */
+import t from 'tap'
+import { FailedAttempts, MAX_TRACKED_ADDRESSES } from '../src/auth/failed-attempts.js'
+
+t.test('counts failures in a window that starts at the first one', async (t) => {
+  let now = 1_000_000
+  const f = new FailedAttempts(60_000, () => now)
+  t.equal(f.blockedFor('a', 2), 0)
+  f.record('a', 2)
+  t.equal(f.blockedFor('a', 2), 0)
+  now += 10_000
+  f.record('a', 2)
+  t.equal(f.blockedFor('a', 2), 50, 'blocked until the window that began at the first failure ends')
+  t.equal(f.blockedFor('b', 2), 0)
+  now += 50_000
+  t.equal(f.blockedFor('a', 2), 0, 'the window ended')
+  t.equal(f.size, 0, 'and the address is forgotten')
+  f.record('a', 2)
+  t.equal(f.blockedFor('a', 2), 0, 'a new window')
+  t.equal(f.blockedFor('a', 1), 60, 'the bound is read per call (a reload may lower it)')
+})
+
+t.test('0 turns it off; memory is bounded', async (t) => {
+  const f = new FailedAttempts(60_000)
+  for (let i = 0; i < 5; i++) f.record('a', 0)
+  t.equal(f.blockedFor('a', 0), 0)
+  t.equal(f.size, 0)
+  for (let i = 0; i < MAX_TRACKED_ADDRESSES + 100; i++) f.record(`10.${i >> 16}.${(i >> 8) & 255}.${i & 255}`, 5)
+  t.equal(f.size, MAX_TRACKED_ADDRESSES)
+})
