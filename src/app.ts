@@ -139,8 +139,8 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
   await fastify.register(introspectRoute, { rateLimit: verifyLimit })
   if (revocations !== undefined) {
     const { retentionSeconds, logoutTokenMaxAgeSeconds } = config.revocation
-    await fastify.register(backchannelLogoutRoute, { store: revocations, retentionSeconds, logoutTokenMaxAgeSeconds, rateLimit: limit === false ? false : limit, now: options.now })
-    await fastify.register(revocationsRoute, { store: revocations, retentionSeconds, issuerIds: () => fastify.verifier.issuerIds, rateLimit: verifyLimit, now: options.now })
+    await fastify.register(backchannelLogoutRoute, { store: revocations, retentionSeconds, logoutTokenMaxAgeSeconds, rateLimit: limit === false ? false : limit })
+    await fastify.register(revocationsRoute, { store: revocations, retentionSeconds, issuers: () => fastify.verifierSlot.config.issuers, rateLimit: verifyLimit, now: options.now })
   }
   // Never rate limited: nginx turns a 429 into a 500, and the proxy in front is its only caller.
   await fastify.register(forwardAuthRoute)

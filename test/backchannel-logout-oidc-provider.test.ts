@@ -27,7 +27,7 @@ const op = await startOidcProvider({
 
 const app = await buildApp(configFor([
   { id: 'op', issuer: op.issuer, audiences: Object.values(SID_CLIENTS).concat(SUB_CLIENT), algorithms: ['RS256', 'ES256'] }
-]))
+], { revocation: { enabled: true } }))
 // What reached POST /backchannel-logout, and what we answered (hooks added before listen apply to every route).
 interface Delivery { token: string | undefined, status: number, body: unknown }
 const deliveries: Delivery[] = []

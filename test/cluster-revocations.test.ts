@@ -38,7 +38,7 @@ t.test('a revocation reaches every worker, and a replacement worker', async (t) 
       server: { host: '127.0.0.1', port: 0, logLevel: 'info', shutdownGraceSeconds: 2 },
       loadShedding: { enabled: false },
       callers: { keys: [{ id: 'revoker', sha256: sha256(REVOKER_KEY), revoke: true }, { id: 'app', sha256: sha256(APP_KEY) }] },
-      revocation: { store: 'memory' },
+      revocation: { enabled: true, store: 'memory' },
       issuers: [{ id: 'c', issuer: ISS, audiences: ['aud'], jwks: jwksOf(key) }]
     })
   })

@@ -77,6 +77,7 @@ loadShedding:
   sampleIntervalMs: 250
   retryAfterSeconds: 3
 revocation:
+  enabled: true
   store: redis
   maxEntries: 500
   retentionSeconds: 7200
@@ -277,7 +278,7 @@ t.test('a valid JSON file, by --config=PATH and by OIDC_VERIFIER_CONFIG, gets th
       rules: []
     },
     batch: { maxTokens: 100, maxBodyBytes: 1048576 },
-    revocation: { enabled: true, store: 'memory', maxEntries: 100000, retentionSeconds: 86400, logoutTokenMaxAgeSeconds: 300 },
+    revocation: { enabled: false, store: 'memory', maxEntries: 100000, retentionSeconds: 86400, logoutTokenMaxAgeSeconds: 300 },
     issuers: [{
       id: 'google',
       issuer: 'https://accounts.google.com',

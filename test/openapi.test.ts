@@ -34,7 +34,8 @@ t.test('the request schema is the route\'s', async (t) => {
 const key = makeKey('ES256')
 const ISS = 'https://idp.example.com'
 const issuers = [{ id: 'main', issuer: ISS, audiences: ['aud'], jwks: jwksOf(key) }]
-const app = await buildApp(configFor(issuers))
+// Revocation is off by default; its routes are part of the contract too.
+const app = await buildApp(configFor(issuers, { revocation: { enabled: true } }))
 const limited = await buildApp(configFor(issuers, { rateLimit: { max: 1, windowSeconds: 60 } }))
 t.teardown(() => app.close())
 t.teardown(() => limited.close())

@@ -17,8 +17,9 @@ function problemsOf (doc: Record<string, unknown>, env: NodeJS.ProcessEnv = {}):
   return []
 }
 
-t.test('defaults: enabled, in memory', async (t) => {
-  t.same(parseConfig({ issuers }, 'test', {}).revocation, { enabled: true, store: 'memory', maxEntries: 100000, retentionSeconds: 86400, logoutTokenMaxAgeSeconds: 300 })
+t.test('defaults: off; in memory when on', async (t) => {
+  t.same(parseConfig({ issuers }, 'test', {}).revocation, { enabled: false, store: 'memory', maxEntries: 100000, retentionSeconds: 86400, logoutTokenMaxAgeSeconds: 300 })
+  t.equal(parseConfig({ issuers, revocation: { enabled: true } }, 'test', {}).revocation.store, 'memory')
 })
 
 t.test('the redis store: url from the file or from urlEnv, with defaults', async (t) => {

@@ -93,23 +93,26 @@ t.test('entries from a store or another process are checked member by member', a
 })
 
 t.test('what a logout token revokes, and what an operator\'s request does', async (t) => {
-  t.same(revocationOfLogout({ issuer: 'main', sid: 's', sub: 'u', iat: NOW - 5 }, 3600, NOW),
-    { issuer: 'main', kind: 'sid', value: 's', before: null, expiresAt: NOW + 3600, source: 'backchannel-logout' }, 'sid wins over sub')
-  t.same(revocationOfLogout({ issuer: 'main', sid: undefined, sub: 'u', iat: NOW - 5 }, 3600, NOW),
-    { issuer: 'main', kind: 'sub', value: 'u', before: NOW - 5, expiresAt: NOW + 3600, source: 'backchannel-logout' }, 'sub: tokens up to the logout')
-  const ids = ['main']
-  t.same(revocationOfRequest({ issuer: 'main', sub: 'u' }, ids, 100, NOW), { issuer: 'main', source: 'api', kind: 'sub', value: 'u', before: NOW, expiresAt: NOW + 100 })
-  t.same(revocationOfRequest({ issuer: 'main', all: true, before: NOW - 50 }, ids, 100, NOW), { issuer: 'main', source: 'api', kind: 'issuer', value: '', before: NOW - 50, expiresAt: NOW + 50 })
-  t.same(revocationOfRequest({ issuer: 'main', jti: 'j' }, ids, 100, NOW + 0.7), { issuer: 'main', source: 'api', kind: 'jti', value: 'j', before: null, expiresAt: NOW + 100 })
-  const refused: Array<[Parameters<typeof revocationOfRequest>[0], string]> = [
+  t.same(revocationOfLogout({ issuer: 'main', sid: 's', sub: 'u', iat: NOW - 5 }, 3600),
+    { issuer: 'main', kind: 'sid', value: 's', before: null, expiresAt: NOW - 5 + 3600, source: 'backchannel-logout' }, 'sid wins over sub; kept from iat')
+  t.same(revocationOfLogout({ issuer: 'main', sid: undefined, sub: 'u', iat: NOW - 5 }, 3600),
+    { issuer: 'main', kind: 'sub', value: 'u', before: NOW - 5, expiresAt: NOW - 5 + 3600, source: 'backchannel-logout' }, 'sub: tokens up to the logout')
+  t.throws(() => revocationOfLogout({ issuer: 'main', sid: undefined, sub: undefined, iat: NOW }, 3600), TypeError)
+  const issuers = [{ id: 'main', clockToleranceSeconds: 30 }]
+  t.same(revocationOfRequest({ issuer: 'main', sub: 'u' }, issuers, 100, NOW), { issuer: 'main', source: 'api', kind: 'sub', value: 'u', before: NOW + 30, expiresAt: NOW + 130 },
+    'before defaults to now plus the issuer\'s clock tolerance (a provider clock ahead of ours)')
+  t.same(revocationOfRequest({ issuer: 'main', all: true, before: NOW - 50 }, issuers, 100, NOW), { issuer: 'main', source: 'api', kind: 'issuer', value: '', before: NOW - 50, expiresAt: NOW + 50 })
+  t.same(revocationOfRequest({ issuer: 'main', jti: 'j' }, issuers, 100, NOW + 0.7), { issuer: 'main', source: 'api', kind: 'jti', value: 'j', before: null, expiresAt: NOW + 100 })
+  const refused: Array<[Parameters<typeof revocationOfRequest>[0], string | undefined]> = [
     [{ issuer: 'nope', sid: 's' }, 'issuer'],
-    [{ issuer: 'main' }, 'sid'],
+    [{ issuer: 'main' }, undefined],
     [{ issuer: 'main', sid: 's', sub: 'u' }, 'sub'],
     [{ issuer: 'main', sid: 's', before: NOW }, 'before'],
-    [{ issuer: 'main', sub: 'u', before: NOW + 3600 }, 'before']
+    [{ issuer: 'main', sub: 'u', before: NOW + 3600 }, 'before'],
+    [{ issuer: 'main', sub: 'u', before: NOW - 100 }, 'before']
   ]
   for (const [body, claim] of refused) {
-    t.throws(() => revocationOfRequest(body, ids, 100, NOW), { code: 'revocation_invalid', details: { claim } }, JSON.stringify(body))
+    t.throws(() => revocationOfRequest(body, issuers, 100, NOW), { code: 'revocation_invalid', details: claim === undefined ? {} : { claim } }, JSON.stringify(body))
   }
 })
 
@@ -177,6 +180,21 @@ t.test('a revoked token verified as a hint, and cached so, is still refused as a
   await t.rejects(v.verify(token), { code: 'token_revoked' }, 'nor on the next hit')
 })
 
+t.test('a revoked token is cached as revoked: its retries are refused without a signature check', async (t) => {
+  const now = Date.now()
+  const s = Math.floor(now / 1000)
+  const list = new RevocationList(100)
+  let hits = 0
+  let misses = 0
+  const v = verifierWith(list, () => now, { tokenCache: (e: { hit: boolean }) => { if (e.hit) hits++; else misses++ } })
+  t.teardown(() => v.close())
+  list.apply(revocation({ kind: 'sub', value: 'user-123', before: s, expiresAt: s + 3600 }), s)
+  const token = mint(key, idTokenClaims(ISS, AUD, { iat: s - 10 }))
+  for (let i = 0; i < 4; i++) await t.rejects(v.verify(token), { code: 'token_revoked' })
+  t.equal(misses, 2, 'verified in full twice (the second admits it), then refused from the cache')
+  t.equal(hits, 0, 'a refused hit is not counted as a hit (as for an expired one)')
+})
+
 t.test('a list that is not current fails every verification closed', async (t) => {
   const now = Date.now()
   const list = new RevocationList(100, false)
@@ -204,9 +222,12 @@ t.test('logout tokens: verified with the issuer\'s keys and the logout-token rul
   t.same(good, { issuer: 'main', sid: 'session-1', sub: 'user-123', iat: logoutClaims().iat, jti: 'logout-1' })
   const untyped = await v.verifyLogoutToken(mint(key, logoutClaims({ exp: undefined, sid: undefined }), { header: { typ: undefined } }), 300)
   t.same({ sid: untyped.sid, sub: untyped.sub }, { sid: undefined, sub: 'user-123' }, 'untyped, without exp (drafts), sub only')
+  const generic = await v.verifyLogoutToken(mint(key, logoutClaims(), { header: { typ: 'JWT' } }), 300)
+  t.equal(generic.sid, 'session-1', 'typ JWT, as providers built before explicit typing send (Keycloak before 25)')
 
   const refused: Array<[string, string, string | undefined]> = [
-    ['typed as an ID token', mint(key, logoutClaims(), { header: { typ: 'JWT' } }), undefined],
+    ['typed as an access token', mint(key, logoutClaims(), { header: { typ: 'at+jwt' } }), undefined],
+    ['typed as something else', mint(key, logoutClaims(), { header: { typ: 'secevent+jwt' } }), undefined],
     ['typ not a string', mint(key, logoutClaims(), { header: { typ: 1 } }), undefined],
     ['no events', mint(key, logoutClaims({ events: undefined }), { header }), 'events'],
     ['events of another kind', mint(key, logoutClaims({ events: { 'urn:other': {} } }), { header }), 'events'],

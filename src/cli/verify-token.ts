@@ -5,6 +5,7 @@
  * such, because the usual cause is a mismatch between them and the configuration. Personal claims are not
  * shown. Nothing from the token is fetched or used to choose a URL.
  */
+import { MAX_NUMERIC_DATE } from '../core/numeric-date.js'
 import type { Config } from '../config/types.js'
 import type { VerifiedIdentity } from '../core/identity.js'
 import type { Logger } from '../core/logger.js'
@@ -95,7 +96,7 @@ function show (value: unknown): string {
 }
 
 function showTime (value: unknown, nowSeconds: number): string {
-  if (typeof value !== 'number' || !Number.isFinite(value) || Math.abs(value) > 253402300799) return show(value)
+  if (typeof value !== 'number' || !Number.isFinite(value) || Math.abs(value) > MAX_NUMERIC_DATE) return show(value)
   const delta = Math.round(value - nowSeconds)
   const ago = delta < 0 ? `${-delta} s ago` : `in ${delta} s`
   return `${value} (${new Date(value * 1000).toISOString()}, ${ago})`

@@ -75,7 +75,8 @@ export const TOKEN_CACHE_DEFAULTS: Readonly<TokenCacheConfig> = Object.freeze({
 })
 
 export const REVOCATION_DEFAULTS = Object.freeze({
-  enabled: true,
+  // Off unless asked for: it opens a route to the provider, and with replicas it needs the redis store.
+  enabled: false,
   store: 'memory' as const,
   maxEntries: 100000,
   retentionSeconds: 86400,

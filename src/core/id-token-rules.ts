@@ -7,6 +7,7 @@ import { VerificationError } from '../errors.js'
 import type { Algorithm } from '../config/types.js'
 import { atHashMatches } from './at-hash.js'
 import { BACKCHANNEL_LOGOUT_EVENT } from './logout-token-rules.js'
+import { MAX_NUMERIC_DATE } from './numeric-date.js'
 
 /** What the rules need to know about the issuer; built once per configured issuer. */
 export interface IssuerRules {
@@ -49,8 +50,6 @@ export interface CheckedClaims {
 }
 
 const MAX_SUB_LENGTH = 255
-/** 9999-12-31T23:59:59Z: no real date is later; a larger one is a forgery or a bug. */
-const MAX_NUMERIC_DATE = 253402300799
 
 function fail (code: ConstructorParameters<typeof VerificationError>[0], issuer: string, claim?: string): never {
   throw new VerificationError(code, claim === undefined ? { issuer } : { issuer, claim })

@@ -7,14 +7,12 @@
  * Every failure is logout_token_invalid, naming the claim; the spec asks for 400 Bad Request.
  */
 import { VerificationError } from '../errors.js'
+import { MAX_REVOCATION_VALUE_LENGTH } from '../revocation/revocation.js'
 import type { IssuerRules } from './id-token-rules.js'
+import { MAX_NUMERIC_DATE } from './numeric-date.js'
 
 export const BACKCHANNEL_LOGOUT_EVENT = 'http://schemas.openid.net/event/backchannel-logout'
 
-/** sid, sub and jti of at most this many characters (the revocation list refuses longer ones). */
-const MAX_IDENTIFIER_LENGTH = 255
-/** 9999-12-31T23:59:59Z, as for ID tokens. */
-const MAX_NUMERIC_DATE = 253402300799
 
 /** What a verified logout token asks for. */
 export interface LogoutClaims {
@@ -32,7 +30,8 @@ function fail (issuer: string, claim?: string): never {
 function identifier (claims: Record<string, unknown>, name: string, issuer: string): string | undefined {
   const value = claims[name]
   if (value === undefined) return undefined
-  if (typeof value !== 'string' || value.length === 0 || value.length > MAX_IDENTIFIER_LENGTH) fail(issuer, name)
+  // As long as the revocation list holds: it refuses longer values.
+  if (typeof value !== 'string' || value.length === 0 || value.length > MAX_REVOCATION_VALUE_LENGTH) fail(issuer, name)
   return value
 }
 
@@ -43,11 +42,17 @@ function numericDate (claims: Record<string, unknown>, name: string, issuer: str
   return value
 }
 
-/** §2.6 step 3 (explicit typing, RFC 8725 §3.11): a typed token must be a logout token; an untyped one may be. */
+/**
+ * §2.6 step 3 (explicit typing, RFC 8725 §3.11, a recommendation): logout+jwt, or the generic JWT or no typ,
+ * which providers built before explicit typing send (Keycloak before 25, among others). Any other type (at+jwt,
+ * an ID token's own profile types) is refused. The kinds stay apart without the type: a logout token must carry
+ * the logout event and no nonce, and an ID token with the logout event is refused (id-token-rules.ts).
+ */
 export function checkLogoutTokenType (header: Record<string, unknown>, issuer: string): void {
   const typ = header.typ
   if (typ === undefined) return
-  if (typeof typ !== 'string' || typ.toLowerCase().replace(/^application\//, '') !== 'logout+jwt') fail(issuer)
+  const mediaType = typeof typ === 'string' ? typ.toLowerCase().replace(/^application\//, '') : ''
+  if (mediaType !== 'logout+jwt' && mediaType !== 'jwt') fail(issuer)
 }
 
 /**

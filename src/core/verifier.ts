@@ -270,7 +270,8 @@ export class Verifier {
       // Looked up again only when a revocation has been added since this token was last found not revoked.
       if (hit.revocationGeneration !== revocations.generation) {
         const generation = revocations.generation
-        checkNotRevoked(revocations, hit.issuer, hit.identity.claims, nowSeconds)
+        const revoked = revocationError(revocations, hit.issuer, hit.identity.claims, nowSeconds)
+        if (revoked !== undefined) throw revoked
         hit.revocationGeneration = generation
       }
     }
@@ -289,6 +290,9 @@ export class Verifier {
     const issuer = signed.runtime.config.id
     checkLogoutTokenType(signed.jws.header, issuer)
     const claims = checkLogoutTokenClaims(signed.jws.payload, signed.runtime.rules, maxAgeSeconds, this.now() / 1000)
+    const aud = signed.jws.payload.aud
+    // As for ID tokens: a client secret is shared with one client, so a token for several cannot be signed with it.
+    if (isHmacAlgorithm(signed.alg) && Array.isArray(aud) && aud.length > 1) throw new VerificationError('logout_token_invalid', { issuer, claim: 'aud' })
     return { issuer, ...claims }
   }
 
@@ -319,17 +323,20 @@ export class Verifier {
     const revocations = this.revocations
     // Read before the check: a revocation added later must make a hit look again.
     const revocationGeneration = revocations?.generation ?? 0
+    let revoked: VerificationError | undefined
     if (revocations !== undefined && request.mode !== 'id_token_hint') {
       if (!revocations.available) throw new VerificationError('revocations_unavailable', { issuer })
-      checkNotRevoked(revocations, issuer, claims, nowSeconds)
+      revoked = revocationError(revocations, issuer, claims, nowSeconds)
     }
     if (cacheKey !== undefined && this.tokenCache !== undefined) {
       // Cached objects are shared between hits and must not be mutated by callers.
-      // A hint was not looked up (-1 matches no generation): its first ordinary hit looks.
-      const checkedGeneration = request.mode === 'id_token_hint' ? -1 : revocationGeneration
+      // A revoked token is cached too, so that its retries are refused without a signature check each. It and
+      // a hint (not looked up) are cached as looked up at no generation (-1): every hit of theirs looks.
+      const checkedGeneration = revoked !== undefined || request.mode === 'id_token_hint' ? -1 : revocationGeneration
       this.tokenCache.set(cacheKey, { issuer, keySource, keyFingerprint, alg, curve, identity, revocationGeneration: checkedGeneration }, token.length, identity.expiresAt * 1000, nowSeconds * 1000)
       this.events.tokenCache?.({ issuer, hit: false })
     }
+    if (revoked !== undefined) throw revoked
     return identity
   }
 
@@ -433,10 +440,10 @@ function innerJws (decrypted: Decrypted, maxTokenBytes: number): ParsedJws {
   return parseCompactJws(text, maxTokenBytes)
 }
 
-/** Throws token_revoked when a revocation covers this verified token. */
-function checkNotRevoked (revocations: RevocationList, issuer: string, claims: Readonly<Record<string, unknown>>, nowSeconds: number): void {
+/** token_revoked when a revocation covers this verified token. */
+function revocationError (revocations: RevocationList, issuer: string, claims: Readonly<Record<string, unknown>>, nowSeconds: number): VerificationError | undefined {
   const kind = revocations.check(issuer, claims, nowSeconds)
-  if (kind !== undefined) throw new VerificationError('token_revoked', { issuer, claim: kind === 'issuer' ? 'iat' : kind })
+  return kind === undefined ? undefined : new VerificationError('token_revoked', { issuer, claim: kind === 'issuer' ? 'iat' : kind })
 }
 
 function observeSuccess (observe: NonNullable<VerifierEvents['verification']>, identity: VerifiedIdentity, started: number): VerifiedIdentity {

@@ -2,8 +2,10 @@
  * Revocations between the workers of one host (WORKERS=N, src/cluster-primary.ts) with the memory store:
  * a worker that records one sends it to the primary over the cluster's IPC channel, and the primary, which
  * keeps a copy, sends it on to every other worker. A worker that starts (or replaces one that died) asks the
- * primary for its copy and is not current until it has it: a replacement never serves without the
- * revocations its predecessor knew. Every message is checked (parseRevocation) on arrival.
+ * primary for its copy, sent in chunks, and is not current until it has all of it: a replacement never
+ * accepts a token its predecessor would have refused. Every message is checked (parseRevocation) on arrival.
+ * A revocation that does not fit a worker's list makes the list incomplete (verifications fail closed); the
+ * worker asks for the copy again at its next sweep (resync), and is current again once everything fits.
  *
  * Only the workers of one host: replicas need the redis store.
  */
@@ -15,10 +17,16 @@ const ONE = 'oidc-verifier:revocation'
 const ALL = 'oidc-verifier:revocations'
 const SYNC = 'oidc-verifier:revocations-sync'
 
+/** Revocations per message of the primary's copy: one message of millions would not fit a string. */
+export const SYNC_CHUNK = 5_000
+
 /** How long a worker waits for the primary's copy before it starts anyway, not current (503s, /readyz 503). */
 export const SYNC_TIMEOUT_MS = 10_000
 
-type Message = { type: typeof ONE, revocation: unknown } | { type: typeof ALL, revocations: unknown } | { type: typeof SYNC }
+type Message =
+  | { type: typeof ONE, revocation: unknown }
+  | { type: typeof ALL, revocations: unknown, done: unknown }
+  | { type: typeof SYNC }
 
 function isMessage (value: unknown): value is Message {
   return typeof value === 'object' && value !== null && typeof (value as { type?: unknown }).type === 'string'
@@ -45,6 +53,8 @@ export class WorkerRelay {
   readonly #port: RelayPort
   readonly #onMessage: (message: unknown) => void
   #synced: (() => void) | undefined
+  /** Whether a revocation of the copy being received did not fit. */
+  #syncOverflowed = false
 
   constructor (list: RevocationList, now: () => number = Date.now, port: RelayPort = processPort) {
     this.#list = list
@@ -67,13 +77,19 @@ export class WorkerRelay {
       timer = setTimeout(() => { resolve(false) }, timeoutMs)
       timer.unref()
     })
-    this.#port.send?.({ type: SYNC }, () => {})
+    this.resync()
     const arrived = await synced
     clearTimeout(timer)
     return arrived
   }
 
-  /** To the other workers, through the primary. */
+  /** Asks the primary for its whole copy again (after a revocation did not fit). */
+  resync (): void {
+    this.#syncOverflowed = false
+    this.#port.send?.({ type: SYNC }, () => {})
+  }
+
+  /** To the other workers, through the primary. Rejects when the channel to the primary is gone. */
   async send (revocation: Revocation): Promise<void> {
     const send = this.#port.send
     if (send === undefined) return
@@ -92,17 +108,24 @@ export class WorkerRelay {
     const nowSeconds = this.#now() / 1000
     if (message.type === ONE) {
       const revocation = parseRevocation(message.revocation)
-      if (revocation !== undefined) this.#list.apply(revocation, nowSeconds)
+      if (revocation !== undefined) this.#list.receive(revocation, nowSeconds)
     } else if (message.type === ALL && Array.isArray(message.revocations)) {
       for (const item of message.revocations as unknown[]) {
         const revocation = parseRevocation(item)
-        if (revocation !== undefined) this.#list.apply(revocation, nowSeconds)
+        if (revocation !== undefined && this.#list.receive(revocation, nowSeconds) === 'full') this.#syncOverflowed = true
       }
+      if (message.done !== true) return
+      if (!this.#syncOverflowed) this.#list.markComplete()
       this.#list.setAvailable(true)
       this.#synced?.()
       this.#synced = undefined
     }
   }
+}
+
+/** Sends to a worker; a worker that has just died is not an error of the primary (the 'exit' handler replaces it). */
+function sendTo (worker: Worker, message: object): void {
+  if (worker.isConnected()) worker.send(message, undefined, {}, () => {})
 }
 
 /** The primary's side: keeps a copy, forwards each revocation to the other workers, answers a new worker's sync. */
@@ -113,13 +136,16 @@ export function relayRevocations (maxEntries: number, now: () => number = Date.n
       if (!isMessage(message)) return
       if (message.type === SYNC) {
         copy.sweep(now() / 1000)
-        worker.send({ type: ALL, revocations: [...copy.entries()] })
+        const all = [...copy.entries()]
+        for (let i = 0; i === 0 || i < all.length; i += SYNC_CHUNK) {
+          sendTo(worker, { type: ALL, revocations: all.slice(i, i + SYNC_CHUNK), done: i + SYNC_CHUNK >= all.length })
+        }
       } else if (message.type === ONE) {
         const revocation = parseRevocation(message.revocation)
         if (revocation === undefined) return
         copy.apply(revocation, now() / 1000)
         for (const other of Object.values(cluster.workers ?? {})) {
-          if (other !== undefined && other !== worker && other.isConnected()) other.send({ type: ONE, revocation })
+          if (other !== undefined && other !== worker) sendTo(other, { type: ONE, revocation })
         }
       }
     })

@@ -21,7 +21,9 @@ export interface CreateStoreOptions {
 export async function createRevocationStore (config: RevocationConfig, options: CreateStoreOptions): Promise<RevocationStore | undefined> {
   if (!config.enabled) return undefined
   const { logger, now } = options
-  if (config.store === 'redis' && config.redis !== undefined) {
+  if (config.store === 'redis') {
+    // The configuration check guarantees it; never fall back to the memory store silently.
+    if (config.redis === undefined) throw new Error('revocation.store is redis but revocation.redis is not set')
     const { RedisRevocationStore } = await import('./redis-store.js')
     // Not current until read from Redis: verifications fail closed until then.
     return new RedisRevocationStore({ ...config.redis, list: new RevocationList(config.maxEntries, false), logger, now })

@@ -7,8 +7,8 @@ import type { Logger } from '../core/logger.js'
 import { silentLogger } from '../core/logger.js'
 import type { WorkerRelay } from './cluster-relay.js'
 import type { Revocation } from './revocation.js'
-import type { ApplyResult, RevocationList } from './revocation-list.js'
-import { RevocationStoreError, type RevocationStore, type RevocationStoreStatus } from './store.js'
+import type { RevocationList } from './revocation-list.js'
+import { RevocationStoreError, type PublishResult, type RevocationStore, type RevocationStoreStatus } from './store.js'
 
 /** How often expired revocations are removed. */
 export const SWEEP_INTERVAL_MS = 60_000
@@ -36,7 +36,11 @@ export class MemoryRevocationStore implements RevocationStore {
   }
 
   async start (): Promise<void> {
-    this.#sweep = setInterval(() => this.list.sweep(this.#now() / 1000), SWEEP_INTERVAL_MS)
+    this.#sweep = setInterval(() => {
+      this.list.sweep(this.#now() / 1000)
+      // A revocation from another worker did not fit: ask for the whole copy again, now that some expired.
+      if (!this.list.complete) this.#relay?.resync()
+    }, SWEEP_INTERVAL_MS)
     this.#sweep.unref()
     if (this.#relay !== undefined) {
       if (await this.#relay.start()) {
@@ -49,10 +53,15 @@ export class MemoryRevocationStore implements RevocationStore {
     this.#lastCurrentAt = this.#now()
   }
 
-  async publish (revocation: Revocation): Promise<ApplyResult> {
+  async publish (revocation: Revocation): Promise<PublishResult> {
     const result = this.list.apply(revocation, this.#now() / 1000)
     if (result === 'full') throw new RevocationStoreError('full')
-    if (result !== 'unchanged') await this.#relay?.send(revocation)
+    // Sent even when it changed nothing here: a retry after a failed send must reach the other workers.
+    try {
+      await this.#relay?.send(revocation)
+    } catch (err) {
+      throw new RevocationStoreError('unreachable', { cause: err })
+    }
     return result
   }
 

@@ -13,7 +13,7 @@
  * `expiresAt` win, as in RevocationList.apply), writes with PXAT and publishes the result.
  *
  * Two connections: commands (EVALSHA, SCAN, MGET), without an offline queue so that a publish while Redis is
- * unreachable fails at once (503, the provider retries) instead of waiting; and a subscriber, which on every
+ * unreachable fails at once (503) instead of waiting; and a subscriber, which on every
  * (re)connection first subscribes and only then loads, so a revocation written during the load is either
  * read or received. Loading merges into the list, never replaces it: revocations are never withdrawn.
  *
@@ -25,15 +25,18 @@
  * Revocation values (sub, sid, jti) are personal data: logs name the issuer and kind only, and Redis errors
  * are reduced to their message (ioredis attaches the command's arguments to its errors).
  *
- * Redis permissions needed (ACL): EVALSHA, EVAL, GET, SET, PUBLISH, SUBSCRIBE, SCAN, MGET, PING on the
- * keys and channel under keyPrefix. INFO is not needed (no ready check).
+ * Redis permissions needed (ACL): EVALSHA, EVAL, GET, SET, PUBLISH, SUBSCRIBE, SCAN, MGET, PING, CLIENT
+ * SETNAME, QUIT (and SELECT with a database in the URL) on the keys and channel under keyPrefix. INFO is not
+ * needed (no ready check). Redis 6.2 or later (SET … PXAT); one instance, not Redis Cluster (SCAN reads one
+ * node); maxmemory-policy noeviction (the volatile-* policies evict keys with an expiry, which every
+ * revocation has), and persistence where a restart of Redis must not forget revocations.
  */
 import { createHash } from 'node:crypto'
 import { Redis, type RedisOptions } from 'ioredis'
 import { silentLogger, type Logger } from '../core/logger.js'
 import { parseRevocation, revocationKey, type Revocation, type RevocationKind } from './revocation.js'
-import type { ApplyResult, RevocationList } from './revocation-list.js'
-import { RevocationStoreError, type RevocationStore, type RevocationStoreStatus } from './store.js'
+import type { RevocationList } from './revocation-list.js'
+import { RevocationStoreError, type PublishResult, type RevocationStore, type RevocationStoreStatus } from './store.js'
 
 export interface RedisRevocationStoreOptions {
   /** redis://[user:pass@]host:port/db or rediss:// (TLS). */
@@ -233,11 +236,12 @@ export class RedisRevocationStore implements RevocationStore {
   /**
    * Stores the revocation in Redis (merged with the stored one), announces it to every process, and applies
    * the stored result to this process's list; resolves with what that changed in the list as it was before
-   * the call ('added', 'extended', 'unchanged'; 'full' only if the list filled up during the call). Rejects
-   * with RevocationStoreError: 'full' when the list cannot take a new revocation (nothing written),
-   * 'unreachable' on any Redis error or timeout (and when closed). A TypeError when it is not a revocation.
+   * the call ('added', 'extended', 'unchanged'). Rejects with RevocationStoreError: 'full' when the list
+   * cannot take a new revocation (nothing written; or, when it filled up during the call, stored but not
+   * held here, which makes the list incomplete), 'unreachable' on any Redis error or timeout (and when
+   * closed). A TypeError when it is not a revocation.
    */
-  async publish (revocation: Revocation): Promise<ApplyResult> {
+  async publish (revocation: Revocation): Promise<PublishResult> {
     const valid = parseRevocation(revocation)
     if (valid === undefined) throw new TypeError('not a valid revocation')
     if (this.#closed) throw new RevocationStoreError('unreachable', { cause: new Error('the revocation store is closed') })
@@ -259,11 +263,13 @@ export class RedisRevocationStore implements RevocationStore {
       throw new RevocationStoreError('unreachable', { cause: redisError(err) })
     }
     const merged = parseEntry(stored) ?? valid
-    const result = this.list.apply(merged, this.#now() / 1000)
+    // Stored: every other process holds it, so one that cannot is incomplete (receive), this one included.
+    const result = this.list.receive(merged, this.#now() / 1000)
+    if (result === 'full') throw new RevocationStoreError('full')
     // Our own announcement may have been received (and applied) before the script's reply: the result is
     // what this publish changed in the list as it was before it.
     const after = this.list.get(valid.issuer, valid.kind, valid.value, this.#now() / 1000)
-    if (result === 'full' || after === undefined) return result
+    if (after === undefined) return result
     if (held === undefined) return 'added'
     return after.before !== held.before || after.expiresAt !== held.expiresAt ? 'extended' : 'unchanged'
   }
@@ -350,6 +356,12 @@ export class RedisRevocationStore implements RevocationStore {
   /** Every ping interval: PING the subscriber while current; otherwise (re)subscribe and load. */
   #tick (): void {
     if (this.#closed) return
+    if (!this.list.complete && this.#current) {
+      // A revocation did not fit: read everything again once some have expired (the load marks it complete).
+      const nowSeconds = this.#now() / 1000
+      this.list.sweep(nowSeconds)
+      if (this.list.size < this.list.maxEntries) this.#current = false
+    }
     if (!this.#current) {
       this.#ensure()
       return
@@ -428,13 +440,15 @@ export class RedisRevocationStore implements RevocationStore {
           continue
         }
         count++
-        if (this.list.apply(revocation, nowSeconds) === 'full') full++
+        if (this.list.receive(revocation, nowSeconds) === 'full') full++
       }
     } while (cursor !== '0' && !this.#closed)
     if (invalid > 0) this.#logger.warn({ redis: this.#host, invalid }, 'ignored Redis values under the revocation prefix that are not revocations')
     if (full > 0) {
       this.#logger.error({ redis: this.#host, refused: full, maxEntries: this.list.maxEntries },
-        'the revocation list is full: revocations stored in Redis were not applied (raise revocation.maxEntries)')
+        'the revocation list is full: revocations stored in Redis do not fit, so verifications fail closed (503) until they do (raise revocation.maxEntries)')
+    } else {
+      this.list.markComplete()
     }
     return count
   }
@@ -446,10 +460,10 @@ export class RedisRevocationStore implements RevocationStore {
       this.#logger.warn({ redis: this.#host, channel, length: message.length }, 'ignored a message on the revocation channel that is not a revocation')
       return
     }
-    const result = this.list.apply(revocation, this.#now() / 1000)
+    const result = this.list.receive(revocation, this.#now() / 1000)
     if (result === 'full') {
       this.#logger.error({ issuer: revocation.issuer, kind: revocation.kind, maxEntries: this.list.maxEntries },
-        'the revocation list is full: a revocation announced by Redis was not applied (raise revocation.maxEntries)')
+        'the revocation list is full: a revocation announced by Redis does not fit, so verifications fail closed (503) until it does (raise revocation.maxEntries)')
     } else if (result !== 'unchanged') {
       this.#logger.debug({ issuer: revocation.issuer, kind: revocation.kind, result }, 'revocation received')
     }

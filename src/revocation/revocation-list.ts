@@ -6,9 +6,11 @@
  * revocation. `generation` changes whenever a revocation is added or extended, so the verified-token cache
  * re-checks a cached token only when something changed since it last did.
  *
- * Bounded: at `maxEntries` a new revocation is refused (apply returns false) rather than an old one dropped,
- * because forgetting a revocation early would accept a token that must be refused. Expired revocations are
- * ignored by checks and removed by sweep().
+ * Bounded: at `maxEntries` a new revocation is refused (apply returns 'full') rather than an old one dropped,
+ * because forgetting a revocation early would accept a token that must be refused. A revocation recorded
+ * elsewhere (another process, the shared store) that does not fit makes the list incomplete, and an
+ * incomplete list is not available: verifications fail closed until the store has read everything again
+ * (receive(), markComplete()). Expired revocations are ignored by checks and removed by sweep().
  */
 import type { Revocation, RevocationKind } from './revocation.js'
 
@@ -26,8 +28,12 @@ export class RevocationList {
   readonly maxEntries: number
   readonly #byIssuer = new Map<string, IssuerBucket>()
   #size = 0
+  /** No revocation expires before this (seconds): apply() sweeps a full list only once one may have. */
+  #earliestExpiry = Number.POSITIVE_INFINITY
   #generation = 0
   #available: boolean
+  /** A revocation held elsewhere did not fit. */
+  #incomplete = false
 
   /** `available`: whether checks may answer before a store has loaded (true for a store of this process only). */
   constructor (maxEntries: number, available = true) {
@@ -49,7 +55,24 @@ export class RevocationList {
    * tell (not loaded yet, or disconnected for longer than allowed): verifications then fail closed.
    */
   get available (): boolean {
-    return this.#available
+    return this.#available && !this.#incomplete
+  }
+
+  /** False once a revocation held elsewhere did not fit, until markComplete(). */
+  get complete (): boolean {
+    return !this.#incomplete
+  }
+
+  /** The store has read every revocation again, and all fitted. */
+  markComplete (): void {
+    this.#incomplete = false
+  }
+
+  /** apply() for a revocation recorded elsewhere: one that does not fit makes the list incomplete. */
+  receive (revocation: Revocation, nowSeconds: number): ApplyResult {
+    const result = this.apply(revocation, nowSeconds)
+    if (result === 'full') this.#incomplete = true
+    return result
   }
 
   setAvailable (available: boolean): void {
@@ -73,10 +96,12 @@ export class RevocationList {
       return 'extended'
     }
     if (existing === undefined && this.#size >= this.maxEntries) {
-      this.sweep(nowSeconds)
+      // Not on every refused revocation: a flood of them would sweep the whole list each time.
+      if (nowSeconds >= this.#earliestExpiry) this.sweep(nowSeconds)
       if (this.#size >= this.maxEntries) return 'full'
     }
     if (existing === undefined) this.#size++
+    if (revocation.expiresAt < this.#earliestExpiry) this.#earliestExpiry = revocation.expiresAt
     this.#put(bucket, revocation)
     this.#generation++
     return 'added'
@@ -103,22 +128,28 @@ export class RevocationList {
   /** Removes expired revocations; returns how many. */
   sweep (nowSeconds: number): number {
     let removed = 0
+    let earliest = Number.POSITIVE_INFINITY
     for (const [issuer, bucket] of this.#byIssuer) {
       if (bucket.all !== undefined && bucket.all.expiresAt <= nowSeconds) {
         bucket.all = undefined
         removed++
+      } else if (bucket.all !== undefined) {
+        earliest = Math.min(earliest, bucket.all.expiresAt)
       }
       for (const map of [bucket.sid, bucket.sub, bucket.jti]) {
         for (const [value, r] of map) {
           if (r.expiresAt <= nowSeconds) {
             map.delete(value)
             removed++
+          } else {
+            earliest = Math.min(earliest, r.expiresAt)
           }
         }
       }
       if (bucket.all === undefined && bucket.sid.size + bucket.sub.size + bucket.jti.size === 0) this.#byIssuer.delete(issuer)
     }
     this.#size -= removed
+    this.#earliestExpiry = earliest
     return removed
   }
 

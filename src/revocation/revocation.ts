@@ -9,6 +9,8 @@
  *   jti     the one token with that jti
  *   issuer  every token of the issuer issued at or before `before`: "log everyone out"
  */
+import { ISSUER_ID_PATTERN } from '../config/schema.js'
+import { MAX_NUMERIC_DATE } from '../core/numeric-date.js'
 
 export const REVOCATION_KINDS = ['sid', 'sub', 'jti', 'issuer'] as const
 export type RevocationKind = typeof REVOCATION_KINDS[number]
@@ -18,6 +20,7 @@ export type RevocationSource = typeof REVOCATION_SOURCES[number]
 
 /** sid, sub and jti values longer than this are refused: sub is at most 255 (id-token-rules), the others alike. */
 export const MAX_REVOCATION_VALUE_LENGTH = 255
+
 
 export interface Revocation {
   /** The configured issuer id (never an issuer URL taken from a token). */
@@ -37,10 +40,10 @@ export function revocationKey (issuer: string, kind: RevocationKind, value: stri
   return `${issuer}\n${kind}\n${value}`
 }
 
-const ISSUER_ID = /^[a-z0-9][a-z0-9_-]{0,63}$/
+const ISSUER_ID = new RegExp(ISSUER_ID_PATTERN)
 
 function isNumericDate (value: unknown): value is number {
-  return typeof value === 'number' && Number.isFinite(value) && value >= 0 && value < 1e11
+  return typeof value === 'number' && Number.isFinite(value) && value >= 0 && value <= MAX_NUMERIC_DATE
 }
 
 /**
@@ -62,9 +65,16 @@ export function parseRevocation (input: unknown): Revocation | undefined {
   return { issuer, kind: kind as RevocationKind, value, before: cutoff ? before as number : null, expiresAt, source: source as RevocationSource }
 }
 
-/** What a verified logout token revokes: its session (sid), else every session of its user up to its iat. */
-export function revocationOfLogout (logout: { issuer: string, sid: string | undefined, sub: string | undefined, iat: number }, retentionSeconds: number, nowSeconds: number): Revocation {
-  const expiresAt = Math.ceil(Math.max(nowSeconds, logout.iat) + retentionSeconds)
+/**
+ * What a verified logout token revokes: its session (sid), else every session of its user up to its iat.
+ * Kept retentionSeconds from the logout token's iat: every token it covers was issued before, so none outlives
+ * that. Counted from iat, not from now, so that the same logout token again changes nothing (a replay does
+ * not extend the revocation nor make cached tokens look it up again).
+ */
+export function revocationOfLogout (logout: { issuer: string, sid: string | undefined, sub: string | undefined, iat: number }, retentionSeconds: number): Revocation {
+  const expiresAt = Math.ceil(logout.iat + retentionSeconds)
   if (logout.sid !== undefined) return { issuer: logout.issuer, kind: 'sid', value: logout.sid, before: null, expiresAt, source: 'backchannel-logout' }
-  return { issuer: logout.issuer, kind: 'sub', value: logout.sub ?? '', before: logout.iat, expiresAt, source: 'backchannel-logout' }
+  // The logout-token rules require sid or sub.
+  if (logout.sub === undefined) throw new TypeError('a logout token names a sid or a sub')
+  return { issuer: logout.issuer, kind: 'sub', value: logout.sub, before: logout.iat, expiresAt, source: 'backchannel-logout' }
 }

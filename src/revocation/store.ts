@@ -13,6 +13,9 @@
 import type { Revocation } from './revocation.js'
 import type { ApplyResult, RevocationList } from './revocation-list.js'
 
+/** What a publish changed in this process's list ('full' is thrown as RevocationStoreError). */
+export type PublishResult = Exclude<ApplyResult, 'full'>
+
 export interface RevocationStoreStatus {
   kind: 'memory' | 'redis'
   /** Whether the list is current (RevocationList.available). */
@@ -28,10 +31,10 @@ export interface RevocationStore {
   start(): Promise<void>
   /**
    * Records a revocation for every process: resolves once it is stored where every process will see it, and
-   * applied to this process's list. Rejects (RevocationStoreError) when it cannot be stored; the list is
-   * then unchanged, so a caller can answer 503 and the provider retry.
+   * applied to this process's list. Rejects (RevocationStoreError) when it cannot be stored or does not fit;
+   * the caller answers 503 (revocations_unavailable).
    */
-  publish(revocation: Revocation): Promise<ApplyResult>
+  publish(revocation: Revocation): Promise<PublishResult>
   status(): RevocationStoreStatus
   close(): Promise<void>
 }

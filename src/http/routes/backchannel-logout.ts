@@ -7,15 +7,17 @@
  *
  * No caller key: the provider has none, and the signed logout token is the credential. Rate limited like
  * /verify. Answers: 200 when the revocation is recorded; 400 (logout_token_invalid) for any token that is not
- * a valid logout token, as §2.8 asks; 503 when the revocation cannot be recorded or the keys cannot be
- * obtained, so that the provider retries. Cache-Control: no-store on every answer (§2.8).
+ * a valid logout token, as §2.8 asks, without naming the issuer (the log line does); 503 when the revocation
+ * cannot be recorded or the keys cannot be obtained (many providers do not retry: the error log line is what
+ * an operator sees). Cache-Control: no-store on every answer (§2.8).
  */
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { isVerificationError, VerificationError } from '../../errors.js'
 import { revocationOfLogout } from '../../revocation/revocation.js'
-import { RevocationStoreError, type RevocationStore } from '../../revocation/store.js'
+import type { RevocationStore } from '../../revocation/store.js'
+import { recordRevocation } from '../record-revocation.js'
 import { ErrorResponseSchema } from '../schemas.js'
 import { parseForm } from './introspect.js'
 
@@ -27,7 +29,6 @@ export interface BackchannelLogoutRouteOptions {
   retentionSeconds: number
   logoutTokenMaxAgeSeconds: number
   rateLimit: { max: PerRequest, timeWindow: PerRequest } | false
-  now?: () => number
 }
 
 export const LogoutRequestSchema = Type.Object({
@@ -40,7 +41,6 @@ export const LogoutResponseSchema = Type.Object({
 }, { additionalProperties: false })
 
 export const backchannelLogoutRoute: FastifyPluginAsync<BackchannelLogoutRouteOptions> = async (fastify, opts) => {
-  const now = opts.now ?? Date.now
   // Form-encoded only (§2.5).
   fastify.removeAllContentTypeParsers()
   fastify.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_request, body, done) => {
@@ -68,26 +68,18 @@ export const backchannelLogoutRoute: FastifyPluginAsync<BackchannelLogoutRouteOp
     try {
       logout = await fastify.verifier.verifyLogoutToken(token, opts.logoutTokenMaxAgeSeconds)
     } catch (err) {
+      if (!isVerificationError(err)) throw err
+      const { issuer, claim, retryAfterSeconds } = err.details
       // Whatever is wrong with the token itself is a 400 (§2.8); the log line says which check failed.
-      if (isVerificationError(err) && (err.family === 'token' || err.code === 'logout_token_invalid')) {
-        request.log.warn({ reason: err.code, issuer: err.details.issuer, claim: err.details.claim }, 'logout token refused')
-        throw new VerificationError('logout_token_invalid', err.details)
+      if (err.family === 'token' || err.code === 'logout_token_invalid') {
+        request.log.warn({ reason: err.code, issuer, claim }, 'logout token refused')
+        throw new VerificationError('logout_token_invalid', claim === undefined ? {} : { claim })
       }
-      throw err
+      // Answers of this open route never name an issuer: a sender without a valid token learns no issuer ids.
+      throw new VerificationError(err.code, retryAfterSeconds === undefined ? {} : { retryAfterSeconds })
     }
-    const revocation = revocationOfLogout(logout, opts.retentionSeconds, now() / 1000)
-    try {
-      const result = await opts.store.publish(revocation)
-      if (result === 'full') throw new RevocationStoreError('full')
-      // Never the sid or sub: they identify a person.
-      request.log.info({ issuer: revocation.issuer, kind: revocation.kind, source: revocation.source, result }, 'revocation recorded')
-      fastify.metrics?.revocationRecorded(revocation.source, revocation.kind)
-    } catch (err) {
-      if (!(err instanceof RevocationStoreError)) throw err
-      request.log.error({ err, issuer: revocation.issuer, kind: revocation.kind }, 'revocation not recorded')
-      throw new VerificationError('revocations_unavailable', { issuer: revocation.issuer })
-    }
-    request.outcome = { issuer: logout.issuer }
+    const revocation = revocationOfLogout(logout, opts.retentionSeconds)
+    await recordRevocation(request, opts.store, revocation, fastify.metrics)
     return { issuer: logout.issuer, revoked: revocation.kind as 'sid' | 'sub' }
   })
 }

@@ -3,7 +3,8 @@
  * incident, a provider without back-channel logout). One of:
  *
  *   {"issuer": "corp", "sid": "…"}                       the tokens of one session
- *   {"issuer": "corp", "sub": "…", "before": 1767225600}  the user's tokens issued up to `before` (default now)
+ *   {"issuer": "corp", "sub": "…", "before": 1767225600}  the user's tokens issued up to `before` (default:
+ *                                                         now plus the issuer's clock tolerance)
  *   {"issuer": "corp", "jti": "…"}                       one token
  *   {"issuer": "corp", "all": true}                      every token of the issuer issued up to now
  *
@@ -13,9 +14,12 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type, type Static } from 'typebox'
+import { MAX_NUMERIC_DATE } from '../../core/numeric-date.js'
 import { VerificationError } from '../../errors.js'
 import { MAX_REVOCATION_VALUE_LENGTH, type Revocation } from '../../revocation/revocation.js'
-import { RevocationStoreError, type RevocationStore } from '../../revocation/store.js'
+import type { RevocationStore } from '../../revocation/store.js'
+import type { IssuerConfig } from '../../config/types.js'
+import { recordRevocation } from '../record-revocation.js'
 import { ErrorResponseSchema } from '../schemas.js'
 
 type PerRequest = number | ((request: FastifyRequest, key: string) => number)
@@ -23,8 +27,8 @@ type PerRequest = number | ((request: FastifyRequest, key: string) => number)
 export interface RevocationsRouteOptions {
   store: RevocationStore
   retentionSeconds: number
-  /** Configured issuer ids (a getter: a reload may change them). */
-  issuerIds: () => readonly string[]
+  /** The configured issuers (a getter: a reload may change them). */
+  issuers: () => ReadonlyArray<Pick<IssuerConfig, 'id' | 'clockToleranceSeconds'>>
   rateLimit: { max: PerRequest, timeWindow: PerRequest } | false
   now?: () => number
 }
@@ -40,7 +44,7 @@ export const RevocationRequestSchema = Type.Object({
   sub: Type.Optional(Identifier('Revoke this user\'s tokens issued up to before.')),
   jti: Type.Optional(Identifier('Revoke the one token with this jti.')),
   all: Type.Optional(Type.Literal(true, { description: 'Revoke every token of the issuer issued up to before.' })),
-  before: Type.Optional(Type.Integer({ minimum: 0, maximum: 253402300799, description: 'With sub or all: NumericDate (seconds); tokens issued at or before it are revoked (default: now).' }))
+  before: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_NUMERIC_DATE, description: 'With sub or all: NumericDate (seconds); tokens issued at or before it are revoked (default: now).' }))
 }, { additionalProperties: false, $id: 'RevocationRequest' })
 type RevocationRequest = Static<typeof RevocationRequestSchema>
 
@@ -52,21 +56,34 @@ export const RevocationResponseSchema = Type.Object({
   result: Type.Union([Type.Literal('added'), Type.Literal('extended'), Type.Literal('unchanged')])
 }, { additionalProperties: false })
 
-function invalid (claim: string): never {
-  throw new VerificationError('revocation_invalid', { claim })
+function invalid (claim?: string): never {
+  throw new VerificationError('revocation_invalid', claim === undefined ? {} : { claim })
 }
 
-/** The revocation a request asks for; revocation_invalid naming the field at fault otherwise. */
-export function revocationOfRequest (body: RevocationRequest, issuerIds: readonly string[], retentionSeconds: number, nowSeconds: number): Revocation {
-  if (!issuerIds.includes(body.issuer)) invalid('issuer')
+/**
+ * The revocation a request asks for; revocation_invalid naming the field at fault otherwise. `before`
+ * defaults to now plus the issuer's clock tolerance: it is compared with the provider's iat, and a provider
+ * whose clock runs ahead would otherwise issue tokens "after" a revocation that came after them.
+ */
+export function revocationOfRequest (
+  body: RevocationRequest,
+  issuers: ReadonlyArray<Pick<IssuerConfig, 'id' | 'clockToleranceSeconds'>>,
+  retentionSeconds: number,
+  nowSeconds: number
+): Revocation {
+  const issuer = issuers.find((i) => i.id === body.issuer)
+  if (issuer === undefined) invalid('issuer')
   const chosen = (['sid', 'sub', 'jti', 'all'] as const).filter((name) => body[name] !== undefined)
-  if (chosen.length !== 1) invalid(chosen[1] ?? 'sid')
+  if (chosen.length === 0) invalid()
+  if (chosen.length > 1) invalid(chosen[1])
   const kind = chosen[0] as 'sid' | 'sub' | 'jti' | 'all'
   const cutoff = kind === 'sub' || kind === 'all'
   if (!cutoff && body.before !== undefined) invalid('before')
   const now = Math.floor(nowSeconds)
-  const before = body.before ?? now
-  if (before > now + FUTURE_TOLERANCE_SECONDS) invalid('before')
+  const before = body.before ?? now + issuer.clockToleranceSeconds
+  if (before > now + Math.max(FUTURE_TOLERANCE_SECONDS, issuer.clockToleranceSeconds)) invalid('before')
+  // So long ago that every token it covers has expired, as far as retentionSeconds can tell.
+  if (before + retentionSeconds <= now) invalid('before')
   const base = { issuer: body.issuer, source: 'api' as const }
   if (kind === 'all') return { ...base, kind: 'issuer', value: '', before, expiresAt: before + retentionSeconds }
   if (kind === 'sub') return { ...base, kind, value: body.sub as string, before, expiresAt: before + retentionSeconds }
@@ -83,20 +100,10 @@ export const revocationsRoute: FastifyPluginAsync<RevocationsRouteOptions> = asy
     }
   }, async (request) => {
     if (request.caller?.revoke !== true) throw new VerificationError('caller_not_permitted')
-    const revocation = revocationOfRequest(request.body, opts.issuerIds(), opts.retentionSeconds, now() / 1000)
-    let result
-    try {
-      result = await opts.store.publish(revocation)
-    } catch (err) {
-      if (!(err instanceof RevocationStoreError)) throw err
-      request.log.error({ err, issuer: revocation.issuer, kind: revocation.kind }, 'revocation not recorded')
-      throw new VerificationError('revocations_unavailable', { issuer: revocation.issuer })
-    }
-    if (result === 'full') throw new VerificationError('revocations_unavailable', { issuer: revocation.issuer })
-    // The value (a sid, sub or jti) is never logged: it identifies a person or a token.
-    request.log.info({ issuer: revocation.issuer, kind: revocation.kind, source: revocation.source, caller: request.caller.id, result }, 'revocation recorded')
-    fastify.metrics?.revocationRecorded(revocation.source, revocation.kind)
-    request.outcome = { issuer: revocation.issuer }
-    return { issuer: revocation.issuer, kind: revocation.kind, before: revocation.before, expiresAt: revocation.expiresAt, result }
+    const revocation = revocationOfRequest(request.body, opts.issuers(), opts.retentionSeconds, now() / 1000)
+    const result = await recordRevocation(request, opts.store, revocation, fastify.metrics, { caller: request.caller.id })
+    // What is held now: an earlier revocation of the same value may have had a later cut-off or expiry.
+    const held = opts.store.list.get(revocation.issuer, revocation.kind, revocation.value, now() / 1000) ?? revocation
+    return { issuer: held.issuer, kind: held.kind, before: held.before, expiresAt: held.expiresAt, result }
   })
 }
