@@ -272,6 +272,40 @@ t.test("'full': at the list's bound a new revocation is refused without writing 
   t.equal(await store.publish(revocation('sid', 's-1', { expiresAt: nowSeconds() + 7200 })), 'extended', 'one already held can still be extended')
 })
 
+t.test('a revocation stored by another process that does not fit: fail closed, then current again once it fits', async (t) => {
+  const keyPrefix = newPrefix()
+  const big = newStore(t, { url: redis.url, keyPrefix, maxStalenessSeconds: 1 })
+  const small = newStore(t, { url: redis.url, keyPrefix, maxStalenessSeconds: 1 }, 1)
+  await Promise.all([big.start(), small.start()])
+  const soon = nowSeconds() + 2
+  await big.publish(revocation('sid', 'short-lived', { expiresAt: soon }))
+  await waitFor('the small store holds the first', () => small.list.size === 1)
+  t.ok(small.list.available)
+  await big.publish(revocation('sid', 'second'))
+  await waitFor('the small store fails closed', () => !small.list.available)
+  t.notOk(small.list.complete, 'incomplete: it misses a revocation every other process holds')
+  t.equal(small.status().current, false, '/readyz says so')
+  // Once the first expires, a reload fits everything again.
+  await waitFor('the small store is current again', () => small.list.available, 6000)
+  t.ok(small.list.complete)
+  t.ok(small.list.get('main', 'sid', 'second', nowSeconds()), 'with the revocation it had missed')
+})
+
+t.test('a load of more stored revocations than the list holds: fail closed, without sweeping for each', async (t) => {
+  const keyPrefix = newPrefix()
+  const big = newStore(t, { url: redis.url, keyPrefix }, 5000)
+  await big.start()
+  for (let i = 0; i < 3000; i++) await big.publish(revocation('jti', `j-${i}`))
+  const small = newStore(t, { url: redis.url, keyPrefix }, 100)
+  let sweeps = 0
+  const sweep = small.list.sweep.bind(small.list)
+  small.list.sweep = (now: number) => { sweeps++; return sweep(now) }
+  await small.start()
+  t.equal(small.list.size, 100)
+  t.notOk(small.list.available, 'not current: 2,900 revocations do not fit')
+  t.ok(sweeps <= 2, `the list was not swept for every refused revocation (${sweeps})`)
+})
+
 t.test('Redis key names hold no sid, sub or jti: they are hashed', async (t) => {
   const keyPrefix = newPrefix()
   const client = rawClient(t, redis.url)
