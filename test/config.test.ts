@@ -82,6 +82,7 @@ revocation:
   maxEntries: 500
   retentionSeconds: 7200
   logoutTokenMaxAgeSeconds: 60
+  logoutRateLimit: { max: 100, windowSeconds: 10 }
   redis:
     url: redis://127.0.0.1:6379/1
     keyPrefix: "svc-a:"
@@ -211,6 +212,7 @@ t.test('a valid full YAML file resolves every option', async (t) => {
       maxEntries: 500,
       retentionSeconds: 7200,
       logoutTokenMaxAgeSeconds: 60,
+      logoutRateLimit: { max: 100, windowSeconds: 10 },
       redis: { url: 'redis://127.0.0.1:6379/1', keyPrefix: 'svc-a:', maxStalenessSeconds: 5, commandTimeoutMs: 200 }
     },
     issuers: [
@@ -278,7 +280,7 @@ t.test('a valid JSON file, by --config=PATH and by OIDC_VERIFIER_CONFIG, gets th
       rules: []
     },
     batch: { maxTokens: 100, maxBodyBytes: 1048576 },
-    revocation: { enabled: false, store: 'memory', maxEntries: 100000, retentionSeconds: 86400, logoutTokenMaxAgeSeconds: 300 },
+    revocation: { enabled: false, store: 'memory', maxEntries: 100000, retentionSeconds: 86400, logoutTokenMaxAgeSeconds: 300, logoutRateLimit: { max: 6000, windowSeconds: 60 } },
     issuers: [{
       id: 'google',
       issuer: 'https://accounts.google.com',

@@ -18,7 +18,8 @@ function problemsOf (doc: Record<string, unknown>, env: NodeJS.ProcessEnv = {}):
 }
 
 t.test('defaults: off; in memory when on', async (t) => {
-  t.same(parseConfig({ issuers }, 'test', {}).revocation, { enabled: false, store: 'memory', maxEntries: 100000, retentionSeconds: 86400, logoutTokenMaxAgeSeconds: 300 })
+  t.same(parseConfig({ issuers }, 'test', {}).revocation, { enabled: false, store: 'memory', maxEntries: 100000, retentionSeconds: 86400, logoutTokenMaxAgeSeconds: 300, logoutRateLimit: { max: 6000, windowSeconds: 60 } })
+  t.same(parseConfig({ issuers, revocation: { logoutRateLimit: { max: 5 } } }, 'test', {}).revocation.logoutRateLimit, { max: 5, windowSeconds: 60 })
   t.equal(parseConfig({ issuers, revocation: { enabled: true } }, 'test', {}).revocation.store, 'memory')
 })
 
@@ -43,6 +44,8 @@ t.test('problems, each with its path, never quoting a URL', async (t) => {
     [{ maxEntries: 0 }, {}, /revocation\.maxEntries/],
     [{ retentionSeconds: 10 }, {}, /revocation\.retentionSeconds/],
     [{ logoutTokenMaxAgeSeconds: 0 }, {}, /revocation\.logoutTokenMaxAgeSeconds/],
+    [{ logoutRateLimit: { max: 0 } }, {}, /revocation\.logoutRateLimit\.max/],
+    [{ logoutRateLimit: { burst: 1 } }, {}, /revocation\.logoutRateLimit/],
     [{ store: 'redis', redis: { url: 'redis://x', keyPrefix: 'has space' } }, {}, /revocation\.redis\.keyPrefix/],
     [{ store: 'redis', redis: { url: 'redis://x', maxStalenessSeconds: 0 } }, {}, /revocation\.redis\.maxStalenessSeconds/],
     [{ unknown: true }, {}, /revocation\.unknown|revocation: .*unknown/]

@@ -194,6 +194,19 @@ t.test('POST /revocations: only for callers allowed to revoke', async (t) => {
   t.notOk(lines.some((l) => l.includes(SECRET_SUB)), 'the sub is never logged')
 })
 
+t.test('POST /backchannel-logout has a rate limit of its own, per address', async (t) => {
+  const app = await appWith(t, { revocation: { logoutRateLimit: { max: 2, windowSeconds: 60 } } })
+  const from = async (remoteAddress: string) => await app.inject({ method: 'POST', url: '/backchannel-logout', remoteAddress, headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: form({ logout_token: 'junk' }) })
+  t.equal((await from('10.1.1.1')).statusCode, 400)
+  t.equal((await from('10.1.1.1')).statusCode, 400)
+  const limited = await from('10.1.1.1')
+  t.equal(limited.statusCode, 429)
+  t.match(limited.json(), { code: 'rate_limited' })
+  t.ok(limited.headers['retry-after'])
+  t.equal((await from('10.1.1.2')).statusCode, 400, 'another address has its own budget')
+  t.equal((await app.inject({ method: 'POST', url: '/verify', remoteAddress: '10.1.1.1', payload: { token: mint(key, idTokenClaims(ISS, AUD)) } })).statusCode, 200, '/verify is not affected')
+})
+
 t.test('POST /revocations is refused when no caller keys are configured', async (t) => {
   const app = await appWith(t)
   const res = await app.inject({ method: 'POST', url: '/revocations', payload: { issuer: 'main', sub: 'x' } })

@@ -50,7 +50,11 @@ export function resolveRevocation (file: ConfigFile, env: NodeJS.ProcessEnv): Re
     store: section.store ?? REVOCATION_DEFAULTS.store,
     maxEntries: section.maxEntries ?? REVOCATION_DEFAULTS.maxEntries,
     retentionSeconds: section.retentionSeconds ?? REVOCATION_DEFAULTS.retentionSeconds,
-    logoutTokenMaxAgeSeconds: section.logoutTokenMaxAgeSeconds ?? REVOCATION_DEFAULTS.logoutTokenMaxAgeSeconds
+    logoutTokenMaxAgeSeconds: section.logoutTokenMaxAgeSeconds ?? REVOCATION_DEFAULTS.logoutTokenMaxAgeSeconds,
+    logoutRateLimit: {
+      max: section.logoutRateLimit?.max ?? REVOCATION_DEFAULTS.logoutRateLimit.max,
+      windowSeconds: section.logoutRateLimit?.windowSeconds ?? REVOCATION_DEFAULTS.logoutRateLimit.windowSeconds
+    }
   }
   const redis = section.redis
   if (resolved.store === 'redis' && redis !== undefined) {

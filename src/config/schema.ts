@@ -80,7 +80,9 @@ export const REVOCATION_DEFAULTS = Object.freeze({
   store: 'memory' as const,
   maxEntries: 100000,
   retentionSeconds: 86400,
-  logoutTokenMaxAgeSeconds: 300
+  logoutTokenMaxAgeSeconds: 300,
+  // 100 a second from one address: above a provider's burst of logouts, far below what the route can answer.
+  logoutRateLimit: Object.freeze({ max: 6000, windowSeconds: 60 })
 })
 
 export const REDIS_REVOCATION_DEFAULTS = Object.freeze({
@@ -578,6 +580,10 @@ export const RevocationSchema = Type.Object({
   maxEntries: Type.Optional(Int(1, 10000000, 'Most revocations held; at the bound new ones are refused (503), never old ones forgotten.', REVOCATION_DEFAULTS.maxEntries)),
   retentionSeconds: Type.Optional(Int(60, 31536000, 'How long a revocation is kept: longer than the longest ID token lifetime of any issuer.', REVOCATION_DEFAULTS.retentionSeconds)),
   logoutTokenMaxAgeSeconds: Type.Optional(Int(10, 86400, 'Logout tokens issued longer ago than this (iat) are refused.', REVOCATION_DEFAULTS.logoutTokenMaxAgeSeconds)),
+  logoutRateLimit: Type.Optional(Type.Object({
+    max: Type.Optional(Int(1, 1000000000, 'Requests to POST /backchannel-logout allowed per client address in a window.', REVOCATION_DEFAULTS.logoutRateLimit.max)),
+    windowSeconds: Type.Optional(Int(1, 86400, 'Length of the window in seconds.', REVOCATION_DEFAULTS.logoutRateLimit.windowSeconds))
+  }, { additionalProperties: false, description: 'The rate limit of the open POST /backchannel-logout, per client address (rateLimit.enabled: false turns it off with the others).', 'x-expected': 'a mapping with max and/or windowSeconds' })),
   redis: Type.Optional(RedisRevocationSchema)
 }, { additionalProperties: false, description: 'Token revocation: back-channel logout and the revocation API.', 'x-expected': 'a mapping of revocation options' })
 

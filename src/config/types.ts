@@ -320,6 +320,8 @@ export interface RevocationConfig {
   retentionSeconds: number
   /** Logout tokens older than this (iat) are refused. */
   logoutTokenMaxAgeSeconds: number
+  /** POST /backchannel-logout per client address (the route has no caller key to limit by). */
+  logoutRateLimit: { max: number, windowSeconds: number }
   /** Set when store is redis. */
   redis?: RedisRevocationConfig
 }
