@@ -103,6 +103,7 @@ jwks:
   unknownKidRefreshesPerMinute: 3
   backoffInitialSeconds: 2
   backoffMaxSeconds: 60
+  rediscoverySeconds: 3600
 fetch:
   timeoutMs: 2000
   maxResponseBytes: 65536
@@ -182,7 +183,8 @@ t.test('a valid full YAML file resolves every option', async (t) => {
       unknownKidCooldownSeconds: 10,
       unknownKidRefreshesPerMinute: 3,
       backoffInitialSeconds: 2,
-      backoffMaxSeconds: 60
+      backoffMaxSeconds: 60,
+      rediscoverySeconds: 3600
     },
     fetch: { timeoutMs: 2000, maxResponseBytes: 65536 },
     tokenCache: { enabled: false, maxEntries: 1000, maxBytes: 2097152, maxTtlSeconds: 60 },
@@ -318,7 +320,8 @@ t.test('the documented defaults', async (t) => {
     unknownKidCooldownSeconds: 5,
     unknownKidRefreshesPerMinute: 6,
     backoffInitialSeconds: 1,
-    backoffMaxSeconds: 300
+    backoffMaxSeconds: 300,
+    rediscoverySeconds: 86400
   })
   t.same(FETCH_DEFAULTS, { timeoutMs: 5000, maxResponseBytes: 524288 })
 })

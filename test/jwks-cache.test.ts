@@ -6,6 +6,7 @@ import { startJwksServer, type JwksServer } from './helpers/jwks-server.js'
 import { jwksOf, makeKey } from './helpers/tokens.js'
 
 const config: JwksCacheConfig = {
+  rediscoverySeconds: 86400,
   maxEntries: 10,
   defaultFreshnessSeconds: 600,
   minFreshnessSeconds: 60,

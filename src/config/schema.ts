@@ -64,7 +64,8 @@ export const JWKS_DEFAULTS: Readonly<JwksCacheConfig> = Object.freeze({
   unknownKidCooldownSeconds: 5,
   unknownKidRefreshesPerMinute: 6,
   backoffInitialSeconds: 1,
-  backoffMaxSeconds: 300
+  backoffMaxSeconds: 300,
+  rediscoverySeconds: 86400
 })
 
 export const TOKEN_CACHE_DEFAULTS: Readonly<TokenCacheConfig> = Object.freeze({
@@ -233,7 +234,8 @@ export const JwksCacheSchema = Type.Object({
   unknownKidCooldownSeconds: Type.Optional(Int(0, 3600, 'Minimum seconds between unknown-kid refreshes per JWKS URL.', JWKS_DEFAULTS.unknownKidCooldownSeconds)),
   unknownKidRefreshesPerMinute: Type.Optional(Int(0, 600, 'Maximum unknown-kid refreshes per minute per JWKS URL.', JWKS_DEFAULTS.unknownKidRefreshesPerMinute)),
   backoffInitialSeconds: Type.Optional(Int(1, 3600, 'First delay after a failed fetch.', JWKS_DEFAULTS.backoffInitialSeconds)),
-  backoffMaxSeconds: Type.Optional(Int(1, DAY, 'Maximum delay between failed fetches.', JWKS_DEFAULTS.backoffMaxSeconds))
+  backoffMaxSeconds: Type.Optional(Int(1, DAY, 'Maximum delay between failed fetches.', JWKS_DEFAULTS.backoffMaxSeconds)),
+  rediscoverySeconds: Type.Optional(Int(1, WEEK, 'How often a discovered issuer\'s metadata is read again, so that a changed jwks_uri is followed.', JWKS_DEFAULTS.rediscoverySeconds))
 }, { additionalProperties: false, description: 'JWKS cache behaviour.', 'x-expected': 'a mapping of JWKS cache options' })
 
 export const FetchSchema = Type.Object({

@@ -155,6 +155,8 @@ export interface JwksCacheConfig {
   /** Failed fetches back off exponentially from the initial to the maximum delay. */
   backoffInitialSeconds: number
   backoffMaxSeconds: number
+  /** A discovered issuer's metadata is read again this often: a changed jwks_uri is followed. */
+  rediscoverySeconds: number
 }
 
 export interface FetchConfig {

@@ -1,7 +1,9 @@
 /**
  * Where one issuer's keys come from: an inline JWKS (air-gapped), a configured jwks_uri, or OIDC discovery
  * followed by the discovered jwks_uri. Remote key sets live in the shared JwksCache; discovery is retried in
- * the background with backoff until it succeeds, so the service starts while an IdP is down.
+ * the background with backoff until it succeeds, so the service starts while an IdP is down, and repeated
+ * every jwks.rediscoverySeconds, so that a provider that moves its jwks_uri is followed (once the new URL has
+ * given keys; until then, and when the provider cannot be reached, the current one stays).
  */
 import type { FetchConfig, IssuerConfig, JwksCacheConfig } from '../config/types.js'
 import { VerificationError } from '../errors.js'
@@ -119,6 +121,7 @@ class DiscoveredKeys extends RemoteKeys {
   private readonly discoveryUrl: string | undefined
   private readonly fetchConfig: FetchConfig
   private readonly backoff: { initial: number, max: number }
+  private readonly rediscoveryMs: number
   private readonly logger: Logger
   private readonly fetcher: typeof fetchJson | undefined
   private failures = 0
@@ -135,6 +138,7 @@ class DiscoveredKeys extends RemoteKeys {
     this.discoveryUrl = issuer.keys.kind === 'discovery' ? issuer.keys.discoveryUrl : undefined
     this.fetchConfig = fetchConfig
     this.backoff = { initial: jwksConfig.backoffInitialSeconds, max: jwksConfig.backoffMaxSeconds }
+    this.rediscoveryMs = jwksConfig.rediscoverySeconds * 1000
     this.logger = logger.child({ issuer: issuer.id })
     this.fetcher = fetcher
   }
@@ -160,18 +164,59 @@ class DiscoveredKeys extends RemoteKeys {
       if (this.closed) return
       this.jwksUri = jwksUri
       this.error = null
+      this.failures = 0
       this.logger.info({ jwksUri }, 'discovery succeeded')
       await this.cache.warm(jwksUri)
+      this.schedule(() => this.rediscover(), this.rediscoveryMs)
     } catch (err) {
       if (this.closed) return
       this.failures++
       this.error = (err as Error).message
-      const delay = Math.min(this.backoff.initial * 2 ** (this.failures - 1), this.backoff.max)
+      const delay = this.backoffSeconds()
       this.nextAttemptAt = Date.now() + delay * 1000
       this.logger.warn({ err: this.error, retryInSeconds: delay }, 'discovery failed; the issuer is not ready and discovery will be retried')
-      this.timer = setTimeout(() => { void this.discover() }, delay * 1000)
-      this.timer.unref()
+      this.schedule(() => this.discover(), delay * 1000)
     }
+  }
+
+  /**
+   * Reads the metadata again. A new jwks_uri is taken once it has given usable keys; a failure (the provider
+   * unreachable, a broken document, a new URL without keys) keeps the current one and tries again after the
+   * backoff, at the latest at the next rediscovery. The issuer stays ready throughout.
+   */
+  private async rediscover (): Promise<void> {
+    if (this.closed) return
+    const current = this.jwksUri
+    try {
+      const { jwksUri } = await discoverJwksUri(this.issuer, this.fetchConfig, this.fetcher, this.discoveryUrl)
+      if (this.closed) return
+      if (jwksUri !== current) {
+        await this.cache.warm(jwksUri)
+        if (this.closed) return
+        const state = this.cache.status(jwksUri).state
+        if (state !== 'fresh' && state !== 'stale') throw new Error(`the new jwks_uri ${jwksUri} gave no usable keys (${this.cache.status(jwksUri).lastError ?? state})`)
+        this.jwksUri = jwksUri
+        this.logger.info({ jwksUri, previous: current }, 'the provider\'s jwks_uri changed; following it')
+      }
+      this.failures = 0
+      this.schedule(() => this.rediscover(), this.rediscoveryMs)
+    } catch (err) {
+      if (this.closed) return
+      this.failures++
+      const delay = Math.min(this.backoffSeconds(), this.rediscoveryMs / 1000)
+      this.logger.warn({ err: (err as Error).message, jwksUri: current, retryInSeconds: delay }, 'rediscovery failed; the current jwks_uri stays')
+      this.schedule(() => this.rediscover(), delay * 1000)
+    }
+  }
+
+  private backoffSeconds (): number {
+    return Math.min(this.backoff.initial * 2 ** (this.failures - 1), this.backoff.max)
+  }
+
+  private schedule (next: () => Promise<void>, delayMs: number): void {
+    if (this.timer !== undefined) clearTimeout(this.timer)
+    this.timer = setTimeout(() => { void next() }, delayMs)
+    this.timer.unref()
   }
 
   protected override retryAfter (): number {

@@ -1,0 +1,58 @@
+/**
+ * A discovered issuer's metadata is read again every jwks.rediscoverySeconds: a provider that moves its
+ * jwks_uri is followed once the new URL gives keys, and a failed rediscovery (the provider down, a broken
+ * document, a new URL without keys) keeps the current keys, so the issuer stays ready.
+ */
+import t from 'tap'
+import { Verifier } from '../src/core/verifier.js'
+import { configFor } from './helpers/config.js'
+import { startJwksServer } from './helpers/jwks-server.js'
+import { idTokenClaims, jwksOf, makeKey, mint } from './helpers/tokens.js'
+
+const WELL_KNOWN = '/.well-known/openid-configuration'
+const oldKey = makeKey('ES256', { kid: 'old' })
+const newKey = makeKey('ES256', { kid: 'new' })
+
+async function waitFor (what: string, condition: () => boolean, timeoutMs = 8000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 25))
+  }
+}
+
+t.test('a moved jwks_uri is followed; failures keep the current one', async (t) => {
+  const idp = await startJwksServer({ json: jwksOf(oldKey) })
+  t.teardown(() => idp.close())
+  const metadata = (jwksPath: string): { json: unknown } => ({ json: { issuer: idp.url, jwks_uri: `${idp.url}${jwksPath}` } })
+  idp.set(metadata('/jwks'), WELL_KNOWN)
+  idp.set({ json: jwksOf(newKey) }, '/jwks-2')
+  const v = new Verifier(configFor([{ id: 'idp', issuer: idp.url, audiences: ['aud'] }], { jwks: { rediscoverySeconds: 1, backoffInitialSeconds: 1, unknownKidCooldownSeconds: 0 } }))
+  t.teardown(() => v.close())
+  v.start()
+  await waitFor('ready', () => v.ready)
+  const oldToken = mint(oldKey, idTokenClaims(idp.url, 'aud'))
+  const newToken = mint(newKey, idTokenClaims(idp.url, 'aud'))
+  t.equal((await v.verify(oldToken)).subject, 'user-123')
+  await t.rejects(v.verify(newToken), { code: 'key_not_found' }, 'the new key is not at the current jwks_uri')
+
+  // The provider is down for a while: rediscovery fails, the issuer keeps its keys.
+  idp.set({ status: 503 }, WELL_KNOWN)
+  const failures = idp.requests(WELL_KNOWN)
+  await waitFor('a failed rediscovery', () => idp.requests(WELL_KNOWN) > failures)
+  t.ok(v.ready, 'still ready')
+  t.equal(v.status()[0]?.jwksUri, `${idp.url}/jwks`)
+
+  // The new URL is advertised but gives nothing yet: not taken.
+  idp.set({ status: 404 }, '/jwks-2')
+  idp.set(metadata('/jwks-2'), WELL_KNOWN)
+  await waitFor('the new URL tried', () => idp.requests('/jwks-2') > 0)
+  t.equal(v.status()[0]?.jwksUri, `${idp.url}/jwks`, 'a new jwks_uri without keys is not taken')
+  t.ok(v.ready)
+
+  // Now it gives keys: followed.
+  idp.set({ json: jwksOf(newKey) }, '/jwks-2')
+  await waitFor('the new jwks_uri taken', () => v.status()[0]?.jwksUri === `${idp.url}/jwks-2`)
+  t.equal((await v.verify(newToken)).subject, 'user-123', 'tokens of the moved key set verify')
+  t.ok(v.ready)
+})
