@@ -10,10 +10,11 @@
  * message saying so: a forward-auth test that silently skips would prove nothing.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { accessSync, constants, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { createConnection, createServer } from 'node:net'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createConnection } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { findBinary, freePort } from './system-server.js'
 
 /** Replaced in the http block text by 127.0.0.1:<free port>. */
 export const LISTEN = '__LISTEN__'
@@ -23,29 +24,7 @@ const START_TIMEOUT_MS = 10_000
 const STOP_TIMEOUT_MS = 5_000
 
 export function findNginx (): string {
-  const candidates = process.env.NGINX_BIN !== undefined && process.env.NGINX_BIN !== '' ? [process.env.NGINX_BIN] : CANDIDATES
-  for (const path of candidates) {
-    try {
-      accessSync(path, constants.X_OK)
-      return path
-    } catch {
-      // try the next one
-    }
-  }
-  throw new Error(`nginx not found (looked at ${candidates.join(', ')}): install the Debian package "nginx" ` +
-    '(apt-get install -y nginx; bash .ci/run does it) or set NGINX_BIN. This test needs a real nginx and does not skip.')
-}
-
-async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      const port = typeof address === 'object' && address !== null ? address.port : 0
-      server.close(() => { resolve(port) })
-    })
-  })
+  return findBinary('nginx', CANDIDATES, 'NGINX_BIN', 'nginx')
 }
 
 async function canConnect (port: number): Promise<boolean> {

@@ -12,39 +12,18 @@
  * the test FAILS with a message saying so: a Redis store test that silently skips would prove nothing.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { accessSync, constants, mkdtempSync, rmSync } from 'node:fs'
-import { createConnection, createServer } from 'node:net'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { createConnection } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { findBinary, freePort } from './system-server.js'
 
 const CANDIDATES = ['/usr/bin/redis-server', '/usr/sbin/redis-server', '/usr/local/bin/redis-server', '/usr/local/sbin/redis-server']
 const START_TIMEOUT_MS = 10_000
 const STOP_TIMEOUT_MS = 5_000
 
 export function findRedisServer (): string {
-  const candidates = process.env.REDIS_SERVER_BIN !== undefined && process.env.REDIS_SERVER_BIN !== '' ? [process.env.REDIS_SERVER_BIN] : CANDIDATES
-  for (const path of candidates) {
-    try {
-      accessSync(path, constants.X_OK)
-      return path
-    } catch {
-      // try the next one
-    }
-  }
-  throw new Error(`redis-server not found (looked at ${candidates.join(', ')}): install the Debian package "redis-server" ` +
-    '(apt-get install -y redis-server; bash scripts/system-deps.sh does it) or set REDIS_SERVER_BIN. This test needs a real Redis and does not skip.')
-}
-
-async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      const port = typeof address === 'object' && address !== null ? address.port : 0
-      server.close(() => { resolve(port) })
-    })
-  })
+  return findBinary('redis-server', CANDIDATES, 'REDIS_SERVER_BIN', 'redis-server')
 }
 
 /** Whether redis-server answers PING on the port (not only accepts the connection); NOAUTH is an answer too. */

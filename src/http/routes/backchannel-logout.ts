@@ -19,7 +19,7 @@ import { revocationOfLogout } from '../../revocation/revocation.js'
 import type { RevocationStore } from '../../revocation/store.js'
 import { recordRevocation } from '../record-revocation.js'
 import { ErrorResponseSchema } from '../schemas.js'
-import { parseForm } from './introspect.js'
+import { acceptFormBodiesOnly } from '../form-body.js'
 
 type PerRequest = number | ((request: FastifyRequest, key: string) => number)
 
@@ -42,14 +42,7 @@ export const LogoutResponseSchema = Type.Object({
 
 export const backchannelLogoutRoute: FastifyPluginAsync<BackchannelLogoutRouteOptions> = async (fastify, opts) => {
   // Form-encoded only (§2.5).
-  fastify.removeAllContentTypeParsers()
-  fastify.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_request, body, done) => {
-    try {
-      done(null, parseForm(body as string))
-    } catch (err) {
-      done(err as Error, undefined)
-    }
-  })
+  acceptFormBodiesOnly(fastify)
 
   fastify.withTypeProvider<TypeBoxTypeProvider>().post('/backchannel-logout', {
     config: opts.rateLimit === false ? {} : { rateLimit: opts.rateLimit },

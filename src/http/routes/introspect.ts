@@ -16,6 +16,7 @@ import { Type, type Static } from 'typebox'
 import type { VerifiedIdentity } from '../../core/identity.js'
 import { isVerificationError, VerificationError } from '../../errors.js'
 import { queryCarriesToken } from '../bearer.js'
+import { acceptFormBodiesOnly } from '../form-body.js'
 import { requestChecks } from '../request-checks.js'
 import { ErrorResponseSchema, VerificationModeSchema, VerifiedIdentitySchema } from '../schemas.js'
 
@@ -48,21 +49,6 @@ export const IntrospectionResponse = Type.Union([
   }, { additionalProperties: false })
 ])
 type Introspection = Static<typeof IntrospectionResponse>
-
-/** Parameters RFC 6749 §3.1 says must not repeat; a repeated one is refused, since we cannot tell which is meant. */
-class DuplicateParameter extends VerificationError {
-  constructor () { super('request_invalid') }
-}
-
-/** application/x-www-form-urlencoded → name → value, refusing repeated names (RFC 6749 §3.1). */
-export function parseForm (body: string): Record<string, string> {
-  const out: Record<string, string> = Object.create(null) as Record<string, string>
-  for (const [name, value] of new URLSearchParams(body)) {
-    if (Object.hasOwn(out, name)) throw new DuplicateParameter()
-    out[name] = value
-  }
-  return out
-}
 
 export function introspectionOf (identity: VerifiedIdentity): Introspection {
   const claims = identity.claims
@@ -97,15 +83,8 @@ export interface IntrospectRouteOptions {
 }
 
 export const introspectRoute: FastifyPluginAsync<IntrospectRouteOptions> = async (fastify, opts) => {
-  // Form-encoded only, as RFC 7662 §2.1 says; JSON here would be a second, untested way in.
-  fastify.removeAllContentTypeParsers()
-  fastify.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_request, body, done) => {
-    try {
-      done(null, parseForm(body as string))
-    } catch (err) {
-      done(err as Error, undefined)
-    }
-  })
+  // Form-encoded only, as RFC 7662 §2.1 says.
+  acceptFormBodiesOnly(fastify)
 
   fastify.withTypeProvider<TypeBoxTypeProvider>().post('/introspect', {
     config: opts.rateLimit === false ? {} : { rateLimit: opts.rateLimit },

@@ -1,0 +1,30 @@
+/**
+ * application/x-www-form-urlencoded bodies, for the routes that take only them (/introspect, RFC 7662 §2.1;
+ * /backchannel-logout, Back-Channel Logout 1.0 §2.5): within the route's plugin, every other content type is
+ * refused (415), so JSON is not a second, untested way in. A repeated parameter is refused (RFC 6749 §3.1),
+ * since we cannot tell which is meant.
+ */
+import type { FastifyInstance } from 'fastify'
+import { VerificationError } from '../errors.js'
+
+/** application/x-www-form-urlencoded → name → value, refusing repeated names (request_invalid). */
+export function parseForm (body: string): Record<string, string> {
+  const out: Record<string, string> = Object.create(null) as Record<string, string>
+  for (const [name, value] of new URLSearchParams(body)) {
+    if (Object.hasOwn(out, name)) throw new VerificationError('request_invalid')
+    out[name] = value
+  }
+  return out
+}
+
+/** Call inside a route's plugin: its routes take form bodies and nothing else. */
+export function acceptFormBodiesOnly (fastify: FastifyInstance): void {
+  fastify.removeAllContentTypeParsers()
+  fastify.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_request, body, done) => {
+    try {
+      done(null, parseForm(body as string))
+    } catch (err) {
+      done(err as Error, undefined)
+    }
+  })
+}
