@@ -263,9 +263,9 @@ t.test('preset configuration problems', async (t) => {
     'c.yaml: issuers[0].allowedTenants: needs claimMapping.tenant (the claim that names the tenant, such as tid or hd), or a preset that maps it'
   ])
   t.same(parse({ issuer: 'https://a.example', preset: 5 }), [`c.yaml: issuers[0].preset: expected one of ${PRESET_NAMES.join(', ')}, got 5`])
-  // Two Google issuers would both claim the alias.
-  t.match(problemsOf(() => parseConfig({ issuers: [{ id: 'a', preset: 'google', audiences: ['x'] }, { id: 'b', issuer: 'https://b.example', issuerAliases: ['accounts.google.com'], audiences: ['y'] }] }, 'c.yaml', {})), [
-    /issuers\[1\]\.issuerAliases\[0\]: duplicate issuer "accounts\.google\.com" \(also issuers\[0\]\.issuerAliases\[0\]\)/
+  // Two issuers may claim the alias only for disjoint audiences (a token goes to the one its aud names).
+  t.match(problemsOf(() => parseConfig({ issuers: [{ id: 'a', preset: 'google', audiences: ['x'] }, { id: 'b', issuer: 'https://b.example', issuerAliases: ['accounts.google.com'], audiences: ['x'] }] }, 'c.yaml', {})), [
+    /issuers\[1\]\.issuerAliases\[0\]: the issuer "accounts\.google\.com" is also issuers\[0\]\.issuerAliases\[0\], with the same audience "x"; expected disjoint audiences/
   ])
   t.match(parse({ issuer: 'https://a.example', issuerAliases: ['https://a.example', 'a b'] }), [
     /issuerAliases\[0\]: is the issuer itself/,

@@ -877,18 +877,12 @@ function resolve (input: unknown, ctx: Ctx, problems: string[]): Config | undefi
     checkRevocation(doc, ctx.env, (path, text) => { report(ctx, path, text) })
     if (Array.isArray(doc.issuers)) {
       const ids = new Map<string, number>()
-      const urls = new Map<string, number>()
       doc.issuers.forEach((issuer: unknown, i) => {
         if (!isRecord(issuer)) return
         if (typeof issuer.id === 'string') {
           const first = ids.get(issuer.id)
           if (first !== undefined) report(ctx, ['issuers', i, 'id'], `duplicate id ${describe(issuer.id)} (also issuers[${first}].id); expected unique ids`)
           else ids.set(issuer.id, i)
-        }
-        if (typeof issuer.issuer === 'string') {
-          const first = urls.get(issuer.issuer)
-          if (first !== undefined) report(ctx, ['issuers', i, 'issuer'], `duplicate issuer ${describe(issuer.issuer)} (also issuers[${first}].issuer); expected each issuer URL once`)
-          else urls.set(issuer.issuer, i)
         }
         const secret = checkIssuer(issuer, i, ctx)
         if (secret !== undefined) secrets.set(i, secret)

@@ -65,23 +65,30 @@ export function expandPresets (doc: unknown): unknown {
   return { ...doc, issuers: doc.issuers.map((issuer: unknown) => isRecord(issuer) ? applyPreset(issuer) : issuer) }
 }
 
-/** Every issuer string and alias names one issuer. */
+/**
+ * Every issuer string (issuer or alias) names one issuer, or several whose audiences are disjoint: a token is
+ * routed among those by its aud (Google sign-in and GCP service identity share https://accounts.google.com).
+ */
 export function checkIssuerNames (issuers: unknown[], report: (path: Path, text: string) => void): void {
-  const seen = new Map<string, string>()
-  issuers.forEach((issuer, i) => {
-    if (!isRecord(issuer)) return
-    if (typeof issuer.issuer === 'string') seen.set(issuer.issuer, `issuers[${i}].issuer`)
-  })
-  issuers.forEach((issuer, i) => {
-    if (!isRecord(issuer)) return
-    for (const [j, alias] of strings(issuer.issuerAliases)) {
-      const first = seen.get(alias)
-      if (first !== undefined && first !== `issuers[${i}].issuer`) {
-        report(['issuers', i, 'issuerAliases', j], `duplicate issuer ${show(alias)} (also ${first}); expected each issuer string once`)
-      } else if (first === undefined) {
-        seen.set(alias, `issuers[${i}].issuerAliases[${j}]`)
+  const named = new Map<string, Array<{ index: number, where: string, audiences: unknown[] }>>()
+  const name = (value: string, index: number, path: Path, where: string, audiences: unknown[]): void => {
+    const others = named.get(value) ?? []
+    for (const other of others) {
+      if (other.index === index) return // an alias that repeats its own issuer's string
+      const shared = audiences.find((a) => typeof a === 'string' && other.audiences.includes(a))
+      if (shared !== undefined) {
+        report(path, `the issuer ${show(value)} is also ${other.where}, with the same audience ${show(shared as string)}; expected disjoint audiences (several issuers may share an issuer string, and a token goes to the one its aud names)`)
+        return
       }
     }
+    others.push({ index, where, audiences })
+    named.set(value, others)
+  }
+  issuers.forEach((issuer, i) => {
+    if (!isRecord(issuer)) return
+    const audiences = Array.isArray(issuer.audiences) ? issuer.audiences as unknown[] : []
+    if (typeof issuer.issuer === 'string') name(issuer.issuer, i, ['issuers', i, 'issuer'], `issuers[${i}].issuer`, audiences)
+    for (const [j, alias] of strings(issuer.issuerAliases)) name(alias, i, ['issuers', i, 'issuerAliases', j], `issuers[${i}].issuerAliases[${j}]`, audiences)
   })
 }
 

@@ -103,6 +103,8 @@ export interface IssuerStatus extends KeyStatus {
 
 export class Verifier {
   private readonly byIssuerUrl = new Map<string, IssuerRuntime>()
+  /** Issuer URLs that several issuers share (disjoint audiences): the token's aud chooses. */
+  private readonly sharedIssuerUrls = new Map<string, IssuerRuntime[]>()
   /** {tenantid} issuers, tried only when no exact issuer matches: the exact path stays one Map lookup. */
   private readonly templates: IssuerRuntime[] = []
   private readonly decryptor: TokenDecryptor
@@ -168,8 +170,8 @@ export class Verifier {
         tenantClaim: issuer.claimMapping.tenant === undefined ? undefined : mappingPaths(issuer.claimMapping.tenant).paths[0]
       }
       if (runtime.template !== undefined) this.templates.push(runtime)
-      else this.byIssuerUrl.set(issuer.issuer, runtime)
-      for (const alias of issuer.issuerAliases ?? []) this.byIssuerUrl.set(alias, runtime)
+      else this.addIssuerUrl(issuer.issuer, runtime)
+      for (const alias of issuer.issuerAliases ?? []) this.addIssuerUrl(alias, runtime)
       this.byId.set(issuer.id, runtime)
       this.runtimes.push(runtime)
     }
@@ -238,6 +240,22 @@ export class Verifier {
       })
     }
     return observeSuccess(observe, outcome, started)
+  }
+
+  /** One issuer per URL stays one Map lookup; a URL named by several moves to sharedIssuerUrls. */
+  private addIssuerUrl (url: string, runtime: IssuerRuntime): void {
+    const shared = this.sharedIssuerUrls.get(url)
+    if (shared !== undefined) {
+      if (!shared.includes(runtime)) shared.push(runtime)
+      return
+    }
+    const first = this.byIssuerUrl.get(url)
+    if (first === undefined || first === runtime) {
+      this.byIssuerUrl.set(url, runtime)
+      return
+    }
+    this.byIssuerUrl.delete(url)
+    this.sharedIssuerUrls.set(url, [first, runtime])
   }
 
   /** Discovered JWKS URLs are learnt at run time: label them by the discovering issuer. */
@@ -393,6 +411,8 @@ export class Verifier {
     if (typeof iss !== 'string') throw new VerificationError('claim_invalid', { claim: 'iss' })
     const runtime = this.byIssuerUrl.get(iss)
     if (runtime !== undefined) return { runtime, iss }
+    const shared = this.sharedIssuerUrls.get(iss)
+    if (shared !== undefined) return { runtime: byAudience(shared, jws.payload.aud), iss }
     for (const candidate of this.templates) {
       const template = candidate.template as IssuerTemplate
       if (!matchesTemplate(template, iss)) continue
@@ -438,6 +458,19 @@ function innerJws (decrypted: Decrypted, maxTokenBytes: number): ParsedJws {
   for (let i = text.indexOf('.'); i !== -1 && dots < 3; i = text.indexOf('.', i + 1)) dots++
   if (dots !== 2 || text.endsWith('.')) throw new VerificationError('token_not_signed')
   return parseCompactJws(text, maxTokenBytes)
+}
+
+/**
+ * Among issuers that share an issuer URL, the one an audience of the token names (their audiences are
+ * disjoint); the first otherwise, whose audience check then refuses the token. Chosen before the signature
+ * is checked, like the issuer itself; each issuer then applies its own keys, algorithms and rules.
+ */
+function byAudience (runtimes: readonly IssuerRuntime[], aud: unknown): IssuerRuntime {
+  const audiences = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud : []
+  for (const runtime of runtimes) {
+    if (audiences.some((a) => typeof a === 'string' && runtime.rules.audiences.has(a))) return runtime
+  }
+  return runtimes[0] as IssuerRuntime
 }
 
 /** token_revoked when a revocation covers this verified token. */

@@ -1,0 +1,66 @@
+/**
+ * Several configured issuers may share an issuer URL when their audiences are disjoint (Google sign-in and
+ * GCP service identity tokens both come from https://accounts.google.com): a token goes to the issuer its aud
+ * names, and is checked by that issuer's rules only. Overlapping audiences are a configuration error.
+ */
+import t from 'tap'
+import { ConfigError, parseConfig } from '../src/config/load.js'
+import { Verifier } from '../src/core/verifier.js'
+import { configFor } from './helpers/config.js'
+import { idTokenClaims, jwksOf, makeKey, mint } from './helpers/tokens.js'
+
+const ISS = 'https://accounts.google.com'
+const key = makeKey('RS256')
+const jwks = jwksOf(key)
+
+function problemsOf (issuers: unknown[]): string[] {
+  try {
+    parseConfig({ issuers }, 'c.yaml', {})
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems
+    throw err
+  }
+  return []
+}
+
+t.test('configuration: disjoint audiences may share an issuer URL, overlapping ones may not', async (t) => {
+  t.same(problemsOf([
+    { id: 'web', preset: 'google', audiences: ['web-client.apps.googleusercontent.com'], jwks },
+    { id: 'services', preset: 'gcp-identity', audiences: ['https://api.example.com'], jwks }
+  ]), [], 'the google and gcp-identity presets together')
+  const problems = problemsOf([
+    { id: 'a', issuer: ISS, audiences: ['x', 'y'], jwks },
+    { id: 'b', issuer: ISS, audiences: ['z'], jwks },
+    { id: 'c', issuer: ISS, audiences: ['y'], jwks }
+  ])
+  t.equal(problems.length, 1)
+  t.match(problems[0], /issuers\[2\]\.issuer: the issuer "https:\/\/accounts\.google\.com" is also issuers\[0\]\.issuer, with the same audience "y"; expected disjoint audiences/)
+})
+
+t.test('a token goes to the issuer its audience names, and meets that issuer\'s rules', async (t) => {
+  const v = new Verifier(configFor([
+    { id: 'web', issuer: ISS, audiences: ['web-client'], jwks, requiredClaims: { hd: 'example.com' } },
+    { id: 'services', issuer: ISS, audiences: ['https://api.example.com'], jwks, checkAuthorizedParty: false }
+  ]))
+  t.teardown(() => v.close())
+  const user = await v.verify(mint(key, idTokenClaims(ISS, 'web-client', { hd: 'example.com' })))
+  t.equal(user.issuer.id, 'web')
+  const service = await v.verify(mint(key, idTokenClaims(ISS, 'https://api.example.com', { azp: '1234567890' })))
+  t.equal(service.issuer.id, 'services', 'the other issuer, with its own rules (azp need not be ours)')
+  await t.rejects(v.verify(mint(key, idTokenClaims(ISS, 'web-client', { azp: '1234567890', hd: 'example.com' }))), { code: 'authorized_party_mismatch', details: { issuer: 'web' } }, 'the web issuer\'s azp rule, not the services issuer\'s')
+  await t.rejects(v.verify(mint(key, idTokenClaims(ISS, 'web-client'))), { code: 'claim_value_mismatch', details: { issuer: 'web', claim: 'hd' } })
+  await t.rejects(v.verify(mint(key, idTokenClaims(ISS, 'someone-else'))), { code: 'audience_mismatch', details: { issuer: 'web' } }, 'no issuer names the audience')
+  await t.rejects(v.verify(mint(key, idTokenClaims(ISS, ['web-client', 'https://api.example.com'], { azp: 'web-client', hd: 'example.com' }))), { code: 'audience_mismatch' }, 'audiences of both: neither trusts the other\'s')
+  t.same(v.issuerIds, ['web', 'services'])
+})
+
+t.test('presets sharing an alias too: google and gcp-identity both accept iss accounts.google.com', async (t) => {
+  const v = new Verifier(configFor([
+    { id: 'web', preset: 'google', audiences: ['web-client'], jwks },
+    { id: 'services', preset: 'gcp-identity', audiences: ['https://api.example.com'], jwks }
+  ]))
+  t.teardown(() => v.close())
+  t.equal((await v.verify(mint(key, idTokenClaims('accounts.google.com', 'https://api.example.com', { azp: '42' })))).issuer.id, 'services')
+  t.equal((await v.verify(mint(key, idTokenClaims('accounts.google.com', 'web-client')))).issuer.id, 'web')
+  t.equal((await v.verify(mint(key, idTokenClaims(ISS, 'web-client')))).issuer.id, 'web')
+})
