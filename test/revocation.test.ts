@@ -262,3 +262,17 @@ t.test('logout tokens: verified with the issuer\'s keys and the logout-token rul
   await t.rejects(v.verify(mint(key, logoutClaims(), { header })), { code: 'token_is_logout_token' }, 'a logout token is not an ID token')
   await t.rejects(v.verifyLogoutToken(mint(key, idTokenClaims(ISS, AUD, { nonce: 'n' })), 300), { code: 'logout_token_invalid' }, 'an ID token is not a logout token')
 })
+
+t.test('logout tokens of a {tenantid} issuer: only from the allowed tenants', async (t) => {
+  const MS = 'https://login.microsoftonline.com'
+  const TEMPLATE = `${MS}/{tenantid}/v2.0`
+  const allowed = '9122040d-6c67-4c5b-b112-36a304b66dad'
+  const other = '72f988bf-86f1-41af-91ab-2d7cd011db47'
+  const common = makeKey('RS256', { jwkExtras: { issuer: TEMPLATE } })
+  const v = new Verifier(configFor([{ id: 'entra', preset: 'entra', issuer: TEMPLATE, audiences: [AUD], allowedTenants: [allowed], jwks: jwksOf(common) }]))
+  t.teardown(() => v.close())
+  const logoutOf = (tid: string | undefined): string => mint(common, logoutClaims({ iss: `${MS}/${tid ?? allowed}/v2.0`, tid }), { header: { typ: 'logout+jwt' } })
+  t.equal((await v.verifyLogoutToken(logoutOf(allowed), 300)).issuer, 'entra')
+  await t.rejects(v.verifyLogoutToken(logoutOf(other), 300), { code: 'logout_token_invalid', details: { issuer: 'entra', claim: 'tid' } }, 'a tenant that may not log in may not log out either')
+  await t.rejects(v.verifyLogoutToken(logoutOf(undefined), 300), { code: 'claim_missing' }, 'no tid: the template issuer needs one')
+})

@@ -173,6 +173,15 @@ export function normalizeIdentity (input: NormalizeInput, mapping: CompiledMappi
   }
 }
 
+/** The normalized tenant of a claim set (Entra tid, Google hd, …): what allowedTenants is checked against. */
+export function tenantOf (claims: Record<string, unknown>, mapping: CompiledMapping): string | null {
+  for (const path of mapping.fields.tenant.paths) {
+    const value = readClaimPath(claims, path)
+    if (value !== undefined && value !== null) return asString(value)
+  }
+  return null
+}
+
 /** The stable user key; a claim it is built from must be present (a key that silently changes is worse). */
 function userKey (input: NormalizeInput, mapping: CompiledMapping): string {
   const { userKey: paths, userKeyNames } = mapping

@@ -27,7 +27,7 @@ import { policyAllows, TokenDecryptor, type Decrypted } from './jwe.js'
 import { KeySet, type UsableKey } from './key-set.js'
 import { silentLogger, type Logger } from './logger.js'
 import { VerifiedTokenCache } from './verified-token-cache.js'
-import { compileClaimMapping, mappingPaths, normalizeIdentity, type CompiledMapping } from './normalize.js'
+import { compileClaimMapping, mappingPaths, normalizeIdentity, tenantOf, type CompiledMapping } from './normalize.js'
 import { isAsymmetricAlgorithm, isHmacAlgorithm, prepareAsymmetric, verifyHmac } from './signature.js'
 import { createSignatureChecks, resolveSignatureChecks, type SignatureChecks } from './signature-checks.js'
 
@@ -311,6 +311,12 @@ export class Verifier {
     const aud = signed.jws.payload.aud
     // As for ID tokens: a client secret is shared with one client, so a token for several cannot be signed with it.
     if (isHmacAlgorithm(signed.alg) && Array.isArray(aud) && aud.length > 1) throw new VerificationError('logout_token_invalid', { issuer, claim: 'aud' })
+    // A tenant that may not log in may not fill the revocation list either.
+    const tenants = signed.runtime.allowedTenants
+    if (tenants !== undefined) {
+      const tenant = tenantOf(signed.jws.payload, signed.runtime.mapping)
+      if (tenant === null || !tenants.has(tenant)) throw new VerificationError('logout_token_invalid', { issuer, claim: signed.runtime.tenantClaim ?? 'tenant' })
+    }
     return { issuer, ...claims }
   }
 
