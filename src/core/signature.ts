@@ -6,6 +6,7 @@
 import { constants, createHmac, timingSafeEqual, verify, type KeyObject } from 'node:crypto'
 import type { AsymmetricAlgorithm, HmacAlgorithm } from '../config/types.js'
 import { p1363ToDer } from './ecdsa-der.js'
+import { pssKeyOf, type PssAlgorithm } from './rsa-pss-key.js'
 
 interface AsymmetricParams {
   hash: 'sha256' | 'sha384' | 'sha512' | null
@@ -46,8 +47,8 @@ export interface PreparedCheck {
  *
  * The key goes to node:crypto bare wherever its defaults are the algorithm's: on Node 24 a key inside an
  * options object costs about 9 µs more per check (22 µs with `dsaEncoding`). So ECDSA signatures are
- * rewritten to DER here (src/core/ecdsa-der.ts), and RS* relies on the default padding of an `rsa` key,
- * PKCS#1 v1.5; only PS* needs its options.
+ * rewritten to DER here (src/core/ecdsa-der.ts), RS* relies on the default padding of an `rsa` key, PKCS#1
+ * v1.5, and PS* gets the key as an `rsa-pss` key restricted to the algorithm's parameters.
  */
 export function prepareAsymmetric (alg: AsymmetricAlgorithm, key: KeyObject, data: Buffer, signature: Buffer): PreparedCheck | undefined {
   const p = ASYMMETRIC[alg]
@@ -60,7 +61,12 @@ export function prepareAsymmetric (alg: AsymmetricAlgorithm, key: KeyObject, dat
     // `rsa`, but say so here), and exactly the modulus' length (RFC 8017 §8.1.2, §8.2.2): OpenSSL would take a
     // PSS signature whose leading zero byte is left out, a second spelling of the same signature.
     if (key.asymmetricKeyType !== 'rsa' || signature.length !== modulusBytes(key)) return undefined
-    if (p.saltLength !== undefined) return { hash: p.hash, data, key: { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: p.saltLength }, signature }
+    if (p.saltLength !== undefined) {
+      // PS*: the key restricted to the algorithm's PSS parameters (src/core/rsa-pss-key.ts), bare; options only
+      // if it cannot be built.
+      const pss = pssKeyOf(key, alg as PssAlgorithm)
+      return { hash: p.hash, data, key: pss ?? { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: p.saltLength }, signature }
+    }
   }
   return { hash: p.hash, data, key, signature }
 }
