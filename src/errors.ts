@@ -301,7 +301,7 @@ export const ERROR_CODES = {
     status: 429,
     family: 'request',
     message: 'Too many requests from this caller, or too many failed caller-key checks from its address.',
-    hint: 'Wait for the time given in Retry-After; raise rateLimit.max (or the caller\'s callers.keys[].rateLimit.max) if this caller legitimately needs more. Failed X-Api-Key checks are bounded by callers.maxFailuresPerMinute per address: fix the key the caller sends.'
+    hint: 'Wait for the time given in Retry-After; raise rateLimit.max (or the caller\'s callers.keys[].rateLimit.max) if this caller legitimately needs more. Failed X-Api-Key checks are bounded by callers.maxFailuresPerMinute per address: fix the key the caller sends. POST /backchannel-logout has its own limit, revocation.logoutRateLimit.'
   },
   // unavailable family
   keys_unavailable: {

@@ -255,7 +255,9 @@ t.test('failed key checks are bounded per address: then 429 until the minute end
     await app.inject({ method: 'POST', url: '/verify', remoteAddress, headers: apiKey === undefined ? {} : { 'x-api-key': apiKey }, payload: { token: good } })
 
   t.equal((await verify(WEB_KEY)).statusCode, 200, 'a right key does not count')
-  for (const guess of ['guess-1', undefined, 'guess-3']) t.equal((await verify(guess)).statusCode, 403, `failure ${String(guess)}`)
+  for (let i = 0; i < 5; i++) t.equal((await verify(undefined)).statusCode, 403, 'a missing key is refused')
+  t.equal((await verify(WEB_KEY)).statusCode, 200, 'but is not a guess: it does not count')
+  for (const guess of ['guess-1', 'guess-2', 'guess-3']) t.equal((await verify(guess)).statusCode, 403, `failure ${guess}`)
   const blocked = await verify(WEB_KEY)
   t.equal(blocked.statusCode, 429, 'past the bound, even the right key is refused: the answer must not tell a guess')
   t.match(blocked.json(), { code: 'rate_limited' })
@@ -265,13 +267,16 @@ t.test('failed key checks are bounded per address: then 429 until the minute end
   for (let i = 0; i < 3; i++) await verify('guess', '2001:db8:1:2::7')
   t.equal((await verify(WEB_KEY, '2001:db8:1:2::8')).statusCode, 429, 'IPv6 addresses are counted by their /64')
   t.equal((await app.inject({ method: 'GET', url: '/healthz', remoteAddress: '10.0.0.1' })).statusCode, 200, 'open routes stay open')
+  const forward = await app.inject({ method: 'GET', url: '/forward-auth', remoteAddress: '10.0.0.1', headers: { 'x-api-key': WEB_KEY, authorization: `Bearer ${good}` } })
+  t.equal(forward.statusCode, 401, 'on /forward-auth the answer is 401 (a proxy turns a 429 into a 500)')
+  t.match(forward.json(), { code: 'rate_limited' })
 
   now += 30_000
   t.equal((await verify(WEB_KEY)).headers['retry-after'], '30')
   now += 30_001
   t.equal((await verify(WEB_KEY)).statusCode, 200, 'a new minute, a new budget')
   const samples = parseMetrics((await app.inject({ method: 'GET', url: '/metrics', headers: { 'x-api-key': WEB_KEY } })).body)
-  t.equal(valueOf(samples, 'oidc_verifier_caller_rejections_total', { code: 'rate_limited' }), 3)
+  t.equal(valueOf(samples, 'oidc_verifier_caller_rejections_total', { code: 'rate_limited' }), 4)
 
   const unbounded = await buildApp(configFor(issuers, { callers: { ...callers, maxFailuresPerMinute: 0 } }))
   t.teardown(() => unbounded.close())

@@ -598,7 +598,7 @@ t.test('duplicates', async (t) => {
     'config.yaml: issuers[0].audiences[2]: duplicate value "a"; expected each value once',
     'config.yaml: issuers[0].authorizedParties[1]: duplicate value "p"; expected each value once',
     'config.yaml: issuers[1].id: duplicate id "google" (also issuers[0].id); expected unique ids',
-    'config.yaml: issuers[2].issuer: the issuer "https://accounts.google.com" is also issuers[0].issuer, with the same audience "b"; expected disjoint audiences (several issuers may share an issuer string, and a token goes to the one its aud names)'
+    'config.yaml: issuers[2].issuer: the issuer "https://accounts.google.com" is also issuers[0].issuer, with the same audience "b"; expected disjoint audiences (a token goes to the issuer its aud names)'
   ])
 })
 

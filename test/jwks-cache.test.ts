@@ -381,3 +381,15 @@ t.test('close() clears every timer', async (t) => {
   t.equal(idp.requests(), count, 'nothing fetched after close()')
   t.same(cache.status(`${idp.url}/fresh`), { state: 'missing', consecutiveFailures: 0 })
 })
+
+t.test('forget: a URL no longer in use goes, with its retries', async (t) => {
+  const idp = await startIdp(t)
+  idp.set({ status: 500 })
+  const { cache } = harness(t, { backoffInitialSeconds: 1 }, true)
+  await cache.warm(idp.jwksUrl)
+  t.equal(idp.requests('/jwks'), 1)
+  cache.forget(idp.jwksUrl)
+  t.same(cache.status(idp.jwksUrl), { state: 'missing', consecutiveFailures: 0 }, 'forgotten')
+  await sleep(1500)
+  t.equal(idp.requests('/jwks'), 1, 'no retry after the backoff: its timer went with it')
+})

@@ -255,20 +255,20 @@ t.test('hostile data: garbage on the channel and under revocation keys is ignore
   t.equal(store.list.available, true)
 })
 
-t.test("'full': at the list's bound a new revocation is refused without writing anything", async (t) => {
+t.test("'full': short of the list's bound (a tenth kept for other replicas) a new revocation is refused without writing anything", async (t) => {
   const keyPrefix = newPrefix()
   const client = rawClient(t, redis.url)
-  const store = newStore(t, { url: redis.url, keyPrefix }, 2)
+  const store = newStore(t, { url: redis.url, keyPrefix }, 10)
   await store.start()
   t.equal(await store.publish(revocation('sid', 's-1')), 'added')
-  t.equal(await store.publish(revocation('sid', 's-2')), 'added')
+  for (let i = 2; i <= 9; i++) t.equal(await store.publish(revocation('sid', `s-${i}`)), 'added')
   const before = await keysOf(client, keyPrefix)
-  t.equal(before.length, 2)
-  const error = await store.publish(revocation('sid', 's-3')).then(() => undefined, (err: unknown) => err)
+  t.equal(before.length, 9, 'nine of ten: the tenth is for what other replicas record meanwhile')
+  const error = await store.publish(revocation('sid', 's-10')).then(() => undefined, (err: unknown) => err)
   t.ok(error instanceof RevocationStoreError)
   t.equal((error as RevocationStoreError).reason, 'full')
   t.same(await keysOf(client, keyPrefix), before, 'nothing written')
-  t.equal(store.list.get('main', 'sid', 's-3', nowSeconds()), undefined)
+  t.equal(store.list.get('main', 'sid', 's-10', nowSeconds()), undefined)
   t.equal(await store.publish(revocation('sid', 's-1', { expiresAt: nowSeconds() + 7200 })), 'extended', 'one already held can still be extended')
 })
 

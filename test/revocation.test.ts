@@ -219,7 +219,7 @@ t.test('logout tokens: verified with the issuer\'s keys and the logout-token rul
   t.teardown(() => v.close())
   const header = { typ: 'logout+jwt' }
   const good = await v.verifyLogoutToken(mint(key, logoutClaims(), { header }), 300)
-  t.same(good, { issuer: 'main', sid: 'session-1', sub: 'user-123', iat: logoutClaims().iat, jti: 'logout-1' })
+  t.same(good, { issuer: 'main', issuers: ['main'], sid: 'session-1', sub: 'user-123', iat: logoutClaims().iat, jti: 'logout-1' })
   const untyped = await v.verifyLogoutToken(mint(key, logoutClaims({ exp: undefined, sid: undefined }), { header: { typ: undefined } }), 300)
   t.same({ sid: untyped.sid, sub: untyped.sub }, { sid: undefined, sub: 'user-123' }, 'untyped, without exp (drafts), sub only')
   const generic = await v.verifyLogoutToken(mint(key, logoutClaims(), { header: { typ: 'JWT' } }), 300)

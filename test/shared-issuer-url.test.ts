@@ -64,3 +64,48 @@ t.test('presets sharing an alias too: google and gcp-identity both accept iss ac
   t.equal((await v.verify(mint(key, idTokenClaims('accounts.google.com', 'web-client')))).issuer.id, 'web')
   t.equal((await v.verify(mint(key, idTokenClaims(ISS, 'web-client')))).issuer.id, 'web')
 })
+
+t.test('configuration: sharing needs the same keys, no client secret, and no template', async (t) => {
+  const other = jwksOf(makeKey('RS256'))
+  t.match(problemsOf([
+    { id: 'a', issuer: ISS, audiences: ['x'], jwks },
+    { id: 'b', issuer: ISS, audiences: ['y'], jwks: other }
+  ]), [/issuers\[1\]\.issuer: the issuer "https:\/\/accounts\.google\.com" is also issuers\[0\]\.issuer, with keys from another place/], 'an issuer with keys of its own could mint a sibling\'s identities')
+  t.match(problemsOf([
+    { id: 'a', issuer: ISS, audiences: ['x'], jwks },
+    { id: 'b', issuer: ISS, audiences: ['y'], jwksUri: 'https://www.googleapis.com/oauth2/v3/certs' }
+  ]), [/with keys from another place/])
+  t.match(problemsOf([
+    { id: 'a', issuer: 'https://a.example', audiences: ['x'], issuerAliases: ['shared.example'] },
+    { id: 'b', issuer: 'https://b.example', audiences: ['y'], issuerAliases: ['shared.example'] }
+  ]), [/issuerAliases\[0\]: the issuer "shared\.example" is also issuers\[0\]\.issuerAliases\[0\], with keys from another place/], 'discovery of two different issuer URLs')
+  t.match(problemsOf([
+    { id: 'a', issuer: ISS, audiences: ['x'], jwks },
+    { id: 'b', issuer: ISS, audiences: ['y'], jwks, algorithms: ['HS256'], clientSecret: 's'.repeat(32) }
+  ]), [/and one of them has a client secret/])
+  const template = 'https://login.microsoftonline.com/{tenantid}/v2.0'
+  t.match(problemsOf([
+    { id: 'a', preset: 'entra', issuer: template, audiences: ['x'], jwks },
+    { id: 'b', preset: 'entra', issuer: template, audiences: ['y'], jwks }
+  ]), [/expected a \{tenantid\} template in one issuer only/])
+})
+
+t.test('a logout through one issuer revokes the session for every issuer that shares its iss', async (t) => {
+  const { buildApp } = await import('../src/app.js')
+  const { BACKCHANNEL_LOGOUT_EVENT } = await import('../src/core/logout-token-rules.js')
+  const app = await buildApp(configFor([
+    { id: 'web', issuer: ISS, audiences: ['web-client'], jwks },
+    { id: 'services', issuer: ISS, audiences: ['https://api.example.com'], jwks, checkAuthorizedParty: false }
+  ], { revocation: { enabled: true } }))
+  t.teardown(() => app.close())
+  const now = Math.floor(Date.now() / 1000)
+  const webToken = mint(key, idTokenClaims(ISS, 'web-client', { sid: 'session-9', iat: now - 5 }))
+  const serviceToken = mint(key, idTokenClaims(ISS, 'https://api.example.com', { sid: 'session-9', azp: '42', iat: now - 5 }))
+  const verify = async (token: string) => (await app.inject({ method: 'POST', url: '/verify', payload: { token } })).json()
+  t.match(await verify(serviceToken), { issuer: { id: 'services' } })
+  const logoutToken = mint(key, { iss: ISS, aud: 'web-client', iat: now, jti: 'l-1', sid: 'session-9', events: { [BACKCHANNEL_LOGOUT_EVENT]: {} } }, { header: { typ: 'logout+jwt' } })
+  const res = await app.inject({ method: 'POST', url: '/backchannel-logout', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: new URLSearchParams({ logout_token: logoutToken }).toString() })
+  t.same(res.json(), { issuer: 'web', revoked: 'sid' })
+  t.match(await verify(webToken), { code: 'token_revoked', issuer: 'web' })
+  t.match(await verify(serviceToken), { code: 'token_revoked', issuer: 'services' }, 'the sibling issuer too: the sid is the provider\'s')
+})

@@ -66,29 +66,46 @@ export function expandPresets (doc: unknown): unknown {
 }
 
 /**
- * Every issuer string (issuer or alias) names one issuer, or several whose audiences are disjoint: a token is
- * routed among those by its aud (Google sign-in and GCP service identity share https://accounts.google.com).
+ * Every issuer string (issuer or alias) names one issuer, or several that a token's aud tells apart
+ * (Google sign-in and GCP service identity share https://accounts.google.com). Several only when:
+ *   - their audiences are disjoint: a token goes to the issuer its aud names;
+ *   - they take their keys from the same place and none has a client secret: each one's tokens are then
+ *     signed by the same provider, so no issuer can mint identities that look like a sibling's (same iss,
+ *     same sub) with keys of its own;
+ *   - the string is not a {tenantid} template: templates are matched before aud is read.
  */
 export function checkIssuerNames (issuers: unknown[], report: (path: Path, text: string) => void): void {
-  const named = new Map<string, Array<{ index: number, where: string, audiences: unknown[] }>>()
-  const name = (value: string, index: number, path: Path, where: string, audiences: unknown[]): void => {
+  interface Named { index: number, where: string, audiences: unknown[], keys: string, secret: boolean }
+  const named = new Map<string, Named[]>()
+  const name = (value: string, path: Path, me: Named): void => {
     const others = named.get(value) ?? []
     for (const other of others) {
-      if (other.index === index) return // an alias that repeats its own issuer's string
-      const shared = audiences.find((a) => typeof a === 'string' && other.audiences.includes(a))
-      if (shared !== undefined) {
-        report(path, `the issuer ${show(value)} is also ${other.where}, with the same audience ${show(shared as string)}; expected disjoint audiences (several issuers may share an issuer string, and a token goes to the one its aud names)`)
+      if (other.index === me.index) return // an alias that repeats its own issuer's string
+      const shared = me.audiences.find((a) => typeof a === 'string' && other.audiences.includes(a))
+      let problem: string | undefined
+      if (/[{}]/.test(value)) problem = 'expected a {tenantid} template in one issuer only'
+      else if (shared !== undefined) problem = `with the same audience ${show(shared as string)}; expected disjoint audiences (a token goes to the issuer its aud names)`
+      else if (me.secret || other.secret) problem = 'and one of them has a client secret; expected issuers that share an issuer string to be signed by the provider\'s keys only'
+      else if (me.keys !== other.keys) problem = 'with keys from another place (jwks, jwksUri or discovery); expected issuers that share an issuer string to take the same keys'
+      if (problem !== undefined) {
+        report(path, `the issuer ${show(value)} is also ${other.where}, ${problem}`)
         return
       }
     }
-    others.push({ index, where, audiences })
+    others.push(me)
     named.set(value, others)
   }
   issuers.forEach((issuer, i) => {
     if (!isRecord(issuer)) return
-    const audiences = Array.isArray(issuer.audiences) ? issuer.audiences as unknown[] : []
-    if (typeof issuer.issuer === 'string') name(issuer.issuer, i, ['issuers', i, 'issuer'], `issuers[${i}].issuer`, audiences)
-    for (const [j, alias] of strings(issuer.issuerAliases)) name(alias, i, ['issuers', i, 'issuerAliases', j], `issuers[${i}].issuerAliases[${j}]`, audiences)
+    const me = {
+      index: i,
+      audiences: Array.isArray(issuer.audiences) ? issuer.audiences as unknown[] : [],
+      // Where the keys come from: the inline set, the JWKS URL, or the discovery document (of the issuer URL).
+      keys: JSON.stringify(issuer.jwks ?? issuer.jwksUri ?? issuer.discoveryUrl ?? { discovery: issuer.issuer }),
+      secret: issuer.clientSecret !== undefined || issuer.clientSecretEnv !== undefined
+    }
+    if (typeof issuer.issuer === 'string') name(issuer.issuer, ['issuers', i, 'issuer'], { ...me, where: `issuers[${i}].issuer` })
+    for (const [j, alias] of strings(issuer.issuerAliases)) name(alias, ['issuers', i, 'issuerAliases', j], { ...me, where: `issuers[${i}].issuerAliases[${j}]` })
   })
 }
 

@@ -132,13 +132,17 @@ class DiscoveredKeys extends RemoteKeys {
   /** The discovery attempt under way: the first requests wait for it rather than fail. */
   private attempt: Promise<void> | undefined
 
-  constructor (cache: JwksCache<KeySet>, issuer: IssuerConfig, fetchConfig: FetchConfig, jwksConfig: JwksCacheConfig, logger: Logger, fetcher?: typeof fetchJson) {
+  /** Called with a JWKS URL this issuer no longer uses (moved away from, or refused): forgotten if no issuer uses it. */
+  private readonly urlLeft: (url: string) => void
+
+  constructor (cache: JwksCache<KeySet>, issuer: IssuerConfig, fetchConfig: FetchConfig, jwksConfig: JwksCacheConfig, logger: Logger, fetcher: typeof fetchJson | undefined, urlLeft: (url: string) => void) {
     super(cache, 'discovery', undefined)
     this.issuer = issuer.issuer
     this.discoveryUrl = issuer.keys.kind === 'discovery' ? issuer.keys.discoveryUrl : undefined
     this.fetchConfig = fetchConfig
     this.backoff = { initial: jwksConfig.backoffInitialSeconds, max: jwksConfig.backoffMaxSeconds }
     this.rediscoveryMs = jwksConfig.rediscoverySeconds * 1000
+    this.urlLeft = urlLeft
     this.logger = logger.child({ issuer: issuer.id })
     this.fetcher = fetcher
   }
@@ -167,7 +171,7 @@ class DiscoveredKeys extends RemoteKeys {
       this.failures = 0
       this.logger.info({ jwksUri }, 'discovery succeeded')
       await this.cache.warm(jwksUri)
-      this.schedule(() => this.rediscover(), this.rediscoveryMs)
+      if (this.rediscoveryMs > 0) this.schedule(() => this.rediscover(), this.rediscoveryMs)
     } catch (err) {
       if (this.closed) return
       this.failures++
@@ -193,10 +197,14 @@ class DiscoveredKeys extends RemoteKeys {
       if (jwksUri !== current) {
         await this.cache.warm(jwksUri)
         if (this.closed) return
-        const state = this.cache.status(jwksUri).state
-        if (state !== 'fresh' && state !== 'stale') throw new Error(`the new jwks_uri ${jwksUri} gave no usable keys (${this.cache.status(jwksUri).lastError ?? state})`)
+        const status = this.cache.status(jwksUri)
+        if ((status.state !== 'fresh' && status.state !== 'stale') || (status.keyCount ?? 0) === 0) {
+          this.urlLeft(jwksUri)
+          throw new Error(`the new jwks_uri ${jwksUri} gave no usable keys (${status.lastError ?? (status.keyCount === 0 ? 'no usable key in it' : status.state)})`)
+        }
         this.jwksUri = jwksUri
         this.logger.info({ jwksUri, previous: current }, 'the provider\'s jwks_uri changed; following it')
+        if (current !== undefined) this.urlLeft(current)
       }
       this.failures = 0
       this.schedule(() => this.rediscover(), this.rediscoveryMs)
@@ -214,6 +222,7 @@ class DiscoveredKeys extends RemoteKeys {
   }
 
   private schedule (next: () => Promise<void>, delayMs: number): void {
+    if (this.closed) return
     if (this.timer !== undefined) clearTimeout(this.timer)
     this.timer = setTimeout(() => { void next() }, delayMs)
     this.timer.unref()
@@ -237,11 +246,12 @@ export function createKeyProvider (
   fetchConfig: FetchConfig,
   jwksConfig: JwksCacheConfig,
   logger: Logger,
-  fetcher?: typeof fetchJson
+  fetcher: typeof fetchJson | undefined,
+  urlLeft: (url: string) => void
 ): KeyProvider {
   switch (issuer.keys.kind) {
     case 'inline': return new InlineKeys(new KeySet(issuer.keys.jwks), issuer.id)
     case 'jwksUri': return new RemoteKeys(cache, 'jwksUri', issuer.keys.jwksUri)
-    case 'discovery': return new DiscoveredKeys(cache, issuer, fetchConfig, jwksConfig, logger, fetcher)
+    case 'discovery': return new DiscoveredKeys(cache, issuer, fetchConfig, jwksConfig, logger, fetcher, urlLeft)
   }
 }

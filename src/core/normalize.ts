@@ -168,7 +168,7 @@ export function normalizeIdentity (input: NormalizeInput, mapping: CompiledMappi
     groups: list('groups'),
     groupsOverage: groupsLeftOut(claims, mapping.fields.groups.paths),
     roles: list('roles'),
-    tenant: asString(scalar('tenant')),
+    tenant: tenantOf(claims, mapping),
     claims
   }
 }

@@ -81,8 +81,13 @@ interface IssuerRuntime {
 
 /** A logout token whose signature and rules have been verified: which issuer, and what it logs out. */
 export interface VerifiedLogout extends LogoutClaims {
-  /** The configured issuer id. */
+  /** The configured issuer id (the one the token's aud names, when several share its iss). */
   issuer: string
+  /**
+   * Every configured issuer whose tokens the logout covers: the sid and sub are the provider's, so issuers
+   * that share the token's iss (and its keys) are logged out too.
+   */
+  issuers: string[]
 }
 
 /** A token whose signature (and key issuer) has been verified, before the rules of its kind. */
@@ -164,7 +169,7 @@ export class Verifier {
         allowedAlgorithms: new Set(issuer.algorithms),
         hmacSecret: issuer.clientSecret === undefined ? undefined : Buffer.from(issuer.clientSecret, 'utf8'),
         mapping: compileClaimMapping(issuer.claimMapping, { userKeyClaims: issuer.userKeyClaims, trustEmailVerified: issuer.trustEmailVerified }),
-        keys: createKeyProvider(issuer, this.cache, config.fetch, config.jwks, this.logger, options.fetcher),
+        keys: createKeyProvider(issuer, this.cache, config.fetch, config.jwks, this.logger, options.fetcher, (url) => { this.forgetUnusedUrl(url) }),
         template: parseIssuerTemplate(issuer.issuer),
         allowedTenants: issuer.allowedTenants === undefined ? undefined : new Set(issuer.allowedTenants),
         tenantClaim: issuer.claimMapping.tenant === undefined ? undefined : mappingPaths(issuer.claimMapping.tenant).paths[0]
@@ -242,6 +247,11 @@ export class Verifier {
     return observeSuccess(observe, outcome, started)
   }
 
+  /** A JWKS URL an issuer left (a provider moved its jwks_uri): its key set and timers go, unless another issuer uses it. */
+  private forgetUnusedUrl (url: string): void {
+    if (!this.runtimes.some((r) => r.keys.sourceId() === url)) this.cache.forget(url)
+  }
+
   /** One issuer per URL stays one Map lookup; a URL named by several moves to sharedIssuerUrls. */
   private addIssuerUrl (url: string, runtime: IssuerRuntime): void {
     const shared = this.sharedIssuerUrls.get(url)
@@ -317,7 +327,8 @@ export class Verifier {
       const tenant = tenantOf(signed.jws.payload, signed.runtime.mapping)
       if (tenant === null || !tenants.has(tenant)) throw new VerificationError('logout_token_invalid', { issuer, claim: signed.runtime.tenantClaim ?? 'tenant' })
     }
-    return { issuer, ...claims }
+    const siblings = this.sharedIssuerUrls.get(signed.iss)
+    return { issuer, issuers: siblings === undefined ? [issuer] : siblings.map((r) => r.config.id), ...claims }
   }
 
   private async verifyFully (token: string, request: RequestChecks, cacheKey: string | undefined): Promise<VerifiedIdentity> {

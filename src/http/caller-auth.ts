@@ -47,16 +47,19 @@ export const callerAuth = fp(async (fastify: FastifyInstance, opts: CallerAuthOp
     if (!keys.enabled) { done(); return }
     const route = request.routeOptions.url
     if (route !== undefined && (ALWAYS_OPEN_ROUTES.has(route) || (route === '/metrics' && !callers.protectMetrics))) { done(); return }
-    const address = clientAddress(request)
-    const waitSeconds = failures.blockedFor(address, callers.maxFailuresPerMinute)
-    if (waitSeconds > 0) {
-      opts.metrics?.callerRejected('rate_limited')
-      done(new VerificationError('rate_limited', { retryAfterSeconds: waitSeconds }))
-      return
+    // The address is worked out only when some address has failed (an IPv6 one costs microseconds to normalize).
+    if (failures.size > 0) {
+      const waitSeconds = failures.blockedFor(clientAddress(request), callers.maxFailuresPerMinute)
+      if (waitSeconds > 0) {
+        opts.metrics?.callerRejected('rate_limited')
+        done(new VerificationError('rate_limited', { retryAfterSeconds: waitSeconds }))
+        return
+      }
     }
     const result = keys.check(request.headers[API_KEY_HEADER])
     if (!result.ok) {
-      failures.record(address, callers.maxFailuresPerMinute)
+      // A wrong key is a guess; a missing one is not (a probe or scraper without a key must not lock out its address).
+      if (result.code === 'caller_key_invalid') failures.record(clientAddress(request), callers.maxFailuresPerMinute)
       opts.metrics?.callerRejected(result.code)
       done(new VerificationError(result.code))
       return

@@ -266,6 +266,11 @@ export class JwksCache<T> {
     }
   }
 
+  /** A URL no longer in use (a provider moved its jwks_uri): its entry goes, and with it its timers. */
+  forget (url: string): void {
+    this.#entries.delete(url)
+  }
+
   /** Clears every timer and entry. Fetches in flight finish (bounded by fetch.timeoutMs) and schedule nothing. */
   close (): void {
     this.#closed = true

@@ -38,8 +38,8 @@ export class MemoryRevocationStore implements RevocationStore {
   async start (): Promise<void> {
     this.#sweep = setInterval(() => {
       this.list.sweep(this.#now() / 1000)
-      // A revocation from another worker did not fit: ask for the whole copy again, now that some expired.
-      if (!this.list.complete) this.#relay?.resync()
+      // A revocation from another worker did not fit: ask for the whole copy again, once some have expired.
+      if (!this.list.complete && this.list.size < this.list.maxEntries) this.#relay?.resync()
     }, SWEEP_INTERVAL_MS)
     this.#sweep.unref()
     if (this.#relay !== undefined) {
@@ -54,7 +54,10 @@ export class MemoryRevocationStore implements RevocationStore {
   }
 
   async publish (revocation: Revocation): Promise<PublishResult> {
-    const result = this.list.apply(revocation, this.#now() / 1000)
+    const nowSeconds = this.#now() / 1000
+    // Shared with other workers: headroom for what they record meanwhile, which this list must hold too.
+    if (this.#relay !== undefined && !this.list.hasRoomFor(revocation, this.list.sharedHeadroom, nowSeconds)) throw new RevocationStoreError('full')
+    const result = this.list.apply(revocation, nowSeconds)
     if (result === 'full') throw new RevocationStoreError('full')
     // Sent even when it changed nothing here: a retry after a failed send must reach the other workers.
     try {

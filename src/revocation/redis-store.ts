@@ -248,12 +248,10 @@ export class RedisRevocationStore implements RevocationStore {
     const nowSeconds = this.#now() / 1000
     if (valid.expiresAt <= nowSeconds) return 'unchanged'
     const held = this.list.get(valid.issuer, valid.kind, valid.value, nowSeconds)
-    if (held === undefined && this.list.size >= this.list.maxEntries) {
-      this.list.sweep(nowSeconds)
-      if (this.list.size >= this.list.maxEntries) {
-        this.#logger.warn({ issuer: valid.issuer, kind: valid.kind, maxEntries: this.list.maxEntries }, 'revocation refused: the revocation list is full')
-        throw new RevocationStoreError('full')
-      }
+    // Headroom for what other replicas record meanwhile: this list must hold theirs too, or fail closed.
+    if (!this.list.hasRoomFor(valid, this.list.sharedHeadroom, nowSeconds)) {
+      this.#logger.warn({ issuer: valid.issuer, kind: valid.kind, maxEntries: this.list.maxEntries }, 'revocation refused: the revocation list is full')
+      throw new RevocationStoreError('full')
     }
     let stored: string
     try {

@@ -41,6 +41,11 @@ export class RevocationList {
     this.#available = available
   }
 
+  /** The headroom a list shared with other processes keeps for their revocations (a tenth of the bound). */
+  get sharedHeadroom (): number {
+    return Math.min(this.maxEntries - 1, Math.ceil(this.maxEntries / 10))
+  }
+
   /** Changes whenever a revocation is added or extended. */
   get generation (): number {
     return this.#generation
@@ -123,6 +128,18 @@ export class RevocationList {
     if (typeof sub === 'string' && bucket.sub.size > 0 && covers(bucket.sub.get(sub), issuedAt, nowSeconds)) return 'sub'
     if (typeof jti === 'string' && bucket.jti.size > 0 && covers(bucket.jti.get(jti), issuedAt, nowSeconds)) return 'jti'
     return undefined
+  }
+
+  /**
+   * Whether this process may record a new revocation: one it holds already, or a list with more than `headroom`
+   * entries free. A list shared with other processes keeps headroom for the revocations they record at the
+   * same time, which it must hold (receive()) or fail closed.
+   */
+  hasRoomFor (revocation: Revocation, headroom: number, nowSeconds: number): boolean {
+    if (this.get(revocation.issuer, revocation.kind, revocation.value, nowSeconds) !== undefined) return true
+    const bound = this.maxEntries - headroom
+    if (this.#size >= bound && nowSeconds >= this.#earliestExpiry) this.sweep(nowSeconds)
+    return this.#size < bound
   }
 
   /** Removes expired revocations; returns how many. */

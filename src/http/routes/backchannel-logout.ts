@@ -2,11 +2,11 @@
  * POST /backchannel-logout: the back-channel logout endpoint of OpenID Connect Back-Channel Logout 1.0
  * (§2.5, §2.8). The provider posts a form-encoded logout_token when a user logs out; once it is verified, the
  * session (sid) or the user's sessions (sub) are revoked for every process (src/revocation/), so ID tokens
- * of that session are refused from then on, cache hits included. Register this URL as the client's
- * backchannel_logout_uri at the provider.
+ * of that session are refused from then on, cache hits included; for every configured issuer that shares the
+ * token's iss. Register this URL as the client's backchannel_logout_uri at the provider.
  *
- * No caller key: the provider has none, and the signed logout token is the credential. Rate limited like
- * /verify. Answers: 200 when the revocation is recorded; 400 (logout_token_invalid) for any token that is not
+ * No caller key: the provider has none, and the signed logout token is the credential. Rate limited per
+ * address by revocation.logoutRateLimit. Answers: 200 when the revocation is recorded; 400 (logout_token_invalid) for any token that is not
  * a valid logout token, as §2.8 asks, without naming the issuer (the log line does); 503 when the revocation
  * cannot be recorded or the keys cannot be obtained (many providers do not retry: the error log line is what
  * an operator sees). Cache-Control: no-store on every answer (§2.8).
@@ -71,8 +71,19 @@ export const backchannelLogoutRoute: FastifyPluginAsync<BackchannelLogoutRouteOp
       // Answers of this open route never name an issuer: a sender without a valid token learns no issuer ids.
       throw new VerificationError(err.code, retryAfterSeconds === undefined ? {} : { retryAfterSeconds })
     }
-    const revocation = revocationOfLogout(logout, opts.retentionSeconds)
-    await recordRevocation(request, opts.store, revocation, fastify.metrics)
-    return { issuer: logout.issuer, revoked: revocation.kind as 'sid' | 'sub' }
+    let kind: 'sid' | 'sub' = 'sid'
+    for (const issuer of logout.issuers) {
+      const revocation = revocationOfLogout({ ...logout, issuer }, opts.retentionSeconds)
+      kind = revocation.kind as 'sid' | 'sub'
+      try {
+        await recordRevocation(request, opts.store, revocation, fastify.metrics)
+      } catch (err) {
+        // Answers of this open route never name an issuer.
+        if (isVerificationError(err)) throw new VerificationError(err.code)
+        throw err
+      }
+    }
+    request.outcome = { issuer: logout.issuer }
+    return { issuer: logout.issuer, revoked: kind }
   })
 }
