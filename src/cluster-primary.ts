@@ -26,10 +26,10 @@ export interface PrimaryOptions {
 
 export function runPrimary (workers: number, graceSeconds: number, options: PrimaryOptions = {}): void {
   let stopping = false
-  // Before the first fork: every worker, the first ones included, is relayed (src/revocation/cluster-relay.ts).
-  if (options.relayRevocations !== undefined) relayRevocations(options.relayRevocations)
   const restarts: number[] = []
   const log = (msg: string): void => { process.stderr.write(`${JSON.stringify({ level: 30, time: new Date().toISOString(), service: 'oidc-verifier', component: 'cluster', msg })}\n`) }
+  // Before the first fork: every worker, the first ones included, is relayed (src/revocation/cluster-relay.ts).
+  if (options.relayRevocations !== undefined) relayRevocations(options.relayRevocations, log)
 
   const fork = (): Worker => cluster.fork()
   const started = Array.from({ length: workers }, fork)

@@ -23,10 +23,11 @@ export const SYNC_CHUNK = 5_000
 /** How long a worker waits for the primary's copy before it starts anyway, not current (503s, /readyz 503). */
 export const SYNC_TIMEOUT_MS = 10_000
 
+/** `sync` numbers a worker's request for the copy, echoed on every chunk of the answer. */
 type Message =
   | { type: typeof ONE, revocation: unknown }
-  | { type: typeof ALL, revocations: unknown, done: unknown }
-  | { type: typeof SYNC }
+  | { type: typeof ALL, revocations: unknown, done: unknown, sync: unknown }
+  | { type: typeof SYNC, sync: unknown }
 
 function isMessage (value: unknown): value is Message {
   return typeof value === 'object' && value !== null && typeof (value as { type?: unknown }).type === 'string'
@@ -53,6 +54,8 @@ export class WorkerRelay {
   readonly #port: RelayPort
   readonly #onMessage: (message: unknown) => void
   #synced: (() => void) | undefined
+  /** The latest request for the copy: chunks of an earlier answer are ignored. */
+  #sync = 0
   /** Whether a revocation of the copy being received did not fit. */
   #syncOverflowed = false
 
@@ -85,8 +88,9 @@ export class WorkerRelay {
 
   /** Asks the primary for its whole copy again (after a revocation did not fit). */
   resync (): void {
+    this.#sync++
     this.#syncOverflowed = false
-    this.#port.send?.({ type: SYNC }, () => {})
+    this.#port.send?.({ type: SYNC, sync: this.#sync }, () => {})
   }
 
   /** To the other workers, through the primary. Rejects when the channel to the primary is gone. */
@@ -109,7 +113,7 @@ export class WorkerRelay {
     if (message.type === ONE) {
       const revocation = parseRevocation(message.revocation)
       if (revocation !== undefined) this.#list.receive(revocation, nowSeconds)
-    } else if (message.type === ALL && Array.isArray(message.revocations)) {
+    } else if (message.type === ALL && Array.isArray(message.revocations) && message.sync === this.#sync) {
       for (const item of message.revocations as unknown[]) {
         const revocation = parseRevocation(item)
         if (revocation !== undefined && this.#list.receive(revocation, nowSeconds) === 'full') this.#syncOverflowed = true
@@ -128,8 +132,11 @@ function sendTo (worker: Worker, message: object): void {
   if (worker.isConnected()) worker.send(message, undefined, {}, () => {})
 }
 
-/** The primary's side: keeps a copy, forwards each revocation to the other workers, answers a new worker's sync. */
-export function relayRevocations (maxEntries: number, now: () => number = Date.now): RevocationList {
+/**
+ * The primary's side: keeps a copy, forwards each revocation to the other workers, answers a new worker's
+ * sync. `log` reports a revocation the copy cannot hold (a replacement worker would start without it).
+ */
+export function relayRevocations (maxEntries: number, log: (msg: string) => void = () => {}, now: () => number = Date.now): RevocationList {
   const copy = new RevocationList(maxEntries)
   const listen = (worker: Worker): void => {
     worker.on('message', (message: unknown) => {
@@ -138,12 +145,14 @@ export function relayRevocations (maxEntries: number, now: () => number = Date.n
         copy.sweep(now() / 1000)
         const all = [...copy.entries()]
         for (let i = 0; i === 0 || i < all.length; i += SYNC_CHUNK) {
-          sendTo(worker, { type: ALL, revocations: all.slice(i, i + SYNC_CHUNK), done: i + SYNC_CHUNK >= all.length })
+          sendTo(worker, { type: ALL, revocations: all.slice(i, i + SYNC_CHUNK), done: i + SYNC_CHUNK >= all.length, sync: message.sync })
         }
       } else if (message.type === ONE) {
         const revocation = parseRevocation(message.revocation)
         if (revocation === undefined) return
-        copy.apply(revocation, now() / 1000)
+        if (copy.apply(revocation, now() / 1000) === 'full') {
+          log(`the primary's copy of the revocations is full (revocation.maxEntries): a worker started from now on would miss a ${revocation.kind} revocation of issuer ${revocation.issuer}`)
+        }
         for (const other of Object.values(cluster.workers ?? {})) {
           if (other !== undefined && other !== worker) sendTo(other, { type: ONE, revocation })
         }
