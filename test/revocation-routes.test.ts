@@ -186,7 +186,9 @@ t.test('POST /revocations: only for callers allowed to revoke', async (t) => {
   t.match(res.json(), { issuer: 'main', kind: 'sub', result: 'added' })
   t.notOk('value' in res.json(), 'the answer does not repeat the value')
   t.match((await check()).json(), { code: 'token_revoked', claim: 'sub' })
-  t.match((await revoke({ issuer: 'main', all: true })).json(), { kind: 'issuer', before: now + 30, result: 'added' }, 'before: now plus the issuer\'s clock tolerance')
+  const all = (await revoke({ issuer: 'main', all: true })).json()
+  t.match(all, { kind: 'issuer', result: 'added' })
+  t.ok(all.before >= now + 30 && all.before <= nowSeconds() + 30, 'before: now plus the issuer\'s clock tolerance (the clock may have ticked since)')
   t.match((await app.inject({ method: 'POST', url: '/verify', headers: { 'x-api-key': READER_KEY }, payload: { token: mint(key, idTokenClaims(ISS, AUD, { sub: 'someone', iat: now - 5 })) } })).json(), { code: 'token_revoked', claim: 'iat' }, 'everyone issued before is logged out')
 
   const line = lines.find((l) => l.includes('"revocation recorded"'))
