@@ -1,5 +1,5 @@
 /**
- * Whether the configured token cache fits in the process's V8 heap. The container image caps the old
+ * Whether the configured token cache (and revocation list) fits in the process's V8 heap. The container image caps the old
  * generation (ENV NODE_OPTIONS=--max-old-space-size=…, README "Memory") so that RSS stays near the cache's
  * bound; a configuration whose cache cannot fit under that cap is refused at start (and on reload, and by
  * `check-config`) instead of running until the heap is full and the process dies under load.
@@ -17,6 +17,12 @@ const MiB = 1024 * 1024
  */
 export const HEAP_HEADROOM_BYTES = 48 * MiB
 
+/**
+ * The live heap of one revocation at most (src/revocation/revocation-list.ts): 590 bytes measured for
+ * UUID-sized sids and subs, on Node 20 and 24, rounded up. A full list of revocation.maxEntries needs that many.
+ */
+export const REVOCATION_ENTRY_BYTES = 640
+
 /** V8's heap limit for this process: old generation plus young generation, as --max-old-space-size and friends set it. */
 export function heapLimitBytes (): number {
   return getHeapStatistics().heap_size_limit
@@ -25,12 +31,19 @@ export function heapLimitBytes (): number {
 /** undefined when the cache fits; otherwise the problem, in the words of the configuration's other problems. */
 export function heapBudgetProblem (config: Config, limitBytes: number): string | undefined {
   const cacheBytes = config.tokenCache.enabled ? config.tokenCache.maxBytes : 0
-  const needed = cacheBytes + HEAP_HEADROOM_BYTES
+  const revocationBytes = config.revocation.enabled ? config.revocation.maxEntries * REVOCATION_ENTRY_BYTES : 0
+  const needed = cacheBytes + revocationBytes + HEAP_HEADROOM_BYTES
   if (limitBytes >= needed) return undefined
   const mib = (bytes: number): string => `${Math.ceil(bytes / MiB)} MiB`
-  return `tokenCache.maxBytes: ${mib(cacheBytes)} does not fit in this process's V8 heap: its limit is ${mib(limitBytes)}, and the cache ` +
-    `needs ${mib(needed)} with the ${mib(HEAP_HEADROOM_BYTES)} the rest of the service uses; raise the limit ` +
-    `(NODE_OPTIONS=--max-old-space-size=${Math.ceil(needed / MiB)} or more, within the container's memory limit) or lower tokenCache.maxBytes`
+  if (revocationBytes === 0) {
+    return `tokenCache.maxBytes: ${mib(cacheBytes)} does not fit in this process's V8 heap: its limit is ${mib(limitBytes)}, and the cache ` +
+      `needs ${mib(needed)} with the ${mib(HEAP_HEADROOM_BYTES)} the rest of the service uses; raise the limit ` +
+      `(NODE_OPTIONS=--max-old-space-size=${Math.ceil(needed / MiB)} or more, within the container's memory limit) or lower tokenCache.maxBytes`
+  }
+  return `tokenCache.maxBytes (${mib(cacheBytes)}) and revocation.maxEntries (${config.revocation.maxEntries}, up to ${mib(revocationBytes)}) ` +
+    `do not fit in this process's V8 heap: its limit is ${mib(limitBytes)}, and they need ${mib(needed)} with the ${mib(HEAP_HEADROOM_BYTES)} ` +
+    `the rest of the service uses; raise the limit (NODE_OPTIONS=--max-old-space-size=${Math.ceil(needed / MiB)} or more, within the ` +
+    'container\'s memory limit), or lower tokenCache.maxBytes or revocation.maxEntries'
 }
 
 /** Returns `config` when its cache fits in the heap; throws ConfigError otherwise. */
