@@ -38,6 +38,9 @@ t.test('request log lines carry outcome fields and no secrets', async (t) => {
   t.match(requestLines[1], { status: 401, issuer: 'main', code: 'token_expired', reqId: 'req-77' })
   t.match(requestLines[2], { status: 400, code: 'request_invalid' })
   t.match(requestLines[3], { route: '/healthz', status: 200 })
+  for (const line of lines.filter((l) => l.includes('"request completed"'))) {
+    t.equal(line.match(/"reqId":/g)?.length, 1, 'the request id once per line (JSON with a repeated key is read differently by different tools)')
+  }
   const all = lines.join('\n')
   for (const secret of [good, expired, good.slice(0, 30), good.split('.')[1] as string, 'secret.person', 'Secret Person', 'Bearer']) {
     t.notOk(all.includes(secret), `logs never contain ${secret.slice(0, 12)}…`)

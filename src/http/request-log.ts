@@ -11,8 +11,8 @@ export function logCompletedRequest (request: FastifyRequest, reply: FastifyRepl
   const level = status >= 500 ? 'error' : 'info'
   // Fastify's logger type does not declare it, but the logger is always pino (a child per request).
   if (!(request.log as unknown as Logger).isLevelEnabled(level)) return
+  // reqId comes from the request's logger (Fastify binds it): written here too, it would appear twice in the line.
   const line = {
-    reqId: request.id,
     method: request.method,
     route: request.routeOptions.url ?? null,
     status,
