@@ -282,7 +282,7 @@ t.test('a valid JSON file, by --config=PATH and by OIDC_VERIFIER_CONFIG, gets th
       rules: []
     },
     batch: { maxTokens: 100, maxBodyBytes: 1048576 },
-    revocation: { enabled: false, store: 'memory', maxEntries: 15000, retentionSeconds: 86400, logoutTokenMaxAgeSeconds: 300, logoutRateLimit: { max: 6000, windowSeconds: 60 } },
+    revocation: { enabled: false, store: 'memory', maxEntries: 30000, retentionSeconds: 86400, logoutTokenMaxAgeSeconds: 300, logoutRateLimit: { max: 6000, windowSeconds: 60 } },
     issuers: [{
       id: 'google',
       issuer: 'https://accounts.google.com',

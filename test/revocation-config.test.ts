@@ -18,7 +18,7 @@ function problemsOf (doc: Record<string, unknown>, env: NodeJS.ProcessEnv = {}):
 }
 
 t.test('defaults: off; in memory when on', async (t) => {
-  t.same(parseConfig({ issuers }, 'test', {}).revocation, { enabled: false, store: 'memory', maxEntries: 15000, retentionSeconds: 86400, logoutTokenMaxAgeSeconds: 300, logoutRateLimit: { max: 6000, windowSeconds: 60 } })
+  t.same(parseConfig({ issuers }, 'test', {}).revocation, { enabled: false, store: 'memory', maxEntries: 30000, retentionSeconds: 86400, logoutTokenMaxAgeSeconds: 300, logoutRateLimit: { max: 6000, windowSeconds: 60 } })
   t.same(parseConfig({ issuers, revocation: { logoutRateLimit: { max: 5 } } }, 'test', {}).revocation.logoutRateLimit, { max: 5, windowSeconds: 60 })
   t.equal(parseConfig({ issuers, revocation: { enabled: true } }, 'test', {}).revocation.store, 'memory')
 })

@@ -79,9 +79,9 @@ export const REVOCATION_DEFAULTS = Object.freeze({
   // Off unless asked for: it opens a route to the provider, and with replicas it needs the redis store.
   enabled: false,
   store: 'memory' as const,
-  // ~640 bytes of heap each at most (src/config/heap-budget.ts): 15,000 fit beside the default token cache
-  // under the container image's old-generation cap, and the sidecars' smaller one.
-  maxEntries: 15000,
+  // ~200 bytes of heap each, counted as 320 (src/config/heap-budget.ts): 30,000 fit beside the default token
+  // cache under the container image's old-generation cap, and the sidecars' smaller one.
+  maxEntries: 30000,
   retentionSeconds: 86400,
   logoutTokenMaxAgeSeconds: 300,
   // 100 a second from one address: above a provider's burst of logouts, far below what the route can answer.
