@@ -4,6 +4,7 @@
  * returned as text naming what is wrong, never the key material.
  */
 import { createHash, createPrivateKey, createPublicKey, createSecretKey, type KeyObject } from 'node:crypto'
+import { isRecord } from './document.js'
 import type { DecryptionKey } from './types.js'
 
 const MIN_RSA_BITS = 2048
@@ -20,10 +21,6 @@ export interface KeyFileResult {
 function fingerprintOf (key: KeyObject): string {
   if (key.type === 'secret') return `secret:${createHash('sha256').update(key.export()).digest('base64url')}`
   return `public:${createPublicKey(key).export({ type: 'spki', format: 'der' }).toString('base64url')}`
-}
-
-function isRecord (value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
 /** Why a private key object cannot decrypt ID tokens, or undefined when it can. */

@@ -5,6 +5,7 @@
  * never apply). load.ts calls these with its reporter, so every problem is listed with its path.
  */
 import { BATCH_DEFAULTS, FORWARD_AUTH_DEFAULTS, IDENTITY_HEADER_NAMES, SERVER_DEFAULTS, type ConfigFile } from './schema.js'
+import { isRecord, type Path, type Reporter } from './document.js'
 import {
   IDENTITY_HEADER_FIELDS,
   type BatchConfig,
@@ -13,9 +14,6 @@ import {
   type IdentityHeaderField,
   type RequirementsConfig
 } from './types.js'
-
-type Path = ReadonlyArray<string | number>
-export type Reporter = (path: Path, text: string) => void
 
 /**
  * Headers that an identity header or the token header must never be: they carry credentials, framing or
@@ -35,10 +33,6 @@ const RESERVED_HEADER_PREFIXES = ['x-forwarded-', 'x-original-', 'x-envoy-', 'x-
 export function isReservedHeader (name: string): boolean {
   const lower = name.toLowerCase()
   return RESERVED_HEADER_NAMES.has(lower) || RESERVED_HEADER_PREFIXES.some((p) => lower.startsWith(p))
-}
-
-function isRecord (value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
 const stringsOf = (value: unknown): string[] => Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : []

@@ -7,6 +7,7 @@
  * list of client ids`. The source is the file path, `environment` or `command line`.
  */
 import { parseClaimPath } from '../core/claim-path.js'
+import { envValue, isRecord } from './document.js'
 import { readFileSync } from 'node:fs'
 import { isIP } from 'node:net'
 import { extname } from 'node:path'
@@ -145,11 +146,6 @@ export function parseConfig (doc: unknown, source: string, env: NodeJS.ProcessEn
 // ---------------------------------------------------------------------------------------------------------
 // Locating and reading the file
 // ---------------------------------------------------------------------------------------------------------
-
-function envValue (env: NodeJS.ProcessEnv, name: string): string | undefined {
-  const value = env[name]
-  return value === undefined || value === '' ? undefined : value
-}
 
 function configPathFromArgv (argv: readonly string[], problems: string[]): string | undefined {
   let found: string | undefined
@@ -439,10 +435,6 @@ function describe (value: unknown, sensitive = false): string {
     default:
       return typeof value
   }
-}
-
-function isRecord (value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
 /** Levenshtein distance, for "did you mean". */

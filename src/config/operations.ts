@@ -15,24 +15,13 @@ import {
   type ConfigFile
 } from './schema.js'
 import type { CallersConfig, LoadSheddingConfig, MetricsConfig, RateLimitConfig } from './types.js'
-
-type Path = ReadonlyArray<string | number>
-export type Reporter = (path: Path, text: string) => void
+import { envValue, isRecord, type Path, type Reporter } from './document.js'
 
 /** Environment variable of environment-only mode: `id:sha256hex,id:sha256hex`. */
 export const CALLER_KEYS_ENV = 'CALLER_KEY_HASHES'
 
 const SHA256_HEX = /^[0-9A-Fa-f]{64}$/
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
-
-function isRecord (value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
-}
-
-function envValue (env: NodeJS.ProcessEnv, name: string): string | undefined {
-  const value = env[name]
-  return value === undefined || value === '' ? undefined : value
-}
 
 const FS_ERRORS: Readonly<Record<string, string>> = {
   ENOENT: 'no such file',

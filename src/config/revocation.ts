@@ -5,18 +5,7 @@
  */
 import { REDIS_REVOCATION_DEFAULTS, REVOCATION_DEFAULTS, type ConfigFile } from './schema.js'
 import type { RevocationConfig } from './types.js'
-
-type Path = ReadonlyArray<string | number>
-export type Reporter = (path: Path, text: string) => void
-
-function isRecord (value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
-}
-
-function envValue (env: NodeJS.ProcessEnv, name: string): string | undefined {
-  const value = env[name]
-  return value === undefined || value === '' ? undefined : value
-}
+import { envValue, isRecord, type Reporter } from './document.js'
 
 export function checkRevocation (doc: Record<string, unknown>, env: NodeJS.ProcessEnv, report: Reporter): void {
   const section = doc.revocation
