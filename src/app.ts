@@ -20,7 +20,8 @@ import { requestChildLogger } from './http/request-logger.js'
 import { requestLifecycle } from './http/request-lifecycle.js'
 import { contractRoutes } from './http/routes/contract.js'
 import { healthRoutes } from './http/routes/health.js'
-import { verifyRoute, type VerifyRouteOptions } from './http/routes/verify.js'
+import { verifyRoute } from './http/routes/verify.js'
+import type { RouteRateLimit } from './http/route-rate-limit.js'
 import { verifyBatchRoute } from './http/routes/verify-batch.js'
 import { introspectRoute } from './http/routes/introspect.js'
 import { forwardAuthRoute } from './http/routes/forward-auth.js'
@@ -128,7 +129,7 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
     await fastify.register(healthRoutes)
     if (metrics !== undefined) await fastify.register(metricsRoute, { metrics })
   }
-  const verifyLimit: VerifyRouteOptions['rateLimit'] = limit === false
+  const verifyLimit: RouteRateLimit = limit === false
     ? false
     : {
         max: (request) => request.caller?.rateLimit?.max ?? limit.max,

@@ -11,8 +11,9 @@
  * cannot be recorded or the keys cannot be obtained (many providers do not retry: the error log line is what
  * an operator sees). Cache-Control: no-store on every answer (§2.8).
  */
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
+import type { FastifyPluginAsync } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import type { RouteRateLimit } from '../route-rate-limit.js'
 import { Type } from 'typebox'
 import { isVerificationError, VerificationError } from '../../errors.js'
 import { revocationOfLogout } from '../../revocation/revocation.js'
@@ -21,14 +22,12 @@ import { recordRevocation } from '../record-revocation.js'
 import { ErrorResponseSchema } from '../schemas.js'
 import { acceptFormBodiesOnly } from '../form-body.js'
 
-type PerRequest = number | ((request: FastifyRequest, key: string) => number)
-
 export interface BackchannelLogoutRouteOptions {
   store: RevocationStore
   /** revocation.retentionSeconds and revocation.logoutTokenMaxAgeSeconds */
   retentionSeconds: number
   logoutTokenMaxAgeSeconds: number
-  rateLimit: { max: PerRequest, timeWindow: PerRequest } | false
+  rateLimit: RouteRateLimit
 }
 
 export const LogoutRequestSchema = Type.Object({

@@ -10,8 +10,9 @@
  * client_secret of client_secret_post) are accepted and ignored; caller authentication is the service's
  * (X-Api-Key when callers are configured), see README.
  */
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
+import type { FastifyPluginAsync } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import type { RouteRateLimit } from '../route-rate-limit.js'
 import { Type, type Static } from 'typebox'
 import type { VerifiedIdentity } from '../../core/identity.js'
 import { isVerificationError, VerificationError } from '../../errors.js'
@@ -75,11 +76,8 @@ export function introspectionOf (identity: VerifiedIdentity): Introspection {
   return out
 }
 
-/** A number, or per request (a caller's own limit). */
-type PerRequest = number | ((request: FastifyRequest, key: string) => number)
-
 export interface IntrospectRouteOptions {
-  rateLimit: { max: PerRequest, timeWindow: PerRequest } | false
+  rateLimit: RouteRateLimit
 }
 
 export const introspectRoute: FastifyPluginAsync<IntrospectRouteOptions> = async (fastify, opts) => {

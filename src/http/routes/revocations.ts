@@ -11,8 +11,9 @@
  * Only for a caller whose key has `revoke: true` (callers.keys[]); refused (403 caller_not_permitted) without
  * caller keys. Recorded for every process like a back-channel logout; kept revocation.retentionSeconds.
  */
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
+import type { FastifyPluginAsync } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import type { RouteRateLimit } from '../route-rate-limit.js'
 import { Type, type Static } from 'typebox'
 import { MAX_NUMERIC_DATE } from '../../core/numeric-date.js'
 import { VerificationError } from '../../errors.js'
@@ -22,14 +23,12 @@ import type { IssuerConfig } from '../../config/types.js'
 import { recordRevocation } from '../record-revocation.js'
 import { ErrorResponseSchema } from '../schemas.js'
 
-type PerRequest = number | ((request: FastifyRequest, key: string) => number)
-
 export interface RevocationsRouteOptions {
   store: RevocationStore
   retentionSeconds: number
   /** The configured issuers (a getter: a reload may change them). */
   issuers: () => ReadonlyArray<Pick<IssuerConfig, 'id' | 'clockToleranceSeconds'>>
-  rateLimit: { max: PerRequest, timeWindow: PerRequest } | false
+  rateLimit: RouteRateLimit
   now?: () => number
 }
 

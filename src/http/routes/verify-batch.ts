@@ -3,8 +3,9 @@
  * checks (maxAge, audience, mode), answered in the same order. Each result is the normalized identity or an error of the code table;
  * one bad token never fails the batch (only a malformed request does, with one error for all).
  */
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
+import type { FastifyPluginAsync } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import type { RouteRateLimit } from '../route-rate-limit.js'
 import { Type, type Static } from 'typebox'
 import type { VerifiedIdentity } from '../../core/identity.js'
 import { ALL_ERROR_CODES, isVerificationError, VerificationError, type ErrorCode } from '../../errors.js'
@@ -42,11 +43,8 @@ export const BatchVerifyResponse = Type.Object({ results: Type.Array(BatchItemSc
 
 type BatchItem = { ok: true, identity: VerifiedIdentity } | { ok: false, error: Static<typeof BatchItemErrorSchema> }
 
-/** A number, or per request (a caller's own limit). */
-type PerRequest = number | ((request: FastifyRequest, key: string) => number)
-
 export interface VerifyBatchRouteOptions {
-  rateLimit: { max: PerRequest, timeWindow: PerRequest } | false
+  rateLimit: RouteRateLimit
   /** Route body limit (batch.maxBodyBytes): server.bodyLimit is sized for one token. */
   bodyLimit: number
 }

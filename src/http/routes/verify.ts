@@ -1,5 +1,6 @@
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
+import type { FastifyPluginAsync } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import type { RouteRateLimit } from '../route-rate-limit.js'
 import type { VerifiedIdentity } from '../../core/identity.js'
 import { VerificationError } from '../../errors.js'
 import { bearerToken, queryCarriesToken } from '../bearer.js'
@@ -7,11 +8,8 @@ import { IdentityBodies } from '../identity-bodies.js'
 import { requestChecks } from '../request-checks.js'
 import { ErrorResponseSchema, VerifiedIdentitySchema, VerifyBodyOrNothing } from '../schemas.js'
 
-/** A number, or per request (a caller's own limit). */
-type PerRequest = number | ((request: FastifyRequest, key: string) => number)
-
 export interface VerifyRouteOptions {
-  rateLimit: { max: PerRequest, timeWindow: PerRequest } | false
+  rateLimit: RouteRateLimit
 }
 
 export const verifyRoute: FastifyPluginAsync<VerifyRouteOptions> = async (fastify, opts) => {
