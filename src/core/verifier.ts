@@ -292,9 +292,8 @@ export class Verifier {
     const nowSeconds = this.now() / 1000
     // The signature was verified before; every claim check runs again (time passes, requests differ).
     checkIdTokenClaims(hit.identity.claims, runtime.rules, request, hit.alg, hit.curve, nowSeconds)
-    const revocations = this.revocations
-    if (revocations !== undefined && request.mode !== 'id_token_hint') {
-      if (!revocations.available) throw new VerificationError('revocations_unavailable', { issuer: hit.issuer })
+    const revocations = this.revocationsToApply(request, hit.issuer)
+    if (revocations !== undefined) {
       // Looked up again only when a revocation has been added since this token was last found not revoked.
       if (hit.revocationGeneration !== revocations.generation) {
         const generation = revocations.generation
@@ -355,24 +354,31 @@ export class Verifier {
     if (tenants !== undefined && (identity.tenant === null || !tenants.has(identity.tenant))) {
       throw new VerificationError('tenant_not_allowed', runtime.tenantClaim === undefined ? { issuer } : { issuer, claim: runtime.tenantClaim })
     }
-    const revocations = this.revocations
+    const revocations = this.revocationsToApply(request, issuer)
     // Read before the check: a revocation added later must make a hit look again.
     const revocationGeneration = revocations?.generation ?? 0
-    let revoked: VerificationError | undefined
-    if (revocations !== undefined && request.mode !== 'id_token_hint') {
-      if (!revocations.available) throw new VerificationError('revocations_unavailable', { issuer })
-      revoked = revocationError(revocations, issuer, claims, nowSeconds)
-    }
+    const revoked = revocations === undefined ? undefined : revocationError(revocations, issuer, claims, nowSeconds)
     if (cacheKey !== undefined && this.tokenCache !== undefined) {
       // Cached objects are shared between hits and must not be mutated by callers.
       // A revoked token is cached too, so that its retries are refused without a signature check each. It and
-      // a hint (not looked up) are cached as looked up at no generation (-1): every hit of theirs looks.
-      const checkedGeneration = revoked !== undefined || request.mode === 'id_token_hint' ? -1 : revocationGeneration
+      // a token not looked up (a hint) are cached as looked up at no generation (-1): every hit of theirs looks.
+      const checkedGeneration = revoked !== undefined || revocations === undefined ? -1 : revocationGeneration
       this.tokenCache.set(cacheKey, { issuer, keySource, keyFingerprint, alg, curve, identity, revocationGeneration: checkedGeneration }, token.length, identity.expiresAt * 1000, nowSeconds * 1000)
       this.events.tokenCache?.({ issuer, hit: false })
     }
     if (revoked !== undefined) throw revoked
     return identity
+  }
+
+  /**
+   * The revocations a verification must look at: none without revocation, or for a token presented as a
+   * logout hint (it names a session that may well have ended); fails closed while they are not current.
+   */
+  private revocationsToApply (request: RequestChecks, issuer: string): RevocationList | undefined {
+    const revocations = this.revocations
+    if (revocations === undefined || request.mode === 'id_token_hint') return undefined
+    if (!revocations.available) throw new VerificationError('revocations_unavailable', { issuer })
+    return revocations
   }
 
   /** Decryption, parse, issuer, header rules, keys, signature and key issuer: what every kind of token needs. */

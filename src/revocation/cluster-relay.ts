@@ -11,7 +11,7 @@
  */
 import cluster, { type Worker } from 'node:cluster'
 import { parseRevocation, type Revocation } from './revocation.js'
-import { RevocationList } from './revocation-list.js'
+import { RevocationList, SWEEP_INTERVAL_MS } from './revocation-list.js'
 
 const ONE = 'oidc-verifier:revocation'
 const ALL = 'oidc-verifier:revocations'
@@ -160,7 +160,7 @@ export function relayRevocations (maxEntries: number, log: (msg: string) => void
     })
   }
   cluster.on('fork', listen)
-  const sweep = setInterval(() => copy.sweep(now() / 1000), 60_000)
+  const sweep = setInterval(() => copy.sweep(now() / 1000), SWEEP_INTERVAL_MS)
   sweep.unref()
   return copy
 }

@@ -13,8 +13,6 @@ import type { RevocationStore } from './store.js'
 export interface CreateStoreOptions {
   logger: Logger
   now?: () => number
-  /** Whether this process is a worker of WORKERS=N (default: node:cluster says). */
-  isWorker?: boolean
 }
 
 /** undefined when revocation is disabled. */
@@ -28,7 +26,7 @@ export async function createRevocationStore (config: RevocationConfig, options: 
     // Not current until read from Redis: verifications fail closed until then.
     return new RedisRevocationStore({ ...config.redis, list: new RevocationList(config.maxEntries, false), logger, now })
   }
-  const isWorker = options.isWorker ?? cluster.isWorker
   const list = new RevocationList(config.maxEntries)
-  return new MemoryRevocationStore(list, { relay: isWorker ? new WorkerRelay(list, now) : undefined, now, logger })
+  // A worker of WORKERS=N shares its revocations with the others through the cluster primary.
+  return new MemoryRevocationStore(list, { relay: cluster.isWorker ? new WorkerRelay(list, now) : undefined, now, logger })
 }

@@ -7,11 +7,9 @@ import type { Logger } from '../core/logger.js'
 import { silentLogger } from '../core/logger.js'
 import type { WorkerRelay } from './cluster-relay.js'
 import type { Revocation } from './revocation.js'
-import type { RevocationList } from './revocation-list.js'
+import { SWEEP_INTERVAL_MS, type RevocationList } from './revocation-list.js'
 import { RevocationStoreError, type PublishResult, type RevocationStore, type RevocationStoreStatus } from './store.js'
 
-/** How often expired revocations are removed. */
-export const SWEEP_INTERVAL_MS = 60_000
 
 export interface MemoryRevocationStoreOptions {
   /** Set in a worker of WORKERS=N. */

@@ -35,7 +35,7 @@ import { createHash } from 'node:crypto'
 import { Redis, type RedisOptions } from 'ioredis'
 import { silentLogger, type Logger } from '../core/logger.js'
 import { parseRevocation, revocationKey, type Revocation, type RevocationKind } from './revocation.js'
-import type { RevocationList } from './revocation-list.js'
+import { SWEEP_INTERVAL_MS, type RevocationList } from './revocation-list.js'
 import { RevocationStoreError, type PublishResult, type RevocationStore, type RevocationStoreStatus } from './store.js'
 
 export interface RedisRevocationStoreOptions {
@@ -58,7 +58,6 @@ export interface RedisRevocationStoreOptions {
 /** A stored or announced revocation longer than this is not one (the longest valid one is ~1.8 kB of JSON). */
 const MAX_ENTRY_LENGTH = 4096
 const SCAN_COUNT = 1000
-const SWEEP_INTERVAL_MS = 60_000
 const CONNECT_TIMEOUT_MS = 5_000
 const MAX_PING_INTERVAL_MS = 5_000
 const MIN_PING_INTERVAL_MS = 250

@@ -24,6 +24,9 @@ interface IssuerBucket {
 
 export type ApplyResult = 'added' | 'extended' | 'unchanged' | 'full'
 
+/** How often the stores remove expired revocations (checks ignore them before that). */
+export const SWEEP_INTERVAL_MS = 60_000
+
 export class RevocationList {
   readonly maxEntries: number
   readonly #byIssuer = new Map<string, IssuerBucket>()

@@ -43,7 +43,7 @@ export const RevocationRequestSchema = Type.Object({
   sub: Type.Optional(Identifier('Revoke this user\'s tokens issued up to before.')),
   jti: Type.Optional(Identifier('Revoke the one token with this jti.')),
   all: Type.Optional(Type.Literal(true, { description: 'Revoke every token of the issuer issued up to before.' })),
-  before: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_NUMERIC_DATE, description: 'With sub or all: NumericDate (seconds); tokens issued at or before it are revoked (default: now).' }))
+  before: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_NUMERIC_DATE, description: 'With sub or all: NumericDate (seconds); tokens issued at or before it are revoked (default: now plus the issuer\'s clock tolerance).' }))
 }, { additionalProperties: false, $id: 'RevocationRequest' })
 type RevocationRequest = Static<typeof RevocationRequestSchema>
 
