@@ -139,10 +139,10 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
   await fastify.register(verifyBatchRoute, { rateLimit: verifyLimit, bodyLimit: config.batch.maxBodyBytes })
   await fastify.register(introspectRoute, { rateLimit: verifyLimit })
   if (revocations !== undefined) {
-    const { retentionSeconds, logoutTokenMaxAgeSeconds, logoutRateLimit } = config.revocation
+    const { retentionSeconds, maxSessionsPerUser, logoutTokenMaxAgeSeconds, logoutRateLimit } = config.revocation
     // Open to anyone (no caller key): a limit of its own, per address, whatever rateLimit.max is.
     const logoutLimit = limit === false ? false : { max: logoutRateLimit.max, timeWindow: logoutRateLimit.windowSeconds * 1000 }
-    await fastify.register(backchannelLogoutRoute, { store: revocations, retentionSeconds, logoutTokenMaxAgeSeconds, rateLimit: logoutLimit })
+    await fastify.register(backchannelLogoutRoute, { store: revocations, retentionSeconds, maxSessionsPerUser, logoutTokenMaxAgeSeconds, rateLimit: logoutLimit })
     await fastify.register(revocationsRoute, { store: revocations, retentionSeconds, issuers: () => fastify.verifierSlot.config.issuers, rateLimit: verifyLimit, now: options.now })
   }
   // Never rate limited: nginx turns a 429 into a 500, and the proxy in front is its only caller.

@@ -45,8 +45,9 @@ t.test('the primary\'s copy is checked, applied, and makes the list current', as
   port.deliver({ type: 'oidc-verifier:revocation', revocation: { ...good, value: 'x'.repeat(300) } })
   port.deliver('not an object')
   port.deliver({ type: 'oidc-verifier:revocations', revocations: 'not a list', done: true, sync: 1 })
-  port.deliver({ type: 'oidc-verifier:revocation', revocation: { ...good, value: 's2' } })
+  port.deliver({ type: 'oidc-verifier:revocation', revocation: { ...good, value: 's2', sub: 'u' } })
   t.equal(list.size, 2, 'a valid announcement is applied, invalid ones are not')
+  t.equal(list.sessionsOf('main', 'u'), 1, 'with the session\'s user')
   t.equal(list.check('main', { sid: 's2', iat: 1 }, NOW / 1000), 'sid')
 })
 

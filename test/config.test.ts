@@ -81,6 +81,7 @@ revocation:
   store: redis
   maxEntries: 500
   retentionSeconds: 7200
+  maxSessionsPerUser: 5
   logoutTokenMaxAgeSeconds: 60
   logoutRateLimit: { max: 100, windowSeconds: 10 }
   redis:
@@ -213,6 +214,7 @@ t.test('a valid full YAML file resolves every option', async (t) => {
       store: 'redis',
       maxEntries: 500,
       retentionSeconds: 7200,
+      maxSessionsPerUser: 5,
       logoutTokenMaxAgeSeconds: 60,
       logoutRateLimit: { max: 100, windowSeconds: 10 },
       redis: { url: 'redis://127.0.0.1:6379/1', keyPrefix: 'svc-a:', maxStalenessSeconds: 5, commandTimeoutMs: 200 }
@@ -282,7 +284,7 @@ t.test('a valid JSON file, by --config=PATH and by OIDC_VERIFIER_CONFIG, gets th
       rules: []
     },
     batch: { maxTokens: 100, maxBodyBytes: 1048576 },
-    revocation: { enabled: false, store: 'memory', maxEntries: 30000, retentionSeconds: 86400, logoutTokenMaxAgeSeconds: 300, logoutRateLimit: { max: 6000, windowSeconds: 60 } },
+    revocation: { enabled: false, store: 'memory', maxEntries: 30000, retentionSeconds: 86400, maxSessionsPerUser: 20, logoutTokenMaxAgeSeconds: 300, logoutRateLimit: { max: 6000, windowSeconds: 60 } },
     issuers: [{
       id: 'google',
       issuer: 'https://accounts.google.com',

@@ -105,6 +105,34 @@ t.test('a logout token without sid logs out every session of its user up to the 
   t.equal((await verify(app, later)).statusCode, 200, 'a login after the logout is accepted')
 })
 
+t.test('one user logging out over and over cannot fill the list: from maxSessionsPerUser on, the user is logged out', async (t) => {
+  const { lines, logger } = capture()
+  const app = await appWith(t, { revocation: { maxSessionsPerUser: 2, maxEntries: 4 } }, logger)
+  const now = nowSeconds()
+  const stillActive = mint(key, idTokenClaims(ISS, AUD, { sub: 'u1', sid: 'active', iat: now - 60 }))
+  const otherUser = mint(key, idTokenClaims(ISS, AUD, { sub: 'u2', sid: 'y', iat: now - 60 }))
+  for (const sid of ['s1', 's2']) {
+    t.same((await logout(app, form({ logout_token: logoutToken({ sid, sub: 'u1', iat: now }) }))).json(), { issuer: 'main', revoked: 'sid' })
+  }
+  t.equal((await verify(app, stillActive)).statusCode, 200, 'two sessions logged out: the others stay')
+  for (let i = 3; i < 12; i++) {
+    const res = await logout(app, form({ logout_token: logoutToken({ sid: `s${i}`, sub: 'u1', iat: now }) }))
+    t.same(res.json(), { issuer: 'main', revoked: 'sub' }, `logout ${i}: the user's tokens up to it`)
+  }
+  t.match((await verify(app, stillActive)).json(), { code: 'token_revoked', claim: 'sub' }, 'the user\'s other sessions are logged out too')
+  const s11 = mint(key, idTokenClaims(ISS, AUD, { sub: 'u1', sid: 's11', iat: now - 10 }))
+  t.match((await verify(app, s11)).json(), { code: 'token_revoked' }, 'the session logged out with the user\'s')
+  const later = mint(key, idTokenClaims(ISS, AUD, { sub: 'u1', sid: 'new', iat: now + 1 }))
+  t.equal((await verify(app, later)).statusCode, 200, 'a login after the last logout is accepted')
+  const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body
+  t.match(metrics, /oidc_verifier_revocations\{issuer="main"\} 3/, 'ten logouts of one user hold three entries of four')
+  t.equal((await logout(app, form({ logout_token: logoutToken({ sid: 'y', sub: 'u2', iat: now }) }))).statusCode, 200, 'so another user\'s logout still fits')
+  t.match((await verify(app, otherUser)).json(), { code: 'token_revoked', claim: 'sid' })
+  const recorded = lines.filter((l) => l.includes('"revocation recorded"')).map((l) => JSON.parse(l) as Record<string, unknown>)
+  t.match(recorded[2], { kind: 'sub', sessionsOfUser: 2, result: 'added' }, 'the log line says why a session logout revoked the user')
+  t.match(recorded[3], { kind: 'sub', result: 'unchanged' })
+})
+
 t.test('anything but a valid logout token is a 400 with a code, and changes nothing', async (t) => {
   const { lines, logger } = capture()
   const app = await appWith(t, { callers: { keys: [{ id: 'web', sha256: sha256(READER_KEY) }] } }, logger)

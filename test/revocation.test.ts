@@ -75,10 +75,37 @@ t.test('the list: expiry, sweep, and a bound that refuses rather than forgets', 
   t.same(list.countByIssuer(), new Map(), 'an issuer without revocations is forgotten')
 })
 
+t.test('the list counts each user\'s revoked sessions, through merges, replacements and sweeps', async (t) => {
+  const list = new RevocationList(100)
+  const session = (value: string, sub: string | undefined, expiresAt = NOW + 100): Revocation =>
+    sub === undefined ? revocation({ value, expiresAt }) : { ...revocation({ value, expiresAt }), sub }
+  list.apply(session('s1', 'u1'), NOW)
+  list.apply(session('s2', 'u1', NOW + 10), NOW)
+  list.apply(session('s3', 'u2'), NOW)
+  list.apply(session('s4', undefined), NOW)
+  list.apply(revocation({ kind: 'sub', value: 'u1', before: NOW }), NOW)
+  t.equal(list.sessionsOf('main', 'u1'), 2)
+  t.equal(list.sessionsOf('main', 'u2'), 1)
+  t.equal(list.sessionsOf('other', 'u1'), 0, 'per issuer')
+  t.equal(list.apply(session('s1', 'u1', NOW + 200), NOW), 'extended')
+  t.equal(list.sessionsOf('main', 'u1'), 2, 'an extension is the same session')
+  t.equal(list.apply(session('s2', 'u1', NOW + 300), NOW + 20), 'added', 'an expired entry replaced')
+  t.equal(list.sessionsOf('main', 'u1'), 2, '… counts once')
+  t.equal(list.sweep(NOW + 250), 3, 's1, s3, s4 expired')
+  t.equal(list.sessionsOf('main', 'u1'), 1)
+  t.equal(list.sessionsOf('main', 'u2'), 0)
+  list.sweep(NOW + 400)
+  t.equal(list.sessionsOf('main', 'u1'), 0)
+})
+
 t.test('entries from a store or another process are checked member by member', async (t) => {
   const good = revocation({ kind: 'sub', value: 'u', before: NOW })
   t.same(parseRevocation(JSON.parse(JSON.stringify(good))), good)
   t.same(parseRevocation({ ...good, extra: 1 }), good, 'unknown members are ignored')
+  const session = { ...revocation({ kind: 'sid', value: 's' }), sub: 'u' }
+  t.same(parseRevocation(JSON.parse(JSON.stringify(session))), session, 'a session with its user')
+  t.same(parseRevocation({ ...session, sub: null }), revocation({ kind: 'sid', value: 's' }), 'a session whose user is not known')
+  t.same(parseRevocation({ ...good, sub: 'u' }), good, 'only sessions have a user: dropped elsewhere')
   const bad: unknown[] = [
     null, 'x', [], 42,
     { ...good, issuer: 'Main' }, { ...good, issuer: 'a\nsub\nb' }, { ...good, issuer: '' },
@@ -87,17 +114,23 @@ t.test('entries from a store or another process are checked member by member', a
     { ...good, before: null }, { ...good, before: '1' }, { ...good, before: Infinity }, { ...good, before: -1 },
     { ...good, expiresAt: 1e12 }, { ...good, expiresAt: undefined },
     { ...good, kind: 'sid', before: NOW }, { ...good, kind: 'issuer', value: 'x' }, { ...good, kind: 'sid', value: '', before: null },
+    { ...session, sub: 7 }, { ...session, sub: '' }, { ...session, sub: 'x'.repeat(256) },
     JSON.parse('{"__proto__": {"issuer": "main"}}')
   ]
   for (const input of bad) t.equal(parseRevocation(input), undefined, JSON.stringify(input)?.slice(0, 80))
 })
 
 t.test('what a logout token revokes, and what an operator\'s request does', async (t) => {
-  t.same(revocationOfLogout({ issuer: 'main', sid: 's', sub: 'u', iat: NOW - 5 }, 3600),
-    { issuer: 'main', kind: 'sid', value: 's', before: null, expiresAt: NOW - 5 + 3600, source: 'backchannel-logout' }, 'sid wins over sub; kept from iat')
-  t.same(revocationOfLogout({ issuer: 'main', sid: undefined, sub: 'u', iat: NOW - 5 }, 3600),
+  const policy = { retentionSeconds: 3600, maxSessionsPerUser: 3 }
+  t.same(revocationOfLogout({ issuer: 'main', sid: 's', sub: 'u', iat: NOW - 5 }, policy, 2),
+    { issuer: 'main', kind: 'sid', value: 's', before: null, expiresAt: NOW - 5 + 3600, source: 'backchannel-logout', sub: 'u' }, 'sid wins over sub; kept from iat; the user noted')
+  t.same(revocationOfLogout({ issuer: 'main', sid: 's', sub: 'u', iat: NOW - 5 }, policy, 3),
+    { issuer: 'main', kind: 'sub', value: 'u', before: NOW - 5, expiresAt: NOW - 5 + 3600, source: 'backchannel-logout' }, 'from maxSessionsPerUser on, the user\'s tokens up to the logout')
+  t.same(revocationOfLogout({ issuer: 'main', sid: 's', sub: undefined, iat: NOW - 5 }, policy, 0),
+    { issuer: 'main', kind: 'sid', value: 's', before: null, expiresAt: NOW - 5 + 3600, source: 'backchannel-logout' }, 'a session of a user not named')
+  t.same(revocationOfLogout({ issuer: 'main', sid: undefined, sub: 'u', iat: NOW - 5 }, policy, 0),
     { issuer: 'main', kind: 'sub', value: 'u', before: NOW - 5, expiresAt: NOW - 5 + 3600, source: 'backchannel-logout' }, 'sub: tokens up to the logout')
-  t.throws(() => revocationOfLogout({ issuer: 'main', sid: undefined, sub: undefined, iat: NOW }, 3600), TypeError)
+  t.throws(() => revocationOfLogout({ issuer: 'main', sid: undefined, sub: undefined, iat: NOW }, policy, 0), TypeError)
   const issuers = [{ id: 'main', clockToleranceSeconds: 30 }]
   t.same(revocationOfRequest({ issuer: 'main', sub: 'u' }, issuers, 100, NOW), { issuer: 'main', source: 'api', kind: 'sub', value: 'u', before: NOW + 30, expiresAt: NOW + 130 },
     'before defaults to now plus the issuer\'s clock tolerance (a provider clock ahead of ours)')

@@ -18,11 +18,13 @@ const MiB = 1024 * 1024
 export const HEAP_HEADROOM_BYTES = 48 * MiB
 
 /**
- * The live heap of one revocation (src/revocation/revocation-list.ts), counted high: 205 bytes measured with
- * 36-character sids and subs, 216 with 255-character ones (the longest accepted), on Node 20 and 24. A full
- * list of revocation.maxEntries needs that many.
+ * The live heap of one revocation (src/revocation/revocation-list.ts), with strings parsed out of JSON as a
+ * request makes them (Node 20): 167 bytes for a session (sid) of 36 characters; 298 when it also names its
+ * user (a sub of 36 characters, each entry another user, so that user's session count too); 381 for a sid of
+ * 255 characters, the longest accepted, and 731 with a sub as long. Counted as 400: above what UUID-sized
+ * values take, below the longest values' worst case. A full list of revocation.maxEntries needs that many.
  */
-export const REVOCATION_ENTRY_BYTES = 320
+export const REVOCATION_ENTRY_BYTES = 400
 
 /** V8's heap limit for this process: old generation plus young generation, as --max-old-space-size and friends set it. */
 export function heapLimitBytes (): number {

@@ -39,6 +39,7 @@ export function resolveRevocation (file: ConfigFile, env: NodeJS.ProcessEnv): Re
     store: section.store ?? REVOCATION_DEFAULTS.store,
     maxEntries: section.maxEntries ?? REVOCATION_DEFAULTS.maxEntries,
     retentionSeconds: section.retentionSeconds ?? REVOCATION_DEFAULTS.retentionSeconds,
+    maxSessionsPerUser: section.maxSessionsPerUser ?? REVOCATION_DEFAULTS.maxSessionsPerUser,
     logoutTokenMaxAgeSeconds: section.logoutTokenMaxAgeSeconds ?? REVOCATION_DEFAULTS.logoutTokenMaxAgeSeconds,
     logoutRateLimit: {
       max: section.logoutRateLimit?.max ?? REVOCATION_DEFAULTS.logoutRateLimit.max,

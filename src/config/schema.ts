@@ -79,10 +79,13 @@ export const REVOCATION_DEFAULTS = Object.freeze({
   // Off unless asked for: it opens a route to the provider, and with replicas it needs the redis store.
   enabled: false,
   store: 'memory' as const,
-  // ~200 bytes of heap each, counted as 320 (src/config/heap-budget.ts): 30,000 fit beside the default token
+  // 170-300 bytes of heap each, counted as 400 (src/config/heap-budget.ts): 30,000 fit beside the default token
   // cache under the container image's old-generation cap, and the sidecars' smaller one.
   maxEntries: 30000,
   retentionSeconds: 86400,
+  // More than a person logs out in a day (retentionSeconds), far below maxEntries: one user who logs in and out
+  // over and over holds at most 21 entries.
+  maxSessionsPerUser: 20,
   logoutTokenMaxAgeSeconds: 300,
   // 100 a second from one address: above a provider's burst of logouts, far below what the route can answer.
   logoutRateLimit: Object.freeze({ max: 6000, windowSeconds: 60 })
@@ -583,6 +586,7 @@ export const RevocationSchema = Type.Object({
   })),
   maxEntries: Type.Optional(Int(1, 10000000, 'Most revocations held; at the bound new ones are refused (503), never old ones forgotten.', REVOCATION_DEFAULTS.maxEntries)),
   retentionSeconds: Type.Optional(Int(60, 31536000, 'How long a revocation is kept: longer than the longest ID token lifetime of any issuer.', REVOCATION_DEFAULTS.retentionSeconds)),
+  maxSessionsPerUser: Type.Optional(Int(1, 100000, 'Sessions of one user revoked one by one (sid); a further logout of that user revokes all the user\'s tokens issued until then (sub), so that one user cannot fill the list.', REVOCATION_DEFAULTS.maxSessionsPerUser)),
   logoutTokenMaxAgeSeconds: Type.Optional(Int(10, 86400, 'Logout tokens issued longer ago than this (iat) are refused.', REVOCATION_DEFAULTS.logoutTokenMaxAgeSeconds)),
   logoutRateLimit: Type.Optional(Type.Object({
     max: Type.Optional(Int(1, 1000000000, 'Requests to POST /backchannel-logout allowed per client address in a window.', REVOCATION_DEFAULTS.logoutRateLimit.max)),

@@ -320,6 +320,8 @@ export interface RevocationConfig {
   maxEntries: number
   /** How long a revocation is kept, from its time (logout token iat, or now). */
   retentionSeconds: number
+  /** Revoked sessions (sid) of one user before a logout of that user revokes the user's tokens (sub). */
+  maxSessionsPerUser: number
   /** Logout tokens older than this (iat) are refused. */
   logoutTokenMaxAgeSeconds: number
   /** POST /backchannel-logout per client address (the route has no caller key to limit by). */

@@ -20,6 +20,8 @@ interface IssuerBucket {
   sid: Map<string, Revocation>
   sub: Map<string, Revocation>
   jti: Map<string, Revocation>
+  /** How many sid revocations with a `sub` each user has (expired ones until the sweep removes them). */
+  sessionsOfUser: Map<string, number>
 }
 
 export type ApplyResult = 'added' | 'extended' | 'unchanged' | 'full'
@@ -109,6 +111,8 @@ export class RevocationList {
       if (this.#size >= this.maxEntries) return 'full'
     }
     if (existing === undefined) this.#size++
+    else countSession(bucket, existing, -1)
+    countSession(bucket, revocation, 1)
     if (revocation.expiresAt < this.#earliestExpiry) this.#earliestExpiry = revocation.expiresAt
     this.#put(bucket, revocation)
     this.#generation++
@@ -131,6 +135,14 @@ export class RevocationList {
     if (typeof sub === 'string' && bucket.sub.size > 0 && covers(bucket.sub.get(sub), issuedAt, nowSeconds)) return 'sub'
     if (typeof jti === 'string' && bucket.jti.size > 0 && covers(bucket.jti.get(jti), issuedAt, nowSeconds)) return 'jti'
     return undefined
+  }
+
+  /**
+   * How many sessions (sid revocations) of this user are revoked, counting those recorded with the user's sub
+   * (from logout tokens naming both); expired ones count until the next sweep.
+   */
+  sessionsOf (issuer: string, sub: string): number {
+    return this.#byIssuer.get(issuer)?.sessionsOfUser.get(sub) ?? 0
   }
 
   /**
@@ -160,6 +172,7 @@ export class RevocationList {
         for (const [value, r] of map) {
           if (r.expiresAt <= nowSeconds) {
             map.delete(value)
+            countSession(bucket, r, -1)
             removed++
           } else {
             earliest = Math.min(earliest, r.expiresAt)
@@ -202,7 +215,7 @@ export class RevocationList {
   #bucket (issuer: string): IssuerBucket {
     let bucket = this.#byIssuer.get(issuer)
     if (bucket === undefined) {
-      bucket = { all: undefined, sid: new Map(), sub: new Map(), jti: new Map() }
+      bucket = { all: undefined, sid: new Map(), sub: new Map(), jti: new Map(), sessionsOfUser: new Map() }
       this.#byIssuer.set(issuer, bucket)
     }
     return bucket
@@ -216,6 +229,13 @@ export class RevocationList {
     if (revocation.kind === 'issuer') bucket.all = revocation
     else bucket[revocation.kind].set(revocation.value, revocation)
   }
+}
+
+function countSession (bucket: IssuerBucket, revocation: Revocation, delta: 1 | -1): void {
+  if (revocation.kind !== 'sid' || revocation.sub === undefined) return
+  const count = (bucket.sessionsOfUser.get(revocation.sub) ?? 0) + delta
+  if (count > 0) bucket.sessionsOfUser.set(revocation.sub, count)
+  else bucket.sessionsOfUser.delete(revocation.sub)
 }
 
 function covers (revocation: Revocation | undefined, issuedAt: number, nowSeconds: number): boolean {

@@ -30,6 +30,11 @@ export interface Revocation {
   value: string
   /** NumericDate (seconds): tokens issued at or before it are revoked. Kinds sub and issuer only; null otherwise. */
   before: number | null
+  /**
+   * Kind sid only, when known (the logout token named it): the user whose session it is. The list counts a
+   * user's revoked sessions with it, so that one user cannot fill it (revocationOfLogout).
+   */
+  sub?: string
   /** NumericDate (seconds) after which the revocation is forgotten: no token it covers can still be valid. */
   expiresAt: number
   source: RevocationSource
@@ -62,19 +67,47 @@ export function parseRevocation (input: unknown): Revocation | undefined {
   if ((kind === 'issuer') !== (value === '')) return undefined
   const cutoff = kind === 'sub' || kind === 'issuer'
   if (cutoff ? !isNumericDate(before) : before !== null) return undefined
-  return { issuer, kind: kind as RevocationKind, value, before: cutoff ? before as number : null, expiresAt, source: source as RevocationSource }
+  const parsed: Revocation = { issuer, kind: kind as RevocationKind, value, before: cutoff ? before as number : null, expiresAt, source: source as RevocationSource }
+  // A sid's user: absent, or a string like any sub. Other kinds have none (dropped, not refused).
+  const { sub } = r
+  if (kind === 'sid' && sub !== undefined && sub !== null) {
+    if (typeof sub !== 'string' || sub === '' || sub.length > MAX_REVOCATION_VALUE_LENGTH) return undefined
+    parsed.sub = sub
+  }
+  return parsed
+}
+
+/** What a logout revokes, beside the logout token itself (revocation.retentionSeconds, revocation.maxSessionsPerUser). */
+export interface LogoutRevocationPolicy {
+  retentionSeconds: number
+  maxSessionsPerUser: number
 }
 
 /**
- * What a verified logout token revokes: its session (sid), else every session of its user up to its iat.
+ * What a verified logout token revokes: its session (sid), else every session of its user up to its iat (sub).
  * Kept retentionSeconds from the logout token's iat: every token it covers was issued before, so none outlives
  * that. Counted from iat, not from now, so that the same logout token again changes nothing (a replay does
  * not extend the revocation nor make cached tokens look it up again).
+ *
+ * `sessionsOfUser` is how many of the user's sessions are revoked already (RevocationList.sessionsOf). From
+ * maxSessionsPerUser on, a logout naming sid and sub revokes the user's tokens up to its iat (sub) instead of
+ * one more session, which covers the session logged out too: one user logging in and out over and over then
+ * holds at most maxSessionsPerUser + 1 entries, not one per logout, and cannot fill the list. The price is
+ * that user's other sessions of before the logout, which must log in again.
  */
-export function revocationOfLogout (logout: { issuer: string, sid: string | undefined, sub: string | undefined, iat: number }, retentionSeconds: number): Revocation {
-  const expiresAt = Math.ceil(logout.iat + retentionSeconds)
-  if (logout.sid !== undefined) return { issuer: logout.issuer, kind: 'sid', value: logout.sid, before: null, expiresAt, source: 'backchannel-logout' }
+export function revocationOfLogout (
+  logout: { issuer: string, sid: string | undefined, sub: string | undefined, iat: number },
+  policy: LogoutRevocationPolicy,
+  sessionsOfUser: number
+): Revocation {
+  const expiresAt = Math.ceil(logout.iat + policy.retentionSeconds)
+  const { issuer, sid, sub } = logout
+  if (sid !== undefined && (sub === undefined || sessionsOfUser < policy.maxSessionsPerUser)) {
+    const revocation: Revocation = { issuer, kind: 'sid', value: sid, before: null, expiresAt, source: 'backchannel-logout' }
+    if (sub !== undefined) revocation.sub = sub
+    return revocation
+  }
   // The logout-token rules require sid or sub.
-  if (logout.sub === undefined) throw new TypeError('a logout token names a sid or a sub')
-  return { issuer: logout.issuer, kind: 'sub', value: logout.sub, before: logout.iat, expiresAt, source: 'backchannel-logout' }
+  if (sub === undefined) throw new TypeError('a logout token names a sid or a sub')
+  return { issuer, kind: 'sub', value: sub, before: logout.iat, expiresAt, source: 'backchannel-logout' }
 }

@@ -16,16 +16,15 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { RouteRateLimit } from '../route-rate-limit.js'
 import { Type } from 'typebox'
 import { isVerificationError, VerificationError } from '../../errors.js'
-import { revocationOfLogout } from '../../revocation/revocation.js'
+import { revocationOfLogout, type LogoutRevocationPolicy } from '../../revocation/revocation.js'
 import type { RevocationStore } from '../../revocation/store.js'
 import { recordRevocation } from '../record-revocation.js'
 import { ErrorResponseSchema } from '../schemas.js'
 import { acceptFormBodiesOnly } from '../form-body.js'
 
-export interface BackchannelLogoutRouteOptions {
+export interface BackchannelLogoutRouteOptions extends LogoutRevocationPolicy {
   store: RevocationStore
-  /** revocation.retentionSeconds and revocation.logoutTokenMaxAgeSeconds */
-  retentionSeconds: number
+  /** revocation.retentionSeconds, revocation.maxSessionsPerUser and revocation.logoutTokenMaxAgeSeconds */
   logoutTokenMaxAgeSeconds: number
   rateLimit: RouteRateLimit
 }
@@ -72,10 +71,13 @@ export const backchannelLogoutRoute: FastifyPluginAsync<BackchannelLogoutRouteOp
     }
     let kind: 'sid' | 'sub' = 'sid'
     for (const issuer of logout.issuers) {
-      const revocation = revocationOfLogout({ ...logout, issuer }, opts.retentionSeconds)
+      const sessionsOfUser = logout.sub === undefined ? 0 : opts.store.list.sessionsOf(issuer, logout.sub)
+      const revocation = revocationOfLogout({ ...logout, issuer }, opts, sessionsOfUser)
       kind = revocation.kind as 'sid' | 'sub'
+      // A session logout that became the user's (maxSessionsPerUser) says so in its log line.
+      const logFields = logout.sid !== undefined && kind === 'sub' ? { sessionsOfUser } : {}
       try {
-        await recordRevocation(request, opts.store, revocation, fastify.metrics)
+        await recordRevocation(request, opts.store, revocation, fastify.metrics, logFields)
       } catch (err) {
         // Answers of this open route never name an issuer.
         if (isVerificationError(err)) throw new VerificationError(err.code)
