@@ -21,7 +21,7 @@ import { requestLifecycle } from './http/request-lifecycle.js'
 import { contractRoutes } from './http/routes/contract.js'
 import { healthRoutes } from './http/routes/health.js'
 import { verifyRoute } from './http/routes/verify.js'
-import type { RouteRateLimit } from './http/route-rate-limit.js'
+import { callerRouteLimit } from './http/route-rate-limit.js'
 import { verifyBatchRoute } from './http/routes/verify-batch.js'
 import { introspectRoute } from './http/routes/introspect.js'
 import { forwardAuthRoute } from './http/routes/forward-auth.js'
@@ -38,6 +38,9 @@ import { httpsOptions } from './http/tls.js'
 import { combineEvents } from './metrics/combine-events.js'
 import { ServiceMetrics } from './metrics/metrics.js'
 import { VerifierSlot } from './verifier-slot.js'
+
+/** Requests to unknown routes allowed per address per rateLimit window (fewer when rateLimit.max is lower). */
+const UNKNOWN_ROUTE_LIMIT = 1000
 
 export interface BuildAppOptions extends VerifierOptions {
   /** A pino logger to use instead of one built from config (tests capture logs through it). */
@@ -117,10 +120,10 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
     }
   })
 
-  const limit = config.rateLimit.enabled ? { max: config.rateLimit.max, timeWindow: config.rateLimit.windowSeconds * 1000 } : false
-  // Unknown routes are rate limited too, so scanning costs the scanner.
+  const { enabled: limited, windowSeconds } = config.rateLimit
+  // Unknown routes are rate limited per address, so scanning costs the scanner.
   fastify.setNotFoundHandler(
-    { preHandler: limit === false ? undefined : fastify.rateLimit({ max: Math.min(limit.max, 1000), timeWindow: limit.timeWindow }) },
+    { preHandler: limited ? fastify.rateLimit({ max: Math.min(config.rateLimit.max ?? UNKNOWN_ROUTE_LIMIT, UNKNOWN_ROUTE_LIMIT), timeWindow: windowSeconds * 1000 }) : undefined },
     async (request, reply) => sendError(request, reply, new VerificationError('not_found'))
   )
 
@@ -129,19 +132,15 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
     await fastify.register(healthRoutes)
     if (metrics !== undefined) await fastify.register(metricsRoute, { metrics })
   }
-  const verifyLimit: RouteRateLimit = limit === false
-    ? false
-    : {
-        max: (request) => request.caller?.rateLimit?.max ?? limit.max,
-        timeWindow: (request) => request.caller?.rateLimit === undefined ? limit.timeWindow : request.caller.rateLimit.windowSeconds * 1000
-      }
+  const verifyLimit = callerRouteLimit(config)
+  fastify.decorate('callerRateLimited', verifyLimit !== false)
   await fastify.register(verifyRoute, { rateLimit: verifyLimit })
   await fastify.register(verifyBatchRoute, { rateLimit: verifyLimit, bodyLimit: config.batch.maxBodyBytes })
   await fastify.register(introspectRoute, { rateLimit: verifyLimit })
   if (revocations !== undefined) {
     const { retentionSeconds, maxSessionsPerUser, logoutTokenMaxAgeSeconds, logoutRateLimit } = config.revocation
     // Open to anyone (no caller key): a limit of its own, per address, whatever rateLimit.max is.
-    const logoutLimit = limit === false ? false : { max: logoutRateLimit.max, timeWindow: logoutRateLimit.windowSeconds * 1000 }
+    const logoutLimit = limited ? { max: logoutRateLimit.max, timeWindow: logoutRateLimit.windowSeconds * 1000 } : false
     await fastify.register(backchannelLogoutRoute, { store: revocations, retentionSeconds, maxSessionsPerUser, logoutTokenMaxAgeSeconds, rateLimit: logoutLimit })
     await fastify.register(revocationsRoute, { store: revocations, retentionSeconds, issuers: () => fastify.verifierSlot.config.issuers, rateLimit: verifyLimit, now: options.now })
   }

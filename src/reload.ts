@@ -14,6 +14,7 @@
 import type { FastifyInstance } from 'fastify'
 import { ConfigError } from './config/load.js'
 import type { Config } from './config/types.js'
+import { callerLimitApplies } from './http/route-rate-limit.js'
 import type { IssuerStatus, Verifier } from './core/verifier.js'
 
 /**
@@ -111,6 +112,10 @@ export async function reloadConfiguration (app: FastifyInstance, load: () => Con
   const previous = slot.config
   const changed = changedSettings(previous, next)
   const needsRestart = changed.filter((path) => !isReloadable(path))
+  // Callers' own limits are read per request, but only by routes built with a limit (src/http/route-rate-limit.ts).
+  if (!app.callerRateLimited && callerLimitApplies(next) && next.callers.keys.some((key) => key.rateLimit !== undefined)) {
+    needsRestart.push('callers.keys[].rateLimit')
+  }
   const applied = changed.filter(isReloadable)
 
   // Set first so that the new Verifier's logger is created at the new level; restored if refused.

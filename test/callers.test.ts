@@ -7,6 +7,7 @@ import t from 'tap'
 import { createHash } from 'node:crypto'
 import { Writable } from 'node:stream'
 import pino from 'pino'
+import type { FastifyInstance } from 'fastify'
 import { buildApp } from '../src/app.js'
 import { CallerKeys, MAX_API_KEY_LENGTH } from '../src/auth/caller-keys.js'
 import { ConfigError, loadConfig, parseConfig } from '../src/config/load.js'
@@ -144,6 +145,32 @@ t.test('the rate limit is per caller, with per-caller limits', async (t) => {
   t.equal(valueOf(samples, 'oidc_verifier_rate_limited_total', { route: '/verify', caller: 'web' }), 1)
 })
 
+t.test('without rateLimit.max the verify routes are limited only for callers with a limit of their own', async (t) => {
+  const call = async (app: FastifyInstance, apiKey?: string) =>
+    await app.inject({ method: 'POST', url: '/verify', headers: apiKey === undefined ? {} : { 'x-api-key': apiKey }, payload: { token: 'x' } })
+  const open = await buildApp(configFor(issuers, { rateLimit: { headers: true } }))
+  t.teardown(() => open.close())
+  t.equal(open.callerRateLimited, false)
+  for (let i = 0; i < 30; i++) {
+    const res = await call(open)
+    t.equal(res.statusCode, 401)
+    t.equal(res.headers['x-ratelimit-limit'], undefined, 'no limiter on the route at all')
+  }
+  t.equal((await open.inject({ method: 'GET', url: '/nowhere' })).headers['x-ratelimit-limit'], '1000', 'unknown routes keep a limit per address')
+
+  const some = await buildApp(configFor(issuers, { callers }))
+  t.teardown(() => some.close())
+  t.equal(some.callerRateLimited, true)
+  for (let i = 0; i < 3; i++) t.equal((await call(some, BILLING_KEY)).statusCode, 401)
+  t.equal((await call(some, BILLING_KEY)).statusCode, 429, 'billing has a limit of its own: 3')
+  for (let i = 0; i < 30; i++) t.equal((await call(some, WEB_KEY)).statusCode, 401, 'web has none')
+
+  const off = await buildApp(configFor(issuers, { callers, rateLimit: { enabled: false, max: 1 } }))
+  t.teardown(() => off.close())
+  t.equal(off.callerRateLimited, false, 'rateLimit.enabled: false turns every limit off')
+  for (let i = 0; i < 5; i++) t.equal((await call(off, BILLING_KEY)).statusCode, 401)
+})
+
 t.test('protectMetrics: false leaves /metrics open; no callers means no check', async (t) => {
   const open = await buildApp(configFor(issuers, { callers: { ...callers, protectMetrics: false } }))
   const off = await buildApp(configFor(issuers))
@@ -197,6 +224,9 @@ t.test('configuration', async (t) => {
   t.match(problems({ callers: { keys: [{ id: 'a', sha256: sha256('x') }, { id: 'a', sha256: sha256('y') }] } }), [/callers\.keys\[1\]\.id: duplicate id "a"/])
   t.match(problems({ callers: { keys: [{ id: 'a', sha256: sha256('x') }, { id: 'b', sha256: sha256('x').toUpperCase() }] } }), [/callers\.keys\[1\]: the same key hash as callers\.keys\[0\]/])
   t.match(problems({ callers: { keys: [{ id: 'a', sha256: sha256('x'), rateLimit: { max: 0 } }] } }), [/callers\.keys\[0\]\.rateLimit\.max: expected an integer from 1/])
+  t.match(problems({ callers: { keys: [{ id: 'a', sha256: sha256('x'), rateLimit: { windowSeconds: 10 } }] } }),
+    [/callers\.keys\[0\]\.rateLimit\.max: missing: rateLimit\.max is not set, so this caller's limit needs its own max/])
+  t.same(problems({ rateLimit: { max: 9 }, callers: { keys: [{ id: 'a', sha256: sha256('x'), rateLimit: { windowSeconds: 10 } }] } }), [])
   t.match(problems({ callers: { key: [] } }), [/callers\.key: unknown option \(did you mean "keys"\?\)/])
   t.match(problems({ callers: { keys: [{ id: 'a', sha256Env: 'A_HASH' }] } }), [/sha256Env: expected environment variable A_HASH to hold the SHA-256/])
   const fromEnv = problems({ callers: { keys: [{ id: 'a', sha256Env: 'A_HASH' }] } }, { A_HASH: plainKey })
@@ -244,6 +274,24 @@ t.test('a configuration reload rotates caller keys', async (t) => {
   t.equal(result.outcome, 'applied')
   t.equal(await call(BILLING_KEY), 403, 'the old key is refused at once')
   t.equal(await call(WEB_KEY), 401, 'the new key is accepted')
+})
+
+t.test('a reload that gives a caller a limit when the routes were built without one says it needs a restart', async (t) => {
+  const { reloadConfiguration } = await import('../src/reload.js')
+  const app = await buildApp(configFor(issuers, { callers: { keys: [{ id: 'web', sha256: sha256(WEB_KEY) }] } }))
+  t.teardown(() => app.close())
+  const limitedLater = configFor(issuers, { callers: { keys: [{ id: 'web', sha256: sha256(WEB_KEY), rateLimit: { max: 2 } }] } })
+  const result = await reloadConfiguration(app, () => limitedLater)
+  t.equal(result.outcome, 'applied', 'the keys are applied')
+  t.ok(result.needsRestart.includes('callers.keys[].rateLimit'), 'the limit is not')
+  for (let i = 0; i < 4; i++) t.equal((await app.inject({ method: 'POST', url: '/verify', headers: { 'x-api-key': WEB_KEY }, payload: { token: 'x' } })).statusCode, 401)
+
+  const limited = await buildApp(configFor(issuers, { callers: { keys: [{ id: 'web', sha256: sha256(WEB_KEY), rateLimit: { max: 2 } }] } }))
+  t.teardown(() => limited.close())
+  const changed = configFor(issuers, { callers: { keys: [{ id: 'web', sha256: sha256(WEB_KEY), rateLimit: { max: 1 } }] } })
+  t.same((await reloadConfiguration(limited, () => changed)).needsRestart, [], 'routes built with a limit read each caller\'s own at every request')
+  t.equal((await limited.inject({ method: 'POST', url: '/verify', headers: { 'x-api-key': WEB_KEY }, payload: { token: 'x' } })).statusCode, 401)
+  t.equal((await limited.inject({ method: 'POST', url: '/verify', headers: { 'x-api-key': WEB_KEY }, payload: { token: 'x' } })).statusCode, 429, 'the new limit of 1')
 })
 
 t.test('failed key checks are bounded per address: then 429 until the minute ends, even with a right key', async (t) => {

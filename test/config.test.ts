@@ -311,7 +311,7 @@ t.test('the documented defaults', async (t) => {
     connectionTimeoutMs: 10000, requestTimeoutMs: 15000, headersTimeoutMs: 10000, keepAliveTimeoutMs: 72000, signatureChecks: 'auto'
   })
   t.same(LOAD_SHEDDING_DEFAULTS, { enabled: true, maxEventLoopDelayMs: 1000, maxEventLoopUtilization: 0, maxHeapUsedBytes: 0, maxRssBytes: 0, sampleIntervalMs: 1000, retryAfterSeconds: 10 })
-  t.same(RATE_LIMIT_DEFAULTS, { enabled: true, max: 3000000, windowSeconds: 60, headers: false })
+  t.same(RATE_LIMIT_DEFAULTS, { enabled: true, windowSeconds: 60, headers: false }, 'no per-caller max: see the next test')
   t.same(TOKEN_CACHE_DEFAULTS, { enabled: true, maxEntries: 50000, maxBytes: 67108864, maxTtlSeconds: 300 })
   t.same(JWKS_DEFAULTS, {
     maxEntries: 100,

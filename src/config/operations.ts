@@ -122,7 +122,7 @@ function callerHash (key: Record<string, unknown>, i: number, env: NodeJS.Proces
   return value.trim().toLowerCase()
 }
 
-function checkCallers (callers: unknown, env: NodeJS.ProcessEnv, report: Reporter): void {
+function checkCallers (callers: unknown, env: NodeJS.ProcessEnv, globalMax: unknown, report: Reporter): void {
   if (!isRecord(callers) || !Array.isArray(callers.keys)) return
   const ids = new Map<string, number>()
   const hashes = new Map<string, number>()
@@ -136,6 +136,9 @@ function checkCallers (callers: unknown, env: NodeJS.ProcessEnv, report: Reporte
       if (first !== undefined) report(['callers', 'keys', i, 'id'], `duplicate id ${JSON.stringify(key.id)} (also callers.keys[${first}].id); expected unique ids`)
       else ids.set(key.id, i)
     }
+    if (isRecord(key.rateLimit) && key.rateLimit.max === undefined && globalMax === undefined) {
+      report(['callers', 'keys', i, 'rateLimit', 'max'], 'missing: rateLimit.max is not set, so this caller\'s limit needs its own max')
+    }
     const hash = callerHash(key, i, env, report)
     if (hash !== undefined) {
       const first = hashes.get(hash)
@@ -148,7 +151,7 @@ function checkCallers (callers: unknown, env: NodeJS.ProcessEnv, report: Reporte
 /** Checks what the schema cannot; reports each problem with its path. */
 export function checkOperations (doc: Record<string, unknown>, env: NodeJS.ProcessEnv, report: Reporter): void {
   checkServerOperations(doc.server, report)
-  checkCallers(doc.callers, env, report)
+  checkCallers(doc.callers, env, isRecord(doc.rateLimit) ? doc.rateLimit.max : undefined, report)
 }
 
 /**
@@ -177,7 +180,10 @@ export function resolveOperations (file: ConfigFile, env: NodeJS.ProcessEnv, rat
     const hash = key.sha256 ?? envValue(env, key.sha256Env ?? '') ?? ''
     const resolved: CallersConfig['keys'][number] = { id: key.id, sha256: hash.trim().toLowerCase() }
     if (key.rateLimit !== undefined) {
-      resolved.rateLimit = { max: key.rateLimit.max ?? rateLimit.max, windowSeconds: key.rateLimit.windowSeconds ?? rateLimit.windowSeconds }
+      const max = key.rateLimit.max ?? rateLimit.max
+      // checkOperations reported a caller limit without a max when rateLimit.max is not set either.
+      if (max === undefined) throw new TypeError(`callers.keys: ${key.id} has a rate limit without max`)
+      resolved.rateLimit = { max, windowSeconds: key.rateLimit.windowSeconds ?? rateLimit.windowSeconds }
     }
     if (key.revoke === true) resolved.revoke = true
     return resolved

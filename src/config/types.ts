@@ -253,8 +253,11 @@ export interface LoadSheddingConfig {
 
 export interface RateLimitConfig {
   enabled: boolean
-  /** Requests allowed per caller (client address) per window. */
-  max: number
+  /**
+   * Requests allowed per caller (client address) per window on the verify routes; undefined: not limited there,
+   * except callers with their own limit (callers.keys[].rateLimit).
+   */
+  max?: number
   windowSeconds: number
   /** x-ratelimit-* headers on answers within the limit too (a 429 always has them, and Retry-After). */
   headers: boolean

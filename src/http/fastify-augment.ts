@@ -14,6 +14,8 @@ declare module 'fastify' {
     metrics: ServiceMetrics | undefined
     /** The revocation store (src/revocation/store.ts); undefined when revocation.enabled is false. */
     revocations: RevocationStore | undefined
+    /** Whether the verify routes were built with a per-caller rate limit (src/http/route-rate-limit.ts). */
+    callerRateLimited: boolean
   }
   interface FastifyRequest {
     /** What the request log line reports: the configured issuer id and the error code, never token data. */

@@ -3,7 +3,33 @@
  * each fixed or per request (a caller's own limit), or false when rate limiting is off.
  */
 import type { FastifyRequest } from 'fastify'
+import type { Config } from '../config/types.js'
 
 type PerRequest = number | ((request: FastifyRequest, key: string) => number)
 
 export type RouteRateLimit = { max: PerRequest, timeWindow: PerRequest } | false
+
+/** The limit of a caller without one of its own when only some callers have one. */
+const UNLIMITED = Number.MAX_SAFE_INTEGER
+
+/**
+ * Whether the verify routes (/verify, /verify/batch, /introspect, /revocations) are limited per caller: rate
+ * limiting is on, and rateLimit.max or some caller's own limit (callers.keys[].rateLimit) is set. Decided at
+ * start; a reload that gives a caller a limit when none applied needs a restart (src/reload.ts).
+ */
+export function callerLimitApplies (config: Pick<Config, 'rateLimit' | 'callers'>): boolean {
+  return config.rateLimit.enabled && (config.rateLimit.max !== undefined || config.callers.keys.some((key) => key.rateLimit !== undefined))
+}
+
+/**
+ * The verify routes' limit: each caller's own (read per request, so a reload can change it), else
+ * rateLimit.max, else none; false when callerLimitApplies() is not true, and the routes then pay nothing.
+ */
+export function callerRouteLimit (config: Pick<Config, 'rateLimit' | 'callers'>): RouteRateLimit {
+  if (!callerLimitApplies(config)) return false
+  const { max, windowSeconds } = config.rateLimit
+  return {
+    max: (request) => request.caller?.rateLimit?.max ?? max ?? UNLIMITED,
+    timeWindow: (request) => (request.caller?.rateLimit?.windowSeconds ?? windowSeconds) * 1000
+  }
+}
