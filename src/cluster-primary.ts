@@ -7,6 +7,7 @@
  * container stays the default for Kubernetes, where replicas are scaled instead.
  */
 import cluster, { type Worker } from 'node:cluster'
+import { clusterLog, LOG_LEVEL } from './cluster-log.js'
 import { relayRevocations } from './revocation/cluster-relay.js'
 
 /** A worker that dies is replaced, but not more often than this in a minute: a crash loop must surface. */
@@ -27,7 +28,7 @@ export interface PrimaryOptions {
 export function runPrimary (workers: number, graceSeconds: number, options: PrimaryOptions = {}): void {
   let stopping = false
   const restarts: number[] = []
-  const log = (msg: string): void => { process.stderr.write(`${JSON.stringify({ level: 30, time: new Date().toISOString(), service: 'oidc-verifier', component: 'cluster', msg })}\n`) }
+  const log = clusterLog
   // Before the first fork: every worker, the first ones included, is relayed (src/revocation/cluster-relay.ts).
   if (options.relayRevocations !== undefined) relayRevocations(options.relayRevocations, log)
 
@@ -43,13 +44,13 @@ export function runPrimary (workers: number, graceSeconds: number, options: Prim
     const now = Date.now()
     while (restarts.length > 0 && now - (restarts[0] as number) > 60_000) restarts.shift()
     if (restarts.length >= MAX_RESTARTS_PER_MINUTE) {
-      log(`worker ${worker.process.pid} exited (${signal ?? code}); too many restarts in a minute, stopping`)
+      log(`worker ${worker.process.pid} exited (${signal ?? code}); too many restarts in a minute, stopping`, LOG_LEVEL.error)
       stop('SIGTERM', 1)
       return
     }
     restarts.push(now)
     const replacement = fork()
-    log(`worker ${worker.process.pid} exited (${signal ?? code}); started replacement ${replacement.process.pid}`)
+    log(`worker ${worker.process.pid} exited (${signal ?? code}); started replacement ${replacement.process.pid}`, LOG_LEVEL.warn)
   })
 
   const stop = (signal: NodeJS.Signals, exitCode = 0): void => {

@@ -23,7 +23,9 @@ import type { IssuerStatus, Verifier } from './core/verifier.js'
  * once at start unless it is listed here AND read through the slot.
  */
 export const RELOADABLE: readonly string[] = [
-  'issuers', 'jwks', 'fetch', 'tokenCache', 'server.maxTokenBytes', 'server.logLevel', 'callers', 'forwardAuth'
+  'issuers', 'jwks', 'fetch', 'tokenCache', 'server.maxTokenBytes', 'server.logLevel', 'callers', 'forwardAuth',
+  // Read per request by POST /verify/batch (its body limit, batch.maxBodyBytes, is fixed when the route is built).
+  'batch.maxTokens'
 ]
 /** Never compared: where the configuration came from is not a setting. */
 const NOT_SETTINGS = new Set(['source'])

@@ -6,7 +6,7 @@
  */
 import t from 'tap'
 import { EventEmitter } from 'node:events'
-import { WorkerRelay, type RelayPort } from '../src/revocation/cluster-relay.js'
+import { relayRevocations, WorkerRelay, type RelayPort } from '../src/revocation/cluster-relay.js'
 import { MemoryRevocationStore } from '../src/revocation/memory-store.js'
 import { RevocationList } from '../src/revocation/revocation-list.js'
 import type { Revocation } from '../src/revocation/revocation.js'
@@ -109,4 +109,31 @@ t.test('the memory store refuses a revocation when full and leaves the list as i
   t.equal(await store.publish(good), 'added')
   await t.rejects(store.publish({ ...good, value: 'other' }), { name: 'RevocationStoreError', reason: 'full' })
   t.equal(list.size, 1)
+})
+
+t.test('the primary\'s side: forwards to the other workers, answers a sync from its copy, and logs an error when the copy is full', async (t) => {
+  const cluster = (await import('node:cluster')).default
+  const lines: Array<{ msg: string, level: number | undefined }> = []
+  const copy = relayRevocations(1, (msg, level) => { lines.push({ msg, level }) }, () => NOW)
+  const worker = (id: number) => Object.assign(new EventEmitter(), { id, sent: [] as object[], isConnected: () => true, send (message: object, _h: unknown, _o: unknown, cb: () => void) { this.sent.push(message); cb() } })
+  const [a, b] = [worker(1), worker(2)]
+  for (const w of [a, b]) cluster.emit('fork', w)
+  t.teardown(() => { for (const w of [a, b]) w.removeAllListeners() })
+  // The primary's table of workers, as cluster.fork() would have filled it.
+  const table = cluster as unknown as { workers: Record<number, unknown> }
+  table.workers = { 1: a, 2: b }
+  t.teardown(() => { table.workers = {} })
+
+  a.emit('message', { type: 'oidc-verifier:revocation', revocation: good })
+  t.same(b.sent, [{ type: 'oidc-verifier:revocation', revocation: good }], 'forwarded to the other worker')
+  t.same(a.sent, [], 'not back to its sender')
+  t.equal(copy.size, 1)
+  a.emit('message', { type: 'oidc-verifier:revocation', revocation: { ...good, value: 's2' } })
+  t.equal(copy.size, 1, 'the copy is full')
+  t.match(lines, [{ msg: /the primary's copy of the revocations is full/, level: 50 }], 'an error, not an info line')
+  t.equal(b.sent.length, 2, 'still forwarded: the running workers hold it')
+  b.emit('message', { type: 'oidc-verifier:revocations-sync', sync: 4 })
+  t.same(b.sent.at(-1), { type: 'oidc-verifier:revocations', revocations: [good], done: true, sync: 4 })
+  a.emit('message', { type: 'oidc-verifier:revocation', revocation: { ...good, kind: 'nope' } })
+  t.equal(b.sent.length, 3, 'an invalid revocation is not forwarded')
 })

@@ -116,17 +116,20 @@ t.test('settings that need a restart are reported and not applied; the rest is',
   const next = configFor([issuerA, issuerB], {
     server: { logLevel: 'debug', port: 9090, bodyLimit: 100000, maxTokenBytes: 20000 },
     rateLimit: { max: 5 },
-    jwks: { defaultFreshnessSeconds: 300 }
+    jwks: { defaultFreshnessSeconds: 300 },
+    batch: { maxTokens: 1, maxBodyBytes: 300000 }
   })
   const result = await reloadConfiguration(app, () => next)
   t.equal(result.outcome, 'applied')
-  t.same(result.needsRestart, ['rateLimit.max', 'server.bodyLimit', 'server.port'])
+  t.same(result.needsRestart, ['batch.maxBodyBytes', 'rateLimit.max', 'server.bodyLimit', 'server.port'])
+  const batch = await app.inject({ method: 'POST', url: '/verify/batch', payload: { tokens: [tokenB, tokenB] } })
+  t.match(batch.json(), { code: 'batch_too_large' }, 'batch.maxTokens is applied: the route reads it per request')
   t.equal(app.log.level, 'debug', 'the log level is applied')
   t.same(await verifyStatus(app, tokenB), { status: 200, code: undefined }, 'the issuers are applied')
   const warning = lines().find((l) => l.level === 40 && l.component === 'reload')
-  t.match(warning, { settings: ['rateLimit.max', 'server.bodyLimit', 'server.port'] })
+  t.match(warning, { settings: ['batch.maxBodyBytes', 'rateLimit.max', 'server.bodyLimit', 'server.port'] })
   t.match(String(warning?.msg), /needs a restart/)
-  t.notMatch(JSON.stringify(lines()), /9090|100000/, 'values are not logged, only the names of settings')
+  t.notMatch(JSON.stringify(lines()), /9090|100000|300000/, 'values are not logged, only the names of settings')
 })
 
 t.test('changedSettings compares leaves and lists whole, ignores the source', async (t) => {

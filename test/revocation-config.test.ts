@@ -18,7 +18,7 @@ function problemsOf (doc: Record<string, unknown>, env: NodeJS.ProcessEnv = {}):
 }
 
 t.test('defaults: off; in memory when on', async (t) => {
-  t.same(parseConfig({ issuers }, 'test', {}).revocation, { enabled: false, store: 'memory', maxEntries: 30000, retentionSeconds: 86400, logoutTokenMaxAgeSeconds: 300, logoutRateLimit: { max: 6000, windowSeconds: 60 } })
+  t.same(parseConfig({ issuers }, 'test', {}).revocation, { enabled: false, store: 'memory', maxEntries: 30000, retentionSeconds: 86400, maxSessionsPerUser: 20, logoutTokenMaxAgeSeconds: 300, logoutRateLimit: { max: 6000, windowSeconds: 60 } })
   t.same(parseConfig({ issuers, revocation: { logoutRateLimit: { max: 5 } } }, 'test', {}).revocation.logoutRateLimit, { max: 5, windowSeconds: 60 })
   t.equal(parseConfig({ issuers, revocation: { enabled: true } }, 'test', {}).revocation.store, 'memory')
 })
@@ -43,6 +43,7 @@ t.test('problems, each with its path, never quoting a URL', async (t) => {
     [{ store: 'disk' }, {}, /revocation\.store/],
     [{ maxEntries: 0 }, {}, /revocation\.maxEntries/],
     [{ retentionSeconds: 10 }, {}, /revocation\.retentionSeconds/],
+    [{ maxSessionsPerUser: 0 }, {}, /revocation\.maxSessionsPerUser: expected an integer from 1/],
     [{ logoutTokenMaxAgeSeconds: 0 }, {}, /revocation\.logoutTokenMaxAgeSeconds/],
     [{ logoutRateLimit: { max: 0 } }, {}, /revocation\.logoutRateLimit\.max/],
     [{ logoutRateLimit: { burst: 1 } }, {}, /revocation\.logoutRateLimit/],

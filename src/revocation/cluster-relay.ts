@@ -10,6 +10,7 @@
  * Only the workers of one host: replicas need the redis store.
  */
 import cluster, { type Worker } from 'node:cluster'
+import { LOG_LEVEL, type ClusterLog } from '../cluster-log.js'
 import { parseRevocation, type Revocation } from './revocation.js'
 import { RevocationList, SWEEP_INTERVAL_MS } from './revocation-list.js'
 
@@ -136,7 +137,7 @@ function sendTo (worker: Worker, message: object): void {
  * The primary's side: keeps a copy, forwards each revocation to the other workers, answers a new worker's
  * sync. `log` reports a revocation the copy cannot hold (a replacement worker would start without it).
  */
-export function relayRevocations (maxEntries: number, log: (msg: string) => void = () => {}, now: () => number = Date.now): RevocationList {
+export function relayRevocations (maxEntries: number, log: ClusterLog = () => {}, now: () => number = Date.now): RevocationList {
   const copy = new RevocationList(maxEntries)
   const listen = (worker: Worker): void => {
     worker.on('message', (message: unknown) => {
@@ -151,7 +152,7 @@ export function relayRevocations (maxEntries: number, log: (msg: string) => void
         const revocation = parseRevocation(message.revocation)
         if (revocation === undefined) return
         if (copy.apply(revocation, now() / 1000) === 'full') {
-          log(`the primary's copy of the revocations is full (revocation.maxEntries): a worker started from now on would miss a ${revocation.kind} revocation of issuer ${revocation.issuer}`)
+          log(`the primary's copy of the revocations is full (revocation.maxEntries): a worker started from now on would miss a ${revocation.kind} revocation of issuer ${revocation.issuer}`, LOG_LEVEL.error)
         }
         for (const other of Object.values(cluster.workers ?? {})) {
           if (other !== undefined && other !== worker) sendTo(other, { type: ONE, revocation })
