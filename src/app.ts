@@ -141,7 +141,7 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
     const { retentionSeconds, maxSessionsPerUser, logoutTokenMaxAgeSeconds, logoutRateLimit } = config.revocation
     // Open to anyone (no caller key): a limit of its own, per address, whatever rateLimit.max is.
     const logoutLimit = limited ? { max: logoutRateLimit.max, timeWindow: logoutRateLimit.windowSeconds * 1000 } : false
-    await fastify.register(backchannelLogoutRoute, { store: revocations, retentionSeconds, maxSessionsPerUser, logoutTokenMaxAgeSeconds, rateLimit: logoutLimit })
+    await fastify.register(backchannelLogoutRoute, { store: revocations, retentionSeconds, maxSessionsPerUser, logoutTokenMaxAgeSeconds, rateLimit: logoutLimit, now: options.now })
     await fastify.register(revocationsRoute, { store: revocations, retentionSeconds, issuers: () => fastify.verifierSlot.config.issuers, rateLimit: verifyLimit, now: options.now })
   }
   // Never rate limited: nginx turns a 429 into a 500, and the proxy in front is its only caller.

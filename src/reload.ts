@@ -71,6 +71,11 @@ function isReloadable (path: string): boolean {
   return RELOADABLE.some((r) => path === r || path.startsWith(`${r}.`))
 }
 
+/** The callers' own rate limits, comparable. */
+function callerLimits (config: Config): string {
+  return JSON.stringify(config.callers.keys.map((key) => [key.id, key.rateLimit ?? null]))
+}
+
 /** Not unref'd: the wait is bounded, and with inject() (tests) nothing else may keep the loop alive. */
 const sleep = async (ms: number): Promise<void> => {
   await new Promise<void>((resolve) => setTimeout(resolve, ms))
@@ -115,7 +120,7 @@ export async function reloadConfiguration (app: FastifyInstance, load: () => Con
   const changed = changedSettings(previous, next)
   const needsRestart = changed.filter((path) => !isReloadable(path))
   // Callers' own limits are read per request, but only by routes built with a limit (src/http/route-rate-limit.ts).
-  if (!app.callerRateLimited && callerLimitApplies(next) && next.callers.keys.some((key) => key.rateLimit !== undefined)) {
+  if (!app.callerRateLimited && callerLimitApplies(next) && callerLimits(next) !== callerLimits(previous)) {
     needsRestart.push('callers.keys[].rateLimit')
   }
   const applied = changed.filter(isReloadable)

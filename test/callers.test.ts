@@ -158,12 +158,14 @@ t.test('without rateLimit.max the verify routes are limited only for callers wit
   }
   t.equal((await open.inject({ method: 'GET', url: '/nowhere' })).headers['x-ratelimit-limit'], '1000', 'unknown routes keep a limit per address')
 
-  const some = await buildApp(configFor(issuers, { callers }))
+  const some = await buildApp(configFor(issuers, { callers, rateLimit: { headers: true } }))
   t.teardown(() => some.close())
   t.equal(some.callerRateLimited, true)
   for (let i = 0; i < 3; i++) t.equal((await call(some, BILLING_KEY)).statusCode, 401)
   t.equal((await call(some, BILLING_KEY)).statusCode, 429, 'billing has a limit of its own: 3')
+  t.equal((await call(some, BILLING_KEY)).headers['x-ratelimit-limit'], '3')
   for (let i = 0; i < 30; i++) t.equal((await call(some, WEB_KEY)).statusCode, 401, 'web has none')
+  t.equal((await call(some, WEB_KEY)).headers['x-ratelimit-limit'], undefined, 'and is not counted at all')
 
   const off = await buildApp(configFor(issuers, { callers, rateLimit: { enabled: false, max: 1 } }))
   t.teardown(() => off.close())
@@ -227,6 +229,7 @@ t.test('configuration', async (t) => {
   t.match(problems({ callers: { keys: [{ id: 'a', sha256: sha256('x'), rateLimit: { windowSeconds: 10 } }] } }),
     [/callers\.keys\[0\]\.rateLimit\.max: missing: rateLimit\.max is not set, so this caller's limit needs its own max/])
   t.same(problems({ rateLimit: { max: 9 }, callers: { keys: [{ id: 'a', sha256: sha256('x'), rateLimit: { windowSeconds: 10 } }] } }), [])
+  t.same(problems({ rateLimit: { enabled: false }, callers: { keys: [{ id: 'a', sha256: sha256('x'), rateLimit: { windowSeconds: 10 } }] } }), [], 'no limit applies with rate limiting off')
   t.match(problems({ callers: { key: [] } }), [/callers\.key: unknown option \(did you mean "keys"\?\)/])
   t.match(problems({ callers: { keys: [{ id: 'a', sha256Env: 'A_HASH' }] } }), [/sha256Env: expected environment variable A_HASH to hold the SHA-256/])
   const fromEnv = problems({ callers: { keys: [{ id: 'a', sha256Env: 'A_HASH' }] } }, { A_HASH: plainKey })
@@ -284,6 +287,7 @@ t.test('a reload that gives a caller a limit when the routes were built without 
   const result = await reloadConfiguration(app, () => limitedLater)
   t.equal(result.outcome, 'applied', 'the keys are applied')
   t.ok(result.needsRestart.includes('callers.keys[].rateLimit'), 'the limit is not')
+  t.same((await reloadConfiguration(app, () => limitedLater)).needsRestart, [], 'said once, not again on every reload that changes nothing')
   for (let i = 0; i < 4; i++) t.equal((await app.inject({ method: 'POST', url: '/verify', headers: { 'x-api-key': WEB_KEY }, payload: { token: 'x' } })).statusCode, 401)
 
   const limited = await buildApp(configFor(issuers, { callers: { keys: [{ id: 'web', sha256: sha256(WEB_KEY), rateLimit: { max: 2 } }] } }))

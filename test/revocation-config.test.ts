@@ -21,6 +21,8 @@ t.test('defaults: off; in memory when on', async (t) => {
   t.same(parseConfig({ issuers }, 'test', {}).revocation, { enabled: false, store: 'memory', maxEntries: 30000, retentionSeconds: 86400, maxSessionsPerUser: 20, logoutTokenMaxAgeSeconds: 300, logoutRateLimit: { max: 6000, windowSeconds: 60 } })
   t.same(parseConfig({ issuers, revocation: { logoutRateLimit: { max: 5 } } }, 'test', {}).revocation.logoutRateLimit, { max: 5, windowSeconds: 60 })
   t.equal(parseConfig({ issuers, revocation: { enabled: true } }, 'test', {}).revocation.store, 'memory')
+  const perUser = (maxEntries: number): number => parseConfig({ issuers, revocation: { maxEntries } }, 'test', {}).revocation.maxSessionsPerUser
+  t.same([perUser(30000), perUser(210), perUser(200), perUser(30), perUser(5)], [20, 20, 19, 2, 1], 'the default is lowered to a tenth of a small list, less one')
 })
 
 t.test('the redis store: url from the file or from urlEnv, with defaults', async (t) => {
@@ -44,6 +46,9 @@ t.test('problems, each with its path, never quoting a URL', async (t) => {
     [{ maxEntries: 0 }, {}, /revocation\.maxEntries/],
     [{ retentionSeconds: 10 }, {}, /revocation\.retentionSeconds/],
     [{ maxSessionsPerUser: 0 }, {}, /revocation\.maxSessionsPerUser: expected an integer from 1/],
+    [{ maxEntries: 200, maxSessionsPerUser: 20 }, {}, /revocation\.maxSessionsPerUser: expected at most 19, so that one user holds at most a tenth of revocation\.maxEntries \(200\), got 20/],
+    [{ maxEntries: 1000, maxSessionsPerUser: 100 }, {}, /revocation\.maxSessionsPerUser: expected at most 99/],
+    [{ maxEntries: 10, maxSessionsPerUser: 1 }, {}, /revocation\.maxSessionsPerUser: revocation\.maxEntries \(10\) is too small for any: expected maxEntries of 20 or more/],
     [{ logoutTokenMaxAgeSeconds: 0 }, {}, /revocation\.logoutTokenMaxAgeSeconds/],
     [{ logoutRateLimit: { max: 0 } }, {}, /revocation\.logoutRateLimit\.max/],
     [{ logoutRateLimit: { burst: 1 } }, {}, /revocation\.logoutRateLimit/],

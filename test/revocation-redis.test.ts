@@ -97,13 +97,16 @@ t.test('a store started after revocations were published loads them at start', a
   await a.start()
   const published = [revocation('sid', 's-1'), { ...revocation('sid', 's-2'), sub: 'user-2' }, revocation('sub', 'user-1'), revocation('jti', 'j-1'), revocation('issuer', '')]
   for (const r of published) await a.publish(r)
+  const longer = { ...revocation('sid', 's-2'), expiresAt: nowSeconds() + 7200 }
+  t.equal(await a.publish(longer), 'extended', 'the session again, longer, without its user')
+  published[1] = { ...longer, sub: 'user-2' }
   const { logger, lines } = capturingLogger()
   const late = newStore(t, { url: redis.url, keyPrefix, logger })
   await late.start()
   t.equal(late.list.available, true, 'available once loaded')
   t.equal(late.list.size, published.length)
   for (const r of published) t.same(late.list.get(r.issuer, r.kind, r.value, nowSeconds()), r, `${r.kind} loaded`)
-  t.equal(late.list.sessionsOf('main', 'user-2'), 1, 'a session keeps its user through Redis')
+  t.equal(late.list.sessionsOf('main', 'user-2'), 1, 'a session keeps its user through Redis, and through a merge that did not name it')
   const loaded = lines.find((l) => l.level === 'info' && (l.obj as { count?: number }).count !== undefined)
   t.equal((loaded?.obj as { count?: number } | undefined)?.count, published.length, 'the load is logged with its count')
 })

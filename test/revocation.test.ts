@@ -91,6 +91,13 @@ t.test('the list counts each user\'s revoked sessions, through merges, replaceme
   t.equal(list.sessionsOf('main', 'u1'), 2, 'an extension is the same session')
   t.equal(list.apply(session('s2', 'u1', NOW + 300), NOW + 20), 'added', 'an expired entry replaced')
   t.equal(list.sessionsOf('main', 'u1'), 2, '… counts once')
+  t.equal(list.apply(session('s4', 'u2', NOW + 100), NOW), 'unchanged', 's4, revoked without its user, then with it')
+  t.equal(list.sessionsOf('main', 'u2'), 2, '… counts for that user from then on')
+  t.equal(list.get('main', 'sid', 's4', NOW)?.sub, 'u2')
+  const generation = list.generation
+  t.equal(list.apply(session('s4', 'u3', NOW + 100), NOW), 'unchanged', 'a session keeps its first user')
+  t.equal(list.sessionsOf('main', 'u3'), 0)
+  t.equal(list.generation, generation, 'and the checks have nothing new to look at')
   t.equal(list.sweep(NOW + 250), 3, 's1, s3, s4 expired')
   t.equal(list.sessionsOf('main', 'u1'), 1)
   t.equal(list.sessionsOf('main', 'u2'), 0)
@@ -122,15 +129,19 @@ t.test('entries from a store or another process are checked member by member', a
 
 t.test('what a logout token revokes, and what an operator\'s request does', async (t) => {
   const policy = { retentionSeconds: 3600, maxSessionsPerUser: 3 }
-  t.same(revocationOfLogout({ issuer: 'main', sid: 's', sub: 'u', iat: NOW - 5 }, policy, 2),
+  const held = (sessionsOfUser: number, sessionRevoked = false) => ({ sessionsOfUser, sessionRevoked, clockToleranceSeconds: 30 })
+  t.same(revocationOfLogout({ issuer: 'main', sid: 's', sub: 'u', iat: NOW - 5 }, policy, held(2)),
     { issuer: 'main', kind: 'sid', value: 's', before: null, expiresAt: NOW - 5 + 3600, source: 'backchannel-logout', sub: 'u' }, 'sid wins over sub; kept from iat; the user noted')
-  t.same(revocationOfLogout({ issuer: 'main', sid: 's', sub: 'u', iat: NOW - 5 }, policy, 3),
-    { issuer: 'main', kind: 'sub', value: 'u', before: NOW - 5, expiresAt: NOW - 5 + 3600, source: 'backchannel-logout' }, 'from maxSessionsPerUser on, the user\'s tokens up to the logout')
-  t.same(revocationOfLogout({ issuer: 'main', sid: 's', sub: undefined, iat: NOW - 5 }, policy, 0),
+  t.same(revocationOfLogout({ issuer: 'main', sid: 's', sub: 'u', iat: NOW - 5 }, policy, held(3)),
+    { issuer: 'main', kind: 'sub', value: 'u', before: NOW - 5 + 30, expiresAt: NOW - 5 + 30 + 3600, source: 'backchannel-logout' },
+    'from maxSessionsPerUser on, the user\'s tokens up to the logout, padded by the clock tolerance: it stands for the session too')
+  t.same(revocationOfLogout({ issuer: 'main', sid: 's', sub: 'u', iat: NOW - 5 }, policy, held(3, true)),
+    { issuer: 'main', kind: 'sid', value: 's', before: null, expiresAt: NOW - 5 + 3600, source: 'backchannel-logout', sub: 'u' }, 'a session revoked already stays a session: a retry changes nothing')
+  t.same(revocationOfLogout({ issuer: 'main', sid: 's', sub: undefined, iat: NOW - 5 }, policy, held(0)),
     { issuer: 'main', kind: 'sid', value: 's', before: null, expiresAt: NOW - 5 + 3600, source: 'backchannel-logout' }, 'a session of a user not named')
-  t.same(revocationOfLogout({ issuer: 'main', sid: undefined, sub: 'u', iat: NOW - 5 }, policy, 0),
+  t.same(revocationOfLogout({ issuer: 'main', sid: undefined, sub: 'u', iat: NOW - 5 }, policy, held(5)),
     { issuer: 'main', kind: 'sub', value: 'u', before: NOW - 5, expiresAt: NOW - 5 + 3600, source: 'backchannel-logout' }, 'sub: tokens up to the logout')
-  t.throws(() => revocationOfLogout({ issuer: 'main', sid: undefined, sub: undefined, iat: NOW }, policy, 0), TypeError)
+  t.throws(() => revocationOfLogout({ issuer: 'main', sid: undefined, sub: undefined, iat: NOW }, policy, held(0)), TypeError)
   const issuers = [{ id: 'main', clockToleranceSeconds: 30 }]
   t.same(revocationOfRequest({ issuer: 'main', sub: 'u' }, issuers, 100, NOW), { issuer: 'main', source: 'api', kind: 'sub', value: 'u', before: NOW + 30, expiresAt: NOW + 130 },
     'before defaults to now plus the issuer\'s clock tolerance (a provider clock ahead of ours)')

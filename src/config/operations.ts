@@ -122,7 +122,7 @@ function callerHash (key: Record<string, unknown>, i: number, env: NodeJS.Proces
   return value.trim().toLowerCase()
 }
 
-function checkCallers (callers: unknown, env: NodeJS.ProcessEnv, globalMax: unknown, report: Reporter): void {
+function checkCallers (callers: unknown, env: NodeJS.ProcessEnv, ownMaxRequired: boolean, report: Reporter): void {
   if (!isRecord(callers) || !Array.isArray(callers.keys)) return
   const ids = new Map<string, number>()
   const hashes = new Map<string, number>()
@@ -136,7 +136,7 @@ function checkCallers (callers: unknown, env: NodeJS.ProcessEnv, globalMax: unkn
       if (first !== undefined) report(['callers', 'keys', i, 'id'], `duplicate id ${JSON.stringify(key.id)} (also callers.keys[${first}].id); expected unique ids`)
       else ids.set(key.id, i)
     }
-    if (isRecord(key.rateLimit) && key.rateLimit.max === undefined && globalMax === undefined) {
+    if (ownMaxRequired && isRecord(key.rateLimit) && key.rateLimit.max === undefined) {
       report(['callers', 'keys', i, 'rateLimit', 'max'], 'missing: rateLimit.max is not set, so this caller\'s limit needs its own max')
     }
     const hash = callerHash(key, i, env, report)
@@ -151,7 +151,9 @@ function checkCallers (callers: unknown, env: NodeJS.ProcessEnv, globalMax: unkn
 /** Checks what the schema cannot; reports each problem with its path. */
 export function checkOperations (doc: Record<string, unknown>, env: NodeJS.ProcessEnv, report: Reporter): void {
   checkServerOperations(doc.server, report)
-  checkCallers(doc.callers, env, isRecord(doc.rateLimit) ? doc.rateLimit.max : undefined, report)
+  // A caller's own limit needs a max of its own only when rate limiting is on and rateLimit.max is not set.
+  const limits = isRecord(doc.rateLimit) ? doc.rateLimit : {}
+  checkCallers(doc.callers, env, limits.enabled !== false && limits.max === undefined, report)
 }
 
 /**
@@ -181,9 +183,8 @@ export function resolveOperations (file: ConfigFile, env: NodeJS.ProcessEnv, rat
     const resolved: CallersConfig['keys'][number] = { id: key.id, sha256: hash.trim().toLowerCase() }
     if (key.rateLimit !== undefined) {
       const max = key.rateLimit.max ?? rateLimit.max
-      // checkOperations reported a caller limit without a max when rateLimit.max is not set either.
-      if (max === undefined) throw new TypeError(`callers.keys: ${key.id} has a rate limit without max`)
-      resolved.rateLimit = { max, windowSeconds: key.rateLimit.windowSeconds ?? rateLimit.windowSeconds }
+      // No max anywhere is possible only with rate limiting off (checkOperations): then there is no limit to keep.
+      if (max !== undefined) resolved.rateLimit = { max, windowSeconds: key.rateLimit.windowSeconds ?? rateLimit.windowSeconds }
     }
     if (key.revoke === true) resolved.revoke = true
     return resolved

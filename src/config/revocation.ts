@@ -10,6 +10,7 @@ import { envValue, isRecord, type Reporter } from './document.js'
 export function checkRevocation (doc: Record<string, unknown>, env: NodeJS.ProcessEnv, report: Reporter): void {
   const section = doc.revocation
   if (!isRecord(section)) return
+  checkSessionsPerUser(section, report)
   const redis = section.redis
   if (section.store === 'redis' && section.enabled !== false && !isRecord(redis)) {
     report(['revocation', 'redis'], 'expected a redis section (url or urlEnv) with store: redis')
@@ -31,6 +32,30 @@ export function checkRevocation (doc: Record<string, unknown>, env: NodeJS.Proce
   }
 }
 
+/**
+ * One user may hold maxSessionsPerUser + 1 entries (src/revocation/revocation.ts): at most a tenth of the list,
+ * or a few users logging in and out would fill it. The default is 20, or less for a list under 210 entries.
+ */
+function sessionsPerUserBound (maxEntries: number): number {
+  return Math.floor(maxEntries / 10) - 1
+}
+
+function defaultSessionsPerUser (maxEntries: number): number {
+  return Math.max(1, Math.min(REVOCATION_DEFAULTS.maxSessionsPerUser, sessionsPerUserBound(maxEntries)))
+}
+
+function checkSessionsPerUser (section: Record<string, unknown>, report: Reporter): void {
+  const perUser = section.maxSessionsPerUser
+  if (typeof perUser !== 'number') return
+  const maxEntries = typeof section.maxEntries === 'number' ? section.maxEntries : REVOCATION_DEFAULTS.maxEntries
+  const most = sessionsPerUserBound(maxEntries)
+  if (perUser > most) {
+    report(['revocation', 'maxSessionsPerUser'], most < 1
+      ? `revocation.maxEntries (${maxEntries}) is too small for any: expected maxEntries of 20 or more`
+      : `expected at most ${most}, so that one user holds at most a tenth of revocation.maxEntries (${maxEntries}), got ${perUser}`)
+  }
+}
+
 /** Resolves the section once everything conforms (checkRevocation reported no problem). */
 export function resolveRevocation (file: ConfigFile, env: NodeJS.ProcessEnv): RevocationConfig {
   const section = file.revocation ?? {}
@@ -39,7 +64,7 @@ export function resolveRevocation (file: ConfigFile, env: NodeJS.ProcessEnv): Re
     store: section.store ?? REVOCATION_DEFAULTS.store,
     maxEntries: section.maxEntries ?? REVOCATION_DEFAULTS.maxEntries,
     retentionSeconds: section.retentionSeconds ?? REVOCATION_DEFAULTS.retentionSeconds,
-    maxSessionsPerUser: section.maxSessionsPerUser ?? REVOCATION_DEFAULTS.maxSessionsPerUser,
+    maxSessionsPerUser: section.maxSessionsPerUser ?? defaultSessionsPerUser(section.maxEntries ?? REVOCATION_DEFAULTS.maxEntries),
     logoutTokenMaxAgeSeconds: section.logoutTokenMaxAgeSeconds ?? REVOCATION_DEFAULTS.logoutTokenMaxAgeSeconds,
     logoutRateLimit: {
       max: section.logoutRateLimit?.max ?? REVOCATION_DEFAULTS.logoutRateLimit.max,

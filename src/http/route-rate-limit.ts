@@ -7,9 +7,14 @@ import type { Config } from '../config/types.js'
 
 type PerRequest = number | ((request: FastifyRequest, key: string) => number)
 
-export type RouteRateLimit = { max: PerRequest, timeWindow: PerRequest } | false
+export type RouteRateLimit = {
+  max: PerRequest
+  timeWindow: PerRequest
+  /** Requests that are neither counted nor limited. */
+  allowList?: (request: FastifyRequest, key: string) => boolean
+} | false
 
-/** The limit of a caller without one of its own when only some callers have one. */
+/** The limit of a caller without one of its own when only some callers have one (the allow list skips them first). */
 const UNLIMITED = Number.MAX_SAFE_INTEGER
 
 /**
@@ -28,8 +33,11 @@ export function callerLimitApplies (config: Pick<Config, 'rateLimit' | 'callers'
 export function callerRouteLimit (config: Pick<Config, 'rateLimit' | 'callers'>): RouteRateLimit {
   if (!callerLimitApplies(config)) return false
   const { max, windowSeconds } = config.rateLimit
-  return {
+  const limit: RouteRateLimit = {
     max: (request) => request.caller?.rateLimit?.max ?? max ?? UNLIMITED,
     timeWindow: (request) => (request.caller?.rateLimit?.windowSeconds ?? windowSeconds) * 1000
   }
+  // Without rateLimit.max, callers without a limit of their own are not counted at all.
+  if (max === undefined) limit.allowList = (request) => request.caller?.rateLimit === undefined
+  return limit
 }

@@ -55,7 +55,7 @@ export interface RedisRevocationStoreOptions {
   redisOptions?: Partial<RedisOptions>
 }
 
-/** A stored or announced revocation longer than this is not one (the longest valid one is ~1.8 kB of JSON). */
+/** A stored or announced revocation longer than this is not one (the longest valid one is ~3.2 kB of JSON). */
 const MAX_ENTRY_LENGTH = 4096
 const SCAN_COUNT = 1000
 const CONNECT_TIMEOUT_MS = 5_000
@@ -75,6 +75,7 @@ if stored then
   if ok and type(old) == 'table' then
     if type(old.expiresAt) == 'number' and old.expiresAt > incoming.expiresAt then incoming.expiresAt = old.expiresAt end
     if type(old.before) == 'number' and type(incoming.before) == 'number' and old.before > incoming.before then incoming.before = old.before end
+    if incoming.sub == nil and type(old.sub) == 'string' then incoming.sub = old.sub end
   end
 end
 local json = cjson.encode(incoming)

@@ -100,8 +100,18 @@ export class RevocationList {
     if (existing !== undefined && existing.expiresAt > nowSeconds) {
       const before = existing.before === null || revocation.before === null ? existing.before : Math.max(existing.before, revocation.before)
       const expiresAt = Math.max(existing.expiresAt, revocation.expiresAt)
-      if (before === existing.before && expiresAt === existing.expiresAt) return 'unchanged'
-      this.#put(bucket, { ...existing, before, expiresAt })
+      const merged: Revocation = { ...existing, before, expiresAt }
+      // A session revoked without its user (POST /revocations) and then by a logout naming the user: counted now.
+      if (existing.sub === undefined && revocation.sub !== undefined) {
+        merged.sub = revocation.sub
+        countSession(bucket, merged, 1)
+      }
+      if (before === existing.before && expiresAt === existing.expiresAt) {
+        // Whose session it is does not change what it covers.
+        if (merged.sub !== existing.sub) this.#put(bucket, merged)
+        return 'unchanged'
+      }
+      this.#put(bucket, merged)
       this.#generation++
       return 'extended'
     }

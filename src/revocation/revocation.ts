@@ -83,31 +83,44 @@ export interface LogoutRevocationPolicy {
   maxSessionsPerUser: number
 }
 
+/** What the list holds already for a logout's user and session (RevocationList.sessionsOf and get). */
+export interface HeldForLogout {
+  /** How many of the user's sessions are revoked. */
+  sessionsOfUser: number
+  /** Whether this very session is revoked already (the same logout again, or a retry). */
+  sessionRevoked: boolean
+  /** The issuer's clockToleranceSeconds: a user's cut-off that stands for a session is padded by it. */
+  clockToleranceSeconds: number
+}
+
 /**
  * What a verified logout token revokes: its session (sid), else every session of its user up to its iat (sub).
  * Kept retentionSeconds from the logout token's iat: every token it covers was issued before, so none outlives
  * that. Counted from iat, not from now, so that the same logout token again changes nothing (a replay does
  * not extend the revocation nor make cached tokens look it up again).
  *
- * `sessionsOfUser` is how many of the user's sessions are revoked already (RevocationList.sessionsOf). From
- * maxSessionsPerUser on, a logout naming sid and sub revokes the user's tokens up to its iat (sub) instead of
- * one more session, which covers the session logged out too: one user logging in and out over and over then
- * holds at most maxSessionsPerUser + 1 entries, not one per logout, and cannot fill the list. The price is
- * that user's other sessions of before the logout, which must log in again.
+ * From maxSessionsPerUser revoked sessions of the user on (`held`), a logout naming sid and sub revokes the
+ * user's tokens up to its iat (sub) instead of one more session: one user logging in and out over and over
+ * then holds at most maxSessionsPerUser + 1 entries, not one per logout, and cannot fill the list. The price
+ * is that user's other sessions of before the logout, which must log in again. That cut-off stands for the
+ * session logged out too, whose tokens a sid revocation would refuse whatever their iat: it is padded by the
+ * issuer's clock tolerance, for tokens of that session stamped by a provider clock running ahead. A session
+ * revoked already is recorded as a session again (unchanged): a retry or a replay changes nothing.
  */
 export function revocationOfLogout (
   logout: { issuer: string, sid: string | undefined, sub: string | undefined, iat: number },
   policy: LogoutRevocationPolicy,
-  sessionsOfUser: number
+  held: HeldForLogout
 ): Revocation {
   const expiresAt = Math.ceil(logout.iat + policy.retentionSeconds)
   const { issuer, sid, sub } = logout
-  if (sid !== undefined && (sub === undefined || sessionsOfUser < policy.maxSessionsPerUser)) {
+  if (sid !== undefined && (sub === undefined || held.sessionRevoked || held.sessionsOfUser < policy.maxSessionsPerUser)) {
     const revocation: Revocation = { issuer, kind: 'sid', value: sid, before: null, expiresAt, source: 'backchannel-logout' }
     if (sub !== undefined) revocation.sub = sub
     return revocation
   }
   // The logout-token rules require sid or sub.
   if (sub === undefined) throw new TypeError('a logout token names a sid or a sub')
-  return { issuer, kind: 'sub', value: sub, before: logout.iat, expiresAt, source: 'backchannel-logout' }
+  const before = sid === undefined ? logout.iat : logout.iat + held.clockToleranceSeconds
+  return { issuer, kind: 'sub', value: sub, before, expiresAt: Math.ceil(before + policy.retentionSeconds), source: 'backchannel-logout' }
 }

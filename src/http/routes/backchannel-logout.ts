@@ -22,10 +22,12 @@ import { recordRevocation } from '../record-revocation.js'
 import { ErrorResponseSchema } from '../schemas.js'
 import { acceptFormBodiesOnly } from '../form-body.js'
 
+/** revocation.retentionSeconds, revocation.maxSessionsPerUser and revocation.logoutTokenMaxAgeSeconds, and the store. */
 export interface BackchannelLogoutRouteOptions extends LogoutRevocationPolicy {
   store: RevocationStore
-  /** revocation.retentionSeconds, revocation.maxSessionsPerUser and revocation.logoutTokenMaxAgeSeconds */
   logoutTokenMaxAgeSeconds: number
+  /** Milliseconds since the epoch (tests). */
+  now?: () => number
   rateLimit: RouteRateLimit
 }
 
@@ -69,13 +71,20 @@ export const backchannelLogoutRoute: FastifyPluginAsync<BackchannelLogoutRouteOp
       // Answers of this open route never name an issuer: a sender without a valid token learns no issuer ids.
       throw new VerificationError(err.code, retryAfterSeconds === undefined ? {} : { retryAfterSeconds })
     }
-    let kind: 'sid' | 'sub' = 'sid'
+    let revoked: 'sid' | 'sub' = 'sid'
+    const nowSeconds = (opts.now ?? Date.now)() / 1000
     for (const issuer of logout.issuers) {
-      const sessionsOfUser = logout.sub === undefined ? 0 : opts.store.list.sessionsOf(issuer, logout.sub)
-      const revocation = revocationOfLogout({ ...logout, issuer }, opts, sessionsOfUser)
-      kind = revocation.kind as 'sid' | 'sub'
+      const { list } = opts.store
+      const held = {
+        sessionsOfUser: logout.sub === undefined ? 0 : list.sessionsOf(issuer, logout.sub),
+        sessionRevoked: logout.sid !== undefined && list.get(issuer, 'sid', logout.sid, nowSeconds) !== undefined,
+        clockToleranceSeconds: fastify.verifierSlot.config.issuers.find((i) => i.id === issuer)?.clockToleranceSeconds ?? 0
+      }
+      const revocation = revocationOfLogout({ ...logout, issuer }, opts, held)
+      // Issuers sharing the iss may differ: the answer names the broader revocation.
+      if (revocation.kind === 'sub') revoked = 'sub'
       // A session logout that became the user's (maxSessionsPerUser) says so in its log line.
-      const logFields = logout.sid !== undefined && kind === 'sub' ? { sessionsOfUser } : {}
+      const logFields = logout.sid !== undefined && revocation.kind === 'sub' ? { sessionsOfUser: held.sessionsOfUser } : {}
       try {
         await recordRevocation(request, opts.store, revocation, fastify.metrics, logFields)
       } catch (err) {
@@ -85,6 +94,6 @@ export const backchannelLogoutRoute: FastifyPluginAsync<BackchannelLogoutRouteOp
       }
     }
     request.outcome = { issuer: logout.issuer }
-    return { issuer: logout.issuer, revoked: kind }
+    return { issuer: logout.issuer, revoked }
   })
 }
