@@ -3,14 +3,7 @@
  * one pub/sub channel; every process keeps its RevocationList current from the announcements and reads the
  * keys whole at start and after every reconnection.
  *
- *   key      `${keyPrefix}revocation:${sha256hex(revocationKey(issuer, kind, value))}`: hashed, so no
- *            attacker-chosen bytes (a sub, sid or jti from a logout token) make up a key name, and none is
- *            readable there. The value is the revocation as JSON, expiring at expiresAt (PXAT): Redis forgets
- *            a revocation when no token it covers can still be valid.
- *   channel  `${keyPrefix}revocations`: the stored (merged) JSON of every revocation written.
- *
- * A write is one Lua script, atomic: it merges with what is stored (the later `before` and the later
- * `expiresAt` win, as in RevocationList.apply), writes with PXAT and publishes the result.
+ * The keys, the channel and the Lua script that writes are in src/revocation/redis-layout.ts.
  *
  * Two connections: commands (EVALSHA, SCAN, MGET), without an offline queue so that a publish while Redis is
  * unreachable fails at once (503) instead of waiting; and a subscriber, which on every
@@ -31,10 +24,10 @@
  * node); maxmemory-policy noeviction (the volatile-* policies evict keys with an expiry, which every
  * revocation has), and persistence where a restart of Redis must not forget revocations.
  */
-import { createHash } from 'node:crypto'
 import { Redis, type RedisOptions } from 'ioredis'
 import { silentLogger, type Logger } from '../core/logger.js'
-import { parseRevocation, revocationKey, type Revocation, type RevocationKind } from './revocation.js'
+import { parseRevocation, type Revocation } from './revocation.js'
+import { MERGE_SCRIPT, parseEntry, revocationChannel, revocationKeyPattern, revocationRedisKey, type MergeCommand } from './redis-layout.js'
 import { SWEEP_INTERVAL_MS, type RevocationList } from './revocation-list.js'
 import { RevocationStoreError, type PublishResult, type RevocationStore, type RevocationStoreStatus } from './store.js'
 
@@ -55,38 +48,10 @@ export interface RedisRevocationStoreOptions {
   redisOptions?: Partial<RedisOptions>
 }
 
-/** A stored or announced revocation longer than this is not one (the longest valid one is ~3.2 kB of JSON). */
-const MAX_ENTRY_LENGTH = 4096
 const SCAN_COUNT = 1000
 const CONNECT_TIMEOUT_MS = 5_000
 const MAX_PING_INTERVAL_MS = 5_000
 const MIN_PING_INTERVAL_MS = 250
-
-/**
- * KEYS[1] the revocation's key; ARGV[1] the revocation as JSON; ARGV[2] the channel. Merges with the stored
- * revocation (later before, later expiresAt), stores with PXAT, publishes, returns the stored JSON. A stored
- * value that is not a revocation's JSON is replaced.
- */
-const MERGE_SCRIPT = `
-local incoming = cjson.decode(ARGV[1])
-local stored = redis.call('GET', KEYS[1])
-if stored then
-  local ok, old = pcall(cjson.decode, stored)
-  if ok and type(old) == 'table' then
-    if type(old.expiresAt) == 'number' and old.expiresAt > incoming.expiresAt then incoming.expiresAt = old.expiresAt end
-    if type(old.before) == 'number' and type(incoming.before) == 'number' and old.before > incoming.before then incoming.before = old.before end
-    if incoming.sub == nil and type(old.sub) == 'string' then incoming.sub = old.sub end
-  end
-end
-local json = cjson.encode(incoming)
-redis.call('SET', KEYS[1], json, 'PXAT', string.format('%.0f', math.ceil(incoming.expiresAt * 1000)))
-redis.call('PUBLISH', ARGV[2], json)
-return json
-`
-
-interface MergeCommand {
-  revocationMerge (key: string, json: string, channel: string): Promise<string>
-}
 
 /** ioredis errors carry the command's arguments (a revocation's JSON): keep the message only. */
 function redisError (err: unknown): Error {
@@ -106,21 +71,6 @@ function redisHost (url: string): string {
     return parsed.port === '' ? parsed.hostname : `${parsed.hostname}:${parsed.port}`
   } catch {
     return '(unparsable URL)'
-  }
-}
-
-/** A SCAN MATCH pattern matching `prefix` literally. */
-function globEscape (prefix: string): string {
-  return prefix.replace(/[*?[\]\\]/g, (c) => `\\${c}`)
-}
-
-/** A revocation from Redis (a stored value or a message), or undefined when it is not one. */
-function parseEntry (text: string): Revocation | undefined {
-  if (text.length > MAX_ENTRY_LENGTH) return undefined
-  try {
-    return parseRevocation(JSON.parse(text))
-  } catch {
-    return undefined
   }
 }
 
@@ -159,7 +109,7 @@ export class RedisRevocationStore implements RevocationStore {
   constructor (options: RedisRevocationStoreOptions) {
     this.list = options.list
     this.#keyPrefix = options.keyPrefix
-    this.#channel = `${options.keyPrefix}revocations`
+    this.#channel = revocationChannel(options.keyPrefix)
     this.#maxStalenessMs = options.maxStalenessSeconds * 1000
     this.#commandTimeoutMs = options.commandTimeoutMs
     this.#pingIntervalMs = Math.min(MAX_PING_INTERVAL_MS, Math.max(MIN_PING_INTERVAL_MS, Math.floor(this.#maxStalenessMs / 3)))
@@ -255,7 +205,7 @@ export class RedisRevocationStore implements RevocationStore {
     }
     let stored: string
     try {
-      stored = await this.#withTimeout((this.#cmd as Redis & MergeCommand).revocationMerge(this.#key(valid.issuer, valid.kind, valid.value), JSON.stringify(valid), this.#channel))
+      stored = await this.#withTimeout((this.#cmd as Redis & MergeCommand).revocationMerge(revocationRedisKey(this.#keyPrefix, valid), JSON.stringify(valid), this.#channel))
     } catch (err) {
       this.#logger.warn({ issuer: valid.issuer, kind: valid.kind, redis: this.#host, error: errorMessage(err) }, 'revocation could not be stored in Redis')
       throw new RevocationStoreError('unreachable', { cause: redisError(err) })
@@ -294,9 +244,6 @@ export class RedisRevocationStore implements RevocationStore {
     return await this.#closing
   }
 
-  #key (issuer: string, kind: RevocationKind, value: string): string {
-    return `${this.#keyPrefix}revocation:${createHash('sha256').update(revocationKey(issuer, kind, value)).digest('hex')}`
-  }
 
   /** Rejects after commandTimeoutMs even when ioredis would not (its timeout starts only once a command is sent). */
   async #withTimeout<T> (promise: Promise<T>): Promise<T> {
@@ -419,7 +366,7 @@ export class RedisRevocationStore implements RevocationStore {
 
   /** Reads every stored revocation (SCAN, MGET) into the list; returns how many valid ones were read. */
   async #load (): Promise<number> {
-    const match = `${globEscape(this.#keyPrefix)}revocation:*`
+    const match = revocationKeyPattern(this.#keyPrefix)
     let cursor = '0'
     let count = 0
     let invalid = 0
