@@ -1,8 +1,9 @@
 /**
  * buildOpsApp(app, config): the listener for server.opsPort, serving only /healthz, /readyz and /metrics of
  * the main app, so that a network policy can expose /verify to services and /metrics only to Prometheus.
- * It has no caller authentication, no load shedding and no /verify; plain HTTP (keep it on a private
- * network). It shares the main app's Verifier (read per request: a reload is seen) and metrics registry.
+ * It has no caller authentication, no load shedding and no /verify; HTTPS with server.opsTls (server
+ * authentication only: orchestrator probes have no client certificate), plain HTTP otherwise (keep it on a
+ * private network). It shares the main app's Verifier (read per request: a reload is seen) and metrics registry.
  */
 import Fastify, { LogController, type FastifyInstance } from 'fastify'
 import type { Config } from './config/types.js'
@@ -10,6 +11,7 @@ import { isVerificationError, VerificationError } from './errors.js'
 import { fromFrameworkError, sendError } from './http/error-reply.js'
 import './http/fastify-augment.js'
 import { requestLifecycle } from './http/request-lifecycle.js'
+import { httpsOptions } from './http/tls.js'
 import { healthRoutes } from './http/routes/health.js'
 import { metricsRoute } from './http/routes/metrics.js'
 
@@ -20,7 +22,8 @@ export async function buildOpsApp (app: FastifyInstance, config: Config): Promis
     bodyLimit: 1024, // no route takes a body
     connectionTimeout: config.server.connectionTimeoutMs,
     requestTimeout: config.server.requestTimeoutMs,
-    keepAliveTimeout: config.server.keepAliveTimeoutMs
+    keepAliveTimeout: config.server.keepAliveTimeoutMs,
+    ...(config.server.opsTls !== undefined ? { https: httpsOptions(config.server.opsTls) } : {})
   })
   ops.server.headersTimeout = config.server.headersTimeoutMs
   ops.decorate('verifier', { getter: () => app.verifier })

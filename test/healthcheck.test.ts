@@ -148,6 +148,9 @@ t.test('a TLS listener is probed over https (its certificate is not checked on l
   const file = `server:\n  port: 9443\n  tls: { certFile: ${pki.serverCert}, keyFile: ${pki.serverKey} }\nissuers:\n  - { id: g, issuer: "https://accounts.google.com", audiences: [x] }\n`
   const url = await probeUrl(undefined, { env: { OIDC_VERIFIER_CONFIG: '/c.yaml' }, readFile: (path) => path === '/c.yaml' ? file : readFileSync(path, 'utf8') })
   t.equal(url.href, 'https://127.0.0.1:9443/healthz')
+  const opsFile = `server:\n  port: 9443\n  opsPort: 9444\n  opsTls: { certFile: ${pki.serverCert}, keyFile: ${pki.serverKey} }\nissuers:\n  - { id: g, issuer: "https://accounts.google.com", audiences: [x] }\n`
+  const opsUrl = await probeUrl(undefined, { env: { OIDC_VERIFIER_CONFIG: '/c.yaml' }, readFile: (path) => path === '/c.yaml' ? opsFile : readFileSync(path, 'utf8') })
+  t.equal(opsUrl.href, 'https://127.0.0.1:9444/healthz', 'an ops listener with opsTls too')
 
   const server = createHttpsServer({ cert: pki.pem.serverCert, key: readFileSync(pki.serverKey) }, (_req, res) => { res.writeHead(200); res.end() })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))

@@ -9,6 +9,7 @@ import { connect as tlsConnect } from 'node:tls'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { buildApp } from '../src/app.js'
+import { buildOpsApp } from '../src/ops-app.js'
 import { ConfigError, parseConfig } from '../src/config/load.js'
 import { configFor } from './helpers/config.js'
 import { makeTestPki } from './helpers/certs.js'
@@ -86,6 +87,39 @@ t.test('mutual TLS: only clients with a certificate of the configured CA', async
   // The server's own certificate is not a client certificate (extendedKeyUsage serverAuth only).
   await t.rejects(call(port, { path: '/healthz', ca: pki.pem.ca, cert: pki.pem.serverCert, key: (await import('node:fs')).readFileSync(pki.serverKey) }))
   t.equal((await call(port, { path: '/healthz', ca: pki.pem.ca, cert: pki.pem.clientCert, key: pki.pem.clientKey })).status, 200, 'still serving')
+})
+
+t.test('server.opsTls: the ops listener speaks HTTPS; the main listener keeps its own setting', async (t) => {
+  const config = configFor(issuers, { server: { opsPort: 0, opsTls: { certFile: pki.serverCert, keyFile: pki.serverKey } } })
+  const app = await buildApp(config)
+  const ops = await buildOpsApp(app, config)
+  t.teardown(async () => { await ops.close(); await app.close() })
+  await ops.listen({ host: '127.0.0.1', port: 0 })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const opsPort = (ops.server.address() as AddressInfo).port
+
+  t.same(await call(opsPort, { path: '/healthz', ca: pki.pem.ca }), { status: 200, body: '{"status":"ok"}' })
+  const metrics = await call(opsPort, { path: '/metrics', ca: pki.pem.ca })
+  t.equal(metrics.status, 200)
+  t.match(metrics.body, /oidc_verifier_http_requests_total/)
+  await t.rejects(call(opsPort, { path: '/healthz' }), { code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' }, 'a client that does not trust the CA refuses the ops listener')
+  const mainPort = (app.server.address() as AddressInfo).port
+  const plain = await fetch(`http://127.0.0.1:${mainPort}/verify`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: mint(key, idTokenClaims(ISS, 'aud')) }) })
+  t.equal(plain.status, 200, 'the main listener is plain HTTP without server.tls')
+
+  const problems = (server: Record<string, unknown>): string[] => {
+    try {
+      parseConfig({ issuers, server }, 'c.yaml', {})
+      return []
+    } catch (err) {
+      if (err instanceof ConfigError) return err.problems
+      throw err
+    }
+  }
+  t.match(problems({ opsTls: { certFile: pki.serverCert, keyFile: pki.serverKey } }), [/server\.opsTls: expected server\.opsPort with it/])
+  t.match(problems({ opsPort: 9090, opsTls: { certFile: join(pki.dir, 'nope.crt'), keyFile: pki.serverKey } }), [/server\.opsTls\.certFile: cannot read ".*nope\.crt": no such file/])
+  t.match(problems({ opsPort: 9090, opsTls: { certFile: pki.serverCert, keyFile: join(pki.dir, 'client.key') } }), [/server\.opsTls\.keyFile: the private key does not belong to the certificate in server\.opsTls\.certFile/])
+  t.match(problems({ opsPort: 9090, opsTls: { certFile: pki.serverCert, keyFile: pki.serverKey, clientCaFile: pki.caCert } }), [/server\.opsTls\.clientCaFile: unknown option/], 'no mutual TLS on the ops listener: probes have no client certificate')
 })
 
 t.test('TLS configuration problems are reported with their path', async (t) => {

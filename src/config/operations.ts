@@ -41,42 +41,42 @@ function readPem (path: string, at: Path, report: Reporter): string | undefined 
   }
 }
 
-function checkTls (tls: unknown, report: Reporter): void {
+function checkTls (tls: unknown, section: 'tls' | 'opsTls', report: Reporter): void {
   if (!isRecord(tls)) return
   let cert: X509Certificate | undefined
   let key: KeyObject | undefined
   if (typeof tls.certFile === 'string' && tls.certFile !== '') {
-    const pem = readPem(tls.certFile, ['server', 'tls', 'certFile'], report)
+    const pem = readPem(tls.certFile, ['server', section, 'certFile'], report)
     if (pem !== undefined) {
       try {
         cert = new X509Certificate(pem)
       } catch {
-        report(['server', 'tls', 'certFile'], `expected a PEM certificate in ${JSON.stringify(tls.certFile)}`)
+        report(['server', section, 'certFile'], `expected a PEM certificate in ${JSON.stringify(tls.certFile)}`)
       }
     }
   }
   if (typeof tls.keyFile === 'string' && tls.keyFile !== '') {
-    const pem = readPem(tls.keyFile, ['server', 'tls', 'keyFile'], report)
+    const pem = readPem(tls.keyFile, ['server', section, 'keyFile'], report)
     if (pem !== undefined) {
       try {
         key = createPrivateKey(pem)
       } catch {
         // The message never quotes the file: it holds a private key.
-        report(['server', 'tls', 'keyFile'], `expected an unencrypted PEM private key in ${JSON.stringify(tls.keyFile)}`)
+        report(['server', section, 'keyFile'], `expected an unencrypted PEM private key in ${JSON.stringify(tls.keyFile)}`)
       }
     }
   }
   if (cert !== undefined && key !== undefined && !cert.checkPrivateKey(key)) {
-    report(['server', 'tls', 'keyFile'], 'the private key does not belong to the certificate in server.tls.certFile')
+    report(['server', section, 'keyFile'], `the private key does not belong to the certificate in server.${section}.certFile`)
   }
   if (typeof tls.clientCaFile === 'string' && tls.clientCaFile !== '') {
-    const pem = readPem(tls.clientCaFile, ['server', 'tls', 'clientCaFile'], report)
+    const pem = readPem(tls.clientCaFile, ['server', section, 'clientCaFile'], report)
     if (pem !== undefined) {
       try {
         const ca = new X509Certificate(pem)
-        if (!ca.ca) report(['server', 'tls', 'clientCaFile'], 'expected a CA certificate (basicConstraints CA:TRUE); client certificates are checked against it')
+        if (!ca.ca) report(['server', section, 'clientCaFile'], 'expected a CA certificate (basicConstraints CA:TRUE); client certificates are checked against it')
       } catch {
-        report(['server', 'tls', 'clientCaFile'], `expected a PEM CA certificate in ${JSON.stringify(tls.clientCaFile)}`)
+        report(['server', section, 'clientCaFile'], `expected a PEM CA certificate in ${JSON.stringify(tls.clientCaFile)}`)
       }
     }
   }
@@ -91,7 +91,11 @@ function checkServerOperations (server: unknown, report: Reporter): void {
   if (typeof server.opsPort === 'number' && server.opsPort !== 0 && server.opsPort === port) {
     report(['server', 'opsPort'], `expected a port other than server.port (${port}); leave opsPort out to serve everything on one port`)
   }
-  checkTls(server.tls, report)
+  checkTls(server.tls, 'tls', report)
+  checkTls(server.opsTls, 'opsTls', report)
+  if (server.opsTls !== undefined && server.opsPort === undefined) {
+    report(['server', 'opsTls'], 'expected server.opsPort with it: opsTls is the ops listener\'s (server.tls is the main one\'s)')
+  }
 }
 
 /** The hash a caller key resolves to (file or environment), checked; undefined when absent or broken. */

@@ -192,6 +192,15 @@ export const TlsSchema = Type.Object({
   clientCaFile: Type.Optional(NonEmptyString('PEM CA bundle; when set, mutual TLS admits only clients whose certificate chains to it.', 'a path to a PEM CA certificate file'))
 }, { additionalProperties: false, description: 'TLS for the main listener.', 'x-expected': 'a mapping with certFile, keyFile and optionally clientCaFile' })
 
+export const OpsTlsSchema = Type.Object({
+  certFile: NonEmptyString('PEM certificate (chain) of the ops listener.', 'a path to a PEM certificate file'),
+  keyFile: NonEmptyString('PEM private key of the ops listener, unencrypted.', 'a path to a PEM private key file')
+}, {
+  additionalProperties: false,
+  description: 'TLS for the ops listener (server.opsPort); server authentication only: probes have no client certificate.',
+  'x-expected': 'a mapping with certFile and keyFile'
+})
+
 export const ServerSchema = Type.Object({
   host: Type.Optional(NonEmptyString('Address to listen on. Environment HOST overrides it.', 'a non-empty host name or address')),
   port: Type.Optional(Int(0, 65535, 'TCP port to listen on (0 picks a free port). Environment PORT overrides it.', SERVER_DEFAULTS.port)),
@@ -222,7 +231,8 @@ export const ServerSchema = Type.Object({
   })),
   opsPort: Type.Optional(Int(0, 65535, 'Serve /healthz, /readyz and /metrics on this port only (0 picks a free port); /verify stays on port.')),
   opsHost: Type.Optional(NonEmptyString('Address of the ops listener (default: host).', 'a non-empty host name or address')),
-  tls: Type.Optional(TlsSchema)
+  tls: Type.Optional(TlsSchema),
+  opsTls: Type.Optional(OpsTlsSchema)
 }, { additionalProperties: false, description: 'HTTP server settings.', 'x-expected': 'a mapping of server options' })
 
 export const RateLimitSchema = Type.Object({

@@ -203,6 +203,8 @@ export interface ServerConfig {
   opsHost?: string
   /** TLS for the main listener; with clientCaFile, mutual TLS. */
   tls?: TlsConfig
+  /** TLS for the ops listener (opsPort), without client certificates. */
+  opsTls?: Omit<TlsConfig, 'clientCaFile'>
 }
 
 export interface TlsConfig {

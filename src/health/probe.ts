@@ -30,8 +30,8 @@ export interface ProbeResult {
 /**
  * The URL to probe. `HEALTHCHECK_URL` wins; otherwise the server's own configuration from the environment
  * (OIDC_VERIFIER_CONFIG or OIDC_*, HOST, PORT), so the probe goes where the server listens: the ops port when
- * `server.opsPort` is set, else the main port (https when `server.tls` is set; with mutual TLS use the ops
- * port, the probe has no client certificate). When the configuration cannot be read (the server got
+ * `server.opsPort` is set (https with `server.opsTls`), else the main port (https when `server.tls` is set;
+ * with mutual TLS use the ops port, the probe has no client certificate). When the configuration cannot be read (the server got
  * `--config` on its command line, which a health check process cannot see), `PORT` or 8080. A wildcard
  * listen address is probed on 127.0.0.1.
  *
@@ -60,9 +60,9 @@ export async function probeUrl (path: string = DEFAULT_PROBE_PATH, opts: Pick<Lo
     try {
       const { loadConfig } = await import('../config/load.js')
       const { server } = loadConfig({ argv: [], env, ...(opts.readFile !== undefined ? { readFile: opts.readFile } : {}) })
-      // The ops listener (plain HTTP) is then the only one that serves health.
+      // The ops listener (HTTPS with opsTls) is then the only one that serves health.
       listener = server.opsPort !== undefined && server.opsPort > 0
-        ? { host: server.opsHost ?? server.host, port: server.opsPort, scheme: 'http' }
+        ? { host: server.opsHost ?? server.host, port: server.opsPort, scheme: server.opsTls !== undefined ? 'https' : 'http' }
         : { host: server.host, port: server.port, scheme: server.tls !== undefined ? 'https' : 'http' }
     } catch {
       // Unreadable or invalid: the server would not be running with it either; HOST and PORT are the best guess.

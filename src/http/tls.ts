@@ -1,6 +1,7 @@
 /**
- * HTTPS options of the main listener from server.tls. With clientCaFile, mutual TLS: the handshake fails
- * for a client without a certificate that chains to that CA, before any HTTP is read.
+ * HTTPS options of a listener from server.tls (or server.opsTls, which has no clientCaFile). With
+ * clientCaFile, mutual TLS: the handshake fails for a client without a certificate that chains to that CA,
+ * before any HTTP is read.
  */
 import { readFileSync } from 'node:fs'
 import type { ServerOptions } from 'node:https'
