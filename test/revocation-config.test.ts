@@ -22,7 +22,8 @@ t.test('defaults: off; in memory when on', async (t) => {
   t.same(parseConfig({ issuers, revocation: { logoutRateLimit: { max: 5 } } }, 'test', {}).revocation.logoutRateLimit, { max: 5, windowSeconds: 60 })
   t.equal(parseConfig({ issuers, revocation: { enabled: true } }, 'test', {}).revocation.store, 'memory')
   const perUser = (maxEntries: number): number => parseConfig({ issuers, revocation: { maxEntries } }, 'test', {}).revocation.maxSessionsPerUser
-  t.same([perUser(30000), perUser(210), perUser(200), perUser(30), perUser(5)], [20, 20, 19, 2, 1], 'the default is lowered to a tenth of a small list, less one')
+  t.same([perUser(30000), perUser(210), perUser(200), perUser(30), perUser(5)], [20, 20, 19, 2, 1], 'the default is lowered to a tenth of a small list, less one, and 1 at least')
+  t.equal(parseConfig({ issuers, revocation: { maxEntries: 10, maxSessionsPerUser: 1 } }, 'test', {}).revocation.maxSessionsPerUser, 1, 'what the default would be is accepted')
 })
 
 t.test('the redis store: url from the file or from urlEnv, with defaults', async (t) => {
@@ -48,7 +49,7 @@ t.test('problems, each with its path, never quoting a URL', async (t) => {
     [{ maxSessionsPerUser: 0 }, {}, /revocation\.maxSessionsPerUser: expected an integer from 1/],
     [{ maxEntries: 200, maxSessionsPerUser: 20 }, {}, /revocation\.maxSessionsPerUser: expected at most 19, so that one user holds at most a tenth of revocation\.maxEntries \(200\), got 20/],
     [{ maxEntries: 1000, maxSessionsPerUser: 100 }, {}, /revocation\.maxSessionsPerUser: expected at most 99/],
-    [{ maxEntries: 10, maxSessionsPerUser: 1 }, {}, /revocation\.maxSessionsPerUser: revocation\.maxEntries \(10\) is too small for any: expected maxEntries of 20 or more/],
+    [{ maxEntries: 10, maxSessionsPerUser: 2 }, {}, /revocation\.maxSessionsPerUser: expected at most 1, so that one user holds at most a tenth/],
     [{ logoutTokenMaxAgeSeconds: 0 }, {}, /revocation\.logoutTokenMaxAgeSeconds/],
     [{ logoutRateLimit: { max: 0 } }, {}, /revocation\.logoutRateLimit\.max/],
     [{ logoutRateLimit: { burst: 1 } }, {}, /revocation\.logoutRateLimit/],

@@ -99,6 +99,7 @@ t.test('a store started after revocations were published loads them at start', a
   for (const r of published) await a.publish(r)
   const longer = { ...revocation('sid', 's-2'), expiresAt: nowSeconds() + 7200 }
   t.equal(await a.publish(longer), 'extended', 'the session again, longer, without its user')
+  t.equal(await a.publish({ ...longer, sub: 'someone-else' }), 'unchanged', 'and naming another user: a session keeps its first')
   published[1] = { ...longer, sub: 'user-2' }
   const { logger, lines } = capturingLogger()
   const late = newStore(t, { url: redis.url, keyPrefix, logger })

@@ -120,11 +120,10 @@ t.test('one user logging out over and over cannot fill the list: from maxSession
     t.same((await logoutOf(`s${i}`, 'u1')).json(), { issuer: 'main', revoked: 'sub' }, `logout ${i}: the user's tokens up to it`)
   }
   t.match((await verify(app, stillActive)).json(), { code: 'token_revoked', claim: 'sub' }, 'the user\'s other sessions are logged out too')
-  const aheadClock = mint(key, idTokenClaims(ISS, AUD, { sub: 'u1', sid: 's11', iat: loggedOutAt + 20 }))
-  t.match((await verify(app, aheadClock)).json(), { code: 'token_revoked' },
-    'a token of a session logged out, stamped by a provider clock ahead of the logout\'s: within the clock tolerance, refused as the session would be')
-  const later = mint(key, idTokenClaims(ISS, AUD, { sub: 'u1', sid: 'new', iat: now + 1 }))
-  t.equal((await verify(app, later)).statusCode, 200, 'a login after the last logout (and its tolerance) is accepted')
+  const loggedOut = mint(key, idTokenClaims(ISS, AUD, { sub: 'u1', sid: 's11', iat: loggedOutAt - 5 }))
+  t.match((await verify(app, loggedOut)).json(), { code: 'token_revoked', claim: 'sub' }, 'the session logged out, with the user\'s')
+  const soonAfter = mint(key, idTokenClaims(ISS, AUD, { sub: 'u1', sid: 'new', iat: loggedOutAt + 2 }))
+  t.equal((await verify(app, soonAfter)).statusCode, 200, 'a login two seconds after the last logout is accepted (the cut-off is not padded)')
   const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body
   t.match(metrics, /oidc_verifier_revocations\{issuer="main"\} 3/, 'eleven logouts of one user hold three entries')
   t.equal((await logoutOf('y', 'u2')).statusCode, 200)

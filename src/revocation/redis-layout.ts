@@ -45,7 +45,7 @@ if stored then
   if ok and type(old) == 'table' then
     if type(old.expiresAt) == 'number' and old.expiresAt > incoming.expiresAt then incoming.expiresAt = old.expiresAt end
     if type(old.before) == 'number' and type(incoming.before) == 'number' and old.before > incoming.before then incoming.before = old.before end
-    if incoming.sub == nil and type(old.sub) == 'string' then incoming.sub = old.sub end
+    if type(old.sub) == 'string' then incoming.sub = old.sub end
   end
 end
 local json = cjson.encode(incoming)

@@ -89,8 +89,6 @@ export interface HeldForLogout {
   sessionsOfUser: number
   /** Whether this very session is revoked already (the same logout again, or a retry). */
   sessionRevoked: boolean
-  /** The issuer's clockToleranceSeconds: a user's cut-off that stands for a session is padded by it. */
-  clockToleranceSeconds: number
 }
 
 /**
@@ -102,10 +100,10 @@ export interface HeldForLogout {
  * From maxSessionsPerUser revoked sessions of the user on (`held`), a logout naming sid and sub revokes the
  * user's tokens up to its iat (sub) instead of one more session: one user logging in and out over and over
  * then holds at most maxSessionsPerUser + 1 entries, not one per logout, and cannot fill the list. The price
- * is that user's other sessions of before the logout, which must log in again. That cut-off stands for the
- * session logged out too, whose tokens a sid revocation would refuse whatever their iat: it is padded by the
- * issuer's clock tolerance, for tokens of that session stamped by a provider clock running ahead. A session
- * revoked already is recorded as a session again (unchanged): a retry or a replay changes nothing.
+ * is that user's other sessions of before the logout, which must log in again. The cut-off is the logout
+ * token's iat, not padded: the provider stamps it and the ID tokens with the same clock, and a pad would
+ * refuse a login right after the logout for the whole life of its tokens. A session revoked already is
+ * recorded as a session again (unchanged): a retry or a replay changes nothing.
  */
 export function revocationOfLogout (
   logout: { issuer: string, sid: string | undefined, sub: string | undefined, iat: number },
@@ -121,6 +119,5 @@ export function revocationOfLogout (
   }
   // The logout-token rules require sid or sub.
   if (sub === undefined) throw new TypeError('a logout token names a sid or a sub')
-  const before = sid === undefined ? logout.iat : logout.iat + held.clockToleranceSeconds
-  return { issuer, kind: 'sub', value: sub, before, expiresAt: Math.ceil(before + policy.retentionSeconds), source: 'backchannel-logout' }
+  return { issuer, kind: 'sub', value: sub, before: logout.iat, expiresAt, source: 'backchannel-logout' }
 }

@@ -37,7 +37,7 @@ export const LogoutRequestSchema = Type.Object({
 
 export const LogoutResponseSchema = Type.Object({
   issuer: Type.String({ description: 'The configured issuer id.' }),
-  revoked: Type.Union([Type.Literal('sid'), Type.Literal('sub')], { description: 'sid: the session was revoked; sub: every session of the user up to the logout.' })
+  revoked: Type.Union([Type.Literal('sid'), Type.Literal('sub')], { description: 'sid: the session was revoked; sub: every session of the user up to the logout token\'s iat (a logout token without sid, or a user at revocation.maxSessionsPerUser).' })
 }, { additionalProperties: false })
 
 export const backchannelLogoutRoute: FastifyPluginAsync<BackchannelLogoutRouteOptions> = async (fastify, opts) => {
@@ -77,8 +77,7 @@ export const backchannelLogoutRoute: FastifyPluginAsync<BackchannelLogoutRouteOp
       const { list } = opts.store
       const held = {
         sessionsOfUser: logout.sub === undefined ? 0 : list.sessionsOf(issuer, logout.sub),
-        sessionRevoked: logout.sid !== undefined && list.get(issuer, 'sid', logout.sid, nowSeconds) !== undefined,
-        clockToleranceSeconds: fastify.verifierSlot.config.issuers.find((i) => i.id === issuer)?.clockToleranceSeconds ?? 0
+        sessionRevoked: logout.sid !== undefined && list.get(issuer, 'sid', logout.sid, nowSeconds) !== undefined
       }
       const revocation = revocationOfLogout({ ...logout, issuer }, opts, held)
       // Issuers sharing the iss may differ: the answer names the broader revocation.
