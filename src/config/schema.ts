@@ -598,7 +598,7 @@ export const RevocationSchema = Type.Object({
   })),
   maxEntries: Type.Optional(Int(1, 10000000, 'Most revocations held; at the bound new ones are refused (503), never old ones forgotten.', REVOCATION_DEFAULTS.maxEntries)),
   retentionSeconds: Type.Optional(Int(60, 31536000, 'How long a revocation is kept: longer than the longest ID token lifetime of any issuer.', REVOCATION_DEFAULTS.retentionSeconds)),
-  maxSessionsPerUser: Type.Optional(Int(1, 100000, 'Sessions of one user revoked one by one (sid); a further logout of that user revokes all the user\'s tokens issued until then (sub), so that one user cannot fill the list. At most a tenth of maxEntries, less one (the default, 20, is lowered to that for smaller lists).', REVOCATION_DEFAULTS.maxSessionsPerUser)),
+  maxSessionsPerUser: Type.Optional(Int(1, 100000, 'Sessions of one user revoked one by one (sid); a further logout of that user revokes all the user\'s tokens issued until then (sub), so that one user cannot fill the list. At most a tenth of maxEntries, less one, and 1 at least (the default, 20, is lowered to that for smaller lists).', REVOCATION_DEFAULTS.maxSessionsPerUser)),
   logoutTokenMaxAgeSeconds: Type.Optional(Int(10, 86400, 'Logout tokens issued longer ago than this (iat) are refused.', REVOCATION_DEFAULTS.logoutTokenMaxAgeSeconds)),
   logoutRateLimit: Type.Optional(Type.Object({
     max: Type.Optional(Int(1, 1000000000, 'Requests to POST /backchannel-logout allowed per client address in a window.', REVOCATION_DEFAULTS.logoutRateLimit.max)),
