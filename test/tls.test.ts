@@ -23,6 +23,17 @@ t.teardown(() => { pki.remove() })
 
 interface Answer { status: number, body: string }
 
+/** The configuration problems of a server section (none: []). */
+function serverProblems (server: Record<string, unknown>): string[] {
+  try {
+    parseConfig({ issuers, server }, 'c.yaml', {})
+    return []
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems
+    throw err
+  }
+}
+
 function call (port: number, options: RequestOptions & { path: string, method?: string, payload?: string }): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const req = request({ host: '127.0.0.1', port, agent: false, ...options, timeout: 5000 }, (res) => {
@@ -107,15 +118,7 @@ t.test('server.opsTls: the ops listener speaks HTTPS; the main listener keeps it
   const plain = await fetch(`http://127.0.0.1:${mainPort}/verify`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: mint(key, idTokenClaims(ISS, 'aud')) }) })
   t.equal(plain.status, 200, 'the main listener is plain HTTP without server.tls')
 
-  const problems = (server: Record<string, unknown>): string[] => {
-    try {
-      parseConfig({ issuers, server }, 'c.yaml', {})
-      return []
-    } catch (err) {
-      if (err instanceof ConfigError) return err.problems
-      throw err
-    }
-  }
+  const problems = serverProblems
   t.match(problems({ opsTls: { certFile: pki.serverCert, keyFile: pki.serverKey } }), [/server\.opsTls: expected server\.opsPort with it/])
   t.match(problems({ opsPort: 9090, opsTls: { certFile: join(pki.dir, 'nope.crt'), keyFile: pki.serverKey } }), [/server\.opsTls\.certFile: cannot read ".*nope\.crt": no such file/])
   t.match(problems({ opsPort: 9090, opsTls: { certFile: pki.serverCert, keyFile: join(pki.dir, 'client.key') } }), [/server\.opsTls\.keyFile: the private key does not belong to the certificate in server\.opsTls\.certFile/])
@@ -123,15 +126,7 @@ t.test('server.opsTls: the ops listener speaks HTTPS; the main listener keeps it
 })
 
 t.test('TLS configuration problems are reported with their path', async (t) => {
-  const problems = (tls: Record<string, unknown>): string[] => {
-    try {
-      parseConfig({ issuers, server: { tls } }, 'c.yaml', {})
-      return []
-    } catch (err) {
-      if (err instanceof ConfigError) return err.problems
-      throw err
-    }
-  }
+  const problems = (tls: Record<string, unknown>): string[] => serverProblems({ tls })
   const garbage = join(pki.dir, 'garbage.pem')
   writeFileSync(garbage, '-----BEGIN PRIVATE KEY-----\nTOP-SECRET-MATERIAL\n-----END PRIVATE KEY-----\n')
   t.same(problems({ certFile: pki.serverCert, keyFile: pki.serverKey, clientCaFile: pki.caCert }), [])
