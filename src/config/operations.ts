@@ -8,6 +8,7 @@ import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import {
   CALLERS_DEFAULTS,
+  ENV_VAR_NAME_PATTERN,
   LOAD_SHEDDING_DEFAULTS,
   METRICS_DEFAULTS,
   RESERVED_CALLER_IDS,
@@ -21,7 +22,7 @@ import { envValue, isRecord, type Path, type Reporter } from './document.js'
 export const CALLER_KEYS_ENV = 'CALLER_KEY_HASHES'
 
 const SHA256_HEX = /^[0-9A-Fa-f]{64}$/
-const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
+const ENV_NAME = new RegExp(ENV_VAR_NAME_PATTERN)
 
 const FS_ERRORS: Readonly<Record<string, string>> = {
   ENOENT: 'no such file',

@@ -147,6 +147,9 @@ export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', '
 
 export const ISSUER_ID_PATTERN = '^[a-z0-9][a-z0-9_-]{0,63}$'
 
+/** An environment variable's name, as the *Env options take it. */
+export const ENV_VAR_NAME_PATTERN = '^[A-Za-z_][A-Za-z0-9_]*$'
+
 /** Minimum client secret length in bytes per HMAC algorithm (the key must be at least as long as the hash). */
 export const MIN_SECRET_BYTES = Object.freeze({ HS256: 32, HS384: 48, HS512: 64 })
 
@@ -168,6 +171,16 @@ function Int (minimum: number, maximum: number, description: string, fallback?: 
     description,
     ...(fallback === undefined ? {} : { default: fallback }),
     'x-expected': `an integer from ${minimum} to ${maximum}`
+  })
+}
+
+/** The name of an environment variable that holds a value kept out of the file. */
+function EnvVarName (description: string, options: { sensitive?: boolean } = {}) {
+  return Type.String({
+    pattern: ENV_VAR_NAME_PATTERN,
+    description,
+    'x-expected': 'an environment variable name',
+    ...(options.sensitive === true ? { 'x-sensitive': true } : {})
   })
 }
 
@@ -349,12 +362,7 @@ export const IssuerSchema = Type.Object({
     'x-expected': 'a string',
     'x-sensitive': true
   })),
-  clientSecretEnv: Type.Optional(Type.String({
-    pattern: '^[A-Za-z_][A-Za-z0-9_]*$',
-    description: 'Name of an environment variable holding the client secret.',
-    'x-expected': 'an environment variable name',
-    'x-sensitive': true
-  })),
+  clientSecretEnv: Type.Optional(EnvVarName('Name of an environment variable holding the client secret.', { sensitive: true })),
   clockToleranceSeconds: Type.Optional(Int(0, 300, 'Allowed clock skew for exp/nbf/iat.', ISSUER_DEFAULTS.clockToleranceSeconds)),
   maxTokenAgeSeconds: Type.Optional(Int(1, 365 * DAY, 'Reject tokens issued (iat) longer ago than this.')),
   requiredClaims: Type.Optional(RequiredClaimsSchema),
@@ -431,11 +439,7 @@ export const CallerKeySchema = Type.Object({
     // A key pasted here by mistake must not end up in an error message.
     'x-sensitive': true
   })),
-  sha256Env: Type.Optional(Type.String({
-    pattern: '^[A-Za-z_][A-Za-z0-9_]*$',
-    description: 'Name of an environment variable holding the SHA-256 of the key in hex.',
-    'x-expected': 'an environment variable name'
-  })),
+  sha256Env: Type.Optional(EnvVarName('Name of an environment variable holding the SHA-256 of the key in hex.')),
   rateLimit: Type.Optional(Type.Object({
     max: Type.Optional(Int(1, 1000000000, 'Requests allowed to this caller per window (default: rateLimit.max, which must then be set).')),
     windowSeconds: Type.Optional(Int(1, DAY, 'Length of this caller\'s window in seconds (default: rateLimit.windowSeconds).'))
@@ -574,11 +578,7 @@ export const RedisRevocationSchema = Type.Object({
     // It may carry a password.
     'x-sensitive': true
   })),
-  urlEnv: Type.Optional(Type.String({
-    pattern: '^[A-Za-z_][A-Za-z0-9_]*$',
-    description: 'Name of an environment variable holding the Redis URL (keeps a password out of the file).',
-    'x-expected': 'an environment variable name'
-  })),
+  urlEnv: Type.Optional(EnvVarName('Name of an environment variable holding the Redis URL (keeps a password out of the file).')),
   keyPrefix: Type.Optional(Type.String({
     pattern: '^[A-Za-z0-9:_.-]{1,64}$',
     description: 'Prefix of every key and of the pub/sub channel; services sharing one Redis need their own.',
