@@ -13,7 +13,7 @@ import { CallerKeys, MAX_API_KEY_LENGTH } from '../src/auth/caller-keys.js'
 import { ConfigError, loadConfig, parseConfig } from '../src/config/load.js'
 import { ERROR_CODES } from '../src/errors.js'
 import { loggerOptions } from '../src/logger.js'
-import { configFor } from './helpers/config.js'
+import { configFor, configProblems } from './helpers/config.js'
 import { parseMetrics, valueOf } from './helpers/prometheus.js'
 import { idTokenClaims, jwksOf, makeKey, mint } from './helpers/tokens.js'
 
@@ -207,13 +207,7 @@ t.test('CallerKeys compares against every hash', async (t) => {
 
 t.test('configuration', async (t) => {
   const problems = (doc: Record<string, unknown>, env: NodeJS.ProcessEnv = {}): string[] => {
-    try {
-      parseConfig({ issuers, ...doc }, 'c.yaml', env)
-      return []
-    } catch (err) {
-      if (err instanceof ConfigError) return err.problems
-      throw err
-    }
+    return configProblems({ issuers, ...doc }, env)
   }
   const plainKey = 'my-plain-secret-api-key'
   const pasted = problems({ callers: { keys: [{ id: 'a', sha256: plainKey }] } })

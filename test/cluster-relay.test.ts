@@ -4,7 +4,7 @@
  * primary, and a worker whose primary never answers starts not current instead of never starting.
  * (test/cluster-revocations.test.ts runs the real thing with WORKERS=2.)
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { EventEmitter } from 'node:events'
 import { relayRevocations, WorkerRelay, type RelayPort } from '../src/revocation/cluster-relay.js'
 import { MemoryRevocationStore } from '../src/revocation/memory-store.js'
@@ -26,12 +26,17 @@ function fakePort (answer = true): RelayPort & { sent: object[], deliver: (messa
   }
 }
 
-t.test('the primary\'s copy is checked, applied, and makes the list current', async (t) => {
-  const list = new RevocationList(10)
+/** A worker's relay over a fake channel, started (it has asked the primary for its copy). */
+function startRelay (t: Test, maxEntries: number) {
+  const list = new RevocationList(maxEntries)
   const port = fakePort()
   const relay = new WorkerRelay(list, () => NOW, port)
   t.teardown(() => { relay.close() })
-  const started = relay.start(5_000)
+  return { list, port, relay, started: relay.start(5_000) }
+}
+
+t.test('the primary\'s copy is checked, applied, and makes the list current', async (t) => {
+  const { list, port, started } = startRelay(t, 10)
   t.same(port.sent, [{ type: 'oidc-verifier:revocations-sync', sync: 1 }], 'asks the primary for its copy')
   t.notOk(list.available, 'not current until the copy arrives')
   port.deliver({ type: 'oidc-verifier:revocations', revocations: [good, { ...good, kind: 'email' }, 'garbage', null], done: false, sync: 1 })
@@ -70,11 +75,7 @@ t.test('a revocation recorded in a worker goes to the primary', async (t) => {
 })
 
 t.test('a revocation that does not fit makes the list incomplete until a resync fits', async (t) => {
-  const list = new RevocationList(1)
-  const port = fakePort()
-  const relay = new WorkerRelay(list, () => NOW, port)
-  t.teardown(() => { relay.close() })
-  const started = relay.start(5_000)
+  const { list, port, relay, started } = startRelay(t, 1)
   port.deliver({ type: 'oidc-verifier:revocations', revocations: [good, { ...good, value: 's2' }], done: true, sync: 1 })
   t.equal(await started, true)
   t.notOk(list.available, 'a copy that does not fit: not current (fail closed)')

@@ -7,7 +7,7 @@ import t from 'tap'
 import { buildApp } from '../src/app.js'
 import { ConfigError, parseConfig } from '../src/config/load.js'
 import { KeySet } from '../src/core/key-set.js'
-import { configFor } from './helpers/config.js'
+import { configFor, configProblems } from './helpers/config.js'
 import { startJwksServer } from './helpers/jwks-server.js'
 import { b64, idTokenClaims, jwksOf, makeKey, mintHmac } from './helpers/tokens.js'
 
@@ -85,13 +85,7 @@ t.test('the secret never comes from a JWKS', async (t) => {
 
 t.test('the secret must be long enough for the strongest HS* allowed', async (t) => {
   const problems = (issuer: Record<string, unknown>, env: NodeJS.ProcessEnv = {}): string[] => {
-    try {
-      parseConfig({ issuers: [{ id: 'a', issuer: ISS, audiences: [CLIENT], ...issuer }] }, 'c.yaml', env)
-    } catch (err) {
-      if (err instanceof ConfigError) return err.problems
-      throw err
-    }
-    return []
+    return configProblems({ issuers: [{ id: 'a', issuer: ISS, audiences: [CLIENT], ...issuer }] }, env)
   }
   t.same(problems({ algorithms: ['HS256'], clientSecret: 'x'.repeat(32) }), [])
   t.same(problems({ algorithms: ['HS384'], clientSecret: 'x'.repeat(47) }), ['c.yaml: issuers[0].clientSecret: expected at least 48 bytes (HS384 in algorithms needs a key of at least 384 bits), got 47 bytes'])

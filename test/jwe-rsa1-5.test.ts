@@ -10,11 +10,10 @@ import { deflateRawSync } from 'node:zlib'
 import { CompactEncrypt as CompactEncrypt5, EncryptJWT as EncryptJWT5 } from 'jose5'
 import t from 'tap'
 import { buildApp } from '../src/app.js'
-import { ConfigError, parseConfig } from '../src/config/load.js'
 import { CONTENT_ENCRYPTION_ALGORITHMS, DEFAULT_KEY_MANAGEMENT_ALGORITHMS } from '../src/config/types.js'
 import { ContentDecryptionFailed } from '../src/core/jwe-content.js'
 import { decryptRsa15, Rsa15Failure, unpadOrSubstitute } from '../src/core/jwe-rsa1-5.js'
-import { configFor } from './helpers/config.js'
+import { configFor, configProblems } from './helpers/config.js'
 import { ecKey, encrypt, rsaKey } from './helpers/jwe.js'
 import { b64, idTokenClaims, jwksOf, makeKey, mint } from './helpers/tokens.js'
 
@@ -104,13 +103,7 @@ t.test('config: RSA1_5 only when listed, with RSA keys of 2048 bits or more', as
   t.notOk((DEFAULT_KEY_MANAGEMENT_ALGORITHMS as readonly string[]).includes('RSA1_5'), 'never a default')
   t.notOk((config.issuers[2]!.decryption!.keyManagementAlgorithms as string[]).includes('RSA1_5'), 'an issuer without the opt-in')
   const problems = (issuer: Record<string, unknown>): string[] => {
-    try {
-      parseConfig({ issuers: [{ id: 'a', issuer: LEGACY, audiences: ['x'], ...issuer }] }, 'c.yaml', {})
-    } catch (err) {
-      if (err instanceof ConfigError) return err.problems
-      throw err
-    }
-    return []
+    return configProblems({ issuers: [{ id: 'a', issuer: LEGACY, audiences: ['x'], ...issuer }] })
   }
   t.same(problems({ decryptionKeys: [file('rsa')], keyManagementAlgorithms: ['RSA1_5'] }), [], 'RSA1_5 alone')
   t.match(problems({ decryptionKeys: [file('small')], keyManagementAlgorithms: ['RSA1_5'] }), [/decryptionKeys\[0\]: key file ".*small\.key": an RSA key of 1024 bits; expected at least 2048/])

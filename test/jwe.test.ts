@@ -7,9 +7,9 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import { buildApp } from '../src/app.js'
-import { ConfigError, loadConfig, parseConfig } from '../src/config/load.js'
+import { ConfigError, loadConfig } from '../src/config/load.js'
 import { CONTENT_ENCRYPTION_ALGORITHMS, DEFAULT_KEY_MANAGEMENT_ALGORITHMS } from '../src/config/types.js'
-import { configFor } from './helpers/config.js'
+import { configFor, configProblems } from './helpers/config.js'
 import { ecKey, encrypt, fakeJwe, rsaKey, secretKey, type EncryptionKey } from './helpers/jwe.js'
 import { b64, idTokenClaims, jwksOf, makeKey, mint, nowSeconds } from './helpers/tokens.js'
 
@@ -221,13 +221,7 @@ t.test('key file and policy configuration problems', async (t) => {
     'set.jwks': JSON.stringify({ keys: [JSON.parse(keys.p256.file), JSON.parse(keys.rsaNext.file)] })
   })
   const problems = (issuer: Record<string, unknown>): string[] => {
-    try {
-      parseConfig({ issuers: [{ id: 'a', issuer: ISS, audiences: ['x'], ...issuer }] }, 'c.yaml', {})
-    } catch (err) {
-      if (err instanceof ConfigError) return err.problems
-      throw err
-    }
-    return []
+    return configProblems({ issuers: [{ id: 'a', issuer: ISS, audiences: ['x'], ...issuer }] })
   }
   const at = (name: string): string => join(bad, name)
   t.same(problems({ decryptionKeys: [at('set.jwks')] }), [], 'a JWK set of private keys')

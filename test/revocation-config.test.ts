@@ -3,18 +3,13 @@
  * problem reported with its path and without the URL (it may carry a password).
  */
 import t from 'tap'
-import { ConfigError, parseConfig } from '../src/config/load.js'
+import { parseConfig } from '../src/config/load.js'
+import { configProblems } from './helpers/config.js'
 
 const issuers = [{ id: 'main', issuer: 'https://idp.example.com', audiences: ['a'], jwksUri: 'https://idp.example.com/jwks' }]
 
 function problemsOf (doc: Record<string, unknown>, env: NodeJS.ProcessEnv = {}): string[] {
-  try {
-    parseConfig({ ...doc, issuers }, 'test', env)
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems
-    throw err
-  }
-  return []
+  return configProblems({ ...doc, issuers }, env, 'test')
 }
 
 t.test('defaults: off; in memory when on', async (t) => {

@@ -10,8 +10,7 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { buildApp } from '../src/app.js'
 import { buildOpsApp } from '../src/ops-app.js'
-import { ConfigError, parseConfig } from '../src/config/load.js'
-import { configFor } from './helpers/config.js'
+import { configFor, configProblems } from './helpers/config.js'
 import { makeTestPki } from './helpers/certs.js'
 import { idTokenClaims, jwksOf, makeKey, mint } from './helpers/tokens.js'
 
@@ -25,13 +24,7 @@ interface Answer { status: number, body: string }
 
 /** The configuration problems of a server section (none: []). */
 function serverProblems (server: Record<string, unknown>): string[] {
-  try {
-    parseConfig({ issuers, server }, 'c.yaml', {})
-    return []
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems
-    throw err
-  }
+  return configProblems({ issuers, server })
 }
 
 function call (port: number, options: RequestOptions & { path: string, method?: string, payload?: string }): Promise<Answer> {

@@ -1,4 +1,4 @@
-import { parseConfig } from '../../src/config/load.js'
+import { ConfigError, parseConfig } from '../../src/config/load.js'
 import type { Config } from '../../src/config/types.js'
 
 /**
@@ -10,4 +10,15 @@ export function configFor (issuers: Array<Record<string, unknown>>, extra: Recor
   const server = { logLevel: 'silent', ...(extra.server as Record<string, unknown> | undefined) }
   const loadShedding = extra.loadShedding ?? { enabled: false }
   return parseConfig({ ...extra, server, loadShedding, issuers }, 'test', {})
+}
+
+/** The problems a configuration document is refused for ([] when it is valid); other errors are thrown. */
+export function configProblems (doc: Record<string, unknown>, env: NodeJS.ProcessEnv = {}, source = 'c.yaml'): string[] {
+  try {
+    parseConfig(doc, source, env)
+    return []
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems
+    throw err
+  }
 }

@@ -9,19 +9,18 @@
  * nginx is the Debian package `nginx` (bash .ci/run installs it). When it is missing the test FAILS with a
  * message saying so: a forward-auth test that silently skips would prove nothing.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createConnection } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { findBinary, freePort } from './system-server.js'
+import { findBinary, freePort, stopChild } from './system-server.js'
 
 /** Replaced in the http block text by 127.0.0.1:<free port>. */
 export const LISTEN = '__LISTEN__'
 
 const CANDIDATES = ['/usr/sbin/nginx', '/usr/local/sbin/nginx', '/usr/bin/nginx', '/usr/local/bin/nginx', '/usr/local/nginx/sbin/nginx']
 const START_TIMEOUT_MS = 10_000
-const STOP_TIMEOUT_MS = 5_000
 
 export function findNginx (): string {
   return findBinary('nginx', CANDIDATES, 'NGINX_BIN', 'nginx')
@@ -63,15 +62,6 @@ ${httpBlock}
 `
 }
 
-async function stop (child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return
-  const exited = new Promise<void>((resolve) => { child.once('exit', () => { resolve() }) })
-  child.kill('SIGTERM')
-  const timer = setTimeout(() => { child.kill('SIGKILL') }, STOP_TIMEOUT_MS)
-  await exited
-  clearTimeout(timer)
-}
-
 /**
  * Starts nginx with `httpBlock` inside http { }; LISTEN in it becomes 127.0.0.1:<a free port>. `files` are
  * written next to nginx.conf, where relative include paths are resolved.
@@ -98,14 +88,14 @@ export async function startNginx (httpBlock: string, files: Record<string, strin
           url: `http://127.0.0.1:${port}`,
           errorLog,
           close: async () => {
-            await stop(child)
+            await stopChild(child)
             rmSync(dir, { recursive: true, force: true })
           }
         }
       }
       await new Promise((resolve) => setTimeout(resolve, 25))
     }
-    await stop(child)
+    await stopChild(child)
     lastError = `${stderr}\n${errorLog()}`.trim()
     if (!/Address already in use/.test(lastError)) break
   }

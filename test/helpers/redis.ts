@@ -16,11 +16,10 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { createConnection } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { findBinary, freePort } from './system-server.js'
+import { findBinary, freePort, stopChild } from './system-server.js'
 
 const CANDIDATES = ['/usr/bin/redis-server', '/usr/sbin/redis-server', '/usr/local/bin/redis-server', '/usr/local/sbin/redis-server']
 const START_TIMEOUT_MS = 10_000
-const STOP_TIMEOUT_MS = 5_000
 
 export function findRedisServer (): string {
   return findBinary('redis-server', CANDIDATES, 'REDIS_SERVER_BIN', 'redis-server')
@@ -40,15 +39,6 @@ async function answersPing (port: number): Promise<boolean> {
     })
     socket.once('error', () => { done(false) })
   })
-}
-
-async function stopChild (child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return
-  const exited = new Promise<void>((resolve) => { child.once('exit', () => { resolve() }) })
-  child.kill('SIGTERM')
-  const timer = setTimeout(() => { child.kill('SIGKILL') }, STOP_TIMEOUT_MS)
-  await exited
-  clearTimeout(timer)
 }
 
 export interface RedisHandle {

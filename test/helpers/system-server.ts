@@ -1,7 +1,8 @@
 /**
  * What the helpers that start a real system server (nginx, redis-server) share: finding the binary, which a
- * test needs and never skips without, and a free port on 127.0.0.1.
+ * test needs and never skips without, a free port on 127.0.0.1, and stopping the child.
  */
+import type { ChildProcess } from 'node:child_process'
 import { accessSync, constants } from 'node:fs'
 import { createServer } from 'node:net'
 
@@ -35,4 +36,14 @@ export async function freePort (): Promise<number> {
       server.close(() => { resolve(port) })
     })
   })
+}
+
+/** Stops a server child: SIGTERM, then SIGKILL if it has not exited within `timeoutMs`. */
+export async function stopChild (child: ChildProcess, timeoutMs = 5_000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const exited = new Promise<void>((resolve) => { child.once('exit', () => { resolve() }) })
+  child.kill('SIGTERM')
+  const timer = setTimeout(() => { child.kill('SIGKILL') }, timeoutMs)
+  await exited
+  clearTimeout(timer)
 }
