@@ -53,10 +53,10 @@ export function queuedVerifications (): number {
 
 const threadPoolChecks: SignatureChecks = {
   mode: 'thread-pool',
-  check: async (c) => {
-    if (queued >= MAX_QUEUED_VERIFICATIONS) return runCheck(c)
+  check: (c) => {
+    if (queued >= MAX_QUEUED_VERIFICATIONS) return Promise.resolve(runCheck(c))
     queued++
-    return await new Promise<boolean>((resolve) => {
+    return new Promise<boolean>((resolve) => {
       try {
         verify(c.hash, c.data, c.key, c.signature, (err, valid) => {
           queued--
@@ -86,8 +86,9 @@ class EventLoopChecks implements SignatureChecks {
   private waiting: Waiting[] = []
   private scheduled = false
 
-  check = async (c: PreparedCheck): Promise<boolean> => {
-    return await new Promise<boolean>((resolve) => {
+  // Not async: the promise itself is returned, without a second one wrapped around it.
+  check = (c: PreparedCheck): Promise<boolean> => {
+    return new Promise<boolean>((resolve) => {
       this.waiting.push({ check: c, resolve })
       if (!this.scheduled) {
         this.scheduled = true

@@ -313,7 +313,11 @@ export class Verifier {
    */
   async verifyLogoutToken (token: string, maxAgeSeconds: number): Promise<VerifiedLogout> {
     if (token.length > this.maxTokenBytes) throw new VerificationError('token_too_large')
-    const signed = await this.verifySignedToken(token)
+    return await this.withSignedToken(token, (signed) => this.logoutOf(signed, maxAgeSeconds))
+  }
+
+  /** The logout-token rules on a token whose signature has been verified. */
+  private logoutOf (signed: SignedToken, maxAgeSeconds: number): VerifiedLogout {
     const issuer = signed.runtime.config.id
     checkLogoutTokenType(signed.jws.header, issuer)
     const claims = checkLogoutTokenClaims(signed.jws.payload, signed.runtime.rules, maxAgeSeconds, this.now() / 1000)
@@ -330,8 +334,22 @@ export class Verifier {
     return { issuer, issuers: siblings === undefined ? [issuer] : siblings.map((r) => r.config.id), ...claims }
   }
 
-  private async verifyFully (token: string, request: RequestChecks, cacheKey: string | undefined): Promise<VerifiedIdentity> {
-    const { runtime, iss, jws, alg, curve, keySource, keyFingerprint } = await this.verifySignedToken(token)
+  /**
+   * A token verified in full, as a promise that rejects (never throws) on any failure. The work is
+   * synchronous up to the signature check and continues in one callback after it: each async layer would
+   * cost a promise and a microtask per new token.
+   */
+  private verifyFully (token: string, request: RequestChecks, cacheKey: string | undefined): Promise<VerifiedIdentity> {
+    try {
+      return this.withSignedToken(token, (signed) => this.identityOf(signed, token, request, cacheKey))
+    } catch (err) {
+      return Promise.reject(err)
+    }
+  }
+
+  /** The ID-token rules, normalization, tenant and revocations on a token whose signature has been verified. */
+  private identityOf (signed: SignedToken, token: string, request: RequestChecks, cacheKey: string | undefined): VerifiedIdentity {
+    const { runtime, iss, jws, alg, curve, keySource, keyFingerprint } = signed
     const issuer = runtime.config.id
     const { header } = jws
     const claims = jws.payload
@@ -381,12 +399,19 @@ export class Verifier {
     return revocations
   }
 
-  /** Decryption, parse, issuer, header rules, keys, signature and key issuer: what every kind of token needs. */
-  private async verifySignedToken (token: string): Promise<SignedToken> {
-    let decrypted: Decrypted | undefined
+  /**
+   * Decryption, parse, issuer, header rules, keys, signature and key issuer: what every kind of token needs;
+   * then `next` on the verified token. Throws what it finds before the signature check, rejects after it.
+   */
+  private withSignedToken<T> (token: string, next: (signed: SignedToken) => T): Promise<T> {
     // Without decryption keys a JWE is token_encrypted, found by the parser without an extra pass.
-    if (this.decryptor.enabled && token.length <= this.maxTokenBytes && isCompactJwe(token)) decrypted = await this.decryptor.decrypt(token)
-    const jws = decrypted === undefined ? parseCompactJws(token, this.maxTokenBytes) : innerJws(decrypted, this.maxTokenBytes)
+    if (this.decryptor.enabled && token.length <= this.maxTokenBytes && isCompactJwe(token)) {
+      return this.decryptor.decrypt(token).then((decrypted) => this.withSignedJws(innerJws(decrypted, this.maxTokenBytes), decrypted, next))
+    }
+    return this.withSignedJws(parseCompactJws(token, this.maxTokenBytes), undefined, next)
+  }
+
+  private withSignedJws<T> (jws: ParsedJws, decrypted: Decrypted | undefined, next: (signed: SignedToken) => T): Promise<T> {
     const { runtime, iss } = this.selectIssuer(jws)
     const issuer = runtime.config.id
     const { header } = jws
@@ -407,25 +432,26 @@ export class Verifier {
     if (kid !== undefined && typeof kid !== 'string') throw new VerificationError('header_invalid', { issuer })
     // jwk, jku, x5u and x5c are never read: keys come from the configured issuer only.
 
-    let curve: string | undefined
-    let keySource: string
-    let keyFingerprint: string
     if (isHmacAlgorithm(alg)) {
       // The configuration refuses HS* without a secret; this guards the invariant.
       if (runtime.hmacSecret === undefined) throw new VerificationError('algorithm_not_allowed', { issuer })
       if (!verifyHmac(alg, runtime.hmacSecret, jws.signingInput, jws.signature)) throw new VerificationError('signature_invalid', { issuer })
-      keySource = `secret:${issuer}`
-      keyFingerprint = 'client-secret'
-    } else if (isAsymmetricAlgorithm(alg)) {
-      const key = await this.verifyWithIssuerKeys(runtime, alg, kid, jws)
-      checkKeyIssuer(key.issuer, iss, jws.payload, issuer)
-      curve = key.crv
-      keySource = runtime.keys.sourceId()
-      keyFingerprint = key.fingerprint
-    } else {
-      throw new VerificationError('algorithm_not_allowed', { issuer })
+      return Promise.resolve(next({ runtime, iss, jws, alg, curve: undefined, keySource: `secret:${issuer}`, keyFingerprint: 'client-secret' }))
     }
-    return { runtime, iss, jws, alg, curve, keySource, keyFingerprint }
+    if (!isAsymmetricAlgorithm(alg)) throw new VerificationError('algorithm_not_allowed', { issuer })
+    const signedWith = (key: UsableKey): T => {
+      checkKeyIssuer(key.issuer, iss, jws.payload, issuer)
+      return next({ runtime, iss, jws, alg, curve: key.crv, keySource: runtime.keys.sourceId(), keyFingerprint: key.fingerprint })
+    }
+    // The usual case: fresh keys and one key that fits (the token's kid). Its check is the only promise.
+    const key = soleCandidate(runtime.keys.freshKeySet(), alg, kid)
+    if (key === undefined) return this.verifyWithIssuerKeys(runtime, alg, kid, jws).then(signedWith)
+    const check = prepareAsymmetric(alg, key.key, jws.signingInput, jws.signature)
+    if (check === undefined) throw new VerificationError('signature_invalid', { issuer })
+    return this.signatures.check(check).then((valid) => {
+      if (!valid) throw new VerificationError('signature_invalid', { issuer })
+      return signedWith(key)
+    })
   }
 
   private selectIssuer (jws: ParsedJws): { runtime: IssuerRuntime, iss: string } {
@@ -467,6 +493,13 @@ export class Verifier {
     }
     throw new VerificationError('signature_invalid', { issuer })
   }
+}
+
+/** The one key of a fresh key set that fits the token; undefined for anything verifyWithIssuerKeys must handle. */
+function soleCandidate (keySet: KeySet | undefined, alg: AsymmetricAlgorithm, kid: string | undefined): UsableKey | undefined {
+  if (keySet === undefined) return undefined
+  const candidates = keySet.candidates(alg, kid)
+  return candidates.length === 1 ? candidates[0] : undefined
 }
 
 /**
