@@ -93,6 +93,8 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
   const slot = new VerifierSlot(config, (cfg) => new Verifier(cfg, { ...options, coresPerProcess: cores, events, revocations: revocations?.list, logger: fastify.log.child({ component: 'verifier' }) }))
   fastify.decorate('verifierSlot', slot)
   fastify.decorate('verifier', { getter: () => slot.current })
+  // Set by buildOpsApp: a reload reaches the ops listener through the main app (src/reload.ts).
+  fastify.decorate('opsApp', undefined)
   fastify.addHook('onClose', async () => { slot.close() })
   await fastify.register(requestLifecycle, { slot, metrics })
 

@@ -3,7 +3,8 @@
  * the main app, so that a network policy can expose /verify to services and /metrics only to Prometheus.
  * It has no caller authentication, no load shedding and no /verify; HTTPS with server.opsTls (server
  * authentication only: orchestrator probes have no client certificate), plain HTTP otherwise (keep it on a
- * private network). It shares the main app's Verifier (read per request: a reload is seen) and metrics registry.
+ * private network). It shares the main app's Verifier (read per request: a reload is seen) and metrics registry,
+ * and is known to the main app as app.opsApp, so that a reload renews its certificates (src/http/tls-reload.ts).
  */
 import Fastify, { LogController, type FastifyInstance } from 'fastify'
 import type { Config } from './config/types.js'
@@ -40,5 +41,6 @@ export async function buildOpsApp (app: FastifyInstance, config: Config): Promis
 
   await ops.register(healthRoutes)
   if (app.metrics !== undefined) await ops.register(metricsRoute, { metrics: app.metrics })
+  app.opsApp = ops
   return ops
 }

@@ -37,7 +37,10 @@ export class VerifierSlot {
     return this.#current.verifier
   }
 
-  /** The configuration the current Verifier was built from. */
+  /**
+   * The configuration in force, which the current Verifier was built from and routes read per request. After
+   * a reload, settings that need a restart keep their running values in it (src/reload.ts).
+   */
   get config (): Config {
     return this.#current.config
   }

@@ -231,7 +231,8 @@ t.test('configuration', async (t) => {
   t.notOk(fromEnv.join().includes(plainKey))
 
   const resolved = parseConfig({ issuers, rateLimit: { max: 50, windowSeconds: 10 }, callers: { keys: [{ id: 'a', sha256Env: 'A_HASH', rateLimit: { max: 7 } }] } }, 'c.yaml', { A_HASH: ` ${sha256('x').toUpperCase()}\n` })
-  t.same(resolved.callers, { keys: [{ id: 'a', sha256: sha256('x'), rateLimit: { max: 7, windowSeconds: 10 } }], protectMetrics: true, maxFailuresPerMinute: 60 })
+  // Only what the caller sets: the routes take the rest from rateLimit (src/http/route-rate-limit.ts).
+  t.same(resolved.callers, { keys: [{ id: 'a', sha256: sha256('x'), rateLimit: { max: 7 } }], protectMetrics: true, maxFailuresPerMinute: 60 })
 })
 
 t.test('environment-only mode: CALLER_KEY_HASHES', async (t) => {
@@ -281,7 +282,8 @@ t.test('a reload that gives a caller a limit when the routes were built without 
   const result = await reloadConfiguration(app, () => limitedLater)
   t.equal(result.outcome, 'applied', 'the keys are applied')
   t.ok(result.needsRestart.includes('callers.keys[].rateLimit'), 'the limit is not')
-  t.same((await reloadConfiguration(app, () => limitedLater)).needsRestart, [], 'said once, not again on every reload that changes nothing')
+  t.same((await reloadConfiguration(app, () => limitedLater)).needsRestart, ['callers.keys[].rateLimit'], 'said again by every reload until a restart')
+  t.same((await reloadConfiguration(app, () => configFor(issuers, { callers: { keys: [{ id: 'web', sha256: sha256(WEB_KEY) }] } }))).needsRestart, [], 'taken back: nothing waits')
   for (let i = 0; i < 4; i++) t.equal((await app.inject({ method: 'POST', url: '/verify', headers: { 'x-api-key': WEB_KEY }, payload: { token: 'x' } })).statusCode, 401)
 
   const limited = await buildApp(configFor(issuers, { callers: { keys: [{ id: 'web', sha256: sha256(WEB_KEY), rateLimit: { max: 2 } }] } }))

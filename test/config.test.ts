@@ -149,7 +149,7 @@ t.test('a valid full YAML file resolves every option', async (t) => {
     metrics: { enabled: false },
     callers: {
       keys: [
-        { id: 'billing', sha256: '2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae', rateLimit: { max: 5, windowSeconds: 10 } },
+        { id: 'billing', sha256: '2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae', rateLimit: { max: 5 } },
         { id: 'web', sha256: 'fcde2b2edba56bf408601fb721fe9b5c338d10ee429ea04fae5511b68fbf8fb9' }
       ],
       protectMetrics: false,
@@ -192,7 +192,7 @@ t.test('a valid full YAML file resolves every option', async (t) => {
     metrics: { enabled: false },
     callers: {
       keys: [
-        { id: 'billing', sha256: '2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae', rateLimit: { max: 5, windowSeconds: 10 } },
+        { id: 'billing', sha256: '2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae', rateLimit: { max: 5 } },
         { id: 'web', sha256: 'fcde2b2edba56bf408601fb721fe9b5c338d10ee429ea04fae5511b68fbf8fb9' }
       ],
       protectMetrics: false,

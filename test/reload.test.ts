@@ -4,6 +4,7 @@
  * flight during the swap completes on the Verifier it started with, and SIGHUPs never overlap.
  */
 import t from 'tap'
+import { createHash } from 'node:crypto'
 import { Writable } from 'node:stream'
 import pino from 'pino'
 import { buildApp } from '../src/app.js'
@@ -130,6 +131,74 @@ t.test('settings that need a restart are reported and not applied; the rest is',
   t.match(warning, { settings: ['batch.maxBodyBytes', 'rateLimit.max', 'server.bodyLimit', 'server.port'] })
   t.match(String(warning?.msg), /needs a restart/)
   t.notMatch(JSON.stringify(lines()), /9090|100000|300000/, 'values are not logged, only the names of settings')
+})
+
+t.test('a change that needs a restart is reported by every reload until then; changing it back is no change', async (t) => {
+  const { lines, logger } = capture()
+  const running = { server: { logLevel: 'info', port: 8080 }, rateLimit: { max: 5 } }
+  const app = await buildApp(configFor([issuerA], running), { loggerInstance: logger })
+  t.teardown(() => app.close())
+  await app.ready()
+
+  const changed = (): Config => configFor([issuerA], { server: { logLevel: 'info', port: 9090 }, rateLimit: { max: 50 } })
+  for (const attempt of ['first', 'second', 'third']) {
+    const result = await reloadConfiguration(app, changed)
+    t.equal(result.outcome, 'applied', attempt)
+    t.same(result.needsRestart, ['rateLimit.max', 'server.port'], `${attempt} reload: still waiting for a restart`)
+  }
+  t.equal(app.verifierSlot.config.server.port, 8080, 'the configuration in force has the running port')
+  t.equal(app.verifierSlot.config.rateLimit.max, 5, 'and the running rate limit, which routes read per request')
+
+  const back = await reloadConfiguration(app, () => configFor([issuerA], running))
+  t.same(back.needsRestart, [], 'back to the running values: nothing waits for a restart')
+  t.match(lines().filter((l) => l.msg === 'configuration reloaded').at(-1), { changed: [] }, 'and nothing changed')
+  t.equal(lines().filter((l) => l.level === 40 && l.component === 'reload').length, 3, 'one warning per reload that had the change')
+})
+
+t.test('a new Verifier is built with the running values of what needs a restart', async (t) => {
+  const app = await buildApp(configFor([issuerA], { server: { signatureChecks: 'event-loop' } }))
+  t.teardown(() => app.close())
+  await app.ready()
+  const result = await reloadConfiguration(app, () => configFor([issuerA, issuerB], { server: { signatureChecks: 'thread-pool' } }))
+  t.same(result.needsRestart, ['server.signatureChecks'])
+  t.equal(app.verifier.signatureChecks, 'event-loop', 'the reported change is not applied behind the report\'s back')
+  t.same(await verifyStatus(app, tokenB), { status: 200, code: undefined }, 'the issuers are applied')
+})
+
+const WEB_KEY = 'wk_0a1b2c3d4e5f60718293a4b5c6d7e8f9'
+const webCaller = (rateLimit: Record<string, unknown>): Record<string, unknown> =>
+  ({ keys: [{ id: 'web', sha256: createHash('sha256').update(WEB_KEY).digest('hex'), rateLimit }] })
+
+async function callsAsWeb (app: Awaited<ReturnType<typeof buildApp>>, count: number): Promise<number[]> {
+  const statuses: number[] = []
+  for (let i = 0; i < count; i++) {
+    statuses.push((await app.inject({ method: 'POST', url: '/verify', headers: { 'x-api-key': WEB_KEY }, payload: { token: tokenA } })).statusCode)
+  }
+  return statuses
+}
+
+t.test('a caller\'s own limit without max keeps following the running rateLimit.max after a reload that changed it', async (t) => {
+  const callers = webCaller({ windowSeconds: 60 })
+  const app = await buildApp(configFor([issuerA], { rateLimit: { max: 2 }, callers }))
+  t.teardown(() => app.close())
+  await app.ready()
+  const result = await reloadConfiguration(app, () => configFor([issuerA], { rateLimit: { max: 1000 }, callers }))
+  t.equal(result.outcome, 'applied')
+  t.same(result.needsRestart, ['rateLimit.max'])
+  t.same(await callsAsWeb(app, 3), [200, 200, 429], 'the running max of 2, not the 1000 that waits for a restart')
+})
+
+t.test('a caller\'s own limit without max is refused when the running rateLimit has none', async (t) => {
+  const app = await buildApp(configFor([issuerA], { callers: webCaller({ max: 2 }) }))
+  t.teardown(() => app.close())
+  await app.ready()
+  const before = app.verifier
+  const result = await reloadConfiguration(app, () => configFor([issuerA], { rateLimit: { max: 1000 }, callers: webCaller({ windowSeconds: 60 }) }))
+  t.equal(result.outcome, 'refused')
+  t.match(result.problems, [/^callers\.keys\[0\]\.rateLimit\.max: missing: the running rateLimit\.max is not set .*set one, or restart instead of reloading$/])
+  t.same(result.needsRestart, ['rateLimit.max'])
+  t.equal(app.verifier, before)
+  t.same(await callsAsWeb(app, 3), [200, 200, 429], 'the caller keeps its limit of 2')
 })
 
 t.test('changedSettings compares leaves and lists whole, ignores the source', async (t) => {

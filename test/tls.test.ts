@@ -3,7 +3,6 @@
  * the server; with clientCaFile, only a client certificate that chains to that CA gets an HTTP answer.
  */
 import t from 'tap'
-import { request, type RequestOptions } from 'node:https'
 import { connect as netConnect, type AddressInfo } from 'node:net'
 import { connect as tlsConnect } from 'node:tls'
 import { writeFileSync } from 'node:fs'
@@ -12,6 +11,7 @@ import { buildApp } from '../src/app.js'
 import { buildOpsApp } from '../src/ops-app.js'
 import { configFor, configProblems } from './helpers/config.js'
 import { makeTestPki } from './helpers/certs.js'
+import { call } from './helpers/https-call.js'
 import { idTokenClaims, jwksOf, makeKey, mint } from './helpers/tokens.js'
 
 const ISS = 'https://idp.example.com'
@@ -20,26 +20,9 @@ const issuers = [{ id: 'main', issuer: ISS, audiences: ['aud'], jwks: jwksOf(key
 const pki = makeTestPki()
 t.teardown(() => { pki.remove() })
 
-interface Answer { status: number, body: string }
-
 /** The configuration problems of a server section (none: []). */
 function serverProblems (server: Record<string, unknown>): string[] {
   return configProblems({ issuers, server })
-}
-
-function call (port: number, options: RequestOptions & { path: string, method?: string, payload?: string }): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, agent: false, ...options, timeout: 5000 }, (res) => {
-      const chunks: Buffer[] = []
-      res.on('data', (c: Buffer) => chunks.push(c))
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }))
-      res.on('error', reject)
-    })
-    req.on('timeout', () => req.destroy(new Error('timeout')))
-    req.on('error', reject)
-    if (options.payload !== undefined) req.setHeader('content-type', 'application/json')
-    req.end(options.payload)
-  })
 }
 
 t.test('TLS: the listener speaks HTTPS with the configured certificate', async (t) => {

@@ -912,7 +912,7 @@ function resolve (input: unknown, ctx: Ctx, problems: string[]): Config | undefi
     jwks: { ...JWKS_DEFAULTS, ...defined(file.jwks) },
     fetch: { ...FETCH_DEFAULTS, ...defined(file.fetch) },
     tokenCache: { ...TOKEN_CACHE_DEFAULTS, ...defined(file.tokenCache) },
-    ...resolveOperations(file, ctx.env, { ...RATE_LIMIT_DEFAULTS, ...defined(file.rateLimit) }),
+    ...resolveOperations(file, ctx.env),
     ...resolveForwardAuth(file),
     revocation: resolveRevocation(file, ctx.env),
     issuers: file.issuers.map((issuer, i) => ({

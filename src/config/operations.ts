@@ -15,7 +15,7 @@ import {
   SERVER_DEFAULTS,
   type ConfigFile
 } from './schema.js'
-import type { CallersConfig, LoadSheddingConfig, MetricsConfig, RateLimitConfig } from './types.js'
+import type { CallersConfig, LoadSheddingConfig, MetricsConfig } from './types.js'
 import { envValue, isRecord, type Path, type Reporter } from './document.js'
 
 /** Environment variable of environment-only mode: `id:sha256hex,id:sha256hex`. */
@@ -31,13 +31,18 @@ const FS_ERRORS: Readonly<Record<string, string>> = {
   EISDIR: 'it is a directory'
 }
 
+/** Why a file could not be read, in words (also for the files a reload reads again, src/http/tls-reload.ts). */
+export function fileErrorReason (err: unknown): string {
+  const code = (err as NodeJS.ErrnoException).code ?? ''
+  return FS_ERRORS[code] ?? (code !== '' ? code : 'unreadable')
+}
+
 /** Reads a PEM file for a check; undefined (reported) when it cannot be read. */
 function readPem (path: string, at: Path, report: Reporter): string | undefined {
   try {
     return readFileSync(path, 'utf8')
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? ''
-    report(at, `cannot read ${JSON.stringify(path)}: ${FS_ERRORS[code] ?? (code !== '' ? code : 'unreadable')}`)
+    report(at, `cannot read ${JSON.stringify(path)}: ${fileErrorReason(err)}`)
     return undefined
   }
 }
@@ -182,14 +187,15 @@ export interface ResolvedOperations {
 }
 
 /** Resolves the sections once everything conforms (checkOperations reported no problem). */
-export function resolveOperations (file: ConfigFile, env: NodeJS.ProcessEnv, rateLimit: RateLimitConfig): ResolvedOperations {
+export function resolveOperations (file: ConfigFile, env: NodeJS.ProcessEnv): ResolvedOperations {
   const keys = (file.callers?.keys ?? []).map((key) => {
     const hash = key.sha256 ?? envValue(env, key.sha256Env ?? '') ?? ''
     const resolved: CallersConfig['keys'][number] = { id: key.id, sha256: hash.trim().toLowerCase() }
+    // Only what the caller sets: the routes fill in the rest from the rateLimit in force (src/http/route-rate-limit.ts),
+    // which a reload does not change, so a reload that changes rateLimit cannot move the callers' limits either.
     if (key.rateLimit !== undefined) {
-      const max = key.rateLimit.max ?? rateLimit.max
-      // No max anywhere is possible only with rate limiting off (checkOperations): then there is no limit to keep.
-      if (max !== undefined) resolved.rateLimit = { max, windowSeconds: key.rateLimit.windowSeconds ?? rateLimit.windowSeconds }
+      const { max, windowSeconds } = key.rateLimit
+      resolved.rateLimit = { ...(max !== undefined ? { max } : {}), ...(windowSeconds !== undefined ? { windowSeconds } : {}) }
     }
     if (key.revoke === true) resolved.revoke = true
     return resolved

@@ -221,8 +221,11 @@ export interface CallerKeyConfig {
   id: string
   /** SHA-256 of the API key, 64 lowercase hex digits. The key itself is never configured. */
   sha256: string
-  /** Overrides the global rate limit for this caller. */
-  rateLimit?: { max: number, windowSeconds: number }
+  /**
+   * This caller's own limit, as configured: what it leaves out is rateLimit's (max, windowSeconds), filled in
+   * per request by the routes (src/http/route-rate-limit.ts) from the rateLimit the service started with.
+   */
+  rateLimit?: { max?: number, windowSeconds?: number }
   /** May revoke tokens (POST /revocations); absent means no. */
   revoke?: true
 }

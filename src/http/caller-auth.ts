@@ -9,7 +9,7 @@ import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { API_KEY_HEADER, callerKeysFor } from '../auth/caller-keys.js'
 import { FailedAttempts } from '../auth/failed-attempts.js'
-import type { CallersConfig } from '../config/types.js'
+import type { CallerKeyConfig, CallersConfig } from '../config/types.js'
 import { VerificationError } from '../errors.js'
 import type { ServiceMetrics } from '../metrics/metrics.js'
 import { clientAddress } from './client-address.js'
@@ -17,7 +17,7 @@ import { clientAddress } from './client-address.js'
 declare module 'fastify' {
   interface FastifyRequest {
     /** The authenticated calling service (configured id), when caller authentication is on. */
-    caller: { id: string, rateLimit?: { max: number, windowSeconds: number }, revoke?: true } | undefined
+    caller: { id: string, rateLimit?: CallerKeyConfig['rateLimit'], revoke?: true } | undefined
   }
 }
 

@@ -16,6 +16,11 @@ declare module 'fastify' {
     revocations: RevocationStore | undefined
     /** Whether the verify routes were built with a per-caller rate limit (src/http/route-rate-limit.ts). */
     callerRateLimited: boolean
+    /**
+     * The ops listener's app (server.opsPort), set by buildOpsApp (src/ops-app.ts): a configuration reload
+     * renews its certificates too (src/http/tls-reload.ts). Undefined on the ops app itself.
+     */
+    opsApp: FastifyInstance | undefined
   }
   interface FastifyRequest {
     /** What the request log line reports: the configured issuer id and the error code, never token data. */

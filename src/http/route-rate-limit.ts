@@ -29,6 +29,8 @@ export function callerLimitApplies (config: Pick<Config, 'rateLimit' | 'callers'
 /**
  * The verify routes' limit: each caller's own (read per request, so a reload can change it), else
  * rateLimit.max, else none; false when callerLimitApplies() is not true, and the routes then pay nothing.
+ * What a caller's own limit leaves out (max, windowSeconds) is rateLimit's as the routes were built, the
+ * running one: a reload never changes rateLimit.
  */
 export function callerRouteLimit (config: Pick<Config, 'rateLimit' | 'callers'>): RouteRateLimit {
   if (!callerLimitApplies(config)) return false
@@ -40,4 +42,14 @@ export function callerRouteLimit (config: Pick<Config, 'rateLimit' | 'callers'>)
   // Without rateLimit.max, callers without a limit of their own are not counted at all.
   if (max === undefined) limit.allowList = (request) => request.caller?.rateLimit === undefined
   return limit
+}
+
+/**
+ * Indexes of the callers whose own limit has no max while `rateLimit` (the running one) has none either: the
+ * routes would count such a caller without ever limiting it. The configuration refuses this at start; a
+ * reload that changes rateLimit.max keeps the running one, so it checks again against that (src/reload.ts).
+ */
+export function callersWithoutMax (config: Pick<Config, 'rateLimit' | 'callers'>): number[] {
+  if (!config.rateLimit.enabled || config.rateLimit.max !== undefined) return []
+  return config.callers.keys.flatMap((key, i) => key.rateLimit !== undefined && key.rateLimit.max === undefined ? [i] : [])
 }

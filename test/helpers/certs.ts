@@ -1,6 +1,7 @@
 /**
  * Test certificates made with the openssl binary (installed by .ci/run): a CA, a server certificate for
- * 127.0.0.1 signed by it, a client certificate signed by it, and a client certificate of another CA.
+ * 127.0.0.1 signed by it, a client certificate signed by it, and a client certificate of another CA; on
+ * demand, more server certificates of the CA (renewServer), for certificate rotation.
  * EC P-256 keys, valid for a day, in a temporary folder removed by the caller.
  */
 import { execFileSync } from 'node:child_process'
@@ -24,6 +25,8 @@ export interface TestPki {
     strangerKey: Buffer
     serverCert: Buffer
   }
+  /** Another server certificate for 127.0.0.1 signed by the CA, as a renewal brings: paths of a new pair. */
+  renewServer: (name: string) => { cert: string, key: string }
   remove: () => void
 }
 
@@ -45,11 +48,13 @@ function newLeaf (dir: string, name: string, ca: string, extensions: string): vo
     '-days', '1', '-out', `${name}.crt`, '-extfile', `${name}.ext`])
 }
 
+const SERVER_EXTENSIONS = 'basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n'
+
 export function makeTestPki (): TestPki {
   const dir = mkdtempSync(join(tmpdir(), 'oidc-verifier-pki-'))
   newCa(dir, 'ca')
   newCa(dir, 'other-ca')
-  newLeaf(dir, 'server', 'ca', 'basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n')
+  newLeaf(dir, 'server', 'ca', SERVER_EXTENSIONS)
   newLeaf(dir, 'client', 'ca', 'basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n')
   newLeaf(dir, 'stranger', 'other-ca', 'basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n')
   const read = (name: string): Buffer => readFileSync(join(dir, name))
@@ -66,6 +71,10 @@ export function makeTestPki (): TestPki {
       strangerCert: read('stranger.crt'),
       strangerKey: read('stranger.key'),
       serverCert: read('server.crt')
+    },
+    renewServer: (name) => {
+      newLeaf(dir, name, 'ca', SERVER_EXTENSIONS)
+      return { cert: join(dir, `${name}.crt`), key: join(dir, `${name}.key`) }
     },
     remove: () => { rmSync(dir, { recursive: true, force: true }) }
   }

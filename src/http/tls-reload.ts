@@ -1,0 +1,143 @@
+/**
+ * Certificates renewed by a configuration reload (src/reload.ts). cert-manager and the like rotate a
+ * certificate by replacing the files of a mounted Secret, at the same paths: so every reload reads the files
+ * of server.tls and server.opsTls again, whether their paths changed or not, and puts them in use with
+ * server.setSecureContext(). New connections get the new certificate; open ones keep theirs.
+ *
+ * The files of every listener are read and checked (tls.createSecureContext, the same call the listener
+ * makes) before any listener is touched, so a reload is refused as a whole when one cannot be used, and every
+ * listener keeps serving the certificate it has. Only the secure context changes: whether a listener speaks
+ * TLS at all, and whether it asks for client certificates (requestCert), are fixed when it is created.
+ */
+import { X509Certificate } from 'node:crypto'
+import { createSecureContext, type SecureContextOptions, type Server as TlsServer } from 'node:tls'
+import type { FastifyInstance } from 'fastify'
+import { fileErrorReason } from '../config/operations.js'
+import type { Config, TlsConfig } from '../config/types.js'
+import { httpsOptions } from './tls.js'
+
+type TlsFile = keyof TlsConfig
+
+/** A listener that speaks TLS, with the settings its certificates come from. */
+export interface TlsListener {
+  /** Its name in logs: main or ops. */
+  name: 'main' | 'ops'
+  /** The setting it is configured by, as problems name it: server.tls or server.opsTls. */
+  setting: 'server.tls' | 'server.opsTls'
+  tls: TlsConfig
+  server: Pick<TlsServer, 'setSecureContext'>
+}
+
+/** A listener's certificates, read and checked, ready to be put in use. */
+export interface ListenerCertificates {
+  listener: TlsListener
+  options: SecureContextOptions
+  /** What a log line may say of the certificate now served (public; the key is never logged). */
+  certificate: { fingerprint256: string, validTo: string }
+}
+
+export type CertificatesOrProblems = { ok: true, read: ListenerCertificates[] } | { ok: false, problems: string[] }
+
+/**
+ * The listeners of `app` that speak TLS under `config` (the configuration in force, whose server.tls and
+ * server.opsTls are on exactly when they were at start: turning TLS on or off needs a restart).
+ */
+export function tlsListeners (app: FastifyInstance, config: Config): TlsListener[] {
+  const listeners: TlsListener[] = []
+  const { tls, opsTls } = config.server
+  // An https server under Fastify's http typing: buildApp and buildOpsApp made it with these settings.
+  if (tls !== undefined) listeners.push({ name: 'main', setting: 'server.tls', tls, server: app.server as unknown as TlsServer })
+  if (opsTls !== undefined && app.opsApp !== undefined) {
+    listeners.push({ name: 'ops', setting: 'server.opsTls', tls: opsTls, server: app.opsApp.server as unknown as TlsServer })
+  }
+  return listeners
+}
+
+/** OpenSSL's reason, without its error number: "error:05800074:x509 certificate routines::key values mismatch". */
+function opensslReason (err: unknown): string {
+  return String((err as Error).message).split('::').pop() ?? 'refused'
+}
+
+function refusedBy (options: SecureContextOptions): unknown {
+  try {
+    createSecureContext(options)
+    return undefined
+  } catch (err) {
+    return err
+  }
+}
+
+/** Which file OpenSSL refused, tried one at a time: the context was refused as a whole. */
+function blame (setting: string, tls: TlsConfig, options: SecureContextOptions, err: unknown): string {
+  const certError = refusedBy({ cert: options.cert })
+  if (certError !== undefined) {
+    return `${setting}.certFile: expected a PEM certificate (chain) in ${JSON.stringify(tls.certFile)} (${opensslReason(certError)})`
+  }
+  // Never the key's content, nor OpenSSL's words about it: only that it is not a usable key.
+  if (refusedBy({ key: options.key }) !== undefined) {
+    return `${setting}.keyFile: expected an unencrypted PEM private key in ${JSON.stringify(tls.keyFile)}`
+  }
+  if ((err as NodeJS.ErrnoException).code === 'ERR_OSSL_X509_KEY_VALUES_MISMATCH') {
+    return `${setting}.keyFile: the private key in ${JSON.stringify(tls.keyFile)} does not belong to the certificate in ` +
+      `${setting}.certFile (${JSON.stringify(tls.certFile)}); replace both files together`
+  }
+  return `${setting}: the certificate and key in ${JSON.stringify(tls.certFile)} and ${JSON.stringify(tls.keyFile)} cannot be used (${opensslReason(err)})`
+}
+
+/**
+ * The client CA is checked apart: OpenSSL ignores what is not a certificate in it, which would leave the
+ * listener with no CA at all, refusing every client.
+ */
+function clientCaProblem (setting: string, tls: TlsConfig, ca: SecureContextOptions['ca']): string | undefined {
+  if (tls.clientCaFile === undefined || !Buffer.isBuffer(ca)) return undefined
+  let certificate: X509Certificate
+  try {
+    certificate = new X509Certificate(ca)
+  } catch {
+    return `${setting}.clientCaFile: expected a PEM CA certificate in ${JSON.stringify(tls.clientCaFile)}`
+  }
+  return certificate.ca ? undefined : `${setting}.clientCaFile: expected a CA certificate (basicConstraints CA:TRUE) in ${JSON.stringify(tls.clientCaFile)}; client certificates are checked against it`
+}
+
+/** Reads a listener's files once (the bytes checked are the bytes used) and checks them. */
+function readListener (listener: TlsListener): ListenerCertificates | string {
+  const { setting, tls } = listener
+  let options: SecureContextOptions
+  try {
+    options = httpsOptions(tls)
+  } catch (err) {
+    const path = (err as NodeJS.ErrnoException).path
+    const file = (['certFile', 'keyFile', 'clientCaFile'] as TlsFile[]).find((name) => path !== undefined && tls[name] === path)
+    if (file === undefined) return `${setting}: cannot read its files: ${(err as Error).message}`
+    return `${setting}.${file}: cannot read ${JSON.stringify(path)}: ${fileErrorReason(err)}`
+  }
+  const refused = refusedBy(options)
+  if (refused !== undefined) return blame(setting, tls, options, refused)
+  const caProblem = clientCaProblem(setting, tls, options.ca)
+  if (caProblem !== undefined) return caProblem
+  const { fingerprint256, validTo } = new X509Certificate(options.cert as Buffer)
+  return { listener, options, certificate: { fingerprint256, validTo } }
+}
+
+/** Reads and checks the certificates of every listener; the problems of all of them, or none. */
+export function readCertificates (listeners: readonly TlsListener[]): CertificatesOrProblems {
+  const results = listeners.map(readListener)
+  const problems = results.filter((r): r is string => typeof r === 'string')
+  return problems.length > 0 ? { ok: false, problems } : { ok: true, read: results as ListenerCertificates[] }
+}
+
+/**
+ * Puts certificates read by readCertificates in use. They were checked with the same call, so this does not
+ * fail in practice; if it did for one listener, that one keeps its certificate: returned, never thrown.
+ */
+export function useCertificates (read: readonly ListenerCertificates[]): Array<{ listener: TlsListener, err: Error }> {
+  const failures: Array<{ listener: TlsListener, err: Error }> = []
+  for (const { listener, options } of read) {
+    try {
+      listener.server.setSecureContext(options)
+    } catch (err) {
+      failures.push({ listener, err: err as Error })
+    }
+  }
+  return failures
+}

@@ -1,0 +1,244 @@
+/**
+ * Certificates renewed by a configuration reload (src/http/tls-reload.ts), on real listeners: files replaced
+ * at the same paths (as cert-manager does with a mounted Secret) or new paths are served after a reload;
+ * files that cannot be used refuse the whole reload and every listener keeps its certificate; turning TLS on
+ * or off, or client certificates on or off, still needs a restart.
+ */
+import t, { type Test } from 'tap'
+import { X509Certificate } from 'node:crypto'
+import { copyFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import type { AddressInfo } from 'node:net'
+import { join } from 'node:path'
+import { Writable } from 'node:stream'
+import pino from 'pino'
+import { buildApp } from '../src/app.js'
+import type { Config } from '../src/config/types.js'
+import { loggerOptions } from '../src/logger.js'
+import { buildOpsApp } from '../src/ops-app.js'
+import { reloadConfiguration } from '../src/reload.js'
+import { readCertificates, type TlsListener } from '../src/http/tls-reload.js'
+import { makeTestPki } from './helpers/certs.js'
+import { configFor } from './helpers/config.js'
+import { call, servedFingerprint } from './helpers/https-call.js'
+import { tempDir } from './helpers/temp-dir.js'
+import { jwksOf, makeKey } from './helpers/tokens.js'
+
+const issuers = [{ id: 'main', issuer: 'https://idp.example.com', audiences: ['aud'], jwks: jwksOf(makeKey('ES256')) }]
+const pki = makeTestPki()
+t.teardown(() => { pki.remove() })
+const original = { cert: pki.serverCert, key: pki.serverKey }
+const renewed = pki.renewServer('renewed')
+const GARBAGE_KEY = '-----BEGIN PRIVATE KEY-----\nTOP-SECRET-MATERIAL\n-----END PRIVATE KEY-----\n'
+
+const fingerprint = (certFile: string): string => new X509Certificate(readFileSync(certFile)).fingerprint256
+const trusting = { ca: pki.pem.ca }
+
+type Pair = { cert: string, key: string }
+
+/** A folder standing for a mounted Secret: tls.crt and tls.key, replaced in place by `place`. */
+function mount (t: Test, pair: Pair): { certFile: string, keyFile: string, place: (pair: Pair) => void } {
+  const dir = tempDir(t)
+  const certFile = join(dir, 'tls.crt')
+  const keyFile = join(dir, 'tls.key')
+  const place = (next: Pair): void => {
+    copyFileSync(next.cert, certFile)
+    copyFileSync(next.key, keyFile)
+  }
+  place(pair)
+  return { certFile, keyFile, place }
+}
+
+function capture (): { lines: () => Array<Record<string, unknown>>, text: () => string, logger: pino.Logger } {
+  const raw: string[] = []
+  const stream = new Writable({ write (chunk, _enc, cb) { raw.push(...String(chunk).split('\n').filter(Boolean)); cb() } })
+  return { lines: () => raw.map((l) => JSON.parse(l) as Record<string, unknown>), text: () => raw.join('\n'), logger: pino(loggerOptions('info'), stream) }
+}
+
+const portOf = (app: { server: { address: () => unknown } }): number => (app.server.address() as AddressInfo).port
+
+async function listening (t: Test, config: Config, logger?: pino.Logger): Promise<{ app: Awaited<ReturnType<typeof buildApp>>, port: number }> {
+  const app = await buildApp(config, logger === undefined ? {} : { loggerInstance: logger })
+  t.teardown(() => app.close())
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  return { app, port: portOf(app) }
+}
+
+t.test('a certificate replaced at the same paths is served after a reload', async (t) => {
+  const files = mount(t, original)
+  const config = (): Config => configFor(issuers, { server: { logLevel: 'info', tls: { certFile: files.certFile, keyFile: files.keyFile } } })
+  const { lines, text, logger } = capture()
+  const { app, port } = await listening(t, config(), logger)
+  t.equal(await servedFingerprint(port, trusting), fingerprint(original.cert))
+
+  files.place(renewed)
+  t.equal(await servedFingerprint(port, trusting), fingerprint(original.cert), 'the files are read at start, and on reload only')
+  const result = await reloadConfiguration(app, config)
+  t.equal(result.outcome, 'applied')
+  t.same(result.needsRestart, [], 'nothing waits for a restart: the paths did not even change')
+  t.equal(await servedFingerprint(port, trusting), fingerprint(renewed.cert), 'the renewed certificate is served')
+  t.same(await call(port, { path: '/healthz', ca: pki.pem.ca }), { status: 200, body: '{"status":"ok"}' })
+
+  const line = lines().find((l) => String(l.msg).startsWith('TLS certificates read again'))
+  t.match(line, { level: 30, component: 'reload', listeners: [{ listener: 'main', setting: 'server.tls', fingerprint256: fingerprint(renewed.cert), validTo: String }] })
+  t.match(String(line?.msg), /main listener; new connections get them/)
+  const keyBody = readFileSync(renewed.key, 'utf8').split('\n')[1] ?? ''
+  t.notOk(text().includes('PRIVATE KEY') || text().includes(keyBody), 'no key material in the logs')
+})
+
+t.test('changing certFile and keyFile is applied by a reload', async (t) => {
+  const tls = (pair: Pair): Config => configFor(issuers, { server: { tls: { certFile: pair.cert, keyFile: pair.key } } })
+  const { app, port } = await listening(t, tls(original))
+  const result = await reloadConfiguration(app, () => tls(renewed))
+  t.equal(result.outcome, 'applied')
+  t.same(result.needsRestart, [])
+  t.equal(await servedFingerprint(port, trusting), fingerprint(renewed.cert))
+  t.equal(app.verifierSlot.config.server.tls?.certFile, renewed.cert, 'the configuration in force has the new paths')
+  t.same((await reloadConfiguration(app, () => tls(renewed))).needsRestart, [], 'and the next reload compares against them')
+})
+
+t.test('files that cannot be used refuse the reload; the certificate in use keeps being served', async (t) => {
+  const files = mount(t, original)
+  const config = (): Config => configFor(issuers, { server: { tls: { certFile: files.certFile, keyFile: files.keyFile } } })
+  const { app, port } = await listening(t, config())
+  const verifier = app.verifier
+  // Parsed while the files were good: the reload's own reading finds what went wrong since.
+  const parsed = config()
+  const cases: Array<[string, () => void, RegExp]> = [
+    ['a key that is not a key', () => { files.place(renewed); writeFileSync(files.keyFile, GARBAGE_KEY) },
+      /^server\.tls\.keyFile: expected an unencrypted PEM private key in ".*tls\.key"$/],
+    ['the key of another certificate', () => { files.place(renewed); copyFileSync(original.key, files.keyFile) },
+      /^server\.tls\.keyFile: the private key in ".*tls\.key" does not belong to the certificate in server\.tls\.certFile \(".*tls\.crt"\); replace both files together$/],
+    ['a missing key', () => { files.place(renewed); rmSync(files.keyFile) }, /^server\.tls\.keyFile: cannot read ".*tls\.key": no such file$/],
+    ['a certificate that is not PEM', () => { files.place(renewed); writeFileSync(files.certFile, 'not a certificate') },
+      /^server\.tls\.certFile: expected a PEM certificate \(chain\) in ".*tls\.crt" \(no start line\)$/]
+  ]
+  for (const [name, breakFiles, problem] of cases) {
+    breakFiles()
+    const result = await reloadConfiguration(app, () => parsed)
+    t.equal(result.outcome, 'refused', name)
+    t.match(result.problems, [problem], name)
+    t.notOk(result.problems.join().includes('TOP-SECRET'), `${name}: key material is never quoted`)
+    t.equal(await servedFingerprint(port, trusting), fingerprint(original.cert), `${name}: the old certificate is served`)
+    t.equal(app.verifier, verifier, `${name}: nothing else changed either`)
+  }
+
+  // Read from the file again, the configuration itself is refused, with the same setting named.
+  files.place(renewed)
+  writeFileSync(files.keyFile, GARBAGE_KEY)
+  const reread = await reloadConfiguration(app, config)
+  t.equal(reread.outcome, 'refused')
+  t.match(reread.problems, [/server\.tls\.keyFile: expected an unencrypted PEM private key/])
+  t.equal(await servedFingerprint(port, trusting), fingerprint(original.cert))
+
+  files.place(renewed)
+  t.equal((await reloadConfiguration(app, config)).outcome, 'applied', 'once the files are right, the next reload applies them')
+  t.equal(await servedFingerprint(port, trusting), fingerprint(renewed.cert))
+})
+
+t.test('both listeners: renewed together, or neither when one cannot be', async (t) => {
+  const main = mount(t, original)
+  const ops = mount(t, original)
+  const config = (): Config => configFor(issuers, {
+    server: { logLevel: 'info', opsPort: 0, tls: { certFile: main.certFile, keyFile: main.keyFile }, opsTls: { certFile: ops.certFile, keyFile: ops.keyFile } }
+  })
+  const { lines, logger } = capture()
+  const app = await buildApp(config(), { loggerInstance: logger })
+  const opsApp = await buildOpsApp(app, config())
+  t.teardown(async () => { await opsApp.close(); await app.close() })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  await opsApp.listen({ host: '127.0.0.1', port: 0 })
+  t.equal(app.opsApp, opsApp, 'the main app knows its ops listener')
+
+  const parsed = config()
+  main.place(renewed)
+  ops.place(renewed)
+  writeFileSync(ops.keyFile, GARBAGE_KEY)
+  const refused = await reloadConfiguration(app, () => parsed)
+  t.equal(refused.outcome, 'refused')
+  t.match(refused.problems, [/^server\.opsTls\.keyFile: expected an unencrypted PEM private key/])
+  t.equal(await servedFingerprint(portOf(app), trusting), fingerprint(original.cert), 'the main listener keeps its certificate too')
+  t.equal(await servedFingerprint(portOf(opsApp), trusting), fingerprint(original.cert))
+
+  ops.place(renewed)
+  t.equal((await reloadConfiguration(app, config)).outcome, 'applied')
+  t.equal(await servedFingerprint(portOf(app), trusting), fingerprint(renewed.cert))
+  t.equal(await servedFingerprint(portOf(opsApp), trusting), fingerprint(renewed.cert), 'the ops listener serves the renewed certificate')
+  t.equal((await call(portOf(opsApp), { path: '/healthz', ca: pki.pem.ca })).status, 200)
+  const line = lines().find((l) => String(l.msg).startsWith('TLS certificates read again'))
+  t.match(line, { listeners: [{ listener: 'main', setting: 'server.tls' }, { listener: 'ops', setting: 'server.opsTls' }] })
+  t.match(String(line?.msg), /main and ops listeners/)
+})
+
+t.test('mutual TLS: a client CA replaced in place, or at a new path, decides who is admitted after a reload', async (t) => {
+  const dir = tempDir(t)
+  const clientCaFile = join(dir, 'ca.crt')
+  copyFileSync(pki.caCert, clientCaFile)
+  const config = (caFile: string): Config => configFor(issuers, { server: { tls: { certFile: pki.serverCert, keyFile: pki.serverKey, clientCaFile: caFile } } })
+  const { app, port } = await listening(t, config(clientCaFile))
+  const client = { ca: pki.pem.ca, cert: pki.pem.clientCert, key: pki.pem.clientKey }
+  const stranger = { ca: pki.pem.ca, cert: pki.pem.strangerCert, key: pki.pem.strangerKey }
+  t.equal((await call(port, { path: '/healthz', ...client })).status, 200)
+  await t.rejects(call(port, { path: '/healthz', ...stranger }), 'a client of another CA is refused')
+
+  copyFileSync(pki.otherCaCert, clientCaFile)
+  const replaced = await reloadConfiguration(app, () => config(clientCaFile))
+  t.equal(replaced.outcome, 'applied')
+  t.same(replaced.needsRestart, [])
+  t.equal((await call(port, { path: '/healthz', ...stranger })).status, 200, 'the new CA\'s clients are admitted')
+  await t.rejects(call(port, { path: '/healthz', ...client }), 'the old CA\'s clients no longer are')
+
+  const moved = await reloadConfiguration(app, () => config(pki.caCert))
+  t.equal(moved.outcome, 'applied')
+  t.same(moved.needsRestart, [], 'a new path for clientCaFile is applied')
+  t.equal((await call(port, { path: '/healthz', ...client })).status, 200)
+  await t.rejects(call(port, { path: '/healthz', ...stranger }))
+
+  // Parsed while it was a CA: read again, a client CA that is not one is refused (OpenSSL alone would accept it).
+  const parsed = config(clientCaFile)
+  copyFileSync(pki.serverCert, clientCaFile)
+  const notCa = await reloadConfiguration(app, () => parsed)
+  t.equal(notCa.outcome, 'refused')
+  t.match(notCa.problems, [/^server\.tls\.clientCaFile: expected a CA certificate \(basicConstraints CA:TRUE\)/])
+  writeFileSync(clientCaFile, 'not a certificate')
+  t.match((await reloadConfiguration(app, () => parsed)).problems, [/^server\.tls\.clientCaFile: expected a PEM CA certificate in ".*ca\.crt"$/])
+  t.equal((await call(port, { path: '/healthz', ...client })).status, 200, 'the CA in use stays')
+})
+
+t.test('turning TLS or client certificates on or off needs a restart, reported on every reload until then', async (t) => {
+  const tls = { certFile: pki.serverCert, keyFile: pki.serverKey }
+  const withCa = { ...tls, clientCaFile: pki.caCert }
+
+  const { app: plain, port: plainPort } = await listening(t, configFor(issuers))
+  for (const attempt of ['first', 'second']) {
+    const result = await reloadConfiguration(plain, () => configFor(issuers, { server: { tls } }))
+    t.same(result.needsRestart, ['server.tls'], `${attempt} reload: turning TLS on`)
+  }
+  t.equal((await fetch(`http://127.0.0.1:${plainPort}/healthz`)).status, 200, 'still plain HTTP')
+  t.equal(plain.verifierSlot.config.server.tls, undefined)
+  t.same((await reloadConfiguration(plain, () => configFor(issuers))).needsRestart, [], 'changed back: nothing to report')
+
+  const { app: secure, port: securePort } = await listening(t, configFor(issuers, { server: { tls } }))
+  t.same((await reloadConfiguration(secure, () => configFor(issuers))).needsRestart, ['server.tls'], 'turning TLS off')
+  t.equal((await call(securePort, { path: '/healthz', ca: pki.pem.ca })).status, 200, 'still HTTPS')
+  for (const attempt of ['first', 'second']) {
+    t.same((await reloadConfiguration(secure, () => configFor(issuers, { server: { tls: withCa } }))).needsRestart, ['server.tls.clientCaFile'], `${attempt} reload: asking for client certificates`)
+  }
+  t.equal((await call(securePort, { path: '/healthz', ca: pki.pem.ca })).status, 200, 'still no client certificate asked for')
+
+  const { app: mutual, port: mutualPort } = await listening(t, configFor(issuers, { server: { tls: withCa } }))
+  t.same((await reloadConfiguration(mutual, () => configFor(issuers, { server: { tls } }))).needsRestart, ['server.tls.clientCaFile'], 'no longer asking for them')
+  await t.rejects(call(mutualPort, { path: '/healthz', ca: pki.pem.ca }), 'a client without a certificate is still refused')
+  t.equal((await call(mutualPort, { path: '/healthz', ca: pki.pem.ca, cert: pki.pem.clientCert, key: pki.pem.clientKey })).status, 200)
+})
+
+t.test('readCertificates names the setting of each listener that cannot be served', async (t) => {
+  const server = { setSecureContext: () => { throw new Error('not called') } }
+  const listener = (setting: TlsListener['setting'], certFile: string, keyFile: string): TlsListener =>
+    ({ name: setting === 'server.tls' ? 'main' : 'ops', setting, tls: { certFile, keyFile }, server })
+  const good = readCertificates([listener('server.tls', renewed.cert, renewed.key)])
+  t.ok(good.ok)
+  if (good.ok) t.match(good.read, [{ certificate: { fingerprint256: fingerprint(renewed.cert) } }])
+  const missing = join(pki.dir, 'nope.crt')
+  const bad = readCertificates([listener('server.tls', missing, renewed.key), listener('server.opsTls', renewed.cert, original.key)])
+  t.same(bad.ok ? [] : bad.problems.map((p) => p.split(':')[0]), ['server.tls.certFile', 'server.opsTls.keyFile'], 'every problem, each with its setting')
+})
