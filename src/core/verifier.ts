@@ -90,6 +90,12 @@ export interface VerifiedLogout extends LogoutClaims {
   issuers: string[]
 }
 
+/** The key that verified a signature, and the key source (JWKS URL, inline:<id>) it came from when chosen. */
+interface KeyUsed {
+  key: UsableKey
+  keySource: string
+}
+
 /** A token whose signature (and key issuer) has been verified, before the rules of its kind. */
 interface SignedToken {
   runtime: IssuerRuntime
@@ -334,17 +340,9 @@ export class Verifier {
     return { issuer, issuers: siblings === undefined ? [issuer] : siblings.map((r) => r.config.id), ...claims }
   }
 
-  /**
-   * A token verified in full, as a promise that rejects (never throws) on any failure. The work is
-   * synchronous up to the signature check and continues in one callback after it: each async layer would
-   * cost a promise and a microtask per new token.
-   */
+  /** A token verified in full, as a promise that rejects (never throws) on any failure. */
   private verifyFully (token: string, request: RequestChecks, cacheKey: string | undefined): Promise<VerifiedIdentity> {
-    try {
-      return this.withSignedToken(token, (signed) => this.identityOf(signed, token, request, cacheKey))
-    } catch (err) {
-      return Promise.reject(err)
-    }
+    return this.withSignedToken(token, (signed) => this.identityOf(signed, token, request, cacheKey))
   }
 
   /** The ID-token rules, normalization, tenant and revocations on a token whose signature has been verified. */
@@ -401,14 +399,20 @@ export class Verifier {
 
   /**
    * Decryption, parse, issuer, header rules, keys, signature and key issuer: what every kind of token needs;
-   * then `next` on the verified token. Throws what it finds before the signature check, rejects after it.
+   * then `next` on the verified token. Never throws: every failure, `next`'s included, rejects the promise.
+   * The work is synchronous up to the signature check and continues in one callback after it: each async
+   * layer would cost a promise and a microtask per new token.
    */
   private withSignedToken<T> (token: string, next: (signed: SignedToken) => T): Promise<T> {
-    // Without decryption keys a JWE is token_encrypted, found by the parser without an extra pass.
-    if (this.decryptor.enabled && token.length <= this.maxTokenBytes && isCompactJwe(token)) {
-      return this.decryptor.decrypt(token).then((decrypted) => this.withSignedJws(innerJws(decrypted, this.maxTokenBytes), decrypted, next))
+    try {
+      // Without decryption keys a JWE is token_encrypted, found by the parser without an extra pass.
+      if (this.decryptor.enabled && token.length <= this.maxTokenBytes && isCompactJwe(token)) {
+        return this.decryptor.decrypt(token).then((decrypted) => this.withSignedJws(innerJws(decrypted, this.maxTokenBytes), decrypted, next))
+      }
+      return this.withSignedJws(parseCompactJws(token, this.maxTokenBytes), undefined, next)
+    } catch (err) {
+      return Promise.reject(err)
     }
-    return this.withSignedJws(parseCompactJws(token, this.maxTokenBytes), undefined, next)
   }
 
   private withSignedJws<T> (jws: ParsedJws, decrypted: Decrypted | undefined, next: (signed: SignedToken) => T): Promise<T> {
@@ -439,18 +443,21 @@ export class Verifier {
       return Promise.resolve(next({ runtime, iss, jws, alg, curve: undefined, keySource: `secret:${issuer}`, keyFingerprint: 'client-secret' }))
     }
     if (!isAsymmetricAlgorithm(alg)) throw new VerificationError('algorithm_not_allowed', { issuer })
-    const signedWith = (key: UsableKey): T => {
+    const signedWith = ({ key, keySource }: KeyUsed): T => {
       checkKeyIssuer(key.issuer, iss, jws.payload, issuer)
-      return next({ runtime, iss, jws, alg, curve: key.crv, keySource: runtime.keys.sourceId(), keyFingerprint: key.fingerprint })
+      return next({ runtime, iss, jws, alg, curve: key.crv, keySource, keyFingerprint: key.fingerprint })
     }
     // The usual case: fresh keys and one key that fits (the token's kid). Its check is the only promise.
-    const key = soleCandidate(runtime.keys.freshKeySet(), alg, kid)
-    if (key === undefined) return this.verifyWithIssuerKeys(runtime, alg, kid, jws).then(signedWith)
+    const fresh = runtime.keys.freshKeySet()
+    const key = soleCandidate(fresh, alg, kid)
+    if (key === undefined) return this.verifyWithIssuerKeys(runtime, alg, kid, jws, fresh).then(signedWith)
     const check = prepareAsymmetric(alg, key.key, jws.signingInput, jws.signature)
     if (check === undefined) throw new VerificationError('signature_invalid', { issuer })
+    // Where the key came from, read with the key: a rediscovery during the check must not relabel it.
+    const keySource = runtime.keys.sourceId()
     return this.signatures.check(check).then((valid) => {
       if (!valid) throw new VerificationError('signature_invalid', { issuer })
-      return signedWith(key)
+      return signedWith({ key, keySource })
     })
   }
 
@@ -471,10 +478,14 @@ export class Verifier {
     throw new VerificationError('issuer_unknown', { claim: 'iss' })
   }
 
-  private async verifyWithIssuerKeys (runtime: IssuerRuntime, alg: AsymmetricAlgorithm, kid: string | undefined, jws: ParsedJws): Promise<UsableKey> {
+  /**
+   * The key that verifies the token, whatever the key set's state: `fresh` (the key set withSignedJws found
+   * fresh, if it did), else stale or missing keys through getKeySet(); an unknown kid may refresh them, and
+   * without a kid up to MAX_KEYS_TRIED_WITHOUT_KID fitting keys are tried in turn.
+   */
+  private async verifyWithIssuerKeys (runtime: IssuerRuntime, alg: AsymmetricAlgorithm, kid: string | undefined, jws: ParsedJws, fresh: KeySet | undefined): Promise<KeyUsed> {
     const issuer = runtime.config.id
-    // Fresh keys without a promise; anything else (stale, missing, being discovered) through getKeySet().
-    let keySet = runtime.keys.freshKeySet() ?? await runtime.keys.getKeySet()
+    let keySet = fresh ?? await runtime.keys.getKeySet()
     let candidates = keySet.candidates(alg, kid)
     if (candidates.length === 0 && (kid === undefined || !keySet.hasKid(kid))) {
       // Perhaps the IdP has just rotated a key in: refresh, within the cooldown and rate limit.
@@ -487,9 +498,10 @@ export class Verifier {
     if (candidates.length === 0 || (kid === undefined && candidates.length > MAX_KEYS_TRIED_WITHOUT_KID)) {
       throw new VerificationError('key_not_found', { issuer })
     }
+    const keySource = runtime.keys.sourceId()
     for (const key of candidates) {
       const check = prepareAsymmetric(alg, key.key, jws.signingInput, jws.signature)
-      if (check !== undefined && await this.signatures.check(check)) return key
+      if (check !== undefined && await this.signatures.check(check)) return { key, keySource }
     }
     throw new VerificationError('signature_invalid', { issuer })
   }
