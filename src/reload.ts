@@ -8,40 +8,23 @@
  * new configuration within the bound, the reload is refused too (the old Verifier still has its keys, stale
  * or not). The replaced Verifier is closed once the requests that arrived before the swap are done.
  *
- * Only what RELOADABLE lists changes without a restart: what the Verifier owns, what routes read per request,
- * and the TLS certificates, read again from their files on every reload (src/http/tls-reload.ts). Any other
- * changed setting (host, port, turning TLS on or off, body limit, rate limit…) is logged as needing a restart
- * and keeps its running value. What a reload installs (fastify.verifierSlot.config) is the configuration in
- * force: the new values of reloadable settings, the running values of the others. So routes never read a
- * value that is not applied, and every reload compares against what runs: a change that waits for a restart
- * is reported by every reload until then, and a change back to the running value is no change.
+ * What a reload applies, what waits for a restart and the configuration in force afterwards are decided first
+ * (src/reload-plan.ts). A reload that changes none of the settings the Verifier is built from keeps the
+ * running Verifier (its keys and cache), so that renewing certificates or rotating caller keys never waits
+ * for, nor is refused by, an identity provider. The TLS certificates are read again from their files on
+ * every reload (src/http/tls-reload.ts); a listener whose TLS settings wait for a restart keeps its
+ * certificate when its running files cannot be read, instead of refusing the reload.
  */
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
+import { heapLimitBytes } from './config/heap-budget.js'
 import { ConfigError } from './config/load.js'
 import type { Config } from './config/types.js'
 import { callerLimitApplies, callersWithoutMax } from './http/route-rate-limit.js'
-import { readCertificates, tlsListeners, useCertificates, type ListenerCertificates } from './http/tls-reload.js'
+import { readCertificates, tlsListeners, useCertificates, type ListenerCertificates, type TlsListener } from './http/tls-reload.js'
 import type { IssuerStatus, Verifier } from './core/verifier.js'
+import { inForceProblems, pendingUnder, planReload, type ReloadPlan } from './reload-plan.js'
 
-/**
- * Settings a reload applies: everything the Verifier is built from, the log level, the sections that
- * routes read per request from fastify.verifierSlot.config (callers, forwardAuth), and the certificate files.
- * A new setting is read once at start unless it is listed here AND read through the slot (or applied here).
- */
-export const RELOADABLE: readonly string[] = [
-  'issuers', 'jwks', 'fetch', 'tokenCache', 'server.maxTokenBytes', 'server.logLevel', 'callers', 'forwardAuth',
-  // Read per request by POST /verify/batch (its body limit, batch.maxBodyBytes, is fixed when the route is built).
-  'batch.maxTokens',
-  // Read again on every reload, changed or not, and put in use by the running listeners (src/http/tls-reload.ts).
-  'server.tls.certFile', 'server.tls.keyFile', 'server.tls.clientCaFile', 'server.opsTls.certFile', 'server.opsTls.keyFile'
-]
-/**
- * Reloadable settings that a reload can change from one value to another, but not set or remove: with a
- * clientCaFile the listener asks for client certificates (requestCert), which is fixed when it is created.
- */
-const CHANGED_NOT_SET = new Set(['server.tls.clientCaFile'])
-/** Never compared: where the configuration came from is not a setting. */
-const NOT_SETTINGS = new Set(['source'])
+export { changedSettings, RELOADABLE } from './reload-plan.js'
 
 /** How often the new Verifier's key status is looked at while waiting for it. */
 const READY_POLL_MS = 50
@@ -62,63 +45,8 @@ export interface ReloadOptions {
    * the new configuration's fetch timeout (discovery, then the JWKS).
    */
   readyTimeoutMs?: number
-}
-
-function isPlainObject (value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
-}
-
-/** A setting's place in the configuration, key by key ("server.port" is ['server', 'port']). */
-type Path = readonly string[]
-
-const dotted = (path: Path): string => path.join('.')
-
-/** Paths of settings whose values differ; lists and leaves are compared whole. */
-function changedPaths (before: unknown, after: unknown, path: Path = []): Path[] {
-  if (isPlainObject(before) && isPlainObject(after)) {
-    const keys = new Set([...Object.keys(before), ...Object.keys(after)])
-    return [...keys].sort().flatMap((key) => {
-      if (path.length === 0 && NOT_SETTINGS.has(key)) return []
-      return changedPaths(before[key], after[key], [...path, key])
-    })
-  }
-  return JSON.stringify(before) === JSON.stringify(after) ? [] : [path]
-}
-
-/** Paths of settings whose values differ, such as "server.port"; values are never reported. */
-export function changedSettings (before: unknown, after: unknown): string[] {
-  return changedPaths(before, after).map(dotted)
-}
-
-function valueAt (config: unknown, path: Path): unknown {
-  return path.reduce<unknown>((value, key) => isPlainObject(value) ? value[key] : undefined, config)
-}
-
-/** A copy of `config` with `value` at `path` (removed when undefined); only the objects on the path are copied. */
-function withValueAt (config: Record<string, unknown>, path: Path, value: unknown): Record<string, unknown> {
-  const [key, ...rest] = path
-  if (key === undefined) return config
-  const copy = { ...config }
-  if (rest.length > 0) copy[key] = withValueAt(isPlainObject(config[key]) ? config[key] : {}, rest, value)
-  else if (value === undefined) delete copy[key]
-  else copy[key] = value
-  return copy
-}
-
-/** Whether a reload applies this change (RELOADABLE; CHANGED_NOT_SET only from one value to another). */
-function isReloadable (path: Path, running: Config, next: Config): boolean {
-  const name = dotted(path)
-  if (!RELOADABLE.some((r) => name === r || name.startsWith(`${r}.`))) return false
-  return !CHANGED_NOT_SET.has(name) || (valueAt(running, path) !== undefined && valueAt(next, path) !== undefined)
-}
-
-/**
- * The configuration a reload installs: `next`, except at the paths of the changes that wait for a restart,
- * which keep the running value. Compared against by the next reload, and read by the routes per request.
- */
-function inForce (running: Config, next: Config, pending: readonly Path[]): Config {
-  const config = pending.reduce((patched, path) => withValueAt(patched, path, valueAt(running, path)), next as unknown as Record<string, unknown>)
-  return config as unknown as Config
+  /** V8's heap limit the configuration in force must fit in (src/config/heap-budget.ts); default: this process's. */
+  heapLimitBytes?: number
 }
 
 /**
@@ -153,6 +81,25 @@ async function waitForKeys (previous: Verifier, next: Verifier, timeoutMs: numbe
 }
 
 /**
+ * The certificates of every TLS listener, read and checked before anything changes. A listener whose files
+ * cannot be used refuses the reload, unless its TLS settings wait for a restart: its files are then the running
+ * ones, kept by the configuration in force, which the operator may well have removed with the change; it keeps
+ * the certificate it serves (`held`, logged) rather than block every reload until the restart.
+ */
+function listenerCertificates (app: FastifyInstance, plan: ReloadPlan): { read: ListenerCertificates[], problems: string[], held: Array<{ listener: TlsListener, problems: string[] }> } {
+  const read: ListenerCertificates[] = []
+  const problems: string[] = []
+  const held: Array<{ listener: TlsListener, problems: string[] }> = []
+  for (const listener of tlsListeners(app, plan.config)) {
+    const result = readCertificates([listener])
+    if (result.ok) read.push(...result.read)
+    else if (pendingUnder(plan, listener.setting)) held.push({ listener, problems: result.problems })
+    else problems.push(...result.problems)
+  }
+  return { read, problems, held }
+}
+
+/**
  * Reloads the configuration of a running app (built by buildApp). `load` reads it from the same source as at
  * start. Never throws: every outcome is logged and returned.
  */
@@ -160,7 +107,8 @@ export async function reloadConfiguration (app: FastifyInstance, load: () => Con
   const slot = app.verifierSlot
   const log = app.log.child({ component: 'reload' })
   const refused = (problems: string[], needsRestart: string[] = []): ReloadResult => {
-    log.error({ problems }, `configuration reload refused (${problems.length === 1 ? '1 problem' : `${problems.length} problems`}); the previous configuration keeps serving`)
+    log.error({ problems, ...(needsRestart.length > 0 ? { needsRestart } : {}) },
+      `configuration reload refused (${problems.length === 1 ? '1 problem' : `${problems.length} problems`}); the previous configuration keeps serving`)
     return { outcome: 'refused', problems, needsRestart, retired: Promise.resolve() }
   }
 
@@ -171,43 +119,48 @@ export async function reloadConfiguration (app: FastifyInstance, load: () => Con
     return refused(err instanceof ConfigError ? err.problems : [`cannot read the configuration: ${(err as Error).message}`])
   }
 
-  const running = slot.config
-  const changed = changedPaths(running, next)
-  const pending = changed.filter((path) => !isReloadable(path, running, next))
-  const config = inForce(running, next, pending)
-  const applied = changed.filter((path) => isReloadable(path, running, next)).map(dotted)
-  const needsRestart = pending.map(dotted)
+  const plan = planReload(slot.config, next)
+  const { config, applied } = plan
+  const needsRestart = [...plan.pending]
   // Callers' own limits are read per request, but only by routes built with a limit (src/http/route-rate-limit.ts).
   if (!app.callerRateLimited && callerLimitApplies(config)) needsRestart.push('callers.keys[].rateLimit')
 
   // Before anything changes: a reload that cannot apply everything it should applies nothing.
-  const certificates = readCertificates(tlsListeners(app, config))
-  const problems = [...callerLimitProblems(app, config), ...(certificates.ok ? [] : certificates.problems)]
-  if (problems.length > 0 || !certificates.ok) return refused(problems, needsRestart)
+  const certificates = listenerCertificates(app, plan)
+  const problems = [...inForceProblems(plan, options.heapLimitBytes ?? heapLimitBytes()), ...callerLimitProblems(app, config), ...certificates.problems]
+  if (problems.length > 0) return refused(problems, needsRestart)
 
-  // Set first so that the new Verifier's logger is created at the new level; restored if refused.
-  const previousLevel = app.log.level
-  app.log.level = config.server.logLevel
-  let verifier: Verifier
-  try {
-    verifier = slot.create(config)
-    verifier.start()
-  } catch (err) {
-    app.log.level = previousLevel
-    return refused([`cannot build a verifier from the new configuration: ${(err as Error).message}`], needsRestart)
-  }
-  const regressed = await waitForKeys(slot.current, verifier, options.readyTimeoutMs ?? 2 * config.fetch.timeoutMs, () => slot.closed)
-  if (regressed.length > 0) {
-    verifier.close()
-    app.log.level = previousLevel
-    return refused(regressed.map((s) => `issuers: ${s.id} (${s.issuer}) has usable keys now but got none under the new configuration` +
-      (s.lastError === null ? '' : `: ${s.lastError}`)), needsRestart)
+  // undefined: nothing the Verifier is built from changed, and the running one stays, keys and cache with it.
+  let verifier: Verifier | undefined
+  if (plan.rebuildsVerifier) {
+    // Set first so that the new Verifier's logger is created at the new level; restored if refused.
+    const previousLevel = app.log.level
+    app.log.level = config.server.logLevel
+    try {
+      verifier = slot.create(config)
+      verifier.start()
+    } catch (err) {
+      app.log.level = previousLevel
+      return refused([`cannot build a verifier from the new configuration: ${(err as Error).message}`], needsRestart)
+    }
+    const regressed = await waitForKeys(slot.current, verifier, options.readyTimeoutMs ?? 2 * config.fetch.timeoutMs, () => slot.closed)
+    if (regressed.length > 0) {
+      verifier.close()
+      app.log.level = previousLevel
+      return refused(regressed.map((s) => `issuers: ${s.id} (${s.issuer}) has usable keys now but got none under the new configuration` +
+        (s.lastError === null ? '' : `: ${s.lastError}`)), needsRestart)
+    }
   }
 
-  const retired = slot.swap(verifier, config)
-  const notReady = verifier.status().filter((s) => !s.ready).map((s) => s.id)
-  log.info({ issuers: verifier.issuerIds, changed: applied, notReady, source: next.source }, 'configuration reloaded')
+  const retired = verifier === undefined ? slot.reconfigure(config) : slot.swap(verifier, config)
+  const current = slot.current
+  const notReady = current.status().filter((s) => !s.ready).map((s) => s.id)
+  log.info({ issuers: current.issuerIds, changed: applied, notReady, verifier: verifier === undefined ? 'kept' : 'rebuilt', source: next.source }, 'configuration reloaded')
   renewCertificates(log, certificates.read)
+  for (const { listener, problems } of certificates.held) {
+    log.warn({ listener: listener.name, setting: listener.setting, problems },
+      `the ${listener.name} listener keeps its certificate: the files of ${listener.setting} in force cannot be used, and its TLS settings changed and wait for a restart`)
+  }
   if (needsRestart.length > 0) {
     log.warn({ settings: needsRestart }, `configuration reloaded, but ${needsRestart.join(', ')} changed and needs a restart to take effect; the running value is kept`)
   }
@@ -226,6 +179,12 @@ function renewCertificates (log: FastifyBaseLogger, read: readonly ListenerCerti
   log.info({
     listeners: renewed.map(({ listener, certificate }) => ({ listener: listener.name, setting: listener.setting, ...certificate }))
   }, `TLS certificates read again from their files: ${renewed.map((r) => r.listener.name).join(' and ')} listener${renewed.length === 1 ? '' : 's'}; new connections get them`)
+  // Served all the same (the one before may be no better), but clients will refuse it: say so loudly.
+  for (const { listener, certificate } of renewed) {
+    if (Date.parse(certificate.validTo) <= Date.now()) {
+      log.error({ listener: listener.name, setting: listener.setting, ...certificate }, `the certificate of the ${listener.name} listener (${listener.setting}.certFile) expired on ${certificate.validTo}; renew it`)
+    }
+  }
 }
 
 /**

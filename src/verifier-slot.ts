@@ -16,7 +16,8 @@ export type Lease = Generation
 
 interface Generation {
   readonly verifier: Verifier
-  readonly config: Config
+  /** Replaced by reconfigure() when a reload keeps the Verifier. */
+  config: Config
   leases: number
   /** Set when the generation is replaced: closes it. */
   retire?: () => void
@@ -97,6 +98,15 @@ export class VerifierSlot {
       this.#retiring.add(previous)
       if (previous.leases === 0) previous.retire()
     })
+  }
+
+  /**
+   * Installs `config` as the configuration in force and keeps the current Verifier: a reload that changed
+   * nothing the Verifier is built from (src/reload-plan.ts). Resolves at once: nothing is retired.
+   */
+  reconfigure (config: Config): Promise<void> {
+    this.#current.config = config
+    return Promise.resolve()
   }
 
   /** Closes the current Verifier and every replaced one still waiting for its requests. */

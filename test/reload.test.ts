@@ -309,3 +309,57 @@ t.test('SIGHUP reloads; signals during a reload run one more reload, never two a
   await app.close()
   t.equal(process.listenerCount('SIGHUP'), listenersBefore, 'the listener is removed when the app closes')
 })
+
+t.test('the configuration in force is checked as a whole: new values against the running ones', async (t) => {
+  // A new token limit above the running body limit (whose change waits for a restart) would answer 413 for
+  // tokens the limit admits.
+  const app = await buildApp(configFor([issuerA]))
+  t.teardown(() => app.close())
+  await app.ready()
+  const bigger = await reloadConfiguration(app, () => configFor([issuerA], { server: { bodyLimit: 262144, maxTokenBytes: 131072 } }))
+  t.equal(bigger.outcome, 'refused')
+  t.match(bigger.problems, [/^server\.maxTokenBytes: expected less than the running server\.bodyLimit \(65536\), got 131072 \(its new value waits for a restart: restart instead of reloading\)$/])
+  t.same(bigger.needsRestart, ['server.bodyLimit'])
+  t.equal(app.verifierSlot.config.server.maxTokenBytes, 16384, 'nothing applied')
+  t.equal((await reloadConfiguration(app, () => configFor([issuerA], { server: { maxTokenBytes: 32768 } }))).outcome, 'applied', 'within the running limit it is')
+
+  // The heap budget counts the running revocation list (its removal waits for a restart) beside a new cache.
+  const MiB = 1024 * 1024
+  const revoking = await buildApp(configFor([issuerA], { revocation: { enabled: true, maxEntries: 100_000 }, tokenCache: { maxBytes: 8 * MiB } }))
+  t.teardown(() => revoking.close())
+  await revoking.ready()
+  const next = (): Config => configFor([issuerA], { tokenCache: { maxBytes: 64 * MiB } })
+  const heapLimitBytes = 128 * MiB // 64 MiB of cache + 48 of headroom fit; with 100,000 revocations (~38 MiB) they do not
+  const refused = await reloadConfiguration(revoking, next, { heapLimitBytes })
+  t.equal(refused.outcome, 'refused')
+  t.match(refused.problems, [/^tokenCache\.maxBytes \(64 MiB\) and revocation\.maxEntries \(100000, up to 39 MiB\) do not fit in this process's V8 heap: its limit is 128 MiB.* \(counted with the running values of the settings that wait for a restart: revocation\.enabled, revocation\.maxEntries\)$/])
+  t.equal(revoking.verifierSlot.config.tokenCache.maxBytes, 8 * MiB)
+  t.equal((await reloadConfiguration(revoking, next, { heapLimitBytes: 256 * MiB })).outcome, 'applied', 'with room for both it is applied')
+})
+
+t.test('a reload that changes nothing the Verifier is built from keeps it, keys and cache, even with the provider down', async (t) => {
+  const idp = await startJwksServer({ json: jwksOf(keyA) })
+  const remote = { id: 'a', issuer: ISS_A, audiences: ['aud-a'], jwksUri: idp.jwksUrl }
+  const hash = createHash('sha256').update('k1').digest('hex')
+  const withCallers = (ids: string[]): Config => configFor([remote], { ...INFO, callers: { keys: ids.map((id) => ({ id, sha256: hash })) } })
+  const { lines, logger } = capture()
+  const app = await buildApp(withCallers(['one']), { loggerInstance: logger })
+  t.teardown(() => app.close())
+  await app.ready()
+  const verify = async (): Promise<number> => (await app.inject({ method: 'POST', url: '/verify', headers: { 'x-api-key': 'k1' }, payload: { token: tokenA } })).statusCode
+  t.equal(await verify(), 200)
+  await idp.close()
+
+  const before = app.verifier
+  const callersOnly = await reloadConfiguration(app, () => withCallers(['two']), { readyTimeoutMs: 300 })
+  t.equal(callersOnly.outcome, 'applied', 'an unreachable provider does not block a change of caller keys')
+  t.equal(app.verifier, before, 'the same Verifier')
+  t.equal(app.verifierSlot.config.callers.keys[0]?.id, 'two', 'the configuration in force is the new one')
+  t.equal(await verify(), 200, 'its keys are still there')
+  t.match(lines().find((l) => l.msg === 'configuration reloaded'), { verifier: 'kept', changed: ['callers'] })
+
+  const jwksChange = await reloadConfiguration(app, () => configFor([remote], { ...INFO, jwks: { defaultFreshnessSeconds: 120 }, callers: { keys: [{ id: 'two', sha256: hash }] } }), { readyTimeoutMs: 300 })
+  t.equal(jwksChange.outcome, 'refused', 'a new Verifier must load keys first, and cannot')
+  t.match(jwksChange.problems, [/^issuers: a \(https:\/\/a\.example\.com\) has usable keys now but got none under the new configuration/])
+  t.equal(app.verifier, before)
+})

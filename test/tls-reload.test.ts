@@ -21,9 +21,11 @@ import { makeTestPki } from './helpers/certs.js'
 import { configFor } from './helpers/config.js'
 import { call, servedFingerprint } from './helpers/https-call.js'
 import { tempDir } from './helpers/temp-dir.js'
+import { startJwksServer } from './helpers/jwks-server.js'
 import { jwksOf, makeKey } from './helpers/tokens.js'
 
-const issuers = [{ id: 'main', issuer: 'https://idp.example.com', audiences: ['aud'], jwks: jwksOf(makeKey('ES256')) }]
+const key = makeKey('ES256')
+const issuers = [{ id: 'main', issuer: 'https://idp.example.com', audiences: ['aud'], jwks: jwksOf(key) }]
 const pki = makeTestPki()
 t.teardown(() => { pki.remove() })
 const original = { cert: pki.serverCert, key: pki.serverKey }
@@ -242,3 +244,39 @@ t.test('readCertificates names the setting of each listener that cannot be serve
   const bad = readCertificates([listener('server.tls', missing, renewed.key), listener('server.opsTls', renewed.cert, original.key)])
   t.same(bad.ok ? [] : bad.problems.map((p) => p.split(':')[0]), ['server.tls.certFile', 'server.opsTls.keyFile'], 'every problem, each with its setting')
 })
+
+t.test('renewing certificates does not wait for an identity provider', async (t) => {
+  const idp = await startJwksServer({ json: jwksOf(key) })
+  const files = mount(t, original)
+  const config = (): Config => configFor([{ id: 'main', issuer: 'https://idp.example.com', audiences: ['aud'], jwksUri: idp.jwksUrl }], {
+    server: { tls: { certFile: files.certFile, keyFile: files.keyFile } }
+  })
+  const { app, port } = await listening(t, config())
+  for (let i = 0; i < 100 && !app.verifier.ready; i++) await new Promise((resolve) => setTimeout(resolve, 20))
+  t.ok(app.verifier.ready, 'keys loaded')
+  await idp.close()
+  files.place(renewed)
+  const result = await reloadConfiguration(app, config, { readyTimeoutMs: 300 })
+  t.equal(result.outcome, 'applied')
+  t.equal(await servedFingerprint(port, trusting), fingerprint(renewed.cert), 'the renewed certificate is served while the provider is down')
+})
+
+t.test('a listener whose TLS change waits for a restart keeps its certificate when its running files are gone', async (t) => {
+  const dir = tempDir(t)
+  const clientCaFile = join(dir, 'ca.crt')
+  copyFileSync(pki.caCert, clientCaFile)
+  const tls = { certFile: pki.serverCert, keyFile: pki.serverKey }
+  const { lines, logger } = capture()
+  const { app, port } = await listening(t, configFor(issuers, { server: { logLevel: 'info', tls: { ...tls, clientCaFile } } }), logger)
+  // The operator drops client certificates from the configuration, and the CA file from the Secret with them.
+  rmSync(clientCaFile)
+  const result = await reloadConfiguration(app, () => configFor(issuers, { server: { logLevel: 'info', tls } }))
+  t.equal(result.outcome, 'applied', 'not refused for a file that only the running configuration names')
+  t.same(result.needsRestart, ['server.tls.clientCaFile'])
+  t.match(lines().find((l) => String(l.msg).startsWith('the main listener keeps its certificate')), {
+    level: 40, listener: 'main', setting: 'server.tls', problems: [/^server\.tls\.clientCaFile: cannot read ".*ca\.crt": no such file$/]
+  })
+  await t.rejects(call(port, { path: '/healthz', ca: pki.pem.ca }), 'client certificates are still asked for, until the restart')
+  t.equal((await call(port, { path: '/healthz', ca: pki.pem.ca, cert: pki.pem.clientCert, key: pki.pem.clientKey })).status, 200, 'with the CA in use')
+})
+

@@ -1,0 +1,138 @@
+/**
+ * What a configuration reload (src/reload.ts) would do with a new configuration, decided before anything
+ * changes: which settings changed, which of them a reload applies (RELOADABLE) and which wait for a restart,
+ * and the configuration in force afterwards: the new values of the applied settings, the running values of
+ * the others. Routes read the configuration in force per request, and the next reload compares against it,
+ * so a change that waits for a restart is reported by every reload until then, and a change back to the
+ * running value is no change.
+ *
+ * Mixing new and running values can break rules the configuration check enforces between settings (a new
+ * server.maxTokenBytes against the running server.bodyLimit, a new token cache beside the running revocation
+ * list in V8's heap): inForceProblems() checks the configuration in force against them.
+ */
+import { heapBudgetProblem } from './config/heap-budget.js'
+import type { Config } from './config/types.js'
+
+/**
+ * Settings a reload applies: everything the Verifier is built from, the log level, the sections that
+ * routes read per request from fastify.verifierSlot.config (callers, forwardAuth), and the certificate files.
+ * A new setting is read once at start unless it is listed here AND read through the slot (or applied by the
+ * reload).
+ */
+export const RELOADABLE: readonly string[] = [
+  'issuers', 'jwks', 'fetch', 'tokenCache', 'server.maxTokenBytes', 'server.logLevel', 'callers', 'forwardAuth',
+  // Read per request by POST /verify/batch (its body limit, batch.maxBodyBytes, is fixed when the route is built).
+  'batch.maxTokens',
+  // Read again on every reload, changed or not, and put in use by the running listeners (src/http/tls-reload.ts).
+  'server.tls.certFile', 'server.tls.keyFile', 'server.tls.clientCaFile', 'server.opsTls.certFile', 'server.opsTls.keyFile'
+]
+
+/**
+ * The settings a Verifier is built from (src/core/verifier.ts; the log level, because its logger is a child
+ * made at construction). A reload that changes none of them keeps the running Verifier, with its keys and
+ * its cache: nothing to wait for, and nothing an unreachable provider can block (certificates, caller keys).
+ */
+const VERIFIER_INPUTS: readonly string[] = ['issuers', 'jwks', 'fetch', 'tokenCache', 'server.maxTokenBytes', 'server.logLevel', 'server.signatureChecks']
+
+/**
+ * Reloadable settings that a reload can change from one value to another, but not set or remove: with a
+ * clientCaFile the listener asks for client certificates (requestCert), which is fixed when it is created.
+ */
+const CHANGED_NOT_SET = new Set(['server.tls.clientCaFile'])
+/** Never compared: where the configuration came from is not a setting. */
+const NOT_SETTINGS = new Set(['source'])
+
+function isPlainObject (value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+/** A setting's place in the configuration, key by key ("server.port" is ['server', 'port']). */
+type Path = readonly string[]
+
+const dotted = (path: Path): string => path.join('.')
+
+const under = (name: string, prefixes: readonly string[]): boolean => prefixes.some((p) => name === p || name.startsWith(`${p}.`))
+
+/** Paths of settings whose values differ; lists and leaves are compared whole. */
+function changedPaths (before: unknown, after: unknown, path: Path = []): Path[] {
+  if (isPlainObject(before) && isPlainObject(after)) {
+    const keys = new Set([...Object.keys(before), ...Object.keys(after)])
+    return [...keys].sort().flatMap((key) => {
+      if (path.length === 0 && NOT_SETTINGS.has(key)) return []
+      return changedPaths(before[key], after[key], [...path, key])
+    })
+  }
+  return JSON.stringify(before) === JSON.stringify(after) ? [] : [path]
+}
+
+/** Paths of settings whose values differ, such as "server.port"; values are never reported. */
+export function changedSettings (before: unknown, after: unknown): string[] {
+  return changedPaths(before, after).map(dotted)
+}
+
+function valueAt (config: unknown, path: Path): unknown {
+  return path.reduce<unknown>((value, key) => isPlainObject(value) ? value[key] : undefined, config)
+}
+
+/** A copy of `config` with `value` at `path` (removed when undefined); only the objects on the path are copied. */
+function withValueAt (config: Record<string, unknown>, path: Path, value: unknown): Record<string, unknown> {
+  const [key, ...rest] = path
+  if (key === undefined) return config
+  const copy = { ...config }
+  if (rest.length > 0) copy[key] = withValueAt(isPlainObject(config[key]) ? config[key] : {}, rest, value)
+  else if (value === undefined) delete copy[key]
+  else copy[key] = value
+  return copy
+}
+
+/** Whether a reload applies this change (RELOADABLE; CHANGED_NOT_SET only from one value to another). */
+function isReloadable (path: Path, running: Config, next: Config): boolean {
+  const name = dotted(path)
+  if (!under(name, RELOADABLE)) return false
+  return !CHANGED_NOT_SET.has(name) || (valueAt(running, path) !== undefined && valueAt(next, path) !== undefined)
+}
+
+export interface ReloadPlan {
+  /** The configuration in force after the reload. */
+  config: Config
+  /** Changed settings the reload applies, as paths such as "issuers" or "server.tls.certFile". */
+  applied: string[]
+  /** Changed settings that keep their running value until a restart. */
+  pending: string[]
+  /** Whether the Verifier must be rebuilt (a setting it is built from changed). */
+  rebuildsVerifier: boolean
+}
+
+export function planReload (running: Config, next: Config): ReloadPlan {
+  const changed = changedPaths(running, next)
+  const pendingPaths = changed.filter((path) => !isReloadable(path, running, next))
+  const config = pendingPaths.reduce((patched, path) => withValueAt(patched, path, valueAt(running, path)), next as unknown as Record<string, unknown>) as unknown as Config
+  const applied = changed.filter((path) => isReloadable(path, running, next)).map(dotted)
+  return { config, applied, pending: pendingPaths.map(dotted), rebuildsVerifier: applied.some((name) => under(name, VERIFIER_INPUTS)) }
+}
+
+/** Whether some change under `setting` (server.tls, server.opsTls) waits for a restart. */
+export function pendingUnder (plan: ReloadPlan, setting: string): boolean {
+  return plan.pending.some((name) => under(name, [setting]))
+}
+
+/**
+ * The rules between settings that the configuration check enforces (src/config/load.ts), checked again on the
+ * configuration in force, where a new value meets a running one; and the heap budget (src/config/heap-budget.ts),
+ * which counts the running revocation list beside a new token cache. Each problem says what to do.
+ */
+export function inForceProblems (plan: ReloadPlan, heapLimitBytes: number): string[] {
+  const { config, pending } = plan
+  const problems: string[] = []
+  const waiting = (setting: string): string => pending.includes(setting) ? ` (its new value waits for a restart: restart instead of reloading)` : ''
+  const { maxTokenBytes, bodyLimit } = config.server
+  if (maxTokenBytes >= bodyLimit) {
+    problems.push(`server.maxTokenBytes: expected less than the running server.bodyLimit (${bodyLimit}), got ${maxTokenBytes}${waiting('server.bodyLimit')}`)
+  }
+  if (config.batch.maxBodyBytes <= maxTokenBytes) {
+    problems.push(`server.maxTokenBytes: expected less than the running batch.maxBodyBytes (${config.batch.maxBodyBytes}), got ${maxTokenBytes}${waiting('batch.maxBodyBytes')}`)
+  }
+  const heap = heapBudgetProblem(config, heapLimitBytes)
+  if (heap !== undefined) problems.push(pending.length === 0 ? heap : `${heap} (counted with the running values of the settings that wait for a restart: ${pending.join(', ')})`)
+  return problems
+}
