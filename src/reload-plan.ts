@@ -28,11 +28,12 @@ export const RELOADABLE: readonly string[] = [
 ]
 
 /**
- * The settings a Verifier is built from (src/core/verifier.ts; the log level, because its logger is a child
- * made at construction). A reload that changes none of them keeps the running Verifier, with its keys and
- * its cache: nothing to wait for, and nothing an unreachable provider can block (certificates, caller keys).
+ * The reloadable settings a Verifier is built from (src/core/verifier.ts; server.signatureChecks too, but it
+ * needs a restart). A reload that changes none of them keeps the running Verifier, with its keys and its
+ * cache: nothing to wait for, and nothing an unreachable provider can block (certificates, caller keys, the
+ * log level: the Verifier's logger is a pino child without a level of its own, so it follows the app's).
  */
-const VERIFIER_INPUTS: readonly string[] = ['issuers', 'jwks', 'fetch', 'tokenCache', 'server.maxTokenBytes', 'server.logLevel', 'server.signatureChecks']
+export const VERIFIER_INPUTS: readonly string[] = ['issuers', 'jwks', 'fetch', 'tokenCache', 'server.maxTokenBytes']
 
 /**
  * Reloadable settings that a reload can change from one value to another, but not set or remove: with a
@@ -111,9 +112,13 @@ export function planReload (running: Config, next: Config): ReloadPlan {
   return { config, applied, pending: pendingPaths.map(dotted), rebuildsVerifier: applied.some((name) => under(name, VERIFIER_INPUTS)) }
 }
 
-/** Whether some change under `setting` (server.tls, server.opsTls) waits for a restart. */
-export function pendingUnder (plan: ReloadPlan, setting: string): boolean {
-  return plan.pending.some((name) => under(name, [setting]))
+/**
+ * Whether the value in force at `path` (a file of server.tls, say) is the running one, kept because its change
+ * waits for a restart: the new configuration names another value, or none.
+ */
+export function keptUntilRestart (plan: ReloadPlan, next: Config, path: string): boolean {
+  const keys = path.split('.')
+  return plan.pending.some((name) => under(path, [name])) && valueAt(plan.config, keys) !== valueAt(next, keys)
 }
 
 /**
@@ -122,17 +127,27 @@ export function pendingUnder (plan: ReloadPlan, setting: string): boolean {
  * which counts the running revocation list beside a new token cache. Each problem says what to do.
  */
 export function inForceProblems (plan: ReloadPlan, heapLimitBytes: number): string[] {
-  const { config, pending } = plan
+  const { config, pending, applied } = plan
   const problems: string[] = []
-  const waiting = (setting: string): string => pending.includes(setting) ? ` (its new value waits for a restart: restart instead of reloading)` : ''
-  const { maxTokenBytes, bodyLimit } = config.server
-  if (maxTokenBytes >= bodyLimit) {
-    problems.push(`server.maxTokenBytes: expected less than the running server.bodyLimit (${bodyLimit}), got ${maxTokenBytes}${waiting('server.bodyLimit')}`)
-  }
-  if (config.batch.maxBodyBytes <= maxTokenBytes) {
-    problems.push(`server.maxTokenBytes: expected less than the running batch.maxBodyBytes (${config.batch.maxBodyBytes}), got ${maxTokenBytes}${waiting('batch.maxBodyBytes')}`)
+  // Only what this reload changes: a rule the running configuration already breaks is not the reload's doing.
+  if (applied.includes('server.maxTokenBytes')) {
+    const { maxTokenBytes, bodyLimit } = config.server
+    const waiting = (setting: string): string => pending.includes(setting) ? ` (the new ${setting} waits for a restart: restart to apply both)` : ''
+    if (maxTokenBytes >= bodyLimit) {
+      problems.push(`server.maxTokenBytes: expected less than the running server.bodyLimit (${bodyLimit}), got ${maxTokenBytes}${waiting('server.bodyLimit')}`)
+    }
+    if (config.batch.maxBodyBytes <= maxTokenBytes) {
+      problems.push(`server.maxTokenBytes: expected less than the running batch.maxBodyBytes (${config.batch.maxBodyBytes}), got ${maxTokenBytes}${waiting('batch.maxBodyBytes')}`)
+    }
   }
   const heap = heapBudgetProblem(config, heapLimitBytes)
-  if (heap !== undefined) problems.push(pending.length === 0 ? heap : `${heap} (counted with the running values of the settings that wait for a restart: ${pending.join(', ')})`)
+  if (heap !== undefined) {
+    const revocation = pending.filter((name) => under(name, ['revocation']))
+    // The loaded file alone fits (server.ts checks it): what does not is a new cache beside the running list.
+    problems.push(revocation.length === 0
+      ? heap
+      : `${heap}. Counted with the running revocation list (${revocation.join(', ')} changed, and waits for a restart): ` +
+        'lower tokenCache.maxBytes to reload now, or restart to apply the new revocation settings')
+  }
   return problems
 }

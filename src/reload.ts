@@ -20,9 +20,9 @@ import { heapLimitBytes } from './config/heap-budget.js'
 import { ConfigError } from './config/load.js'
 import type { Config } from './config/types.js'
 import { callerLimitApplies, callersWithoutMax } from './http/route-rate-limit.js'
-import { readCertificates, tlsListeners, useCertificates, type ListenerCertificates, type TlsListener } from './http/tls-reload.js'
+import { hasExpired, readCertificates, tlsListeners, useCertificates, type ListenerCertificates, type TlsListener } from './http/tls-reload.js'
 import type { IssuerStatus, Verifier } from './core/verifier.js'
-import { inForceProblems, pendingUnder, planReload, type ReloadPlan } from './reload-plan.js'
+import { inForceProblems, keptUntilRestart, planReload, type ReloadPlan } from './reload-plan.js'
 
 export { changedSettings, RELOADABLE } from './reload-plan.js'
 
@@ -35,7 +35,7 @@ export interface ReloadResult {
   problems: string[]
   /** Changed settings that were not applied (they need a restart), as paths such as "server.port". */
   needsRestart: string[]
-  /** Resolves when the replaced Verifier has been closed (immediately when refused). */
+  /** Resolves when the replaced Verifier has been closed (immediately when refused, or when the Verifier was kept). */
   retired: Promise<void>
 }
 
@@ -80,21 +80,41 @@ async function waitForKeys (previous: Verifier, next: Verifier, timeoutMs: numbe
   }
 }
 
+/** The setting a certificate problem names: each starts with it ("server.tls.clientCaFile: cannot read …"). */
+const settingOf = (problem: string): string => problem.slice(0, problem.indexOf(':'))
+
 /**
  * The certificates of every TLS listener, read and checked before anything changes. A listener whose files
- * cannot be used refuses the reload, unless its TLS settings wait for a restart: its files are then the running
- * ones, kept by the configuration in force, which the operator may well have removed with the change; it keeps
- * the certificate it serves (`held`, logged) rather than block every reload until the restart.
+ * cannot be used refuses the reload, unless every file that failed is one only the running configuration
+ * names, kept in force because its change waits for a restart (TLS or client certificates turned off): the
+ * operator may well have removed it with the change. That listener keeps what it serves until the restart
+ * (`held`, logged) rather than block every reload. A file the new configuration names refuses as ever.
  */
-function listenerCertificates (app: FastifyInstance, plan: ReloadPlan): { read: ListenerCertificates[], problems: string[], held: Array<{ listener: TlsListener, problems: string[] }> } {
+function listenerCertificates (app: FastifyInstance, plan: ReloadPlan, next: Config): { read: ListenerCertificates[], problems: string[], held: Array<{ listener: TlsListener, problems: string[] }> } {
   const read: ListenerCertificates[] = []
   const problems: string[] = []
   const held: Array<{ listener: TlsListener, problems: string[] }> = []
   for (const listener of tlsListeners(app, plan.config)) {
     const result = readCertificates([listener])
-    if (result.ok) read.push(...result.read)
-    else if (pendingUnder(plan, listener.setting)) held.push({ listener, problems: result.problems })
-    else problems.push(...result.problems)
+    if (result.ok) {
+      read.push(...result.read)
+      continue
+    }
+    if (!result.problems.every((p) => keptUntilRestart(plan, next, settingOf(p)))) {
+      problems.push(...result.problems)
+      continue
+    }
+    // The files read stop at the first that fails: the others, which the new configuration names too, must
+    // still be usable (checked without the kept ones), or the reload is refused for them.
+    const named = (Object.keys(listener.tls) as Array<keyof TlsListener['tls']>).filter((file) => !keptUntilRestart(plan, next, `${listener.setting}.${file}`))
+    if (named.includes('certFile') && named.includes('keyFile')) {
+      const rest = readCertificates([{ ...listener, tls: { certFile: listener.tls.certFile, keyFile: listener.tls.keyFile } }])
+      if (!rest.ok) {
+        problems.push(...rest.problems)
+        continue
+      }
+    }
+    held.push({ listener, problems: result.problems })
   }
   return { read, problems, held }
 }
@@ -126,32 +146,30 @@ export async function reloadConfiguration (app: FastifyInstance, load: () => Con
   if (!app.callerRateLimited && callerLimitApplies(config)) needsRestart.push('callers.keys[].rateLimit')
 
   // Before anything changes: a reload that cannot apply everything it should applies nothing.
-  const certificates = listenerCertificates(app, plan)
+  const certificates = listenerCertificates(app, plan, next)
   const problems = [...inForceProblems(plan, options.heapLimitBytes ?? heapLimitBytes()), ...callerLimitProblems(app, config), ...certificates.problems]
   if (problems.length > 0) return refused(problems, needsRestart)
 
   // undefined: nothing the Verifier is built from changed, and the running one stays, keys and cache with it.
   let verifier: Verifier | undefined
   if (plan.rebuildsVerifier) {
-    // Set first so that the new Verifier's logger is created at the new level; restored if refused.
-    const previousLevel = app.log.level
-    app.log.level = config.server.logLevel
     try {
       verifier = slot.create(config)
       verifier.start()
     } catch (err) {
-      app.log.level = previousLevel
       return refused([`cannot build a verifier from the new configuration: ${(err as Error).message}`], needsRestart)
     }
     const regressed = await waitForKeys(slot.current, verifier, options.readyTimeoutMs ?? 2 * config.fetch.timeoutMs, () => slot.closed)
     if (regressed.length > 0) {
       verifier.close()
-      app.log.level = previousLevel
       return refused(regressed.map((s) => `issuers: ${s.id} (${s.issuer}) has usable keys now but got none under the new configuration` +
         (s.lastError === null ? '' : `: ${s.lastError}`)), needsRestart)
     }
   }
 
+  // Every logger of the app (the Verifier's, the requests') is a pino child without a level of its own: this
+  // sets theirs too, kept Verifier or new.
+  app.log.level = config.server.logLevel
   const retired = verifier === undefined ? slot.reconfigure(config) : slot.swap(verifier, config)
   const current = slot.current
   const notReady = current.status().filter((s) => !s.ready).map((s) => s.id)
@@ -181,7 +199,7 @@ function renewCertificates (log: FastifyBaseLogger, read: readonly ListenerCerti
   }, `TLS certificates read again from their files: ${renewed.map((r) => r.listener.name).join(' and ')} listener${renewed.length === 1 ? '' : 's'}; new connections get them`)
   // Served all the same (the one before may be no better), but clients will refuse it: say so loudly.
   for (const { listener, certificate } of renewed) {
-    if (Date.parse(certificate.validTo) <= Date.now()) {
+    if (hasExpired(certificate.validTo, Date.now())) {
       log.error({ listener: listener.name, setting: listener.setting, ...certificate }, `the certificate of the ${listener.name} listener (${listener.setting}.certFile) expired on ${certificate.validTo}; renew it`)
     }
   }

@@ -39,8 +39,9 @@ export class VerifierSlot {
   }
 
   /**
-   * The configuration in force, which the current Verifier was built from and routes read per request. After
-   * a reload, settings that need a restart keep their running values in it (src/reload.ts).
+   * The configuration in force, which routes read per request and the current Verifier was built from (or,
+   * after reconfigure(), whose Verifier settings equal those it was built from). After a reload, settings that
+   * need a restart keep their running values in it (src/reload-plan.ts).
    */
   get config (): Config {
     return this.#current.config

@@ -93,6 +93,8 @@ t.test('every mistake is reported with its path', async (t) => {
     [{ forwardAuth: { rules: [{ hosts: ['a'], require: { issuers: ['nope'] } }] } }, /forwardAuth\.rules\[0\]\.require\.issuers\[0\]: unknown issuer id "nope"/],
     [{ batch: { maxTokens: 0 } }, /batch\.maxTokens: expected an integer from 1 to 10000, got 0/],
     [{ batch: { maxBodyBytes: 4096 } }, /batch\.maxBodyBytes: expected more than server\.maxTokenBytes \(16384\)/],
+    // The default batch limit (1 MiB) must hold a token of the maximum size too.
+    [{ server: { bodyLimit: 2097152, maxTokenBytes: 1048576 } }, /server\.maxTokenBytes: expected less than batch\.maxBodyBytes \(1048576, the default\), so that a batch can hold one token of the maximum size, got 1048576; or set batch\.maxBodyBytes above it/],
     [{ batch: { max: 5 } }, /batch\.max: unknown option \(expected one of: maxTokens, maxBodyBytes\)/]
   ]
   for (const [extra, expected] of cases) {
@@ -100,6 +102,11 @@ t.test('every mistake is reported with its path', async (t) => {
     t.ok(problems.some((p) => expected.test(p)), `${JSON.stringify(extra)}: ${problems.join(' | ')}`)
     t.ok(problems.every((p) => p.startsWith('config.yaml: ')), 'each names the file')
   }
+})
+
+t.test('a token limit of 1 MiB needs a batch limit above it', async (t) => {
+  t.doesNotThrow(() => parse({ server: { bodyLimit: 2097152, maxTokenBytes: 1048576 }, batch: { maxBodyBytes: 2097152 } }))
+  t.doesNotThrow(() => parse({ server: { bodyLimit: 2097152, maxTokenBytes: 1048575 } }), 'below the default batch limit')
 })
 
 t.test('all problems at once', async (t) => {

@@ -318,7 +318,7 @@ t.test('the configuration in force is checked as a whole: new values against the
   await app.ready()
   const bigger = await reloadConfiguration(app, () => configFor([issuerA], { server: { bodyLimit: 262144, maxTokenBytes: 131072 } }))
   t.equal(bigger.outcome, 'refused')
-  t.match(bigger.problems, [/^server\.maxTokenBytes: expected less than the running server\.bodyLimit \(65536\), got 131072 \(its new value waits for a restart: restart instead of reloading\)$/])
+  t.match(bigger.problems, [/^server\.maxTokenBytes: expected less than the running server\.bodyLimit \(65536\), got 131072 \(the new server\.bodyLimit waits for a restart: restart to apply both\)$/])
   t.same(bigger.needsRestart, ['server.bodyLimit'])
   t.equal(app.verifierSlot.config.server.maxTokenBytes, 16384, 'nothing applied')
   t.equal((await reloadConfiguration(app, () => configFor([issuerA], { server: { maxTokenBytes: 32768 } }))).outcome, 'applied', 'within the running limit it is')
@@ -332,7 +332,7 @@ t.test('the configuration in force is checked as a whole: new values against the
   const heapLimitBytes = 128 * MiB // 64 MiB of cache + 48 of headroom fit; with 100,000 revocations (~38 MiB) they do not
   const refused = await reloadConfiguration(revoking, next, { heapLimitBytes })
   t.equal(refused.outcome, 'refused')
-  t.match(refused.problems, [/^tokenCache\.maxBytes \(64 MiB\) and revocation\.maxEntries \(100000, up to 39 MiB\) do not fit in this process's V8 heap: its limit is 128 MiB.* \(counted with the running values of the settings that wait for a restart: revocation\.enabled, revocation\.maxEntries\)$/])
+  t.match(refused.problems, [/^tokenCache\.maxBytes \(64 MiB\) and revocation\.maxEntries \(100000, up to 39 MiB\) do not fit in this process's V8 heap: its limit is 128 MiB.*\. Counted with the running revocation list \(revocation\.enabled, revocation\.maxEntries changed, and waits for a restart\): lower tokenCache\.maxBytes to reload now, or restart to apply the new revocation settings$/])
   t.equal(revoking.verifierSlot.config.tokenCache.maxBytes, 8 * MiB)
   t.equal((await reloadConfiguration(revoking, next, { heapLimitBytes: 256 * MiB })).outcome, 'applied', 'with room for both it is applied')
 })
@@ -356,7 +356,14 @@ t.test('a reload that changes nothing the Verifier is built from keeps it, keys 
   t.equal(app.verifier, before, 'the same Verifier')
   t.equal(app.verifierSlot.config.callers.keys[0]?.id, 'two', 'the configuration in force is the new one')
   t.equal(await verify(), 200, 'its keys are still there')
-  t.match(lines().find((l) => l.msg === 'configuration reloaded'), { verifier: 'kept', changed: ['callers'] })
+  t.match(lines().find((l) => l.msg === 'configuration reloaded'), { verifier: 'kept', changed: ['callers.keys'] })
+
+  const quieter = await reloadConfiguration(app, () => configFor([remote], { server: { logLevel: 'error' }, callers: { keys: [{ id: 'two', sha256: hash }] } }), { readyTimeoutMs: 300 })
+  t.equal(quieter.outcome, 'applied', 'nor a change of the log level')
+  t.equal(app.verifier, before)
+  t.equal(app.log.level, 'error', 'the app logs at the new level')
+  const verifierLogger = (app.verifier as unknown as { logger: { isLevelEnabled: (level: string) => boolean } }).logger
+  t.notOk(verifierLogger.isLevelEnabled('warn'), 'and so does the kept Verifier: its logger follows the app\'s')
 
   const jwksChange = await reloadConfiguration(app, () => configFor([remote], { ...INFO, jwks: { defaultFreshnessSeconds: 120 }, callers: { keys: [{ id: 'two', sha256: hash }] } }), { readyTimeoutMs: 300 })
   t.equal(jwksChange.outcome, 'refused', 'a new Verifier must load keys first, and cannot')

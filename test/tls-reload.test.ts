@@ -16,7 +16,7 @@ import type { Config } from '../src/config/types.js'
 import { loggerOptions } from '../src/logger.js'
 import { buildOpsApp } from '../src/ops-app.js'
 import { reloadConfiguration } from '../src/reload.js'
-import { readCertificates, type TlsListener } from '../src/http/tls-reload.js'
+import { hasExpired, readCertificates, type TlsListener } from '../src/http/tls-reload.js'
 import { makeTestPki } from './helpers/certs.js'
 import { configFor } from './helpers/config.js'
 import { call, servedFingerprint } from './helpers/https-call.js'
@@ -278,5 +278,31 @@ t.test('a listener whose TLS change waits for a restart keeps its certificate wh
   })
   await t.rejects(call(port, { path: '/healthz', ca: pki.pem.ca }), 'client certificates are still asked for, until the restart')
   t.equal((await call(port, { path: '/healthz', ca: pki.pem.ca, cert: pki.pem.clientCert, key: pki.pem.clientKey })).status, 200, 'with the CA in use')
+})
+
+t.test('a file the new configuration names still refuses the reload while a TLS change waits for a restart', async (t) => {
+  const files = mount(t, original)
+  const dir = tempDir(t)
+  const clientCaFile = join(dir, 'ca.crt')
+  copyFileSync(pki.caCert, clientCaFile)
+  const tls = { certFile: files.certFile, keyFile: files.keyFile }
+  const { app, port } = await listening(t, configFor(issuers, { server: { tls: { ...tls, clientCaFile } } }))
+  const next = configFor(issuers, { server: { tls } })
+  // Client certificates turned off (waits for a restart), the CA file removed with them, and a broken key.
+  rmSync(clientCaFile)
+  writeFileSync(files.keyFile, GARBAGE_KEY)
+  const result = await reloadConfiguration(app, () => next)
+  t.equal(result.outcome, 'refused', 'the key is named by the new configuration too: not held')
+  t.match(result.problems, [/^server\.tls\.keyFile: expected an unencrypted PEM private key in ".*tls\.key"$/])
+  t.same(result.needsRestart, ['server.tls.clientCaFile'], 'the refusal says what waits for a restart')
+  t.equal((await call(port, { path: '/healthz', ca: pki.pem.ca, cert: pki.pem.clientCert, key: pki.pem.clientKey })).status, 200, 'the listener is unchanged')
+})
+
+t.test('hasExpired reads the dates X509Certificate writes', async (t) => {
+  const { validTo } = new X509Certificate(readFileSync(renewed.cert))
+  t.ok(Number.isFinite(Date.parse(validTo)), `parsed: ${validTo}`)
+  t.notOk(hasExpired(validTo, Date.now()), 'a certificate issued for a day has not expired')
+  t.ok(hasExpired(validTo, Date.parse(validTo) + 1000), 'a second after its end it has')
+  t.ok(hasExpired('Jan  1 00:00:00 2020 GMT', Date.now()))
 })
 

@@ -133,11 +133,14 @@ export function checkForwardAuth (doc: Record<string, unknown>, report: Reporter
 
   const batch = doc.batch
   const server = doc.server
+  const maxTokenBytes = isRecord(server) && typeof server.maxTokenBytes === 'number' ? server.maxTokenBytes : SERVER_DEFAULTS.maxTokenBytes
   if (isRecord(batch) && typeof batch.maxBodyBytes === 'number') {
-    const maxTokenBytes = isRecord(server) && typeof server.maxTokenBytes === 'number' ? server.maxTokenBytes : SERVER_DEFAULTS.maxTokenBytes
     if (batch.maxBodyBytes <= maxTokenBytes) {
       report(['batch', 'maxBodyBytes'], `expected more than server.maxTokenBytes (${maxTokenBytes}), so that a batch can hold one token of the maximum size, got ${batch.maxBodyBytes}`)
     }
+  } else if (maxTokenBytes >= BATCH_DEFAULTS.maxBodyBytes) {
+    // The default batch limit must hold one token of the maximum size too.
+    report(['server', 'maxTokenBytes'], `expected less than batch.maxBodyBytes (${BATCH_DEFAULTS.maxBodyBytes}, the default), so that a batch can hold one token of the maximum size, got ${maxTokenBytes}; or set batch.maxBodyBytes above it`)
   }
 }
 

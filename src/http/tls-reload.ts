@@ -119,6 +119,11 @@ function readListener (listener: TlsListener): ListenerCertificates | string {
   return { listener, options, certificate: { fingerprint256, validTo } }
 }
 
+/** Whether a certificate's validTo, as X509Certificate writes it ("Nov 26 15:00:00 2027 GMT"), has passed. */
+export function hasExpired (validTo: string, nowMs: number): boolean {
+  return Date.parse(validTo) <= nowMs
+}
+
 /** Reads and checks the certificates of every listener; the problems of all of them, or none. */
 export function readCertificates (listeners: readonly TlsListener[]): CertificatesOrProblems {
   const results = listeners.map(readListener)
