@@ -35,6 +35,7 @@ import { clientAddress } from './http/client-address.js'
 import { registerLoadShedding } from './http/load-shedding.js'
 import { metricsRoute } from './http/routes/metrics.js'
 import { httpsOptions } from './http/tls.js'
+import { CertificateWatch } from './http/tls-watch.js'
 import { combineEvents } from './metrics/combine-events.js'
 import { ServiceMetrics } from './metrics/metrics.js'
 import { VerifierSlot } from './verifier-slot.js'
@@ -96,6 +97,14 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
   // Set by buildOpsApp: a reload reaches the ops listener through the main app (src/reload.ts).
   fastify.decorate('opsApp', undefined)
   fastify.addHook('onClose', async () => { slot.close() })
+  const { tls, opsTls, certificateCheckSeconds } = config.server
+  const watch = certificateCheckSeconds > 0 && (tls !== undefined || opsTls !== undefined) ? new CertificateWatch(fastify, fastify.log.child({ component: 'tls' })) : undefined
+  fastify.decorate('certificateWatch', watch)
+  if (watch !== undefined) {
+    // On ready: buildOpsApp, which makes the ops listener known, runs between buildApp and listen.
+    fastify.addHook('onReady', async () => { watch.start(certificateCheckSeconds * 1000) })
+    fastify.addHook('onClose', async () => { watch.stop() })
+  }
   await fastify.register(requestLifecycle, { slot, metrics })
 
   fastify.setErrorHandler((err, request, reply) => {

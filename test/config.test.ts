@@ -57,6 +57,7 @@ server:
   signatureChecks: event-loop
   opsPort: 9091
   opsHost: 127.0.0.1
+  certificateCheckSeconds: 300
 metrics:
   enabled: false
 callers:
@@ -171,6 +172,7 @@ t.test('a valid full YAML file resolves every option', async (t) => {
       headersTimeoutMs: 4000,
       keepAliveTimeoutMs: 65000,
       signatureChecks: 'event-loop',
+      certificateCheckSeconds: 300,
       opsPort: 9091,
       opsHost: '127.0.0.1'
     },
@@ -308,7 +310,8 @@ t.test('a valid JSON file, by --config=PATH and by OIDC_VERIFIER_CONFIG, gets th
 t.test('the documented defaults', async (t) => {
   t.same(SERVER_DEFAULTS, {
     host: '127.0.0.1', port: 8080, logLevel: 'info', bodyLimit: 65536, maxTokenBytes: 16384, shutdownGraceSeconds: 10, trustProxy: false,
-    connectionTimeoutMs: 10000, requestTimeoutMs: 15000, headersTimeoutMs: 10000, keepAliveTimeoutMs: 72000, signatureChecks: 'auto'
+    connectionTimeoutMs: 10000, requestTimeoutMs: 15000, headersTimeoutMs: 10000, keepAliveTimeoutMs: 72000, signatureChecks: 'auto',
+    certificateCheckSeconds: 60
   })
   t.same(LOAD_SHEDDING_DEFAULTS, { enabled: true, maxEventLoopDelayMs: 1000, maxEventLoopUtilization: 0, maxHeapUsedBytes: 0, maxRssBytes: 0, sampleIntervalMs: 1000, retryAfterSeconds: 10 })
   t.same(RATE_LIMIT_DEFAULTS, { enabled: true, windowSeconds: 60, headers: false }, 'no per-caller max: see the next test')
@@ -489,7 +492,7 @@ t.test('unknown options at every level, with suggestions', async (t) => {
   })), [
     'config.yaml: server.logLevle: unknown option (did you mean "logLevel"?)',
     'config.yaml: server.colour: unknown option (expected one of: host, port, logLevel, bodyLimit, maxTokenBytes, shutdownGraceSeconds, trustProxy, ' +
-      'connectionTimeoutMs, requestTimeoutMs, headersTimeoutMs, keepAliveTimeoutMs, signatureChecks, opsPort, opsHost, tls, opsTls)',
+      'connectionTimeoutMs, requestTimeoutMs, headersTimeoutMs, keepAliveTimeoutMs, signatureChecks, opsPort, opsHost, certificateCheckSeconds, tls, opsTls)',
     'config.yaml: rateLimit.window: unknown option (did you mean "windowSeconds"?)',
     'config.yaml: jwks.maxentries: unknown option (did you mean "maxEntries"?)',
     'config.yaml: fetch.timeout_ms: unknown option (did you mean "timeoutMs"?)',

@@ -2,7 +2,8 @@
  * Certificates renewed by a configuration reload (src/http/tls-reload.ts), on real listeners: files replaced
  * at the same paths (as cert-manager does with a mounted Secret) or new paths are served after a reload;
  * files that cannot be used refuse the whole reload and every listener keeps its certificate; turning TLS on
- * or off, or client certificates on or off, still needs a restart.
+ * or off, or client certificates on or off, still needs a restart. And renewed without a reload, by the
+ * periodic look at the files (server.certificateCheckSeconds, src/http/tls-watch.ts).
  */
 import t, { type Test } from 'tap'
 import { X509Certificate } from 'node:crypto'
@@ -304,5 +305,53 @@ t.test('hasExpired reads the dates X509Certificate writes', async (t) => {
   t.notOk(hasExpired(validTo, Date.now()), 'a certificate issued for a day has not expired')
   t.ok(hasExpired(validTo, Date.parse(validTo) + 1000), 'a second after its end it has')
   t.ok(hasExpired('Jan  1 00:00:00 2020 GMT', Date.now()))
+})
+
+t.test('without a reload: the files are looked at every certificateCheckSeconds, and a renewed certificate is served', async (t) => {
+  const files = mount(t, original)
+  const { lines, logger } = capture()
+  const { app, port } = await listening(t, configFor(issuers, { server: { logLevel: 'info', certificateCheckSeconds: 1, tls: { certFile: files.certFile, keyFile: files.keyFile } } }), logger)
+  t.ok(app.certificateWatch !== undefined, 'watching')
+  files.place(renewed)
+  let served = ''
+  for (let i = 0; i < 40 && served !== fingerprint(renewed.cert); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    served = await servedFingerprint(port, trusting)
+  }
+  t.equal(served, fingerprint(renewed.cert), 'served within a few seconds, with no signal')
+  t.match(lines().find((l) => String(l.msg).startsWith('TLS certificate renewed from the files of server.tls')), {
+    level: 30, component: 'tls', listener: 'main', setting: 'server.tls', fingerprint256: fingerprint(renewed.cert)
+  })
+})
+
+t.test('a look that finds unusable files logs once and keeps the certificate; the next change is taken', async (t) => {
+  const files = mount(t, original)
+  const { lines, logger } = capture()
+  // A day between looks: the test looks itself.
+  const { app, port } = await listening(t, configFor(issuers, { server: { logLevel: 'info', certificateCheckSeconds: 86400, tls: { certFile: files.certFile, keyFile: files.keyFile } } }), logger)
+  const watch = app.certificateWatch
+  if (watch === undefined) throw new Error('not watching')
+  t.same(watch.check(), { 'server.tls': 'unchanged' }, 'nothing changed since start')
+
+  // A rotation half done: the new certificate is there, its key not yet.
+  copyFileSync(renewed.cert, files.certFile)
+  t.same(watch.check(), { 'server.tls': 'refused' })
+  const errors = (): Array<Record<string, unknown>> => lines().filter((l) => String(l.msg).startsWith('the files of server.tls changed but cannot be used'))
+  t.match(errors(), [{ level: 50, listener: 'main', problems: [/^server\.tls\.keyFile: the private key in ".*tls\.key" does not belong to the certificate/] }])
+  t.equal(await servedFingerprint(port, trusting), fingerprint(original.cert), 'the certificate in use stays')
+  t.same(watch.check(), { 'server.tls': 'unchanged' }, 'the same files again: not read again')
+  t.equal(errors().length, 1, 'logged once')
+
+  copyFileSync(renewed.key, files.keyFile)
+  t.same(watch.check(), { 'server.tls': 'renewed' }, 'the rotation completed')
+  t.equal(await servedFingerprint(port, trusting), fingerprint(renewed.cert))
+})
+
+t.test('no look at the files with certificateCheckSeconds 0, or without TLS', async (t) => {
+  const files = mount(t, original)
+  const { app: off } = await listening(t, configFor(issuers, { server: { certificateCheckSeconds: 0, tls: { certFile: files.certFile, keyFile: files.keyFile } } }))
+  t.equal(off.certificateWatch, undefined)
+  const { app: plain } = await listening(t, configFor(issuers))
+  t.equal(plain.certificateWatch, undefined)
 })
 

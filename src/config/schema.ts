@@ -43,7 +43,8 @@ export const SERVER_DEFAULTS: Readonly<ServerConfig> = Object.freeze({
   headersTimeoutMs: 10_000,
   // Longer than the usual 60 s idle timeout of load balancers, so they close first.
   keepAliveTimeoutMs: 72_000,
-  signatureChecks: 'auto'
+  signatureChecks: 'auto',
+  certificateCheckSeconds: 60
 })
 
 export const RATE_LIMIT_DEFAULTS: Readonly<RateLimitConfig> = Object.freeze({
@@ -244,6 +245,7 @@ export const ServerSchema = Type.Object({
   })),
   opsPort: Type.Optional(Int(0, 65535, 'Serve /healthz, /readyz and /metrics on this port only (0 picks a free port); /verify stays on port.')),
   opsHost: Type.Optional(NonEmptyString('Address of the ops listener (default: host).', 'a non-empty host name or address')),
+  certificateCheckSeconds: Type.Optional(Int(0, 86400, 'How often, in seconds, the files of tls and opsTls are looked at for a renewed certificate, which is then served without a restart (0: only on a configuration reload).', SERVER_DEFAULTS.certificateCheckSeconds)),
   tls: Type.Optional(TlsSchema),
   opsTls: Type.Optional(OpsTlsSchema)
 }, { additionalProperties: false, description: 'HTTP server settings.', 'x-expected': 'a mapping of server options' })

@@ -197,6 +197,8 @@ export interface ServerConfig {
   keepAliveTimeoutMs: number
   /** Where signature checks run: libuv's thread pool, batched on the event loop, or `auto` (src/core/signature-checks.ts). */
   signatureChecks: 'auto' | 'thread-pool' | 'event-loop'
+  /** Seconds between looks at the certificate files of tls and opsTls (src/http/tls-watch.ts); 0: only on reload. */
+  certificateCheckSeconds: number
   /** When set, /healthz, /readyz and /metrics are served on this port only (see src/ops-app.ts). */
   opsPort?: number
   /** Address of the ops listener (default: host). */

@@ -4,6 +4,7 @@ import type { ErrorCode } from '../errors.js'
 import type { OriginalSummary } from './original-request.js'
 import type { ServiceMetrics } from '../metrics/metrics.js'
 import type { RevocationStore } from '../revocation/store.js'
+import type { CertificateWatch } from './tls-watch.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -21,6 +22,11 @@ declare module 'fastify' {
      * renews its certificates too (src/http/tls-reload.ts). Undefined on the ops app itself.
      */
     opsApp: FastifyInstance | undefined
+    /**
+     * Looks at the certificate files every server.certificateCheckSeconds (src/http/tls-watch.ts); undefined
+     * without TLS, or with the check set to 0.
+     */
+    certificateWatch: CertificateWatch | undefined
   }
   interface FastifyRequest {
     /** What the request log line reports: the configured issuer id and the error code, never token data. */
