@@ -35,6 +35,7 @@ import { clientAddress } from './http/client-address.js'
 import { registerLoadShedding } from './http/load-shedding.js'
 import { metricsRoute } from './http/routes/metrics.js'
 import { httpsOptions } from './http/tls.js'
+import { noteInUse } from './http/tls-reload.js'
 import { CertificateWatch } from './http/tls-watch.js'
 import { combineEvents } from './metrics/combine-events.js'
 import { ServiceMetrics } from './metrics/metrics.js'
@@ -53,9 +54,10 @@ export interface BuildAppOptions extends VerifierOptions {
 }
 
 export async function buildApp (config: Config, options: BuildAppOptions = {}): Promise<FastifyInstance> {
+  const https = config.server.tls === undefined ? undefined : httpsOptions(config.server.tls)
   // Server timeouts are explicit (config.server), so a slow or idle client cannot hold a connection for ever.
   const fastify = Fastify({
-    ...(config.server.tls !== undefined ? { https: httpsOptions(config.server.tls) } : {}),
+    ...(https !== undefined ? { https } : {}),
     ...(options.loggerInstance !== undefined ? { loggerInstance: options.loggerInstance } : { logger: loggerOptions(config.server.logLevel) }),
     // Our own request log line (src/http/request-log.ts) replaces Fastify's, which would log URLs and errors.
     logController: new LogController({ disableRequestLogging: true }),
@@ -96,6 +98,8 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
   fastify.decorate('verifier', { getter: () => slot.current })
   // Set by buildOpsApp: a reload reaches the ops listener through the main app (src/reload.ts).
   fastify.decorate('opsApp', undefined)
+  // What the listener serves, for the look at its files (src/http/tls-watch.ts).
+  if (https !== undefined) noteInUse(fastify.server, https)
   fastify.addHook('onClose', async () => { slot.close() })
   const { tls, opsTls, certificateCheckSeconds } = config.server
   const watch = certificateCheckSeconds > 0 && (tls !== undefined || opsTls !== undefined) ? new CertificateWatch(fastify, fastify.log.child({ component: 'tls' })) : undefined

@@ -13,10 +13,12 @@ import { fromFrameworkError, sendError } from './http/error-reply.js'
 import './http/fastify-augment.js'
 import { requestLifecycle } from './http/request-lifecycle.js'
 import { httpsOptions } from './http/tls.js'
+import { noteInUse } from './http/tls-reload.js'
 import { healthRoutes } from './http/routes/health.js'
 import { metricsRoute } from './http/routes/metrics.js'
 
 export async function buildOpsApp (app: FastifyInstance, config: Config): Promise<FastifyInstance> {
+  const https = config.server.opsTls === undefined ? undefined : httpsOptions(config.server.opsTls)
   const ops = Fastify({
     loggerInstance: app.log.child({ listener: 'ops' }),
     logController: new LogController({ disableRequestLogging: true }),
@@ -24,8 +26,10 @@ export async function buildOpsApp (app: FastifyInstance, config: Config): Promis
     connectionTimeout: config.server.connectionTimeoutMs,
     requestTimeout: config.server.requestTimeoutMs,
     keepAliveTimeout: config.server.keepAliveTimeoutMs,
-    ...(config.server.opsTls !== undefined ? { https: httpsOptions(config.server.opsTls) } : {})
+    ...(https !== undefined ? { https } : {})
   })
+  // What the listener serves, for the look at its files (src/http/tls-watch.ts).
+  if (https !== undefined) noteInUse(ops.server, https)
   ops.server.headersTimeout = config.server.headersTimeoutMs
   ops.decorate('verifier', { getter: () => app.verifier })
   ops.decorate('metrics', app.metrics)

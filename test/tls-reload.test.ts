@@ -7,7 +7,7 @@
  */
 import t, { type Test } from 'tap'
 import { X509Certificate } from 'node:crypto'
-import { copyFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
@@ -17,7 +17,8 @@ import type { Config } from '../src/config/types.js'
 import { loggerOptions } from '../src/logger.js'
 import { buildOpsApp } from '../src/ops-app.js'
 import { reloadConfiguration } from '../src/reload.js'
-import { hasExpired, readCertificates, type TlsListener } from '../src/http/tls-reload.js'
+import { hasExpired, readCertificates, useCertificates, type TlsListener } from '../src/http/tls-reload.js'
+import { MAX_FILE_BYTES } from '../src/http/tls-watch.js'
 import { makeTestPki } from './helpers/certs.js'
 import { configFor } from './helpers/config.js'
 import { call, servedFingerprint } from './helpers/https-call.js'
@@ -74,7 +75,7 @@ t.test('a certificate replaced at the same paths is served after a reload', asyn
   t.equal(await servedFingerprint(port, trusting), fingerprint(original.cert))
 
   files.place(renewed)
-  t.equal(await servedFingerprint(port, trusting), fingerprint(original.cert), 'the files are read at start, and on reload only')
+  t.equal(await servedFingerprint(port, trusting), fingerprint(original.cert), 'not before a reload (or the periodic look, a minute away)')
   const result = await reloadConfiguration(app, config)
   t.equal(result.outcome, 'applied')
   t.same(result.needsRestart, [], 'nothing waits for a restart: the paths did not even change')
@@ -339,7 +340,7 @@ t.test('a look that finds unusable files logs once and keeps the certificate; th
   const errors = (): Array<Record<string, unknown>> => lines().filter((l) => String(l.msg).startsWith('the files of server.tls changed but cannot be used'))
   t.match(errors(), [{ level: 50, listener: 'main', problems: [/^server\.tls\.keyFile: the private key in ".*tls\.key" does not belong to the certificate/] }])
   t.equal(await servedFingerprint(port, trusting), fingerprint(original.cert), 'the certificate in use stays')
-  t.same(watch.check(), { 'server.tls': 'unchanged' }, 'the same files again: not read again')
+  t.same(watch.check(), { 'server.tls': 'unchanged' }, 'the same files again: not checked nor logged again')
   t.equal(errors().length, 1, 'logged once')
 
   copyFileSync(renewed.key, files.keyFile)
@@ -353,5 +354,53 @@ t.test('no look at the files with certificateCheckSeconds 0, or without TLS', as
   t.equal(off.certificateWatch, undefined)
   const { app: plain } = await listening(t, configFor(issuers))
   t.equal(plain.certificateWatch, undefined)
+})
+
+t.test('the look compares the files with what is served, whoever put it there', async (t) => {
+  const files = mount(t, original)
+  const config = (): Config => configFor(issuers, { server: { logLevel: 'info', certificateCheckSeconds: 86400, tls: { certFile: files.certFile, keyFile: files.keyFile } } })
+  const { lines, logger } = capture()
+  const app = await buildApp(config(), { loggerInstance: logger })
+  t.teardown(() => app.close())
+  // Renewed after the listener read its files, before it is ready (revocations loading, say).
+  files.place(renewed)
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const port = portOf(app)
+  const watch = app.certificateWatch
+  if (watch === undefined) throw new Error('not watching')
+  t.same(watch.check(), { 'server.tls': 'renewed' }, 'a renewal during start-up is not missed')
+  t.equal(await servedFingerprint(port, trusting), fingerprint(renewed.cert))
+
+  files.place(original)
+  t.equal((await reloadConfiguration(app, config)).outcome, 'applied')
+  t.equal(await servedFingerprint(port, trusting), fingerprint(original.cert))
+  t.same(watch.check(), { 'server.tls': 'unchanged' }, 'what a reload put in use is not renewed again')
+
+  // A slow reload that read the files before a renewal, and puts them in use after it.
+  const stale = readCertificates([{ name: 'main', setting: 'server.tls', tls: { certFile: original.cert, keyFile: original.key }, server: app.server as never }])
+  files.place(renewed)
+  if (!stale.ok) throw new Error('unreadable')
+  t.same(watch.check(), { 'server.tls': 'renewed' })
+  useCertificates(stale.read)
+  t.equal(await servedFingerprint(port, trusting), fingerprint(original.cert), 'the older certificate went back in')
+  t.same(watch.check(), { 'server.tls': 'renewed' }, 'and the next look corrects it')
+  t.equal(await servedFingerprint(port, trusting), fingerprint(renewed.cert))
+  t.equal(lines().filter((l) => String(l.msg).startsWith('TLS certificate renewed')).length, 3)
+})
+
+t.test('the look skips what is not a certificate file', async (t) => {
+  const files = mount(t, original)
+  const { app, port } = await listening(t, configFor(issuers, { server: { certificateCheckSeconds: 86400, tls: { certFile: files.certFile, keyFile: files.keyFile } } }))
+  const watch = app.certificateWatch
+  if (watch === undefined) throw new Error('not watching')
+  rmSync(files.keyFile)
+  mkdirSync(files.keyFile)
+  t.same(watch.check(), { 'server.tls': 'refused' }, 'a directory')
+  rmSync(files.keyFile, { recursive: true })
+  writeFileSync(files.keyFile, Buffer.alloc(MAX_FILE_BYTES + 1, 0x41))
+  t.same(watch.check(), { 'server.tls': 'refused' }, 'a file larger than a certificate can be')
+  t.equal(await servedFingerprint(port, trusting), fingerprint(original.cert))
+  copyFileSync(original.key, files.keyFile)
+  t.same(watch.check(), { 'server.tls': 'unchanged' }, 'back to what is served')
 })
 

@@ -9,7 +9,7 @@
  * listener keeps serving the certificate it has. Only the secure context changes: whether a listener speaks
  * TLS at all, and whether it asks for client certificates (requestCert), are fixed when it is created.
  */
-import { X509Certificate } from 'node:crypto'
+import { createHash, X509Certificate } from 'node:crypto'
 import { createSecureContext, type SecureContextOptions, type Server as TlsServer } from 'node:tls'
 import type { FastifyInstance } from 'fastify'
 import { fileErrorReason } from '../config/operations.js'
@@ -99,18 +99,52 @@ function clientCaProblem (setting: string, tls: TlsConfig, ca: SecureContextOpti
   return certificate.ca ? undefined : `${setting}.clientCaFile: expected a CA certificate (basicConstraints CA:TRUE) in ${JSON.stringify(tls.clientCaFile)}; client certificates are checked against it`
 }
 
-/** Reads a listener's files once (the bytes checked are the bytes used) and checks them. */
-function readListener (listener: TlsListener): ListenerCertificates | string {
+/**
+ * What each TLS server serves now: a digest of the certificate, key and CA bytes it was built with or last
+ * given (noteInUse), so that a look at the files (src/http/tls-watch.ts) compares them with what is in use,
+ * whoever put it there. Never logged.
+ */
+const inUse = new WeakMap<object, string>()
+
+/** A digest of a listener's certificate, key and CA bytes. */
+export function optionsDigest (options: SecureContextOptions): string {
+  const hash = createHash('sha256')
+  for (const part of [options.cert, options.key, options.ca]) hash.update(part === undefined ? '-' : Buffer.isBuffer(part) ? part : String(part)).update('\0')
+  return hash.digest('base64')
+}
+
+/** Records what `server` serves: at its creation (buildApp, buildOpsApp) and whenever it is given new certificates. */
+export function noteInUse (server: object, options: SecureContextOptions): void {
+  inUse.set(server, optionsDigest(options))
+}
+
+/** The digest of what `server` serves (undefined for a server nobody noted). */
+export function digestInUse (server: object): string | undefined {
+  return inUse.get(server)
+}
+
+/** Reads a listener's files, or says which one cannot be read. */
+export function readListenerFiles (listener: TlsListener): SecureContextOptions | string {
   const { setting, tls } = listener
-  let options: SecureContextOptions
   try {
-    options = httpsOptions(tls)
+    return httpsOptions(tls)
   } catch (err) {
     const path = (err as NodeJS.ErrnoException).path
     const file = (['certFile', 'keyFile', 'clientCaFile'] as TlsFile[]).find((name) => path !== undefined && tls[name] === path)
     if (file === undefined) return `${setting}: cannot read its files: ${(err as Error).message}`
     return `${setting}.${file}: cannot read ${JSON.stringify(path)}: ${fileErrorReason(err)}`
   }
+}
+
+/** Reads a listener's files once (the bytes checked are the bytes used) and checks them. */
+function readListener (listener: TlsListener): ListenerCertificates | string {
+  const options = readListenerFiles(listener)
+  return typeof options === 'string' ? options : checkListener(listener, options)
+}
+
+/** Checks bytes read for a listener as the listener would use them. */
+export function checkListener (listener: TlsListener, options: SecureContextOptions): ListenerCertificates | string {
+  const { setting, tls } = listener
   const refused = refusedBy(options)
   if (refused !== undefined) return blame(setting, tls, options, refused)
   const caProblem = clientCaProblem(setting, tls, options.ca)
@@ -140,6 +174,7 @@ export function useCertificates (read: readonly ListenerCertificates[]): Array<{
   for (const { listener, options } of read) {
     try {
       listener.server.setSecureContext(options)
+      noteInUse(listener.server, options)
     } catch (err) {
       failures.push({ listener, err: err as Error })
     }

@@ -1,38 +1,47 @@
 /**
  * Renewed certificates served without a signal: every server.certificateCheckSeconds the files of server.tls
  * and server.opsTls are read (a few kilobytes; through symlinks, so the swap with which Kubernetes updates a
- * mounted Secret is seen) and compared by their SHA-256 with what was read last (modification times can be
- * coarse or copied along); when they changed, the listener's certificates are checked and put in use exactly
- * as a configuration reload does (src/http/tls-reload.ts). New connections get them; open ones keep theirs.
+ * mounted Secret is seen) and compared with what the listener serves now, by a digest of the bytes
+ * (src/http/tls-reload.ts, noteInUse: recorded when the listener is built and whenever it is given new
+ * certificates, by this look or by a configuration reload). When they differ, the files are checked and put
+ * in use exactly as a reload does. New connections get them; open ones keep theirs. Comparing with what is in
+ * use, not with the previous look, means nothing is missed: a renewal between the start and the first look,
+ * or a reload that put older certificates in use while the files were renewed, is corrected at the next look.
  *
- * Files that changed but cannot be used (a rotation half done, a key that does not match) are logged once per
- * change, and the listener keeps serving the certificate it has; the next change is looked at again.
+ * Files that differ but cannot be used (a rotation half done, a key that does not match) are logged once per
+ * content, and the listener keeps serving what it has; a change of the files is looked at again. A file that
+ * is not a regular file, or is larger than MAX_FILE_BYTES, is not read (a FIFO would block the event loop).
  */
-import { createHash } from 'node:crypto'
-import { readFileSync } from 'node:fs'
+import { statSync } from 'node:fs'
+import type { SecureContextOptions } from 'node:tls'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
-import { readCertificates, tlsListeners, useCertificates, type TlsListener } from './tls-reload.js'
+import { checkListener, digestInUse, hasExpired, optionsDigest, readListenerFiles, tlsListeners, useCertificates, type TlsListener } from './tls-reload.js'
 
 export type CertificateCheckOutcome = 'unchanged' | 'renewed' | 'refused'
 
-/** The files' contents, hashed into one comparable string (never logged); a file that cannot be read counts by its error. */
-export function filesStamp (paths: readonly string[]): string {
-  return paths.map((path) => {
-    try {
-      return createHash('sha256').update(readFileSync(path)).digest('base64')
-    } catch (err) {
-      return `!${(err as NodeJS.ErrnoException).code ?? 'error'}`
-    }
-  }).join('|')
-}
+/** Certificates, keys and CA bundles are kilobytes; anything larger at those paths is not one. */
+export const MAX_FILE_BYTES = 1024 * 1024
 
-const filesOf = (listener: TlsListener): string[] => Object.values(listener.tls).filter((path): path is string => typeof path === 'string')
+/** The listener's files, read if each is a regular file of at most MAX_FILE_BYTES; else the problem. */
+function readGuarded (listener: TlsListener): SecureContextOptions | string {
+  for (const [file, path] of Object.entries(listener.tls)) {
+    if (typeof path !== 'string') continue
+    try {
+      const stat = statSync(path)
+      if (!stat.isFile()) return `${listener.setting}.${file}: ${JSON.stringify(path)} is not a regular file`
+      if (stat.size > MAX_FILE_BYTES) return `${listener.setting}.${file}: ${JSON.stringify(path)} is larger than ${MAX_FILE_BYTES} bytes`
+    } catch {
+      break // readListenerFiles says which file and why
+    }
+  }
+  return readListenerFiles(listener)
+}
 
 export class CertificateWatch {
   readonly #app: FastifyInstance
   readonly #log: FastifyBaseLogger
-  /** Per listener setting (server.tls, server.opsTls): the stamp of its files when last looked at. */
-  readonly #stamps = new Map<string, string>()
+  /** Per listener setting: the digest (or problem) of files found unusable, so that they are logged once. */
+  readonly #refused = new Map<string, string>()
   #timer: NodeJS.Timeout | undefined
 
   constructor (app: FastifyInstance, log: FastifyBaseLogger) {
@@ -40,10 +49,17 @@ export class CertificateWatch {
     this.#log = log
   }
 
-  /** Notes the files as they are now (the listeners serve them), then looks every `intervalMs`. */
+  /** Looks every `intervalMs` until stop(). */
   start (intervalMs: number): void {
-    for (const listener of this.#listeners()) this.#stamps.set(listener.setting, filesStamp(filesOf(listener)))
-    this.#timer = setInterval(() => { this.check() }, intervalMs)
+    if (this.#timer !== undefined) return
+    this.#timer = setInterval(() => {
+      try {
+        this.check()
+      } catch (err) {
+        // Nothing here is expected to throw; if something does, the next look tries again, the process lives on.
+        this.#log.error({ err }, 'looking at the TLS certificate files failed')
+      }
+    }, intervalMs)
     // A look at a few files never keeps the process alive.
     this.#timer.unref()
   }
@@ -56,34 +72,39 @@ export class CertificateWatch {
   /** One look at every TLS listener's files; what happened to each, by setting. */
   check (): Record<string, CertificateCheckOutcome> {
     const outcomes: Record<string, CertificateCheckOutcome> = {}
-    for (const listener of this.#listeners()) {
-      const stamp = filesStamp(filesOf(listener))
-      const before = this.#stamps.get(listener.setting)
-      this.#stamps.set(listener.setting, stamp)
-      outcomes[listener.setting] = before === undefined || before === stamp ? 'unchanged' : this.#renew(listener)
-    }
+    // The listeners of the configuration in force: a reload may have changed their paths.
+    for (const listener of tlsListeners(this.#app, this.#app.verifierSlot.config)) outcomes[listener.setting] = this.#look(listener)
     return outcomes
   }
 
-  /** The listeners of the configuration in force: a reload may have changed their paths. */
-  #listeners (): TlsListener[] {
-    return tlsListeners(this.#app, this.#app.verifierSlot.config)
-  }
-
-  #renew (listener: TlsListener): CertificateCheckOutcome {
+  #look (listener: TlsListener): CertificateCheckOutcome {
     const { name, setting } = listener
-    const result = readCertificates([listener])
-    if (!result.ok) {
-      this.#log.error({ listener: name, setting, problems: result.problems },
+    const options = readGuarded(listener)
+    const digest = typeof options === 'string' ? `!${options}` : optionsDigest(options)
+    if (digest === digestInUse(listener.server)) {
+      this.#refused.delete(setting)
+      return 'unchanged'
+    }
+    if (digest === this.#refused.get(setting)) return 'unchanged'
+    const checked = typeof options === 'string' ? options : checkListener(listener, options)
+    if (typeof checked === 'string') {
+      this.#refused.set(setting, digest)
+      this.#log.error({ listener: name, setting, problems: [checked] },
         `the files of ${setting} changed but cannot be used; the ${name} listener keeps serving its certificate until they can`)
       return 'refused'
     }
-    const failed = useCertificates(result.read)
+    const failed = useCertificates([checked])
     if (failed.length > 0) {
+      // Not remembered as refused: the next look tries again.
       this.#log.error({ listener: name, setting, err: failed[0]?.err }, `the ${name} listener could not take the certificate read from ${setting}; it keeps serving the previous one`)
       return 'refused'
     }
-    this.#log.info({ listener: name, setting, ...result.read[0]?.certificate }, `TLS certificate renewed from the files of ${setting}: the ${name} listener serves it to new connections`)
+    this.#refused.delete(setting)
+    const { certificate } = checked
+    this.#log.info({ listener: name, setting, ...certificate }, `TLS certificate renewed from the files of ${setting}: the ${name} listener serves it to new connections`)
+    if (hasExpired(certificate.validTo, Date.now())) {
+      this.#log.error({ listener: name, setting, ...certificate }, `the certificate of the ${name} listener (${setting}.certFile) expired on ${certificate.validTo}; renew it`)
+    }
     return 'renewed'
   }
 }
