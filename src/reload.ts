@@ -20,7 +20,7 @@ import { heapLimitBytes } from './config/heap-budget.js'
 import { ConfigError } from './config/load.js'
 import type { Config } from './config/types.js'
 import { callerLimitApplies, callersWithoutMax } from './http/route-rate-limit.js'
-import { hasExpired, readCertificates, tlsListeners, useCertificates, type ListenerCertificates, type TlsListener } from './http/tls-reload.js'
+import { putInUse, readCertificates, tlsListeners, type ListenerCertificates, type TlsListener } from './http/tls-reload.js'
 import type { IssuerStatus, Verifier } from './core/verifier.js'
 import { inForceProblems, keptUntilRestart, planReload, type ReloadPlan } from './reload-plan.js'
 
@@ -187,22 +187,11 @@ export async function reloadConfiguration (app: FastifyInstance, load: () => Con
 
 /** Puts the certificates read for the reload in use, and says which listeners serve which certificate now. */
 function renewCertificates (log: FastifyBaseLogger, read: readonly ListenerCertificates[]): void {
-  if (read.length === 0) return
-  const failed = useCertificates(read)
-  for (const { listener, err } of failed) {
-    log.error({ listener: listener.name, setting: listener.setting, err }, `the ${listener.name} listener could not take the certificate read from ${listener.setting}; it keeps serving the previous one`)
-  }
-  const renewed = read.filter((r) => !failed.some((f) => f.listener === r.listener))
+  const renewed = putInUse(log, read)
   if (renewed.length === 0) return
   log.info({
     listeners: renewed.map(({ listener, certificate }) => ({ listener: listener.name, setting: listener.setting, ...certificate }))
   }, `TLS certificates read again from their files: ${renewed.map((r) => r.listener.name).join(' and ')} listener${renewed.length === 1 ? '' : 's'}; new connections get them`)
-  // Served all the same (the one before may be no better), but clients will refuse it: say so loudly.
-  for (const { listener, certificate } of renewed) {
-    if (hasExpired(certificate.validTo, Date.now())) {
-      log.error({ listener: listener.name, setting: listener.setting, ...certificate }, `the certificate of the ${listener.name} listener (${listener.setting}.certFile) expired on ${certificate.validTo}; renew it`)
-    }
-  }
 }
 
 /**

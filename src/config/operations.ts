@@ -77,15 +77,23 @@ function checkTls (tls: unknown, section: 'tls' | 'opsTls', report: Reporter): v
   }
   if (typeof tls.clientCaFile === 'string' && tls.clientCaFile !== '') {
     const pem = readPem(tls.clientCaFile, ['server', section, 'clientCaFile'], report)
-    if (pem !== undefined) {
-      try {
-        const ca = new X509Certificate(pem)
-        if (!ca.ca) report(['server', section, 'clientCaFile'], 'expected a CA certificate (basicConstraints CA:TRUE); client certificates are checked against it')
-      } catch {
-        report(['server', section, 'clientCaFile'], `expected a PEM CA certificate in ${JSON.stringify(tls.clientCaFile)}`)
-      }
-    }
+    const problem = pem === undefined ? undefined : clientCaProblem(tls.clientCaFile, pem)
+    if (problem !== undefined) report(['server', section, 'clientCaFile'], problem)
   }
+}
+
+/**
+ * What is wrong with the content of a client CA file (the text after its setting), or undefined when it is a
+ * CA certificate; also for the files a reload reads again (src/http/tls-reload.ts).
+ */
+export function clientCaProblem (path: string, pem: string | Buffer): string | undefined {
+  let ca: X509Certificate
+  try {
+    ca = new X509Certificate(pem)
+  } catch {
+    return `expected a PEM CA certificate in ${JSON.stringify(path)}`
+  }
+  return ca.ca ? undefined : `expected a CA certificate (basicConstraints CA:TRUE) in ${JSON.stringify(path)}; client certificates are checked against it`
 }
 
 function checkServerOperations (server: unknown, report: Reporter): void {

@@ -11,8 +11,8 @@
  */
 import { createHash, X509Certificate } from 'node:crypto'
 import { createSecureContext, type SecureContextOptions, type Server as TlsServer } from 'node:tls'
-import type { FastifyInstance } from 'fastify'
-import { fileErrorReason } from '../config/operations.js'
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
+import { clientCaProblem, fileErrorReason } from '../config/operations.js'
 import type { Config, TlsConfig } from '../config/types.js'
 import { httpsOptions } from './tls.js'
 
@@ -88,15 +88,10 @@ function blame (setting: string, tls: TlsConfig, options: SecureContextOptions, 
  * The client CA is checked apart: OpenSSL ignores what is not a certificate in it, which would leave the
  * listener with no CA at all, refusing every client.
  */
-function clientCaProblem (setting: string, tls: TlsConfig, ca: SecureContextOptions['ca']): string | undefined {
+function caProblem (setting: string, tls: TlsConfig, ca: SecureContextOptions['ca']): string | undefined {
   if (tls.clientCaFile === undefined || !Buffer.isBuffer(ca)) return undefined
-  let certificate: X509Certificate
-  try {
-    certificate = new X509Certificate(ca)
-  } catch {
-    return `${setting}.clientCaFile: expected a PEM CA certificate in ${JSON.stringify(tls.clientCaFile)}`
-  }
-  return certificate.ca ? undefined : `${setting}.clientCaFile: expected a CA certificate (basicConstraints CA:TRUE) in ${JSON.stringify(tls.clientCaFile)}; client certificates are checked against it`
+  const problem = clientCaProblem(tls.clientCaFile, ca)
+  return problem === undefined ? undefined : `${setting}.clientCaFile: ${problem}`
 }
 
 /**
@@ -147,8 +142,8 @@ export function checkListener (listener: TlsListener, options: SecureContextOpti
   const { setting, tls } = listener
   const refused = refusedBy(options)
   if (refused !== undefined) return blame(setting, tls, options, refused)
-  const caProblem = clientCaProblem(setting, tls, options.ca)
-  if (caProblem !== undefined) return caProblem
+  const ca = caProblem(setting, tls, options.ca)
+  if (ca !== undefined) return ca
   const { fingerprint256, validTo } = new X509Certificate(options.cert as Buffer)
   return { listener, options, certificate: { fingerprint256, validTo } }
 }
@@ -180,4 +175,24 @@ export function useCertificates (read: readonly ListenerCertificates[]): Array<{
     }
   }
   return failures
+}
+
+/**
+ * Puts certificates in use (useCertificates) and logs what went wrong: a listener that could not take them
+ * keeps its own, and a certificate that has already expired is served all the same (the one before may be no
+ * better) but logged as an error, since clients will refuse it. Returns the certificates now in use, which
+ * the caller (a reload, the look at the files) reports in its own words.
+ */
+export function putInUse (log: FastifyBaseLogger, read: readonly ListenerCertificates[]): ListenerCertificates[] {
+  const failed = useCertificates(read)
+  for (const { listener, err } of failed) {
+    log.error({ listener: listener.name, setting: listener.setting, err }, `the ${listener.name} listener could not take the certificate read from ${listener.setting}; it keeps serving the previous one`)
+  }
+  const renewed = read.filter((r) => !failed.some((f) => f.listener === r.listener))
+  for (const { listener, certificate } of renewed) {
+    if (hasExpired(certificate.validTo, Date.now())) {
+      log.error({ listener: listener.name, setting: listener.setting, ...certificate }, `the certificate of the ${listener.name} listener (${listener.setting}.certFile) expired on ${certificate.validTo}; renew it`)
+    }
+  }
+  return renewed
 }

@@ -15,7 +15,7 @@
 import { statSync } from 'node:fs'
 import type { SecureContextOptions } from 'node:tls'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
-import { checkListener, digestInUse, hasExpired, optionsDigest, readListenerFiles, tlsListeners, useCertificates, type TlsListener } from './tls-reload.js'
+import { checkListener, digestInUse, optionsDigest, putInUse, readListenerFiles, tlsListeners, type TlsListener } from './tls-reload.js'
 
 export type CertificateCheckOutcome = 'unchanged' | 'renewed' | 'refused'
 
@@ -93,18 +93,10 @@ export class CertificateWatch {
         `the files of ${setting} changed but cannot be used; the ${name} listener keeps serving its certificate until they can`)
       return 'refused'
     }
-    const failed = useCertificates([checked])
-    if (failed.length > 0) {
-      // Not remembered as refused: the next look tries again.
-      this.#log.error({ listener: name, setting, err: failed[0]?.err }, `the ${name} listener could not take the certificate read from ${setting}; it keeps serving the previous one`)
-      return 'refused'
-    }
+    // Not taken (logged): not remembered as refused, so the next look tries again.
+    if (putInUse(this.#log, [checked]).length === 0) return 'refused'
     this.#refused.delete(setting)
-    const { certificate } = checked
-    this.#log.info({ listener: name, setting, ...certificate }, `TLS certificate renewed from the files of ${setting}: the ${name} listener serves it to new connections`)
-    if (hasExpired(certificate.validTo, Date.now())) {
-      this.#log.error({ listener: name, setting, ...certificate }, `the certificate of the ${name} listener (${setting}.certFile) expired on ${certificate.validTo}; renew it`)
-    }
+    this.#log.info({ listener: name, setting, ...checked.certificate }, `TLS certificate renewed from the files of ${setting}: the ${name} listener serves it to new connections`)
     return 'renewed'
   }
 }
