@@ -14,6 +14,7 @@ import { Verifier } from '../src/core/verifier.js'
 import { loggerOptions } from '../src/logger.js'
 import type { FetchJson } from '../src/net/fetch-json.js'
 import { changedSettings, reloadConfiguration, reloadOnSighup, RELOADABLE } from '../src/reload.js'
+import { VERIFIER_INPUTS } from '../src/reload-plan.js'
 import { configFor as baseConfigFor } from './helpers/config.js'
 import { startJwksServer } from './helpers/jwks-server.js'
 import { idTokenClaims, jwksOf, makeKey, mint } from './helpers/tokens.js'
@@ -206,6 +207,8 @@ t.test('changedSettings compares leaves and lists whole, ignores the source', as
   t.same(changedSettings({ a: { b: 1, c: [1, 2] } }, { a: { b: 2, c: [2, 1] }, d: true }), ['a.b', 'a.c', 'd'])
   t.same(changedSettings({ server: { tls: { cert: 'x' } } }, { server: {} }), ['server.tls'])
   t.ok(RELOADABLE.includes('issuers'))
+  // A setting the Verifier is built from that a reload cannot apply would never rebuild it: a dead entry.
+  t.same(VERIFIER_INPUTS.filter((input) => !RELOADABLE.some((r) => input === r || input.startsWith(`${r}.`))), [])
 })
 
 /** A fetcher whose first `held` calls wait until `release()`; the others answer at once. */
