@@ -20,7 +20,9 @@ import { heapLimitBytes } from './config/heap-budget.js'
 import { ConfigError } from './config/load.js'
 import type { Config } from './config/types.js'
 import { callerLimitApplies, callersWithoutMax } from './http/route-rate-limit.js'
-import { putInUse, readCertificates, tlsListeners, type ListenerCertificates, type TlsListener } from './http/tls-reload.js'
+import {
+  keptUntilRestartMessage, noteWaitingForRestart, putInUse, readCertificates, tlsListeners, type ListenerCertificates, type TlsFile, type TlsListener
+} from './http/tls-reload.js'
 import type { IssuerStatus, Verifier } from './core/verifier.js'
 import { inForceProblems, keptUntilRestart, planReload, type ReloadPlan } from './reload-plan.js'
 
@@ -80,8 +82,10 @@ async function waitForKeys (previous: Verifier, next: Verifier, timeoutMs: numbe
   }
 }
 
-/** The setting a certificate problem names: each starts with it ("server.tls.clientCaFile: cannot read …"). */
-const settingOf = (problem: string): string => problem.slice(0, problem.indexOf(':'))
+/** The files of a listener that only the running configuration names, kept because their change waits for a restart. */
+function waitingFiles (plan: ReloadPlan, next: Config, listener: TlsListener): TlsFile[] {
+  return (Object.keys(listener.tls) as TlsFile[]).filter((file) => keptUntilRestart(plan, next, `${listener.setting}.${file}`))
+}
 
 /**
  * The certificates of every TLS listener, read and checked before anything changes. A listener whose files
@@ -100,30 +104,46 @@ function listenerCertificates (app: FastifyInstance, plan: ReloadPlan, next: Con
       read.push(...result.read)
       continue
     }
-    if (!result.problems.every((p) => keptUntilRestart(plan, next, settingOf(p)))) {
-      problems.push(...result.problems)
+    if (!result.problems.every((p) => keptUntilRestart(plan, next, p.setting))) {
+      problems.push(...result.problems.map(String))
       continue
     }
     // The files read stop at the first that fails: the others, which the new configuration names too, must
     // still be usable (checked without the kept ones), or the reload is refused for them.
-    const named = (Object.keys(listener.tls) as Array<keyof TlsListener['tls']>).filter((file) => !keptUntilRestart(plan, next, `${listener.setting}.${file}`))
-    if (named.includes('certFile') && named.includes('keyFile')) {
+    const waiting = waitingFiles(plan, next, listener)
+    if (!waiting.includes('certFile') && !waiting.includes('keyFile')) {
       const rest = readCertificates([{ ...listener, tls: { certFile: listener.tls.certFile, keyFile: listener.tls.keyFile } }])
       if (!rest.ok) {
-        problems.push(...rest.problems)
+        problems.push(...rest.problems.map(String))
         continue
       }
     }
-    held.push({ listener, problems: result.problems })
+    held.push({ listener, problems: result.problems.map(String) })
   }
   return { read, problems, held }
 }
 
+/** Per app, the last reload called: each waits for the one before, whose result it is planned against. */
+const lastReload = new WeakMap<FastifyInstance, Promise<ReloadResult>>()
+
 /**
  * Reloads the configuration of a running app (built by buildApp). `load` reads it from the same source as at
- * start. Never throws: every outcome is logged and returned.
+ * start. Never throws: every outcome is logged and returned. Reloads of one app never overlap: one called
+ * while another runs starts when it is done, so that the last one called is the configuration in force.
  */
 export async function reloadConfiguration (app: FastifyInstance, load: () => Config, options: ReloadOptions = {}): Promise<ReloadResult> {
+  const before = lastReload.get(app)
+  const now = async (): Promise<ReloadResult> => await reloadNow(app, load, options)
+  const reload = before === undefined ? now() : before.then(now, now)
+  lastReload.set(app, reload)
+  try {
+    return await reload
+  } finally {
+    if (lastReload.get(app) === reload) lastReload.delete(app)
+  }
+}
+
+async function reloadNow (app: FastifyInstance, load: () => Config, options: ReloadOptions): Promise<ReloadResult> {
   const slot = app.verifierSlot
   const log = app.log.child({ component: 'reload' })
   const refused = (problems: string[], needsRestart: string[] = []): ReloadResult => {
@@ -175,10 +195,10 @@ export async function reloadConfiguration (app: FastifyInstance, load: () => Con
   const notReady = current.status().filter((s) => !s.ready).map((s) => s.id)
   log.info({ issuers: current.issuerIds, changed: applied, notReady, verifier: verifier === undefined ? 'kept' : 'rebuilt', source: next.source }, 'configuration reloaded')
   renewCertificates(log, certificates.read)
-  for (const { listener, problems } of certificates.held) {
-    log.warn({ listener: listener.name, setting: listener.setting, problems },
-      `the ${listener.name} listener keeps its certificate: the files of ${listener.setting} in force cannot be used, and its TLS settings changed and wait for a restart`)
+  for (const listener of tlsListeners(app, config)) {
+    noteWaitingForRestart(listener.server, waitingFiles(plan, next, listener).map((file) => `${listener.setting}.${file}`))
   }
+  for (const { listener, problems } of certificates.held) log.warn({ listener: listener.name, setting: listener.setting, problems }, keptUntilRestartMessage(listener))
   if (needsRestart.length > 0) {
     log.warn({ settings: needsRestart }, `configuration reloaded, but ${needsRestart.join(', ')} changed and needs a restart to take effect; the running value is kept`)
   }

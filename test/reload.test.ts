@@ -313,6 +313,25 @@ t.test('SIGHUP reloads; signals during a reload run one more reload, never two a
   t.equal(process.listenerCount('SIGHUP'), listenersBefore, 'the listener is removed when the app closes')
 })
 
+t.test('reloads called at once run one after the other: the last one called is the one in force', async (t) => {
+  const slow = await startJwksServer({ json: jwksOf(keyB), delayMs: 400 })
+  t.teardown(() => slow.close())
+  const app = await buildApp(configFor([issuerA]))
+  t.teardown(() => app.close())
+  await app.ready()
+  // The first waits for the new issuer's keys; the second only changes the log level of the configuration before it.
+  const first = reloadConfiguration(app, () => configFor([issuerA, { id: 'b', issuer: ISS_B, audiences: ['aud-b'], jwksUri: slow.jwksUrl }]))
+  const second = reloadConfiguration(app, () => configFor([issuerA], { server: { logLevel: 'debug' } }))
+  const order: string[] = []
+  await Promise.all([first.then(() => order.push('first')), second.then(() => order.push('second'))])
+  t.same(order, ['first', 'second'])
+  t.equal((await first).outcome, 'applied')
+  t.equal((await second).outcome, 'applied')
+  t.same(app.verifier.issuerIds, ['a'], 'the second reload was planned against what the first installed')
+  t.equal(app.verifierSlot.config.server.logLevel, 'debug')
+  t.equal(app.log.level, 'debug')
+})
+
 t.test('the configuration in force is checked as a whole: new values against the running ones', async (t) => {
   // A new token limit above the running body limit (whose change waits for a restart) would answer 413 for
   // tokens the limit admits.

@@ -6,6 +6,7 @@
  * periodic look at the files (server.certificateCheckSeconds, src/http/tls-watch.ts).
  */
 import t, { type Test } from 'tap'
+import { execFileSync } from 'node:child_process'
 import { X509Certificate } from 'node:crypto'
 import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
@@ -244,7 +245,7 @@ t.test('readCertificates names the setting of each listener that cannot be serve
   if (good.ok) t.match(good.read, [{ certificate: { fingerprint256: fingerprint(renewed.cert) } }])
   const missing = join(pki.dir, 'nope.crt')
   const bad = readCertificates([listener('server.tls', missing, renewed.key), listener('server.opsTls', renewed.cert, original.key)])
-  t.same(bad.ok ? [] : bad.problems.map((p) => p.split(':')[0]), ['server.tls.certFile', 'server.opsTls.keyFile'], 'every problem, each with its setting')
+  t.same(bad.ok ? [] : bad.problems.map((p) => p.setting), ['server.tls.certFile', 'server.opsTls.keyFile'], 'every problem, each with its setting')
 })
 
 t.test('renewing certificates does not wait for an identity provider', async (t) => {
@@ -269,15 +270,23 @@ t.test('a listener whose TLS change waits for a restart keeps its certificate wh
   copyFileSync(pki.caCert, clientCaFile)
   const tls = { certFile: pki.serverCert, keyFile: pki.serverKey }
   const { lines, logger } = capture()
-  const { app, port } = await listening(t, configFor(issuers, { server: { logLevel: 'info', tls: { ...tls, clientCaFile } } }), logger)
+  // A day between looks at the files: the test looks itself.
+  const server = { logLevel: 'info' as const, certificateCheckSeconds: 86400 }
+  const { app, port } = await listening(t, configFor(issuers, { server: { ...server, tls: { ...tls, clientCaFile } } }), logger)
   // The operator drops client certificates from the configuration, and the CA file from the Secret with them.
   rmSync(clientCaFile)
-  const result = await reloadConfiguration(app, () => configFor(issuers, { server: { logLevel: 'info', tls } }))
+  const result = await reloadConfiguration(app, () => configFor(issuers, { server: { ...server, tls } }))
   t.equal(result.outcome, 'applied', 'not refused for a file that only the running configuration names')
   t.same(result.needsRestart, ['server.tls.clientCaFile'])
-  t.match(lines().find((l) => String(l.msg).startsWith('the main listener keeps its certificate')), {
-    level: 40, listener: 'main', setting: 'server.tls', problems: [/^server\.tls\.clientCaFile: cannot read ".*ca\.crt": no such file$/]
-  })
+  const kept = { level: 40, listener: 'main', setting: 'server.tls', problems: [/^server\.tls\.clientCaFile: cannot read ".*ca\.crt": no such file$/] }
+  const keptLines = (): Array<Record<string, unknown>> => lines().filter((l) => String(l.msg).startsWith('the main listener keeps its certificate'))
+  t.match(keptLines(), [{ ...kept, component: 'reload' }])
+  // The look at the files finds the CA gone too: the same warning, not an error about a failed renewal.
+  const watch = app.certificateWatch
+  if (watch === undefined) throw new Error('not watching')
+  t.same(await watch.check(), { 'server.tls': 'refused' })
+  t.match(keptLines(), [{ ...kept, component: 'reload' }, { ...kept, component: 'tls' }])
+  t.same(lines().filter((l) => l.level === 50), [], 'no error logged')
   await t.rejects(call(port, { path: '/healthz', ca: pki.pem.ca }), 'client certificates are still asked for, until the restart')
   t.equal((await call(port, { path: '/healthz', ca: pki.pem.ca, cert: pki.pem.clientCert, key: pki.pem.clientKey })).status, 200, 'with the CA in use')
 })
@@ -332,19 +341,19 @@ t.test('a look that finds unusable files logs once and keeps the certificate; th
   const { app, port } = await listening(t, configFor(issuers, { server: { logLevel: 'info', certificateCheckSeconds: 86400, tls: { certFile: files.certFile, keyFile: files.keyFile } } }), logger)
   const watch = app.certificateWatch
   if (watch === undefined) throw new Error('not watching')
-  t.same(watch.check(), { 'server.tls': 'unchanged' }, 'nothing changed since start')
+  t.same(await watch.check(), { 'server.tls': 'unchanged' }, 'nothing changed since start')
 
   // A rotation half done: the new certificate is there, its key not yet.
   copyFileSync(renewed.cert, files.certFile)
-  t.same(watch.check(), { 'server.tls': 'refused' })
+  t.same(await watch.check(), { 'server.tls': 'refused' })
   const errors = (): Array<Record<string, unknown>> => lines().filter((l) => String(l.msg).startsWith('the files of server.tls changed but cannot be used'))
   t.match(errors(), [{ level: 50, listener: 'main', problems: [/^server\.tls\.keyFile: the private key in ".*tls\.key" does not belong to the certificate/] }])
   t.equal(await servedFingerprint(port, trusting), fingerprint(original.cert), 'the certificate in use stays')
-  t.same(watch.check(), { 'server.tls': 'unchanged' }, 'the same files again: not checked nor logged again')
+  t.same(await watch.check(), { 'server.tls': 'unchanged' }, 'the same files again: not checked nor logged again')
   t.equal(errors().length, 1, 'logged once')
 
   copyFileSync(renewed.key, files.keyFile)
-  t.same(watch.check(), { 'server.tls': 'renewed' }, 'the rotation completed')
+  t.same(await watch.check(), { 'server.tls': 'renewed' }, 'the rotation completed')
   t.equal(await servedFingerprint(port, trusting), fingerprint(renewed.cert))
 })
 
@@ -368,22 +377,22 @@ t.test('the look compares the files with what is served, whoever put it there', 
   const port = portOf(app)
   const watch = app.certificateWatch
   if (watch === undefined) throw new Error('not watching')
-  t.same(watch.check(), { 'server.tls': 'renewed' }, 'a renewal during start-up is not missed')
+  t.same(await watch.check(), { 'server.tls': 'renewed' }, 'a renewal during start-up is not missed')
   t.equal(await servedFingerprint(port, trusting), fingerprint(renewed.cert))
 
   files.place(original)
   t.equal((await reloadConfiguration(app, config)).outcome, 'applied')
   t.equal(await servedFingerprint(port, trusting), fingerprint(original.cert))
-  t.same(watch.check(), { 'server.tls': 'unchanged' }, 'what a reload put in use is not renewed again')
+  t.same(await watch.check(), { 'server.tls': 'unchanged' }, 'what a reload put in use is not renewed again')
 
   // A slow reload that read the files before a renewal, and puts them in use after it.
   const stale = readCertificates([{ name: 'main', setting: 'server.tls', tls: { certFile: original.cert, keyFile: original.key }, server: app.server as never }])
   files.place(renewed)
   if (!stale.ok) throw new Error('unreadable')
-  t.same(watch.check(), { 'server.tls': 'renewed' })
+  t.same(await watch.check(), { 'server.tls': 'renewed' })
   useCertificates(stale.read)
   t.equal(await servedFingerprint(port, trusting), fingerprint(original.cert), 'the older certificate went back in')
-  t.same(watch.check(), { 'server.tls': 'renewed' }, 'and the next look corrects it')
+  t.same(await watch.check(), { 'server.tls': 'renewed' }, 'and the next look corrects it')
   t.equal(await servedFingerprint(port, trusting), fingerprint(renewed.cert))
   t.equal(lines().filter((l) => String(l.msg).startsWith('TLS certificate renewed')).length, 3)
 })
@@ -395,12 +404,32 @@ t.test('the look skips what is not a certificate file', async (t) => {
   if (watch === undefined) throw new Error('not watching')
   rmSync(files.keyFile)
   mkdirSync(files.keyFile)
-  t.same(watch.check(), { 'server.tls': 'refused' }, 'a directory')
+  t.same(await watch.check(), { 'server.tls': 'refused' }, 'a directory')
   rmSync(files.keyFile, { recursive: true })
   writeFileSync(files.keyFile, Buffer.alloc(MAX_FILE_BYTES + 1, 0x41))
-  t.same(watch.check(), { 'server.tls': 'refused' }, 'a file larger than a certificate can be')
+  t.same(await watch.check(), { 'server.tls': 'refused' }, 'a file larger than a certificate can be')
   t.equal(await servedFingerprint(port, trusting), fingerprint(original.cert))
   copyFileSync(original.key, files.keyFile)
-  t.same(watch.check(), { 'server.tls': 'unchanged' }, 'back to what is served')
+  t.same(await watch.check(), { 'server.tls': 'unchanged' }, 'back to what is served')
+
+  // A FIFO nobody writes to: opening or reading it would wait forever.
+  rmSync(files.keyFile)
+  execFileSync('mkfifo', [files.keyFile])
+  t.same(await watch.check(), { 'server.tls': 'refused' }, 'a FIFO is neither waited for nor read')
+  t.equal(await servedFingerprint(port, trusting), fingerprint(original.cert), 'the loop kept serving')
+})
+
+t.test('looks at the files never overlap', async (t) => {
+  const files = mount(t, original)
+  const { lines, logger } = capture()
+  const { app, port } = await listening(t, configFor(issuers, { server: { logLevel: 'info', certificateCheckSeconds: 86400, tls: { certFile: files.certFile, keyFile: files.keyFile } } }), logger)
+  const watch = app.certificateWatch
+  if (watch === undefined) throw new Error('not watching')
+  files.place(renewed)
+  const looks = [watch.check(), watch.check()]
+  t.same(await Promise.all(looks), [{ 'server.tls': 'renewed' }, { 'server.tls': 'renewed' }], 'a look asked for during another is that look')
+  t.equal(lines().filter((l) => String(l.msg).startsWith('TLS certificate renewed')).length, 1, 'renewed once')
+  t.equal(await servedFingerprint(port, trusting), fingerprint(renewed.cert))
+  t.same(await watch.check(), { 'server.tls': 'unchanged' }, 'the next look is a new one')
 })
 

@@ -16,7 +16,7 @@ import { clientCaProblem, fileErrorReason } from '../config/operations.js'
 import type { Config, TlsConfig } from '../config/types.js'
 import { httpsOptions } from './tls.js'
 
-type TlsFile = keyof TlsConfig
+export type TlsFile = keyof TlsConfig
 
 /** A listener that speaks TLS, with the settings its certificates come from. */
 export interface TlsListener {
@@ -36,7 +36,20 @@ export interface ListenerCertificates {
   certificate: { fingerprint256: string, validTo: string }
 }
 
-export type CertificatesOrProblems = { ok: true, read: ListenerCertificates[] } | { ok: false, problems: string[] }
+/**
+ * Why a listener's files cannot be served, and the setting to fix: the file's own setting
+ * ("server.tls.keyFile"), or the listener's ("server.tls") when OpenSSL refuses the pair as a whole. Its text
+ * is what logs and reload results say: "server.tls.keyFile: expected an unencrypted PEM private key in …".
+ */
+export class TlsProblem {
+  constructor (readonly setting: string, readonly reason: string) {}
+
+  toString (): string {
+    return `${this.setting}: ${this.reason}`
+  }
+}
+
+export type CertificatesOrProblems = { ok: true, read: ListenerCertificates[] } | { ok: false, problems: TlsProblem[] }
 
 /**
  * The listeners of `app` that speak TLS under `config` (the configuration in force, whose server.tls and
@@ -68,30 +81,30 @@ function refusedBy (options: SecureContextOptions): unknown {
 }
 
 /** Which file OpenSSL refused, tried one at a time: the context was refused as a whole. */
-function blame (setting: string, tls: TlsConfig, options: SecureContextOptions, err: unknown): string {
+function blame (setting: string, tls: TlsConfig, options: SecureContextOptions, err: unknown): TlsProblem {
   const certError = refusedBy({ cert: options.cert })
   if (certError !== undefined) {
-    return `${setting}.certFile: expected a PEM certificate (chain) in ${JSON.stringify(tls.certFile)} (${opensslReason(certError)})`
+    return new TlsProblem(`${setting}.certFile`, `expected a PEM certificate (chain) in ${JSON.stringify(tls.certFile)} (${opensslReason(certError)})`)
   }
   // Never the key's content, nor OpenSSL's words about it: only that it is not a usable key.
   if (refusedBy({ key: options.key }) !== undefined) {
-    return `${setting}.keyFile: expected an unencrypted PEM private key in ${JSON.stringify(tls.keyFile)}`
+    return new TlsProblem(`${setting}.keyFile`, `expected an unencrypted PEM private key in ${JSON.stringify(tls.keyFile)}`)
   }
   if ((err as NodeJS.ErrnoException).code === 'ERR_OSSL_X509_KEY_VALUES_MISMATCH') {
-    return `${setting}.keyFile: the private key in ${JSON.stringify(tls.keyFile)} does not belong to the certificate in ` +
-      `${setting}.certFile (${JSON.stringify(tls.certFile)}); replace both files together`
+    return new TlsProblem(`${setting}.keyFile`, `the private key in ${JSON.stringify(tls.keyFile)} does not belong to the certificate in ` +
+      `${setting}.certFile (${JSON.stringify(tls.certFile)}); replace both files together`)
   }
-  return `${setting}: the certificate and key in ${JSON.stringify(tls.certFile)} and ${JSON.stringify(tls.keyFile)} cannot be used (${opensslReason(err)})`
+  return new TlsProblem(setting, `the certificate and key in ${JSON.stringify(tls.certFile)} and ${JSON.stringify(tls.keyFile)} cannot be used (${opensslReason(err)})`)
 }
 
 /**
  * The client CA is checked apart: OpenSSL ignores what is not a certificate in it, which would leave the
  * listener with no CA at all, refusing every client.
  */
-function caProblem (setting: string, tls: TlsConfig, ca: SecureContextOptions['ca']): string | undefined {
+function caProblem (setting: string, tls: TlsConfig, ca: SecureContextOptions['ca']): TlsProblem | undefined {
   if (tls.clientCaFile === undefined || !Buffer.isBuffer(ca)) return undefined
   const problem = clientCaProblem(tls.clientCaFile, ca)
-  return problem === undefined ? undefined : `${setting}.clientCaFile: ${problem}`
+  return problem === undefined ? undefined : new TlsProblem(`${setting}.clientCaFile`, problem)
 }
 
 /**
@@ -118,27 +131,56 @@ export function digestInUse (server: object): string | undefined {
   return inUse.get(server)
 }
 
+/**
+ * Per TLS server: the file settings that only the running configuration names ("server.tls.clientCaFile"),
+ * kept in force because their change waits for a restart (noted by every applied reload). When those files
+ * cannot be used, the listener keeps what it serves until the restart: a warning, not an error.
+ */
+const waitingForRestart = new WeakMap<object, ReadonlySet<string>>()
+
+/** Records which of a listener's file settings wait for a restart (none: an empty list). */
+export function noteWaitingForRestart (server: object, settings: Iterable<string>): void {
+  waitingForRestart.set(server, new Set(settings))
+}
+
+/** Whether every problem is with a file whose change waits for a restart on this listener. */
+export function onlyWaitingFiles (listener: TlsListener, problems: readonly TlsProblem[]): boolean {
+  const waiting = waitingForRestart.get(listener.server)
+  return waiting !== undefined && problems.every((p) => waiting.has(p.setting))
+}
+
+/** What is logged of a listener that keeps its certificate while a change of its TLS settings waits for a restart. */
+export function keptUntilRestartMessage (listener: TlsListener): string {
+  return `the ${listener.name} listener keeps its certificate: the files of ${listener.setting} in force cannot be used, ` +
+    'and its TLS settings changed and wait for a restart'
+}
+
 /** Reads a listener's files, or says which one cannot be read. */
-export function readListenerFiles (listener: TlsListener): SecureContextOptions | string {
+export function readListenerFiles (listener: TlsListener): SecureContextOptions | TlsProblem {
   const { setting, tls } = listener
   try {
     return httpsOptions(tls)
   } catch (err) {
     const path = (err as NodeJS.ErrnoException).path
     const file = (['certFile', 'keyFile', 'clientCaFile'] as TlsFile[]).find((name) => path !== undefined && tls[name] === path)
-    if (file === undefined) return `${setting}: cannot read its files: ${(err as Error).message}`
-    return `${setting}.${file}: cannot read ${JSON.stringify(path)}: ${fileErrorReason(err)}`
+    if (file === undefined) return new TlsProblem(setting, `cannot read its files: ${(err as Error).message}`)
+    return unreadable(listener, file, err)
   }
 }
 
+/** A file of a listener that could not be read, and why ("no such file", "permission denied", …). */
+export function unreadable (listener: TlsListener, file: TlsFile, err: unknown): TlsProblem {
+  return new TlsProblem(`${listener.setting}.${file}`, `cannot read ${JSON.stringify(listener.tls[file])}: ${fileErrorReason(err)}`)
+}
+
 /** Reads a listener's files once (the bytes checked are the bytes used) and checks them. */
-function readListener (listener: TlsListener): ListenerCertificates | string {
+function readListener (listener: TlsListener): ListenerCertificates | TlsProblem {
   const options = readListenerFiles(listener)
-  return typeof options === 'string' ? options : checkListener(listener, options)
+  return options instanceof TlsProblem ? options : checkListener(listener, options)
 }
 
 /** Checks bytes read for a listener as the listener would use them. */
-export function checkListener (listener: TlsListener, options: SecureContextOptions): ListenerCertificates | string {
+export function checkListener (listener: TlsListener, options: SecureContextOptions): ListenerCertificates | TlsProblem {
   const { setting, tls } = listener
   const refused = refusedBy(options)
   if (refused !== undefined) return blame(setting, tls, options, refused)
@@ -156,7 +198,7 @@ export function hasExpired (validTo: string, nowMs: number): boolean {
 /** Reads and checks the certificates of every listener; the problems of all of them, or none. */
 export function readCertificates (listeners: readonly TlsListener[]): CertificatesOrProblems {
   const results = listeners.map(readListener)
-  const problems = results.filter((r): r is string => typeof r === 'string')
+  const problems = results.filter((r) => r instanceof TlsProblem)
   return problems.length > 0 ? { ok: false, problems } : { ok: true, read: results as ListenerCertificates[] }
 }
 

@@ -9,32 +9,60 @@
  * or a reload that put older certificates in use while the files were renewed, is corrected at the next look.
  *
  * Files that differ but cannot be used (a rotation half done, a key that does not match) are logged once per
- * content, and the listener keeps serving what it has; a change of the files is looked at again. A file that
- * is not a regular file, or is larger than MAX_FILE_BYTES, is not read (a FIFO would block the event loop).
+ * content, and the listener keeps serving what it has; a change of the files is looked at again. When a
+ * reload left the listener's TLS settings waiting for a restart and only the files it no longer names fail,
+ * that is a warning, as the reload says it.
+ *
+ * The files are read without blocking the event loop: opened non-blocking (a FIFO put at a certificate's path
+ * neither blocks the open nor is read), and read only if a regular file of at most MAX_FILE_BYTES. A read that
+ * hangs (a network mount gone away) holds one thread of libuv's pool, never the loop: looks never overlap, and
+ * a look still running when the next is due is logged once.
  */
-import { statSync } from 'node:fs'
+import { constants } from 'node:fs'
+import { open } from 'node:fs/promises'
 import type { SecureContextOptions } from 'node:tls'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
-import { checkListener, digestInUse, optionsDigest, putInUse, readListenerFiles, tlsListeners, type TlsListener } from './tls-reload.js'
+import { httpsOptionsOf, type TlsFileContents } from './tls.js'
+import {
+  checkListener, digestInUse, keptUntilRestartMessage, onlyWaitingFiles, optionsDigest, putInUse, tlsListeners, TlsProblem, unreadable,
+  type TlsFile, type TlsListener
+} from './tls-reload.js'
 
 export type CertificateCheckOutcome = 'unchanged' | 'renewed' | 'refused'
 
 /** Certificates, keys and CA bundles are kilobytes; anything larger at those paths is not one. */
 export const MAX_FILE_BYTES = 1024 * 1024
 
-/** The listener's files, read if each is a regular file of at most MAX_FILE_BYTES; else the problem. */
-function readGuarded (listener: TlsListener): SecureContextOptions | string {
-  for (const [file, path] of Object.entries(listener.tls)) {
-    if (typeof path !== 'string') continue
-    try {
-      const stat = statSync(path)
-      if (!stat.isFile()) return `${listener.setting}.${file}: ${JSON.stringify(path)} is not a regular file`
-      if (stat.size > MAX_FILE_BYTES) return `${listener.setting}.${file}: ${JSON.stringify(path)} is larger than ${MAX_FILE_BYTES} bytes`
-    } catch {
-      break // readListenerFiles says which file and why
-    }
+/** One of a listener's files, if it is a regular file of at most MAX_FILE_BYTES; else the problem. */
+async function readGuarded (listener: TlsListener, file: TlsFile, path: string): Promise<Buffer | TlsProblem> {
+  const problem = (what: string): TlsProblem => new TlsProblem(`${listener.setting}.${file}`, `${JSON.stringify(path)} ${what}`)
+  let handle
+  try {
+    handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK)
+    const stat = await handle.stat()
+    if (!stat.isFile()) return problem('is not a regular file')
+    if (stat.size > MAX_FILE_BYTES) return problem(`is larger than ${MAX_FILE_BYTES} bytes`)
+    const bytes = await handle.readFile()
+    // Grown since the stat: still not a certificate file.
+    return bytes.length > MAX_FILE_BYTES ? problem(`is larger than ${MAX_FILE_BYTES} bytes`) : bytes
+  } catch (err) {
+    return unreadable(listener, file, err)
+  } finally {
+    await handle?.close().catch(() => {})
   }
-  return readListenerFiles(listener)
+}
+
+/** A listener's files, read as its HTTPS options; or the first that cannot be read (in the order a listener reads them). */
+async function readFiles (listener: TlsListener): Promise<SecureContextOptions | TlsProblem> {
+  const contents: Partial<Record<TlsFile, Buffer>> = {}
+  for (const file of ['certFile', 'keyFile', 'clientCaFile'] as const) {
+    const path = listener.tls[file]
+    if (path === undefined) continue
+    const read = await readGuarded(listener, file, path)
+    if (read instanceof TlsProblem) return read
+    contents[file] = read
+  }
+  return httpsOptionsOf(contents as TlsFileContents)
 }
 
 export class CertificateWatch {
@@ -43,6 +71,10 @@ export class CertificateWatch {
   /** Per listener setting: the digest (or problem) of files found unusable, so that they are logged once. */
   readonly #refused = new Map<string, string>()
   #timer: NodeJS.Timeout | undefined
+  /** The look in progress: looks never overlap. */
+  #looking: Promise<Record<string, CertificateCheckOutcome>> | undefined
+  /** Whether the look in progress was already logged as still running when the next was due. */
+  #slowLogged = false
 
   constructor (app: FastifyInstance, log: FastifyBaseLogger) {
     this.#app = app
@@ -53,12 +85,17 @@ export class CertificateWatch {
   start (intervalMs: number): void {
     if (this.#timer !== undefined) return
     this.#timer = setInterval(() => {
-      try {
-        this.check()
-      } catch (err) {
+      if (this.#looking !== undefined) {
+        if (!this.#slowLogged) {
+          this.#slowLogged = true
+          this.#log.warn({ intervalMs }, 'the TLS certificate files are still being read since the last look (a file system that does not answer?); the next look waits for it')
+        }
+        return
+      }
+      this.check().catch((err: unknown) => {
         // Nothing here is expected to throw; if something does, the next look tries again, the process lives on.
         this.#log.error({ err }, 'looking at the TLS certificate files failed')
-      }
+      })
     }, intervalMs)
     // A look at a few files never keeps the process alive.
     this.#timer.unref()
@@ -69,28 +106,41 @@ export class CertificateWatch {
     this.#timer = undefined
   }
 
-  /** One look at every TLS listener's files; what happened to each, by setting. */
-  check (): Record<string, CertificateCheckOutcome> {
+  /** One look at every TLS listener's files (the one in progress, if any); what happened to each, by setting. */
+  async check (): Promise<Record<string, CertificateCheckOutcome>> {
+    this.#looking ??= this.#lookAtAll().finally(() => {
+      this.#looking = undefined
+      this.#slowLogged = false
+    })
+    return await this.#looking
+  }
+
+  async #lookAtAll (): Promise<Record<string, CertificateCheckOutcome>> {
     const outcomes: Record<string, CertificateCheckOutcome> = {}
     // The listeners of the configuration in force: a reload may have changed their paths.
-    for (const listener of tlsListeners(this.#app, this.#app.verifierSlot.config)) outcomes[listener.setting] = this.#look(listener)
+    for (const listener of tlsListeners(this.#app, this.#app.verifierSlot.config)) outcomes[listener.setting] = this.#take(listener, await readFiles(listener))
     return outcomes
   }
 
-  #look (listener: TlsListener): CertificateCheckOutcome {
+  /** Puts the files read in use if they differ from what the listener serves and can be used. */
+  #take (listener: TlsListener, options: SecureContextOptions | TlsProblem): CertificateCheckOutcome {
     const { name, setting } = listener
-    const options = readGuarded(listener)
-    const digest = typeof options === 'string' ? `!${options}` : optionsDigest(options)
+    const digest = options instanceof TlsProblem ? `!${String(options)}` : optionsDigest(options)
     if (digest === digestInUse(listener.server)) {
       this.#refused.delete(setting)
       return 'unchanged'
     }
     if (digest === this.#refused.get(setting)) return 'unchanged'
-    const checked = typeof options === 'string' ? options : checkListener(listener, options)
-    if (typeof checked === 'string') {
+    const checked = options instanceof TlsProblem ? options : checkListener(listener, options)
+    if (checked instanceof TlsProblem) {
       this.#refused.set(setting, digest)
-      this.#log.error({ listener: name, setting, problems: [checked] },
-        `the files of ${setting} changed but cannot be used; the ${name} listener keeps serving its certificate until they can`)
+      const problems = [String(checked)]
+      if (onlyWaitingFiles(listener, [checked])) {
+        this.#log.warn({ listener: name, setting, problems }, keptUntilRestartMessage(listener))
+      } else {
+        this.#log.error({ listener: name, setting, problems },
+          `the files of ${setting} changed but cannot be used; the ${name} listener keeps serving its certificate until they can`)
+      }
       return 'refused'
     }
     // Not taken (logged): not remembered as refused, so the next look tries again.

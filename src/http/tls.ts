@@ -7,16 +7,25 @@ import { readFileSync } from 'node:fs'
 import type { ServerOptions } from 'node:https'
 import type { TlsConfig } from '../config/types.js'
 
-export function httpsOptions (tls: TlsConfig): ServerOptions {
-  const options: ServerOptions = {
-    cert: readFileSync(tls.certFile),
-    key: readFileSync(tls.keyFile),
-    minVersion: 'TLSv1.2'
-  }
-  if (tls.clientCaFile !== undefined) {
-    options.ca = readFileSync(tls.clientCaFile)
+/** The contents of a listener's files: certFile, keyFile and (when set) clientCaFile. */
+export type TlsFileContents = Record<keyof TlsConfig, Buffer | undefined> & { certFile: Buffer, keyFile: Buffer }
+
+/** HTTPS options from the contents of a listener's files, however they were read. */
+export function httpsOptionsOf (files: TlsFileContents): ServerOptions {
+  const options: ServerOptions = { cert: files.certFile, key: files.keyFile, minVersion: 'TLSv1.2' }
+  if (files.clientCaFile !== undefined) {
+    options.ca = files.clientCaFile
     options.requestCert = true
     options.rejectUnauthorized = true
   }
   return options
+}
+
+/** HTTPS options of a listener, its files read now. */
+export function httpsOptions (tls: TlsConfig): ServerOptions {
+  return httpsOptionsOf({
+    certFile: readFileSync(tls.certFile),
+    keyFile: readFileSync(tls.keyFile),
+    clientCaFile: tls.clientCaFile === undefined ? undefined : readFileSync(tls.clientCaFile)
+  })
 }
