@@ -433,3 +433,21 @@ t.test('looks at the files never overlap', async (t) => {
   t.same(await watch.check(), { 'server.tls': 'unchanged' }, 'the next look is a new one')
 })
 
+
+t.test('a look that does not return (a file system that stopped answering) is waited for, and logged once', async (t) => {
+  // Every open hangs, as on a network mount gone away.
+  let opens = 0
+  const { CertificateWatch } = await t.mockImport<typeof import('../src/http/tls-watch.js')>('../src/http/tls-watch.js', {
+    'node:fs/promises': { open: async () => { opens++; return await new Promise(() => {}) } }
+  })
+  const { lines, logger } = capture()
+  const server = { setSecureContext: () => { throw new Error('not called') } }
+  const app = { server, opsApp: undefined, verifierSlot: { config: configFor(issuers, { server: { tls: { certFile: original.cert, keyFile: original.key } } }) } }
+  const watch = new CertificateWatch(app as never, logger)
+  watch.start(20)
+  t.teardown(() => { watch.stop() })
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  const slow = lines().filter((l) => String(l.msg).startsWith('the TLS certificate files are still being read since the last look'))
+  t.match(slow, [{ level: 40, intervalMs: 20 }], 'one warning for a look that has not returned, however many ticks passed')
+  t.equal(opens, 1, 'no look was started beside it')
+})
