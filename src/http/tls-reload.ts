@@ -210,6 +210,8 @@ export function useCertificates (read: readonly ListenerCertificates[]): Array<{
   const failures: Array<{ listener: TlsListener, err: Error }> = []
   for (const { listener, options } of read) {
     try {
+      // A new context comes with new session ticket keys: clients make a full handshake once afterwards. Kept
+      // so on purpose: a session resumed with the old keys would skip the check against a rotated client CA.
       listener.server.setSecureContext(options)
       noteInUse(listener.server, options)
     } catch (err) {
