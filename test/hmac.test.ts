@@ -17,7 +17,7 @@ const SECRET = 's'.repeat(40) + 't'.repeat(24) // 64 bytes: enough for HS512
 const rs = makeKey('RS256')
 
 const app = await buildApp(configFor([
-  { id: 'hs', issuer: ISS, audiences: [CLIENT, 'conf-client-2'], algorithms: ['HS256', 'HS384', 'HS512', 'RS256'], clientSecret: SECRET, jwks: jwksOf(rs) }
+  { id: 'hs', issuer: ISS, audiences: [CLIENT], algorithms: ['HS256', 'HS384', 'HS512', 'RS256'], clientSecret: SECRET, jwks: jwksOf(rs) }
 ]))
 t.teardown(() => app.close())
 
@@ -55,10 +55,18 @@ t.test('a wrong secret, a truncated or re-encoded MAC, and the algorithm-confusi
 t.test('a token for several audiences cannot be signed with one client\'s secret', async (t) => {
   const several = await verify(mintHmac(SECRET, 'HS256', idTokenClaims(ISS, [CLIENT, 'conf-client-2'], { azp: CLIENT })))
   t.same([several.status, several.body.code, several.body.claim], [401, 'audience_mismatch', 'aud'])
-  const single = await verify(mintHmac(SECRET, 'HS256', idTokenClaims(ISS, ['conf-client-2'])))
+  const single = await verify(mintHmac(SECRET, 'HS256', idTokenClaims(ISS, [CLIENT])))
   t.equal(single.status, 200, 'one audience in a list is one audience')
+  const other = await verify(mintHmac(SECRET, 'HS256', idTokenClaims(ISS, ['conf-client-2'])))
+  t.same([other.status, other.body.code], [401, 'audience_mismatch'], 'the secret\'s client is the only audience it signs for')
   const res = await app.inject({ method: 'POST', url: '/verify', payload: { token: mintHmac(SECRET, 'HS256', idTokenClaims(ISS, [CLIENT, 'conf-client-2'], { azp: CLIENT })) } })
   t.equal(res.json().code, 'audience_mismatch', 'also the second time (no cache entry was made)')
+})
+
+t.test('a client secret belongs to one client: with HS*, one audience', async (t) => {
+  const problems = configProblems({ issuers: [{ id: 'hs', issuer: ISS, audiences: [CLIENT, 'conf-client-2'], algorithms: ['HS256', 'RS256'], clientSecret: SECRET, jwks: jwksOf(rs) }] })
+  t.match(problems, [/issuers\[0\]\.audiences: HS256 tokens are signed with the client secret of one client, so audiences must be that client's id alone, got 2; list only the client whose secret this is/])
+  t.same(configProblems({ issuers: [{ id: 'rs', issuer: ISS, audiences: [CLIENT, 'conf-client-2'], algorithms: ['RS256'], jwks: jwksOf(rs) }] }), [], 'several audiences without HS*')
 })
 
 t.test('the secret never comes from a JWKS', async (t) => {

@@ -775,6 +775,14 @@ function checkIssuer (issuer: Record<string, unknown>, i: number, ctx: Ctx): str
       }
     })
   }
+  // OpenID Connect Core §10.1: the HMAC key is the secret of the client the token is for. One secret checking
+  // tokens for several clients would let any of them mint tokens for the others.
+  const hmac = valid.filter((alg) => HMAC.has(alg))
+  if (hmac.length > 0 && Array.isArray(issuer.audiences) && issuer.audiences.length > 1) {
+    report(ctx, at('audiences'), `${hmac.join(', ')} tokens are signed with the client secret of one client, so audiences must be that ` +
+      `client's id alone, got ${issuer.audiences.length}; list only the client whose secret this is (tokens of the provider's other ` +
+      'clients cannot be checked with it), or remove the HS* algorithms to accept several audiences')
+  }
 
   if (isRecord(issuer.claimMapping)) {
     for (const [field, path] of Object.entries(issuer.claimMapping)) {
