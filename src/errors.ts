@@ -33,7 +33,7 @@ export const ERROR_CODES = {
     status: 401,
     family: 'token',
     message: 'The token is larger than the configured maximum size.',
-    hint: 'ID tokens are normally under 4 KiB. Raise limits.maxTokenBytes only if your provider really issues larger tokens.'
+    hint: 'ID tokens are normally under 4 KiB. Raise server.maxTokenBytes only if your provider really issues larger tokens.'
   },
   token_encrypted: {
     status: 401,
