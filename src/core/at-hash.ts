@@ -21,7 +21,13 @@ export function computeAtHash (accessToken: string, alg: Algorithm, crv?: string
   return digest.subarray(0, bytes / 2).toString('base64url')
 }
 
+/** An access token's characters (RFC 6749 Appendix A.12, VSCHAR): printable ASCII, each one octet. */
+const VSCHARS = /^[\x20-\x7e]*$/
+
 export function atHashMatches (atHash: string, accessToken: string, alg: Algorithm, crv?: string): boolean {
+  // Any other character has no single octet: hashing it would drop its high bits, so that another string
+  // ("šbc" for "abc") would match the hash of a real token.
+  if (!VSCHARS.test(accessToken)) return false
   const expected = Buffer.from(computeAtHash(accessToken, alg, crv))
   const actual = Buffer.from(atHash)
   return expected.length === actual.length && timingSafeEqual(expected, actual)
