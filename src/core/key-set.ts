@@ -1,12 +1,24 @@
 /**
  * A verified issuer's public keys, imported once and kept as KeyObjects. Keys unfit for verifying a token
- * are never offered: `use: enc`, `key_ops` without "verify", RSA under 2048 bits, private key material,
- * or a key type / curve / `alg` that does not match the token's algorithm.
+ * are never offered: `use: enc`, `key_ops` without "verify", RSA under 2048 or over 8192 bits, private key
+ * material, or a key type / curve / `alg` that does not match the token's algorithm. The work one token can
+ * cause is bounded too: a key listed twice under the same kid is kept once, and at most MAX_KEYS_PER_KID keys
+ * are kept under one kid (the rest are rejected, so they are reported like any unusable key).
  */
 import { createPublicKey, type KeyObject } from 'node:crypto'
 import type { AsymmetricAlgorithm, JsonWebKeySet, PublicJwk } from '../config/types.js'
 
 export const MIN_RSA_BITS = 2048
+/**
+ * Larger moduli are refused: no provider uses them, and each check of a forged signature against an RSA-16384
+ * key costs about a millisecond. Checked on the JWK's `n` before the key is imported.
+ */
+export const MAX_RSA_BITS = 8192
+/**
+ * Keys kept under one kid, so a token with a kid is tried against at most this many keys; the same bound as
+ * MAX_KEYS_TRIED_WITHOUT_KID in verifier.ts for a token without one.
+ */
+export const MAX_KEYS_PER_KID = 5
 
 /** What a key must be to verify a given algorithm. */
 const KEY_REQUIREMENTS: Record<AsymmetricAlgorithm, { kty: string, crv?: readonly string[] }> = {
@@ -52,6 +64,15 @@ function publicPart (jwk: PublicJwk): Record<string, unknown> {
   }
 }
 
+/** Bits of a base64url big-endian unsigned integer, leading zero octets ignored (a size estimate: invalid characters are skipped). */
+function base64urlBits (value: string): number {
+  const bytes = Buffer.from(value, 'base64url')
+  let first = 0
+  while (first < bytes.length && bytes[first] === 0) first++
+  if (first === bytes.length) return 0
+  return (bytes.length - first - 1) * 8 + (32 - Math.clz32(bytes[first] as number))
+}
+
 /** Why a JWK can never verify an ID token, or undefined when it is a usable signature key. */
 export function unfitReason (jwk: PublicJwk): string | undefined {
   if (jwk.kty !== 'RSA' && jwk.kty !== 'EC' && jwk.kty !== 'OKP') return `key type ${String(jwk.kty)} cannot verify signatures here`
@@ -60,6 +81,9 @@ export function unfitReason (jwk: PublicJwk): string | undefined {
   if (PRIVATE_MEMBERS.some((m) => m in jwk)) return 'contains private key material'
   if (jwk.kid !== undefined && typeof jwk.kid !== 'string') return 'kid is not a string'
   if (jwk.alg !== undefined && typeof jwk.alg !== 'string') return 'alg is not a string'
+  if (jwk.kty === 'RSA' && typeof jwk.n === 'string' && base64urlBits(jwk.n) > MAX_RSA_BITS) {
+    return `RSA modulus is longer than ${MAX_RSA_BITS} bits`
+  }
   return undefined
 }
 
@@ -98,18 +122,30 @@ export class KeySet {
         key,
         fingerprint: JSON.stringify(publicPart(jwk))
       }
+      // The same key listed again (same kid, material, alg and issuer) would only be tried again.
+      const sameKid = kid === undefined ? keys.filter((k) => k.kid === undefined) : (this.byKid.get(kid) ?? [])
+      if (sameKid.some((k) => k.fingerprint === usable.fingerprint && k.alg === usable.alg && k.issuer === usable.issuer)) {
+        rejected.push({ kid, reason: 'duplicate of a key listed earlier under the same kid' })
+        continue
+      }
+      if (kid !== undefined && sameKid.length >= MAX_KEYS_PER_KID) {
+        rejected.push({ kid, reason: `more than ${MAX_KEYS_PER_KID} keys share this kid (only the first ${MAX_KEYS_PER_KID} are tried)` })
+        continue
+      }
       keys.push(usable)
       if (kid !== undefined) {
-        const list = this.byKid.get(kid)
-        if (list === undefined) this.byKid.set(kid, [usable])
-        else list.push(usable)
+        if (sameKid.length === 0) this.byKid.set(kid, [usable])
+        else sameKid.push(usable)
       }
     }
     this.keys = keys
     this.rejected = rejected
   }
 
-  /** The keys that may verify a token with this header: same kid (when the token names one), fit for alg. */
+  /**
+   * The keys that may verify a token with this header: same kid (when the token names one; at most
+   * MAX_KEYS_PER_KID), fit for alg.
+   */
   candidates (alg: AsymmetricAlgorithm, kid: string | undefined): UsableKey[] {
     const pool = kid === undefined ? this.keys : (this.byKid.get(kid) ?? [])
     return pool.filter((k) => fitsAlgorithm(k, alg))

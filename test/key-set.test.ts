@@ -1,0 +1,64 @@
+import t from 'tap'
+import type { PublicJwk } from '../src/config/types.js'
+import { KeySet, MAX_KEYS_PER_KID, MAX_RSA_BITS } from '../src/core/key-set.js'
+import { makeKey } from './helpers/tokens.js'
+
+/** An RSA JWK whose modulus has exactly `bits` bits (odd, top bit set): not a real key, only its size matters. */
+function rsaJwkOfBits (bits: number, kid: string): PublicJwk {
+  const bytes = Buffer.alloc(Math.ceil(bits / 8), 0xa5)
+  bytes[0] = 1 << ((bits - 1) % 8)
+  bytes[bytes.length - 1] = 0xa5
+  return { kty: 'RSA', kid, use: 'sig', alg: 'RS256', n: bytes.toString('base64url'), e: 'AQAB' }
+}
+
+t.test('the same key listed many times under one kid is kept once', async (t) => {
+  const key = makeKey('RS256', { kid: 'k' })
+  const copies = Array.from({ length: 100 }, () => ({ ...key.jwk }) as PublicJwk)
+  const keySet = new KeySet({ keys: copies })
+  t.equal(keySet.keys.length, 1)
+  t.equal(keySet.candidates('RS256', 'k').length, 1, 'a token with kid "k" is checked against one key')
+  t.equal(keySet.rejected.length, 99)
+  t.ok(keySet.rejected.every((r) => r.kid === 'k' && r.reason === 'duplicate of a key listed earlier under the same kid'))
+  t.equal(keySet.fingerprints().size, 1)
+
+  // The same material without a kid, or pinned to another algorithm, is another entry (and still fits its own tokens).
+  const jwk = key.jwk as PublicJwk
+  const withoutKid: PublicJwk = { ...jwk, kid: undefined }
+  const otherAlg: PublicJwk = { ...jwk, alg: 'PS256' }
+  const mixed = new KeySet({ keys: [jwk, otherAlg, withoutKid, { ...withoutKid }, { ...jwk }] })
+  t.equal(mixed.keys.length, 3, 'kid "k" for RS256, kid "k" for PS256, no kid')
+  t.equal(mixed.candidates('PS256', 'k').length, 1)
+  t.equal(mixed.rejected.length, 2)
+})
+
+t.test(`at most ${MAX_KEYS_PER_KID} keys are kept under one kid`, async (t) => {
+  const keys = Array.from({ length: MAX_KEYS_PER_KID + 3 }, () => makeKey('ES256', { kid: 'k' }))
+  const other = makeKey('ES256', { kid: 'other' })
+  const keySet = new KeySet({ keys: [...keys, other].map((k) => k.jwk as PublicJwk) })
+  const candidates = keySet.candidates('ES256', 'k')
+  t.equal(candidates.length, MAX_KEYS_PER_KID)
+  t.same(candidates.map((c) => c.fingerprint), keys.slice(0, MAX_KEYS_PER_KID).map((k) => JSON.stringify({ kty: 'EC', crv: k.jwk.crv, x: k.jwk.x, y: k.jwk.y })),
+    'the first ones, in document order')
+  t.same(keySet.rejected, Array.from({ length: 3 }, () => ({
+    kid: 'k', reason: `more than ${MAX_KEYS_PER_KID} keys share this kid (only the first ${MAX_KEYS_PER_KID} are tried)`
+  })))
+  t.equal(keySet.candidates('ES256', 'other').length, 1, 'other kids are not affected')
+  t.ok(keySet.hasKid('k'))
+})
+
+t.test(`RSA moduli over ${MAX_RSA_BITS} bits are refused before the key is imported`, async (t) => {
+  const keySet = new KeySet({
+    keys: [rsaJwkOfBits(16384, 'huge'), rsaJwkOfBits(MAX_RSA_BITS + 1, 'just-over'), rsaJwkOfBits(MAX_RSA_BITS, 'at-limit')]
+  })
+  const reasons = new Map(keySet.rejected.map((r) => [r.kid, r.reason]))
+  t.equal(reasons.get('huge'), `RSA modulus is longer than ${MAX_RSA_BITS} bits`)
+  t.equal(reasons.get('just-over'), `RSA modulus is longer than ${MAX_RSA_BITS} bits`)
+  t.not(reasons.get('at-limit'), `RSA modulus is longer than ${MAX_RSA_BITS} bits`, `${MAX_RSA_BITS} bits is not too long`)
+  t.equal(keySet.candidates('RS256', 'huge').length, 0)
+  t.equal(keySet.candidates('RS256', 'just-over').length, 0)
+
+  // Leading zero octets do not count.
+  const padded = rsaJwkOfBits(MAX_RSA_BITS, 'padded')
+  padded.n = Buffer.concat([Buffer.alloc(4), Buffer.from(padded.n as string, 'base64url')]).toString('base64url')
+  t.not(new KeySet({ keys: [padded] }).rejected[0]?.reason, `RSA modulus is longer than ${MAX_RSA_BITS} bits`)
+})
