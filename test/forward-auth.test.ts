@@ -8,7 +8,9 @@ import { Writable } from 'node:stream'
 import pino from 'pino'
 import { buildApp } from '../src/app.js'
 import { loggerOptions } from '../src/logger.js'
+import type { AddressInfo } from 'node:net'
 import { configFor } from './helpers/config.js'
+import { rawExchange } from './helpers/raw-http.js'
 import { b64, idTokenClaims, jwksOf, makeKey, mint, tamperPayload } from './helpers/tokens.js'
 
 const ISS = 'https://idp.example.com'
@@ -231,6 +233,40 @@ t.test('token from a configured cookie or header; two different tokens are ambig
   }
   const wrongCookie = await fa.inject({ method: 'GET', url: '/forward-auth', headers: { cookie: `ID_TOKEN=${token}; id_token_x=${token}` } })
   t.equal(wrongCookie.json().code, 'token_missing', 'cookie names are exact')
+
+  // Node keeps the first of several Authorization lines and joins the token header's: the app behind the
+  // proxy could read the token we did not verify. inject() passes an array as repeated header lines.
+  for (const [name, headers] of [
+    ['two Authorization lines', { authorization: [`Bearer ${token}`, `Bearer ${other}`] }],
+    ['the same token twice', { authorization: [`Bearer ${token}`, `Bearer ${token}`] }],
+    ['Basic, then Bearer', { authorization: ['Basic YTpi', `Bearer ${token}`] }],
+    ['two token header lines', { 'x-id-token': [token, other] }]
+  ] as Array<[string, Record<string, string | string[]>]>) {
+    const res = await fa.inject({ method: 'GET', url: '/forward-auth', headers: headers as Record<string, string> })
+    t.equal(res.statusCode, 401, name)
+    t.equal(res.json().code, 'token_ambiguous', name)
+  }
+})
+
+t.test('repeated Authorization lines on a real connection: 401 token_ambiguous', async (t) => {
+  const fa = await buildApp(configFor(issuers, { forwardAuth: { tokenHeader: 'x-id-token' } }))
+  t.teardown(() => fa.close())
+  await fa.listen({ host: '127.0.0.1', port: 0 })
+  const port = (fa.server.address() as AddressInfo).port
+  const token = good()
+  const other = mint(key, idTokenClaims(ISS, AUD, { sub: 'mallory' }))
+  const ask = async (lines: string[]) => await rawExchange(port, `GET /forward-auth HTTP/1.1\r\nHost: app\r\n${lines.map((l) => `${l}\r\n`).join('')}Connection: close\r\n\r\n`)
+  t.equal((await ask([`Authorization: Bearer ${token}`])).status, 200, 'one line is fine')
+  for (const lines of [
+    [`Authorization: Bearer ${token}`, `authorization: Bearer ${other}`],
+    [`X-Id-Token: ${token}`, `X-Id-Token: ${other}`]
+  ]) {
+    const res = await ask(lines)
+    t.equal(res.status, 401)
+    t.equal(JSON.parse(res.body).code, 'token_ambiguous')
+    t.match(res.headers['www-authenticate'], /^Bearer/)
+    t.notOk(res.headers['x-auth-subject'], 'no identity')
+  }
 })
 
 t.test('configured requirements and per-route rules on the original request', async (t) => {

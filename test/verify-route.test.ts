@@ -61,6 +61,12 @@ t.test('Authorization: Bearer works; both places at once is ambiguous; query str
   res = await app.inject({ method: 'POST', url: '/verify', headers: { authorization: `Bearer ${token}` }, payload: { token } })
   t.equal(res.json().code, 'token_ambiguous')
   t.equal(res.statusCode, 400)
+  // Node keeps only the first of several Authorization lines (inject() sends an array as repeated lines).
+  for (const authorization of [[`Bearer ${token}`, `Bearer ${mint(es, idTokenClaims(ISS, AUD, { sub: 'mallory' }))}`], [`Bearer ${token}`, `Bearer ${token}`]]) {
+    res = await app.inject({ method: 'POST', url: '/verify', headers: { authorization: authorization as unknown as string } })
+    t.equal(res.json().code, 'token_ambiguous', 'several Authorization lines')
+    t.equal(res.statusCode, 400)
+  }
   res = await app.inject({ method: 'POST', url: `/verify?id_token=${token}`, payload: {} })
   t.equal(res.json().code, 'token_in_query')
   res = await app.inject({ method: 'POST', url: '/verify', headers: { authorization: `Basic ${Buffer.from('a:b').toString('base64')}` } })

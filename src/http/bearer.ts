@@ -1,4 +1,5 @@
 /** Reads a token from `Authorization: Bearer` (RFC 6750 §2.1), strictly. */
+import type { IncomingMessage } from 'node:http'
 import { VerificationError } from '../errors.js'
 
 // token68 (RFC 7235 §2.1): the characters a bearer token may use.
@@ -10,6 +11,41 @@ export function bearerToken (authorization: string | undefined): string | undefi
   const match = BEARER.exec(authorization.trim())
   if (match === null) throw new VerificationError('request_invalid')
   return match[1]
+}
+
+/**
+ * True when the request has more than one line of the header `name` (lower case). Node keeps only the first
+ * Authorization line and joins the lines of other headers with ", ", so two tokens would reach the app behind
+ * us while we verified one (or a joined value that is no token at all). Looks only at names of the right
+ * length, and allocates nothing: this runs on every /verify with a header token.
+ */
+export function repeatedHeader (rawHeaders: readonly string[], name: string): boolean {
+  let seen = false
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const raw = rawHeaders[i]!
+    if (raw.length === name.length && sameName(raw, name)) {
+      if (seen) return true
+      seen = true
+    }
+  }
+  return false
+}
+
+/** `raw` equals `name` (lower case, same length) ignoring ASCII case, without making a lower-case copy. */
+function sameName (raw: string, name: string): boolean {
+  for (let i = 0; i < name.length; i++) {
+    let c = raw.charCodeAt(i)
+    if (c >= 65 && c <= 90) c |= 0x20
+    if (c !== name.charCodeAt(i)) return false
+  }
+  return true
+}
+
+/** The Authorization header; throws token_ambiguous when the request has several (Node would keep the first). */
+export function authorizationHeader (message: Pick<IncomingMessage, 'headers' | 'rawHeaders'>): string | undefined {
+  const authorization = message.headers.authorization
+  if (authorization !== undefined && repeatedHeader(message.rawHeaders, 'authorization')) throw new VerificationError('token_ambiguous')
+  return authorization
 }
 
 const TOKEN_QUERY_NAMES = ['token', 'id_token', 'access_token']

@@ -4,10 +4,10 @@
  * not a token and is ignored. Two different tokens are ambiguous and refused: the upstream might use the
  * one we did not verify.
  */
-import type { IncomingHttpHeaders } from 'node:http'
+import type { IncomingMessage } from 'node:http'
 import type { ForwardAuthConfig } from '../config/types.js'
 import { VerificationError } from '../errors.js'
-import { bearerToken } from './bearer.js'
+import { authorizationHeader, bearerToken, repeatedHeader } from './bearer.js'
 
 export type TokenSource = 'authorization' | 'cookie' | 'header'
 
@@ -33,15 +33,20 @@ export function cookieValues (header: string | undefined, name: string): string[
 
 const firstValue = (value: string | string[] | undefined): string | undefined => Array.isArray(value) ? value.join(', ') : value
 
-/** Throws token_missing, token_ambiguous, or request_invalid (a malformed Bearer value). */
-export function findToken (headers: IncomingHttpHeaders, config: Pick<ForwardAuthConfig, 'tokenCookie' | 'tokenHeader'>): FoundToken {
+/**
+ * Throws token_missing, token_ambiguous, or request_invalid (a malformed Bearer value). Several Authorization
+ * lines, or several lines of the token header, are ambiguous too: Node keeps the first Authorization (and
+ * joins the others), while the app behind the proxy may read another.
+ */
+export function findToken (message: Pick<IncomingMessage, 'headers' | 'rawHeaders'>, config: Pick<ForwardAuthConfig, 'tokenCookie' | 'tokenHeader'>): FoundToken {
+  const headers = message.headers
   const seen = new Map<string, TokenSource[]>()
   const add = (token: string, source: TokenSource): void => {
     const sources = seen.get(token)
     if (sources === undefined) seen.set(token, [source])
     else if (!sources.includes(source)) sources.push(source)
   }
-  const authorization = headers.authorization
+  const authorization = authorizationHeader(message)
   if (authorization !== undefined && /^\s*bearer(\s|$)/i.test(authorization)) {
     const token = bearerToken(authorization)
     if (token !== undefined) add(token, 'authorization')
@@ -52,6 +57,7 @@ export function findToken (headers: IncomingHttpHeaders, config: Pick<ForwardAut
     }
   }
   if (config.tokenHeader !== undefined) {
+    if (headers[config.tokenHeader] !== undefined && repeatedHeader(message.rawHeaders, config.tokenHeader)) throw new VerificationError('token_ambiguous')
     const value = firstValue(headers[config.tokenHeader])?.trim()
     if (value !== undefined && value !== '') add(value, 'header')
   }

@@ -115,7 +115,7 @@ export const forwardAuthRoute: FastifyPluginAsync = async (fastify) => {
     // Envoy appends the original query to the path: there it is the app's, not ours.
     if (envoy === undefined) sets.push(parseRequirementQuery(rawQuery(request.raw.url ?? ''), knownValues(config)))
 
-    const found = findToken(request.headers, fa)
+    const found = findToken(request.raw, fa)
     const identity = await verifier.verify(found.token)
     checkRequirements(identity, sets)
 

@@ -3,7 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { RouteRateLimit } from '../route-rate-limit.js'
 import type { VerifiedIdentity } from '../../core/identity.js'
 import { VerificationError } from '../../errors.js'
-import { bearerToken, queryCarriesToken } from '../bearer.js'
+import { authorizationHeader, bearerToken, queryCarriesToken } from '../bearer.js'
 import { IdentityBodies } from '../identity-bodies.js'
 import { requestChecks } from '../request-checks.js'
 import { ErrorResponseSchema, VerifiedIdentitySchema, VerifyBodyOrNothing } from '../schemas.js'
@@ -31,7 +31,8 @@ export const verifyRoute: FastifyPluginAsync<VerifyRouteOptions> = async (fastif
     // Read once: a configuration reload may swap the Verifier while this request runs.
     const verifier = fastify.verifier
     const body = request.body ?? {}
-    const headerToken = bearerToken(request.headers.authorization)
+    // Several Authorization lines are token_ambiguous, like a token in both the body and the header.
+    const headerToken = bearerToken(authorizationHeader(request.raw))
     if (body.token !== undefined && headerToken !== undefined) throw new VerificationError('token_ambiguous')
     const token = body.token ?? headerToken
     if (token === undefined) throw new VerificationError('token_missing')
