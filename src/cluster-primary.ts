@@ -38,7 +38,8 @@ export function runPrimary (workers: number, graceSeconds: number, options: Prim
 
   cluster.on('exit', (worker, code, signal) => {
     if (stopping) {
-      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0)
+      // The exit code stop() was given: 1 after a crash loop, which must not look like a clean stop.
+      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(process.exitCode ?? 0)
       return
     }
     const now = Date.now()

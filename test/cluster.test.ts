@@ -1,12 +1,13 @@
 /**
  * WORKERS=N runs N workers behind one port (node:cluster): all of them serve, SIGTERM stops them all with
- * exit 0, a dead worker is replaced, and a bad WORKERS value or configuration fails before anything forks.
+ * exit 0, a dead worker is replaced, workers that keep dying stop the primary with exit 1, and a bad WORKERS
+ * value or configuration fails before anything forks.
  */
 import t from 'tap'
 import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { stringify } from 'yaml'
-import { parseWorkers } from '../src/cluster-primary.js'
+import { MAX_RESTARTS_PER_MINUTE, parseWorkers } from '../src/cluster-primary.js'
 import { runNode, startNode } from './helpers/node-process.js'
 import { tempDir } from './helpers/temp-dir.js'
 import { idTokenClaims, jwksOf, makeKey, mint } from './helpers/tokens.js'
@@ -56,6 +57,14 @@ t.test('two workers serve one port and stop together on SIGTERM', async (t) => {
   const { code } = await server.exited
   t.equal(code, 0, 'the primary exits 0 after its workers')
   t.match(server.output(), /SIGTERM: stopping workers/)
+})
+
+t.test('workers that keep dying: the primary stops after MAX_RESTARTS_PER_MINUTE replacements and exits 1, not 0', async (t) => {
+  const result = await runNode('test/helpers/crash-loop-primary.ts', [], { timeoutMs: 45_000 })
+  t.equal(result.signal, null, 'the primary stopped by itself (not killed at the time limit)')
+  t.equal((result.stderr.match(/exited \(3\); started replacement \d+/g) ?? []).length, MAX_RESTARTS_PER_MINUTE, `${MAX_RESTARTS_PER_MINUTE} replacements`)
+  t.match(result.stderr, /too many restarts in a minute, stopping/)
+  t.equal(result.code, 1, 'a crash loop exits 1: a supervisor must see a failure, not a clean stop')
 })
 
 t.test('an invalid WORKERS value or configuration fails before forking', async (t) => {
