@@ -149,15 +149,18 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
   }
   const verifyLimit = callerRouteLimit(config)
   fastify.decorate('callerRateLimited', verifyLimit !== false)
-  await fastify.register(verifyRoute, { rateLimit: verifyLimit })
-  await fastify.register(verifyBatchRoute, { rateLimit: verifyLimit, bodyLimit: config.batch.maxBodyBytes })
-  await fastify.register(introspectRoute, { rateLimit: verifyLimit })
+  // One limiter, made once, for every route of the caller limit: one store, so one budget per caller across
+  // /verify, /verify/batch, /introspect and /revocations (a route's own config.rateLimit has its own store).
+  const callerLimit = verifyLimit === false ? undefined : fastify.rateLimit(verifyLimit)
+  await fastify.register(verifyRoute, { rateLimit: callerLimit })
+  await fastify.register(verifyBatchRoute, { rateLimit: callerLimit, bodyLimit: config.batch.maxBodyBytes })
+  await fastify.register(introspectRoute, { rateLimit: callerLimit })
   if (revocations !== undefined) {
     const { retentionSeconds, maxSessionsPerUser, logoutTokenMaxAgeSeconds, logoutRateLimit } = config.revocation
     // Open to anyone (no caller key): a limit of its own, per address, whatever rateLimit.max is.
     const logoutLimit = limited ? { max: logoutRateLimit.max, timeWindow: logoutRateLimit.windowSeconds * 1000 } : false
     await fastify.register(backchannelLogoutRoute, { store: revocations, retentionSeconds, maxSessionsPerUser, logoutTokenMaxAgeSeconds, rateLimit: logoutLimit, now: options.now })
-    await fastify.register(revocationsRoute, { store: revocations, retentionSeconds, issuers: () => fastify.verifierSlot.config.issuers, rateLimit: verifyLimit, now: options.now })
+    await fastify.register(revocationsRoute, { store: revocations, retentionSeconds, issuers: () => fastify.verifierSlot.config.issuers, rateLimit: callerLimit, now: options.now })
   }
   // Never rate limited: nginx turns a 429 into a 500, and the proxy in front is its only caller.
   await fastify.register(forwardAuthRoute)

@@ -145,6 +145,38 @@ t.test('the rate limit is per caller, with per-caller limits', async (t) => {
   t.equal(valueOf(samples, 'oidc_verifier_rate_limited_total', { route: '/verify', caller: 'web' }), 1)
 })
 
+t.test('one budget per caller across the verify routes, not one per route', async (t) => {
+  const app = await buildApp(configFor(issuers, { callers, rateLimit: { max: 2, windowSeconds: 60 }, revocation: { enabled: true } }))
+  t.teardown(() => app.close())
+  const token = mint(key, idTokenClaims(ISS, 'aud'))
+  const verify = async (apiKey: string) => await app.inject({ method: 'POST', url: '/verify', headers: { 'x-api-key': apiKey, authorization: `Bearer ${token}` } })
+  const batch = async (apiKey: string) => await app.inject({ method: 'POST', url: '/verify/batch', headers: { 'x-api-key': apiKey }, payload: { tokens: [token, token] } })
+  const introspect = async (apiKey: string) => await app.inject({ method: 'POST', url: '/introspect', headers: { 'x-api-key': apiKey, 'content-type': 'application/x-www-form-urlencoded' }, payload: `token=${token}` })
+  const revoke = async (apiKey: string) => await app.inject({ method: 'POST', url: '/revocations', headers: { 'x-api-key': apiKey }, payload: { issuer: 'main', jti: 'x' } })
+
+  t.equal((await verify(WEB_KEY)).statusCode, 200)
+  t.equal((await introspect(WEB_KEY)).statusCode, 200)
+  const third = await batch(WEB_KEY)
+  t.equal(third.statusCode, 429, 'rateLimit.max 2: the third request is refused, whatever its route')
+  t.equal(third.json().code, 'rate_limited')
+  t.ok(Number(third.headers['retry-after']) >= 1)
+  t.equal(third.headers['x-ratelimit-limit'], '2')
+  t.equal(third.headers['x-ratelimit-remaining'], '0')
+  t.equal((await verify(WEB_KEY)).statusCode, 429)
+  t.equal((await revoke(WEB_KEY)).statusCode, 429, '/revocations shares the budget too')
+
+  // A caller's own limit (billing: 3) is one budget across the routes as well.
+  t.equal((await batch(BILLING_KEY)).statusCode, 200)
+  t.equal((await verify(BILLING_KEY)).statusCode, 200)
+  t.equal((await introspect(BILLING_KEY)).statusCode, 200)
+  t.equal((await verify(BILLING_KEY)).statusCode, 429)
+  t.equal((await introspect(BILLING_KEY)).statusCode, 429)
+
+  const samples = parseMetrics((await app.inject({ method: 'GET', url: '/metrics', headers: { 'x-api-key': WEB_KEY } })).body)
+  t.equal(valueOf(samples, 'oidc_verifier_rate_limited_total', { route: '/verify/batch', caller: 'web' }), 1, 'counted under the route that answered 429')
+  t.equal(valueOf(samples, 'oidc_verifier_rate_limited_total', { route: '/introspect', caller: 'billing' }), 1)
+})
+
 t.test('without rateLimit.max the verify routes are limited only for callers with a limit of their own', async (t) => {
   const call = async (app: FastifyInstance, apiKey?: string) =>
     await app.inject({ method: 'POST', url: '/verify', headers: apiKey === undefined ? {} : { 'x-api-key': apiKey }, payload: { token: 'x' } })

@@ -1,8 +1,12 @@
 /**
  * A route's @fastify/rate-limit settings as buildApp hands them to the route plugins: a limit and a window,
  * each fixed or per request (a caller's own limit), or false when rate limiting is off.
+ *
+ * The caller limit is one limiter shared by the routes it applies to (CallerLimitHook): a limit set in a
+ * route's own `config.rateLimit` gets a store of its own from @fastify/rate-limit, so a caller would have a
+ * budget per route instead of one.
  */
-import type { FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Config } from '../config/types.js'
 
 type PerRequest = number | ((request: FastifyRequest, key: string) => number)
@@ -13,6 +17,13 @@ export type RouteRateLimit = {
   /** Requests that are neither counted nor limited. */
   allowList?: (request: FastifyRequest, key: string) => boolean
 } | false
+
+/**
+ * The caller limit as buildApp hands it to /verify, /verify/batch, /introspect and /revocations: one
+ * `fastify.rateLimit(callerRouteLimit(config))`, added to each route's onRequest hooks, so that every route
+ * counts in the same store; undefined when callerRouteLimit is false.
+ */
+export type CallerLimitHook = (request: FastifyRequest, reply: FastifyReply) => Promise<unknown>
 
 /** The limit of a caller without one of its own when only some callers have one (the allow list skips them first). */
 const UNLIMITED = Number.MAX_SAFE_INTEGER

@@ -12,7 +12,7 @@
  */
 import type { FastifyPluginAsync } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import type { RouteRateLimit } from '../route-rate-limit.js'
+import type { CallerLimitHook } from '../route-rate-limit.js'
 import { Type, type Static } from 'typebox'
 import type { VerifiedIdentity } from '../../core/identity.js'
 import { isVerificationError, VerificationError } from '../../errors.js'
@@ -77,7 +77,8 @@ export function introspectionOf (identity: VerifiedIdentity): Introspection {
 }
 
 export interface IntrospectRouteOptions {
-  rateLimit: RouteRateLimit
+  /** The caller limit, shared with the other verify routes (undefined: not limited). */
+  rateLimit: CallerLimitHook | undefined
 }
 
 export const introspectRoute: FastifyPluginAsync<IntrospectRouteOptions> = async (fastify, opts) => {
@@ -85,7 +86,7 @@ export const introspectRoute: FastifyPluginAsync<IntrospectRouteOptions> = async
   acceptFormBodiesOnly(fastify)
 
   fastify.withTypeProvider<TypeBoxTypeProvider>().post('/introspect', {
-    config: opts.rateLimit === false ? {} : { rateLimit: opts.rateLimit },
+    ...(opts.rateLimit !== undefined ? { onRequest: opts.rateLimit } : {}),
     schema: {
       body: Type.Union([IntrospectBody, Type.Null()]),
       response: {

@@ -13,7 +13,7 @@
  */
 import type { FastifyPluginAsync } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import type { RouteRateLimit } from '../route-rate-limit.js'
+import type { CallerLimitHook } from '../route-rate-limit.js'
 import { Type, type Static } from 'typebox'
 import { MAX_NUMERIC_DATE } from '../../core/numeric-date.js'
 import { VerificationError } from '../../errors.js'
@@ -28,7 +28,8 @@ export interface RevocationsRouteOptions {
   retentionSeconds: number
   /** The configured issuers (a getter: a reload may change them). */
   issuers: () => ReadonlyArray<Pick<IssuerConfig, 'id' | 'clockToleranceSeconds'>>
-  rateLimit: RouteRateLimit
+  /** The caller limit, shared with the other verify routes (undefined: not limited). */
+  rateLimit: CallerLimitHook | undefined
   now?: () => number
 }
 
@@ -92,7 +93,7 @@ export function revocationOfRequest (
 export const revocationsRoute: FastifyPluginAsync<RevocationsRouteOptions> = async (fastify, opts) => {
   const now = opts.now ?? Date.now
   fastify.withTypeProvider<TypeBoxTypeProvider>().post('/revocations', {
-    config: opts.rateLimit === false ? {} : { rateLimit: opts.rateLimit },
+    ...(opts.rateLimit !== undefined ? { onRequest: opts.rateLimit } : {}),
     schema: {
       body: RevocationRequestSchema,
       response: { 200: RevocationResponseSchema, '4xx': ErrorResponseSchema, '5xx': ErrorResponseSchema }

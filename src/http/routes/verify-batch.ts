@@ -5,7 +5,7 @@
  */
 import type { FastifyPluginAsync } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import type { RouteRateLimit } from '../route-rate-limit.js'
+import type { CallerLimitHook } from '../route-rate-limit.js'
 import { Type, type Static } from 'typebox'
 import type { VerifiedIdentity } from '../../core/identity.js'
 import { ALL_ERROR_CODES, isVerificationError, VerificationError, type ErrorCode } from '../../errors.js'
@@ -44,7 +44,8 @@ export const BatchVerifyResponse = Type.Object({ results: Type.Array(BatchItemSc
 type BatchItem = { ok: true, identity: VerifiedIdentity } | { ok: false, error: Static<typeof BatchItemErrorSchema> }
 
 export interface VerifyBatchRouteOptions {
-  rateLimit: RouteRateLimit
+  /** The caller limit, shared with the other verify routes (undefined: not limited). */
+  rateLimit: CallerLimitHook | undefined
   /** Route body limit (batch.maxBodyBytes): server.bodyLimit is sized for one token. */
   bodyLimit: number
 }
@@ -57,7 +58,7 @@ function itemError (err: VerificationError): Static<typeof BatchItemErrorSchema>
 
 export const verifyBatchRoute: FastifyPluginAsync<VerifyBatchRouteOptions> = async (fastify, opts) => {
   fastify.withTypeProvider<TypeBoxTypeProvider>().post('/verify/batch', {
-    config: opts.rateLimit === false ? {} : { rateLimit: opts.rateLimit },
+    ...(opts.rateLimit !== undefined ? { onRequest: opts.rateLimit } : {}),
     bodyLimit: opts.bodyLimit,
     schema: {
       body: BatchVerifyBody,

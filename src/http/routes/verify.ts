@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import type { RouteRateLimit } from '../route-rate-limit.js'
+import type { CallerLimitHook } from '../route-rate-limit.js'
 import type { VerifiedIdentity } from '../../core/identity.js'
 import { VerificationError } from '../../errors.js'
 import { authorizationHeader, bearerToken, queryCarriesToken } from '../bearer.js'
@@ -9,14 +9,15 @@ import { requestChecks } from '../request-checks.js'
 import { ErrorResponseSchema, VerifiedIdentitySchema, VerifyBodyOrNothing } from '../schemas.js'
 
 export interface VerifyRouteOptions {
-  rateLimit: RouteRateLimit
+  /** The caller limit, shared with the other verify routes (undefined: not limited). */
+  rateLimit: CallerLimitHook | undefined
 }
 
 export const verifyRoute: FastifyPluginAsync<VerifyRouteOptions> = async (fastify, opts) => {
   // Answers for tokens the Verifier serves from its cache are rendered once per cache entry.
   const bodies = new IdentityBodies()
   fastify.withTypeProvider<TypeBoxTypeProvider>().post('/verify', {
-    config: opts.rateLimit === false ? {} : { rateLimit: opts.rateLimit },
+    ...(opts.rateLimit !== undefined ? { onRequest: opts.rateLimit } : {}),
     schema: {
       body: VerifyBodyOrNothing,
       response: {
