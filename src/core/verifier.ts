@@ -131,6 +131,11 @@ export class Verifier {
   private readonly issuerOfUrl = new Map<string, string>()
   private readonly signatures: SignatureChecks
   private readonly revocations: RevocationList | undefined
+  /**
+   * JWKS URL → the fingerprints of the keys it publishes now. A verification whose key has left them while its
+   * signature was being checked is answered but not cached: its key no longer vouches for it.
+   */
+  private readonly currentKeys = new Map<string, ReadonlySet<string>>()
 
   constructor (config: Config, options: VerifierOptions = {}) {
     this.logger = options.logger ?? silentLogger
@@ -154,7 +159,9 @@ export class Verifier {
         const keySet = new KeySet(jwks)
         if (keySet.rejected.length > 0) this.logger.warn({ jwksUri: url, rejected: keySet.rejected }, 'JWKS contains keys that will never be used')
         // A key that left the JWKS no longer vouches for the tokens it verified.
-        const dropped = this.tokenCache?.dropKeysNotIn(url, keySet.fingerprints()) ?? 0
+        const fingerprints = keySet.fingerprints()
+        this.currentKeys.set(url, fingerprints)
+        const dropped = this.tokenCache?.dropKeysNotIn(url, fingerprints) ?? 0
         if (dropped > 0) this.logger.info({ jwksUri: url, dropped }, 'dropped cached verifications of keys that left the JWKS')
         return keySet
       }
@@ -255,7 +262,20 @@ export class Verifier {
 
   /** A JWKS URL an issuer left (a provider moved its jwks_uri): its key set and timers go, unless another issuer uses it. */
   private forgetUnusedUrl (url: string): void {
-    if (!this.runtimes.some((r) => r.keys.sourceId() === url)) this.cache.forget(url)
+    if (this.runtimes.some((r) => r.keys.sourceId() === url)) return
+    this.cache.forget(url)
+    this.currentKeys.delete(url)
+    // Its keys vouch for nothing any more (a hit also checks that its key source is its issuer's).
+    this.tokenCache?.dropKeysNotIn(url, new Set())
+  }
+
+  /**
+   * Whether the key that verified a token still vouches for it: it comes from the issuer's key source in use
+   * (a provider may move its jwks_uri), and is still published there; or it is the issuer's client secret.
+   */
+  private keyStillVouches (runtime: IssuerRuntime, keySource: string, keyFingerprint: string): boolean {
+    if (keySource === runtime.keys.sourceId()) return this.currentKeys.get(keySource)?.has(keyFingerprint) ?? true
+    return keySource === secretSourceOf(runtime.config.id)
   }
 
   /** One issuer per URL stays one Map lookup; a URL named by several moves to sharedIssuerUrls. */
@@ -295,6 +315,8 @@ export class Verifier {
     const hit = cache.get(cacheKey)
     if (hit === undefined) return this.verifyFully(token, request, cacheKey)
     const runtime = this.byId.get(hit.issuer) as IssuerRuntime
+    // The issuer's keys moved to another URL since: verified again, with the keys it has now.
+    if (hit.keySource !== runtime.keys.sourceId() && hit.keySource !== secretSourceOf(hit.issuer)) return this.verifyFully(token, request, cacheKey)
     const nowSeconds = this.now() / 1000
     // The signature was verified before; every claim check runs again (time passes, requests differ).
     checkIdTokenClaims(hit.identity.claims, runtime.rules, request, hit.alg, hit.curve, nowSeconds)
@@ -374,7 +396,8 @@ export class Verifier {
     // Read before the check: a revocation added later must make a hit look again.
     const revocationGeneration = revocations?.generation ?? 0
     const revoked = revocations === undefined ? undefined : revocationError(revocations, issuer, claims, nowSeconds)
-    if (cacheKey !== undefined && this.tokenCache !== undefined) {
+    // Not cached when the key left its JWKS (or the JWKS its issuer) while the signature was being checked.
+    if (cacheKey !== undefined && this.tokenCache !== undefined && this.keyStillVouches(runtime, keySource, keyFingerprint)) {
       // Cached objects are shared between hits and must not be mutated by callers.
       // A revoked token is cached too, so that its retries are refused without a signature check each. It and
       // a token not looked up (a hint) are cached as looked up at no generation (-1): every hit of theirs looks.
@@ -440,7 +463,7 @@ export class Verifier {
       // The configuration refuses HS* without a secret; this guards the invariant.
       if (runtime.hmacSecret === undefined) throw new VerificationError('algorithm_not_allowed', { issuer })
       if (!verifyHmac(alg, runtime.hmacSecret, jws.signingInput, jws.signature)) throw new VerificationError('signature_invalid', { issuer })
-      return Promise.resolve(next({ runtime, iss, jws, alg, curve: undefined, keySource: `secret:${issuer}`, keyFingerprint: 'client-secret' }))
+      return Promise.resolve(next({ runtime, iss, jws, alg, curve: undefined, keySource: secretSourceOf(issuer), keyFingerprint: 'client-secret' }))
     }
     if (!isAsymmetricAlgorithm(alg)) throw new VerificationError('algorithm_not_allowed', { issuer })
     const signedWith = ({ key, keySource }: KeyUsed): T => {
@@ -508,6 +531,11 @@ export class Verifier {
 }
 
 /** The one key of a fresh key set that fits the token; undefined for anything verifyWithIssuerKeys must handle. */
+/** The key source of tokens signed with an issuer's client secret (HS*), in the token cache. */
+function secretSourceOf (issuerId: string): string {
+  return `secret:${issuerId}`
+}
+
 function soleCandidate (keySet: KeySet | undefined, alg: AsymmetricAlgorithm, kid: string | undefined): UsableKey | undefined {
   if (keySet === undefined) return undefined
   const candidates = keySet.candidates(alg, kid)
