@@ -342,6 +342,9 @@ t.test('failed key checks are bounded per address: then 429 until the minute end
   t.equal(blocked.statusCode, 429, 'past the bound, even the right key is refused: the answer must not tell a guess')
   t.match(blocked.json(), { code: 'rate_limited' })
   t.equal(blocked.headers['retry-after'], '60')
+  t.equal(blocked.headers['x-ratelimit-limit'], '3', 'the x-ratelimit-* headers every 429 has: this bound')
+  t.equal(blocked.headers['x-ratelimit-remaining'], '0')
+  t.equal(blocked.headers['x-ratelimit-reset'], '60')
   t.equal((await verify(WEB_KEY, '10.0.0.2')).statusCode, 200, 'another address is not affected')
   t.equal((await verify(WEB_KEY, '2001:db8:1:2::7')).statusCode, 200)
   for (let i = 0; i < 3; i++) await verify('guess', '2001:db8:1:2::7')
@@ -352,7 +355,9 @@ t.test('failed key checks are bounded per address: then 429 until the minute end
   t.match(forward.json(), { code: 'rate_limited' })
 
   now += 30_000
-  t.equal((await verify(WEB_KEY)).headers['retry-after'], '30')
+  const later = await verify(WEB_KEY)
+  t.equal(later.headers['retry-after'], '30')
+  t.equal(later.headers['x-ratelimit-reset'], '30')
   now += 30_001
   t.equal((await verify(WEB_KEY)).statusCode, 200, 'a new minute, a new budget')
   const samples = parseMetrics((await app.inject({ method: 'GET', url: '/metrics', headers: { 'x-api-key': WEB_KEY } })).body)

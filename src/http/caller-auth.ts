@@ -41,7 +41,7 @@ export const callerAuth = fp(async (fastify: FastifyInstance, opts: CallerAuthOp
   fastify.decorateRequest('caller', undefined)
   const failures = new FailedAttempts(FAILURE_WINDOW_MS, opts.now)
   // Synchronous (done callback): this runs on every request, and an async hook costs a promise each time.
-  fastify.addHook('onRequest', (request, _reply, done) => {
+  fastify.addHook('onRequest', (request, reply, done) => {
     const callers = opts.callers()
     const keys = callerKeysFor(callers.keys)
     if (!keys.enabled) { done(); return }
@@ -52,6 +52,10 @@ export const callerAuth = fp(async (fastify: FastifyInstance, opts: CallerAuthOp
       const waitSeconds = failures.blockedFor(clientAddress(request), callers.maxFailuresPerMinute)
       if (waitSeconds > 0) {
         opts.metrics?.callerRejected('rate_limited')
+        // As every 429 has them (README): this limiter's bound, nothing left, and the wait.
+        reply.header('x-ratelimit-limit', callers.maxFailuresPerMinute)
+        reply.header('x-ratelimit-remaining', 0)
+        reply.header('x-ratelimit-reset', waitSeconds)
         done(new VerificationError('rate_limited', { retryAfterSeconds: waitSeconds }))
         return
       }
