@@ -185,6 +185,18 @@ t.test('fetchJson', async (t) => {
     t.equal(idp.requests('/jwks'), 0)
   })
 
+  t.test('redirect to another port of the same host is refused without following', async (t) => {
+    const otherPort = await startJwksServer({ json: { keys: [] } })
+    t.teardown(() => otherPort.close())
+    t.not(new URL(otherPort.url).port, new URL(idp.url).port)
+    idp.set({ status: 302, location: otherPort.jwksUrl }, '/other-port')
+    const err = await fetchError(fetchJson(`${idp.url}/other-port`, opts))
+    t.equal(err.kind, 'redirect_not_allowed')
+    t.equal(err.url, `${idp.url}/other-port`)
+    t.equal(err.message, `GET ${idp.url}/other-port redirected to another origin ("${otherPort.jwksUrl}": another port or scheme); configure the final URL instead`)
+    t.equal(otherPort.requests(), 0, 'the other port was never asked')
+  })
+
   t.test('redirect from https down to http is refused', async (t) => {
     // No TLS server here: a stub answers the https hop; the policy decides before the next request.
     const realFetch = globalThis.fetch

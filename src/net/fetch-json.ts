@@ -1,7 +1,7 @@
 /**
  * The one outbound HTTP path of the service (OIDC discovery and JWKS documents). Every request has a URL
  * policy checked before any I/O, a timeout over the whole exchange, a byte limit enforced while the body
- * streams, manual same-host redirects and a JSON body. Errors name the URL and say what was wrong, so an
+ * streams, manual same-origin redirects and a JSON body. Errors name the URL and say what was wrong, so an
  * operator can fix the configuration or the provider; they never quote the response body.
  */
 
@@ -153,7 +153,10 @@ export async function fetchJson (url: string, opts: FetchJsonOptions): Promise<F
   }
 }
 
-/** A redirect is followed only to the same host and never from https down to http. */
+/**
+ * A redirect is followed only to the same origin (scheme, host and port): another port of the same host may
+ * be another service. Never from https down to http.
+ */
 function nextHop (from: URL, fromUrl: string, location: string): URL {
   let target: URL
   try {
@@ -169,6 +172,10 @@ function nextHop (from: URL, fromUrl: string, location: string): URL {
   if (from.protocol === 'https:' && target.protocol !== 'https:') {
     throw new FetchError('redirect_not_allowed', fromUrl,
       `GET ${fromUrl} redirected from https down to ${quote(target.href)}`)
+  }
+  if (target.origin !== from.origin) {
+    throw new FetchError('redirect_not_allowed', fromUrl,
+      `GET ${fromUrl} redirected to another origin (${quote(target.href)}: another port or scheme); configure the final URL instead`)
   }
   if (!isAllowedOutboundUrl(target.href)) {
     throw new FetchError('redirect_not_allowed', fromUrl,
