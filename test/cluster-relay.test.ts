@@ -6,6 +6,7 @@
  */
 import t, { type Test } from 'tap'
 import { EventEmitter } from 'node:events'
+import type { Logger } from '../src/core/logger.js'
 import { relayRevocations, WorkerRelay, type RelayPort } from '../src/revocation/cluster-relay.js'
 import { MemoryRevocationStore } from '../src/revocation/memory-store.js'
 import { RevocationList } from '../src/revocation/revocation-list.js'
@@ -39,17 +40,17 @@ t.test('the primary\'s copy is checked, applied, and makes the list current', as
   const { list, port, started } = startRelay(t, 10)
   t.same(port.sent, [{ type: 'oidc-verifier:revocations-sync', sync: 1 }], 'asks the primary for its copy')
   t.notOk(list.available, 'not current until the copy arrives')
-  port.deliver({ type: 'oidc-verifier:revocations', revocations: [good, { ...good, kind: 'email' }, 'garbage', null], done: false, sync: 1 })
+  port.deliver({ type: 'oidc-verifier:revocations', revocations: [good, { ...good, kind: 'email' }, 'garbage', null], done: false, sync: 1, complete: true })
   t.notOk(list.available, 'not current until the last chunk')
-  port.deliver({ type: 'oidc-verifier:revocations', revocations: [], done: true, sync: 0 })
+  port.deliver({ type: 'oidc-verifier:revocations', revocations: [], done: true, sync: 0, complete: true })
   t.notOk(list.available, 'a chunk of an older request is ignored')
-  port.deliver({ type: 'oidc-verifier:revocations', revocations: [], done: true, sync: 1 })
+  port.deliver({ type: 'oidc-verifier:revocations', revocations: [], done: true, sync: 1, complete: true })
   t.equal(await started, true)
   t.ok(list.available)
   t.equal(list.size, 1, 'only the valid revocation')
   port.deliver({ type: 'oidc-verifier:revocation', revocation: { ...good, value: 'x'.repeat(300) } })
   port.deliver('not an object')
-  port.deliver({ type: 'oidc-verifier:revocations', revocations: 'not a list', done: true, sync: 1 })
+  port.deliver({ type: 'oidc-verifier:revocations', revocations: 'not a list', done: true, sync: 1, complete: true })
   port.deliver({ type: 'oidc-verifier:revocation', revocation: { ...good, value: 's2', sub: 'u' } })
   t.equal(list.size, 2, 'a valid announcement is applied, invalid ones are not')
   t.equal(list.sessionsOf('main', 'u'), 1, 'with the session\'s user')
@@ -62,7 +63,7 @@ t.test('a revocation recorded in a worker goes to the primary', async (t) => {
   const store = new MemoryRevocationStore(list, { relay: new WorkerRelay(list, () => NOW, port), now: () => NOW })
   t.teardown(async () => { await store.close() })
   const started = store.start()
-  port.deliver({ type: 'oidc-verifier:revocations', revocations: [], done: true, sync: 1 })
+  port.deliver({ type: 'oidc-verifier:revocations', revocations: [], done: true, sync: 1, complete: true })
   await started
   t.match(store.status(), { kind: 'memory', current: true })
   t.equal(await store.publish(good), 'added')
@@ -76,17 +77,17 @@ t.test('a revocation recorded in a worker goes to the primary', async (t) => {
 
 t.test('a revocation that does not fit makes the list incomplete until a resync fits', async (t) => {
   const { list, port, relay, started } = startRelay(t, 1)
-  port.deliver({ type: 'oidc-verifier:revocations', revocations: [good, { ...good, value: 's2' }], done: true, sync: 1 })
+  port.deliver({ type: 'oidc-verifier:revocations', revocations: [good, { ...good, value: 's2' }], done: true, sync: 1, complete: true })
   t.equal(await started, true)
   t.notOk(list.available, 'a copy that does not fit: not current (fail closed)')
   t.notOk(list.complete)
   relay.resync()
   t.same(port.sent.at(-1), { type: 'oidc-verifier:revocations-sync', sync: 2 }, 'asks again')
   list.sweep(Number.POSITIVE_INFINITY)
-  port.deliver({ type: 'oidc-verifier:revocations', revocations: [good, { ...good, value: 's2' }], done: true, sync: 1 })
+  port.deliver({ type: 'oidc-verifier:revocations', revocations: [good, { ...good, value: 's2' }], done: true, sync: 1, complete: true })
   t.notOk(list.available, 'the rest of an earlier answer does not make it complete')
   list.sweep(Number.POSITIVE_INFINITY)
-  port.deliver({ type: 'oidc-verifier:revocations', revocations: [good], done: true, sync: 2 })
+  port.deliver({ type: 'oidc-verifier:revocations', revocations: [good], done: true, sync: 2, complete: true })
   t.ok(list.available, 'everything fits now')
   port.deliver({ type: 'oidc-verifier:revocation', revocation: { ...good, value: 's3' } })
   t.notOk(list.available, 'an announcement that does not fit: not current either')
@@ -115,6 +116,7 @@ t.test('the memory store refuses a revocation when full and leaves the list as i
 t.test('the primary\'s side: forwards to the other workers, answers a sync from its copy, and logs an error when the copy is full', async (t) => {
   const cluster = (await import('node:cluster')).default
   const lines: Array<{ msg: string, level: number | undefined }> = []
+  t.teardown(() => { cluster.removeAllListeners('fork') })
   const copy = relayRevocations(1, (msg, level) => { lines.push({ msg, level }) }, () => NOW)
   const worker = (id: number) => Object.assign(new EventEmitter(), { id, sent: [] as object[], isConnected: () => true, send (message: object, _h: unknown, _o: unknown, cb: () => void) { this.sent.push(message); cb() } })
   const [a, b] = [worker(1), worker(2)]
@@ -134,7 +136,99 @@ t.test('the primary\'s side: forwards to the other workers, answers a sync from 
   t.match(lines, [{ msg: /the primary's copy of the revocations is full/, level: 50 }], 'an error, not an info line')
   t.equal(b.sent.length, 2, 'still forwarded: the running workers hold it')
   b.emit('message', { type: 'oidc-verifier:revocations-sync', sync: 4 })
-  t.same(b.sent.at(-1), { type: 'oidc-verifier:revocations', revocations: [good], done: true, sync: 4 })
+  t.same(b.sent.at(-1), { type: 'oidc-verifier:revocations', revocations: [good], done: true, sync: 4, complete: false }, 'the copy, said incomplete: it lacks s2')
   a.emit('message', { type: 'oidc-verifier:revocation', revocation: { ...good, kind: 'nope' } })
   t.equal(b.sent.length, 3, 'an invalid revocation is not forwarded')
+})
+
+t.test('a done chunk that does not say complete leaves the list incomplete: verifications fail closed', async (t) => {
+  for (const complete of [false, undefined, 'yes']) {
+    const { list, port, relay, started } = startRelay(t, 10)
+    port.deliver({ type: 'oidc-verifier:revocations', revocations: [good], done: true, sync: 1, complete })
+    t.equal(await started, true, `complete: ${String(complete)}: the copy arrived`)
+    t.equal(list.size, 1, 'and was applied')
+    t.notOk(list.complete, 'but the list is not complete')
+    t.notOk(list.available, 'so it is not current (fail closed)')
+    relay.resync()
+    port.deliver({ type: 'oidc-verifier:revocations', revocations: [good], done: true, sync: 2, complete: true })
+    t.ok(list.available, 'current once an answer says complete')
+  }
+})
+
+t.test('a revocation the primary\'s copy cannot keep: a worker started before it expires fails closed until then', async (t) => {
+  const cluster = (await import('node:cluster')).default
+  t.teardown(() => { cluster.removeAllListeners('fork') })
+  let now = NOW
+  const lines: string[] = []
+  relayRevocations(2, (msg) => { lines.push(msg) }, () => now)
+  // Workers as the primary sees them, each wired to a WorkerRelay through a stand-in channel.
+  const table = cluster as unknown as { workers: Record<number, unknown> }
+  table.workers = {}
+  t.teardown(() => { table.workers = {} })
+  const startWorker = (id: number, maxEntries = 2) => {
+    const port = fakePort()
+    const worker = Object.assign(new EventEmitter(), {
+      id,
+      isConnected: () => true,
+      send (message: object, _h: unknown, _o: unknown, cb: () => void) { port.deliver(structuredClone(message)); cb() }
+    })
+    port.send = (message, callback) => { worker.emit('message', structuredClone(message)); callback(null) }
+    table.workers[id] = worker
+    cluster.emit('fork', worker)
+    t.teardown(() => { worker.removeAllListeners() })
+    const list = new RevocationList(maxEntries)
+    const relay = new WorkerRelay(list, () => now, port)
+    t.teardown(() => { relay.close() })
+    return { list, relay, started: relay.start(5_000) }
+  }
+  const a = startWorker(1)
+  // B's list is larger than the primary's copy, so that it holds what the copy cannot (and stays current).
+  const b = startWorker(2, 3)
+  t.equal(await a.started, true)
+  t.equal(await b.started, true)
+  t.ok(a.list.available && b.list.available, 'both current with the empty copy')
+
+  // Three revocations recorded by worker A: the primary's copy (2 entries) cannot keep the third.
+  const nowSeconds = Math.floor(NOW / 1000)
+  const revocations: Revocation[] = [
+    { ...good, value: 'r1', expiresAt: nowSeconds + 3600 },
+    { ...good, value: 'r2', expiresAt: nowSeconds + 3600 },
+    { ...good, value: 'r3', expiresAt: nowSeconds + 600 }
+  ]
+  for (const r of revocations) await a.relay.send(r)
+  t.match(lines, [/cannot keep a sid revocation of issuer main, so a worker started before [0-9T:.-]+Z fails closed/], 'the primary logs the one it could not keep, and until when')
+  t.equal(b.list.check('main', { sid: 'r3', iat: nowSeconds }, NOW / 1000), 'sid', 'a running worker refuses r3\'s tokens')
+  t.ok(b.list.available, 'and is current')
+
+  // A replacement started now receives a copy without r3: it must not be current.
+  const c = startWorker(3)
+  t.equal(await c.started, true, 'the copy arrived')
+  t.equal(c.list.check('main', { sid: 'r3', iat: nowSeconds }, NOW / 1000), undefined, 'it lacks r3')
+  t.notOk(c.list.complete, 'so its list is incomplete')
+  t.notOk(c.list.available, 'and verifications fail closed, rather than accept the token B refuses')
+
+  // Asked again before r3 expires: still incomplete. After: complete, current.
+  now = (nowSeconds + 599) * 1000
+  c.relay.resync()
+  t.notOk(c.list.available, 'still failing closed one second before r3 expires')
+  now = (nowSeconds + 600) * 1000
+  c.relay.resync()
+  t.ok(c.list.complete, 'complete once r3 has expired')
+  t.ok(c.list.available, 'and current')
+})
+
+t.test('a worker whose copy arrived incomplete says so in an error log line, not as received', async (t) => {
+  const lines: Array<{ level: string, msg: string | undefined }> = []
+  const at = (level: string) => (_obj: object, msg?: string): void => { lines.push({ level, msg }) }
+  const logger: Logger = { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error'), child: () => logger }
+  const list = new RevocationList(10)
+  const port = fakePort()
+  const store = new MemoryRevocationStore(list, { relay: new WorkerRelay(list, () => NOW, port), now: () => NOW, logger })
+  t.teardown(async () => { await store.close() })
+  const started = store.start()
+  port.deliver({ type: 'oidc-verifier:revocations', revocations: [good], done: true, sync: 1, complete: false })
+  await started
+  t.match(store.status(), { kind: 'memory', current: false }, '/readyz says not current')
+  t.match(lines, [{ level: 'error', msg: /incomplete.*fail closed \(503 revocations_unavailable\)/ }])
+  t.notOk(lines.some((l) => l.msg === 'revocations received from the cluster primary'), 'not logged as received')
 })

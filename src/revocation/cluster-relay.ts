@@ -6,6 +6,9 @@
  * accepts a token its predecessor would have refused. Every message is checked (parseRevocation) on arrival.
  * A revocation that does not fit a worker's list makes the list incomplete (verifications fail closed); the
  * worker asks for the copy again at its next sweep (resync), and is current again once everything fits.
+ * The primary's copy has the same bound: while a revocation it could not keep has not expired, its copy is
+ * said incomplete (`complete: false` on the answer), and a worker that receives it stays incomplete, asking
+ * again at each sweep, rather than accept the tokens its siblings refuse.
  *
  * Only the workers of one host: replicas need the redis store.
  */
@@ -24,10 +27,13 @@ export const SYNC_CHUNK = 5_000
 /** How long a worker waits for the primary's copy before it starts anyway, not current (503s, /readyz 503). */
 export const SYNC_TIMEOUT_MS = 10_000
 
-/** `sync` numbers a worker's request for the copy, echoed on every chunk of the answer. */
+/**
+ * `sync` numbers a worker's request for the copy, echoed on every chunk of the answer; `complete` is true when
+ * the copy holds every revocation still in force (anything else: it lacks one, and the worker fails closed).
+ */
 type Message =
   | { type: typeof ONE, revocation: unknown }
-  | { type: typeof ALL, revocations: unknown, done: unknown, sync: unknown }
+  | { type: typeof ALL, revocations: unknown, done: unknown, sync: unknown, complete: unknown }
   | { type: typeof SYNC, sync: unknown }
 
 function isMessage (value: unknown): value is Message {
@@ -120,7 +126,9 @@ export class WorkerRelay {
         if (revocation !== undefined && this.#list.receive(revocation, nowSeconds) === 'full') this.#syncOverflowed = true
       }
       if (message.done !== true) return
-      if (!this.#syncOverflowed) this.#list.markComplete()
+      // Complete only when everything fitted here and the primary's copy lacked nothing.
+      if (!this.#syncOverflowed && message.complete === true) this.#list.markComplete()
+      else this.#list.markIncomplete()
       this.#list.setAvailable(true)
       this.#synced?.()
       this.#synced = undefined
@@ -135,24 +143,30 @@ function sendTo (worker: Worker, message: object): void {
 
 /**
  * The primary's side: keeps a copy, forwards each revocation to the other workers, answers a new worker's
- * sync. `log` reports a revocation the copy cannot hold (a replacement worker would start without it).
+ * sync. A revocation the copy cannot hold is logged (`log`), and until it expires the copy is sent as
+ * incomplete: a worker that starts meanwhile fails closed instead of accepting the tokens it covers.
  */
 export function relayRevocations (maxEntries: number, log: ClusterLog = () => {}, now: () => number = Date.now): RevocationList {
   const copy = new RevocationList(maxEntries)
+  /** The latest expiry (seconds) of the revocations the copy could not hold: incomplete until then. */
+  let missingUntil = Number.NEGATIVE_INFINITY
   const listen = (worker: Worker): void => {
     worker.on('message', (message: unknown) => {
       if (!isMessage(message)) return
       if (message.type === SYNC) {
-        copy.sweep(now() / 1000)
+        const nowSeconds = now() / 1000
+        copy.sweep(nowSeconds)
+        const complete = nowSeconds >= missingUntil
         const all = [...copy.entries()]
         for (let i = 0; i === 0 || i < all.length; i += SYNC_CHUNK) {
-          sendTo(worker, { type: ALL, revocations: all.slice(i, i + SYNC_CHUNK), done: i + SYNC_CHUNK >= all.length, sync: message.sync })
+          sendTo(worker, { type: ALL, revocations: all.slice(i, i + SYNC_CHUNK), done: i + SYNC_CHUNK >= all.length, sync: message.sync, complete })
         }
       } else if (message.type === ONE) {
         const revocation = parseRevocation(message.revocation)
         if (revocation === undefined) return
         if (copy.apply(revocation, now() / 1000) === 'full') {
-          log(`the primary's copy of the revocations is full (revocation.maxEntries): a worker started from now on would miss a ${revocation.kind} revocation of issuer ${revocation.issuer}`, LOG_LEVEL.error)
+          missingUntil = Math.max(missingUntil, revocation.expiresAt)
+          log(`the primary's copy of the revocations is full (revocation.maxEntries): it cannot keep a ${revocation.kind} revocation of issuer ${revocation.issuer}, so a worker started before ${new Date(missingUntil * 1000).toISOString()} fails closed (503 revocations_unavailable) until then`, LOG_LEVEL.error)
         }
         for (const other of Object.values(cluster.workers ?? {})) {
           if (other !== undefined && other !== worker) sendTo(other, { type: ONE, revocation })

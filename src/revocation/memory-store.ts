@@ -36,13 +36,15 @@ export class MemoryRevocationStore implements RevocationStore {
   async start (): Promise<void> {
     this.#sweep = setInterval(() => {
       this.list.sweep(this.#now() / 1000)
-      // A revocation from another worker did not fit: ask for the whole copy again, once some have expired.
+      // A revocation from another worker did not fit, or the primary's copy lacked one: ask for the whole copy
+      // again, once some have expired (the primary's copy is complete again once what it lacked has expired).
       if (!this.list.complete && this.list.size < this.list.maxEntries) this.#relay?.resync()
     }, SWEEP_INTERVAL_MS)
     this.#sweep.unref()
     if (this.#relay !== undefined) {
       if (await this.#relay.start()) {
-        this.#logger.info({ revocations: this.list.size }, 'revocations received from the cluster primary')
+        if (this.list.complete) this.#logger.info({ revocations: this.list.size }, 'revocations received from the cluster primary')
+        else this.#logger.error({ revocations: this.list.size, maxEntries: this.list.maxEntries }, 'the revocations received from the cluster primary are incomplete (revocation.maxEntries was reached): verifications fail closed (503 revocations_unavailable) until the missing ones have expired and fit; asked again every minute')
       } else {
         this.#logger.error({}, 'the cluster primary sent no revocations: verifications fail closed (503 revocations_unavailable). Restart the service: the primary and its workers must run the same configuration')
         return

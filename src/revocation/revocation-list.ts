@@ -68,7 +68,7 @@ export class RevocationList {
     return this.#available && !this.#incomplete
   }
 
-  /** False once a revocation held elsewhere did not fit, until markComplete(). */
+  /** False once a revocation held elsewhere did not fit (or is known missing), until markComplete(). */
   get complete (): boolean {
     return !this.#incomplete
   }
@@ -76,6 +76,11 @@ export class RevocationList {
   /** The store has read every revocation again, and all fitted. */
   markComplete (): void {
     this.#incomplete = false
+  }
+
+  /** A revocation held elsewhere is known to be missing, though none was refused here (the source lacked it). */
+  markIncomplete (): void {
+    this.#incomplete = true
   }
 
   /** apply() for a revocation recorded elsewhere: one that does not fit makes the list incomplete. */
