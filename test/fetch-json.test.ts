@@ -61,6 +61,19 @@ t.test('fetchJson', async (t) => {
     t.equal(idp.requests('/jwks'), 1)
   })
 
+  t.test('the Age header is returned in seconds; a malformed one is ignored', async (t) => {
+    idp.set({ json: { keys: [] }, cacheControl: 'max-age=3600', headers: { age: '3500' } })
+    t.equal((await fetchJson(idp.jwksUrl, opts)).ageSeconds, 3500)
+    idp.set({ json: { keys: [] }, headers: { age: ' 0 ' } })
+    t.equal((await fetchJson(idp.jwksUrl, opts)).ageSeconds, 0)
+    for (const age of ['abc', '-1', '1.5', '10, 20', '1e3', '']) {
+      idp.set({ json: { keys: [] }, headers: { age } })
+      t.equal((await fetchJson(idp.jwksUrl, opts)).ageSeconds, undefined, `Age: ${JSON.stringify(age)}`)
+    }
+    idp.set({ json: { keys: [] } })
+    t.equal((await fetchJson(idp.jwksUrl, opts)).ageSeconds, undefined, 'no Age')
+  })
+
   t.test('any content-type is accepted when the body is JSON', async (t) => {
     idp.set({ json: { keys: [] }, contentType: 'text/plain' })
     t.same((await fetchJson(idp.jwksUrl, opts)).body, { keys: [] })

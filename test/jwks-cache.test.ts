@@ -393,3 +393,34 @@ t.test('forget: a URL no longer in use goes, with its retries', async (t) => {
   await sleep(1500)
   t.equal(idp.requests('/jwks'), 1, 'no retry after the backoff: its timer went with it')
 })
+
+t.test('freshness is max-age less the Age header (RFC 9111 §4.2.3), then clamped', async (t) => {
+  const cases: Array<[string | undefined, number, number]> = [
+    ['max-age=3600', 3500, 100],
+    ['public, max-age=3000', 1000, 2000],
+    ['max-age=3600', 0, 3600],
+    ['max-age=3600', 3590, 60],
+    ['max-age=3600', 3600, 60],
+    ['max-age=3600', 99999999, 60],
+    ['no-store', 500, 600],
+    [undefined, 500, 600]
+  ]
+  for (const [header, age, expected] of cases) t.equal(freshnessFromCacheControl(header, config, age), expected, `${String(header)}, Age ${age}`)
+})
+
+t.test('a CDN answer that is already old is fresh only for what is left of its max-age', async (t) => {
+  const idp = await startIdp(t)
+  const { cache } = harness(t)
+  const freshness = async (age: string): Promise<number> => {
+    idp.set({ json: jwksA, cacheControl: 'max-age=3600', headers: { age } })
+    cache.forget(idp.jwksUrl)
+    await cache.get(idp.jwksUrl)
+    const status = cache.status(idp.jwksUrl)
+    return (status.freshUntil! - status.fetchedAt!) / 1000
+  }
+  t.equal(await freshness('3500'), 100, 'Age: 3500 with max-age=3600')
+  t.equal(await freshness('4000'), 60, 'older than max-age: the minimum')
+  for (const malformed of ['abc', '-5', '1.5', '10, 20', '']) {
+    t.equal(await freshness(malformed), 3600, `a malformed Age ${JSON.stringify(malformed)} is ignored`)
+  }
+})

@@ -5,8 +5,9 @@
  *   stale    (freshUntil .. usableUntil)   still served (stale-if-error); a background refresh is started
  *   expired  (after usableUntil) / missing a request waits for a fetch; when it fails: keys_unavailable
  *
- * Freshness comes from Cache-Control max-age within configured bounds. Failures back off exponentially
- * and keep retrying in the background, so an issuer that was down at start-up becomes ready by itself.
+ * Freshness comes from Cache-Control max-age (less the Age header) within configured bounds. Failures back
+ * off exponentially and keep retrying in the background, so an issuer that was down at start-up becomes
+ * ready by itself.
  * Concurrent callers share one fetch. An unknown kid may force a refresh, limited by a cooldown and a
  * per-minute budget, so a flood of random kids costs the IdP only a few fetches a minute.
  */
@@ -100,11 +101,12 @@ const silentLogger: CacheLogger = { debug () {}, info () {}, warn () {}, error (
 type FreshnessConfig = Pick<JwksCacheConfig, 'defaultFreshnessSeconds' | 'minFreshnessSeconds' | 'maxFreshnessSeconds'>
 
 /**
- * Seconds a JWKS response stays fresh: its Cache-Control max-age (RFC 9111 §5.2.2.1), or the default when
- * the header is absent, unparseable, or says no-store/no-cache; clamped into [min, max] either way.
- * s-maxage is for shared caches and is ignored.
+ * Seconds a JWKS response stays fresh: its Cache-Control max-age (RFC 9111 §5.2.2.1) less its age, the
+ * response's Age header (RFC 9111 §4.2.3: a CDN may have held it that long already; not below 0), or the
+ * default when the header is absent, unparseable, or says no-store/no-cache; clamped into [min, max] either
+ * way. s-maxage is for shared caches and is ignored.
  */
-export function freshnessFromCacheControl (header: string | null | undefined, cfg: FreshnessConfig): number {
+export function freshnessFromCacheControl (header: string | null | undefined, cfg: FreshnessConfig, ageSeconds = 0): number {
   const clamp = (seconds: number): number =>
     Math.min(cfg.maxFreshnessSeconds, Math.max(cfg.minFreshnessSeconds, seconds))
   if (header === null || header === undefined) return clamp(cfg.defaultFreshnessSeconds)
@@ -122,7 +124,7 @@ export function freshnessFromCacheControl (header: string | null | undefined, cf
     }
     maxAge = Number(value)
   }
-  return clamp(maxAge ?? cfg.defaultFreshnessSeconds)
+  return clamp(maxAge === undefined ? cfg.defaultFreshnessSeconds : Math.max(0, maxAge - ageSeconds))
 }
 
 function checkOptions (options: JwksCacheConfig): void {
@@ -342,13 +344,13 @@ export class JwksCache<T> {
     entry.lastAttemptAt = this.#now()
     const started = performance.now()
 
-    let loaded: { set: T, count: number, cacheControl: string | undefined } | undefined
+    let loaded: { set: T, count: number, cacheControl: string | undefined, ageSeconds: number | undefined } | undefined
     let failure: unknown
     try {
       const result = await this.#fetcher(url, this.#fetchOpts)
       const jwks = parseJwks(result.body, result.url)
       const set = this.#createKeySet(jwks, url)
-      loaded = { set, count: this.#countKeys?.(set) ?? jwks.keys.length, cacheControl: result.cacheControl }
+      loaded = { set, count: this.#countKeys?.(set) ?? jwks.keys.length, cacheControl: result.cacheControl, ageSeconds: result.ageSeconds }
     } catch (err) {
       failure = err
     }
@@ -368,7 +370,7 @@ export class JwksCache<T> {
       throw failure
     }
 
-    const freshnessSeconds = freshnessFromCacheControl(loaded.cacheControl, this.#config)
+    const freshnessSeconds = freshnessFromCacheControl(loaded.cacheControl, this.#config, loaded.ageSeconds)
     const now = this.#now()
     const freshUntil = now + freshnessSeconds * 1000
     const recovered = entry.consecutiveFailures > 0 || entry.keys === undefined

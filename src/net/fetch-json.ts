@@ -19,6 +19,8 @@ export interface FetchJsonResult {
   url: string
   body: unknown
   cacheControl?: string
+  /** The response's Age header (RFC 9111 §5.1) in seconds; undefined when absent or malformed. */
+  ageSeconds?: number
   durationMs: number
 }
 
@@ -138,7 +140,8 @@ export async function fetchJson (url: string, opts: FetchJsonOptions): Promise<F
       const bytes = await readLimited(res, currentUrl, opts.maxResponseBytes, local)
       const body = parseJson(bytes, currentUrl, res.headers.get('content-type'))
       const cacheControl = res.headers.get('cache-control') ?? undefined
-      return { url: currentUrl, body, cacheControl, durationMs: performance.now() - started }
+      const ageSeconds = parseAge(res.headers.get('age'))
+      return { url: currentUrl, body, cacheControl, ageSeconds, durationMs: performance.now() - started }
     }
   } catch (err) {
     if (err instanceof FetchError) throw err
@@ -151,6 +154,13 @@ export async function fetchJson (url: string, opts: FetchJsonOptions): Promise<F
     // Releases the connection of a body we stopped reading, whatever happened.
     local.abort()
   }
+}
+
+/** Age = delta-seconds (RFC 9111 §5.1); anything else (several values, a sign, a fraction) is ignored. */
+function parseAge (header: string | null): number | undefined {
+  if (header === null) return undefined
+  const value = header.trim()
+  return /^\d+$/.test(value) ? Number(value) : undefined
 }
 
 /**
