@@ -28,7 +28,7 @@ import { forwardAuthRoute } from './http/routes/forward-auth.js'
 import { backchannelLogoutRoute } from './http/routes/backchannel-logout.js'
 import { revocationsRoute } from './http/routes/revocations.js'
 import { createRevocationStore } from './revocation/create-store.js'
-import { frameworkErrors } from './http/framework-errors.js'
+import { frameworkErrorHandler } from './http/framework-errors.js'
 import { loggerOptions } from './logger.js'
 import { callerAuth } from './http/caller-auth.js'
 import { clientAddress } from './http/client-address.js'
@@ -71,8 +71,9 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
     // A caller's request id is kept when it is short and harmless, so logs can be joined across services.
     genReqId: requestIdGenerator(),
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
-    // Malformed URLs get our error shape (and a 401 under /forward-auth) instead of Fastify's own 400.
-    frameworkErrors
+    // Malformed URLs get our error shape (and a 401 under /forward-auth) instead of Fastify's own 400, with
+    // what the hooks, which do not run for them, give every answer: request id, key refusal, metrics, log line.
+    frameworkErrors: frameworkErrorHandler({ forwardAuth: true, callers: () => fastify.verifierSlot.config.callers, metrics: () => fastify.metrics })
   }) as unknown as FastifyInstance // an https server has the same routes and hooks
   fastify.server.headersTimeout = config.server.headersTimeoutMs
 

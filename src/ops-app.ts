@@ -10,6 +10,7 @@ import Fastify, { LogController, type FastifyInstance } from 'fastify'
 import type { Config } from './config/types.js'
 import { isVerificationError, VerificationError } from './errors.js'
 import { fromFrameworkError, sendError } from './http/error-reply.js'
+import { frameworkErrorHandler } from './http/framework-errors.js'
 import './http/fastify-augment.js'
 import { requestLifecycle } from './http/request-lifecycle.js'
 import { httpsOptions } from './http/tls.js'
@@ -26,6 +27,8 @@ export async function buildOpsApp (app: FastifyInstance, config: Config): Promis
     connectionTimeout: config.server.connectionTimeoutMs,
     requestTimeout: config.server.requestTimeoutMs,
     keepAliveTimeout: config.server.keepAliveTimeoutMs,
+    // A malformed URL gets the service's error shape (Fastify's own would quote the URL), request id, count and log line.
+    frameworkErrors: frameworkErrorHandler({ metrics: () => app.metrics }),
     ...(https !== undefined ? { https } : {})
   })
   // What the listener serves, for the look at its files (src/http/tls-watch.ts).

@@ -84,6 +84,22 @@ t.test('keys, codes and statuses', async (t) => {
     t.equal(scan.statusCode, 403, 'an unknown route without a key says nothing about routes')
     const known = await app.inject({ method: 'GET', url: '/admin', headers: { 'x-api-key': WEB_KEY } })
     t.equal(known.statusCode, 404)
+    // A malformed URL is answered before routing and hooks: without a key it is refused like an unknown route.
+    for (const url of ['/%zz', '/verify/%E4%B8', '/healthz/%']) {
+      const noKey = await app.inject({ method: 'GET', url })
+      t.equal(noKey.statusCode, 403, `${url} without a key`)
+      t.equal(noKey.json().code, 'caller_key_missing')
+      t.ok(noKey.headers['x-request-id'])
+    }
+    // A present key is not checked there (no failed-check bound without the client address): the same
+    // answer for a right and a wrong key, so it tells nothing about the key.
+    for (const apiKey of [WEB_KEY, 'not-a-configured-key']) {
+      const keyed = await app.inject({ method: 'GET', url: '/%zz', headers: { 'x-api-key': apiKey } })
+      t.equal(keyed.statusCode, 400)
+      t.equal(keyed.json().code, 'request_invalid')
+    }
+    const forward = await app.inject({ method: 'GET', url: '/forward-auth/%zz' })
+    t.equal(forward.statusCode, 401, 'under /forward-auth, still only 401 (fail closed)')
   })
 
   t.test('hostile keys', async (t) => {
@@ -122,7 +138,7 @@ t.test('keys, codes and statuses', async (t) => {
     t.equal(valueOf(samples, 'oidc_verifier_http_requests_total', { route: '/verify', status: '200', caller: 'billing' }), 1)
     t.equal(valueOf(samples, 'oidc_verifier_http_requests_total', { route: '/verify', status: '200', caller: 'web' }), 1)
     t.equal(valueOf(samples, 'oidc_verifier_http_requests_total', { route: '/verify', status: '401', caller: 'web' }), 1)
-    t.equal(valueOf(samples, 'oidc_verifier_caller_rejections_total', { code: 'caller_key_missing' }), 5)
+    t.equal(valueOf(samples, 'oidc_verifier_caller_rejections_total', { code: 'caller_key_missing' }), 8, 'the malformed URLs without a key too')
     t.equal(valueOf(samples, 'oidc_verifier_caller_rejections_total', { code: 'caller_key_invalid' }), 12)
   })
 })

@@ -52,6 +52,15 @@ t.test('routes are split between the two listeners', async (t) => {
   const hostile = await ops.inject({ method: 'POST', url: '/metrics', headers: { 'content-type': 'application/json' }, payload: '{"a":'.repeat(1000) })
   t.ok(hostile.statusCode >= 400 && hostile.statusCode < 500, `a hostile body on the ops port is a 4xx (${hostile.statusCode})`)
   t.match(hostile.json(), { code: String, requestId: String })
+
+  const badUrl = await ops.inject({ method: 'GET', url: '/metrics/%zz' })
+  t.equal(badUrl.statusCode, 400, 'a malformed URL on the ops port')
+  t.same(Object.keys(badUrl.json()).sort(), ['code', 'hint', 'message', 'requestId'], 'the service\'s error shape')
+  t.match(badUrl.json(), { code: 'request_invalid', requestId: String })
+  t.equal(badUrl.headers['x-request-id'], badUrl.json().requestId)
+  t.notOk(badUrl.body.includes('%zz'), 'the URL is not echoed')
+  const counted = parseMetrics((await ops.inject({ method: 'GET', url: '/metrics' })).body)
+  t.equal(valueOf(counted, 'oidc_verifier_http_requests_total', { route: 'none', status: '400', caller: 'none' }), 1, 'and counted')
 })
 
 t.test('opsPort must differ from port', async (t) => {

@@ -8,6 +8,7 @@ import pino from 'pino'
 import { buildApp } from '../src/app.js'
 import { loggerOptions } from '../src/logger.js'
 import { configFor } from './helpers/config.js'
+import { parseMetrics, valueOf } from './helpers/prometheus.js'
 import { idTokenClaims, jwksOf, makeKey, mint } from './helpers/tokens.js'
 
 const ISS = 'https://idp.example.com'
@@ -45,6 +46,31 @@ t.test('request log lines carry outcome fields and no secrets', async (t) => {
   for (const secret of [good, expired, good.slice(0, 30), good.split('.')[1] as string, 'secret.person', 'Secret Person', 'Bearer']) {
     t.notOk(all.includes(secret), `logs never contain ${secret.slice(0, 12)}…`)
   }
+})
+
+t.test('a malformed URL, answered before any hook, still has a request id, a log line and a count', async (t) => {
+  const { lines, logger } = capture()
+  const app = await buildApp(configFor([{ id: 'main', issuer: ISS, audiences: ['aud'], jwks: jwksOf(key) }]), { loggerInstance: logger })
+  t.teardown(() => app.close())
+  const given = await app.inject({ method: 'GET', url: '/verify/%zz', headers: { 'x-request-id': 'bad-url-1' } })
+  t.equal(given.statusCode, 400)
+  t.equal(given.headers['x-request-id'], 'bad-url-1', 'the caller\'s request id is echoed')
+  t.match(given.json(), { code: 'request_invalid', requestId: 'bad-url-1' })
+  t.notOk(given.body.includes('%zz'), 'the URL is not echoed')
+  const made = await app.inject({ method: 'GET', url: '/forward-auth/%zz' })
+  t.equal(made.statusCode, 401)
+  t.type(made.headers['x-request-id'], 'string')
+  t.equal(made.headers['x-request-id'], made.json().requestId)
+
+  const requestLines = lines.map((l) => JSON.parse(l)).filter((l) => l.msg === 'request completed')
+  t.equal(requestLines.length, 2, 'one line per request')
+  t.match(requestLines[0], { reqId: 'bad-url-1', route: null, method: 'GET', status: 400, code: 'request_invalid' })
+  t.match(requestLines[1], { reqId: made.headers['x-request-id'], route: null, status: 401, code: 'request_invalid' })
+  t.notOk(lines.join('\n').includes('%zz'), 'nor logged')
+
+  const samples = parseMetrics((await app.inject({ method: 'GET', url: '/metrics' })).body)
+  t.equal(valueOf(samples, 'oidc_verifier_http_requests_total', { route: 'none', method: 'GET', status: '400', caller: 'none' }), 1)
+  t.equal(valueOf(samples, 'oidc_verifier_http_requests_total', { route: 'none', method: 'GET', status: '401', caller: 'none' }), 1)
 })
 
 t.test('above info, only a failed request (5xx) is logged, at error', async (t) => {
