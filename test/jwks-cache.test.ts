@@ -1,7 +1,7 @@
 import t from 'tap'
 import type { JsonWebKeySet, JwksCacheConfig } from '../src/config/types.js'
 import { VerificationError } from '../src/errors.js'
-import { JwksCache, freshnessFromCacheControl, type CacheLogger, type JwksFetchEvent } from '../src/jwks/cache.js'
+import { JwksCache, MIN_FRESHNESS_SECONDS, freshnessFromCacheControl, type CacheLogger, type JwksFetchEvent } from '../src/jwks/cache.js'
 import { startJwksServer, type JwksServer } from './helpers/jwks-server.js'
 import { jwksOf, makeKey } from './helpers/tokens.js'
 
@@ -423,4 +423,29 @@ t.test('a CDN answer that is already old is fresh only for what is left of its m
   for (const malformed of ['abc', '-5', '1.5', '10, 20', '']) {
     t.equal(await freshness(malformed), 3600, `a malformed Age ${JSON.stringify(malformed)} is ignored`)
   }
+})
+
+t.test(`freshness is never under ${MIN_FRESHNESS_SECONDS} s, even with minFreshnessSeconds 0`, async (t) => {
+  const noMinimum = { ...config, minFreshnessSeconds: 0 }
+  t.equal(freshnessFromCacheControl('max-age=0', noMinimum), MIN_FRESHNESS_SECONDS)
+  t.equal(freshnessFromCacheControl('max-age=3600', noMinimum, 3600), MIN_FRESHNESS_SECONDS)
+  t.equal(freshnessFromCacheControl('max-age=5', noMinimum), 5)
+})
+
+t.test('minFreshnessSeconds 0 and max-age=0: no refetch loop, with or without traffic', async (t) => {
+  const idp = await startIdp(t)
+  idp.set({ json: jwksA, cacheControl: 'max-age=0' })
+  const { cache, events } = harness(t, { minFreshnessSeconds: 0 }, true)
+  await cache.warm(idp.jwksUrl)
+  const status = cache.status(idp.jwksUrl)
+  t.equal(status.freshUntil! - status.fetchedAt!, MIN_FRESHNESS_SECONDS * 1000)
+  // 1.5 s of requests every 5 ms: the proactive refresh at 1 s and nothing else.
+  const until = Date.now() + 1500
+  while (Date.now() < until) {
+    await cache.get(idp.jwksUrl)
+    await sleep(5)
+  }
+  const fetches = idp.requests('/jwks')
+  t.ok(fetches >= 2 && fetches <= 3, `${fetches} fetches in 1.5 s`)
+  t.ok(events.every((e) => e.reason === 'warm' || e.reason === 'background'))
 })

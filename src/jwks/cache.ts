@@ -5,9 +5,9 @@
  *   stale    (freshUntil .. usableUntil)   still served (stale-if-error); a background refresh is started
  *   expired  (after usableUntil) / missing a request waits for a fetch; when it fails: keys_unavailable
  *
- * Freshness comes from Cache-Control max-age (less the Age header) within configured bounds. Failures back
- * off exponentially and keep retrying in the background, so an issuer that was down at start-up becomes
- * ready by itself.
+ * Freshness comes from Cache-Control max-age (less the Age header) within configured bounds, and is never
+ * under MIN_FRESHNESS_SECONDS. Failures back off exponentially and keep retrying in the background, so an
+ * issuer that was down at start-up becomes ready by itself.
  * Concurrent callers share one fetch. An unknown kid may force a refresh, limited by a cooldown and a
  * per-minute budget, so a flood of random kids costs the IdP only a few fetches a minute.
  */
@@ -96,6 +96,12 @@ const MAX_TIMER_MS = 2 ** 31 - 1
 /** Retries are spread over the last 10 % of each backoff step so that replicas do not retry in step. */
 const BACKOFF_JITTER = 0.1
 
+/**
+ * Keys stay fresh at least this long whatever the configuration and the IdP say (minFreshnessSeconds 0 with
+ * max-age=0 would otherwise refetch back to back, and serve every request as stale).
+ */
+export const MIN_FRESHNESS_SECONDS = 1
+
 const silentLogger: CacheLogger = { debug () {}, info () {}, warn () {}, error () {} }
 
 type FreshnessConfig = Pick<JwksCacheConfig, 'defaultFreshnessSeconds' | 'minFreshnessSeconds' | 'maxFreshnessSeconds'>
@@ -104,11 +110,11 @@ type FreshnessConfig = Pick<JwksCacheConfig, 'defaultFreshnessSeconds' | 'minFre
  * Seconds a JWKS response stays fresh: its Cache-Control max-age (RFC 9111 §5.2.2.1) less its age, the
  * response's Age header (RFC 9111 §4.2.3: a CDN may have held it that long already; not below 0), or the
  * default when the header is absent, unparseable, or says no-store/no-cache; clamped into [min, max] either
- * way. s-maxage is for shared caches and is ignored.
+ * way, and never under MIN_FRESHNESS_SECONDS. s-maxage is for shared caches and is ignored.
  */
 export function freshnessFromCacheControl (header: string | null | undefined, cfg: FreshnessConfig, ageSeconds = 0): number {
   const clamp = (seconds: number): number =>
-    Math.min(cfg.maxFreshnessSeconds, Math.max(cfg.minFreshnessSeconds, seconds))
+    Math.max(MIN_FRESHNESS_SECONDS, Math.min(cfg.maxFreshnessSeconds, Math.max(cfg.minFreshnessSeconds, seconds)))
   if (header === null || header === undefined) return clamp(cfg.defaultFreshnessSeconds)
 
   let maxAge: number | undefined
