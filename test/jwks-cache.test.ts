@@ -1,9 +1,11 @@
 import t from 'tap'
 import type { JsonWebKeySet, JwksCacheConfig } from '../src/config/types.js'
 import { VerificationError } from '../src/errors.js'
+import { Verifier } from '../src/core/verifier.js'
 import { JwksCache, MIN_FRESHNESS_SECONDS, freshnessFromCacheControl, type CacheLogger, type JwksFetchEvent } from '../src/jwks/cache.js'
+import { configFor } from './helpers/config.js'
 import { startJwksServer, type JwksServer } from './helpers/jwks-server.js'
-import { jwksOf, makeKey } from './helpers/tokens.js'
+import { idTokenClaims, jwksOf, makeKey, mint } from './helpers/tokens.js'
 
 const config: JwksCacheConfig = {
   rediscoverySeconds: 86400,
@@ -448,4 +450,67 @@ t.test('minFreshnessSeconds 0 and max-age=0: no refetch loop, with or without tr
   const fetches = idp.requests('/jwks')
   t.ok(fetches >= 2 && fetches <= 3, `${fetches} fetches in 1.5 s`)
   t.ok(events.every((e) => e.reason === 'warm' || e.reason === 'background'))
+})
+
+t.test('a JWKS without usable keys does not replace keys that had some', async (t) => {
+  const idp = await startIdp(t)
+  const { cache, clock, events, logs } = harness(t)
+  t.same(await cache.get(idp.jwksUrl), jwksA)
+  idp.set({ json: { keys: [] }, cacheControl: 'max-age=60' })
+
+  clock.now += 61_000
+  t.same(await cache.get(idp.jwksUrl), jwksA, 'stale keys served while the refresh runs')
+  await waitFor('the refused refresh', () => events.length === 2)
+  t.match(events[1], { outcome: 'error', reason: 'background' })
+  const message = `The JWKS at ${idp.jwksUrl} has no usable keys (0 listed): keeping the previous keys`
+  t.match(cache.status(idp.jwksUrl), { state: 'stale', keyCount: 1, consecutiveFailures: 1, lastError: message })
+  t.ok(logs.some((line) => line.level === 'warn' && line.msg === `JWKS fetch from ${idp.jwksUrl} failed: ${message}`))
+
+  // Backed off as for an error: neither requests nor unknown kids fetch again for now.
+  for (let i = 0; i < 20; i++) t.same(await cache.get(idp.jwksUrl), jwksA)
+  clock.now += 5_000
+  t.same(await cache.refreshForUnknownKid(idp.jwksUrl), jwksA)
+  t.equal(idp.requests('/jwks'), 2)
+
+  // The old keys still expire under the usual rules.
+  clock.now += 3_600_000
+  t.equal(cache.status(idp.jwksUrl).state, 'expired')
+  t.equal((await unavailable(cache.get(idp.jwksUrl))).code, 'keys_unavailable', 'expired, and the IdP still gives nothing')
+  t.equal(cache.status(idp.jwksUrl).consecutiveFailures, 2)
+
+  // Usable keys again: taken.
+  idp.set({ json: jwksB, cacheControl: 'max-age=60' })
+  clock.now += 61_000
+  t.same(await cache.get(idp.jwksUrl), jwksB)
+  t.match(cache.status(idp.jwksUrl), { state: 'fresh', keyCount: 2, consecutiveFailures: 0, lastError: undefined })
+
+  // A first fetch without usable keys is taken as it is (the URL is simply not ready).
+  const other = harness(t)
+  idp.set({ json: { keys: [] } }, '/empty')
+  await other.cache.warm(`${idp.url}/empty`)
+  t.match(other.cache.status(`${idp.url}/empty`), { state: 'fresh', keyCount: 0, consecutiveFailures: 0, lastError: undefined })
+})
+
+t.test('a Verifier keeps verifying with its keys when the JWKS turns to unusable keys only', async (t) => {
+  const key = makeKey('ES256', { kid: 'k1' })
+  const idp = await startJwksServer({ json: jwksOf(key), cacheControl: 'max-age=3600' })
+  t.teardown(() => idp.close())
+  const v = new Verifier(configFor([{ id: 'idp', issuer: 'https://issuer.example', audiences: ['aud'], jwksUri: idp.jwksUrl }],
+    { jwks: { unknownKidCooldownSeconds: 0 } }))
+  t.teardown(() => v.close())
+  v.start()
+  await waitFor('ready', () => v.ready)
+  const genuine = mint(key, idTokenClaims('https://issuer.example', 'aud'))
+  t.equal((await v.verify(genuine)).subject, 'user-123')
+
+  // The IdP now lists only an encryption key; a token with an unknown kid makes the verifier refetch.
+  idp.set({ json: { keys: [{ ...key.jwk, use: 'enc' }] }, cacheControl: 'max-age=3600' })
+  const stranger = makeKey('ES256', { kid: 'k2' })
+  await t.rejects(v.verify(mint(stranger, idTokenClaims('https://issuer.example', 'aud'))), { code: 'key_not_found' })
+  t.equal(idp.requests('/jwks'), 2, 'the JWKS was fetched again')
+  const genuineAgain = mint(key, idTokenClaims('https://issuer.example', 'aud', { jti: 'again' }))
+  t.equal((await v.verify(genuineAgain)).subject, 'user-123', 'genuine tokens still verify with the kept key')
+  t.match(v.status()[0], {
+    ready: true, keyCount: 1, lastError: `The JWKS at ${idp.jwksUrl} has no usable keys (1 listed): keeping the previous keys`
+  })
 })

@@ -6,15 +6,16 @@
  *   expired  (after usableUntil) / missing a request waits for a fetch; when it fails: keys_unavailable
  *
  * Freshness comes from Cache-Control max-age (less the Age header) within configured bounds, and is never
- * under MIN_FRESHNESS_SECONDS. Failures back off exponentially and keep retrying in the background, so an
- * issuer that was down at start-up becomes ready by itself.
+ * under MIN_FRESHNESS_SECONDS. A document without a usable key never replaces keys that had one: it counts
+ * as a failed fetch. Failures back off exponentially and keep retrying in the background, so an issuer that
+ * was down at start-up becomes ready by itself.
  * Concurrent callers share one fetch. An unknown kid may force a refresh, limited by a cooldown and a
  * per-minute budget, so a flood of random kids costs the IdP only a few fetches a minute.
  */
 import { LRUCache } from 'lru-cache'
 import type { FetchConfig, JsonWebKeySet, JwksCacheConfig } from '../config/types.js'
 import { VerificationError } from '../errors.js'
-import { fetchJson, type FetchJson } from '../net/fetch-json.js'
+import { FetchError, fetchJson, type FetchJson } from '../net/fetch-json.js'
 import { parseJwks } from './parse-jwks.js'
 
 /** The subset of pino the cache uses. */
@@ -356,7 +357,14 @@ export class JwksCache<T> {
       const result = await this.#fetcher(url, this.#fetchOpts)
       const jwks = parseJwks(result.body, result.url)
       const set = this.#createKeySet(jwks, url)
-      loaded = { set, count: this.#countKeys?.(set) ?? jwks.keys.length, cacheControl: result.cacheControl, ageSeconds: result.ageSeconds }
+      const count = this.#countKeys?.(set) ?? jwks.keys.length
+      // An IdP or CDN glitch (an empty or broken key set) must not take good keys away: they stay, and go
+      // stale and then expire under the usual rules unless a later fetch gives usable keys.
+      if (count === 0 && (entry.keys?.count ?? 0) > 0) {
+        throw new FetchError('invalid_document', result.url,
+          `The JWKS at ${result.url} has no usable keys (${jwks.keys.length} listed): keeping the previous keys`)
+      }
+      loaded = { set, count, cacheControl: result.cacheControl, ageSeconds: result.ageSeconds }
     } catch (err) {
       failure = err
     }
