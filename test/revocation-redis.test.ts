@@ -208,6 +208,42 @@ t.test('Redis down: publish fails fast, the list fails closed after maxStaleness
   t.notMatch(text(), /before-outage|during-outage|after-outage|user-while-disconnected/, 'no log line holds a revocation value')
 })
 
+t.test('Redis that stops answering (SIGSTOP, the connection stays open): fail closed maxStalenessSeconds after the last contact, not later', async (t) => {
+  const own: RedisHandle = await startRedis()
+  const info = await rawClient(t, own.url).info('server')
+  const pid = Number(/process_id:(\d+)/.exec(info)?.[1])
+  t.ok(pid > 0, `redis-server's pid from INFO (${pid})`)
+  let stopped = false
+  t.teardown(async () => {
+    // A stopped redis-server would not act on the SIGTERM that close() sends.
+    if (stopped) process.kill(pid, 'SIGCONT')
+    await own.close()
+  })
+  const maxStalenessSeconds = 2
+  // A PING to a stopped Redis fails only after commandTimeoutMs; the list was last known current before it was sent.
+  const commandTimeoutMs = 1000
+  const { logger, text } = capturingLogger()
+  const store = newStore(t, { url: own.url, keyPrefix: newPrefix(), logger, maxStalenessSeconds, commandTimeoutMs })
+  await store.start()
+  t.equal(store.list.available, true)
+  await new Promise((resolve) => setTimeout(resolve, 1000)) // a few PINGs answered
+
+  process.kill(pid, 'SIGSTOP')
+  stopped = true
+  await waitFor('the list becomes unavailable', () => !store.list.available, 10_000)
+  const failedAt = Date.now()
+  const lastCurrentAt = store.status().lastCurrentAt as number
+  const after = failedAt - lastCurrentAt
+  t.ok(after >= maxStalenessSeconds * 1000 - 50, `not before maxStalenessSeconds after the last contact (${after} ms)`)
+  // Counted from when a PING failed instead, it was at least commandTimeoutMs later (3,000 ms and more here).
+  t.ok(after <= maxStalenessSeconds * 1000 + 800, `at most maxStalenessSeconds (+ 800 ms for a busy machine) after the last contact (${after} ms)`)
+  t.match(text(), /fail closed/)
+
+  process.kill(pid, 'SIGCONT')
+  stopped = false
+  await waitFor('current again once Redis answers', () => store.list.available, 10_000)
+})
+
 t.test('start() with Redis down resolves at once, unavailable; the store keeps trying and loads once Redis is up', async (t) => {
   const own: RedisHandle = await startRedis()
   t.teardown(async () => { await own.close() })

@@ -11,9 +11,11 @@
  * read or received. Loading merges into the list, never replaces it: revocations are never withdrawn.
  *
  * Fail closed: the list is current only while the subscriber is connected, subscribed and loaded. When that
- * stops (the connection closes, a PING on it fails) a timer of maxStalenessSeconds starts; when it fires
- * before a reload completed, the list is marked unavailable and verifications fail (503). Reconnection is
- * retried for ever, with a bounded back-off.
+ * stops (the connection closes, a PING on it fails) a timer starts that fires maxStalenessSeconds after the
+ * list was last known current (the last PING answered, announcement received or load), not after the
+ * failure, which a PING to a Redis that does not answer reports only commandTimeoutMs after it was sent; when
+ * it fires before a reload completed, the list is marked unavailable and verifications fail (503).
+ * Reconnection is retried for ever, with a bounded back-off.
  *
  * Revocation values (sub, sid, jti) are personal data: logs name the issuer and kind only, and Redis errors
  * are reduced to their message (ioredis attaches the command's arguments to its errors).
@@ -280,7 +282,10 @@ export class RedisRevocationStore implements RevocationStore {
     }
     this.#settleStartIfFailed()
     if (this.#staleTimer === undefined && this.list.available) {
-      this.#staleTimer = setTimeout(() => { this.#stale() }, this.#maxStalenessMs)
+      // From the last moment the list was known current: the failure may be noticed long after it.
+      const now = this.#now()
+      const delay = Math.max(0, (this.#lastCurrentAt ?? now) + this.#maxStalenessMs - now)
+      this.#staleTimer = setTimeout(() => { this.#stale() }, delay)
       this.#staleTimer.unref()
     }
   }
