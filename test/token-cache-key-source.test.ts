@@ -74,3 +74,24 @@ t.test('a cached token whose issuer moved its jwks_uri is verified again with th
   t.equal(await outcome(verifier, token), 'key_not_found', 'the old key is no longer the provider\'s: the cached answer is not used')
   t.equal(await outcome(verifier, newToken), 'accepted')
 })
+
+t.test('a JWKS the cache refuses (no usable key after good ones) takes no cached verification away', async (t) => {
+  let served: unknown = jwksOf(oldKey)
+  const fetcher: FetchJson = async (url) => ({ url, body: served, cacheControl: 'max-age=3600', durationMs: 1 })
+  const config = configFor([{ id: 'idp', issuer: ISS, audiences: [AUD], jwksUri: `${ISS}/jwks` }], { jwks: { unknownKidCooldownSeconds: 0 } })
+  const hits: boolean[] = []
+  const verifier = new Verifier(config, { fetcher, events: { tokenCache: (e) => { hits.push(e.hit) } } })
+  t.teardown(() => { verifier.close() })
+  verifier.start()
+  for (let i = 0; i < 100 && !verifier.ready; i++) await new Promise((resolve) => setTimeout(resolve, 10))
+  const token = mint(oldKey, idTokenClaims(ISS, AUD))
+  t.equal(await outcome(verifier, token), 'accepted')
+  t.equal(await outcome(verifier, token), 'accepted', 'now cached')
+
+  served = { keys: [] }
+  t.equal(await outcome(verifier, mint(newKey, idTokenClaims(ISS, AUD))), 'key_not_found', 'an unknown kid makes us fetch: nothing usable')
+  t.match(verifier.status()[0], { ready: true, lastError: /has no usable keys \(0 listed\): keeping the previous keys/ })
+  hits.length = 0
+  t.equal(await outcome(verifier, token), 'accepted')
+  t.same(hits, [true], 'answered from the cache: the previous keys still vouch for it')
+})

@@ -158,12 +158,15 @@ export class Verifier {
       createKeySet: (jwks, url) => {
         const keySet = new KeySet(jwks)
         if (keySet.rejected.length > 0) this.logger.warn({ jwksUri: url, rejected: keySet.rejected }, 'JWKS contains keys that will never be used')
-        // A key that left the JWKS no longer vouches for the tokens it verified.
+        return keySet
+      },
+      onKeySetAccepted: (keySet, url) => {
+        // A key that left the JWKS no longer vouches for the tokens it verified (a set the cache refused, with
+        // no usable key after good ones, changes nothing: the keys before it stay in use).
         const fingerprints = keySet.fingerprints()
         this.currentKeys.set(url, fingerprints)
         const dropped = this.tokenCache?.dropKeysNotIn(url, fingerprints) ?? 0
         if (dropped > 0) this.logger.info({ jwksUri: url, dropped }, 'dropped cached verifications of keys that left the JWKS')
-        return keySet
       }
     })
     for (const issuer of config.issuers) {

@@ -49,6 +49,8 @@ export interface JwksCacheOptions<T> extends JwksCacheConfig {
   countKeys?: (set: T) => number
   /** Called each time a stale key set is served to a request (stale-if-error), for metrics. */
   onStale?: (url: string) => void
+  /** Called when a fetched key set replaces the URL's keys (not for one refused, e.g. with no usable key). */
+  onKeySetAccepted?: (set: T, url: string) => void
 }
 
 export type JwksState = 'fresh' | 'stale' | 'expired' | 'missing'
@@ -160,6 +162,7 @@ export class JwksCache<T> {
   readonly #countKeys: ((set: T) => number) | undefined
   readonly #fetchOpts: FetchConfig
   readonly #createKeySet: (jwks: JsonWebKeySet, url: string) => T
+  readonly #onKeySetAccepted: ((set: T, url: string) => void) | undefined
   readonly #fetcher: FetchJson
   readonly #now: () => number
   readonly #logger: CacheLogger
@@ -173,6 +176,7 @@ export class JwksCache<T> {
     this.#countKeys = options.countKeys
     this.#fetchOpts = options.fetchOpts
     this.#createKeySet = options.createKeySet
+    this.#onKeySetAccepted = options.onKeySetAccepted
     this.#fetcher = options.fetcher ?? fetchJson
     this.#now = options.now ?? Date.now
     this.#logger = options.logger ?? silentLogger
@@ -398,6 +402,7 @@ export class JwksCache<T> {
     entry.consecutiveFailures = 0
     entry.backoffUntil = 0
     entry.lastError = undefined
+    this.#onKeySetAccepted?.(loaded.set, url)
     entry.staleWarned = false
     const fields = { url, reason, keyCount: loaded.count, freshnessSeconds, durationMs: Math.round(durationMs) }
     if (recovered) this.#logger.info(fields, `JWKS ${url} loaded`)
