@@ -8,6 +8,7 @@
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import rateLimit from '@fastify/rate-limit'
 import cluster from 'node:cluster'
+import type { IncomingMessage } from 'node:http'
 import { availableParallelism } from 'node:os'
 import { coresPerProcess } from './cluster-primary.js'
 import type { Config } from './config/types.js'
@@ -29,6 +30,7 @@ import { backchannelLogoutRoute } from './http/routes/backchannel-logout.js'
 import { revocationsRoute } from './http/routes/revocations.js'
 import { createRevocationStore } from './revocation/create-store.js'
 import { frameworkErrorHandler } from './http/framework-errors.js'
+import { clientErrorHandler, followHeaderLimit } from './http/client-errors.js'
 import { loggerOptions } from './logger.js'
 import { callerAuth } from './http/caller-auth.js'
 import { clientAddress } from './http/client-address.js'
@@ -40,6 +42,9 @@ import { CertificateWatch } from './http/tls-watch.js'
 import { combineEvents } from './metrics/combine-events.js'
 import { ServiceMetrics } from './metrics/metrics.js'
 import { VerifierSlot } from './verifier-slot.js'
+
+/** What a request id is made from when there is no request (a client error): no caller's X-Request-Id. */
+const NO_REQUEST = { headers: {} } as unknown as IncomingMessage
 
 /** Requests to unknown routes allowed per address per rateLimit window (fewer when rateLimit.max is lower). */
 const UNKNOWN_ROUTE_LIMIT = 1000
@@ -55,6 +60,7 @@ export interface BuildAppOptions extends VerifierOptions {
 
 export async function buildApp (config: Config, options: BuildAppOptions = {}): Promise<FastifyInstance> {
   const https = config.server.tls === undefined ? undefined : httpsOptions(config.server.tls)
+  const requestIds = requestIdGenerator()
   // Server timeouts are explicit (config.server), so a slow or idle client cannot hold a connection for ever.
   const fastify = Fastify({
     ...(https !== undefined ? { https } : {}),
@@ -69,13 +75,18 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
     keepAliveTimeout: config.server.keepAliveTimeoutMs,
     trustProxy: config.server.trustProxy,
     // A caller's request id is kept when it is short and harmless, so logs can be joined across services.
-    genReqId: requestIdGenerator(),
+    genReqId: requestIds,
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
     // Malformed URLs get our error shape (and a 401 under /forward-auth) instead of Fastify's own 400, with
     // what the hooks, which do not run for them, give every answer: request id, key refusal, metrics, log line.
-    frameworkErrors: frameworkErrorHandler({ forwardAuth: true, callers: () => fastify.verifierSlot.config.callers, metrics: () => fastify.metrics })
+    frameworkErrors: frameworkErrorHandler({ forwardAuth: true, callers: () => fastify.verifierSlot.config.callers, metrics: () => fastify.metrics }),
+    // Headers past the limit, or a request Node cannot parse: our error shape and a request id, not Fastify's body.
+    clientErrorHandler: clientErrorHandler({ requestId: () => requestIds(NO_REQUEST), logger: () => fastify.log, metrics: () => fastify.metrics })
   }) as unknown as FastifyInstance // an https server has the same routes and hooks
   fastify.server.headersTimeout = config.server.headersTimeoutMs
+  // Room for a token of server.maxTokenBytes in a header beside ordinary headers (Node's default is 16 KiB in
+  // all), read at each new connection from the configuration in force, so that a reload applies (HTTP and HTTPS).
+  followHeaderLimit(fastify.server, () => fastify.verifierSlot.config.server.maxTokenBytes)
 
   // JSON only: a token sent as text/plain would be a second, looser way in.
   fastify.removeContentTypeParser('text/plain')

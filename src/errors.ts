@@ -267,6 +267,12 @@ export const ERROR_CODES = {
     message: 'The request body is larger than the configured limit.',
     hint: 'Send one token per request; see server.bodyLimit.'
   },
+  request_headers_too_large: {
+    status: 431,
+    family: 'request',
+    message: 'The request headers are larger than the configured limit.',
+    hint: 'The headers of a request may total server.maxTokenBytes plus 16 KiB: send fewer or smaller headers (cookies), or the token in the body of POST /verify.'
+  },
   unsupported_media_type: {
     status: 415,
     family: 'request',

@@ -7,10 +7,12 @@
  * and is known to the main app as app.opsApp, so that a reload renews its certificates (src/http/tls-reload.ts).
  */
 import Fastify, { LogController, type FastifyInstance } from 'fastify'
+import { randomUUID } from 'node:crypto'
 import type { Config } from './config/types.js'
 import { isVerificationError, VerificationError } from './errors.js'
 import { fromFrameworkError, sendError } from './http/error-reply.js'
 import { frameworkErrorHandler } from './http/framework-errors.js'
+import { clientErrorHandler } from './http/client-errors.js'
 import './http/fastify-augment.js'
 import { requestLifecycle } from './http/request-lifecycle.js'
 import { httpsOptions } from './http/tls.js'
@@ -20,8 +22,9 @@ import { metricsRoute } from './http/routes/metrics.js'
 
 export async function buildOpsApp (app: FastifyInstance, config: Config): Promise<FastifyInstance> {
   const https = config.server.opsTls === undefined ? undefined : httpsOptions(config.server.opsTls)
+  const logger = app.log.child({ listener: 'ops' })
   const ops = Fastify({
-    loggerInstance: app.log.child({ listener: 'ops' }),
+    loggerInstance: logger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 1024, // no route takes a body
     connectionTimeout: config.server.connectionTimeoutMs,
@@ -29,6 +32,8 @@ export async function buildOpsApp (app: FastifyInstance, config: Config): Promis
     keepAliveTimeout: config.server.keepAliveTimeoutMs,
     // A malformed URL gets the service's error shape (Fastify's own would quote the URL), request id, count and log line.
     frameworkErrors: frameworkErrorHandler({ metrics: () => app.metrics }),
+    // And so does a request Node cannot parse, or whose headers pass Node's default limit (no token comes here).
+    clientErrorHandler: clientErrorHandler({ requestId: () => `ops-${randomUUID()}`, logger: () => logger, metrics: () => app.metrics }),
     ...(https !== undefined ? { https } : {})
   })
   // What the listener serves, for the look at its files (src/http/tls-watch.ts).

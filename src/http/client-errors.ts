@@ -1,0 +1,67 @@
+/**
+ * The header limit of a listener, and what a request past it (or one Node cannot parse) is answered with.
+ *
+ * Node refuses a request whose header block is larger than the server's maxHeaderSize (16 KiB by default)
+ * before anything of it reaches Fastify. A token of up to server.maxTokenBytes (16 KiB by default) in an
+ * Authorization header, beside a proxy's ordinary headers, would not fit: so the main listener allows
+ * maxTokenBytes plus 16 KiB, following a reload of maxTokenBytes (Node reads the limit at each new
+ * connection). What does not fit, and a request Node cannot parse, is answered here in the service's error
+ * shape, with a request id: 431 request_headers_too_large, or 400 request_invalid. No route is known then,
+ * not even /forward-auth (the request line may not have been read), so a proxy gets a 431 there too; no
+ * request sends that much through a proxy's own header limits (nginx: 4 buffers of 8 KiB by default).
+ */
+import type { ConnectionError, FastifyBaseLogger } from 'fastify'
+import type { Server } from 'node:http'
+import type { Socket } from 'node:net'
+import { VerificationError } from '../errors.js'
+import type { ServiceMetrics } from '../metrics/metrics.js'
+import { errorFields } from './error-reply.js'
+
+/** Room for the request line and ordinary headers beside a token of the maximum size (Node's own default). */
+export const ORDINARY_HEADER_BYTES = 16 * 1024
+
+/** The header limit for a maximal token: maxTokenBytes plus Node's own default for everything else. */
+export function headerLimit (maxTokenBytes: number): number {
+  return maxTokenBytes + ORDINARY_HEADER_BYTES
+}
+
+/**
+ * Makes `server` read its header limit from the configuration in force at each new connection (Node reads
+ * server.maxHeaderSize when it sets up a connection's parser), so that a reload of server.maxTokenBytes
+ * applies to header tokens as it does to body tokens.
+ */
+export function followHeaderLimit (server: Server, maxTokenBytes: () => number): void {
+  Object.defineProperty(server, 'maxHeaderSize', { configurable: true, enumerable: true, get: () => headerLimit(maxTokenBytes()), set: () => {} })
+}
+
+export interface ClientErrorOptions {
+  /** A request id for the answer (none was made: there is no request). */
+  requestId: () => string
+  logger: () => FastifyBaseLogger
+  metrics?: () => ServiceMetrics | undefined
+}
+
+const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 431: 'Request Header Fields Too Large' }
+
+/** Fastify's clientErrorHandler: Node's 'clientError' of the listener. */
+export function clientErrorHandler (opts: ClientErrorOptions): (error: ConnectionError, socket: Socket) => void {
+  return (error, socket) => {
+    // A reset connection has nobody to answer; a timeout is Node's 408, as Fastify sends it.
+    if (error.code === 'ECONNRESET' || socket.destroyed) return
+    if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+      if (socket.writable) socket.write('HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n')
+      socket.destroy(error)
+      return
+    }
+    const err = new VerificationError(error.code === 'HPE_HEADER_OVERFLOW' ? 'request_headers_too_large' : 'request_invalid')
+    const requestId = opts.requestId()
+    const body = JSON.stringify({ ...errorFields(err), requestId })
+    opts.logger().info({ reqId: requestId, status: err.status, code: err.code, route: null }, 'request refused before its headers were read')
+    opts.metrics?.()?.requestCompleted(undefined, 'other', err.status, undefined, err.code, 0)
+    if (socket.writable) {
+      socket.write(`HTTP/1.1 ${err.status} ${STATUS_TEXT[err.status] ?? 'Bad Request'}\r\ncontent-type: application/json; charset=utf-8\r\n` +
+        `content-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n${body}`)
+    }
+    socket.destroy(error)
+  }
+}
