@@ -252,8 +252,8 @@ export const ERROR_CODES = {
   token_ambiguous: {
     status: 400,
     family: 'request',
-    message: 'The request carries a token both in the body and in the Authorization header.',
-    hint: 'Send the token in exactly one place.'
+    message: 'The request carries more than one token: in the body and in the Authorization header, or in several Authorization (or forward-auth token header or cookie) lines.',
+    hint: 'Send one token, in exactly one place: a proxy that adds its own Authorization line must replace the client\'s, not add to it.'
   },
   token_in_query: {
     status: 400,
