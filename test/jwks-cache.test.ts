@@ -347,7 +347,8 @@ t.test('fresh entries are refreshed proactively when their freshness ends', asyn
   const idp = await startIdp(t)
   const { cache, events } = harness(t, { minFreshnessSeconds: 0.05, maxFreshnessSeconds: 0.05 }, true)
   await cache.warm(idp.jwksUrl)
-  await waitFor('two proactive refreshes', () => events.length >= 3)
+  // Freshness is never under MIN_FRESHNESS_SECONDS: two refreshes take about 2 s.
+  await waitFor('two proactive refreshes', () => events.length >= 3, 8000)
   t.ok(events.slice(1).every((e) => e.reason === 'background' && e.outcome === 'success'))
 })
 
@@ -362,7 +363,7 @@ t.test('the LRU bound evicts the least recently used entry and its timers', asyn
   t.equal(cache.status(`${idp.url}/b`).state, 'missing', 'b was evicted')
   t.equal(cache.status(`${idp.url}/a`).state === 'missing', false)
   const evicted = idp.requests('/b')
-  await waitFor('proactive refreshes of the kept entries', () => idp.requests('/a') >= 3 && idp.requests('/c') >= 3)
+  await waitFor('proactive refreshes of the kept entries', () => idp.requests('/a') >= 3 && idp.requests('/c') >= 3, 8000)
   t.equal(idp.requests('/b'), evicted, 'the evicted entry\'s timer was cleared')
 })
 
@@ -375,7 +376,7 @@ t.test('close() clears every timer', async (t) => {
   }, true)
   await cache.warm(`${idp.url}/fresh`)
   await cache.warm(`${idp.url}/down`)
-  await waitFor('timers at work', () => idp.requests('/fresh') >= 2 && idp.requests('/down') >= 2)
+  await waitFor('timers at work', () => idp.requests('/fresh') >= 2 && idp.requests('/down') >= 2, 8000)
   cache.close()
   await sleep(50) // a fetch that was in flight may finish
   const count = idp.requests()
