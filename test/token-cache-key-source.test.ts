@@ -9,7 +9,7 @@ import { Verifier } from '../src/core/verifier.js'
 import type { FetchJson } from '../src/net/fetch-json.js'
 import { isVerificationError } from '../src/errors.js'
 import { configFor } from './helpers/config.js'
-import { idTokenClaims, jwksOf, makeKey, mint } from './helpers/tokens.js'
+import { idTokenClaims, jwksOf, makeKey, mint, mintHmac } from './helpers/tokens.js'
 
 const ISS = 'https://idp.example.com'
 const AUD = 'client-a'
@@ -94,4 +94,43 @@ t.test('a JWKS the cache refuses (no usable key after good ones) takes no cached
   hits.length = 0
   t.equal(await outcome(verifier, token), 'accepted')
   t.same(hits, [true], 'answered from the cache: the previous keys still vouch for it')
+})
+
+t.test('the moved issuer\'s cached token is verified again even while another issuer still uses the old jwks_uri', async (t) => {
+  const OTHER = 'https://other.example.com'
+  let jwksPath = '/jwks'
+  const documents: Record<string, unknown> = { '/jwks': jwksOf(oldKey), '/jwks-2': jwksOf(newKey) }
+  const fetcher: FetchJson = async (url) => {
+    const path = new URL(url).pathname
+    if (path === '/.well-known/openid-configuration') return { url, body: { issuer: ISS, jwks_uri: `${ISS}${jwksPath}` }, durationMs: 1 }
+    return { url, body: documents[path], cacheControl: 'max-age=3600', durationMs: 1 }
+  }
+  // "other" keeps its keys at the old URL, so nothing drops that URL's cached verifications: only the hit's check can.
+  const verifier = await started(t, configFor([
+    { id: 'idp', issuer: ISS, audiences: [AUD] },
+    { id: 'other', issuer: OTHER, audiences: [AUD], jwksUri: `${ISS}/jwks` }
+  ], { jwks: { rediscoverySeconds: 1 } }), fetcher)
+  const token = mint(oldKey, idTokenClaims(ISS, AUD))
+  const othersToken = mint(oldKey, idTokenClaims(OTHER, AUD))
+  for (let i = 0; i < 2; i++) {
+    t.equal(await outcome(verifier, token), 'accepted')
+    t.equal(await outcome(verifier, othersToken), 'accepted')
+  }
+
+  jwksPath = '/jwks-2'
+  for (let i = 0; i < 60 && verifier.status()[0]?.jwksUri !== `${ISS}/jwks-2`; i++) await new Promise((resolve) => setTimeout(resolve, 50))
+  t.equal(verifier.status()[0]?.jwksUri, `${ISS}/jwks-2`)
+  t.equal(await outcome(verifier, token), 'key_not_found', 'the moved issuer\'s token: its key is no longer the issuer\'s')
+  t.equal(await outcome(verifier, othersToken), 'accepted', 'the other issuer still has that key')
+})
+
+t.test('a token signed with the client secret is answered from the cache (its key source is the secret)', async (t) => {
+  const secret = 's'.repeat(40)
+  const hits: boolean[] = []
+  const verifier = new Verifier(configFor([{ id: 'hs', issuer: ISS, audiences: [AUD], algorithms: ['HS256'], clientSecret: secret }]), { events: { tokenCache: (e) => { hits.push(e.hit) } } })
+  t.teardown(() => { verifier.close() })
+  verifier.start()
+  const token = mintHmac(secret, 'HS256', idTokenClaims(ISS, AUD))
+  for (let i = 0; i < 3; i++) t.equal(await outcome(verifier, token), 'accepted')
+  t.same(hits, [false, false, true], 'seen, admitted, then a hit')
 })

@@ -70,6 +70,8 @@ interface IssuerRuntime {
   rules: IssuerRules
   allowedAlgorithms: ReadonlySet<string>
   hmacSecret: Buffer | undefined
+  /** The token cache's key source of tokens signed with hmacSecret ("secret:<id>"), made once. */
+  secretSource: string
   mapping: CompiledMapping
   keys: KeyProvider
   /** Set for a {tenantid} issuer: matched after the exact issuers, with the tid rules. */
@@ -184,6 +186,7 @@ export class Verifier {
         },
         allowedAlgorithms: new Set(issuer.algorithms),
         hmacSecret: issuer.clientSecret === undefined ? undefined : Buffer.from(issuer.clientSecret, 'utf8'),
+        secretSource: `secret:${issuer.id}`,
         mapping: compileClaimMapping(issuer.claimMapping, { userKeyClaims: issuer.userKeyClaims, trustEmailVerified: issuer.trustEmailVerified }),
         keys: createKeyProvider(issuer, this.cache, config.fetch, config.jwks, this.logger, options.fetcher, (url) => { this.forgetUnusedUrl(url) }),
         template: parseIssuerTemplate(issuer.issuer),
@@ -278,7 +281,7 @@ export class Verifier {
    */
   private keyStillVouches (runtime: IssuerRuntime, keySource: string, keyFingerprint: string): boolean {
     if (keySource === runtime.keys.sourceId()) return this.currentKeys.get(keySource)?.has(keyFingerprint) ?? true
-    return keySource === secretSourceOf(runtime.config.id)
+    return keySource === runtime.secretSource
   }
 
   /** One issuer per URL stays one Map lookup; a URL named by several moves to sharedIssuerUrls. */
@@ -319,7 +322,7 @@ export class Verifier {
     if (hit === undefined) return this.verifyFully(token, request, cacheKey)
     const runtime = this.byId.get(hit.issuer) as IssuerRuntime
     // The issuer's keys moved to another URL since: verified again, with the keys it has now.
-    if (hit.keySource !== runtime.keys.sourceId() && hit.keySource !== secretSourceOf(hit.issuer)) return this.verifyFully(token, request, cacheKey)
+    if (hit.keySource !== runtime.keys.sourceId() && hit.keySource !== runtime.secretSource) return this.verifyFully(token, request, cacheKey)
     const nowSeconds = this.now() / 1000
     // The signature was verified before; every claim check runs again (time passes, requests differ).
     checkIdTokenClaims(hit.identity.claims, runtime.rules, request, hit.alg, hit.curve, nowSeconds)
@@ -466,7 +469,7 @@ export class Verifier {
       // The configuration refuses HS* without a secret; this guards the invariant.
       if (runtime.hmacSecret === undefined) throw new VerificationError('algorithm_not_allowed', { issuer })
       if (!verifyHmac(alg, runtime.hmacSecret, jws.signingInput, jws.signature)) throw new VerificationError('signature_invalid', { issuer })
-      return Promise.resolve(next({ runtime, iss, jws, alg, curve: undefined, keySource: secretSourceOf(issuer), keyFingerprint: 'client-secret' }))
+      return Promise.resolve(next({ runtime, iss, jws, alg, curve: undefined, keySource: runtime.secretSource, keyFingerprint: 'client-secret' }))
     }
     if (!isAsymmetricAlgorithm(alg)) throw new VerificationError('algorithm_not_allowed', { issuer })
     const signedWith = ({ key, keySource }: KeyUsed): T => {
@@ -534,11 +537,6 @@ export class Verifier {
 }
 
 /** The one key of a fresh key set that fits the token; undefined for anything verifyWithIssuerKeys must handle. */
-/** The key source of tokens signed with an issuer's client secret (HS*), in the token cache. */
-function secretSourceOf (issuerId: string): string {
-  return `secret:${issuerId}`
-}
-
 function soleCandidate (keySet: KeySet | undefined, alg: AsymmetricAlgorithm, kid: string | undefined): UsableKey | undefined {
   if (keySet === undefined) return undefined
   const candidates = keySet.candidates(alg, kid)
