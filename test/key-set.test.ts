@@ -1,6 +1,10 @@
 import t from 'tap'
 import type { PublicJwk } from '../src/config/types.js'
 import { KeySet, MAX_KEYS_PER_KID, MAX_RSA_BITS } from '../src/core/key-set.js'
+import { silentLogger, type Logger } from '../src/core/logger.js'
+import { MAX_REJECTED_KEYS_LOGGED, Verifier } from '../src/core/verifier.js'
+import type { FetchJson } from '../src/net/fetch-json.js'
+import { configFor } from './helpers/config.js'
 import { makeKey } from './helpers/tokens.js'
 
 /** An RSA JWK whose modulus has exactly `bits` bits (odd, top bit set): not a real key, only its size matters. */
@@ -61,4 +65,29 @@ t.test(`RSA moduli over ${MAX_RSA_BITS} bits are refused before the key is impor
   const padded = rsaJwkOfBits(MAX_RSA_BITS, 'padded')
   padded.n = Buffer.concat([Buffer.alloc(4), Buffer.from(padded.n as string, 'base64url')]).toString('base64url')
   t.not(new KeySet({ keys: [padded] }).rejected[0]?.reason, `RSA modulus is longer than ${MAX_RSA_BITS} bits`)
+})
+
+t.test('many copies of one key without a kid are kept once', async (t) => {
+  // Many copies of one key without a kid: kept once, every copy rejected as a duplicate, in one pass.
+  const noKid = { ...makeKey('ES256').jwk, kid: undefined } as PublicJwk
+  const copies = new KeySet({ keys: Array.from({ length: 5000 }, () => ({ ...noKid })) })
+  t.equal(copies.keys.length, 1)
+  t.equal(copies.rejected.length, 4999)
+  t.ok(copies.rejected.every((r) => r.reason === 'duplicate of a key listed earlier under the same kid'))
+})
+
+t.test('the warning about unusable keys names at most a few of them, and counts them all', async (t) => {
+  const warnings: Array<Record<string, unknown>> = []
+  const logger: Logger = { ...silentLogger, warn: (obj) => { warnings.push(obj as Record<string, unknown>) }, child: () => logger }
+  const good = makeKey('ES256', { kid: 'good' })
+  const junk = Array.from({ length: 60 }, (_, i) => ({ kty: 'EC', kid: `enc-${i}`, use: 'enc', crv: 'P-256', x: good.jwk.x, y: good.jwk.y }))
+  const fetcher: FetchJson = async (url) => ({ url, body: { keys: [good.jwk, ...junk] }, durationMs: 1 })
+  const verifier = new Verifier(configFor([{ id: 'i', issuer: 'https://idp.example.com', audiences: ['a'], jwksUri: 'https://idp.example.com/jwks' }]), { fetcher, logger })
+  t.teardown(() => { verifier.close() })
+  verifier.start()
+  for (let i = 0; i < 100 && !verifier.ready; i++) await new Promise((resolve) => setTimeout(resolve, 10))
+  t.ok(verifier.ready, 'keys loaded')
+  const warning = warnings.find((w) => 'rejectedCount' in w)
+  t.match(warning, { rejectedCount: 60 })
+  t.equal((warning?.rejected as unknown[]).length, MAX_REJECTED_KEYS_LOGGED)
 })

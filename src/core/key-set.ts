@@ -3,7 +3,9 @@
  * are never offered: `use: enc`, `key_ops` without "verify", RSA under 2048 or over 8192 bits, private key
  * material, or a key type / curve / `alg` that does not match the token's algorithm. The work one token can
  * cause is bounded too: a key listed twice under the same kid is kept once, and at most MAX_KEYS_PER_KID keys
- * are kept under one kid (the rest are rejected, so they are reported like any unusable key).
+ * are kept under one kid (the rest are rejected, so they are reported like any unusable key). Duplicates and
+ * keys over the bound are rejected before they are imported, in one pass. (A fetched JWKS has at most
+ * MAX_JWKS_KEYS keys in all, src/jwks/parse-jwks.ts.)
  */
 import { createPublicKey, type KeyObject } from 'node:crypto'
 import type { AsymmetricAlgorithm, JsonWebKeySet, PublicJwk } from '../config/types.js'
@@ -95,11 +97,25 @@ export class KeySet {
   constructor (jwks: JsonWebKeySet) {
     const keys: UsableKey[] = []
     const rejected: RejectedKey[] = []
+    // kid, material, alg and issuer of every key kept: the same key listed again would only be tried again.
+    const kept = new Set<string>()
     for (const jwk of jwks.keys) {
       const kid = typeof jwk.kid === 'string' ? jwk.kid : undefined
       const reason = unfitReason(jwk)
       if (reason !== undefined) {
         rejected.push({ kid, reason })
+        continue
+      }
+      const fingerprint = JSON.stringify(publicPart(jwk))
+      const issuer = typeof jwk.issuer === 'string' ? jwk.issuer : undefined
+      const identity = JSON.stringify([kid ?? null, fingerprint, jwk.alg ?? null, issuer ?? null])
+      if (kept.has(identity)) {
+        rejected.push({ kid, reason: 'duplicate of a key listed earlier under the same kid' })
+        continue
+      }
+      const sameKid = kid === undefined ? undefined : this.byKid.get(kid)
+      if (sameKid !== undefined && sameKid.length >= MAX_KEYS_PER_KID) {
+        rejected.push({ kid, reason: `more than ${MAX_KEYS_PER_KID} keys share this kid (only the first ${MAX_KEYS_PER_KID} are tried)` })
         continue
       }
       let key: KeyObject
@@ -118,23 +134,14 @@ export class KeySet {
         kty: jwk.kty,
         crv: typeof jwk.crv === 'string' ? jwk.crv : undefined,
         alg: jwk.alg,
-        issuer: typeof jwk.issuer === 'string' ? jwk.issuer : undefined,
+        issuer,
         key,
-        fingerprint: JSON.stringify(publicPart(jwk))
+        fingerprint
       }
-      // The same key listed again (same kid, material, alg and issuer) would only be tried again.
-      const sameKid = kid === undefined ? keys.filter((k) => k.kid === undefined) : (this.byKid.get(kid) ?? [])
-      if (sameKid.some((k) => k.fingerprint === usable.fingerprint && k.alg === usable.alg && k.issuer === usable.issuer)) {
-        rejected.push({ kid, reason: 'duplicate of a key listed earlier under the same kid' })
-        continue
-      }
-      if (kid !== undefined && sameKid.length >= MAX_KEYS_PER_KID) {
-        rejected.push({ kid, reason: `more than ${MAX_KEYS_PER_KID} keys share this kid (only the first ${MAX_KEYS_PER_KID} are tried)` })
-        continue
-      }
+      kept.add(identity)
       keys.push(usable)
       if (kid !== undefined) {
-        if (sameKid.length === 0) this.byKid.set(kid, [usable])
+        if (sameKid === undefined) this.byKid.set(kid, [usable])
         else sameKid.push(usable)
       }
     }

@@ -36,6 +36,9 @@ export type { RequestChecks } from './id-token-rules.js'
 /** Without a kid, at most this many keys are tried: a token must not make us do unbounded work. */
 export const MAX_KEYS_TRIED_WITHOUT_KID = 5
 
+/** Rejected keys of a JWKS named in its warning (the count says how many there were). */
+export const MAX_REJECTED_KEYS_LOGGED = 20
+
 /** Observations for metrics. Labels are configured issuer ids and error codes, never token contents. */
 export interface VerifierEvents {
   /** One per verify() call; issuer is null when the token matched no configured issuer. */
@@ -159,7 +162,12 @@ export class Verifier {
       countKeys: (keySet) => keySet.keys.length,
       createKeySet: (jwks, url) => {
         const keySet = new KeySet(jwks)
-        if (keySet.rejected.length > 0) this.logger.warn({ jwksUri: url, rejected: keySet.rejected }, 'JWKS contains keys that will never be used')
+        const { rejected } = keySet
+        if (rejected.length > 0) {
+          // Bounded: a JWKS of thousands of unusable keys must not make a log line of them on every fetch.
+          this.logger.warn({ jwksUri: url, rejectedCount: rejected.length, rejected: rejected.slice(0, MAX_REJECTED_KEYS_LOGGED) },
+            'JWKS contains keys that will never be used')
+        }
         return keySet
       },
       onKeySetAccepted: (keySet, url) => {
