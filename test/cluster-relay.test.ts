@@ -136,7 +136,8 @@ t.test('the primary\'s side: forwards to the other workers, answers a sync from 
   t.match(lines, [{ msg: /the primary's copy of the revocations is full/, level: 50 }], 'an error, not an info line')
   t.equal(b.sent.length, 2, 'still forwarded: the running workers hold it')
   b.emit('message', { type: 'oidc-verifier:revocations-sync', sync: 4 })
-  t.same(b.sent.at(-1), { type: 'oidc-verifier:revocations', revocations: [good], done: true, sync: 4, complete: false }, 'the copy, said incomplete: it lacks s2')
+  t.same(b.sent.at(-1), { type: 'oidc-verifier:revocations', revocations: [good], done: true, sync: 4, complete: false, completeAt: good.expiresAt },
+    'the copy, said incomplete: it lacks s2, until s2 expires')
   a.emit('message', { type: 'oidc-verifier:revocation', revocation: { ...good, kind: 'nope' } })
   t.equal(b.sent.length, 3, 'an invalid revocation is not forwarded')
 })
@@ -203,6 +204,13 @@ t.test('a revocation the primary\'s copy cannot keep: a worker started before it
   // A replacement started now receives a copy without r3: it must not be current.
   const c = startWorker(3)
   t.equal(await c.started, true, 'the copy arrived')
+  // Another, run by its store as the service runs it: its list is full (r1, r2) and has nothing of its own to
+  // expire before r3 does, so only the primary's word says when to ask again.
+  const d = startWorker(4)
+  t.equal(await d.started, true)
+  const dStore = new MemoryRevocationStore(d.list, { relay: d.relay, now: () => now })
+  t.teardown(async () => { await dStore.close() })
+  t.notOk(d.list.available, 'the store\'s worker fails closed too')
   t.equal(c.list.check('main', { sid: 'r3', iat: nowSeconds }, NOW / 1000), undefined, 'it lacks r3')
   t.notOk(c.list.complete, 'so its list is incomplete')
   t.notOk(c.list.available, 'and verifications fail closed, rather than accept the token B refuses')
@@ -215,6 +223,15 @@ t.test('a revocation the primary\'s copy cannot keep: a worker started before it
   c.relay.resync()
   t.ok(c.list.complete, 'complete once r3 has expired')
   t.ok(c.list.available, 'and current')
+
+  // The store's minute sweep: before r3 expires it does not ask; once it has, it does, though its list is full.
+  now = (nowSeconds + 599) * 1000
+  dStore.sweep()
+  t.notOk(d.list.available, 'the sweep before r3 expires leaves it failing closed')
+  now = (nowSeconds + 601) * 1000
+  dStore.sweep()
+  t.equal(d.list.size, 2, 'its list is full (r1, r2)')
+  t.ok(d.list.complete && d.list.available, 'the sweep after r3 expired asked again: complete and current')
 })
 
 t.test('a worker whose copy arrived incomplete says so in an error log line, not as received', async (t) => {

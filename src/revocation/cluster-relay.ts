@@ -29,11 +29,12 @@ export const SYNC_TIMEOUT_MS = 10_000
 
 /**
  * `sync` numbers a worker's request for the copy, echoed on every chunk of the answer; `complete` is true when
- * the copy holds every revocation still in force (anything else: it lacks one, and the worker fails closed).
+ * the copy holds every revocation still in force (anything else: it lacks one, and the worker fails closed);
+ * when it is not, `completeAt` says when the copy will be complete again (NumericDate, seconds).
  */
 type Message =
   | { type: typeof ONE, revocation: unknown }
-  | { type: typeof ALL, revocations: unknown, done: unknown, sync: unknown, complete: unknown }
+  | { type: typeof ALL, revocations: unknown, done: unknown, sync: unknown, complete: unknown, completeAt?: unknown }
   | { type: typeof SYNC, sync: unknown }
 
 function isMessage (value: unknown): value is Message {
@@ -65,6 +66,11 @@ export class WorkerRelay {
   #sync = 0
   /** Whether a revocation of the copy being received did not fit. */
   #syncOverflowed = false
+  /**
+   * When the primary's last copy lacked a revocation: the time (seconds) it said its copy is complete again
+   * (-Infinity when it did not say); undefined when its last copy was complete.
+   */
+  #primaryCompleteAt: number | undefined
 
   constructor (list: RevocationList, now: () => number = Date.now, port: RelayPort = processPort) {
     this.#list = list
@@ -91,6 +97,15 @@ export class WorkerRelay {
     const arrived = await synced
     clearTimeout(timer)
     return arrived
+  }
+
+  /**
+   * Whether asking the primary again may now give a complete copy: its last one lacked a revocation that has
+   * expired since. (A list that is full for that very reason would otherwise never ask again: the list asks
+   * when a revocation of its own has expired and made room.)
+   */
+  primaryCopyMayBeComplete (nowSeconds: number): boolean {
+    return this.#primaryCompleteAt !== undefined && nowSeconds >= this.#primaryCompleteAt
   }
 
   /** Asks the primary for its whole copy again (after a revocation did not fit). */
@@ -127,6 +142,10 @@ export class WorkerRelay {
       }
       if (message.done !== true) return
       // Complete only when everything fitted here and the primary's copy lacked nothing.
+      const completeAt = message.completeAt
+      this.#primaryCompleteAt = message.complete === true
+        ? undefined
+        : typeof completeAt === 'number' && Number.isFinite(completeAt) ? completeAt : Number.NEGATIVE_INFINITY
       if (!this.#syncOverflowed && message.complete === true) this.#list.markComplete()
       else this.#list.markIncomplete()
       this.#list.setAvailable(true)
@@ -159,7 +178,9 @@ export function relayRevocations (maxEntries: number, log: ClusterLog = () => {}
         const complete = nowSeconds >= missingUntil
         const all = [...copy.entries()]
         for (let i = 0; i === 0 || i < all.length; i += SYNC_CHUNK) {
-          sendTo(worker, { type: ALL, revocations: all.slice(i, i + SYNC_CHUNK), done: i + SYNC_CHUNK >= all.length, sync: message.sync, complete })
+          sendTo(worker, {
+            type: ALL, revocations: all.slice(i, i + SYNC_CHUNK), done: i + SYNC_CHUNK >= all.length, sync: message.sync, complete, completeAt: complete ? null : missingUntil
+          })
         }
       } else if (message.type === ONE) {
         const revocation = parseRevocation(message.revocation)

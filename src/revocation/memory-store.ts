@@ -34,12 +34,7 @@ export class MemoryRevocationStore implements RevocationStore {
   }
 
   async start (): Promise<void> {
-    this.#sweep = setInterval(() => {
-      this.list.sweep(this.#now() / 1000)
-      // A revocation from another worker did not fit, or the primary's copy lacked one: ask for the whole copy
-      // again, once some have expired (the primary's copy is complete again once what it lacked has expired).
-      if (!this.list.complete && this.list.size < this.list.maxEntries) this.#relay?.resync()
-    }, SWEEP_INTERVAL_MS)
+    this.#sweep = setInterval(() => { this.sweep() }, SWEEP_INTERVAL_MS)
     this.#sweep.unref()
     if (this.#relay !== undefined) {
       if (await this.#relay.start()) {
@@ -51,6 +46,18 @@ export class MemoryRevocationStore implements RevocationStore {
       }
     }
     this.#lastCurrentAt = this.#now()
+  }
+
+  /**
+   * What the store does every SWEEP_INTERVAL_MS: forget expired revocations, and ask for the primary's whole
+   * copy again when the list is incomplete and asking may help: a revocation from another worker did not fit
+   * and some have expired since, or the primary's copy lacked one that has expired since.
+   */
+  sweep (): void {
+    const nowSeconds = this.#now() / 1000
+    this.list.sweep(nowSeconds)
+    if (this.list.complete || this.#relay === undefined) return
+    if (this.list.size < this.list.maxEntries || this.#relay.primaryCopyMayBeComplete(nowSeconds)) this.#relay.resync()
   }
 
   async publish (revocation: Revocation): Promise<PublishResult> {
