@@ -8,7 +8,6 @@
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import rateLimit from '@fastify/rate-limit'
 import cluster from 'node:cluster'
-import type { IncomingMessage } from 'node:http'
 import { availableParallelism } from 'node:os'
 import { coresPerProcess } from './cluster-primary.js'
 import type { Config } from './config/types.js'
@@ -44,7 +43,6 @@ import { ServiceMetrics } from './metrics/metrics.js'
 import { VerifierSlot } from './verifier-slot.js'
 
 /** What a request id is made from when there is no request (a client error): no caller's X-Request-Id. */
-const NO_REQUEST = { headers: {} } as unknown as IncomingMessage
 
 /** Requests to unknown routes allowed per address per rateLimit window (fewer when rateLimit.max is lower). */
 const UNKNOWN_ROUTE_LIMIT = 1000
@@ -81,7 +79,7 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
     // what the hooks, which do not run for them, give every answer: request id, key refusal, metrics, log line.
     frameworkErrors: frameworkErrorHandler({ forwardAuth: true, callers: () => fastify.verifierSlot.config.callers, metrics: () => fastify.metrics }),
     // Headers past the limit, or a request Node cannot parse: our error shape and a request id, not Fastify's body.
-    clientErrorHandler: clientErrorHandler({ requestId: () => requestIds(NO_REQUEST), logger: () => fastify.log, metrics: () => fastify.metrics })
+    clientErrorHandler: clientErrorHandler({ requestId: () => requestIds(), logger: () => fastify.log, metrics: () => fastify.metrics })
   }) as unknown as FastifyInstance // an https server has the same routes and hooks
   fastify.server.headersTimeout = config.server.headersTimeoutMs
   // Room for a token of server.maxTokenBytes in a header beside ordinary headers (Node's default is 16 KiB in

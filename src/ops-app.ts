@@ -7,13 +7,13 @@
  * and is known to the main app as app.opsApp, so that a reload renews its certificates (src/http/tls-reload.ts).
  */
 import Fastify, { LogController, type FastifyInstance } from 'fastify'
-import { randomUUID } from 'node:crypto'
 import type { Config } from './config/types.js'
 import { isVerificationError, VerificationError } from './errors.js'
 import { fromFrameworkError, sendError } from './http/error-reply.js'
 import { frameworkErrorHandler } from './http/framework-errors.js'
 import { clientErrorHandler } from './http/client-errors.js'
 import './http/fastify-augment.js'
+import { requestIdGenerator } from './http/request-id.js'
 import { requestLifecycle } from './http/request-lifecycle.js'
 import { httpsOptions } from './http/tls.js'
 import { noteInUse } from './http/tls-reload.js'
@@ -23,9 +23,12 @@ import { metricsRoute } from './http/routes/metrics.js'
 export async function buildOpsApp (app: FastifyInstance, config: Config): Promise<FastifyInstance> {
   const https = config.server.opsTls === undefined ? undefined : httpsOptions(config.server.opsTls)
   const logger = app.log.child({ listener: 'ops' })
+  // As on the main listener: a caller's safe X-Request-Id is kept (a probe's or Prometheus' logs join ours).
+  const requestIds = requestIdGenerator()
   const ops = Fastify({
     loggerInstance: logger,
     logController: new LogController({ disableRequestLogging: true }),
+    genReqId: requestIds,
     bodyLimit: 1024, // no route takes a body
     connectionTimeout: config.server.connectionTimeoutMs,
     requestTimeout: config.server.requestTimeoutMs,
@@ -33,7 +36,7 @@ export async function buildOpsApp (app: FastifyInstance, config: Config): Promis
     // A malformed URL gets the service's error shape (Fastify's own would quote the URL), request id, count and log line.
     frameworkErrors: frameworkErrorHandler({ metrics: () => app.metrics }),
     // And so does a request Node cannot parse, or whose headers pass Node's default limit (no token comes here).
-    clientErrorHandler: clientErrorHandler({ requestId: () => `ops-${randomUUID()}`, logger: () => logger, metrics: () => app.metrics }),
+    clientErrorHandler: clientErrorHandler({ requestId: () => requestIds(), logger: () => logger, metrics: () => app.metrics }),
     ...(https !== undefined ? { https } : {})
   })
   // What the listener serves, for the look at its files (src/http/tls-watch.ts).

@@ -58,6 +58,13 @@ t.test('routes are split between the two listeners', async (t) => {
   t.same(Object.keys(badUrl.json()).sort(), ['code', 'hint', 'message', 'requestId'], 'the service\'s error shape')
   t.match(badUrl.json(), { code: 'request_invalid', requestId: String })
   t.equal(badUrl.headers['x-request-id'], badUrl.json().requestId)
+
+  // Request ids as on the main listener: a caller's safe X-Request-Id is echoed, an unsafe one replaced.
+  const probe = await ops.inject({ method: 'GET', url: '/healthz', headers: { 'x-request-id': 'kubelet-probe.42' } })
+  t.equal(probe.headers['x-request-id'], 'kubelet-probe.42', 'a caller\'s id is kept')
+  const unsafe = await ops.inject({ method: 'GET', url: '/nope', headers: { 'x-request-id': 'a b<script>' } })
+  t.not(unsafe.headers['x-request-id'], 'a b<script>')
+  t.equal(unsafe.json().requestId, unsafe.headers['x-request-id'], 'an id of our own, in the answer too')
   t.notOk(badUrl.body.includes('%zz'), 'the URL is not echoed')
   const counted = parseMetrics((await ops.inject({ method: 'GET', url: '/metrics' })).body)
   t.equal(valueOf(counted, 'oidc_verifier_http_requests_total', { route: 'none', status: '400', caller: 'none' }), 1, 'and counted')

@@ -11,13 +11,16 @@ import type { IncomingMessage } from 'node:http'
 /** What a caller-given id may look like (README, "Logs"; openapi.yaml's X-Request-Id). */
 export const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/
 
-/** Fastify's genReqId for one app: ids look like `q4Tz0b9K-1k`, and a caller's safe id is kept. */
-export function requestIdGenerator (): (req: IncomingMessage) => string {
+/**
+ * Fastify's genReqId for one app: ids look like `q4Tz0b9K-1k`, and a caller's safe id is kept. Without a
+ * request (an answer Node gives before one is read), a made id.
+ */
+export function requestIdGenerator (): (req?: IncomingMessage) => string {
   // 48 random bits: two processes share a prefix with probability ~2^-48 per pair.
   const prefix = `${randomBytes(6).toString('base64url')}-`
   let counter = 0
   return (req) => {
-    const given = req.headers['x-request-id']
+    const given = req?.headers['x-request-id']
     if (typeof given === 'string' && SAFE_REQUEST_ID.test(given)) return given
     counter++
     return prefix + counter.toString(36)
