@@ -249,3 +249,21 @@ t.test('a worker whose copy arrived incomplete says so in an error log line, not
   t.match(lines, [{ level: 'error', msg: /incomplete.*fail closed \(503 revocations_unavailable\)/ }])
   t.notOk(lines.some((l) => l.msg === 'revocations received from the cluster primary'), 'not logged as received')
 })
+
+t.test('a worker told the primary\'s copy is complete again at some time asks again then, without waiting for a sweep', async (t) => {
+  const list = new RevocationList(1)
+  const port = fakePort()
+  const relay = new WorkerRelay(list, Date.now, port)
+  t.teardown(() => { relay.close() })
+  const started = relay.start(5_000)
+  const completeAt = Date.now() / 1000 + 0.3
+  port.deliver({ type: 'oidc-verifier:revocations', revocations: [good], done: true, sync: 1, complete: false, completeAt })
+  t.equal(await started, true)
+  t.notOk(list.available, 'fails closed: the copy lacks one')
+  const syncs = (): number => port.sent.filter((m) => (m as { type?: string }).type === 'oidc-verifier:revocations-sync').length
+  t.equal(syncs(), 1)
+  for (let i = 0; i < 60 && syncs() < 2; i++) await new Promise((resolve) => setTimeout(resolve, 50))
+  t.equal(syncs(), 2, 'asked again about a second after completeAt')
+  port.deliver({ type: 'oidc-verifier:revocations', revocations: [good], done: true, sync: 2, complete: true, completeAt: null })
+  t.ok(list.available, 'current')
+})

@@ -24,6 +24,9 @@ const SYNC = 'oidc-verifier:revocations-sync'
 /** Revocations per message of the primary's copy: one message of millions would not fit a string. */
 export const SYNC_CHUNK = 5_000
 
+/** The longest delay setTimeout keeps (2^31 − 1 ms). */
+const MAX_TIMER_MS = 2 ** 31 - 1
+
 /** How long a worker waits for the primary's copy before it starts anyway, not current (503s, /readyz 503). */
 export const SYNC_TIMEOUT_MS = 10_000
 
@@ -71,6 +74,8 @@ export class WorkerRelay {
    * (-Infinity when it did not say); undefined when its last copy was complete.
    */
   #primaryCompleteAt: number | undefined
+  /** Asks again when the primary's copy is complete again, rather than at the next minute sweep after it. */
+  #retry: NodeJS.Timeout | undefined
 
   constructor (list: RevocationList, now: () => number = Date.now, port: RelayPort = processPort) {
     this.#list = list
@@ -125,6 +130,7 @@ export class WorkerRelay {
   }
 
   close (): void {
+    clearTimeout(this.#retry)
     this.#port.off('message', this.#onMessage)
     this.#synced?.()
   }
@@ -146,6 +152,16 @@ export class WorkerRelay {
       this.#primaryCompleteAt = message.complete === true
         ? undefined
         : typeof completeAt === 'number' && Number.isFinite(completeAt) ? completeAt : Number.NEGATIVE_INFINITY
+      clearTimeout(this.#retry)
+      if (this.#primaryCompleteAt !== undefined && Number.isFinite(this.#primaryCompleteAt)) {
+        // A second late, so that the primary's copy is complete when asked. Timers hold at most ~24.8 days:
+        // anything later is left to the sweep (MemoryRevocationStore.sweep).
+        const delayMs = Math.max(0, this.#primaryCompleteAt * 1000 - this.#now()) + 1000
+        if (delayMs <= MAX_TIMER_MS) {
+          this.#retry = setTimeout(() => { this.resync() }, delayMs)
+          this.#retry.unref()
+        }
+      }
       if (!this.#syncOverflowed && message.complete === true) this.#list.markComplete()
       else this.#list.markIncomplete()
       this.#list.setAvailable(true)
