@@ -579,8 +579,14 @@ t.test('issuer and jwksUri URLs', async (t) => {
   t.same(url('http://accounts.google.com'), [
     'config.yaml: issuers[0].issuer: expected an https URL (http is allowed only for loopback hosts: 127.0.0.0/8, ::1, localhost), got "http://accounts.google.com"'
   ])
-  t.same(url('https://a.example/?tenant=1'), ['config.yaml: issuers[0].issuer: expected a URL without a query string or fragment, got "https://a.example/?tenant=1"'])
-  t.same(url('https://a.example/#x'), ['config.yaml: issuers[0].issuer: expected a URL without a query string or fragment, got "https://a.example/#x"'])
+  // A query, a fragment or a user name may hold a credential: never quoted.
+  t.same(url('https://a.example/?tenant=1'), ['config.yaml: issuers[0].issuer: expected a URL without a query string or fragment, got "https://a.example/…" (the rest not shown: it may hold a credential)'])
+  t.same(url('https://a.example/#x'), ['config.yaml: issuers[0].issuer: expected a URL without a query string or fragment, got "https://a.example/…" (the rest not shown: it may hold a credential)'])
+  for (const leaky of ['http://svc:S3cretPw@idp.example.com/jwks', 'https://idp.example.com/jwks?api_key=S3cretPw', 'https://idp.example.com/j wks?api_key=S3cretPw', 'idp.example.com/?key=S3cretPw']) {
+    const problems = url('https://a.example', { jwksUri: leaky })
+    t.equal(problems.length, 1, leaky)
+    t.notOk(problems.join().includes('S3cretPw'), `${leaky}: the credential is not quoted`)
+  }
   t.same(url('accounts.google.com'), ['config.yaml: issuers[0].issuer: expected an absolute https URL, got "accounts.google.com"'])
   t.same(url(' https://a.example'), ['config.yaml: issuers[0].issuer: expected a URL without whitespace, got " https://a.example"'])
   t.same(url('https://user:pw@a.example'), ['config.yaml: issuers[0].issuer: expected a URL without a user name or password'])
@@ -722,4 +728,28 @@ t.test('claim paths and the JWKS cache bound are checked against the issuers', a
   t.match(err.problems.join('\n'), /c\.yaml: issuers\[0\]\.claimMapping\.groups: expected a claim path/)
   t.notMatch(err.problems.join('\n'), /claimMapping\.roles/, 'a quoted name with dots and slashes is valid')
   t.match(err.problems.join('\n'), /c\.yaml: jwks\.maxEntries: expected at least the number of issuers with remote keys \(2\), got 1/)
+})
+
+t.test('a secret put where a variable name or a hash belongs is never quoted back', async (t) => {
+  const SECRET = 'Sup3rS3cretValue'
+  const cases: Array<[string, Record<string, unknown>]> = [
+    ['revocation.redis.urlEnv', { revocation: { enabled: true, store: 'redis', redis: { urlEnv: `redis://:${SECRET}@redis.internal:6379/0` } } }],
+    ['callers.keys[0].sha256Env', { callers: { keys: [{ id: 'svc', sha256Env: `my raw key ${SECRET}` }] } }],
+    ['issuers[0].clientSecretEnv', { issuers: [minimalIssuer({ algorithms: ['HS256'], clientSecretEnv: `${SECRET}-pasted` })] }]
+  ]
+  for (const [setting, doc] of cases) {
+    const problems = problemsOf(() => parse({ issuers: [minimalIssuer()], ...doc }))
+    t.ok(problems.some((p) => p.includes(setting)), `${setting} is reported`)
+    t.notOk(problems.join('\n').includes(SECRET), `${setting}: the value is not quoted`)
+  }
+  const numeric = problemsOf(() => parse({ issuers: [minimalIssuer({ algorithms: ['HS256'], clientSecret: 1.2345e40 })] }))
+  t.ok(numeric.some((p) => p.includes('clientSecret')), 'a secret written as a number is refused')
+  t.notOk(numeric.join('\n').includes('1.2345'), 'and not quoted')
+})
+
+t.test('a requiredClaims name with a line break is checked like any other', async (t) => {
+  const problems = problemsOf(() => parse({ issuers: [minimalIssuer({ requiredClaims: { 'a\nb': 5 } })] }))
+  t.equal(problems.length, 1, 'a problem, not a crash')
+  t.match(problems[0], /requiredClaims/)
+  t.equal(parse({ issuers: [minimalIssuer({ requiredClaims: { 'a\nb': ['x'] } })] }).issuers[0]!.requiredClaims['a\nb']?.[0], 'x', 'a well-formed value is taken')
 })

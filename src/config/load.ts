@@ -429,7 +429,7 @@ function describe (value: unknown, sensitive = false): string {
       return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value)
     case 'number':
     case 'boolean':
-      return String(value)
+      return sensitive ? `a ${typeof value}` : String(value)
     case 'object':
       return 'a mapping'
     default:
@@ -533,7 +533,8 @@ function check (schema: Schema, value: unknown, path: Path, ctx: Ctx): boolean {
           ok = check(properties[key]!, child, [...path, key], ctx) && ok
           continue
         }
-        const pattern = patterns && Object.keys(patterns).find((p) => new RegExp(p, 'u').test(key))
+        // dotAll: a key with a line break is a key like any other (a record's ^.*$ must match it, or its value would go unchecked).
+        const pattern = patterns && Object.keys(patterns).find((p) => new RegExp(p, 'su').test(key))
         if (patterns !== undefined && pattern !== undefined) {
           ok = check(patterns[pattern]!, child, [...path, key], ctx) && ok
         } else if (schema.additionalProperties === false) {
@@ -623,8 +624,21 @@ function isLoopbackHost (hostname: string): boolean {
 }
 
 /** The https-or-loopback-http URL rule for issuer and jwksUri; reports and returns false when broken. */
+/**
+ * A URL for "got …" without what may be a credential: a user name or password (shown as "…@"), a query or a
+ * fragment (cut off).
+ */
+function describeUrl (value: string): string {
+  const cut = value.search(/[?#]/)
+  let shown = cut < 0 ? value : value.slice(0, cut)
+  const withoutUser = shown.replace(/^([a-z][a-z0-9+.-]*:\/\/)?[^/]*@/i, (_m, scheme: string | undefined) => `${scheme ?? ''}…@`)
+  if (cut < 0 && withoutUser === shown) return describe(value)
+  shown = withoutUser + (cut < 0 ? '' : '…')
+  return `${describe(shown)} (the rest not shown: it may hold a credential)`
+}
+
 function checkUrl (value: string, path: Path, ctx: Ctx): boolean {
-  const got = describe(value)
+  const got = describeUrl(value)
   if (/\s/.test(value)) {
     report(ctx, path, `expected a URL without whitespace, got ${got}`)
     return false

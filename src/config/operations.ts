@@ -183,7 +183,8 @@ export function callersFromEnv (env: NodeJS.ProcessEnv): Record<string, unknown>
   if (value === undefined) return undefined
   const keys = value.split(',').map((item) => {
     const at = item.indexOf(':')
-    return at < 0 ? { id: item.trim() } : { id: item.slice(0, at).trim(), sha256: item.slice(at + 1).trim() }
+    // An item without "id:" may be a key pasted by mistake: it is not made an id, which problems would quote.
+    return at < 0 ? { sha256: '' } : { id: item.slice(0, at).trim(), sha256: item.slice(at + 1).trim() }
   })
   return { keys }
 }

@@ -3,9 +3,11 @@
  * (store redis needs a Redis URL, url and urlEnv exclude each other, urlEnv must be set). The URL may carry a
  * password, so no message quotes it.
  */
-import { REDIS_REVOCATION_DEFAULTS, REVOCATION_DEFAULTS, type ConfigFile } from './schema.js'
+import { ENV_VAR_NAME_PATTERN, REDIS_REVOCATION_DEFAULTS, REVOCATION_DEFAULTS, type ConfigFile } from './schema.js'
 import type { RevocationConfig } from './types.js'
 import { envValue, isRecord, type Reporter } from './document.js'
+
+const ENV_NAME = new RegExp(ENV_VAR_NAME_PATTERN)
 
 export function checkRevocation (doc: Record<string, unknown>, env: NodeJS.ProcessEnv, report: Reporter): void {
   const section = doc.revocation
@@ -25,7 +27,7 @@ export function checkRevocation (doc: Record<string, unknown>, env: NodeJS.Proce
   const hasEnv = redis.urlEnv !== undefined
   if (hasUrl && hasEnv) report(['revocation', 'redis'], 'url and urlEnv are mutually exclusive; expected one of them')
   else if (!hasUrl && !hasEnv) report(['revocation', 'redis'], 'expected url (redis://host:port) or urlEnv (a variable holding it)')
-  else if (hasEnv && typeof redis.urlEnv === 'string') {
+  else if (hasEnv && typeof redis.urlEnv === 'string' && ENV_NAME.test(redis.urlEnv)) {
     const value = envValue(env, redis.urlEnv)
     if (value === undefined) report(['revocation', 'redis', 'urlEnv'], `expected environment variable ${redis.urlEnv} to hold the Redis URL, but it is not set`)
     else if (!/^rediss?:\/\/[^\s]+$/.test(value)) report(['revocation', 'redis', 'urlEnv'], `expected the value of ${redis.urlEnv} to be a redis:// or rediss:// URL`)

@@ -175,13 +175,16 @@ function Int (minimum: number, maximum: number, description: string, fallback?: 
   })
 }
 
-/** The name of an environment variable that holds a value kept out of the file. */
-function EnvVarName (description: string, options: { sensitive?: boolean } = {}) {
+/**
+ * The name of an environment variable that holds a value kept out of the file. Never quoted in an error: what
+ * is found where a name should be is often the value itself, pasted by mistake.
+ */
+function EnvVarName (description: string) {
   return Type.String({
     pattern: ENV_VAR_NAME_PATTERN,
     description,
     'x-expected': 'an environment variable name',
-    ...(options.sensitive === true ? { 'x-sensitive': true } : {})
+    'x-sensitive': true
   })
 }
 
@@ -364,7 +367,7 @@ export const IssuerSchema = Type.Object({
     'x-expected': 'a string',
     'x-sensitive': true
   })),
-  clientSecretEnv: Type.Optional(EnvVarName('Name of an environment variable holding the client secret.', { sensitive: true })),
+  clientSecretEnv: Type.Optional(EnvVarName('Name of an environment variable holding the client secret.')),
   clockToleranceSeconds: Type.Optional(Int(0, 300, 'Allowed clock skew for exp/nbf/iat.', ISSUER_DEFAULTS.clockToleranceSeconds)),
   maxTokenAgeSeconds: Type.Optional(Int(1, 365 * DAY, 'Reject tokens issued (iat) longer ago than this.')),
   requiredClaims: Type.Optional(RequiredClaimsSchema),
