@@ -1,7 +1,7 @@
 import { join } from 'node:path'
 import t from 'tap'
 import Value from 'typebox/value'
-import { ConfigError, loadConfig, parseConfig } from '../src/config/load.js'
+import { ConfigError, loadConfig, MAX_CONFIG_FILE_BYTES, parseConfig } from '../src/config/load.js'
 import {
   ClaimMappingSchema,
   ConfigFileSchema,
@@ -752,4 +752,13 @@ t.test('a requiredClaims name with a line break is checked like any other', asyn
   t.equal(problems.length, 1, 'a problem, not a crash')
   t.match(problems[0], /requiredClaims/)
   t.equal(parse({ issuers: [minimalIssuer({ requiredClaims: { 'a\nb': ['x'] } })] }).issuers[0]!.requiredClaims['a\nb']?.[0], 'x', 'a well-formed value is taken')
+})
+
+t.test('a configuration file that is not UTF-8, or far too large, is a problem', async (t) => {
+  const dir = t.testdir({
+    'latin1.yaml': Buffer.concat([Buffer.from('issuers:\n  - id: a\n    issuer: https://a.example\n    audiences: [x]\n    requiredClaims:\n      hd: [ex'), Buffer.from([0xe4]), Buffer.from('mple.com]\n')]),
+    'huge.yaml': `# ${'x'.repeat(MAX_CONFIG_FILE_BYTES)}\n`
+  })
+  t.match(problemsOf(() => loadConfig({ argv: ['--config', join(dir, 'latin1.yaml')], env: {} })), [/latin1\.yaml: cannot read the file: it is not valid UTF-8 text/])
+  t.match(problemsOf(() => loadConfig({ argv: ['--config', join(dir, 'huge.yaml')], env: {} })), [/huge\.yaml: cannot read the file: it is larger than 4194304 bytes/])
 })

@@ -94,7 +94,7 @@ const ENV_ISSUER_VARS: Readonly<Record<string, string>> = {
 export function loadConfig (opts: LoadConfigOptions = {}): Config {
   const argv = opts.argv ?? process.argv.slice(2)
   const env = opts.env ?? process.env
-  const readFile = opts.readFile ?? ((path: string) => readFileSync(path, 'utf8'))
+  const readFile = opts.readFile ?? readConfigText
   const problems: string[] = []
 
   const fromArgv = configPathFromArgv(argv, problems)
@@ -180,6 +180,20 @@ const FS_ERRORS: Readonly<Record<string, string>> = {
 }
 
 /** Reads and parses the file; undefined when that failed (the problems say why). */
+/** A configuration is kilobytes: a file far larger is a mistake, and parsing it could exhaust the heap. */
+export const MAX_CONFIG_FILE_BYTES = 4 * 1024 * 1024
+
+/** A configuration file's text: at most MAX_CONFIG_FILE_BYTES of valid UTF-8 (a replacement character would change a value silently). */
+function readConfigText (path: string): string {
+  const bytes = readFileSync(path)
+  if (bytes.length > MAX_CONFIG_FILE_BYTES) throw new Error(`it is larger than ${MAX_CONFIG_FILE_BYTES} bytes; a configuration is a few kilobytes`)
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes)
+  } catch {
+    throw new Error('it is not valid UTF-8 text (save it as UTF-8)')
+  }
+}
+
 function readConfigFile (path: string, readFile: (path: string) => string, problems: string[]): unknown {
   const ext = extname(path).toLowerCase()
   if (ext !== '.yaml' && ext !== '.yml' && ext !== '.json') {
