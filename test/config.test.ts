@@ -762,3 +762,15 @@ t.test('a configuration file that is not UTF-8, or far too large, is a problem',
   t.match(problemsOf(() => loadConfig({ argv: ['--config', join(dir, 'latin1.yaml')], env: {} })), [/latin1\.yaml: cannot read the file: it is not valid UTF-8 text/])
   t.match(problemsOf(() => loadConfig({ argv: ['--config', join(dir, 'huge.yaml')], env: {} })), [/huge\.yaml: cannot read the file: it is larger than 4194304 bytes/])
 })
+
+t.test('a Redis URL that does not parse is a problem at load, not a failed start', async (t) => {
+  const redisAt = (url: string): string[] => problemsOf(() => parse({ issuers: [minimalIssuer()], revocation: { enabled: true, store: 'redis', redis: { url } } }))
+  for (const bad of ['redis://127.0.0.1:99999', 'redis://:S3cretPw@host:70000/0', 'redis://']) {
+    const problems = redisAt(bad)
+    t.match(problems, [/revocation\.redis\.url: expected a redis:\/\/ or rediss:\/\/ URL that parses/], bad)
+    t.notOk(problems.join().includes('S3cretPw'), 'not quoted')
+  }
+  t.equal(parse({ issuers: [minimalIssuer()], revocation: { enabled: true, store: 'redis', redis: { url: 'redis://:pw@127.0.0.1:6379/0' } } }).revocation.enabled, true, 'a good one')
+  t.match(problemsOf(() => parse({ issuers: [minimalIssuer()], revocation: { enabled: true, store: 'redis', redis: { urlEnv: 'R' } } }, { R: 'redis://host:0x' })),
+    [/urlEnv: expected the value of R to be a redis:\/\/ or rediss:\/\/ URL/])
+})

@@ -30,7 +30,20 @@ export function checkRevocation (doc: Record<string, unknown>, env: NodeJS.Proce
   else if (hasEnv && typeof redis.urlEnv === 'string' && ENV_NAME.test(redis.urlEnv)) {
     const value = envValue(env, redis.urlEnv)
     if (value === undefined) report(['revocation', 'redis', 'urlEnv'], `expected environment variable ${redis.urlEnv} to hold the Redis URL, but it is not set`)
-    else if (!/^rediss?:\/\/[^\s]+$/.test(value)) report(['revocation', 'redis', 'urlEnv'], `expected the value of ${redis.urlEnv} to be a redis:// or rediss:// URL`)
+    else if (!isRedisUrl(value)) report(['revocation', 'redis', 'urlEnv'], `expected the value of ${redis.urlEnv} to be a redis:// or rediss:// URL (host, port 1-65535)`)
+  } else if (typeof redis.url === 'string' && /^rediss?:\/\//.test(redis.url) && !isRedisUrl(redis.url)) {
+    // Never quoted: it may carry a password.
+    report(['revocation', 'redis', 'url'], 'expected a redis:// or rediss:// URL that parses (host, port 1-65535, no spaces)')
+  }
+}
+
+/** A Redis URL the client can connect with: redis:// or rediss://, a host, a valid port, no whitespace. */
+function isRedisUrl (value: string): boolean {
+  if (!/^rediss?:\/\/[^\s]+$/.test(value)) return false
+  try {
+    return new URL(value).hostname !== ''
+  } catch {
+    return false
   }
 }
 
