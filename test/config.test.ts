@@ -774,3 +774,9 @@ t.test('a Redis URL that does not parse is a problem at load, not a failed start
   t.match(problemsOf(() => parse({ issuers: [minimalIssuer()], revocation: { enabled: true, store: 'redis', redis: { urlEnv: 'R' } } }, { R: 'redis://host:0x' })),
     [/urlEnv: expected the value of R to be a redis:\/\/ or rediss:\/\/ URL/])
 })
+
+t.test('PORT may not make the main listener the ops listener\'s port', async (t) => {
+  t.match(problemsOf(() => parse({ issuers: [minimalIssuer()], server: { opsPort: 9100 } }, { PORT: '9100' })),
+    ['environment: PORT: expected a port other than server.opsPort (9100) of config.yaml'])
+  t.equal(parse({ issuers: [minimalIssuer()], server: { opsPort: 9100 } }, { PORT: '9101' }).server.port, 9101)
+})

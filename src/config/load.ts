@@ -932,6 +932,11 @@ function resolve (input: unknown, ctx: Ctx, problems: string[]): Config | undefi
   // Stable sort: within a section or an issuer, shape problems come before the semantic ones.
   problems.push(...ctx.reports.sort((a, b) => a.rank - b.rank).map((r) => r.text))
   const serverEnv = serverFromEnv(ctx.env, problems)
+  // PORT overrides server.port after the file's checks: the two listeners must still differ.
+  const opsPort = isRecord(doc) && isRecord(doc.server) ? doc.server.opsPort : undefined
+  if (serverEnv.port !== undefined && typeof opsPort === 'number' && opsPort !== 0 && opsPort === serverEnv.port) {
+    problems.push(`${ENVIRONMENT}: PORT: expected a port other than server.opsPort (${opsPort}) of ${ctx.source}`)
+  }
   if (problems.length > 0) return undefined
 
   // Everything conforms: build the resolved configuration.
