@@ -186,6 +186,8 @@ t.test('verify: a good token prints the normalized identity', async (t) => {
     t.equal(r.code, EXIT.ok, `${how}: ${r.stderr}`)
     const identity = JSON.parse(r.stdout) as Record<string, unknown>
     t.match(identity, { issuer: { id: 'idp', url: idp.url }, subject: 'user-123', audiences: ['app'], user: { email: 'user@example.com', emailVerified: true } }, how)
+    const warned = r.stderr.includes('lands in the shell history and the process list')
+    t.equal(warned, how === 'argument', `${how}: ${how === 'argument' ? 'a note on stderr about the argument' : 'no note'}`)
   }
   const viaEnv = await cli(['verify', token], { env: { OIDC_ISSUER: idp.url, OIDC_AUDIENCE: 'app' } })
   t.equal(viaEnv.code, EXIT.ok, 'the single-issuer environment works as for the service')
@@ -199,7 +201,8 @@ t.test('verify: rejections print code, message, hint and what the token says', a
   const expired = await cli(['verify', mint(es, idTokenClaims(idp.url, 'app', { iat: now - 7200, exp: now - 3600 })), '--config', path])
   t.equal(expired.code, EXIT.failed)
   t.equal(expired.stdout, '')
-  t.match(expired.stderr, /^token rejected: token_expired \(HTTP 401 from the service\)/)
+  // The note about a token given as an argument, then the report.
+  t.match(expired.stderr, /^oidc-verifier: note: a token given as an argument [^\n]+\ntoken rejected: token_expired \(HTTP 401 from the service\)/)
   t.match(expired.stderr, /message: The token has expired\./)
   t.match(expired.stderr, /hint: +The user must log in again/)
   t.match(expired.stderr, /claim: +exp/)

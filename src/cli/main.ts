@@ -171,7 +171,11 @@ async function checkConfigCommand (values: Values, io: CliIo): Promise<number> {
 }
 
 async function readToken (arg: string, io: CliIo): Promise<string> {
-  if (arg !== '-') return arg
+  if (arg !== '-') {
+    // Said every time, not only in --help: a token proves a login, and an argument is seen by others.
+    io.stderr('oidc-verifier: note: a token given as an argument lands in the shell history and the process list; pass "-" and the token on standard input instead\n')
+    return arg
+  }
   const text = (await io.readStdin(MAX_STDIN_BYTES)).trim()
   if (text === '') throw new UsageError('no token on standard input')
   return text
