@@ -52,6 +52,11 @@ export interface RedisRevocationStoreOptions {
 
 const SCAN_COUNT = 1000
 const CONNECT_TIMEOUT_MS = 5_000
+/**
+ * start() waits at most this long, whatever commandTimeoutMs is (up to 60 s): it runs in an onReady hook, which
+ * Fastify fails after its 10 s plugin timeout (the service would exit instead of starting not ready).
+ */
+const START_TIMEOUT_MS = 8_000
 const MAX_PING_INTERVAL_MS = 5_000
 const MIN_PING_INTERVAL_MS = 250
 
@@ -171,8 +176,9 @@ export class RedisRevocationStore implements RevocationStore {
       this.#startSettle?.()
       return await this.#started
     }
-    // A safeguard: every step has its own timeout, but start-up must never wait for ever.
-    this.#startTimer = setTimeout(() => { this.#startSettle?.() }, CONNECT_TIMEOUT_MS + 4 * this.#commandTimeoutMs + 1000)
+    // A safeguard: every step has its own timeout, but start-up must never wait for ever, nor past Fastify's
+    // onReady timeout; then the list is not current (fail closed) and the connection keeps trying meanwhile.
+    this.#startTimer = setTimeout(() => { this.#startSettle?.() }, Math.min(START_TIMEOUT_MS, CONNECT_TIMEOUT_MS + 4 * this.#commandTimeoutMs + 1000))
     this.#startTimer.unref()
     this.#pingTimer = setInterval(() => { this.#tick() }, this.#pingIntervalMs)
     this.#pingTimer.unref()
