@@ -15,7 +15,7 @@ export async function runService (config: Config, onClose?: () => Promise<void>,
   if (onClose !== undefined) app.addHook('onClose', onClose)
   // server.opsPort: health and metrics on their own listener, closed with the main one.
   const ops = config.server.opsPort === undefined ? undefined : await buildOpsApp(app, config)
-  if (ops !== undefined) app.addHook('onClose', async () => { await ops.close() })
+  if (ops !== undefined) closeOpsWithApp(app, ops)
   // close-with-grace would also shut down on SIGHUP; with a reload, SIGHUP reloads instead.
   closeWithGrace({ delay: config.server.shutdownGraceSeconds * 1000, skip: reload === undefined ? [] : ['SIGHUP'] }, async ({ signal, err }) => {
     if (err !== undefined) app.log.error({ err }, 'shutting down after an error')
@@ -30,4 +30,20 @@ export async function runService (config: Config, onClose?: () => Promise<void>,
     app.log.info({ addresses: ops.addresses().map((a) => typeof a === 'string' ? a : `${a.address}:${a.port}`) }, 'health and metrics listening on the ops port')
   }
   return app
+}
+
+/**
+ * The ops listener closes as soon as the main app starts closing (its preClose, when the main listener stops
+ * accepting), not after the requests in flight have finished: probes must see the process not ready for the
+ * whole grace period. The main app's close then waits for it (onClose).
+ */
+export function closeOpsWithApp (app: FastifyInstance, ops: FastifyInstance): void {
+  let closing: Promise<void> | undefined
+  const close = async (): Promise<void> => {
+    closing ??= ops.close()
+    await closing
+  }
+  // Not awaited here: a slow request on the ops listener must not delay the main listener's close.
+  app.addHook('preClose', async () => { close().catch(() => {}) })
+  app.addHook('onClose', close)
 }

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { buildApp } from '../src/app.js'
 import { buildOpsApp } from '../src/ops-app.js'
+import { closeOpsWithApp } from '../src/run.js'
 import { configFor } from './helpers/config.js'
 import { startNode } from './helpers/node-process.js'
 import { parseMetrics, valueOf } from './helpers/prometheus.js'
@@ -68,6 +69,47 @@ t.test('routes are split between the two listeners', async (t) => {
   t.notOk(badUrl.body.includes('%zz'), 'the URL is not echoed')
   const counted = parseMetrics((await ops.inject({ method: 'GET', url: '/metrics' })).body)
   t.equal(valueOf(counted, 'oidc_verifier_http_requests_total', { route: 'none', status: '400', caller: 'none' }), 1, 'and counted')
+})
+
+t.test('shutdown: the ops listener closes when the main one stops accepting, not after the grace period', async (t) => {
+  const config = configFor(issuers, { server: { host: '127.0.0.1', port: 0, opsPort: 0 } })
+  const app = await buildApp(config)
+  // A request in flight on the main listener holds its close (the grace period) until released.
+  let release: () => void = () => {}
+  const held = new Promise<void>((resolve) => { release = resolve })
+  let arrived: () => void = () => {}
+  const inFlight = new Promise<void>((resolve) => { arrived = resolve })
+  app.get('/test-slow', async () => { arrived(); await held; return { done: true } })
+  const ops = await buildOpsApp(app, config)
+  closeOpsWithApp(app, ops) // as runService does
+  t.teardown(async () => { release(); await app.close() })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  await ops.listen({ host: '127.0.0.1', port: 0 })
+  const address = (instance: typeof app): string => {
+    const a = instance.addresses()[0]
+    if (a === undefined || typeof a === 'string') throw new Error('not listening on TCP')
+    return `http://127.0.0.1:${a.port}`
+  }
+  const readyz = `${address(ops)}/readyz`
+  t.equal((await fetch(readyz)).status, 200, 'ready before shutdown')
+
+  // Connection: close, or its kept-alive connection would hold the close until keepAliveTimeoutMs.
+  const slow = fetch(`${address(app)}/test-slow`, { headers: { connection: 'close' } })
+  await inFlight
+  const closed = app.close()
+  // The probe must fail (connection refused, or a 503) while the request on the main listener is in flight.
+  const deadline = Date.now() + 3000
+  let last: number | string = 200
+  while (Date.now() < deadline) {
+    last = await fetch(readyz, { headers: { connection: 'close' } }).then((res) => res.status, (err: Error) => err.message)
+    if (last !== 200) break
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  t.not(last, 200, `/readyz on the ops port is not 200 once shutdown starts (${last})`)
+  release()
+  t.equal((await slow).status, 200, 'the request in flight finished')
+  await closed
+  t.equal(ops.server.listening, false, 'the ops listener is closed')
 })
 
 t.test('opsPort must differ from port', async (t) => {
