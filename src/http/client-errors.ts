@@ -11,7 +11,7 @@
  * request sends that much through a proxy's own header limits (nginx: 4 buffers of 8 KiB by default).
  */
 import type { ConnectionError, FastifyBaseLogger } from 'fastify'
-import type { Server } from 'node:http'
+import { STATUS_CODES, type Server } from 'node:http'
 import type { Socket } from 'node:net'
 import { VerificationError } from '../errors.js'
 import type { ServiceMetrics } from '../metrics/metrics.js'
@@ -41,8 +41,6 @@ export interface ClientErrorOptions {
   metrics?: () => ServiceMetrics | undefined
 }
 
-const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 431: 'Request Header Fields Too Large' }
-
 /** Fastify's clientErrorHandler: Node's 'clientError' of the listener. */
 export function clientErrorHandler (opts: ClientErrorOptions): (error: ConnectionError, socket: Socket) => void {
   return (error, socket) => {
@@ -59,7 +57,7 @@ export function clientErrorHandler (opts: ClientErrorOptions): (error: Connectio
     opts.logger().info({ reqId: requestId, status: err.status, code: err.code, route: null }, 'request refused before its headers were read')
     opts.metrics?.()?.requestCompleted(undefined, 'other', err.status, undefined, err.code, 0)
     if (socket.writable) {
-      socket.write(`HTTP/1.1 ${err.status} ${STATUS_TEXT[err.status] ?? 'Bad Request'}\r\ncontent-type: application/json; charset=utf-8\r\n` +
+      socket.write(`HTTP/1.1 ${err.status} ${STATUS_CODES[err.status] ?? 'Bad Request'}\r\ncontent-type: application/json; charset=utf-8\r\n` +
         `content-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n${body}`)
     }
     socket.destroy(error)
