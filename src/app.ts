@@ -42,8 +42,6 @@ import { combineEvents } from './metrics/combine-events.js'
 import { ServiceMetrics } from './metrics/metrics.js'
 import { VerifierSlot } from './verifier-slot.js'
 
-/** What a request id is made from when there is no request (a client error): no caller's X-Request-Id. */
-
 /** Requests to unknown routes allowed per address per rateLimit window (fewer when rateLimit.max is lower). */
 const UNKNOWN_ROUTE_LIMIT = 1000
 
