@@ -14,7 +14,7 @@
 // failed its smoke checks or answered anything unexpected under load.
 //
 // Settings (environment):
-//   ALGS="ES256 RS256 EdDSA"  TARGETS="fastify-noop oidc-verifier jose-fastify-naive express-jwks-rsa fastify-jwt"
+//   ALGS="ES256 RS256 EdDSA"  TARGETS="fastify-noop fastify-verify-floor oidc-verifier jose-fastify-naive express-jwks-rsa fastify-jwt"
 //   DURATION=5 (s per scenario; caps "distinct")  WARMUP=2  CONNECTIONS=32  ROUNDS=1
 //   TOKENS=50000 (distinct tokens per algorithm)  WARM_TOKENS=2000
 //   MEMORY_TOKENS=200000 (0 skips; the figure is 1000000)  MEMORY_ALG=ES256  MEMORY_MAX_SECONDS=600
@@ -54,7 +54,7 @@ function fail (message) {
 
 const cfg = {
   algs: list(env.ALGS ?? 'ES256 RS256 EdDSA'),
-  targets: list(env.TARGETS ?? 'fastify-noop oidc-verifier jose-fastify-naive express-jwks-rsa fastify-jwt'),
+  targets: list(env.TARGETS ?? 'fastify-noop fastify-verify-floor oidc-verifier jose-fastify-naive express-jwks-rsa fastify-jwt'),
   durationS: num('DURATION', 5),
   warmupS: num('WARMUP', 2),
   connections: num('CONNECTIONS', 32),
