@@ -38,6 +38,7 @@ import { metricsRoute } from './http/routes/metrics.js'
 import { httpsOptions } from './http/tls.js'
 import { noteInUse } from './http/tls-reload.js'
 import { CertificateWatch } from './http/tls-watch.js'
+import { closeKeptAliveOnClose } from './http/close-kept-alive.js'
 import { combineEvents } from './metrics/combine-events.js'
 import { ServiceMetrics } from './metrics/metrics.js'
 import { VerifierSlot } from './verifier-slot.js'
@@ -80,6 +81,7 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
     clientErrorHandler: clientErrorHandler({ requestId: () => requestIds(), logger: () => fastify.log, metrics: () => fastify.metrics })
   }) as unknown as FastifyInstance // an https server has the same routes and hooks
   fastify.server.headersTimeout = config.server.headersTimeoutMs
+  closeKeptAliveOnClose(fastify)
   // Room for a token of server.maxTokenBytes in a header beside ordinary headers (Node's default is 16 KiB in
   // all), read at each new connection from the configuration in force, so that a reload applies (HTTP and HTTPS).
   followHeaderLimit(fastify.server, () => fastify.verifierSlot.config.server.maxTokenBytes)

@@ -9,6 +9,7 @@
 import cluster, { type Worker } from 'node:cluster'
 import { clusterLog, LOG_LEVEL } from './cluster-log.js'
 import { relayRevocations } from './revocation/cluster-relay.js'
+import { ProcessStop, REPEAT_WINDOW_MS, type StopSignal } from './stop-signals.js'
 
 /** A worker that dies is replaced, but not more often than this in a minute: a crash loop must surface. */
 export const MAX_RESTARTS_PER_MINUTE = 10
@@ -25,7 +26,13 @@ export interface PrimaryOptions {
   relayRevocations?: number
 }
 
-export function runPrimary (workers: number, graceSeconds: number, options: PrimaryOptions = {}): void {
+/**
+ * `signals`: the process's stop signals (src/stop-signals.ts). A signal sent to the whole process group
+ * reaches each worker twice, directly and from here; workers ignore the copy. A second signal later than
+ * that, an operator's "stop now", kills the workers and exits 1.
+ */
+export function runPrimary (workers: number, graceSeconds: number, options: PrimaryOptions = {},
+  signals: ProcessStop = new ProcessStop({ repeatForces: true })): void {
   let stopping = false
   const restarts: number[] = []
   const log = clusterLog
@@ -36,12 +43,35 @@ export function runPrimary (workers: number, graceSeconds: number, options: Prim
   const started = Array.from({ length: workers }, fork)
   log(`started ${workers} workers (pids ${started.map((w) => w.process.pid).join(', ')})`)
 
+  let stopSignal: StopSignal | undefined
+  const pendingReplacements = new Set<ReturnType<typeof setTimeout>>()
   cluster.on('exit', (worker, code, signal) => {
     if (stopping) {
+      // A worker that did not stop cleanly (killed at its grace limit, or by another signal than the stop's,
+      // which ends a worker still starting) fails the whole stop.
+      if (code !== 0 || (signal !== null && signal !== stopSignal)) {
+        log(`worker ${worker.process.pid} exited (${signal ?? code}) while stopping`, LOG_LEVEL.error)
+        process.exitCode = 1
+      }
       // The exit code stop() was given: 1 after a crash loop, which must not look like a clean stop.
       if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(process.exitCode ?? 0)
       return
     }
+    if (code === 0 && signal === null) {
+      // A worker exits 0 only when told to stop. A signal sent to the whole process group (Ctrl-C, systemd)
+      // reaches the primary too, a moment later: the worker is replaced only if the primary is not stopping
+      // by then (someone stopped that one worker, to recycle it).
+      const timer = setTimeout(() => {
+        pendingReplacements.delete(timer)
+        replace(worker, code, signal)
+      }, REPEAT_WINDOW_MS)
+      pendingReplacements.add(timer)
+      return
+    }
+    replace(worker, code, signal)
+  })
+
+  const replace = (worker: Worker, code: number, signal: string | null): void => {
     const now = Date.now()
     while (restarts.length > 0 && now - (restarts[0] as number) > 60_000) restarts.shift()
     if (restarts.length >= MAX_RESTARTS_PER_MINUTE) {
@@ -52,19 +82,24 @@ export function runPrimary (workers: number, graceSeconds: number, options: Prim
     restarts.push(now)
     const replacement = fork()
     log(`worker ${worker.process.pid} exited (${signal ?? code}); started replacement ${replacement.process.pid}`, LOG_LEVEL.warn)
-  })
+  }
 
-  const stop = (signal: NodeJS.Signals, exitCode = 0): void => {
+  const stop = (signal: StopSignal, exitCode = 0): void => {
     if (stopping) return
     stopping = true
+    stopSignal = signal
+    for (const timer of pendingReplacements) clearTimeout(timer)
     log(`${signal}: stopping workers`)
     for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill(signal)
     // Workers finish their requests within their own grace period; the primary waits a little longer.
     setTimeout(() => process.exit(exitCode === 0 ? 1 : exitCode), (graceSeconds + 5) * 1000).unref()
     if (exitCode !== 0) process.exitCode = exitCode
   }
-  process.on('SIGTERM', () => stop('SIGTERM'))
-  process.on('SIGINT', () => stop('SIGINT'))
+  signals.whenStopping((signal) => { stop(signal) }, (signal) => {
+    log(`second ${signal}: killing the workers now`, LOG_LEVEL.error)
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGKILL')
+    process.exit(1)
+  })
   process.on('SIGHUP', () => {
     log('SIGHUP: asking every worker to reload its configuration')
     for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGHUP')

@@ -5,19 +5,29 @@
 import { parseConfig, ConfigError } from './config/load.js'
 import { advertisedHost, DevIssuerRefused, startDevIssuer } from './dev/dev-issuer.js'
 import { runService } from './run.js'
+import { ProcessStop } from './stop-signals.js'
 
+/** The development issuer's port when DEV_ISSUER_PORT is unset. */
+const DEFAULT_DEV_ISSUER_PORT = 9400
+
+const signals = new ProcessStop({ repeatForces: true })
 const env = process.env
 try {
+  const issuerPort = env.DEV_ISSUER_PORT === undefined || env.DEV_ISSUER_PORT === '' ? String(DEFAULT_DEV_ISSUER_PORT) : env.DEV_ISSUER_PORT
+  if (!/^[0-9]{1,5}$/.test(issuerPort) || Number(issuerPort) > 65535) {
+    throw new ConfigError([`DEV_ISSUER_PORT: expected a port number from 0 to 65535, got ${JSON.stringify(issuerPort.slice(0, 20))}`])
+  }
   const devIssuer = await startDevIssuer({
     // DEV_ISSUER_HOST=0.0.0.0 only in the dev container (Dockerfile "dev" stage), published on the host's loopback.
     ...(env.DEV_ISSUER_HOST !== undefined && env.DEV_ISSUER_HOST !== '' ? { host: env.DEV_ISSUER_HOST } : {}),
-    port: env.DEV_ISSUER_PORT === undefined || env.DEV_ISSUER_PORT === '' ? 9400 : Number(env.DEV_ISSUER_PORT),
+    port: Number(issuerPort),
     env
-  })
+  }).catch((err: unknown) => { throw listenProblem(err, 'DEV_ISSUER_PORT', 'the development issuer could not listen') })
   const config = parseConfig({
     issuers: [{ id: 'dev', issuer: devIssuer.issuer, audiences: [devIssuer.audience], algorithms: ['ES256', 'RS256'] }]
   }, 'development issuer', env)
-  const app = await runService(config, async () => { await devIssuer.close() })
+  const app = await runService(config, async () => { await devIssuer.close() }, undefined, signals)
+    .catch((err: unknown) => { throw listenProblem(err, 'PORT', 'the service could not listen') })
   const address = app.server.address()
   const port = typeof address === 'object' && address !== null ? address.port : config.server.port
   const base = `http://${advertisedHost(config.server.host)}:${port}`
@@ -43,5 +53,16 @@ try {
     process.stderr.write(`oidc-verifier: invalid configuration:\n${err.problems.map((p) => `  - ${p}`).join('\n')}\n`)
     process.exit(2)
   }
-  throw err
+  process.stderr.write(`oidc-verifier: ${(err as Error).message}\n`)
+  process.exit(1)
+}
+
+/** A listen error as a line an operator can act on (the setting that moves the port); other errors as they are. */
+function listenProblem (err: unknown, setting: string, what: string): unknown {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code
+  const message = (err as Error | undefined)?.message
+  if (code === 'EADDRINUSE') return new Error(`${what}: ${message} (another process has that port: stop it, or set ${setting} to a free one)`)
+  if (code === 'EACCES') return new Error(`${what}: ${message} (ports below 1024 need privileges: set ${setting} to 1024 or above)`)
+  if (code === 'EADDRNOTAVAIL') return new Error(`${what}: ${message} (no interface of this machine has that address)`)
+  return err
 }

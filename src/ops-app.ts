@@ -19,6 +19,7 @@ import { httpsOptions } from './http/tls.js'
 import { noteInUse } from './http/tls-reload.js'
 import { healthRoutes } from './http/routes/health.js'
 import { metricsRoute } from './http/routes/metrics.js'
+import { closeKeptAliveOnClose } from './http/close-kept-alive.js'
 
 export async function buildOpsApp (app: FastifyInstance, config: Config): Promise<FastifyInstance> {
   const https = config.server.opsTls === undefined ? undefined : httpsOptions(config.server.opsTls)
@@ -42,6 +43,7 @@ export async function buildOpsApp (app: FastifyInstance, config: Config): Promis
   // What the listener serves, for the look at its files (src/http/tls-watch.ts).
   if (https !== undefined) noteInUse(ops.server, https)
   ops.server.headersTimeout = config.server.headersTimeoutMs
+  closeKeptAliveOnClose(ops)
   ops.decorate('verifier', { getter: () => app.verifier })
   ops.decorate('metrics', app.metrics)
   ops.decorate('revocations', app.revocations)

@@ -2,25 +2,44 @@
  * Runs the service as a process: listen, and on SIGTERM/SIGINT stop accepting, finish requests in flight
  * and exit 0 within the configured grace period (close-with-grace). Shared by server.ts and dev.ts.
  */
+import cluster from 'node:cluster'
 import closeWithGrace from 'close-with-grace'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from './app.js'
 import type { Config } from './config/types.js'
 import { buildOpsApp } from './ops-app.js'
 import { reloadOnSighup } from './reload.js'
+import { ProcessStop, STOP_SIGNALS, type StopSignal } from './stop-signals.js'
 
-/** `reload` reads the configuration again from its source: given, SIGHUP reloads it (src/reload.ts). */
-export async function runService (config: Config, onClose?: () => Promise<void>, reload?: () => Config): Promise<FastifyInstance> {
+/**
+ * `reload` reads the configuration again from its source: given, SIGHUP reloads it (src/reload.ts).
+ * `signals`: the process's stop signals, when the caller installed them before start-up (src/server.ts).
+ */
+export async function runService (config: Config, onClose?: () => Promise<void>, reload?: () => Config,
+  signals: ProcessStop = new ProcessStop({ repeatForces: cluster.isPrimary })): Promise<FastifyInstance> {
   const app = await buildApp(config)
   if (onClose !== undefined) app.addHook('onClose', onClose)
   // server.opsPort: health and metrics on their own listener, closed with the main one.
   const ops = config.server.opsPort === undefined ? undefined : await buildOpsApp(app, config)
   if (ops !== undefined) closeOpsWithApp(app, ops)
-  // close-with-grace would also shut down on SIGHUP; with a reload, SIGHUP reloads instead.
-  closeWithGrace({ delay: config.server.shutdownGraceSeconds * 1000, skip: reload === undefined ? [] : ['SIGHUP'] }, async ({ signal, err }) => {
+  // close-with-grace: the grace period, and a stop on an uncaught error. SIGTERM and SIGINT come through
+  // `signals`, which tells a repeated signal from copies of one (src/stop-signals.ts); with a reload, SIGHUP
+  // reloads instead of stopping.
+  let stopSignal: StopSignal | undefined
+  const grace = closeWithGrace({
+    delay: config.server.shutdownGraceSeconds * 1000,
+    skip: [...STOP_SIGNALS, ...(reload === undefined ? [] : ['SIGHUP' as const])]
+  }, async ({ signal, err }) => {
     if (err !== undefined) app.log.error({ err }, 'shutting down after an error')
-    else app.log.info({ signal }, 'shutting down: no new connections, finishing requests in flight')
+    else app.log.info({ signal: signal ?? stopSignal }, 'shutting down: no new connections, finishing requests in flight')
     await app.close()
+  })
+  signals.whenStopping((signal) => {
+    stopSignal = signal
+    grace.close() // close-with-grace exits the process itself: 0, or 1 after an error or at the grace limit
+  }, (signal) => {
+    app.log.error({ signal }, 'second stop signal: exiting now, requests in flight are cut off')
+    process.exit(1)
   })
   if (reload !== undefined) reloadOnSighup(app, reload)
   await app.listen({ host: config.server.host, port: config.server.port })

@@ -1,37 +1,12 @@
 /**
- * The production entry point: `node dist/server.js [--config PATH]` (npm start). The configuration is
- * validated completely before anything listens; every problem is printed and the exit code is 2.
- * `WORKERS=N` (or `auto`: one per core) runs N workers behind the one port (src/cluster-primary.ts).
+ * The production entry point: `node dist/server.js [--config PATH]` (npm start). The stop signals are
+ * installed before anything else is loaded, so that a SIGTERM or SIGINT during start-up is logged and ends
+ * the process with exit 0 instead of killing it silently (src/stop-signals.ts); then src/start.ts loads the
+ * configuration and runs the service, or the cluster primary with `WORKERS=N`.
  */
 import cluster from 'node:cluster'
-import { availableParallelism } from 'node:os'
-import { parseWorkers, runPrimary } from './cluster-primary.js'
-import { withinHeapBudget } from './config/heap-budget.js'
-import { ConfigError, loadConfig } from './config/load.js'
-import type { Config } from './config/types.js'
-import { runService } from './run.js'
+import { ProcessStop } from './stop-signals.js'
 
-try {
-  // Also on reload: a cache that cannot fit in V8's heap is a configuration problem (src/config/heap-budget.ts).
-  const load = (): Config => withinHeapBudget(loadConfig({ argv: process.argv.slice(2), env: process.env }))
-  const workers = parseWorkers(process.env.WORKERS, availableParallelism())
-  if (workers instanceof Error) {
-    process.stderr.write(`oidc-verifier: ${workers.message}\n`)
-    process.exit(2)
-  }
-  if (workers > 1 && cluster.isPrimary) {
-    // Validate before forking, so an invalid configuration fails once, with every problem, exit code 2.
-    const config = load()
-    const relay = config.revocation.enabled && config.revocation.store === 'memory'
-    runPrimary(workers, config.server.shutdownGraceSeconds, relay ? { relayRevocations: config.revocation.maxEntries } : {})
-  } else {
-    await runService(load(), undefined, load)
-  }
-} catch (err) {
-  if (err instanceof ConfigError) {
-    process.stderr.write(`oidc-verifier: invalid configuration, not starting:\n${err.problems.map((p) => `  - ${p}`).join('\n')}\n`)
-    process.exit(2)
-  }
-  process.stderr.write(`oidc-verifier: failed to start: ${(err as Error).message}\n`)
-  process.exit(1)
-}
+const signals = new ProcessStop({ repeatForces: cluster.isPrimary })
+const { start } = await import('./start.js')
+await start(signals)

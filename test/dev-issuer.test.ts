@@ -5,6 +5,8 @@
 import t from 'tap'
 import { spawn } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+import type { AddressInfo } from 'node:net'
 import { buildApp } from '../src/app.js'
 import { DevIssuerRefused, startDevIssuer } from '../src/dev/dev-issuer.js'
 import { configFor } from './helpers/config.js'
@@ -72,6 +74,38 @@ t.test('npm run dev refuses NODE_ENV=production', async (t) => {
   t.equal(code, 1)
   t.match(stderr, /insecure/)
   t.match(stderr, /NODE_ENV=production/)
+})
+
+/** Runs dist/dev.js to its exit (bounded): exit code and standard error. */
+async function runDev (env: Record<string, string>): Promise<{ code: number | null, stderr: string }> {
+  const child = spawn(process.execPath, ['dist/dev.js'], { env: { ...process.env, NODE_ENV: 'development', LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'ignore', 'pipe'] })
+  let stderr = ''
+  child.stderr.on('data', (d) => { stderr += String(d) })
+  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000)
+  const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)))
+  clearTimeout(timer)
+  return { code, stderr }
+}
+
+t.test('npm run dev: a bad DEV_ISSUER_PORT or a port in use is one line naming the setting, not a stack', async (t) => {
+  for (const port of ['abc', '70000', '-1', '80 80']) {
+    const { code, stderr } = await runDev({ PORT: '0', DEV_ISSUER_PORT: port })
+    t.equal(code, 2, `DEV_ISSUER_PORT=${port}: exit 2`)
+    t.match(stderr, /DEV_ISSUER_PORT: expected a port number from 0 to 65535/)
+    t.notMatch(stderr, /\n\s+at /, 'no stack trace')
+  }
+  const taken = createServer()
+  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { taken.close() })
+  const port = String((taken.address() as AddressInfo).port)
+  const issuerPort = await runDev({ PORT: '0', DEV_ISSUER_PORT: port })
+  t.equal(issuerPort.code, 1)
+  t.match(issuerPort.stderr, /the development issuer could not listen: .*EADDRINUSE.*set DEV_ISSUER_PORT to a free one/)
+  t.notMatch(issuerPort.stderr, /\n\s+at /, 'no stack trace')
+  const servicePort = await runDev({ HOST: '127.0.0.1', PORT: port, DEV_ISSUER_PORT: '0' })
+  t.equal(servicePort.code, 1)
+  t.match(servicePort.stderr, /the service could not listen: .*EADDRINUSE.*set PORT to a free one/)
+  t.notMatch(servicePort.stderr, /\n\s+at /, 'no stack trace')
 })
 
 t.test("README's curl examples send the method their route accepts", async (t) => {

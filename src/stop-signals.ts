@@ -1,0 +1,89 @@
+/**
+ * SIGTERM and SIGINT: the first starts one graceful stop; what a repeat means depends on where it comes from.
+ *
+ * A signal sent to a whole process group reaches a process more than once: Ctrl-C in a terminal and systemd's
+ * `KillMode=control-group` signal every process of the group, and the process's parent (npm, which forwards
+ * the signals it gets to its child, or the cluster primary, which passes a stop on to its workers) sends it
+ * again. Those copies must not cut the stop short. So:
+ * - a cluster worker ignores every repeat: the primary decides when a stop has taken too long;
+ * - any other process (the primary, or the service alone) ignores repeats within `REPEAT_WINDOW_MS` of the
+ *   first signal, the copies of one event, and takes a later one as an operator's "stop now".
+ */
+
+/** Copies of one group signal arrive within milliseconds; a person pressing Ctrl-C again takes longer. */
+export const REPEAT_WINDOW_MS = 1000
+
+export const STOP_SIGNALS = ['SIGTERM', 'SIGINT'] as const
+export type StopSignal = typeof STOP_SIGNALS[number]
+
+export interface StopSignalHandlers {
+  /** The first signal: stop gracefully. */
+  stop: (signal: StopSignal) => void
+  /** A later signal, outside the repeat window, when repeats may force: stop now. */
+  force: (signal: StopSignal) => void
+  /** A repeat that changes nothing (a copy of the first signal, or any repeat in a cluster worker). */
+  ignored?: (signal: StopSignal) => void
+}
+
+export interface StopSignalOptions {
+  /** false in a cluster worker: only its primary forces a stop. */
+  repeatForces: boolean
+  /** For tests; milliseconds. */
+  now?: () => number
+  /** For tests: where the listeners go (default: the process). */
+  target?: Pick<NodeJS.Process, 'on' | 'removeListener'>
+}
+
+/** Installs the listeners; returns a function that removes them. */
+export function onStopSignals (handlers: StopSignalHandlers, options: StopSignalOptions): () => void {
+  const now = options.now ?? Date.now
+  const target = options.target ?? process
+  let firstAt: number | undefined
+  const listener = (signal: StopSignal): void => {
+    if (firstAt === undefined) {
+      firstAt = now()
+      handlers.stop(signal)
+    } else if (options.repeatForces && now() - firstAt >= REPEAT_WINDOW_MS) {
+      handlers.force(signal)
+    } else {
+      handlers.ignored?.(signal)
+    }
+  }
+  for (const signal of STOP_SIGNALS) target.on(signal, listener)
+  return () => { for (const signal of STOP_SIGNALS) target.removeListener(signal, listener) }
+}
+
+/**
+ * The process's stop signals, installed first thing at start-up (src/server.ts), before the service exists,
+ * so that a stop during start-up is logged and ends the process cleanly instead of killing it silently.
+ * What a stop does is set later, by whatever the process runs (`whenStopping`).
+ */
+export class ProcessStop {
+  #stop: ((signal: StopSignal) => void) | undefined
+  #force: ((signal: StopSignal) => void) | undefined
+  readonly #write: (line: string) => void
+  readonly #exit: (code: number) => void
+
+  constructor (options: StopSignalOptions & { write?: (line: string) => void, exit?: (code: number) => void }) {
+    this.#write = options.write ?? ((line) => { process.stderr.write(line + '\n') })
+    this.#exit = options.exit ?? ((code) => process.exit(code))
+    onStopSignals({
+      stop: (signal) => {
+        if (this.#stop !== undefined) return this.#stop(signal)
+        this.#write(`oidc-verifier: ${signal} during start-up: stopping before listening`)
+        this.#exit(0)
+      },
+      force: (signal) => {
+        if (this.#force !== undefined) return this.#force(signal)
+        this.#write(`oidc-verifier: second ${signal}: exiting now`)
+        this.#exit(1)
+      }
+    }, options)
+  }
+
+  /** `stop` on the first signal; `force` (optional) on a later one that forces. */
+  whenStopping (stop: (signal: StopSignal) => void, force?: (signal: StopSignal) => void): void {
+    this.#stop = stop
+    this.#force = force
+  }
+}
