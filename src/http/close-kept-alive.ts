@@ -5,8 +5,10 @@
  * a connection whose request is still running stays open after its answer, idle, until its keep-alive
  * timeout (`server.keepAliveTimeoutMs`, 72 s by default) ends it. That holds the close past the grace period
  * (`server.shutdownGraceSeconds`), and the process then exits 1 at the grace limit instead of 0 when the
- * last request is done. So when the close begins, the keep-alive timeout drops to the least Node allows: an
- * answer still to come tells its client `Keep-Alive: timeout=0`, and its connection ends as soon as it is sent.
+ * last request is done. So when the close begins, the keep-alive timeout drops to the least Node allows, and a
+ * connection ends about a second after its last answer (Node adds a fixed second to the timeout, so that a
+ * client is not cut off as it reuses the connection; the answer's own `Keep-Alive` header was set when its
+ * request came in).
  */
 import type { FastifyInstance } from 'fastify'
 
