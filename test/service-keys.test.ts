@@ -29,6 +29,8 @@ t.test('IdP down at start: the service starts, is not ready, answers 503 keys_un
   t.teardown(() => app.close())
   await app.ready()
   t.ok(await until(async () => idp.requests('/jwks') >= 1), 'tried at start-up')
+  // The IdP counts the request when it arrives; the service records the failure once it has read the answer.
+  t.ok(await until(async () => typeof (await app.inject({ method: 'GET', url: '/readyz' })).json().issuers[0]?.lastError === 'string'), 'the failure is recorded')
   const ready = await app.inject({ method: 'GET', url: '/readyz' })
   t.equal(ready.statusCode, 503)
   t.equal(ready.json().issuers[0].ready, false)
