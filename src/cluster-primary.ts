@@ -47,9 +47,10 @@ export function runPrimary (workers: number, graceSeconds: number, options: Prim
   const pendingReplacements = new Set<ReturnType<typeof setTimeout>>()
   cluster.on('exit', (worker, code, signal) => {
     if (stopping) {
-      // A worker that did not stop cleanly (killed at its grace limit, or by another signal than the stop's,
-      // which ends a worker still starting) fails the whole stop.
-      if (code !== 0 || (signal !== null && signal !== stopSignal)) {
+      // A worker that did not stop cleanly fails the whole stop: exit 1 at its grace limit, or killed by another
+      // signal than the stop's own (which ends a worker still starting, before its handlers are in place).
+      const clean = signal === null ? code === 0 : signal === stopSignal
+      if (!clean) {
         log(`worker ${worker.process.pid} exited (${signal ?? code}) while stopping`, LOG_LEVEL.error)
         process.exitCode = 1
       }
@@ -90,16 +91,19 @@ export function runPrimary (workers: number, graceSeconds: number, options: Prim
     stopSignal = signal
     for (const timer of pendingReplacements) clearTimeout(timer)
     log(`${signal}: stopping workers`)
-    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill(signal)
+    if (exitCode !== 0) process.exitCode = exitCode
+    const running = Object.values(cluster.workers ?? {})
+    // Every worker already gone (each stopped on its copy of a process-group signal): nothing to wait for.
+    if (running.length === 0) process.exit(process.exitCode ?? 0)
+    for (const worker of running) worker?.process.kill(signal)
     // Workers finish their requests within their own grace period; the primary waits a little longer.
     setTimeout(() => process.exit(exitCode === 0 ? 1 : exitCode), (graceSeconds + 5) * 1000).unref()
-    if (exitCode !== 0) process.exitCode = exitCode
   }
   signals.whenStopping((signal) => { stop(signal) }, (signal) => {
     log(`second ${signal}: killing the workers now`, LOG_LEVEL.error)
     for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGKILL')
     process.exit(1)
-  })
+  }, (signal) => { log(`${signal} again: already stopping; send it again after a second to kill the workers now`) })
   process.on('SIGHUP', () => {
     log('SIGHUP: asking every worker to reload its configuration')
     for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGHUP')

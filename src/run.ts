@@ -26,21 +26,25 @@ export async function runService (config: Config, onClose?: () => Promise<void>,
   // `signals`, which tells a repeated signal from copies of one (src/stop-signals.ts); with a reload, SIGHUP
   // reloads instead of stopping.
   let stopSignal: StopSignal | undefined
+  let closing = false
   const grace = closeWithGrace({
     delay: config.server.shutdownGraceSeconds * 1000,
     skip: [...STOP_SIGNALS, ...(reload === undefined ? [] : ['SIGHUP' as const])]
   }, async ({ signal, err }) => {
+    closing = true
     if (err !== undefined) app.log.error({ err }, 'shutting down after an error')
     else app.log.info({ signal: signal ?? stopSignal }, 'shutting down: no new connections, finishing requests in flight')
     await app.close()
   })
   signals.whenStopping((signal) => {
+    // Already stopping after an uncaught error: that stop goes on (close-with-grace would run its close twice).
+    if (closing) return
     stopSignal = signal
     grace.close() // close-with-grace exits the process itself: 0, or 1 after an error or at the grace limit
   }, (signal) => {
     app.log.error({ signal }, 'second stop signal: exiting now, requests in flight are cut off')
     process.exit(1)
-  })
+  }, (signal) => { app.log.info({ signal }, 'already stopping: send the signal again after a second to stop at once') })
   if (reload !== undefined) reloadOnSighup(app, reload)
   await app.listen({ host: config.server.host, port: config.server.port })
   app.log.info({ issuers: config.issuers.map((i) => i.id), source: config.source, signatureChecks: app.verifier.signatureChecks }, 'oidc-verifier listening')

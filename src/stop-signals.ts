@@ -28,7 +28,7 @@ export interface StopSignalHandlers {
 export interface StopSignalOptions {
   /** false in a cluster worker: only its primary forces a stop. */
   repeatForces: boolean
-  /** For tests; milliseconds. */
+  /** For tests; milliseconds, monotonic (a wall-clock step must not turn a copy into a repeat). */
   now?: () => number
   /** For tests: where the listeners go (default: the process). */
   target?: Pick<NodeJS.Process, 'on' | 'removeListener'>
@@ -36,7 +36,7 @@ export interface StopSignalOptions {
 
 /** Installs the listeners; returns a function that removes them. */
 export function onStopSignals (handlers: StopSignalHandlers, options: StopSignalOptions): () => void {
-  const now = options.now ?? Date.now
+  const now = options.now ?? (() => performance.now())
   const target = options.target ?? process
   let firstAt: number | undefined
   const listener = (signal: StopSignal): void => {
@@ -55,18 +55,22 @@ export function onStopSignals (handlers: StopSignalHandlers, options: StopSignal
 
 /**
  * The process's stop signals, installed first thing at start-up (src/server.ts), before the service exists,
- * so that a stop during start-up is logged and ends the process cleanly instead of killing it silently.
- * What a stop does is set later, by whatever the process runs (`whenStopping`).
+ * so that a stop during start-up ends the process cleanly with a line instead of killing it silently (or, as
+ * PID 1 in a container, being ignored). What a stop does is set later, by whatever the process runs
+ * (`whenStopping`). Until then a SIGHUP is ignored too: there is nothing to reload yet, and its default
+ * action would kill the process (a cluster primary passes SIGHUP on to a worker that may still be starting).
  */
 export class ProcessStop {
   #stop: ((signal: StopSignal) => void) | undefined
   #force: ((signal: StopSignal) => void) | undefined
+  #ignored: ((signal: StopSignal) => void) | undefined
   readonly #write: (line: string) => void
   readonly #exit: (code: number) => void
 
   constructor (options: StopSignalOptions & { write?: (line: string) => void, exit?: (code: number) => void }) {
     this.#write = options.write ?? ((line) => { process.stderr.write(line + '\n') })
     this.#exit = options.exit ?? ((code) => process.exit(code))
+    const target = options.target ?? process
     onStopSignals({
       stop: (signal) => {
         if (this.#stop !== undefined) return this.#stop(signal)
@@ -77,13 +81,22 @@ export class ProcessStop {
         if (this.#force !== undefined) return this.#force(signal)
         this.#write(`oidc-verifier: second ${signal}: exiting now`)
         this.#exit(1)
-      }
+      },
+      // In a cluster worker every repeat is ignored, and said by nobody: the primary is the one to tell.
+      ignored: (signal) => { if (options.repeatForces) this.#ignored?.(signal) }
     }, options)
+    target.on('SIGHUP', () => {
+      if (this.#stop === undefined) this.#write('oidc-verifier: SIGHUP during start-up: ignored, nothing to reload yet')
+    })
   }
 
-  /** `stop` on the first signal; `force` (optional) on a later one that forces. */
-  whenStopping (stop: (signal: StopSignal) => void, force?: (signal: StopSignal) => void): void {
+  /**
+   * `stop` on the first signal; `force` (optional) on a later one that forces; `ignored` (optional) on a copy
+   * within the repeat window, to say that the stop is under way.
+   */
+  whenStopping (stop: (signal: StopSignal) => void, force?: (signal: StopSignal) => void, ignored?: (signal: StopSignal) => void): void {
     this.#stop = stop
     this.#force = force
+    this.#ignored = ignored
   }
 }

@@ -82,7 +82,7 @@ t.test('WORKERS=2: a SIGTERM to the whole process group (each worker gets it twi
   t.equal(await answer, 401, 'the request in flight gets its answer (key_not_found after the slow refresh), not a reset')
   const { code } = await server.exited
   t.equal(code, 0, 'the primary exits 0')
-  t.notMatch(server.output(), /second SIGTERM|exiting now|exited \(\d+\) while stopping/, 'the copy of the signal from the primary changed nothing')
+  t.notMatch(server.output(), /second SIGTERM|exiting now|exited \([^)]+\) while stopping/, 'the copy of the signal from the primary changed nothing')
   t.equal(server.output().match(/shutting down: no new connections/g)?.length, 2, 'each worker stopped once, gracefully')
 })
 
@@ -154,4 +154,32 @@ t.test('WORKERS=2: one worker stopped on its own (exit 0) is replaced once the p
   await server.waitForLine(/"msg":"oidc-verifier listening"/, { from: before, timeoutMs: 60_000 })
   server.child.kill('SIGTERM')
   t.equal((await server.exited).code, 0)
+})
+
+t.test('WORKERS=2: a SIGTERM to the primary right after it forked (workers still starting) exits 0', async (t) => {
+  const idp = await startJwksServer({ json: jwksOf(key) })
+  t.teardown(() => idp.close())
+  for (const delayMs of [0, 50, 300]) {
+    const server = startNode('src/server.ts', ['--config', configFile(t, idp.jwksUrl)], { env: { WORKERS: '2' } })
+    t.teardown(() => server.kill())
+    await server.waitForLine(/started 2 workers/, { timeoutMs: 60_000 })
+    await sleep(delayMs)
+    server.child.kill('SIGTERM')
+    t.same(await server.exited, { code: 0, signal: null }, `${delayMs} ms after the fork: a worker ended by the stop's own signal is a clean stop`)
+    t.notMatch(server.output(), /while stopping/)
+  }
+})
+
+t.test('WORKERS=2: a worker that does not finish its stop (killed meanwhile) makes the primary exit 1', async (t) => {
+  const idp = await startJwksServer({ json: jwksOf(key) })
+  t.teardown(() => idp.close())
+  const server = startNode('src/server.ts', ['--config', configFile(t, idp.jwksUrl)], { env: { WORKERS: '2' } })
+  t.teardown(() => server.kill())
+  await listening(server, 2)
+  const [victim] = (await server.waitForLine(/started 2 workers \(pids (\d+), (\d+)\)/)).slice(1).map(Number)
+  server.child.kill('SIGTERM')
+  await server.waitForLine(/SIGTERM: stopping workers/)
+  process.kill(victim as number, 'SIGKILL')
+  t.equal((await server.exited).code, 1, 'a supervisor sees the stop failed')
+  t.match(server.output(), new RegExp(`worker ${victim} exited \\(SIGKILL\\) while stopping`))
 })

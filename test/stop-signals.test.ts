@@ -71,3 +71,20 @@ t.test('ProcessStop: before the service sets its stop, a signal ends start-up wi
   t.same(exits, [0, 1])
   t.match(lines.at(-1), /second SIGINT: exiting now/)
 })
+
+t.test('ProcessStop: a copy is reported only where repeats can force; a SIGHUP before the service is ignored with a line', async (t) => {
+  for (const repeatForces of [true, false]) {
+    const target = new EventEmitter()
+    const lines: string[] = []
+    const ignored: StopSignal[] = []
+    const signals = new ProcessStop({ repeatForces, now: () => 0, target: target as unknown as NodeJS.Process, write: (l) => lines.push(l), exit: () => {} })
+    target.emit('SIGHUP', 'SIGHUP')
+    t.match(lines, [/SIGHUP during start-up: ignored, nothing to reload yet/])
+    signals.whenStopping(() => {}, () => {}, (s) => ignored.push(s))
+    target.emit('SIGHUP', 'SIGHUP')
+    t.equal(lines.length, 1, 'once the service runs, SIGHUP is its business')
+    target.emit('SIGTERM', 'SIGTERM')
+    target.emit('SIGTERM', 'SIGTERM')
+    t.same(ignored, repeatForces ? ['SIGTERM'] : [], repeatForces ? 'the copy is reported' : 'a cluster worker leaves that to its primary')
+  }
+})

@@ -3,21 +3,40 @@
  *
  * On close, Node's server stops accepting and Fastify closes the connections that are idle at that moment;
  * a connection whose request is still running stays open after its answer, idle, until its keep-alive
- * timeout (`server.keepAliveTimeoutMs`, 72 s by default) ends it. That holds the close past the grace period
- * (`server.shutdownGraceSeconds`), and the process then exits 1 at the grace limit instead of 0 when the
- * last request is done. So when the close begins, the keep-alive timeout drops to the least Node allows, and a
- * connection ends about a second after its last answer (Node adds a fixed second to the timeout, so that a
- * client is not cut off as it reuses the connection; the answer's own `Keep-Alive` header was set when its
- * request came in).
+ * timeout (`server.keepAliveTimeoutMs`, 72 s by default) ends it. That held the close past the grace period
+ * (`server.shutdownGraceSeconds`), and the process then exited 1 at the grace limit instead of 0 when the
+ * last request was done; and a pooled client that reused the connection meanwhile got a 503.
+ *
+ * So when the close begins, every answer not yet started says `Connection: close`, and Node ends its
+ * connection as soon as it is sent; the client opens a new one, to another replica. An answer already being
+ * written cannot change its headers: for those the keep-alive timeout drops to the least Node allows, and
+ * the connection ends about a second after the answer (Node adds a fixed second to the timeout).
+ *
+ * The connections are tracked per connection, not per request: nothing is added to a request's path.
  */
+import type { Socket } from 'node:net'
+import { ServerResponse } from 'node:http'
+import { Server as TlsServer } from 'node:tls'
 import type { FastifyInstance } from 'fastify'
 
 /** Milliseconds; Node treats 0 as "no timeout", so the least that ends a connection is 1. */
 export const CLOSING_KEEP_ALIVE_MS = 1
 
 export function closeKeptAliveOnClose (fastify: FastifyInstance): void {
+  const server = fastify.server
+  const open = new Set<Socket>()
+  // The socket HTTP reads and writes: the TLS one on an HTTPS listener, the TCP one otherwise.
+  server.on(server instanceof TlsServer ? 'secureConnection' : 'connection', (socket: Socket) => {
+    open.add(socket)
+    socket.once('close', () => open.delete(socket))
+  })
   fastify.addHook('preClose', (done) => {
-    fastify.server.keepAliveTimeout = CLOSING_KEEP_ALIVE_MS
+    server.keepAliveTimeout = CLOSING_KEEP_ALIVE_MS
+    for (const socket of open) {
+      // Node keeps the answer in progress on its socket (a long-standing field, not in Node's typings).
+      const answer = (socket as Socket & { _httpMessage?: unknown })._httpMessage
+      if (answer instanceof ServerResponse && !answer.headersSent) answer.setHeader('connection', 'close')
+    }
     done()
   })
 }
