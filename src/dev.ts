@@ -22,12 +22,12 @@ try {
     ...(env.DEV_ISSUER_HOST !== undefined && env.DEV_ISSUER_HOST !== '' ? { host: env.DEV_ISSUER_HOST } : {}),
     port: Number(issuerPort),
     env
-  }).catch((err: unknown) => { throw listenProblem(err, 'DEV_ISSUER_PORT', 'the development issuer could not listen') })
+  }).catch((err: unknown) => { throw listenProblem(err, ['DEV_ISSUER_HOST', 'DEV_ISSUER_PORT'], 'the development issuer could not listen') })
   const config = parseConfig({
     issuers: [{ id: 'dev', issuer: devIssuer.issuer, audiences: [devIssuer.audience], algorithms: ['ES256', 'RS256'] }]
   }, 'development issuer', env)
   const app = await runService(config, async () => { await devIssuer.close() }, undefined, signals)
-    .catch((err: unknown) => { throw listenProblem(err, 'PORT', 'the service could not listen') })
+    .catch((err: unknown) => { throw listenProblem(err, ['HOST', 'PORT'], 'the service could not listen') })
   const address = app.server.address()
   const port = typeof address === 'object' && address !== null ? address.port : config.server.port
   const base = `http://${advertisedHost(config.server.host)}:${port}`
@@ -57,12 +57,12 @@ try {
   process.exit(1)
 }
 
-/** A listen error as a line an operator can act on (the setting that moves the port); other errors as they are. */
-function listenProblem (err: unknown, setting: string, what: string): unknown {
+/** A listen error as a line an operator can act on (the setting that moves it); other errors as they are. */
+function listenProblem (err: unknown, [host, port]: [string, string], what: string): unknown {
   const code = (err as NodeJS.ErrnoException | undefined)?.code
   const message = (err as Error | undefined)?.message
-  if (code === 'EADDRINUSE') return new Error(`${what}: ${message} (another process has that port: stop it, or set ${setting} to a free one)`)
-  if (code === 'EACCES') return new Error(`${what}: ${message} (ports below 1024 need privileges: set ${setting} to 1024 or above)`)
-  if (code === 'EADDRNOTAVAIL') return new Error(`${what}: ${message} (no interface of this machine has that address)`)
+  if (code === 'EADDRINUSE') return new Error(`${what}: ${message} (another process has that port: stop it, or set ${port} to a free one)`)
+  if (code === 'EACCES') return new Error(`${what}: ${message} (ports below 1024 need privileges: set ${port} to 1024 or above)`)
+  if (code === 'EADDRNOTAVAIL') return new Error(`${what}: ${message} (no interface of this machine has that address: check ${host})`)
   return err
 }

@@ -78,7 +78,9 @@ t.test('npm run dev refuses NODE_ENV=production', async (t) => {
 
 /** Runs dist/dev.js to its exit (bounded): exit code and standard error. */
 async function runDev (env: Record<string, string>): Promise<{ code: number | null, stderr: string }> {
-  const child = spawn(process.execPath, ['dist/dev.js'], { env: { ...process.env, NODE_ENV: 'development', LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'ignore', 'pipe'] })
+  // Without the settings the service reads from this process's environment (OIDC_*, HOST, PORT…).
+  const base = Object.fromEntries(Object.entries(process.env).filter(([name]) => !/^(OIDC_|HOST$|PORT$|DEV_ISSUER_)/.test(name)))
+  const child = spawn(process.execPath, ['dist/dev.js'], { env: { ...base, NODE_ENV: 'development', LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''
   child.stderr.on('data', (d) => { stderr += String(d) })
   const timer = setTimeout(() => child.kill('SIGKILL'), 30_000)
@@ -106,6 +108,10 @@ t.test('npm run dev: a bad DEV_ISSUER_PORT or a port in use is one line naming t
   t.equal(servicePort.code, 1)
   t.match(servicePort.stderr, /the service could not listen: .*EADDRINUSE.*set PORT to a free one/)
   t.notMatch(servicePort.stderr, /\n\s+at /, 'no stack trace')
+  // An address no interface has (TEST-NET-1, RFC 5737).
+  const address = await runDev({ HOST: '192.0.2.1', PORT: '0', DEV_ISSUER_PORT: '0' })
+  t.equal(address.code, 1)
+  t.match(address.stderr, /the service could not listen: .*EADDRNOTAVAIL.*check HOST/)
 })
 
 t.test("README's curl examples send the method their route accepts", async (t) => {
