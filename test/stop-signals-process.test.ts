@@ -34,6 +34,15 @@ function configFile (t: Test, jwksUrl: string): string {
   return join(dir, 'config.yaml')
 }
 
+/** The JWKS server (its keys: `key`) and the service on it, as a process; both end with the test. */
+async function startService (t: Test, workers?: number): Promise<{ idp: JwksServer, server: StartedProcess }> {
+  const idp = await startJwksServer({ json: jwksOf(key) })
+  t.teardown(() => idp.close())
+  const server = startNode('src/server.ts', ['--config', configFile(t, idp.jwksUrl)], workers === undefined ? {} : { env: { WORKERS: String(workers) } })
+  t.teardown(() => server.kill())
+  return { idp, server }
+}
+
 async function listening (server: StartedProcess, workers: number): Promise<string> {
   let from = 0
   let base = ''
@@ -67,10 +76,7 @@ async function requestInFlight (base: string, idp: JwksServer, delayMs = SLOW_JW
 }
 
 t.test('WORKERS=2: a SIGTERM to the whole process group (each worker gets it twice) stops gracefully; the request in flight is answered, exit 0', async (t) => {
-  const idp = await startJwksServer({ json: jwksOf(key) })
-  t.teardown(() => idp.close())
-  const server = startNode('src/server.ts', ['--config', configFile(t, idp.jwksUrl)], { env: { WORKERS: '2' } })
-  t.teardown(() => server.kill())
+  const { idp, server } = await startService(t, 2)
   const base = await listening(server, 2)
   const { answer } = await requestInFlight(base, idp)
   // A signal to the whole group (systemd, Ctrl-C) reaches each worker directly and again from the primary. On a
@@ -87,10 +93,7 @@ t.test('WORKERS=2: a SIGTERM to the whole process group (each worker gets it twi
 })
 
 t.test('the service alone: a copy of the signal right after it (npm forwards the signal it got) changes nothing', async (t) => {
-  const idp = await startJwksServer({ json: jwksOf(key) })
-  t.teardown(() => idp.close())
-  const server = startNode('src/server.ts', ['--config', configFile(t, idp.jwksUrl)])
-  t.teardown(() => server.kill())
+  const { idp, server } = await startService(t)
   const base = await listening(server, 1)
   const { answer } = await requestInFlight(base, idp)
   server.child.kill('SIGINT')
@@ -102,10 +105,7 @@ t.test('the service alone: a copy of the signal right after it (npm forwards the
 })
 
 t.test('the service alone: a second signal after the repeat window stops at once with exit 1 and says so', async (t) => {
-  const idp = await startJwksServer({ json: jwksOf(key) })
-  t.teardown(() => idp.close())
-  const server = startNode('src/server.ts', ['--config', configFile(t, idp.jwksUrl)])
-  t.teardown(() => server.kill())
+  const { idp, server } = await startService(t)
   const base = await listening(server, 1)
   const { answer } = await requestInFlight(base, idp, 30_000) // a stop that would take the whole grace period
   server.child.kill('SIGTERM')
@@ -142,10 +142,7 @@ t.test('a SIGTERM during start-up (here: while the configuration file is being r
 })
 
 t.test('WORKERS=2: one worker stopped on its own (exit 0) is replaced once the primary has had time to get its copy', async (t) => {
-  const idp = await startJwksServer({ json: jwksOf(key) })
-  t.teardown(() => idp.close())
-  const server = startNode('src/server.ts', ['--config', configFile(t, idp.jwksUrl)], { env: { WORKERS: '2' } })
-  t.teardown(() => server.kill())
+  const { server } = await startService(t, 2)
   await listening(server, 2)
   const [recycled] = (await server.waitForLine(/started 2 workers \(pids (\d+), (\d+)\)/)).slice(1).map(Number)
   const before = server.output().length
@@ -171,10 +168,7 @@ t.test('WORKERS=2: a SIGTERM to the primary right after it forked (workers still
 })
 
 t.test('WORKERS=2: a worker that does not finish its stop (killed meanwhile) makes the primary exit 1', async (t) => {
-  const idp = await startJwksServer({ json: jwksOf(key) })
-  t.teardown(() => idp.close())
-  const server = startNode('src/server.ts', ['--config', configFile(t, idp.jwksUrl)], { env: { WORKERS: '2' } })
-  t.teardown(() => server.kill())
+  const { server } = await startService(t, 2)
   await listening(server, 2)
   const [victim] = (await server.waitForLine(/started 2 workers \(pids (\d+), (\d+)\)/)).slice(1).map(Number)
   server.child.kill('SIGTERM')
