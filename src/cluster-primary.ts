@@ -32,7 +32,7 @@ export interface PrimaryOptions {
  * that, an operator's "stop now", kills the workers and exits 1.
  */
 export function runPrimary (workers: number, graceSeconds: number, options: PrimaryOptions = {},
-  signals: ProcessStop = new ProcessStop({ repeatForces: true })): void {
+  signals: ProcessStop = new ProcessStop({ repeatForces: true, hangup: 'reload' })): void {
   let stopping = false
   const restarts: number[] = []
   const log = clusterLog
@@ -40,6 +40,8 @@ export function runPrimary (workers: number, graceSeconds: number, options: Prim
   if (options.relayRevocations !== undefined) relayRevocations(options.relayRevocations, log)
 
   const fork = (): Worker => cluster.fork()
+  // A worker that has exited can stay in cluster.workers until its IPC channel is closed too.
+  const live = (): Worker[] => Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && !w.isDead())
   const started = Array.from({ length: workers }, fork)
   log(`started ${workers} workers (pids ${started.map((w) => w.process.pid).join(', ')})`)
 
@@ -55,7 +57,7 @@ export function runPrimary (workers: number, graceSeconds: number, options: Prim
         process.exitCode = 1
       }
       // The exit code stop() was given: 1 after a crash loop, which must not look like a clean stop.
-      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(process.exitCode ?? 0)
+      if (live().length === 0) process.exit(process.exitCode ?? 0)
       return
     }
     if (code === 0 && signal === null) {
@@ -92,22 +94,23 @@ export function runPrimary (workers: number, graceSeconds: number, options: Prim
     for (const timer of pendingReplacements) clearTimeout(timer)
     log(`${signal}: stopping workers`)
     if (exitCode !== 0) process.exitCode = exitCode
-    const running = Object.values(cluster.workers ?? {})
+    const running = live()
     // Every worker already gone (each stopped on its copy of a process-group signal): nothing to wait for.
     if (running.length === 0) process.exit(process.exitCode ?? 0)
-    for (const worker of running) worker?.process.kill(signal)
+    for (const worker of running) worker.process.kill(signal)
     // Workers finish their requests within their own grace period; the primary waits a little longer.
     setTimeout(() => process.exit(exitCode === 0 ? 1 : exitCode), (graceSeconds + 5) * 1000).unref()
   }
   signals.whenStopping((signal) => { stop(signal) }, (signal) => {
     log(`second ${signal}: killing the workers now`, LOG_LEVEL.error)
-    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGKILL')
+    for (const worker of live()) worker.process.kill('SIGKILL')
     process.exit(1)
   }, (signal) => { log(`${signal} again: already stopping; send it again after a second to kill the workers now`) })
   process.on('SIGHUP', () => {
     log('SIGHUP: asking every worker to reload its configuration')
-    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGHUP')
+    for (const worker of live()) worker.process.kill('SIGHUP')
   })
+  signals.replayHangup()
 }
 
 /**

@@ -10,7 +10,7 @@ import { ProcessStop } from './stop-signals.js'
 /** The development issuer's port when DEV_ISSUER_PORT is unset. */
 const DEFAULT_DEV_ISSUER_PORT = 9400
 
-const signals = new ProcessStop({ repeatForces: true })
+const signals = new ProcessStop({ repeatForces: true, hangup: 'stop' }) // SIGHUP stops npm run dev (it never reloads)
 const env = process.env
 try {
   const issuerPort = env.DEV_ISSUER_PORT === undefined || env.DEV_ISSUER_PORT === '' ? String(DEFAULT_DEV_ISSUER_PORT) : env.DEV_ISSUER_PORT
@@ -64,5 +64,6 @@ function listenProblem (err: unknown, [host, port]: [string, string], what: stri
   if (code === 'EADDRINUSE') return new Error(`${what}: ${message} (another process has that port: stop it, or set ${port} to a free one)`)
   if (code === 'EACCES') return new Error(`${what}: ${message} (ports below 1024 need privileges: set ${port} to 1024 or above)`)
   if (code === 'EADDRNOTAVAIL') return new Error(`${what}: ${message} (no interface of this machine has that address: check ${host})`)
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return new Error(`${what}: ${message} (that host name does not resolve: check ${host})`)
   return err
 }

@@ -16,7 +16,7 @@ import { ProcessStop, STOP_SIGNALS, type StopSignal } from './stop-signals.js'
  * `signals`: the process's stop signals, when the caller installed them before start-up (src/server.ts).
  */
 export async function runService (config: Config, onClose?: () => Promise<void>, reload?: () => Config,
-  signals: ProcessStop = new ProcessStop({ repeatForces: cluster.isPrimary })): Promise<FastifyInstance> {
+  signals: ProcessStop = new ProcessStop({ repeatForces: cluster.isPrimary, hangup: reload === undefined ? 'stop' : 'reload' })): Promise<FastifyInstance> {
   const app = await buildApp(config)
   if (onClose !== undefined) app.addHook('onClose', onClose)
   // server.opsPort: health and metrics on their own listener, closed with the main one.
@@ -37,15 +37,22 @@ export async function runService (config: Config, onClose?: () => Promise<void>,
     await app.close()
   })
   signals.whenStopping((signal) => {
-    // Already stopping after an uncaught error: that stop goes on (close-with-grace would run its close twice).
-    if (closing) return
+    // Already stopping (after an uncaught error, or a SIGHUP without reload): that stop goes on; close-with-grace
+    // would run its close a second time.
+    if (closing) {
+      app.log.info({ signal }, 'already stopping')
+      return
+    }
     stopSignal = signal
     grace.close() // close-with-grace exits the process itself: 0, or 1 after an error or at the grace limit
   }, (signal) => {
     app.log.error({ signal }, 'second stop signal: exiting now, requests in flight are cut off')
     process.exit(1)
   }, (signal) => { app.log.info({ signal }, 'already stopping: send the signal again after a second to stop at once') })
-  if (reload !== undefined) reloadOnSighup(app, reload)
+  if (reload !== undefined) {
+    reloadOnSighup(app, reload)
+    signals.replayHangup()
+  }
   await app.listen({ host: config.server.host, port: config.server.port })
   app.log.info({ issuers: config.issuers.map((i) => i.id), source: config.source, signatureChecks: app.verifier.signatureChecks }, 'oidc-verifier listening')
   if (ops !== undefined) {

@@ -7,6 +7,6 @@
 import cluster from 'node:cluster'
 import { ProcessStop } from './stop-signals.js'
 
-const signals = new ProcessStop({ repeatForces: cluster.isPrimary })
+const signals = new ProcessStop({ repeatForces: cluster.isPrimary, hangup: 'reload' })
 const { start } = await import('./start.js')
 await start(signals)

@@ -31,7 +31,7 @@ export interface StopSignalOptions {
   /** For tests; milliseconds, monotonic (a wall-clock step must not turn a copy into a repeat). */
   now?: () => number
   /** For tests: where the listeners go (default: the process). */
-  target?: Pick<NodeJS.Process, 'on' | 'removeListener'>
+  target?: Pick<NodeJS.Process, 'on' | 'removeListener' | 'emit'>
 }
 
 /** Installs the listeners; returns a function that removes them. */
@@ -57,20 +57,24 @@ export function onStopSignals (handlers: StopSignalHandlers, options: StopSignal
  * The process's stop signals, installed first thing at start-up (src/server.ts), before the service exists,
  * so that a stop during start-up ends the process cleanly with a line instead of killing it silently (or, as
  * PID 1 in a container, being ignored). What a stop does is set later, by whatever the process runs
- * (`whenStopping`). Until then a SIGHUP is ignored too: there is nothing to reload yet, and its default
- * action would kill the process (a cluster primary passes SIGHUP on to a worker that may still be starting).
+ * (`whenStopping`). A SIGHUP until then would kill the process by its default action; instead, where
+ * SIGHUP reloads (`hangup: 'reload'`), it is kept and acted on once the service has started
+ * (`replayHangup`), so a reload asked for during start-up (the cluster primary passes SIGHUP on to a worker
+ * that may still be starting) reads the configuration again; where SIGHUP stops (`npm run dev`), it stops.
  */
 export class ProcessStop {
   #stop: ((signal: StopSignal) => void) | undefined
   #force: ((signal: StopSignal) => void) | undefined
   #ignored: ((signal: StopSignal) => void) | undefined
+  #hangupDuringStart = false
   readonly #write: (line: string) => void
   readonly #exit: (code: number) => void
+  readonly #target: Pick<NodeJS.Process, 'on' | 'removeListener' | 'emit'>
 
-  constructor (options: StopSignalOptions & { write?: (line: string) => void, exit?: (code: number) => void }) {
+  constructor (options: StopSignalOptions & { hangup: 'reload' | 'stop', write?: (line: string) => void, exit?: (code: number) => void }) {
     this.#write = options.write ?? ((line) => { process.stderr.write(line + '\n') })
     this.#exit = options.exit ?? ((code) => process.exit(code))
-    const target = options.target ?? process
+    const target = this.#target = options.target ?? process
     onStopSignals({
       stop: (signal) => {
         if (this.#stop !== undefined) return this.#stop(signal)
@@ -86,8 +90,22 @@ export class ProcessStop {
       ignored: (signal) => { if (options.repeatForces) this.#ignored?.(signal) }
     }, options)
     target.on('SIGHUP', () => {
-      if (this.#stop === undefined) this.#write('oidc-verifier: SIGHUP during start-up: ignored, nothing to reload yet')
+      if (this.#stop !== undefined) return // the service's own SIGHUP handling has it
+      if (options.hangup === 'stop') {
+        this.#write('oidc-verifier: SIGHUP during start-up: stopping before listening')
+        this.#exit(0)
+      } else if (!this.#hangupDuringStart) {
+        this.#hangupDuringStart = true
+        this.#write('oidc-verifier: SIGHUP during start-up: the configuration is read again once the service has started')
+      }
     })
+  }
+
+  /** Once the service handles SIGHUP itself: a SIGHUP that came during start-up now has its effect. */
+  replayHangup (): void {
+    if (!this.#hangupDuringStart) return
+    this.#hangupDuringStart = false
+    this.#target.emit('SIGHUP', 'SIGHUP')
   }
 
   /**

@@ -63,7 +63,9 @@ for (const scheme of ['http', 'https'] as const) {
     t.equal(answer.connection, 'close', 'and told that its connection ends')
     await answer.socketClosed
     // The close ends with the last answer: well before the keep-alive timeout (72 s) or any grace period.
-    const raced = await Promise.race([closing.then(() => 'closed'), sleep(5000).then(() => 'still open')])
+    const timer = new AbortController()
+    const raced = await Promise.race([closing.then(() => 'closed'), sleep(5000, 'still open', { signal: timer.signal }).catch(() => 'closed')])
+    timer.abort()
     t.equal(raced, 'closed', 'the close finished once the last answer was sent')
   })
 }

@@ -780,3 +780,12 @@ t.test('PORT may not make the main listener the ops listener\'s port', async (t)
     ['environment: PORT: expected a port other than server.opsPort (9100) of config.yaml'])
   t.equal(parse({ issuers: [minimalIssuer()], server: { opsPort: 9100 } }, { PORT: '9101' }).server.port, 9101)
 })
+
+t.test('"localhost" as a listen address is refused: Fastify would open a second listener (::1) the service cannot reach', async (t) => {
+  t.match(problemsOf(() => parse({ issuers: [minimalIssuer()], server: { host: 'localhost' } })), [/server\.host: expected an address, not the name "localhost".*use 127\.0\.0\.1/])
+  t.match(problemsOf(() => parse({ issuers: [minimalIssuer()], server: { opsPort: 9100, opsHost: 'localhost' } })), [/server\.opsHost: expected an address, not the name "localhost"/])
+  t.match(problemsOf(() => parse({ issuers: [minimalIssuer()] }, { HOST: 'localhost' })), [/environment: HOST: expected an address, not the name "localhost"/])
+  for (const host of ['127.0.0.1', '::1', '::', '0.0.0.0', 'verifier.internal']) {
+    t.equal(parse({ issuers: [minimalIssuer()], server: { host } }).server.host, host, host)
+  }
+})

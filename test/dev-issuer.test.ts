@@ -112,6 +112,9 @@ t.test('npm run dev: a bad DEV_ISSUER_PORT or a port in use is one line naming t
   const address = await runDev({ HOST: '192.0.2.1', PORT: '0', DEV_ISSUER_PORT: '0' })
   t.equal(address.code, 1)
   t.match(address.stderr, /the service could not listen: .*EADDRNOTAVAIL.*check HOST/)
+  const name = await runDev({ PORT: '0', DEV_ISSUER_HOST: 'nosuch.invalid', DEV_ISSUER_PORT: '0' })
+  t.equal(name.code, 1)
+  t.match(name.stderr, /the development issuer could not listen: .*(ENOTFOUND|EAI_AGAIN).*check DEV_ISSUER_HOST/)
 })
 
 t.test("README's curl examples send the method their route accepts", async (t) => {

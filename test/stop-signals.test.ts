@@ -54,14 +54,14 @@ t.test('ProcessStop: before the service sets its stop, a signal ends start-up wi
   const exits: number[] = []
   const stops: StopSignal[] = []
   let clock = 0
-  new ProcessStop({ repeatForces: true, now: () => clock, target: target as unknown as NodeJS.Process, write: (l) => lines.push(l), exit: (c) => exits.push(c) })
+  new ProcessStop({ repeatForces: true, hangup: 'reload', now: () => clock, target: target as unknown as NodeJS.Process, write: (l) => lines.push(l), exit: (c) => exits.push(c) })
   target.emit('SIGTERM', 'SIGTERM')
   t.same(exits, [0])
   t.match(lines[0], /SIGTERM during start-up: stopping before listening/)
 
   // With a stop action set, it gets the first signal; without a force action, a forcing repeat exits 1.
   const fresh = new EventEmitter()
-  const withAction = new ProcessStop({ repeatForces: true, now: () => clock, target: fresh as unknown as NodeJS.Process, write: (l) => lines.push(l), exit: (c) => exits.push(c) })
+  const withAction = new ProcessStop({ repeatForces: true, hangup: 'reload', now: () => clock, target: fresh as unknown as NodeJS.Process, write: (l) => lines.push(l), exit: (c) => exits.push(c) })
   withAction.whenStopping((s) => stops.push(s))
   fresh.emit('SIGINT', 'SIGINT')
   t.same(stops, ['SIGINT'])
@@ -72,19 +72,41 @@ t.test('ProcessStop: before the service sets its stop, a signal ends start-up wi
   t.match(lines.at(-1), /second SIGINT: exiting now/)
 })
 
-t.test('ProcessStop: a copy is reported only where repeats can force; a SIGHUP before the service is ignored with a line', async (t) => {
+t.test('ProcessStop: a copy is reported only where repeats can force', async (t) => {
   for (const repeatForces of [true, false]) {
     const target = new EventEmitter()
-    const lines: string[] = []
     const ignored: StopSignal[] = []
-    const signals = new ProcessStop({ repeatForces, now: () => 0, target: target as unknown as NodeJS.Process, write: (l) => lines.push(l), exit: () => {} })
-    target.emit('SIGHUP', 'SIGHUP')
-    t.match(lines, [/SIGHUP during start-up: ignored, nothing to reload yet/])
+    const signals = new ProcessStop({ repeatForces, hangup: 'reload', now: () => 0, target: target as unknown as NodeJS.Process, write: () => {}, exit: () => {} })
     signals.whenStopping(() => {}, () => {}, (s) => ignored.push(s))
-    target.emit('SIGHUP', 'SIGHUP')
-    t.equal(lines.length, 1, 'once the service runs, SIGHUP is its business')
     target.emit('SIGTERM', 'SIGTERM')
     target.emit('SIGTERM', 'SIGTERM')
     t.same(ignored, repeatForces ? ['SIGTERM'] : [], repeatForces ? 'the copy is reported' : 'a cluster worker leaves that to its primary')
   }
+})
+
+t.test('ProcessStop: a SIGHUP during start-up is kept for the service where it reloads, and stops where it stops', async (t) => {
+  const target = new EventEmitter()
+  const lines: string[] = []
+  const exits: number[] = []
+  const signals = new ProcessStop({ repeatForces: true, hangup: 'reload', target: target as unknown as NodeJS.Process, write: (l) => lines.push(l), exit: (c) => exits.push(c) })
+  target.emit('SIGHUP', 'SIGHUP')
+  target.emit('SIGHUP', 'SIGHUP')
+  t.match(lines, [/SIGHUP during start-up: the configuration is read again once the service has started/], 'said once')
+  t.same(exits, [], 'not a stop')
+  // The service starts and handles SIGHUP itself: the kept SIGHUP reaches it, once.
+  const reloads: string[] = []
+  signals.whenStopping(() => {})
+  target.on('SIGHUP', () => reloads.push('reload'))
+  signals.replayHangup()
+  signals.replayHangup()
+  t.same(reloads, ['reload'])
+  target.emit('SIGHUP', 'SIGHUP')
+  t.equal(lines.length, 1, 'once the service runs, SIGHUP is its business alone')
+
+  const devTarget = new EventEmitter()
+  const dev = new ProcessStop({ repeatForces: true, hangup: 'stop', target: devTarget as unknown as NodeJS.Process, write: (l) => lines.push(l), exit: (c) => exits.push(c) })
+  devTarget.emit('SIGHUP', 'SIGHUP')
+  t.same(exits, [0], 'npm run dev stops on SIGHUP, during start-up too')
+  t.match(lines.at(-1), /SIGHUP during start-up: stopping before listening/)
+  dev.replayHangup() // nothing kept
 })

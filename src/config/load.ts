@@ -698,6 +698,14 @@ function isProxyAddress (value: string): boolean {
   return version === 4 && isIP(bits) === 4 // address/netmask
 }
 
+/**
+ * Listening on the name "localhost" makes Fastify open one server per address it resolves to (127.0.0.1 and
+ * ::1); what the service sets up on its listener (certificate renewal, the header limit, ending kept-alive
+ * connections at a stop) would reach only the first.
+ */
+const LOCALHOST_PROBLEM = 'expected an address, not the name "localhost", which opens a second listener (for ::1) that certificate renewal, the header limit and the graceful stop do not reach: use 127.0.0.1 (the default), ::1, or :: for every address'
+const isLocalhostName = (host: string): boolean => host === 'localhost'
+
 function checkServer (server: unknown, ctx: Ctx): void {
   if (!isRecord(server) && server !== undefined) return
   const schema = ServerSchema as unknown as Schema
@@ -706,6 +714,9 @@ function checkServer (server: unknown, ctx: Ctx): void {
   if (bodyLimit !== undefined && maxTokenBytes !== undefined && maxTokenBytes >= bodyLimit) {
     const which = server?.maxTokenBytes === undefined ? ' (the default)' : ''
     report(ctx, ['server', 'maxTokenBytes'], `expected less than server.bodyLimit (${bodyLimit}), got ${maxTokenBytes}${which}`)
+  }
+  for (const key of ['host', 'opsHost'] as const) {
+    if (typeof server?.[key] === 'string' && isLocalhostName(server[key])) report(ctx, ['server', key], LOCALHOST_PROBLEM)
   }
   const trustProxy = server?.trustProxy
   if (Array.isArray(trustProxy)) {
@@ -846,6 +857,7 @@ function serverFromEnv (env: NodeJS.ProcessEnv, problems: string[]): Partial<Ser
   const host = envValue(env, 'HOST')
   if (host !== undefined) {
     if (host.trim() !== host) problems.push(`${ENVIRONMENT}: HOST: expected a host name or address without surrounding spaces, got ${describe(host)}`)
+    else if (isLocalhostName(host)) problems.push(`${ENVIRONMENT}: HOST: ${LOCALHOST_PROBLEM}`)
     else out.host = host
   }
   const port = envValue(env, 'PORT')

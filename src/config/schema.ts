@@ -219,7 +219,7 @@ export const OpsTlsSchema = Type.Object({
 })
 
 export const ServerSchema = Type.Object({
-  host: Type.Optional(NonEmptyString('Address to listen on. Environment HOST overrides it.', 'a non-empty host name or address')),
+  host: Type.Optional(NonEmptyString('Address to listen on (not the name "localhost", which would open a second listener for ::1). Environment HOST overrides it.', 'a non-empty host name or address')),
   port: Type.Optional(Int(0, 65535, 'TCP port to listen on (0 picks a free port). Environment PORT overrides it.', SERVER_DEFAULTS.port)),
   logLevel: Type.Optional(Type.Union(LOG_LEVELS.map((level) => Type.Literal(level)), {
     description: 'Log level. Environment LOG_LEVEL overrides it.',

@@ -10,7 +10,10 @@
  * So when the close begins, every answer not yet started says `Connection: close`, and Node ends its
  * connection as soon as it is sent; the client opens a new one, to another replica. An answer already being
  * written cannot change its headers: for those the keep-alive timeout drops to the least Node allows, and
- * the connection ends about a second after the answer (Node adds a fixed second to the timeout).
+ * the connection ends soon after the answer (Node 20 adds a fixed second to the timeout; Node 24's
+ * `keepAliveTimeoutBuffer` is set to 0 too). A client that pipelines (sends its next requests before the
+ * answers) loses the requests queued behind the answer that closes the connection; HTTP lets a client retry
+ * those, and common clients (undici, Node's agent, browsers) do not pipeline.
  *
  * The connections are tracked per connection, not per request: nothing is added to a request's path.
  */
@@ -32,6 +35,8 @@ export function closeKeptAliveOnClose (fastify: FastifyInstance): void {
   })
   fastify.addHook('preClose', (done) => {
     server.keepAliveTimeout = CLOSING_KEEP_ALIVE_MS
+    // Node 24 (not in Node 20's typings): the margin it adds to the timeout, 1 s by default.
+    if ('keepAliveTimeoutBuffer' in server) (server as { keepAliveTimeoutBuffer: number }).keepAliveTimeoutBuffer = 0
     for (const socket of open) {
       // Node keeps the answer in progress on its socket (a long-standing field, not in Node's typings).
       const answer = (socket as Socket & { _httpMessage?: unknown })._httpMessage
