@@ -5,14 +5,14 @@
  * A later repeat forces the stop (exit 1). A stop during start-up is logged and exits 0.
  */
 import t, { type Test } from 'tap'
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { closeSync, constants, openSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { stringify } from 'yaml'
 import { REPEAT_WINDOW_MS } from '../src/stop-signals.js'
 import { startJwksServer, type JwksServer } from './helpers/jwks-server.js'
-import { startNode, type StartedProcess } from './helpers/node-process.js'
+import { ROOT, startNode, type StartedProcess } from './helpers/node-process.js'
 import { tempDir } from './helpers/temp-dir.js'
 import { idTokenClaims, jwksOf, makeKey, mint } from './helpers/tokens.js'
 
@@ -121,8 +121,15 @@ t.test('a SIGTERM during start-up (here: while the configuration file is being r
   const dir = tempDir(t, {})
   const fifo = join(dir, 'config.yaml')
   execFileSync('mkfifo', [fifo])
-  const server = startNode('src/server.ts', ['--config', fifo])
-  t.teardown(() => server.kill())
+  // The built service under plain node, as production runs it: the test loader's own signal handlers (tap's
+  // process tracking) would catch the signal for a process that has none of its own yet.
+  const child = spawn(process.execPath, [join(ROOT, 'dist/server.js'), '--config', fifo], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '' } })
+  let output = ''
+  child.stdout.setEncoding('utf8').on('data', (d: string) => { output += d })
+  child.stderr.setEncoding('utf8').on('data', (d: string) => { output += d })
+  const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>((resolve) => child.on('close', (code, signal) => resolve({ code, signal })))
+  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+  const server = { child, exited, output: () => output }
   // Opening a FIFO for writing without blocking succeeds only once a reader has it open: the service is then
   // inside its configuration load, long after the process started.
   const deadline = Date.now() + 60_000
