@@ -50,6 +50,11 @@ t.test('problems, each with its path, never quoting a URL', async (t) => {
     [{ logoutRateLimit: { burst: 1 } }, {}, /revocation\.logoutRateLimit/],
     [{ store: 'redis', redis: { url: 'redis://x', keyPrefix: 'has space' } }, {}, /revocation\.redis\.keyPrefix/],
     [{ store: 'redis', redis: { url: 'redis://x', maxStalenessSeconds: 0 } }, {}, /revocation\.redis\.maxStalenessSeconds/],
+    // A silent Redis is noticed at most one PING interval (a third of maxStalenessSeconds, 250 ms to 5 s) plus
+    // commandTimeoutMs after its last answer: that must fit in maxStalenessSeconds.
+    [{ store: 'redis', redis: { url: 'redis://x', maxStalenessSeconds: 1 } }, {}, /revocation\.redis\.commandTimeoutMs: expected at most 667 ms, revocation\.redis\.maxStalenessSeconds \(1 s\) less the 333 ms between the PINGs .*, got 1000 \(the default\)/],
+    [{ store: 'redis', redis: { url: 'redis://x', maxStalenessSeconds: 3, commandTimeoutMs: 2001 } }, {}, /revocation\.redis\.commandTimeoutMs: expected at most 2000 ms/],
+    [{ store: 'redis', redis: { url: 'redis://x', maxStalenessSeconds: 60, commandTimeoutMs: 55_001 } }, {}, /revocation\.redis\.commandTimeoutMs: expected at most 55000 ms, .*less the 5000 ms/],
     [{ unknown: true }, {}, /revocation\.unknown|revocation: .*unknown/]
   ]
   for (const [revocation, env, expected] of cases) {
@@ -58,6 +63,9 @@ t.test('problems, each with its path, never quoting a URL', async (t) => {
     t.notMatch(problems.join('\n'), /hunter2|secret-password/, 'no secret in a message')
   }
   t.same(problemsOf({ revocation: { enabled: false, store: 'redis' } }), [], 'a disabled redis store needs no URL')
+  for (const redis of [{ maxStalenessSeconds: 3, commandTimeoutMs: 2000 }, { maxStalenessSeconds: 1, commandTimeoutMs: 667 }, { maxStalenessSeconds: 60, commandTimeoutMs: 55_000 }, {}]) {
+    t.same(problemsOf({ revocation: { enabled: true, store: 'redis', redis: { url: 'redis://x', ...redis } } }), [], `commandTimeoutMs within bounds: ${JSON.stringify(redis)}`)
+  }
 })
 
 t.test('callers.keys[].revoke', async (t) => {

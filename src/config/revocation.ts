@@ -6,6 +6,7 @@
 import { ENV_VAR_NAME_PATTERN, REDIS_REVOCATION_DEFAULTS, REVOCATION_DEFAULTS, type ConfigFile } from './schema.js'
 import type { RevocationConfig } from './types.js'
 import { envValue, isRecord, type Reporter } from './document.js'
+import { maxCommandTimeoutMs, pingIntervalMs } from '../revocation/redis-ping.js'
 
 const ENV_NAME = new RegExp(ENV_VAR_NAME_PATTERN)
 
@@ -34,6 +35,20 @@ export function checkRevocation (doc: Record<string, unknown>, env: NodeJS.Proce
   } else if (typeof redis.url === 'string' && /^rediss?:\/\//.test(redis.url) && !isRedisUrl(redis.url)) {
     // Never quoted: it may carry a password.
     report(['revocation', 'redis', 'url'], 'expected a redis:// or rediss:// URL that parses (host, port 1-65535, no spaces)')
+  }
+  checkCommandTimeout(redis, report)
+}
+
+/** A Redis that stops answering must be noticed, and verifications fail closed, within maxStalenessSeconds. */
+function checkCommandTimeout (redis: Record<string, unknown>, report: Reporter): void {
+  const staleness = typeof redis.maxStalenessSeconds === 'number' ? redis.maxStalenessSeconds : REDIS_REVOCATION_DEFAULTS.maxStalenessSeconds
+  const timeout = typeof redis.commandTimeoutMs === 'number' ? redis.commandTimeoutMs : REDIS_REVOCATION_DEFAULTS.commandTimeoutMs
+  // Values out of their ranges are the schema's to report.
+  if (!Number.isInteger(staleness) || staleness < 1 || !Number.isInteger(timeout)) return
+  const most = maxCommandTimeoutMs(staleness * 1000)
+  if (timeout > most) {
+    const which = redis.commandTimeoutMs === undefined ? ' (the default)' : ''
+    report(['revocation', 'redis', 'commandTimeoutMs'], `expected at most ${most} ms, revocation.redis.maxStalenessSeconds (${staleness} s) less the ${pingIntervalMs(staleness * 1000)} ms between the PINGs that notice a silent Redis, so that verifications fail closed in time, got ${timeout}${which}`)
   }
 }
 

@@ -590,7 +590,7 @@ export const RedisRevocationSchema = Type.Object({
     default: REDIS_REVOCATION_DEFAULTS.keyPrefix,
     'x-expected': 'up to 64 letters, digits and ":_.-"'
   })),
-  maxStalenessSeconds: Type.Optional(Int(1, 3600, 'How long verifications go on after the revocation list was last known current from Redis (revocations made meanwhile may be missed); then they fail closed with 503 revocations_unavailable. Keep commandTimeoutMs well under it: a Redis that stops answering is noticed when a command times out.', REDIS_REVOCATION_DEFAULTS.maxStalenessSeconds)),
+  maxStalenessSeconds: Type.Optional(Int(1, 3600, 'How long verifications go on after the revocation list was last known current from Redis (revocations made meanwhile may be missed); then they fail closed with 503 revocations_unavailable. commandTimeoutMs must fit in it less one PING interval (a third of it, 250 ms to 5 s; checked at load): a Redis that stops answering is noticed when a PING times out.', REDIS_REVOCATION_DEFAULTS.maxStalenessSeconds)),
   commandTimeoutMs: Type.Optional(Int(50, 60000, 'Timeout of one Redis command, in milliseconds.', REDIS_REVOCATION_DEFAULTS.commandTimeoutMs))
 }, { additionalProperties: false, description: 'The Redis revocation store.', 'x-expected': 'a mapping with url or urlEnv' })
 

@@ -32,6 +32,7 @@ import { parseRevocation, type Revocation } from './revocation.js'
 import { MERGE_SCRIPT, parseEntry, revocationChannel, revocationKeyPattern, revocationRedisKey, type MergeCommand } from './redis-layout.js'
 import { SWEEP_INTERVAL_MS, type RevocationList } from './revocation-list.js'
 import { RevocationStoreError, type PublishResult, type RevocationStore, type RevocationStoreStatus } from './store.js'
+import { pingIntervalMs } from './redis-ping.js'
 
 export interface RedisRevocationStoreOptions {
   /** redis://[user:pass@]host:port/db or rediss:// (TLS). */
@@ -57,8 +58,6 @@ const CONNECT_TIMEOUT_MS = 5_000
  * Fastify fails after its 10 s plugin timeout (the service would exit instead of starting not ready).
  */
 const START_TIMEOUT_MS = 8_000
-const MAX_PING_INTERVAL_MS = 5_000
-const MIN_PING_INTERVAL_MS = 250
 
 /** ioredis errors carry the command's arguments (a revocation's JSON): keep the message only. */
 function redisError (err: unknown): Error {
@@ -119,7 +118,7 @@ export class RedisRevocationStore implements RevocationStore {
     this.#channel = revocationChannel(options.keyPrefix)
     this.#maxStalenessMs = options.maxStalenessSeconds * 1000
     this.#commandTimeoutMs = options.commandTimeoutMs
-    this.#pingIntervalMs = Math.min(MAX_PING_INTERVAL_MS, Math.max(MIN_PING_INTERVAL_MS, Math.floor(this.#maxStalenessMs / 3)))
+    this.#pingIntervalMs = pingIntervalMs(this.#maxStalenessMs)
     this.#host = redisHost(options.url)
     this.#logger = (options.logger ?? silentLogger).child({ component: 'revocation-store', store: 'redis' })
     this.#now = options.now ?? Date.now
