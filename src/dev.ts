@@ -26,7 +26,7 @@ try {
   const config = parseConfig({
     issuers: [{ id: 'dev', issuer: devIssuer.issuer, audiences: [devIssuer.audience], algorithms: ['ES256', 'RS256'] }]
   }, 'development issuer', env)
-  const app = await runService(config, async () => { await devIssuer.close() }, undefined, signals)
+  const app = await runService(config, signals, async () => { await devIssuer.close() })
     .catch((err: unknown) => { throw listenProblem(err, ['HOST', 'PORT'], 'the service could not listen') })
   const address = app.server.address()
   const port = typeof address === 'object' && address !== null ? address.port : config.server.port

@@ -2,21 +2,19 @@
  * Runs the service as a process: listen, and on SIGTERM/SIGINT stop accepting, finish requests in flight
  * and exit 0 within the configured grace period (close-with-grace). Shared by server.ts and dev.ts.
  */
-import cluster from 'node:cluster'
 import closeWithGrace from 'close-with-grace'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from './app.js'
 import type { Config } from './config/types.js'
 import { buildOpsApp } from './ops-app.js'
 import { reloadOnSighup } from './reload.js'
-import { ProcessStop, STOP_SIGNALS, type StopSignal } from './stop-signals.js'
+import { STOP_SIGNALS, type ProcessStop, type StopSignal } from './stop-signals.js'
 
 /**
+ * `signals`: the process's stop signals, installed by the caller before start-up (src/server.ts, src/dev.ts).
  * `reload` reads the configuration again from its source: given, SIGHUP reloads it (src/reload.ts).
- * `signals`: the process's stop signals, when the caller installed them before start-up (src/server.ts).
  */
-export async function runService (config: Config, onClose?: () => Promise<void>, reload?: () => Config,
-  signals: ProcessStop = new ProcessStop({ repeatForces: cluster.isPrimary, hangup: reload === undefined ? 'stop' : 'reload' })): Promise<FastifyInstance> {
+export async function runService (config: Config, signals: ProcessStop, onClose?: () => Promise<void>, reload?: () => Config): Promise<FastifyInstance> {
   const app = await buildApp(config)
   if (onClose !== undefined) app.addHook('onClose', onClose)
   // server.opsPort: health and metrics on their own listener, closed with the main one.

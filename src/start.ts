@@ -27,7 +27,7 @@ export async function start (signals: ProcessStop): Promise<void> {
       const relay = config.revocation.enabled && config.revocation.store === 'memory'
       runPrimary(workers, config.server.shutdownGraceSeconds, relay ? { relayRevocations: config.revocation.maxEntries } : {}, signals)
     } else {
-      await runService(load(), undefined, load, signals)
+      await runService(load(), signals, undefined, load)
     }
   } catch (err) {
     if (err instanceof ConfigError) {

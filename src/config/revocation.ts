@@ -6,7 +6,7 @@
 import { ENV_VAR_NAME_PATTERN, REDIS_REVOCATION_DEFAULTS, REVOCATION_DEFAULTS, type ConfigFile } from './schema.js'
 import type { RevocationConfig } from './types.js'
 import { envValue, isRecord, type Reporter } from './document.js'
-import { maxCommandTimeoutMs, pingIntervalMs } from '../revocation/redis-ping.js'
+import { pingIntervalMs } from '../revocation/redis-ping.js'
 
 const ENV_NAME = new RegExp(ENV_VAR_NAME_PATTERN)
 
@@ -45,10 +45,12 @@ function checkCommandTimeout (redis: Record<string, unknown>, report: Reporter):
   const timeout = typeof redis.commandTimeoutMs === 'number' ? redis.commandTimeoutMs : REDIS_REVOCATION_DEFAULTS.commandTimeoutMs
   // Values out of their ranges are the schema's to report.
   if (!Number.isInteger(staleness) || staleness < 1 || !Number.isInteger(timeout)) return
-  const most = maxCommandTimeoutMs(staleness * 1000)
+  // A silent Redis is noticed at worst one PING interval after its last answer, plus the PING's timeout.
+  const interval = pingIntervalMs(staleness * 1000)
+  const most = staleness * 1000 - interval
   if (timeout > most) {
     const which = redis.commandTimeoutMs === undefined ? ' (the default)' : ''
-    report(['revocation', 'redis', 'commandTimeoutMs'], `expected at most ${most} ms, revocation.redis.maxStalenessSeconds (${staleness} s) less the ${pingIntervalMs(staleness * 1000)} ms between the PINGs that notice a silent Redis, so that verifications fail closed in time, got ${timeout}${which}`)
+    report(['revocation', 'redis', 'commandTimeoutMs'], `expected at most ${most} ms, revocation.redis.maxStalenessSeconds (${staleness} s) less the ${interval} ms between the PINGs that notice a silent Redis, so that verifications fail closed in time, got ${timeout}${which}`)
   }
 }
 

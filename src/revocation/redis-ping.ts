@@ -13,8 +13,3 @@ const MIN_PING_INTERVAL_MS = 250
 export function pingIntervalMs (maxStalenessMs: number): number {
   return Math.min(MAX_PING_INTERVAL_MS, Math.max(MIN_PING_INTERVAL_MS, Math.floor(maxStalenessMs / 3)))
 }
-
-/** The longest commandTimeoutMs with which a Redis that stops answering is noticed within maxStalenessMs. */
-export function maxCommandTimeoutMs (maxStalenessMs: number): number {
-  return maxStalenessMs - pingIntervalMs(maxStalenessMs)
-}
