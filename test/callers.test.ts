@@ -251,31 +251,50 @@ t.test('CallerKeys compares against every hash', async (t) => {
   t.same(keys.check(['key-a']), { ok: false, code: 'caller_key_invalid' })
   t.same(keys.check('key-d'), { ok: false, code: 'caller_key_invalid' })
   t.notOk(new CallerKeys([]).enabled)
+
+  // Every configured hash is compared, in constant time, wherever the match is and whether there is one.
+  const crypto = await import('node:crypto')
+  let comparisons = 0
+  const counted = await t.mockImport<typeof import('../src/auth/caller-keys.js')>('../src/auth/caller-keys.js', {
+    'node:crypto': { ...crypto, timingSafeEqual: (a: NodeJS.ArrayBufferView, b: NodeJS.ArrayBufferView) => { comparisons++; return crypto.timingSafeEqual(a, b) } }
+  })
+  const countedKeys = new counted.CallerKeys([{ id: 'a', sha256: sha256('key-a') }, { id: 'b', sha256: sha256('key-b') }, { id: 'c', sha256: sha256('key-c') }])
+  for (const [presented, id] of [['key-a', 'a'], ['key-b', 'b'], ['key-c', 'c'], ['key-d', undefined]] as const) {
+    comparisons = 0
+    const result = countedKeys.check(presented)
+    t.equal(result.ok ? result.caller.id : undefined, id, presented)
+    t.equal(comparisons, 3, `${presented}: every hash compared with timingSafeEqual`)
+  }
 })
 
 t.test('configuration', async (t) => {
   const problems = (doc: Record<string, unknown>, env: NodeJS.ProcessEnv = {}): string[] => {
     return configProblems({ issuers, ...doc }, env)
   }
+  // t.match on a list checks the listed elements only: the count makes the problems exactly these.
+  const exactly = (list: string[], patterns: RegExp[]): void => {
+    t.equal(list.length, patterns.length, list.join(' | '))
+    t.match(list, patterns)
+  }
   const plainKey = 'my-plain-secret-api-key'
   const pasted = problems({ callers: { keys: [{ id: 'a', sha256: plainKey }] } })
-  t.match(pasted, [/callers\.keys\[0\]\.sha256: expected the SHA-256 of the key as 64 hex digits/])
+  exactly(pasted, [/callers\.keys\[0\]\.sha256: expected the SHA-256 of the key as 64 hex digits/])
   t.notOk(pasted.join().includes(plainKey), 'a key pasted into sha256 is not echoed')
-  t.match(problems({ callers: { keys: [{ id: 'a' }] } }), [/callers\.keys\[0\]: expected sha256 .* or sha256Env/])
-  t.match(problems({ callers: { keys: [{ id: 'a', sha256: sha256('x'), sha256Env: 'X' }] } }), [/mutually exclusive/])
-  t.match(problems({ callers: { keys: [] } }), [/callers\.keys: expected a non-empty list/])
-  t.match(problems({ callers: { keys: [{ id: 'none', sha256: sha256('x') }] } }), [/callers\.keys\[0\]\.id: "none" is reserved/])
-  t.match(problems({ callers: { keys: [{ id: 'a', sha256: sha256('x') }, { id: 'a', sha256: sha256('y') }] } }), [/callers\.keys\[1\]\.id: duplicate id "a"/])
-  t.match(problems({ callers: { keys: [{ id: 'a', sha256: sha256('x') }, { id: 'b', sha256: sha256('x').toUpperCase() }] } }), [/callers\.keys\[1\]: the same key hash as callers\.keys\[0\]/])
-  t.match(problems({ callers: { keys: [{ id: 'a', sha256: sha256('x'), rateLimit: { max: 0 } }] } }), [/callers\.keys\[0\]\.rateLimit\.max: expected an integer from 1/])
-  t.match(problems({ callers: { keys: [{ id: 'a', sha256: sha256('x'), rateLimit: { windowSeconds: 10 } }] } }),
+  exactly(problems({ callers: { keys: [{ id: 'a' }] } }), [/callers\.keys\[0\]: expected sha256 .* or sha256Env/])
+  exactly(problems({ callers: { keys: [{ id: 'a', sha256: sha256('x'), sha256Env: 'X' }] } }), [/mutually exclusive/])
+  exactly(problems({ callers: { keys: [] } }), [/callers\.keys: expected a non-empty list/])
+  exactly(problems({ callers: { keys: [{ id: 'none', sha256: sha256('x') }] } }), [/callers\.keys\[0\]\.id: "none" is reserved/])
+  exactly(problems({ callers: { keys: [{ id: 'a', sha256: sha256('x') }, { id: 'a', sha256: sha256('y') }] } }), [/callers\.keys\[1\]\.id: duplicate id "a"/])
+  exactly(problems({ callers: { keys: [{ id: 'a', sha256: sha256('x') }, { id: 'b', sha256: sha256('x').toUpperCase() }] } }), [/callers\.keys\[1\]: the same key hash as callers\.keys\[0\]/])
+  exactly(problems({ callers: { keys: [{ id: 'a', sha256: sha256('x'), rateLimit: { max: 0 } }] } }), [/callers\.keys\[0\]\.rateLimit\.max: expected an integer from 1/])
+  exactly(problems({ callers: { keys: [{ id: 'a', sha256: sha256('x'), rateLimit: { windowSeconds: 10 } }] } }),
     [/callers\.keys\[0\]\.rateLimit\.max: missing: rateLimit\.max is not set, so this caller's limit needs its own max/])
   t.same(problems({ rateLimit: { max: 9 }, callers: { keys: [{ id: 'a', sha256: sha256('x'), rateLimit: { windowSeconds: 10 } }] } }), [])
   t.same(problems({ rateLimit: { enabled: false }, callers: { keys: [{ id: 'a', sha256: sha256('x'), rateLimit: { windowSeconds: 10 } }] } }), [], 'no limit applies with rate limiting off')
-  t.match(problems({ callers: { key: [] } }), [/callers\.key: unknown option \(did you mean "keys"\?\)/])
-  t.match(problems({ callers: { keys: [{ id: 'a', sha256Env: 'A_HASH' }] } }), [/sha256Env: expected environment variable A_HASH to hold the SHA-256/])
+  exactly(problems({ callers: { key: [] } }), [/callers\.key: unknown option \(did you mean "keys"\?\)/, /callers\.keys: missing; expected a non-empty list/])
+  exactly(problems({ callers: { keys: [{ id: 'a', sha256Env: 'A_HASH' }] } }), [/sha256Env: expected environment variable A_HASH to hold the SHA-256/])
   const fromEnv = problems({ callers: { keys: [{ id: 'a', sha256Env: 'A_HASH' }] } }, { A_HASH: plainKey })
-  t.match(fromEnv, [/expected the value of A_HASH to be the SHA-256 of the key/])
+  exactly(fromEnv, [/expected the value of A_HASH to be the SHA-256 of the key/])
   t.notOk(fromEnv.join().includes(plainKey))
 
   const resolved = parseConfig({ issuers, rateLimit: { max: 50, windowSeconds: 10 }, callers: { keys: [{ id: 'a', sha256Env: 'A_HASH', rateLimit: { max: 7 } }] } }, 'c.yaml', { A_HASH: ` ${sha256('x').toUpperCase()}\n` })

@@ -339,16 +339,21 @@ t.test('keys unavailable: 401 by default (fail closed), or the configured status
 })
 
 t.test('load shedding answers with the configured status too', async (t) => {
-  const shed = await buildApp(configFor(issuers, { loadShedding: { sampleIntervalMs: 10 } }), { pressureHealthCheck: async () => false })
-  t.teardown(() => shed.close())
-  await shed.ready()
-  let res = await shed.inject({ method: 'GET', url: '/forward-auth', headers: bearer(good()) })
-  for (let i = 0; i < 100 && res.statusCode === 200; i++) {
-    await new Promise((resolve) => setTimeout(resolve, 20))
-    res = await shed.inject({ method: 'GET', url: '/forward-auth', headers: bearer(good()) })
+  for (const [status, expected] of [[undefined, 401], [403, 403], [503, 503]] as const) {
+    const extra = status === undefined ? {} : { forwardAuth: { keysUnavailableStatus: status } }
+    const shed = await buildApp(configFor(issuers, { loadShedding: { sampleIntervalMs: 10 }, ...extra }), { pressureHealthCheck: async () => false })
+    await shed.ready()
+    let res = await shed.inject({ method: 'GET', url: '/forward-auth', headers: bearer(good()) })
+    for (let i = 0; i < 100 && res.statusCode === 200; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20))
+      res = await shed.inject({ method: 'GET', url: '/forward-auth', headers: bearer(good()) })
+    }
+    t.equal(res.statusCode, expected, `keysUnavailableStatus ${String(status)}`)
+    t.equal(res.json().code, 'overloaded')
+    if (expected === 503) t.ok(Number(res.headers['retry-after']) >= 1, 'Retry-After with a 503')
+    else t.notOk(res.headers['retry-after'], 'no Retry-After with a denial')
+    await shed.close()
   }
-  t.equal(res.statusCode, 401)
-  t.equal(res.json().code, 'overloaded')
 })
 
 t.test('the log line has the original request (no query) and never the token', async (t) => {
@@ -378,6 +383,7 @@ t.test('with caller keys configured, a missing key is 403 (still only 401/403)',
   t.teardown(() => keyed.close())
   const missing = await keyed.inject({ method: 'GET', url: '/forward-auth', headers: bearer(good()) })
   t.equal(missing.statusCode, 403)
+  t.equal(missing.json().code, 'caller_key_missing')
   const ok = await keyed.inject({ method: 'GET', url: '/forward-auth', headers: { ...bearer(good()), 'x-api-key': 'k'.repeat(40) } })
   t.equal(ok.statusCode, 200)
 })

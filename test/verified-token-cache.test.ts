@@ -51,11 +51,29 @@ t.test('expiry, clock tolerance and the TTL cap are honoured on hits', async (t)
   t.teardown(() => v.close())
   const token = mint(key, idTokenClaims(ISS, AUD, { exp: Math.floor(now / 1000) + 60 }))
   await admit(v, token)
-  now += 64_000
+  now += 59_000
   await v.verify(token)
-  t.equal(seen.hit, 1, 'still valid within tolerance')
+  t.same(seen, { hit: 1, miss: 2 }, 'a hit before exp')
+  now += 5_000
+  await v.verify(token)
+  t.same(seen, { hit: 1, miss: 3 }, 'past exp within the clock tolerance: valid, verified in full (an entry lives no longer than exp)')
   now += 2_000
   await t.rejects(v.verify(token), { code: 'token_expired' }, 'a cached token expires like any other')
+
+  // maxTtlSeconds: a token valid for an hour is cached for 10 s, then verified in full (and cached) again.
+  const capped = new Verifier(configFor([{ id: 'main', issuer: ISS, audiences: [AUD], jwks: jwksOf(key) }], { tokenCache: { maxTtlSeconds: 10 } }), { now: () => now, events })
+  t.teardown(() => capped.close())
+  const long = mint(key, idTokenClaims(ISS, AUD, { exp: Math.floor(now / 1000) + 3600 }))
+  await admit(capped, long)
+  const before = { ...seen }
+  now += 9_000
+  await capped.verify(long)
+  t.same(seen, { hit: before.hit + 1, miss: before.miss }, 'a hit within the cap')
+  now += 2_000
+  await capped.verify(long)
+  t.same(seen, { hit: before.hit + 1, miss: before.miss + 1 }, 'past the cap: a miss, though the token is valid for another 3589 s')
+  await capped.verify(long)
+  t.same(seen, { hit: before.hit + 2, miss: before.miss + 1 }, 'cached again by that verification (seen before)')
 })
 
 t.test('per-request checks run on every hit', async (t) => {
@@ -142,7 +160,8 @@ t.test('entries of a key that leaves the JWKS are dropped', async (t) => {
 })
 
 t.test('bounded by entries and bytes; disabled means no caching', async (t) => {
-  const cache = new VerifiedTokenCache({ enabled: true, maxEntries: 3, maxBytes: 1048576, maxTtlSeconds: 60 })
+  // maxEntries well above what the byte bound lets in: the bytes decide.
+  const cache = new VerifiedTokenCache({ enabled: true, maxEntries: 100, maxBytes: 1048576, maxTtlSeconds: 60 })
   const v = new Verifier(configFor([{ id: 'main', issuer: ISS, audiences: [AUD], jwks: jwksOf(key) }], { tokenCache: { maxEntries: 3 } }))
   t.teardown(() => v.close())
   for (let i = 0; i < 10; i++) await admit(v, mint(key, idTokenClaims(ISS, AUD, { sub: `u${i}` })))
@@ -150,10 +169,12 @@ t.test('bounded by entries and bytes; disabled means no caching', async (t) => {
   const entry = { issuer: 'main', keySource: 'x', keyFingerprint: 'y', alg: 'ES256' as const, curve: undefined, identity: {} as never, revocationGeneration: 0 }
   const keys = Array.from({ length: 10 }, (_, i) => cache.keyOf(`token-${i}`))
   for (const k of keys) {
-    t.notOk(cache.set(k, entry, 200_000, Date.now() + 60_000, Date.now()), 'not cached when first seen')
-    t.ok(cache.set(k, entry, 200_000, Date.now() + 60_000, Date.now()), 'cached when seen again')
+    t.notOk(cache.set(k, entry, 100_000, Date.now() + 60_000, Date.now()), 'not cached when first seen')
+    t.ok(cache.set(k, entry, 100_000, Date.now() + 60_000, Date.now()), 'cached when seen again')
   }
-  t.ok(cache.size <= 5, `a 1 MiB byte bound holds at most 5 entries of ~600 KB estimated size (${cache.size})`)
+  // Each entry is estimated at 1 KiB + 3 bytes per token character: 301,024 bytes, three to a MiB.
+  t.equal(cache.size, 3, 'a 1 MiB byte bound holds three entries of ~300 KB estimated size')
+  t.same(keys.map((k) => cache.get(k) !== undefined), [...Array(7).fill(false), true, true, true], 'the three most recent')
   const expired = cache.keyOf('expired')
   cache.set(expired, entry, 100, Date.now() + 60_000, Date.now())
   t.notOk(cache.set(expired, entry, 100, Date.now() - 1, Date.now()), 'an already expired token is not stored')

@@ -38,15 +38,18 @@ export class VerifiedTokenCache {
   /** Tokens verified once, remembered for one to two generations of maxEntries other tokens. */
   private readonly seen: SeenFilter
 
-  constructor (config: TokenCacheConfig) {
+  /** `now`: the clock entries' lifetimes are counted on (default: lru-cache's own, performance.now). */
+  constructor (config: TokenCacheConfig, now?: () => number) {
     this.maxTtlMs = config.maxTtlSeconds * 1000
     this.seen = new SeenFilter(config.maxEntries)
     this.lru = new LRUCache<string, CachedVerification>({
       max: config.maxEntries,
       maxSize: config.maxBytes,
       ttlAutopurge: false,
-      // Expiry is enforced by the claim checks on every hit; the TTL only evicts dead entries eventually.
-      allowStale: false
+      // Expiry is enforced by the claim checks on every hit; the TTL cap (maxTtlSeconds) only by the TTL.
+      allowStale: false,
+      // A given clock is read on every lookup (lru-cache otherwise reuses a reading for a millisecond).
+      ...(now === undefined ? {} : { perf: { now }, ttlResolution: 0 })
     })
   }
 

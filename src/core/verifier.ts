@@ -12,6 +12,7 @@
  * logout-token rules (src/core/logout-token-rules.ts) instead of the ID-token ones: verifyLogoutToken().
  */
 import { availableParallelism } from 'node:os'
+import { presetAccessTokenClaims } from '../config/presets.js'
 import type { Algorithm, AsymmetricAlgorithm, Config, IssuerConfig } from '../config/types.js'
 import { isVerificationError, VerificationError, type ErrorCode } from '../errors.js'
 import { JwksCache, type JwksFetchReason } from '../jwks/cache.js'
@@ -149,7 +150,7 @@ export class Verifier {
     this.events = options.events ?? {}
     this.revocations = options.revocations
     this.signatures = createSignatureChecks(resolveSignatureChecks(config.server.signatureChecks, options.coresPerProcess ?? availableParallelism()))
-    this.tokenCache = config.tokenCache.enabled ? new VerifiedTokenCache(config.tokenCache) : undefined
+    this.tokenCache = config.tokenCache.enabled ? new VerifiedTokenCache(config.tokenCache, options.now) : undefined
     const labelOf = (url: string): string => this.issuerOfUrl.get(url) ?? this.issuerForUnlabelledUrl(url)
     this.cache = new JwksCache<KeySet>({
       ...config.jwks,
@@ -190,7 +191,8 @@ export class Verifier {
           clockToleranceSeconds: issuer.clockToleranceSeconds,
           maxTokenAgeSeconds: issuer.maxTokenAgeSeconds,
           requiredClaims: new Map(Object.entries(issuer.requiredClaims).map(([k, v]) => [k, new Set(v)])),
-          checkAuthorizedParty: issuer.checkAuthorizedParty ?? true
+          checkAuthorizedParty: issuer.checkAuthorizedParty ?? true,
+          accessTokenClaims: [] as string[] && presetAccessTokenClaims(undefined)
         },
         allowedAlgorithms: new Set(issuer.algorithms),
         hmacSecret: issuer.clientSecret === undefined ? undefined : Buffer.from(issuer.clientSecret, 'utf8'),
@@ -387,7 +389,7 @@ export class Verifier {
     const issuer = runtime.config.id
     const { header } = jws
     const claims = jws.payload
-    checkTokenType(header, claims, issuer)
+    checkTokenType(header, claims, runtime.rules)
     const nowSeconds = this.now() / 1000
     const checked = checkIdTokenClaims(claims, runtime.rules, request, alg, curve, nowSeconds)
     if (isHmacAlgorithm(alg) && checked.audiences.length > 1) {
