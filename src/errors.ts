@@ -1,7 +1,7 @@
 /**
  * The one table of error codes. Every rejection the service gives is born here, with a stable code,
  * an HTTP status, a message that is safe to show to anyone (it never contains input) and a hint for the
- * operator. openapi.yaml lists the same codes; test/errors.test.ts keeps the two equal.
+ * operator. openapi.yaml lists the same codes; test/openapi.test.ts keeps the two equal.
  *
  * Families, so that a caller can act on the status alone:
  *   token       401  the token is not acceptable: reject the user
@@ -124,7 +124,7 @@ export const ERROR_CODES = {
     status: 401,
     family: 'token',
     message: 'A claim has the wrong type or an impossible value.',
-    hint: 'The "claim" field names the claim. Numeric dates must be finite numbers of seconds; sub must be a non-empty string of at most 255 characters.'
+    hint: 'The "claim" field names the claim. Numeric dates must be finite numbers of seconds, and auth_time no later than now (give or take issuers[].clockToleranceSeconds: check the clocks); sub must be a non-empty string of at most 255 characters.'
   },
   claim_value_mismatch: {
     status: 401,
@@ -295,7 +295,7 @@ export const ERROR_CODES = {
     status: 400,
     family: 'request',
     message: 'The revocation request is not valid.',
-    hint: 'Send {"issuer": <configured issuer id>} with exactly one of "sid", "sub", "jti" or "all": true; "before" (seconds since the epoch, for sub and all) must not be in the future.'
+    hint: 'Send {"issuer": <configured issuer id>} with exactly one of "sid", "sub", "jti" or "all": true; "before" (seconds since the epoch, for sub and all) may be at most a minute (or the issuer\'s clockToleranceSeconds) ahead.'
   },
   not_found: {
     status: 404,

@@ -116,6 +116,22 @@ t.test('the tenant allow-list', async (t) => {
   t.same([res.status, res.body.code, res.body.claim, res.body.issuer], [401, 'tenant_not_allowed', 'tid', 'entra'])
 })
 
+t.test('an access token is refused through the template too, whatever its tenant', async (t) => {
+  const appOnly = { azp: CLIENT, azpacr: '1', idtyp: 'app', roles: ['Task.Read.All'], name: undefined, preferred_username: undefined }
+  const delegated = { azp: CLIENT, azpacr: '0', scp: 'Task.Write' }
+  for (const tid of [TENANT_A, TENANT_B]) {
+    for (const [kind, extra] of [['app-only', appOnly], ['delegated', delegated]] as const) {
+      const res = await verify(mint(common, claims(tid, extra)))
+      t.same([res.status, res.body.code, res.body.issuer], [401, 'token_is_access_token', 'entra'], `${kind}, tenant ${tid}`)
+    }
+  }
+  const allowed = await verify(mint(common, claims(TENANT_A, delegated)), allowList)
+  t.same([allowed.body.code, allowed.body.claim], ['token_is_access_token', 'scp'], 'an allowed tenant\'s access token')
+  const v1 = await verify(mint(common, claims(TENANT_A, { ver: '1.0', iss: `https://sts.windows.net/${TENANT_A}/`, appid: CLIENT, appidacr: '1' })))
+  t.same([v1.body.code, v1.body.claim, v1.body.issuer], ['token_is_access_token', 'appid', 'v1'], 'v1 app-only')
+  t.equal((await verify(mint(common, claims(TENANT_B, { azp: CLIENT })))).status, 200, 'the ID token of the same client')
+})
+
 t.test('keys from the common endpoint by discovery; its issuer is the template itself', async (t) => {
   const idp = await startJwksServer({ json: jwksOf(common) })
   t.teardown(() => idp.close())

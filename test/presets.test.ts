@@ -6,7 +6,7 @@ import t from 'tap'
 import { buildApp } from '../src/app.js'
 import { ConfigError, parseConfig } from '../src/config/load.js'
 import { PRESET_NAMES } from '../src/config/types.js'
-import { configFor } from './helpers/config.js'
+import { configFor, configProblems } from './helpers/config.js'
 import { jwksOf, makeKey, mint, nowSeconds } from './helpers/tokens.js'
 
 const rs = makeKey('RS256')
@@ -235,6 +235,7 @@ t.test('the presets resolve to provider rules, and own settings win', async (t) 
   t.same(byId.auth0!.claimMapping.preferredUsername, ['preferred_username', 'nickname'], 'the preset\'s other entries stay')
   t.same(byId.cognito!.requiredClaims, { token_use: ['id'] })
   t.same(byId.keycloak!.claimMapping.roles, ['realm_access.roles', 'resource_access["my-app"].roles'])
+  t.same(byId.keycloak!.requiredClaims, { typ: ['ID'] }, 'keycloak: an ID token is typed ID')
   t.same(byId.keycloak!.algorithms.includes('ES256'), true, 'keycloak keeps the asymmetric default set')
 
   const overridden = configFor([{ id: 'g', preset: 'google', audiences: ['x'], algorithms: ['RS256', 'ES256'], requiredClaims: { hd: 'a.example' }, claimMapping: { tenant: 'email' }, jwks }]).issuers[0]!
@@ -407,4 +408,79 @@ t.test('presets do not relax the core rules', async (t) => {
   t.equal((await verify(mint(rs, googleClaims({ exp: now - 3600 })))).body.code, 'token_expired')
   t.equal((await verify(mint(rs, oktaClaims(OKTA_ISSUER, { aud: 'someone-else' })))).body.code, 'audience_mismatch')
   t.equal((await verify(mint(rs, googleClaims({ azp: 'someone-else' })))).body.code, 'authorized_party_mismatch', 'azp still checked for Google sign-in')
+})
+
+/** Entra ID access tokens (learn.microsoft.com, access token claims reference) for an API whose client id is ours. */
+const entraAccessTokens = {
+  'v1 app-only': {
+    ver: '1.0', iss: `https://sts.windows.net/${ENTRA_TENANT}/`, aud: ENTRA_CLIENT, sub: '00000000-0000-0000-0000-0000000000a1',
+    appid: '2d4d11a2-f814-46a7-890a-274a72a7309e', appidacr: '1', idp: `https://sts.windows.net/${ENTRA_TENANT}/`,
+    oid: '00000000-0000-0000-0000-0000000000a1', tid: ENTRA_TENANT, roles: ['Task.Read.All'], nbf: times.iat, ...times
+  },
+  'v1 delegated': {
+    ver: '1.0', iss: `https://sts.windows.net/${ENTRA_TENANT}/`, aud: ENTRA_CLIENT, sub: 'l3_roISQU222bULS9yi2k0XpqpOiMz5H3ZACo1GeXA',
+    appid: ENTRA_CLIENT, appidacr: '0', scp: 'User.Read Task.Write', amr: ['pwd'], name: 'Abe Lincoln', upn: 'AbeLi@microsoft.com',
+    unique_name: 'AbeLi@microsoft.com', oid: '00000000-0000-0000-66f3-3332eca7ea81', tid: ENTRA_TENANT, nbf: times.iat, ...times
+  },
+  'v2 app-only': {
+    ver: '2.0', iss: `https://login.microsoftonline.com/${ENTRA_TENANT}/v2.0`, aud: ENTRA_CLIENT, sub: '00000000-0000-0000-0000-0000000000a1',
+    azp: ENTRA_CLIENT, azpacr: '1', idtyp: 'app', oid: '00000000-0000-0000-0000-0000000000a1', tid: ENTRA_TENANT,
+    roles: ['Task.Read.All'], nbf: times.iat, ...times
+  },
+  'v2 delegated': {
+    ver: '2.0', iss: `https://login.microsoftonline.com/${ENTRA_TENANT}/v2.0`, aud: ENTRA_CLIENT, sub: 'AAAAAAAAAAAAAAAAAAAAAIkzqFVrSaSaFHy782bbtaQ',
+    azp: ENTRA_CLIENT, azpacr: '0', scp: 'Task.Write', name: 'Abe Lincoln', preferred_username: 'AbeLi@microsoft.com',
+    oid: '00000000-0000-0000-66f3-3332eca7ea81', tid: ENTRA_TENANT, roles: ['Task.Admin'], nbf: times.iat, ...times
+  }
+} as const
+
+t.test('entra: access tokens for our own client id are not ID tokens', async (t) => {
+  for (const [kind, claims] of Object.entries(entraAccessTokens)) {
+    const token = mint(rs, claims)
+    // Three times: the verified-token cache admits a token on its second verification; a refused one never.
+    for (let i = 0; i < 3; i++) {
+      const res = await verify(token)
+      t.same([res.status, res.body.code], [401, 'token_is_access_token'], `${kind} (verification ${i + 1})`)
+    }
+  }
+  // Each of the claims alone, on an otherwise good ID token of either version.
+  for (const [name, value] of [['scp', 'User.Read'], ['appid', ENTRA_CLIENT], ['appidacr', '0'], ['azpacr', '0'], ['idtyp', 'user'], ['scp', null]] as const) {
+    for (const claims of [entraClaims({ [name]: value }), entraV1Claims({ [name]: value })]) {
+      const res = await verify(mint(rs, claims))
+      t.same([res.body.code, res.body.claim], ['token_is_access_token', name], `${name}: ${JSON.stringify(value)} in a v${claims.ver} token`)
+    }
+  }
+  // An ID token with everything an ID token may carry (roles, groups, oid, tid, preferred_username) still passes.
+  const res = await verify(mint(rs, entraClaims({ azp: ENTRA_CLIENT, email_verified: true })))
+  t.equal(res.status, 200)
+  t.same(res.body.roles, ['Task.Admin'])
+  t.same(res.body.groups, ['c8b2f4a0-0000-4000-8000-000000000001'])
+  t.equal(res.body.user.preferredUsername, 'AbeLi@microsoft.com')
+  t.equal(res.body.userKey, `${ENTRA_TENANT}:00000000-0000-0000-66f3-3332eca7ea81`)
+  // Decided per issuer: another provider's claim named scp or appid is its own business.
+  t.equal((await verify(mint(rs, oktaClaims(OKTA_ISSUER, { scp: ['openid'], appid: 'x' })))).status, 200, 'okta is not entra')
+})
+
+t.test('gcp-identity: an issuer must say which service accounts may call', async (t) => {
+  const parse = (issuer: Record<string, unknown>) => configProblems({ issuers: [{ id: 'gcp', preset: 'gcp-identity', audiences: [RUN_URL], jwks, ...issuer }] })
+  const problem = 'c.yaml: issuers[0].requiredClaims: expected the service accounts allowed to call, by email (their addresses; tokens ' +
+    'requested with format=full), sub or azp (their unique ids), such as requiredClaims: { email: ' +
+    '[caller@my-project.iam.gserviceaccount.com] }: any Google service account, anyone\'s, can get a token for your audience'
+  t.same(parse({}), [problem], 'no requiredClaims')
+  t.same(parse({ requiredClaims: { email_verified: 'true', google: 'x' } }), [problem], 'requiredClaims that do not name the caller')
+  for (const claim of ['email', 'sub', 'azp']) t.same(parse({ requiredClaims: { [claim]: ['a', 'b'] } }), [], claim)
+  t.same(parse({ requiredClaims: { hd: 'example.com', sub: '117605711420724299222' } }), [], 'among others')
+  // The google preset (user sign-in: the audience is our client id, which only our users' tokens carry) is unaffected.
+  t.same(configProblems({ issuers: [{ id: 'g', preset: 'google', audiences: [GOOGLE_CLIENT], jwks }] }), [])
+})
+
+t.test('keycloak: an ID token must be typed ID', async (t) => {
+  const ok = await verify(mint(es, keycloakClaims({ typ: 'ID' }), { header: { alg: 'ES256' } }))
+  t.equal(ok.status, 200, 'typ ID')
+  const untyped = await verify(mint(es, keycloakClaims({ typ: undefined }), { header: { alg: 'ES256' } }))
+  t.same([untyped.status, untyped.body.code, untyped.body.claim], [401, 'claim_value_mismatch', 'typ'], 'typ missing')
+  const logout = await verify(mint(es, keycloakClaims({ typ: 'Logout' }), { header: { alg: 'ES256' } }))
+  t.same([logout.body.code, logout.body.claim], ['token_is_logout_token', 'typ'])
+  const refresh = await verify(mint(es, keycloakClaims({ typ: 'Refresh' }), { header: { alg: 'ES256' } }))
+  t.same([refresh.body.code, refresh.body.claim], ['token_type_invalid', 'typ'])
 })

@@ -19,7 +19,7 @@ function problemsOf (issuers: unknown[]): string[] {
 t.test('configuration: disjoint audiences may share an issuer URL, overlapping ones may not', async (t) => {
   t.same(problemsOf([
     { id: 'web', preset: 'google', audiences: ['web-client.apps.googleusercontent.com'], jwks },
-    { id: 'services', preset: 'gcp-identity', audiences: ['https://api.example.com'], jwks }
+    { id: 'services', preset: 'gcp-identity', audiences: ['https://api.example.com'], requiredClaims: { email: 'caller@my-project.iam.gserviceaccount.com' }, jwks }
   ]), [], 'the google and gcp-identity presets together')
   const problems = problemsOf([
     { id: 'a', issuer: ISS, audiences: ['x', 'y'], jwks },
@@ -50,7 +50,7 @@ t.test('a token goes to the issuer its audience names, and meets that issuer\'s 
 t.test('presets sharing an alias too: google and gcp-identity both accept iss accounts.google.com', async (t) => {
   const v = new Verifier(configFor([
     { id: 'web', preset: 'google', audiences: ['web-client'], jwks },
-    { id: 'services', preset: 'gcp-identity', audiences: ['https://api.example.com'], jwks }
+    { id: 'services', preset: 'gcp-identity', audiences: ['https://api.example.com'], requiredClaims: { azp: '42' }, jwks }
   ]))
   t.teardown(() => v.close())
   t.equal((await v.verify(mint(key, idTokenClaims('accounts.google.com', 'https://api.example.com', { azp: '42' })))).issuer.id, 'services')

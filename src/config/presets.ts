@@ -20,7 +20,27 @@ export interface Preset {
   defaults: (issuer: Doc) => Doc
   /** Problems specific to the provider, as [option path, message]. */
   check?: (issuer: Doc) => Array<[Array<string | number>, string]>
+  /**
+   * Claims that only the provider's access tokens carry: a token with any of them is token_is_access_token
+   * (src/core/id-token-rules.ts, checkTokenType). For providers whose access tokens are otherwise
+   * indistinguishable from ID tokens: same iss and keys, header typ JWT, our client id as aud.
+   */
+  accessTokenClaims?: readonly string[]
 }
+
+/**
+ * Entra ID access tokens for an API whose client id is ours look like ID tokens (typ JWT, same iss, keys and aud;
+ * v1 ones carry appid instead of azp). Microsoft's access token claims reference lists these claims, its ID token
+ * claims reference none of them: scp (delegated scopes), appid and appidacr (v1), azpacr (v2), and the optional
+ * idtyp ("app" in app-only access tokens).
+ */
+export const ENTRA_ACCESS_TOKEN_CLAIMS: readonly string[] = Object.freeze(['scp', 'appid', 'appidacr', 'azpacr', 'idtyp'])
+
+/**
+ * Claims that identify the caller of a GCP service identity token. Any Google service account can mint a token
+ * for any audience, so an issuer of the gcp-identity preset must require one of them (requiredClaims).
+ */
+const GCP_CALLER_CLAIMS = ['email', 'sub', 'azp'] as const
 
 function audiencesOf (issuer: Doc): string[] {
   return Array.isArray(issuer.audiences) ? issuer.audiences.filter((a): a is string => typeof a === 'string' && a !== '') : []
@@ -64,7 +84,16 @@ export const PRESETS: Readonly<Record<PresetName, Preset>> = {
       ...googleIssuer(issuer),
       algorithms: ['RS256'],
       checkAuthorizedParty: false
-    })
+    }),
+    // Anyone can get a Google-signed token of a service account of their own with our URL as its aud: the
+    // audience proves nothing about the caller, only requiredClaims on email, sub or azp do.
+    check: (issuer) => {
+      const required = issuer.requiredClaims
+      if (isRecord(required) && GCP_CALLER_CLAIMS.some((claim) => Object.hasOwn(required, claim))) return []
+      return [[['requiredClaims'], 'expected the service accounts allowed to call, by email (their addresses; tokens ' +
+        'requested with format=full), sub or azp (their unique ids), such as requiredClaims: { email: ' +
+        '[caller@my-project.iam.gserviceaccount.com] }: any Google service account, anyone\'s, can get a token for your audience']]
+    }
   },
   entra: {
     defaults: (issuer) => {
@@ -86,6 +115,7 @@ export const PRESETS: Readonly<Record<PresetName, Preset>> = {
         ...(discoveryUrl !== undefined ? { discoveryUrl } : {})
       }
     },
+    accessTokenClaims: ENTRA_ACCESS_TOKEN_CLAIMS,
     check: (issuer) => {
       const problems: Array<[Array<string | number>, string]> = []
       if (Array.isArray(issuer.allowedTenants)) {
@@ -125,6 +155,9 @@ export const PRESETS: Readonly<Record<PresetName, Preset>> = {
   },
   keycloak: {
     defaults: (issuer) => ({
+      // Keycloak types its tokens with a typ claim, "ID" in every ID token (TokenUtil.TOKEN_TYPE_ID): a token
+      // without it is not one (other values are refused by checkTokenType with their own codes).
+      requiredClaims: { typ: 'ID' },
       claimMapping: {
         // Realm roles, and the client roles of our own clients (the roles mappers must add them to the ID token).
         roles: ['realm_access.roles', ...audiencesOf(issuer).map((aud) => `resource_access[${JSON.stringify(aud)}].roles`)],
@@ -162,6 +195,11 @@ export function applyPreset (issuer: Doc): Doc {
     }
   }
   return out
+}
+
+/** The claims that mark an access token of the preset's provider (none for most presets, or without one). */
+export function presetAccessTokenClaims (name: PresetName | undefined): readonly string[] {
+  return name === undefined ? [] : PRESETS[name].accessTokenClaims ?? []
 }
 
 export function presetProblems (issuer: Doc): Array<[Array<string | number>, string]> {

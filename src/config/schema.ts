@@ -368,7 +368,7 @@ export const IssuerSchema = Type.Object({
     'x-sensitive': true
   })),
   clientSecretEnv: Type.Optional(EnvVarName('Name of an environment variable holding the client secret.')),
-  clockToleranceSeconds: Type.Optional(Int(0, 300, 'Allowed clock skew for exp/nbf/iat.', ISSUER_DEFAULTS.clockToleranceSeconds)),
+  clockToleranceSeconds: Type.Optional(Int(0, 300, 'Allowed clock skew for exp/nbf/iat/auth_time.', ISSUER_DEFAULTS.clockToleranceSeconds)),
   maxTokenAgeSeconds: Type.Optional(Int(1, 365 * DAY, 'Reject tokens issued (iat) longer ago than this.')),
   requiredClaims: Type.Optional(RequiredClaimsSchema),
   claimMapping: Type.Optional(ClaimMappingSchema),

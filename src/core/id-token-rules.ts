@@ -22,6 +22,12 @@ export interface IssuerRules {
    * identity tokens, whose azp is the calling service account, not a client of ours.
    */
   checkAuthorizedParty: boolean
+  /**
+   * Claims only the provider's access tokens carry, for providers that sign access tokens for our own client id
+   * as audience with the same keys and no explicit type (Entra ID: scp, appid, ...): a token with any of them
+   * present is token_is_access_token. Decided once per issuer from its preset; empty for the others.
+   */
+  accessTokenClaims: readonly string[]
 }
 
 /** What the token is being verified for. */
@@ -77,7 +83,8 @@ function optionalString (claims: Record<string, unknown>, name: string, issuer: 
  * Explicit typing (RFC 8725 §3.11): access tokens and logout tokens are signed by the same keys and must
  * never pass as ID tokens. The header `typ` and the provider-specific type claims are all consulted.
  */
-export function checkTokenType (header: Record<string, unknown>, claims: Record<string, unknown>, issuer: string): void {
+export function checkTokenType (header: Record<string, unknown>, claims: Record<string, unknown>, rules: Pick<IssuerRules, 'id' | 'accessTokenClaims'>): void {
+  const issuer = rules.id
   const typ = header.typ
   if (typ !== undefined) {
     if (typeof typ !== 'string') fail('header_invalid', issuer)
@@ -100,6 +107,10 @@ export function checkTokenType (header: Record<string, unknown>, claims: Record<
     if (t === 'bearer') fail('token_is_access_token', issuer, 'typ')
     if (t === 'logout') fail('token_is_logout_token', issuer, 'typ')
     if (t !== 'id') fail('token_type_invalid', issuer, 'typ')
+  }
+  // The claims only the issuer's access tokens carry (preset entra: scp, appid, ...); present even as null.
+  for (const name of rules.accessTokenClaims) {
+    if (claims[name] !== undefined) fail('token_is_access_token', issuer, name)
   }
 }
 
@@ -152,6 +163,9 @@ export function checkIdTokenClaims (
   if (!hint && nowSeconds >= exp + tolerance) fail('token_expired', issuer, 'exp')
   if (nbf !== undefined && nbf > nowSeconds + tolerance) fail('token_not_yet_valid', issuer, 'nbf')
   if (iat > nowSeconds + tolerance) fail('token_issued_in_future', issuer, 'iat')
+  // Core §2: auth_time is when the End-User authenticated, which cannot be later than now. A future one would
+  // satisfy any max_age, so it is refused whether or not maxAge is asked (like iat, within the tolerance).
+  if (authTime !== undefined && authTime > nowSeconds + tolerance) fail('claim_invalid', issuer, 'auth_time')
   if (!hint && rules.maxTokenAgeSeconds !== undefined && nowSeconds - iat > rules.maxTokenAgeSeconds + tolerance) {
     fail('token_too_old', issuer, 'iat')
   }

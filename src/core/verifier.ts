@@ -192,7 +192,7 @@ export class Verifier {
           maxTokenAgeSeconds: issuer.maxTokenAgeSeconds,
           requiredClaims: new Map(Object.entries(issuer.requiredClaims).map(([k, v]) => [k, new Set(v)])),
           checkAuthorizedParty: issuer.checkAuthorizedParty ?? true,
-          accessTokenClaims: [] as string[] && presetAccessTokenClaims(undefined)
+          accessTokenClaims: presetAccessTokenClaims(issuer.preset)
         },
         allowedAlgorithms: new Set(issuer.algorithms),
         hmacSecret: issuer.clientSecret === undefined ? undefined : Buffer.from(issuer.clientSecret, 'utf8'),
