@@ -172,7 +172,9 @@ export function checkIdTokenClaims (
 
   for (const [name, allowed] of rules.requiredClaims) {
     const value = claims[name]
-    if (typeof value !== 'string' || !allowed.has(value)) fail('claim_value_mismatch', issuer, name)
+    // A list claim (amr, groups) matches when one of its members is allowed: requiredClaims amr: [mfa].
+    const matches = typeof value === 'string' ? allowed.has(value) : Array.isArray(value) && value.some((member) => typeof member === 'string' && allowed.has(member))
+    if (!matches) fail('claim_value_mismatch', issuer, name)
   }
 
   if (request.nonce !== undefined && nonce !== request.nonce) fail('nonce_mismatch', issuer, 'nonce')

@@ -1,0 +1,39 @@
+/**
+ * issuers[].requiredClaims: claim → allowed values. A string claim must be one of them; a list claim (amr in
+ * Okta, Entra v1 and Cognito tokens; groups) must have one member among them. Anything else is
+ * claim_value_mismatch, naming the claim.
+ */
+import t from 'tap'
+import { Verifier } from '../src/core/verifier.js'
+import { configFor } from './helpers/config.js'
+import { idTokenClaims, jwksOf, makeKey, mint } from './helpers/tokens.js'
+
+const ISS = 'https://idp.example.com'
+const AUD = 'client-1'
+const key = makeKey('ES256')
+const v = new Verifier(configFor([{ id: 'idp', issuer: ISS, audiences: [AUD], jwks: jwksOf(key), requiredClaims: { amr: ['mfa', 'hwk'], hd: ['example.com'] } }]))
+t.teardown(() => v.close())
+const token = (extra: Record<string, unknown>) => mint(key, idTokenClaims(ISS, AUD, { hd: 'example.com', amr: ['pwd', 'mfa'], ...extra }))
+
+t.test('a list claim matches when one member is allowed', async (t) => {
+  t.equal((await v.verify(token({}))).subject, 'user-123', 'amr [pwd, mfa]')
+  t.equal((await v.verify(token({ amr: ['hwk'] }))).subject, 'user-123', 'amr [hwk]')
+  t.equal((await v.verify(token({ amr: 'mfa' }))).subject, 'user-123', 'a single string still matches')
+  t.equal((await v.verify(token({ hd: ['example.com'] }))).subject, 'user-123', 'whatever the claim: a list with an allowed member')
+})
+
+t.test('anything else is claim_value_mismatch', async (t) => {
+  const refused = [
+    [{ amr: ['pwd'] }, 'amr', 'no allowed member'],
+    [{ amr: [] }, 'amr', 'an empty list'],
+    [{ amr: [['mfa']] }, 'amr', 'a nested list'],
+    [{ amr: [{ mfa: true }] }, 'amr', 'an object member'],
+    [{ amr: ['MFA'] }, 'amr', 'case matters'],
+    [{ amr: undefined }, 'amr', 'missing'],
+    [{ amr: { 0: 'mfa', length: 1 } }, 'amr', 'an array-like object'],
+    [{ hd: 'evil.com' }, 'hd', 'a string not allowed']
+  ] as const
+  for (const [extra, claim, name] of refused) {
+    await t.rejects(v.verify(token(extra)), { code: 'claim_value_mismatch', details: { issuer: 'idp', claim } }, name)
+  }
+})
