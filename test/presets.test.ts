@@ -348,6 +348,18 @@ t.test('auth0: trailing-slash issuer and namespaced custom claims', async (t) =>
   t.equal(res.body.user.preferredUsername, 'jane.doe', 'nickname when there is no preferred_username')
   t.equal(res.body.subject, 'auth0|5f7c8ec7c33c6c004bbafe82')
   t.equal((await verify(mint(rs, auth0Claims({ iss: 'https://example.eu.auth0.com' })))).body.code, 'issuer_unknown')
+  t.equal(res.body.tenant, null, 'no organization, no tenant')
+  t.equal((await verify(mint(rs, auth0Claims({ org_id: 'org_9ybsU1dN2dKfDkBi' })))).body.tenant, 'org_9ybsU1dN2dKfDkBi', 'the organization is the tenant')
+})
+
+t.test('auth0: allowedTenants limits the organizations (Auth0: validate org_id)', async (t) => {
+  const orgs = await buildApp(configFor([{ id: 'auth0', preset: 'auth0', issuer: AUTH0_ISSUER, audiences: [AUTH0_CLIENT], allowedTenants: ['org_9ybsU1dN2dKfDkBi'], jwks }]))
+  t.teardown(() => orgs.close())
+  t.equal((await verify(mint(rs, auth0Claims({ org_id: 'org_9ybsU1dN2dKfDkBi' })), {}, orgs)).status, 200, 'an allowed organization')
+  const other = await verify(mint(rs, auth0Claims({ org_id: 'org_other' })), {}, orgs)
+  t.same([other.status, other.body.code, other.body.claim], [401, 'tenant_not_allowed', 'org_id'], 'another organization')
+  const none = await verify(mint(rs, auth0Claims()), {}, orgs)
+  t.same([none.status, none.body.code], [401, 'tenant_not_allowed'], 'no organization at all')
 })
 
 t.test('okta: custom and org authorization servers, groups', async (t) => {

@@ -131,7 +131,9 @@ export const PRESETS: Readonly<Record<PresetName, Preset>> = {
   auth0: {
     defaults: () => ({
       algorithms: ['RS256', 'PS256'],
-      claimMapping: { preferredUsername: ['preferred_username', 'nickname'] }
+      // With Auth0 Organizations the token names its organization in org_id, which Auth0 says to validate:
+      // as the tenant, allowedTenants can limit it (a token without one has no tenant).
+      claimMapping: { preferredUsername: ['preferred_username', 'nickname'], tenant: 'org_id' }
     }),
     check: (issuer) => typeof issuer.issuer === 'string' && issuer.issuer !== '' && !issuer.issuer.endsWith('/')
       ? [[['issuer'], `expected the Auth0 issuer with its trailing slash ("${issuer.issuer.slice(0, 60)}/"): Auth0 tokens carry it and iss is compared exactly`]]
