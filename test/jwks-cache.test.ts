@@ -3,6 +3,7 @@ import type { JsonWebKeySet, JwksCacheConfig } from '../src/config/types.js'
 import { VerificationError } from '../src/errors.js'
 import { Verifier } from '../src/core/verifier.js'
 import { JwksCache, MIN_FRESHNESS_SECONDS, freshnessFromCacheControl, type CacheLogger, type JwksFetchEvent } from '../src/jwks/cache.js'
+import { fetchJson, type FetchJson } from '../src/net/fetch-json.js'
 import { configFor } from './helpers/config.js'
 import { startJwksServer, type JwksServer } from './helpers/jwks-server.js'
 import { idTokenClaims, jwksOf, makeKey, mint } from './helpers/tokens.js'
@@ -37,29 +38,69 @@ interface Harness {
   events: JwksFetchEvent[]
   logs: LogLine[]
   created: () => number
+  /** Fetches started: counted when the cache calls its fetcher, synchronously, before any I/O. */
+  fetches: () => number
+  /** Holds every fetch's answer (once the IdP has sent it) until the returned function is called. */
+  hold: () => () => void
+  /** The next fetch event; rejects after timeoutMs. Resumes the caller right after the cache's own handling of it. */
+  nextEvent: (timeoutMs?: number) => Promise<JwksFetchEvent>
 }
 
-/** A cache with a fake clock (unless realClock), recording fetch events, log lines and key-set creations. */
+/** A cache with a fake clock (unless realClock), recording fetch events, log lines, fetches and key-set creations. */
 function harness (t: Teardown, overrides: Partial<JwksCacheConfig> = {}, realClock = false): Harness {
   const clock = { now: 1_700_000_000_000 }
   const events: JwksFetchEvent[] = []
   const logs: LogLine[] = []
   let created = 0
+  let fetches = 0
+  let gate: Promise<void> | undefined
+  let waiters: Array<(event: JwksFetchEvent) => void> = []
+  const fetcher: FetchJson = async (url, opts) => {
+    fetches++
+    const result = await fetchJson(url, opts)
+    if (gate !== undefined) await gate
+    return result
+  }
   const log = (level: keyof CacheLogger) => (obj: Record<string, unknown>, msg: string): void => { logs.push({ level, obj, msg }) }
   const cache = new JwksCache<JsonWebKeySet>({
     ...config,
     ...overrides,
     fetchOpts,
+    fetcher,
     createKeySet: (jwks) => {
       created++
       return jwks
     },
     ...(realClock ? {} : { now: () => clock.now }),
     logger: { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') },
-    onFetch: (event) => events.push(event)
+    onFetch: (event) => {
+      events.push(event)
+      const woken = waiters
+      waiters = []
+      for (const wake of woken) wake(event)
+    }
   })
   t.teardown(() => cache.close())
-  return { cache, clock, events, logs, created: () => created }
+  const hold = (): () => void => {
+    let release!: () => void
+    gate = new Promise<void>((resolve) => { release = resolve })
+    return () => {
+      gate = undefined
+      release()
+    }
+  }
+  const nextEvent = async (timeoutMs = 8000): Promise<JwksFetchEvent> => await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      waiters = waiters.filter((w) => w !== wake)
+      reject(new Error(`no fetch event within ${timeoutMs} ms`))
+    }, timeoutMs)
+    const wake = (event: JwksFetchEvent): void => {
+      clearTimeout(timer)
+      resolve(event)
+    }
+    waiters.push(wake)
+  })
+  return { cache, clock, events, logs, created: () => created, fetches: () => fetches, hold, nextEvent }
 }
 
 async function startIdp (t: Teardown): Promise<JwksServer> {
@@ -150,16 +191,28 @@ t.test('fresh hits do no I/O', async (t) => {
 
 t.test('stale keys are served at once, with exactly one background refresh', async (t) => {
   const idp = await startIdp(t)
-  const { cache, clock, events } = harness(t)
+  const { cache, clock, events, fetches, hold } = harness(t)
   await cache.get(idp.jwksUrl)
-  idp.set({ json: jwksB, cacheControl: 'max-age=60', delayMs: 200 })
+  idp.set({ json: jwksB, cacheControl: 'max-age=60' })
   clock.now += 61_000
   t.equal(cache.status(idp.jwksUrl).state, 'stale')
   t.equal(cache.peekFresh(idp.jwksUrl), undefined, 'peekFresh: stale keys go through get(), which refreshes them')
 
-  const started = Date.now()
-  const served = await Promise.all(Array.from({ length: 20 }, async () => await cache.get(idp.jwksUrl)))
-  t.ok(Date.now() - started < 150, 'nobody waited for the refresh')
+  // The refresh's answer is held until the test releases it: a get() that waited for it could not resolve.
+  const release = hold()
+  t.teardown(release)
+  let answered = 0
+  const requests = Array.from({ length: 20 }, async () => {
+    const keys = await cache.get(idp.jwksUrl)
+    answered++
+    return keys
+  })
+  t.equal(fetches(), 2, 'one background refresh for the 20 requests')
+  const allAnswered = await waitFor('the 20 requests', () => answered === 20).then(() => true, () => false)
+  t.ok(allAnswered, `nobody waited for the refresh: ${answered} of 20 answered while it was held`)
+  t.equal(events.length, 1, 'the refresh had not finished')
+  release()
+  const served = await Promise.all(requests)
   t.ok(served.every((keys) => keys.keys.length === 1), 'the old keys were served')
 
   await waitFor('the background refresh', () => events.length === 2)
@@ -327,19 +380,25 @@ t.test('an invalid document is a failure that says what was fetched', async (t) 
 t.test('warm() on a down IdP never throws, retries in the background and later succeeds', async (t) => {
   const idp = await startIdp(t)
   idp.set({ status: 503 })
-  const { cache, logs } = harness(t, { backoffInitialSeconds: 0.02, backoffMaxSeconds: 0.1 }, true)
+  // The fake clock stands still, so that the backoff the cache computed can be read back (retryAfterSeconds);
+  // its retry timers are real, and short.
+  const backoffMaxSeconds = 0.1
+  const { cache, logs, fetches } = harness(t, { backoffInitialSeconds: 0.02, backoffMaxSeconds })
   await cache.warm(idp.jwksUrl)
   t.match(cache.status(idp.jwksUrl), { state: 'missing', consecutiveFailures: 1 })
   t.ok(logs.some((line) => line.level === 'warn' && line.msg.includes(idp.jwksUrl) && line.msg.includes('HTTP 503')))
 
-  await waitFor('background retries', () => idp.requests('/jwks') >= 4)
-  const started = Date.now()
+  // Doubling without the bound, the 7th failure would back off 0.02 * 2^6 = 1.28 s: over a second.
+  await waitFor('background retries', () => cache.status(idp.jwksUrl).consecutiveFailures >= 7, 8000)
+  const during = await unavailable(cache.get(idp.jwksUrl))
+  t.equal(during.details.retryAfterSeconds, 1, `after ${cache.status(idp.jwksUrl).consecutiveFailures} failures the retry is still within backoffMaxSeconds`)
   idp.set({ json: jwksA, cacheControl: 'max-age=60' })
   await waitFor('recovery', () => cache.status(idp.jwksUrl).state === 'fresh')
-  t.ok(Date.now() - started < 500, 'recovered within the maximum backoff')
-  const count = idp.requests('/jwks')
-  await sleep(250)
-  t.equal(idp.requests('/jwks'), count, 'no more fetches once fresh')
+  const count = fetches()
+  // A retry timer still armed from the failures would be due within backoffMaxSeconds of being set, all of
+  // which was before the recovery: this timer, set after it and longer, fires after any of them.
+  await sleep(backoffMaxSeconds * 1000 + 1)
+  t.equal(fetches(), count, 'no more fetches once fresh')
   t.match(cache.status(idp.jwksUrl), { state: 'fresh', keyCount: 1, consecutiveFailures: 0 })
 })
 
@@ -371,17 +430,20 @@ t.test('close() clears every timer', async (t) => {
   const idp = await startIdp(t)
   idp.set({ json: jwksA }, '/fresh')
   idp.set({ status: 500 }, '/down')
-  const { cache } = harness(t, {
+  const { cache, events, fetches } = harness(t, {
     minFreshnessSeconds: 0.03, maxFreshnessSeconds: 0.03, backoffInitialSeconds: 0.03, backoffMaxSeconds: 0.03
   }, true)
   await cache.warm(`${idp.url}/fresh`)
   await cache.warm(`${idp.url}/down`)
   await waitFor('timers at work', () => idp.requests('/fresh') >= 2 && idp.requests('/down') >= 2, 8000)
   cache.close()
-  await sleep(50) // a fetch that was in flight may finish
-  const count = idp.requests()
-  await sleep(200)
-  t.equal(idp.requests(), count, 'nothing fetched after close()')
+  const count = fetches()
+  await waitFor('the fetches in flight to finish', () => events.length === fetches())
+  // Every timer the cache could still hold was set by now, for at most its freshness (never under
+  // MIN_FRESHNESS_SECONDS; the retries here are shorter): this timer, set after them and longer, fires after.
+  await sleep(MIN_FRESHNESS_SECONDS * 1000 + 1)
+  t.equal(fetches(), count, 'nothing fetched after close()')
+  t.equal(idp.requests(), count, 'and nothing reached the IdP')
   t.same(cache.status(`${idp.url}/fresh`), { state: 'missing', consecutiveFailures: 0 })
 })
 
@@ -438,19 +500,33 @@ t.test(`freshness is never under ${MIN_FRESHNESS_SECONDS} s, even with minFreshn
 t.test('minFreshnessSeconds 0 and max-age=0: no refetch loop, with or without traffic', async (t) => {
   const idp = await startIdp(t)
   idp.set({ json: jwksA, cacheControl: 'max-age=0' })
-  const { cache, events } = harness(t, { minFreshnessSeconds: 0 }, true)
+  const { cache, clock, events, fetches, nextEvent } = harness(t, { minFreshnessSeconds: 0 })
   await cache.warm(idp.jwksUrl)
   const status = cache.status(idp.jwksUrl)
   t.equal(status.freshUntil! - status.fetchedAt!, MIN_FRESHNESS_SECONDS * 1000)
-  // 1.5 s of requests every 5 ms: the proactive refresh at 1 s and nothing else.
-  const until = Date.now() + 1500
-  while (Date.now() < until) {
-    await cache.get(idp.jwksUrl)
-    await sleep(5)
+
+  // With traffic: a request every 5 ms of the fake clock for 1.5 s, each after the fetch it may have started
+  // has finished. Fetches started by requests are counted as get() starts them (a proactive refresh, on a
+  // real timer, may come in between and is not counted).
+  let startedByRequests = 0
+  for (let i = 0; i < 300; i++) {
+    clock.now += 5
+    const before = fetches()
+    const keys = cache.get(idp.jwksUrl)
+    startedByRequests += fetches() - before
+    await keys
+    await waitFor('the fetch in flight', () => events.length === fetches())
   }
-  const fetches = idp.requests('/jwks')
-  t.ok(fetches >= 2 && fetches <= 3, `${fetches} fetches in 1.5 s`)
+  t.ok(startedByRequests <= 2, `${startedByRequests} fetches started by 300 requests over 1.5 s: at most one each time the keys went stale`)
   t.ok(events.every((e) => e.reason === 'warm' || e.reason === 'background'))
+
+  // Without traffic: the next fetch that completes sets the proactive refresh at MIN_FRESHNESS_SECONDS; a
+  // timer set along with it for half that fires before it, and after any shorter one.
+  const refreshed = await nextEvent()
+  t.equal(refreshed.outcome, 'success')
+  const count = fetches()
+  await sleep(MIN_FRESHNESS_SECONDS * 1000 / 2)
+  t.equal(fetches(), count, 'no fetch before the freshness is over: no refetch loop')
 })
 
 t.test('a JWKS without usable keys does not replace keys that had some', async (t) => {

@@ -69,9 +69,10 @@ t.test('after the provider rotates its keys, new tokens verify within seconds', 
   await op.rotate()
   t.not(op.currentKids.ES256, before)
   const { idToken } = await op.login({ clientId: 'client-es256' })
-  const started = Date.now()
+  // The unknown kid refetches the JWKS once the cooldown (1 s) is over: a few tries apart, not the JWKS's
+  // freshness (minutes).
   let status = 0
-  while (Date.now() - started < 10_000) {
+  for (let attempt = 0; attempt < 40; attempt++) {
     const res = await app.inject({ method: 'POST', url: '/verify', payload: { token: idToken } })
     status = res.statusCode
     if (status === 200) break
@@ -79,5 +80,4 @@ t.test('after the provider rotates its keys, new tokens verify within seconds', 
     await new Promise((resolve) => setTimeout(resolve, 250))
   }
   t.equal(status, 200, 'rotated key accepted')
-  t.ok(Date.now() - started < 10_000)
 })

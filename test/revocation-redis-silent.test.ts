@@ -38,10 +38,8 @@ t.test('a silent Redis: ready() resolves in bounded time, /readyz and /verify 50
     for (const socket of sockets) socket.destroy()
     await app.close()
   })
-  const started = Date.now()
+  // Fastify rejects ready() when an onReady hook runs past its plugin timeout (10 s): resolving is the check.
   await app.ready()
-  const waited = Date.now() - started
-  t.ok(waited < 10_000, `ready() within Fastify's onReady timeout (${waited} ms)`)
   t.ok(sockets.size > 0, 'the store did connect to the silent listener')
 
   const ready = await app.inject({ method: 'GET', url: '/readyz' })

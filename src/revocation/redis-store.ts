@@ -49,6 +49,8 @@ export interface RedisRevocationStoreOptions {
   now?: () => number
   /** Test hook: ioredis options applied over the store's own (to both connections). */
   redisOptions?: Partial<RedisOptions>
+  /** Test hook: schedules the start-up safeguard and the staleness timer; default setTimeout. */
+  setTimer?: (callback: () => void, delayMs: number, purpose: 'start' | 'stale') => NodeJS.Timeout
 }
 
 const SCAN_COUNT = 1000
@@ -90,6 +92,7 @@ export class RedisRevocationStore implements RevocationStore {
   readonly #host: string
   readonly #logger: Logger
   readonly #now: () => number
+  readonly #setTimer: (callback: () => void, delayMs: number, purpose: 'start' | 'stale') => NodeJS.Timeout
   readonly #cmd: Redis
   readonly #sub: Redis
 
@@ -122,6 +125,7 @@ export class RedisRevocationStore implements RevocationStore {
     this.#host = redisHost(options.url)
     this.#logger = (options.logger ?? silentLogger).child({ component: 'revocation-store', store: 'redis' })
     this.#now = options.now ?? Date.now
+    this.#setTimer = options.setTimer ?? ((callback, delayMs) => setTimeout(callback, delayMs))
     this.list.setAvailable(false)
 
     const redisOptions: RedisOptions = {
@@ -177,7 +181,7 @@ export class RedisRevocationStore implements RevocationStore {
     }
     // A safeguard: every step has its own timeout, but start-up must never wait for ever, nor past Fastify's
     // onReady timeout; then the list is not current (fail closed) and the connection keeps trying meanwhile.
-    this.#startTimer = setTimeout(() => { this.#startSettle?.() }, Math.min(START_TIMEOUT_MS, CONNECT_TIMEOUT_MS + 4 * this.#commandTimeoutMs + 1000))
+    this.#startTimer = this.#setTimer(() => { this.#startSettle?.() }, Math.min(START_TIMEOUT_MS, CONNECT_TIMEOUT_MS + 4 * this.#commandTimeoutMs + 1000), 'start')
     this.#startTimer.unref()
     this.#pingTimer = setInterval(() => { this.#tick() }, this.#pingIntervalMs)
     this.#pingTimer.unref()
@@ -290,7 +294,7 @@ export class RedisRevocationStore implements RevocationStore {
       // From the last moment the list was known current: the failure may be noticed long after it.
       const now = this.#now()
       const delay = Math.max(0, (this.#lastCurrentAt ?? now) + this.#maxStalenessMs - now)
-      this.#staleTimer = setTimeout(() => { this.#stale() }, delay)
+      this.#staleTimer = this.#setTimer(() => { this.#stale() }, delay, 'stale')
       this.#staleTimer.unref()
     }
   }
