@@ -203,7 +203,7 @@ t.test('a valid full YAML file resolves every option', async (t) => {
     loadShedding: { enabled: true, maxEventLoopDelayMs: 500, maxEventLoopUtilization: 0.9, maxHeapUsedBytes: 1073741824, maxRssBytes: 2147483648, sampleIntervalMs: 250, retryAfterSeconds: 3 },
     // forwardAuth and batch: every option is exercised in test/forward-auth-config.test.ts.
     forwardAuth: {
-      headers: { subject: 'x-auth-subject', issuer: 'x-auth-issuer', issuerId: 'x-auth-issuer-id', email: 'x-auth-email', emailVerified: 'x-auth-email-verified', name: 'x-auth-name', groups: 'x-auth-groups', roles: 'x-auth-roles', tenant: 'x-auth-tenant', identity: 'x-auth-identity' },
+      headers: { subject: 'x-auth-subject', userKey: 'x-auth-user-key', issuer: 'x-auth-issuer', issuerId: 'x-auth-issuer-id', email: 'x-auth-email', emailVerified: 'x-auth-email-verified', name: 'x-auth-name', groups: 'x-auth-groups', groupsOverage: 'x-auth-groups-overage', roles: 'x-auth-roles', tenant: 'x-auth-tenant', identity: 'x-auth-identity' },
       identityHeader: false,
       stripToken: false,
       keysUnavailableStatus: 401,
@@ -278,7 +278,7 @@ t.test('a valid JSON file, by --config=PATH and by OIDC_VERIFIER_CONFIG, gets th
     callers: { keys: [], protectMetrics: true, maxFailuresPerMinute: 60 },
     loadShedding: { ...LOAD_SHEDDING_DEFAULTS },
     forwardAuth: {
-      headers: { subject: 'x-auth-subject', issuer: 'x-auth-issuer', issuerId: 'x-auth-issuer-id', email: 'x-auth-email', emailVerified: 'x-auth-email-verified', name: 'x-auth-name', groups: 'x-auth-groups', roles: 'x-auth-roles', tenant: 'x-auth-tenant', identity: 'x-auth-identity' },
+      headers: { subject: 'x-auth-subject', userKey: 'x-auth-user-key', issuer: 'x-auth-issuer', issuerId: 'x-auth-issuer-id', email: 'x-auth-email', emailVerified: 'x-auth-email-verified', name: 'x-auth-name', groups: 'x-auth-groups', groupsOverage: 'x-auth-groups-overage', roles: 'x-auth-roles', tenant: 'x-auth-tenant', identity: 'x-auth-identity' },
       identityHeader: false,
       stripToken: false,
       keysUnavailableStatus: 401,

@@ -71,7 +71,7 @@ t.test('every mistake is reported with its path', async (t) => {
     [{ forwardAuth: { tokenHeader: 'Authorization' } }, /forwardAuth\.tokenHeader: "authorization" is reserved/],
     [{ forwardAuth: { tokenHeader: 'x-auth-email' } }, /forwardAuth\.tokenHeader: "x-auth-email" is also the email identity header/],
     [{ forwardAuth: { headerPrefix: 'x auth' } }, /forwardAuth\.headerPrefix: expected a header name prefix/],
-    [{ forwardAuth: { headerPrefix: 'x-forwarded-' } }, /forwardAuth\.headerPrefix: gives reserved header names \(x-forwarded-subject, x-forwarded-issuer, /],
+    [{ forwardAuth: { headerPrefix: 'x-forwarded-' } }, /forwardAuth\.headerPrefix: gives reserved header names \(x-forwarded-subject, x-forwarded-user-key, x-forwarded-issuer, /],
     [{ forwardAuth: { headerNames: { subject: 'Authorization' } } }, /forwardAuth\.headerNames\.subject: "authorization" is reserved/],
     [{ forwardAuth: { headerNames: { subject: 'X-Api-Key' } } }, /forwardAuth\.headerNames\.subject: "x-api-key" is reserved/],
     [{ forwardAuth: { headerNames: { name: 'x-auth-subject' } } }, /forwardAuth\.headerNames\.name: identity header "x-auth-subject" is used for both subject and name/],

@@ -38,17 +38,33 @@ t.test('a good token: 200, every identity header, encoded, no body, not cacheabl
   t.equal(res.headers['cache-control'], 'no-store')
   t.match(res.headers, {
     'x-auth-subject': 'user-123',
+    'x-auth-user-key': 'user-123',
     'x-auth-issuer': ISS,
     'x-auth-issuer-id': 'main',
     'x-auth-email': 'user@example.com',
     'x-auth-email-verified': 'true',
     'x-auth-name': 'Ada Lovelace',
     'x-auth-groups': 'admins,staff',
+    'x-auth-groups-overage': 'false',
     'x-auth-roles': 'editor',
     'x-auth-tenant': 't-1',
     'x-auth-identity': ''
   })
   t.notOk(res.headers['x-envoy-auth-headers-to-remove'], 'stripping is off by default')
+})
+
+t.test('a groups overage says so, and the user key is the issuer\'s stable one', async (t) => {
+  const entra = await buildApp(configFor([{ id: 'entra', issuer: ISS, audiences: [AUD], jwks: jwksOf(key), userKeyClaims: ['tid', 'oid'], claimMapping: { tenant: 'tid' } }]))
+  t.teardown(() => entra.close())
+  const claims = { sub: 'pairwise-sub', tid: 't-9', oid: 'o-7', _claim_names: { groups: 'src1' }, _claim_sources: { src1: { endpoint: 'https://graph.microsoft.com/v1.0/users/o-7/getMemberObjects' } } }
+  const res = await entra.inject({ method: 'GET', url: '/forward-auth', headers: { ...bearer(mint(key, idTokenClaims(ISS, AUD, claims))), 'x-auth-groups-overage': 'false', 'x-auth-user-key': 'forged' } })
+  t.equal(res.statusCode, 200)
+  t.equal(res.headers['x-auth-groups'], '', 'no groups in the token')
+  t.equal(res.headers['x-auth-groups-overage'], 'true', 'and the app is told they were left out')
+  t.equal(res.headers['x-auth-subject'], 'pairwise-sub')
+  t.equal(res.headers['x-auth-user-key'], 't-9:o-7')
+  const flagged = await entra.inject({ method: 'GET', url: '/forward-auth', headers: bearer(mint(key, idTokenClaims(ISS, AUD, { ...claims, _claim_names: undefined, hasgroups: true }))) })
+  t.equal(flagged.headers['x-auth-groups-overage'], 'true', 'Entra\'s hasgroups flag too')
 })
 
 t.test('absent values are set empty, so a client\'s own copy can never pass', async (t) => {

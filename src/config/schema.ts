@@ -487,12 +487,14 @@ export const FORWARD_AUTH_DEFAULTS = Object.freeze({
 /** Identity header names after forwardAuth.headerPrefix, by field (forwardAuth.headerNames replaces one whole). */
 export const IDENTITY_HEADER_NAMES: Readonly<Record<IdentityHeaderField, string>> = Object.freeze({
   subject: 'subject',
+  userKey: 'user-key',
   issuer: 'issuer',
   issuerId: 'issuer-id',
   email: 'email',
   emailVerified: 'email-verified',
   name: 'name',
   groups: 'groups',
+  groupsOverage: 'groups-overage',
   roles: 'roles',
   tenant: 'tenant',
   identity: 'identity'

@@ -272,7 +272,7 @@ export interface RateLimitConfig {
 
 /** The identity headers forward-auth sets on success, by normalized field. */
 export const IDENTITY_HEADER_FIELDS = [
-  'subject', 'issuer', 'issuerId', 'email', 'emailVerified', 'name', 'groups', 'roles', 'tenant', 'identity'
+  'subject', 'userKey', 'issuer', 'issuerId', 'email', 'emailVerified', 'name', 'groups', 'groupsOverage', 'roles', 'tenant', 'identity'
 ] as const
 export type IdentityHeaderField = typeof IDENTITY_HEADER_FIELDS[number]
 

@@ -8,7 +8,8 @@
  * Encoding, so that any value survives HTTP and lists are unambiguous: every character outside printable
  * ASCII, every "%" and ",", and a space at either end are percent-encoded as UTF-8 (decode each value with
  * decodeURIComponent). Lists (groups, roles) are the encoded members joined by "," without spaces; empty
- * members are left out, so an empty header is an empty list. email-verified is "true" or "false". The
+ * members are left out, so an empty header is an empty list. email-verified and groups-overage are "true" or
+ * "false" (with groups-overage "true" the groups header is not the user's list: the token left them out). The
  * identity header, when turned on, is the normalized identity without `claims` as base64url (no padding)
  * of UTF-8 JSON; when off it is set empty like any absent value.
  */
@@ -51,12 +52,15 @@ export function identityHeaders (identity: VerifiedIdentity, config: Pick<Forwar
   const h = config.headers
   const out: Record<string, string> = {
     [h.subject]: encodeHeaderValue(identity.subject),
+    [h.userKey]: encodeHeaderValue(identity.userKey),
     [h.issuer]: encodeHeaderValue(identity.issuer.url),
     [h.issuerId]: identity.issuer.id,
     [h.email]: text(identity.user.email),
     [h.emailVerified]: identity.user.emailVerified ? 'true' : 'false',
     [h.name]: text(identity.user.name),
     [h.groups]: encodeHeaderList(identity.groups),
+    // "true" when the provider left groups out of the token (Entra's overage): the groups header is then not the list.
+    [h.groupsOverage]: identity.groupsOverage ? 'true' : 'false',
     [h.roles]: encodeHeaderList(identity.roles),
     [h.tenant]: text(identity.tenant),
     // Set (empty) even when turned off, so that a client's own copy never reaches the upstream.
