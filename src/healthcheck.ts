@@ -7,7 +7,7 @@ import { probe, probeUrl, ProbeTargetError } from './health/probe.js'
 
 let url: URL
 try {
-  url = await probeUrl(process.argv[2])
+  url = await probeUrl(process.argv[2], { warn: (message) => process.stderr.write(`healthcheck: ${message}\n`) })
 } catch (err) {
   process.stderr.write(`healthcheck: ${err instanceof ProbeTargetError ? err.message : String(err)}\n`)
   process.exit(2)

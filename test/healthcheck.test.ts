@@ -70,8 +70,13 @@ t.test('probeUrl: where the server listens, from the same configuration', async 
     'http://127.0.0.1:9555/healthz', 'the config file\'s port')
   t.equal((await probeUrl(undefined, { env: { OIDC_VERIFIER_CONFIG: '/etc/v/config.yaml', PORT: '7000' }, readFile: () => file })).href,
     'http://127.0.0.1:7000/healthz', 'PORT overrides the file, as it does for the server')
-  t.equal((await probeUrl(undefined, { env: { OIDC_VERIFIER_CONFIG: '/nope.yaml', PORT: '7001' }, readFile: () => { throw Object.assign(new Error('x'), { code: 'ENOENT' }) } })).href,
+  const warnings: string[] = []
+  t.equal((await probeUrl(undefined, { env: { OIDC_VERIFIER_CONFIG: '/nope.yaml', PORT: '7001' }, readFile: () => { throw Object.assign(new Error('x'), { code: 'ENOENT' }) }, warn: (m) => warnings.push(m) })).href,
     'http://127.0.0.1:7001/healthz', 'an unreadable configuration falls back to PORT')
+  t.equal(warnings.length, 1, 'and says so')
+  t.match(warnings[0], /^OIDC_VERIFIER_CONFIG could not be loaded \(.*\); probing HOST\/PORT instead$/)
+  await probeUrl(undefined, { env: { OIDC_VERIFIER_CONFIG: '/etc/v/config.yaml' }, readFile: () => file, warn: (m) => warnings.push(m) })
+  t.equal(warnings.length, 1, 'nothing to say when it loads')
   const ops = 'server:\n  port: 9555\n  opsPort: 9090\nissuers:\n  - { id: g, issuer: "https://accounts.google.com", audiences: [x] }\n'
   t.equal((await probeUrl('/readyz', { env: { OIDC_VERIFIER_CONFIG: '/c.yaml' }, readFile: () => ops })).href, 'http://127.0.0.1:9090/readyz', 'the ops port serves health')
   const opsHost = ops.replace('opsPort: 9090', 'opsPort: 9090\n  opsHost: 127.0.0.2')

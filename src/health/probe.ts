@@ -39,7 +39,7 @@ export interface ProbeResult {
  * the configuration loader is not even imported: an exec probe is a second node process in the service's
  * container, and the loader (schemas, YAML) would add about 20 MB to it (README, "Kubernetes").
  */
-export async function probeUrl (path: string = DEFAULT_PROBE_PATH, opts: Pick<LoadConfigOptions, 'env' | 'readFile'> = {}): Promise<URL> {
+export async function probeUrl (path: string = DEFAULT_PROBE_PATH, opts: Pick<LoadConfigOptions, 'env' | 'readFile'> & { warn?: (message: string) => void } = {}): Promise<URL> {
   if (!SAFE_PATH.test(path) || path.startsWith('//')) throw new ProbeTargetError(`expected a path such as /healthz or /readyz, got ${JSON.stringify(path.slice(0, 64))}`)
   const env = opts.env ?? process.env
   const explicit = env.HEALTHCHECK_URL
@@ -64,8 +64,11 @@ export async function probeUrl (path: string = DEFAULT_PROBE_PATH, opts: Pick<Lo
       listener = server.opsPort !== undefined && server.opsPort > 0
         ? { host: server.opsHost ?? server.host, port: server.opsPort, scheme: server.opsTls !== undefined ? 'https' : 'http' }
         : { host: server.host, port: server.port, scheme: server.tls !== undefined ? 'https' : 'http' }
-    } catch {
+    } catch (err) {
       // Unreadable or invalid: the server would not be running with it either; HOST and PORT are the best guess.
+      // Said, though: in an environment other than the server's, the guess may be another server's port.
+      const reason = (err instanceof Error ? err.message : String(err)).split('\n')[0]?.slice(0, 200) ?? ''
+      opts.warn?.(`OIDC_VERIFIER_CONFIG could not be loaded (${reason}); probing HOST/PORT instead`)
     }
   }
   const host = WILDCARD_HOSTS.has(listener.host) ? '127.0.0.1' : listener.host
