@@ -16,6 +16,7 @@ import { loggerOptions } from '../src/logger.js'
 import { configFor, configProblems } from './helpers/config.js'
 import { parseMetrics, valueOf } from './helpers/prometheus.js'
 import { idTokenClaims, jwksOf, makeKey, mint } from './helpers/tokens.js'
+import { matchExactly } from './helpers/exact-match.js'
 
 const ISS = 'https://idp.example.com'
 const key = makeKey('ES256')
@@ -271,30 +272,25 @@ t.test('configuration', async (t) => {
   const problems = (doc: Record<string, unknown>, env: NodeJS.ProcessEnv = {}): string[] => {
     return configProblems({ issuers, ...doc }, env)
   }
-  // t.match on a list checks the listed elements only: the count makes the problems exactly these.
-  const exactly = (list: string[], patterns: RegExp[]): void => {
-    t.equal(list.length, patterns.length, list.join(' | '))
-    t.match(list, patterns)
-  }
   const plainKey = 'my-plain-secret-api-key'
   const pasted = problems({ callers: { keys: [{ id: 'a', sha256: plainKey }] } })
-  exactly(pasted, [/callers\.keys\[0\]\.sha256: expected the SHA-256 of the key as 64 hex digits/])
+  matchExactly(t, pasted, [/callers\.keys\[0\]\.sha256: expected the SHA-256 of the key as 64 hex digits/])
   t.notOk(pasted.join().includes(plainKey), 'a key pasted into sha256 is not echoed')
-  exactly(problems({ callers: { keys: [{ id: 'a' }] } }), [/callers\.keys\[0\]: expected sha256 .* or sha256Env/])
-  exactly(problems({ callers: { keys: [{ id: 'a', sha256: sha256('x'), sha256Env: 'X' }] } }), [/mutually exclusive/])
-  exactly(problems({ callers: { keys: [] } }), [/callers\.keys: expected a non-empty list/])
-  exactly(problems({ callers: { keys: [{ id: 'none', sha256: sha256('x') }] } }), [/callers\.keys\[0\]\.id: "none" is reserved/])
-  exactly(problems({ callers: { keys: [{ id: 'a', sha256: sha256('x') }, { id: 'a', sha256: sha256('y') }] } }), [/callers\.keys\[1\]\.id: duplicate id "a"/])
-  exactly(problems({ callers: { keys: [{ id: 'a', sha256: sha256('x') }, { id: 'b', sha256: sha256('x').toUpperCase() }] } }), [/callers\.keys\[1\]: the same key hash as callers\.keys\[0\]/])
-  exactly(problems({ callers: { keys: [{ id: 'a', sha256: sha256('x'), rateLimit: { max: 0 } }] } }), [/callers\.keys\[0\]\.rateLimit\.max: expected an integer from 1/])
-  exactly(problems({ callers: { keys: [{ id: 'a', sha256: sha256('x'), rateLimit: { windowSeconds: 10 } }] } }),
+  matchExactly(t, problems({ callers: { keys: [{ id: 'a' }] } }), [/callers\.keys\[0\]: expected sha256 .* or sha256Env/])
+  matchExactly(t, problems({ callers: { keys: [{ id: 'a', sha256: sha256('x'), sha256Env: 'X' }] } }), [/mutually exclusive/])
+  matchExactly(t, problems({ callers: { keys: [] } }), [/callers\.keys: expected a non-empty list/])
+  matchExactly(t, problems({ callers: { keys: [{ id: 'none', sha256: sha256('x') }] } }), [/callers\.keys\[0\]\.id: "none" is reserved/])
+  matchExactly(t, problems({ callers: { keys: [{ id: 'a', sha256: sha256('x') }, { id: 'a', sha256: sha256('y') }] } }), [/callers\.keys\[1\]\.id: duplicate id "a"/])
+  matchExactly(t, problems({ callers: { keys: [{ id: 'a', sha256: sha256('x') }, { id: 'b', sha256: sha256('x').toUpperCase() }] } }), [/callers\.keys\[1\]: the same key hash as callers\.keys\[0\]/])
+  matchExactly(t, problems({ callers: { keys: [{ id: 'a', sha256: sha256('x'), rateLimit: { max: 0 } }] } }), [/callers\.keys\[0\]\.rateLimit\.max: expected an integer from 1/])
+  matchExactly(t, problems({ callers: { keys: [{ id: 'a', sha256: sha256('x'), rateLimit: { windowSeconds: 10 } }] } }),
     [/callers\.keys\[0\]\.rateLimit\.max: missing: rateLimit\.max is not set, so this caller's limit needs its own max/])
   t.same(problems({ rateLimit: { max: 9 }, callers: { keys: [{ id: 'a', sha256: sha256('x'), rateLimit: { windowSeconds: 10 } }] } }), [])
   t.same(problems({ rateLimit: { enabled: false }, callers: { keys: [{ id: 'a', sha256: sha256('x'), rateLimit: { windowSeconds: 10 } }] } }), [], 'no limit applies with rate limiting off')
-  exactly(problems({ callers: { key: [] } }), [/callers\.key: unknown option \(did you mean "keys"\?\)/, /callers\.keys: missing; expected a non-empty list/])
-  exactly(problems({ callers: { keys: [{ id: 'a', sha256Env: 'A_HASH' }] } }), [/sha256Env: expected environment variable A_HASH to hold the SHA-256/])
+  matchExactly(t, problems({ callers: { key: [] } }), [/callers\.key: unknown option \(did you mean "keys"\?\)/, /callers\.keys: missing; expected a non-empty list/])
+  matchExactly(t, problems({ callers: { keys: [{ id: 'a', sha256Env: 'A_HASH' }] } }), [/sha256Env: expected environment variable A_HASH to hold the SHA-256/])
   const fromEnv = problems({ callers: { keys: [{ id: 'a', sha256Env: 'A_HASH' }] } }, { A_HASH: plainKey })
-  exactly(fromEnv, [/expected the value of A_HASH to be the SHA-256 of the key/])
+  matchExactly(t, fromEnv, [/expected the value of A_HASH to be the SHA-256 of the key/])
   t.notOk(fromEnv.join().includes(plainKey))
 
   const resolved = parseConfig({ issuers, rateLimit: { max: 50, windowSeconds: 10 }, callers: { keys: [{ id: 'a', sha256Env: 'A_HASH', rateLimit: { max: 7 } }] } }, 'c.yaml', { A_HASH: ` ${sha256('x').toUpperCase()}\n` })

@@ -10,7 +10,7 @@ import { loadConfig } from '../src/config/load.js'
 import { HEAP_HEADROOM_BYTES } from '../src/config/heap-budget.js'
 import { SERVER_DEFAULTS, TOKEN_CACHE_DEFAULTS } from '../src/config/schema.js'
 import { advertisedHost } from '../src/dev/dev-issuer.js'
-import { probeUrl } from '../src/health/probe.js'
+import { PROBE_TIMEOUT_MS, probeUrl } from '../src/health/probe.js'
 import { readDockerfile, type Stage } from './helpers/dockerfile.js'
 
 const stages = readDockerfile()
@@ -64,7 +64,7 @@ t.test('runtime: production only, non-root by number, node as PID 1, health chec
   t.notOk(runtime.cmd?.some((arg) => arg.startsWith('--max-old-space-size')), 'not in CMD: a command-line flag would override NODE_OPTIONS')
   t.same(runtime.healthcheck?.test, ['node', 'dist/healthcheck.js'])
   const seconds = (v: string | undefined): number => Number(/^([0-9]+)s$/.exec(v ?? '')?.[1] ?? NaN)
-  t.ok(seconds(runtime.healthcheck?.flags.timeout) * 1000 > 3000, 'Docker\'s timeout exceeds the script\'s own (PROBE_TIMEOUT_MS)')
+  t.ok(seconds(runtime.healthcheck?.flags.timeout) * 1000 > PROBE_TIMEOUT_MS, 'Docker\'s timeout exceeds the script\'s own (PROBE_TIMEOUT_MS), so the script reports its reason first')
   t.ok(runtime.expose.includes(String(SERVER_DEFAULTS.port)), 'EXPOSE the default port')
   t.ok(runtime.keywords.indexOf('USER') < runtime.keywords.indexOf('CMD'), 'USER before CMD')
 
@@ -155,6 +155,7 @@ t.test('docker-compose.yml: the commented variants for a real provider are valid
   t.equal(blocks.length, 2, 'two variants: environment only, and a mounted config file')
 
   const env = { ...runtime.env }
+  const kinds: string[] = []
   for (const block of blocks) {
     const variant = (parse(block.join('\n')) as Record<string, ComposeService>)['oidc-verifier']
     if (variant === undefined) { t.fail('each variant defines oidc-verifier'); continue }
@@ -163,6 +164,7 @@ t.test('docker-compose.yml: the commented variants for a real provider are valid
     const ports = containerPorts(t, variant)
     const mounts = (variant.volumes ?? []).map((v) => v.split(':'))
     const file = variant.environment?.OIDC_VERIFIER_CONFIG
+    kinds.push(file === undefined ? 'environment' : 'file')
     if (file !== undefined) {
       const mount = mounts.find((m) => m[1] === file)
       t.ok(mount, 'OIDC_VERIFIER_CONFIG is the mount target')
@@ -175,4 +177,5 @@ t.test('docker-compose.yml: the commented variants for a real provider are valid
       t.equal(config.issuers[0]?.issuer, 'https://accounts.google.com')
     }
   }
+  t.same(kinds.sort(), ['environment', 'file'], 'one variant of each kind')
 })

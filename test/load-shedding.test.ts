@@ -8,6 +8,7 @@ import { buildApp } from '../src/app.js'
 import { configFor, configProblems } from './helpers/config.js'
 import { parseMetrics, valueOf } from './helpers/prometheus.js'
 import { idTokenClaims, jwksOf, makeKey, mint } from './helpers/tokens.js'
+import { matchExactly } from './helpers/exact-match.js'
 
 const ISS = 'https://idp.example.com'
 const key = makeKey('ES256')
@@ -74,8 +75,8 @@ t.test('thresholds are validated', async (t) => {
     return configProblems({ issuers, loadShedding })
   }
   t.same(problems({ maxEventLoopUtilization: 0.95, maxRssBytes: 1073741824 }), [])
-  t.match(problems({ maxEventLoopUtilization: 1.5 }), [/loadShedding\.maxEventLoopUtilization: expected a number from 0 to 1, got 1\.5/])
-  t.match(problems({ sampleIntervalMs: 5 }), [/loadShedding\.sampleIntervalMs: expected an integer from 10 to 60000/])
-  t.match(problems({ maxEventLoopDelay: 5 }), [/loadShedding\.maxEventLoopDelay: unknown option \(did you mean "maxEventLoopDelayMs"\?\)/])
-  t.match(problems({ enabled: 'yes' }), [/loadShedding\.enabled: expected true or false/])
+  matchExactly(t, problems({ maxEventLoopUtilization: 1.5 }), [/loadShedding\.maxEventLoopUtilization: expected a number from 0 to 1, got 1\.5/])
+  matchExactly(t, problems({ sampleIntervalMs: 5 }), [/loadShedding\.sampleIntervalMs: expected an integer from 10 to 60000/])
+  matchExactly(t, problems({ maxEventLoopDelay: 5 }), [/loadShedding\.maxEventLoopDelay: unknown option \(did you mean "maxEventLoopDelayMs"\?\)/])
+  matchExactly(t, problems({ enabled: 'yes' }), [/loadShedding\.enabled: expected true or false/])
 })

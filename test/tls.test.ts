@@ -13,6 +13,7 @@ import { configFor, configProblems } from './helpers/config.js'
 import { makeTestPki } from './helpers/certs.js'
 import { call } from './helpers/https-call.js'
 import { idTokenClaims, jwksOf, makeKey, mint } from './helpers/tokens.js'
+import { matchExactly } from './helpers/exact-match.js'
 
 const ISS = 'https://idp.example.com'
 const key = makeKey('ES256')
@@ -95,10 +96,10 @@ t.test('server.opsTls: the ops listener speaks HTTPS; the main listener keeps it
   t.equal(plain.status, 200, 'the main listener is plain HTTP without server.tls')
 
   const problems = serverProblems
-  t.match(problems({ opsTls: { certFile: pki.serverCert, keyFile: pki.serverKey } }), [/server\.opsTls: expected server\.opsPort with it/])
-  t.match(problems({ opsPort: 9090, opsTls: { certFile: join(pki.dir, 'nope.crt'), keyFile: pki.serverKey } }), [/server\.opsTls\.certFile: cannot read ".*nope\.crt": no such file/])
-  t.match(problems({ opsPort: 9090, opsTls: { certFile: pki.serverCert, keyFile: join(pki.dir, 'client.key') } }), [/server\.opsTls\.keyFile: the private key does not belong to the certificate in server\.opsTls\.certFile/])
-  t.match(problems({ opsPort: 9090, opsTls: { certFile: pki.serverCert, keyFile: pki.serverKey, clientCaFile: pki.caCert } }), [/server\.opsTls\.clientCaFile: unknown option/], 'no mutual TLS on the ops listener: probes have no client certificate')
+  matchExactly(t, problems({ opsTls: { certFile: pki.serverCert, keyFile: pki.serverKey } }), [/server\.opsTls: expected server\.opsPort with it/])
+  matchExactly(t, problems({ opsPort: 9090, opsTls: { certFile: join(pki.dir, 'nope.crt'), keyFile: pki.serverKey } }), [/server\.opsTls\.certFile: cannot read ".*nope\.crt": no such file/])
+  matchExactly(t, problems({ opsPort: 9090, opsTls: { certFile: pki.serverCert, keyFile: join(pki.dir, 'client.key') } }), [/server\.opsTls\.keyFile: the private key does not belong to the certificate in server\.opsTls\.certFile/])
+  matchExactly(t, problems({ opsPort: 9090, opsTls: { certFile: pki.serverCert, keyFile: pki.serverKey, clientCaFile: pki.caCert } }), [/server\.opsTls\.clientCaFile: unknown option/], 'no mutual TLS on the ops listener: probes have no client certificate')
 })
 
 t.test('TLS configuration problems are reported with their path', async (t) => {
@@ -106,13 +107,13 @@ t.test('TLS configuration problems are reported with their path', async (t) => {
   const garbage = join(pki.dir, 'garbage.pem')
   writeFileSync(garbage, '-----BEGIN PRIVATE KEY-----\nTOP-SECRET-MATERIAL\n-----END PRIVATE KEY-----\n')
   t.same(problems({ certFile: pki.serverCert, keyFile: pki.serverKey, clientCaFile: pki.caCert }), [])
-  t.match(problems({ certFile: join(pki.dir, 'nope.crt'), keyFile: pki.serverKey }), [/server\.tls\.certFile: cannot read ".*nope\.crt": no such file/])
+  matchExactly(t, problems({ certFile: join(pki.dir, 'nope.crt'), keyFile: pki.serverKey }), [/server\.tls\.certFile: cannot read ".*nope\.crt": no such file/])
   const bad = problems({ certFile: pki.serverCert, keyFile: garbage })
-  t.match(bad, [/server\.tls\.keyFile: expected an unencrypted PEM private key/])
+  matchExactly(t, bad, [/server\.tls\.keyFile: expected an unencrypted PEM private key/])
   t.notOk(bad.join().includes('TOP-SECRET'), 'key material is never quoted')
-  t.match(problems({ certFile: garbage, keyFile: pki.serverKey }), [/server\.tls\.certFile: expected a PEM certificate/])
-  t.match(problems({ certFile: pki.serverCert, keyFile: join(pki.dir, 'client.key') }), [/server\.tls\.keyFile: the private key does not belong to the certificate/])
-  t.match(problems({ certFile: pki.serverCert, keyFile: pki.serverKey, clientCaFile: pki.serverCert }), [/server\.tls\.clientCaFile: expected a CA certificate/])
-  t.match(problems({ certFile: pki.serverCert }), [/server\.tls\.keyFile: missing/])
-  t.match(problems({ certFile: pki.serverCert, keyFile: pki.serverKey, ca: pki.caCert }), [/server\.tls\.ca: unknown option/])
+  matchExactly(t, problems({ certFile: garbage, keyFile: pki.serverKey }), [/server\.tls\.certFile: expected a PEM certificate/])
+  matchExactly(t, problems({ certFile: pki.serverCert, keyFile: join(pki.dir, 'client.key') }), [/server\.tls\.keyFile: the private key does not belong to the certificate/])
+  matchExactly(t, problems({ certFile: pki.serverCert, keyFile: pki.serverKey, clientCaFile: pki.serverCert }), [/server\.tls\.clientCaFile: expected a CA certificate/])
+  matchExactly(t, problems({ certFile: pki.serverCert }), [/server\.tls\.keyFile: missing/])
+  matchExactly(t, problems({ certFile: pki.serverCert, keyFile: pki.serverKey, ca: pki.caCert }), [/server\.tls\.ca: unknown option/])
 })
