@@ -33,6 +33,18 @@ t.test('paths reach nested members, array members and odd claim names', async (t
   t.same(id.groups, ['g1'])
 })
 
+t.test('[$claim] names a member by a top-level claim of the same token', async (t) => {
+  const resourceAccess = { 'my-app': { roles: ['editor'] }, 'admin-console': { roles: ['admin'] } }
+  const roles = (claims: Record<string, unknown>): string[] => identity({ roles: ['realm_access.roles', 'resource_access[$azp].roles'] }, { realm_access: { roles: ['r'] }, resource_access: resourceAccess, ...claims }).roles
+  t.same(roles({ azp: 'my-app' }), ['r', 'editor'])
+  t.same(roles({ azp: 'admin-console' }), ['r', 'admin'])
+  for (const [azp, name] of [[undefined, 'absent'], [7, 'a number'], [['my-app'], 'a list'], ['', 'empty'], ['other', 'no such member'], ['toString', 'an inherited name']] as const) {
+    t.same(roles({ azp }), ['r'], `azp ${name}: nothing from that path`)
+  }
+  t.same(roles(JSON.parse('{"__proto__": "my-app"}') as Record<string, unknown>), ['r'], 'a reference to a claim that is not there (azp) reads nothing')
+  t.same(identity({ name: 'names[$lang]' }, { lang: 'de', names: { de: 'Jörg', en: 'George' } }).user.name, 'Jörg', 'any field, any claim')
+})
+
 t.test('several paths: lists merge without duplicates, single values take the first present', async (t) => {
   const id = identity({ groups: ['a', 'b'], preferredUsername: ['preferred_username', 'upn', 'unique_name'] }, { a: ['x', 'y'], b: ['y', 'z'], upn: 'u@example.com', unique_name: 'other' })
   t.same(id.groups, ['x', 'y', 'z'])
@@ -106,5 +118,9 @@ t.test('configuration of mappings', async (t) => {
   t.match(problems({ claimMapping: { roles: 5 } }), [/claimMapping\.roles: expected a claim path, a list of claim paths, or a mapping with path and split, got 5/])
   t.match(problems({ userKeyClaims: ['a', 'b', 'c', 'd', 'e'] }), [/userKeyClaims: expected a list of 1 to 4 claim paths/])
   t.match(problems({ userKeyClaims: ['a[x]'] }), [/userKeyClaims\[0\]: expected a claim path/])
+  t.same(problems({ claimMapping: { roles: 'resource_access[$azp].roles' } }), [], 'a $claim reference')
+  for (const bad of ['a[$]', 'a[$a b]', 'a[$"x"]', '[$azp', 'a[$azp.b]']) {
+    t.match(problems({ claimMapping: { roles: bad } }), [/claimMapping\.roles: expected a claim path/], bad)
+  }
   t.same(configFor([{ id: 'a', issuer: 'https://a.example', audiences: ['x'], claimMapping: { roles: { path: 'scp', split: true } } }]).issuers[0]!.claimMapping, { roles: { path: 'scp', split: true } })
 })

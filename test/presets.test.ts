@@ -235,7 +235,7 @@ t.test('the presets resolve to provider rules, and own settings win', async (t) 
   t.same(byId.auth0!.claimMapping.roles, '["https://example.com/roles"]', 'the issuer\'s own mapping entry wins')
   t.same(byId.auth0!.claimMapping.preferredUsername, ['preferred_username', 'nickname'], 'the preset\'s other entries stay')
   t.same(byId.cognito!.requiredClaims, { token_use: ['id'] })
-  t.same(byId.keycloak!.claimMapping.roles, ['realm_access.roles', 'resource_access["my-app"].roles'])
+  t.same(byId.keycloak!.claimMapping.roles, ['realm_access.roles', 'resource_access[$azp].roles'], 'the client roles of the token\'s own client')
   t.same(byId.keycloak!.requiredClaims, { typ: ['ID'] }, 'keycloak: an ID token is typed ID')
   t.same(byId.keycloak!.algorithms.includes('ES256'), true, 'keycloak keeps the asymmetric default set')
 
@@ -397,6 +397,19 @@ t.test('keycloak: realm and client roles, preferred_username, group paths', asyn
   t.equal(access.body.code, 'token_is_access_token')
   const bare = await verify(mint(es, keycloakClaims({ realm_access: undefined, resource_access: 'odd' }), { header: { alg: 'ES256' } }))
   t.same(bare.body.roles, [], 'roles mappers off: no roles, no error')
+})
+
+t.test('keycloak: with two clients of ours, a token has the client roles of its own client only', async (t) => {
+  const two = await buildApp(configFor([{ id: 'keycloak', preset: 'keycloak', issuer: KEYCLOAK_ISSUER, audiences: ['my-app', 'admin-console'], jwks }]))
+  t.teardown(() => two.close())
+  const resourceAccess = { 'my-app': { roles: ['editor'] }, 'admin-console': { roles: ['admin'] } }
+  const forApp = await verify(mint(es, keycloakClaims({ resource_access: resourceAccess }), { header: { alg: 'ES256' } }), {}, two)
+  t.equal(forApp.status, 200)
+  t.same(forApp.body.roles, ['offline_access', 'uma_authorization', 'default-roles-main', 'editor'], 'not admin-console\'s admin')
+  const forConsole = await verify(mint(es, keycloakClaims({ aud: 'admin-console', azp: 'admin-console', resource_access: resourceAccess }), { header: { alg: 'ES256' } }), {}, two)
+  t.same(forConsole.body.roles, ['offline_access', 'uma_authorization', 'default-roles-main', 'admin'])
+  const noAzp = await verify(mint(es, keycloakClaims({ azp: undefined, resource_access: resourceAccess }), { header: { alg: 'ES256' } }), {}, two)
+  t.same(noAzp.body.roles, ['offline_access', 'uma_authorization', 'default-roles-main'], 'no azp: realm roles only')
 })
 
 t.test('gcp-identity: aud is the service URL, the caller is the service account', async (t) => {

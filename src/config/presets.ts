@@ -42,9 +42,6 @@ export const ENTRA_ACCESS_TOKEN_CLAIMS: readonly string[] = Object.freeze(['scp'
  */
 const GCP_CALLER_CLAIMS = ['email', 'sub', 'azp'] as const
 
-function audiencesOf (issuer: Doc): string[] {
-  return Array.isArray(issuer.audiences) ? issuer.audiences.filter((a): a is string => typeof a === 'string' && a !== '') : []
-}
 
 function googleIssuer (issuer: Doc): Doc {
   const url = typeof issuer.issuer === 'string' ? issuer.issuer : GOOGLE_ISSUER
@@ -156,13 +153,15 @@ export const PRESETS: Readonly<Record<PresetName, Preset>> = {
     })
   },
   keycloak: {
-    defaults: (issuer) => ({
+    defaults: () => ({
       // Keycloak types its tokens with a typ claim, "ID" in every ID token (TokenUtil.TOKEN_TYPE_ID): a token
       // without it is not one (other values are refused by checkTokenType with their own codes).
       requiredClaims: { typ: 'ID' },
       claimMapping: {
-        // Realm roles, and the client roles of our own clients (the roles mappers must add them to the ID token).
-        roles: ['realm_access.roles', ...audiencesOf(issuer).map((aud) => `resource_access[${JSON.stringify(aud)}].roles`)],
+        // Realm roles, and the client roles of the client the token was issued to (azp, which must be one of ours),
+        // not of every configured client: client roles are per client, and another client's "admin" is not this
+        // one's. The roles mappers must add them to the ID token.
+        roles: ['realm_access.roles', 'resource_access[$azp].roles'],
         // The group membership mapper sends full paths ("/staff/admins") unless told otherwise.
         groups: 'groups',
         preferredUsername: 'preferred_username'

@@ -6,12 +6,20 @@
  *   groups[0]                   array member
  *   ["https://example.com/roles"]   a claim whose name contains dots, slashes or brackets
  *   resource_access["my.client"].roles
+ *   resource_access[$azp].roles     the member named by the token's own top-level azp claim (a string)
  *
  * Inside ["..."] the name is a JSON string (so \" and \\ escape). Paths are parsed once, when the
  * configuration is loaded; reading a path that points at nothing yields undefined, never an error.
  */
 
-export type PathSegment = string | number
+/** A member named by the value of a top-level claim of the same token: [$azp]. */
+export interface ClaimReference {
+  claim: string
+}
+
+export type PathSegment = string | number | ClaimReference
+
+const REFERENCE = /^\$([A-Za-z0-9_:@-]+)$/
 
 export class ClaimPathError extends Error {}
 
@@ -26,15 +34,18 @@ export function parseClaimPath (path: string): PathSegment[] {
     if (ch === '[') {
       const close = findClosingBracket(path, i)
       const inner = path.slice(i + 1, close)
+      const reference = REFERENCE.exec(inner)
       if (/^\d+$/.test(inner)) {
         segments.push(Number(inner))
+      } else if (reference !== null) {
+        segments.push({ claim: reference[1] as string })
       } else if (inner.startsWith('"')) {
         let name: unknown
         try { name = JSON.parse(inner) } catch { name = undefined }
         if (typeof name !== 'string' || name.length === 0) throw new ClaimPathError(`invalid quoted name at position ${i} in claim path ${JSON.stringify(path)}`)
         segments.push(name)
       } else {
-        throw new ClaimPathError(`expected an index or a quoted name inside [] at position ${i} in claim path ${JSON.stringify(path)}`)
+        throw new ClaimPathError(`expected an index, a quoted name or a $claim reference inside [] at position ${i} in claim path ${JSON.stringify(path)}`)
       }
       i = close + 1
       expectSeparator = true
@@ -78,8 +89,11 @@ export function readClaimPath (claims: Record<string, unknown>, path: readonly P
       if (!Array.isArray(current) || segment >= current.length) return undefined
       current = current[segment]
     } else {
-      if (typeof current !== 'object' || current === null || Array.isArray(current) || !Object.hasOwn(current, segment)) return undefined
-      current = (current as Record<string, unknown>)[segment]
+      // A reference names the member by a top-level claim's string value (own properties only, like the rest).
+      const name = typeof segment === 'string' ? segment : Object.hasOwn(claims, segment.claim) ? claims[segment.claim] : undefined
+      if (typeof name !== 'string' || name === '') return undefined
+      if (typeof current !== 'object' || current === null || Array.isArray(current) || !Object.hasOwn(current, name)) return undefined
+      current = (current as Record<string, unknown>)[name]
     }
   }
   return current
