@@ -14,6 +14,7 @@ import { CONTENT_ENCRYPTION_ALGORITHMS, DEFAULT_KEY_MANAGEMENT_ALGORITHMS } from
 import { ContentDecryptionFailed } from '../src/core/jwe-content.js'
 import { decryptRsa15, Rsa15Failure, unpadOrSubstitute } from '../src/core/jwe-rsa1-5.js'
 import { configFor, configProblems } from './helpers/config.js'
+import { matchExactly } from './helpers/exact-match.js'
 import { ecKey, encrypt, rsaKey } from './helpers/jwe.js'
 import { b64, idTokenClaims, jwksOf, makeKey, mint } from './helpers/tokens.js'
 
@@ -106,12 +107,12 @@ t.test('config: RSA1_5 only when listed, with RSA keys of 2048 bits or more', as
     return configProblems({ issuers: [{ id: 'a', issuer: LEGACY, audiences: ['x'], ...issuer }] })
   }
   t.same(problems({ decryptionKeys: [file('rsa')], keyManagementAlgorithms: ['RSA1_5'] }), [], 'RSA1_5 alone')
-  t.match(problems({ decryptionKeys: [file('small')], keyManagementAlgorithms: ['RSA1_5'] }), [/decryptionKeys\[0\]: key file ".*small\.key": an RSA key of 1024 bits; expected at least 2048/])
-  t.match(problems({ decryptionKeys: [file('ec')], keyManagementAlgorithms: ['RSA1_5'] }), [/decryptionKeys\[0\]: key file ".*ec\.key": an EC\/X25519 key, used only with ECDH-ES\*, and keyManagementAlgorithms allows none of them/])
-  t.match(problems({ decryptionKeys: [file('rsa')], keyManagementAlgorithms: ['ECDH-ES'] }), [/an RSA key, used only with RSA-OAEP\* or RSA1_5, and keyManagementAlgorithms allows none of them/])
-  t.match(problems({ decryptionKeys: [file('pinned')] }), [/decryptionKeys\[0\]: key file ".*pinned\.key": a key pinned to "RSA1_5", which keyManagementAlgorithms does not allow/], 'a key pinned to RSA1_5 needs the opt-in')
-  t.match(problems({ decryptionKeys: [file('rsa')], keyManagementAlgorithms: ['RSA1_5', 'RSA1_6'] }), [/keyManagementAlgorithms\[1\]: unsupported JWE algorithm "RSA1_6"; expected one of .*RSA1_5/])
-  t.match(problems({ keyManagementAlgorithms: ['RSA1_5'] }), [/keyManagementAlgorithms: only applies to encrypted ID tokens; set decryptionKeys too/])
+  matchExactly(t, problems({ decryptionKeys: [file('small')], keyManagementAlgorithms: ['RSA1_5'] }), [/decryptionKeys\[0\]: key file ".*small\.key": an RSA key of 1024 bits; expected at least 2048/])
+  matchExactly(t, problems({ decryptionKeys: [file('ec')], keyManagementAlgorithms: ['RSA1_5'] }), [/decryptionKeys\[0\]: key file ".*ec\.key": an EC\/X25519 key, used only with ECDH-ES\*, and keyManagementAlgorithms allows none of them/])
+  matchExactly(t, problems({ decryptionKeys: [file('rsa')], keyManagementAlgorithms: ['ECDH-ES'] }), [/an RSA key, used only with RSA-OAEP\* or RSA1_5, and keyManagementAlgorithms allows none of them/])
+  matchExactly(t, problems({ decryptionKeys: [file('pinned')] }), [/decryptionKeys\[0\]: key file ".*pinned\.key": a key pinned to "RSA1_5", which keyManagementAlgorithms does not allow/], 'a key pinned to RSA1_5 needs the opt-in')
+  matchExactly(t, problems({ decryptionKeys: [file('rsa')], keyManagementAlgorithms: ['RSA1_5', 'RSA1_6'] }), [/keyManagementAlgorithms\[1\]: unsupported JWE algorithm "RSA1_6"; expected one of .*RSA1_5/])
+  matchExactly(t, problems({ keyManagementAlgorithms: ['RSA1_5'] }), [/keyManagementAlgorithms: only applies to encrypted ID tokens; set decryptionKeys too/])
 })
 
 t.test('jose 5 RSA1_5 tokens with every content encryption decrypt, and the inner token is verified', async (t) => {

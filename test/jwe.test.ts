@@ -10,6 +10,7 @@ import { buildApp } from '../src/app.js'
 import { ConfigError, loadConfig } from '../src/config/load.js'
 import { CONTENT_ENCRYPTION_ALGORITHMS, DEFAULT_KEY_MANAGEMENT_ALGORITHMS } from '../src/config/types.js'
 import { configFor, configProblems } from './helpers/config.js'
+import { matchExactly } from './helpers/exact-match.js'
 import { ecKey, encrypt, fakeJwe, rsaKey, secretKey, type EncryptionKey } from './helpers/jwe.js'
 import { b64, idTokenClaims, jwksOf, makeKey, mint, nowSeconds } from './helpers/tokens.js'
 
@@ -136,6 +137,13 @@ t.test('the refused algorithms, compression and keys answer one uniform failure'
   refused['tampered ciphertext'] = flip(3)
   refused['tampered tag'] = flip(4)
   refused['another header'] = [b64({ alg: 'RSA-OAEP-256', enc: 'A256GCM', cty: 'jwt' }), ...parts.slice(1)].join('.')
+  // The same bytes spelled another way: each would be another valid token (test/jwe-keys.test.ts has them all).
+  const respell = (i: number, segment: string): string => parts.map((p, j) => j === i ? segment : p).join('.')
+  refused['padded tag'] = respell(4, `${parts[4]!}==`)
+  refused['a space in the ciphertext'] = respell(3, `${parts[3]!.slice(0, 8)} ${parts[3]!.slice(8)}`)
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
+  // A 16-byte tag is 22 characters: the last one carries 4 spare bits.
+  refused['spare bits set in the tag'] = respell(4, parts[4]!.slice(0, -1) + alphabet[alphabet.indexOf(parts[4]!.at(-1)!) | 1]!)
 
   const answers = new Set<string>()
   for (const [name, token] of Object.entries(refused)) {
@@ -225,7 +233,7 @@ t.test('key file and policy configuration problems', async (t) => {
   }
   const at = (name: string): string => join(bad, name)
   t.same(problems({ decryptionKeys: [at('set.jwks')] }), [], 'a JWK set of private keys')
-  t.match(problems({ decryptionKeys: ['public.pem', 'encrypted.pem', 'garbage.pem', 'broken.pem', 'small.pem', 'ed25519.pem', 'sig.jwk', 'public.jwk', 'empty.jwks', 'bad.json', 'missing.pem'].map(at) }), [
+  matchExactly(t, problems({ decryptionKeys: ['public.pem', 'encrypted.pem', 'garbage.pem', 'broken.pem', 'small.pem', 'ed25519.pem', 'sig.jwk', 'public.jwk', 'empty.jwks', 'bad.json', 'missing.pem'].map(at) }), [
     /decryptionKeys\[0\]: key file ".*public\.pem": contains a public key or certificate; decryption needs the private key/,
     /decryptionKeys\[1\]: key file ".*encrypted\.pem": is a passphrase-protected PEM key/,
     /decryptionKeys\[2\]: key file ".*garbage\.pem": expected a PEM private key/,
@@ -238,23 +246,23 @@ t.test('key file and policy configuration problems', async (t) => {
     /decryptionKeys\[9\]: key file ".*bad\.json": .*not valid JSON/,
     /decryptionKeys\[10\]: cannot read the key file ".*missing\.pem": no such file/
   ])
-  t.match(problems({ decryptionKeys: [at('short.jwk')], keyManagementAlgorithms: ['dir'] }), [/a secret of 3 bytes; expected at least 16/])
-  t.match(problems({ decryptionKeys: [files.dir] }), [/a secret \(oct\) key, used only with dir or PBES2-\*, and keyManagementAlgorithms allows none of them/], 'a secret needs the opt-in')
-  t.match(problems({ decryptionKeys: [files.rsa], keyManagementAlgorithms: ['ECDH-ES'] }), [/an RSA key, used only with RSA-OAEP\* or RSA1_5, and keyManagementAlgorithms allows none/])
-  t.match(problems({ decryptionKeys: [at('pinned.jwk')] }), [/a key pinned to "RSA-OAEP-512", which keyManagementAlgorithms does not allow/])
+  matchExactly(t, problems({ decryptionKeys: [at('short.jwk')], keyManagementAlgorithms: ['dir'] }), [/a secret of 3 bytes; expected at least 16/])
+  matchExactly(t, problems({ decryptionKeys: [files.dir] }), [/a secret \(oct\) key, used only with dir or PBES2-\*, and keyManagementAlgorithms allows none of them/], 'a secret needs the opt-in')
+  matchExactly(t, problems({ decryptionKeys: [files.rsa], keyManagementAlgorithms: ['ECDH-ES'] }), [/an RSA key, used only with RSA-OAEP\* or RSA1_5, and keyManagementAlgorithms allows none/])
+  matchExactly(t, problems({ decryptionKeys: [at('pinned.jwk')] }), [/a key pinned to "RSA-OAEP-512", which keyManagementAlgorithms does not allow/])
   // RSA1_5 is accepted when listed (test/jwe-rsa1-5.test.ts); it used to be refused here.
   const listed = problems({ decryptionKeys: [files.rsa], keyManagementAlgorithms: ['RSA1_5', 'A128KW', 'RSA-OAEP'], contentEncryptionAlgorithms: ['A128GCM', 'XC20P'] })
   t.equal(listed.length, 2)
-  t.match(listed, [
+  matchExactly(t, listed, [
     /keyManagementAlgorithms\[1\]: unsupported JWE algorithm "A128KW"; expected one of RSA-OAEP, RSA-OAEP-256, ECDH-ES/,
     /contentEncryptionAlgorithms\[1\]: unsupported JWE content encryption "XC20P"/
   ])
-  t.match(problems({ keyManagementAlgorithms: ['dir'], allowCompressedTokens: true, maxPbes2Count: 5000 }), [
+  matchExactly(t, problems({ keyManagementAlgorithms: ['dir'], allowCompressedTokens: true, maxPbes2Count: 5000 }), [
     /keyManagementAlgorithms: only applies to encrypted ID tokens; set decryptionKeys too/,
     /allowCompressedTokens: only applies/,
     /maxPbes2Count: only applies/
   ])
-  t.match(problems({ decryptionKeys: [files.rsa], maxPbes2Count: 10 }), [/maxPbes2Count: expected an integer from 1000 to 1000000, got 10/])
+  matchExactly(t, problems({ decryptionKeys: [files.rsa], maxPbes2Count: 10 }), [/maxPbes2Count: expected an integer from 1000 to 1000000, got 10/])
   const message = problems({ decryptionKeys: [at('sig.jwk')] }).join('\n')
   t.notMatch(message, JSON.parse(keys.p256.file).d as string, 'key material never in messages')
 })
@@ -273,13 +281,13 @@ t.test('environment-only mode: OIDC_DECRYPTION_KEY_FILE, one path or several', a
     t.fail('expected a ConfigError')
   } catch (err) {
     t.ok(err instanceof ConfigError)
-    t.match((err as ConfigError).problems, [/^environment: OIDC_DECRYPTION_KEY_FILE \(item 2\): cannot read the key file ".*nope\.pem": no such file$/])
+    matchExactly(t, (err as ConfigError).problems, [/^environment: OIDC_DECRYPTION_KEY_FILE \(item 2\): cannot read the key file ".*nope\.pem": no such file$/])
   }
   const cfg = t.testdir({ 'c.yaml': 'issuers: [{ id: a, issuer: "https://a.example", audiences: [x] }]\n' })
   try {
     loadConfig({ argv: ['--config', join(cfg, 'c.yaml')], env: { OIDC_DECRYPTION_KEY_FILE: files.rsa } })
     t.fail('expected a ConfigError')
   } catch (err) {
-    t.match((err as ConfigError).problems, [/OIDC_DECRYPTION_KEY_FILE: ambiguous/])
+    matchExactly(t, (err as ConfigError).problems, [/OIDC_DECRYPTION_KEY_FILE: ambiguous/])
   }
 })

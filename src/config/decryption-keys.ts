@@ -1,9 +1,14 @@
 /**
- * Reads the private keys that decrypt encrypted ID tokens (JWE) from files: PEM (PKCS#8, PKCS#1, SEC1), a
- * private JWK, or a JWK set of private keys (for dir and PBES2, `kty: oct` secrets). Every problem is
- * returned as text naming what is wrong, never the key material.
+ * Reads the private keys that decrypt encrypted ID tokens (JWE) from files: PEM (PKCS#8, PKCS#1, SEC1, one key
+ * per file), a private JWK, or a JWK set of private keys (for dir and PBES2, `kty: oct` secrets). Every problem
+ * is returned as text naming what is wrong, never the key material.
+ *
+ * An asymmetric key without a kid (every PEM key, and a JWK without one) gets its RFC 7638 JWK thumbprint as
+ * kid, so that a token whose header names that thumbprint selects it exactly. A secret without a kid keeps
+ * none: its thumbprint would be a fast hash of the secret (a PBES2 password), a gift to offline guessing.
  */
 import { createHash, createPrivateKey, createPublicKey, createSecretKey, type KeyObject } from 'node:crypto'
+import { decodeBase64url } from '../core/base64url.js'
 import { isRecord } from './document.js'
 import type { DecryptionKey } from './types.js'
 
@@ -21,6 +26,21 @@ export interface KeyFileResult {
 function fingerprintOf (key: KeyObject): string {
   if (key.type === 'secret') return `secret:${createHash('sha256').update(key.export()).digest('base64url')}`
   return `public:${createPublicKey(key).export({ type: 'spki', format: 'der' }).toString('base64url')}`
+}
+
+/** The RFC 7638 thumbprint (SHA-256, base64url) of an asymmetric key's public JWK. */
+export function jwkThumbprint (key: KeyObject): string {
+  const jwk = createPublicKey(key).export({ format: 'jwk' })
+  // The required members only, in lexicographic order, without whitespace (RFC 7638 §3.2).
+  const members = jwk.kty === 'RSA'
+    ? { e: jwk.e, kty: jwk.kty, n: jwk.n }
+    : jwk.kty === 'EC' ? { crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y } : { crv: jwk.crv, kty: jwk.kty, x: jwk.x }
+  return createHash('sha256').update(JSON.stringify(members)).digest('base64url')
+}
+
+/** The key read from a file, with its thumbprint as kid when it has none and is asymmetric. */
+function decryptionKey (file: string, kid: string | undefined, alg: string | undefined, key: KeyObject): DecryptionKey {
+  return { file, kid: kid ?? (key.type === 'secret' ? undefined : jwkThumbprint(key)), alg, key, fingerprint: fingerprintOf(key) }
 }
 
 /** Why a private key object cannot decrypt ID tokens, or undefined when it can. */
@@ -53,7 +73,11 @@ function fromJwk (jwk: unknown, where: string, file: string, out: KeyFileResult)
   try {
     if (jwk.kty === 'oct') {
       if (typeof jwk.k !== 'string') throw new Error('no "k"')
-      const secret = Buffer.from(jwk.k, 'base64url')
+      const secret = decodeBase64url(jwk.k)
+      if (secret === undefined) {
+        out.problems.push(`${where}"k" is not base64url (RFC 7515 §2: the url-safe alphabet, no padding, no whitespace, canonical); expected the secret encoded as base64url`)
+        return
+      }
       if (secret.length < MIN_SECRET_BYTES) {
         out.problems.push(`${where}a secret of ${secret.length} bytes; expected at least ${MIN_SECRET_BYTES}`)
         return
@@ -75,7 +99,7 @@ function fromJwk (jwk: unknown, where: string, file: string, out: KeyFileResult)
     out.problems.push(`${where}is not a valid ${String(jwk.kty)} private key`)
     return
   }
-  out.keys.push({ file, kid, alg, key, fingerprint: fingerprintOf(key) })
+  out.keys.push(decryptionKey(file, kid, alg, key))
 }
 
 /** Parses one key file's text. */
@@ -110,6 +134,12 @@ export function parseDecryptionKeyFile (file: string, text: string): KeyFileResu
     out.problems.push('is a passphrase-protected PEM key; expected an unencrypted one (protect the file instead)')
     return out
   }
+  // createPrivateKey would read the first block only: the others would be silently ignored.
+  const blocks = body.match(/-----BEGIN [^-]*-----/g)?.length ?? 0
+  if (blocks > 1) {
+    out.problems.push(`holds ${blocks} PEM blocks; expected exactly one private key per file (list each key's file in decryptionKeys, or use a JWK set)`)
+    return out
+  }
   let key: KeyObject
   try {
     key = createPrivateKey(body)
@@ -119,6 +149,6 @@ export function parseDecryptionKeyFile (file: string, text: string): KeyFileResu
   }
   const why = unfit(key)
   if (why !== undefined) out.problems.push(why)
-  else out.keys.push({ file, kid: undefined, alg: undefined, key, fingerprint: fingerprintOf(key) })
+  else out.keys.push(decryptionKey(file, undefined, undefined, key))
   return out
 }

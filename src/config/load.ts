@@ -15,7 +15,7 @@ import { parseDocument } from 'yaml'
 import { CALLER_KEYS_ENV, callersFromEnv, checkOperations, resolveOperations } from './operations.js'
 import { checkForwardAuth, resolveForwardAuth } from './forward-auth.js'
 import { checkRevocation, resolveRevocation } from './revocation.js'
-import { checkIssuerNames, checkProviderOptions, expandPresets, resolveProviderOptions, type ProviderExtras } from './provider-options.js'
+import { checkDecryptionCandidates, checkIssuerNames, checkProviderOptions, expandPresets, resolveProviderOptions, type ProviderExtras } from './provider-options.js'
 import {
   ConfigFileSchema,
   DEFAULT_ENV_ISSUER_ID,
@@ -933,6 +933,7 @@ function resolve (input: unknown, ctx: Ctx, problems: string[]): Config | undefi
         }))
       })
       checkIssuerNames(doc.issuers, (path, text) => { report(ctx, path, text) })
+      checkDecryptionCandidates(doc.issuers, extras, (path, text) => { report(ctx, path, text) })
       // Every remote issuer needs its own cache entry; fewer entries would make key sets evict each other.
       const remote = doc.issuers.filter((issuer) => isRecord(issuer) && issuer.jwks === undefined).length
       const maxEntries = intField(doc.jwks, JwksCacheSchema as unknown as Schema, 'maxEntries', JWKS_DEFAULTS.maxEntries)

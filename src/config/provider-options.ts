@@ -5,6 +5,8 @@
  * with the option's path, like every other configuration problem.
  */
 import { parseClaimPath } from '../core/claim-path.js'
+import { contentKeyBytes } from '../core/jwe-content.js'
+import { crowdedHeaders, MAX_DECRYPTION_ATTEMPTS, type Candidate } from '../core/jwe.js'
 import { parseDecryptionKeyFile } from './decryption-keys.js'
 import { applyPreset, presetProblems, TENANT_TEMPLATE } from './presets.js'
 import { DECRYPTION_DEFAULTS } from './schema.js'
@@ -12,6 +14,7 @@ import {
   CONTENT_ENCRYPTION_ALGORITHMS,
   KEY_MANAGEMENT_ALGORITHMS,
   type ContentEncryptionAlgorithm,
+  type DecryptionConfig,
   type DecryptionKey,
   type IssuerConfig,
   type KeyManagementAlgorithm
@@ -31,6 +34,8 @@ export interface ProviderCheckContext {
 /** What the checks produced that resolution needs: the keys read from the files. */
 export interface ProviderExtras {
   decryptionKeys?: DecryptionKey[]
+  /** For each of decryptionKeys, the index of its file in the issuer's decryptionKeys. */
+  decryptionKeyFiles?: number[]
 }
 
 const FS_ERRORS: Readonly<Record<string, string>> = {
@@ -191,43 +196,100 @@ function keyFamily (key: DecryptionKey): (alg: string) => boolean {
   }
 }
 
-function checkDecryption (issuer: Doc, ctx: ProviderCheckContext): DecryptionKey[] | undefined {
+function describeKind (key: DecryptionKey): string {
+  if (key.key.type === 'secret') return 'a secret (oct) key, used only with dir or PBES2-*'
+  return key.key.asymmetricKeyType === 'rsa' ? 'an RSA key, used only with RSA-OAEP* or RSA1_5' : 'an EC/X25519 key, used only with ECDH-ES*'
+}
+
+/** The valid algorithms an issuer's policy lists (or the defaults); unsupported ones are reported elsewhere. */
+function policyLists (issuer: Doc): { algs: KeyManagementAlgorithm[], encs: ContentEncryptionAlgorithm[] } {
+  const algs = Array.isArray(issuer.keyManagementAlgorithms)
+    ? strings(issuer.keyManagementAlgorithms).map(([, alg]) => alg).filter((alg) => KEY_MANAGEMENT.has(alg)) as KeyManagementAlgorithm[]
+    : [...DECRYPTION_DEFAULTS.keyManagementAlgorithms]
+  const encs = Array.isArray(issuer.contentEncryptionAlgorithms)
+    ? strings(issuer.contentEncryptionAlgorithms).map(([, enc]) => enc).filter((enc) => CONTENT_ENCRYPTION.has(enc)) as ContentEncryptionAlgorithm[]
+    : [...DECRYPTION_DEFAULTS.contentEncryptionAlgorithms]
+  return { algs, encs }
+}
+
+function checkDecryption (issuer: Doc, ctx: ProviderCheckContext): { keys: DecryptionKey[], files: number[] } | undefined {
   if (issuer.decryptionKeys === undefined) {
     for (const option of DECRYPTION_POLICY_OPTIONS) {
       if (issuer[option] !== undefined) ctx.report([option], 'only applies to encrypted ID tokens; set decryptionKeys too (or remove it)')
     }
     return undefined
   }
-  const allowed: string[] = []
-  if (Array.isArray(issuer.keyManagementAlgorithms)) {
-    for (const [j, alg] of strings(issuer.keyManagementAlgorithms)) {
-      if (KEY_MANAGEMENT.has(alg)) {
-        allowed.push(alg)
-      } else {
-        ctx.report(['keyManagementAlgorithms', j], `unsupported JWE algorithm ${show(alg)}; expected one of ${KEY_MANAGEMENT_ALGORITHMS.join(', ')}`)
-      }
-    }
-  } else {
-    allowed.push(...DECRYPTION_DEFAULTS.keyManagementAlgorithms)
+  for (const [j, alg] of strings(issuer.keyManagementAlgorithms)) {
+    if (!KEY_MANAGEMENT.has(alg)) ctx.report(['keyManagementAlgorithms', j], `unsupported JWE algorithm ${show(alg)}; expected one of ${KEY_MANAGEMENT_ALGORITHMS.join(', ')}`)
   }
   for (const [j, enc] of strings(issuer.contentEncryptionAlgorithms)) {
     if (!CONTENT_ENCRYPTION.has(enc)) ctx.report(['contentEncryptionAlgorithms', j], `unsupported JWE content encryption ${show(enc)}; expected one of ${CONTENT_ENCRYPTION_ALGORITHMS.join(', ')}`)
   }
+  const { algs: allowed, encs } = policyLists(issuer)
   const keys: DecryptionKey[] = []
+  const files: number[] = []
   for (const [j, file] of strings(issuer.decryptionKeys)) {
     for (const key of readKeyFile(file, ['decryptionKeys', j], ctx)) {
       const fits = keyFamily(key)
-      if (key.alg !== undefined && !allowed.includes(key.alg)) {
-        ctx.report(['decryptionKeys', j], `key file ${JSON.stringify(file)}: a key pinned to ${show(key.alg)}, which keyManagementAlgorithms does not allow`)
-      } else if (!allowed.some(fits)) {
-        const kind = key.key.type === 'secret' ? 'a secret (oct) key, used only with dir or PBES2-*' : `an ${key.key.asymmetricKeyType === 'rsa' ? 'RSA key, used only with RSA-OAEP* or RSA1_5' : 'EC/X25519 key, used only with ECDH-ES*'}`
-        ctx.report(['decryptionKeys', j], `key file ${JSON.stringify(file)}: ${kind}, and keyManagementAlgorithms allows none of them`)
+      const at = `key file ${JSON.stringify(file)}: `
+      // The algorithms this key can serve here: its type's, allowed by the policy, its pinned one if any.
+      const usable = allowed.filter((alg) => fits(alg) && (key.alg === undefined || key.alg === alg))
+      const size = key.key.symmetricKeySize ?? 0
+      if (key.alg !== undefined && !fits(key.alg)) {
+        ctx.report(['decryptionKeys', j], `${at}${describeKind(key)}, is pinned to ${show(key.alg)}, which it cannot serve; expected its "alg" to be one of those, or none`)
+      } else if (key.alg !== undefined && !allowed.includes(key.alg as KeyManagementAlgorithm)) {
+        ctx.report(['decryptionKeys', j], `${at}a key pinned to ${show(key.alg)}, which keyManagementAlgorithms does not allow`)
+      } else if (usable.length === 0) {
+        ctx.report(['decryptionKeys', j], `${at}${describeKind(key)}, and keyManagementAlgorithms allows none of them`)
+      } else if (usable.every((alg) => alg === 'dir') && !encs.some((enc) => contentKeyBytes(enc) === size)) {
+        // RFC 7518 §4.5: with dir the shared secret is the content key itself.
+        const lengths = encs.map((enc) => `${enc} ${contentKeyBytes(enc) ?? '?'}`).join(', ')
+        ctx.report(['decryptionKeys', j], `${at}a secret of ${size} bytes, used only with dir, where the secret is the content key; ` +
+          `expected the key length of an allowed contentEncryptionAlgorithms value (${lengths} bytes)`)
       } else {
         keys.push(key)
+        files.push(j)
       }
     }
   }
-  return keys
+  return { keys, files }
+}
+
+/**
+ * A token without a kid, or with a kid no key has, is tried with every key of every issuer that fits its alg,
+ * enc and curve, at most MAX_DECRYPTION_ATTEMPTS of them (src/core/jwe.ts): keys that could be past the cap
+ * would never decrypt such a token. Refuses them, at the issuer and key file of the first key past the cap.
+ */
+export function checkDecryptionCandidates (issuers: unknown[], extras: ReadonlyMap<number, ProviderExtras>, report: (path: Path, text: string) => void): void {
+  const candidates: Candidate[] = []
+  const where = new Map<Candidate, Path>()
+  issuers.forEach((issuer, i) => {
+    const extra = extras.get(i)
+    if (!isRecord(issuer) || extra?.decryptionKeys === undefined) return
+    const { algs, encs } = policyLists(issuer)
+    // Only alg, enc and zip are read: compressed tokens only narrow the keys a token fits.
+    const policy: DecryptionConfig = { keys: extra.decryptionKeys, keyManagementAlgorithms: algs, contentEncryptionAlgorithms: encs, maxPbes2Count: 0, maxDecompressedBytes: 0 }
+    extra.decryptionKeys.forEach((key, k) => {
+      const candidate = { key, policy }
+      candidates.push(candidate)
+      where.set(candidate, ['issuers', i, 'decryptionKeys', extra.decryptionKeyFiles?.[k] ?? 0])
+    })
+  })
+  for (const { keys, headers } of crowdedHeaders(candidates)) {
+    const algs = new Map<string, string[]>()
+    for (const { alg, enc, epkCurve } of headers) {
+      const name = epkCurve === undefined ? alg : `${alg} (${epkCurve})`
+      algs.set(name, [...algs.get(name) ?? [], enc])
+    }
+    const selectors = [...algs].map(([name, list]) => list.length === CONTENT_ENCRYPTION_ALGORITHMS.length ? name : `${name} with ${list.join('/')}`)
+    const files = new Map<string, number>()
+    for (const { key } of keys) files.set(key.file, (files.get(key.file) ?? 0) + 1)
+    const named = [...files].map(([file, n]) => n > 1 ? `${JSON.stringify(file)} (${n} keys)` : JSON.stringify(file)).join(', ')
+    report(where.get(keys[MAX_DECRYPTION_ATTEMPTS] as Candidate) as Path,
+      `a token without a kid (or with a kid no key has) for ${selectors.join(', ')} fits ${keys.length} decryption keys of all issuers together (${named}), ` +
+      `but at most ${MAX_DECRYPTION_ATTEMPTS} keys are tried per token, so some would never decrypt one; expected at most ${MAX_DECRYPTION_ATTEMPTS}: ` +
+      'remove retired keys, use one key for several issuers, pin each JWK to one algorithm ("alg"), or narrow keyManagementAlgorithms / contentEncryptionAlgorithms')
+  }
 }
 
 /** Semantic checks of the provider options of issuers[i] (already preset-expanded). */
@@ -243,8 +305,8 @@ export function checkProviderOptions (issuer: Doc, ctx: ProviderCheckContext): P
     if (issuer.jwks !== undefined || issuer.jwksUri !== undefined) ctx.report(['discoveryUrl'], 'discoveryUrl, jwksUri and jwks are mutually exclusive; expected one of them')
   }
   checkClaimPaths(issuer, ctx)
-  const decryptionKeys = checkDecryption(issuer, ctx)
-  return decryptionKeys === undefined ? {} : { decryptionKeys }
+  const decryption = checkDecryption(issuer, ctx)
+  return decryption === undefined ? {} : { decryptionKeys: decryption.keys, decryptionKeyFiles: decryption.files }
 }
 
 /** The resolved provider options of a valid issuer document; only options that are set appear. */

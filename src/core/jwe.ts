@@ -8,13 +8,18 @@
  * key, tag) is written to the debug log for operators, never told to the caller.
  */
 import { compactDecrypt } from 'jose'
-import type { DecryptionConfig, DecryptionKey, IssuerConfig } from '../config/types.js'
+import { CONTENT_ENCRYPTION_ALGORITHMS, KEY_MANAGEMENT_ALGORITHMS, type DecryptionConfig, type DecryptionKey, type IssuerConfig } from '../config/types.js'
 import { VerificationError } from '../errors.js'
 import { decodeBase64url } from './base64url.js'
+import { contentKeyBytes } from './jwe-content.js'
 import { decryptRsa15 } from './jwe-rsa1-5.js'
 import type { Logger } from './logger.js'
 
-/** A token may make us try at most this many keys: decryption costs CPU an attacker does not pay. */
+/**
+ * A token may make us try at most this many keys: decryption costs CPU an attacker does not pay. The
+ * configuration refuses keys that would let a token fit more (src/config/provider-options.ts), so that no
+ * configured key is out of reach; the cap here only guards that invariant.
+ */
 export const MAX_DECRYPTION_ATTEMPTS = 4
 
 export interface JweHeader {
@@ -35,7 +40,8 @@ export interface Decrypted {
   key: DecryptionKey
 }
 
-interface Candidate {
+/** A key and the policy of the issuer it belongs to. */
+export interface Candidate {
   key: DecryptionKey
   policy: DecryptionConfig
 }
@@ -51,16 +57,62 @@ export function policyAllows (policy: DecryptionConfig, header: JweHeader): bool
 
 const CURVES: Readonly<Record<string, string>> = { prime256v1: 'P-256', secp384r1: 'P-384', secp521r1: 'P-521' }
 
-/** Whether a key can serve the header at all: type, curve of the ephemeral key, and the JWK's own alg when pinned. */
-function keyFits (key: DecryptionKey, header: JweHeader): boolean {
+/**
+ * Whether a key can serve the header at all: type, curve of the ephemeral key, the JWK's own alg when pinned,
+ * and for dir (the secret is the content key, RFC 7518 §4.5) the key length enc needs.
+ */
+export function keyFits (key: DecryptionKey, header: JweHeader): boolean {
   const { alg } = header
   if (key.alg !== undefined && key.alg !== alg) return false
-  if (key.key.type === 'secret') return alg === 'dir' || alg.startsWith('PBES2-')
+  if (key.key.type === 'secret') return alg === 'dir' ? key.key.symmetricKeySize === contentKeyBytes(header.enc) : alg.startsWith('PBES2-')
   const type = key.key.asymmetricKeyType
   if (type === 'rsa') return alg.startsWith('RSA-OAEP') || alg === 'RSA1_5'
   if (!alg.startsWith('ECDH-ES')) return false
   const curve = type === 'x25519' ? 'X25519' : CURVES[key.key.asymmetricKeyDetails?.namedCurve ?? '']
   return curve !== undefined && curve === header.epkCurve
+}
+
+/**
+ * The keys a token makes us try, in configuration order, each key once: those whose kid is the header's when
+ * the header names a configured key, else every key; of these, the ones that fit the header under their
+ * issuer's policy.
+ */
+export function selectCandidates (candidates: readonly Candidate[], header: JweHeader): Candidate[] {
+  const named = header.kid === undefined ? [] : candidates.filter((c) => c.key.kid === header.kid)
+  const seen = new Set<string>()
+  const out: Candidate[] = []
+  for (const c of named.length > 0 ? named : candidates) {
+    if (seen.has(c.key.fingerprint) || !policyAllows(c.policy, header) || !keyFits(c.key, header)) continue
+    seen.add(c.key.fingerprint)
+    out.push(c)
+  }
+  return out
+}
+
+/** The ephemeral key curves of ECDH-ES* headers: each selects other keys. */
+const EPK_CURVES = ['P-256', 'P-384', 'P-521', 'X25519'] as const
+
+/**
+ * Where a token without a kid (or with a kid no key has) would fit more keys than MAX_DECRYPTION_ATTEMPTS:
+ * one entry per set of such keys, with the headers (alg, enc and for ECDH-ES the curve) that select it.
+ */
+export function crowdedHeaders (candidates: readonly Candidate[]): Array<{ keys: Candidate[], headers: JweHeader[] }> {
+  const crowded = new Map<string, { keys: Candidate[], headers: JweHeader[] }>()
+  for (const alg of KEY_MANAGEMENT_ALGORITHMS) {
+    for (const epkCurve of alg.startsWith('ECDH-ES') ? EPK_CURVES : [undefined]) {
+      for (const enc of CONTENT_ENCRYPTION_ALGORITHMS) {
+        // zip only narrows the policies that allow a header; kid is the one a token need not send.
+        const header: JweHeader = { alg, enc, kid: undefined, zip: undefined, cty: undefined, epkCurve }
+        const keys = selectCandidates(candidates, header)
+        if (keys.length <= MAX_DECRYPTION_ATTEMPTS) continue
+        const id = keys.map((c) => c.key.fingerprint).join(' ')
+        const entry = crowded.get(id) ?? { keys, headers: [] }
+        entry.headers.push(header)
+        crowded.set(id, entry)
+      }
+    }
+  }
+  return [...crowded.values()]
 }
 
 export class TokenDecryptor {
@@ -80,18 +132,17 @@ export class TokenDecryptor {
   }
 
   async decrypt (token: string): Promise<Decrypted> {
-    const header = this.header(token)
-    const tried = new Set<string>()
-    // Keys that name the token's kid first; keys without a kid may match any; keys with another kid never.
-    const fitting = this.candidates.filter((c) => policyAllows(c.policy, header) && keyFits(c.key, header) &&
-      (header.kid === undefined || c.key.kid === undefined || c.key.kid === header.kid))
-    fitting.sort((a, b) => Number(b.key.kid !== undefined) - Number(a.key.kid !== undefined))
+    // Every segment strictly, before anything else: jose's decoder is lenient (padding, whitespace, spare bits),
+    // and each respelling of a token would be another valid token, missing the verified-token cache.
+    const segments = token.split('.')
+    if (segments.length !== 5 || segments.some((segment) => decodeBase64url(segment) === undefined)) {
+      throw this.fail('a segment is not canonical base64url, or there are not five')
+    }
+    const header = this.header(segments[0] as string)
+    const fitting = selectCandidates(this.candidates, header)
     if (fitting.length === 0) throw this.fail('no configured key and policy accepts the token\'s alg, enc, kid and zip')
     let lastError: unknown
-    for (const { key, policy } of fitting) {
-      if (tried.has(key.fingerprint)) continue
-      if (tried.size >= MAX_DECRYPTION_ATTEMPTS) break
-      tried.add(key.fingerprint)
+    for (const { key, policy } of fitting.slice(0, MAX_DECRYPTION_ATTEMPTS)) {
       try {
         const content = header.alg === 'RSA1_5'
           ? decryptRsa15(token, key.key, header, policy.maxDecompressedBytes)
@@ -114,12 +165,16 @@ export class TokenDecryptor {
         lastError = err
       }
     }
-    throw this.fail((lastError as { code?: string } | undefined)?.code ?? 'no key decrypted the token')
+    const reason = (lastError as { code?: string } | undefined)?.code ?? 'no key decrypted the token'
+    if (fitting.length > MAX_DECRYPTION_ATTEMPTS) {
+      // The configuration refuses this; should it happen, the skipped keys must not look like wrong keys.
+      throw this.fail(`candidates cut by the cap: ${fitting.length} keys fit, only ${MAX_DECRYPTION_ATTEMPTS} were tried (${reason})`)
+    }
+    throw this.fail(reason)
   }
 
-  /** Decodes the protected header strictly; what it says only selects keys, jose checks it again. */
-  private header (token: string): JweHeader {
-    const segment = token.slice(0, token.indexOf('.'))
+  /** Decodes the protected header (already checked to be strict base64url); what it says only selects keys, jose checks it again. */
+  private header (segment: string): JweHeader {
     let value: unknown
     try {
       const bytes = decodeBase64url(segment)
