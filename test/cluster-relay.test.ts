@@ -133,6 +133,7 @@ t.test('the primary\'s side: forwards to the other workers, answers a sync from 
   t.equal(copy.size, 1)
   a.emit('message', { type: 'oidc-verifier:revocation', revocation: { ...good, value: 's2' } })
   t.equal(copy.size, 1, 'the copy is full')
+  t.equal(lines.length, 1, 'one line, for the one revocation the copy could not keep')
   t.match(lines, [{ msg: /the primary's copy of the revocations is full/, level: 50 }], 'an error, not an info line')
   t.equal(b.sent.length, 2, 'still forwarded: the running workers hold it')
   b.emit('message', { type: 'oidc-verifier:revocations-sync', sync: 4 })
@@ -197,7 +198,10 @@ t.test('a revocation the primary\'s copy cannot keep: a worker started before it
     { ...good, value: 'r3', expiresAt: nowSeconds + 600 }
   ]
   for (const r of revocations) await a.relay.send(r)
-  t.match(lines, [/cannot keep a sid revocation of issuer main, so a worker started before [0-9T:.-]+Z fails closed/], 'the primary logs the one it could not keep, and until when')
+  t.same(lines, [
+    'the primary\'s copy of the revocations is full (revocation.maxEntries): it cannot keep a sid revocation of issuer main, so a worker ' +
+    `started before ${new Date((nowSeconds + 600) * 1000).toISOString()} fails closed (503 revocations_unavailable) until then`
+  ], 'the primary logs the one it could not keep, once, and until when: r3\'s expiry')
   t.equal(b.list.check('main', { sid: 'r3', iat: nowSeconds }, NOW / 1000), 'sid', 'a running worker refuses r3\'s tokens')
   t.ok(b.list.available, 'and is current')
 
@@ -246,24 +250,38 @@ t.test('a worker whose copy arrived incomplete says so in an error log line, not
   port.deliver({ type: 'oidc-verifier:revocations', revocations: [good], done: true, sync: 1, complete: false })
   await started
   t.match(store.status(), { kind: 'memory', current: false }, '/readyz says not current')
-  t.match(lines, [{ level: 'error', msg: /incomplete.*fail closed \(503 revocations_unavailable\)/ }])
+  const errors = lines.filter((l) => l.level === 'error')
+  t.equal(errors.length, 1, 'one error line')
+  t.match(errors, [{ level: 'error', msg: /incomplete.*fail closed \(503 revocations_unavailable\)/ }])
   t.notOk(lines.some((l) => l.msg === 'revocations received from the cluster primary'), 'not logged as received')
 })
 
 t.test('a worker told the primary\'s copy is complete again at some time asks again then, without waiting for a sweep', async (t) => {
   const list = new RevocationList(1)
   const port = fakePort()
-  const relay = new WorkerRelay(list, Date.now, port)
+  // The relay's timers, recorded and fired by hand: when the retry is due is read from what the relay asked for.
+  const timers: Array<{ purpose: string, delayMs: number, fire: () => void }> = []
+  const relay = new WorkerRelay(list, () => NOW, port, (callback, delayMs, purpose) => {
+    timers.push({ purpose, delayMs, fire: callback })
+    // A handle for clearTimeout that never calls back itself.
+    const handle = setTimeout(() => {}, 0)
+    clearTimeout(handle)
+    return handle
+  })
   t.teardown(() => { relay.close() })
   const started = relay.start(5_000)
-  const completeAt = Date.now() / 1000 + 0.3
+  const completeAt = Math.floor(NOW / 1000) + 600
   port.deliver({ type: 'oidc-verifier:revocations', revocations: [good], done: true, sync: 1, complete: false, completeAt })
   t.equal(await started, true)
   t.notOk(list.available, 'fails closed: the copy lacks one')
   const syncs = (): number => port.sent.filter((m) => (m as { type?: string }).type === 'oidc-verifier:revocations-sync').length
-  t.equal(syncs(), 1)
-  for (let i = 0; i < 60 && syncs() < 2; i++) await new Promise((resolve) => setTimeout(resolve, 50))
-  t.equal(syncs(), 2, 'asked again about a second after completeAt')
+  const retries = timers.filter((timer) => timer.purpose === 'retry')
+  t.same(retries.map((timer) => timer.delayMs), [completeAt * 1000 - NOW + 1000], 'one retry, due a second after completeAt')
+  t.equal(syncs(), 1, 'not asked again before the retry is due')
+  retries[0]?.fire()
+  t.equal(syncs(), 2, 'asked again when the retry is due')
+  t.same(port.sent.at(-1), { type: 'oidc-verifier:revocations-sync', sync: 2 })
   port.deliver({ type: 'oidc-verifier:revocations', revocations: [good], done: true, sync: 2, complete: true, completeAt: null })
   t.ok(list.available, 'current')
+  t.equal(timers.filter((timer) => timer.purpose === 'retry').length, 1, 'a complete copy schedules no retry')
 })

@@ -6,7 +6,7 @@
  */
 import t, { type Test } from 'tap'
 import { execFileSync, spawn } from 'node:child_process'
-import { closeSync, constants, openSync, writeSync } from 'node:fs'
+import { closeSync, constants, openSync, readdirSync, readFileSync, readlinkSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { stringify } from 'yaml'
@@ -22,12 +22,13 @@ const key = makeKey('ES256')
 const stranger = makeKey('ES256')
 const SLOW_JWKS_MS = 1500
 
-function configFile (t: Test, jwksUrl: string): string {
+function configFile (t: Test, jwksUrl: string, fetchTimeoutMs?: number): string {
   const dir = tempDir(t, {
     'config.yaml': stringify({
       server: { host: '127.0.0.1', port: 0, logLevel: 'info', shutdownGraceSeconds: 8 },
       loadShedding: { enabled: false },
       jwks: { unknownKidCooldownSeconds: 0 },
+      ...(fetchTimeoutMs === undefined ? {} : { fetch: { timeoutMs: fetchTimeoutMs } }),
       issuers: [{ id: 's', issuer: ISS, audiences: ['aud'], jwksUri: jwksUrl }]
     })
   })
@@ -35,10 +36,10 @@ function configFile (t: Test, jwksUrl: string): string {
 }
 
 /** The JWKS server (its keys: `key`) and the service on it, as a process; both end with the test. */
-async function startService (t: Test, workers?: number): Promise<{ idp: JwksServer, server: StartedProcess }> {
+async function startService (t: Test, workers?: number, fetchTimeoutMs?: number): Promise<{ idp: JwksServer, server: StartedProcess }> {
   const idp = await startJwksServer({ json: jwksOf(key) })
   t.teardown(() => idp.close())
-  const server = startNode('src/server.ts', ['--config', configFile(t, idp.jwksUrl)], workers === undefined ? {} : { env: { WORKERS: String(workers) } })
+  const server = startNode('src/server.ts', ['--config', configFile(t, idp.jwksUrl, fetchTimeoutMs)], workers === undefined ? {} : { env: { WORKERS: String(workers) } })
   t.teardown(() => server.kill())
   return { idp, server }
 }
@@ -64,7 +65,7 @@ async function listening (server: StartedProcess, workers: number): Promise<stri
  * Starts a request whose answer waits for a slow JWKS refresh; resolves once that refresh has begun, with the
  * answer still to come (wrapped: an async function returning a promise would wait for it).
  */
-async function requestInFlight (base: string, idp: JwksServer, delayMs = SLOW_JWKS_MS): Promise<{ answer: Promise<number | string> }> {
+async function requestInFlight (t: Test, base: string, idp: JwksServer, delayMs = SLOW_JWKS_MS): Promise<{ answer: Promise<number | string> }> {
   idp.set({ json: jwksOf(key), delayMs })
   idp.resetCounts()
   const token = mint(stranger, idTokenClaims(ISS, 'aud'))
@@ -72,13 +73,34 @@ async function requestInFlight (base: string, idp: JwksServer, delayMs = SLOW_JW
     .then((r) => r.status, (err: Error) => `failed: ${err.message}`)
   const deadline = Date.now() + 20_000
   while (idp.requests() === 0 && Date.now() < deadline) await sleep(20)
+  t.ok(idp.requests() > 0, 'the request in flight waits for the JWKS refresh')
   return { answer }
+}
+
+/**
+ * Whether process `pid` holds an established TCP connection on local port `port` (Linux: its socket
+ * descriptors in /proc/PID/fd, matched with /proc/net/tcp): the worker that accepted a connection.
+ */
+function holdsConnection (pid: number, port: number): boolean {
+  const inodes = new Set<string>()
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    let link = ''
+    try { link = readlinkSync(`/proc/${pid}/fd/${fd}`) } catch { continue } // closed meanwhile
+    const inode = /^socket:\[(\d+)\]$/.exec(link)?.[1]
+    if (inode !== undefined) inodes.add(inode)
+  }
+  const local = `:${port.toString(16).toUpperCase().padStart(4, '0')}`
+  return readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1).some((row) => {
+    // sl, local_address, rem_address, st (01: established), tx:rx, tr:when, retrnsmt, uid, timeout, inode
+    const fields = row.trim().split(/\s+/)
+    return fields[1]?.endsWith(local) === true && fields[3] === '01' && inodes.has(fields[9] ?? '')
+  })
 }
 
 t.test('WORKERS=2: a SIGTERM to the whole process group (each worker gets it twice) stops gracefully; the request in flight is answered, exit 0', async (t) => {
   const { idp, server } = await startService(t, 2)
   const base = await listening(server, 2)
-  const { answer } = await requestInFlight(base, idp)
+  const { answer } = await requestInFlight(t, base, idp)
   // A signal to the whole group (systemd, Ctrl-C) reaches each worker directly and again from the primary. On a
   // busy machine the two copies can merge into one; here they arrive 100 ms apart, as they do on an idle one.
   const workers = (await server.waitForLine(/started 2 workers \(pids (\d+), (\d+)\)/)).slice(1).map(Number)
@@ -92,10 +114,36 @@ t.test('WORKERS=2: a SIGTERM to the whole process group (each worker gets it twi
   t.equal(server.output().match(/shutting down: no new connections/g)?.length, 2, 'each worker stopped once, gracefully')
 })
 
+t.test('WORKERS=2: a worker already stopping is not forced by the primary\'s copy of a signal arriving after the repeat window: exit 0', async (t) => {
+  // The JWKS answer takes 7 s: longer than the repeat window and the waits below, with seconds to spare on a busy
+  // machine; shorter than the fetch timeout (12 s here) and than the grace period once the stop begins: 401.
+  const { idp, server } = await startService(t, 2, 12_000)
+  const base = await listening(server, 2)
+  const workers = (await server.waitForLine(/started 2 workers \(pids (\d+), (\d+)\)/)).slice(1).map(Number)
+  const { answer } = await requestInFlight(t, base, idp, REPEAT_WINDOW_MS + 6000)
+  let answered = false
+  void answer.then(() => { answered = true })
+  const busy = workers.filter((pid) => holdsConnection(pid, Number(new URL(base).port)))
+  t.equal(busy.length, 1, 'one worker has the request')
+  const worker = busy[0] as number
+  // A stop that reaches the worker first (its own copy of a group signal, or someone stopping it), and the
+  // primary's copy later than the repeat window (a busy machine): the worker must still finish its request.
+  const before = server.output().length
+  process.kill(worker, 'SIGTERM')
+  await server.waitForLine(/shutting down: no new connections/, { from: before })
+  await sleep(REPEAT_WINDOW_MS + 200) // setup: past the window the code defines, so the copy counts as a repeat
+  t.notOk(answered, 'the request is still in flight when the primary passes the signal on')
+  server.child.kill('SIGTERM')
+  t.equal(await answer, 401, 'the request in flight gets its answer, not a reset')
+  t.same(await server.exited, { code: 0, signal: null }, 'the primary exits 0')
+  t.notMatch(server.output(), /exiting now|exited \([^)]+\) while stopping|killing the workers/, 'no stop was forced')
+  t.equal(server.output().match(/shutting down: no new connections/g)?.length, 2, 'each worker stopped once, gracefully')
+})
+
 t.test('the service alone: a copy of the signal right after it (npm forwards the signal it got) changes nothing', async (t) => {
   const { idp, server } = await startService(t)
   const base = await listening(server, 1)
-  const { answer } = await requestInFlight(base, idp)
+  const { answer } = await requestInFlight(t, base, idp)
   server.child.kill('SIGINT')
   await sleep(100) // npm passes the signal on after the terminal's copy has arrived
   server.child.kill('SIGINT')
@@ -107,7 +155,7 @@ t.test('the service alone: a copy of the signal right after it (npm forwards the
 t.test('the service alone: a second signal after the repeat window stops at once with exit 1 and says so', async (t) => {
   const { idp, server } = await startService(t)
   const base = await listening(server, 1)
-  const { answer } = await requestInFlight(base, idp, 30_000) // a stop that would take the whole grace period
+  const { answer } = await requestInFlight(t, base, idp, 30_000) // a stop that would take the whole grace period
   server.child.kill('SIGTERM')
   await server.waitForLine(/shutting down: no new connections/)
   await sleep(REPEAT_WINDOW_MS + 200)

@@ -121,6 +121,7 @@ t.test('files that cannot be used refuse the reload; the certificate in use keep
     breakFiles()
     const result = await reloadConfiguration(app, () => parsed)
     t.equal(result.outcome, 'refused', name)
+    t.equal(result.problems.length, 1, `${name}: one problem`)
     t.match(result.problems, [problem], name)
     t.notOk(result.problems.join().includes('TOP-SECRET'), `${name}: key material is never quoted`)
     t.equal(await servedFingerprint(port, trusting), fingerprint(original.cert), `${name}: the old certificate is served`)
@@ -132,6 +133,7 @@ t.test('files that cannot be used refuse the reload; the certificate in use keep
   writeFileSync(files.keyFile, GARBAGE_KEY)
   const reread = await reloadConfiguration(app, config)
   t.equal(reread.outcome, 'refused')
+  t.equal(reread.problems.length, 1)
   t.match(reread.problems, [/server\.tls\.keyFile: expected an unencrypted PEM private key/])
   t.equal(await servedFingerprint(port, trusting), fingerprint(original.cert))
 
@@ -160,6 +162,7 @@ t.test('both listeners: renewed together, or neither when one cannot be', async 
   writeFileSync(ops.keyFile, GARBAGE_KEY)
   const refused = await reloadConfiguration(app, () => parsed)
   t.equal(refused.outcome, 'refused')
+  t.equal(refused.problems.length, 1, 'one problem: the ops key')
   t.match(refused.problems, [/^server\.opsTls\.keyFile: expected an unencrypted PEM private key/])
   t.equal(await servedFingerprint(portOf(app), trusting), fingerprint(original.cert), 'the main listener keeps its certificate too')
   t.equal(await servedFingerprint(portOf(opsApp), trusting), fingerprint(original.cert))
@@ -203,9 +206,12 @@ t.test('mutual TLS: a client CA replaced in place, or at a new path, decides who
   copyFileSync(pki.serverCert, clientCaFile)
   const notCa = await reloadConfiguration(app, () => parsed)
   t.equal(notCa.outcome, 'refused')
+  t.equal(notCa.problems.length, 1)
   t.match(notCa.problems, [/^server\.tls\.clientCaFile: expected a CA certificate \(basicConstraints CA:TRUE\)/])
   writeFileSync(clientCaFile, 'not a certificate')
-  t.match((await reloadConfiguration(app, () => parsed)).problems, [/^server\.tls\.clientCaFile: expected a PEM CA certificate in ".*ca\.crt"$/])
+  const notPem = (await reloadConfiguration(app, () => parsed)).problems
+  t.equal(notPem.length, 1)
+  t.match(notPem, [/^server\.tls\.clientCaFile: expected a PEM CA certificate in ".*ca\.crt"$/])
   t.equal((await call(port, { path: '/healthz', ...client })).status, 200, 'the CA in use stays')
 })
 
@@ -280,12 +286,15 @@ t.test('a listener whose TLS change waits for a restart keeps its certificate wh
   t.same(result.needsRestart, ['server.tls.clientCaFile'])
   const kept = { level: 40, listener: 'main', setting: 'server.tls', problems: [/^server\.tls\.clientCaFile: cannot read ".*ca\.crt": no such file$/] }
   const keptLines = (): Array<Record<string, unknown>> => lines().filter((l) => String(l.msg).startsWith('the main listener keeps its certificate'))
+  t.equal(keptLines().length, 1, 'one warning, from the reload')
   t.match(keptLines(), [{ ...kept, component: 'reload' }])
   // The look at the files finds the CA gone too: the same warning, not an error about a failed renewal.
   const watch = app.certificateWatch
   if (watch === undefined) throw new Error('not watching')
   t.same(await watch.check(), { 'server.tls': 'refused' })
+  t.equal(keptLines().length, 2, 'one more warning, from the look')
   t.match(keptLines(), [{ ...kept, component: 'reload' }, { ...kept, component: 'tls' }])
+  t.same(keptLines().map((l) => (l.problems as unknown[] | undefined)?.length), [1, 1], 'each names one problem')
   t.same(lines().filter((l) => l.level === 50), [], 'no error logged')
   await t.rejects(call(port, { path: '/healthz', ca: pki.pem.ca }), 'client certificates are still asked for, until the restart')
   t.equal((await call(port, { path: '/healthz', ca: pki.pem.ca, cert: pki.pem.clientCert, key: pki.pem.clientKey })).status, 200, 'with the CA in use')
@@ -304,6 +313,7 @@ t.test('a file the new configuration names still refuses the reload while a TLS 
   writeFileSync(files.keyFile, GARBAGE_KEY)
   const result = await reloadConfiguration(app, () => next)
   t.equal(result.outcome, 'refused', 'the key is named by the new configuration too: not held')
+  t.equal(result.problems.length, 1)
   t.match(result.problems, [/^server\.tls\.keyFile: expected an unencrypted PEM private key in ".*tls\.key"$/])
   t.same(result.needsRestart, ['server.tls.clientCaFile'], 'the refusal says what waits for a restart')
   t.equal((await call(port, { path: '/healthz', ca: pki.pem.ca, cert: pki.pem.clientCert, key: pki.pem.clientKey })).status, 200, 'the listener is unchanged')
@@ -347,6 +357,8 @@ t.test('a look that finds unusable files logs once and keeps the certificate; th
   copyFileSync(renewed.cert, files.certFile)
   t.same(await watch.check(), { 'server.tls': 'refused' })
   const errors = (): Array<Record<string, unknown>> => lines().filter((l) => String(l.msg).startsWith('the files of server.tls changed but cannot be used'))
+  t.equal(errors().length, 1)
+  t.equal((errors()[0]?.problems as unknown[] | undefined)?.length, 1, 'one problem')
   t.match(errors(), [{ level: 50, listener: 'main', problems: [/^server\.tls\.keyFile: the private key in ".*tls\.key" does not belong to the certificate/] }])
   t.equal(await servedFingerprint(port, trusting), fingerprint(original.cert), 'the certificate in use stays')
   t.same(await watch.check(), { 'server.tls': 'unchanged' }, 'the same files again: not checked nor logged again')
@@ -443,11 +455,27 @@ t.test('a look that does not return (a file system that stopped answering) is wa
   const { lines, logger } = capture()
   const server = { setSecureContext: () => { throw new Error('not called') } }
   const app = { server, opsApp: undefined, verifierSlot: { config: configFor(issuers, { server: { tls: { certFile: original.cert, keyFile: original.key } } }) } }
-  const watch = new CertificateWatch(app as never, logger)
+  // The watch's ticks, run by hand: each is a moment the next look is due.
+  const ticks: Array<() => void> = []
+  const watch = new CertificateWatch(app as never, logger, (tick, intervalMs) => {
+    t.equal(intervalMs, 20, 'ticks every intervalMs')
+    ticks.push(tick)
+    // A handle for stop()'s clearInterval that never ticks itself.
+    const handle = setInterval(() => {}, intervalMs)
+    clearInterval(handle)
+    return handle
+  })
   watch.start(20)
   t.teardown(() => { watch.stop() })
-  await new Promise((resolve) => setTimeout(resolve, 200))
-  const slow = lines().filter((l) => String(l.msg).startsWith('the TLS certificate files are still being read since the last look'))
-  t.match(slow, [{ level: 40, intervalMs: 20 }], 'one warning for a look that has not returned, however many ticks passed')
+  t.equal(ticks.length, 1, 'one interval')
+  const tick = ticks[0]
+  if (tick === undefined) throw new Error('no interval')
+  const slow = (): Array<Record<string, unknown>> => lines().filter((l) => String(l.msg).startsWith('the TLS certificate files are still being read since the last look'))
+  tick()
+  t.equal(opens, 1, 'the first tick starts a look, which hangs in its first open')
+  t.same(slow(), [], 'nothing to say yet')
+  for (let i = 0; i < 3; i++) tick()
+  t.equal(slow().length, 1, 'one warning for a look that has not returned, however many ticks passed')
+  t.match(slow(), [{ level: 40, intervalMs: 20 }])
   t.equal(opens, 1, 'no look was started beside it')
 })

@@ -75,16 +75,20 @@ export class CertificateWatch {
   #looking: Promise<Record<string, CertificateCheckOutcome>> | undefined
   /** Whether the look in progress was already logged as still running when the next was due. */
   #slowLogged = false
+  readonly #schedule: (tick: () => void, intervalMs: number) => NodeJS.Timeout
 
-  constructor (app: FastifyInstance, log: FastifyBaseLogger) {
+  /** `schedule`: a test hook, to run the looks' ticks by hand; default setInterval (stop() clears what it returns). */
+  constructor (app: FastifyInstance, log: FastifyBaseLogger,
+    schedule: (tick: () => void, intervalMs: number) => NodeJS.Timeout = (tick, intervalMs) => setInterval(tick, intervalMs)) {
     this.#app = app
     this.#log = log
+    this.#schedule = schedule
   }
 
   /** Looks every `intervalMs` until stop(). */
   start (intervalMs: number): void {
     if (this.#timer !== undefined) return
-    this.#timer = setInterval(() => {
+    this.#timer = this.#schedule(() => {
       if (this.#looking !== undefined) {
         if (!this.#slowLogged) {
           this.#slowLogged = true

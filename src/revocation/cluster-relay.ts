@@ -58,11 +58,15 @@ const processPort: RelayPort = {
   off: (event, listener) => process.off(event, listener)
 }
 
+/** Schedules the relay's timers: `start`, the wait for the first copy; `retry`, asking again when the primary's copy is complete. */
+export type RelayTimer = (callback: () => void, delayMs: number, purpose: 'start' | 'retry') => NodeJS.Timeout
+
 /** A worker's side: sends its revocations to the primary, applies what the primary sends. */
 export class WorkerRelay {
   readonly #list: RevocationList
   readonly #now: () => number
   readonly #port: RelayPort
+  readonly #setTimer: RelayTimer
   readonly #onMessage: (message: unknown) => void
   #synced: (() => void) | undefined
   /** The latest request for the copy: chunks of an earlier answer are ignored. */
@@ -77,10 +81,13 @@ export class WorkerRelay {
   /** Asks again when the primary's copy is complete again, rather than at the next minute sweep after it. */
   #retry: NodeJS.Timeout | undefined
 
-  constructor (list: RevocationList, now: () => number = Date.now, port: RelayPort = processPort) {
+  /** `setTimer`: a test hook; default setTimeout. */
+  constructor (list: RevocationList, now: () => number = Date.now, port: RelayPort = processPort,
+    setTimer: RelayTimer = (callback, delayMs) => setTimeout(callback, delayMs)) {
     this.#list = list
     this.#now = now
     this.#port = port
+    this.#setTimer = setTimer
     this.#onMessage = (message) => { this.#receive(message) }
   }
 
@@ -95,7 +102,7 @@ export class WorkerRelay {
     let timer: NodeJS.Timeout | undefined
     const synced = new Promise<boolean>((resolve) => {
       this.#synced = () => { resolve(true) }
-      timer = setTimeout(() => { resolve(false) }, timeoutMs)
+      timer = this.#setTimer(() => { resolve(false) }, timeoutMs, 'start')
       timer.unref()
     })
     this.resync()
@@ -158,7 +165,7 @@ export class WorkerRelay {
         // anything later is left to the sweep (MemoryRevocationStore.sweep).
         const delayMs = Math.max(0, this.#primaryCompleteAt * 1000 - this.#now()) + 1000
         if (delayMs <= MAX_TIMER_MS) {
-          this.#retry = setTimeout(() => { this.resync() }, delayMs)
+          this.#retry = this.#setTimer(() => { this.resync() }, delayMs, 'retry')
           this.#retry.unref()
         }
       }
