@@ -5,7 +5,7 @@
  */
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
-import { parseCompactJws } from '../src/core/compact-jws.js'
+import { MAX_JSON_DEPTH, nestsDeeperThan, parseCompactJws } from '../src/core/compact-jws.js'
 
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
 const enc = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url')
@@ -76,4 +76,23 @@ t.test('header and payload must be UTF-8 JSON objects', async (t) => {
   }
   const parsed = parse(`${header}.${enc({ name: 'Zoë 🙂' })}.AAAA`) as { payload: { name: string } }
   t.equal(parsed.payload.name, 'Zoë 🙂', 'valid multi-byte UTF-8 decodes')
+})
+
+t.test('JSON nesting: at most MAX_JSON_DEPTH levels, brackets inside strings not counted', async (t) => {
+  const nested = (depth: number, open = '[', close = ']'): string => `${open.repeat(depth)}${close.repeat(depth)}`
+  t.equal(MAX_JSON_DEPTH, 64)
+  t.notOk(nestsDeeperThan(nested(64), 64), '64 levels')
+  t.ok(nestsDeeperThan(nested(65), 64), '65 levels')
+  t.ok(nestsDeeperThan(`{"a":${nested(64)}}`, 64), 'objects count too')
+  t.ok(nestsDeeperThan(nested(65, '{"a":', '}').replace(/\{"a":\}/, '{}'), 64), 'nested objects')
+  t.notOk(nestsDeeperThan(`{"a":"${'['.repeat(500)}"}`, 64), 'brackets in a string')
+  const escaped = '{"a":"\\"' + '['.repeat(100) + '"}' // {"a":"\"[[[…"}: the quote after the backslash is inside the string
+  t.equal(JSON.parse(escaped).a.length, 101, 'valid JSON: one string')
+  t.notOk(nestsDeeperThan(escaped, 64), 'an escaped quote does not end the string')
+  t.notOk(nestsDeeperThan(`[${'[],'.repeat(200)}[]]`, 64), 'many siblings are not depth')
+  const b64 = (s: string): string => Buffer.from(s).toString('base64url')
+  const sig = Buffer.alloc(64).toString('base64url')
+  t.throws(() => parseCompactJws(`${b64('{"alg":"ES256"}')}.${b64(`{"x":${nested(64)}}`)}.${sig}`, 1 << 20), { code: 'token_malformed' }, 'a payload one level too deep')
+  t.throws(() => parseCompactJws(`${b64(`{"alg":"ES256","x":${nested(64)}}`)}.${b64('{}')}.${sig}`, 1 << 20), { code: 'token_malformed' }, 'a header too')
+  t.equal(parseCompactJws(`${b64('{"alg":"ES256"}')}.${b64(`{"x":${nested(63)}}`)}.${sig}`, 1 << 20).header.alg, 'ES256', '64 levels with the object itself')
 })

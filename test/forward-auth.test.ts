@@ -67,6 +67,18 @@ t.test('a groups overage says so, and the user key is the issuer\'s stable one',
   t.equal(flagged.headers['x-auth-groups-overage'], 'true', 'Entra\'s hasgroups flag too')
 })
 
+t.test('every method is answered on its own merits, QUERY (which must carry a Content-Type) included', async (t) => {
+  for (const url of ['/forward-auth', '/forward-auth/envoy/x']) {
+    for (const headers of [{}, { 'content-type': 'text/plain' }, { 'content-type': 'not a media type' }]) {
+      const res = await app.inject({ method: 'QUERY', url, headers: { ...bearer(good()), ...headers }, payload: 'q=1' })
+      t.equal(res.statusCode, 200, `QUERY ${url} ${JSON.stringify(headers)}`)
+      t.equal(res.headers['x-auth-subject'], 'user-123')
+    }
+    const denied = await app.inject({ method: 'QUERY', url, headers: { 'content-type': 'text/plain' }, payload: 'q=1' })
+    t.same([denied.statusCode, denied.json().code], [401, 'token_missing'], `QUERY ${url} without a token`)
+  }
+})
+
 t.test('absent values are set empty, so a client\'s own copy can never pass', async (t) => {
   const token = mint(key, idTokenClaims(ISS, AUD, { email: undefined, email_verified: undefined, name: undefined }))
   const res = await app.inject({

@@ -4,6 +4,7 @@ import { ALL_ERROR_CODES } from '../src/errors.js'
 import { configFor } from './helpers/config.js'
 import { idTokenClaims, jwksOf, makeKey, mint, mintHmac, nowSeconds } from './helpers/tokens.js'
 import { computeAtHash } from '../src/core/at-hash.js'
+import { sign } from 'node:crypto'
 
 const ISS = 'https://idp.example.com'
 const AUD = 'client-a'
@@ -322,11 +323,23 @@ t.test('adversarial payloads: deep nesting, prototype keys, extreme numbers, man
   const deepToken = mint(es, {}, { rawPayload: JSON.parse(`{"iss":"${ISS}","x":${deep.slice(0, 2000)}${deep.slice(-2000)}}`) })
   const deepRes = await verify(deepToken)
   t.equal(deepRes.status, 401, 'deeply nested claims: a clean 401, not a crash')
-  t.equal(deepRes.body.code, 'claim_missing', 'parsed, then found to lack sub')
+  t.equal(deepRes.body.code, 'token_malformed', 'nested deeper than 64 levels: refused before anything else')
   const input = `${Buffer.from(JSON.stringify({ alg: 'ES256', kid: es.kid })).toString('base64url')}.${Buffer.from(`{"iss":"${ISS}","a":${'['.repeat(6000)}${']'.repeat(6000)}}`).toString('base64url')}`
   const tooDeep = await verify(`${input}.${Buffer.alloc(64).toString('base64url')}`)
   t.equal(tooDeep.status, 401, 'nesting near the size limit')
-  t.equal(tooDeep.body.code, 'signature_invalid', 'parsed, then its signature checked')
+  t.equal(tooDeep.body.code, 'token_malformed', 'refused before its signature is checked')
+  // Signed by a configured key, 5,000 levels deep and under maxTokenBytes: the answer's claims could not be
+  // serialized (a 500 before the depth limit); now refused like any malformed token, on every route that verifies.
+  const signedInput = `${Buffer.from(JSON.stringify({ alg: 'ES256', kid: es.kid })).toString('base64url')}.${Buffer.from(`{"x":${'['.repeat(5000)}${']'.repeat(5000)},${JSON.stringify(base).slice(1)}`).toString('base64url')}`
+  const signedDeep = `${signedInput}.${sign('sha256', Buffer.from(signedInput), { key: es.privateKey, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`
+  t.ok(signedDeep.length < 16384, 'within maxTokenBytes')
+  t.same([(await verify(signedDeep)).status, (await verify(signedDeep)).body.code], [401, 'token_malformed'])
+  const batch = await app.inject({ method: 'POST', url: '/verify/batch', payload: { tokens: [signedDeep, mint(es, base)] } })
+  t.equal(batch.statusCode, 200, 'one such token in a batch is that item\'s error, not the batch\'s')
+  t.equal(batch.json().results.length, 2)
+  t.match(batch.json().results, [{ ok: false, error: { code: 'token_malformed' } }, { ok: true }])
+  const nestedOk = mint(es, { ...base, x: JSON.parse(`${'['.repeat(63)}1${']'.repeat(63)}`) as unknown })
+  t.equal((await verify(nestedOk)).status, 200, '64 levels (the claim set and 63 inside it) are accepted')
 
   const proto = JSON.parse(JSON.stringify(base).replace(/^\{/, '{"__proto__":{"admin":true},"constructor":{"prototype":{"x":1}},'))
   const res = await verify(mint(es, proto))

@@ -1,7 +1,9 @@
 /**
  * Strict, single-pass parsing of a compact JWS (RFC 7515 §7.1) before anything is trusted.
  * Exactly three segments, canonical unpadded base64url, UTF-8 JSON objects for header and payload.
- * Anything else is `token_malformed`; a five-segment compact JWE is `token_encrypted`.
+ * Anything else is `token_malformed`, and so is JSON nested deeper than MAX_JSON_DEPTH (no real header or claim
+ * set comes near it; thousands of levels would overflow the stack when the claims are serialized in the answer);
+ * a five-segment compact JWE is `token_encrypted`.
  */
 import { isUtf8 } from 'node:buffer'
 import { VerificationError } from '../errors.js'
@@ -13,6 +15,37 @@ export interface ParsedJws {
   /** The ASCII bytes that were signed: `base64url(header) "." base64url(payload)`. */
   signingInput: Buffer
   signature: Buffer
+}
+
+/** Arrays and objects inside one another: deeper is refused (a provider's claims nest a few levels). */
+export const MAX_JSON_DEPTH = 64
+
+/**
+ * Whether JSON text nests arrays and objects deeper than `max`. Counting the opening brackets first (native
+ * indexOf, no per-character work in JavaScript) settles it for every ordinary token: fewer than `max` of them
+ * cannot nest deeper. Only a text with more is scanned, brackets inside strings not counted.
+ */
+export function nestsDeeperThan (text: string, max: number): boolean {
+  let opening = 0
+  for (let i = text.indexOf('['); i !== -1 && opening <= max; i = text.indexOf('[', i + 1)) opening++
+  for (let i = text.indexOf('{'); i !== -1 && opening <= max; i = text.indexOf('{', i + 1)) opening++
+  if (opening <= max) return false
+  let depth = 0
+  let inString = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (inString) {
+      if (c === 0x5c) i++ // a backslash escapes the next character
+      else if (c === 0x22) inString = false
+    } else if (c === 0x22) {
+      inString = true
+    } else if (c === 0x5b || c === 0x7b) {
+      if (++depth > max) return true
+    } else if (c === 0x5d || c === 0x7d) {
+      depth--
+    }
+  }
+  return false
 }
 
 /** Decodes a base64url segment, refusing padding, foreign characters and non-canonical trailing bits. */
@@ -29,7 +62,9 @@ function decodeJsonObject (segment: string): Record<string, unknown> {
     const bytes = decodeSegment(segment)
     // Fatal on invalid UTF-8 (a replacement character would change what was signed into something else).
     if (!isUtf8(bytes)) throw malformed()
-    value = JSON.parse(bytes.toString('utf8'))
+    const text = bytes.toString('utf8')
+    if (nestsDeeperThan(text, MAX_JSON_DEPTH)) throw malformed()
+    value = JSON.parse(text)
   } catch (err) {
     if (err instanceof VerificationError) throw err
     throw malformed(err)

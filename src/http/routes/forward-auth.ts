@@ -88,7 +88,11 @@ export const forwardAuthRoute: FastifyPluginAsync = async (fastify) => {
   // parsing it could only produce 400/413/415. Its Content-Type is dropped before Fastify looks at it.
   fastify.removeAllContentTypeParsers()
   fastify.addContentTypeParser('*', (_request, _payload, done) => { done(null, undefined) })
-  fastify.addHook('onRequest', async (request) => { delete request.raw.headers['content-type'] })
+  // QUERY must carry a Content-Type (RFC 10008; Fastify refuses it without one): a neutral one, never parsed.
+  fastify.addHook('onRequest', async (request) => {
+    if (request.raw.method === 'QUERY') request.raw.headers['content-type'] = 'application/octet-stream'
+    else delete request.raw.headers['content-type']
+  })
 
   const forwardAuth = (): ForwardAuthConfig => fastify.verifierSlot.config.forwardAuth
 
@@ -97,7 +101,8 @@ export const forwardAuthRoute: FastifyPluginAsync = async (fastify) => {
     if (err instanceof RequirementQueryError) {
       // A configuration mistake in the proxy: loud, with the parameter's name only (values may be anything).
       request.log.error({ parameter: err.parameter, reason: err.reason }, 'forward-auth URL has an invalid requirement; every request is denied')
-    } else if (!isVerificationError(err)) {
+    } else if (error.status >= 500 && !isVerificationError(err)) {
+      // As on the other routes: a framework 4xx (a request it cannot take) is the client's, not a bug.
       request.log.error({ err }, 'unexpected error')
     }
     return sendDenial(request, reply, error, forwardAuth())
