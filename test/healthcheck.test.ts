@@ -75,8 +75,11 @@ t.test('probeUrl: where the server listens, from the same configuration', async 
     'http://127.0.0.1:7001/healthz', 'an unreadable configuration falls back to PORT')
   t.equal(warnings.length, 1, 'and says so')
   t.match(warnings[0], /^OIDC_VERIFIER_CONFIG could not be loaded \(.*\); probing HOST\/PORT instead$/)
+  const secretless = 'issuers:\n  - { id: g, issuer: "https://accounts.google.com", audiences: [x], clientSecretEnv: G_SECRET, algorithms: [HS256] }\n'
+  await probeUrl(undefined, { env: { OIDC_VERIFIER_CONFIG: '/etc/v/config.yaml' }, readFile: () => secretless, warn: (m) => warnings.push(m) })
+  t.match(warnings[1], /could not be loaded \(.*issuers\[0\]\.clientSecretEnv.*G_SECRET.*\)/, 'the first problem, naming the setting and the variable missing here')
   await probeUrl(undefined, { env: { OIDC_VERIFIER_CONFIG: '/etc/v/config.yaml' }, readFile: () => file, warn: (m) => warnings.push(m) })
-  t.equal(warnings.length, 1, 'nothing to say when it loads')
+  t.equal(warnings.length, 2, 'nothing to say when it loads')
   const ops = 'server:\n  port: 9555\n  opsPort: 9090\nissuers:\n  - { id: g, issuer: "https://accounts.google.com", audiences: [x] }\n'
   t.equal((await probeUrl('/readyz', { env: { OIDC_VERIFIER_CONFIG: '/c.yaml' }, readFile: () => ops })).href, 'http://127.0.0.1:9090/readyz', 'the ops port serves health')
   const opsHost = ops.replace('opsPort: 9090', 'opsPort: 9090\n  opsHost: 127.0.0.2')

@@ -5,7 +5,7 @@
  * are tried per token; keys pinned to another type's alg, dir secrets of no allowed length, PEM files with
  * several keys, JWK secrets that are not strict base64url; and every segment of a JWE read strictly.
  */
-import { createPrivateKey, type KeyObject } from 'node:crypto'
+import { createPrivateKey, generateKeyPairSync, type KeyObject } from 'node:crypto'
 import { join } from 'node:path'
 import { calculateJwkThumbprint } from 'jose'
 import t from 'tap'
@@ -183,9 +183,13 @@ t.test('keys that could never decrypt are refused at load', async (t) => {
   t.same(one({ decryptionKeys: [at('dir16.jwk')], keyManagementAlgorithms: ['dir'] }), [], 'A128GCM')
 
   t.same(one({ decryptionKeys: [at('two.pem')] }), [
-    `c.yaml: issuers[0].decryptionKeys[0]: key file ${JSON.stringify(at('two.pem'))}: holds 2 PEM blocks; expected exactly one private key per file (list each key's file in decryptionKeys, or use a JWK set)`
+    `c.yaml: issuers[0].decryptionKeys[0]: key file ${JSON.stringify(at('two.pem'))}: holds 2 private keys; expected exactly one per file (list each key's file in decryptionKeys, or use a JWK set)`
   ])
   t.same(parseDecryptionKeyFile('two.pem', pem[0]!.file + pem[1]!.file).keys, [])
+  // `openssl ecparam -genkey -name prime256v1` writes the curve's parameters before the SEC1 key: one key.
+  const sec1 = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'pem', type: 'sec1' }) as string
+  const withParameters = parseDecryptionKeyFile('ec.pem', `-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n${sec1}`)
+  t.same([withParameters.keys.length, withParameters.problems], [1, []], 'EC PARAMETERS before a SEC1 key')
 
   for (const name of ['padded.jwk', 'spaced.jwk', 'base64.jwk', 'spare-bits.jwk']) {
     const problems = one({ decryptionKeys: [at(name)], keyManagementAlgorithms: ['dir'] })

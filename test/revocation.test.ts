@@ -307,6 +307,19 @@ t.test('logout tokens: verified with the issuer\'s keys and the logout-token rul
   await t.rejects(v.verifyLogoutToken(mint(key, idTokenClaims(ISS, AUD, { nonce: 'n' })), 300), { code: 'logout_token_invalid' }, 'an ID token is not a logout token')
 })
 
+t.test('logout tokens of an issuer with allowedTenants whose iss names no tenant (Auth0 Organizations)', async (t) => {
+  const AUTH0 = 'https://example.eu.auth0.com/'
+  const rs = makeKey('RS256')
+  const v = new Verifier(configFor([{ id: 'auth0', preset: 'auth0', issuer: AUTH0, audiences: [AUD], allowedTenants: ['org_allowed'], jwks: jwksOf(rs) }]))
+  t.teardown(() => v.close())
+  const logout = (extra: Record<string, unknown>): string => mint(rs, logoutClaims({ iss: AUTH0, ...extra }), { header: { typ: 'logout+jwt' } })
+  // Back-Channel Logout 1.0 §2.4 lists no tenant claim, and Auth0's logout tokens carry no org_id.
+  t.equal((await v.verifyLogoutToken(logout({}), 300)).issuer, 'auth0', 'no org_id: accepted (it can only revoke, within this issuer)')
+  t.equal((await v.verifyLogoutToken(logout({ org_id: 'org_allowed' }), 300)).issuer, 'auth0')
+  await t.rejects(v.verifyLogoutToken(logout({ org_id: 'org_other' }), 300), { code: 'logout_token_invalid', details: { issuer: 'auth0', claim: 'org_id' } }, 'an organization that may not log in may not log out')
+  await t.rejects(v.verify(mint(rs, idTokenClaims(AUTH0, AUD))), { code: 'tenant_not_allowed' }, 'an ID token without one is still refused')
+})
+
 t.test('logout tokens of a {tenantid} issuer: only from the allowed tenants', async (t) => {
   const MS = 'https://login.microsoftonline.com'
   const TEMPLATE = `${MS}/{tenantid}/v2.0`

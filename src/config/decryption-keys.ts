@@ -134,10 +134,11 @@ export function parseDecryptionKeyFile (file: string, text: string): KeyFileResu
     out.problems.push('is a passphrase-protected PEM key; expected an unencrypted one (protect the file instead)')
     return out
   }
-  // createPrivateKey would read the first block only: the others would be silently ignored.
-  const blocks = body.match(/-----BEGIN [^-]*-----/g)?.length ?? 0
+  // createPrivateKey would read the first key only: the others would be silently ignored. Other blocks (the
+  // EC PARAMETERS that `openssl ecparam -genkey` writes before a SEC1 key) are not keys.
+  const blocks = body.match(/-----BEGIN (?:RSA |EC |DSA )?PRIVATE KEY-----/g)?.length ?? 0
   if (blocks > 1) {
-    out.problems.push(`holds ${blocks} PEM blocks; expected exactly one private key per file (list each key's file in decryptionKeys, or use a JWK set)`)
+    out.problems.push(`holds ${blocks} private keys; expected exactly one per file (list each key's file in decryptionKeys, or use a JWK set)`)
     return out
   }
   let key: KeyObject

@@ -368,11 +368,14 @@ export class Verifier {
     const aud = signed.jws.payload.aud
     // As for ID tokens: a client secret is shared with one client, so a token for several cannot be signed with it.
     if (isHmacAlgorithm(signed.alg) && Array.isArray(aud) && aud.length > 1) throw new VerificationError('logout_token_invalid', { issuer, claim: 'aud' })
-    // A tenant that may not log in may not fill the revocation list either.
+    // A tenant that may not log in may not fill the revocation list either. A logout token that names no tenant
+    // (Auth0's carry no org_id) from an issuer whose iss does not name one either ({tenantid} templates do) is
+    // accepted: the spec's logout token has no tenant claim, and what it revokes stays within this issuer.
     const tenants = signed.runtime.allowedTenants
     if (tenants !== undefined) {
       const tenant = tenantOf(signed.jws.payload, signed.runtime.mapping)
-      if (tenant === null || !tenants.has(tenant)) throw new VerificationError('logout_token_invalid', { issuer, claim: signed.runtime.tenantClaim ?? 'tenant' })
+      const unnamed = tenant === null && signed.runtime.template === undefined
+      if (!unnamed && (tenant === null || !tenants.has(tenant))) throw new VerificationError('logout_token_invalid', { issuer, claim: signed.runtime.tenantClaim ?? 'tenant' })
     }
     const siblings = this.sharedIssuerUrls.get(signed.iss)
     return { issuer, issuers: siblings === undefined ? [issuer] : siblings.map((r) => r.config.id), ...claims }

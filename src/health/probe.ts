@@ -67,7 +67,10 @@ export async function probeUrl (path: string = DEFAULT_PROBE_PATH, opts: Pick<Lo
     } catch (err) {
       // Unreadable or invalid: the server would not be running with it either; HOST and PORT are the best guess.
       // Said, though: in an environment other than the server's, the guess may be another server's port.
-      const reason = (err instanceof Error ? err.message : String(err)).split('\n')[0]?.slice(0, 200) ?? ''
+      // A configuration problem names the setting or the variable, never a secret; the first one says enough.
+      const problems = (err as { problems?: unknown }).problems
+      const first = Array.isArray(problems) && typeof problems[0] === 'string' ? problems[0] : err instanceof Error ? err.message.split('\n')[0] : String(err)
+      const reason = (first ?? '').slice(0, 200)
       opts.warn?.(`OIDC_VERIFIER_CONFIG could not be loaded (${reason}); probing HOST/PORT instead`)
     }
   }
