@@ -10,7 +10,7 @@
 import { compactDecrypt } from 'jose'
 import { CONTENT_ENCRYPTION_ALGORITHMS, KEY_MANAGEMENT_ALGORITHMS, type DecryptionConfig, type DecryptionKey, type IssuerConfig } from '../config/types.js'
 import { VerificationError } from '../errors.js'
-import { decodeBase64url } from './base64url.js'
+import { isBase64url } from './base64url.js'
 import { contentKeyBytes } from './jwe-content.js'
 import { decryptRsa15 } from './jwe-rsa1-5.js'
 import type { Logger } from './logger.js'
@@ -133,9 +133,10 @@ export class TokenDecryptor {
 
   async decrypt (token: string): Promise<Decrypted> {
     // Every segment strictly, before anything else: jose's decoder is lenient (padding, whitespace, spare bits),
-    // and each respelling of a token would be another valid token, missing the verified-token cache.
+    // and each respelling of a token would be another valid token, missing the verified-token cache. Checked,
+    // not decoded: jose decodes them itself.
     const segments = token.split('.')
-    if (segments.length !== 5 || segments.some((segment) => decodeBase64url(segment) === undefined)) {
+    if (segments.length !== 5 || !segments.every(isBase64url)) {
       throw this.fail('a segment is not canonical base64url, or there are not five')
     }
     const header = this.header(segments[0] as string)
@@ -177,9 +178,7 @@ export class TokenDecryptor {
   private header (segment: string): JweHeader {
     let value: unknown
     try {
-      const bytes = decodeBase64url(segment)
-      if (bytes === undefined) throw new Error('not canonical base64url')
-      value = JSON.parse(utf8.decode(bytes))
+      value = JSON.parse(utf8.decode(Buffer.from(segment, 'base64url')))
     } catch {
       throw this.fail('the protected header is not base64url JSON')
     }
