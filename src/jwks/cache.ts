@@ -17,6 +17,7 @@ import type { FetchConfig, JsonWebKeySet, JwksCacheConfig } from '../config/type
 import { VerificationError } from '../errors.js'
 import { FetchError, fetchJson, type FetchJson } from '../net/fetch-json.js'
 import { parseJwks } from './parse-jwks.js'
+import { MAX_TIMER_MS } from '../timers.js'
 
 /** The subset of pino the cache uses. */
 export interface CacheLogger {
@@ -94,8 +95,6 @@ interface Entry<T> {
 }
 
 const MINUTE_MS = 60_000
-/** setTimeout fires immediately for delays above 2^31 - 1 ms. */
-const MAX_TIMER_MS = 2 ** 31 - 1
 /** Retries are spread over the last 10 % of each backoff step so that replicas do not retry in step. */
 const BACKOFF_JITTER = 0.1
 

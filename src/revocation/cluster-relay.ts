@@ -16,6 +16,7 @@ import cluster, { type Worker } from 'node:cluster'
 import { LOG_LEVEL, type ClusterLog } from '../cluster-log.js'
 import { parseRevocation, type Revocation } from './revocation.js'
 import { RevocationList, SWEEP_INTERVAL_MS } from './revocation-list.js'
+import { MAX_TIMER_MS, setTimer as defaultSetTimer, type SetTimer } from '../timers.js'
 
 const ONE = 'oidc-verifier:revocation'
 const ALL = 'oidc-verifier:revocations'
@@ -24,8 +25,6 @@ const SYNC = 'oidc-verifier:revocations-sync'
 /** Revocations per message of the primary's copy: one message of millions would not fit a string. */
 export const SYNC_CHUNK = 5_000
 
-/** The longest delay setTimeout keeps (2^31 − 1 ms). */
-const MAX_TIMER_MS = 2 ** 31 - 1
 
 /** How long a worker waits for the primary's copy before it starts anyway, not current (503s, /readyz 503). */
 export const SYNC_TIMEOUT_MS = 10_000
@@ -58,8 +57,8 @@ const processPort: RelayPort = {
   off: (event, listener) => process.off(event, listener)
 }
 
-/** Schedules the relay's timers: `start`, the wait for the first copy; `retry`, asking again when the primary's copy is complete. */
-export type RelayTimer = (callback: () => void, delayMs: number, purpose: 'start' | 'retry') => NodeJS.Timeout
+/** The relay's timers: `start`, the wait for the first copy; `retry`, asking again when the primary's copy is complete. */
+export type RelayTimer = SetTimer<'start' | 'retry'>
 
 /** A worker's side: sends its revocations to the primary, applies what the primary sends. */
 export class WorkerRelay {
@@ -83,7 +82,7 @@ export class WorkerRelay {
 
   /** `setTimer`: a test hook; default setTimeout. */
   constructor (list: RevocationList, now: () => number = Date.now, port: RelayPort = processPort,
-    setTimer: RelayTimer = (callback, delayMs) => setTimeout(callback, delayMs)) {
+    setTimer: RelayTimer = defaultSetTimer) {
     this.#list = list
     this.#now = now
     this.#port = port

@@ -33,6 +33,7 @@ import { MERGE_SCRIPT, parseEntry, revocationChannel, revocationKeyPattern, revo
 import { SWEEP_INTERVAL_MS, type RevocationList } from './revocation-list.js'
 import { RevocationStoreError, type PublishResult, type RevocationStore, type RevocationStoreStatus } from './store.js'
 import { pingIntervalMs } from './redis-ping.js'
+import { setTimer, type SetTimer } from '../timers.js'
 
 export interface RedisRevocationStoreOptions {
   /** redis://[user:pass@]host:port/db or rediss:// (TLS). */
@@ -50,7 +51,7 @@ export interface RedisRevocationStoreOptions {
   /** Test hook: ioredis options applied over the store's own (to both connections). */
   redisOptions?: Partial<RedisOptions>
   /** Test hook: schedules the start-up safeguard and the staleness timer; default setTimeout. */
-  setTimer?: (callback: () => void, delayMs: number, purpose: 'start' | 'stale') => NodeJS.Timeout
+  setTimer?: SetTimer<'start' | 'stale'>
 }
 
 const SCAN_COUNT = 1000
@@ -92,7 +93,7 @@ export class RedisRevocationStore implements RevocationStore {
   readonly #host: string
   readonly #logger: Logger
   readonly #now: () => number
-  readonly #setTimer: (callback: () => void, delayMs: number, purpose: 'start' | 'stale') => NodeJS.Timeout
+  readonly #setTimer: SetTimer<'start' | 'stale'>
   readonly #cmd: Redis
   readonly #sub: Redis
 
@@ -125,7 +126,7 @@ export class RedisRevocationStore implements RevocationStore {
     this.#host = redisHost(options.url)
     this.#logger = (options.logger ?? silentLogger).child({ component: 'revocation-store', store: 'redis' })
     this.#now = options.now ?? Date.now
-    this.#setTimer = options.setTimer ?? ((callback, delayMs) => setTimeout(callback, delayMs))
+    this.#setTimer = options.setTimer ?? setTimer
     this.list.setAvailable(false)
 
     const redisOptions: RedisOptions = {
