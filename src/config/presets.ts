@@ -34,7 +34,7 @@ export interface Preset {
  * claims reference none of them: scp (delegated scopes), appid and appidacr (v1), azpacr (v2), and the optional
  * idtyp ("app" in app-only access tokens).
  */
-export const ENTRA_ACCESS_TOKEN_CLAIMS: readonly string[] = Object.freeze(['scp', 'appid', 'appidacr', 'azpacr', 'idtyp'])
+const ENTRA_ACCESS_TOKEN_CLAIMS: readonly string[] = Object.freeze(['scp', 'appid', 'appidacr', 'azpacr', 'idtyp'])
 
 /**
  * Claims that identify the caller of a GCP service identity token. Any Google service account can mint a token

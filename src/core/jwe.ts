@@ -97,6 +97,8 @@ const EPK_CURVES = ['P-256', 'P-384', 'P-521', 'X25519'] as const
  * one entry per set of such keys, with the headers (alg, enc and for ECDH-ES the curve) that select it.
  */
 export function crowdedHeaders (candidates: readonly Candidate[]): Array<{ keys: Candidate[], headers: JweHeader[] }> {
+  // No header can select more keys than there are (the usual case: this loop then never runs at start-up).
+  if (candidates.length <= MAX_DECRYPTION_ATTEMPTS) return []
   const crowded = new Map<string, { keys: Candidate[], headers: JweHeader[] }>()
   for (const alg of KEY_MANAGEMENT_ALGORITHMS) {
     for (const epkCurve of alg.startsWith('ECDH-ES') ? EPK_CURVES : [undefined]) {
