@@ -484,7 +484,68 @@ t.test('entra: access tokens for our own client id are not ID tokens', async (t)
   t.equal(res.body.user.preferredUsername, 'AbeLi@microsoft.com')
   t.equal(res.body.userKey, `${ENTRA_TENANT}:00000000-0000-0000-66f3-3332eca7ea81`)
   // Decided per issuer: another provider's claim named scp or appid is its own business.
-  t.equal((await verify(mint(rs, oktaClaims(OKTA_ISSUER, { scp: ['openid'], appid: 'x' })))).status, 200, 'okta is not entra')
+  t.equal((await verify(mint(rs, auth0Claims({ scp: ['openid'], appid: 'x', azpacr: '0' })))).status, 200, 'auth0 is not entra')
+  t.equal((await verify(mint(rs, oktaClaims(OKTA_ISSUER, { appid: 'x', appidacr: '0', idtyp: 'user' })))).status, 200, 'okta is not entra')
+})
+
+t.test('entra: an Entra issuer configured without the preset refuses access tokens too', async (t) => {
+  // Hand-written issuers on each kind of Entra host, and one elsewhere: the access-token check follows the host.
+  const b2c = 'https://contoso.b2clogin.com/775527ff-9a37-4307-8b3d-cc311f58d925/v2.0/'
+  const ciam = `https://${ENTRA_TENANT}.ciamlogin.com/${ENTRA_TENANT}/v2.0`
+  const elsewhere = 'https://login.example.test/v2.0'
+  const OTHER_TENANT = '0b5a3e4f-8d2c-4f6e-9a1b-2c3d4e5f6a7b'
+  const byHand = await buildApp(configFor([
+    { id: 'v2', issuer: `https://login.microsoftonline.com/${ENTRA_TENANT}/v2.0`, audiences: [ENTRA_CLIENT], jwks },
+    { id: 'v1', issuer: `https://sts.windows.net/${ENTRA_TENANT}/`, audiences: [ENTRA_CLIENT], jwks },
+    { id: 'common', issuer: 'https://login.microsoftonline.com/{tenantid}/v2.0', audiences: ['common-client'], jwks },
+    { id: 'b2c', issuer: b2c, audiences: [ENTRA_CLIENT], jwks },
+    { id: 'ciam', issuer: 'https://ciam.example.test/', issuerAliases: [ciam], audiences: [ENTRA_CLIENT], jwks },
+    { id: 'elsewhere', issuer: elsewhere, audiences: [ENTRA_CLIENT], jwks },
+    // Another preset on an Entra host keeps its own claims and gains Entra's.
+    { id: 'okta-on-entra', preset: 'okta', issuer: 'https://login.microsoftonline.us/okta-like/v2.0', audiences: [ENTRA_CLIENT], jwks }
+  ]))
+  t.teardown(() => byHand.close())
+  for (const [kind, claims] of Object.entries(entraAccessTokens)) {
+    const res = await verify(mint(rs, claims), {}, byHand)
+    t.same([res.status, res.body.code], [401, 'token_is_access_token'], `${kind}, no preset`)
+  }
+  const issuers = [
+    ['common', `https://login.microsoftonline.com/${OTHER_TENANT}/v2.0`, 'common-client'],
+    ['b2c', b2c, ENTRA_CLIENT],
+    ['ciam', ciam, ENTRA_CLIENT],
+    ['okta-on-entra', 'https://login.microsoftonline.us/okta-like/v2.0', ENTRA_CLIENT]
+  ] as const
+  for (const [id, iss, aud] of issuers) {
+    const tid = id === 'common' ? OTHER_TENANT : ENTRA_TENANT
+    const good = await verify(mint(rs, entraClaims({ iss, aud, tid })), {}, byHand)
+    t.same([good.status, good.body.issuer?.id], [200, id], `${id}: an ID token passes`)
+    for (const name of ['scp', 'appid', 'appidacr', 'azpacr', 'idtyp']) {
+      const res = await verify(mint(rs, entraClaims({ iss, aud, tid, [name]: 'x' })), {}, byHand)
+      t.same([res.body.code, res.body.claim], ['token_is_access_token', name], `${id}: ${name}`)
+    }
+  }
+  const okta = await verify(mint(rs, entraClaims({ iss: 'https://login.microsoftonline.us/okta-like/v2.0', cid: OKTA_CLIENT })), {}, byHand)
+  t.same([okta.body.code, okta.body.claim], ['token_is_access_token', 'cid'], 'okta-on-entra: its own preset\'s claims still apply')
+  const other = await verify(mint(rs, entraClaims({ iss: elsewhere, scp: 'User.Read', appid: ENTRA_CLIENT })), {}, byHand)
+  t.equal(other.status, 200, 'an issuer on another host decides for itself')
+})
+
+/** An Okta access token of a custom authorization server whose audience is our client id (its admin's choice). */
+const oktaAccessToken = {
+  ver: 1, jti: 'AT.MNAoEQ_jbKqoinrQo1D0XKjMX28U5d7ZszBceot7-Ts', iss: OKTA_ISSUER, aud: OKTA_CLIENT, sub: 'john.doe@example.com',
+  cid: OKTA_CLIENT, uid: '00uid4BxXw6I6TV4m0g3', scp: ['openid', 'profile', 'email'], auth_time: times.iat - 10, ...times
+} as const
+
+t.test('okta: access tokens are not ID tokens', async (t) => {
+  for (const iss of [OKTA_ISSUER, OKTA_ORG_ISSUER]) {
+    const res = await verify(mint(rs, { ...oktaAccessToken, iss }))
+    t.same([res.status, res.body.code], [401, 'token_is_access_token'], iss)
+    for (const [name, value] of [['cid', OKTA_CLIENT], ['scp', ['openid']], ['scp', null]] as const) {
+      const one = await verify(mint(rs, oktaClaims(iss, { [name]: value })))
+      t.same([one.body.code, one.body.claim], ['token_is_access_token', name], `${iss}: ${name} ${JSON.stringify(value)}`)
+    }
+    t.equal((await verify(mint(rs, oktaClaims(iss)))).status, 200, `${iss}: an ID token passes`)
+  }
 })
 
 t.test('gcp-identity: an issuer must say which service accounts may call', async (t) => {

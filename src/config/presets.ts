@@ -37,6 +37,24 @@ export interface Preset {
 const ENTRA_ACCESS_TOKEN_CLAIMS: readonly string[] = Object.freeze(['scp', 'appid', 'appidacr', 'azpacr', 'idtyp'])
 
 /**
+ * Entra ID's sign-in hosts: the public cloud (v2 and the v1 issuer sts.windows.net), the US Government and China
+ * clouds, B2C and External ID. Entra's access tokens for our client id pass as ID tokens whatever the issuer's
+ * preset, so an issuer on one of these hosts gets the access-token check even without `preset: entra`.
+ */
+const ENTRA_HOSTS: ReadonlySet<string> = new Set([
+  'login.microsoftonline.com', 'sts.windows.net', 'login.microsoftonline.us', 'login.chinacloudapi.cn',
+  'login.partner.microsoftonline.cn', 'sts.chinacloudapi.cn'
+])
+const ENTRA_HOST_SUFFIXES = ['.b2clogin.com', '.ciamlogin.com']
+
+/**
+ * Okta's access tokens (org and custom authorization servers) name the client that asked for them in cid and
+ * carry the granted scopes in scp; its ID tokens carry neither. A custom authorization server's audience is set
+ * by its admin, and may be our client id.
+ */
+const OKTA_ACCESS_TOKEN_CLAIMS: readonly string[] = Object.freeze(['cid', 'scp'])
+
+/**
  * Claims that identify the caller of a GCP service identity token. Any Google service account can mint a token
  * for any audience, so an issuer of the gcp-identity preset must require one of them (requiredClaims).
  */
@@ -139,7 +157,8 @@ export const PRESETS: Readonly<Record<PresetName, Preset>> = {
   okta: {
     // Org authorization server (https://example.okta.com) or custom (https://example.okta.com/oauth2/default):
     // discovery finds the right keys for either. groups appear when a groups claim is configured in Okta.
-    defaults: () => ({ algorithms: ['RS256'] })
+    defaults: () => ({ algorithms: ['RS256'] }),
+    accessTokenClaims: OKTA_ACCESS_TOKEN_CLAIMS
   },
   cognito: {
     defaults: () => ({
@@ -198,9 +217,26 @@ export function applyPreset (issuer: Doc): Doc {
   return out
 }
 
-/** The claims that mark an access token of the preset's provider (none for most presets, or without one). */
-export function presetAccessTokenClaims (name: PresetName | undefined): readonly string[] {
-  return name === undefined ? [] : PRESETS[name].accessTokenClaims ?? []
+/** Whether an issuer URL is on one of Entra ID's sign-in hosts (a `{tenantid}` template is one too). */
+export function isEntraIssuerUrl (url: string): boolean {
+  let host: string
+  try {
+    host = new URL(url).hostname
+  } catch {
+    return false
+  }
+  return ENTRA_HOSTS.has(host) || ENTRA_HOST_SUFFIXES.some((suffix) => host.endsWith(suffix))
+}
+
+/**
+ * The claims that mark an access token of the issuer's provider: its preset's (none for most presets), and
+ * Entra's for an issuer on an Entra host whatever its preset (an Entra issuer configured by hand would otherwise
+ * accept Entra's access tokens for our client id as ID tokens).
+ */
+export function accessTokenClaimsOf (issuer: { preset?: PresetName | undefined, issuer: string, issuerAliases?: readonly string[] | undefined }): readonly string[] {
+  const own = issuer.preset === undefined ? [] : PRESETS[issuer.preset].accessTokenClaims ?? []
+  if (own === ENTRA_ACCESS_TOKEN_CLAIMS || ![issuer.issuer, ...(issuer.issuerAliases ?? [])].some(isEntraIssuerUrl)) return own
+  return [...new Set([...own, ...ENTRA_ACCESS_TOKEN_CLAIMS])]
 }
 
 export function presetProblems (issuer: Doc): Array<[Array<string | number>, string]> {

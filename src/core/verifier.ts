@@ -12,7 +12,7 @@
  * logout-token rules (src/core/logout-token-rules.ts) instead of the ID-token ones: verifyLogoutToken().
  */
 import { availableParallelism } from 'node:os'
-import { presetAccessTokenClaims } from '../config/presets.js'
+import { accessTokenClaimsOf } from '../config/presets.js'
 import type { Algorithm, AsymmetricAlgorithm, Config, IssuerConfig } from '../config/types.js'
 import { isVerificationError, VerificationError, type ErrorCode } from '../errors.js'
 import { JwksCache, type JwksFetchReason } from '../jwks/cache.js'
@@ -192,7 +192,7 @@ export class Verifier {
           maxTokenAgeSeconds: issuer.maxTokenAgeSeconds,
           requiredClaims: new Map(Object.entries(issuer.requiredClaims).map(([k, v]) => [k, new Set(v)])),
           checkAuthorizedParty: issuer.checkAuthorizedParty ?? true,
-          accessTokenClaims: presetAccessTokenClaims(issuer.preset)
+          accessTokenClaims: accessTokenClaimsOf(issuer)
         },
         allowedAlgorithms: new Set(issuer.algorithms),
         hmacSecret: issuer.clientSecret === undefined ? undefined : Buffer.from(issuer.clientSecret, 'utf8'),
