@@ -4,7 +4,7 @@
  */
 import t from 'tap'
 import { encodeHeaderList, encodeHeaderValue } from '../src/http/identity-headers.js'
-import { pathVariants, readOriginalRequest, ruleApplies } from '../src/http/original-request.js'
+import { MAX_READING_LENGTH, MAX_READINGS, pathVariants, readOriginalRequest, ruleApplies } from '../src/http/original-request.js'
 import { MAX_REQUIREMENT_PARAMS, parseRequirementQuery, rawQuery } from '../src/http/requirement-query.js'
 import { cookieValues } from '../src/http/token-sources.js'
 import { isVerificationError } from '../src/errors.js'
@@ -39,16 +39,40 @@ t.test('cookies: exact names, quoted values, repeated names all returned', async
 
 t.test('path forms: decoded, normalized, lower case; query dropped', async (t) => {
   t.same(pathVariants('/A/b?x=1'), ['/a/b'])
-  t.ok(pathVariants('/x/../admin').includes('/admin'))
-  t.ok(pathVariants('/%61dmin').includes('/admin'))
-  t.ok(pathVariants('/%2561dmin').includes('/admin'), 'double encoding')
-  t.ok(pathVariants('//admin//x').includes('/admin/x'))
-  t.ok(pathVariants('/admin;a=b/x').includes('/admin/x'))
-  t.ok(pathVariants('\\admin').includes('/admin'))
-  t.ok(pathVariants('/%zz/%E4').length > 0, 'malformed escapes are kept, not thrown')
-  t.ok(pathVariants('admin').includes('/admin'))
+  t.ok(pathVariants('/x/../admin')?.includes('/admin'))
+  t.ok(pathVariants('/%61dmin')?.includes('/admin'))
+  t.ok(pathVariants('/%2561dmin')?.includes('/admin'), 'double encoding')
+  t.ok(pathVariants('//admin//x')?.includes('/admin/x'))
+  t.ok(pathVariants('/admin;a=b/x')?.includes('/admin/x'))
+  t.ok(pathVariants('\\admin')?.includes('/admin'))
+  t.ok((pathVariants('/%zz/%E4')?.length ?? 0) > 0, 'malformed escapes are kept, not thrown')
+  t.ok(pathVariants('admin')?.includes('/admin'))
   const long = pathVariants('/a'.repeat(4000))
-  t.ok(long.length > 0)
+  t.ok(long !== undefined && long.length > 0)
+  // As a WHATWG URL parser reads them: "//host/path" and "/\host/path" have the path /path.
+  t.ok(pathVariants('//evil.example/Admin/users')?.includes('/admin/users'))
+  t.ok(pathVariants('/\\evil.example/admin')?.includes('/admin'))
+  t.equal(pathVariants('//[::1/admin'), undefined, 'a path no URL parser reads is unreadable')
+})
+
+t.test('readings: one that cannot be read in full makes its dimension unknown', async (t) => {
+  const known = readOriginalRequest({ 'x-original-method': 'get', 'x-forwarded-host': 'A.example.com:443', 'x-forwarded-uri': '/x?q=1,2' })
+  t.same([known.methods, known.hosts, known.paths], [['GET'], ['a.example.com'], ['/x']])
+  const long = 'a'.repeat(MAX_READING_LENGTH + 1)
+  t.same(readOriginalRequest({ 'x-original-method': `GET, ${long}` }).methods, [])
+  t.same(readOriginalRequest({ 'x-forwarded-host': [long, 'a.example.com'] }).hosts, [])
+  t.same(readOriginalRequest({ 'x-forwarded-uri': `/${long}` }).paths, [])
+  t.same(readOriginalRequest({ 'x-original-url': `https://${long}/x` }).paths, [], 'an over-long URL: its path is unknown')
+  t.same(readOriginalRequest({ 'x-original-url': `https://${long}/x` }).hosts, [], 'and its host')
+  t.same(readOriginalRequest({ 'x-forwarded-uri': `/x?${long}` }).paths, ['/x'], 'the query is not measured')
+  t.same(readOriginalRequest({ 'x-forwarded-uri': '/x', 'x-original-uri': '//[' }).paths, [], 'one unreadable reading is enough')
+  const pieces = (n: number): string => Array.from({ length: n }, (_, i) => `/p${i}`).join(', ')
+  t.ok(readOriginalRequest({ 'x-forwarded-uri': pieces(MAX_READINGS - 1) }).paths.includes(`/p${MAX_READINGS - 2}`), 'the value and its pieces are read')
+  t.same(readOriginalRequest({ 'x-forwarded-uri': pieces(MAX_READINGS) }).paths, [], 'one more is too many')
+  t.ok(readOriginalRequest({ 'x-forwarded-host': Array.from({ length: MAX_READINGS }, (_, i) => `h${i}`) }).hosts.includes('h0'), 'lines count too')
+  t.same(readOriginalRequest({ 'x-forwarded-host': Array.from({ length: MAX_READINGS + 1 }, (_, i) => `h${i}`) }).hosts, [], 'one line too many')
+  const copies = readOriginalRequest({ 'x-forwarded-uri': Array(2000).fill('/a').join(',') }).paths
+  t.ok(copies.includes('/a') && copies.length <= 4, `copies of a piece are one reading: ${copies.length} forms`)
 })
 
 t.test('rules: an unknown dimension matches, a known one must match', async (t) => {

@@ -11,6 +11,7 @@ import { loggerOptions } from '../src/logger.js'
 import type { AddressInfo } from 'node:net'
 import { configFor } from './helpers/config.js'
 import { rawExchange } from './helpers/raw-http.js'
+import { MAX_READING_LENGTH, MAX_READINGS } from '../src/http/original-request.js'
 import { b64, idTokenClaims, jwksOf, makeKey, mint, tamperPayload } from './helpers/tokens.js'
 
 const ISS = 'https://idp.example.com'
@@ -333,6 +334,25 @@ t.test('configured requirements and per-route rules on the original request', as
   const res = await fa.inject({ method: 'GET', url: '/forward-auth', headers: { ...bearer(otherToken), ...traefik('/x') } })
   t.equal(res.statusCode, 403, 'forwardAuth.require applies to every request')
   t.equal(res.json().claim, 'iss')
+
+  // What a WHATWG URL parser (new URL(req.url, base) in Node, most frameworks) reads as /admin/users: "//host/path".
+  for (const authority of ['//evil.example/admin/users', '/\\evil.example/admin/users', '///evil.example/../admin', '//evil.example/%61dmin']) {
+    await check(traefik(authority), 403, `authority-form path ${authority}`)
+  }
+  await check(traefik('//[::1/admin'), 403, 'a path no URL parser reads: path unknown, path rules apply')
+  // A reading that cannot be read in full makes its dimension unknown, so that a client cannot choose what is left.
+  await check(traefik(`/admin/secret?pad=${'A'.repeat(MAX_READING_LENGTH + 1)},/public`), 403, 'a long query is not read: the path before it still is')
+  await check(traefik(`/${'a'.repeat(MAX_READING_LENGTH + 1)},/public`), 403, 'a path longer than the reading limit: path unknown')
+  await check(traefik('/public', { 'x-forwarded-host': `${'h'.repeat(MAX_READING_LENGTH + 1)}, app.example.com` }), 403, 'a host longer than the reading limit: hosts unknown, the host rule applies')
+  const paths = (n: number): string => Array.from({ length: n }, (_, i) => `/p${i}`).join(',')
+  await check(traefik(paths(MAX_READINGS)), 403, `more than ${MAX_READINGS} distinct path readings (the value and its pieces): path unknown`)
+  await check(traefik(paths(MAX_READINGS - 1)), 200, `${MAX_READINGS} are read: the value and its ${MAX_READINGS - 1} pieces`)
+  await check(traefik(`/public?ids=${Array.from({ length: 500 }, (_, i) => i).join(',')}`), 200, 'commas in the query are not paths')
+  const pieces = (make: (i: number) => string): string => Array.from({ length: 2000 }, (_, i) => make(i)).join(',')
+  const nginxLike = (url: string): Record<string, string> => ({ 'x-original-url': url, 'x-original-method': 'GET', 'x-forwarded-host': 'app.example.com' })
+  await check(nginxLike(pieces((i) => `/a${i}`)), 403, 'thousands of distinct paths in X-Original-URL: path unknown')
+  await check(nginxLike(pieces(() => '/a')), 200, 'thousands of copies of one path: one reading')
+  await check(nginxLike(pieces(() => 'a')), 200, 'pieces that are no URI are not readings')
 
   // Envoy: the original path follows the prefix; its query is the app's, not requirements.
   await check({}, 200, 'envoy: public path', '/forward-auth/envoy/public?group=nope&x=1')

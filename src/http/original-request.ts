@@ -9,7 +9,9 @@
  * Used for the log line and for matching forwardAuth.rules. Rules only ever ADD requirements, so every
  * reading is kept as a candidate and a rule applies when ANY candidate matches (a client that adds its own
  * X-Original-URI can only make more rules apply to itself, never fewer), and a dimension nothing tells us
- * about (no header at all) matches every rule (fail closed).
+ * about matches every rule (fail closed): no header at all, or a header that cannot be read in full (a reading
+ * longer than MAX_READING_LENGTH, more than MAX_READINGS distinct readings, a path no URL parser can read).
+ * Dropping only the unreadable part would let a client choose what is left.
  */
 import type { IncomingHttpHeaders } from 'node:http'
 import type { ForwardAuthRuleConfig } from '../config/types.js'
@@ -29,16 +31,88 @@ export interface OriginalSummary {
   path: string | null
 }
 
-/** Header values longer than this are not read (Node's header limit is 16 KiB anyway). */
-const MAX_URI_LENGTH = 8192
+/**
+ * A reading longer than this (a path: without its query) makes its dimension unknown. Longer than any host
+ * name or method, and than the paths apps route on; the query, which may be long, is not read.
+ */
+export const MAX_READING_LENGTH = 8192
+/**
+ * More distinct readings of one dimension than this make it unknown: each costs a few string passes, and a
+ * client that sends thousands of comma-separated pieces must not cost the service milliseconds per request.
+ */
+export const MAX_READINGS = 16
 const LOG_PATH_LENGTH = 256
 
-function values (headers: IncomingHttpHeaders, name: string): string[] {
+/** A dimension no header could tell us about in full: every rule applies. */
+const UNREADABLE = undefined
+
+/** How a header's values are read: a URI's readings are cut at its query, and only pieces that look like URIs count. */
+interface ReadingKind {
+  cut: (reading: string) => string
+  /** Whether the comma-separated piece of `value` that starts at `at` is a reading of its own (the whole value always is). */
+  piece: (value: string, at: number) => boolean
+}
+
+const PLAIN: ReadingKind = { cut: (v) => v, piece: () => true }
+const isLetter = (c: number): boolean => (c | 0x20) >= 0x61 && (c | 0x20) <= 0x7a
+const isSchemeChar = (c: number): boolean => isLetter(c) || (c >= 0x30 && c <= 0x39) || c === 0x2b || c === 0x2d || c === 0x2e
+
+/** Whether `value` has "scheme://" at `at` (RFC 3986: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )). */
+function schemeAt (value: string, at: number): boolean {
+  if (!isLetter(value.charCodeAt(at))) return false
+  let i = at + 1
+  while (i < value.length && isSchemeChar(value.charCodeAt(i))) i++
+  return value.startsWith('://', i)
+}
+/**
+ * Two header lines joined by Node start their second part with a path or an absolute URL; a comma inside a
+ * URI's query ("?ids=1,2,3") does not make "2" a path.
+ */
+const URI: ReadingKind = {
+  cut: (v) => withoutQuery(v),
+  piece: (value, at) => {
+    const c = value.charCodeAt(at)
+    return c === 0x2f || c === 0x5c || schemeAt(value, at) // "/", "\\" or an absolute URL
+  }
+}
+
+const isBlank = (c: number): boolean => c === 0x20 || c === 0x09
+
+/**
+ * The readings of one header: each value, and each comma-separated piece of it (Node joins repeated headers
+ * with ", "), trimmed, without duplicates. UNREADABLE when one is too long or there are too many. Pieces that
+ * are not readings are skipped without being copied: a value may hold thousands of them.
+ */
+function values (headers: IncomingHttpHeaders, name: string, kind: ReadingKind = PLAIN): string[] | typeof UNREADABLE {
   const raw = headers[name]
   if (raw === undefined) return []
-  const list = Array.isArray(raw) ? raw : [raw]
-  // Node joins repeated headers with ", ": every part is a reading too.
-  return list.flatMap((v) => [v, ...v.split(',')]).map((v) => v.trim()).filter((v) => v !== '' && v.length <= MAX_URI_LENGTH)
+  const out = new Set<string>()
+  const add = (text: string): boolean => {
+    const reading = kind.cut(text.trim())
+    if (reading === '') return true
+    if (reading.length > MAX_READING_LENGTH) return false
+    out.add(reading)
+    return out.size <= MAX_READINGS
+  }
+  for (const value of Array.isArray(raw) ? raw : [raw]) {
+    if (!add(value)) return UNREADABLE
+    for (let comma = value.indexOf(','), at = 0; comma !== -1 || at > 0;) {
+      const end = comma === -1 ? value.length : comma
+      let start = at
+      while (start < end && isBlank(value.charCodeAt(start))) start++
+      if (start < end && kind.piece(value, start) && !add(value.slice(start, end))) return UNREADABLE
+      if (comma === -1) break
+      at = comma + 1
+      comma = value.indexOf(',', at)
+    }
+  }
+  return [...out]
+}
+
+/** A URI without its query and fragment (which rules do not read, and which may be long). */
+function withoutQuery (uri: string): string {
+  const cut = uri.search(/[?#]/)
+  return cut === -1 ? uri : uri.slice(0, cut)
 }
 
 function hostOf (value: string): string | undefined {
@@ -80,7 +154,8 @@ function normalizePath (path: string): string {
   const out: string[] = []
   for (const raw of segments) {
     // ";jsessionid=…" and other matrix parameters: servlet containers ignore them when routing.
-    const seg = raw.replace(/;.*$/, '')
+    const params = raw.indexOf(';')
+    const seg = params === -1 ? raw : raw.slice(0, params)
     if (seg === '' || seg === '.') continue
     if (seg === '..') out.pop()
     else out.push(seg)
@@ -89,19 +164,42 @@ function normalizePath (path: string): string {
   return '/' + out.join('/') + trailing
 }
 
-/** Every form of the path a server behind the proxy might route on, lower case. */
-export function pathVariants (uri: string): string[] {
-  let path = uri
-  const cut = path.search(/[?#]/)
-  if (cut !== -1) path = path.slice(0, cut)
+/**
+ * How a WHATWG URL parser (Node's `new URL(req.url, base)`, browsers, most frameworks) reads a path: "//host/x"
+ * and "/\\host/x" name a host, and the path is "/x". UNREADABLE when the parser refuses it.
+ */
+function whatwgPath (path: string): string | typeof UNREADABLE {
+  try {
+    return new URL(path, 'http://original.invalid').pathname
+  } catch {
+    return UNREADABLE
+  }
+}
+
+/** A path every form of which is itself: non-empty segments without %, ., ;, \\ or characters a URL parser escapes. */
+const PLAIN_PATH = /^(?:\/[\w~+=@!$&'()*:,-]+)*\/?$/
+
+/**
+ * Every form of the path a server behind the proxy might route on, lower case: as sent, percent-decoded once
+ * and twice, each also dot-segment-normalized and as a WHATWG URL parser reads it. UNREADABLE when a URL
+ * parser cannot read one of them.
+ */
+export function pathVariants (uri: string): string[] | typeof UNREADABLE {
+  let path = withoutQuery(uri)
   if (!path.startsWith('/')) path = '/' + path
+  // Most paths have nothing to decode or normalize, and every parser reads them alike: one form.
+  if (PLAIN_PATH.test(path)) return [path.toLowerCase()]
   const once = lenientDecode(path)
   const twice = lenientDecode(once)
-  const forms = new Set<string>()
+  const read = new Set<string>()
   for (const p of [path, once, twice]) {
-    forms.add(p.toLowerCase())
-    forms.add(normalizePath(p).toLowerCase())
+    const parsed = whatwgPath(p)
+    if (parsed === UNREADABLE) return UNREADABLE
+    read.add(p).add(parsed)
   }
+  // Usually the parser's reading is the path itself: each distinct reading is normalized once.
+  const forms = new Set<string>()
+  for (const p of read) forms.add(p.toLowerCase()).add(normalizePath(p).toLowerCase())
   return [...forms]
 }
 
@@ -113,29 +211,46 @@ export interface EnvoyReading {
 }
 
 export function readOriginalRequest (headers: IncomingHttpHeaders, envoy?: EnvoyReading): OriginalRequest {
-  const methods = new Set<string>()
-  const hosts = new Set<string>()
-  const uris: string[] = []
-  for (const m of [...values(headers, 'x-original-method'), ...values(headers, 'x-forwarded-method')]) methods.add(m.toUpperCase())
-  for (const h of [...values(headers, 'x-forwarded-host'), ...values(headers, 'x-original-host')]) {
-    const host = hostOf(h)
-    if (host !== undefined) hosts.add(host)
+  // Each dimension's readings; UNREADABLE (a header we could not read in full) makes it unknown.
+  const methods: Array<string[] | typeof UNREADABLE> = [values(headers, 'x-original-method'), values(headers, 'x-forwarded-method')]
+  const hosts: Array<string[] | typeof UNREADABLE> = [values(headers, 'x-forwarded-host'), values(headers, 'x-original-host')]
+  const uris: Array<string[] | typeof UNREADABLE> = [values(headers, 'x-original-uri', URI), values(headers, 'x-forwarded-uri', URI)]
+  // An absolute URL's authority has no ? or #: cut there, its host stays.
+  const urls = values(headers, 'x-original-url', URI)
+  if (urls === UNREADABLE) {
+    hosts.push(UNREADABLE)
+    uris.push(UNREADABLE)
+  } else {
+    for (const url of urls) {
+      const { host, uri } = splitUrl(url)
+      if (host !== undefined) hosts.push([host])
+      uris.push([uri])
+    }
   }
-  for (const u of values(headers, 'x-original-url')) {
-    const { host, uri } = splitUrl(u)
-    if (host !== undefined) hosts.add(host)
-    uris.push(uri)
-  }
-  uris.push(...values(headers, 'x-original-uri'), ...values(headers, 'x-forwarded-uri'))
   if (envoy !== undefined) {
-    methods.add(envoy.method.toUpperCase())
-    const host = envoy.host === undefined ? undefined : hostOf(envoy.host)
-    if (host !== undefined) hosts.add(host)
-    uris.push(envoy.uri)
+    methods.push([envoy.method])
+    hosts.push(envoy.host === undefined ? [] : [envoy.host])
+    uris.push([withoutQuery(envoy.uri)])
   }
-  const paths = new Set<string>()
-  for (const uri of uris) for (const p of pathVariants(splitUrl(uri).uri)) paths.add(p)
-  return { methods: [...methods], hosts: [...hosts], paths: [...paths] }
+  return {
+    methods: readings(methods, (m) => [m.toUpperCase()]),
+    hosts: readings(hosts, (h) => { const host = hostOf(h); return host === undefined ? [] : [host] }),
+    paths: readings(uris, (uri) => pathVariants(splitUrl(uri).uri))
+  }
+}
+
+/** The candidates of one dimension, each reading turned into its forms; empty (unknown) when any is unreadable. */
+function readings (lists: Array<string[] | typeof UNREADABLE>, forms: (reading: string) => string[] | typeof UNREADABLE): string[] {
+  const out = new Set<string>()
+  for (const list of lists) {
+    if (list === UNREADABLE) return []
+    for (const reading of list) {
+      const some = forms(reading)
+      if (some === UNREADABLE) return []
+      for (const form of some) out.add(form)
+    }
+  }
+  return [...out]
 }
 
 /** The log's view: envoy's reading first (it is the request itself), then the headers. */
