@@ -29,7 +29,7 @@ import { backchannelLogoutRoute } from './http/routes/backchannel-logout.js'
 import { revocationsRoute } from './http/routes/revocations.js'
 import { createRevocationStore } from './revocation/create-store.js'
 import { frameworkErrorHandler } from './http/framework-errors.js'
-import { clientErrorHandler, followHeaderLimit } from './http/client-errors.js'
+import { answerOutsideRoutes, clientErrorHandler, type ClientErrorOptions, followHeaderLimit } from './http/client-errors.js'
 import { loggerOptions } from './logger.js'
 import { callerAuth } from './http/caller-auth.js'
 import { clientAddress } from './http/client-address.js'
@@ -58,6 +58,8 @@ export interface BuildAppOptions extends VerifierOptions {
 export async function buildApp (config: Config, options: BuildAppOptions = {}): Promise<FastifyInstance> {
   const https = config.server.tls === undefined ? undefined : httpsOptions(config.server.tls)
   const requestIds = requestIdGenerator()
+  // Answers written on the socket, outside the routes (src/http/client-errors.ts).
+  const bareAnswers: ClientErrorOptions = { requestId: () => requestIds(), logger: () => fastify.log, metrics: () => fastify.metrics }
   // Server timeouts are explicit (config.server), so a slow or idle client cannot hold a connection for ever.
   const fastify = Fastify({
     ...(https !== undefined ? { https } : {}),
@@ -78,9 +80,10 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
     // what the hooks, which do not run for them, give every answer: request id, key refusal, metrics, log line.
     frameworkErrors: frameworkErrorHandler({ forwardAuth: true, callers: () => fastify.verifierSlot.config.callers, metrics: () => fastify.metrics }),
     // Headers past the limit, or a request Node cannot parse: our error shape and a request id, not Fastify's body.
-    clientErrorHandler: clientErrorHandler({ requestId: () => requestIds(), logger: () => fastify.log, metrics: () => fastify.metrics })
+    clientErrorHandler: clientErrorHandler(bareAnswers)
   }) as unknown as FastifyInstance // an https server has the same routes and hooks
   fastify.server.headersTimeout = config.server.headersTimeoutMs
+  answerOutsideRoutes(fastify.server, bareAnswers)
   closeKeptAliveOnClose(fastify)
   // Room for a token of server.maxTokenBytes in a header beside ordinary headers (Node's default is 16 KiB in
   // all), read at each new connection from the configuration in force, so that a reload applies (HTTP and HTTPS).

@@ -11,7 +11,7 @@ import type { Config } from './config/types.js'
 import { isVerificationError, VerificationError } from './errors.js'
 import { fromFrameworkError, sendError } from './http/error-reply.js'
 import { frameworkErrorHandler } from './http/framework-errors.js'
-import { clientErrorHandler } from './http/client-errors.js'
+import { answerOutsideRoutes, clientErrorHandler, type ClientErrorOptions } from './http/client-errors.js'
 import './http/fastify-augment.js'
 import { requestIdGenerator } from './http/request-id.js'
 import { requestLifecycle } from './http/request-lifecycle.js'
@@ -26,6 +26,8 @@ export async function buildOpsApp (app: FastifyInstance, config: Config): Promis
   const logger = app.log.child({ listener: 'ops' })
   // As on the main listener: a caller's safe X-Request-Id is kept (a probe's or Prometheus' logs join ours).
   const requestIds = requestIdGenerator()
+  // Answers written on the socket, outside the routes (src/http/client-errors.ts).
+  const bareAnswers: ClientErrorOptions = { requestId: () => requestIds(), logger: () => logger, metrics: () => app.metrics }
   const ops = Fastify({
     loggerInstance: logger,
     logController: new LogController({ disableRequestLogging: true }),
@@ -37,12 +39,13 @@ export async function buildOpsApp (app: FastifyInstance, config: Config): Promis
     // A malformed URL gets the service's error shape (Fastify's own would quote the URL), request id, count and log line.
     frameworkErrors: frameworkErrorHandler({ metrics: () => app.metrics }),
     // And so does a request Node cannot parse, or whose headers pass Node's default limit (no token comes here).
-    clientErrorHandler: clientErrorHandler({ requestId: () => requestIds(), logger: () => logger, metrics: () => app.metrics }),
+    clientErrorHandler: clientErrorHandler(bareAnswers),
     ...(https !== undefined ? { https } : {})
   })
   // What the listener serves, for the look at its files (src/http/tls-watch.ts).
   if (https !== undefined) noteInUse(ops.server, https)
   ops.server.headersTimeout = config.server.headersTimeoutMs
+  answerOutsideRoutes(ops.server, bareAnswers)
   closeKeptAliveOnClose(ops)
   ops.decorate('verifier', { getter: () => app.verifier })
   ops.decorate('metrics', app.metrics)

@@ -11,7 +11,7 @@
  * request sends that much through a proxy's own header limits (nginx: 4 buffers of 8 KiB by default).
  */
 import type { ConnectionError, FastifyBaseLogger } from 'fastify'
-import { STATUS_CODES, type Server } from 'node:http'
+import { STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import { VerificationError } from '../errors.js'
 import type { ServiceMetrics } from '../metrics/metrics.js'
@@ -51,15 +51,35 @@ export function clientErrorHandler (opts: ClientErrorOptions): (error: Connectio
       socket.destroy(error)
       return
     }
-    const err = new VerificationError(error.code === 'HPE_HEADER_OVERFLOW' ? 'request_headers_too_large' : 'request_invalid')
-    const requestId = opts.requestId()
-    const body = JSON.stringify({ ...errorFields(err), requestId })
-    opts.logger().info({ reqId: requestId, status: err.status, code: err.code, route: null }, 'request refused before its headers were read')
-    opts.metrics?.()?.requestCompleted(undefined, 'other', err.status, undefined, err.code, 0)
-    if (socket.writable) {
-      socket.write(`HTTP/1.1 ${err.status} ${STATUS_CODES[err.status] ?? 'Bad Request'}\r\ncontent-type: application/json; charset=utf-8\r\n` +
-        `content-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n${body}`)
-    }
+    refuseOnSocket(socket, error.code === 'HPE_HEADER_OVERFLOW' ? 'request_headers_too_large' : 'request_invalid', opts, 'request refused before its headers were read')
     socket.destroy(error)
   }
+}
+
+/** Answers on the bare socket in the service's error shape, with a request id, counted and logged; the caller closes it. */
+function refuseOnSocket (socket: Socket, code: 'request_headers_too_large' | 'request_invalid', opts: ClientErrorOptions, message: string): void {
+  const err = new VerificationError(code)
+  const requestId = opts.requestId()
+  const body = JSON.stringify({ ...errorFields(err), requestId })
+  opts.logger().info({ reqId: requestId, status: err.status, code: err.code, route: null }, message)
+  opts.metrics?.()?.requestCompleted(undefined, 'other', err.status, undefined, err.code, 0)
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${err.status} ${STATUS_CODES[err.status] ?? 'Bad Request'}\r\ncontent-type: application/json; charset=utf-8\r\n` +
+      `content-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n${body}`)
+  }
+}
+
+/**
+ * What Node would answer by itself, outside the routes, without the service's error shape, request id, log line
+ * or metrics (and, under /forward-auth, with a status a proxy does not expect):
+ * - an Expect other than 100-continue: Node answers 417. RFC 9110 §10.1.1 lets a server ignore it instead, so
+ *   the request goes to the routes as if it had none;
+ * - CONNECT: Node closes the connection without a word. This service tunnels nothing: 400 request_invalid.
+ */
+export function answerOutsideRoutes (server: Server, opts: ClientErrorOptions): void {
+  server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => { server.emit('request', req, res) })
+  server.on('connect', (_req: IncomingMessage, socket: Socket) => {
+    refuseOnSocket(socket, 'request_invalid', opts, 'CONNECT refused: this service tunnels nothing')
+    socket.end()
+  })
 }
