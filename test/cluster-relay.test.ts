@@ -7,7 +7,10 @@
 import t, { type Test } from 'tap'
 import { EventEmitter } from 'node:events'
 import type { Logger } from '../src/core/logger.js'
-import { relayRevocations, WorkerRelay, type RelayPort } from '../src/revocation/cluster-relay.js'
+import { relayRevocations, SYNC_TIMEOUT_MS, WorkerRelay, type RelayPort } from '../src/revocation/cluster-relay.js'
+import { buildApp } from '../src/app.js'
+import { configFor } from './helpers/config.js'
+import { jwksOf, makeKey } from './helpers/tokens.js'
 import { MemoryRevocationStore } from '../src/revocation/memory-store.js'
 import { RevocationList } from '../src/revocation/revocation-list.js'
 import type { Revocation } from '../src/revocation/revocation.js'
@@ -95,12 +98,23 @@ t.test('a revocation that does not fit makes the list incomplete until a resync 
 
 t.test('a primary that never answers: the worker starts anyway, not current', async (t) => {
   const list = new RevocationList(10)
-  const relay = new WorkerRelay(list, () => NOW, fakePort())
+  const port = fakePort()
+  const relay = new WorkerRelay(list, () => NOW, port)
   t.teardown(() => { relay.close() })
   const keepAlive = setTimeout(() => {}, 1_000)
   t.equal(await relay.start(50), false)
   clearTimeout(keepAlive)
   t.notOk(list.available, 'verifications fail closed')
+  port.deliver({ type: 'oidc-verifier:revocations', revocations: [good], done: true, sync: 1, complete: true })
+  t.ok(list.available, 'a copy that arrives later is taken')
+  t.equal(list.size, 1)
+})
+
+t.test('the default wait ends before Fastify gives up on the app starting', async (t) => {
+  // start() runs in an onReady hook: past the plugin timeout the worker would exit, and be replaced, for ever.
+  const app = await buildApp(configFor([{ id: 'main', issuer: 'https://idp.example.com', audiences: ['a'], jwks: jwksOf(makeKey('ES256')) }], { revocation: { enabled: true } }))
+  t.teardown(() => app.close())
+  t.ok(SYNC_TIMEOUT_MS + 1_000 <= app.initialConfig.pluginTimeout, `${SYNC_TIMEOUT_MS} ms, with a second to spare, within ${app.initialConfig.pluginTimeout} ms`)
 })
 
 t.test('the memory store refuses a revocation when full and leaves the list as it was', async (t) => {

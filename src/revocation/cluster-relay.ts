@@ -17,6 +17,7 @@ import { LOG_LEVEL, type ClusterLog } from '../cluster-log.js'
 import { parseRevocation, type Revocation } from './revocation.js'
 import { RevocationList, SWEEP_INTERVAL_MS } from './revocation-list.js'
 import { MAX_TIMER_MS, setTimer as defaultSetTimer, type SetTimer } from '../timers.js'
+import { STORE_START_WAIT_MS } from './store.js'
 
 const ONE = 'oidc-verifier:revocation'
 const ALL = 'oidc-verifier:revocations'
@@ -26,8 +27,11 @@ const SYNC = 'oidc-verifier:revocations-sync'
 export const SYNC_CHUNK = 5_000
 
 
-/** How long a worker waits for the primary's copy before it starts anyway, not current (503s, /readyz 503). */
-export const SYNC_TIMEOUT_MS = 10_000
+/**
+ * How long a worker waits for the primary's copy before it starts anyway, not current (503s, /readyz 503); a
+ * copy that arrives later is still taken.
+ */
+export const SYNC_TIMEOUT_MS = STORE_START_WAIT_MS
 
 /**
  * `sync` numbers a worker's request for the copy, echoed on every chunk of the answer; `complete` is true when

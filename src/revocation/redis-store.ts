@@ -31,7 +31,7 @@ import { silentLogger, type Logger } from '../core/logger.js'
 import { parseRevocation, type Revocation } from './revocation.js'
 import { MERGE_SCRIPT, parseEntry, revocationChannel, revocationKeyPattern, revocationRedisKey, type MergeCommand } from './redis-layout.js'
 import { SWEEP_INTERVAL_MS, type RevocationList } from './revocation-list.js'
-import { RevocationStoreError, type PublishResult, type RevocationStore, type RevocationStoreStatus } from './store.js'
+import { RevocationStoreError, STORE_START_WAIT_MS, type PublishResult, type RevocationStore, type RevocationStoreStatus } from './store.js'
 import { pingIntervalMs } from './redis-ping.js'
 import { setTimer, type SetTimer } from '../timers.js'
 
@@ -56,11 +56,6 @@ export interface RedisRevocationStoreOptions {
 
 const SCAN_COUNT = 1000
 const CONNECT_TIMEOUT_MS = 5_000
-/**
- * start() waits at most this long, whatever commandTimeoutMs is (up to 60 s): it runs in an onReady hook, which
- * Fastify fails after its 10 s plugin timeout (the service would exit instead of starting not ready).
- */
-const START_TIMEOUT_MS = 8_000
 
 /** ioredis errors carry the command's arguments (a revocation's JSON): keep the message only. */
 function redisError (err: unknown): Error {
@@ -182,7 +177,7 @@ export class RedisRevocationStore implements RevocationStore {
     }
     // A safeguard: every step has its own timeout, but start-up must never wait for ever, nor past Fastify's
     // onReady timeout; then the list is not current (fail closed) and the connection keeps trying meanwhile.
-    this.#startTimer = this.#setTimer(() => { this.#startSettle?.() }, Math.min(START_TIMEOUT_MS, CONNECT_TIMEOUT_MS + 4 * this.#commandTimeoutMs + 1000), 'start')
+    this.#startTimer = this.#setTimer(() => { this.#startSettle?.() }, Math.min(STORE_START_WAIT_MS, CONNECT_TIMEOUT_MS + 4 * this.#commandTimeoutMs + 1000), 'start')
     this.#startTimer.unref()
     this.#pingTimer = setInterval(() => { this.#tick() }, this.#pingIntervalMs)
     this.#pingTimer.unref()

@@ -13,6 +13,13 @@
 import type { Revocation } from './revocation.js'
 import type { ApplyResult, RevocationList } from './revocation-list.js'
 
+/**
+ * The longest a store's start() waits for its first copy (Redis, or the cluster primary's): start() runs in an
+ * onReady hook, which Fastify fails after its plugin timeout (10 s by default), and the service would then exit
+ * instead of starting not current (503s, /readyz 503) and catching up later.
+ */
+export const STORE_START_WAIT_MS = 8_000
+
 /** What a publish changed in this process's list ('full' is thrown as RevocationStoreError). */
 export type PublishResult = Exclude<ApplyResult, 'full'>
 
