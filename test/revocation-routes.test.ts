@@ -188,6 +188,11 @@ t.test('POST /revocations: only for callers allowed to revoke', async (t) => {
   t.equal((await check()).statusCode, 200)
 
   t.match((await revoke({ issuer: 'main', sub: SECRET_SUB }, READER_KEY)).json(), { code: 'caller_not_permitted' }, 'a caller without revoke')
+  // Whatever it sends: 403 before the body is read or validated, never a 400 that would describe the body.
+  for (const payload of [{ issuer: 'main', sub: '' }, { nothing: true }, 'not json {']) {
+    const res = await app.inject({ method: 'POST', url: '/revocations', headers: { 'x-api-key': READER_KEY, 'content-type': 'application/json' }, payload: payload as string })
+    t.same([res.statusCode, res.json().code], [403, 'caller_not_permitted'], `a caller without revoke, body ${JSON.stringify(payload)}`)
+  }
   t.equal((await revoke({ issuer: 'main', sub: SECRET_SUB }, READER_KEY)).statusCode, 403)
   t.match((await app.inject({ method: 'POST', url: '/revocations', payload: { issuer: 'main', sub: 'x' } })).json(), { code: 'caller_key_missing' })
 
@@ -245,6 +250,8 @@ t.test('POST /revocations is refused when no caller keys are configured', async 
   const res = await app.inject({ method: 'POST', url: '/revocations', payload: { issuer: 'main', sub: 'x' } })
   t.equal(res.statusCode, 403)
   t.match(res.json(), { code: 'caller_not_permitted' })
+  const invalid = await app.inject({ method: 'POST', url: '/revocations', payload: { issuer: 'main', sub: '' } })
+  t.same([invalid.statusCode, invalid.json().code], [403, 'caller_not_permitted'], 'an invalid body too')
 })
 
 t.test('a full list answers 503 revocations_unavailable, so the provider retries', async (t) => {

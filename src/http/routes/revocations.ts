@@ -11,7 +11,7 @@
  * Only for a caller whose key has `revoke: true` (callers.keys[]); refused (403 caller_not_permitted) without
  * caller keys. Recorded for every process like a back-channel logout; kept revocation.retentionSeconds.
  */
-import type { FastifyPluginAsync } from 'fastify'
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { CallerLimitHook } from '../route-rate-limit.js'
 import { Type, type Static } from 'typebox'
@@ -92,13 +92,18 @@ export function revocationOfRequest (
 
 export const revocationsRoute: FastifyPluginAsync<RevocationsRouteOptions> = async (fastify, opts) => {
   const now = opts.now ?? Date.now
+  // Before the body is read: a caller that may not revoke gets 403 whatever it sent (openapi.yaml), not 400.
+  const mayRevoke = async (request: FastifyRequest): Promise<void> => {
+    if (request.caller?.revoke !== true) throw new VerificationError('caller_not_permitted')
+  }
   fastify.withTypeProvider<TypeBoxTypeProvider>().post('/revocations', {
-    ...(opts.rateLimit !== undefined ? { onRequest: opts.rateLimit } : {}),
+    onRequest: opts.rateLimit !== undefined ? [opts.rateLimit, mayRevoke] : [mayRevoke],
     schema: {
       body: RevocationRequestSchema,
       response: { 200: RevocationResponseSchema, '4xx': ErrorResponseSchema, '5xx': ErrorResponseSchema }
     }
   }, async (request) => {
+    // Checked by mayRevoke already; this narrows the type.
     if (request.caller?.revoke !== true) throw new VerificationError('caller_not_permitted')
     const revocation = revocationOfRequest(request.body, opts.issuers(), opts.retentionSeconds, now() / 1000)
     const result = await recordRevocation(request, opts.store, revocation, fastify.metrics, { caller: request.caller.id })
