@@ -58,6 +58,20 @@ t.test('a revocation through one replica is refused by the other, cache hits inc
   t.match(metrics, /oidc_verifier_revocations\{issuer="main"\} 1/)
 })
 
+t.test('values beyond ASCII: astral characters go through Redis; a lone surrogate is refused before it', async (t) => {
+  const sid = 'session-\ud83d\ude00-\u00e9'
+  const session = mint(key, idTokenClaims(ISS, 'aud', { sub: 'someone', sid, iat: nowSeconds() - 60 }))
+  const check = async (app: FastifyInstance) => await app.inject({ method: 'POST', url: '/verify', headers: { 'x-api-key': APP_KEY }, payload: { token: session } })
+  t.equal((await check(b)).statusCode, 200)
+  const revoke = async (body: string) => await a.inject({ method: 'POST', url: '/revocations', headers: { 'x-api-key': OPS_KEY, 'content-type': 'application/json' }, payload: body })
+  t.equal((await revoke(JSON.stringify({ issuer: 'main', sid }))).statusCode, 200)
+  await waitFor('B refuses the session', async () => (await check(b)).statusCode === 401)
+  t.match((await check(b)).json(), { code: 'token_revoked', claim: 'sid' })
+  // "\ud800" is valid JSON, but no UTF-8 and no Lua script can carry it: 400, not a store that looks down.
+  const lone = await revoke('{"issuer":"main","sid":"session-\\ud800"}')
+  t.same([lone.statusCode, lone.json().code, lone.json().claim], [400, 'revocation_invalid', 'sid'])
+})
+
 t.test('Redis gone longer than maxStalenessSeconds: fail closed; back: current again', async (t) => {
   await redis.stop()
   await waitFor('B fails closed', async () => (await verify(b)).statusCode === 503)

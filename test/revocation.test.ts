@@ -122,9 +122,12 @@ t.test('entries from a store or another process are checked member by member', a
     { ...good, expiresAt: 1e12 }, { ...good, expiresAt: undefined },
     { ...good, kind: 'sid', before: NOW }, { ...good, kind: 'issuer', value: 'x' }, { ...good, kind: 'sid', value: '', before: null },
     { ...session, sub: 7 }, { ...session, sub: '' }, { ...session, sub: 'x'.repeat(256) },
+    { ...good, value: 'a\ud800' }, { ...good, value: '\udc00b' }, { ...session, sub: 'u\udbff' },
     JSON.parse('{"__proto__": {"issuer": "main"}}')
   ]
   for (const input of bad) t.equal(parseRevocation(input), undefined, JSON.stringify(input)?.slice(0, 80))
+  const astral = { ...revocation({ kind: 'sid', value: 's\ud83d\ude00' }), sub: '\ud83d\ude00' }
+  t.same(parseRevocation(JSON.parse(JSON.stringify(astral))), astral, 'a surrogate pair is one character: kept')
 })
 
 t.test('what a logout token revokes, and what an operator\'s request does', async (t) => {
@@ -282,6 +285,8 @@ t.test('logout tokens: verified with the issuer\'s keys and the logout-token rul
     ['an empty sid', mint(key, logoutClaims({ sid: '' }), { header }), 'sid'],
     ['a sid that is not a string', mint(key, logoutClaims({ sid: 42 }), { header }), 'sid'],
     ['a huge sub', mint(key, logoutClaims({ sub: 'x'.repeat(256) }), { header }), 'sub'],
+    ['a sid with a lone surrogate', mint(key, logoutClaims({ sid: 'session-\ud800' }), { header }), 'sid'],
+    ['a sub with a lone surrogate', mint(key, logoutClaims({ sub: '\udfffuser' }), { header }), 'sub'],
     ['no jti', mint(key, logoutClaims({ jti: undefined }), { header }), 'jti'],
     ['no iat', mint(key, logoutClaims({ iat: undefined }), { header }), 'iat'],
     ['iat in the future', mint(key, logoutClaims({ iat: nowSeconds() + 3600 }), { header }), 'iat'],

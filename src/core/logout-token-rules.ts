@@ -7,7 +7,7 @@
  * Every failure is logout_token_invalid, naming the claim; the spec asks for 400 Bad Request.
  */
 import { VerificationError } from '../errors.js'
-import { MAX_REVOCATION_VALUE_LENGTH } from '../revocation/revocation.js'
+import { isRevocationValue } from '../revocation/revocation.js'
 import type { IssuerRules } from './id-token-rules.js'
 import { MAX_NUMERIC_DATE } from './numeric-date.js'
 
@@ -30,8 +30,8 @@ function fail (issuer: string, claim?: string): never {
 function identifier (claims: Record<string, unknown>, name: string, issuer: string): string | undefined {
   const value = claims[name]
   if (value === undefined) return undefined
-  // As long as the revocation list holds: it refuses longer values.
-  if (typeof value !== 'string' || value.length === 0 || value.length > MAX_REVOCATION_VALUE_LENGTH) fail(issuer, name)
+  // What the revocation list holds: not longer, and well-formed.
+  if (!isRevocationValue(value)) fail(issuer, name)
   return value
 }
 

@@ -21,6 +21,18 @@ export type RevocationSource = typeof REVOCATION_SOURCES[number]
 /** sid, sub and jti values longer than this are refused: sub is at most 255 (id-token-rules), the others alike. */
 export const MAX_REVOCATION_VALUE_LENGTH = 255
 
+/** A UTF-16 surrogate that is not half of a pair: JSON can escape it ("\ud800"), UTF-8 and Redis's Lua cannot. */
+const LONE_SURROGATE = /\p{Surrogate}/u
+
+/**
+ * Whether a sid, sub or jti can be a revocation's value: a non-empty string of at most
+ * MAX_REVOCATION_VALUE_LENGTH, well-formed UTF-16 (the redis store's script cannot decode a lone surrogate, and a
+ * value one store keeps and another refuses would make revocation depend on the store).
+ */
+export function isRevocationValue (value: unknown): value is string {
+  return typeof value === 'string' && value !== '' && value.length <= MAX_REVOCATION_VALUE_LENGTH && !LONE_SURROGATE.test(value)
+}
+
 
 export interface Revocation {
   /** The configured issuer id (never an issuer URL taken from a token). */
@@ -63,15 +75,14 @@ export function parseRevocation (input: unknown): Revocation | undefined {
   if (typeof kind !== 'string' || !(REVOCATION_KINDS as readonly string[]).includes(kind)) return undefined
   if (typeof source !== 'string' || !(REVOCATION_SOURCES as readonly string[]).includes(source)) return undefined
   if (!isNumericDate(expiresAt)) return undefined
-  if (typeof value !== 'string' || value.length > MAX_REVOCATION_VALUE_LENGTH) return undefined
-  if ((kind === 'issuer') !== (value === '')) return undefined
+  if (typeof value !== 'string' || (kind === 'issuer' ? value !== '' : !isRevocationValue(value))) return undefined
   const cutoff = kind === 'sub' || kind === 'issuer'
   if (cutoff ? !isNumericDate(before) : before !== null) return undefined
   const parsed: Revocation = { issuer, kind: kind as RevocationKind, value, before: cutoff ? before as number : null, expiresAt, source: source as RevocationSource }
   // A sid's user: absent, or a string like any sub. Other kinds have none (dropped, not refused).
   const { sub } = r
   if (kind === 'sid' && sub !== undefined && sub !== null) {
-    if (typeof sub !== 'string' || sub === '' || sub.length > MAX_REVOCATION_VALUE_LENGTH) return undefined
+    if (!isRevocationValue(sub)) return undefined
     parsed.sub = sub
   }
   return parsed

@@ -17,7 +17,7 @@ import type { CallerLimitHook } from '../route-rate-limit.js'
 import { Type, type Static } from 'typebox'
 import { MAX_NUMERIC_DATE } from '../../core/numeric-date.js'
 import { VerificationError } from '../../errors.js'
-import { MAX_REVOCATION_VALUE_LENGTH, type Revocation } from '../../revocation/revocation.js'
+import { isRevocationValue, MAX_REVOCATION_VALUE_LENGTH, type Revocation } from '../../revocation/revocation.js'
 import type { RevocationStore } from '../../revocation/store.js'
 import type { IssuerConfig } from '../../config/types.js'
 import { recordRevocation } from '../record-revocation.js'
@@ -77,6 +77,8 @@ export function revocationOfRequest (
   if (chosen.length === 0) invalid()
   if (chosen.length > 1) invalid(chosen[1])
   const kind = chosen[0] as 'sid' | 'sub' | 'jti' | 'all'
+  // The schema bounds the length; a lone surrogate ("\ud800" in the JSON) no store can keep everywhere.
+  if (kind !== 'all' && !isRevocationValue(body[kind])) invalid(kind)
   const cutoff = kind === 'sub' || kind === 'all'
   if (!cutoff && body.before !== undefined) invalid('before')
   const now = Math.floor(nowSeconds)
