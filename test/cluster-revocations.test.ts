@@ -4,6 +4,7 @@
  * replaces a dead one starts with the primary's copy.
  */
 import { createHash } from 'node:crypto'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import { stringify } from 'yaml'
@@ -32,16 +33,16 @@ async function call (url: string, init: { method?: string, apiKey: string, beare
   return { status: res.status, code: body.code ?? null, worker }
 }
 
+const configText = (revocation: object, audiences: string[]): string => stringify({
+  server: { host: '127.0.0.1', port: 0, logLevel: 'info', shutdownGraceSeconds: 2 },
+  loadShedding: { enabled: false },
+  callers: { keys: [{ id: 'revoker', sha256: sha256(REVOKER_KEY), revoke: true }, { id: 'app', sha256: sha256(APP_KEY) }] },
+  revocation,
+  issuers: [{ id: 'c', issuer: ISS, audiences, jwks: jwksOf(key) }]
+})
+
 t.test('a revocation reaches every worker, and a replacement worker', async (t) => {
-  const dir = tempDir(t, {
-    'config.yaml': stringify({
-      server: { host: '127.0.0.1', port: 0, logLevel: 'info', shutdownGraceSeconds: 2 },
-      loadShedding: { enabled: false },
-      callers: { keys: [{ id: 'revoker', sha256: sha256(REVOKER_KEY), revoke: true }, { id: 'app', sha256: sha256(APP_KEY) }] },
-      revocation: { enabled: true, store: 'memory' },
-      issuers: [{ id: 'c', issuer: ISS, audiences: ['aud'], jwks: jwksOf(key) }]
-    })
-  })
+  const dir = tempDir(t, { 'config.yaml': configText({ enabled: true, store: 'memory' }, ['aud']) })
   const server = startNode('src/server.ts', ['--config', join(dir, 'config.yaml')], { env: { WORKERS: '2' } })
   t.teardown(() => server.kill())
   const pids = (await server.waitForLine(/started 2 workers \(pids (\d+), (\d+)\)/, { timeoutMs: 60_000 })).slice(1).map(Number)
@@ -76,16 +77,30 @@ t.test('a revocation reaches every worker, and a replacement worker', async (t) 
   const others = await verifyMany(bystander, 4)
   t.same(others.filter((a) => a.status !== 200), [], 'another user\'s token still verifies')
 
-  // A worker dies; its replacement asks the primary for the revocations before it serves.
+  // The file changes and is reloaded: revocation turned off (a restart-only setting: every worker keeps it on) and
+  // a second audience (applied at once).
+  writeFileSync(join(dir, 'config.yaml'), configText({ enabled: false }, ['aud', 'aud2']))
+  const reloadMark = server.output().length
+  server.child.kill('SIGHUP')
+  const restartLine = /revocation\.enabled changed and needs a restart/
+  const once = await server.waitForLine(restartLine, { from: reloadMark, timeoutMs: 30_000 })
+  await server.waitForLine(restartLine, { from: (once.index ?? 0) + once[0].length, timeoutMs: 30_000 })
+  const second = mint(key, idTokenClaims(ISS, 'aud2', { sub: 'bystander', iat: issuedAt }))
+  t.same((await verifyMany(second, 4)).filter((a) => a.status !== 200), [], 'the new audience, on both workers')
+
+  // A worker dies; its replacement starts with what the others run (the primary's text, the file applied as a
+  // reload would), and asks the primary for the revocations before it serves.
   const mark = server.output().length
   process.kill(pids[0] as number, 'SIGKILL')
   await server.waitForLine(new RegExp(`worker ${pids[0]} exited \\(SIGKILL\\); started replacement \\d+`), { from: mark, timeoutMs: 30_000 })
+  await server.waitForLine(/revocation\.enabled changed since the service started and needs a restart of the whole service/, { from: mark, timeoutMs: 30_000 })
   await server.waitForLine(/Server listening at/, { from: mark, timeoutMs: 60_000 })
   const replaced = await verifyMany(victim, 12)
   t.same(replaced.filter((a) => a.status !== 401 || a.code !== 'token_revoked'), [], 'after the replacement, still every answer is token_revoked')
   const newWorkers = [...new Set(replaced.map((a) => a.worker))].filter((w) => !workers.has(w))
   t.equal(newWorkers.length, 1, 'the replacement worker answered too')
   t.same((await verifyMany(bystander, 4)).filter((a) => a.status !== 200), [], 'another user\'s token still verifies on every worker')
+  t.same((await verifyMany(second, 6)).filter((a) => a.status !== 200), [], 'and the new audience, the replacement included')
 
   server.child.kill('SIGTERM')
   t.equal((await server.exited).code, 0)

@@ -67,6 +67,13 @@ export interface LoadConfigOptions {
   env?: NodeJS.ProcessEnv
   /** Reads a file as UTF-8 text (default: fs.readFileSync). */
   readFile?: (path: string) => string
+  /**
+   * The configuration file's text, used instead of reading the file (a cluster worker resolves the text its
+   * primary started from). Files the configuration names (keys, certificates) are still read.
+   */
+  configText?: string
+  /** Called with the configuration file's text as read (the cluster primary keeps it for its workers). */
+  onConfigText?: (text: string) => void
 }
 
 export const ENVIRONMENT = 'environment'
@@ -106,7 +113,12 @@ export function loadConfig (opts: LoadConfigOptions = {}): Config {
       const via = fromArgv !== undefined ? '--config' : 'OIDC_VERIFIER_CONFIG'
       problems.push(`${ENVIRONMENT}: ${single.join(', ')}: ambiguous: environment-only issuer settings cannot be combined with a config file (${configPath}, from ${via}); configure the issuers in the file, or unset ${single.length === 1 ? 'it' : 'them'}`)
     }
-    const doc = readConfigFile(configPath, readFile, problems)
+    const given = opts.configText
+    const doc = readConfigFile(configPath, (path) => {
+      const text = given ?? readFile(path)
+      opts.onConfigText?.(text)
+      return text
+    }, problems)
     if (doc === undefined) {
       serverFromEnv(env, problems) // still report the environment's problems
       throw new ConfigError(problems)
