@@ -1,0 +1,16 @@
+/**
+ * The address a request is limited by without a caller key (src/http/client-address.ts): IPv4 as it is, IPv6 by
+ * its /64, and a connection the client has already reset (no address any more) in one bucket instead of a 500.
+ */
+import t from 'tap'
+import type { FastifyRequest } from 'fastify'
+import { clientAddress, UNKNOWN_ADDRESS } from '../src/http/client-address.js'
+
+const withIp = (ip: string | undefined): FastifyRequest => ({ ip }) as unknown as FastifyRequest
+
+t.test('client addresses', async (t) => {
+  t.equal(clientAddress(withIp('192.0.2.7')), '192.0.2.7')
+  t.equal(clientAddress(withIp('2001:db8:1:2:3:4:5:6')), clientAddress(withIp('2001:db8:1:2:ffff::1')), 'one /64, one key')
+  t.not(clientAddress(withIp('2001:db8:1:2::1')), clientAddress(withIp('2001:db8:1:3::1')), 'another /64, another key')
+  t.equal(clientAddress(withIp(undefined)), UNKNOWN_ADDRESS, 'a reset connection: no exception')
+})
