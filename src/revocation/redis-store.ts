@@ -361,8 +361,10 @@ export class RedisRevocationStore implements RevocationStore {
     }
     // Loads only once subscribed: whatever is written from now on is received if it is not read.
     if (this.#current || this.#cmd.status !== 'ready') return
-    const count = await this.#load()
+    const { count, complete } = await this.#load()
+    // A load that raced a lost subscriber proves nothing: the list stays as it was (incomplete: failing closed).
     if (this.#closed || epoch !== this.#epoch || !this.#subscribed) return
+    if (complete) this.list.markComplete()
     const wasAvailable = this.list.available
     this.#current = true
     this.#lastCurrentAt = this.#now()
@@ -374,8 +376,11 @@ export class RedisRevocationStore implements RevocationStore {
     this.#startSettle?.()
   }
 
-  /** Reads every stored revocation (SCAN, MGET) into the list; returns how many valid ones were read. */
-  async #load (): Promise<number> {
+  /**
+   * Reads every stored revocation (SCAN, MGET) into the list; returns how many valid ones were read, and whether
+   * all of them fit (the caller marks the list complete only if the subscriber was there the whole time).
+   */
+  async #load (): Promise<{ count: number, complete: boolean }> {
     const match = revocationKeyPattern(this.#keyPrefix)
     let cursor = '0'
     let count = 0
@@ -402,10 +407,8 @@ export class RedisRevocationStore implements RevocationStore {
     if (full > 0) {
       this.#logger.error({ redis: this.#host, refused: full, maxEntries: this.list.maxEntries },
         'the revocation list is full: revocations stored in Redis do not fit, so verifications fail closed (503) until they do (raise revocation.maxEntries)')
-    } else {
-      this.list.markComplete()
     }
-    return count
+    return { count, complete: full === 0 }
   }
 
   #received (channel: string, message: string): void {
