@@ -92,6 +92,9 @@ const cases: Case[] = [
   ['Expect: 100-continue', `POST /verify HTTP/1.1\r\n${H}Expect: 100-continue\r\n${JSON_BODY}`, [100, 200], ''],
   ['an Expect other than 100-continue (ignored)', `POST /verify HTTP/1.1\r\n${H}Expect: 200-ok\r\n${JSON_BODY}`, [200], ''],
   ['a WebSocket upgrade (an ordinary request)', `GET /verify HTTP/1.1\r\nHost: svc\r\nConnection: Upgrade, close\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`, [404], 'not_found'],
+  // Pipelined: the first request's answer comes first, then the refusal of what follows it.
+  ['a request, then garbage on the same connection', `POST /verify HTTP/1.1\r\nHost: svc\r\n${JSON_BODY}GARBAGE\r\n\r\n`, [200, 400], 'request_invalid'],
+  ['a request, then a smuggling shape', `POST /verify HTTP/1.1\r\nHost: svc\r\n${JSON_BODY}POST /verify HTTP/1.1\r\nHost: svc\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`, [200, 400], 'request_invalid'],
   ['an h2c upgrade (an ordinary request)', `POST /verify HTTP/1.1\r\nHost: svc\r\nConnection: Upgrade, HTTP2-Settings, close\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n${JSON_BODY}`, [200], '']
 ]
 

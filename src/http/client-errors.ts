@@ -11,7 +11,7 @@
  * request sends that much through a proxy's own header limits (nginx: 4 buffers of 8 KiB by default).
  */
 import type { ConnectionError, FastifyBaseLogger } from 'fastify'
-import { STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { ServerResponse, STATUS_CODES, type IncomingMessage, type Server } from 'node:http'
 import type { Socket } from 'node:net'
 import { VerificationError } from '../errors.js'
 import type { ServiceMetrics } from '../metrics/metrics.js'
@@ -51,8 +51,20 @@ export function clientErrorHandler (opts: ClientErrorOptions): (error: Connectio
       socket.destroy(error)
       return
     }
-    refuseOnSocket(socket, error.code === 'HPE_HEADER_OVERFLOW' ? 'request_headers_too_large' : 'request_invalid', opts, 'request refused before its headers were read')
-    socket.destroy(error)
+    const refuse = (): void => {
+      refuseOnSocket(socket, error.code === 'HPE_HEADER_OVERFLOW' ? 'request_headers_too_large' : 'request_invalid', opts, 'request refused before its headers were read')
+      socket.destroy(error)
+    }
+    // A pipelined request that cannot be parsed behind one still being answered: that answer goes first, or the
+    // client would take the 400 for it. (Node keeps the answer in progress on its socket, as in close-kept-alive.)
+    // (An answer whose own request is not complete is that request's: its body is what failed to parse.)
+    const answer = (socket as Socket & { _httpMessage?: unknown })._httpMessage
+    if (answer instanceof ServerResponse && !answer.writableFinished && answer.req.complete) {
+      answer.once('finish', refuse)
+      answer.once('close', () => { if (!socket.destroyed) socket.destroy(error) })
+      return
+    }
+    refuse()
   }
 }
 
