@@ -175,6 +175,13 @@ t.test('requirements on the auth URL: 403 for a good token that fails one, any-o
   }
   const noToken = await app.inject({ method: 'GET', url: '/forward-auth?group=admins' })
   t.equal(noToken.statusCode, 401, 'a missing token is 401 even where a group is required')
+  // A token issued to client-b (azp) that lists client-a too is client-b's: it does not meet audience=client-a.
+  const forB = good({ aud: ['client-b', AUD], azp: 'client-b' })
+  const asA = await app.inject({ method: 'GET', url: '/forward-auth?audience=client-a', headers: bearer(forB) })
+  t.same([asA.statusCode, asA.json().code, asA.json().claim], [403, 'requirement_not_met', 'azp'], 'another client\'s token, listing ours')
+  t.equal((await app.inject({ method: 'GET', url: '/forward-auth?audience=client-b', headers: bearer(forB) })).statusCode, 200, 'its own client')
+  t.equal((await app.inject({ method: 'GET', url: '/forward-auth?audience=client-a&audience=client-b', headers: bearer(forB) })).statusCode, 200, 'any of them')
+  t.equal((await app.inject({ method: 'GET', url: '/forward-auth', headers: bearer(forB) })).statusCode, 200, 'no audience required')
 })
 
 t.test('a mistake in the auth URL denies every request with 403 requirement_invalid (fail closed, never 400)', async (t) => {

@@ -410,6 +410,11 @@ t.test('keycloak: with two clients of ours, a token has the client roles of its 
   t.same(forConsole.body.roles, ['offline_access', 'uma_authorization', 'default-roles-main', 'admin'])
   const noAzp = await verify(mint(es, keycloakClaims({ azp: undefined, resource_access: resourceAccess }), { header: { alg: 'ES256' } }), {}, two)
   t.same(noAzp.body.roles, ['offline_access', 'uma_authorization', 'default-roles-main'], 'no azp: realm roles only')
+  // A token of admin-console that also lists my-app (an Audience mapper) is not my-app's, nor are its roles.
+  const both = mint(es, keycloakClaims({ aud: ['admin-console', 'my-app'], azp: 'admin-console', resource_access: resourceAccess }), { header: { alg: 'ES256' } })
+  const asApp = await verify(both, { audience: 'my-app' }, two)
+  t.same([asApp.status, asApp.body.code, asApp.body.roles], [401, 'authorized_party_mismatch', undefined], 'narrowed to my-app: refused')
+  t.same((await verify(both, { audience: 'admin-console' }, two)).body.roles, ['offline_access', 'uma_authorization', 'default-roles-main', 'admin'], 'narrowed to its own client')
 })
 
 t.test('gcp-identity: aud is the service URL, the caller is the service account', async (t) => {

@@ -252,6 +252,15 @@ t.test('per-request checks: nonce, maxAge, accessToken, audience', async (t) => 
   t.equal((await verify(mint(es, idTokenClaims(ISS, AUD)), { accessToken: 'access-xyz' })).body.code, 'at_hash_missing')
   t.equal((await verify(token, { audience: AUD })).status, 200)
   t.equal((await verify(token, { audience: 'client-b' })).body.code, 'audience_mismatch')
+  // Narrowed to one client, a token issued to another of ours (azp) that lists this one too is the other's.
+  const forB = mint(es, idTokenClaims(ISS, ['client-b', AUD], { azp: 'client-b' }))
+  t.equal((await verify(forB)).status, 200, 'not narrowed: a token of either client')
+  t.equal((await verify(forB, { audience: 'client-b' })).status, 200, 'narrowed to its own client')
+  const narrowed = await verify(forB, { audience: AUD })
+  t.same([narrowed.status, narrowed.body.code, narrowed.body.claim], [401, 'authorized_party_mismatch', 'azp'], 'narrowed to the other client: refused, on a cache hit too')
+  const fromAndroid = mint(es, idTokenClaims(ISS, AUD, { azp: 'android-client' }))
+  t.equal((await verify(fromAndroid, { audience: AUD })).status, 200, 'an authorized party presents a token for our client')
+  t.equal((await verify(mint(es, idTokenClaims(ISS, AUD, { azp: AUD })), { audience: AUD })).status, 200, 'azp is the client itself')
   for (const key of [rs, ed]) {
     const tk = mint(key, idTokenClaims(ISS, AUD, { at_hash: computeAtHash('tok', key.alg) }))
     t.equal((await verify(tk, { accessToken: 'tok' })).status, 200, `at_hash for ${key.alg}`)

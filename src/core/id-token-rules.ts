@@ -83,6 +83,14 @@ function optionalString (claims: Record<string, unknown>, name: string, issuer: 
  * Explicit typing (RFC 8725 §3.11): access tokens and logout tokens are signed by the same keys and must
  * never pass as ID tokens. The header `typ` and the provider-specific type claims are all consulted.
  */
+/**
+ * Whether `azp` names another client of the issuer's than `clients`: one of its audiences, not among `clients`
+ * and not an authorized party (which may present tokens for our clients), when azp is checked at all.
+ */
+export function isOtherClient (rules: Pick<IssuerRules, 'audiences' | 'authorizedParties' | 'checkAuthorizedParty'>, azp: string, clients: readonly string[]): boolean {
+  return rules.checkAuthorizedParty && rules.audiences.has(azp) && !rules.authorizedParties.has(azp) && !clients.includes(azp)
+}
+
 export function checkTokenType (header: Record<string, unknown>, claims: Record<string, unknown>, rules: Pick<IssuerRules, 'id' | 'accessTokenClaims'>): void {
   const issuer = rules.id
   const typ = header.typ
@@ -155,6 +163,11 @@ export function checkIdTokenClaims (
   if (request.audience !== undefined && !audiences.includes(request.audience)) fail('audience_mismatch', issuer, 'aud')
   // Steps 4 and 5: azp is required with several audiences and, when present, must be one of ours.
   if (azp === undefined ? audiences.length > 1 : rules.checkAuthorizedParty && !(rules.audiences.has(azp) || rules.authorizedParties.has(azp))) {
+    fail('authorized_party_mismatch', issuer, 'azp')
+  }
+  // Narrowed to one client: a token issued to another client of ours (azp) that lists this one among its audiences
+  // is that other client's, with its roles (step 5: azp is the client's own id). An authorized party may present it.
+  if (request.audience !== undefined && azp !== undefined && isOtherClient(rules, azp, [request.audience])) {
     fail('authorized_party_mismatch', issuer, 'azp')
   }
 

@@ -19,7 +19,7 @@ import { JwksCache, type JwksFetchReason } from '../jwks/cache.js'
 import type { fetchJson } from '../net/fetch-json.js'
 import { isCompactJwe, parseCompactJws, type ParsedJws } from './compact-jws.js'
 import type { VerifiedIdentity } from './identity.js'
-import { checkIdTokenClaims, checkTokenType, type IssuerRules, type RequestChecks } from './id-token-rules.js'
+import { checkIdTokenClaims, checkTokenType, isOtherClient, type IssuerRules, type RequestChecks } from './id-token-rules.js'
 import { checkLogoutTokenClaims, checkLogoutTokenType, type LogoutClaims } from './logout-token-rules.js'
 import type { RevocationList } from '../revocation/revocation-list.js'
 import { createKeyProvider, type KeyProvider, type KeyStatus } from './issuer-keys.js'
@@ -239,6 +239,15 @@ export class Verifier {
   /** The issuer ids, for labels: they come from configuration only. */
   get issuerIds (): string[] {
     return this.runtimes.map((r) => r.config.id)
+  }
+
+  /**
+   * Whether `azp` names another client of the issuer than `clients` (src/core/id-token-rules.ts, isOtherClient);
+   * an issuer this Verifier does not have (replaced by a reload since) counts as one, so requirements fail closed.
+   */
+  isOtherClient (issuerId: string, azp: string, clients: readonly string[]): boolean {
+    const runtime = this.byId.get(issuerId)
+    return runtime === undefined || isOtherClient(runtime.rules, azp, clients)
   }
 
   /** Whether the narrowing audience a caller asks for is configured for any issuer. */

@@ -122,7 +122,7 @@ export const forwardAuthRoute: FastifyPluginAsync = async (fastify) => {
 
     const found = findToken(request.raw, fa)
     const identity = await verifier.verify(found.token)
-    checkRequirements(identity, sets)
+    checkRequirements(identity, sets, (issuerId, azp, clients) => verifier.isOtherClient(issuerId, azp, clients))
 
     request.outcome = { ...request.outcome, issuer: identity.issuer.id }
     reply.header('cache-control', 'no-store')

@@ -20,7 +20,7 @@ export const BatchVerifyBody = Type.Object({
     description: 'The ID tokens, at most batch.maxTokens (default 100).'
   }),
   maxAge: Type.Optional(Type.Integer({ minimum: 0, maximum: 315360000, description: 'OIDC max_age in seconds, for every token: auth_time must be present and recent enough.' })),
-  audience: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'Accept the tokens only for this one configured audience.' })),
+  audience: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'Accept the tokens only for this one configured audience (in aud; an azp naming another of the issuer\'s audiences, not an authorized party, is authorized_party_mismatch).' })),
   mode: Type.Optional(VerificationModeSchema)
 }, { additionalProperties: false, $id: 'BatchVerifyRequest' })
 export type BatchVerifyBodyType = Static<typeof BatchVerifyBody>
