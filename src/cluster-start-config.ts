@@ -2,14 +2,15 @@
  * The configuration a cluster worker (WORKERS=N) starts with. Every worker reads the configuration file itself,
  * and reloads it on SIGHUP; a setting a reload cannot apply keeps its running value until the service restarts
  * (src/reload-plan.ts). A worker that replaces one that died must start with what the others run, not with what
- * the file says now: a `revocation` section edited and reloaded (refused until a restart) would otherwise be in
- * force in that one worker, and it would accept tokens the others refuse.
+ * the file says now: a `revocation` section edited and reloaded (kept until a restart) would otherwise be in
+ * force in that one worker, which would accept tokens the others refuse; and a file being edited, or invalid,
+ * when the worker starts must not undo a reload (a leaked caller key removed).
  *
- * So the primary keeps the text of the file it started from and gives it to each worker that asks. The worker
- * resolves that text, then applies the file as it is now the way a reload would: the settings a reload applies
- * take their new values, the others keep the ones the service started with. A file that is not valid now, or
- * whose values do not fit together with the running ones, leaves the worker on the configuration the service
- * started with, as a refused reload leaves the others on theirs.
+ * So the primary keeps what the workers run: the configuration the service started with (the settings a reload
+ * cannot change are plain data in it), and the text of the last configuration file a worker reloaded (at first
+ * the text the primary started from). A new worker resolves that text and keeps the start values of the
+ * settings a reload cannot change, as a reload would. When that text no longer resolves (a file it names is
+ * gone), it takes the file as it is now, the same way; when neither does, it does not start.
  */
 import cluster from 'node:cluster'
 import { LOG_LEVEL, type ClusterLog } from './cluster-log.js'
@@ -20,16 +21,31 @@ import { inForceProblems, planReload } from './reload-plan.js'
 
 const ASK = 'oidc-verifier:start-config?'
 const ANSWER = 'oidc-verifier:start-config'
+const APPLIED = 'oidc-verifier:applied-config'
 
 /** How long a worker waits for the primary's answer before it starts from the file as it is. */
 export const ASK_TIMEOUT_MS = 5_000
 
-/** The primary's side: answers each worker's question with the text it started from (undefined: no file). */
-export function serveStartConfig (text: string | undefined): void {
+/** What the primary tells a new worker. */
+export interface StartConfigAnswer {
+  /** The configuration the service started with, as JSON (restart-only settings are plain data). */
+  start: string
+  /** The text of the last configuration file a worker applied; null when the service runs from the environment. */
+  applied: string | null
+}
+
+/**
+ * The primary's side: answers each worker's question, and keeps the text of each configuration a worker reports
+ * applied by a reload. `startText`: the file's text at start (undefined: the environment).
+ */
+export function serveStartConfig (start: Config, startText: string | undefined): void {
+  const startJson = JSON.stringify(start)
+  let applied = startText ?? null
   cluster.on('message', (worker, message: unknown) => {
-    if (typeof message === 'object' && message !== null && (message as { type?: unknown }).type === ASK) {
-      worker.send({ type: ANSWER, text: text ?? null }, () => {})
-    }
+    if (typeof message !== 'object' || message === null) return
+    const { type, text } = message as { type?: unknown, text?: unknown }
+    if (type === ASK) worker.send({ type: ANSWER, start: startJson, applied }, () => {})
+    else if (type === APPLIED && typeof text === 'string' && applied !== null) applied = text
   })
 }
 
@@ -40,23 +56,26 @@ export interface StartConfigPort {
   off: (event: 'message', listener: (message: unknown) => void) => unknown
 }
 
-/**
- * A worker's side: the text the primary started from; null when it started from the environment, undefined when
- * it did not answer in time (or there is no primary).
- */
-export async function askStartConfig (port: StartConfigPort = process, timeoutMs = ASK_TIMEOUT_MS): Promise<string | null | undefined> {
+/** A worker's side, after a reload it applied: the text it read, for the workers that start after it. */
+export function reportApplied (text: string, port: StartConfigPort = process): void {
+  port.send?.({ type: APPLIED, text }, () => {})
+}
+
+/** A worker's side: the primary's answer; undefined when it did not answer in time (or there is no primary). */
+export async function askStartConfig (port: StartConfigPort = process, timeoutMs = ASK_TIMEOUT_MS): Promise<StartConfigAnswer | undefined> {
   if (port.send === undefined) return undefined
   const send = port.send.bind(port)
   return await new Promise((resolve) => {
-    const done = (value: string | null | undefined): void => {
+    const done = (value: StartConfigAnswer | undefined): void => {
       clearTimeout(timer)
       port.off('message', listener)
       resolve(value)
     }
     const listener = (message: unknown): void => {
-      if (typeof message !== 'object' || message === null || (message as { type?: unknown }).type !== ANSWER) return
-      const text = (message as { text?: unknown }).text
-      done(typeof text === 'string' ? text : null)
+      if (typeof message !== 'object' || message === null) return
+      const { type, start, applied } = message as { type?: unknown, start?: unknown, applied?: unknown }
+      if (type !== ANSWER || typeof start !== 'string') return
+      done({ start, applied: typeof applied === 'string' ? applied : null })
     }
     const timer = setTimeout(() => { done(undefined) }, timeoutMs)
     port.on('message', listener)
@@ -64,29 +83,38 @@ export async function askStartConfig (port: StartConfigPort = process, timeoutMs
   })
 }
 
+export interface WorkerConfigSources {
+  /** Resolves a configuration file's text (files it names are read now); throws ConfigError. */
+  fromText: (text: string) => Config
+  /** Loads the configuration from its source as it is now (the file, or the environment); throws ConfigError. */
+  now: () => Config
+  log: ClusterLog
+}
+
 /**
- * The configuration a worker runs: `atStart` (the primary's text, resolved) with the file as it is now applied
- * as a reload would apply it. `now` loads the file as it is (throws ConfigError when it is not valid).
+ * The configuration a new worker runs (see the module comment). Throws ConfigError when no configuration the
+ * other workers could be running resolves: the worker then exits, and the primary's restart bound applies.
  */
-export function workerConfig (atStart: Config, now: () => Config, log: ClusterLog): Config {
-  let current: Config
-  try {
-    current = now()
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err
-    log(`worker ${process.pid}: the configuration file is not valid now (${err.problems.length} problems, the first: ${err.problems[0] ?? '?'}); ` +
-      'starting with the configuration the service started with', LOG_LEVEL.error)
-    return atStart
+export function workerConfig (answer: StartConfigAnswer, sources: WorkerConfigSources): Config {
+  const running = JSON.parse(answer.start) as Config
+  let next: Config
+  if (answer.applied === null) {
+    next = sources.now()
+  } else {
+    try {
+      next = sources.fromText(answer.applied)
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err
+      sources.log(`worker ${process.pid}: the configuration the other workers run no longer resolves (${err.problems[0] ?? '?'}); ` +
+        'starting from the file as it is now', LOG_LEVEL.warn)
+      next = sources.now()
+    }
   }
-  const plan = planReload(atStart, current)
+  const plan = planReload(running, next)
   const problems = inForceProblems(plan, heapLimitBytes())
-  if (problems.length > 0) {
-    log(`worker ${process.pid}: the configuration file does not fit the running settings (${problems[0] ?? '?'}); ` +
-      'starting with the configuration the service started with', LOG_LEVEL.error)
-    return atStart
-  }
+  if (problems.length > 0) throw new ConfigError(problems)
   if (plan.pending.length > 0) {
-    log(`worker ${process.pid}: ${plan.pending.join(', ')} changed since the service started and needs a restart of the ` +
+    sources.log(`worker ${process.pid}: ${plan.pending.join(', ')} changed since the service started and needs a restart of the ` +
       'whole service to take effect; the value the service started with is kept, as in the other workers', LOG_LEVEL.warn)
   }
   return plan.config

@@ -49,6 +49,8 @@ export interface ReloadOptions {
   readyTimeoutMs?: number
   /** V8's heap limit the configuration in force must fit in (src/config/heap-budget.ts); default: this process's. */
   heapLimitBytes?: number
+  /** Called after each reload on SIGHUP that was applied (a cluster worker tells the primary what it runs). */
+  onApplied?: () => void
 }
 
 /**
@@ -227,7 +229,8 @@ export function reloadOnSighup (app: FastifyInstance, load: () => Config, option
       return
     }
     app.log.info({ signal: 'SIGHUP' }, 'reloading the configuration')
-    running = reloadConfiguration(app, load, options).then(() => {
+    running = reloadConfiguration(app, load, options).then((result) => {
+      if (result.outcome === 'applied') options.onApplied?.()
       running = undefined
       if (again) {
         again = false

@@ -7,14 +7,14 @@ import type { FastifyInstance } from 'fastify'
 import { buildApp } from './app.js'
 import type { Config } from './config/types.js'
 import { buildOpsApp } from './ops-app.js'
-import { reloadOnSighup } from './reload.js'
+import { reloadOnSighup, type ReloadOptions } from './reload.js'
 import { STOP_SIGNALS, type ProcessStop, type StopSignal } from './stop-signals.js'
 
 /**
  * `signals`: the process's stop signals, installed by the caller before start-up (src/server.ts, src/dev.ts).
  * `reload` reads the configuration again from its source: given, SIGHUP reloads it (src/reload.ts).
  */
-export async function runService (config: Config, signals: ProcessStop, onClose?: () => Promise<void>, reload?: () => Config): Promise<FastifyInstance> {
+export async function runService (config: Config, signals: ProcessStop, onClose?: () => Promise<void>, reload?: () => Config, reloadOptions?: ReloadOptions): Promise<FastifyInstance> {
   const app = await buildApp(config)
   if (onClose !== undefined) app.addHook('onClose', onClose)
   // server.opsPort: health and metrics on their own listener, closed with the main one.
@@ -48,7 +48,7 @@ export async function runService (config: Config, signals: ProcessStop, onClose?
     process.exit(1)
   }, (signal) => { app.log.info({ signal }, 'already stopping: send the signal again after a second to stop at once') })
   if (reload !== undefined) {
-    reloadOnSighup(app, reload)
+    reloadOnSighup(app, reload, reloadOptions)
     signals.replayHangup()
   }
   await app.listen({ host: config.server.host, port: config.server.port })

@@ -8,36 +8,31 @@ import { availableParallelism } from 'node:os'
 import { parseWorkers, runPrimary } from './cluster-primary.js'
 import { withinHeapBudget } from './config/heap-budget.js'
 import { clusterLog, LOG_LEVEL } from './cluster-log.js'
-import { askStartConfig, serveStartConfig, workerConfig } from './cluster-start-config.js'
+import { askStartConfig, reportApplied, serveStartConfig, workerConfig } from './cluster-start-config.js'
 import { ConfigError, loadConfig, type LoadConfigOptions } from './config/load.js'
 import type { Config } from './config/types.js'
 import { runService } from './run.js'
 import type { ProcessStop } from './stop-signals.js'
 
+type LoadWith = (opts: Pick<LoadConfigOptions, 'configText' | 'onConfigText'>) => Config
+
 /**
- * A cluster worker's configuration: what the primary started from, with the file as it is now applied as a reload
- * would (src/cluster-start-config.ts). From the file alone when the primary started from the environment, did not
- * answer, or its text no longer resolves (a file it names is gone).
+ * A cluster worker: starts with what the other workers run (src/cluster-start-config.ts), and after each reload it
+ * applies tells the primary the text it read, for the workers that start after it.
  */
-async function workerStartConfig (loadWith: (opts: Pick<LoadConfigOptions, 'configText'>) => Config, load: () => Config): Promise<Config> {
-  const text = await askStartConfig()
-  if (typeof text !== 'string') return load()
-  let atStart: Config
-  try {
-    atStart = loadWith({ configText: text })
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err
-    clusterLog(`worker ${process.pid}: the configuration the service started with no longer resolves (${err.problems[0] ?? '?'}); starting from the file as it is`, LOG_LEVEL.warn)
-    return load()
-  }
-  return workerConfig(atStart, load, clusterLog)
+async function startWorker (signals: ProcessStop, loadWith: LoadWith): Promise<void> {
+  let lastText: string | undefined
+  const load = (): Config => loadWith({ onConfigText: (text) => { lastText = text } })
+  const answer = await askStartConfig()
+  if (answer === undefined) clusterLog(`worker ${process.pid}: the primary did not say what the other workers run; starting from the file as it is`, LOG_LEVEL.warn)
+  const config = answer === undefined ? load() : workerConfig(answer, { fromText: (text) => loadWith({ configText: text }), now: load, log: clusterLog })
+  await runService(config, signals, undefined, load, { onApplied: () => { if (lastText !== undefined) reportApplied(lastText) } })
 }
 
 export async function start (signals: ProcessStop): Promise<void> {
   try {
     // Also on reload: a cache that cannot fit in V8's heap is a configuration problem (src/config/heap-budget.ts).
-    const loadWith = (opts: Pick<LoadConfigOptions, 'configText' | 'onConfigText'>): Config =>
-      withinHeapBudget(loadConfig({ argv: process.argv.slice(2), env: process.env, ...opts }))
+    const loadWith: LoadWith = (opts) => withinHeapBudget(loadConfig({ argv: process.argv.slice(2), env: process.env, ...opts }))
     const load = (): Config => loadWith({})
     const workers = parseWorkers(process.env.WORKERS, availableParallelism())
     if (workers instanceof Error) {
@@ -48,12 +43,13 @@ export async function start (signals: ProcessStop): Promise<void> {
       // Validate before forking, so an invalid configuration fails once, with every problem, exit code 2.
       let startText: string | undefined
       const config = loadWith({ onConfigText: (text) => { startText = text } })
-      // A worker started later (a replacement) starts from this text, not from the file as it is then.
-      serveStartConfig(startText)
+      // A worker started later (a replacement) starts with what the others run, not with the file as it is then.
+      serveStartConfig(config, startText)
       const relay = config.revocation.enabled && config.revocation.store === 'memory'
       runPrimary(workers, config.server.shutdownGraceSeconds, relay ? { relayRevocations: config.revocation.maxEntries } : {}, signals)
     } else {
-      await runService(cluster.isWorker ? await workerStartConfig(loadWith, load) : load(), signals, undefined, load)
+      if (cluster.isWorker) await startWorker(signals, loadWith)
+      else await runService(load(), signals, undefined, load)
     }
   } catch (err) {
     if (err instanceof ConfigError) {

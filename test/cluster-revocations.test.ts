@@ -88,8 +88,10 @@ t.test('a revocation reaches every worker, and a replacement worker', async (t) 
   const second = mint(key, idTokenClaims(ISS, 'aud2', { sub: 'bystander', iat: issuedAt }))
   t.same((await verifyMany(second, 4)).filter((a) => a.status !== 200), [], 'the new audience, on both workers')
 
-  // A worker dies; its replacement starts with what the others run (the primary's text, the file applied as a
-  // reload would), and asks the primary for the revocations before it serves.
+  // The file is being edited (not valid) when a worker dies; its replacement starts with what the others run (the
+  // text they applied, the start values of what waits for a restart), and asks the primary for the revocations
+  // before it serves.
+  writeFileSync(join(dir, 'config.yaml'), `${configText({ enabled: false }, ['aud'])}typo: true\n`)
   const mark = server.output().length
   process.kill(pids[0] as number, 'SIGKILL')
   await server.waitForLine(new RegExp(`worker ${pids[0]} exited \\(SIGKILL\\); started replacement \\d+`), { from: mark, timeoutMs: 30_000 })
@@ -100,7 +102,7 @@ t.test('a revocation reaches every worker, and a replacement worker', async (t) 
   const newWorkers = [...new Set(replaced.map((a) => a.worker))].filter((w) => !workers.has(w))
   t.equal(newWorkers.length, 1, 'the replacement worker answered too')
   t.same((await verifyMany(bystander, 4)).filter((a) => a.status !== 200), [], 'another user\'s token still verifies on every worker')
-  t.same((await verifyMany(second, 6)).filter((a) => a.status !== 200), [], 'and the new audience, the replacement included')
+  t.same((await verifyMany(second, 6)).filter((a) => a.status !== 200), [], 'and the new audience, the replacement included (not the file being edited)')
 
   server.child.kill('SIGTERM')
   t.equal((await server.exited).code, 0)

@@ -1,63 +1,88 @@
 /**
- * The configuration a cluster worker starts with (src/cluster-start-config.ts): the primary's text with the file
- * as it is now applied as a reload would, the settings a reload cannot apply kept; the configuration the service
- * started with when the file is not valid now or does not fit; and the question to the primary over a stand-in
- * channel. test/cluster-revocations.test.ts runs a replacement worker for real (WORKERS=2).
+ * The configuration a cluster worker starts with (src/cluster-start-config.ts): the text the other workers last
+ * applied, with the values the service started with for the settings a reload cannot change; the file as it is
+ * now when that text no longer resolves; no start when nothing fits; and the questions and reports to the primary
+ * over a stand-in channel. test/cluster-revocations.test.ts runs a replacement worker for real (WORKERS=2).
  */
 import t from 'tap'
 import { EventEmitter } from 'node:events'
-import { askStartConfig, workerConfig, type StartConfigPort } from '../src/cluster-start-config.js'
-import { ConfigError } from '../src/config/load.js'
+import { askStartConfig, reportApplied, workerConfig, type StartConfigAnswer, type StartConfigPort, type WorkerConfigSources } from '../src/cluster-start-config.js'
 import type { LogLevelNumber } from '../src/cluster-log.js'
+import { ConfigError } from '../src/config/load.js'
+import type { Config } from '../src/config/types.js'
 import { configFor } from './helpers/config.js'
 import { jwksOf, makeKey } from './helpers/tokens.js'
 
 const jwks = jwksOf(makeKey('ES256'))
 const issuer = (audiences: string[]) => [{ id: 'main', issuer: 'https://idp.example.com', audiences, jwks }]
 const atStart = configFor(issuer(['aud']), { revocation: { enabled: true }, server: { port: 8080 } })
+const answer = (applied: string | null = 'the text the workers applied'): StartConfigAnswer => ({ start: JSON.stringify(atStart), applied })
 
-function recorder (): { lines: Array<[string, LogLevelNumber | undefined]>, log: (msg: string, level?: LogLevelNumber) => void } {
+/** Sources whose texts resolve to the given configurations (a ConfigError for a text not listed). */
+function sources (texts: Record<string, Config>, now: () => Config): WorkerConfigSources & { lines: Array<[string, LogLevelNumber | undefined]> } {
   const lines: Array<[string, LogLevelNumber | undefined]> = []
-  return { lines, log: (msg, level) => { lines.push([msg, level]) } }
+  return {
+    lines,
+    fromText: (text) => { const config = texts[text]; if (config === undefined) throw new ConfigError([`keys.pem: cannot read the file: it does not exist (${text})`]); return config },
+    now,
+    log: (msg, level) => { lines.push([msg, level]) }
+  }
 }
+const notNow = (): Config => { throw new Error('the file as it is now must not be read') }
 
-t.test('the file as it is now, applied as a reload would: restart-only settings keep their start values', async (t) => {
-  const { lines, log } = recorder()
-  const now = configFor(issuer(['aud', 'aud2']), { revocation: { enabled: false }, server: { port: 9090 } })
-  const config = workerConfig(atStart, () => now, log)
-  t.same(config.issuers[0]?.audiences, ['aud', 'aud2'], 'a reloadable setting: the new value')
+t.test('the applied text, with the start values of what a reload cannot change', async (t) => {
+  const applied = configFor(issuer(['aud', 'aud2']), { revocation: { enabled: false }, server: { port: 9090 } })
+  const s = sources({ 'the text the workers applied': applied }, notNow)
+  const config = workerConfig(answer(), s)
+  t.same(config.issuers[0]?.audiences, ['aud', 'aud2'], 'a reloadable setting: the applied value')
   t.equal(config.revocation.enabled, true, 'revocation: the value the service started with')
   t.equal(config.server.port, 8080, 'the port too')
-  t.equal(lines.length, 1)
-  t.match(lines[0]?.[0], /revocation\.enabled, server\.port changed since the service started and needs a restart of the whole service/)
-  t.equal(lines[0]?.[1], 40, 'a warning')
+  t.equal(s.lines.length, 1)
+  t.match(s.lines[0]?.[0], /revocation\.enabled, server\.port changed since the service started and needs a restart of the whole service/)
+  t.equal(s.lines[0]?.[1], 40, 'a warning')
 })
 
-t.test('an unchanged file: the same configuration, nothing logged', async (t) => {
-  const { lines, log } = recorder()
-  const config = workerConfig(atStart, () => configFor(issuer(['aud']), { revocation: { enabled: true }, server: { port: 8080 } }), log)
-  t.same(config, atStart)
-  t.same(lines, [])
+t.test('an unchanged configuration: the same values, nothing logged', async (t) => {
+  const s = sources({ 'the text the workers applied': configFor(issuer(['aud']), { revocation: { enabled: true }, server: { port: 8080 } }) }, notNow)
+  const config = workerConfig(answer(), s)
+  t.same(JSON.parse(JSON.stringify(config)), JSON.parse(answer().start))
+  t.same(s.lines, [])
 })
 
-t.test('a file that is not valid now, or does not fit the running settings: the start configuration', async (t) => {
-  const { lines, log } = recorder()
-  t.equal(workerConfig(atStart, () => { throw new ConfigError(['c.yaml: issuers: expected at least one issuer']) }, log), atStart)
-  t.match(lines[0], [/the configuration file is not valid now \(1 problems, the first: c\.yaml: issuers: expected at least one issuer\)/, 50])
-  // A token limit the running body limit cannot carry (bodyLimit waits for a restart): refused as a reload is.
+t.test('a text that no longer resolves: the file as it is now, the same way', async (t) => {
+  const now = configFor(issuer(['aud', 'aud3']), { revocation: { enabled: false }, server: { port: 8080 } })
+  const s = sources({}, () => now)
+  const config = workerConfig(answer(), s)
+  t.same(config.issuers[0]?.audiences, ['aud', 'aud3'])
+  t.equal(config.revocation.enabled, true, 'still the start value')
+  t.match(s.lines[0], [/the configuration the other workers run no longer resolves \(keys\.pem: cannot read the file/, 40])
+  t.throws(() => workerConfig(answer(), sources({}, () => { throw new ConfigError(['c.yaml: typo: unknown option']) })), ConfigError, 'neither resolves: no start')
+  t.throws(() => workerConfig(answer(), sources({}, () => { throw new Error('disk on fire') })), /disk on fire/)
+})
+
+t.test('started from the environment: the environment as it is, the same way', async (t) => {
+  const s = sources({}, () => configFor(issuer(['aud']), { revocation: { enabled: false }, server: { port: 8080 } }))
+  t.equal(workerConfig(answer(null), s).revocation.enabled, true)
+})
+
+t.test('values that do not fit the running ones: no start, as a reload would be refused', async (t) => {
+  // A token limit the running body limit cannot carry (bodyLimit waits for a restart).
   const tooBig = configFor(issuer(['aud']), { revocation: { enabled: true }, server: { port: 8080, maxTokenBytes: 100_000, bodyLimit: 200_000 }, batch: { maxBodyBytes: 400_000 } })
-  t.equal(workerConfig(atStart, () => tooBig, log), atStart)
-  t.match(lines[1], [/does not fit the running settings \(server\.maxTokenBytes: expected less than the running server\.bodyLimit/, 50])
-  t.throws(() => workerConfig(atStart, () => { throw new Error('disk on fire') }, log), /disk on fire/, 'anything else is not a configuration problem')
+  const err = (() => { try { workerConfig(answer(), sources({ 'the text the workers applied': tooBig }, notNow)) } catch (e) { return e } })()
+  t.ok(err instanceof ConfigError)
+  t.match((err as ConfigError).problems, [/server\.maxTokenBytes: expected less than the running server\.bodyLimit/])
 })
 
-function fakePrimary (answer: (message: unknown) => unknown): StartConfigPort & { listeners: () => number } {
+function fakePrimary (answerWith: (message: unknown) => unknown): StartConfigPort & { listeners: () => number, sent: unknown[] } {
   const events = new EventEmitter()
+  const sent: unknown[] = []
   return {
+    sent,
     listeners: () => events.listenerCount('message'),
     send: (message, callback) => {
+      sent.push(message)
       callback(null)
-      const reply = answer(message)
+      const reply = answerWith(message)
       if (reply !== undefined) setImmediate(() => events.emit('message', reply))
       return true
     },
@@ -66,15 +91,17 @@ function fakePrimary (answer: (message: unknown) => unknown): StartConfigPort & 
   }
 }
 
-t.test('asking the primary', async (t) => {
-  const asked: unknown[] = []
-  const primary = fakePrimary((message) => { asked.push(message); return { type: 'oidc-verifier:start-config', text: 'issuers: []' } })
-  t.equal(await askStartConfig(primary, 1_000), 'issuers: []')
-  t.same(asked, [{ type: 'oidc-verifier:start-config?' }])
+t.test('asking the primary, and telling it what was applied', async (t) => {
+  const primary = fakePrimary(() => ({ type: 'oidc-verifier:start-config', start: '{}', applied: 'issuers: []' }))
+  t.same(await askStartConfig(primary, 1_000), { start: '{}', applied: 'issuers: []' })
+  t.same(primary.sent, [{ type: 'oidc-verifier:start-config?' }])
   t.equal(primary.listeners(), 0, 'stops listening')
-  t.equal(await askStartConfig(fakePrimary(() => ({ type: 'oidc-verifier:start-config', text: null })), 1_000), null, 'started from the environment')
+  t.same(await askStartConfig(fakePrimary(() => ({ type: 'oidc-verifier:start-config', start: '{}', applied: null })), 1_000), { start: '{}', applied: null }, 'started from the environment')
   const other = fakePrimary(() => ({ type: 'oidc-verifier:revocations', revocations: [] }))
   t.equal(await askStartConfig(other, 50), undefined, 'other messages are not the answer: no answer in time')
   t.equal(other.listeners(), 0)
   t.equal(await askStartConfig({ send: undefined, on: () => {}, off: () => {} }), undefined, 'no primary')
+  const reported = fakePrimary(() => undefined)
+  reportApplied('issuers: [x]', reported)
+  t.same(reported.sent, [{ type: 'oidc-verifier:applied-config', text: 'issuers: [x]' }])
 })
