@@ -1,6 +1,7 @@
 import t from 'tap'
+import { generateKeyPairSync } from 'node:crypto'
 import type { PublicJwk } from '../src/config/types.js'
-import { KeySet, MAX_KEYS_PER_KID, MAX_RSA_BITS } from '../src/core/key-set.js'
+import { KeySet, MAX_KEYS_PER_KID, MAX_RSA_BITS, MAX_RSA_EXPONENT_BITS } from '../src/core/key-set.js'
 import { silentLogger, type Logger } from '../src/core/logger.js'
 import { MAX_REJECTED_KEYS_LOGGED, Verifier } from '../src/core/verifier.js'
 import type { FetchJson } from '../src/net/fetch-json.js'
@@ -65,6 +66,32 @@ t.test(`RSA moduli over ${MAX_RSA_BITS} bits are refused before the key is impor
   const padded = rsaJwkOfBits(MAX_RSA_BITS, 'padded')
   padded.n = Buffer.concat([Buffer.alloc(4), Buffer.from(padded.n as string, 'base64url')]).toString('base64url')
   t.not(new KeySet({ keys: [padded] }).rejected[0]?.reason, `RSA modulus is longer than ${MAX_RSA_BITS} bits`)
+})
+
+t.test(`RSA public exponents: odd, from 3 to ${MAX_RSA_EXPONENT_BITS} bits (a long one makes each check slow)`, async (t) => {
+  const real = (publicExponent: number, kid: string): PublicJwk => {
+    const { publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048, publicExponent })
+    return { ...(publicKey.export({ format: 'jwk' }) as PublicJwk), kid, use: 'sig', alg: 'RS256' }
+  }
+  const withExponent = (e: Buffer, kid: string): PublicJwk => ({ ...real(65537, 'x'), kid, e: e.toString('base64url') })
+  const n = Buffer.from(real(65537, 'n').n as string, 'base64url')
+  const huge = Buffer.from(n.subarray(1)) // one octet shorter than the modulus: below it, thousands of bits
+  huge[huge.length - 1] = (huge[huge.length - 1] as number) | 1
+  const keySet = new KeySet({
+    keys: [
+      real(65537, 'f4'), real(3, 'three'),
+      withExponent(huge, 'huge'), withExponent(Buffer.from([1, 0, 0, 0, 1]), 'over-32-bits'), withExponent(Buffer.from([0xff, 0xff, 0xff, 0xff]), 'at-32-bits'),
+      withExponent(Buffer.from([1, 0, 0]), 'even'), withExponent(Buffer.from([1]), 'one'), withExponent(Buffer.from([0, 0, 1, 0, 1]), 'zero-padded')
+    ]
+  })
+  const reason = `RSA public exponent is not an odd number from 3 to 2^${MAX_RSA_EXPONENT_BITS}`
+  const reasons = new Map(keySet.rejected.map((r) => [r.kid, r.reason]))
+  for (const kid of ['huge', 'over-32-bits', 'even', 'one']) {
+    t.equal(reasons.get(kid), reason, kid)
+    t.equal(keySet.candidates('RS256', kid).length, 0, `${kid}: never tried`)
+  }
+  for (const kid of ['f4', 'three']) t.equal(keySet.candidates('RS256', kid).length, 1, `${kid}: usable`)
+  for (const kid of ['at-32-bits', 'zero-padded']) t.not(reasons.get(kid), reason, `${kid}: not refused for its exponent`)
 })
 
 t.test('many copies of one key without a kid are kept once', async (t) => {
