@@ -1,6 +1,6 @@
 import t from 'tap'
 import { DiscoveryError, discoverJwksUri, discoveryUrl } from '../src/jwks/discovery.js'
-import { FetchError, type FetchJsonOptions, type FetchJsonResult } from '../src/net/fetch-json.js'
+import { FetchError, type FetchJson, type FetchJsonOptions, type FetchJsonResult } from '../src/net/fetch-json.js'
 import { startJwksServer } from './helpers/jwks-server.js'
 
 const fetchOpts = { timeoutMs: 2000, maxResponseBytes: 65536 }
@@ -78,6 +78,29 @@ t.test('discovery against a server', async (t) => {
       const err = await discoveryError(discoverJwksUri(idp.url, fetchOpts))
       t.match(err.message, `has a "jwks_uri" that is not allowed (${JSON.stringify(bad)}): it must be https`, bad)
     }
+  })
+
+  t.test('a jwks_uri may not downgrade to http, nor lead from a remote host to this one', async (t) => {
+    const issuer = 'https://idp.example.com'
+    const named = (jwksUri: string): FetchJson => async (url) => ({ url, body: { issuer, jwks_uri: jwksUri }, durationMs: 1 })
+    const refused: Array<[string, string]> = [
+      ['http://127.0.0.1:6379/', 'it must be https: the document was fetched over https'],
+      ['http://localhost:8080/admin', 'it must be https: the document was fetched over https'],
+      ['https://127.0.0.1:6379/jwks', 'it names a loopback host, and the document does not come from one'],
+      ['https://127.8.9.10/jwks', 'it names a loopback host, and the document does not come from one'],
+      ['https://[::1]:8443/jwks', 'it names a loopback host, and the document does not come from one'],
+      ['https://localhost/jwks', 'it names a loopback host, and the document does not come from one']
+    ]
+    for (const [jwksUri, why] of refused) {
+      const err = await discoveryError(discoverJwksUri(issuer, fetchOpts, named(jwksUri)))
+      t.match(err.message, `has a "jwks_uri" that is not allowed (${JSON.stringify(jwksUri)}): ${why}`, jwksUri)
+    }
+    t.equal((await discoverJwksUri(issuer, fetchOpts, named('https://keys.idp.example.com/jwks'))).jwksUri, 'https://keys.idp.example.com/jwks', 'another https host')
+    // A development provider on this host (http, loopback) may name a key set on this host, or an https one.
+    const local = 'http://127.0.0.1:9000'
+    const localNamed = (jwksUri: string): FetchJson => async (url) => ({ url, body: { issuer: local, jwks_uri: jwksUri }, durationMs: 1 })
+    t.equal((await discoverJwksUri(local, fetchOpts, localNamed('http://127.0.0.1:9001/jwks'))).jwksUri, 'http://127.0.0.1:9001/jwks')
+    t.equal((await discoverJwksUri(local, fetchOpts, localNamed('https://keys.example.com/jwks'))).jwksUri, 'https://keys.example.com/jwks')
   })
 
   t.test('metadata that is not an object', async (t) => {

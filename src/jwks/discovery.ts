@@ -3,7 +3,7 @@
  * name exactly the configured issuer (§4.3), which keeps one provider from speaking for another.
  */
 import type { FetchConfig } from '../config/types.js'
-import { fetchJson, isAllowedOutboundUrl, type FetchJson } from '../net/fetch-json.js'
+import { fetchJson, namedUrlProblem, type FetchJson } from '../net/fetch-json.js'
 
 export const DISCOVERY_PATH = '/.well-known/openid-configuration'
 
@@ -58,9 +58,7 @@ export async function discoverJwksUri (
   }
   const jwksUri = metadata.jwks_uri
   if (typeof jwksUri !== 'string') throw fail(`has no "jwks_uri" string (found ${show(jwksUri)})`)
-  if (!isAllowedOutboundUrl(jwksUri)) {
-    throw fail(`has a "jwks_uri" that is not allowed (${show(jwksUri)}): it must be https ` +
-      '(http only to a loopback host) without credentials')
-  }
+  const problem = namedUrlProblem(url, jwksUri)
+  if (problem !== undefined) throw fail(`has a "jwks_uri" that is not allowed (${show(jwksUri)}): ${problem}`)
   return { jwksUri, metadata }
 }

@@ -78,6 +78,20 @@ export function isAllowedOutboundUrl (url: string): boolean {
   return parseAllowed(url) !== undefined
 }
 
+/**
+ * Why a URL named by a document fetched from `from` (the jwks_uri of discovery metadata) may not be fetched, or
+ * undefined: beside isAllowedOutboundUrl, it may not downgrade https to http, nor lead from a remote host to
+ * this host (a document, or whoever answers for its host, would otherwise choose a local port to probe).
+ */
+export function namedUrlProblem (from: string, url: string): string | undefined {
+  const source = parseAllowed(from)
+  const target = parseAllowed(url)
+  if (source === undefined || target === undefined) return 'it must be https (http only to a loopback host) without credentials'
+  if (source.protocol === 'https:' && target.protocol !== 'https:') return 'it must be https: the document was fetched over https'
+  if (isLoopbackHost(target.hostname) && !isLoopbackHost(source.hostname)) return 'it names a loopback host, and the document does not come from one'
+  return undefined
+}
+
 function quote (url: string): string {
   return JSON.stringify(url.length > MAX_QUOTED_URL ? `${url.slice(0, MAX_QUOTED_URL)}…` : url)
 }
