@@ -1,6 +1,7 @@
 import t from 'tap'
 import type { JsonWebKeySet, JwksCacheConfig } from '../src/config/types.js'
 import { VerificationError } from '../src/errors.js'
+import { buildApp } from '../src/app.js'
 import { Verifier } from '../src/core/verifier.js'
 import { JwksCache, MIN_FRESHNESS_SECONDS, freshnessFromCacheControl, type CacheLogger, type JwksFetchEvent } from '../src/jwks/cache.js'
 import { fetchJson, type FetchJson } from '../src/net/fetch-json.js'
@@ -309,25 +310,32 @@ t.test('unknown kid: concurrent callers share one fetch', async (t) => {
   t.ok(results.every((keys) => keys?.keys.length === 2), 'all see the new keys')
 })
 
-t.test('unknown kid: a failed refresh keeps the old keys; no refresh during a backoff', async (t) => {
+t.test('unknown kid, provider failing: keys_unavailable (nobody can tell whether the kid is new); the old keys stay', async (t) => {
   const idp = await startIdp(t)
   const { cache, clock } = harness(t)
   await cache.get(idp.jwksUrl)
   idp.set({ status: 500 })
   clock.now += 10_000
-  t.same(await cache.refreshForUnknownKid(idp.jwksUrl), jwksA)
+  const failed = await cache.refreshForUnknownKid(idp.jwksUrl).then(() => undefined, (err: unknown) => err as { code?: string, details?: { retryAfterSeconds?: number } })
+  t.equal(failed?.code, 'keys_unavailable', 'the refresh failed')
+  t.ok((failed?.details?.retryAfterSeconds ?? 0) >= 1, 'with a Retry-After: when the backoff ends')
   t.equal(idp.requests('/jwks'), 2)
   clock.now += 10_000
-  t.same(await cache.refreshForUnknownKid(idp.jwksUrl), jwksA)
+  await t.rejects(cache.refreshForUnknownKid(idp.jwksUrl), { code: 'keys_unavailable' }, 'within the backoff: not asked, still unknown')
   t.equal(idp.requests('/jwks'), 2, 'past the cooldown but within the backoff')
   t.equal(cache.status(idp.jwksUrl).state, 'fresh', 'the old keys are still fresh')
+  t.same(await cache.get(idp.jwksUrl), jwksA, 'and in use')
+  // Once the provider answers again, an unknown kid is an unknown kid.
+  idp.set({ json: jwksA, cacheControl: 'max-age=60' })
+  clock.now += 120_000
+  t.same(await cache.refreshForUnknownKid(idp.jwksUrl), jwksA)
 })
 
-t.test('unknown kid: undefined when there are no usable keys', async (t) => {
+t.test('unknown kid, no keys yet and the provider failing: keys_unavailable', async (t) => {
   const idp = await startIdp(t)
   idp.set({ status: 500 })
   const { cache } = harness(t)
-  t.equal(await cache.refreshForUnknownKid(idp.jwksUrl), undefined)
+  await t.rejects(cache.refreshForUnknownKid(idp.jwksUrl), { code: 'keys_unavailable' })
   t.equal(idp.requests('/jwks'), 1)
 })
 
@@ -590,4 +598,24 @@ t.test('a Verifier keeps verifying with its keys when the JWKS turns to unusable
   t.match(v.status()[0], {
     ready: true, keyCount: 1, lastError: `The JWKS at ${idp.jwksUrl} has no usable keys (1 listed): keeping the previous keys`
   })
+})
+
+t.test('through the service: a token of a key rotated in while the JWKS cannot be fetched is 503, not 401', async (t) => {
+  const a = makeKey('ES256', { kid: 'a' })
+  const b = makeKey('ES256', { kid: 'b' })
+  const idp = await startJwksServer({ json: jwksOf(a), cacheControl: 'max-age=3600' })
+  t.teardown(() => idp.close())
+  const app = await buildApp(configFor([{ id: 'x', issuer: 'https://issuer.example', audiences: ['app'], jwksUri: idp.jwksUrl }],
+    { jwks: { unknownKidCooldownSeconds: 0 } }))
+  t.teardown(() => app.close())
+  const verify = async (token: string) => await app.inject({ method: 'POST', url: '/verify', payload: { token } })
+  t.equal((await verify(mint(a, idTokenClaims('https://issuer.example', 'app')))).statusCode, 200)
+  idp.set({ status: 503 })
+  const before = idp.requests('/jwks')
+  const rotated = await verify(mint(b, idTokenClaims('https://issuer.example', 'app')))
+  t.ok(idp.requests('/jwks') > before, 'a refresh was tried, and failed')
+  t.same([rotated.statusCode, rotated.json().code], [503, 'keys_unavailable'], 'retry later; do not log the user out')
+  t.match(rotated.headers['retry-after'], /^[1-9]\d*$/)
+  t.same([(await verify(mint(b, idTokenClaims('https://issuer.example', 'app', { jti: '2' })))).json().code], ['keys_unavailable'], 'and during the backoff')
+  t.equal((await verify(mint(a, idTokenClaims('https://issuer.example', 'app', { jti: '3' })))).statusCode, 200, 'known keys still verify')
 })

@@ -86,6 +86,8 @@ interface Entry<T> {
   /** No fetch on behalf of a request before this time (ms); 0 when not backing off. */
   backoffUntil: number
   lastError?: string
+  /** The last failure was an answer: a key set without usable keys (so an unknown kid is not one of them). */
+  lastFailureAnswered: boolean
   /** Start times of unknown-kid refreshes within the last minute. */
   unknownKidRefreshes: number[]
   timer?: ReturnType<typeof setTimeout>
@@ -226,7 +228,10 @@ export class JwksCache<T> {
   /**
    * Called when a token's kid is not in the key set: refreshes unless the cooldown, the per-minute budget
    * or a backoff forbids it (callers arriving during a fetch share it). Returns the usable key set
-   * afterwards, changed or not, or undefined when there is none. A failed refresh keeps the old keys.
+   * afterwards, changed or not, or undefined when there is none. When the provider cannot be asked (the
+   * refresh failed, or a backoff after failures forbids one), nobody can tell whether the kid is a key just
+   * rotated in: keys_unavailable (503, retry later), not a "no such key" that would log a user out; unless the
+   * failure was an answer, a key set without usable keys. A failed refresh keeps the old keys.
    */
   async refreshForUnknownKid (url: string): Promise<T | undefined> {
     const entry = this.#entry(url)
@@ -235,14 +240,16 @@ export class JwksCache<T> {
       const refused = this.#unknownKidRefusal(entry, now)
       if (refused !== undefined) {
         this.#logger.debug({ url, reason: refused }, 'unknown kid: JWKS refresh skipped')
+        if (refused === 'backoff' && !entry.lastFailureAnswered) throw this.#unavailable(entry, now)
         return this.#usable(entry, now)
       }
       entry.unknownKidRefreshes.push(now)
     }
     try {
       await this.#refresh(entry, 'unknown_kid')
-    } catch {
+    } catch (err) {
       // Logged by #fetch; the previous keys stay in place.
+      if (!entry.lastFailureAnswered) throw this.#unavailable(entry, this.#now(), err)
     }
     return this.#usable(entry, this.#now())
   }
@@ -292,7 +299,7 @@ export class JwksCache<T> {
   #entry (url: string): Entry<T> {
     let entry = this.#entries.get(url)
     if (entry === undefined) {
-      entry = { url, consecutiveFailures: 0, backoffUntil: 0, unknownKidRefreshes: [], staleWarned: false, disposed: false }
+      entry = { url, consecutiveFailures: 0, backoffUntil: 0, unknownKidRefreshes: [], lastFailureAnswered: false, staleWarned: false, disposed: false }
       if (!this.#closed) this.#entries.set(url, entry)
       else entry.disposed = true
     }
@@ -364,7 +371,7 @@ export class JwksCache<T> {
       // An IdP or CDN glitch (an empty or broken key set) must not take good keys away: they stay, and go
       // stale and then expire under the usual rules unless a later fetch gives usable keys.
       if (count === 0 && (entry.keys?.count ?? 0) > 0) {
-        throw new FetchError('invalid_document', result.url,
+        throw new FetchError('no_usable_keys', result.url,
           `The JWKS at ${result.url} has no usable keys (${jwks.keys.length} listed): keeping the previous keys`)
       }
       loaded = { set, count, cacheControl: result.cacheControl, ageSeconds: result.ageSeconds }
@@ -380,6 +387,7 @@ export class JwksCache<T> {
       const delayMs = this.#backoffMs(entry.consecutiveFailures)
       entry.backoffUntil = this.#now() + delayMs
       entry.lastError = message
+      entry.lastFailureAnswered = failure instanceof FetchError && failure.kind === 'no_usable_keys'
       this.#logger.warn(
         { url, reason, error: message, consecutiveFailures: entry.consecutiveFailures, retryInSeconds: Math.ceil(delayMs / 1000) },
         `JWKS fetch from ${url} failed: ${message}`)

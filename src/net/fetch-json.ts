@@ -35,6 +35,8 @@ export type FetchErrorKind =
   | 'too_large'
   | 'not_json'
   | 'invalid_document'
+  /** A key set that parses but has no key this service can use (the provider answered). */
+  | 'no_usable_keys'
 
 export class FetchError extends Error {
   readonly kind: FetchErrorKind
