@@ -289,6 +289,7 @@ t.test('configuration', async (t) => {
   t.same(problems({ rateLimit: { enabled: false }, callers: { keys: [{ id: 'a', sha256: sha256('x'), rateLimit: { windowSeconds: 10 } }] } }), [], 'no limit applies with rate limiting off')
   matchExactly(t, problems({ callers: { key: [] } }), [/callers\.key: unknown option \(did you mean "keys"\?\)/, /callers\.keys: missing; expected a non-empty list/])
   matchExactly(t, problems({ callers: { keys: [{ id: 'a', sha256Env: 'A_HASH' }] } }), [/sha256Env: expected environment variable A_HASH to hold the SHA-256/])
+  matchExactly(t, problems({ callers: { keys: [{ id: 'a', sha256Env: 'toString' }] } }, {}), [/sha256Env: expected environment variable toString to hold the SHA-256/], 'a name the environment object inherits')
   const fromEnv = problems({ callers: { keys: [{ id: 'a', sha256Env: 'A_HASH' }] } }, { A_HASH: plainKey })
   matchExactly(t, fromEnv, [/expected the value of A_HASH to be the SHA-256 of the key/])
   t.notOk(fromEnv.join().includes(plainKey))

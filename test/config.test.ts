@@ -542,6 +542,12 @@ t.test('client secrets', async (t) => {
   t.same(problemsOf(() => parse({ issuers: [minimalIssuer({ algorithms: ['HS256'], clientSecretEnv: 'IDP_SECRET' })] })), [
     'config.yaml: issuers[0].clientSecretEnv: expected environment variable IDP_SECRET to hold the client secret, but it is not set'
   ])
+  // The environment is an object: names it inherits (Object.prototype's) are not variables.
+  for (const name of ['constructor', 'toString', '__proto__', 'hasOwnProperty']) {
+    t.same(problemsOf(() => parse({ issuers: [minimalIssuer({ algorithms: ['HS256'], clientSecretEnv: name })] }, {})), [
+      `config.yaml: issuers[0].clientSecretEnv: expected environment variable ${name} to hold the client secret, but it is not set`
+    ], `clientSecretEnv: ${name}`)
+  }
   t.same(problemsOf(() => parse({ issuers: [minimalIssuer({ clientSecret: SECRET_32, clientSecretEnv: 'X' })] }, { X: SECRET_32 })), [
     'config.yaml: issuers[0]: clientSecret and clientSecretEnv are mutually exclusive; expected at most one of them'
   ])

@@ -11,8 +11,13 @@ export function isRecord (value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
-/** The variable's value, or undefined when it is unset or empty. */
+/**
+ * The variable's value, or undefined when it is unset or empty. Own properties only: process.env inherits from
+ * Object.prototype, so a name such as "constructor" or "toString" (a configuration's clientSecretEnv) would
+ * otherwise read a function.
+ */
 export function envValue (env: NodeJS.ProcessEnv, name: string): string | undefined {
-  const value = env[name]
-  return value === undefined || value === '' ? undefined : value
+  if (!Object.hasOwn(env, name)) return undefined
+  const value: unknown = env[name]
+  return typeof value !== 'string' || value === '' ? undefined : value
 }
