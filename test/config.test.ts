@@ -691,11 +691,19 @@ t.test('files that cannot be read or parsed', async (t) => {
   })
   const load = (name: string) => problemsOf(() => loadConfig({ argv: ['--config', join(dir, name)], env: {} }))
 
+  // A YAML error never quotes the text at fault: it may be a secret (problems are printed, and logged on reload).
+  const secret = 'S3cr3t-client-secret-value-0123456789'
+  for (const lead of ['*', '|', '>', ']', '}', '!', '@', '`', '%', '&', '"', "'"]) {
+    const text = `issuers:\n  - id: a\n    issuer: https://idp.example\n    audiences: [client-1]\n    algorithms: [HS256]\n    clientSecret: ${lead}${secret}\n`
+    const problems = problemsOf(() => loadConfig({ argv: ['--config', 'c.yaml'], env: {}, readFile: () => text }))
+    t.ok(problems.length > 0 && problems.every((p) => !p.includes(secret) && !p.includes(secret.slice(0, 12))), `a secret starting with ${lead}: ${problems[0] ?? 'no problem'}`)
+  }
+
   const yaml = load('bad.yaml')
   t.equal(yaml.length, 1)
   t.match(yaml[0], new RegExp(`^${join(dir, 'bad.yaml').replace(/[\\^$.*+?()[\]{}|]/g, '\\$&')}: line 4, column \\d+: invalid YAML: `))
   t.same(load('multi.yaml'), [`${join(dir, 'multi.yaml')}: line 3, column 1: invalid YAML: the file contains several documents (---); expected exactly one`])
-  t.same(load('dup.yaml'), [`${join(dir, 'dup.yaml')}: line 2, column 1: invalid YAML: Map keys must be unique`])
+  t.same(load('dup.yaml'), [`${join(dir, 'dup.yaml')}: line 2, column 1: invalid YAML: a key appears twice in one mapping; expected each key once`])
   t.same(load('bad.json'), [`${join(dir, 'bad.json')}: line 3, column 18: invalid JSON: unexpected "}", expected a string in double quotes (an object key)`])
   t.same(load('dup.json'), [`${join(dir, 'dup.json')}: line 2, column 3: invalid JSON: duplicate key "issuers"`])
   t.same(load('comment.json'), [`${join(dir, 'comment.json')}: line 1, column 1: invalid JSON: unexpected "/", expected a value`])
