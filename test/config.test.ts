@@ -722,9 +722,17 @@ t.test('files that cannot be read or parsed', async (t) => {
 
 t.test('--config on the command line', async (t) => {
   const readFile = () => 'issuers: [{ id: a, issuer: "https://a.example", audiences: [x] }]'
-  t.equal(loadConfig({ argv: ['serve', '--config', 'a.yaml'], env: {}, readFile }).source, 'a.yaml')
+  t.equal(loadConfig({ argv: ['--config', 'a.yaml'], env: {}, readFile }).source, 'a.yaml')
+  t.equal(loadConfig({ argv: ['--config=a.yaml', '--', 'anything'], env: {}, readFile }).source, 'a.yaml', 'nothing after -- is read')
   t.same(problemsOf(() => loadConfig({ argv: ['--config'], env: {}, readFile })), ['command line: --config: expected a file path'])
-  t.same(problemsOf(() => loadConfig({ argv: ['--config', '--verbose'], env: {}, readFile })), ['command line: --config: expected a file path'])
+  const unknown = (arg: string): string => `command line: ${JSON.stringify(arg)}: unknown argument; expected only --config PATH (or none, with OIDC_VERIFIER_CONFIG or the OIDC_* variables)`
+  t.same(problemsOf(() => loadConfig({ argv: ['--config', '--verbose'], env: {}, readFile })), ['command line: --config: expected a file path', unknown('--verbose')])
+  // A misspelt --config or a bare path would otherwise start the service from the environment (OIDC_*), without the file.
+  const env = { OIDC_ISSUER: 'https://a.example', OIDC_AUDIENCE: 'x' }
+  t.same(problemsOf(() => loadConfig({ argv: ['--confg', 'a.yaml'], env, readFile })), [unknown('--confg'), unknown('a.yaml')])
+  t.same(problemsOf(() => loadConfig({ argv: ['/etc/oidc-verifier/config.yaml'], env, readFile })), [unknown('/etc/oidc-verifier/config.yaml')])
+  t.same(problemsOf(() => loadConfig({ argv: ['serve', '--config', 'a.yaml'], env: {}, readFile })), [unknown('serve')])
+  t.same(problemsOf(() => loadConfig({ argv: [`--${'x'.repeat(100)}`], env, readFile })), [unknown(`--${'x'.repeat(58)}...`)], 'a long one is cut')
   t.same(problemsOf(() => loadConfig({ argv: ['--config=a.yaml', '--config', 'b.yaml'], env: {}, readFile })), [
     'command line: --config: given 2 times; expected it once'
   ])

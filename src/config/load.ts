@@ -173,6 +173,8 @@ function configPathFromArgv (argv: readonly string[], problems: string[]): strin
     } else if (arg.startsWith('--config=')) {
       value = arg.slice('--config='.length)
     } else {
+      // A misspelt --config, or a bare path, would otherwise start the service from the environment instead.
+      problems.push(`${COMMAND_LINE}: ${JSON.stringify(arg.length > 60 ? `${arg.slice(0, 60)}...` : arg)}: unknown argument; expected only --config PATH (or none, with OIDC_VERIFIER_CONFIG or the OIDC_* variables)`)
       continue
     }
     count++
