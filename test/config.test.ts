@@ -13,6 +13,7 @@ import {
   SERVER_DEFAULTS
 } from '../src/config/schema.js'
 import { DEFAULT_ALGORITHMS, MAPPABLE_FIELDS, type Config } from '../src/config/types.js'
+import { configProblems } from './helpers/config.js'
 
 const SECRET_32 = 'x'.repeat(32)
 const SECRET_64 = 'y'.repeat(64)
@@ -749,7 +750,19 @@ t.test('claim paths and the JWKS cache bound are checked against the issuers', a
   const err = t.throws(() => parseConfig(doc, 'c.yaml', {})) as unknown as ConfigError
   t.match(err.problems.join('\n'), /c\.yaml: issuers\[0\]\.claimMapping\.groups: expected a claim path/)
   t.notMatch(err.problems.join('\n'), /claimMapping\.roles/, 'a quoted name with dots and slashes is valid')
-  t.match(err.problems.join('\n'), /c\.yaml: jwks\.maxEntries: expected at least the number of issuers with remote keys \(2\), got 1/)
+  t.match(err.problems.join('\n'), /c\.yaml: jwks\.maxEntries: expected at least 4: one per issuer with remote keys \(2\), and one more per issuer found by discovery \(2\), for the new key set while a moved jwks_uri is followed; got 1/)
+  // A jwksUri needs one entry; a discovered issuer two (its moved jwks_uri is loaded before the old one goes).
+  const bound = (maxEntries: number) => configProblems({
+    jwks: { maxEntries },
+    issuers: [
+      { id: 'a', issuer: 'https://a.example.com', audiences: ['x'] },
+      { id: 'b', issuer: 'https://b.example.com', audiences: ['x'], jwksUri: 'https://b.example.com/jwks' },
+      { id: 'c', issuer: 'https://c.example.com', audiences: ['x'], jwks: { keys: [] } }
+    ]
+  }).filter((p) => p.includes('jwks.maxEntries'))
+  t.same(bound(3), [])
+  t.equal(bound(2).length, 1)
+  t.match(bound(2)[0], /expected at least 3: one per issuer with remote keys \(2\), and one more per issuer found by discovery \(1\)/)
 })
 
 t.test('a secret put where a variable name or a hash belongs is never quoted back', async (t) => {

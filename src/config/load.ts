@@ -977,11 +977,17 @@ function resolve (input: unknown, ctx: Ctx, problems: string[]): Config | undefi
       })
       checkIssuerNames(doc.issuers, (path, text) => { report(ctx, path, text) })
       checkDecryptionCandidates(doc.issuers, extras, (path, text) => { report(ctx, path, text) })
-      // Every remote issuer needs its own cache entry; fewer entries would make key sets evict each other.
-      const remote = doc.issuers.filter((issuer) => isRecord(issuer) && issuer.jwks === undefined).length
+      // Every remote issuer needs its own cache entry, and a discovered one a second while it follows a moved
+      // jwks_uri (the new URL's keys are loaded before the old URL is let go): fewer entries would make key
+      // sets evict each other, and an issuer whose keys are evicted loses the stale keys it serves while its
+      // provider is down.
+      const remote = doc.issuers.filter((issuer) => isRecord(issuer) && issuer.jwks === undefined)
+      const discovered = remote.filter((issuer) => (issuer as Record<string, unknown>).jwksUri === undefined).length
+      const needed = remote.length + discovered
       const maxEntries = intField(doc.jwks, JwksCacheSchema as unknown as Schema, 'maxEntries', JWKS_DEFAULTS.maxEntries)
-      if (maxEntries !== undefined && maxEntries < remote) {
-        report(ctx, ['jwks', 'maxEntries'], `expected at least the number of issuers with remote keys (${remote}), got ${maxEntries}`)
+      if (maxEntries !== undefined && maxEntries < needed) {
+        report(ctx, ['jwks', 'maxEntries'], `expected at least ${needed}: one per issuer with remote keys (${remote.length}), and one more per ` +
+          `issuer found by discovery (${discovered}), for the new key set while a moved jwks_uri is followed; got ${maxEntries}`)
       }
     }
   }
