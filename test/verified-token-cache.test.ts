@@ -159,6 +159,26 @@ t.test('entries of a key that leaves the JWKS are dropped', async (t) => {
   t.equal(seen.hit, 1)
 })
 
+t.test('entries of a key the JWKS pins to another alg or issuer are dropped: the same material, another key', async (t) => {
+  const idp = await startJwksServer()
+  t.teardown(() => idp.close())
+  const rs = makeKey('RS256')
+  const other = makeKey('RS256')
+  idp.set({ json: { keys: [{ ...rs.jwk, alg: 'RS256' }] } })
+  const { seen, events } = counting()
+  const v = new Verifier(configFor([{ id: 'main', issuer: ISS, audiences: [AUD], algorithms: ['RS256', 'PS256'], jwksUri: idp.jwksUrl }], { jwks: { unknownKidCooldownSeconds: 0 } }), { events })
+  t.teardown(() => v.close())
+  const token = mint(rs, idTokenClaims(ISS, AUD))
+  await admit(v, token)
+  await v.verify(token)
+  t.equal(seen.hit, 1)
+  // The provider now pins the key to PS256: an RS256 signature by it no longer counts.
+  idp.set({ json: { keys: [{ ...rs.jwk, alg: 'PS256' }, other.jwk] } })
+  await v.verify(mint(other, idTokenClaims(ISS, AUD))) // unknown kid → refresh → new JWKS
+  await t.rejects(v.verify(token), { code: 'key_not_found' }, 'no longer served from the cache')
+  t.equal(seen.hit, 1)
+})
+
 t.test('bounded by entries and bytes; disabled means no caching', async (t) => {
   // maxEntries well above what the byte bound lets in: the bytes decide.
   const cache = new VerifiedTokenCache({ enabled: true, maxEntries: 100, maxBytes: 1048576, maxTtlSeconds: 60 })

@@ -49,7 +49,10 @@ export interface UsableKey {
   /** Entra ID publishes the issuer a key belongs to; checked by the multi-tenant rules when present. */
   issuer: string | undefined
   key: KeyObject
-  /** The public key material as text: the same key in a later JWKS has the same fingerprint. */
+  /**
+   * The public key material and what the JWKS pins it to (alg, issuer) as text: the same key in a later JWKS has
+   * the same fingerprint; re-pinned (another alg or issuer), it is another key, and what it verified is not kept.
+   */
   fingerprint: string
 }
 
@@ -122,9 +125,9 @@ export class KeySet {
         rejected.push({ kid, reason })
         continue
       }
-      const fingerprint = JSON.stringify(publicPart(jwk))
       const issuer = typeof jwk.issuer === 'string' ? jwk.issuer : undefined
-      const identity = JSON.stringify([kid ?? null, fingerprint, jwk.alg ?? null, issuer ?? null])
+      const fingerprint = JSON.stringify([publicPart(jwk), jwk.alg ?? null, issuer ?? null])
+      const identity = JSON.stringify([kid ?? null, fingerprint])
       if (kept.has(identity)) {
         rejected.push({ kid, reason: 'duplicate of a key listed earlier under the same kid' })
         continue
