@@ -49,6 +49,17 @@ t.test('several audiences: aud is a list, client_id is azp; username falls back 
   t.notOk('scope' in res.body)
 })
 
+t.test('audience narrows to one client, as on /verify', async (t) => {
+  const forA = mint(key, idTokenClaims(ISS, AUD))
+  const forB = mint(key, idTokenClaims(ISS, [AUD, 'client-b'], { azp: 'client-b' }))
+  t.equal((await introspect(form({ token: forA, audience: AUD }))).body.active, true)
+  t.same((await introspect(form({ token: forA, audience: 'client-b' }))).body, { active: false }, 'not in aud')
+  t.same((await introspect(form({ token: forB, audience: AUD }))).body, { active: false }, 'issued to client-b (azp), which lists client-a too')
+  t.equal((await introspect(form({ token: forB, audience: 'client-b' }))).body.active, true)
+  const unknown = await introspect(form({ token: forA, audience: 'not-configured' }))
+  t.same([unknown.status, unknown.body.code], [400, 'request_invalid'], 'an audience no issuer has')
+})
+
 t.test('any bad token is exactly {"active": false} (RFC 7662 §2.2), with the reason in the log only', async (t) => {
   const good = mint(key, idTokenClaims(ISS, AUD))
   for (const token of [

@@ -1,6 +1,6 @@
 /**
  * POST /introspect, compatible with OAuth 2.0 Token Introspection (RFC 7662): a form-encoded `token` (and an
- * optional `token_type_hint`, which we may ignore, §2.1; and our extension `mode`, as on /verify) answered with `{"active": false}` for any token that
+ * optional `token_type_hint`, which we may ignore, §2.1; and our extensions `mode` and `audience`, as on /verify) answered with `{"active": false}` for any token that
  * is not a valid ID token (§2.2: nothing about why), or `active: true` with the standard members and, as an
  * extension member, the normalized identity.
  *
@@ -24,8 +24,11 @@ import { ErrorResponseSchema, VerificationModeSchema, VerifiedIdentitySchema } f
 export const IntrospectBody = Type.Object({
   token: Type.Optional(Type.String({ description: 'The ID token to introspect.' })),
   token_type_hint: Type.Optional(Type.String({ description: 'Accepted and ignored (RFC 7662 §2.1).' })),
-  // An extension parameter (RFC 7662 §2.1 allows them): a logout's id_token_hint may have expired.
-  mode: Type.Optional(VerificationModeSchema)
+  // Extension parameters (RFC 7662 §2.1 allows them): a logout's id_token_hint may have expired; and a resource
+  // server that introspects for one client narrows to it, as /verify's audience does (a token of another of our
+  // clients is then "active": false, not left for the caller to tell from aud).
+  mode: Type.Optional(VerificationModeSchema),
+  audience: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'Accept the token only for this one configured audience, as on /verify (an unconfigured one is 400 request_invalid).' }))
 }, { additionalProperties: Type.String(), $id: 'IntrospectionRequest' })
 
 const NumericDate = Type.Number()
@@ -101,7 +104,7 @@ export const introspectRoute: FastifyPluginAsync<IntrospectRouteOptions> = async
     if (token === undefined || token === '') throw new VerificationError('token_missing')
     reply.header('cache-control', 'no-store')
     const verifier = fastify.verifier
-    const checks = requestChecks(verifier, { mode: request.body?.mode })
+    const checks = requestChecks(verifier, { mode: request.body?.mode, audience: request.body?.audience })
     try {
       const identity = await verifier.verify(token, checks)
       request.outcome = { issuer: identity.issuer.id }
