@@ -346,16 +346,18 @@ t.test('configured requirements and per-route rules on the original request', as
   for (const authority of ['//evil.example/admin/users', '/\\evil.example/admin/users', '///evil.example/../admin', '//evil.example/%61dmin']) {
     await check(traefik(authority), 403, `authority-form path ${authority}`)
   }
-  await check(traefik('//[::1/admin'), 403, 'a path no URL parser reads: path unknown, path rules apply')
+  for (const odd of ['//', '//?page=2', '//v1.2/items', '/public/export?files=' + Array.from({ length: 40 }, (_, i) => `/docs/f${i}.pdf`).join(',')]) {
+    await check(traefik(odd), 200, `an ordinary path, oddly written: ${odd.slice(0, 40)}`)
+  }
   // A reading that cannot be read in full makes its dimension unknown, so that a client cannot choose what is left.
   await check(traefik(`/admin/secret?pad=${'A'.repeat(MAX_READING_LENGTH + 1)},/public`), 403, 'a long query is not read: the path before it still is')
   await check(traefik(`/${'a'.repeat(MAX_READING_LENGTH + 1)},/public`), 403, 'a path longer than the reading limit: path unknown')
   await check(traefik('/public', { 'x-forwarded-host': `${'h'.repeat(MAX_READING_LENGTH + 1)}, app.example.com` }), 403, 'a host longer than the reading limit: hosts unknown, the host rule applies')
-  const paths = (n: number): string => Array.from({ length: n }, (_, i) => `/p${i}`).join(',')
+  const paths = (n: number): string => Array.from({ length: n }, (_, i) => `/p${i}`).join(', ')
   await check(traefik(paths(MAX_READINGS)), 403, `more than ${MAX_READINGS} distinct path readings (the value and its pieces): path unknown`)
   await check(traefik(paths(MAX_READINGS - 1)), 200, `${MAX_READINGS} are read: the value and its ${MAX_READINGS - 1} pieces`)
   await check(traefik(`/public?ids=${Array.from({ length: 500 }, (_, i) => i).join(',')}`), 200, 'commas in the query are not paths')
-  const pieces = (make: (i: number) => string): string => Array.from({ length: 2000 }, (_, i) => make(i)).join(',')
+  const pieces = (make: (i: number) => string): string => Array.from({ length: 1500 }, (_, i) => make(i)).join(', ')
   const nginxLike = (url: string): Record<string, string> => ({ 'x-original-url': url, 'x-original-method': 'GET', 'x-forwarded-host': 'app.example.com' })
   await check(nginxLike(pieces((i) => `/a${i}`)), 403, 'thousands of distinct paths in X-Original-URL: path unknown')
   await check(nginxLike(pieces(() => '/a')), 200, 'thousands of copies of one path: one reading')

@@ -49,11 +49,14 @@ const UNREADABLE = undefined
 /** How a header's values are read: a URI's readings are cut at its query, and only pieces that look like URIs count. */
 interface ReadingKind {
   cut: (reading: string) => string
-  /** Whether the comma-separated piece of `value` that starts at `at` is a reading of its own (the whole value always is). */
+  /** What separates the pieces of a value (the whole value is a reading too). */
+  separator: string
+  /** Whether the piece of `value` that starts at `at` is a reading of its own. */
   piece: (value: string, at: number) => boolean
 }
 
-const PLAIN: ReadingKind = { cut: (v) => v, piece: () => true }
+/** Methods and hosts: lists ("a.example, b.example", or without the space) of plain values. */
+const PLAIN: ReadingKind = { cut: (v) => v, separator: ',', piece: () => true }
 const isLetter = (c: number): boolean => (c | 0x20) >= 0x61 && (c | 0x20) <= 0x7a
 const isSchemeChar = (c: number): boolean => isLetter(c) || (c >= 0x30 && c <= 0x39) || c === 0x2b || c === 0x2d || c === 0x2e
 
@@ -65,11 +68,13 @@ function schemeAt (value: string, at: number): boolean {
   return value.startsWith('://', i)
 }
 /**
- * Two header lines joined by Node start their second part with a path or an absolute URL; a comma inside a
- * URI's query ("?ids=1,2,3") does not make "2" a path.
+ * URIs: Node joins two header lines with ", ", and the second one starts with a path or an absolute URL. A request
+ * target has no raw space, so a comma without one (a query's "?files=/a,/b,/c") never makes a piece, and a
+ * client cannot fake a line boundary inside the proxy's own URI.
  */
 const URI: ReadingKind = {
   cut: (v) => withoutQuery(v),
+  separator: ', ',
   piece: (value, at) => {
     const c = value.charCodeAt(at)
     return c === 0x2f || c === 0x5c || schemeAt(value, at) // "/", "\\" or an absolute URL
@@ -96,14 +101,15 @@ function values (headers: IncomingHttpHeaders, name: string, kind: ReadingKind =
   }
   for (const value of Array.isArray(raw) ? raw : [raw]) {
     if (!add(value)) return UNREADABLE
-    for (let comma = value.indexOf(','), at = 0; comma !== -1 || at > 0;) {
-      const end = comma === -1 ? value.length : comma
+    const sep = kind.separator
+    for (let next = value.indexOf(sep), at = 0; next !== -1 || at > 0;) {
+      const end = next === -1 ? value.length : next
       let start = at
       while (start < end && isBlank(value.charCodeAt(start))) start++
       if (start < end && kind.piece(value, start) && !add(value.slice(start, end))) return UNREADABLE
-      if (comma === -1) break
-      at = comma + 1
-      comma = value.indexOf(',', at)
+      if (next === -1) break
+      at = next + sep.length
+      next = value.indexOf(sep, at)
     }
   }
   return [...out]
@@ -181,10 +187,9 @@ const PLAIN_PATH = /^(?:\/[\w~+=@!$&'()*:,-]+)*\/?$/
 
 /**
  * Every form of the path a server behind the proxy might route on, lower case: as sent, percent-decoded once
- * and twice, each also dot-segment-normalized and as a WHATWG URL parser reads it. UNREADABLE when a URL
- * parser cannot read one of them.
+ * and twice, each also dot-segment-normalized and as a WHATWG URL parser reads it (when it reads it).
  */
-export function pathVariants (uri: string): string[] | typeof UNREADABLE {
+export function pathVariants (uri: string): string[] {
   let path = withoutQuery(uri)
   if (!path.startsWith('/')) path = '/' + path
   // Most paths have nothing to decode or normalize, and every parser reads them alike: one form.
@@ -193,9 +198,10 @@ export function pathVariants (uri: string): string[] | typeof UNREADABLE {
   const twice = lenientDecode(once)
   const read = new Set<string>()
   for (const p of [path, once, twice]) {
+    read.add(p)
+    // A path no URL parser reads ("//", "//v1.2/x": not a host) is no path an app that parses it routes on.
     const parsed = whatwgPath(p)
-    if (parsed === UNREADABLE) return UNREADABLE
-    read.add(p).add(parsed)
+    if (parsed !== UNREADABLE) read.add(parsed)
   }
   // Usually the parser's reading is the path itself: each distinct reading is normalized once.
   const forms = new Set<string>()
