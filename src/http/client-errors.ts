@@ -55,16 +55,21 @@ export function clientErrorHandler (opts: ClientErrorOptions): (error: Connectio
       refuseOnSocket(socket, error.code === 'HPE_HEADER_OVERFLOW' ? 'request_headers_too_large' : 'request_invalid', opts, 'request refused before its headers were read')
       socket.destroy(error)
     }
-    // A pipelined request that cannot be parsed behind one still being answered: that answer goes first, or the
-    // client would take the 400 for it. (Node keeps the answer in progress on its socket, as in close-kept-alive.)
+    // A pipelined request that cannot be parsed behind ones still being answered: their answers go first, or the
+    // client would take the 400 for one of them. Node keeps the answer in progress on its socket (as in
+    // close-kept-alive) and hands the socket to the next queued one when it finishes, so wait until none is left.
     // (An answer whose own request is not complete is that request's: its body is what failed to parse.)
-    const answer = (socket as Socket & { _httpMessage?: unknown })._httpMessage
-    if (answer instanceof ServerResponse && !answer.writableFinished && answer.req.complete) {
-      answer.once('finish', refuse)
+    const afterAnswers = (): void => {
+      const answer = (socket as Socket & { _httpMessage?: unknown })._httpMessage
+      if (socket.destroyed || !(answer instanceof ServerResponse) || answer.writableFinished || !answer.req.complete) {
+        if (!socket.destroyed) refuse()
+        return
+      }
+      // Node's own 'finish' handler, registered first, has by then handed the socket to the next queued answer.
+      answer.once('finish', afterAnswers)
       answer.once('close', () => { if (!socket.destroyed) socket.destroy(error) })
-      return
     }
-    refuse()
+    afterAnswers()
   }
 }
 
