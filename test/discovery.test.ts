@@ -89,7 +89,11 @@ t.test('discovery against a server', async (t) => {
       ['https://127.0.0.1:6379/jwks', 'it names a loopback host, and the document does not come from one'],
       ['https://127.8.9.10/jwks', 'it names a loopback host, and the document does not come from one'],
       ['https://[::1]:8443/jwks', 'it names a loopback host, and the document does not come from one'],
-      ['https://localhost/jwks', 'it names a loopback host, and the document does not come from one']
+      ['https://localhost/jwks', 'it names a loopback host, and the document does not come from one'],
+      // What connects here too, or resolves here by convention.
+      ...['https://0.0.0.0:6379/', 'https://0:6379/', 'https://0.1.2.3/', 'https://[::]:6379/', 'https://[::ffff:127.0.0.1]:6379/', 'https://[::ffff:0.0.0.0]/',
+        'https://localhost.:6379/', 'https://keys.localhost/', 'https://0x7f000001/', 'https://2130706433/', 'https://127.1/', 'https://[0:0:0:0:0:0:0:1]/']
+        .map((url): [string, string] => [url, 'it names a loopback host, and the document does not come from one'])
     ]
     for (const [jwksUri, why] of refused) {
       const err = await discoveryError(discoverJwksUri(issuer, fetchOpts, named(jwksUri)))

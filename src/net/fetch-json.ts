@@ -62,6 +62,21 @@ function isLoopbackHost (hostname: string): boolean {
   return hostname === 'localhost' || hostname === '[::1]' || LOOPBACK_IPV4.test(hostname)
 }
 
+/** IPv4-mapped IPv6 of 127/8 or 0/8, as WHATWG URL writes it ([::ffff:7f00:1]). */
+const MAPPED_LOCAL_IPV4 = /^\[::ffff:(?:7f|0)[0-9a-f]{0,2}:[0-9a-f]{1,4}\]$|^\[::ffff:0:[0-9a-f]{1,4}\]$/
+
+/**
+ * Whether a host name reaches this host: loopback, and what also connects here on Linux (0.0.0.0 and the rest of
+ * 0/8, [::], IPv4-mapped forms of both) or resolves here by convention (localhost. and *.localhost, RFC 6761).
+ * A DNS name that resolves to 127.0.0.1 is not caught here.
+ */
+function isThisHost (hostname: string): boolean {
+  if (isLoopbackHost(hostname) || hostname === '[::]' || MAPPED_LOCAL_IPV4.test(hostname)) return true
+  if (/^0\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname)) return true
+  const name = hostname.endsWith('.') ? hostname.slice(0, -1) : hostname
+  return name === 'localhost' || name.endsWith('.localhost')
+}
+
 function parseAllowed (url: string): URL | undefined {
   let parsed: URL
   try {
@@ -90,7 +105,7 @@ export function namedUrlProblem (from: string, url: string): string | undefined 
   const target = parseAllowed(url)
   if (source === undefined || target === undefined) return 'it must be https (http only to a loopback host) without credentials'
   if (source.protocol === 'https:' && target.protocol !== 'https:') return 'it must be https: the document was fetched over https'
-  if (isLoopbackHost(target.hostname) && !isLoopbackHost(source.hostname)) return 'it names a loopback host, and the document does not come from one'
+  if (isThisHost(target.hostname) && !isThisHost(source.hostname)) return 'it names a loopback host, and the document does not come from one'
   return undefined
 }
 
