@@ -141,8 +141,8 @@ export const ERROR_CODES = {
   authorized_party_mismatch: {
     status: 401,
     family: 'token',
-    message: 'The token\'s authorized party (azp) is missing or is not a configured client.',
-    hint: 'azp is required when the token has several audiences; add legitimate presenters to the issuer\'s "authorizedParties".'
+    message: 'The token\'s authorized party (azp) is missing, is not a configured client, or is another configured client than the one asked for (audience).',
+    hint: 'azp is required when the token has several audiences; add legitimate presenters to the issuer\'s "authorizedParties". A token issued to one of your clients is not accepted for another, even if it lists both.'
   },
   token_expired: {
     status: 401,
@@ -228,7 +228,7 @@ export const ERROR_CODES = {
     status: 403,
     family: 'forbidden',
     message: 'The token is valid but does not meet a requirement of this route (group, role, audience or issuer).',
-    hint: 'The "claim" field names the kind of requirement (groups, roles, aud, iss). See the forward-auth URL\'s query parameters and forwardAuth.require / forwardAuth.rules in the configuration.'
+    hint: 'The "claim" field names the kind of requirement (groups, roles, aud, iss; azp: the token was issued to another of your clients than the audience required). See the forward-auth URL\'s query parameters and forwardAuth.require / forwardAuth.rules in the configuration.'
   },
   requirement_invalid: {
     status: 403,
