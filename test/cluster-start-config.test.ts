@@ -6,7 +6,7 @@
  */
 import t from 'tap'
 import { EventEmitter } from 'node:events'
-import { askStartConfig, reportApplied, workerConfig, type StartConfigAnswer, type StartConfigPort, type WorkerConfigSources } from '../src/cluster-start-config.js'
+import { askStartConfig, reportApplied, serveStartConfig, workerConfig, type StartConfigAnswer, type StartConfigPort, type WorkerConfigSources } from '../src/cluster-start-config.js'
 import type { LogLevelNumber } from '../src/cluster-log.js'
 import { ConfigError } from '../src/config/load.js'
 import type { Config } from '../src/config/types.js'
@@ -104,4 +104,34 @@ t.test('asking the primary, and telling it what was applied', async (t) => {
   const reported = fakePrimary(() => undefined)
   reportApplied('issuers: [x]', reported)
   t.same(reported.sent, [{ type: 'oidc-verifier:applied-config', text: 'issuers: [x]' }])
+})
+
+t.test('the primary\'s side: answers with the start configuration and the last text a worker applied', async (t) => {
+  const cluster = (await import('node:cluster')).default
+  const before = new Set(cluster.listeners('message'))
+  serveStartConfig(atStart, 'the start text')
+  const listener = cluster.listeners('message').find((l) => !before.has(l)) as (worker: unknown, message: unknown) => void
+  t.teardown(() => { cluster.off('message', listener) })
+  const worker = (): { sent: unknown[], send: (message: unknown, callback: () => void) => boolean } => {
+    const sent: unknown[] = []
+    return { sent, send: (message, callback) => { sent.push(message); callback(); return true } }
+  }
+  const first = worker()
+  listener(first, { type: 'oidc-verifier:start-config?' })
+  t.same(first.sent, [{ type: 'oidc-verifier:start-config', start: JSON.stringify(atStart), applied: 'the start text' }])
+  listener(first, { type: 'oidc-verifier:applied-config', text: 'the reloaded text' })
+  listener(first, { type: 'oidc-verifier:applied-config', text: 42 })
+  listener(first, 'garbage')
+  listener(first, null)
+  const second = worker()
+  listener(second, { type: 'oidc-verifier:start-config?' })
+  t.same(second.sent, [{ type: 'oidc-verifier:start-config', start: JSON.stringify(atStart), applied: 'the reloaded text' }], 'the last text applied; other messages change nothing')
+  // Started from the environment: there is no text to keep, whatever a worker reports.
+  serveStartConfig(atStart, undefined)
+  const fromEnv = cluster.listeners('message').find((l) => !before.has(l) && l !== listener) as (worker: unknown, message: unknown) => void
+  t.teardown(() => { cluster.off('message', fromEnv) })
+  fromEnv(first, { type: 'oidc-verifier:applied-config', text: 'a text' })
+  const third = worker()
+  fromEnv(third, { type: 'oidc-verifier:start-config?' })
+  t.same(third.sent, [{ type: 'oidc-verifier:start-config', start: JSON.stringify(atStart), applied: null }])
 })
