@@ -208,6 +208,14 @@ t.test('mutual TLS: a client CA replaced in place, or at a new path, decides who
   t.equal(notCa.outcome, 'refused')
   t.equal(notCa.problems.length, 1)
   t.match(notCa.problems, [/^server\.tls\.clientCaFile: expected a CA certificate \(basicConstraints CA:TRUE\)/])
+  // Every certificate of a bundle is trusted: a leaf after a good CA would be an anchor too.
+  writeFileSync(clientCaFile, Buffer.concat([pki.pem.ca, pki.pem.clientCert]))
+  const leafInBundle = (await reloadConfiguration(app, () => parsed)).problems
+  t.match(leafInBundle, [/^server\.tls\.clientCaFile: expected a CA certificate \(basicConstraints CA:TRUE\) in ".*ca\.crt" \(certificate 2 of 2 is not\)/])
+  writeFileSync(clientCaFile, Buffer.concat([pki.pem.ca, readFileSync(pki.otherCaCert)]))
+  t.equal((await reloadConfiguration(app, () => parsed)).outcome, 'applied', 'a bundle of two CAs')
+  copyFileSync(pki.caCert, clientCaFile)
+  t.equal((await reloadConfiguration(app, () => parsed)).outcome, 'applied')
   writeFileSync(clientCaFile, 'not a certificate')
   const notPem = (await reloadConfiguration(app, () => parsed)).problems
   t.equal(notPem.length, 1)

@@ -87,13 +87,22 @@ function checkTls (tls: unknown, section: 'tls' | 'opsTls', report: Reporter): v
  * CA certificate; also for the files a reload reads again (src/http/tls-reload.ts).
  */
 export function clientCaProblem (path: string, pem: string | Buffer): string | undefined {
-  let ca: X509Certificate
-  try {
-    ca = new X509Certificate(pem)
-  } catch {
-    return `expected a PEM CA certificate in ${JSON.stringify(path)}`
+  // Every certificate of the bundle is a trust anchor for client certificates, not only the first.
+  const blocks = pem.toString().match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? []
+  if (blocks.length === 0) return `expected a PEM CA certificate in ${JSON.stringify(path)}`
+  for (const [i, block] of blocks.entries()) {
+    let ca: X509Certificate
+    try {
+      ca = new X509Certificate(block)
+    } catch {
+      return `expected a PEM CA certificate in ${JSON.stringify(path)}${blocks.length > 1 ? ` (certificate ${i + 1} of ${blocks.length} is not one)` : ''}`
+    }
+    if (!ca.ca) {
+      const which = blocks.length > 1 ? ` (certificate ${i + 1} of ${blocks.length} is not)` : ''
+      return `expected a CA certificate (basicConstraints CA:TRUE) in ${JSON.stringify(path)}${which}; client certificates are checked against it, and each certificate in the file is trusted`
+    }
   }
-  return ca.ca ? undefined : `expected a CA certificate (basicConstraints CA:TRUE) in ${JSON.stringify(path)}; client certificates are checked against it`
+  return undefined
 }
 
 function checkServerOperations (server: unknown, report: Reporter): void {
