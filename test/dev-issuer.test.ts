@@ -33,10 +33,12 @@ t.test('mints tokens the service verifies through discovery', async (t) => {
   t.equal((await fetch(`${dev.issuer}/nope`)).status, 404)
 })
 
-t.test('refuses to run with NODE_ENV=production', async (t) => {
-  const err = await startDevIssuer({ env: { NODE_ENV: 'production' } }).then(() => undefined, (e: unknown) => e)
-  t.ok(err instanceof DevIssuerRefused)
-  t.match((err as Error).message, /insecure/)
+t.test('refuses to run with NODE_ENV=production, however it is spelt', async (t) => {
+  for (const value of ['production', 'Production', 'PRODUCTION', 'prod', ' production', 'production-eu']) {
+    const err = await startDevIssuer({ env: { NODE_ENV: value } }).then(() => undefined, (e: unknown) => e)
+    t.ok(err instanceof DevIssuerRefused, value)
+    t.match((err as Error).message, /insecure/)
+  }
 })
 
 const built = existsSync(new URL('../dist/dev.js', import.meta.url))

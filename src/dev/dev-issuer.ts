@@ -62,8 +62,9 @@ async function readJson (req: IncomingMessage): Promise<Record<string, unknown>>
 
 export async function startDevIssuer (opts: { host?: string, port?: number, env?: NodeJS.ProcessEnv } = {}): Promise<DevIssuer> {
   const env = opts.env ?? process.env
-  if (env.NODE_ENV === 'production') {
-    throw new DevIssuerRefused('The development issuer is insecure (anyone who can reach it can mint tokens) and refuses to run with NODE_ENV=production.')
+  // Any spelling of production ("Production", "prod", "production-eu"): a guard that a typo disarms is none.
+  if (/^\s*prod/i.test(env.NODE_ENV ?? '')) {
+    throw new DevIssuerRefused(`The development issuer is insecure (anyone who can reach it can mint tokens) and refuses to run with NODE_ENV=${JSON.stringify(env.NODE_ENV)} (production).`)
   }
   const host = opts.host ?? '127.0.0.1'
   const keys = [await makeKey('ES256'), await makeKey('RS256')]
