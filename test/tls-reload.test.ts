@@ -115,7 +115,14 @@ t.test('files that cannot be used refuse the reload; the certificate in use keep
       /^server\.tls\.keyFile: the private key in ".*tls\.key" does not belong to the certificate in server\.tls\.certFile \(".*tls\.crt"\); replace both files together$/],
     ['a missing key', () => { files.place(renewed); rmSync(files.keyFile) }, /^server\.tls\.keyFile: cannot read ".*tls\.key": no such file$/],
     ['a certificate that is not PEM', () => { files.place(renewed); writeFileSync(files.certFile, 'not a certificate') },
-      /^server\.tls\.certFile: expected a PEM certificate \(chain\) in ".*tls\.crt" \(no start line\)$/]
+      /^server\.tls\.certFile: expected a PEM certificate \(chain\) in ".*tls\.crt" \(no start line\)$/],
+    // Read synchronously on a reload: a FIFO nobody writes to would stop every request while it waited.
+    ['a FIFO', () => { files.place(renewed); rmSync(files.keyFile); execFileSync('mkfifo', [files.keyFile]) },
+      /^server\.tls\.keyFile: cannot read ".*tls\.key": it is not a regular file \(a directory, FIFO, device or socket\)$/],
+    ['a directory', () => { rmSync(files.keyFile); files.place(renewed); rmSync(files.keyFile); mkdirSync(files.keyFile) },
+      /^server\.tls\.keyFile: cannot read ".*tls\.key": it is not a regular file/],
+    ['a file larger than a certificate can be', () => { rmSync(files.keyFile, { recursive: true }); files.place(renewed); writeFileSync(files.keyFile, Buffer.alloc(MAX_FILE_BYTES + 1, 0x41)) },
+      /^server\.tls\.keyFile: cannot read ".*tls\.key": it is larger than 1048576 bytes/]
   ]
   for (const [name, breakFiles, problem] of cases) {
     breakFiles()

@@ -5,7 +5,7 @@
  * duplicates). load.ts calls these with its reporter, so every problem is listed with its path.
  */
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto'
-import { readFileSync } from 'node:fs'
+import { MAX_SMALL_FILE_BYTES, readSmallFileSync } from '../small-file.js'
 import {
   CALLERS_DEFAULTS,
   ENV_VAR_NAME_PATTERN,
@@ -28,7 +28,9 @@ const FS_ERRORS: Readonly<Record<string, string>> = {
   ENOENT: 'no such file',
   EACCES: 'permission denied',
   EPERM: 'permission denied',
-  EISDIR: 'it is a directory'
+  EISDIR: 'it is a directory',
+  ENOTREGULAR: 'it is not a regular file (a directory, FIFO, device or socket)',
+  ETOOLARGE: `it is larger than ${MAX_SMALL_FILE_BYTES} bytes; a certificate, key or CA bundle is a few kilobytes`
 }
 
 /** Why a file could not be read, in words (also for the files a reload reads again, src/http/tls-reload.ts). */
@@ -40,7 +42,7 @@ export function fileErrorReason (err: unknown): string {
 /** Reads a PEM file for a check; undefined (reported) when it cannot be read. */
 function readPem (path: string, at: Path, report: Reporter): string | undefined {
   try {
-    return readFileSync(path, 'utf8')
+    return readSmallFileSync(path).toString('utf8')
   } catch (err) {
     report(at, `cannot read ${JSON.stringify(path)}: ${fileErrorReason(err)}`)
     return undefined

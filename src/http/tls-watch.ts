@@ -22,6 +22,7 @@ import { constants } from 'node:fs'
 import { open } from 'node:fs/promises'
 import type { SecureContextOptions } from 'node:tls'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
+import { MAX_SMALL_FILE_BYTES } from '../small-file.js'
 import { httpsOptionsOf, type TlsFileContents } from './tls.js'
 import {
   checkListener, digestInUse, keptUntilRestartMessage, onlyWaitingFiles, optionsDigest, putInUse, tlsListeners, TlsProblem, unreadable,
@@ -31,7 +32,7 @@ import {
 export type CertificateCheckOutcome = 'unchanged' | 'renewed' | 'refused'
 
 /** Certificates, keys and CA bundles are kilobytes; anything larger at those paths is not one. */
-export const MAX_FILE_BYTES = 1024 * 1024
+export const MAX_FILE_BYTES = MAX_SMALL_FILE_BYTES
 
 /** One of a listener's files, if it is a regular file of at most MAX_FILE_BYTES; else the problem. */
 async function readGuarded (listener: TlsListener, file: TlsFile, path: string): Promise<Buffer | TlsProblem> {

@@ -3,7 +3,7 @@
  * clientCaFile, mutual TLS: the handshake fails for a client without a certificate that chains to that CA,
  * before any HTTP is read.
  */
-import { readFileSync } from 'node:fs'
+import { readSmallFileSync } from '../small-file.js'
 import type { ServerOptions } from 'node:https'
 import type { TlsConfig } from '../config/types.js'
 
@@ -21,11 +21,11 @@ export function httpsOptionsOf (files: TlsFileContents): ServerOptions {
   return options
 }
 
-/** HTTPS options of a listener, its files read now. */
+/** HTTPS options of a listener, its files read now (regular files of at most MAX_SMALL_FILE_BYTES). */
 export function httpsOptions (tls: TlsConfig): ServerOptions {
   return httpsOptionsOf({
-    certFile: readFileSync(tls.certFile),
-    keyFile: readFileSync(tls.keyFile),
-    clientCaFile: tls.clientCaFile === undefined ? undefined : readFileSync(tls.clientCaFile)
+    certFile: readSmallFileSync(tls.certFile),
+    keyFile: readSmallFileSync(tls.keyFile),
+    clientCaFile: tls.clientCaFile === undefined ? undefined : readSmallFileSync(tls.clientCaFile)
   })
 }
