@@ -183,3 +183,20 @@ t.test('template configuration problems', async (t) => {
   const v1 = configFor([{ id: 'e', preset: 'entra', issuer: 'https://sts.windows.net/{tenantid}/', audiences: ['x'] }]).issuers[0]!
   t.same(v1.keys, { kind: 'discovery', discoveryUrl: `${MS}/common/.well-known/openid-configuration` }, 'the v1 template is described by common without /v2.0')
 })
+
+t.test('overlapping templates: the token goes to the one it fits, not to the first whose shape it has', async (t) => {
+  const ID = 'https://id.example.com'
+  const key = makeKey('RS256')
+  const both = await buildApp(configFor([
+    { id: 'short', issuer: `${ID}/{tenantid}`, audiences: ['short-client'], jwks: jwksOf(key) },
+    { id: 'v2', issuer: `${ID}/{tenantid}/v2.0`, audiences: [CLIENT], jwks: jwksOf(key) }
+  ]))
+  t.teardown(() => both.close())
+  // https://id.example.com/TID/v2.0 has the shape of both; only the second with tid TID.
+  const v2 = await verify(mint(key, claims(TENANT_A, { iss: `${ID}/${TENANT_A}/v2.0` })), both)
+  t.same([v2.status, v2.body.issuer?.id], [200, 'v2'])
+  const short = await verify(mint(key, claims(TENANT_A, { iss: `${ID}/${TENANT_A}`, aud: 'short-client' })), both)
+  t.same([short.status, short.body.issuer?.id], [200, 'short'])
+  const other = await verify(mint(key, claims(TENANT_A, { iss: `${ID}/${TENANT_B}/v2.0` })), both)
+  t.same([other.status, other.body.code], [401, 'issuer_tenant_mismatch'], 'fits none: the first refusal')
+})

@@ -520,12 +520,22 @@ export class Verifier {
     if (runtime !== undefined) return { runtime, iss }
     const shared = this.sharedIssuerUrls.get(iss)
     if (shared !== undefined) return { runtime: byAudience(shared, jws.payload.aud), iss }
+    // Every template iss fits whose tenant rules the token meets (two issuers may share a template, or have
+    // overlapping ones): as for a shared URL, the one whose audience the token names; else the first refusal.
+    const fitting: IssuerRuntime[] = []
+    let refusal: unknown
     for (const candidate of this.templates) {
       const template = candidate.template as IssuerTemplate
       if (!matchesTemplate(template, iss)) continue
-      checkTenantIssuer(template, iss, jws.payload, candidate.config.id)
-      return { runtime: candidate, iss }
+      try {
+        checkTenantIssuer(template, iss, jws.payload, candidate.config.id)
+        fitting.push(candidate)
+      } catch (err) {
+        refusal ??= err
+      }
     }
+    if (fitting.length > 0) return { runtime: fitting.length === 1 ? fitting[0] as IssuerRuntime : byAudience(fitting, jws.payload.aud), iss }
+    if (refusal !== undefined) throw refusal
     throw new VerificationError('issuer_unknown', { claim: 'iss' })
   }
 
