@@ -346,6 +346,10 @@ t.test('configured requirements and per-route rules on the original request', as
   for (const authority of ['//evil.example/admin/users', '/\\evil.example/admin/users', '///evil.example/../admin', '//evil.example/%61dmin']) {
     await check(traefik(authority), 403, `authority-form path ${authority}`)
   }
+  // An authority a WHATWG parser refuses is still one to Python's urlsplit and Go's url.Parse: the path follows it.
+  for (const authority of ['//x:99999/admin/users', '//v1.2/admin/users', '//1.2.3.256/admin/users', '/\\x:99999/admin']) {
+    await check(traefik(authority), 403, `a path after an authority no WHATWG parser takes: ${authority}`)
+  }
   for (const odd of ['//', '//?page=2', '//v1.2/items', '/public/export?files=' + Array.from({ length: 40 }, (_, i) => `/docs/f${i}.pdf`).join(',')]) {
     await check(traefik(odd), 200, `an ordinary path, oddly written: ${odd.slice(0, 40)}`)
   }

@@ -199,9 +199,11 @@ export function pathVariants (uri: string): string[] {
   const read = new Set<string>()
   for (const p of [path, once, twice]) {
     read.add(p)
-    // A path no URL parser reads ("//", "//v1.2/x": not a host) is no path an app that parses it routes on.
     const parsed = whatwgPath(p)
     if (parsed !== UNREADABLE) read.add(parsed)
+    // A WHATWG parser refuses "//x:99999/admin" (a bad port, "v1.2" as a host); others (Python's urlsplit, Go's
+    // url.Parse) still take "//…" as an authority and route on what follows it.
+    else if (/^[/\\]{2}/.test(p)) read.add(p.replace(/^[/\\]{2}[^/\\]*/, '') || '/')
   }
   // Usually the parser's reading is the path itself: each distinct reading is normalized once.
   const forms = new Set<string>()
