@@ -17,6 +17,7 @@ import { buildApp } from '../src/app.js'
 import type { Config } from '../src/config/types.js'
 import { loggerOptions } from '../src/logger.js'
 import { buildOpsApp } from '../src/ops-app.js'
+import { clientCaProblem } from '../src/config/operations.js'
 import { reloadConfiguration } from '../src/reload.js'
 import { hasExpired, readCertificates, useCertificates, type TlsListener } from '../src/http/tls-reload.js'
 import { MAX_FILE_BYTES } from '../src/http/tls-watch.js'
@@ -228,6 +229,24 @@ t.test('mutual TLS: a client CA replaced in place, or at a new path, decides who
   t.equal(notPem.length, 1)
   t.match(notPem, [/^server\.tls\.clientCaFile: expected a PEM CA certificate in ".*ca\.crt"$/])
   t.equal((await call(port, { path: '/healthz', ...client })).status, 200, 'the CA in use stays')
+})
+
+t.test('client CA bundles: every block OpenSSL trusts is checked', async (t) => {
+  const dir = tempDir(t)
+  const run = (args: string[]): void => { execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] }) }
+  // An X.509 v1 self-signed root (no extensions, no basicConstraints): OpenSSL takes it as a CA.
+  run(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'v1.key', '-subj', '/CN=v1 root', '-out', 'v1.csr'])
+  run(['x509', '-req', '-in', 'v1.csr', '-signkey', 'v1.key', '-days', '1', '-out', 'v1.crt'])
+  // A certificate that is neither a CA nor a self-signed v1 root is a leaf.
+  run(['x509', '-req', '-in', 'v1.csr', '-CA', pki.caCert, '-CAkey', join(pki.dir, 'ca.key'), '-CAcreateserial', '-days', '1', '-out', 'v1-leaf.crt'])
+  // The client certificate as a TRUSTED CERTIFICATE block, which OpenSSL also loads as a trust anchor.
+  writeFileSync(join(dir, 'client.crt'), pki.pem.clientCert)
+  run(['x509', '-in', 'client.crt', '-trustout', '-out', 'client.trusted.pem'])
+  const read = (name: string): Buffer => readFileSync(join(dir, name))
+  t.equal(clientCaProblem('ca.pem', Buffer.concat([pki.pem.ca, read('v1.crt')])), undefined, 'a CA and a v1 self-signed root')
+  t.match(clientCaProblem('ca.pem', Buffer.concat([pki.pem.ca, read('v1-leaf.crt')])), /expected a CA certificate \(basicConstraints CA:TRUE\) in "ca\.pem" \(certificate 2 of 2 is not\)/, 'a v1 leaf')
+  t.equal(clientCaProblem('ca.pem', Buffer.concat([pki.pem.ca, read('client.trusted.pem')])),
+    'expected only CERTIFICATE blocks in "ca.pem", got a TRUSTED CERTIFICATE block; each block is trusted', 'a trusted leaf after a good CA')
 })
 
 t.test('turning TLS or client certificates on or off needs a restart, reported on every reload until then', async (t) => {

@@ -89,22 +89,42 @@ function checkTls (tls: unknown, section: 'tls' | 'opsTls', report: Reporter): v
  * CA certificate; also for the files a reload reads again (src/http/tls-reload.ts).
  */
 export function clientCaProblem (path: string, pem: string | Buffer): string | undefined {
-  // Every certificate of the bundle is a trust anchor for client certificates, not only the first.
-  const blocks = pem.toString().match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? []
-  if (blocks.length === 0) return `expected a PEM CA certificate in ${JSON.stringify(path)}`
-  for (const [i, block] of blocks.entries()) {
+  // Every block of the bundle that OpenSSL reads is a trust anchor for client certificates, not only the first:
+  // CERTIFICATE blocks, and TRUSTED CERTIFICATE ones too, which are refused here (X509Certificate cannot check them).
+  const blocks = [...pem.toString().matchAll(/-----BEGIN ([A-Z0-9 ]+)-----[\s\S]*?-----END \1-----/g)]
+  const certificates = blocks.filter((m) => m[1] === 'CERTIFICATE')
+  if (certificates.length === 0) return `expected a PEM CA certificate in ${JSON.stringify(path)}`
+  const other = blocks.find((m) => m[1] !== 'CERTIFICATE')
+  if (other !== undefined) return `expected only CERTIFICATE blocks in ${JSON.stringify(path)}, got a ${other[1] ?? ''} block; each block is trusted`
+  for (const [i, match] of certificates.entries()) {
+    const which = certificates.length > 1 ? ` (certificate ${i + 1} of ${certificates.length} is not)` : ''
     let ca: X509Certificate
     try {
-      ca = new X509Certificate(block)
+      ca = new X509Certificate(match[0])
     } catch {
-      return `expected a PEM CA certificate in ${JSON.stringify(path)}${blocks.length > 1 ? ` (certificate ${i + 1} of ${blocks.length} is not one)` : ''}`
+      return `expected a PEM CA certificate in ${JSON.stringify(path)}${certificates.length > 1 ? ` (certificate ${i + 1} of ${certificates.length} is not one)` : ''}`
     }
-    if (!ca.ca) {
-      const which = blocks.length > 1 ? ` (certificate ${i + 1} of ${blocks.length} is not)` : ''
+    if (!ca.ca && !isSelfSignedV1(ca)) {
       return `expected a CA certificate (basicConstraints CA:TRUE) in ${JSON.stringify(path)}${which}; client certificates are checked against it, and each certificate in the file is trusted`
     }
   }
   return undefined
+}
+
+/**
+ * An X.509 v1 self-signed certificate: a root from before extensions (no basicConstraints), which OpenSSL takes as
+ * a CA. v1 is the TBSCertificate without its explicit [0] version field.
+ */
+function isSelfSignedV1 (cert: X509Certificate): boolean {
+  const der = cert.raw
+  const skipHeader = (at: number): number => {
+    const length = der[at + 1] ?? 0
+    return at + 2 + (length & 0x80 ? length & 0x7f : 0)
+  }
+  const tbs = skipHeader(0) // Certificate ::= SEQUENCE { tbsCertificate, ... }
+  const first = skipHeader(tbs) // TBSCertificate ::= SEQUENCE { [0] version OPTIONAL, serialNumber, ... }
+  if (der[first] === 0xa0) return false
+  return cert.checkIssued(cert) && cert.verify(cert.publicKey)
 }
 
 function checkServerOperations (server: unknown, report: Reporter): void {
