@@ -750,7 +750,7 @@ t.test('claim paths and the JWKS cache bound are checked against the issuers', a
   const err = t.throws(() => parseConfig(doc, 'c.yaml', {})) as unknown as ConfigError
   t.match(err.problems.join('\n'), /c\.yaml: issuers\[0\]\.claimMapping\.groups: expected a claim path/)
   t.notMatch(err.problems.join('\n'), /claimMapping\.roles/, 'a quoted name with dots and slashes is valid')
-  t.match(err.problems.join('\n'), /c\.yaml: jwks\.maxEntries: expected at least 4: one per issuer with remote keys \(2\), and one more per issuer found by discovery \(2\), for the new key set while a moved jwks_uri is followed; got 1/)
+  t.match(err.problems.join('\n'), /c\.yaml: jwks\.maxEntries: expected at least 4: one per JWKS URL \(2\), and one more per provider found by discovery \(2\), for the new key set while a moved jwks_uri is followed; got 1 \(leave it out for a bound that follows the issuers\)/)
   // A jwksUri needs one entry; a discovered issuer two (its moved jwks_uri is loaded before the old one goes).
   const bound = (maxEntries: number) => configProblems({
     jwks: { maxEntries },
@@ -762,7 +762,13 @@ t.test('claim paths and the JWKS cache bound are checked against the issuers', a
   }).filter((p) => p.includes('jwks.maxEntries'))
   t.same(bound(3), [])
   t.equal(bound(2).length, 1)
-  t.match(bound(2)[0], /expected at least 3: one per issuer with remote keys \(2\), and one more per issuer found by discovery \(1\)/)
+  t.match(bound(2)[0], /expected at least 3: one per JWKS URL \(2\), and one more per provider found by discovery \(1\)/)
+  // Left out, the bound follows the issuers: many providers load, issuers that share a URL share its entry.
+  const many = Array.from({ length: 60 }, (_, i) => ({ id: `i${i}`, issuer: `https://idp${i}.example.com`, audiences: ['x'] }))
+  t.equal(parseConfig({ issuers: many }, 'c.yaml', {}).jwks.maxEntries, 120, 'two per discovered provider')
+  const shared = Array.from({ length: 150 }, (_, i) => ({ id: `s${i}`, issuer: `https://s${i}.example.com`, audiences: ['x'], jwksUri: 'https://keys.example.com/jwks' }))
+  t.equal(parseConfig({ issuers: shared }, 'c.yaml', {}).jwks.maxEntries, 100, 'one URL: the default')
+  t.same(configProblems({ jwks: { maxEntries: 1 }, issuers: shared }).filter((p) => p.includes('maxEntries')), [], 'one URL, one entry')
 })
 
 t.test('a secret put where a variable name or a hash belongs is never quoted back', async (t) => {

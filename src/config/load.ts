@@ -771,6 +771,23 @@ function checkServer (server: unknown, ctx: Ctx): void {
   }
 }
 
+/**
+ * The JWKS cache entries the issuers need at once: one per JWKS URL (issuers that name the same one share it),
+ * and for each provider found by discovery one for its key set and one more while it follows a moved jwks_uri
+ * (the new URL's keys are loaded before the old URL is let go). Fewer would make key sets evict each other, and
+ * an issuer whose keys are evicted loses the stale keys it serves while its provider is down.
+ */
+function jwksEntriesNeeded (issuers: unknown): { needed: number, urls: number, discovered: number } {
+  const jwksUris = new Set<string>()
+  const discoveries = new Set<string>()
+  for (const issuer of Array.isArray(issuers) ? issuers : []) {
+    if (!isRecord(issuer) || issuer.jwks !== undefined) continue
+    if (typeof issuer.jwksUri === 'string') jwksUris.add(issuer.jwksUri)
+    else discoveries.add(String(issuer.discoveryUrl ?? issuer.issuer))
+  }
+  return { needed: jwksUris.size + 2 * discoveries.size, urls: jwksUris.size + discoveries.size, discovered: discoveries.size }
+}
+
 function checkJwksCache (jwks: unknown, ctx: Ctx): void {
   if (!isRecord(jwks) && jwks !== undefined) return
   const schema = JwksCacheSchema as unknown as Schema
@@ -977,17 +994,12 @@ function resolve (input: unknown, ctx: Ctx, problems: string[]): Config | undefi
       })
       checkIssuerNames(doc.issuers, (path, text) => { report(ctx, path, text) })
       checkDecryptionCandidates(doc.issuers, extras, (path, text) => { report(ctx, path, text) })
-      // Every remote issuer needs its own cache entry, and a discovered one a second while it follows a moved
-      // jwks_uri (the new URL's keys are loaded before the old URL is let go): fewer entries would make key
-      // sets evict each other, and an issuer whose keys are evicted loses the stale keys it serves while its
-      // provider is down.
-      const remote = doc.issuers.filter((issuer) => isRecord(issuer) && issuer.jwks === undefined)
-      const discovered = remote.filter((issuer) => (issuer as Record<string, unknown>).jwksUri === undefined).length
-      const needed = remote.length + discovered
-      const maxEntries = intField(doc.jwks, JwksCacheSchema as unknown as Schema, 'maxEntries', JWKS_DEFAULTS.maxEntries)
+      // A jwks.maxEntries set by hand must hold every key set at once (the default grows with the issuers).
+      const { needed, urls, discovered } = jwksEntriesNeeded(doc.issuers)
+      const maxEntries = isRecord(doc.jwks) && doc.jwks.maxEntries !== undefined ? intField(doc.jwks, JwksCacheSchema as unknown as Schema, 'maxEntries', JWKS_DEFAULTS.maxEntries) : undefined
       if (maxEntries !== undefined && maxEntries < needed) {
-        report(ctx, ['jwks', 'maxEntries'], `expected at least ${needed}: one per issuer with remote keys (${remote.length}), and one more per ` +
-          `issuer found by discovery (${discovered}), for the new key set while a moved jwks_uri is followed; got ${maxEntries}`)
+        report(ctx, ['jwks', 'maxEntries'], `expected at least ${needed}: one per JWKS URL (${urls}), and one more per provider found by discovery ` +
+          `(${discovered}), for the new key set while a moved jwks_uri is followed; got ${maxEntries} (leave it out for a bound that follows the issuers)`)
       }
     }
   }
@@ -1012,7 +1024,7 @@ function resolve (input: unknown, ctx: Ctx, problems: string[]): Config | undefi
   return {
     server,
     rateLimit: { ...RATE_LIMIT_DEFAULTS, ...defined(file.rateLimit) },
-    jwks: { ...JWKS_DEFAULTS, ...defined(file.jwks) },
+    jwks: { ...JWKS_DEFAULTS, maxEntries: Math.max(JWKS_DEFAULTS.maxEntries, jwksEntriesNeeded(file.issuers).needed), ...defined(file.jwks) },
     fetch: { ...FETCH_DEFAULTS, ...defined(file.fetch) },
     tokenCache: { ...TOKEN_CACHE_DEFAULTS, ...defined(file.tokenCache) },
     ...resolveOperations(file, ctx.env),
