@@ -692,6 +692,12 @@ t.test('files that cannot be read or parsed', async (t) => {
   })
   const load = (name: string) => problemsOf(() => loadConfig({ argv: ['--config', join(dir, name)], env: {} }))
 
+  // yaml's own words where they quote nothing.
+  const yamlWords = (text: string): string[] => problemsOf(() => loadConfig({ argv: ['--config', 'c.yaml'], env: {}, readFile: () => text }))
+  t.match(yamlWords('server:\n  port: 1\n  logLevel info\n'), [/invalid YAML: Implicit map keys need to be followed by map values/])
+  t.match(yamlWords('server:\n  logLevel info\n  port: 1\n'), [/invalid YAML: Implicit keys need to be on a single line/])
+  t.match(yamlWords('issuers:\n  - id: a\n    audiences: [app, other\n'), [/invalid YAML: .*must be sufficiently indented and end with a \]/])
+  t.match(yamlWords('server: a: b\n'), [/invalid YAML: Nested mappings are not allowed in compact mappings/])
   // A YAML error never quotes the text at fault: it may be a secret (problems are printed, and logged on reload).
   const secret = 'S3cr3t-client-secret-value-0123456789'
   for (const lead of ['*', '|', '>', ']', '}', '!', '@', '`', '%', '&', '"', "'"]) {
@@ -704,7 +710,7 @@ t.test('files that cannot be read or parsed', async (t) => {
   t.equal(yaml.length, 1)
   t.match(yaml[0], new RegExp(`^${join(dir, 'bad.yaml').replace(/[\\^$.*+?()[\]{}|]/g, '\\$&')}: line 4, column \\d+: invalid YAML: `))
   t.same(load('multi.yaml'), [`${join(dir, 'multi.yaml')}: line 3, column 1: invalid YAML: the file contains several documents (---); expected exactly one`])
-  t.same(load('dup.yaml'), [`${join(dir, 'dup.yaml')}: line 2, column 1: invalid YAML: a key appears twice in one mapping; expected each key once`])
+  t.same(load('dup.yaml'), [`${join(dir, 'dup.yaml')}: line 2, column 1: invalid YAML: Map keys must be unique`])
   t.same(load('bad.json'), [`${join(dir, 'bad.json')}: line 3, column 18: invalid JSON: unexpected "}", expected a string in double quotes (an object key)`])
   t.same(load('dup.json'), [`${join(dir, 'dup.json')}: line 2, column 3: invalid JSON: duplicate key "issuers"`])
   t.same(load('comment.json'), [`${join(dir, 'comment.json')}: line 1, column 1: invalid JSON: unexpected "/", expected a value`])

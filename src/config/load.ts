@@ -237,7 +237,7 @@ function parseYamlText (path: string, text: string, problems: string[]): unknown
     for (const err of doc.errors) {
       const pos = err.linePos?.[0]
       const where = pos !== undefined ? `line ${pos.line}, column ${pos.col}: ` : ''
-      problems.push(`${path}: ${where}invalid YAML: ${YAML_PROBLEMS[err.code] ?? `${err.code.toLowerCase().replace(/_/g, ' ')} (see the YAML specification)`}`)
+      problems.push(`${path}: ${where}invalid YAML: ${yamlProblem(err)}`)
     }
     return undefined
   }
@@ -250,39 +250,37 @@ function parseYamlText (path: string, text: string, problems: string[]): unknown
   } catch (err) {
     // yaml's messages here quote the alias; the line is not known.
     const tooMany = err instanceof Error && /alias count/i.test(err.message)
-    problems.push(`${path}: invalid YAML: ${tooMany ? 'more than 100 aliases (*name) are expanded; expected a configuration without alias bombs' : YAML_PROBLEMS.BAD_ALIAS}`)
+    problems.push(`${path}: invalid YAML: ${tooMany ? 'more than 100 aliases (*name) are expanded; expected a configuration without alias bombs' : 'an alias (a value starting with "*") names no anchor set before it; quote values that start with "*"'}`)
     return undefined
   }
 }
 
 /**
- * What a YAML syntax error means, by yaml's error code, in words of our own: yaml's messages quote the text at
- * fault, which may be a secret (an unquoted clientSecret starting with "*", "|", ">" or "]"), and problems are
- * printed at start and logged on reload. The line and column say where.
+ * yaml's own words for a syntax error, without what they quote of the text: problems are printed at start and
+ * logged on reload, and the text at fault may be a secret (an unquoted clientSecret starting with "*", "|", ">"
+ * or "]"). yaml quotes it after ": ", and for a few codes inside the message: those get words of our own. The
+ * line and column say where; a hint says what usually fixes it.
  */
-const YAML_PROBLEMS: Partial<Record<YAMLError['code'], string>> = {
+function yamlProblem (err: YAMLError): string {
+  const own = YAML_OWN_WORDS[err.code]
+  if (own !== undefined) return own
+  const words = err.message.replace(/ at line \d+, column \d+:[\s\S]*$/, '').split(': ')[0]?.trim() ?? err.code
+  const hint = YAML_HINTS[err.code]
+  return hint === undefined ? words : `${words}; ${hint}`
+}
+
+/** Codes whose messages may quote the text elsewhere than after ": ". */
+const YAML_OWN_WORDS: Partial<Record<YAMLError['code'], string>> = {
   MULTIPLE_DOCS: 'the file contains several documents (---); expected exactly one',
-  DUPLICATE_KEY: 'a key appears twice in one mapping; expected each key once',
-  BAD_ALIAS: 'an alias (a value starting with "*") names no anchor set before it; quote values that start with "*"',
-  BAD_SCALAR_START: 'a plain value starts with a character YAML reserves (such as @ or `); quote it',
   UNEXPECTED_TOKEN: 'unexpected characters; quote values that start with |, >, ], }, %, or another YAML indicator',
-  BAD_INDENT: 'the indentation does not match the lines around it',
-  TAB_AS_INDENT: 'a tab is used for indentation; expected spaces',
-  MISSING_CHAR: 'a closing quote or bracket is missing',
   BAD_DQ_ESCAPE: 'a double-quoted value has an invalid escape sequence; use single quotes, or escape each backslash',
-  MULTILINE_IMPLICIT_KEY: 'a key spans several lines; expected a key on one line',
-  BLOCK_AS_IMPLICIT_KEY: 'a block value is used as a key',
-  BLOCK_IN_FLOW: 'a block value inside [ ] or { }; expected a flow value there',
-  KEY_OVER_1024_CHARS: 'a key is longer than 1024 characters',
-  NON_STRING_KEY: 'a key is not a plain string',
-  MULTIPLE_ANCHORS: 'a value has several anchors (&name)',
-  MULTIPLE_TAGS: 'a value has several tags (!tag)',
-  TAG_RESOLVE_FAILED: 'a tag (!tag) is not one YAML knows; quote values that start with "!"',
-  BAD_DIRECTIVE: 'a directive (a line starting with %) is not valid',
-  ALIAS_PROPS: 'an alias has an anchor or a tag',
-  BAD_PROP_ORDER: 'an anchor or tag is in the wrong place',
-  BAD_COLLECTION_TYPE: 'a value has a tag of another collection type',
-  RESOURCE_EXHAUSTION: 'the document expands to too much (aliases)'
+  TAG_RESOLVE_FAILED: 'a tag (!tag) is not one YAML knows; quote values that start with "!"'
+}
+
+const YAML_HINTS: Partial<Record<YAMLError['code'], string>> = {
+  BAD_ALIAS: 'quote values that start with "*"',
+  BAD_SCALAR_START: 'quote values that start with a character YAML reserves',
+  TAB_AS_INDENT: 'indent with spaces'
 }
 
 function parseJsonText (path: string, text: string, problems: string[]): unknown {
