@@ -100,6 +100,11 @@ t.test('discovery against a server', async (t) => {
       t.match(err.message, `has a "jwks_uri" that is not allowed (${JSON.stringify(jwksUri)}): ${why}`, jwksUri)
     }
     t.equal((await discoverJwksUri(issuer, fetchOpts, named('https://keys.idp.example.com/jwks'))).jwksUri, 'https://keys.idp.example.com/jwks', 'another https host')
+    for (const elsewhere of ['https://[::ffff:7.240.0.1]/jwks', 'https://[::ffff:128.0.0.1]/jwks']) {
+      t.equal((await discoverJwksUri(issuer, fetchOpts, named(elsewhere))).jwksUri, elsewhere, `${elsewhere} is not this host`)
+    }
+    const zeroNet = await discoveryError(discoverJwksUri(issuer, fetchOpts, named('https://[::ffff:0.1.0.1]/jwks')))
+    t.match(zeroNet.message, 'it names a loopback host', '0.1.0.1, mapped')
     // A development provider on this host (http, loopback) may name a key set on this host, or an https one.
     const local = 'http://127.0.0.1:9000'
     const localNamed = (jwksUri: string): FetchJson => async (url) => ({ url, body: { issuer: local, jwks_uri: jwksUri }, durationMs: 1 })

@@ -63,7 +63,7 @@ function isLoopbackHost (hostname: string): boolean {
 }
 
 /** IPv4-mapped IPv6 of 127/8 or 0/8, as WHATWG URL writes it ([::ffff:7f00:1]). */
-const MAPPED_LOCAL_IPV4 = /^\[::ffff:(?:7f|0)[0-9a-f]{0,2}:[0-9a-f]{1,4}\]$|^\[::ffff:0:[0-9a-f]{1,4}\]$/
+const MAPPED_LOCAL_IPV4 = /^\[::ffff:(?:7f[0-9a-f]{2}|[0-9a-f]{1,2}):[0-9a-f]{1,4}\]$/
 
 /**
  * Whether a host name reaches this host: loopback, and what also connects here on Linux (0.0.0.0 and the rest of
