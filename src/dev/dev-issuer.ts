@@ -64,7 +64,8 @@ export async function startDevIssuer (opts: { host?: string, port?: number, env?
   const env = opts.env ?? process.env
   // Any spelling of production ("Production", "prod", "production-eu"): a guard that a typo disarms is none.
   if (/^\s*prod/i.test(env.NODE_ENV ?? '')) {
-    throw new DevIssuerRefused(`The development issuer is insecure (anyone who can reach it can mint tokens) and refuses to run with NODE_ENV=${JSON.stringify(env.NODE_ENV)} (production).`)
+    const named = env.NODE_ENV === 'production' ? 'NODE_ENV=production' : `NODE_ENV=${JSON.stringify(env.NODE_ENV)}, which names production`
+    throw new DevIssuerRefused(`The development issuer is insecure (anyone who can reach it can mint tokens) and refuses to run with ${named}.`)
   }
   const host = opts.host ?? '127.0.0.1'
   const keys = [await makeKey('ES256'), await makeKey('RS256')]
