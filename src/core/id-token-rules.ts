@@ -80,10 +80,6 @@ function optionalString (claims: Record<string, unknown>, name: string, issuer: 
 }
 
 /**
- * Explicit typing (RFC 8725 §3.11): access tokens and logout tokens are signed by the same keys and must
- * never pass as ID tokens. The header `typ` and the provider-specific type claims are all consulted.
- */
-/**
  * Whether `azp` names another client of the issuer's than `clients`: one of its audiences, not among `clients`
  * and not an authorized party (which may present tokens for our clients), when azp is checked at all.
  */
@@ -91,6 +87,10 @@ export function isOtherClient (rules: Pick<IssuerRules, 'audiences' | 'authorize
   return rules.checkAuthorizedParty && rules.audiences.has(azp) && !rules.authorizedParties.has(azp) && !clients.includes(azp)
 }
 
+/**
+ * Explicit typing (RFC 8725 §3.11): access tokens and logout tokens are signed by the same keys and must
+ * never pass as ID tokens. The header `typ` and the provider-specific type claims are all consulted.
+ */
 export function checkTokenType (header: Record<string, unknown>, claims: Record<string, unknown>, rules: Pick<IssuerRules, 'id' | 'accessTokenClaims'>): void {
   const issuer = rules.id
   const typ = header.typ

@@ -10,8 +10,8 @@
  * reading is kept as a candidate and a rule applies when ANY candidate matches (a client that adds its own
  * X-Original-URI can only make more rules apply to itself, never fewer), and a dimension nothing tells us
  * about matches every rule (fail closed): no header at all, or a header that cannot be read in full (a reading
- * longer than MAX_READING_LENGTH, more than MAX_READINGS distinct readings, a path no URL parser can read).
- * Dropping only the unreadable part would let a client choose what is left.
+ * longer than MAX_READING_LENGTH, more than MAX_READINGS distinct readings in one header). Dropping only the
+ * unreadable part would let a client choose what is left.
  */
 import type { IncomingHttpHeaders } from 'node:http'
 import type { ForwardAuthRuleConfig } from '../config/types.js'
@@ -37,8 +37,8 @@ export interface OriginalSummary {
  */
 export const MAX_READING_LENGTH = 8192
 /**
- * More distinct readings of one dimension than this make it unknown: each costs a few string passes, and a
- * client that sends thousands of comma-separated pieces must not cost the service milliseconds per request.
+ * More distinct readings in one header than this make its dimension unknown: each costs a few string passes, and
+ * a client that sends thousands of comma-separated pieces must not cost the service milliseconds per request.
  */
 export const MAX_READINGS = 16
 const LOG_PATH_LENGTH = 256
@@ -238,7 +238,7 @@ export function readOriginalRequest (headers: IncomingHttpHeaders, envoy?: Envoy
   if (envoy !== undefined) {
     methods.push([envoy.method])
     hosts.push(envoy.host === undefined ? [] : [envoy.host])
-    uris.push([withoutQuery(envoy.uri)])
+    uris.push([envoy.uri])
   }
   return {
     methods: readings(methods, (m) => [m.toUpperCase()]),
@@ -247,16 +247,12 @@ export function readOriginalRequest (headers: IncomingHttpHeaders, envoy?: Envoy
   }
 }
 
-/** The candidates of one dimension, each reading turned into its forms; empty (unknown) when any is unreadable. */
-function readings (lists: Array<string[] | typeof UNREADABLE>, forms: (reading: string) => string[] | typeof UNREADABLE): string[] {
+/** The candidates of one dimension, each reading turned into its forms; empty (unknown) when a header is unreadable. */
+function readings (lists: Array<string[] | typeof UNREADABLE>, forms: (reading: string) => string[]): string[] {
   const out = new Set<string>()
   for (const list of lists) {
     if (list === UNREADABLE) return []
-    for (const reading of list) {
-      const some = forms(reading)
-      if (some === UNREADABLE) return []
-      for (const form of some) out.add(form)
-    }
+    for (const reading of list) for (const form of forms(reading)) out.add(form)
   }
   return [...out]
 }
