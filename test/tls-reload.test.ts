@@ -20,7 +20,7 @@ import { buildOpsApp } from '../src/ops-app.js'
 import { clientCaProblem } from '../src/config/operations.js'
 import { reloadConfiguration } from '../src/reload.js'
 import { hasExpired, readCertificates, useCertificates, type TlsListener } from '../src/http/tls-reload.js'
-import { MAX_FILE_BYTES } from '../src/http/tls-watch.js'
+import { MAX_SMALL_FILE_BYTES } from '../src/small-file.js'
 import { makeTestPki } from './helpers/certs.js'
 import { configFor } from './helpers/config.js'
 import { call, servedFingerprint } from './helpers/https-call.js'
@@ -122,7 +122,7 @@ t.test('files that cannot be used refuse the reload; the certificate in use keep
       /^server\.tls\.keyFile: cannot read ".*tls\.key": it is not a regular file \(a directory, FIFO, device or socket\)$/],
     ['a directory', () => { rmSync(files.keyFile); files.place(renewed); rmSync(files.keyFile); mkdirSync(files.keyFile) },
       /^server\.tls\.keyFile: cannot read ".*tls\.key": it is not a regular file/],
-    ['a file larger than a certificate can be', () => { rmSync(files.keyFile, { recursive: true }); files.place(renewed); writeFileSync(files.keyFile, Buffer.alloc(MAX_FILE_BYTES + 1, 0x41)) },
+    ['a file larger than a certificate can be', () => { rmSync(files.keyFile, { recursive: true }); files.place(renewed); writeFileSync(files.keyFile, Buffer.alloc(MAX_SMALL_FILE_BYTES + 1, 0x41)) },
       /^server\.tls\.keyFile: cannot read ".*tls\.key": it is larger than 1048576 bytes/]
   ]
   for (const [name, breakFiles, problem] of cases) {
@@ -452,7 +452,7 @@ t.test('the look skips what is not a certificate file', async (t) => {
   mkdirSync(files.keyFile)
   t.same(await watch.check(), { 'server.tls': 'refused' }, 'a directory')
   rmSync(files.keyFile, { recursive: true })
-  writeFileSync(files.keyFile, Buffer.alloc(MAX_FILE_BYTES + 1, 0x41))
+  writeFileSync(files.keyFile, Buffer.alloc(MAX_SMALL_FILE_BYTES + 1, 0x41))
   t.same(await watch.check(), { 'server.tls': 'refused' }, 'a file larger than a certificate can be')
   t.equal(await servedFingerprint(port, trusting), fingerprint(original.cert))
   copyFileSync(original.key, files.keyFile)

@@ -14,15 +14,14 @@
  * that is a warning, as the reload says it.
  *
  * The files are read without blocking the event loop: opened non-blocking (a FIFO put at a certificate's path
- * neither blocks the open nor is read), and read only if a regular file of at most MAX_FILE_BYTES. A read that
+ * neither blocks the open nor is read), and read only if a regular file of at most 1 MiB (src/small-file.ts). A read that
  * hangs (a network mount gone away) holds one thread of libuv's pool, never the loop: looks never overlap, and
  * a look still running when the next is due is logged once.
  */
-import { constants } from 'node:fs'
 import { open } from 'node:fs/promises'
 import type { SecureContextOptions } from 'node:tls'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
-import { MAX_SMALL_FILE_BYTES } from '../small-file.js'
+import { checkSmallFile, checkSmallRead, SMALL_FILE_OPEN_FLAGS } from '../small-file.js'
 import { httpsOptionsOf, type TlsFileContents } from './tls.js'
 import {
   checkListener, digestInUse, keptUntilRestartMessage, onlyWaitingFiles, optionsDigest, putInUse, tlsListeners, TlsProblem, unreadable,
@@ -31,21 +30,13 @@ import {
 
 export type CertificateCheckOutcome = 'unchanged' | 'renewed' | 'refused'
 
-/** Certificates, keys and CA bundles are kilobytes; anything larger at those paths is not one. */
-export const MAX_FILE_BYTES = MAX_SMALL_FILE_BYTES
-
-/** One of a listener's files, if it is a regular file of at most MAX_FILE_BYTES; else the problem. */
+/** One of a listener's files, if it is a regular file of at most MAX_SMALL_FILE_BYTES; else the problem. */
 async function readGuarded (listener: TlsListener, file: TlsFile, path: string): Promise<Buffer | TlsProblem> {
-  const problem = (what: string): TlsProblem => new TlsProblem(`${listener.setting}.${file}`, `${JSON.stringify(path)} ${what}`)
   let handle
   try {
-    handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK)
-    const stat = await handle.stat()
-    if (!stat.isFile()) return problem('is not a regular file')
-    if (stat.size > MAX_FILE_BYTES) return problem(`is larger than ${MAX_FILE_BYTES} bytes`)
-    const bytes = await handle.readFile()
-    // Grown since the stat: still not a certificate file.
-    return bytes.length > MAX_FILE_BYTES ? problem(`is larger than ${MAX_FILE_BYTES} bytes`) : bytes
+    handle = await open(path, SMALL_FILE_OPEN_FLAGS)
+    checkSmallFile(path, await handle.stat())
+    return checkSmallRead(path, await handle.readFile())
   } catch (err) {
     return unreadable(listener, file, err)
   } finally {
