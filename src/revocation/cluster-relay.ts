@@ -26,13 +26,6 @@ const SYNC = 'oidc-verifier:revocations-sync'
 /** Revocations per message of the primary's copy: one message of millions would not fit a string. */
 export const SYNC_CHUNK = 5_000
 
-
-/**
- * How long a worker waits for the primary's copy before it starts anyway, not current (503s, /readyz 503); a
- * copy that arrives later is still taken.
- */
-export const SYNC_TIMEOUT_MS = STORE_START_WAIT_MS
-
 /**
  * `sync` numbers a worker's request for the copy, echoed on every chunk of the answer; `complete` is true when
  * the copy holds every revocation still in force (anything else: it lacks one, and the worker fails closed);
@@ -96,10 +89,11 @@ export class WorkerRelay {
 
   /**
    * Asks the primary for its copy; resolves when it has arrived (the list is then available), or after
-   * SYNC_TIMEOUT_MS without it: the worker then serves, failing verifications closed, rather than never
-   * listening (a primary started with another configuration does not relay). Returns whether it arrived.
+   * STORE_START_WAIT_MS without it: the worker then serves, failing verifications closed until a copy arrives,
+   * rather than never listening (a primary started with another configuration does not relay). Returns whether
+   * it arrived.
    */
-  async start (timeoutMs = SYNC_TIMEOUT_MS): Promise<boolean> {
+  async start (timeoutMs = STORE_START_WAIT_MS): Promise<boolean> {
     this.#list.setAvailable(false)
     this.#port.on('message', this.#onMessage)
     let timer: NodeJS.Timeout | undefined
