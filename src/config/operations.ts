@@ -102,7 +102,7 @@ export function clientCaProblem (path: string, pem: string | Buffer): string | u
     try {
       ca = new X509Certificate(match[0])
     } catch {
-      return `expected a PEM CA certificate in ${JSON.stringify(path)}${certificates.length > 1 ? ` (certificate ${i + 1} of ${certificates.length} is not one)` : ''}`
+      return `expected a PEM CA certificate in ${JSON.stringify(path)}${which}`
     }
     if (!ca.ca && !isSelfSignedV1(ca)) {
       return `expected a CA certificate (basicConstraints CA:TRUE) in ${JSON.stringify(path)}${which}; client certificates are checked against it, and each certificate in the file is trusted`
