@@ -80,6 +80,9 @@ const cases: Case[] = [
   REFUSED('binary garbage', Buffer.from(Array.from({ length: 64 }, (_, i) => (i * 37) & 255))),
   REFUSED('a raw non-ASCII path', `GET /v\u00e9rify HTTP/1.1\r\n${H}\r\n`),
   REFUSED('CONNECT', `CONNECT idp.example.com:443 HTTP/1.1\r\nHost: idp.example.com:443\r\n\r\n`),
+  REFUSED('HTTP/1.1 without Host', `POST /verify HTTP/1.1\r\nConnection: close\r\n${JSON_BODY}`),
+  REFUSED('HTTP/1.1 without Host, to an unknown path', `GET /nowhere HTTP/1.1\r\nConnection: close\r\n\r\n`),
+  ['HTTP/1.0 without Host (it has none to send)', `POST /verify HTTP/1.0\r\n${JSON_BODY}`, [200], ''],
   // Request targets: routed by their path, nothing fetched from the authority they name.
   ['an absolute-form target naming another host', `POST http://169.254.169.254/verify HTTP/1.1\r\n${H}${JSON_BODY}`, [200], ''],
   ['the asterisk form', `OPTIONS * HTTP/1.1\r\n${H}\r\n`, [404], 'not_found'],
@@ -135,7 +138,10 @@ t.test('pipelined: a 400 never takes the place of a valid request\'s answer', as
   t.ok(JSON.stringify(got) === '[200]' || JSON.stringify(got) === '[200,200,400]', `statuses ${JSON.stringify(got)}: the first answer, then each in order or none`)
 })
 
-t.test('the ops listener answers CONNECT and Expect the same way', async (t) => {
+t.test('the ops listener answers CONNECT, Expect and a missing Host the same way', async (t) => {
+  const noHost = await rawExchange(portOf(ops), 'GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n')
+  t.same([noHost.status, JSON.parse(noHost.body).code], [400, 'request_invalid'])
+  t.match(noHost.raw, /\r\nx-request-id: [^\r]+\r\n/i, 'with a request id')
   const connect = await rawExchange(portOf(ops), 'CONNECT idp.example.com:443 HTTP/1.1\r\nHost: idp.example.com:443\r\n\r\n')
   t.same([connect.status, JSON.parse(connect.body).code], [400, 'request_invalid'])
   const expect = await rawExchange(portOf(ops), `GET /healthz HTTP/1.1\r\n${H}Expect: 200-ok\r\n\r\n`)

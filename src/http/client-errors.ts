@@ -91,9 +91,13 @@ function refuseOnSocket (socket: Socket, code: 'request_headers_too_large' | 're
  * or metrics (and, under /forward-auth, with a status a proxy does not expect):
  * - an Expect other than 100-continue: Node answers 417. RFC 9110 §10.1.1 lets a server ignore it instead, so
  *   the request goes to the routes as if it had none;
- * - CONNECT: Node closes the connection without a word. This service tunnels nothing: 400 request_invalid.
+ * - CONNECT: Node closes the connection without a word. This service tunnels nothing: 400 request_invalid;
+ * - an HTTP/1.1 request without Host: Node answers a bare 400. RFC 9112 §3.2 requires the 400, so it stays, but
+ *   from the routes' hooks (src/http/request-lifecycle.ts), in the service's shape.
  */
 export function answerOutsideRoutes (server: Server, opts: ClientErrorOptions): void {
+  // Read by Node per request (http.Server's requireHostHeader option, here for HTTP and HTTPS alike).
+  (server as Server & { requireHostHeader: boolean }).requireHostHeader = false
   server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => { server.emit('request', req, res) })
   server.on('connect', (_req: IncomingMessage, socket: Socket) => {
     refuseOnSocket(socket, 'request_invalid', opts, 'CONNECT refused: this service tunnels nothing')

@@ -3,10 +3,12 @@
  * costs a promise and a microtask on every request's path):
  * - arrival: the x-request-id response header, and a lease on the Verifier generation in force, so that a
  *   configuration reload closes a replaced Verifier only after the requests that may still use it are done;
+ *   an HTTP/1.1 request without Host is refused (RFC 9112 §3.2; Node leaves that to us, src/http/client-errors.ts);
  * - end (response or abort): the lease given back, the request counted in the metrics, the request log line.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import { VerificationError } from '../errors.js'
 import type { ServiceMetrics } from '../metrics/metrics.js'
 import type { Lease, VerifierSlot } from '../verifier-slot.js'
 import { logCompletedRequest } from './request-log.js'
@@ -39,6 +41,10 @@ export const requestLifecycle = fp(async (fastify: FastifyInstance, opts: Reques
 
   fastify.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id)
+    if (request.headers.host === undefined && request.raw.httpVersion === '1.1') {
+      done(new VerificationError('request_invalid'))
+      return
+    }
     if (slot !== undefined) request.verifierLease = slot.lease()
     done()
   })
