@@ -331,6 +331,27 @@ t.test('unknown kid, provider failing: keys_unavailable (nobody can tell whether
   t.same(await cache.refreshForUnknownKid(idp.jwksUrl), jwksA)
 })
 
+t.test('unknown kid after a failed fetch, refused by the cooldown or the budget rather than a backoff: still keys_unavailable', async (t) => {
+  const idp = await startIdp(t)
+  // A backoff shorter than the cooldown: the backoff is over, the cooldown is not.
+  const { cache, clock } = harness(t, { backoffInitialSeconds: 1, backoffMaxSeconds: 1, unknownKidCooldownSeconds: 30, unknownKidRefreshesPerMinute: 1 })
+  await cache.get(idp.jwksUrl)
+  idp.set({ status: 500 })
+  clock.now += 31_000
+  await t.rejects(cache.refreshForUnknownKid(idp.jwksUrl), { code: 'keys_unavailable' }, 'the refresh failed')
+  clock.now += 2_000
+  await t.rejects(cache.refreshForUnknownKid(idp.jwksUrl), { code: 'keys_unavailable' }, 'past the backoff, within the cooldown: the last answer was a failure')
+  clock.now += 30_000
+  await t.rejects(cache.refreshForUnknownKid(idp.jwksUrl), { code: 'keys_unavailable' }, 'past the cooldown, the minute\'s budget spent')
+  t.equal(idp.requests('/jwks') <= 3, true, 'no fetch beyond the budget (a retry timer may have run)')
+  // An answer, even one that does not have the kid, ends it: an unknown kid is then an unknown kid.
+  idp.set({ json: jwksA, cacheControl: 'max-age=60' })
+  clock.now += 120_000
+  t.same(await cache.refreshForUnknownKid(idp.jwksUrl), jwksA)
+  clock.now += 1_000
+  t.same(await cache.refreshForUnknownKid(idp.jwksUrl), jwksA, 'within the cooldown after a good answer: the keys, so key_not_found')
+})
+
 t.test('unknown kid, no keys yet and the provider failing: keys_unavailable', async (t) => {
   const idp = await startIdp(t)
   idp.set({ status: 500 })

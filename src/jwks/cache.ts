@@ -229,9 +229,10 @@ export class JwksCache<T> {
    * Called when a token's kid is not in the key set: refreshes unless the cooldown, the per-minute budget
    * or a backoff forbids it (callers arriving during a fetch share it). Returns the usable key set
    * afterwards, changed or not, or undefined when there is none. When the provider cannot be asked (the
-   * refresh failed, or a backoff after failures forbids one), nobody can tell whether the kid is a key just
-   * rotated in: keys_unavailable (503, retry later), not a "no such key" that would log a user out; unless the
-   * failure was an answer, a key set without usable keys. A failed refresh keeps the old keys.
+   * refresh failed, or the last fetch failed and a backoff, the cooldown or the budget forbids another),
+   * nobody can tell whether the kid is a key just rotated in: keys_unavailable (503, retry later), not a
+   * "no such key" that would log a user out; unless the failure was an answer, a key set without usable
+   * keys. A failed refresh keeps the old keys.
    */
   async refreshForUnknownKid (url: string): Promise<T | undefined> {
     const entry = this.#entry(url)
@@ -240,7 +241,8 @@ export class JwksCache<T> {
       const refused = this.#unknownKidRefusal(entry, now)
       if (refused !== undefined) {
         this.#logger.debug({ url, reason: refused }, 'unknown kid: JWKS refresh skipped')
-        if (refused === 'backoff' && !entry.lastFailureAnswered) throw this.#unavailable(entry, now)
+        // Whatever refuses the refresh (a backoff, the cooldown, the budget), the provider's last word decides.
+        if (entry.consecutiveFailures > 0 && !entry.lastFailureAnswered) throw this.#unavailable(entry, now)
         return this.#usable(entry, now)
       }
       entry.unknownKidRefreshes.push(now)
