@@ -1,7 +1,8 @@
 /**
  * A cached verification lasts only while its key vouches for it (src/core/verifier.ts, keyStillVouches): a
  * verification whose key leaves the JWKS while its signature is being checked is answered but not cached, and
- * a cached token whose issuer's keys moved to another jwks_uri is verified again with the keys it has now.
+ * a cached token whose issuer's keys moved to another jwks_uri, or whose issuer's keys have expired, is verified
+ * again with the keys it has now (or refused as a new token is).
  */
 import t, { type Test } from 'tap'
 import type { Config } from '../src/config/types.js'
@@ -133,4 +134,35 @@ t.test('a token signed with the client secret is answered from the cache (its ke
   const token = mintHmac(secret, 'HS256', idTokenClaims(ISS, AUD))
   for (let i = 0; i < 3; i++) t.equal(await outcome(verifier, token), 'accepted')
   t.same(hits, [false, false, true], 'seen, admitted, then a hit')
+})
+
+t.test('once the issuer\'s keys have expired (provider unreachable past staleIfErrorSeconds), a cached token gets keys_unavailable as a new one does', async (t) => {
+  const clock = { now: Date.now() }
+  let up = true
+  const fetcher: FetchJson = async (url) => {
+    if (!up) throw new Error('connection refused')
+    return { url, body: jwksOf(oldKey), cacheControl: 'max-age=60', durationMs: 1 }
+  }
+  const config = configFor([{ id: 'idp', issuer: ISS, audiences: [AUD], jwksUri: `${ISS}/jwks` }], {
+    jwks: { minFreshnessSeconds: 60, staleIfErrorSeconds: 60, backoffMaxSeconds: 60 }
+  })
+  const verifier = new Verifier(config, { fetcher, now: () => clock.now })
+  t.teardown(() => { verifier.close() })
+  verifier.start()
+  for (let i = 0; i < 100 && !verifier.ready; i++) await new Promise((resolve) => setTimeout(resolve, 10))
+  const token = mint(oldKey, idTokenClaims(ISS, AUD))
+  t.equal(await outcome(verifier, token), 'accepted')
+  t.equal(await outcome(verifier, token), 'accepted', 'now cached')
+
+  up = false
+  clock.now += 90_000
+  t.equal(await outcome(verifier, token), 'accepted', 'stale keys (within staleIfErrorSeconds): still answered')
+  clock.now += 60_000
+  t.equal(verifier.status()[0]?.state, 'expired', 'the keys have expired')
+  t.equal(await outcome(verifier, mint(oldKey, idTokenClaims(ISS, AUD))), 'keys_unavailable', 'a new token: retry later')
+  t.equal(await outcome(verifier, token), 'keys_unavailable', 'and so the cached one, within the cache\'s own lifetime')
+
+  up = true
+  clock.now += 120_000
+  t.equal(await outcome(verifier, token), 'accepted', 'once the keys are back')
 })

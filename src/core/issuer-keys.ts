@@ -32,6 +32,8 @@ export interface KeyProvider {
   refreshForUnknownKid(): Promise<KeySet | undefined>
   /** Names where the current keys come from (the JWKS URL, or inline:<issuer id>), for the token cache. */
   sourceId(): string
+  /** Whether the current keys may still be used at `nowMs` (fresh or stale, not expired), without a promise. */
+  usableAt(nowMs: number): boolean
   start(): void
   status(): KeyStatus
   close(): void
@@ -46,6 +48,7 @@ class InlineKeys implements KeyProvider {
   }
 
   sourceId (): string { return this.id }
+  usableAt (): boolean { return true }
   async getKeySet (): Promise<KeySet> { return this.keySet }
   freshKeySet (): KeySet { return this.keySet }
   async refreshForUnknownKid (): Promise<KeySet | undefined> { return undefined }
@@ -87,6 +90,7 @@ class RemoteKeys implements KeyProvider {
   }
 
   sourceId (): string { return this.jwksUri ?? '' }
+  usableAt (nowMs: number): boolean { return this.jwksUri !== undefined && this.cache.isUsable(this.jwksUri, nowMs) }
 
   protected retryAfter (): number { return 1 }
   protected lastDiscoveryError (): string | null { return null }

@@ -340,9 +340,13 @@ export class Verifier {
     const hit = cache.get(cacheKey)
     if (hit === undefined) return this.verifyFully(token, request, cacheKey)
     const runtime = this.byId.get(hit.issuer) as IssuerRuntime
-    // The issuer's keys moved to another URL since: verified again, with the keys it has now.
-    if (hit.keySource !== runtime.keys.sourceId() && hit.keySource !== runtime.secretSource) return this.verifyFully(token, request, cacheKey)
-    const nowSeconds = this.now() / 1000
+    const nowMs = this.now()
+    // Verified again, with the keys the issuer has now: when they moved to another URL since, or when they have
+    // expired (the provider unreachable past staleIfErrorSeconds), which then answers keys_unavailable, as a new token gets.
+    if (hit.keySource !== runtime.secretSource && (hit.keySource !== runtime.keys.sourceId() || !runtime.keys.usableAt(nowMs))) {
+      return this.verifyFully(token, request, cacheKey)
+    }
+    const nowSeconds = nowMs / 1000
     // The signature was verified before; every claim check runs again (time passes, requests differ).
     checkIdTokenClaims(hit.identity.claims, runtime.rules, request, hit.alg, hit.curve, nowSeconds)
     const revocations = this.revocationsToApply(request, hit.issuer)

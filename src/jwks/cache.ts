@@ -202,6 +202,12 @@ export class JwksCache<T> {
     return keys !== undefined && this.#now() < keys.freshUntil ? keys.set : undefined
   }
 
+  /** Whether `url` has keys that may still be used at `now` (fresh or stale), without a promise or a fetch. */
+  isUsable (url: string, now: number): boolean {
+    const keys = this.#entries.get(url)?.keys
+    return keys !== undefined && now < keys.usableUntil
+  }
+
   /**
    * The key set for a request. Fresh or stale keys are returned without waiting; only when there are no
    * usable keys does the request wait for a fetch. Throws keys_unavailable when none can be had.
