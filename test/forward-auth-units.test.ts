@@ -4,7 +4,7 @@
  */
 import t from 'tap'
 import { encodeHeaderList, encodeHeaderValue } from '../src/http/identity-headers.js'
-import { MAX_READING_LENGTH, MAX_READINGS, pathVariants, readOriginalRequest, ruleApplies } from '../src/http/original-request.js'
+import { MAX_READING_LENGTH, MAX_READINGS, pathVariants, readOriginalRequest, ruleApplies, summarize } from '../src/http/original-request.js'
 import { MAX_REQUIREMENT_PARAMS, parseRequirementQuery, rawQuery } from '../src/http/requirement-query.js'
 import { cookieValues } from '../src/http/token-sources.js'
 import { isVerificationError } from '../src/errors.js'
@@ -111,4 +111,14 @@ t.test('the requirement query', async (t) => {
   }
   t.equal(rawQuery('/forward-auth?a=1#x'), 'a=1')
   t.equal(rawQuery('/forward-auth'), '')
+})
+
+t.test('the log summary: cut, redacted and bounded whatever the header holds', async (t) => {
+  const path = (uri: string): string | null => summarize({ 'x-original-uri': uri }).path
+  t.equal(path(`/${'a'.repeat(100_000)}`), '/[redacted]...', 'a 100,000-character piece: redacted, then cut')
+  t.equal(path(`/x/${'b'.repeat(250)}/${'c'.repeat(40)}`), '/x/[redacted]/[redacted]', 'a secret just past the cut is still seen whole')
+  t.equal(path('/files/report.2026-11.pdf;jsessionid=AB12'), '/files/report.2026-11.pdf', 'dotted names stay; path parameters go')
+  t.equal(path(`/p/${'eyJ'.repeat(3)}.x.y`), '/p/[redacted]')
+  t.equal(summarize({ 'x-forwarded-host': 'a-rather-long-service-name.team.namespace.svc.cluster.local' }).host, 'a-rather-long-service-name.team.namespace.svc.cluster.local', 'a long host name, dotted, stays')
+  t.equal(path(`/${'%00'.repeat(20)}\u0001`), '/[redacted]?', 'percent escapes count as URL characters; control characters become ?')
 })

@@ -437,6 +437,32 @@ t.test('the log line has the original request (no query) and never the token', a
   t.notOk(all.includes('s3cr3t'), 'no query string')
 })
 
+t.test('a token, or a long opaque secret, in the original path or host is not logged', async (t) => {
+  const lines: string[] = []
+  const logger = pino(loggerOptions('info'), new Writable({ write (chunk, _e, cb) { lines.push(String(chunk)); cb() } }))
+  const logged = await buildApp(configFor(issuers), { loggerInstance: logger })
+  t.teardown(() => logged.close())
+  const token = good()
+  const [header, payload, signature] = token.split('.') as [string, string, string]
+  const opaque = 'Zk3q9XbT0aLw7Pm2cVn8sRdY4uHe1JgK6oQiBfWtA5zC'
+  // Callback and magic-link routes put tokens in the path; a path parameter (;…) is not the query.
+  await logged.inject({ method: 'GET', url: '/forward-auth', headers: { 'x-original-uri': `/cb/${token}` } })
+  await logged.inject({ method: 'GET', url: `/forward-auth/envoy/login;id_token=${token}`, headers: { host: 'envoy.example.com' } })
+  await logged.inject({ method: 'GET', url: '/forward-auth', headers: { 'x-original-uri': `/a/${payload}/b`, 'x-forwarded-host': `${header}.${payload.slice(0, 60)}.example.com` } })
+  await logged.inject({ method: 'GET', url: '/forward-auth', headers: { 'x-original-uri': `/reset/${opaque}/done` } })
+  await logged.inject({ method: 'GET', url: '/forward-auth', headers: { 'x-original-uri': '/orders/7/items', 'x-forwarded-host': 'app.example.com' } })
+  const completed = lines.map((l) => JSON.parse(l)).filter((l) => l.msg === 'request completed')
+  t.equal(completed.length, 5)
+  const all = lines.join('\n')
+  for (const [name, part] of [['header', header], ['payload', payload], ['signature', signature], ['payload, first 40', payload.slice(0, 40)], ['opaque secret', opaque]]) {
+    t.notOk(all.includes(part!), `no ${name}`)
+  }
+  t.match(completed[0], { original: { path: '/cb/[redacted]' } })
+  t.match(completed[1], { original: { path: '/login' } })
+  t.match(completed[3], { original: { path: '/reset/[redacted]/done' } })
+  t.match(completed[4], { original: { host: 'app.example.com', path: '/orders/7/items' } }, 'ordinary paths and hosts are logged as they are')
+})
+
 t.test('with caller keys configured, a missing key is 403 (still only 401/403)', async (t) => {
   const { createHash } = await import('node:crypto')
   const sha256 = createHash('sha256').update('k'.repeat(40)).digest('hex')

@@ -274,12 +274,27 @@ export function summarize (headers: IncomingHttpHeaders, envoy?: EnvoyReading): 
   const uri = envoy?.uri ?? first('x-original-uri', 'x-forwarded-uri') ?? fromUrl?.uri
   const clean = (s: string | undefined, max: number): string | null => {
     if (s === undefined) return null
+    // Cut before redacting (a bounded cost), with room for a secret that starts before the cut to be seen whole.
+    const head = redactSecrets(s.slice(0, max + 64))
     // Printable ASCII only: the log is JSON, but a terminal reading it should not get control characters.
-    const printable = s.replace(/[^\x20-\x7e]/g, '?')
-    return printable.length > max ? `${printable.slice(0, max)}...` : printable
+    const printable = head.replace(/[^\x20-\x7e]/g, '?')
+    return printable.length > max || s.length > max + 64 ? `${printable.slice(0, max)}...` : printable
   }
-  const path = uri === undefined ? undefined : uri.split(/[?#]/)[0]
+  // Cut at the query, the fragment and path parameters (;…): where URLs carry tokens and sessions.
+  const path = uri === undefined ? undefined : uri.split(/[?#;]/)[0]
   return { method: clean(method, 16), host: clean(host, 255), path: clean(path, LOG_PATH_LENGTH) }
+}
+
+const URL_RUN = /[A-Za-z0-9_~%+=.-]+/g
+const LONG_PIECE = /[A-Za-z0-9_~%+=-]{32,}/g
+/**
+ * Callback and magic-link routes carry tokens in the path itself. For the log, a run of URL characters that
+ * holds a JWS or JWE part (base64url JSON begins with "eyJ") becomes [redacted], and so does any piece of 32
+ * characters or more without a dot (an opaque token, a session, a reset secret); an ordinary path such as
+ * /orders/7/items, or a host name, stays as it is. Linear in the input.
+ */
+function redactSecrets (s: string): string {
+  return s.replace(URL_RUN, (run) => run.includes('eyJ') ? '[redacted]' : run.replace(LONG_PIECE, '[redacted]'))
 }
 
 /** A rule applies when every condition it has matches some candidate, or nothing is known about it. */
