@@ -97,6 +97,24 @@ t.test('--help, --version and argument errors', async (t) => {
   }
 })
 
+t.test('a usage error describes an argument that may be a token, never quotes it', async (t) => {
+  const token = 'eyJhbGciOiJFUzI1NiJ9.eyJpc3MiOiJodHRwczovL2lkcC5leGFtcGxlLmNvbSIsInN1YiI6ImFkYSJ9.c2lnbmF0dXJl'
+  const cases: Array<[string[], RegExp]> = [
+    [[token], /unknown command an argument of 94 characters/],
+    [['check-config', token], /check-config takes no arguments, got an argument of 94 characters/],
+    [['verify', '--timeout', token, '-'], /--timeout: expected a whole number of seconds, got an argument of 94 characters/],
+    [['verify', '--max-age', token, '-'], /--max-age: expected a whole number of seconds/],
+    [[`--${token}`], /Unknown option '<an argument of 96 characters>'/],
+    [['verify', `--timeout=${token}`, '-'], /--timeout: expected a whole number of seconds/]
+  ]
+  for (const [argv, message] of cases) {
+    const r = await cli(argv)
+    t.equal(r.code, EXIT.usage)
+    t.match(r.stderr, message)
+    for (const part of token.split('.')) t.notOk(r.stderr.includes(part), `${message.source}: no part of the token`)
+  }
+})
+
 t.test('check-config: an invalid configuration exits 2 with every problem', async (t) => {
   const path = writeConfig(t, { server: { port: -1 }, issuers: [{ id: 'x', issuer: 'ftp://idp', audiences: [], audience: 'y' }] })
   const r = await cli(['check-config', '--config', path])

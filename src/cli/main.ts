@@ -85,6 +85,15 @@ const OPTIONS = {
 
 class UsageError extends Error {}
 
+/**
+ * An argument as a usage error may quote it: a mistyped command line can hold a token (the verify command
+ * forgotten, a token in an option's place), and stderr ends up in CI and job logs. Long or token-shaped
+ * arguments are described, never quoted.
+ */
+function shown (arg: string): string {
+  return arg.length > 32 || arg.includes('eyJ') ? `an argument of ${arg.length} characters` : JSON.stringify(arg)
+}
+
 function version (): string {
   // src/cli and dist/cli are both one level below the package root.
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
@@ -93,7 +102,7 @@ function version (): string {
 
 function seconds (value: string | undefined, name: string, fallback: number): number {
   if (value === undefined) return fallback
-  if (!/^[0-9]{1,9}$/.test(value)) throw new UsageError(`--${name}: expected a whole number of seconds, got ${JSON.stringify(value)}`)
+  if (!/^[0-9]{1,9}$/.test(value)) throw new UsageError(`--${name}: expected a whole number of seconds, got ${shown(value)}`)
   return Number(value)
 }
 
@@ -114,7 +123,10 @@ export async function main (argv: string[], io: CliIo): Promise<number> {
   try {
     parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true })
   } catch (err) {
-    io.stderr(`oidc-verifier: ${(err as Error).message}\nRun "oidc-verifier --help" for usage.\n`)
+    // Node's message quotes the offending option; an argument that may be a token is described instead.
+    let message = (err as Error).message
+    for (const arg of argv) if (shown(arg) !== JSON.stringify(arg)) message = message.replaceAll(arg, `<${shown(arg)}>`)
+    io.stderr(`oidc-verifier: ${message}\nRun "oidc-verifier --help" for usage.\n`)
     return EXIT.usage
   }
   const { values, positionals } = parsed
@@ -130,7 +142,7 @@ export async function main (argv: string[], io: CliIo): Promise<number> {
   try {
     switch (command) {
       case 'check-config':
-        if (rest.length > 0) throw new UsageError(`check-config takes no arguments, got ${JSON.stringify(rest[0])}`)
+        if (rest.length > 0) throw new UsageError(`check-config takes no arguments, got ${shown(rest[0] as string)}`)
         return await checkConfigCommand(values, io)
       case 'verify':
         if (rest.length > 1) throw new UsageError('verify takes one token (or "-" for standard input)')
@@ -138,7 +150,7 @@ export async function main (argv: string[], io: CliIo): Promise<number> {
       case undefined:
         throw new UsageError('a command is required')
       default:
-        throw new UsageError(`unknown command ${JSON.stringify(command)}`)
+        throw new UsageError(`unknown command ${shown(command)}`)
     }
   } catch (err) {
     if (err instanceof UsageError) {
