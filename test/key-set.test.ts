@@ -6,7 +6,7 @@ import { silentLogger, type Logger } from '../src/core/logger.js'
 import { MAX_REJECTED_KEYS_LOGGED, Verifier } from '../src/core/verifier.js'
 import type { FetchJson } from '../src/net/fetch-json.js'
 import { configFor } from './helpers/config.js'
-import { makeKey } from './helpers/tokens.js'
+import { idTokenClaims, makeKey, mint } from './helpers/tokens.js'
 
 /** An RSA JWK whose modulus has exactly `bits` bits (odd, top bit set): not a real key, only its size matters. */
 function rsaJwkOfBits (bits: number, kid: string): PublicJwk {
@@ -117,4 +117,65 @@ t.test('the warning about unusable keys names at most a few of them, and counts 
   const warning = warnings.find((w) => 'rejectedCount' in w)
   t.match(warning, { rejectedCount: 60 })
   t.equal((warning?.rejected as unknown[]).length, MAX_REJECTED_KEYS_LOGGED)
+})
+
+t.test('a key whose members are not strings is refused by itself; the key set keeps its good keys', async (t) => {
+  const good = { ...makeKey('ES256', { kid: 'good' }).jwk }
+  const nested = JSON.parse(`${'['.repeat(100_000)}${']'.repeat(100_000)}`) as unknown
+  const keySet = new KeySet({
+    keys: [
+      good,
+      { kty: 'RSA', kid: 'nested-n', e: 'AQAB', n: nested },
+      { kty: 'RSA', kid: 'number-e', e: 65537, n: 'AQAB' },
+      { kty: 'EC', kid: 'no-y', crv: 'P-256', x: good.x },
+      { kty: 'EC', kid: 'object-crv', crv: { name: 'P-256' }, x: good.x, y: good.y },
+      { kty: 'OKP', kid: 'array-x', crv: 'Ed25519', x: ['a'] }
+    ] as PublicJwk[]
+  })
+  t.same(keySet.keys.map((k) => k.kid), ['good'])
+  t.same(new Map(keySet.rejected.map((r) => [r.kid, r.reason])), new Map([
+    ['nested-n', 'n is missing or not a string'],
+    ['number-e', 'e is missing or not a string'],
+    ['no-y', 'y is missing or not a string'],
+    ['object-crv', 'crv is missing or not a string'],
+    ['array-x', 'x is missing or not a string']
+  ]))
+})
+
+t.test('a key no supported algorithm can use is not a usable key', async (t) => {
+  const x25519 = generateKeyPairSync('x25519').publicKey.export({ format: 'jwk' })
+  const secp256k1 = generateKeyPairSync('ec', { namedCurve: 'secp256k1' }).publicKey.export({ format: 'jwk' })
+  const rsa = makeKey('RS256', { kid: 'r' }).jwk
+  const es = makeKey('ES256', { kid: 'e' }).jwk
+  const keySet = new KeySet({
+    keys: [
+      { ...x25519, kid: 'x25519' }, { ...secp256k1, kid: 'secp256k1' },
+      { ...rsa, kid: 'rsa-oaep', alg: 'RSA-OAEP' }, { ...rsa, kid: 'rsa-as-es256', alg: 'ES256' }, { ...es, kid: 'p256-as-es384', alg: 'ES384' },
+      { ...rsa, kid: 'rs256' }, { ...es, kid: 'es256', alg: 'ES256' }
+    ] as PublicJwk[]
+  })
+  t.same(keySet.keys.map((k) => k.kid), ['rs256', 'es256'])
+  t.same(new Map(keySet.rejected.map((r) => [r.kid, r.reason])), new Map([
+    ['x25519', 'a OKP key on curve X25519 cannot verify signatures here'],
+    ['secp256k1', 'a EC key on curve secp256k1 cannot verify signatures here'],
+    ['rsa-oaep', 'alg RSA-OAEP is not a signature algorithm this service verifies'],
+    ['rsa-as-es256', 'alg ES256 does not fit a RSA key'],
+    ['p256-as-es384', 'alg ES384 does not fit a EC key on curve P-256']
+  ]))
+})
+
+t.test('a JWKS of keys no algorithm can use does not replace good keys', async (t) => {
+  const good = makeKey('ES256', { kid: 'good' })
+  let served: unknown = { keys: [good.jwk] }
+  const fetcher: FetchJson = async (url) => ({ url, body: served, cacheControl: 'max-age=3600', durationMs: 1 })
+  const verifier = new Verifier(configFor([{ id: 'idp', issuer: 'https://idp.example.com', audiences: ['a'], jwksUri: 'https://idp.example.com/jwks' }], { jwks: { unknownKidCooldownSeconds: 0 } }), { fetcher })
+  t.teardown(() => { verifier.close() })
+  verifier.start()
+  for (let i = 0; i < 100 && !verifier.ready; i++) await new Promise((resolve) => setTimeout(resolve, 10))
+  served = { keys: [{ ...generateKeyPairSync('x25519').publicKey.export({ format: 'jwk' }), kid: 'good' }] }
+  // An unknown kid makes the verifier fetch the new document.
+  const code = await verifier.verify(mint(makeKey('ES256', { kid: 'other' }), idTokenClaims('https://idp.example.com', 'a'))).then(() => 'accepted', (err: { code?: string }) => err.code)
+  t.equal(code, 'key_not_found')
+  t.match(verifier.status()[0], { ready: true, keyCount: 1, lastError: /has no usable keys \(1 listed\): keeping the previous keys/ })
+  t.equal(await verifier.verify(mint(good, idTokenClaims('https://idp.example.com', 'a'))).then(() => 'accepted'), 'accepted', 'the good key is still in use')
 })

@@ -8,7 +8,7 @@
  * MAX_JWKS_KEYS keys in all, src/jwks/parse-jwks.ts.)
  */
 import { createPublicKey, type KeyObject } from 'node:crypto'
-import type { AsymmetricAlgorithm, JsonWebKeySet, PublicJwk } from '../config/types.js'
+import { ASYMMETRIC_ALGORITHMS, type AsymmetricAlgorithm, type JsonWebKeySet, type PublicJwk } from '../config/types.js'
 
 export const MIN_RSA_BITS = 2048
 /**
@@ -36,6 +36,9 @@ const KEY_REQUIREMENTS: Record<AsymmetricAlgorithm, { kty: string, crv?: readonl
   EdDSA: { kty: 'OKP', crv: ['Ed25519', 'Ed448'] },
   Ed25519: { kty: 'OKP', crv: ['Ed25519'] }
 }
+
+/** The members each key type must have, as strings. */
+const KEY_MEMBERS: Record<'RSA' | 'EC' | 'OKP', readonly string[]> = { RSA: ['n', 'e'], EC: ['crv', 'x', 'y'], OKP: ['crv', 'x'] }
 
 /** JWK members that only a private or symmetric key has; a JWKS that carries them is misconfigured. */
 const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'] as const
@@ -97,6 +100,21 @@ export function unfitReason (jwk: PublicJwk): string | undefined {
   if (PRIVATE_MEMBERS.some((m) => m in jwk)) return 'contains private key material'
   if (jwk.kid !== undefined && typeof jwk.kid !== 'string') return 'kid is not a string'
   if (jwk.alg !== undefined && typeof jwk.alg !== 'string') return 'alg is not a string'
+  // Before anything reads them: a member of another type (a number, an array nested 100,000 deep) is a bad key,
+  // not a failure of the whole key set.
+  for (const member of KEY_MEMBERS[jwk.kty]) {
+    if (typeof jwk[member] !== 'string') return `${member} is missing or not a string`
+  }
+  // A key no algorithm of ours can use (an X25519 or secp256k1 key, alg RSA-OAEP) must not count as usable: a
+  // key set of such keys would replace good keys and answer key_not_found to every token.
+  const shape = { kty: jwk.kty, crv: jwk.crv, alg: jwk.alg }
+  if (!ASYMMETRIC_ALGORITHMS.some((alg) => fitsAlgorithm(shape, alg))) {
+    const curve = jwk.crv === undefined ? '' : ` on curve ${String(jwk.crv).slice(0, 32)}`
+    if (jwk.alg === undefined) return `a ${jwk.kty} key${curve} cannot verify signatures here`
+    return (ASYMMETRIC_ALGORITHMS as readonly string[]).includes(jwk.alg)
+      ? `alg ${jwk.alg} does not fit a ${jwk.kty} key${curve}`
+      : `alg ${jwk.alg.slice(0, 32)} is not a signature algorithm this service verifies`
+  }
   if (jwk.kty === 'RSA' && typeof jwk.n === 'string' && base64urlBits(jwk.n) > MAX_RSA_BITS) {
     return `RSA modulus is longer than ${MAX_RSA_BITS} bits`
   }
@@ -187,7 +205,7 @@ export class KeySet {
   }
 }
 
-export function fitsAlgorithm (key: UsableKey, alg: AsymmetricAlgorithm): boolean {
+export function fitsAlgorithm (key: Pick<UsableKey, 'kty' | 'crv' | 'alg'>, alg: AsymmetricAlgorithm): boolean {
   const req = KEY_REQUIREMENTS[alg]
   if (key.kty !== req.kty) return false
   if (req.crv !== undefined && (key.crv === undefined || !req.crv.includes(key.crv))) return false
