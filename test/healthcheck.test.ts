@@ -15,6 +15,7 @@ import { buildApp } from '../src/app.js'
 import { SERVER_DEFAULTS } from '../src/config/schema.js'
 import { DEFAULT_HOST, DEFAULT_PORT, probe, probeUrl } from '../src/health/probe.js'
 import { makeTestPki } from './helpers/certs.js'
+import { isLoopbackHost } from '../src/net/fetch-json.js'
 import { configFor } from './helpers/config.js'
 import { ROOT } from './helpers/node-process.js'
 import { jwksOf, makeKey } from './helpers/tokens.js'
@@ -167,6 +168,9 @@ t.test('a TLS listener is probed over https (its certificate is not checked on l
   t.teardown(() => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()) }))
   const port = (server.address() as AddressInfo).port
   t.same(await probe(new URL(`https://127.0.0.1:${port}/healthz`)), { ok: true, status: 200 })
+  // What counts as loopback for that: addresses and localhost, never a DNS name that merely starts with 127.
+  for (const host of ['127.0.0.1', '127.1.2.3', 'localhost', '[::1]']) t.ok(isLoopbackHost(new URL(`https://${host}/`).hostname), host)
+  for (const host of ['127.attacker.example', '127.0.0.1.nip.io', 'localhost.example']) t.notOk(isLoopbackHost(new URL(`https://${host}/`).hostname), host)
 })
 
 t.test('the script: exit 0 when healthy, 1 when not, 2 on a usage error', async (t) => {

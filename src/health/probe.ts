@@ -6,6 +6,7 @@ import { request as httpRequest, type IncomingMessage } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import { isIP } from 'node:net'
 import type { LoadConfigOptions } from '../config/load.js'
+import { isLoopbackHost } from '../net/fetch-json.js'
 
 /** Below Docker's HEALTHCHECK --timeout (5 s in the Dockerfile), so the probe reports its own reason first. */
 export const PROBE_TIMEOUT_MS = 3000
@@ -93,7 +94,8 @@ function fromEnvironment (env: NodeJS.ProcessEnv): { host: string, port: number,
  */
 export async function probe (url: URL, timeoutMs: number = PROBE_TIMEOUT_MS): Promise<ProbeResult> {
   const request = url.protocol === 'https:' ? httpsRequest : httpRequest
-  const loopback = url.hostname === 'localhost' || url.hostname === '[::1]' || url.hostname.startsWith('127.')
+  // 127.x.y.z as an address only: a name such as 127.attacker.example is not this host.
+  const loopback = isLoopbackHost(url.hostname)
   return await new Promise<ProbeResult>((resolve) => {
     let settled = false
     const done = (result: ProbeResult): void => {

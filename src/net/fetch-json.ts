@@ -57,7 +57,8 @@ const LOOPBACK_IPV4 = /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/
 /** Location headers are quoted in messages; keep a hostile one from flooding the logs. */
 const MAX_QUOTED_URL = 200
 
-function isLoopbackHost (hostname: string): boolean {
+/** Whether a WHATWG URL's hostname is a loopback name or address (localhost, [::1], 127.x.y.z). */
+export function isLoopbackHost (hostname: string): boolean {
   // WHATWG URL has already normalized the host: lower case, IPv4 in dotted decimal, IPv6 in brackets.
   return hostname === 'localhost' || hostname === '[::1]' || LOOPBACK_IPV4.test(hostname)
 }
