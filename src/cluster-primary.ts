@@ -110,6 +110,11 @@ export function runPrimary (workers: number, graceSeconds: number, options: Prim
     log('SIGHUP: asking every worker to reload its configuration')
     for (const worker of live()) worker.process.kill('SIGHUP')
   })
+  // Diagnostics (a heap snapshot with --heapsnapshot-signal) are about the workers, which serve the requests.
+  signals.onDiagnostic((signal) => {
+    log(`${signal}: passed on to every worker (it stops nothing)`)
+    for (const worker of live()) worker.process.kill(signal)
+  })
   signals.replayHangup()
 }
 

@@ -8,7 +8,7 @@ import { buildApp } from './app.js'
 import type { Config } from './config/types.js'
 import { buildOpsApp } from './ops-app.js'
 import { reloadOnSighup, type ReloadOptions } from './reload.js'
-import { STOP_SIGNALS, type ProcessStop, type StopSignal } from './stop-signals.js'
+import { NOT_GRACEFUL_SIGNALS, type ProcessStop, type StopSignal } from './stop-signals.js'
 
 /**
  * `signals`: the process's stop signals, installed by the caller before start-up (src/server.ts, src/dev.ts).
@@ -20,14 +20,14 @@ export async function runService (config: Config, signals: ProcessStop, onClose?
   // server.opsPort: health and metrics on their own listener, closed with the main one.
   const ops = config.server.opsPort === undefined ? undefined : await buildOpsApp(app, config)
   if (ops !== undefined) closeOpsWithApp(app, ops)
-  // close-with-grace: the grace period, and a stop on an uncaught error. SIGTERM and SIGINT come through
-  // `signals`, which tells a repeated signal from copies of one (src/stop-signals.ts); with a reload, SIGHUP
-  // reloads instead of stopping.
+  // close-with-grace: the grace period, and a stop on an uncaught error. No signal of its own list but SIGHUP
+  // without a reload (npm run dev): SIGTERM and SIGINT come through `signals`, which tells a repeated signal from
+  // copies of one, and the others are not stops (src/stop-signals.ts); with a reload, SIGHUP reloads.
   let stopSignal: StopSignal | undefined
   let closing = false
   const grace = closeWithGrace({
     delay: config.server.shutdownGraceSeconds * 1000,
-    skip: [...STOP_SIGNALS, ...(reload === undefined ? [] : ['SIGHUP' as const])]
+    skip: [...NOT_GRACEFUL_SIGNALS, ...(reload === undefined ? [] : ['SIGHUP' as const])]
   }, async ({ signal, err }) => {
     closing = true
     if (err !== undefined) app.log.error({ err }, 'shutting down after an error')

@@ -16,6 +16,18 @@ export const REPEAT_WINDOW_MS = 1000
 export const STOP_SIGNALS = ['SIGTERM', 'SIGINT'] as const
 export type StopSignal = typeof STOP_SIGNALS[number]
 
+/** Signals that neither stop nor reload the service: said in a line (or passed on to the workers), then ignored. */
+export const DIAGNOSTIC_SIGNALS = ['SIGUSR2'] as const
+export type DiagnosticSignal = typeof DIAGNOSTIC_SIGNALS[number]
+
+/**
+ * Every signal close-with-grace would take as a graceful stop with exit 0 (its events/signal.events.js). None is
+ * left to it: SIGTERM and SIGINT come through ProcessStop, SIGHUP reloads (or, in npm run dev, stops through
+ * close-with-grace), SIGUSR2 is diagnostic, and SIGQUIT and the fault signals (SIGABRT, SIGSEGV, …) keep their
+ * default action, so a supervisor sees the process die by them rather than a clean exit that hides a crash.
+ */
+export const NOT_GRACEFUL_SIGNALS = [...STOP_SIGNALS, ...DIAGNOSTIC_SIGNALS, 'SIGQUIT', 'SIGILL', 'SIGTRAP', 'SIGABRT', 'SIGBUS', 'SIGFPE', 'SIGSEGV'] as const
+
 export interface StopSignalHandlers {
   /** The first signal: stop gracefully. */
   stop: (signal: StopSignal) => void
@@ -63,6 +75,7 @@ export function onStopSignals (handlers: StopSignalHandlers, options: StopSignal
  * that may still be starting) reads the configuration again; where SIGHUP stops (`npm run dev`), it stops.
  */
 export class ProcessStop {
+  #diagnostic: ((signal: DiagnosticSignal) => void) | undefined
   #stop: ((signal: StopSignal) => void) | undefined
   #force: ((signal: StopSignal) => void) | undefined
   #ignored: ((signal: StopSignal) => void) | undefined
@@ -89,6 +102,14 @@ export class ProcessStop {
       // In a cluster worker every repeat is ignored, and said by nobody: the primary is the one to tell.
       ignored: (signal) => { if (options.repeatForces) this.#ignored?.(signal) }
     }, options)
+    // Not a stop (close-with-grace would make it one, and its default action kills the process): SIGUSR2 is what
+    // node --heapsnapshot-signal=SIGUSR2 takes, and tools send it to a process they do not mean to end.
+    for (const signal of DIAGNOSTIC_SIGNALS) {
+      target.on(signal, () => {
+        if (this.#diagnostic !== undefined) return this.#diagnostic(signal)
+        this.#write(`oidc-verifier: ${signal} received: it does not stop the service (node --heapsnapshot-signal=${signal} writes a heap snapshot on it)`)
+      })
+    }
     target.on('SIGHUP', () => {
       if (this.#stop !== undefined) return // the service's own SIGHUP handling has it
       if (options.hangup === 'stop') {
@@ -99,6 +120,11 @@ export class ProcessStop {
         this.#write('oidc-verifier: SIGHUP during start-up: the configuration is read again once the service has started')
       }
     })
+  }
+
+  /** What a diagnostic signal does instead of the default line (the cluster primary passes it on to its workers). */
+  onDiagnostic (handler: (signal: DiagnosticSignal) => void): void {
+    this.#diagnostic = handler
   }
 
   /** Once the service handles SIGHUP itself: a SIGHUP that came during start-up now has its effect. */
