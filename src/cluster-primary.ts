@@ -24,6 +24,8 @@ export function parseWorkers (value: string | undefined, cores: number): number 
 export interface PrimaryOptions {
   /** With the memory revocation store: the bound of the primary's copy of the revocations it relays. */
   relayRevocations?: number
+  /** Called when a SIGHUP asks every worker to reload (src/cluster-start-config.ts: a worker starting meanwhile reloads too). */
+  onReload?: () => void
 }
 
 /**
@@ -108,6 +110,7 @@ export function runPrimary (workers: number, graceSeconds: number, options: Prim
   }, (signal) => { log(`${signal} again: already stopping; send it again after a second to kill the workers now`) })
   process.on('SIGHUP', () => {
     log('SIGHUP: asking every worker to reload its configuration')
+    options.onReload?.()
     for (const worker of live()) worker.process.kill('SIGHUP')
   })
   // Diagnostics (a heap snapshot with --heapsnapshot-signal) are about the workers, which serve the requests.

@@ -22,6 +22,7 @@ import { inForceProblems, planReload } from './reload-plan.js'
 const ASK = 'oidc-verifier:start-config?'
 const ANSWER = 'oidc-verifier:start-config'
 const APPLIED = 'oidc-verifier:applied-config'
+const REFUSED = 'oidc-verifier:refused-config'
 
 /** How long a worker waits for the primary's answer before it starts from the file as it is. */
 export const ASK_TIMEOUT_MS = 5_000
@@ -34,19 +35,38 @@ export interface StartConfigAnswer {
   applied: string | null
 }
 
+/** The primary's handle on what it serves. */
+export interface StartConfigServer {
+  /** The primary has asked every running worker to reload (SIGHUP). */
+  reloadAsked: () => void
+}
+
 /**
  * The primary's side: answers each worker's question, and keeps the text of each configuration a worker reports
  * applied by a reload. `startText`: the file's text at start (undefined: the environment).
+ *
+ * A worker that asks while a reload is under way (asked for, and no worker has applied or refused it yet) would
+ * start from the text before it, and was not running to be asked: it gets a SIGHUP with its answer, which it
+ * keeps until it has started (src/stop-signals.ts), and reloads then as the others do.
  */
-export function serveStartConfig (start: Config, startText: string | undefined): void {
+export function serveStartConfig (start: Config, startText: string | undefined): StartConfigServer {
   const startJson = JSON.stringify(start)
   let applied = startText ?? null
+  let reloadUnderWay = false
   cluster.on('message', (worker, message: unknown) => {
     if (typeof message !== 'object' || message === null) return
     const { type, text } = message as { type?: unknown, text?: unknown }
-    if (type === ASK) worker.send({ type: ANSWER, start: startJson, applied }, () => {})
-    else if (type === APPLIED && typeof text === 'string' && applied !== null) applied = text
+    if (type === ASK) {
+      worker.send({ type: ANSWER, start: startJson, applied }, () => {})
+      if (reloadUnderWay) worker.process.kill('SIGHUP')
+    } else if (type === APPLIED) {
+      if (typeof text === 'string' && applied !== null) applied = text
+      reloadUnderWay = false
+    } else if (type === REFUSED) {
+      reloadUnderWay = false
+    }
   })
+  return { reloadAsked: () => { reloadUnderWay = true } }
 }
 
 /** The channel to the primary (process in a worker; a stand-in in tests). */
@@ -56,9 +76,14 @@ export interface StartConfigPort {
   off: (event: 'message', listener: (message: unknown) => void) => unknown
 }
 
-/** A worker's side, after a reload it applied: the text it read, for the workers that start after it. */
-export function reportApplied (text: string, port: StartConfigPort = process): void {
-  port.send?.({ type: APPLIED, text }, () => {})
+/** A worker's side, after a reload it applied: the text it read (none from the environment), for the workers that start after it. */
+export function reportApplied (text: string | undefined, port: StartConfigPort = process): void {
+  port.send?.(text === undefined ? { type: APPLIED } : { type: APPLIED, text }, () => {})
+}
+
+/** A worker's side, after a reload it refused: the reload is over, nothing changed. */
+export function reportRefused (port: StartConfigPort = process): void {
+  port.send?.({ type: REFUSED }, () => {})
 }
 
 /** A worker's side: the primary's answer; undefined when it did not answer in time (or there is no primary). */

@@ -51,6 +51,8 @@ export interface ReloadOptions {
   heapLimitBytes?: number
   /** Called after each reload on SIGHUP that was applied (a cluster worker tells the primary what it runs). */
   onApplied?: () => void
+  /** Called after each reload on SIGHUP that was refused (a cluster worker tells the primary the reload is over). */
+  onRefused?: () => void
 }
 
 /**
@@ -231,6 +233,7 @@ export function reloadOnSighup (app: FastifyInstance, load: () => Config, option
     app.log.info({ signal: 'SIGHUP' }, 'reloading the configuration')
     running = reloadConfiguration(app, load, options).then((result) => {
       if (result.outcome === 'applied') options.onApplied?.()
+      else options.onRefused?.()
       running = undefined
       if (again) {
         again = false

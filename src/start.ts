@@ -8,7 +8,7 @@ import { availableParallelism } from 'node:os'
 import { parseWorkers, runPrimary } from './cluster-primary.js'
 import { withinHeapBudget } from './config/heap-budget.js'
 import { clusterLog, LOG_LEVEL } from './cluster-log.js'
-import { askStartConfig, reportApplied, serveStartConfig, workerConfig } from './cluster-start-config.js'
+import { askStartConfig, reportApplied, reportRefused, serveStartConfig, workerConfig } from './cluster-start-config.js'
 import { ConfigError, loadConfig, type LoadConfigOptions } from './config/load.js'
 import type { Config } from './config/types.js'
 import { runService } from './run.js'
@@ -26,7 +26,10 @@ async function startWorker (signals: ProcessStop, loadWith: LoadWith): Promise<v
   const answer = await askStartConfig()
   if (answer === undefined) clusterLog(`worker ${process.pid}: the primary did not say what the other workers run; starting from the file as it is`, LOG_LEVEL.warn)
   const config = answer === undefined ? load() : workerConfig(answer, { fromText: (text) => loadWith({ configText: text }), now: load, log: clusterLog })
-  await runService(config, signals, undefined, load, { onApplied: () => { if (lastText !== undefined) reportApplied(lastText) } })
+  await runService(config, signals, undefined, load, {
+    onApplied: () => { reportApplied(lastText) },
+    onRefused: () => { reportRefused() }
+  })
 }
 
 export async function start (signals: ProcessStop): Promise<void> {
@@ -44,9 +47,12 @@ export async function start (signals: ProcessStop): Promise<void> {
       let startText: string | undefined
       const config = loadWith({ onConfigText: (text) => { startText = text } })
       // A worker started later (a replacement) starts with what the others run, not with the file as it is then.
-      serveStartConfig(config, startText)
+      const served = serveStartConfig(config, startText)
       const relay = config.revocation.enabled && config.revocation.store === 'memory'
-      runPrimary(workers, config.server.shutdownGraceSeconds, relay ? { relayRevocations: config.revocation.maxEntries } : {}, signals)
+      runPrimary(workers, config.server.shutdownGraceSeconds, {
+        ...(relay ? { relayRevocations: config.revocation.maxEntries } : {}),
+        onReload: served.reloadAsked
+      }, signals)
     } else {
       if (cluster.isWorker) await startWorker(signals, loadWith)
       else await runService(load(), signals, undefined, load)

@@ -6,7 +6,7 @@
  */
 import t from 'tap'
 import { EventEmitter } from 'node:events'
-import { askStartConfig, reportApplied, serveStartConfig, workerConfig, type StartConfigAnswer, type StartConfigPort, type WorkerConfigSources } from '../src/cluster-start-config.js'
+import { askStartConfig, reportApplied, reportRefused, serveStartConfig, workerConfig, type StartConfigAnswer, type StartConfigPort, type WorkerConfigSources } from '../src/cluster-start-config.js'
 import type { LogLevelNumber } from '../src/cluster-log.js'
 import { ConfigError } from '../src/config/load.js'
 import type { Config } from '../src/config/types.js'
@@ -134,4 +134,55 @@ t.test('the primary\'s side: answers with the start configuration and the last t
   const third = worker()
   fromEnv(third, { type: 'oidc-verifier:start-config?' })
   t.same(third.sent, [{ type: 'oidc-verifier:start-config', start: JSON.stringify(atStart), applied: null }])
+})
+
+t.test('a worker that asks while a reload is under way is told to reload once started', async (t) => {
+  const cluster = (await import('node:cluster')).default
+  const before = new Set(cluster.listeners('message'))
+  const served = serveStartConfig(atStart, 'the start text')
+  const listener = cluster.listeners('message').find((l) => !before.has(l)) as (worker: unknown, message: unknown) => void
+  t.teardown(() => { cluster.off('message', listener) })
+  const worker = (): { sent: unknown[], signals: string[], send: (message: unknown, callback: () => void) => boolean, process: { kill: (signal: string) => boolean } } => {
+    const sent: unknown[] = []
+    const signals: string[] = []
+    return { sent, signals, send: (message, callback) => { sent.push(message); callback(); return true }, process: { kill: (signal) => { signals.push(signal); return true } } }
+  }
+  const ask = (w: ReturnType<typeof worker>): void => { listener(w, { type: 'oidc-verifier:start-config?' }) }
+
+  const quiet = worker()
+  ask(quiet)
+  t.same(quiet.signals, [], 'no reload asked for: no SIGHUP')
+
+  served.reloadAsked()
+  const during = worker()
+  ask(during)
+  t.same(during.sent, [{ type: 'oidc-verifier:start-config', start: JSON.stringify(atStart), applied: 'the start text' }], 'the text before the reload')
+  t.same(during.signals, ['SIGHUP'], 'and a SIGHUP, kept until it has started')
+
+  listener(quiet, { type: 'oidc-verifier:applied-config', text: 'the reloaded text' })
+  const after = worker()
+  ask(after)
+  t.same(after.sent, [{ type: 'oidc-verifier:start-config', start: JSON.stringify(atStart), applied: 'the reloaded text' }])
+  t.same(after.signals, [], 'a worker has applied it: the text is the new one, no SIGHUP')
+
+  served.reloadAsked()
+  listener(quiet, { type: 'oidc-verifier:refused-config' })
+  const afterRefusal = worker()
+  ask(afterRefusal)
+  t.same(afterRefusal.signals, [], 'a refused reload is over too')
+
+  served.reloadAsked()
+  listener(quiet, { type: 'oidc-verifier:applied-config' })
+  const afterEnvironment = worker()
+  ask(afterEnvironment)
+  t.same(afterEnvironment.signals, [], 'a reload applied from the environment (no text) is over too')
+  t.same(afterEnvironment.sent, [{ type: 'oidc-verifier:start-config', start: JSON.stringify(atStart), applied: 'the reloaded text' }], 'and keeps the text')
+})
+
+t.test('a worker tells the primary when a reload was refused, or applied without a text', async (t) => {
+  const sent: unknown[] = []
+  const port: StartConfigPort = { send: (message, callback) => { sent.push(message); callback(null); return true }, on: () => {}, off: () => {} }
+  reportRefused(port)
+  reportApplied(undefined, port)
+  t.same(sent, [{ type: 'oidc-verifier:refused-config' }, { type: 'oidc-verifier:applied-config' }])
 })

@@ -5,9 +5,11 @@
  */
 import t from 'tap'
 import { availableParallelism } from 'node:os'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { stringify } from 'yaml'
 import { MAX_RESTARTS_PER_MINUTE, parseWorkers } from '../src/cluster-primary.js'
+import { startJwksServer } from './helpers/jwks-server.js'
 import { runNode, startNode } from './helpers/node-process.js'
 import { tempDir } from './helpers/temp-dir.js'
 import { idTokenClaims, jwksOf, makeKey, mint } from './helpers/tokens.js'
@@ -75,4 +77,34 @@ t.test('an invalid WORKERS value or configuration fails before forking', async (
   t.equal(invalid.code, 2)
   t.match(invalid.stderr, /OIDC_ISSUER/)
   t.notMatch(invalid.stderr, /started 2 workers/)
+})
+
+t.test('a worker replaced while a reload is under way ends up with the reloaded configuration', async (t) => {
+  const idp = await startJwksServer({ json: jwksOf(key) })
+  t.teardown(() => idp.close())
+  idp.set({ json: jwksOf(key), delayMs: 20_000 }, '/slow') // issuer b's keys do not come: the reload waits for them
+  const settings = { server: { host: '127.0.0.1', port: 0, logLevel: 'info', shutdownGraceSeconds: 2 }, loadShedding: { enabled: false }, fetch: { timeoutMs: 8000 } }
+  const a = { id: 'a', issuer: 'https://a.example.com', audiences: ['aud'], jwksUri: idp.jwksUrl }
+  const b = { id: 'b', issuer: 'https://b.example.com', audiences: ['aud'], jwksUri: `${idp.url}/slow` }
+  const dir = tempDir(t, { 'config.yaml': stringify({ ...settings, issuers: [a] }) })
+  const server = startNode('src/server.ts', ['--config', join(dir, 'config.yaml')], { env: { WORKERS: '2' } })
+  t.teardown(() => server.kill())
+  const pids = (await server.waitForLine(/started 2 workers \(pids (\d+), (\d+)\)/, { timeoutMs: 60_000 })).slice(1).map(Number)
+  await server.waitForLine(/Server listening at[\s\S]*Server listening at/, { timeoutMs: 60_000 })
+
+  writeFileSync(join(dir, 'config.yaml'), stringify({ ...settings, issuers: [a, b] }))
+  server.child.kill('SIGHUP')
+  await server.waitForLine(/reloading the configuration[\s\S]*reloading the configuration/)
+  const mark = server.output().length
+  process.kill(pids[0] as number, 'SIGKILL') // while the other worker still waits for b's keys
+  await server.waitForLine(/started replacement \d+/, { from: mark })
+  const listening = await server.waitForLine(/"issuers":(\[[^\]]*\])[^\n]*"msg":"oidc-verifier listening"/, { from: mark, timeoutMs: 60_000 })
+  // Started from the text before the reload (the other worker had not finished it): then it reloads too, after
+  // starting. Lines carry no pid, so the reloads are counted: the other worker's, and the replacement's if any.
+  const startedBefore = JSON.parse(listening[1] as string).includes('b') === false
+  const reloads = startedBefore ? 2 : 1
+  await server.waitForLine(new RegExp(Array.from({ length: reloads }, () => '"msg":"configuration reloaded"').join('[\\s\\S]*')), { from: mark, timeoutMs: 60_000 })
+  const reloaded = [...server.output().slice(mark).matchAll(/"issuers":(\[[^\]]*\])[^\n]*"msg":"configuration reloaded"/g)].map((m) => JSON.parse(m[1] as string))
+  t.same(reloaded, Array.from({ length: reloads }, () => ['a', 'b']), `${startedBefore ? 'started before the reload, then reloaded' : 'started after the reload'}: every worker runs a and b`)
+  t.comment(startedBefore ? 'the race this test is for took place' : 'the replacement started after the reload (no race this time)')
 })
