@@ -385,8 +385,9 @@ t.test('failed key checks are bounded per address: then 429 until the minute end
   t.equal((await verify(WEB_KEY, '2001:db8:1:2::8')).statusCode, 429, 'IPv6 addresses are counted by their /64')
   t.equal((await app.inject({ method: 'GET', url: '/healthz', remoteAddress: '10.0.0.1' })).statusCode, 200, 'open routes stay open')
   const forward = await app.inject({ method: 'GET', url: '/forward-auth', remoteAddress: '10.0.0.1', headers: { 'x-api-key': WEB_KEY, authorization: `Bearer ${good}` } })
-  t.equal(forward.statusCode, 401, 'on /forward-auth the answer is 401 (a proxy turns a 429 into a 500)')
+  t.equal(forward.statusCode, 403, 'on /forward-auth the answer is 403 (a proxy turns a 429 into a 500, and a 401 sends users to log in again)')
   t.match(forward.json(), { code: 'rate_limited' })
+  t.ok(Number(forward.headers['retry-after']) >= 1, 'with Retry-After')
 
   now += 30_000
   const later = await verify(WEB_KEY)

@@ -245,6 +245,21 @@ t.test('POST /backchannel-logout has a rate limit of its own, per address', asyn
   t.equal((await app.inject({ method: 'POST', url: '/verify', remoteAddress: '10.1.1.1', payload: { token: mint(key, idTokenClaims(ISS, AUD)) } })).statusCode, 200, '/verify is not affected')
 })
 
+t.test('POST /revocations: a caller that may not revoke gets 403 even past its rate limit; one that may, 429', async (t) => {
+  const app = await appWith(t, {
+    rateLimit: { max: 1 },
+    callers: { keys: [{ id: 'ops', sha256: sha256(ADMIN_KEY), revoke: true }, { id: 'web', sha256: sha256(READER_KEY) }] }
+  })
+  const verify = async (apiKey: string) => await app.inject({ method: 'POST', url: '/verify', headers: { 'x-api-key': apiKey }, payload: { token: mint(key, idTokenClaims(ISS, AUD)) } })
+  const revoke = async (apiKey: string) => await app.inject({ method: 'POST', url: '/revocations', headers: { 'x-api-key': apiKey }, payload: { issuer: 'main', sub: 'x' } })
+  t.equal((await verify(READER_KEY)).statusCode, 200, 'the reader\'s one request of the window')
+  t.equal((await verify(READER_KEY)).statusCode, 429, 'its budget is spent')
+  const refused = await revoke(READER_KEY)
+  t.same([refused.statusCode, refused.json().code], [403, 'caller_not_permitted'], 'not permitted, whatever its budget')
+  t.equal((await revoke(ADMIN_KEY)).statusCode, 200)
+  t.same((await revoke(ADMIN_KEY)).json().code, 'rate_limited', 'a caller that may revoke is rate limited as before')
+})
+
 t.test('POST /revocations is refused when no caller keys are configured', async (t) => {
   const app = await appWith(t)
   const res = await app.inject({ method: 'POST', url: '/revocations', payload: { issuer: 'main', sub: 'x' } })

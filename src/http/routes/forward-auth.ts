@@ -55,6 +55,9 @@ function knownValues (config: Config): KnownValues {
 
 /** The status forward-auth gives a failure: 401, 403, or the configured answer for "cannot decide". */
 export function denialStatus (err: VerificationError, config: Pick<ForwardAuthConfig, 'keysUnavailableStatus'>): number {
+  // Too many failed caller-key checks from the proxy's address: its key is at fault, not the user's login (a 401
+  // would send every user behind that proxy to log in again).
+  if (err.code === 'rate_limited') return 403
   if (err.family === 'token' || err.family === 'request') return 401
   if (err.family === 'unavailable' || err.family === 'internal') return config.keysUnavailableStatus
   // forbidden (requirements) and caller authentication: 403 is theirs; anything else is denied too.
@@ -71,7 +74,7 @@ export function sendDenial (request: FastifyRequest, reply: FastifyReply, err: V
   } else if (err.code === 'requirement_not_met') {
     reply.header('www-authenticate', 'Bearer error="insufficient_scope"')
   }
-  if (status === 503) reply.header('retry-after', String(err.details.retryAfterSeconds ?? 1))
+  if (status === 503 || err.code === 'rate_limited') reply.header('retry-after', String(err.details.retryAfterSeconds ?? 1))
   return reply.code(status).send(errorBody(request, err))
 }
 

@@ -99,7 +99,8 @@ export const revocationsRoute: FastifyPluginAsync<RevocationsRouteOptions> = asy
     if (request.caller?.revoke !== true) throw new VerificationError('caller_not_permitted')
   }
   fastify.withTypeProvider<TypeBoxTypeProvider>().post('/revocations', {
-    onRequest: opts.rateLimit !== undefined ? [opts.rateLimit, mayRevoke] : [mayRevoke],
+    // mayRevoke first: a caller that may not revoke gets 403 even past its rate limit (openapi.yaml).
+    onRequest: opts.rateLimit !== undefined ? [mayRevoke, opts.rateLimit] : [mayRevoke],
     schema: {
       body: RevocationRequestSchema,
       response: { 200: RevocationResponseSchema, '4xx': ErrorResponseSchema, '5xx': ErrorResponseSchema }
