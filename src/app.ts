@@ -28,6 +28,7 @@ import { forwardAuthRoute } from './http/routes/forward-auth.js'
 import { backchannelLogoutRoute } from './http/routes/backchannel-logout.js'
 import { revocationsRoute } from './http/routes/revocations.js'
 import { createRevocationStore } from './revocation/create-store.js'
+import { acceptJsonBodies } from './http/json-body.js'
 import { frameworkErrorHandler } from './http/framework-errors.js'
 import { answerOutsideRoutes, clientErrorHandler, type ClientErrorOptions, followHeaderLimit } from './http/client-errors.js'
 import { loggerOptions } from './logger.js'
@@ -89,8 +90,9 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
   // all), read at each new connection from the configuration in force, so that a reload applies (HTTP and HTTPS).
   followHeaderLimit(fastify.server, () => fastify.verifierSlot.config.server.maxTokenBytes)
 
-  // JSON only: a token sent as text/plain would be a second, looser way in.
+  // JSON only: a token sent as text/plain would be a second, looser way in. UTF-8 only, and empty is no body.
   fastify.removeContentTypeParser('text/plain')
+  acceptJsonBodies(fastify)
 
   // The Verifier is replaceable at run time (src/reload.ts): routes read fastify.verifier per request.
   // One registry per app; key gauges read the Verifier in use at scrape time.

@@ -247,7 +247,7 @@ export const ERROR_CODES = {
     status: 400,
     family: 'request',
     message: 'The request carries no token.',
-    hint: 'Send the ID token as {"token": "..."} in a JSON body or in an "Authorization: Bearer" header.'
+    hint: 'Send the ID token as {"token": "..."} in a JSON body or in an "Authorization: Bearer" header; to /introspect as the form field token; to /forward-auth in the Authorization header, or the cookie or header named by forwardAuth.tokenCookie or forwardAuth.tokenHeader.'
   },
   token_ambiguous: {
     status: 400,
@@ -265,7 +265,7 @@ export const ERROR_CODES = {
     status: 413,
     family: 'request',
     message: 'The request body is larger than the configured limit.',
-    hint: 'Send one token per request; see server.bodyLimit.'
+    hint: 'Send one token per request (to /verify/batch, fewer tokens); the limits are server.bodyLimit and, for /verify/batch, batch.maxBodyBytes.'
   },
   request_headers_too_large: {
     status: 431,
@@ -277,7 +277,7 @@ export const ERROR_CODES = {
     status: 415,
     family: 'request',
     message: 'The request body has a media type this route does not accept.',
-    hint: 'Send Content-Type: application/json to /verify and /verify/batch (or no body and an Authorization header to /verify), and application/x-www-form-urlencoded to /introspect.'
+    hint: 'Send Content-Type: application/json to /verify, /verify/batch and /revocations (or no body and an Authorization header to /verify), and application/x-www-form-urlencoded to /introspect and /backchannel-logout; in UTF-8, with no other charset.'
   },
   batch_too_large: {
     status: 400,
@@ -314,19 +314,19 @@ export const ERROR_CODES = {
     status: 503,
     family: 'unavailable',
     message: 'The issuer\'s signing keys cannot be obtained right now, so the token can be neither accepted nor rejected.',
-    hint: 'Retry after the time given in Retry-After. Operators: check that the provider\'s discovery and JWKS URLs are reachable from this service (see /readyz).'
+    hint: 'Retry later: after Retry-After (in a /verify/batch item, its retryAfterSeconds). Operators: check that the provider\'s discovery and JWKS URLs are reachable from this service (see /readyz).'
   },
   overloaded: {
     status: 503,
     family: 'unavailable',
     message: 'The service is overloaded and sheds load; the token was neither accepted nor rejected.',
-    hint: 'Retry after the time given in Retry-After. Operators: add replicas or CPU; see loadShedding in the configuration and the oidc_verifier_shed_requests_total metric.'
+    hint: 'Retry later: after Retry-After (in a /verify/batch item, its retryAfterSeconds). Operators: add replicas or CPU; see loadShedding in the configuration and the oidc_verifier_shed_requests_total metric.'
   },
   revocations_unavailable: {
     status: 503,
     family: 'unavailable',
     message: 'Whether the token has been revoked cannot be decided right now, so it is neither accepted nor rejected.',
-    hint: 'Retry after the time given in Retry-After. Operators: the revocation store (revocation.redis.url) is unreachable or has not been read since start, or it is full (revocation.maxEntries); see /readyz and the oidc_verifier_revocation_store_current metric.'
+    hint: 'Retry later: after Retry-After (in a /verify/batch item, its retryAfterSeconds). Operators: the revocation store (revocation.redis.url) is unreachable or has not been read since start, or it is full (revocation.maxEntries); see /readyz and the oidc_verifier_revocation_store_current metric.'
   },
   // internal
   internal_error: {

@@ -99,6 +99,26 @@ t.test('request fields are validated strictly, without coercion', async (t) => {
   t.equal(big.json().code, 'request_too_large')
 })
 
+t.test('JSON bodies: UTF-8 only; an empty one is no body', async (t) => {
+  const token = mint(es, idTokenClaims(ISS, AUD))
+  const body = JSON.stringify({ token })
+  const post = async (contentType: string, payload: string | Buffer, extra: Record<string, string> = {}) =>
+    await app.inject({ method: 'POST', url: '/verify', payload, headers: { 'content-type': contentType, ...extra } })
+  for (const contentType of ['application/json; charset=utf-8', 'application/json;charset=UTF-8', 'application/json; charset="utf-8"', 'application/json; foo=bar']) {
+    t.equal((await post(contentType, body)).statusCode, 200, contentType)
+  }
+  for (const [contentType, payload] of [['application/json; charset=utf-16', body], ['application/json; charset=utf-16le', Buffer.from(body, 'utf16le')], ['application/json; charset=iso-8859-1', body]] as const) {
+    const res = await post(contentType, payload)
+    t.same([res.statusCode, res.json().code], [415, 'unsupported_media_type'], contentType)
+  }
+  const bearerOnly = await post('application/json', '', { authorization: `Bearer ${token}` })
+  t.same([bearerOnly.statusCode, bearerOnly.json().subject], [200, 'user-123'], 'a bodiless POST labelled JSON, the token in the header')
+  const nothing = await post('application/json', '')
+  t.same([nothing.statusCode, nothing.json().code], [400, 'token_missing'], 'no body and no header: no token')
+  const introspect = await app.inject({ method: 'POST', url: '/introspect', payload: `token=${token}`, headers: { 'content-type': 'application/x-www-form-urlencoded; charset=utf-16' } })
+  t.same([introspect.statusCode, introspect.json().code], [415, 'unsupported_media_type'], 'forms too')
+})
+
 t.test('malformed tokens are token_malformed, never a 5xx', async (t) => {
   const good = mint(es, idTokenClaims(ISS, AUD))
   const [h, p, s] = good.split('.') as [string, string, string]

@@ -6,6 +6,7 @@
  */
 import type { FastifyInstance } from 'fastify'
 import { VerificationError } from '../errors.js'
+import { isUtf8OrUnlabelled } from './json-body.js'
 
 /** application/x-www-form-urlencoded → name → value, refusing repeated names (request_invalid). */
 export function parseForm (body: string): Record<string, string> {
@@ -20,7 +21,12 @@ export function parseForm (body: string): Record<string, string> {
 /** Call inside a route's plugin: its routes take form bodies and nothing else. */
 export function acceptFormBodiesOnly (fastify: FastifyInstance): void {
   fastify.removeAllContentTypeParsers()
-  fastify.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_request, body, done) => {
+  fastify.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (request, body, done) => {
+    // Percent-encoded bytes are read as UTF-8: a body that says it is in another charset is refused.
+    if (!isUtf8OrUnlabelled(request.headers['content-type'])) {
+      done(new VerificationError('unsupported_media_type'), undefined)
+      return
+    }
     try {
       done(null, parseForm(body as string))
     } catch (err) {
