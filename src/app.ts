@@ -29,6 +29,7 @@ import { backchannelLogoutRoute } from './http/routes/backchannel-logout.js'
 import { revocationsRoute } from './http/routes/revocations.js'
 import { createRevocationStore } from './revocation/create-store.js'
 import { acceptJsonBodies } from './http/json-body.js'
+import { answerUnknownRoutes } from './http/route-methods.js'
 import { frameworkErrorHandler } from './http/framework-errors.js'
 import { answerOutsideRoutes, clientErrorHandler, type ClientErrorOptions, followHeaderLimit } from './http/client-errors.js'
 import { loggerOptions } from './logger.js'
@@ -151,11 +152,9 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
   })
 
   const { enabled: limited, windowSeconds } = config.rateLimit
-  // Unknown routes are rate limited per address, so scanning costs the scanner.
-  fastify.setNotFoundHandler(
-    { preHandler: limited ? fastify.rateLimit({ max: Math.min(config.rateLimit.max ?? UNKNOWN_ROUTE_LIMIT, UNKNOWN_ROUTE_LIMIT), timeWindow: windowSeconds * 1000 }) : undefined },
-    async (request, reply) => sendError(request, reply, new VerificationError('not_found'))
-  )
+  // Unknown routes (404) and methods (405) are rate limited per address, so scanning costs the scanner.
+  answerUnknownRoutes(fastify,
+    { preHandler: limited ? fastify.rateLimit({ max: Math.min(config.rateLimit.max ?? UNKNOWN_ROUTE_LIMIT, UNKNOWN_ROUTE_LIMIT), timeWindow: windowSeconds * 1000 }) : undefined })
 
   // With a separate ops port, health and metrics live there only (src/ops-app.ts).
   if (config.server.opsPort === undefined) {

@@ -303,6 +303,12 @@ export const ERROR_CODES = {
     message: 'There is no such route.',
     hint: 'See openapi.yaml for the routes this service serves.'
   },
+  method_not_allowed: {
+    status: 405,
+    family: 'request',
+    message: 'The route exists, but does not take this method.',
+    hint: 'Use a method the Allow header lists; see openapi.yaml.'
+  },
   rate_limited: {
     status: 429,
     family: 'request',

@@ -8,13 +8,14 @@
  */
 import Fastify, { LogController, type FastifyInstance } from 'fastify'
 import type { Config } from './config/types.js'
-import { isVerificationError, VerificationError } from './errors.js'
+import { isVerificationError } from './errors.js'
 import { fromFrameworkError, sendError } from './http/error-reply.js'
 import { frameworkErrorHandler } from './http/framework-errors.js'
 import { answerOutsideRoutes, clientErrorHandler, type ClientErrorOptions } from './http/client-errors.js'
 import './http/fastify-augment.js'
 import { requestIdGenerator } from './http/request-id.js'
 import { requestLifecycle } from './http/request-lifecycle.js'
+import { answerUnknownRoutes } from './http/route-methods.js'
 import { httpsOptions } from './http/tls.js'
 import { noteInUse } from './http/tls-reload.js'
 import { healthRoutes } from './http/routes/health.js'
@@ -57,7 +58,7 @@ export async function buildOpsApp (app: FastifyInstance, config: Config): Promis
     if (error.status >= 500) request.log.error({ err }, 'unexpected error')
     return sendError(request, reply, error)
   })
-  ops.setNotFoundHandler(async (request, reply) => sendError(request, reply, new VerificationError('not_found')))
+  answerUnknownRoutes(ops)
 
   await ops.register(healthRoutes)
   if (app.metrics !== undefined) await ops.register(metricsRoute, { metrics: app.metrics })

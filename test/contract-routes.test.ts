@@ -86,8 +86,12 @@ t.test('hostile requests to the contract routes', async (t) => {
   t.equal(reflected.body, page, 'the query changes nothing and is not reflected')
   t.equal((await app.inject({ method: 'GET', url: '/openapi.json?format=yaml' })).body, json)
 
-  for (const [method, url] of [['POST', '/docs'], ['PUT', '/openapi.json'], ['DELETE', '/docs'], ['GET', '/docs/'], ['GET', '/docs/..%2fopenapi.yaml'], ['GET', '/openapi.yaml'], ['GET', '/%2e%2e/package.json']] as const) {
-    const res = await app.inject({ method, url, payload: method === 'GET' || method === 'DELETE' ? undefined : { a: 1 } })
+  for (const [method, url] of [['POST', '/docs'], ['PUT', '/openapi.json'], ['DELETE', '/docs']] as const) {
+    const res = await app.inject({ method, url, payload: method === 'DELETE' ? undefined : { a: 1 } })
+    t.same([res.statusCode, res.json().code, res.headers.allow], [405, 'method_not_allowed', 'GET, HEAD'], `${method} ${url}: a coded 405 with Allow`)
+  }
+  for (const [method, url] of [['GET', '/docs/'], ['GET', '/docs/..%2fopenapi.yaml'], ['GET', '/openapi.yaml'], ['GET', '/%2e%2e/package.json']] as const) {
+    const res = await app.inject({ method, url })
     t.equal(res.statusCode, 404, `${method} ${url}`)
     t.equal(res.json().code, 'not_found', `${method} ${url}: a coded 404`)
   }

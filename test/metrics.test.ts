@@ -156,8 +156,9 @@ t.test('hostile requests to /metrics', async (t) => {
     t.equal(res.statusCode, 200, `${req.method} ${req.url.slice(0, 30)}`)
   }
   const post = await app.inject({ method: 'POST', url: '/metrics', payload: { a: 1 } })
-  t.equal(post.statusCode, 404)
-  t.equal(post.json().code, 'not_found')
+  t.equal(post.statusCode, 405)
+  t.equal(post.json().code, 'method_not_allowed')
+  t.equal(post.headers.allow, 'GET, HEAD')
   const body = await app.inject({ method: 'GET', url: '/metrics', headers: { 'content-type': 'application/json' }, payload: '{"x":' })
   t.ok(body.statusCode < 500, `a GET with a broken body is no 500 (${body.statusCode})`)
   // An unknown method is a bounded label value.

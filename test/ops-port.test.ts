@@ -50,6 +50,8 @@ t.test('routes are split between the two listeners', async (t) => {
   const verifyOnOps = await ops.inject({ method: 'POST', url: '/verify', payload: { token } })
   t.equal(verifyOnOps.statusCode, 404, '/verify is not on the ops port')
   t.equal(verifyOnOps.json().code, 'not_found')
+  const postHealth = await ops.inject({ method: 'POST', url: '/healthz' })
+  t.same([postHealth.statusCode, postHealth.json().code, postHealth.headers.allow], [405, 'method_not_allowed', 'GET, HEAD'], 'a method a route of the ops port does not take')
   const hostile = await ops.inject({ method: 'POST', url: '/metrics', headers: { 'content-type': 'application/json' }, payload: '{"a":'.repeat(1000) })
   t.ok(hostile.statusCode >= 400 && hostile.statusCode < 500, `a hostile body on the ops port is a 4xx (${hostile.statusCode})`)
   t.match(hostile.json(), { code: String, requestId: String })

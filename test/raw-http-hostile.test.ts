@@ -93,10 +93,10 @@ const cases: Case[] = [
   ['a chunked body', `POST /verify HTTP/1.1\r\n${H}Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n${chunk(body)}0\r\n\r\n`, [200], ''],
   ['a chunked body past bodyLimit', `POST /verify HTTP/1.1\r\n${H}Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n${chunk('a'.repeat(0x100000))}0\r\n\r\n`, [413], 'request_too_large'],
   ['an Authorization trailer (never read)', `POST /verify HTTP/1.1\r\n${H}Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n${chunk(body)}0\r\nAuthorization: Bearer x\r\n\r\n`, [200], ''],
-  ['3,000 headers', `GET /verify HTTP/1.1\r\n${H}${Array.from({ length: 3000 }, (_, i) => `X-${i}: v`).join('\r\n')}\r\n\r\n`, [404], 'not_found'],
+  ['3,000 headers', `GET /verify HTTP/1.1\r\n${H}${Array.from({ length: 3000 }, (_, i) => `X-${i}: v`).join('\r\n')}\r\n\r\n`, [405], 'method_not_allowed'],
   ['Expect: 100-continue', `POST /verify HTTP/1.1\r\n${H}Expect: 100-continue\r\n${JSON_BODY}`, [100, 200], ''],
   ['an Expect other than 100-continue (ignored)', `POST /verify HTTP/1.1\r\n${H}Expect: 200-ok\r\n${JSON_BODY}`, [200], ''],
-  ['a WebSocket upgrade (an ordinary request)', `GET /verify HTTP/1.1\r\nHost: svc\r\nConnection: Upgrade, close\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`, [404], 'not_found'],
+  ['a WebSocket upgrade (an ordinary request)', `GET /verify HTTP/1.1\r\nHost: svc\r\nConnection: Upgrade, close\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`, [405], 'method_not_allowed'],
   // Pipelined: the first request's answer comes first, then the refusal of what follows it.
   ['a request, then garbage on the same connection', `POST /verify HTTP/1.1\r\nHost: svc\r\n${JSON_BODY}GARBAGE\r\n\r\n`, [200, 400], 'request_invalid'],
   ['two requests, then garbage', `POST /verify HTTP/1.1\r\nHost: svc\r\n${JSON_BODY}POST /verify HTTP/1.1\r\nHost: svc\r\n${JSON_BODY}GARBAGE\r\n\r\n`, [200, 200, 400], 'request_invalid'],

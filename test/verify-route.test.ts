@@ -408,3 +408,17 @@ t.test('claims in the answer are the claim set as sent, whatever the names and v
   }
   t.equal(({} as Record<string, unknown>).admin, undefined, 'no prototype pollution')
 })
+
+t.test('a route with a method it does not take: 405 method_not_allowed with Allow; an unknown path: 404', async (t) => {
+  for (const [method, url, allow] of [['GET', '/verify', 'POST'], ['PUT', '/verify?x=1', 'POST'], ['OPTIONS', '/verify/batch', 'POST'], ['GET', '/introspect', 'POST'], ['DELETE', '/healthz', 'GET, HEAD']] as const) {
+    const res = await app.inject({ method, url })
+    t.same([res.statusCode, res.json().code, res.headers.allow], [405, 'method_not_allowed', allow], `${method} ${url}`)
+    t.equal(res.json().requestId, res.headers['x-request-id'], `${method} ${url}: the error shape`)
+  }
+  for (const url of ['/nope', '/verify/', '/Verify', '/verify/batch/x']) {
+    const res = await app.inject({ method: 'GET', url })
+    t.same([res.statusCode, res.json().code, res.headers.allow], [404, 'not_found', undefined], url)
+  }
+  const forward = await app.inject({ method: 'DELETE', url: '/forward-auth' })
+  t.equal(forward.statusCode, 401, 'forward-auth takes every method')
+})
