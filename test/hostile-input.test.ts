@@ -9,7 +9,8 @@
  * strings and paths, and almost-valid tokens (tampered, alg none, wrong kid, alg/key confusion, jku/x5u,
  * JWE-like, whitespace, padding, hostile claims under a valid signature).
  *
- * Every answer must be: no 5xx but a documented 503 with a catalogue code; a JSON error body with a code of
+ * Every answer must be: a status the operation documents in openapi.yaml while the request keeps the
+ * operation's own method and path; no 5xx but a documented 503 with a catalogue code; a JSON error body with a code of
  * the catalogue and a string message for every non-2xx answer (unless openapi.yaml documents another body);
  * an x-request-id header; no outbound request; no "unexpected error" log line; no internal_error anywhere in
  * the body (forward-auth and batch items hide a bug behind a 401 or a 200); no hang; Object.prototype intact.
@@ -402,6 +403,8 @@ interface Case {
   body: Record<string, unknown> | undefined
   raw: string | Buffer | undefined
   remoteAddress: string
+  /** The operation's own method and path, as the case began: while the request still has them, its answer must be one the operation documents. */
+  own: { method: string, path: string }
 }
 
 const CONTENT_TYPES: Array<string | string[] | undefined> = [
@@ -447,6 +450,8 @@ const QUERIES = (rng: Rng, token: string): string => rng.pick([
 ])()
 
 const PATH_SEGMENTS = ['x', 'x/y/z', '', '%2F', '%2e%2e/%2e%2e', '..', 'é', '%zz', '%00', 'a'.repeat(5000), 'admin', 'admin/users?group=x', ';x=1', '%E2%82%AC', 'envoy', 'envoy/x']
+
+const DOT_SEGMENT = /\/(?:\.|%2e){1,2}(?:\/|$)/i
 
 function concretePath (rng: Rng, path: string): string {
   return path.replace(/\{[^}]+\}/g, () => rng.pick(PATH_SEGMENTS))
@@ -659,7 +664,8 @@ function makeCase (op: Operation, index: number): Case {
       if (wanted) body[name] = plausible(rng, name, schema)
     }
   }
-  const c: Case = { desc: [], method: op.method, path: concretePath(rng, op.path), query: '', headers, body, raw: undefined, remoteAddress: rng.pick(REMOTE) }
+  const path = concretePath(rng, op.path)
+  const c: Case = { desc: [], method: op.method, path, query: '', headers, body, raw: undefined, remoteAddress: rng.pick(REMOTE), own: { method: op.method, path } }
   if (c.path !== op.path) c.desc.push(`path ${c.path.slice(0, 80)}`)
   // The first cases of an operation that takes a token sweep every almost-valid token, one each, alone.
   if (index < ALMOST.length && op.tokenPlaces.length > 0) {
@@ -743,6 +749,11 @@ async function runCase (op: Operation, c: Case): Promise<Outcome> {
   }
   const code = (body as { code?: unknown } | undefined)?.code
   const doc = op.documented.get(status)
+  // Sent to the operation itself (method and path not mutated): a status its responses in openapi.yaml list. A path
+  // with dot segments is another path (inject() resolves them as a URL parser does: /forward-auth/.. is /).
+  if (doc === undefined && c.method === c.own.method && c.path === c.own.path && !DOT_SEGMENT.test(c.path)) {
+    problems.push(`status ${status} is not documented for ${op.key}`)
+  }
   if (status >= 500) {
     if (!(status === 503 && doc !== undefined)) problems.push(`status ${status}`)
     if (typeof code !== 'string' || !KNOWN_CODES.has(code)) problems.push(`${status} without a catalogue code`)
