@@ -49,6 +49,10 @@ export function runPrimary (workers: number, graceSeconds: number, options: Prim
 
   let stopSignal: StopSignal | undefined
   const pendingReplacements = new Set<ReturnType<typeof setTimeout>>()
+  // Until a worker has listened, the service has never served: a worker that dies then (the port taken, no
+  // privilege for it) would die the same way again, so the primary stops at once, with the worker's own line.
+  let served = false
+  cluster.on('listening', () => { served = true })
   cluster.on('exit', (worker, code, signal) => {
     if (stopping) {
       // A worker that did not stop cleanly fails the whole stop: exit 1 at its grace limit, or killed by another
@@ -60,6 +64,11 @@ export function runPrimary (workers: number, graceSeconds: number, options: Prim
       }
       // The exit code stop() was given: 1 after a crash loop, which must not look like a clean stop.
       if (live().length === 0) process.exit(process.exitCode ?? 0)
+      return
+    }
+    if (!served) {
+      log(`worker ${worker.process.pid} exited (${signal ?? code}) before the service ever listened; stopping`, LOG_LEVEL.error)
+      stop('SIGTERM', 1)
       return
     }
     if (code === 0 && signal === null) {

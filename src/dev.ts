@@ -5,6 +5,7 @@
 import { parseConfig, ConfigError } from './config/load.js'
 import { advertisedHost, DevIssuerRefused, startDevIssuer } from './dev/dev-issuer.js'
 import { runService } from './run.js'
+import { listenProblem } from './listen-problem.js'
 import { ProcessStop } from './stop-signals.js'
 
 /** The development issuer's port when DEV_ISSUER_PORT is unset. */
@@ -57,13 +58,3 @@ try {
   process.exit(1)
 }
 
-/** A listen error as a line an operator can act on (the setting that moves it); other errors as they are. */
-function listenProblem (err: unknown, [host, port]: [string, string], what: string): unknown {
-  const code = (err as NodeJS.ErrnoException | undefined)?.code
-  const message = (err as Error | undefined)?.message
-  if (code === 'EADDRINUSE') return new Error(`${what}: ${message} (another process has that port: stop it, or set ${port} to a free one)`)
-  if (code === 'EACCES') return new Error(`${what}: ${message} (ports below 1024 need privileges: set ${port} to 1024 or above)`)
-  if (code === 'EADDRNOTAVAIL') return new Error(`${what}: ${message} (no interface of this machine has that address: check ${host})`)
-  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return new Error(`${what}: ${message} (that host name does not resolve: check ${host})`)
-  return err
-}

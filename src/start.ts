@@ -11,6 +11,7 @@ import { clusterLog, LOG_LEVEL } from './cluster-log.js'
 import { askStartConfig, reportApplied, reportRefused, serveStartConfig, workerConfig } from './cluster-start-config.js'
 import { ConfigError, loadConfig, type LoadConfigOptions } from './config/load.js'
 import type { Config } from './config/types.js'
+import { listenProblem } from './listen-problem.js'
 import { runService } from './run.js'
 import type { ProcessStop } from './stop-signals.js'
 
@@ -62,7 +63,8 @@ export async function start (signals: ProcessStop): Promise<void> {
       process.stderr.write(`oidc-verifier: invalid configuration, not starting:\n${err.problems.map((p) => `  - ${p}`).join('\n')}\n`)
       process.exit(2)
     }
-    process.stderr.write(`oidc-verifier: failed to start: ${(err as Error).message}\n`)
+    const problem = listenProblem(err, ['server.host (HOST)', 'server.port (PORT), or server.opsPort'], 'the service could not listen')
+    process.stderr.write(`oidc-verifier: failed to start: ${(problem as Error).message}\n`)
     process.exit(1)
   }
 }

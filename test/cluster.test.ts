@@ -69,6 +69,26 @@ t.test('workers that keep dying: the primary stops after MAX_RESTARTS_PER_MINUTE
   t.equal(result.code, 1, 'a crash loop exits 1: a supervisor must see a failure, not a clean stop')
 })
 
+t.test('workers that die before the service ever listened: the primary stops at once and exits 1', async (t) => {
+  const result = await runNode('test/helpers/crash-loop-primary.ts', [], { timeoutMs: 45_000, env: { CRASH_BEFORE_LISTENING: '1' } })
+  t.equal(result.code, 1)
+  t.match(result.stderr, /exited \(3\) before the service ever listened; stopping/)
+  t.notMatch(result.stderr, /started replacement/, 'no replacement: it would die the same way')
+})
+
+t.test('a port in use with WORKERS=2: one line that names the setting, exit 1', async (t) => {
+  const { createServer } = await import('node:net')
+  const taken = createServer()
+  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>((resolve) => taken.close(() => resolve())))
+  const port = String((taken.address() as { port: number }).port)
+  const result = await runNode('src/server.ts', [], { timeoutMs: 60_000, env: { WORKERS: '2', OIDC_ISSUER: ISS, OIDC_AUDIENCE: 'aud', HOST: '127.0.0.1', PORT: port } })
+  t.equal(result.code, 1)
+  t.match(result.stderr, /EADDRINUSE[^\n]*set server\.port \(PORT\), or server\.opsPort to a free one/)
+  t.ok((result.stderr.match(/EADDRINUSE/g) ?? []).length <= 2, 'at most one line per worker started')
+  t.notMatch(result.stderr, /started replacement/)
+})
+
 t.test('an invalid WORKERS value or configuration fails before forking', async (t) => {
   const bad = await runNode('src/server.ts', [], { env: { WORKERS: 'lots', OIDC_ISSUER: ISS, OIDC_AUDIENCE: 'aud' } })
   t.equal(bad.code, 2)
