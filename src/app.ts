@@ -114,6 +114,8 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
   fastify.decorate('verifier', { getter: () => slot.current })
   // Set by buildOpsApp: a reload reaches the ops listener through the main app (src/reload.ts).
   fastify.decorate('opsApp', undefined)
+  // Set by a cluster worker once it listens (src/start.ts).
+  fastify.decorate('workersReadiness', undefined)
   // What the listener serves, for the look at its files (src/http/tls-watch.ts).
   if (https !== undefined) noteInUse(fastify.server, https)
   fastify.addHook('onClose', async () => { slot.close() })

@@ -51,6 +51,7 @@ export async function buildOpsApp (app: FastifyInstance, config: Config): Promis
   ops.decorate('verifier', { getter: () => app.verifier })
   ops.decorate('metrics', app.metrics)
   ops.decorate('revocations', app.revocations)
+  ops.decorate('workersReadiness', { getter: () => app.workersReadiness })
 
   await ops.register(requestLifecycle, { metrics: app.metrics })
   ops.setErrorHandler((err, request, reply) => {

@@ -8,10 +8,12 @@ import { availableParallelism } from 'node:os'
 import { parseWorkers, runPrimary } from './cluster-primary.js'
 import { withinHeapBudget } from './config/heap-budget.js'
 import { clusterLog, LOG_LEVEL } from './cluster-log.js'
+import { serveWorkerReadiness, WorkerReadinessReporter } from './cluster-readiness.js'
 import { askStartConfig, reportApplied, reportRefused, serveStartConfig, workerConfig } from './cluster-start-config.js'
 import { ConfigError, loadConfig, type LoadConfigOptions } from './config/load.js'
 import type { Config } from './config/types.js'
 import { listenProblem } from './listen-problem.js'
+import { ownReadiness } from './http/routes/health.js'
 import { runService } from './run.js'
 import type { ProcessStop } from './stop-signals.js'
 
@@ -27,10 +29,11 @@ async function startWorker (signals: ProcessStop, loadWith: LoadWith): Promise<v
   const answer = await askStartConfig()
   if (answer === undefined) clusterLog(`worker ${process.pid}: the primary did not say what the other workers run; starting from the file as it is`, LOG_LEVEL.warn)
   const config = answer === undefined ? load() : workerConfig(answer, { fromText: (text) => loadWith({ configText: text }), now: load, log: clusterLog })
-  await runService(config, signals, undefined, load, {
+  const app = await runService(config, signals, undefined, load, {
     onApplied: () => { reportApplied(lastText) },
     onRefused: () => { reportRefused() }
   })
+  app.workersReadiness = new WorkerReadinessReporter(() => ownReadiness(app).ready)
 }
 
 export async function start (signals: ProcessStop): Promise<void> {
@@ -49,6 +52,7 @@ export async function start (signals: ProcessStop): Promise<void> {
       const config = loadWith({ onConfigText: (text) => { startText = text } })
       // A worker started later (a replacement) starts with what the others run, not with the file as it is then.
       const served = serveStartConfig(config, startText)
+      serveWorkerReadiness()
       const relay = config.revocation.enabled && config.revocation.store === 'memory'
       runPrimary(workers, config.server.shutdownGraceSeconds, {
         ...(relay ? { relayRevocations: config.revocation.maxEntries } : {}),

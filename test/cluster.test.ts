@@ -128,3 +128,45 @@ t.test('a worker replaced while a reload is under way ends up with the reloaded 
   t.same(reloaded, Array.from({ length: reloads }, () => ['a', 'b']), `${startedBefore ? 'started before the reload, then reloaded' : 'started after the reload'}: every worker runs a and b`)
   t.comment(startedBefore ? 'the race this test is for took place' : 'the replacement started after the reload (no race this time)')
 })
+
+t.test('WORKERS=2: /readyz is 503 from every worker while one of them has no keys, and 200 once all have', async (t) => {
+  const { createServer } = await import('node:http')
+  let fetches = 0
+  let healthy = false
+  // The first fetch gets the keys, later ones fail until `healthy`: one worker ready, the other not.
+  const idp = createServer((_req, res) => {
+    if (fetches++ === 0 || healthy) res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(jwksOf(key)))
+    else res.writeHead(500).end()
+  })
+  await new Promise<void>((resolve) => idp.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>((resolve) => { idp.closeAllConnections(); idp.close(() => resolve()) }))
+  const jwksUri = `http://127.0.0.1:${(idp.address() as { port: number }).port}/jwks`
+  const dir = tempDir(t, {
+    'config.yaml': stringify({ server: { host: '127.0.0.1', port: 0, logLevel: 'info', shutdownGraceSeconds: 2 }, loadShedding: { enabled: false }, issuers: [{ id: 'r', issuer: ISS, audiences: ['aud'], jwksUri }] })
+  })
+  const server = startNode('src/server.ts', ['--config', join(dir, 'config.yaml')], { env: { WORKERS: '2' } })
+  t.teardown(() => server.kill())
+  const base = (await server.waitForLine(/Server listening at (http:\/\/127\.0\.0\.1:\d+)/, { timeoutMs: 60_000 }))[1] as string
+  await server.waitForLine(/"msg":"JWKS [^"]+ loaded"[\s\S]*"msg":"JWKS fetch [^"]+ failed|"msg":"JWKS fetch [^"]+ failed[\s\S]*"msg":"JWKS [^"]+ loaded"/, { timeoutMs: 30_000 })
+  // Each on a new connection, so that both workers answer; the count reaches them within about a second.
+  const probe = async (): Promise<{ status: number, workers: unknown }> => {
+    const res = await fetch(`${base}/readyz`, { headers: { connection: 'close' } })
+    return { status: res.status, workers: (await res.json() as { workers?: unknown }).workers }
+  }
+  const settle = async (status: number, ready: number): Promise<Array<{ status: number, workers: unknown }>> => {
+    const settled = (s: { status: number, workers: unknown }): boolean => s.status === status && JSON.stringify(s.workers) === JSON.stringify({ ready, total: 2 })
+    for (let i = 0; i < 40; i++) {
+      const seen = await Promise.all(Array.from({ length: 10 }, probe))
+      if (seen.every(settled)) return seen
+      await new Promise((resolve) => setTimeout(resolve, 250))
+    }
+    return await Promise.all(Array.from({ length: 10 }, probe))
+  }
+  const notReady = await settle(503, 1)
+  t.same(new Set(notReady.map((s) => s.status)), new Set([503]), 'every probe: 503, whichever worker answers')
+  t.ok(notReady.every((s) => JSON.stringify(s.workers) === '{"ready":1,"total":2}'), 'one of two workers ready')
+  healthy = true
+  const ready = await settle(200, 2)
+  t.same(new Set(ready.map((s) => s.status)), new Set([200]), 'once the other has its keys (its retry): 200 from every worker')
+  t.ok(ready.every((s) => JSON.stringify(s.workers) === '{"ready":2,"total":2}'))
+})

@@ -13,7 +13,7 @@ import { LogoutRequestSchema, LogoutResponseSchema } from '../src/http/routes/ba
 import { RevocationRequestSchema, RevocationResponseSchema } from '../src/http/routes/revocations.js'
 import {
   ErrorResponseSchema, HealthSchema, IssuerStatusSchema, ReadinessSchema, RevocationStoreStatusSchema, UserProfileSchema,
-  VerifiedIdentitySchema, VerifyBody
+  VerifiedIdentitySchema, VerifyBody, WorkersReadySchema
 } from '../src/http/schemas.js'
 
 type Schemas = Record<string, unknown>
@@ -61,7 +61,7 @@ function resolved (schema: unknown): unknown {
 const PAIRS: Array<[string, unknown]> = [
   ['VerifyRequest', VerifyBody], ['VerifiedIdentity', VerifiedIdentitySchema], ['UserProfile', UserProfileSchema],
   ['Error', ErrorResponseSchema], ['Health', HealthSchema], ['Readiness', ReadinessSchema], ['IssuerStatus', IssuerStatusSchema],
-  ['RevocationStoreStatus', RevocationStoreStatusSchema], ['BatchVerifyRequest', BatchVerifyBody], ['BatchVerifyResponse', BatchVerifyResponse],
+  ['RevocationStoreStatus', RevocationStoreStatusSchema], ['WorkersReady', WorkersReadySchema], ['BatchVerifyRequest', BatchVerifyBody], ['BatchVerifyResponse', BatchVerifyResponse],
   ['BatchItemError', BatchItemErrorSchema], ['IntrospectionRequest', IntrospectBody], ['IntrospectionResponse', IntrospectionResponse],
   ['RevocationRequest', RevocationRequestSchema], ['RevocationResponse', RevocationResponseSchema],
   ['BackchannelLogoutRequest', LogoutRequestSchema], ['BackchannelLogoutResponse', LogoutResponseSchema]

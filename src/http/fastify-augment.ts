@@ -5,6 +5,7 @@ import type { OriginalSummary } from './original-request.js'
 import type { ServiceMetrics } from '../metrics/metrics.js'
 import type { RevocationStore } from '../revocation/store.js'
 import type { CertificateWatch } from './tls-watch.js'
+import type { WorkerReadinessReporter } from '../cluster-readiness.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -27,6 +28,8 @@ declare module 'fastify' {
      * without TLS, or with the check set to 0.
      */
     certificateWatch: CertificateWatch | undefined
+    /** With WORKERS=N, in a worker: how many workers of the host are ready (src/cluster-readiness.ts); set once it listens. */
+    workersReadiness: WorkerReadinessReporter | undefined
   }
   interface FastifyRequest {
     /** What the request log line reports: the configured issuer id and the error code, never token data. */

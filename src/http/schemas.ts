@@ -103,11 +103,18 @@ export const RevocationStoreStatusSchema = Type.Object({
   lastCurrentAt: Type.Union([Type.String(), Type.Null()])
 }, { additionalProperties: false })
 
+export const WorkersReadySchema = Type.Object({
+  ready: Type.Integer({ minimum: 0 }),
+  total: Type.Integer({ minimum: 0 })
+}, { additionalProperties: false })
+
 export const ReadinessSchema = Type.Object({
   ready: Type.Boolean(),
   issuers: Type.Array(IssuerStatusSchema),
-  revocations: Type.Optional(RevocationStoreStatusSchema)
+  revocations: Type.Optional(RevocationStoreStatusSchema),
+  workers: Type.Optional(WorkersReadySchema)
 }, { additionalProperties: false })
+export type Readiness = Static<typeof ReadinessSchema>
 
 /** GET /openapi.json: the contract itself; only its top-level shape is fixed here. */
 export const OpenApiJsonSchema = Type.Object({

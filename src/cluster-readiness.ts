@@ -1,0 +1,94 @@
+/**
+ * Readiness of the workers of one host (WORKERS=N, src/cluster-primary.ts). Each worker answers /readyz for
+ * itself, but a load balancer's probe lands on whichever worker takes the connection: while one worker has
+ * keys and another has none (a fetch that failed in one of them), the host would be ready and not ready in
+ * turn. So each worker tells the primary whether it is ready (when that changes, looked at every
+ * READINESS_REPORT_MS), the primary tells every worker how many of them are, and a worker's /readyz is 200 only
+ * when it and every other worker are ready (src/http/routes/health.ts). A worker that has not reported yet (one
+ * starting, or replacing one that died) counts as not ready.
+ */
+import cluster, { type Worker } from 'node:cluster'
+
+const REPORT = 'oidc-verifier:ready'
+const STATE = 'oidc-verifier:workers-ready'
+
+/** How often a worker looks at its own readiness (a change is reported at once). */
+export const READINESS_REPORT_MS = 1_000
+
+/** How many workers of the host are ready, as the primary last said. */
+export interface WorkersReady {
+  ready: number
+  total: number
+}
+
+/** The primary's side: keeps each live worker's readiness and tells every worker the count when it changes. */
+export function serveWorkerReadiness (): void {
+  const readiness = new Map<number, boolean>()
+  let said: string | undefined
+  const live = (): Worker[] => Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && !w.isDead())
+  const tell = (force: Worker | undefined): void => {
+    const workers = live()
+    const state: WorkersReady = { ready: workers.filter((w) => readiness.get(w.id) === true).length, total: workers.length }
+    const key = `${state.ready}/${state.total}`
+    if (key === said && force === undefined) return
+    const changed = key !== said
+    said = key
+    for (const worker of changed ? workers : [force as Worker]) worker.send({ type: STATE, ...state }, () => {})
+  }
+  cluster.on('message', (worker, message: unknown) => {
+    if (typeof message !== 'object' || message === null || (message as { type?: unknown }).type !== REPORT) return
+    const first = !readiness.has(worker.id)
+    readiness.set(worker.id, (message as { ready?: unknown }).ready === true)
+    // A worker's first report: it has no count yet, even when the count has not changed.
+    tell(first ? worker : undefined)
+  })
+  cluster.on('fork', () => { tell(undefined) })
+  cluster.on('exit', (worker) => {
+    readiness.delete(worker.id)
+    tell(undefined)
+  })
+}
+
+/** The channel to the primary (process in a worker; a stand-in in tests). */
+export interface ReadinessPort {
+  send?: ((message: object, callback: (error: Error | null) => void) => boolean) | undefined
+  on: (event: 'message', listener: (message: unknown) => void) => unknown
+  off: (event: 'message', listener: (message: unknown) => void) => unknown
+}
+
+/** A worker's side: reports `isReady()` when it changes; `workers()` is the primary's last count (undefined before one). */
+export class WorkerReadinessReporter {
+  #workers: WorkersReady | undefined
+  #reported: boolean | undefined
+  readonly #timer: NodeJS.Timeout
+  readonly #port: ReadinessPort
+  readonly #listener: (message: unknown) => void
+
+  constructor (isReady: () => boolean, port: ReadinessPort = process, intervalMs = READINESS_REPORT_MS) {
+    this.#port = port
+    this.#listener = (message) => {
+      if (typeof message !== 'object' || message === null) return
+      const { type, ready, total } = message as { type?: unknown, ready?: unknown, total?: unknown }
+      if (type !== STATE || !Number.isSafeInteger(ready) || !Number.isSafeInteger(total)) return
+      this.#workers = { ready: ready as number, total: total as number }
+    }
+    port.on('message', this.#listener)
+    const look = (): void => {
+      const ready = isReady()
+      if (ready === this.#reported) return
+      this.#reported = ready
+      port.send?.({ type: REPORT, ready }, () => {})
+    }
+    look()
+    this.#timer = setInterval(look, intervalMs).unref()
+  }
+
+  workers (): WorkersReady | undefined {
+    return this.#workers
+  }
+
+  close (): void {
+    clearInterval(this.#timer)
+    this.#port.off('message', this.#listener)
+  }
+}
