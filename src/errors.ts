@@ -70,7 +70,7 @@ export const ERROR_CODES = {
     status: 401,
     family: 'token',
     message: 'The token was issued by an issuer that is not configured.',
-    hint: 'Compare the token\'s "iss" claim with the configured issuers[].issuer values; they must match exactly, including scheme and trailing slash.'
+    hint: 'Compare the token\'s "iss" claim with the configured issuers[].issuer values (oidc-verifier verify - shows both); they must match exactly, including scheme and trailing slash. Another spelling of the same provider goes in issuers[].issuerAliases (preset: google accepts both of Google\'s); Entra v1 tokens need an issuer of their own.'
   },
   algorithm_not_allowed: {
     status: 401,
@@ -105,8 +105,8 @@ export const ERROR_CODES = {
   key_not_found: {
     status: 401,
     family: 'token',
-    message: 'No usable signing key of the issuer matches the token (kid and algorithm), even after refreshing the issuer\'s keys.',
-    hint: 'Check that the token comes from the configured provider and environment; keys the provider has rotated out are no longer accepted.'
+    message: 'No usable signing key of the issuer matches the token (kid and algorithm), in the keys the issuer publishes now or as last fetched.',
+    hint: 'Check that the token comes from the configured provider and environment; keys the provider has rotated out are no longer accepted. A key just rotated in is fetched at most once per jwks.unknownKidCooldownSeconds and jwks.unknownKidRefreshesPerMinute times a minute: retry after that.'
   },
   signature_invalid: {
     status: 401,
@@ -136,7 +136,7 @@ export const ERROR_CODES = {
     status: 401,
     family: 'token',
     message: 'The token\'s audience does not match: it is not for a configured client, or it also names an audience that is not trusted.',
-    hint: 'Add the client id to the issuer\'s "audiences"; a token issued to another client must not be accepted.'
+    hint: 'Add the client id to the issuer\'s "audiences"; a token issued to another client must not be accepted. If "aud" is an API identifier (Auth0 https://…, Okta api://default, an Entra application ID URI), the caller sent an access token: have it send the ID token, and never add an API identifier to audiences.'
   },
   authorized_party_mismatch: {
     status: 401,

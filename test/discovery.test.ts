@@ -125,6 +125,11 @@ t.test('discovery against a server', async (t) => {
 
     idp.set({ body: '<html>', contentType: 'text/html' }, WELL_KNOWN)
     t.match((await discoveryError(discoverJwksUri(idp.url, fetchOpts))).message, 'is not JSON (content-type text/html)')
+
+    idp.set({ status: 404 }, WELL_KNOWN)
+    t.equal((await discoveryError(discoverJwksUri(idp.url, fetchOpts))).message,
+      `Discovery for issuer ${idp.url} failed: GET ${idp.url}${WELL_KNOWN} answered HTTP 404 (check the issuer's path, e.g. /v2.0, /realms/NAME or /oauth2/default, or set discoveryUrl or jwksUri)`,
+      'a 404: most often an issuer URL without its path')
   })
 
   t.test('a non-https issuer is refused before any I/O', async (t) => {

@@ -236,3 +236,17 @@ t.test('fetchJson', async (t) => {
     t.equal(calls, 1)
   })
 })
+
+t.test('a certificate node does not trust: the message says how to give it the CA', async (t) => {
+  const { createServer } = await import('node:https')
+  const { readFileSync } = await import('node:fs')
+  const { makeTestPki } = await import('./helpers/certs.js')
+  const pki = makeTestPki()
+  t.teardown(() => pki.remove())
+  const server = createServer({ cert: pki.pem.serverCert, key: readFileSync(pki.serverKey) }, (_req, res) => { res.writeHead(200, { 'content-type': 'application/json' }).end('{"keys":[]}') })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()) }))
+  const err = await fetchJson(`https://127.0.0.1:${(server.address() as { port: number }).port}/jwks`, { timeoutMs: 2000, maxResponseBytes: 65536 }).then(() => undefined, (e: unknown) => e)
+  t.ok(err instanceof FetchError)
+  t.match((err as FetchError).message, /\((?:UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT_LOCALLY|SELF_SIGNED_CERT_IN_CHAIN)\); if the provider's certificate comes from a private CA or a TLS-inspecting proxy, give node that CA with NODE_EXTRA_CA_CERTS=\/path\/ca\.pem$/)
+})

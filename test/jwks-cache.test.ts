@@ -636,6 +636,7 @@ t.test('through the service: a token of a key rotated in while the JWKS cannot b
   const rotated = await verify(mint(b, idTokenClaims('https://issuer.example', 'app')))
   t.ok(idp.requests('/jwks') > before, 'a refresh was tried, and failed')
   t.same([rotated.statusCode, rotated.json().code], [503, 'keys_unavailable'], 'retry later; do not log the user out')
+  t.equal(rotated.json().issuer, 'x', 'the answer names the issuer whose keys cannot be had')
   t.match(rotated.headers['retry-after'], /^[1-9]\d*$/)
   t.same([(await verify(mint(b, idTokenClaims('https://issuer.example', 'app', { jti: '2' })))).json().code], ['keys_unavailable'], 'and during the backoff')
   t.equal((await verify(mint(a, idTokenClaims('https://issuer.example', 'app', { jti: '3' })))).statusCode, 200, 'known keys still verify')

@@ -115,8 +115,21 @@ t.test('the warning about unusable keys names at most a few of them, and counts 
   for (let i = 0; i < 100 && !verifier.ready; i++) await new Promise((resolve) => setTimeout(resolve, 10))
   t.ok(verifier.ready, 'keys loaded')
   const warning = warnings.find((w) => 'rejectedCount' in w)
-  t.match(warning, { rejectedCount: 60 })
+  t.match(warning, { issuer: 'i', rejectedCount: 60 }, 'with the issuer it is about')
   t.equal((warning?.rejected as unknown[]).length, MAX_REJECTED_KEYS_LOGGED)
+})
+
+t.test('an issuer whose first JWKS has no usable key is not ready, and /readyz says why', async (t) => {
+  for (const body of [{ keys: [] }, { keys: [{ ...makeKey('ES256').jwk, use: 'enc' }] }]) {
+    const fetcher: FetchJson = async (url) => ({ url, body, durationMs: 1 })
+    const verifier = new Verifier(configFor([{ id: 'i', issuer: 'https://idp.example.com', audiences: ['a'], jwksUri: 'https://idp.example.com/jwks' }]), { fetcher })
+    t.teardown(() => { verifier.close() })
+    verifier.start()
+    for (let i = 0; i < 100 && verifier.status()[0]?.state !== 'fresh'; i++) await new Promise((resolve) => setTimeout(resolve, 10))
+    t.match(verifier.status()[0], {
+      ready: false, state: 'fresh', keyCount: 0, lastError: /^The JWKS at https:\/\/idp\.example\.com\/jwks has no key usable for signatures/
+    }, `${body.keys.length} keys listed`)
+  }
 })
 
 t.test('a key whose members are not strings is refused by itself; the key set keeps its good keys', async (t) => {

@@ -88,6 +88,19 @@ t.test('above info, only a failed request (5xx) is logged, at error', async (t) 
   t.match(requestLines[0], { level: 50, status: 500, reqId: 'req-500', route: '/boom' })
 })
 
+t.test('a 503 is logged at warn, a /readyz 503 at info', async (t) => {
+  const { lines, logger } = capture('info')
+  const app = await buildApp(configFor([{ id: 'down', issuer: ISS, audiences: ['aud'], jwksUri: 'http://127.0.0.1:9/jwks' }], { fetch: { timeoutMs: 200 } }), { loggerInstance: logger })
+  t.teardown(() => app.close())
+  const unavailable = await app.inject({ method: 'POST', url: '/verify', payload: { token: mint(key, idTokenClaims(ISS, 'aud')) } })
+  t.equal(unavailable.statusCode, 503)
+  t.equal((await app.inject({ method: 'GET', url: '/readyz' })).statusCode, 503)
+  const requestLines = lines.map((l) => JSON.parse(l)).filter((l) => l.msg === 'request completed')
+  t.match(requestLines, [{ level: 40, route: '/verify', status: 503, code: 'keys_unavailable', issuer: 'down' }, { level: 30, route: '/readyz', status: 503 }])
+  const cause = lines.map((l) => JSON.parse(l)).find((l) => String(l.msg).startsWith('JWKS fetch from'))
+  t.match(cause, { level: 40, issuer: 'down', url: 'http://127.0.0.1:9/jwks' }, 'the cause has its own warning, naming the issuer')
+})
+
 t.test('the rate limit stops a runaway caller, with a code and Retry-After', async (t) => {
   const app = await buildApp(configFor([{ id: 'main', issuer: ISS, audiences: ['aud'] , jwks: jwksOf(key) }], { rateLimit: { max: 5, windowSeconds: 60 } }))
   t.teardown(() => app.close())

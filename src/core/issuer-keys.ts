@@ -107,14 +107,17 @@ class RemoteKeys implements KeyProvider {
     }
     const s = this.cache.status(this.jwksUri)
     const usable = s.state === 'fresh' || s.state === 'stale'
+    const keyCount = s.keyCount ?? 0
+    // A first answer without a usable key is held (there were no keys to keep): say why the issuer is not ready.
+    const noUsableKey = usable && keyCount === 0 ? `The JWKS at ${this.jwksUri} has no key usable for signatures: it lists none, or only keys this service cannot use (the log line "JWKS contains keys that will never be used" gives each one's reason)` : null
     return {
-      ready: usable && (s.keyCount ?? 0) > 0,
+      ready: usable && keyCount > 0,
       source: this.source,
       jwksUri: this.jwksUri,
       state: s.state,
-      keyCount: s.keyCount ?? 0,
+      keyCount,
       fetchedAt: s.fetchedAt === undefined ? null : new Date(s.fetchedAt).toISOString(),
-      lastError: s.lastError ?? null
+      lastError: s.lastError ?? noUsableKey
     }
   }
 }

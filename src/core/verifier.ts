@@ -160,13 +160,14 @@ export class Verifier {
       logger: this.logger,
       onFetch: (e) => this.events.jwksFetch?.({ issuer: labelOf(e.url), outcome: e.outcome, reason: e.reason, durationSeconds: e.durationMs / 1000 }),
       onStale: (url) => this.events.staleKeysServed?.({ issuer: labelOf(url) }),
+      issuerOf: labelOf,
       countKeys: (keySet) => keySet.keys.length,
       createKeySet: (jwks, url) => {
         const keySet = new KeySet(jwks)
         const { rejected } = keySet
         if (rejected.length > 0) {
           // Bounded: a JWKS of thousands of unusable keys must not make a log line of them on every fetch.
-          this.logger.warn({ jwksUri: url, rejectedCount: rejected.length, rejected: rejected.slice(0, MAX_REJECTED_KEYS_LOGGED) },
+          this.logger.warn({ issuer: labelOf(url), jwksUri: url, rejectedCount: rejected.length, rejected: rejected.slice(0, MAX_REJECTED_KEYS_LOGGED) },
             'JWKS contains keys that will never be used')
         }
         return keySet
@@ -550,11 +551,11 @@ export class Verifier {
    */
   private async verifyWithIssuerKeys (runtime: IssuerRuntime, alg: AsymmetricAlgorithm, kid: string | undefined, jws: ParsedJws, fresh: KeySet | undefined): Promise<KeyUsed> {
     const issuer = runtime.config.id
-    let keySet = fresh ?? await runtime.keys.getKeySet()
+    let keySet = fresh ?? await runtime.keys.getKeySet().catch((err: unknown) => { throw namingIssuer(err, issuer) })
     let candidates = keySet.candidates(alg, kid)
     if (candidates.length === 0 && (kid === undefined || !keySet.hasKid(kid))) {
       // Perhaps the IdP has just rotated a key in: refresh, within the cooldown and rate limit.
-      const refreshed = await runtime.keys.refreshForUnknownKid()
+      const refreshed = await runtime.keys.refreshForUnknownKid().catch((err: unknown) => { throw namingIssuer(err, issuer) })
       if (refreshed !== undefined && refreshed !== keySet) {
         keySet = refreshed
         candidates = keySet.candidates(alg, kid)
@@ -570,6 +571,15 @@ export class Verifier {
     }
     throw new VerificationError('signature_invalid', { issuer })
   }
+}
+
+/**
+ * A key source's error (keys_unavailable) with the issuer it is about: the key source knows only its URL, and an
+ * operator with several providers must see which one is down (answer, log line and metrics).
+ */
+function namingIssuer (err: unknown, issuer: string): unknown {
+  if (!isVerificationError(err) || err.details.issuer !== undefined) return err
+  return new VerificationError(err.code, { ...err.details, issuer }, err.cause === undefined ? undefined : { cause: err.cause })
 }
 
 /** The one key of a fresh key set that fits the token; undefined for anything verifyWithIssuerKeys must handle. */

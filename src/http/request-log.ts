@@ -5,10 +5,20 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 
+/**
+ * error: the service failed (500, a bug, with its own "unexpected error" line). warn: it could not answer now
+ * (503: keys unavailable, overloaded; the cause has its own warning, from the JWKS cache or load shedding).
+ * info: everything else, a /readyz 503 too, which is the probe's answer, not a failure of the request.
+ */
+function levelOf (status: number, route: string | undefined): 'error' | 'warn' | 'info' {
+  if (status === 503) return route === '/readyz' ? 'info' : 'warn'
+  return status >= 500 ? 'error' : 'info'
+}
+
 /** Writes the request's line; nothing is built when the level in force hides it (most busy deployments). */
 export function logCompletedRequest (request: FastifyRequest, reply: FastifyReply): void {
   const status = reply.statusCode
-  const level = status >= 500 ? 'error' : 'info'
+  const level = levelOf(status, request.routeOptions.url)
   // Fastify's logger type does not declare it, but the logger is always pino (a child per request).
   if (!(request.log as unknown as Logger).isLevelEnabled(level)) return
   // reqId comes from the request's logger (Fastify binds it): written here too, it would appear twice in the line.

@@ -50,6 +50,8 @@ export interface JwksCacheOptions<T> extends JwksCacheConfig {
   countKeys?: (set: T) => number
   /** Called each time a stale key set is served to a request (stale-if-error), for metrics. */
   onStale?: (url: string) => void
+  /** The configured issuer id a URL's keys are for, named in the cache's warnings (several providers: which is down). */
+  issuerOf?: (url: string) => string
   /** Called when a fetched key set replaces the URL's keys (not for one refused, e.g. with no usable key). */
   onKeySetAccepted?: (set: T, url: string) => void
 }
@@ -169,6 +171,7 @@ export class JwksCache<T> {
   readonly #logger: CacheLogger
   readonly #onFetch: ((event: JwksFetchEvent) => void) | undefined
   readonly #onStale: ((url: string) => void) | undefined
+  readonly #issuerOf: (url: string) => string | undefined
   #closed = false
 
   constructor (options: JwksCacheOptions<T>) {
@@ -183,6 +186,7 @@ export class JwksCache<T> {
     this.#logger = options.logger ?? silentLogger
     this.#onFetch = options.onFetch
     this.#onStale = options.onStale
+    this.#issuerOf = options.issuerOf ?? (() => undefined)
     this.#entries = new LRUCache<string, Entry<T>>({
       max: options.maxEntries,
       dispose: (entry) => {
@@ -334,7 +338,7 @@ export class JwksCache<T> {
     // A routine refresh may simply not have finished yet; only a failed one makes this worth a warning.
     if (entry.consecutiveFailures > 0 && !entry.staleWarned) {
       entry.staleWarned = true
-      this.#logger.warn({ ...fields, lastError: entry.lastError },
+      this.#logger.warn({ issuer: this.#issuerOf(entry.url), ...fields, lastError: entry.lastError },
         `serving stale JWKS ${entry.url} while its provider cannot be reached (usable until ${new Date(keys.usableUntil).toISOString()})`)
     } else {
       this.#logger.debug(fields, 'serving stale JWKS')
@@ -397,7 +401,7 @@ export class JwksCache<T> {
       entry.lastError = message
       entry.lastFailureAnswered = failure instanceof FetchError && failure.kind === 'no_usable_keys'
       this.#logger.warn(
-        { url, reason, error: message, consecutiveFailures: entry.consecutiveFailures, retryInSeconds: Math.ceil(delayMs / 1000) },
+        { issuer: this.#issuerOf(url), url, reason, error: message, consecutiveFailures: entry.consecutiveFailures, retryInSeconds: Math.ceil(delayMs / 1000) },
         `JWKS fetch from ${url} failed: ${message}`)
       this.#schedule(entry, delayMs)
       throw failure
@@ -419,7 +423,7 @@ export class JwksCache<T> {
     entry.lastError = undefined
     this.#onKeySetAccepted?.(loaded.set, url)
     entry.staleWarned = false
-    const fields = { url, reason, keyCount: loaded.count, freshnessSeconds, durationMs: Math.round(durationMs) }
+    const fields = { issuer: this.#issuerOf(url), url, reason, keyCount: loaded.count, freshnessSeconds, durationMs: Math.round(durationMs) }
     if (recovered) this.#logger.info(fields, `JWKS ${url} loaded`)
     else this.#logger.debug(fields, `JWKS ${url} refreshed`)
     this.#schedule(entry, freshnessSeconds * 1000)

@@ -3,7 +3,7 @@
  * name exactly the configured issuer (§4.3), which keeps one provider from speaking for another.
  */
 import type { FetchConfig } from '../config/types.js'
-import { fetchJson, namedUrlProblem, type FetchJson } from '../net/fetch-json.js'
+import { FetchError, fetchJson, namedUrlProblem, type FetchJson } from '../net/fetch-json.js'
 
 export const DISCOVERY_PATH = '/.well-known/openid-configuration'
 
@@ -44,7 +44,10 @@ export async function discoverJwksUri (
     body = (await fetcher(url, fetchOpts)).body
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err)
-    throw new DiscoveryError(issuer, `Discovery for issuer ${issuer} failed: ${reason}`, { cause: err })
+    // A 404 there is most often an issuer URL that lacks its path (/v2.0, /realms/NAME, /oauth2/default).
+    const notFound = err instanceof FetchError && err.kind === 'http_status' && /answered HTTP 404\b/.test(err.message)
+    const hint = notFound ? ' (check the issuer\'s path, e.g. /v2.0, /realms/NAME or /oauth2/default, or set discoveryUrl or jwksUri)' : ''
+    throw new DiscoveryError(issuer, `Discovery for issuer ${issuer} failed: ${reason}${hint}`, { cause: err })
   }
 
   const fail = (problem: string): DiscoveryError =>

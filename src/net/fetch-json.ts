@@ -120,10 +120,15 @@ function describeCause (err: unknown): string {
   const cause = err.cause
   if (cause instanceof Error) {
     const code = (cause as { code?: unknown }).code
-    return typeof code === 'string' && !cause.message.includes(code) ? `${cause.message} (${code})` : cause.message
+    const text = typeof code === 'string' && !cause.message.includes(code) ? `${cause.message} (${code})` : cause.message
+    return typeof code === 'string' && CERTIFICATE_ERROR.test(code) ? `${text}${CERTIFICATE_HINT}` : text
   }
   return err.message
 }
+
+/** OpenSSL's codes for a certificate chain Node does not trust (a private CA, a TLS-inspecting proxy). */
+const CERTIFICATE_ERROR = /^(?:UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT(?:_LOCALLY)?|SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT|CERT_UNTRUSTED)$/
+const CERTIFICATE_HINT = '; if the provider\'s certificate comes from a private CA or a TLS-inspecting proxy, give node that CA with NODE_EXTRA_CA_CERTS=/path/ca.pem'
 
 export async function fetchJson (url: string, opts: FetchJsonOptions): Promise<FetchJsonResult> {
   const started = performance.now()
