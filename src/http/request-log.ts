@@ -10,15 +10,17 @@ import type { Logger } from 'pino'
  * (503: keys unavailable, overloaded; the cause has its own warning, from the JWKS cache or load shedding).
  * info: everything else, a /readyz 503 too, which is the probe's answer, not a failure of the request.
  */
-function levelOf (status: number, route: string | undefined): 'error' | 'warn' | 'info' {
-  if (status === 503) return route === '/readyz' ? 'info' : 'warn'
-  return status >= 500 ? 'error' : 'info'
+function levelOf (status: number, request: FastifyRequest): 'error' | 'warn' | 'info' {
+  if (status < 500) return 'info'
+  // Read only here: Fastify's routeOptions getter builds an object on every call.
+  if (status === 503) return request.routeOptions.url === '/readyz' ? 'info' : 'warn'
+  return 'error'
 }
 
 /** Writes the request's line; nothing is built when the level in force hides it (most busy deployments). */
 export function logCompletedRequest (request: FastifyRequest, reply: FastifyReply): void {
   const status = reply.statusCode
-  const level = levelOf(status, request.routeOptions.url)
+  const level = levelOf(status, request)
   // Fastify's logger type does not declare it, but the logger is always pino (a child per request).
   if (!(request.log as unknown as Logger).isLevelEnabled(level)) return
   // reqId comes from the request's logger (Fastify binds it): written here too, it would appear twice in the line.
