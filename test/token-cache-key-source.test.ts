@@ -20,8 +20,8 @@ const newKey = makeKey('ES256', { kid: 'new' })
 const outcome = async (verifier: Verifier, token: string): Promise<string> =>
   await verifier.verify(token).then(() => 'accepted', (err: unknown) => isVerificationError(err) ? err.code : String(err))
 
-async function started (t: Test, config: Config, fetcher: FetchJson): Promise<Verifier> {
-  const verifier = new Verifier(config, { fetcher })
+async function started (t: Test, config: Config, fetcher: FetchJson, now?: () => number): Promise<Verifier> {
+  const verifier = new Verifier(config, now === undefined ? { fetcher } : { fetcher, now })
   t.teardown(() => { verifier.close() })
   verifier.start()
   for (let i = 0; i < 100 && !verifier.ready; i++) await new Promise((resolve) => setTimeout(resolve, 10))
@@ -146,10 +146,7 @@ t.test('once the issuer\'s keys have expired (provider unreachable past staleIfE
   const config = configFor([{ id: 'idp', issuer: ISS, audiences: [AUD], jwksUri: `${ISS}/jwks` }], {
     jwks: { minFreshnessSeconds: 60, staleIfErrorSeconds: 60, backoffMaxSeconds: 60 }
   })
-  const verifier = new Verifier(config, { fetcher, now: () => clock.now })
-  t.teardown(() => { verifier.close() })
-  verifier.start()
-  for (let i = 0; i < 100 && !verifier.ready; i++) await new Promise((resolve) => setTimeout(resolve, 10))
+  const verifier = await started(t, config, fetcher, () => clock.now)
   const token = mint(oldKey, idTokenClaims(ISS, AUD))
   t.equal(await outcome(verifier, token), 'accepted')
   t.equal(await outcome(verifier, token), 'accepted', 'now cached')
