@@ -11,6 +11,18 @@ import { clusterLog, LOG_LEVEL } from './cluster-log.js'
 import { relayRevocations } from './revocation/cluster-relay.js'
 import { ProcessStop, REPEAT_WINDOW_MS, type StopSignal } from './stop-signals.js'
 
+const STARTED = 'oidc-verifier:started'
+
+/** A worker's side: every listener is open (the primary counts the service as having served). */
+export function reportStarted (port: { send?: ((message: object, callback: (error: Error | null) => void) => boolean) | undefined } = process): void {
+  port.send?.({ type: STARTED }, () => {})
+}
+
+/** The workers alive now: one that has exited can stay in cluster.workers until its IPC channel is closed too. */
+export function liveWorkers (): Worker[] {
+  return Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && !w.isDead())
+}
+
 /** A worker that dies is replaced, but not more often than this in a minute: a crash loop must surface. */
 export const MAX_RESTARTS_PER_MINUTE = 10
 
@@ -42,18 +54,25 @@ export function runPrimary (workers: number, graceSeconds: number, options: Prim
   if (options.relayRevocations !== undefined) relayRevocations(options.relayRevocations, log)
 
   const fork = (): Worker => cluster.fork()
-  // A worker that has exited can stay in cluster.workers until its IPC channel is closed too.
-  const live = (): Worker[] => Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && !w.isDead())
-  const started = Array.from({ length: workers }, fork)
-  log(`started ${workers} workers (pids ${started.map((w) => w.process.pid).join(', ')})`)
+  const live = liveWorkers
+  // Workers that have started (every listener open, src/start.ts): only they have their signal handlers for sure.
+  const running = new Set<number>()
+  let served = false
+  cluster.on('message', (worker, message: unknown) => {
+    if ((message as { type?: unknown } | null)?.type !== STARTED) return
+    running.add(worker.id)
+    served = true
+  })
+  const forked = Array.from({ length: workers }, fork)
+  log(`started ${workers} workers (pids ${forked.map((w) => w.process.pid).join(', ')})`)
 
   let stopSignal: StopSignal | undefined
   const pendingReplacements = new Set<ReturnType<typeof setTimeout>>()
-  // Until a worker has listened, the service has never served: a worker that dies then (the port taken, no
-  // privilege for it) would die the same way again, so the primary stops at once, with the worker's own line.
-  let served = false
-  cluster.on('listening', () => { served = true })
+  // Until a worker has started, the service has never served: a worker that dies then (a port taken, the ops
+  // port included, no privilege for it) would die the same way again, so the primary stops at once, with the
+  // worker's own line.
   cluster.on('exit', (worker, code, signal) => {
+    running.delete(worker.id)
     if (stopping) {
       // A worker that did not stop cleanly fails the whole stop: exit 1 at its grace limit, or killed by another
       // signal than the stop's own (which ends a worker still starting, before its handlers are in place).
@@ -67,7 +86,7 @@ export function runPrimary (workers: number, graceSeconds: number, options: Prim
       return
     }
     if (!served) {
-      log(`worker ${worker.process.pid} exited (${signal ?? code}) before the service ever listened; stopping`, LOG_LEVEL.error)
+      log(`worker ${worker.process.pid} exited (${signal ?? code}) before the service ever started (all its listeners open); stopping`, LOG_LEVEL.error)
       stop('SIGTERM', 1)
       return
     }
@@ -122,10 +141,11 @@ export function runPrimary (workers: number, graceSeconds: number, options: Prim
     options.onReload?.()
     for (const worker of live()) worker.process.kill('SIGHUP')
   })
-  // Diagnostics (a heap snapshot with --heapsnapshot-signal) are about the workers, which serve the requests.
+  // Diagnostics (a heap snapshot with --heapsnapshot-signal) are about the workers, which serve the requests; a
+  // worker still starting may not have its handler yet, and the signal's default action would end it.
   signals.onDiagnostic((signal) => {
-    log(`${signal}: passed on to every worker (it stops nothing)`)
-    for (const worker of live()) worker.process.kill(signal)
+    log(`${signal}: passed on to every worker that has started (it stops nothing)`)
+    for (const worker of live()) if (running.has(worker.id)) worker.process.kill(signal)
   })
   signals.replayHangup()
 }

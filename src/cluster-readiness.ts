@@ -8,6 +8,7 @@
  * starting, or replacing one that died) counts as not ready.
  */
 import cluster, { type Worker } from 'node:cluster'
+import { liveWorkers } from './cluster-primary.js'
 
 const REPORT = 'oidc-verifier:ready'
 const STATE = 'oidc-verifier:workers-ready'
@@ -25,9 +26,8 @@ export interface WorkersReady {
 export function serveWorkerReadiness (): void {
   const readiness = new Map<number, boolean>()
   let said: string | undefined
-  const live = (): Worker[] => Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && !w.isDead())
   const tell = (force: Worker | undefined): void => {
-    const workers = live()
+    const workers = liveWorkers()
     const state: WorkersReady = { ready: workers.filter((w) => readiness.get(w.id) === true).length, total: workers.length }
     const key = `${state.ready}/${state.total}`
     if (key === said && force === undefined) return
@@ -64,7 +64,8 @@ export class WorkerReadinessReporter {
   readonly #port: ReadinessPort
   readonly #listener: (message: unknown) => void
 
-  constructor (isReady: () => boolean, port: ReadinessPort = process, intervalMs = READINESS_REPORT_MS) {
+  /** `isReady`: undefined says nothing (a worker that is stopping). */
+  constructor (isReady: () => boolean | undefined, port: ReadinessPort = process, intervalMs = READINESS_REPORT_MS) {
     this.#port = port
     this.#listener = (message) => {
       if (typeof message !== 'object' || message === null) return
@@ -75,7 +76,7 @@ export class WorkerReadinessReporter {
     port.on('message', this.#listener)
     const look = (): void => {
       const ready = isReady()
-      if (ready === this.#reported) return
+      if (ready === undefined || ready === this.#reported) return
       this.#reported = ready
       port.send?.({ type: REPORT, ready }, () => {})
     }

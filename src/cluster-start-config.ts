@@ -45,28 +45,33 @@ export interface StartConfigServer {
  * The primary's side: answers each worker's question, and keeps the text of each configuration a worker reports
  * applied by a reload. `startText`: the file's text at start (undefined: the environment).
  *
- * A worker that asks while a reload is under way (asked for, and no worker has applied or refused it yet) would
- * start from the text before it, and was not running to be asked: it gets a SIGHUP with its answer, which it
- * keeps until it has started (src/stop-signals.ts), and reloads then as the others do.
+ * A worker that asks while a reload is under way (asked for, and no worker has applied or refused a reload
+ * that began after the ask) would start from the text before it, and was not running to be asked: it gets a
+ * SIGHUP with its answer, which it keeps until it has started (src/stop-signals.ts), and reloads then as the
+ * others do. A report of a reload that began before the last ask (a worker merges a SIGHUP that comes during
+ * a reload into one more reload afterwards) does not end it.
  */
 export function serveStartConfig (start: Config, startText: string | undefined): StartConfigServer {
   const startJson = JSON.stringify(start)
   let applied = startText ?? null
-  let reloadUnderWay = false
+  let askedAt: number | undefined
+  const ends = (startedAt: unknown): void => {
+    if (askedAt !== undefined && typeof startedAt === 'number' && startedAt >= askedAt) askedAt = undefined
+  }
   cluster.on('message', (worker, message: unknown) => {
     if (typeof message !== 'object' || message === null) return
-    const { type, text } = message as { type?: unknown, text?: unknown }
+    const { type, text, startedAt } = message as { type?: unknown, text?: unknown, startedAt?: unknown }
     if (type === ASK) {
       worker.send({ type: ANSWER, start: startJson, applied }, () => {})
-      if (reloadUnderWay) worker.process.kill('SIGHUP')
+      if (askedAt !== undefined) worker.process.kill('SIGHUP')
     } else if (type === APPLIED) {
       if (typeof text === 'string' && applied !== null) applied = text
-      reloadUnderWay = false
+      ends(startedAt)
     } else if (type === REFUSED) {
-      reloadUnderWay = false
+      ends(startedAt)
     }
   })
-  return { reloadAsked: () => { reloadUnderWay = true } }
+  return { reloadAsked: () => { askedAt = Date.now() } }
 }
 
 /** The channel to the primary (process in a worker; a stand-in in tests). */
@@ -76,14 +81,17 @@ export interface StartConfigPort {
   off: (event: 'message', listener: (message: unknown) => void) => unknown
 }
 
-/** A worker's side, after a reload it applied: the text it read (none from the environment), for the workers that start after it. */
-export function reportApplied (text: string | undefined, port: StartConfigPort = process): void {
-  port.send?.(text === undefined ? { type: APPLIED } : { type: APPLIED, text }, () => {})
+/**
+ * A worker's side, after a reload it applied: the text it read (none from the environment), for the workers that
+ * start after it, and when the reload began.
+ */
+export function reportApplied (text: string | undefined, startedAt: number, port: StartConfigPort = process): void {
+  port.send?.(text === undefined ? { type: APPLIED, startedAt } : { type: APPLIED, text, startedAt }, () => {})
 }
 
-/** A worker's side, after a reload it refused: the reload is over, nothing changed. */
-export function reportRefused (port: StartConfigPort = process): void {
-  port.send?.({ type: REFUSED }, () => {})
+/** A worker's side, after a reload it refused: the reload that began at `startedAt` is over, nothing changed. */
+export function reportRefused (startedAt: number, port: StartConfigPort = process): void {
+  port.send?.({ type: REFUSED, startedAt }, () => {})
 }
 
 /** A worker's side: the primary's answer; undefined when it did not answer in time (or there is no primary). */

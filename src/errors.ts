@@ -277,7 +277,7 @@ export const ERROR_CODES = {
     status: 415,
     family: 'request',
     message: 'The request body has a media type this route does not accept.',
-    hint: 'Send Content-Type: application/json to /verify, /verify/batch and /revocations (or no body and an Authorization header to /verify), and application/x-www-form-urlencoded to /introspect and /backchannel-logout; in UTF-8, with no other charset.'
+    hint: 'Send Content-Type: application/json to /verify, /verify/batch and /revocations (or no body and an Authorization header to /verify), and application/x-www-form-urlencoded to /introspect and /backchannel-logout; in UTF-8 (a charset parameter, if any, utf-8 or us-ascii; forms also iso-8859-1).'
   },
   batch_too_large: {
     status: 400,

@@ -49,10 +49,13 @@ export interface ReloadOptions {
   readyTimeoutMs?: number
   /** V8's heap limit the configuration in force must fit in (src/config/heap-budget.ts); default: this process's. */
   heapLimitBytes?: number
-  /** Called after each reload on SIGHUP that was applied (a cluster worker tells the primary what it runs). */
-  onApplied?: () => void
+  /**
+   * Called after each reload on SIGHUP that was applied (a cluster worker tells the primary what it runs), with
+   * when the reload began (Date.now()).
+   */
+  onApplied?: (startedAt: number) => void
   /** Called after each reload on SIGHUP that was refused (a cluster worker tells the primary the reload is over). */
-  onRefused?: () => void
+  onRefused?: (startedAt: number) => void
 }
 
 /**
@@ -231,9 +234,10 @@ export function reloadOnSighup (app: FastifyInstance, load: () => Config, option
       return
     }
     app.log.info({ signal: 'SIGHUP' }, 'reloading the configuration')
+    const startedAt = Date.now()
     running = reloadConfiguration(app, load, options).then((result) => {
-      if (result.outcome === 'applied') options.onApplied?.()
-      else options.onRefused?.()
+      if (result.outcome === 'applied') options.onApplied?.(startedAt)
+      else options.onRefused?.(startedAt)
       running = undefined
       if (again) {
         again = false

@@ -5,7 +5,7 @@
  */
 import cluster from 'node:cluster'
 import { availableParallelism } from 'node:os'
-import { parseWorkers, runPrimary } from './cluster-primary.js'
+import { parseWorkers, reportStarted, runPrimary } from './cluster-primary.js'
 import { withinHeapBudget } from './config/heap-budget.js'
 import { clusterLog, LOG_LEVEL } from './cluster-log.js'
 import { serveWorkerReadiness, WorkerReadinessReporter } from './cluster-readiness.js'
@@ -30,10 +30,12 @@ async function startWorker (signals: ProcessStop, loadWith: LoadWith): Promise<v
   if (answer === undefined) clusterLog(`worker ${process.pid}: the primary did not say what the other workers run; starting from the file as it is`, LOG_LEVEL.warn)
   const config = answer === undefined ? load() : workerConfig(answer, { fromText: (text) => loadWith({ configText: text }), now: load, log: clusterLog })
   const app = await runService(config, signals, undefined, load, {
-    onApplied: () => { reportApplied(lastText) },
-    onRefused: () => { reportRefused() }
+    onApplied: (startedAt) => { reportApplied(lastText, startedAt) },
+    onRefused: (startedAt) => { reportRefused(startedAt) }
   })
-  app.workersReadiness = new WorkerReadinessReporter(() => ownReadiness(app).ready)
+  // Once stopping (the listener closed), nothing more is said: the primary counts the worker out when it exits.
+  app.workersReadiness = new WorkerReadinessReporter(() => app.server.listening ? ownReadiness(app).ready : undefined)
+  reportStarted()
 }
 
 export async function start (signals: ProcessStop): Promise<void> {

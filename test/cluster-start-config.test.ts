@@ -102,8 +102,8 @@ t.test('asking the primary, and telling it what was applied', async (t) => {
   t.equal(other.listeners(), 0)
   t.equal(await askStartConfig({ send: undefined, on: () => {}, off: () => {} }), undefined, 'no primary')
   const reported = fakePrimary(() => undefined)
-  reportApplied('issuers: [x]', reported)
-  t.same(reported.sent, [{ type: 'oidc-verifier:applied-config', text: 'issuers: [x]' }])
+  reportApplied('issuers: [x]', 5, reported)
+  t.same(reported.sent, [{ type: 'oidc-verifier:applied-config', text: 'issuers: [x]', startedAt: 5 }])
 })
 
 t.test('the primary\'s side: answers with the start configuration and the last text a worker applied', async (t) => {
@@ -159,7 +159,12 @@ t.test('a worker that asks while a reload is under way is told to reload once st
   t.same(during.sent, [{ type: 'oidc-verifier:start-config', start: JSON.stringify(atStart), applied: 'the start text' }], 'the text before the reload')
   t.same(during.signals, ['SIGHUP'], 'and a SIGHUP, kept until it has started')
 
-  listener(quiet, { type: 'oidc-verifier:applied-config', text: 'the reloaded text' })
+  // A report of a reload that began before the ask (a SIGHUP merged into one more reload after it) is not the end.
+  listener(quiet, { type: 'oidc-verifier:applied-config', text: 'the text of an earlier reload', startedAt: Date.now() - 60_000 })
+  const merged = worker()
+  ask(merged)
+  t.same(merged.signals, ['SIGHUP'], 'an earlier reload\'s report: still under way')
+  listener(quiet, { type: 'oidc-verifier:applied-config', text: 'the reloaded text', startedAt: Date.now() })
   const after = worker()
   ask(after)
   t.same(after.sent, [{ type: 'oidc-verifier:start-config', start: JSON.stringify(atStart), applied: 'the reloaded text' }])
@@ -167,12 +172,16 @@ t.test('a worker that asks while a reload is under way is told to reload once st
 
   served.reloadAsked()
   listener(quiet, { type: 'oidc-verifier:refused-config' })
+  const stillDuring = worker()
+  ask(stillDuring)
+  t.same(stillDuring.signals, ['SIGHUP'], 'a report without the time its reload began ends nothing')
+  listener(quiet, { type: 'oidc-verifier:refused-config', startedAt: Date.now() })
   const afterRefusal = worker()
   ask(afterRefusal)
   t.same(afterRefusal.signals, [], 'a refused reload is over too')
 
   served.reloadAsked()
-  listener(quiet, { type: 'oidc-verifier:applied-config' })
+  listener(quiet, { type: 'oidc-verifier:applied-config', startedAt: Date.now() })
   const afterEnvironment = worker()
   ask(afterEnvironment)
   t.same(afterEnvironment.signals, [], 'a reload applied from the environment (no text) is over too')
@@ -182,7 +191,7 @@ t.test('a worker that asks while a reload is under way is told to reload once st
 t.test('a worker tells the primary when a reload was refused, or applied without a text', async (t) => {
   const sent: unknown[] = []
   const port: StartConfigPort = { send: (message, callback) => { sent.push(message); callback(null); return true }, on: () => {}, off: () => {} }
-  reportRefused(port)
-  reportApplied(undefined, port)
-  t.same(sent, [{ type: 'oidc-verifier:refused-config' }, { type: 'oidc-verifier:applied-config' }])
+  reportRefused(7, port)
+  reportApplied(undefined, 8, port)
+  t.same(sent, [{ type: 'oidc-verifier:refused-config', startedAt: 7 }, { type: 'oidc-verifier:applied-config', startedAt: 8 }])
 })

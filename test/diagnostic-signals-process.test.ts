@@ -74,3 +74,18 @@ t.test('WORKERS=2: SIGUSR2 to the primary reaches the workers and cuts nothing',
   t.equal(await answer, 401, 'the request in flight gets its answer (an unknown kid)')
   t.equal((await fetch(`${base}/healthz`)).status, 200)
 })
+
+t.test('WORKERS=2: SIGUSR2 while the workers are still starting stops nothing', async (t) => {
+  const idp = await startJwksServer({ json: jwksOf(key) })
+  t.teardown(() => idp.close())
+  const dir = tempDir(t, {
+    'config.yaml': stringify({ server: { host: '127.0.0.1', port: 0, logLevel: 'info' }, loadShedding: { enabled: false }, issuers: [{ id: 's', issuer: ISS, audiences: ['aud'], jwksUri: idp.jwksUrl }] })
+  })
+  const server = startNode('src/server.ts', ['--config', join(dir, 'config.yaml')], { env: { WORKERS: '2' } })
+  t.teardown(() => server.kill())
+  await server.waitForLine(/started 2 workers/, { timeoutMs: 60_000 })
+  server.child.kill('SIGUSR2') // the workers are loading the service: no handler of theirs yet
+  await server.waitForLine(/Server listening at[\s\S]*Server listening at/, { timeoutMs: 60_000 })
+  t.notMatch(server.output(), /exited \(SIGUSR2\)|stopping/, 'no worker was ended by it')
+  t.equal(await stillRunning(server), 'running')
+})

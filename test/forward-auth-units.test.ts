@@ -118,7 +118,16 @@ t.test('the log summary: cut, redacted and bounded whatever the header holds', a
   t.equal(path(`/${'a'.repeat(100_000)}`), '/[redacted]...', 'a 100,000-character piece: redacted, then cut')
   t.equal(path(`/x/${'b'.repeat(250)}/${'c'.repeat(40)}`), '/x/[redacted]/[redacted]', 'a secret just past the cut is still seen whole')
   t.equal(path('/files/report.2026-11.pdf;jsessionid=AB12'), '/files/report.2026-11.pdf', 'dotted names stay; path parameters go')
-  t.equal(path(`/p/${'eyJ'.repeat(3)}.x.y`), '/p/[redacted]')
+  t.equal(path('/p/eyJhbGciOiJFUzI1NiJ9.e30.c2ln'), '/p/[redacted]', 'a token whose payload and signature are short')
+  t.equal(path('/cb/token=eyJhbGciOiJFUzI1NiJ9'), '/cb/[redacted]', 'after "="')
+  t.equal(path('/s/abcdefghijklmno.pqrstuvwxyz012345.6789abcdefghijkl'), '/s/[redacted]', 'the dotted shape of a token, whatever its header')
+  t.equal(path('/s/Ab3-dE5f-Gh7i-Jk9l-Mn1o-Pq2r-St4u'), '/s/[redacted]', 'a mixed-case secret with hyphens')
+  // Ordinary paths are logged as they are.
+  for (const ordinary of ['/x/KeyJohn', '/users/HarveyJones', '/orders/3f2b8c1e-9d4a-4e6b-8f0c-1a2b3c4d5e6f/items', '/orders/3F2B8C1E-9D4A-4E6B-8F0C-1A2B3C4D5E6F',
+    '/blog/how-to-configure-single-sign-on-with-kubernetes', '/static/app.4f3c2a1b.js', '/v2/api.example.com/report.2026-11.pdf']) {
+    t.equal(path(ordinary), ordinary, ordinary)
+  }
+  t.equal(summarize({ 'x-forwarded-host': 'feature-add-single-sign-on-support-team.preview.example.com' }).host, 'feature-add-single-sign-on-support-team.preview.example.com')
   t.equal(summarize({ 'x-forwarded-host': 'a-rather-long-service-name.team.namespace.svc.cluster.local' }).host, 'a-rather-long-service-name.team.namespace.svc.cluster.local', 'a long host name, dotted, stays')
   t.equal(path(`/${'%00'.repeat(20)}\u0001`), '/[redacted]?', 'percent escapes count as URL characters; control characters become ?')
 })

@@ -142,7 +142,8 @@ t.test('a key whose members are not strings is refused by itself; the key set ke
       { kty: 'RSA', kid: 'number-e', e: 65537, n: 'AQAB' },
       { kty: 'EC', kid: 'no-y', crv: 'P-256', x: good.x },
       { kty: 'EC', kid: 'object-crv', crv: { name: 'P-256' }, x: good.x, y: good.y },
-      { kty: 'OKP', kid: 'array-x', crv: 'Ed25519', x: ['a'] }
+      { kty: 'OKP', kid: 'array-x', crv: 'Ed25519', x: ['a'] },
+      { kty: 'RSA', kid: 'nested-crv', e: 'AQAB', n: 'AQAB', alg: 'RSA-OAEP', crv: nested }
     ] as PublicJwk[]
   })
   t.same(keySet.keys.map((k) => k.kid), ['good'])
@@ -151,7 +152,8 @@ t.test('a key whose members are not strings is refused by itself; the key set ke
     ['number-e', 'e is missing or not a string'],
     ['no-y', 'y is missing or not a string'],
     ['object-crv', 'crv is missing or not a string'],
-    ['array-x', 'x is missing or not a string']
+    ['array-x', 'x is missing or not a string'],
+    ['nested-crv', 'alg RSA-OAEP is not a signature algorithm this service verifies']
   ]))
 })
 

@@ -104,7 +104,7 @@ t.test('JSON bodies: UTF-8 only; an empty one is no body', async (t) => {
   const body = JSON.stringify({ token })
   const post = async (contentType: string, payload: string | Buffer, extra: Record<string, string> = {}) =>
     await app.inject({ method: 'POST', url: '/verify', payload, headers: { 'content-type': contentType, ...extra } })
-  for (const contentType of ['application/json; charset=utf-8', 'application/json;charset=UTF-8', 'application/json; charset="utf-8"', 'application/json; foo=bar']) {
+  for (const contentType of ['application/json; charset=utf-8', 'application/json;charset=UTF-8', 'application/json; charset="utf-8"', 'application/json; foo=bar', 'application/json; charset=us-ascii']) {
     t.equal((await post(contentType, body)).statusCode, 200, contentType)
   }
   for (const [contentType, payload] of [['application/json; charset=utf-16', body], ['application/json; charset=utf-16le', Buffer.from(body, 'utf16le')], ['application/json; charset=iso-8859-1', body]] as const) {
@@ -113,10 +113,14 @@ t.test('JSON bodies: UTF-8 only; an empty one is no body', async (t) => {
   }
   const bearerOnly = await post('application/json', '', { authorization: `Bearer ${token}` })
   t.same([bearerOnly.statusCode, bearerOnly.json().subject], [200, 'user-123'], 'a bodiless POST labelled JSON, the token in the header')
+  const labelledEmpty = await post('application/json; charset=iso-8859-1', '', { authorization: `Bearer ${token}` })
+  t.equal(labelledEmpty.statusCode, 200, 'an empty body is no body, whatever charset it declares')
   const nothing = await post('application/json', '')
   t.same([nothing.statusCode, nothing.json().code], [400, 'token_missing'], 'no body and no header: no token')
   const introspect = await app.inject({ method: 'POST', url: '/introspect', payload: `token=${token}`, headers: { 'content-type': 'application/x-www-form-urlencoded; charset=utf-16' } })
   t.same([introspect.statusCode, introspect.json().code], [415, 'unsupported_media_type'], 'forms too')
+  const latin1Form = await app.inject({ method: 'POST', url: '/introspect', payload: `token=${token}`, headers: { 'content-type': 'application/x-www-form-urlencoded; charset=ISO-8859-1' } })
+  t.equal(latin1Form.statusCode, 200, 'a form labelled ISO-8859-1 (some HTTP clients always do): ASCII is ASCII')
 })
 
 t.test('malformed tokens are token_malformed, never a 5xx', async (t) => {
@@ -415,6 +419,8 @@ t.test('a route with a method it does not take: 405 method_not_allowed with Allo
     t.same([res.statusCode, res.json().code, res.headers.allow], [405, 'method_not_allowed', allow], `${method} ${url}`)
     t.equal(res.json().requestId, res.headers['x-request-id'], `${method} ${url}: the error shape`)
   }
+  const encoded = await app.inject({ method: 'GET', url: '/verif%79' })
+  t.same([encoded.statusCode, encoded.headers.allow], [405, 'POST'], 'a path as the router reads it: /verif%79 is /verify')
   for (const url of ['/nope', '/verify/', '/Verify', '/verify/batch/x']) {
     const res = await app.inject({ method: 'GET', url })
     t.same([res.statusCode, res.json().code, res.headers.allow], [404, 'not_found', undefined], url)

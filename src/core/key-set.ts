@@ -109,7 +109,8 @@ export function unfitReason (jwk: PublicJwk): string | undefined {
   // key set of such keys would replace good keys and answer key_not_found to every token.
   const shape = { kty: jwk.kty, crv: jwk.crv, alg: jwk.alg }
   if (!ASYMMETRIC_ALGORITHMS.some((alg) => fitsAlgorithm(shape, alg))) {
-    const curve = jwk.crv === undefined ? '' : ` on curve ${String(jwk.crv).slice(0, 32)}`
+    // Only a string is quoted: crv is not checked for an RSA key, and may be anything (an array nested deep).
+    const curve = typeof jwk.crv === 'string' ? ` on curve ${jwk.crv.slice(0, 32)}` : ''
     if (jwk.alg === undefined) return `a ${jwk.kty} key${curve} cannot verify signatures here`
     return (ASYMMETRIC_ALGORITHMS as readonly string[]).includes(jwk.alg)
       ? `alg ${jwk.alg} does not fit a ${jwk.kty} key${curve}`

@@ -6,7 +6,7 @@
  */
 import type { FastifyInstance } from 'fastify'
 import { VerificationError } from '../errors.js'
-import { isUtf8OrUnlabelled } from './json-body.js'
+import { FORM_CHARSETS, hasCharsetOf } from './json-body.js'
 
 /** application/x-www-form-urlencoded → name → value, refusing repeated names (request_invalid). */
 export function parseForm (body: string): Record<string, string> {
@@ -22,8 +22,8 @@ export function parseForm (body: string): Record<string, string> {
 export function acceptFormBodiesOnly (fastify: FastifyInstance): void {
   fastify.removeAllContentTypeParsers()
   fastify.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (request, body, done) => {
-    // Percent-encoded bytes are read as UTF-8: a body that says it is in another charset is refused.
-    if (!isUtf8OrUnlabelled(request.headers['content-type'])) {
+    // A body in a charset that does not write ASCII as ASCII (UTF-16) is refused.
+    if (!hasCharsetOf(request.headers['content-type'], FORM_CHARSETS)) {
       done(new VerificationError('unsupported_media_type'), undefined)
       return
     }

@@ -1,23 +1,31 @@
 /**
  * The service's JSON bodies: Fastify's own parser (prototype-poisoning checks, bodyLimit), with two rules of
  * its own, for every route that takes JSON:
- * - a charset other than UTF-8 is refused (415 unsupported_media_type): JSON is UTF-8 (RFC 8259 §8.1), and a
- *   body labelled UTF-16 would otherwise be read as UTF-8 bytes, or refused as malformed with a misleading hint;
+ * - a charset other than UTF-8 (or ASCII) is refused (415 unsupported_media_type): JSON is UTF-8 (RFC 8259
+ *   §8.1), and a body labelled UTF-16 would otherwise be read as UTF-8 bytes, or refused as malformed with a
+ *   misleading hint;
  * - an empty body is no body: a client that labels a bodiless POST as JSON (many do by default) is answered as
  *   if it had sent no content type, so `/verify` with the token in `Authorization: Bearer` works.
  */
 import type { FastifyInstance } from 'fastify'
 import { VerificationError } from '../errors.js'
 
-/** Whether a Content-Type's charset parameter, if any, names UTF-8. */
-export function isUtf8OrUnlabelled (contentType: string | undefined): boolean {
+/** Charsets a JSON body may declare: UTF-8, and ASCII, its subset. */
+export const JSON_CHARSETS: ReadonlySet<string> = new Set(['utf-8', 'utf8', 'us-ascii'])
+/**
+ * Charsets a form body may declare: any that writes ASCII as ASCII, since the values that matter (tokens) are
+ * ASCII and percent-escapes are read as UTF-8 (some HTTP clients label every form ISO-8859-1).
+ */
+export const FORM_CHARSETS: ReadonlySet<string> = new Set([...JSON_CHARSETS, 'iso-8859-1', 'latin1', 'windows-1252'])
+
+/** Whether a Content-Type's charset parameter, if any, is one of `allowed` (lower case). */
+export function hasCharsetOf (contentType: string | undefined, allowed: ReadonlySet<string>): boolean {
   // The common case, a bare media type, costs one comparison.
   if (contentType === undefined || !contentType.includes(';')) return true
   for (const parameter of contentType.split(';').slice(1)) {
     const at = parameter.indexOf('=')
     if (at === -1 || parameter.slice(0, at).trim().toLowerCase() !== 'charset') continue
-    const value = parameter.slice(at + 1).trim().replace(/^"(.*)"$/, '$1').toLowerCase()
-    if (value !== 'utf-8' && value !== 'utf8') return false
+    if (!allowed.has(parameter.slice(at + 1).trim().replace(/^"(.*)"$/, '$1').toLowerCase())) return false
   }
   return true
 }
@@ -27,12 +35,12 @@ export function acceptJsonBodies (fastify: FastifyInstance): void {
   const parse = fastify.getDefaultJsonParser('error', 'error')
   fastify.removeContentTypeParser('application/json')
   fastify.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
-    if (!isUtf8OrUnlabelled(request.headers['content-type'])) {
-      done(new VerificationError('unsupported_media_type'), undefined)
-      return
-    }
     if (body === '') {
       done(null, undefined)
+      return
+    }
+    if (!hasCharsetOf(request.headers['content-type'], JSON_CHARSETS)) {
+      done(new VerificationError('unsupported_media_type'), undefined)
       return
     }
     parse(request, body as string, done)

@@ -286,15 +286,23 @@ export function summarize (headers: IncomingHttpHeaders, envoy?: EnvoyReading): 
 }
 
 const URL_RUN = /[A-Za-z0-9_~%+=.-]+/g
+/** A JWS or JWE part: base64url of a JSON object begins with "eyJ" ('{"'), at the start of a run, after a dot or after "=". */
+const JWS_PART = /(?:^|[.=])eyJ[A-Za-z0-9_-]{8,}/
+/** Three to five dot-separated parts of eight or more base64url characters: a JWS or JWE shape, whatever its header. */
+const DOTTED_TOKEN = /^[A-Za-z0-9_-]{8,}(?:\.[A-Za-z0-9_-]{8,}){2,4}$/
 const LONG_PIECE = /[A-Za-z0-9_~%+=-]{32,}/g
+/** Long pieces that are not secrets: a UUID, and lower-case words joined by hyphens (a page name, a host label). */
+const NOT_SECRET = /^(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[a-z0-9]+(?:-[a-z0-9]+)+)$/
 /**
  * Callback and magic-link routes carry tokens in the path itself. For the log, a run of URL characters that
- * holds a JWS or JWE part (base64url JSON begins with "eyJ") becomes [redacted], and so does any piece of 32
- * characters or more without a dot (an opaque token, a session, a reset secret); an ordinary path such as
- * /orders/7/items, or a host name, stays as it is. Linear in the input.
+ * holds a JWS or JWE part, or has the dotted shape of one, becomes [redacted], and so does any piece of 32
+ * characters or more without a dot (an opaque token, a session, a reset secret) unless it is a UUID or a
+ * hyphenated name; an ordinary path such as /orders/7/items, or a host name, stays as it is. Linear in the input.
  */
 function redactSecrets (s: string): string {
-  return s.replace(URL_RUN, (run) => run.includes('eyJ') ? '[redacted]' : run.replace(LONG_PIECE, '[redacted]'))
+  return s.replace(URL_RUN, (run) => JWS_PART.test(run) || DOTTED_TOKEN.test(run)
+    ? '[redacted]'
+    : run.replace(LONG_PIECE, (piece) => NOT_SECRET.test(piece) ? piece : '[redacted]'))
 }
 
 /** A rule applies when every condition it has matches some candidate, or nothing is known about it. */

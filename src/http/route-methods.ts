@@ -7,6 +7,16 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { VerificationError } from '../errors.js'
 import { sendError } from './error-reply.js'
 
+/** The path as the router matches it: percent-escapes decoded (/verif%79 is /verify), a bad escape left as it is. */
+function routedPath (path: string): string {
+  if (!path.includes('%')) return path
+  try {
+    return decodeURI(path)
+  } catch {
+    return path
+  }
+}
+
 /**
  * Call before the routes are registered: records every route's methods (onRoute), and sets the not-found
  * handler, with `options` (a rate limit: a scanner pays for either answer).
@@ -20,7 +30,7 @@ export function answerUnknownRoutes (fastify: FastifyInstance, options: Paramete
   })
   fastify.setNotFoundHandler(options, async (request: FastifyRequest, reply: FastifyReply) => {
     const query = request.url.indexOf('?')
-    const methods = methodsByPath.get(query === -1 ? request.url : request.url.slice(0, query))
+    const methods = methodsByPath.get(routedPath(query === -1 ? request.url : request.url.slice(0, query)))
     if (methods === undefined) return sendError(request, reply, new VerificationError('not_found'))
     reply.header('allow', [...methods].sort().join(', '))
     return sendError(request, reply, new VerificationError('method_not_allowed'))
