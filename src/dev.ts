@@ -29,6 +29,8 @@ try {
   }, 'development issuer', env)
   const app = await runService(config, signals, async () => { await devIssuer.close() })
     .catch((err: unknown) => { throw listenProblem(err, ['HOST', 'PORT'], 'the service could not listen') })
+  // The commands below are for right now: wait (a few seconds at most) until the issuer's keys are loaded.
+  for (let i = 0; i < 50 && !app.verifier.ready; i++) await new Promise((resolve) => setTimeout(resolve, 100))
   const address = app.server.address()
   const port = typeof address === 'object' && address !== null ? address.port : config.server.port
   const base = `http://${advertisedHost(config.server.host)}:${port}`

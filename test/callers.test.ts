@@ -163,7 +163,9 @@ t.test('the rate limit is per caller, with per-caller limits', async (t) => {
 })
 
 t.test('one budget per caller across the verify routes, not one per route', async (t) => {
-  const app = await buildApp(configFor(issuers, { callers, rateLimit: { max: 2, windowSeconds: 60 }, revocation: { enabled: true } }))
+  // web may revoke here: a caller that may not is refused 403 by /revocations before any budget (openapi.yaml).
+  const revoking = { keys: callers.keys.map((k) => k.id === 'web' ? { ...k, revoke: true } : k) }
+  const app = await buildApp(configFor(issuers, { callers: revoking, rateLimit: { max: 2, windowSeconds: 60 }, revocation: { enabled: true } }))
   t.teardown(() => app.close())
   const token = mint(key, idTokenClaims(ISS, 'aud'))
   const verify = async (apiKey: string) => await app.inject({ method: 'POST', url: '/verify', headers: { 'x-api-key': apiKey, authorization: `Bearer ${token}` } })
