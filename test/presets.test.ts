@@ -553,6 +553,23 @@ t.test('okta: access tokens are not ID tokens', async (t) => {
   }
 })
 
+t.test('okta: an issuer on an Okta domain configured without the preset refuses access tokens too', async (t) => {
+  const byHand = await buildApp(configFor([
+    { id: 'okta-custom', issuer: 'https://dev-123.okta.com/oauth2/default', audiences: [OKTA_CLIENT], jwks },
+    { id: 'okta-preview', issuer: 'https://acme.oktapreview.com', audiences: [OKTA_CLIENT], jwks },
+    { id: 'okta-emea', issuer: 'https://acme.okta-emea.com/oauth2/aus1', audiences: [OKTA_CLIENT], jwks },
+    { id: 'elsewhere', issuer: 'https://login.acme-okta.example', audiences: [OKTA_CLIENT], jwks }
+  ]))
+  t.teardown(() => byHand.close())
+  for (const iss of ['https://dev-123.okta.com/oauth2/default', 'https://acme.oktapreview.com', 'https://acme.okta-emea.com/oauth2/aus1']) {
+    const res = await verify(mint(rs, { ...oktaAccessToken, iss, aud: OKTA_CLIENT }), {}, byHand)
+    t.same([res.status, res.body.code], [401, 'token_is_access_token'], `${iss}: an access token for our client id`)
+    t.equal((await verify(mint(rs, oktaClaims(iss)), {}, byHand)).status, 200, `${iss}: an ID token passes`)
+  }
+  const other = await verify(mint(rs, oktaClaims('https://login.acme-okta.example', { cid: 'x', scp: ['y'] })), {}, byHand)
+  t.equal(other.status, 200, 'another host: cid and scp are its own business')
+})
+
 t.test('gcp-identity: an issuer must say which service accounts may call', async (t) => {
   const parse = (issuer: Record<string, unknown>) => configProblems({ issuers: [{ id: 'gcp', preset: 'gcp-identity', audiences: [RUN_URL], jwks, ...issuer }] })
   const problem = 'c.yaml: issuers[0].requiredClaims: expected the service accounts allowed to call, by email (their addresses; tokens ' +

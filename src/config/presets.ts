@@ -218,25 +218,37 @@ export function applyPreset (issuer: Doc): Doc {
 }
 
 /** Whether an issuer URL is on one of Entra ID's sign-in hosts (a `{tenantid}` template is one too). */
-export function isEntraIssuerUrl (url: string): boolean {
-  let host: string
+function hostOf (url: string): string | undefined {
   try {
-    host = new URL(url).hostname
+    return new URL(url).hostname
   } catch {
-    return false
+    return undefined
   }
-  return ENTRA_HOSTS.has(host) || ENTRA_HOST_SUFFIXES.some((suffix) => host.endsWith(suffix))
+}
+
+export function isEntraIssuerUrl (url: string): boolean {
+  const host = hostOf(url)
+  return host !== undefined && (ENTRA_HOSTS.has(host) || ENTRA_HOST_SUFFIXES.some((suffix) => host.endsWith(suffix)))
+}
+
+/** Okta's own domains ({org}.okta.com, the preview and EMEA cells); a custom domain cannot be told from its name. */
+const OKTA_HOST_SUFFIXES = ['.okta.com', '.oktapreview.com', '.okta-emea.com']
+
+export function isOktaIssuerUrl (url: string): boolean {
+  const host = hostOf(url)
+  return host !== undefined && OKTA_HOST_SUFFIXES.some((suffix) => host.endsWith(suffix))
 }
 
 /**
  * The claims that mark an access token of the issuer's provider: its preset's (none for most presets), and
- * Entra's for an issuer on an Entra host whatever its preset (an Entra issuer configured by hand would otherwise
- * accept Entra's access tokens for our client id as ID tokens).
+ * Entra's or Okta's for an issuer on one of their hosts whatever its preset (an issuer configured by hand would
+ * otherwise accept the provider's access tokens for our client id as ID tokens).
  */
 export function accessTokenClaimsOf (issuer: { preset?: PresetName | undefined, issuer: string, issuerAliases?: readonly string[] | undefined }): readonly string[] {
   const own = issuer.preset === undefined ? [] : PRESETS[issuer.preset].accessTokenClaims ?? []
-  if (own === ENTRA_ACCESS_TOKEN_CLAIMS || ![issuer.issuer, ...(issuer.issuerAliases ?? [])].some(isEntraIssuerUrl)) return own
-  return [...new Set([...own, ...ENTRA_ACCESS_TOKEN_CLAIMS])]
+  const urls = [issuer.issuer, ...(issuer.issuerAliases ?? [])]
+  const byHost = [...(urls.some(isEntraIssuerUrl) ? ENTRA_ACCESS_TOKEN_CLAIMS : []), ...(urls.some(isOktaIssuerUrl) ? OKTA_ACCESS_TOKEN_CLAIMS : [])]
+  return byHost.every((claim) => own.includes(claim)) ? own : [...new Set([...own, ...byHost])]
 }
 
 export function presetProblems (issuer: Doc): Array<[Array<string | number>, string]> {
