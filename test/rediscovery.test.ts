@@ -21,7 +21,7 @@ function warnings (): { logger: Logger, errors: string[] } {
   const logger: Logger = {
     debug: noop,
     info: noop,
-    warn: (obj) => { errors.push(String((obj as { err?: unknown }).err)) },
+    warn: (obj) => { errors.push(String((obj as { error?: unknown }).error)) },
     error: noop,
     child: () => logger
   }

@@ -185,7 +185,7 @@ class DiscoveredKeys extends RemoteKeys {
       this.error = (err as Error).message
       const delay = this.backoffSeconds()
       this.nextAttemptAt = Date.now() + delay * 1000
-      this.logger.warn({ err: this.error, retryInSeconds: delay }, 'discovery failed; the issuer is not ready and discovery will be retried')
+      this.logger.warn({ error: this.error, retryInSeconds: delay }, 'discovery failed; the issuer is not ready and discovery will be retried')
       this.schedule(() => this.discover(), delay * 1000)
     }
   }
@@ -219,7 +219,7 @@ class DiscoveredKeys extends RemoteKeys {
       if (this.closed) return
       this.failures++
       const delay = Math.min(this.backoffSeconds(), this.rediscoveryMs / 1000)
-      this.logger.warn({ err: (err as Error).message, jwksUri: current, retryInSeconds: delay }, 'rediscovery failed; the current jwks_uri stays')
+      this.logger.warn({ error: (err as Error).message, jwksUri: current, retryInSeconds: delay }, 'rediscovery failed; the current jwks_uri stays')
       this.schedule(() => this.rediscover(), delay * 1000)
     }
   }

@@ -90,7 +90,7 @@ export class CertificateWatch {
       }
       this.check().catch((err: unknown) => {
         // Nothing here is expected to throw; if something does, the next look tries again, the process lives on.
-        this.#log.error({ err }, 'looking at the TLS certificate files failed')
+        this.#log.error({ err }, 'looking at the TLS certificate files failed (server.tls, server.opsTls; a bug: the next look, in server.certificateCheckSeconds, tries again)')
       })
     }, intervalMs)
     // A look at a few files never keeps the process alive.

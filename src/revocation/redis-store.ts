@@ -207,7 +207,7 @@ export class RedisRevocationStore implements RevocationStore {
     const held = this.list.get(valid.issuer, valid.kind, valid.value, nowSeconds)
     // Headroom for what other replicas record meanwhile: this list must hold theirs too, or fail closed.
     if (!this.list.hasRoomFor(valid, this.list.sharedHeadroom, nowSeconds)) {
-      this.#logger.warn({ issuer: valid.issuer, kind: valid.kind, maxEntries: this.list.maxEntries }, 'revocation refused: the revocation list is full')
+      this.#logger.warn({ issuer: valid.issuer, kind: valid.kind, maxEntries: this.list.maxEntries }, 'revocation refused: the revocation list is full (raise revocation.maxEntries, or lower revocation.retentionSeconds)')
       throw new RevocationStoreError('full')
     }
     let stored: string
