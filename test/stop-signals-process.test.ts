@@ -18,6 +18,8 @@ import { idTokenClaims, jwksOf, makeKey, mint } from './helpers/tokens.js'
 
 const ISS = 'https://stop-signals.example.com'
 const key = makeKey('ES256')
+// Process tests: each starts node with the TypeScript loader, several seconds apiece on a busy machine.
+t.setTimeout(240_000)
 /** Signed by a key the JWKS does not have: its check waits for a JWKS refresh, which the test makes slow. */
 const stranger = makeKey('ES256')
 const SLOW_JWKS_MS = 1500
