@@ -29,6 +29,7 @@ import { backchannelLogoutRoute } from './http/routes/backchannel-logout.js'
 import { revocationsRoute } from './http/routes/revocations.js'
 import { createRevocationStore } from './revocation/create-store.js'
 import { acceptJsonBodies } from './http/json-body.js'
+import { connectionBounds, limitConnections, openFileLimit, readLimits } from './http/connection-limits.js'
 import { answerUnknownRoutes } from './http/route-methods.js'
 import { frameworkErrorHandler } from './http/framework-errors.js'
 import { answerOutsideRoutes, clientErrorHandler, type ClientErrorOptions, followHeaderLimit } from './http/client-errors.js'
@@ -85,6 +86,7 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
     clientErrorHandler: clientErrorHandler(bareAnswers)
   }) as unknown as FastifyInstance // an https server has the same routes and hooks
   fastify.server.headersTimeout = config.server.headersTimeoutMs
+  limitConnections(fastify.server, connectionBounds(config.server.maxConnections, openFileLimit(readLimits())).main)
   answerOutsideRoutes(fastify.server, bareAnswers)
   closeKeptAliveOnClose(fastify)
   // Room for a token of server.maxTokenBytes in a header beside ordinary headers (Node's default is 16 KiB in

@@ -16,6 +16,7 @@ import './http/fastify-augment.js'
 import { requestIdGenerator } from './http/request-id.js'
 import { requestLifecycle } from './http/request-lifecycle.js'
 import { answerUnknownRoutes } from './http/route-methods.js'
+import { connectionBounds, limitConnections, openFileLimit, readLimits } from './http/connection-limits.js'
 import { httpsOptions } from './http/tls.js'
 import { noteInUse } from './http/tls-reload.js'
 import { healthRoutes } from './http/routes/health.js'
@@ -46,6 +47,7 @@ export async function buildOpsApp (app: FastifyInstance, config: Config): Promis
   // What the listener serves, for the look at its files (src/http/tls-watch.ts).
   if (https !== undefined) noteInUse(ops.server, https)
   ops.server.headersTimeout = config.server.headersTimeoutMs
+  limitConnections(ops.server, connectionBounds(config.server.maxConnections, openFileLimit(readLimits())).ops)
   answerOutsideRoutes(ops.server, bareAnswers)
   closeKeptAliveOnClose(ops)
   ops.decorate('verifier', { getter: () => app.verifier })

@@ -156,3 +156,29 @@ t.test('afterwards: nothing was fetched, and both listeners still answer', async
   const health = await rawExchange(portOf(ops), `GET /healthz HTTP/1.1\r\n${H}\r\n`)
   t.equal(health.status, 200)
 })
+
+t.test('a body left unread after the answer closes the connection, rather than being read to its end', async (t) => {
+  for (const [name, head] of [
+    ['an endless chunked body of the wrong type', 'POST /verify HTTP/1.1\r\nHost: svc\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n'],
+    ['a huge declared body to a route that takes none', `GET /openapi.json HTTP/1.1\r\nHost: svc\r\nContent-Length: ${100 * 1024 * 1024}\r\n\r\n`]
+  ] as const) {
+    const socket = net.connect(portOf(app), '127.0.0.1')
+    let answer = ''
+    let sent = 0
+    const started = Date.now()
+    socket.on('connect', () => socket.write(head))
+    socket.on('data', (d) => { answer += String(d) })
+    socket.on('error', () => {})
+    // Keep sending, as an attacker would, until the server closes (or 10 s, which fails the test).
+    const feed = setInterval(() => {
+      if (socket.destroyed || !socket.writable) return
+      const piece = 'a'.repeat(16 * 1024)
+      socket.write(head.includes('chunked') ? `${piece.length.toString(16)}\r\n${piece}\r\n` : piece)
+      sent += piece.length
+    }, 5)
+    await new Promise<void>((resolve) => { socket.on('close', () => resolve()); setTimeout(() => { socket.destroy(); resolve() }, 10_000) })
+    clearInterval(feed)
+    t.match(answer, /^HTTP\/1\.1 (415|200) /, `${name}: answered (${answer.slice(0, 40)})`)
+    t.ok(Date.now() - started < 5000, `${name}: closed after ${Date.now() - started} ms (${Math.round(sent / 1024)} KiB sent)`)
+  }
+})

@@ -241,6 +241,7 @@ export const ServerSchema = Type.Object({
   requestTimeoutMs: Type.Optional(Int(1000, 600000, 'Time allowed to receive a whole request, in milliseconds.', SERVER_DEFAULTS.requestTimeoutMs)),
   headersTimeoutMs: Type.Optional(Int(1000, 600000, 'Time allowed to receive the request headers, in milliseconds; at most requestTimeoutMs.', SERVER_DEFAULTS.headersTimeoutMs)),
   keepAliveTimeoutMs: Type.Optional(Int(1000, 600000, 'How long an idle keep-alive connection is kept, in milliseconds.', SERVER_DEFAULTS.keepAliveTimeoutMs)),
+  maxConnections: Type.Optional(Int(1, 10_000_000, 'Most open connections on the main listener; past it a new one is closed at once (default: three quarters of the open-file limit).')),
   signatureChecks: Type.Optional(Type.Union([Type.Literal('auto'), Type.Literal('thread-pool'), Type.Literal('event-loop')], {
     description: 'Where signature checks run: thread-pool (libuv threads, beside the event loop), event-loop (batched, answers written together), or auto: thread-pool when the process has two cores or more to itself, else event-loop.',
     default: SERVER_DEFAULTS.signatureChecks,

@@ -195,6 +195,8 @@ export interface ServerConfig {
   headersTimeoutMs: number
   /** How long (ms) an idle keep-alive connection is kept open. */
   keepAliveTimeoutMs: number
+  /** Most open connections on the main listener (default: three quarters of the open-file limit; src/http/connection-limits.ts). */
+  maxConnections?: number
   /** Where signature checks run: libuv's thread pool, batched on the event loop, or `auto` (src/core/signature-checks.ts). */
   signatureChecks: 'auto' | 'thread-pool' | 'event-loop'
   /** Seconds between looks at the certificate files of tls and opsTls (src/http/tls-watch.ts); 0: only on reload. */

@@ -1,0 +1,74 @@
+/**
+ * Connection bounds (src/http/connection-limits.ts): a listener takes at most maxConnections connections (a
+ * client cannot exhaust the process's file descriptors), and a slow client is cut off near
+ * server.headersTimeoutMs, not up to 30 s later (Node's default check interval).
+ */
+import t from 'tap'
+import net, { type AddressInfo } from 'node:net'
+import { buildApp } from '../src/app.js'
+import { connectionBounds, FALLBACK_MAX_CONNECTIONS, openFileLimit, readLimits } from '../src/http/connection-limits.js'
+import { configFor } from './helpers/config.js'
+import { jwksOf, makeKey } from './helpers/tokens.js'
+
+const issuers = [{ id: 'main', issuer: 'https://idp.example.com', audiences: ['aud'], jwks: jwksOf(makeKey('ES256')) }]
+
+t.test('the bounds: three quarters of the open-file limit for the main listener, a tenth (at most 1,024) for the ops one', async (t) => {
+  const limits = 'Limit                     Soft Limit           Hard Limit           Units\nMax open files            20000                524288               files\n'
+  t.equal(openFileLimit(limits), 20000, 'the soft limit')
+  t.equal(openFileLimit('Max open files            unlimited            unlimited            files\n'), undefined)
+  t.equal(openFileLimit(undefined), undefined)
+  t.same(connectionBounds(undefined, 20000), { main: 15000, ops: 1024 })
+  t.same(connectionBounds(undefined, 1024), { main: 768, ops: 102 })
+  t.same(connectionBounds(50, 20000), { main: 50, ops: 50 }, 'server.maxConnections, and the ops listener never above it')
+  t.same(connectionBounds(undefined, openFileLimit(undefined)), { main: FALLBACK_MAX_CONNECTIONS, ops: 1024 }, 'no limit to go by')
+  t.type(openFileLimit(readLimits()), 'number', 'read from /proc/self/limits here')
+})
+
+/** A connection that sends one request and reads its answer; resolves with the status, or 'closed' when the server hung up first. */
+async function oneRequest (port: number): Promise<{ socket: net.Socket, status: string }> {
+  const socket = net.connect(port, '127.0.0.1')
+  socket.setTimeout(5000, () => socket.destroy())
+  const status = await new Promise<string>((resolve) => {
+    let data = ''
+    socket.on('connect', () => socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n'))
+    socket.on('data', (d) => {
+      data += String(d)
+      const m = /^HTTP\/1\.1 (\d{3})/.exec(data)
+      if (m !== null) resolve(m[1] as string)
+    })
+    socket.on('close', () => resolve('closed'))
+    socket.on('error', () => resolve('closed'))
+  })
+  return { socket, status }
+}
+
+t.test('past server.maxConnections a new connection is closed at once; the open ones, and later ones, are served', async (t) => {
+  const app = await buildApp(configFor(issuers, { server: { maxConnections: 3 } }))
+  t.teardown(() => app.close())
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const port = (app.server.address() as AddressInfo).port
+  const open = [await oneRequest(port), await oneRequest(port), await oneRequest(port)]
+  t.same(open.map((c) => c.status), ['200', '200', '200'], 'three kept-alive connections')
+  const fourth = await oneRequest(port)
+  t.equal(fourth.status, 'closed', 'a fourth is closed without an answer')
+  open[0]?.socket.destroy()
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  const again = await oneRequest(port)
+  t.equal(again.status, '200', 'once one is closed, a new one is served')
+  for (const c of [...open, again]) c.socket.destroy()
+})
+
+t.test('a client that sends its headers slowly is cut off near server.headersTimeoutMs', async (t) => {
+  const app = await buildApp(configFor(issuers, { server: { headersTimeoutMs: 1000, requestTimeoutMs: 1000 } }))
+  t.teardown(() => app.close())
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const socket = net.connect((app.server.address() as AddressInfo).port, '127.0.0.1')
+  const started = Date.now()
+  socket.on('connect', () => socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n'))
+  const dribble = setInterval(() => { if (!socket.destroyed) socket.write('X-Slow: 1\r\n') }, 200)
+  await new Promise<void>((resolve) => { socket.on('close', () => resolve()); socket.on('error', () => resolve()) })
+  clearInterval(dribble)
+  const heldMs = Date.now() - started
+  // Node's default check interval (30 s) would have held it up to 31 s; every second it is checked.
+  t.ok(heldMs < 10_000, `closed after ${heldMs} ms`)
+})
