@@ -86,9 +86,6 @@ function refuseOnSocket (socket: Socket, code: 'request_headers_too_large' | 're
   }
 }
 
-/** A body this large, or chunked, is watched: one left unread closes its connection (answerOutsideRoutes). */
-const LARGE_BODY_BYTES = 65_536
-
 /**
  * What Node would answer by itself, outside the routes, without the service's error shape, request id, log line
  * or metrics (and, under /forward-auth, with a status a proxy does not expect):
@@ -96,17 +93,9 @@ const LARGE_BODY_BYTES = 65_536
  *   the request goes to the routes as if it had none;
  * - CONNECT: Node closes the connection without a word. This service tunnels nothing: 400 request_invalid;
  * - an HTTP/1.1 request without Host: Node answers a bare 400. RFC 9112 §3.2 requires the 400, so it stays, but
- *   from the routes' hooks (src/http/request-lifecycle.ts), in the service's shape;
- * - a body left unread after the answer: Node reads it to its end (below).
+ *   from the routes' hooks (src/http/request-lifecycle.ts), in the service's shape.
  */
 export function answerOutsideRoutes (server: Server, opts: ClientErrorOptions): void {
-  // An answer sent before a large or chunked body has been read to its end (an error, forward-auth, a route that
-  // takes no body): Node would go on reading, and dropping, whatever the client keeps sending, for as long as
-  // server.requestTimeoutMs, at a core's worth of CPU. The connection closes with the answer instead.
-  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    if (req.headers['transfer-encoding'] === undefined && !(Number(req.headers['content-length']) > LARGE_BODY_BYTES)) return
-    res.once('finish', () => { if (!req.complete) req.socket.destroySoon() })
-  })
   // Read by Node per request (http.Server's requireHostHeader option, here for HTTP and HTTPS alike).
   const hostless = server as Server & { requireHostHeader: boolean }
   hostless.requireHostHeader = false

@@ -4,6 +4,7 @@
  * - arrival: the x-request-id response header, and a lease on the Verifier generation in force, so that a
  *   configuration reload closes a replaced Verifier only after the requests that may still use it are done;
  *   an HTTP/1.1 request without Host is refused (RFC 9112 §3.2; Node leaves that to us, src/http/client-errors.ts);
+ *   a large or chunked body left unread when the answer is sent closes the connection;
  * - end (response or abort): the lease given back, the request counted in the metrics, the request log line.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
@@ -19,6 +20,9 @@ declare module 'fastify' {
     verifierLease: Lease | undefined
   }
 }
+
+/** A body this large, or chunked, is watched: one left unread when the answer is sent closes its connection. */
+const LARGE_BODY_BYTES = 65_536
 
 export interface RequestLifecycleOptions {
   /** The Verifier slot whose generations requests lease; none on the ops listener, which only reads. */
@@ -46,6 +50,13 @@ export const requestLifecycle = fp(async (fastify: FastifyInstance, opts: Reques
       return
     }
     if (slot !== undefined) request.verifierLease = slot.lease()
+    // A large or chunked body: if the answer goes before it has been read to its end (an error, forward-auth, a
+    // route that takes no body), Node would go on reading, and dropping, whatever the client keeps sending, for
+    // as long as server.requestTimeoutMs, at a core's worth of CPU. The connection closes with the answer instead.
+    if (request.headers['transfer-encoding'] !== undefined || Number(request.headers['content-length']) > LARGE_BODY_BYTES) {
+      const raw = request.raw
+      reply.raw.once('finish', () => { if (!raw.complete) raw.socket.destroySoon() })
+    }
     done()
   })
   fastify.addHook('onResponse', (request: FastifyRequest, reply: FastifyReply, done) => {
