@@ -1,6 +1,7 @@
 import t from 'tap'
 import { buildApp } from '../src/app.js'
-import { MAX_JSON_DEPTH, nestsDeeperThan } from '../src/http/json-body.js'
+import { nestsDeeperThan } from '../src/core/compact-jws.js'
+import { MAX_BODY_DEPTH } from '../src/http/json-body.js'
 import { ALL_ERROR_CODES } from '../src/errors.js'
 import { configFor } from './helpers/config.js'
 import { idTokenClaims, jwksOf, makeKey, mint, mintHmac, nowSeconds } from './helpers/tokens.js'
@@ -104,11 +105,11 @@ t.test('JSON bodies: a large one nested deeper than any schema is refused before
   const deep = `{"tokens":${'['.repeat(300_000)}${']'.repeat(300_000)}}`
   const res = await app.inject({ method: 'POST', url: '/verify/batch', payload: deep, headers: { 'content-type': 'application/json' } })
   t.same([res.statusCode, res.json().code], [400, 'request_invalid'])
-  t.equal(nestsDeeperThan(deep, MAX_JSON_DEPTH), true)
-  t.equal(nestsDeeperThan('{"a":"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[","b":[["x"]]}', MAX_JSON_DEPTH), false, 'brackets inside strings do not count')
-  t.equal(nestsDeeperThan('{"a":"\\"[[[[[[[[[[[[[[[[[[["}', MAX_JSON_DEPTH), false, 'nor after an escaped quote')
-  t.equal(nestsDeeperThan(`${'['.repeat(9)}${']'.repeat(9)}`, MAX_JSON_DEPTH), true)
-  t.equal(nestsDeeperThan(`${'['.repeat(8)}${']'.repeat(8)}`, MAX_JSON_DEPTH), false)
+  t.equal(nestsDeeperThan(deep, MAX_BODY_DEPTH), true)
+  t.equal(nestsDeeperThan('{"a":"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[","b":[["x"]]}', MAX_BODY_DEPTH), false, 'brackets inside strings do not count')
+  t.equal(nestsDeeperThan('{"a":"\\"[[[[[[[[[[[[[[[[[[["}', MAX_BODY_DEPTH), false, 'nor after an escaped quote')
+  t.equal(nestsDeeperThan(`${'['.repeat(9)}${']'.repeat(9)}`, MAX_BODY_DEPTH), true)
+  t.equal(nestsDeeperThan(`${'['.repeat(8)}${']'.repeat(8)}`, MAX_BODY_DEPTH), false)
   const token = mint(es, idTokenClaims(ISS, AUD))
   const batch = await app.inject({ method: 'POST', url: '/verify/batch', payload: { tokens: Array.from({ length: 30 }, () => token), pad: 'x'.repeat(20_000) } })
   t.equal(batch.json().code, 'request_invalid', 'a large body of the right depth is parsed, then checked by its schema (pad is unknown)')

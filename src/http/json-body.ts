@@ -9,6 +9,7 @@
  * - a large body nested deeper than any request schema is refused before it is parsed (400 request_invalid).
  */
 import type { FastifyInstance } from 'fastify'
+import { nestsDeeperThan } from '../core/compact-jws.js'
 import { VerificationError } from '../errors.js'
 
 /** Charsets a JSON body may declare: UTF-8, and ASCII, its subset. */
@@ -34,31 +35,12 @@ export function hasCharsetOf (contentType: string | undefined, allowed: Readonly
 /**
  * No request schema nests deeper than two (an object holding a list of strings). A body of 1 MB of "[" makes
  * JSON.parse build half a million arrays (about 100 ms and 100 MB) before the schema can refuse it, so a large
- * body is first scanned, in one pass, for nesting deeper than MAX_JSON_DEPTH; a small one (a /verify body) is
- * not worth the scan, JSON.parse of it being bounded by its size.
+ * body is first checked for nesting deeper than MAX_BODY_DEPTH (the compact-JWS parse's check,
+ * src/core/compact-jws.ts); a small one (a /verify body) is not worth it, JSON.parse of it being bounded by its
+ * size.
  */
-export const MAX_JSON_DEPTH = 8
+export const MAX_BODY_DEPTH = 8
 const DEPTH_SCAN_BYTES = 16_384
-
-/** Whether JSON text nests objects and arrays deeper than `max` (strings skipped; the text need not be valid). */
-export function nestsDeeperThan (text: string, max: number): boolean {
-  let depth = 0
-  let inString = false
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i)
-    if (inString) {
-      if (c === 0x5c) i++ // a backslash: the next character is escaped
-      else if (c === 0x22) inString = false
-    } else if (c === 0x22) {
-      inString = true
-    } else if (c === 0x7b || c === 0x5b) {
-      if (++depth > max) return true
-    } else if (c === 0x7d || c === 0x5d) {
-      depth--
-    }
-  }
-  return false
-}
 
 /** Replaces the app's application/json parser (call before the routes are registered). */
 export function acceptJsonBodies (fastify: FastifyInstance): void {
@@ -73,7 +55,7 @@ export function acceptJsonBodies (fastify: FastifyInstance): void {
       done(new VerificationError('unsupported_media_type'), undefined)
       return
     }
-    if (body.length > DEPTH_SCAN_BYTES && nestsDeeperThan(body as string, MAX_JSON_DEPTH)) {
+    if (body.length > DEPTH_SCAN_BYTES && nestsDeeperThan(body as string, MAX_BODY_DEPTH)) {
       done(new VerificationError('request_invalid'), undefined)
       return
     }
