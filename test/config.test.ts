@@ -493,7 +493,7 @@ t.test('unknown options at every level, with suggestions', async (t) => {
   })), [
     'config.yaml: server.logLevle: unknown option (did you mean "logLevel"?)',
     'config.yaml: server.colour: unknown option (expected one of: host, port, logLevel, bodyLimit, maxTokenBytes, shutdownGraceSeconds, trustProxy, ' +
-      'connectionTimeoutMs, requestTimeoutMs, headersTimeoutMs, keepAliveTimeoutMs, signatureChecks, opsPort, opsHost, certificateCheckSeconds, tls, opsTls)',
+      'connectionTimeoutMs, requestTimeoutMs, headersTimeoutMs, keepAliveTimeoutMs, maxConnections, signatureChecks, opsPort, opsHost, certificateCheckSeconds, tls, opsTls)',
     'config.yaml: rateLimit.window: unknown option (did you mean "windowSeconds"?)',
     'config.yaml: jwks.maxentries: unknown option (did you mean "maxEntries"?)',
     'config.yaml: fetch.timeout_ms: unknown option (did you mean "timeoutMs"?)',
