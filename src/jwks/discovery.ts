@@ -45,7 +45,7 @@ export async function discoverJwksUri (
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err)
     // A 404 there is most often an issuer URL that lacks its path (/v2.0, /realms/NAME, /oauth2/default).
-    const notFound = err instanceof FetchError && err.kind === 'http_status' && /answered HTTP 404\b/.test(err.message)
+    const notFound = err instanceof FetchError && err.status === 404
     const hint = notFound ? ' (check the issuer\'s path, e.g. /v2.0, /realms/NAME or /oauth2/default, or set discoveryUrl or jwksUri)' : ''
     throw new DiscoveryError(issuer, `Discovery for issuer ${issuer} failed: ${reason}${hint}`, { cause: err })
   }

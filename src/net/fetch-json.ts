@@ -42,12 +42,15 @@ export class FetchError extends Error {
   readonly kind: FetchErrorKind
   /** The URL the problem is about (the configured one, or the redirect hop that failed). */
   readonly url: string
+  /** The HTTP status the server answered, for http_status. */
+  readonly status: number | undefined
 
-  constructor (kind: FetchErrorKind, url: string, message: string, options?: { cause?: unknown }) {
+  constructor (kind: FetchErrorKind, url: string, message: string, options?: { cause?: unknown, status?: number }) {
     super(message, options)
     this.name = 'FetchError'
     this.kind = kind
     this.url = url
+    this.status = options?.status
   }
 }
 
@@ -157,7 +160,7 @@ export async function fetchJson (url: string, opts: FetchJsonOptions): Promise<F
         const location = res.headers.get('location')
         if (location === null) {
           throw new FetchError('http_status', currentUrl,
-            `GET ${currentUrl} answered HTTP ${res.status} without a Location header`)
+            `GET ${currentUrl} answered HTTP ${res.status} without a Location header`, { status: res.status })
         }
         if (redirects >= maxRedirects) {
           throw new FetchError('redirect_not_allowed', currentUrl,
@@ -171,7 +174,7 @@ export async function fetchJson (url: string, opts: FetchJsonOptions): Promise<F
 
       if (res.status !== 200) {
         await res.body?.cancel()
-        throw new FetchError('http_status', currentUrl, `GET ${currentUrl} answered HTTP ${res.status}`)
+        throw new FetchError('http_status', currentUrl, `GET ${currentUrl} answered HTTP ${res.status}`, { status: res.status })
       }
 
       const bytes = await readLimited(res, currentUrl, opts.maxResponseBytes, local)
