@@ -13,8 +13,15 @@ import { ProcessStop, REPEAT_WINDOW_MS, type StopSignal } from './stop-signals.j
 
 const STARTED = 'oidc-verifier:started'
 
+/** A worker's channel to its primary: the process's IPC channel (send is undefined without one), or a stand-in in tests. */
+export interface PrimaryChannel {
+  send?: ((message: object, callback: (error: Error | null) => void) => boolean) | undefined
+  on: (event: 'message', listener: (message: unknown) => void) => unknown
+  off: (event: 'message', listener: (message: unknown) => void) => unknown
+}
+
 /** A worker's side: every listener is open (the primary counts the service as having served). */
-export function reportStarted (port: { send?: ((message: object, callback: (error: Error | null) => void) => boolean) | undefined } = process): void {
+export function reportStarted (port: PrimaryChannel = process): void {
   port.send?.({ type: STARTED }, () => {})
 }
 
@@ -54,7 +61,6 @@ export function runPrimary (workers: number, graceSeconds: number, options: Prim
   if (options.relayRevocations !== undefined) relayRevocations(options.relayRevocations, log)
 
   const fork = (): Worker => cluster.fork()
-  const live = liveWorkers
   // Workers that have started (every listener open, src/start.ts): only they have their signal handlers for sure.
   const running = new Set<number>()
   let served = false
@@ -82,7 +88,7 @@ export function runPrimary (workers: number, graceSeconds: number, options: Prim
         process.exitCode = 1
       }
       // The exit code stop() was given: 1 after a crash loop, which must not look like a clean stop.
-      if (live().length === 0) process.exit(process.exitCode ?? 0)
+      if (liveWorkers().length === 0) process.exit(process.exitCode ?? 0)
       return
     }
     if (!served) {
@@ -124,7 +130,7 @@ export function runPrimary (workers: number, graceSeconds: number, options: Prim
     for (const timer of pendingReplacements) clearTimeout(timer)
     log(`${signal}: stopping workers`)
     if (exitCode !== 0) process.exitCode = exitCode
-    const running = live()
+    const running = liveWorkers()
     // Every worker already gone (each stopped on its copy of a process-group signal): nothing to wait for.
     if (running.length === 0) process.exit(process.exitCode ?? 0)
     for (const worker of running) worker.process.kill(signal)
@@ -133,19 +139,19 @@ export function runPrimary (workers: number, graceSeconds: number, options: Prim
   }
   signals.whenStopping((signal) => { stop(signal) }, (signal) => {
     log(`second ${signal}: killing the workers now`, LOG_LEVEL.error)
-    for (const worker of live()) worker.process.kill('SIGKILL')
+    for (const worker of liveWorkers()) worker.process.kill('SIGKILL')
     process.exit(1)
   }, (signal) => { log(`${signal} again: already stopping; send it again after a second to kill the workers now`) })
   process.on('SIGHUP', () => {
     log('SIGHUP: asking every worker to reload its configuration')
     options.onReload?.()
-    for (const worker of live()) worker.process.kill('SIGHUP')
+    for (const worker of liveWorkers()) worker.process.kill('SIGHUP')
   })
   // Diagnostics (a heap snapshot with --heapsnapshot-signal) are about the workers, which serve the requests; a
   // worker still starting may not have its handler yet, and the signal's default action would end it.
   signals.onDiagnostic((signal) => {
     log(`${signal}: passed on to every worker that has started (it stops nothing)`)
-    for (const worker of live()) if (running.has(worker.id)) worker.process.kill(signal)
+    for (const worker of liveWorkers()) if (running.has(worker.id)) worker.process.kill(signal)
   })
   signals.replayHangup()
 }

@@ -8,7 +8,7 @@
  * starting, or replacing one that died) counts as not ready.
  */
 import cluster, { type Worker } from 'node:cluster'
-import { liveWorkers } from './cluster-primary.js'
+import { liveWorkers, type PrimaryChannel } from './cluster-primary.js'
 
 const REPORT = 'oidc-verifier:ready'
 const STATE = 'oidc-verifier:workers-ready'
@@ -49,23 +49,17 @@ export function serveWorkerReadiness (): void {
   })
 }
 
-/** The channel to the primary (process in a worker; a stand-in in tests). */
-export interface ReadinessPort {
-  send?: ((message: object, callback: (error: Error | null) => void) => boolean) | undefined
-  on: (event: 'message', listener: (message: unknown) => void) => unknown
-  off: (event: 'message', listener: (message: unknown) => void) => unknown
-}
 
 /** A worker's side: reports `isReady()` when it changes; `workers()` is the primary's last count (undefined before one). */
 export class WorkerReadinessReporter {
   #workers: WorkersReady | undefined
   #reported: boolean | undefined
   readonly #timer: NodeJS.Timeout
-  readonly #port: ReadinessPort
+  readonly #port: PrimaryChannel
   readonly #listener: (message: unknown) => void
 
   /** `isReady`: undefined says nothing (a worker that is stopping). */
-  constructor (isReady: () => boolean | undefined, port: ReadinessPort = process, intervalMs = READINESS_REPORT_MS) {
+  constructor (isReady: () => boolean | undefined, port: PrimaryChannel = process, intervalMs = READINESS_REPORT_MS) {
     this.#port = port
     this.#listener = (message) => {
       if (typeof message !== 'object' || message === null) return

@@ -14,6 +14,7 @@
  */
 import cluster from 'node:cluster'
 import { LOG_LEVEL, type ClusterLog } from './cluster-log.js'
+import type { PrimaryChannel } from './cluster-primary.js'
 import { ConfigError } from './config/load.js'
 import type { Config } from './config/types.js'
 import { heapLimitBytes } from './config/heap-budget.js'
@@ -74,28 +75,22 @@ export function serveStartConfig (start: Config, startText: string | undefined):
   return { reloadAsked: () => { askedAt = Date.now() } }
 }
 
-/** The channel to the primary (process in a worker; a stand-in in tests). */
-export interface StartConfigPort {
-  send?: ((message: object, callback: (error: Error | null) => void) => boolean) | undefined
-  on: (event: 'message', listener: (message: unknown) => void) => unknown
-  off: (event: 'message', listener: (message: unknown) => void) => unknown
-}
 
 /**
  * A worker's side, after a reload it applied: the text it read (none from the environment), for the workers that
  * start after it, and when the reload began.
  */
-export function reportApplied (text: string | undefined, startedAt: number, port: StartConfigPort = process): void {
+export function reportApplied (text: string | undefined, startedAt: number, port: PrimaryChannel = process): void {
   port.send?.(text === undefined ? { type: APPLIED, startedAt } : { type: APPLIED, text, startedAt }, () => {})
 }
 
 /** A worker's side, after a reload it refused: the reload that began at `startedAt` is over, nothing changed. */
-export function reportRefused (startedAt: number, port: StartConfigPort = process): void {
+export function reportRefused (startedAt: number, port: PrimaryChannel = process): void {
   port.send?.({ type: REFUSED, startedAt }, () => {})
 }
 
 /** A worker's side: the primary's answer; undefined when it did not answer in time (or there is no primary). */
-export async function askStartConfig (port: StartConfigPort = process, timeoutMs = ASK_TIMEOUT_MS): Promise<StartConfigAnswer | undefined> {
+export async function askStartConfig (port: PrimaryChannel = process, timeoutMs = ASK_TIMEOUT_MS): Promise<StartConfigAnswer | undefined> {
   if (port.send === undefined) return undefined
   const send = port.send.bind(port)
   return await new Promise((resolve) => {

@@ -4,9 +4,10 @@
  */
 import t from 'tap'
 import { EventEmitter } from 'node:events'
-import { serveWorkerReadiness, WorkerReadinessReporter, type ReadinessPort } from '../src/cluster-readiness.js'
+import type { PrimaryChannel } from '../src/cluster-primary.js'
+import { serveWorkerReadiness, WorkerReadinessReporter } from '../src/cluster-readiness.js'
 
-function fakePrimary (): ReadinessPort & { sent: unknown[], tell: (message: unknown) => void } {
+function fakePrimary (): PrimaryChannel & { sent: unknown[], tell: (message: unknown) => void } {
   const events = new EventEmitter()
   const sent: unknown[] = []
   return {

@@ -6,7 +6,8 @@
  */
 import t from 'tap'
 import { EventEmitter } from 'node:events'
-import { askStartConfig, reportApplied, reportRefused, serveStartConfig, workerConfig, type StartConfigAnswer, type StartConfigPort, type WorkerConfigSources } from '../src/cluster-start-config.js'
+import { askStartConfig, reportApplied, reportRefused, serveStartConfig, workerConfig, type StartConfigAnswer, type WorkerConfigSources } from '../src/cluster-start-config.js'
+import type { PrimaryChannel } from '../src/cluster-primary.js'
 import type { LogLevelNumber } from '../src/cluster-log.js'
 import { ConfigError } from '../src/config/load.js'
 import type { Config } from '../src/config/types.js'
@@ -73,7 +74,7 @@ t.test('values that do not fit the running ones: no start, as a reload would be 
   t.match((err as ConfigError).problems, [/server\.maxTokenBytes: expected less than the running server\.bodyLimit/])
 })
 
-function fakePrimary (answerWith: (message: unknown) => unknown): StartConfigPort & { listeners: () => number, sent: unknown[] } {
+function fakePrimary (answerWith: (message: unknown) => unknown): PrimaryChannel & { listeners: () => number, sent: unknown[] } {
   const events = new EventEmitter()
   const sent: unknown[] = []
   return {
@@ -190,7 +191,7 @@ t.test('a worker that asks while a reload is under way is told to reload once st
 
 t.test('a worker tells the primary when a reload was refused, or applied without a text', async (t) => {
   const sent: unknown[] = []
-  const port: StartConfigPort = { send: (message, callback) => { sent.push(message); callback(null); return true }, on: () => {}, off: () => {} }
+  const port: PrimaryChannel = { send: (message, callback) => { sent.push(message); callback(null); return true }, on: () => {}, off: () => {} }
   reportRefused(7, port)
   reportApplied(undefined, 8, port)
   t.same(sent, [{ type: 'oidc-verifier:refused-config', startedAt: 7 }, { type: 'oidc-verifier:applied-config', startedAt: 8 }])
