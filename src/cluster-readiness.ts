@@ -49,7 +49,6 @@ export function serveWorkerReadiness (): void {
   })
 }
 
-
 /** A worker's side: reports `isReady()` when it changes; `workers()` is the primary's last count (undefined before one). */
 export class WorkerReadinessReporter {
   #workers: WorkersReady | undefined

@@ -75,7 +75,6 @@ export function serveStartConfig (start: Config, startText: string | undefined):
   return { reloadAsked: () => { askedAt = Date.now() } }
 }
 
-
 /**
  * A worker's side, after a reload it applied: the text it read (none from the environment), for the workers that
  * start after it, and when the reload began.
