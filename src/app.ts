@@ -29,10 +29,10 @@ import { backchannelLogoutRoute } from './http/routes/backchannel-logout.js'
 import { revocationsRoute } from './http/routes/revocations.js'
 import { createRevocationStore } from './revocation/create-store.js'
 import { acceptJsonBodies } from './http/json-body.js'
-import { connectionBounds, limitConnections, openFileLimit, readLimits } from './http/connection-limits.js'
+import { prepareListener } from './http/listener.js'
 import { answerUnknownRoutes } from './http/route-methods.js'
 import { frameworkErrorHandler } from './http/framework-errors.js'
-import { answerOutsideRoutes, clientErrorHandler, type ClientErrorOptions, followHeaderLimit } from './http/client-errors.js'
+import { clientErrorHandler, type ClientErrorOptions, followHeaderLimit } from './http/client-errors.js'
 import { loggerOptions } from './logger.js'
 import { callerAuth } from './http/caller-auth.js'
 import { clientAddress } from './http/client-address.js'
@@ -41,7 +41,6 @@ import { metricsRoute } from './http/routes/metrics.js'
 import { httpsOptions } from './http/tls.js'
 import { noteInUse } from './http/tls-reload.js'
 import { CertificateWatch } from './http/tls-watch.js'
-import { closeKeptAliveOnClose } from './http/close-kept-alive.js'
 import { combineEvents } from './metrics/combine-events.js'
 import { ServiceMetrics } from './metrics/metrics.js'
 import { VerifierSlot } from './verifier-slot.js'
@@ -85,10 +84,7 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
     // Headers past the limit, or a request Node cannot parse: our error shape and a request id, not Fastify's body.
     clientErrorHandler: clientErrorHandler(bareAnswers)
   }) as unknown as FastifyInstance // an https server has the same routes and hooks
-  fastify.server.headersTimeout = config.server.headersTimeoutMs
-  limitConnections(fastify.server, connectionBounds(config.server.maxConnections, openFileLimit(readLimits())).main)
-  answerOutsideRoutes(fastify.server, bareAnswers)
-  closeKeptAliveOnClose(fastify)
+  prepareListener(fastify, config, bareAnswers, 'main')
   // Room for a token of server.maxTokenBytes in a header beside ordinary headers (Node's default is 16 KiB in
   // all), read at each new connection from the configuration in force, so that a reload applies (HTTP and HTTPS).
   followHeaderLimit(fastify.server, () => fastify.verifierSlot.config.server.maxTokenBytes)

@@ -11,17 +11,16 @@ import type { Config } from './config/types.js'
 import { isVerificationError } from './errors.js'
 import { fromFrameworkError, sendError } from './http/error-reply.js'
 import { frameworkErrorHandler } from './http/framework-errors.js'
-import { answerOutsideRoutes, clientErrorHandler, type ClientErrorOptions } from './http/client-errors.js'
+import { clientErrorHandler, type ClientErrorOptions } from './http/client-errors.js'
 import './http/fastify-augment.js'
 import { requestIdGenerator } from './http/request-id.js'
 import { requestLifecycle } from './http/request-lifecycle.js'
 import { answerUnknownRoutes } from './http/route-methods.js'
-import { connectionBounds, limitConnections, openFileLimit, readLimits } from './http/connection-limits.js'
+import { prepareListener } from './http/listener.js'
 import { httpsOptions } from './http/tls.js'
 import { noteInUse } from './http/tls-reload.js'
 import { healthRoutes } from './http/routes/health.js'
 import { metricsRoute } from './http/routes/metrics.js'
-import { closeKeptAliveOnClose } from './http/close-kept-alive.js'
 
 export async function buildOpsApp (app: FastifyInstance, config: Config): Promise<FastifyInstance> {
   const https = config.server.opsTls === undefined ? undefined : httpsOptions(config.server.opsTls)
@@ -46,10 +45,7 @@ export async function buildOpsApp (app: FastifyInstance, config: Config): Promis
   })
   // What the listener serves, for the look at its files (src/http/tls-watch.ts).
   if (https !== undefined) noteInUse(ops.server, https)
-  ops.server.headersTimeout = config.server.headersTimeoutMs
-  limitConnections(ops.server, connectionBounds(config.server.maxConnections, openFileLimit(readLimits())).ops)
-  answerOutsideRoutes(ops.server, bareAnswers)
-  closeKeptAliveOnClose(ops)
+  prepareListener(ops, config, bareAnswers, 'ops')
   ops.decorate('verifier', { getter: () => app.verifier })
   ops.decorate('metrics', app.metrics)
   ops.decorate('revocations', app.revocations)
