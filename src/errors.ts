@@ -76,7 +76,7 @@ export const ERROR_CODES = {
     status: 401,
     family: 'token',
     message: 'The token\'s signing algorithm is not allowed for its issuer.',
-    hint: 'Add the algorithm to the issuer\'s "algorithms" list if the provider really uses it; "none" is never allowed and HMAC needs a client secret.'
+    hint: 'The "algorithm" field names the token\'s algorithm (when it is a registered one). Add it to the issuer\'s "algorithms" list if the provider really uses it; "none" is never allowed and HMAC needs a client secret.'
   },
   header_invalid: {
     status: 401,
@@ -148,25 +148,25 @@ export const ERROR_CODES = {
     status: 401,
     family: 'token',
     message: 'The token has expired.',
-    hint: 'The user must log in again or the client must refresh its ID token. If this is frequent, check the clocks and issuers[].clockToleranceSeconds.'
+    hint: 'The user must log in again or the client must refresh its ID token. "offBySeconds" says how long ago it expired: a few seconds, often, point at the clocks and issuers[].clockToleranceSeconds.'
   },
   token_not_yet_valid: {
     status: 401,
     family: 'token',
     message: 'The token is not valid yet (nbf is in the future).',
-    hint: 'Check the clocks of this host and of the provider.'
+    hint: 'Check the clocks of this host and of the provider: "offBySeconds" says how far ahead nbf is.'
   },
   token_issued_in_future: {
     status: 401,
     family: 'token',
     message: 'The token\'s issue time (iat) is in the future.',
-    hint: 'Check the clocks of this host and of the provider, or raise issuers[].clockToleranceSeconds.'
+    hint: 'Check the clocks of this host and of the provider ("offBySeconds" says how far ahead iat is), or raise issuers[].clockToleranceSeconds.'
   },
   token_too_old: {
     status: 401,
     family: 'token',
     message: 'The token was issued longer ago than the issuer\'s configured maximum token age.',
-    hint: 'The user must log in again; see issuers[].maxTokenAgeSeconds.'
+    hint: 'The user must log in again; see issuers[].maxTokenAgeSeconds ("offBySeconds" says by how much the token is too old).'
   },
   nonce_mismatch: {
     status: 401,
@@ -184,7 +184,7 @@ export const ERROR_CODES = {
     status: 401,
     family: 'token',
     message: 'The user authenticated longer ago than the requested maximum authentication age.',
-    hint: 'Ask the user to log in again (prompt=login or max_age in the authorization request).'
+    hint: 'Ask the user to log in again (prompt=login or max_age in the authorization request); "offBySeconds" says by how much the login is too old.'
   },
   at_hash_missing: {
     status: 401,
@@ -354,6 +354,13 @@ export interface ErrorDetails {
   issuer?: string
   /** Seconds to wait before retrying, for the unavailable family. */
   retryAfterSeconds?: number
+  /** The token's signing algorithm, for algorithm_not_allowed: only a registered JWS name, never other input. */
+  algorithm?: string
+  /**
+   * For a time error, in whole seconds, how far the token is past its limit before the clock tolerance is
+   * applied: a few seconds point at the clocks, hours at a stale session or a token kept too long.
+   */
+  offBySeconds?: number
 }
 
 /**

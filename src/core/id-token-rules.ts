@@ -61,6 +61,11 @@ function fail (code: ConstructorParameters<typeof VerificationError>[0], issuer:
   throw new VerificationError(code, claim === undefined ? { issuer } : { issuer, claim })
 }
 
+/** A time check failed: `seconds` is how far past its limit the token is, before the tolerance (rounded up). */
+function failTime (code: ConstructorParameters<typeof VerificationError>[0], issuer: string, claim: string, seconds: number): never {
+  throw new VerificationError(code, { issuer, claim, offBySeconds: Math.ceil(seconds) })
+}
+
 function numericDate (claims: Record<string, unknown>, name: string, issuer: string, required: boolean): number | undefined {
   const value = claims[name]
   if (value === undefined) {
@@ -173,14 +178,14 @@ export function checkIdTokenClaims (
 
   // A hint identifies a session that may have ended long ago: its age and expiry do not matter, its origin does.
   const hint = request.mode === 'id_token_hint'
-  if (!hint && nowSeconds >= exp + tolerance) fail('token_expired', issuer, 'exp')
-  if (nbf !== undefined && nbf > nowSeconds + tolerance) fail('token_not_yet_valid', issuer, 'nbf')
-  if (iat > nowSeconds + tolerance) fail('token_issued_in_future', issuer, 'iat')
+  if (!hint && nowSeconds >= exp + tolerance) failTime('token_expired', issuer, 'exp', nowSeconds - exp)
+  if (nbf !== undefined && nbf > nowSeconds + tolerance) failTime('token_not_yet_valid', issuer, 'nbf', nbf - nowSeconds)
+  if (iat > nowSeconds + tolerance) failTime('token_issued_in_future', issuer, 'iat', iat - nowSeconds)
   // Core §2: auth_time is when the End-User authenticated, which cannot be later than now. A future one would
   // satisfy any max_age, so it is refused whether or not maxAge is asked (like iat, within the tolerance).
-  if (authTime !== undefined && authTime > nowSeconds + tolerance) fail('claim_invalid', issuer, 'auth_time')
+  if (authTime !== undefined && authTime > nowSeconds + tolerance) failTime('claim_invalid', issuer, 'auth_time', authTime - nowSeconds)
   if (!hint && rules.maxTokenAgeSeconds !== undefined && nowSeconds - iat > rules.maxTokenAgeSeconds + tolerance) {
-    fail('token_too_old', issuer, 'iat')
+    failTime('token_too_old', issuer, 'iat', nowSeconds - iat - rules.maxTokenAgeSeconds)
   }
 
   for (const [name, allowed] of rules.requiredClaims) {
@@ -193,7 +198,7 @@ export function checkIdTokenClaims (
   if (request.nonce !== undefined && nonce !== request.nonce) fail('nonce_mismatch', issuer, 'nonce')
   if (request.maxAge !== undefined) {
     if (authTime === undefined) fail('auth_time_missing', issuer, 'auth_time')
-    if (nowSeconds - authTime > request.maxAge + tolerance) fail('authentication_too_old', issuer, 'auth_time')
+    if (nowSeconds - authTime > request.maxAge + tolerance) failTime('authentication_too_old', issuer, 'auth_time', nowSeconds - authTime - request.maxAge)
   }
   if (request.accessToken !== undefined) {
     if (atHash === undefined) fail('at_hash_missing', issuer, 'at_hash')

@@ -116,3 +116,17 @@ export function isHmacAlgorithm (alg: string): alg is HmacAlgorithm {
 export function isAsymmetricAlgorithm (alg: string): alg is AsymmetricAlgorithm {
   return Object.hasOwn(ASYMMETRIC, alg)
 }
+
+/**
+ * The JWS algorithm names of the IANA registry (RFC 7518 §3.1, RFC 8037, RFC 8812, RFC 9864), ours or not: an
+ * error may name one of these, never another header value, which is input.
+ */
+const REGISTERED_JWS_ALGORITHMS: ReadonlySet<string> = new Set([
+  'none', 'HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512',
+  'ES256K', 'EdDSA', 'Ed25519', 'Ed448'
+])
+
+/** The token's alg as an error may show it: a registered name, else nothing. */
+export function registeredAlgorithm (alg: string): string | undefined {
+  return REGISTERED_JWS_ALGORITHMS.has(alg) ? alg : undefined
+}

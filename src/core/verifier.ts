@@ -29,7 +29,7 @@ import { KeySet, type UsableKey } from './key-set.js'
 import { silentLogger, type Logger } from './logger.js'
 import { VerifiedTokenCache } from './verified-token-cache.js'
 import { compileClaimMapping, mappingPaths, normalizeIdentity, tenantOf, type CompiledMapping } from './normalize.js'
-import { isAsymmetricAlgorithm, isHmacAlgorithm, prepareAsymmetric, verifyHmac } from './signature.js'
+import { isAsymmetricAlgorithm, isHmacAlgorithm, prepareAsymmetric, registeredAlgorithm, verifyHmac } from './signature.js'
 import { createSignatureChecks, resolveSignatureChecks, type SignatureChecks } from './signature-checks.js'
 
 export type { RequestChecks } from './id-token-rules.js'
@@ -485,7 +485,7 @@ export class Verifier {
 
     const alg = header.alg
     if (typeof alg !== 'string') throw new VerificationError('header_invalid', { issuer })
-    if (!runtime.allowedAlgorithms.has(alg)) throw new VerificationError('algorithm_not_allowed', { issuer })
+    if (!runtime.allowedAlgorithms.has(alg)) throw algorithmNotAllowed(issuer, alg)
     // Only extensions we understand may be critical, and we understand none (RFC 7515 §4.1.11).
     if (header.crit !== undefined) throw new VerificationError('header_invalid', { issuer })
     const kid = header.kid
@@ -494,11 +494,11 @@ export class Verifier {
 
     if (isHmacAlgorithm(alg)) {
       // The configuration refuses HS* without a secret; this guards the invariant.
-      if (runtime.hmacSecret === undefined) throw new VerificationError('algorithm_not_allowed', { issuer })
+      if (runtime.hmacSecret === undefined) throw algorithmNotAllowed(issuer, alg)
       if (!verifyHmac(alg, runtime.hmacSecret, jws.signingInput, jws.signature)) throw new VerificationError('signature_invalid', { issuer })
       return Promise.resolve(next({ runtime, iss, jws, alg, curve: undefined, keySource: runtime.secretSource, keyFingerprint: 'client-secret' }))
     }
-    if (!isAsymmetricAlgorithm(alg)) throw new VerificationError('algorithm_not_allowed', { issuer })
+    if (!isAsymmetricAlgorithm(alg)) throw algorithmNotAllowed(issuer, alg)
     const signedWith = ({ key, keySource }: KeyUsed): T => {
       checkKeyIssuer(key.issuer, iss, jws.payload, issuer)
       return next({ runtime, iss, jws, alg, curve: key.crv, keySource, keyFingerprint: key.fingerprint })
@@ -617,6 +617,11 @@ function byAudience (runtimes: readonly IssuerRuntime[], aud: unknown): IssuerRu
 }
 
 /** token_revoked when a revocation covers this verified token. */
+function algorithmNotAllowed (issuer: string, alg: string): VerificationError {
+  const algorithm = registeredAlgorithm(alg)
+  return new VerificationError('algorithm_not_allowed', algorithm === undefined ? { issuer } : { issuer, algorithm })
+}
+
 function revocationError (revocations: RevocationList, issuer: string, claims: Readonly<Record<string, unknown>>, nowSeconds: number): VerificationError | undefined {
   const kind = revocations.check(issuer, claims, nowSeconds)
   return kind === undefined ? undefined : new VerificationError('token_revoked', { issuer, claim: kind === 'issuer' ? 'iat' : kind })

@@ -11,7 +11,20 @@ export function errorFields (err: VerificationError): Omit<ErrorResponse, 'reque
   const fields: Omit<ErrorResponse, 'requestId'> = { code: err.code, message: err.message, hint: err.hint }
   if (err.details.issuer !== undefined) fields.issuer = err.details.issuer
   if (err.details.claim !== undefined) fields.claim = err.details.claim
+  if (err.details.algorithm !== undefined) fields.algorithm = err.details.algorithm
+  if (err.details.offBySeconds !== undefined) fields.offBySeconds = err.details.offBySeconds
   return fields
+}
+
+/** What the request's log line says about an error: its code, issuer and details, never input. */
+export function errorOutcome (err: VerificationError): NonNullable<FastifyRequest['outcome']> {
+  const { issuer, algorithm, offBySeconds } = err.details
+  return {
+    code: err.code,
+    ...(issuer !== undefined ? { issuer } : {}),
+    ...(algorithm !== undefined ? { algorithm } : {}),
+    ...(offBySeconds !== undefined ? { offBySeconds } : {})
+  }
 }
 
 export function errorBody (request: FastifyRequest, err: VerificationError): ErrorResponse {
@@ -19,7 +32,7 @@ export function errorBody (request: FastifyRequest, err: VerificationError): Err
 }
 
 export function sendError (request: FastifyRequest, reply: FastifyReply, err: VerificationError): FastifyReply {
-  request.outcome = { code: err.code, issuer: err.details.issuer }
+  request.outcome = errorOutcome(err)
   if (err.family === 'token') reply.header('www-authenticate', `Bearer error="invalid_token", error_description="${err.code}"`)
   if (err.status === 503 || err.status === 429) reply.header('retry-after', String(err.details.retryAfterSeconds ?? 1))
   return reply.code(err.status).send(errorBody(request, err))

@@ -31,6 +31,9 @@ export function logCompletedRequest (request: FastifyRequest, reply: FastifyRepl
     issuer: request.outcome?.issuer ?? null,
     caller: request.caller?.id ?? null,
     code: request.outcome?.code ?? null,
+    // A token error's details: the registered algorithm it names, how far off its times are.
+    ...(request.outcome?.algorithm !== undefined ? { algorithm: request.outcome.algorithm } : {}),
+    ...(request.outcome?.offBySeconds !== undefined ? { offBySeconds: request.outcome.offBySeconds } : {}),
     // forward-auth: the original request's method, host and path (no query), as the proxy described it.
     ...(request.outcome?.original !== undefined ? { original: request.outcome.original } : {}),
     durationMs: Math.round(reply.elapsedTime * 1000) / 1000

@@ -73,12 +73,19 @@ export const VerifiedIdentitySchema = Type.Object({
   claims: ClaimSetSchema
 }, { additionalProperties: false })
 
+/** What a token error may add, beside the claim's name: the token's algorithm, how far off its times are. */
+export const ERROR_DETAIL_FIELDS = {
+  algorithm: Type.Optional(Type.String()),
+  offBySeconds: Type.Optional(Type.Integer({ minimum: 0 }))
+}
+
 export const ErrorResponseSchema = Type.Object({
   code: Type.Unsafe<ErrorCode>({ type: 'string', enum: ALL_ERROR_CODES }),
   message: Type.String(),
   hint: Type.String(),
   issuer: Type.Optional(Type.String()),
   claim: Type.Optional(Type.String()),
+  ...ERROR_DETAIL_FIELDS,
   requestId: Type.String()
 }, { additionalProperties: false })
 export type ErrorResponse = Static<typeof ErrorResponseSchema>

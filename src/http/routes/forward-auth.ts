@@ -20,7 +20,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest, HTTPMethods } fr
 import type { Config, ForwardAuthConfig } from '../../config/types.js'
 import { checkRequirements, type Requirements } from '../../core/requirements.js'
 import { isVerificationError, type VerificationError } from '../../errors.js'
-import { errorBody, fromFrameworkError } from '../error-reply.js'
+import { errorBody, errorOutcome, fromFrameworkError } from '../error-reply.js'
 import { identityHeaders } from '../identity-headers.js'
 import { readOriginalRequest, ruleApplies, summarize, type EnvoyReading } from '../original-request.js'
 import { parseRequirementQuery, rawQuery, RequirementQueryError, type KnownValues } from '../requirement-query.js'
@@ -66,7 +66,7 @@ export function denialStatus (err: VerificationError, config: Pick<ForwardAuthCo
 
 export function sendDenial (request: FastifyRequest, reply: FastifyReply, err: VerificationError, config: Pick<ForwardAuthConfig, 'keysUnavailableStatus'>): FastifyReply {
   const status = denialStatus(err, config)
-  request.outcome = { ...request.outcome, code: err.code, ...(err.details.issuer !== undefined ? { issuer: err.details.issuer } : {}) }
+  request.outcome = { ...request.outcome, ...errorOutcome(err) }
   reply.header('cache-control', 'no-store')
   if (status === 401) {
     // RFC 6750 §3.1: no error code when the request carried no token at all.

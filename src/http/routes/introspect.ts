@@ -17,6 +17,7 @@ import { Type, type Static } from 'typebox'
 import type { VerifiedIdentity } from '../../core/identity.js'
 import { isVerificationError, VerificationError } from '../../errors.js'
 import { queryCarriesToken } from '../bearer.js'
+import { errorOutcome } from '../error-reply.js'
 import { acceptFormBodiesOnly } from '../form-body.js'
 import { requestChecks } from '../request-checks.js'
 import { ErrorResponseSchema, VerificationModeSchema, VerifiedIdentitySchema } from '../schemas.js'
@@ -112,7 +113,7 @@ export const introspectRoute: FastifyPluginAsync<IntrospectRouteOptions> = async
     } catch (err) {
       // Any token problem is "not active" (RFC 7662 §2.2); the code goes to the log line only.
       if (isVerificationError(err) && err.family === 'token') {
-        request.outcome = { code: err.code, ...(err.details.issuer !== undefined ? { issuer: err.details.issuer } : {}) }
+        request.outcome = errorOutcome(err)
         return { active: false as const }
       }
       throw err

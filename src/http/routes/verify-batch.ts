@@ -12,7 +12,7 @@ import { ALL_ERROR_CODES, isVerificationError, VerificationError, type ErrorCode
 import { queryCarriesToken } from '../bearer.js'
 import { errorFields } from '../error-reply.js'
 import { requestChecks } from '../request-checks.js'
-import { ErrorResponseSchema, VerificationModeSchema, VerifiedIdentitySchema } from '../schemas.js'
+import { ERROR_DETAIL_FIELDS, ErrorResponseSchema, VerificationModeSchema, VerifiedIdentitySchema } from '../schemas.js'
 
 export const BatchVerifyBody = Type.Object({
   tokens: Type.Array(Type.String({ description: 'An ID token (compact JWS). A bad one gives an error in its result, not for the batch.' }), {
@@ -31,6 +31,7 @@ export const BatchItemErrorSchema = Type.Object({
   hint: Type.String(),
   issuer: Type.Optional(Type.String()),
   claim: Type.Optional(Type.String()),
+  ...ERROR_DETAIL_FIELDS,
   retryAfterSeconds: Type.Optional(Type.Integer({ minimum: 1 }))
 }, { additionalProperties: false })
 
