@@ -110,6 +110,27 @@ t.test('v1 tokens may be signed by a key published for the tenant\'s v2 issuer',
   t.equal((await verify(mint(common, v1({ tid: TENANT_B })))).body.code, 'issuer_tenant_mismatch', 'the key names tenant B, the token tenant A')
 })
 
+t.test('v1 tokens of the national clouds: signed by a key of the same tenant\'s v2 issuer in the same cloud', async (t) => {
+  // Microsoft's national clouds: US Government v1 tokens keep sts.windows.net, its v2 issuer is on
+  // login.microsoftonline.us; China's v1 issuer is sts.chinacloudapi.cn, its v2 issuer login.partner.microsoftonline.cn.
+  const CHINA_V1 = `https://sts.chinacloudapi.cn/${TENANT_A}/`
+  const usGov = makeKey('RS256', { jwkExtras: { issuer: 'https://login.microsoftonline.us/{tenantid}/v2.0' } })
+  const china = makeKey('RS256', { jwkExtras: { issuer: 'https://login.partner.microsoftonline.cn/{tenantid}/v2.0' } })
+  const chinaOtherName = makeKey('RS256', { jwkExtras: { issuer: `https://login.chinacloudapi.cn/${TENANT_A}/v2.0` } })
+  const clouds = await buildApp(configFor([
+    { id: 'gov', preset: 'entra', issuer: `https://sts.windows.net/${TENANT_A}/`, audiences: [CLIENT], jwks: jwksOf(usGov) },
+    { id: 'china', preset: 'entra', issuer: CHINA_V1, audiences: [CLIENT], jwks: jwksOf(china, chinaOtherName, common) }
+  ]))
+  t.teardown(() => clouds.close())
+  const v1 = (iss: string, extra: Record<string, unknown> = {}) => claims(TENANT_A, { ver: '1.0', iss, upn: 'abe@contoso.example', ...extra })
+  t.equal((await verify(mint(usGov, v1(`https://sts.windows.net/${TENANT_A}/`)), clouds)).status, 200, 'US Government')
+  t.equal((await verify(mint(china, v1(CHINA_V1)), clouds)).status, 200, 'China')
+  t.equal((await verify(mint(chinaOtherName, v1(CHINA_V1)), clouds)).status, 200, 'China, the v2 host\'s other name')
+  t.equal((await verify(mint(common, v1(CHINA_V1)), clouds)).body.code, 'issuer_tenant_mismatch', 'a China token signed by a public-cloud key')
+  t.equal((await verify(mint(china, v1(CHINA_V1, { tid: TENANT_B })), clouds)).body.code, 'issuer_tenant_mismatch', 'another tenant')
+  t.equal((await verify(mint(usGov, v1(`https://sts.windows.net/${TENANT_A}/`)))).body.code, 'key_not_found', 'the public cloud\'s issuer has no US Government key')
+})
+
 t.test('the tenant allow-list', async (t) => {
   t.equal((await verify(mint(common, claims(TENANT_A)), allowList)).status, 200)
   const res = await verify(mint(common, claims(TENANT_B)), allowList)

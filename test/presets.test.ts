@@ -395,6 +395,9 @@ t.test('keycloak: realm and client roles, preferred_username, group paths', asyn
   t.equal(res.body.user.emailVerified, false)
   const access = await verify(mint(es, keycloakClaims({ typ: 'Bearer' }), { header: { alg: 'ES256' } }))
   t.equal(access.body.code, 'token_is_access_token')
+  // A DPoP-bound access token (Keycloak's TokenUtil.TOKEN_TYPE_DPOP) is one too, not an unknown type.
+  const dpop = await verify(mint(es, keycloakClaims({ typ: 'DPoP', cnf: { jkt: 'abc' } }), { header: { alg: 'ES256' } }))
+  t.same([dpop.status, dpop.body.code, dpop.body.claim], [401, 'token_is_access_token', 'typ'], 'a DPoP access token')
   const bare = await verify(mint(es, keycloakClaims({ realm_access: undefined, resource_access: 'odd' }), { header: { alg: 'ES256' } }))
   t.same(bare.body.roles, [], 'roles mappers off: no roles, no error')
 })

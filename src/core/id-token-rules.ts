@@ -113,11 +113,12 @@ export function checkTokenType (header: Record<string, unknown>, claims: Record<
   // AWS Cognito: token_use is "id" or "access".
   const tokenUse = claims.token_use
   if (tokenUse !== undefined && tokenUse !== 'id') fail(tokenUse === 'access' ? 'token_is_access_token' : 'token_type_invalid', issuer, 'token_use')
-  // Keycloak: typ claim is "ID" for ID tokens, "Bearer" for access tokens, "Logout" for logout tokens.
+  // Keycloak: typ claim is "ID" for ID tokens, "Bearer" for access tokens ("DPoP" for DPoP-bound ones), "Logout"
+  // for logout tokens.
   const typClaim = claims.typ
   if (typClaim !== undefined) {
     const t = typeof typClaim === 'string' ? typClaim.toLowerCase() : ''
-    if (t === 'bearer') fail('token_is_access_token', issuer, 'typ')
+    if (t === 'bearer' || t === 'dpop') fail('token_is_access_token', issuer, 'typ')
     if (t === 'logout') fail('token_is_logout_token', issuer, 'typ')
     if (t !== 'id') fail('token_type_invalid', issuer, 'typ')
   }

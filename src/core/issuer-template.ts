@@ -38,8 +38,26 @@ export function checkTenantIssuer (template: IssuerTemplate, iss: string, claims
 }
 
 /**
+ * Entra's v1 issuer hosts and the v2 issuer hosts of the same clouds (Microsoft's national clouds: US Government
+ * tokens keep the public cloud's v1 host sts.windows.net, China's has its own; China's v2 host has two names).
+ */
+const ENTRA_V2_HOSTS_OF_V1: Readonly<Record<string, readonly string[]>> = {
+  'sts.windows.net': ['login.microsoftonline.com', 'login.microsoftonline.us'],
+  'sts.chinacloudapi.cn': ['login.partner.microsoftonline.cn', 'login.chinacloudapi.cn']
+}
+
+/** Whether iss is a v1 Entra issuer of the tenant and keyIssuer that same tenant's v2 issuer, in the same cloud. */
+function isEntraV1OfV2 (iss: string, keyIssuer: string, tenant: string): boolean {
+  for (const [v1, v2Hosts] of Object.entries(ENTRA_V2_HOSTS_OF_V1)) {
+    if (iss === `https://${v1}/${tenant}/`) return v2Hosts.some((host) => keyIssuer === `https://${host}/${tenant}/v2.0`)
+  }
+  return false
+}
+
+/**
  * The signing key's own `issuer` (with {tenantid} replaced by the token's tid) must be the token's iss. A v1
- * token (https://sts.windows.net/<tid>/) may be signed by a key published for the same tenant's v2 issuer.
+ * token (https://sts.windows.net/<tid>/, https://sts.chinacloudapi.cn/<tid>/) may be signed by a key published
+ * for the same tenant's v2 issuer in the same cloud.
  */
 export function checkKeyIssuer (keyIssuer: string | undefined, iss: string, claims: Record<string, unknown>, issuer: string): void {
   if (keyIssuer === undefined) return
@@ -48,6 +66,6 @@ export function checkKeyIssuer (keyIssuer: string | undefined, iss: string, clai
   let effective: string | undefined = keyIssuer
   if (keyIssuer.includes(TENANT_TEMPLATE)) effective = tenant === undefined ? undefined : keyIssuer.replaceAll(TENANT_TEMPLATE, tenant)
   if (effective !== undefined && effective === iss) return
-  if (tenant !== undefined && iss === `https://sts.windows.net/${tenant}/` && effective === `https://login.microsoftonline.com/${tenant}/v2.0`) return
+  if (tenant !== undefined && effective !== undefined && isEntraV1OfV2(iss, effective, tenant)) return
   throw new VerificationError('issuer_tenant_mismatch', { issuer, claim: 'iss' })
 }
