@@ -203,6 +203,8 @@ t.test('template configuration problems', async (t) => {
   t.same(resolved.keys, { kind: 'discovery', discoveryUrl: `${MS}/common/v2.0/.well-known/openid-configuration` })
   const v1 = configFor([{ id: 'e', preset: 'entra', issuer: 'https://sts.windows.net/{tenantid}/', audiences: ['x'] }]).issuers[0]!
   t.same(v1.keys, { kind: 'discovery', discoveryUrl: `${MS}/common/.well-known/openid-configuration` }, 'the v1 template is described by common without /v2.0')
+  const china = configFor([{ id: 'e', preset: 'entra', issuer: 'https://sts.chinacloudapi.cn/{tenantid}/', audiences: ['x'] }]).issuers[0]!
+  t.same(china.keys, { kind: 'discovery', discoveryUrl: 'https://login.chinacloudapi.cn/common/.well-known/openid-configuration' }, 'China\'s v1 template: its own cloud\'s common')
 })
 
 t.test('overlapping templates: the token goes to the one it fits, not to the first whose shape it has', async (t) => {

@@ -66,10 +66,16 @@ function googleIssuer (issuer: Doc): Doc {
   return { issuer: GOOGLE_ISSUER, ...(url === GOOGLE_ISSUER ? { issuerAliases: [GOOGLE_ISSUER_ALIAS] } : {}) }
 }
 
+/** The sign-in host that describes each v1 issuer host's "common" tenant (public cloud; China). */
+const ENTRA_V1_METADATA_HOSTS: Readonly<Record<string, string>> = {
+  'sts.windows.net': 'login.microsoftonline.com',
+  'sts.chinacloudapi.cn': 'login.chinacloudapi.cn'
+}
+
 /**
  * Entra ID's multi-tenant metadata lives at the "common" tenant: its issuer is the template itself
- * (https://login.microsoftonline.com/{tenantid}/v2.0). The v1 issuer (https://sts.windows.net/{tenantid}/)
- * is described by login.microsoftonline.com/common without /v2.0.
+ * (https://login.microsoftonline.com/{tenantid}/v2.0). The v1 issuer (https://sts.windows.net/{tenantid}/,
+ * China's https://sts.chinacloudapi.cn/{tenantid}/) is described by its cloud's sign-in host's common without /v2.0.
  */
 export function entraDiscoveryUrl (issuer: string): string | undefined {
   if (!issuer.includes(TENANT_TEMPLATE)) return undefined
@@ -79,7 +85,8 @@ export function entraDiscoveryUrl (issuer: string): string | undefined {
   } catch {
     return undefined
   }
-  const base = url.hostname === 'sts.windows.net' ? 'https://login.microsoftonline.com/common' : url.href.replace(/\/+$/, '')
+  const metadataHost = Object.hasOwn(ENTRA_V1_METADATA_HOSTS, url.hostname) ? ENTRA_V1_METADATA_HOSTS[url.hostname] : undefined
+  const base = metadataHost !== undefined ? `https://${metadataHost}/common` : url.href.replace(/\/+$/, '')
   return `${base}/.well-known/openid-configuration`
 }
 
