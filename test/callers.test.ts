@@ -405,3 +405,17 @@ t.test('failed key checks are bounded per address: then 429 until the minute end
   for (let i = 0; i < 20; i++) await unbounded.inject({ method: 'POST', url: '/verify', headers: { 'x-api-key': 'guess' }, payload: { token: good } })
   t.equal((await unbounded.inject({ method: 'POST', url: '/verify', headers: { 'x-api-key': WEB_KEY }, payload: { token: good } })).statusCode, 200, 'maxFailuresPerMinute: 0 has no bound')
 })
+
+t.test('behind a proxy that writes ports into X-Forwarded-For, the failure bound counts the address, not each port', async (t) => {
+  const app = await buildApp(configFor(issuers, {
+    server: { trustProxy: ['127.0.0.1'] },
+    callers: { keys: [{ id: 'web', sha256: sha256(WEB_KEY) }], maxFailuresPerMinute: 3 }
+  }))
+  t.teardown(() => app.close())
+  const guess = async (forwardedFor: string): Promise<number> => (await app.inject({
+    method: 'POST', url: '/verify', remoteAddress: '127.0.0.1', headers: { 'x-forwarded-for': forwardedFor, 'x-api-key': 'wrong-guess-0123456789abcdef' }, payload: { token: 'x' }
+  })).statusCode
+  const newPorts: number[] = []
+  for (let i = 0; i < 5; i++) newPorts.push(await guess(`198.51.100.9:${40000 + i}`))
+  t.same(newPorts, [403, 403, 403, 429, 429], 'a new source port each time: blocked after 3 failures all the same')
+})

@@ -14,3 +14,12 @@ t.test('client addresses', async (t) => {
   t.not(clientAddress(withIp('2001:db8:1:2::1')), clientAddress(withIp('2001:db8:1:3::1')), 'another /64, another key')
   t.equal(clientAddress(withIp(undefined)), UNKNOWN_ADDRESS, 'a reset connection: no exception')
 })
+
+t.test('a forwarded address with its client\'s port is the address (Azure Application Gateway writes ports)', async (t) => {
+  t.equal(clientAddress(withIp('198.51.100.9:40001')), '198.51.100.9')
+  t.equal(clientAddress(withIp('198.51.100.9:40002')), clientAddress(withIp('198.51.100.9')), 'one client whatever its port')
+  t.equal(clientAddress(withIp('[2001:db8:1:2::1]:443')), clientAddress(withIp('2001:db8:1:2::7')), 'a bracketed IPv6 address with a port: its /64')
+  t.not(clientAddress(withIp('[2001:db8:1:2::1]:443')), clientAddress(withIp('2001:db8:1:3::1')), 'another /64, another key')
+  t.equal(clientAddress(withIp('2001:db8::1:8080')), clientAddress(withIp('2001:db8::1:8081')), 'a bare IPv6 address keeps its last group (no port there), within its /64')
+  t.equal(clientAddress(withIp('203.0.113.5:99999x')), '203.0.113.5:99999x', 'anything else is kept as it is')
+})

@@ -46,6 +46,9 @@ export function clientErrorHandler (opts: ClientErrorOptions): (error: Connectio
   return (error, socket) => {
     // A reset connection has nobody to answer; a timeout is Node's 408, as Fastify sends it.
     if (error.code === 'ECONNRESET' || socket.destroyed) return
+    // The client ended the connection in the middle of a message (a body cut short, headers never finished):
+    // nobody is waiting for an answer, and there may be a complete answer before this on the socket.
+    if (error.code === 'HPE_INVALID_EOF_STATE') { socket.destroy(); return }
     if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
       if (socket.writable) socket.write('HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n')
       socket.destroy(error)

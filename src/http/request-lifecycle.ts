@@ -3,8 +3,8 @@
  * costs a promise and a microtask on every request's path):
  * - arrival: the x-request-id response header, and a lease on the Verifier generation in force, so that a
  *   configuration reload closes a replaced Verifier only after the requests that may still use it are done;
- *   an HTTP/1.1 request without Host is refused (RFC 9112 §3.2; Node leaves that to us, src/http/client-errors.ts);
- *   a large or chunked body left unread when the answer is sent closes the connection;
+ *   an HTTP/1.1 request without Host, or any with two, is refused (RFC 9112 §3.2; Node leaves that to us, src/http/client-errors.ts);
+ *   a large or chunked body left unread when the answer is sent closes the connection, and the answer says so;
  * - end (response or abort): the lease given back, the request counted in the metrics, the request log line.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
@@ -12,6 +12,7 @@ import fp from 'fastify-plugin'
 import { VerificationError } from '../errors.js'
 import type { ServiceMetrics } from '../metrics/metrics.js'
 import type { Lease, VerifierSlot } from '../verifier-slot.js'
+import { repeatedHeader } from './bearer.js'
 import { logCompletedRequest } from './request-log.js'
 
 declare module 'fastify' {
@@ -30,6 +31,20 @@ export interface RequestLifecycleOptions {
   metrics?: ServiceMetrics | undefined
 }
 
+/**
+ * Closes the connection after the answer when the request's body has not been read to its end by then, and says
+ * so in the answer (Connection: close): a client told keep-alive would send its next request into a closing socket.
+ * Only for the few requests with a large or chunked body: the answer's head is written through a wrapper.
+ */
+function closeIfUnread (raw: FastifyRequest['raw'], res: FastifyReply['raw']): void {
+  const writeHead = res.writeHead
+  res.writeHead = function (this: typeof res, ...args: Parameters<typeof writeHead>) {
+    if (!raw.complete) this.shouldKeepAlive = false
+    return writeHead.apply(this, args)
+  } as typeof writeHead
+  res.once('finish', () => { if (!raw.complete) raw.socket.destroySoon() })
+}
+
 export const requestLifecycle = fp(async (fastify: FastifyInstance, opts: RequestLifecycleOptions) => {
   const { slot, metrics } = opts
   fastify.decorateRequest('outcome', undefined)
@@ -45,7 +60,8 @@ export const requestLifecycle = fp(async (fastify: FastifyInstance, opts: Reques
 
   fastify.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id)
-    if (request.headers.host === undefined && request.raw.httpVersion === '1.1') {
+    // RFC 9112 §3.2: a request without Host (HTTP/1.1) or with more than one is 400. Node keeps the first of two.
+    if ((request.headers.host === undefined && request.raw.httpVersion === '1.1') || repeatedHeader(request.raw.rawHeaders, 'host')) {
       done(new VerificationError('request_invalid'))
       return
     }
@@ -54,8 +70,7 @@ export const requestLifecycle = fp(async (fastify: FastifyInstance, opts: Reques
     // route that takes no body), Node would go on reading, and dropping, whatever the client keeps sending, for
     // as long as server.requestTimeoutMs, at a core's worth of CPU. The connection closes with the answer instead.
     if (request.headers['transfer-encoding'] !== undefined || Number(request.headers['content-length']) > LARGE_BODY_BYTES) {
-      const raw = request.raw
-      reply.raw.once('finish', () => { if (!raw.complete) raw.socket.destroySoon() })
+      closeIfUnread(request.raw, reply.raw)
     }
     done()
   })

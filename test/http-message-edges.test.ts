@@ -1,0 +1,118 @@
+/**
+ * HTTP message edges where the connection must stay in step with what the answers say:
+ * - an answer given before a large or chunked body was read closes the connection, and says so (Connection: close),
+ *   so that a client does not send its next request into a closing socket;
+ * - a client that ends its side mid-message (a body cut short) gets no second, unasked-for answer, and is not
+ *   counted as a malformed request;
+ * - two Host lines are refused like a missing one (RFC 9112 §3.2), so a host rule cannot be read from one and the
+ *   application behind from the other.
+ */
+import t from 'tap'
+import net, { type AddressInfo } from 'node:net'
+import type { FastifyInstance } from 'fastify'
+import { buildApp } from '../src/app.js'
+import { buildOpsApp } from '../src/ops-app.js'
+import { configFor } from './helpers/config.js'
+import { parseMetrics, valueOf } from './helpers/prometheus.js'
+import { rawExchange } from './helpers/raw-http.js'
+import { idTokenClaims, jwksOf, makeKey, mint } from './helpers/tokens.js'
+
+const ISS = 'https://idp.example.com'
+const key = makeKey('ES256')
+const issuers = [{ id: 'main', issuer: ISS, audiences: ['aud'], jwks: jwksOf(key) }]
+const portOf = (server: FastifyInstance): number => (server.server.address() as AddressInfo).port
+const token = mint(key, idTokenClaims(ISS, 'aud'))
+
+/** Writes `first`, waits for its whole answer (or 1 s), then `second` on the same connection; everything read until close. */
+async function twoOnOneConnection (port: number, first: string, second: string): Promise<{ raw: string, secondWritten: boolean }> {
+  return await new Promise((resolve) => {
+    let raw = ''
+    let secondWritten = false
+    const socket = net.connect(port, '127.0.0.1', () => {
+      socket.write(first)
+      setTimeout(() => {
+        if (!socket.destroyed && socket.writable) { socket.write(second); secondWritten = true }
+      }, 300)
+    })
+    const timer = setTimeout(() => { socket.destroy(); resolve({ raw, secondWritten }) }, 3000)
+    socket.on('data', (d: Buffer) => { raw += d.toString('latin1') })
+    socket.on('error', () => {})
+    socket.on('close', () => { clearTimeout(timer); resolve({ raw, secondWritten }) })
+  })
+}
+
+const statusLines = (raw: string): string[] => [...raw.matchAll(/HTTP\/1\.1 \d{3}[^\r]*/g)].map((m) => m[0])
+
+t.test('an answer that says keep-alive is not followed by a close that drops the next request', async (t) => {
+  const app = await buildApp(configFor(issuers))
+  t.teardown(() => app.close())
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  // A proxy forwarding the original body (Traefik forwardBody, Envoy with_request_body) of more than 64 KiB,
+  // sent in full with a Content-Length; forward-auth never reads it.
+  const first = `POST /forward-auth HTTP/1.1\r\nHost: app\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/octet-stream\r\nContent-Length: 70000\r\n\r\n${'a'.repeat(70000)}`
+  const second = `GET /forward-auth HTTP/1.1\r\nHost: app\r\nAuthorization: Bearer ${token}\r\nConnection: close\r\n\r\n`
+  const { raw } = await twoOnOneConnection(portOf(app), first, second)
+  const firstHead = raw.slice(0, raw.indexOf('\r\n\r\n'))
+  t.match(firstHead, /^HTTP\/1\.1 200 /, 'the first request is answered')
+  const saysClose = /\r\nconnection: close/i.test(firstHead)
+  const lines = statusLines(raw)
+  t.ok(saysClose || lines.length === 2, `either the first answer says Connection: close, or the second request is answered (answer said ${/\r\nconnection: ([^\r]*)/i.exec(firstHead)?.[1]}; got ${JSON.stringify(lines)})`)
+})
+
+t.test('a client that half-closes after its answer gets no second, unsolicited answer', async (t) => {
+  const config = configFor(issuers, { server: { opsPort: 0 } })
+  const app = await buildApp(config)
+  const ops = await buildOpsApp(app, config)
+  t.teardown(async () => { await ops.close(); await app.close() })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  await ops.listen({ host: '127.0.0.1', port: 0 })
+  for (const [name, port, request] of [
+    ['main: a 405 to a request whose declared body never comes', portOf(app), 'GET /verify HTTP/1.1\r\nHost: svc\r\nContent-Length: 10\r\n\r\n'],
+    ['ops: a probe with a stray Content-Length', portOf(ops), 'GET /healthz HTTP/1.1\r\nHost: svc\r\nContent-Length: 10\r\n\r\n']
+  ] as const) {
+    const raw = await new Promise<string>((resolve) => {
+      let out = ''
+      const socket = net.connect(port, '127.0.0.1', () => { socket.write(request); setTimeout(() => socket.end(), 300) })
+      socket.on('data', (d: Buffer) => { out += d.toString('latin1') })
+      socket.on('error', () => {})
+      socket.on('close', () => resolve(out))
+      setTimeout(() => { socket.destroy(); resolve(out) }, 3000)
+    })
+    t.equal(statusLines(raw).length, 1, `${name}: one request, one answer (got ${JSON.stringify(statusLines(raw))})`)
+  }
+  // And nothing counted as a request refused "before its headers were read": there was none.
+  const samples = parseMetrics((await ops.inject({ method: 'GET', url: '/metrics' })).body)
+  t.equal(valueOf(samples, 'oidc_verifier_http_requests_total', { route: 'none', method: 'other', status: '400', caller: 'none' }) ?? 0, 0, 'no phantom 400 in the metrics')
+})
+
+t.test('a client giving up half-way through its body is not a 400 request_invalid in the metrics', async (t) => {
+  const app = await buildApp(configFor(issuers))
+  t.teardown(() => app.close())
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  await new Promise<void>((resolve) => {
+    const socket = net.connect(portOf(app), '127.0.0.1', () => {
+      socket.write('POST /verify HTTP/1.1\r\nHost: svc\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"token":')
+      setTimeout(() => socket.end(), 200)
+    })
+    socket.on('error', () => {})
+    socket.on('close', () => resolve())
+    socket.resume()
+    setTimeout(() => { socket.destroy(); resolve() }, 3000)
+  })
+  const samples = parseMetrics((await app.inject({ method: 'GET', url: '/metrics' })).body)
+  t.equal(valueOf(samples, 'oidc_verifier_http_requests_total', { route: 'none', method: 'other', status: '400', caller: 'none' }) ?? 0, 0, 'an aborted upload is not counted as a malformed request')
+})
+
+t.test('two Host lines: 400 request_invalid (RFC 9112 §3.2), like a missing Host', async (t) => {
+  const app = await buildApp(configFor(issuers, {
+    forwardAuth: { rules: [{ hosts: ['admin.example.com'], require: { groups: ['root'] } }] }
+  }))
+  t.teardown(() => app.close())
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const one = await rawExchange(portOf(app), `GET /forward-auth/envoy/x HTTP/1.1\r\nHost: admin.example.com\r\nAuthorization: Bearer ${token}\r\nConnection: close\r\n\r\n`)
+  t.equal(one.status, 403, 'Envoy: the host rule applies to the request\'s Host')
+  const two = await rawExchange(portOf(app), `GET /forward-auth/envoy/x HTTP/1.1\r\nHost: www.example.com\r\nHost: admin.example.com\r\nAuthorization: Bearer ${token}\r\nConnection: close\r\n\r\n`)
+  t.not(two.status, 200, 'Envoy: a second Host line does not slip past the host rule')
+  const verify = await rawExchange(portOf(app), `POST /verify HTTP/1.1\r\nHost: a\r\nHost: b\r\nAuthorization: Bearer ${token}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`)
+  t.equal(verify.status, 400, '/verify: two Host lines are refused')
+})
