@@ -83,7 +83,29 @@ t.test('emailVerified is true only for true or "true", and only when trusted', a
     t.equal(identity({}, { email: 'a@example.com', email_verified: value }).user.emailVerified, expected, String(value))
   }
   t.equal(identity({}, { email_verified: true }).user.emailVerified, false, 'no email, nothing verified')
+  // email_verified speaks of the email claim: an address from a fallback path is not the one it vouches for.
+  const fallback = identity({ email: ['email', 'upn'] }, { upn: 'ceo@corp.example', email_verified: true })
+  t.same([fallback.user.email, fallback.user.emailVerified], ['ceo@corp.example', false], 'an address from the second path')
+  t.equal(identity({ email: ['email', 'upn'] }, { email: 'a@example.com', upn: 'b@example.com', email_verified: true }).user.emailVerified, true, 'from the first path')
   t.equal(identity({}, { email: 'a@example.com', email_verified: true }, { trustEmailVerified: false }).user.emailVerified, false)
+})
+
+t.test('a string with a lone surrogate is not text: absent from the identity, refused in the user key', async (t) => {
+  // JSON.parse('"\\ud800"') is a lone surrogate: it has no UTF-8 form, and a header would carry it as U+FFFD, the
+  // same as another user's real U+FFFD (or a lone \udc00).
+  const lone = JSON.parse('"bob\\ud800"') as string
+  t.notOk(lone.isWellFormed())
+  const id = identity({ groups: 'groups' }, { email: lone, name: lone, preferred_username: lone, groups: ['admins', lone, 'bob\ufffd'] })
+  t.same([id.user.email, id.user.name, id.user.preferredUsername], [null, null, null])
+  t.same(id.groups, ['admins', 'bob\ufffd'], 'left out of a list; a real U+FFFD and a surrogate pair are text')
+  t.equal(identity({}, { email: 'a😀@example.com' }).user.email, 'a😀@example.com', 'a surrogate pair is kept')
+  t.equal(identity({ tenant: 'hd' }, { hd: lone }).tenant, null)
+  try {
+    identity({}, { preferred_username: lone }, { userKeyClaims: ['preferred_username'] })
+    t.fail('expected a VerificationError')
+  } catch (err) {
+    t.match(err, { code: 'claim_invalid', details: { claim: 'preferred_username' } })
+  }
 })
 
 t.test('the user key', async (t) => {

@@ -54,6 +54,18 @@ t.test('a good token: 200, every identity header, encoded, no body, not cacheabl
   t.notOk(res.headers['x-envoy-auth-headers-to-remove'], 'stripping is off by default')
 })
 
+t.test('a lone surrogate never reaches a header as U+FFFD, where it would equal another user\'s value', async (t) => {
+  const lone = 'bob\ud800'
+  const subject = await app.inject({ method: 'GET', url: '/forward-auth', headers: bearer(good({ sub: lone })) })
+  t.same([subject.statusCode, subject.headers['x-auth-subject']], [401, undefined], 'in sub: claim_invalid')
+  t.match(String(subject.headers['www-authenticate']), /claim_invalid/)
+  const profile = await app.inject({ method: 'GET', url: '/forward-auth', headers: bearer(good({ email: lone, name: lone, groups: ['admins', lone], tid: lone })) })
+  t.equal(profile.statusCode, 200)
+  t.match(profile.headers, { 'x-auth-email': '', 'x-auth-email-verified': 'false', 'x-auth-name': '', 'x-auth-groups': 'admins', 'x-auth-tenant': '' }, 'elsewhere: absent')
+  const real = await app.inject({ method: 'GET', url: '/forward-auth', headers: bearer(good({ sub: 'bob\ufffd', name: 'Zoë 😀' })) })
+  t.match(real.headers, { 'x-auth-subject': 'bob%EF%BF%BD', 'x-auth-name': 'Zo%C3%AB %F0%9F%98%80' }, 'a real U+FFFD and a surrogate pair are text')
+})
+
 t.test('a groups overage says so, and the user key is the issuer\'s stable one', async (t) => {
   const entra = await buildApp(configFor([{ id: 'entra', issuer: ISS, audiences: [AUD], jwks: jwksOf(key), userKeyClaims: ['tid', 'oid'], claimMapping: { tenant: 'tid' } }]))
   t.teardown(() => entra.close())

@@ -226,6 +226,9 @@ t.test('claims: presence, types and values', async (t) => {
     [{ sub: '' }, 'claim_invalid', 'sub'],
     [{ sub: 'x'.repeat(256) }, 'claim_invalid', 'sub'],
     [{ sub: 42 }, 'claim_invalid', 'sub'],
+    // A lone surrogate (JSON "\ud800"): no UTF-8 form, so a forward-auth header would read it as U+FFFD.
+    [{ sub: 'bob\ud800' }, 'claim_invalid', 'sub'],
+    [{ sub: '\udc00' }, 'claim_invalid', 'sub'],
     [{ aud: undefined }, 'claim_missing', 'aud'],
     [{ aud: [] }, 'claim_invalid', 'aud'],
     [{ aud: [AUD, 5] }, 'claim_invalid', 'aud'],

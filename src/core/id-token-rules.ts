@@ -141,7 +141,8 @@ export function checkIdTokenClaims (
 
   const sub = claims.sub
   if (sub === undefined) fail('claim_missing', issuer, 'sub')
-  if (typeof sub !== 'string' || sub.length === 0 || sub.length > MAX_SUB_LENGTH) fail('claim_invalid', issuer, 'sub')
+  // A lone surrogate (JSON's "\ud800") has no UTF-8 form: in a header or a key it would become U+FFFD, like others.
+  if (typeof sub !== 'string' || sub.length === 0 || sub.length > MAX_SUB_LENGTH || !sub.isWellFormed()) fail('claim_invalid', issuer, 'sub')
 
   const aud = claims.aud
   if (aud === undefined) fail('claim_missing', issuer, 'aud')

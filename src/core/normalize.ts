@@ -72,8 +72,12 @@ export function compileClaimMapping (
   }
 }
 
+/**
+ * A string value of the identity. Text with a lone surrogate (JSON's "\ud800", which parses and is signed) is not
+ * text: it has no UTF-8 form, and in a forward-auth header it would read as U+FFFD, the same as other values.
+ */
 function asString (value: unknown): string | null {
-  if (typeof value === 'string') return value
+  if (typeof value === 'string') return value.isWellFormed() ? value : null
   if (typeof value === 'number' && Number.isFinite(value)) return String(value)
   return null
 }
@@ -86,8 +90,11 @@ function pushStrings (out: string[], value: unknown, split: boolean): void {
       out.push(s)
     }
   }
-  if (typeof value === 'string') add(value)
-  else if (Array.isArray(value)) for (const v of value) if (typeof v === 'string') add(v)
+  if (typeof value === 'string') {
+    if (value.isWellFormed()) add(value)
+  } else if (Array.isArray(value)) {
+    for (const v of value) if (typeof v === 'string' && v.isWellFormed()) add(v)
+  }
 }
 
 /** Some providers (Cognito among them) send booleans as strings. Anything else is not an assertion. */
@@ -128,23 +135,29 @@ export interface NormalizeInput {
 
 export function normalizeIdentity (input: NormalizeInput, mapping: CompiledMapping): VerifiedIdentity {
   const { claims } = input
-  const scalar = (field: MappableField): unknown => {
-    for (const path of mapping.fields[field].paths) {
-      const value = readClaimPath(claims, path)
-      if (value !== undefined && value !== null) return value
+  /** The first present value of the field's paths, and which path gave it. */
+  const mapped = (field: MappableField): { value: unknown, path: number } => {
+    const { paths } = mapping.fields[field]
+    for (let i = 0; i < paths.length; i++) {
+      const value = readClaimPath(claims, paths[i]!)
+      if (value !== undefined && value !== null) return { value, path: i }
     }
-    return undefined
+    return { value: undefined, path: -1 }
   }
+  const scalar = (field: MappableField): unknown => mapped(field).value
   const list = (field: MappableField): string[] => {
     const { paths, split } = mapping.fields[field]
     const out: string[] = []
     for (const path of paths) pushStrings(out, readClaimPath(claims, path), split)
     return paths.length > 1 || split ? [...new Set(out)] : out
   }
-  const email = asString(scalar('email'))
+  const emailClaim = mapped('email')
+  const email = asString(emailClaim.value)
   const user: UserProfile = {
     email,
-    emailVerified: mapping.trustEmailVerified && email !== null && asVerifiedFlag(scalar('emailVerified')),
+    // The provider's flag is about the address in its first mapped claim (email_verified about email): an address
+    // from a fallback path (email: [email, upn]) is one nobody said was verified.
+    emailVerified: mapping.trustEmailVerified && email !== null && emailClaim.path === 0 && asVerifiedFlag(scalar('emailVerified')),
     name: asString(scalar('name')),
     givenName: asString(scalar('givenName')),
     familyName: asString(scalar('familyName')),
