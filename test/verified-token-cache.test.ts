@@ -179,6 +179,28 @@ t.test('entries of a key the JWKS pins to another alg or issuer are dropped: the
   t.equal(seen.hit, 1)
 })
 
+t.test('entries of a kid the JWKS no longer lists are dropped, though its material is published under another kid', async (t) => {
+  const idp = await startJwksServer()
+  t.teardown(() => idp.close())
+  const k1 = makeKey('ES256', { kid: 'k1' })
+  const other = makeKey('ES256', { kid: 'k3' })
+  idp.set({ json: jwksOf(k1) })
+  const { seen, events } = counting()
+  const v = new Verifier(configFor([{ id: 'main', issuer: ISS, audiences: [AUD], jwksUri: idp.jwksUrl }], { jwks: { unknownKidCooldownSeconds: 0 } }), { events })
+  t.teardown(() => v.close())
+  const token = mint(k1, idTokenClaims(ISS, AUD))
+  await admit(v, token)
+  await v.verify(token)
+  t.equal(seen.hit, 1)
+  // The provider retires kid k1; the same material is now listed only as k2. A full verification finds no k1.
+  idp.set({ json: { keys: [{ ...k1.jwk, kid: 'k2' }, other.jwk] } })
+  await v.verify(mint(other, idTokenClaims(ISS, AUD))) // unknown kid → refresh → new JWKS
+  await t.rejects(v.verify(token), { code: 'key_not_found' }, 'answered as a full verification answers it')
+  t.equal(seen.hit, 1)
+  const renamed = mint({ ...k1, kid: 'k2' }, idTokenClaims(ISS, AUD))
+  t.equal((await v.verify(renamed)).subject, 'user-123', 'a token naming the new kid verifies')
+})
+
 t.test('bounded by entries and bytes; disabled means no caching', async (t) => {
   // maxEntries well above what the byte bound lets in: the bytes decide.
   const cache = new VerifiedTokenCache({ enabled: true, maxEntries: 100, maxBytes: 1048576, maxTtlSeconds: 60 })

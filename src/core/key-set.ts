@@ -145,9 +145,9 @@ export class KeySet {
         continue
       }
       const issuer = typeof jwk.issuer === 'string' ? jwk.issuer : undefined
-      const fingerprint = JSON.stringify([publicPart(jwk), jwk.alg ?? null, issuer ?? null])
-      const identity = JSON.stringify([kid ?? null, fingerprint])
-      if (kept.has(identity)) {
+      // The kid is part of the key: a token naming a kid the JWKS no longer lists finds no key, cached or not.
+      const fingerprint = JSON.stringify([kid ?? null, publicPart(jwk), jwk.alg ?? null, issuer ?? null])
+      if (kept.has(fingerprint)) {
         rejected.push({ kid, reason: 'duplicate of a key listed earlier under the same kid' })
         continue
       }
@@ -176,7 +176,7 @@ export class KeySet {
         key,
         fingerprint
       }
-      kept.add(identity)
+      kept.add(fingerprint)
       keys.push(usable)
       if (kid !== undefined) {
         if (sameKid === undefined) this.byKid.set(kid, [usable])
