@@ -24,6 +24,9 @@ t.test('defaults: off; in memory when on', async (t) => {
 t.test('the redis store: url from the file or from urlEnv, with defaults', async (t) => {
   const fromFile = parseConfig({ issuers, revocation: { store: 'redis', redis: { url: 'redis://127.0.0.1:6379/2' } } }, 'test', {}).revocation
   t.same(fromFile.redis, { url: 'redis://127.0.0.1:6379/2', keyPrefix: 'oidc-verifier:', maxStalenessSeconds: 10, commandTimeoutMs: 1000 })
+  for (const url of ['redis://x', 'redis://x/', 'redis://x:6379/0', 'rediss://u:p%25q@x:6380/15', 'redis://x/123']) {
+    t.same(problemsOf({ revocation: { enabled: true, store: 'redis', redis: { url } } }), [], url)
+  }
   const fromEnv = parseConfig({ issuers, revocation: { store: 'redis', redis: { urlEnv: 'REDIS_URL', keyPrefix: 'svc-a:', maxStalenessSeconds: 3 } } }, 'test', { REDIS_URL: 'rediss://u:secret@redis:6380' }).revocation
   t.match(fromEnv.redis, { url: 'rediss://u:secret@redis:6380', keyPrefix: 'svc-a:', maxStalenessSeconds: 3 })
   t.equal(parseConfig({ issuers, revocation: { store: 'memory' } }, 'test', {}).revocation.redis, undefined)
@@ -38,6 +41,13 @@ t.test('problems, each with its path, never quoting a URL', async (t) => {
     [{ store: 'redis', redis: { urlEnv: 'REDIS_URL' } }, { REDIS_URL: 'http://secret-password@x' }, /expected the value of REDIS_URL to be a redis:\/\/ or rediss:\/\/ URL/],
     [{ redis: { url: 'redis://a:1' } }, {}, /revocation\.store: expected store: redis when a redis section is given/],
     [{ store: 'redis', redis: { url: 'http://user:hunter2@x' } }, {}, /revocation\.redis\.url/],
+    // The path is a database number: ioredis sends SELECT for anything else, fails, and carries on in database 0.
+    [{ store: 'redis', redis: { url: 'redis://x:6379/abc' } }, {}, /revocation\.redis\.url: expected .*a database number as its path/],
+    [{ store: 'redis', redis: { url: 'redis://x:6379/1/2' } }, {}, /revocation\.redis\.url: expected .*a database number/],
+    [{ store: 'redis', redis: { url: 'redis://x:6379/-1' } }, {}, /revocation\.redis\.url: expected .*a database number/],
+    // ioredis percent-decodes the password, and a lone "%" throws at start-up with a message naming nothing.
+    [{ store: 'redis', redis: { url: 'redis://:Xy%7qSecret@x:6379' } }, {}, /revocation\.redis\.url: expected .*"%" in a password written %25/],
+    [{ store: 'redis', redis: { urlEnv: 'REDIS_URL' } }, { REDIS_URL: 'redis://user%zz:pw@x' }, /expected the value of REDIS_URL .*"%" in a password written %25/],
     [{ store: 'disk' }, {}, /revocation\.store/],
     [{ maxEntries: 0 }, {}, /revocation\.maxEntries/],
     [{ retentionSeconds: 10 }, {}, /revocation\.retentionSeconds/],

@@ -7,6 +7,7 @@ import { ENV_VAR_NAME_PATTERN, REDIS_REVOCATION_DEFAULTS, REVOCATION_DEFAULTS, t
 import type { RevocationConfig } from './types.js'
 import { envValue, isRecord, type Reporter } from './document.js'
 import { pingIntervalMs } from '../revocation/redis-ping.js'
+import { redisDatabase } from '../revocation/redis-layout.js'
 
 const ENV_NAME = new RegExp(ENV_VAR_NAME_PATTERN)
 
@@ -31,10 +32,10 @@ export function checkRevocation (doc: Record<string, unknown>, env: NodeJS.Proce
   else if (hasEnv && typeof redis.urlEnv === 'string' && ENV_NAME.test(redis.urlEnv)) {
     const value = envValue(env, redis.urlEnv)
     if (value === undefined) report(['revocation', 'redis', 'urlEnv'], `expected environment variable ${redis.urlEnv} to hold the Redis URL, but it is not set`)
-    else if (!isRedisUrl(value)) report(['revocation', 'redis', 'urlEnv'], `expected the value of ${redis.urlEnv} to be a redis:// or rediss:// URL (host, port 1-65535)`)
+    else if (!isRedisUrl(value)) report(['revocation', 'redis', 'urlEnv'], `expected the value of ${redis.urlEnv} to be a redis:// or rediss:// URL (host, port 1-65535, a database number as its path, "%" in a password written %25)`)
   } else if (typeof redis.url === 'string' && /^rediss?:\/\//.test(redis.url) && !isRedisUrl(redis.url)) {
     // Never quoted: it may carry a password.
-    report(['revocation', 'redis', 'url'], 'expected a redis:// or rediss:// URL that parses (host, port 1-65535, no spaces)')
+    report(['revocation', 'redis', 'url'], 'expected a redis:// or rediss:// URL that parses (host, port 1-65535, no spaces, a database number as its path, "%" in a password written %25)')
   }
   checkCommandTimeout(redis, report)
 }
@@ -54,14 +55,22 @@ function checkCommandTimeout (redis: Record<string, unknown>, report: Reporter):
   }
 }
 
-/** A Redis URL the client can connect with: redis:// or rediss://, a host, a valid port, no whitespace. */
+/**
+ * A Redis URL the client can connect with: redis:// or rediss://, a host, a valid port, no whitespace, a path
+ * that is a database number or nothing, and a user name and password that percent-decode (ioredis decodes them,
+ * and throws on a lone "%" at start-up).
+ */
 function isRedisUrl (value: string): boolean {
   if (!/^rediss?:\/\/[^\s]+$/.test(value)) return false
+  let url: URL
   try {
-    return new URL(value).hostname !== ''
+    url = new URL(value)
+    decodeURIComponent(url.username)
+    decodeURIComponent(url.password)
   } catch {
     return false
   }
+  return url.hostname !== '' && redisDatabase(value) !== undefined
 }
 
 /**

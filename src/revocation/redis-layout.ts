@@ -5,7 +5,8 @@
  *            attacker-chosen bytes (a sub, sid or jti from a logout token) make up a key name, and none is
  *            readable there. The value is the revocation as JSON, expiring at expiresAt (PXAT): Redis forgets
  *            a revocation when no token it covers can still be valid.
- *   channel  `${keyPrefix}revocations`: the stored (merged) JSON of every revocation written.
+ *   channel  `${keyPrefix}revocations` (`…revocations:db<N>` for database N > 0): the stored (merged) JSON of
+ *            every revocation written.
  *
  * A write is one Lua script, atomic: it merges with what is stored (the later `before` and the later
  * `expiresAt` win, and a session keeps the user it was first recorded with, as in RevocationList.apply),
@@ -22,9 +23,26 @@ export function revocationRedisKey (keyPrefix: string, revocation: Pick<Revocati
   return `${keyPrefix}revocation:${createHash('sha256').update(revocationKey(revocation.issuer, revocation.kind, revocation.value)).digest('hex')}`
 }
 
-/** The pub/sub channel on which every stored revocation is announced. */
-export function revocationChannel (keyPrefix: string): string {
-  return `${keyPrefix}revocations`
+/**
+ * The pub/sub channel on which every stored revocation is announced. Pub/sub ignores Redis's database number, so
+ * a database other than 0 is part of the name: two deployments kept apart by database alone must not hear each
+ * other's revocations.
+ */
+export function revocationChannel (keyPrefix: string, database = 0): string {
+  return database === 0 ? `${keyPrefix}revocations` : `${keyPrefix}revocations:db${database}`
+}
+
+/** The database a redis:// URL selects (its path, "/3"), 0 without one; undefined when the path is not a number. */
+export function redisDatabase (url: string): number | undefined {
+  let path: string
+  try {
+    path = new URL(url).pathname
+  } catch {
+    return undefined
+  }
+  if (path === '' || path === '/') return 0
+  const match = /^\/(\d{1,9})$/.exec(path)
+  return match === null ? undefined : Number(match[1])
 }
 
 /** A SCAN MATCH pattern for every revocation key under `keyPrefix` (taken literally). */

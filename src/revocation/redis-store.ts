@@ -29,7 +29,7 @@
 import { Redis, type RedisOptions } from 'ioredis'
 import { silentLogger, type Logger } from '../core/logger.js'
 import { parseRevocation, type Revocation } from './revocation.js'
-import { MERGE_SCRIPT, parseEntry, revocationChannel, revocationKeyPattern, revocationRedisKey, type MergeCommand } from './redis-layout.js'
+import { MERGE_SCRIPT, parseEntry, redisDatabase, revocationChannel, revocationKeyPattern, revocationRedisKey, type MergeCommand } from './redis-layout.js'
 import { SWEEP_INTERVAL_MS, type RevocationList } from './revocation-list.js'
 import { RevocationStoreError, STORE_START_WAIT_MS, type PublishResult, type RevocationStore, type RevocationStoreStatus } from './store.js'
 import { pingIntervalMs } from './redis-ping.js'
@@ -68,6 +68,9 @@ function errorMessage (err: unknown): string {
   return err instanceof Error ? err.message : String(err)
 }
 
+/** ioredis's message for a command that got no answer within commandTimeout (and #withTimeout's). */
+const TIMED_OUT = 'Command timed out'
+
 /** The host and port of a Redis URL, for logs: never its user name or password. */
 function redisHost (url: string): string {
   try {
@@ -81,6 +84,8 @@ function redisHost (url: string): string {
 export class RedisRevocationStore implements RevocationStore {
   readonly list: RevocationList
   readonly #keyPrefix: string
+  /** The database the URL selects: 0, or one that the commands connection must have selected before any use. */
+  readonly #database: number
   readonly #channel: string
   readonly #maxStalenessMs: number
   readonly #commandTimeoutMs: number
@@ -95,7 +100,12 @@ export class RedisRevocationStore implements RevocationStore {
   /** Bumped on every (re)connection and loss of the subscriber: a load of an older one does not count. */
   #epoch = 0
   #subscribed = false
-  /** Subscribed and loaded on the current subscriber connection. */
+  /**
+   * The commands connection has selected #database (always so for 0). ioredis selects it on connecting but
+   * carries on in database 0 when that fails (out of range, an ACL without SELECT): nothing is read or written
+   * until the store's own SELECT has succeeded on the connection.
+   */
+  #databaseSelected: boolean
   #current = false
   #lastCurrentAt: number | null = null
   #ensuring = false
@@ -114,7 +124,10 @@ export class RedisRevocationStore implements RevocationStore {
   constructor (options: RedisRevocationStoreOptions) {
     this.list = options.list
     this.#keyPrefix = options.keyPrefix
-    this.#channel = revocationChannel(options.keyPrefix)
+    // The configuration refuses a URL whose path is not a database number.
+    this.#database = redisDatabase(options.url) ?? 0
+    this.#databaseSelected = this.#database === 0
+    this.#channel = revocationChannel(options.keyPrefix, this.#database)
     this.#maxStalenessMs = options.maxStalenessSeconds * 1000
     this.#commandTimeoutMs = options.commandTimeoutMs
     this.#pingIntervalMs = pingIntervalMs(this.#maxStalenessMs)
@@ -147,6 +160,7 @@ export class RedisRevocationStore implements RevocationStore {
 
     this.#cmd.on('error', (err: unknown) => { this.#warnOnce({ connection: 'commands' }, err, 'Redis connection error; reconnecting') })
     this.#cmd.on('ready', () => { this.#ensure() })
+    this.#cmd.on('close', () => { this.#databaseSelected = this.#database === 0 })
     this.#sub.on('error', (err: unknown) => { this.#warnOnce({ connection: 'subscriber' }, err, 'Redis connection error; reconnecting') })
     this.#sub.on('ready', () => {
       // A new connection: subscribed to nothing (autoResubscribe is off), nothing loaded on it yet.
@@ -212,9 +226,11 @@ export class RedisRevocationStore implements RevocationStore {
     }
     let stored: string
     try {
-      stored = await this.#withTimeout((this.#cmd as Redis & MergeCommand).revocationMerge(revocationRedisKey(this.#keyPrefix, valid), JSON.stringify(valid), this.#channel))
+      if (!this.#databaseSelected) throw new Error(`database ${this.#database} of revocation.redis.url is not selected on this connection (yet)`)
+      stored = await this.#merge(valid)
     } catch (err) {
       this.#logger.warn({ issuer: valid.issuer, kind: valid.kind, redis: this.#host, error: errorMessage(err) }, 'revocation could not be stored in Redis')
+      this.#recycleIfTimedOut(err)
       throw new RevocationStoreError('unreachable', { cause: redisError(err) })
     }
     const merged = parseEntry(stored) ?? valid
@@ -252,11 +268,26 @@ export class RedisRevocationStore implements RevocationStore {
   }
 
 
+  /** Stores a revocation merged with the stored one and announces the result; resolves with the stored JSON. */
+  async #merge (revocation: Revocation): Promise<string> {
+    return await this.#withTimeout((this.#cmd as Redis & MergeCommand).revocationMerge(revocationRedisKey(this.#keyPrefix, revocation), JSON.stringify(revocation), this.#channel))
+  }
+
+  /**
+   * A command that timed out may sit on a connection that will never answer again (half-open after a failover
+   * or a dropped NAT entry: nothing closes it for about 15 minutes). Only the subscriber is PINGed, so the
+   * commands connection is started again here, and the next reload or publish goes through a new one.
+   */
+  #recycleIfTimedOut (err: unknown): void {
+    if (this.#closed || errorMessage(err) !== TIMED_OUT) return
+    this.#cmd.disconnect(true)
+  }
+
   /** Rejects after commandTimeoutMs even when ioredis would not (its timeout starts only once a command is sent). */
   async #withTimeout<T> (promise: Promise<T>): Promise<T> {
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => { reject(new Error('Command timed out')) }, this.#commandTimeoutMs)
+      timer = setTimeout(() => { reject(new Error(TIMED_OUT)) }, this.#commandTimeoutMs)
       timer.unref()
     })
     try {
@@ -344,6 +375,7 @@ export class RedisRevocationStore implements RevocationStore {
     this.#ensureAgain = false
     this.#subscribeAndLoad().catch((err: unknown) => {
       this.#warnOnce({}, err, 'subscribing to or loading revocations from Redis failed; retrying')
+      this.#recycleIfTimedOut(err)
       this.#settleStartIfFailed()
     }).finally(() => {
       this.#ensuring = false
@@ -361,10 +393,18 @@ export class RedisRevocationStore implements RevocationStore {
     }
     // Loads only once subscribed: whatever is written from now on is received if it is not read.
     if (this.#current || this.#cmd.status !== 'ready') return
-    const { count, complete } = await this.#load()
+    await this.#selectDatabase()
+    const { count, complete, stored } = await this.#load()
     // A load that raced a lost subscriber proves nothing: the list stays as it was (incomplete: failing closed).
     if (this.#closed || epoch !== this.#epoch || !this.#subscribed) return
     if (complete) this.list.markComplete()
+    try {
+      await this.#writeBack(stored)
+    } catch (err) {
+      // A replica URL (READONLY), a full Redis: the list read is still current; the next reload tries again.
+      this.#logger.warn({ redis: this.#host, error: errorMessage(err) }, 'revocations Redis had lost could not be written back')
+      this.#recycleIfTimedOut(err)
+    }
     const wasAvailable = this.list.available
     this.#current = true
     this.#lastCurrentAt = this.#now()
@@ -376,12 +416,42 @@ export class RedisRevocationStore implements RevocationStore {
     this.#startSettle?.()
   }
 
+  /** Selects the URL's database on the commands connection, once per connection; a refusal is the URL's fault. */
+  async #selectDatabase (): Promise<void> {
+    if (this.#databaseSelected) return
+    try {
+      await this.#cmd.select(this.#database)
+    } catch (err) {
+      throw new Error(`Redis refuses to select database ${this.#database} of revocation.redis.url (${errorMessage(err)}): check the database number (the server's "databases" setting) and the user's ACL (SELECT)`)
+    }
+    this.#databaseSelected = true
+  }
+
   /**
-   * Reads every stored revocation (SCAN, MGET) into the list; returns how many valid ones were read, and whether
-   * all of them fit (the caller marks the list complete only if the subscriber was there the whole time).
+   * Writes back the revocations this process holds that Redis no longer has: Redis restarted without
+   * persistence (or from a snapshot older than them), or was flushed. Without this, the running replicas would
+   * go on refusing those tokens and every replica started later would accept them.
    */
-  async #load (): Promise<{ count: number, complete: boolean }> {
+  async #writeBack (stored: ReadonlySet<string>): Promise<void> {
+    const nowSeconds = this.#now() / 1000
+    const lost: Revocation[] = []
+    for (const revocation of this.list.entries()) {
+      if (revocation.expiresAt > nowSeconds && !stored.has(revocationRedisKey(this.#keyPrefix, revocation))) lost.push(revocation)
+    }
+    if (lost.length === 0) return
+    for (const revocation of lost) await this.#merge(revocation)
+    this.#logger.warn({ redis: this.#host, count: lost.length },
+      'Redis had lost revocations this process holds (restarted without persistence or from an older snapshot, or flushed); written back')
+  }
+
+  /**
+   * Reads every stored revocation (SCAN, MGET) into the list; returns how many valid ones were read, whether
+   * all of them fit (the caller marks the list complete only if the subscriber was there the whole time), and
+   * the keys found.
+   */
+  async #load (): Promise<{ count: number, complete: boolean, stored: Set<string> }> {
     const match = revocationKeyPattern(this.#keyPrefix)
+    const stored = new Set<string>()
     let cursor = '0'
     let count = 0
     let invalid = 0
@@ -390,6 +460,7 @@ export class RedisRevocationStore implements RevocationStore {
       const [next, keys] = await this.#cmd.scan(cursor, 'MATCH', match, 'COUNT', SCAN_COUNT)
       cursor = next
       if (keys.length === 0) continue
+      for (const key of keys) stored.add(key)
       const values = await this.#cmd.mget(...keys)
       const nowSeconds = this.#now() / 1000
       for (const value of values) {
@@ -408,7 +479,7 @@ export class RedisRevocationStore implements RevocationStore {
       this.#logger.error({ redis: this.#host, refused: full, maxEntries: this.list.maxEntries },
         'the revocation list is full: revocations stored in Redis do not fit, so verifications fail closed (503) until they do (raise revocation.maxEntries)')
     }
-    return { count, complete: full === 0 }
+    return { count, complete: full === 0, stored }
   }
 
   #received (channel: string, message: string): void {

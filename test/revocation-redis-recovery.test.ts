@@ -1,0 +1,183 @@
+/**
+ * The Redis revocation store recovers from what a real Redis does to it, against a real redis-server (each test
+ * starts its own):
+ * - half-open connections (a failover, a dropped NAT entry: silent, never closed): the commands connection is
+ *   started again after a timeout, so reads and writes recover once Redis is reachable, not ~15 minutes later;
+ * - two deployments kept apart by database number only: pub/sub ignores databases, so the channel names it;
+ * - a database that cannot be selected: nothing read from or written to database 0 instead (fail closed);
+ * - Redis restarted empty: the revocations the running replicas hold are written back for the next one.
+ */
+import t, { type Test } from 'tap'
+import { createServer, createConnection, type Socket, type Server } from 'node:net'
+import { once } from 'node:events'
+import { Redis } from 'ioredis'
+import type { Logger } from '../src/core/logger.js'
+import { RedisRevocationStore, type RedisRevocationStoreOptions } from '../src/revocation/redis-store.js'
+import type { Revocation } from '../src/revocation/revocation.js'
+import { RevocationList } from '../src/revocation/revocation-list.js'
+import { findRedisServer, startRedis, type RedisHandle } from './helpers/redis.js'
+
+findRedisServer()
+
+const nowSeconds = (): number => Math.floor(Date.now() / 1000)
+
+function revocation (kind: Revocation['kind'], value: string, extra: Partial<Revocation> = {}): Revocation {
+  const cutoff = kind === 'sub' || kind === 'issuer'
+  return { issuer: 'main', kind, value, before: cutoff ? nowSeconds() : null, expiresAt: nowSeconds() + 3600, source: 'api', ...extra }
+}
+
+interface Captured { level: string, obj: object, msg: string | undefined }
+function capturingLogger (): { logger: Logger, lines: Captured[], text: () => string } {
+  const lines: Captured[] = []
+  const at = (level: string) => (obj: object, msg?: string): void => { lines.push({ level, obj, msg }) }
+  const logger: Logger = { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error'), child: () => logger }
+  return { logger, lines, text: () => lines.map((l) => `${l.level} ${JSON.stringify(l.obj)} ${l.msg ?? ''}`).join('\n') }
+}
+
+let prefixCounter = 0
+const newPrefix = (): string => `oidc-verifier-recovery-${process.pid}-${++prefixCounter}:`
+
+function newStore (t: Test, options: Partial<RedisRevocationStoreOptions> & { url: string, keyPrefix: string }, maxEntries = 1000): RedisRevocationStore {
+  const store = new RedisRevocationStore({ maxStalenessSeconds: 5, commandTimeoutMs: 2000, list: new RevocationList(maxEntries, false), ...options })
+  t.teardown(async () => { await store.close() })
+  return store
+}
+
+function rawClient (t: Test, url: string): Redis {
+  const client = new Redis(url, { lazyConnect: false, maxRetriesPerRequest: 1 })
+  client.on('error', () => {})
+  t.teardown(() => { client.disconnect() })
+  return client
+}
+
+async function waitFor (what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
+
+async function redisFor (t: Test): Promise<RedisHandle> {
+  const own = await startRedis()
+  t.teardown(async () => { await own.close() })
+  return own
+}
+
+/**
+ * A TCP proxy in front of Redis. blackholeExisting() makes every connection open at that moment silent in both
+ * directions without closing it (what a half-open connection after a failover, a NAT/conntrack reset or a
+ * network partition looks like); connections made afterwards are forwarded normally.
+ */
+async function proxyTo (t: Test, port: number): Promise<{ url: string, blackholeExisting: () => number }> {
+  const pairs = new Set<{ client: Socket, upstream: Socket, dead: boolean }>()
+  const server: Server = createServer((client) => {
+    const upstream = createConnection({ host: '127.0.0.1', port })
+    const pair = { client, upstream, dead: false }
+    pairs.add(pair)
+    client.on('data', (chunk) => { if (!pair.dead) upstream.write(chunk) })
+    upstream.on('data', (chunk) => { if (!pair.dead) client.write(chunk) })
+    const end = (): void => { if (!pair.dead) { client.destroy(); upstream.destroy() } }
+    client.on('error', end); upstream.on('error', end)
+    client.on('close', end); upstream.on('close', end)
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const address = server.address()
+  if (address === null || typeof address === 'string') throw new Error('no port')
+  t.teardown(async () => {
+    for (const pair of pairs) { pair.client.destroy(); pair.upstream.destroy() }
+    await new Promise((resolve) => server.close(resolve))
+  })
+  return {
+    url: `redis://127.0.0.1:${address.port}`,
+    blackholeExisting: () => {
+      let n = 0
+      for (const pair of pairs) if (!pair.dead && !pair.client.destroyed) { pair.dead = true; n++ }
+      return n
+    }
+  }
+}
+
+t.test('half-open connections (silent, never closed): once Redis is reachable again the store recovers, for reads and writes', async (t) => {
+  const own = await redisFor(t)
+  const proxy = await proxyTo(t, own.port)
+  const { logger } = capturingLogger()
+  const store = newStore(t, { url: proxy.url, keyPrefix: newPrefix(), logger, maxStalenessSeconds: 2, commandTimeoutMs: 500 })
+  await store.start()
+  t.equal(store.list.available, true)
+  t.equal(await store.publish(revocation('sid', 'before')), 'added')
+
+  t.equal(proxy.blackholeExisting(), 2, 'both connections (commands, subscriber) go silent')
+  // The subscriber's PING times out, it reconnects (through the proxy, which forwards new connections): Redis is
+  // reachable again at once. The commands connection is never checked nor recycled.
+  await waitFor('the list fails closed', () => !store.list.available, 6000)
+  let recovered = true
+  try {
+    await waitFor('the list is current again (Redis is reachable on a new connection)', () => store.list.available, 15_000)
+  } catch { recovered = false }
+  t.ok(recovered, 'current again within 15 s of Redis being reachable')
+  const published = await store.publish(revocation('sid', 'after')).then((r) => r, (err: unknown) => `${String(err)} / ${String((err as Error).cause)}`)
+  t.equal(published, 'added', 'and a revocation can be recorded again')
+})
+
+t.test('two deployments on one Redis in different databases (/0, /1) do not see each other\'s revocations', async (t) => {
+  const own = await redisFor(t)
+  const keyPrefix = 'oidc-verifier:' // the default: each deployment has its own database, so nothing says to change it
+  const prod = newStore(t, { url: `${own.url}/0`, keyPrefix })
+  const staging = newStore(t, { url: `${own.url}/1`, keyPrefix })
+  await Promise.all([prod.start(), staging.start()])
+  const keys0 = rawClient(t, `${own.url}/0`)
+  const keys1 = rawClient(t, `${own.url}/1`)
+
+  // Staging's operator logs everyone of its issuer "main" out.
+  await staging.publish(revocation('issuer', ''))
+  t.equal((await keys1.keys('*')).length, 1, 'stored in staging\'s database')
+  t.equal((await keys0.keys('*')).length, 0, 'not in production\'s')
+  await new Promise((resolve) => setTimeout(resolve, 500))
+  t.equal(prod.list.check('main', { sub: 'anyone', iat: nowSeconds() - 10 }, nowSeconds()), undefined,
+    'production does not refuse its tokens because of staging\'s revocation (PUBLISH ignores the database number)')
+  // And production replicas now disagree: one started later does not hold it.
+  const prodLate = newStore(t, { url: `${own.url}/0`, keyPrefix })
+  await prodLate.start()
+  t.equal(prodLate.list.size, prod.list.size, 'a production replica started later holds what the others hold')
+})
+
+t.test('a database in the URL that cannot be selected is not silently replaced by database 0', async (t) => {
+  const own = await redisFor(t)
+  const other = rawClient(t, `${own.url}/0`)
+  const keyPrefix = 'oidc-verifier:'
+  // Another deployment lives in database 0.
+  const neighbour = newStore(t, { url: `${own.url}/0`, keyPrefix })
+  await neighbour.start()
+  await neighbour.publish(revocation('issuer', ''))
+  const { logger, text } = capturingLogger()
+  // databases is 16 by default: 16 is out of range (a typo, a managed Redis with fewer databases, an ACL without SELECT).
+  const store = newStore(t, { url: `${own.url}/16`, keyPrefix, logger })
+  await store.start()
+  t.equal(store.list.available, false, 'not current: it cannot read its database')
+  t.equal(store.list.size, 0, 'and holds none of database 0\'s revocations')
+  const write = await store.publish(revocation('sid', 'written-somewhere')).then((r) => r, () => 'refused')
+  t.equal(write, 'refused', 'a revocation is not written to database 0')
+  t.equal((await other.keys('*')).length, 1, 'database 0 holds only its own')
+  t.match(text(), /Redis refuses to select database 16 of revocation\.redis\.url \(ERR DB index is out of range\)/, 'the log names the setting')
+})
+
+t.test('Redis restarted empty (no persistence, or an RDB snapshot older than the last revocations): revocations held by the running replicas are not lost for the next one', async (t) => {
+  const own = await redisFor(t)
+  const keyPrefix = newPrefix()
+  const { logger, text } = capturingLogger()
+  const a = newStore(t, { url: own.url, keyPrefix, logger, maxStalenessSeconds: 1, commandTimeoutMs: 300 })
+  await a.start()
+  await a.publish(revocation('sub', 'victim'))
+  await own.restart()
+  await waitFor('A is current again after the restart', async () => {
+    return a.list.available && a.status().lastCurrentAt !== null && (await rawClient(t, own.url).ping()) === 'PONG'
+  }, 10_000)
+  await waitFor('A reloaded after the restart', () => /loaded from Redis/.test(text().split('\n').slice(-1)[0] ?? ''), 10_000)
+  t.ok(a.list.get('main', 'sub', 'victim', nowSeconds()), 'A still refuses the victim\'s tokens')
+  const b = newStore(t, { url: own.url, keyPrefix })
+  await b.start()
+  t.ok(b.list.get('main', 'sub', 'victim', nowSeconds()), 'a replica started after the restart refuses them too')
+  t.match(text(), /Redis had lost revocations this process holds .*; written back/)
+})
