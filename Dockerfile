@@ -55,7 +55,9 @@ ENV NODE_ENV=production HOST=0.0.0.0 PATH=/nodejs/bin:/usr/local/sbin:/usr/local
 # the start however many new tokens arrive (without a cap Node lets the heap grow to half the container's
 # memory, at least ~256 MiB, before it collects the garbage of evicted entries). A configuration whose cache
 # does not fit is refused at start (src/config/heap-budget.ts). Set NODE_OPTIONS to change it (README, "Memory").
-ENV NODE_OPTIONS=--max-old-space-size=160
+# The CMD's --max-semi-space-size=4 is repeated here so that every node of the image (the health check,
+# `node dist/cli.js check-config`) has the server's heap limit: check-config's heap budget is then the server's.
+ENV NODE_OPTIONS="--max-old-space-size=160 --max-semi-space-size=4"
 # Root-owned and read-only to the service: it cannot rewrite its own code or dependencies.
 COPY --from=prod-deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist

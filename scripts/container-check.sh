@@ -57,7 +57,8 @@ mapfile -t IMAGE_ENV < <(helper field "$WORK/image.json" env)
 
 # ---- 2. what the image holds and how it is declared --------------------------------------------------------
 [ "${#ENTRYPOINT[@]}" -eq 0 ] || die "ENTRYPOINT must be cleared (ENTRYPOINT []) so CMD is the whole command, got ${ENTRYPOINT[*]}"
-START_CMD=$(cd "$ROOT" && node -p 'require("./package.json").scripts.start')
+# npm start's script is "exec node …" (sh replaces itself with node, so npm's SIGTERM reaches the service).
+START_CMD=$(cd "$ROOT" && node -p 'require("./package.json").scripts.start.replace(/^exec /, "")')
 [ "${CMD[*]}" = "$START_CMD" ] || die "CMD must be npm start's command line, node itself with the same flags ($START_CMD), got ${CMD[*]}"
 [ "${HEALTH[*]}" = "node dist/healthcheck.js" ] || die "HEALTHCHECK must run [\"node\", \"dist/healthcheck.js\"], got ${HEALTH[*]}"
 [[ "$USER_SPEC" =~ ^([0-9]+):([0-9]+)$ ]] || die "USER must be numeric UID:GID (Kubernetes runAsNonRoot checks it), got $USER_SPEC"

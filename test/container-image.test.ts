@@ -3,15 +3,18 @@
  * installed here; dockerfile-utils in CI checks the syntax), .dockerignore, and docker-compose.yml with its
  * commented variants. scripts/container-check.sh runs what the Dockerfile builds; this checks how it is written.
  */
+import { spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import t, { type Test } from 'tap'
-import { parse } from 'yaml'
+import { parse, stringify } from 'yaml'
 import { loadConfig } from '../src/config/load.js'
 import { HEAP_HEADROOM_BYTES } from '../src/config/heap-budget.js'
 import { SERVER_DEFAULTS, TOKEN_CACHE_DEFAULTS } from '../src/config/schema.js'
 import { advertisedHost } from '../src/dev/dev-issuer.js'
 import { PROBE_TIMEOUT_MS, probeUrl } from '../src/health/probe.js'
 import { readDockerfile, type Stage } from './helpers/dockerfile.js'
+import { tempDir } from './helpers/temp-dir.js'
 
 const stages = readDockerfile()
 const byName = new Map(stages.map((s) => [s.name, s]))
@@ -56,10 +59,16 @@ t.test('runtime: production only, non-root by number, node as PID 1, health chec
   t.match(runtime.user ?? '', /^[1-9][0-9]*:[1-9][0-9]*$/, 'USER is a numeric non-root UID:GID')
   t.same(runtime.entrypoint, [], 'the base image ENTRYPOINT is cleared')
   const start = (JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: { start: string } }).scripts.start
-  t.same(runtime.cmd, start.split(' '), 'node itself, not npm, with the same flags as npm start')
+  t.match(start, /^exec node /, 'npm start execs node: sh replaces itself, so a signal npm passes on reaches the service')
+  t.same(runtime.cmd, start.replace(/^exec /, '').split(' '), 'node itself, not npm, with the same flags as npm start')
   t.same(runtime.cmd?.slice(0, 2), ['node', '--max-semi-space-size=4'], 'V8\'s young generation capped (README, "Memory")')
   // The old generation capped through NODE_OPTIONS (a deployment can set its own), with room for the default cache.
-  const oldSpaceMiB = Number(/^--max-old-space-size=([0-9]+)$/.exec(runtime.env.NODE_OPTIONS ?? '')?.[1])
+  const nodeOptions = (runtime.env.NODE_OPTIONS ?? '').split(' ')
+  const oldSpaceMiB = Number(/^--max-old-space-size=([0-9]+)$/.exec(nodeOptions.find((o) => o.startsWith('--max-old-space-size=')) ?? '')?.[1])
+  // The CMD's young-generation cap in NODE_OPTIONS too: node dist/cli.js check-config and the health check then
+  // have the server's heap limit, and check-config's heap budget is the server's.
+  t.ok(nodeOptions.includes(runtime.cmd?.[1] ?? '-'), `NODE_OPTIONS repeats the CMD's ${runtime.cmd?.[1]}`)
+  t.same(nodeOptions.filter((o) => !/^--max-(old|semi)-space-size=[0-9]+$/.test(o)), [], 'and holds nothing else')
   t.ok(oldSpaceMiB * 1024 * 1024 >= TOKEN_CACHE_DEFAULTS.maxBytes + HEAP_HEADROOM_BYTES, `NODE_OPTIONS caps the old generation (${oldSpaceMiB} MiB) above the default cache + headroom`)
   t.notOk(runtime.cmd?.some((arg) => arg.startsWith('--max-old-space-size')), 'not in CMD: a command-line flag would override NODE_OPTIONS')
   t.same(runtime.healthcheck?.test, ['node', 'dist/healthcheck.js'])
@@ -178,4 +187,33 @@ t.test('docker-compose.yml: the commented variants for a real provider are valid
     }
   }
   t.same(kinds.sort(), ['environment', 'file'], 'one variant of each kind')
+})
+
+t.test('in the image, check-config and the server agree on whether a token cache fits the heap', async (t) => {
+  // Run as the image runs them: its NODE_OPTIONS, the server with the CMD's node flags, check-config without.
+  const env = { ...process.env, NODE_ENV: 'production', NODE_OPTIONS: runtime.env.NODE_OPTIONS ?? '' }
+  const flags = (runtime.cmd ?? []).slice(1, -1)
+  const limit = Number(spawnSync('node', [...flags, '-p', 'require("node:v8").getHeapStatistics().heap_size_limit'], { env, encoding: 'utf8' }).stdout)
+  t.ok(limit > 0, `the server's heap limit: ${limit / 2 ** 20} MiB`)
+  const configWith = (maxBytes: number): string => {
+    const dir = tempDir(t, {
+      'config.yaml': stringify({
+        server: { host: '127.0.0.1', port: 0 },
+        issuers: [{ id: 'a', issuer: 'https://a.example.com', audiences: ['aud'], jwks: { keys: [{ kty: 'EC', crv: 'P-256', x: 'f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU', y: 'x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0' }] } }],
+        tokenCache: { maxBytes }
+      })
+    })
+    return join(dir, 'config.yaml')
+  }
+  // One MiB more than the server's heap can take beside the rest of the service: both must refuse it.
+  const tooLarge = configWith(limit - HEAP_HEADROOM_BYTES + 2 ** 20)
+  const check = spawnSync('node', ['dist/cli.js', 'check-config', '--config', tooLarge], { env, encoding: 'utf8', timeout: 30_000 })
+  const server = spawnSync('node', [...flags, 'dist/server.js', '--config', tooLarge], { env, encoding: 'utf8', timeout: 30_000, killSignal: 'SIGKILL' })
+  t.equal(server.status, 2, 'the server refuses it')
+  t.match(server.stderr, /tokenCache\.maxBytes: .* does not fit/)
+  t.not(check.status, 0, `check-config refuses it too: ${check.stdout}${check.stderr}`.slice(0, 300))
+  t.match(`${check.stdout}${check.stderr}`, /tokenCache\.maxBytes: .* does not fit/)
+  // One MiB less: check-config passes it (the server would start).
+  const fits = spawnSync('node', ['dist/cli.js', 'check-config', '--config', configWith(limit - HEAP_HEADROOM_BYTES - 2 ** 20)], { env, encoding: 'utf8', timeout: 30_000 })
+  t.equal(fits.status, 0, `check-config passes what fits: ${fits.stdout}${fits.stderr}`.slice(0, 300))
 })

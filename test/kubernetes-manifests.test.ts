@@ -149,6 +149,9 @@ function checkHardening (t: Test, label: string, spec: IPodSpec, container: ICon
   const oldSpaceMiB = Number(/--max-old-space-size=([0-9]+)/.exec(container.env?.find((e) => e.name === 'NODE_OPTIONS')?.value ?? '')?.[1])
   const neededMiB = (TOKEN_CACHE_DEFAULTS.maxBytes + HEAP_HEADROOM_BYTES) / 1024 / 1024
   t.ok(oldSpaceMiB >= neededMiB && oldSpaceMiB <= limitMiB * 0.7, `${label}: NODE_OPTIONS --max-old-space-size (${oldSpaceMiB} MiB) between ${neededMiB} MiB and 70 % of the ${limitMiB} MiB limit`)
+  // The image's CMD caps the young generation on its command line; exec probes and `kubectl exec … check-config`
+  // run another node, which has the server's heap limit (and heap budget) only with the same flag here.
+  t.match(container.env?.find((e) => e.name === 'NODE_OPTIONS')?.value ?? '', /(^| )--max-semi-space-size=4( |$)/, `${label}: NODE_OPTIONS repeats the CMD's --max-semi-space-size=4`)
 }
 
 /** Each probe: an HTTP path (httpGet) or the image's health check run with a path (exec). */

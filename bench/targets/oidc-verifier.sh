@@ -61,10 +61,10 @@ unset HOST LOG_LEVEL OIDC_ISSUER OIDC_AUDIENCE OIDC_JWKS_URI OIDC_ALGORITHMS OID
 export PORT NODE_ENV=production
 cd "$DIR"
 if [ -z "${NODE_OPTIONS+set}" ]; then
-  # The last NODE_OPTIONS=… of an ENV line (the runtime stage's), alone or among other variables.
-  NODE_OPTIONS=$(sed -n 's/^ENV .*\bNODE_OPTIONS=\([^ ]*\).*/\1/p' Dockerfile | tail -n 1)
+  # The last NODE_OPTIONS=… of an ENV line (the runtime stage's), alone or among other variables, quoted or not.
+  NODE_OPTIONS=$(sed -n -e 's/^ENV .*\bNODE_OPTIONS="\([^"]*\)".*/\1/p' -e 't' -e 's/^ENV .*\bNODE_OPTIONS=\([^ ]*\).*/\1/p' Dockerfile | tail -n 1)
   export NODE_OPTIONS
 fi
 # The node flags of npm start and the container image's CMD (package.json), then the extra ones.
 # shellcheck disable=SC2046,SC2086 # flags, split on purpose
-exec $(node -p 'require("./package.json").scripts.start.replace(/ dist\/server\.js$/, "")') ${OIDC_VERIFIER_NODE_ARGS:-} dist/server.js --config "$CONF"
+exec $(node -p 'require("./package.json").scripts.start.replace(/^exec /, "").replace(/ dist\/server\.js$/, "")') ${OIDC_VERIFIER_NODE_ARGS:-} dist/server.js --config "$CONF"
