@@ -363,6 +363,36 @@ t.test('auth0: allowedTenants limits the organizations (Auth0: validate org_id)'
   t.same([none.status, none.body.code], [401, 'tenant_not_allowed'], 'no organization at all')
 })
 
+/**
+ * An Auth0 access token (auth0.com/docs/secure/tokens/access-tokens/access-token-profiles) for an API whose
+ * identifier an operator put in audiences: it carries scope (and gty, permissions), which no ID token does.
+ */
+const auth0AccessToken = {
+  iss: AUTH0_ISSUER, sub: 'auth0|5f7c8ec7c33c6c004bbafe82', aud: [AUTH0_CLIENT, 'https://example.eu.auth0.com/userinfo'],
+  azp: AUTH0_CLIENT, scope: 'openid profile email read:messages', permissions: ['read:messages'], ...times
+} as const
+
+t.test('auth0: access tokens are not ID tokens, with the preset or on an Auth0 domain', async (t) => {
+  const auth0Api = await buildApp(configFor([
+    // An operator who followed an old hint: the API identifier (here the client id) and the userinfo URL as audiences.
+    { id: 'auth0', preset: 'auth0', issuer: AUTH0_ISSUER, audiences: [AUTH0_CLIENT, 'https://example.eu.auth0.com/userinfo'], jwks },
+    { id: 'by-hand', issuer: 'https://acme.us.auth0.com/', audiences: [AUTH0_CLIENT, 'https://acme.us.auth0.com/userinfo'], jwks },
+    { id: 'elsewhere', issuer: 'https://login.acme-auth0.example/', audiences: [AUTH0_CLIENT], jwks }
+  ]))
+  t.teardown(() => auth0Api.close())
+  for (const iss of [AUTH0_ISSUER, 'https://acme.us.auth0.com/']) {
+    const access = await verify(mint(rs, { ...auth0AccessToken, iss, aud: [AUTH0_CLIENT, `${iss}userinfo`] }), {}, auth0Api)
+    t.same([access.status, access.body.code, access.body.claim], [401, 'token_is_access_token', 'scope'], `${iss}: an access token`)
+    for (const [name, value] of [['gty', 'client-credentials'], ['permissions', []], ['scope', '']] as const) {
+      const one = await verify(mint(rs, auth0Claims({ iss, [name]: value })), {}, auth0Api)
+      t.same([one.body.code, one.body.claim], ['token_is_access_token', name], `${iss}: ${name}`)
+    }
+    t.equal((await verify(mint(rs, auth0Claims({ iss })), {}, auth0Api)).status, 200, `${iss}: an ID token passes`)
+  }
+  const other = await verify(mint(rs, auth0Claims({ iss: 'https://login.acme-auth0.example/', scope: 'x' })), {}, auth0Api)
+  t.equal(other.status, 200, 'another host without the preset: scope is its own business')
+})
+
 t.test('okta: custom and org authorization servers, groups', async (t) => {
   for (const [iss, id] of [[OKTA_ISSUER, 'okta'], [OKTA_ORG_ISSUER, 'okta-org']] as const) {
     const res = await verify(mint(rs, oktaClaims(iss)))

@@ -55,6 +55,14 @@ const ENTRA_HOST_SUFFIXES = ['.b2clogin.com', '.ciamlogin.com']
 const OKTA_ACCESS_TOKEN_CLAIMS: readonly string[] = Object.freeze(['cid', 'scp'])
 
 /**
+ * Auth0's access tokens carry the granted scopes in scope, and may carry gty (the grant type) and permissions
+ * (RBAC); its ID tokens carry none of them, and gty and permissions are claims an Action may not add. An access
+ * token for an API whose identifier is listed in audiences (which the audience_mismatch hint warns against) would
+ * otherwise pass as an ID token.
+ */
+const AUTH0_ACCESS_TOKEN_CLAIMS: readonly string[] = Object.freeze(['scope', 'gty', 'permissions'])
+
+/**
  * Claims that identify the caller of a GCP service identity token. Any Google service account can mint a token
  * for any audience, so an issuer of the gcp-identity preset must require one of them (requiredClaims).
  */
@@ -157,6 +165,7 @@ export const PRESETS: Readonly<Record<PresetName, Preset>> = {
       // as the tenant, allowedTenants can limit it (a token without one has no tenant).
       claimMapping: { preferredUsername: ['preferred_username', 'nickname'], tenant: 'org_id' }
     }),
+    accessTokenClaims: AUTH0_ACCESS_TOKEN_CLAIMS,
     check: (issuer) => typeof issuer.issuer === 'string' && issuer.issuer !== '' && !issuer.issuer.endsWith('/')
       ? [[['issuer'], `expected the Auth0 issuer with its trailing slash ("${issuer.issuer.slice(0, 60)}/"): Auth0 tokens carry it and iss is compared exactly`]]
       : []
@@ -246,15 +255,28 @@ export function isOktaIssuerUrl (url: string): boolean {
   return host !== undefined && OKTA_HOST_SUFFIXES.some((suffix) => host.endsWith(suffix))
 }
 
+/** Auth0's own domains ({tenant}.auth0.com, {tenant}.{region}.auth0.com); a custom domain cannot be told from its name. */
+export function isAuth0IssuerUrl (url: string): boolean {
+  const host = hostOf(url)
+  return host !== undefined && host.endsWith('.auth0.com')
+}
+
+/** Each provider whose access tokens are told apart by their claims, with the hosts it is recognized by. */
+const ACCESS_TOKEN_CLAIMS_BY_HOST: ReadonlyArray<[(url: string) => boolean, readonly string[]]> = [
+  [isEntraIssuerUrl, ENTRA_ACCESS_TOKEN_CLAIMS],
+  [isOktaIssuerUrl, OKTA_ACCESS_TOKEN_CLAIMS],
+  [isAuth0IssuerUrl, AUTH0_ACCESS_TOKEN_CLAIMS]
+]
+
 /**
  * The claims that mark an access token of the issuer's provider: its preset's (none for most presets), and
- * Entra's or Okta's for an issuer on one of their hosts whatever its preset (an issuer configured by hand would
- * otherwise accept the provider's access tokens for our client id as ID tokens).
+ * Entra's, Okta's or Auth0's for an issuer on one of their hosts whatever its preset (an issuer configured by hand
+ * would otherwise accept the provider's access tokens for our client id as ID tokens).
  */
 export function accessTokenClaimsOf (issuer: { preset?: PresetName | undefined, issuer: string, issuerAliases?: readonly string[] | undefined }): readonly string[] {
   const own = issuer.preset === undefined ? [] : PRESETS[issuer.preset].accessTokenClaims ?? []
   const urls = [issuer.issuer, ...(issuer.issuerAliases ?? [])]
-  const byHost = [...(urls.some(isEntraIssuerUrl) ? ENTRA_ACCESS_TOKEN_CLAIMS : []), ...(urls.some(isOktaIssuerUrl) ? OKTA_ACCESS_TOKEN_CLAIMS : [])]
+  const byHost = ACCESS_TOKEN_CLAIMS_BY_HOST.flatMap(([onHost, claims]) => urls.some(onHost) ? claims : [])
   return byHost.every((claim) => own.includes(claim)) ? own : [...new Set([...own, ...byHost])]
 }
 
