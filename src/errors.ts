@@ -265,7 +265,7 @@ export const ERROR_CODES = {
     status: 413,
     family: 'request',
     message: 'The request body is larger than the configured limit.',
-    hint: 'Send one token per request (to /verify/batch, fewer tokens); the limits are server.bodyLimit and, for /verify/batch, batch.maxBodyBytes.'
+    hint: 'Send one token per request (to /verify/batch, fewer tokens); the limits are server.bodyLimit and, for /verify/batch, batch.maxBodyBytes. The ops port\'s routes take no body (its limit is a fixed 1 KiB).'
   },
   request_headers_too_large: {
     status: 431,
