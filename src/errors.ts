@@ -267,6 +267,12 @@ export const ERROR_CODES = {
     message: 'The request body is larger than the configured limit.',
     hint: 'Send one token per request (to /verify/batch, fewer tokens); the limits are server.bodyLimit and, for /verify/batch, batch.maxBodyBytes. The ops port\'s routes take no body (its limit is a fixed 1 KiB).'
   },
+  request_timeout: {
+    status: 408,
+    family: 'request',
+    message: 'The request was not received in time.',
+    hint: 'A request must arrive whole within server.requestTimeoutMs, its headers within server.headersTimeoutMs: a client or proxy that stalls in the middle of one is cut off. Raise them only for clients on very slow links.'
+  },
   request_headers_too_large: {
     status: 431,
     family: 'request',

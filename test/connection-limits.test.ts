@@ -1,13 +1,15 @@
 /**
  * Connection bounds (src/http/connection-limits.ts): a listener takes at most maxConnections connections (a
  * client cannot exhaust the process's file descriptors), and a slow client is cut off near
- * server.headersTimeoutMs, not up to 30 s later (Node's default check interval).
+ * server.headersTimeoutMs, not up to 30 s later (Node's default check interval), with 408 request_timeout in the
+ * service's error shape.
  */
 import t from 'tap'
 import net, { type AddressInfo } from 'node:net'
 import { buildApp } from '../src/app.js'
 import { connectionBounds, FALLBACK_MAX_CONNECTIONS, openFileLimit, readLimits } from '../src/http/connection-limits.js'
 import { configFor } from './helpers/config.js'
+import { parseMetrics, valueOf } from './helpers/prometheus.js'
 import { jwksOf, makeKey } from './helpers/tokens.js'
 
 const issuers = [{ id: 'main', issuer: 'https://idp.example.com', audiences: ['aud'], jwks: jwksOf(makeKey('ES256')) }]
@@ -62,13 +64,31 @@ t.test('a client that sends its headers slowly is cut off near server.headersTim
   const app = await buildApp(configFor(issuers, { server: { headersTimeoutMs: 1000, requestTimeoutMs: 1000 } }))
   t.teardown(() => app.close())
   await app.listen({ host: '127.0.0.1', port: 0 })
-  const socket = net.connect((app.server.address() as AddressInfo).port, '127.0.0.1')
-  const started = Date.now()
-  socket.on('connect', () => socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n'))
-  const dribble = setInterval(() => { if (!socket.destroyed) socket.write('X-Slow: 1\r\n') }, 200)
-  await new Promise<void>((resolve) => { socket.on('close', () => resolve()); socket.on('error', () => resolve()) })
-  clearInterval(dribble)
-  const heldMs = Date.now() - started
-  // Node's default check interval (30 s) would have held it up to 31 s; every second it is checked.
-  t.ok(heldMs < 10_000, `closed after ${heldMs} ms`)
+  const port = (app.server.address() as AddressInfo).port
+  /** Writes `first`, then `more` every 200 ms until the server closes; what it answered, and when. */
+  const stall = async (first: string, more: string): Promise<{ heldMs: number, answer: string }> => {
+    const socket = net.connect(port, '127.0.0.1')
+    const started = Date.now()
+    let answer = ''
+    socket.on('data', (d: Buffer) => { answer += d.toString('latin1') })
+    socket.on('connect', () => socket.write(first))
+    const dribble = setInterval(() => { if (!socket.destroyed) socket.write(more) }, 200)
+    await new Promise<void>((resolve) => { socket.on('close', () => resolve()); socket.on('error', () => resolve()) })
+    clearInterval(dribble)
+    return { heldMs: Date.now() - started, answer }
+  }
+  for (const [name, first, more] of [
+    ['headers', 'GET /healthz HTTP/1.1\r\nHost: x\r\n', 'X-Slow: 1\r\n'],
+    ['body', 'POST /verify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"token":"', 'a']
+  ] as const) {
+    const { heldMs, answer } = await stall(first, more)
+    // Node's default check interval (30 s) would have held it up to 31 s; every second it is checked.
+    t.ok(heldMs < 10_000, `${name}: closed after ${heldMs} ms`)
+    // In the service's shape, like every refusal: a code, a hint, a request id, not Node's bare 408.
+    t.match(answer, /^HTTP\/1\.1 408 Request Timeout\r\n/, `${name}: 408`)
+    t.match(answer, /\r\nx-request-id: [A-Za-z0-9._:-]+\r\n/i)
+    t.match(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)), { code: 'request_timeout', hint: /server\.requestTimeoutMs/ })
+  }
+  const samples = parseMetrics((await app.inject({ method: 'GET', url: '/metrics' })).body)
+  t.equal(valueOf(samples, 'oidc_verifier_http_requests_total', { route: 'none', method: 'other', status: '408', caller: 'none' }), 2, 'counted')
 })

@@ -6,7 +6,8 @@
  * Authorization header, beside a proxy's ordinary headers, would not fit: so the main listener allows
  * maxTokenBytes plus 16 KiB, following a reload of maxTokenBytes (Node reads the limit at each new
  * connection). What does not fit, and a request Node cannot parse, is answered here in the service's error
- * shape, with a request id: 431 request_headers_too_large, or 400 request_invalid. No route is known then,
+ * shape, with a request id: 431 request_headers_too_large, or 400 request_invalid (and a request that does not
+ * arrive in time, 408 request_timeout). No route is known then,
  * not even /forward-auth (the request line may not have been read), so a proxy gets a 431 there too; no
  * request sends that much through a proxy's own header limits (nginx: 4 buffers of 8 KiB by default).
  */
@@ -44,13 +45,16 @@ export interface ClientErrorOptions {
 /** Fastify's clientErrorHandler: Node's 'clientError' of the listener. */
 export function clientErrorHandler (opts: ClientErrorOptions): (error: ConnectionError, socket: Socket) => void {
   return (error, socket) => {
-    // A reset connection has nobody to answer; a timeout is Node's 408, as Fastify sends it.
+    // A reset connection has nobody to answer.
     if (error.code === 'ECONNRESET' || socket.destroyed) return
     // The client ended the connection in the middle of a message (a body cut short, headers never finished):
     // nobody is waiting for an answer, and there may be a complete answer before this on the socket.
     if (error.code === 'HPE_INVALID_EOF_STATE') { socket.destroy(); return }
     if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
-      if (socket.writable) socket.write('HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n')
+      // server.headersTimeoutMs or requestTimeoutMs passed: 408 in the service's shape, unless an answer to this
+      // request has begun (an early answer while its body still trickles in), which the 408 would corrupt.
+      const answer = (socket as Socket & { _httpMessage?: unknown })._httpMessage
+      if (!(answer instanceof ServerResponse && answer.headersSent)) refuseOnSocket(socket, 'request_timeout', opts, 'request not received within server.headersTimeoutMs or requestTimeoutMs')
       socket.destroy(error)
       return
     }
@@ -77,7 +81,7 @@ export function clientErrorHandler (opts: ClientErrorOptions): (error: Connectio
 }
 
 /** Answers on the bare socket in the service's error shape, with a request id, counted and logged; the caller closes it. */
-function refuseOnSocket (socket: Socket, code: 'request_headers_too_large' | 'request_invalid', opts: ClientErrorOptions, message: string): void {
+function refuseOnSocket (socket: Socket, code: 'request_headers_too_large' | 'request_invalid' | 'request_timeout', opts: ClientErrorOptions, message: string): void {
   const err = new VerificationError(code)
   const requestId = opts.requestId()
   const body = JSON.stringify({ ...errorFields(err), requestId })
