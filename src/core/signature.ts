@@ -118,7 +118,7 @@ export function isAsymmetricAlgorithm (alg: string): alg is AsymmetricAlgorithm 
 }
 
 /**
- * The JWS algorithm names of the IANA registry (RFC 7518 §3.1, RFC 8037, RFC 8812, RFC 9864), ours or not: an
+ * The JWS algorithm names of IANA's "JSON Web Signature and Encryption Algorithms" registry, ours or not: an
  * error may name one of these, never another header value, which is input.
  */
 const REGISTERED_JWS_ALGORITHMS: ReadonlySet<string> = new Set([
