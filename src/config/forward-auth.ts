@@ -1,8 +1,8 @@
 /**
  * Semantic checks and resolution of the proxy-integration options: forwardAuth and batch. Shapes, ranges and
- * unknown options are checked by the schema walk in load.ts; here is what a schema cannot say (requirements
- * that name configured issuers and audiences, header names that collide or are reserved, rules that could
- * never apply). load.ts calls these with its reporter, so every problem is listed with its path.
+ * unknown options are checked by the schema walk in schema-check.ts; here is what a schema cannot say
+ * (requirements that name configured issuers and audiences, header names that collide or are reserved, rules
+ * that could never apply). load.ts calls these with its reporter, so every problem is listed with its path.
  */
 import { BATCH_DEFAULTS, FORWARD_AUTH_DEFAULTS, IDENTITY_HEADER_NAMES, SERVER_DEFAULTS, type ConfigFile } from './schema.js'
 import { isRecord, type Path, type Reporter } from './document.js'

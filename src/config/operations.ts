@@ -1,8 +1,8 @@
 /**
  * Semantic checks and resolution of the operations options: server timeouts, the ops port, TLS, caller keys,
- * metrics and load shedding. Shapes, ranges and unknown options are checked by the schema walk in load.ts;
- * here is what a schema cannot say (files that must parse, exclusive options, environment lookups,
- * duplicates). load.ts calls these with its reporter, so every problem is listed with its path.
+ * metrics and load shedding. Shapes, ranges and unknown options are checked by the schema walk in
+ * schema-check.ts; here is what a schema cannot say (files that must parse, exclusive options, environment
+ * lookups, duplicates). load.ts calls these with its reporter, so every problem is listed with its path.
  */
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto'
 import { MAX_SMALL_FILE_BYTES, readSmallFileSync } from '../small-file.js'

@@ -1,7 +1,7 @@
 /**
- * Semantic checks and resolution of the revocation section: what the schema walk in load.ts cannot say
- * (store redis needs a Redis URL, url and urlEnv exclude each other, urlEnv must be set). The URL may carry a
- * password, so no message quotes it.
+ * Semantic checks and resolution of the revocation section: what the schema walk in schema-check.ts cannot
+ * say (store redis needs a Redis URL, url and urlEnv exclude each other, urlEnv must be set). The URL may carry
+ * a password, so no message quotes it.
  */
 import { ENV_VAR_NAME_PATTERN, REDIS_REVOCATION_DEFAULTS, REVOCATION_DEFAULTS, type ConfigFile } from './schema.js'
 import type { RevocationConfig } from './types.js'

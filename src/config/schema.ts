@@ -1,9 +1,10 @@
 /**
  * The shape of the configuration FILE (YAML or JSON), as a TypeBox schema with descriptions and defaults.
  *
- * This schema is the single source of truth for the file's structure: src/config/load.ts walks it to check
- * types, ranges, required and unknown options (reporting every problem with a path), then applies the rules a
- * schema cannot express (URLs, cross-field checks, secrets) and fills in the defaults below.
+ * This schema is the single source of truth for the file's structure: src/config/schema-check.ts walks it to
+ * check types, ranges, required and unknown options (reporting every problem with a path), then
+ * src/config/load.ts applies the rules a schema cannot express (URLs, cross-field checks, secrets) and fills
+ * in the defaults below.
  *
  * Non-standard keywords: `x-expected` is the phrase used in error messages ("expected …"); `x-sensitive` keeps
  * the value out of messages (a secret pasted into the wrong option must not end up in logs).

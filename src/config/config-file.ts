@@ -1,0 +1,264 @@
+/**
+ * Locating, reading and parsing the configuration file: `--config PATH` on the command line, the file's text
+ * (at most MAX_CONFIG_FILE_BYTES of valid UTF-8), and YAML or JSON by the file's extension. JSON gets a strict
+ * scanner (line and column, duplicate keys); YAML errors are put in words that never quote the text at fault.
+ * Each problem is pushed as a line of its own; src/config/load.ts validates the parsed document.
+ */
+import { readFileSync } from 'node:fs'
+import { extname } from 'node:path'
+import { parseDocument, type YAMLError } from 'yaml'
+
+const COMMAND_LINE = 'command line'
+
+export function configPathFromArgv (argv: readonly string[], problems: string[]): string | undefined {
+  let found: string | undefined
+  let count = 0
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!
+    if (arg === '--') break
+    let value: string | undefined
+    if (arg === '--config') {
+      value = argv[i + 1]
+      if (value !== undefined && !value.startsWith('-')) i++
+      else value = ''
+    } else if (arg.startsWith('--config=')) {
+      value = arg.slice('--config='.length)
+    } else {
+      // A misspelt --config, or a bare path, would otherwise start the service from the environment instead.
+      problems.push(`${COMMAND_LINE}: ${JSON.stringify(arg.length > 60 ? `${arg.slice(0, 60)}...` : arg)}: unknown argument; expected only --config PATH (or none, with OIDC_VERIFIER_CONFIG or the OIDC_* variables)`)
+      continue
+    }
+    count++
+    if (value === '') problems.push(`${COMMAND_LINE}: --config: expected a file path`)
+    else found ??= value
+  }
+  if (count > 1) problems.push(`${COMMAND_LINE}: --config: given ${count} times; expected it once`)
+  return found
+}
+
+const FS_ERRORS: Readonly<Record<string, string>> = {
+  ENOENT: 'no such file',
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  EISDIR: 'it is a directory',
+  ENOTDIR: 'a parent of it is not a directory'
+}
+
+/** A configuration is kilobytes: a file far larger is a mistake, and parsing it could exhaust the heap. */
+export const MAX_CONFIG_FILE_BYTES = 4 * 1024 * 1024
+
+/** A configuration file's text: at most MAX_CONFIG_FILE_BYTES of valid UTF-8 (a replacement character would change a value silently). */
+export function readConfigText (path: string): string {
+  const bytes = readFileSync(path)
+  if (bytes.length > MAX_CONFIG_FILE_BYTES) throw new Error(`it is larger than ${MAX_CONFIG_FILE_BYTES} bytes; a configuration is a few kilobytes`)
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes)
+  } catch {
+    throw new Error('it is not valid UTF-8 text (save it as UTF-8)')
+  }
+}
+
+/** Reads and parses the file; undefined when that failed (the problems say why). */
+export function readConfigFile (path: string, readFile: (path: string) => string, problems: string[]): unknown {
+  const ext = extname(path).toLowerCase()
+  if (ext !== '.yaml' && ext !== '.yml' && ext !== '.json') {
+    problems.push(`${path}: expected a file name ending in .yaml, .yml or .json (the extension selects the format)`)
+    return undefined
+  }
+  let text: string
+  try {
+    text = readFile(path)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException | undefined)?.code
+    const why = code !== undefined ? (FS_ERRORS[code] ?? code) : (err instanceof Error ? err.message : String(err))
+    problems.push(`${path}: cannot read the file: ${why}`)
+    return undefined
+  }
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1)
+  if (text.trim() === '') {
+    problems.push(`${path}: the file is empty; expected a configuration with at least "issuers"`)
+    return undefined
+  }
+  return ext === '.json' ? parseJsonText(path, text, problems) : parseYamlText(path, text, problems)
+}
+
+function parseYamlText (path: string, text: string, problems: string[]): unknown {
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true })
+  if (doc.errors.length > 0) {
+    for (const err of doc.errors) {
+      const pos = err.linePos?.[0]
+      const where = pos !== undefined ? `line ${pos.line}, column ${pos.col}: ` : ''
+      problems.push(`${path}: ${where}invalid YAML: ${yamlProblem(err)}`)
+    }
+    return undefined
+  }
+  if (doc.contents === null) {
+    problems.push(`${path}: the file is empty (only comments); expected a configuration with at least "issuers"`)
+    return undefined
+  }
+  try {
+    return doc.toJS({ maxAliasCount: 100 })
+  } catch (err) {
+    // yaml's messages here quote the alias; the line is not known.
+    const tooMany = err instanceof Error && /alias count/i.test(err.message)
+    problems.push(`${path}: invalid YAML: ${tooMany ? 'more than 100 aliases (*name) are expanded; expected a configuration without alias bombs' : 'an alias (a value starting with "*") names no anchor set before it; quote values that start with "*"'}`)
+    return undefined
+  }
+}
+
+/**
+ * yaml's own words for a syntax error, without what they quote of the text: problems are printed at start and
+ * logged on reload, and the text at fault may be a secret (an unquoted clientSecret starting with "*", "|", ">"
+ * or "]"). yaml quotes it after ": ", and for a few codes inside the message: those get words of our own. The
+ * line and column say where; a hint says what usually fixes it.
+ */
+function yamlProblem (err: YAMLError): string {
+  const own = YAML_OWN_WORDS[err.code]
+  if (own !== undefined) return own
+  const words = err.message.replace(/ at line \d+, column \d+:[\s\S]*$/, '').split(': ')[0]?.trim() ?? err.code
+  const hint = YAML_HINTS[err.code]
+  return hint === undefined ? words : `${words}; ${hint}`
+}
+
+/** Codes whose messages may quote the text elsewhere than after ": ". */
+const YAML_OWN_WORDS: Partial<Record<YAMLError['code'], string>> = {
+  MULTIPLE_DOCS: 'the file contains several documents (---); expected exactly one',
+  UNEXPECTED_TOKEN: 'unexpected characters; quote values that start with |, >, ], }, %, or another YAML indicator',
+  BAD_DQ_ESCAPE: 'a double-quoted value has an invalid escape sequence; use single quotes, or escape each backslash',
+  TAG_RESOLVE_FAILED: 'a tag (!tag) is not one YAML knows; quote values that start with "!"'
+}
+
+const YAML_HINTS: Partial<Record<YAMLError['code'], string>> = {
+  BAD_ALIAS: 'quote values that start with "*"',
+  BAD_SCALAR_START: 'quote values that start with a character YAML reserves',
+  TAB_AS_INDENT: 'indent with spaces'
+}
+
+function parseJsonText (path: string, text: string, problems: string[]): unknown {
+  try {
+    scanJson(text)
+  } catch (err) {
+    if (!(err instanceof JsonSyntaxError)) throw err
+    const { line, column } = lineColumn(text, err.offset)
+    problems.push(`${path}: line ${line}, column ${column}: invalid JSON: ${err.reason}`)
+    return undefined
+  }
+  return JSON.parse(text)
+}
+
+function lineColumn (text: string, offset: number): { line: number, column: number } {
+  let line = 1
+  let lineStart = 0
+  for (let i = 0; i < offset && i < text.length; i++) {
+    if (text.charCodeAt(i) === 10) {
+      line++
+      lineStart = i + 1
+    }
+  }
+  return { line, column: offset - lineStart + 1 }
+}
+
+class JsonSyntaxError extends Error {
+  constructor (readonly offset: number, readonly reason: string) {
+    super(reason)
+  }
+}
+
+const JSON_NUMBER = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y
+const MAX_JSON_DEPTH = 256
+
+/**
+ * A strict RFC 8259 syntax check that, unlike JSON.parse, reports where the error is and rejects duplicate
+ * keys (JSON.parse silently keeps the last one, which would hide a mistake in a security setting).
+ */
+function scanJson (text: string): void {
+  let i = 0
+  const n = text.length
+  const fail = (reason: string, at = i): never => { throw new JsonSyntaxError(at, reason) }
+  const unexpected = (expected: string): never =>
+    i >= n ? fail(`unexpected end of file, expected ${expected}`) : fail(`unexpected ${JSON.stringify(text[i])}, expected ${expected}`)
+  const space = (): void => {
+    while (i < n) {
+      const c = text.charCodeAt(i)
+      if (c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d) i++
+      else break
+    }
+  }
+  const string = (): string => {
+    const start = i
+    i++
+    for (;;) {
+      if (i >= n) fail('unterminated string', start)
+      const c = text.charCodeAt(i)
+      if (c === 0x22) {
+        i++
+        return JSON.parse(text.slice(start, i)) as string
+      }
+      if (c === 0x5c) {
+        const esc = text[i + 1]
+        if (esc !== undefined && '"\\/bfnrt'.includes(esc)) i += 2
+        else if (esc === 'u' && /^[0-9a-fA-F]{4}$/.test(text.slice(i + 2, i + 6))) i += 6
+        else fail('invalid escape sequence in string')
+      } else if (c < 0x20) {
+        fail('control character in string (use an escape sequence)')
+      } else {
+        i++
+      }
+    }
+  }
+  const value = (depth: number): void => {
+    if (depth > MAX_JSON_DEPTH) fail('nesting is too deep')
+    space()
+    const c = text[i]
+    if (c === '{') {
+      i++
+      const keys = new Set<string>()
+      space()
+      if (text[i] === '}') { i++; return }
+      for (;;) {
+        space()
+        if (text[i] !== '"') unexpected('a string in double quotes (an object key)')
+        const keyStart = i
+        const key = string()
+        if (keys.has(key)) fail(`duplicate key ${JSON.stringify(key)}`, keyStart)
+        keys.add(key)
+        space()
+        if (text[i] !== ':') unexpected('":"')
+        i++
+        value(depth + 1)
+        space()
+        if (text[i] === ',') { i++; continue }
+        if (text[i] === '}') { i++; return }
+        unexpected('"," or "}"')
+      }
+    } else if (c === '[') {
+      i++
+      space()
+      if (text[i] === ']') { i++; return }
+      for (;;) {
+        value(depth + 1)
+        space()
+        if (text[i] === ',') { i++; continue }
+        if (text[i] === ']') { i++; return }
+        unexpected('"," or "]"')
+      }
+    } else if (c === '"') {
+      string()
+    } else if (c === '-' || (c !== undefined && c >= '0' && c <= '9')) {
+      JSON_NUMBER.lastIndex = i
+      if (!JSON_NUMBER.test(text)) fail('invalid number')
+      i = JSON_NUMBER.lastIndex
+    } else if (text.startsWith('true', i)) {
+      i += 4
+    } else if (text.startsWith('false', i)) {
+      i += 5
+    } else if (text.startsWith('null', i)) {
+      i += 4
+    } else {
+      unexpected('a value')
+    }
+  }
+  value(0)
+  space()
+  if (i < n) fail(`unexpected ${JSON.stringify(text[i])} after the end of the JSON value`)
+}
