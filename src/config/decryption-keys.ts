@@ -58,6 +58,9 @@ function unfit (key: KeyObject): string | undefined {
   return `a key of type ${type ?? 'unknown'}; expected RSA (RSA-OAEP, RSA1_5), EC or X25519 (ECDH-ES)`
 }
 
+/** RFC 7517 §4.3: the operations a key that decrypts ID tokens (or unwraps or derives their content keys) is for. */
+const DECRYPTION_KEY_OPS: ReadonlySet<unknown> = new Set(['decrypt', 'unwrapKey', 'deriveKey', 'deriveBits'])
+
 function fromJwk (jwk: unknown, where: string, file: string, out: KeyFileResult): void {
   if (!isRecord(jwk) || typeof jwk.kty !== 'string') {
     out.problems.push(`${where}expected a JWK object with "kty"`)
@@ -65,6 +68,10 @@ function fromJwk (jwk: unknown, where: string, file: string, out: KeyFileResult)
   }
   if (jwk.use !== undefined && jwk.use !== 'enc') {
     out.problems.push(`${where}has "use": ${JSON.stringify(jwk.use)}; a decryption key has "use": "enc" or none (never reuse a signing key)`)
+    return
+  }
+  if (jwk.key_ops !== undefined && !(Array.isArray(jwk.key_ops) && jwk.key_ops.some((op) => DECRYPTION_KEY_OPS.has(op)))) {
+    out.problems.push(`${where}has "key_ops": ${JSON.stringify(jwk.key_ops).slice(0, 80)}; a decryption key's key_ops, when given, include "decrypt", "unwrapKey", "deriveKey" or "deriveBits" (never reuse a signing key)`)
     return
   }
   const kid = typeof jwk.kid === 'string' ? jwk.kid : undefined

@@ -22,6 +22,14 @@ import type { Logger } from './logger.js'
  */
 export const MAX_DECRYPTION_ATTEMPTS = 4
 
+/**
+ * PBES2 tokens decrypting at once. Each costs the sender's p2c PBKDF2 iterations (up to maxPbes2Count) in
+ * libuv's thread pool, before any key is proven, where the event loop's load shedding cannot see it; past this,
+ * a PBES2 token is 503 overloaded, so that forged ones cannot hold the pool's threads (DNS lookups and file reads
+ * wait for them too).
+ */
+export const MAX_PBES2_IN_FLIGHT = 2
+
 export interface JweHeader {
   alg: string
   enc: string
@@ -30,6 +38,8 @@ export interface JweHeader {
   cty: unknown
   /** ECDH-ES: the sender's ephemeral public key; only keys on its curve are tried. */
   epkCurve: string | undefined
+  /** PBES2: the iteration count the sender chose (jose checks it against maxPbes2Count). */
+  p2c?: number | undefined
 }
 
 export interface Decrypted {
@@ -120,6 +130,7 @@ export function crowdedHeaders (candidates: readonly Candidate[]): Array<{ keys:
 export class TokenDecryptor {
   private readonly candidates: Candidate[] = []
   private readonly logger: Logger
+  private pbes2InFlight = 0
 
   constructor (issuers: readonly IssuerConfig[], logger: Logger) {
     this.logger = logger
@@ -144,8 +155,34 @@ export class TokenDecryptor {
     const header = this.header(segments[0] as string)
     const fitting = selectCandidates(this.candidates, header)
     if (fitting.length === 0) throw this.fail('no configured key and policy accepts the token\'s alg, enc, kid and zip')
+    if (!header.alg.startsWith('PBES2-')) return await this.tryKeys(token, header, fitting)
+    if (this.pbes2InFlight >= MAX_PBES2_IN_FLIGHT) {
+      this.logger.debug({ inFlight: this.pbes2InFlight }, 'a PBES2 token refused: as many are being decrypted as the bound allows')
+      throw new VerificationError('overloaded', { retryAfterSeconds: 1 })
+    }
+    this.pbes2InFlight++
+    try {
+      return await this.tryKeys(token, header, fitting)
+    } finally {
+      this.pbes2InFlight--
+    }
+  }
+
+  /**
+   * Tries the fitting keys in order, at most MAX_DECRYPTION_ATTEMPTS; for PBES2, only as many as the token's p2c
+   * fits into maxPbes2Count: that is the iteration budget of one token, whatever number of secrets it may fit.
+   */
+  private async tryKeys (token: string, header: JweHeader, fitting: readonly Candidate[]): Promise<Decrypted> {
     let lastError: unknown
+    let iterations = 0
     for (const { key, policy } of fitting.slice(0, MAX_DECRYPTION_ATTEMPTS)) {
+      if (header.p2c !== undefined) {
+        iterations += header.p2c
+        if (iterations > policy.maxPbes2Count) {
+          lastError ??= { code: `p2c ${header.p2c} is more than maxPbes2Count (${policy.maxPbes2Count}) allows a token` }
+          break
+        }
+      }
       try {
         const content = header.alg === 'RSA1_5'
           ? decryptRsa15(token, key.key, header, policy.maxDecompressedBytes)
@@ -192,7 +229,8 @@ export class TokenDecryptor {
     if (h.crit !== undefined) throw this.fail('crit is present')
     const epk = h.epk
     const epkCurve = typeof epk === 'object' && epk !== null && typeof (epk as Record<string, unknown>).crv === 'string' ? (epk as Record<string, string>).crv : undefined
-    return { alg: h.alg, enc: h.enc, kid: h.kid, zip: h.zip, cty: h.cty, epkCurve }
+    const p2c = h.alg.startsWith('PBES2-') && typeof h.p2c === 'number' && Number.isSafeInteger(h.p2c) && h.p2c > 0 ? h.p2c : undefined
+    return { alg: h.alg, enc: h.enc, kid: h.kid, zip: h.zip, cty: h.cty, epkCurve, p2c }
   }
 
   private fail (reason: string): VerificationError {

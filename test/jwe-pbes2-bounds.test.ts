@@ -1,0 +1,65 @@
+/**
+ * PBES2 costs the receiver the sender's p2c PBKDF2 iterations per key tried, in libuv's thread pool, before any
+ * key is proven. So:
+ * - maxPbes2Count is the budget of one token, whatever number of secrets it fits: a kid-less token is tried
+ *   with as many secrets as its p2c fits into the budget, not with up to four at the full count each;
+ * - at most MAX_PBES2_IN_FLIGHT PBES2 tokens decrypt at once; another is 503 overloaded, so forged ones cannot
+ *   hold the pool's threads (DNS lookups, file reads) while load shedding, which watches the event loop, sees
+ *   nothing;
+ * - a decryption JWK whose key_ops say it signs is refused, as one with "use": "sig" is.
+ */
+import { join } from 'node:path'
+import t from 'tap'
+import { buildApp } from '../src/app.js'
+import { silentLogger } from '../src/core/logger.js'
+import { MAX_PBES2_IN_FLIGHT, TokenDecryptor } from '../src/core/jwe.js'
+import { configFor, configProblems } from './helpers/config.js'
+import { encrypt, secretKey } from './helpers/jwe.js'
+import { idTokenClaims, jwksOf, makeKey, mint } from './helpers/tokens.js'
+
+const ISS = 'https://sym.example.com'
+const AUD = 'client-a'
+const signer = makeKey('ES256')
+const secrets = [secretKey(24), secretKey(24), secretKey(24)]
+const dir = t.testdir(Object.fromEntries(secrets.map((s, i) => [`pw-${i}.key`, s.file])))
+const files = secrets.map((_s, i) => join(dir, `pw-${i}.key`))
+const ALG = 'PBES2-HS256+A128KW'
+const issuer = { id: 'sym', issuer: ISS, audiences: [AUD], jwks: jwksOf(signer), decryptionKeys: files, keyManagementAlgorithms: [ALG], contentEncryptionAlgorithms: ['A128GCM'], maxPbes2Count: 4000 }
+const config = configFor([issuer])
+const signed = (): string => mint(signer, idTokenClaims(ISS, AUD, { jti: Math.random().toString(36) }))
+
+t.test('maxPbes2Count is one token\'s budget across the secrets it is tried with', async (t) => {
+  const app = await buildApp(config)
+  t.teardown(() => app.close())
+  const verify = async (token: string): Promise<{ status: number, code?: string }> => {
+    const res = await app.inject({ method: 'POST', url: '/verify', payload: { token } })
+    return { status: res.statusCode, code: res.json().code }
+  }
+  t.equal((await verify(await encrypt(signed(), secrets[2]!, { alg: ALG, enc: 'A128GCM', p2c: 1000 }))).status, 200, 'the third secret at p2c 1000: 3,000 iterations')
+  t.equal((await verify(await encrypt(signed(), secrets[0]!, { alg: ALG, enc: 'A128GCM', p2c: 4000 }))).status, 200, 'the first secret at the whole budget')
+  t.equal((await verify(await encrypt(signed(), secrets[1]!, { alg: ALG, enc: 'A128GCM', p2c: 2000 }))).status, 200, 'the second at half of it')
+  const third = await verify(await encrypt(signed(), secrets[2]!, { alg: ALG, enc: 'A128GCM', p2c: 2000 }))
+  t.same(third, { status: 401, code: 'token_decryption_failed' }, 'the third at half of it: the budget is spent on the first two')
+})
+
+t.test(`at most ${MAX_PBES2_IN_FLIGHT} PBES2 tokens decrypt at once; another is overloaded`, async (t) => {
+  const decryptor = new TokenDecryptor(config.issuers, silentLogger)
+  const token = await encrypt(signed(), secrets[0]!, { alg: ALG, enc: 'A128GCM', p2c: 4000 })
+  const first = Array.from({ length: MAX_PBES2_IN_FLIGHT }, async () => await decryptor.decrypt(token))
+  await t.rejects(decryptor.decrypt(token), { code: 'overloaded', details: { retryAfterSeconds: 1 } }, 'one more while they run')
+  for (const done of await Promise.all(first)) t.equal(done.header.alg, ALG, 'the first ones decrypt')
+  t.equal((await decryptor.decrypt(token)).header.alg, ALG, 'and once they are done, the next one too')
+})
+
+t.test('a decryption JWK whose key_ops say it signs is refused', async (t) => {
+  const withOps = (keyOps: unknown): string[] => {
+    const jwkDir = t.testdir({ 'k.key': JSON.stringify({ ...JSON.parse(secrets[0]!.file) as object, key_ops: keyOps }) })
+    return configProblems({ issuers: [{ ...issuer, decryptionKeys: [join(jwkDir, 'k.key')] }] })
+  }
+  for (const ops of [['sign'], ['sign', 'verify'], ['verify'], [], 'decrypt']) {
+    t.match(withOps(ops), [/"key_ops": .*a decryption key's key_ops, when given, include "decrypt", "unwrapKey", "deriveKey" or "deriveBits"/], JSON.stringify(ops))
+  }
+  for (const ops of [['decrypt'], ['unwrapKey'], ['deriveKey', 'deriveBits'], ['encrypt', 'decrypt']]) {
+    t.same(withOps(ops), [], JSON.stringify(ops))
+  }
+})
