@@ -82,7 +82,7 @@ export const ERROR_CODES = {
     status: 401,
     family: 'token',
     message: 'The token\'s protected header is invalid or names a critical extension this service does not support.',
-    hint: 'ID tokens must not carry "crit" extensions; "kid" and "typ" must be strings.'
+    hint: 'ID tokens must not carry "crit" extensions nor "cty": "JWT" (a nested token); "kid" and "typ" must be strings.'
   },
   token_type_invalid: {
     status: 401,

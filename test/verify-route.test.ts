@@ -229,6 +229,13 @@ t.test('claims: presence, types and values', async (t) => {
     // A lone surrogate (JSON "\ud800"): no UTF-8 form, so a forward-auth header would read it as U+FFFD.
     [{ sub: 'bob\ud800' }, 'claim_invalid', 'sub'],
     [{ sub: '\udc00' }, 'claim_invalid', 'sub'],
+    // Control characters have no place in an identifier.
+    [{ sub: 'user\r\nX-Admin: 1' }, 'claim_invalid', 'sub'],
+    [{ sub: 'a\u0000b' }, 'claim_invalid', 'sub'],
+    [{ sub: 'a\u007fb' }, 'claim_invalid', 'sub'],
+    // Core §2: acr is a string (a list would meet requiredClaims' acr by any member).
+    [{ acr: ['bronze', 'gold'] }, 'claim_invalid', 'acr'],
+    [{ acr: 2 }, 'claim_invalid', 'acr'],
     [{ aud: undefined }, 'claim_missing', 'aud'],
     [{ aud: [] }, 'claim_invalid', 'aud'],
     [{ aud: [AUD, 5] }, 'claim_invalid', 'aud'],
@@ -262,6 +269,9 @@ t.test('claims: presence, types and values', async (t) => {
     t.equal(res.body.claim, claim)
   }
   t.equal((await verify(mint(es, { ...base, exp: now - 20 }))).status, 200, 'within clock tolerance')
+  t.equal((await verify(mint(es, { ...base, sub: 'jörg 😀', acr: 'urn:mace:incommon:iap:silver' }))).status, 200, 'a non-ASCII sub and a string acr')
+  // RFC 7519 §7.2: cty "JWT" says the payload is a nested token, not a claim set.
+  for (const cty of ['JWT', 'jwt']) t.match((await verify(mint(es, base, { header: { cty } }))).body, { code: 'header_invalid' }, `cty ${cty}`)
   t.equal((await verify(mint(es, { ...base, aud: [AUD, 'client-b'], azp: AUD }))).status, 200, 'several trusted audiences with azp')
   t.equal((await verify(mint(es, { ...base, azp: 'android-client' }))).status, 200, 'configured authorized party')
 })

@@ -56,6 +56,7 @@ export interface CheckedClaims {
 }
 
 const MAX_SUB_LENGTH = 255
+const CONTROL_CHARACTER = /[\u0000-\u001f\u007f]/
 
 function fail (code: ConstructorParameters<typeof VerificationError>[0], issuer: string, claim?: string): never {
   throw new VerificationError(code, claim === undefined ? { issuer } : { issuer, claim })
@@ -142,7 +143,10 @@ export function checkIdTokenClaims (
   const sub = claims.sub
   if (sub === undefined) fail('claim_missing', issuer, 'sub')
   // A lone surrogate (JSON's "\ud800") has no UTF-8 form: in a header or a key it would become U+FFFD, like others.
-  if (typeof sub !== 'string' || sub.length === 0 || sub.length > MAX_SUB_LENGTH || !sub.isWellFormed()) fail('claim_invalid', issuer, 'sub')
+  // Control characters (NUL, CR, LF, …) have no place in an identifier either.
+  if (typeof sub !== 'string' || sub.length === 0 || sub.length > MAX_SUB_LENGTH || !sub.isWellFormed() || CONTROL_CHARACTER.test(sub)) {
+    fail('claim_invalid', issuer, 'sub')
+  }
 
   const aud = claims.aud
   if (aud === undefined) fail('claim_missing', issuer, 'aud')
@@ -162,6 +166,8 @@ export function checkIdTokenClaims (
   const azp = optionalString(claims, 'azp', issuer)
   const nonce = optionalString(claims, 'nonce', issuer)
   const atHash = optionalString(claims, 'at_hash', issuer)
+  // Core §2: acr is a string. A list would meet requiredClaims' acr by any of its members, one of them "gold".
+  optionalString(claims, 'acr', issuer)
 
   // Core §3.1.3.7 step 3: our client must be an audience, and no audience may be one we do not trust.
   if (!audiences.some((a) => rules.audiences.has(a)) || audiences.some((a) => !rules.audiences.has(a))) {

@@ -488,6 +488,8 @@ export class Verifier {
     if (!runtime.allowedAlgorithms.has(alg)) throw algorithmNotAllowed(issuer, alg)
     // Only extensions we understand may be critical, and we understand none (RFC 7515 §4.1.11).
     if (header.crit !== undefined) throw new VerificationError('header_invalid', { issuer })
+    // RFC 7519 §5.2, §7.2 step 8: cty "JWT" says the payload is another JWT, not a claim set to read as one.
+    if (typeof header.cty === 'string' && header.cty.toUpperCase() === 'JWT') throw new VerificationError('header_invalid', { issuer })
     const kid = header.kid
     if (kid !== undefined && typeof kid !== 'string') throw new VerificationError('header_invalid', { issuer })
     // jwk, jku, x5u and x5c are never read: keys come from the configured issuer only.
