@@ -1,9 +1,10 @@
 /**
  * The Verifier the service uses right now, replaceable while it runs (configuration reload, src/reload.ts).
  *
- * Every request takes a lease on the Verifier generation that is current when it arrives. A replaced
- * Verifier is closed once the requests that arrived before the swap have finished, or after a bound: closing
- * only clears its timers and cache entries, so even a verification still running on it completes.
+ * A request takes a lease on the Verifier generation that is current when it first uses one (request.verifier,
+ * src/http/request-lifecycle.ts). A replaced Verifier is closed once the requests that leased it have finished,
+ * or after a bound: closing only clears its timers and cache entries, so even a verification still running on
+ * it completes.
  */
 import type { Config } from './config/types.js'
 import type { Verifier } from './core/verifier.js'
@@ -62,7 +63,7 @@ export class VerifierSlot {
     return this.#create(config)
   }
 
-  /** Taken when a request arrives (no allocation: this is on every request's path). */
+  /** Taken when a request first uses the Verifier (no allocation: this is on every verification's path). */
   lease (): Lease {
     const generation = this.#current
     generation.leases++

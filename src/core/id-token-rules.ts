@@ -56,7 +56,7 @@ export interface CheckedClaims {
 }
 
 const MAX_SUB_LENGTH = 255
-const CONTROL_CHARACTER = /[\u0000-\u001f\u007f]/
+const CONTROL_CHARACTER = /\p{Cc}/u
 
 function fail (code: ConstructorParameters<typeof VerificationError>[0], issuer: string, claim?: string): never {
   throw new VerificationError(code, claim === undefined ? { issuer } : { issuer, claim })

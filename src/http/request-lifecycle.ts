@@ -11,14 +11,20 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { VerificationError } from '../errors.js'
 import type { ServiceMetrics } from '../metrics/metrics.js'
+import type { Verifier } from '../core/verifier.js'
 import type { Lease, VerifierSlot } from '../verifier-slot.js'
 import { repeatedHeader } from './bearer.js'
 import { logCompletedRequest } from './request-log.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
-    /** Held from arrival to the end of the request (see VerifierSlot). */
+    /** Held from the request's first use of `verifier` to its end (see VerifierSlot). */
     verifierLease: Lease | undefined
+    /**
+     * The Verifier this request verifies with: the current one when the request first reads it, leased until
+     * the request ends, so that a reload (or two) meanwhile never closes the Verifier it is using.
+     */
+    readonly verifier: Verifier
   }
 }
 
@@ -49,6 +55,15 @@ export const requestLifecycle = fp(async (fastify: FastifyInstance, opts: Reques
   const { slot, metrics } = opts
   fastify.decorateRequest('outcome', undefined)
   fastify.decorateRequest('verifierLease', undefined)
+  // Leased on first use, not on arrival: a reload while the body arrives would otherwise leave the request holding
+  // one Verifier and verifying on the next, which a second reload could close under it.
+  fastify.decorateRequest('verifier', {
+    getter (this: FastifyRequest): Verifier {
+      if (slot === undefined) return fastify.verifier
+      this.verifierLease ??= slot.lease()
+      return this.verifierLease.verifier
+    }
+  })
 
   const giveBack = (request: FastifyRequest): void => {
     const lease = request.verifierLease
@@ -65,7 +80,6 @@ export const requestLifecycle = fp(async (fastify: FastifyInstance, opts: Reques
       done(new VerificationError('request_invalid'))
       return
     }
-    if (slot !== undefined) request.verifierLease = slot.lease()
     // A large or chunked body: if the answer goes before it has been read to its end (an error, forward-auth, a
     // route that takes no body), Node would go on reading, and dropping, whatever the client keeps sending, for
     // as long as server.requestTimeoutMs, at a core's worth of CPU. The connection closes with the answer instead.

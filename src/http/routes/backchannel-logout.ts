@@ -59,7 +59,7 @@ export const backchannelLogoutRoute: FastifyPluginAsync<BackchannelLogoutRouteOp
     if (token === undefined || token === '') throw new VerificationError('logout_token_invalid', { claim: 'logout_token' })
     let logout
     try {
-      logout = await fastify.verifier.verifyLogoutToken(token, opts.logoutTokenMaxAgeSeconds)
+      logout = await request.verifier.verifyLogoutToken(token, opts.logoutTokenMaxAgeSeconds)
     } catch (err) {
       if (!isVerificationError(err)) throw err
       const { issuer, claim, retryAfterSeconds } = err.details

@@ -114,7 +114,7 @@ export const forwardAuthRoute: FastifyPluginAsync = async (fastify) => {
   const handle = async (request: FastifyRequest, reply: FastifyReply, envoy: EnvoyReading | undefined): Promise<FastifyReply> => {
     // Read once: a configuration reload may swap both while this request runs.
     const config = fastify.verifierSlot.config
-    const verifier = fastify.verifier
+    const verifier = request.verifier
     const fa = config.forwardAuth
     request.outcome = { original: summarize(request.headers, envoy) }
 

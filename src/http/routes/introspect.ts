@@ -104,7 +104,7 @@ export const introspectRoute: FastifyPluginAsync<IntrospectRouteOptions> = async
     const token = request.body?.token
     if (token === undefined || token === '') throw new VerificationError('token_missing')
     reply.header('cache-control', 'no-store')
-    const verifier = fastify.verifier
+    const verifier = request.verifier
     const checks = requestChecks(verifier, { mode: request.body?.mode, audience: request.body?.audience })
     try {
       const identity = await verifier.verify(token, checks)

@@ -72,7 +72,7 @@ export const verifyBatchRoute: FastifyPluginAsync<VerifyBatchRouteOptions> = asy
   }, async (request) => {
     if (queryCarriesToken(request.query)) throw new VerificationError('token_in_query')
     // Read once: a configuration reload may swap both while this request runs.
-    const verifier = fastify.verifier
+    const verifier = request.verifier
     const { maxTokens } = fastify.verifierSlot.config.batch
     const body = request.body
     if (body.tokens.length > maxTokens) throw new VerificationError('batch_too_large')

@@ -30,7 +30,7 @@ export const verifyRoute: FastifyPluginAsync<VerifyRouteOptions> = async (fastif
     // Not async: a token the Verifier answers from its cache is answered here and now, without a promise.
     if (queryCarriesToken(request.query)) throw new VerificationError('token_in_query')
     // Read once: a configuration reload may swap the Verifier while this request runs.
-    const verifier = fastify.verifier
+    const verifier = request.verifier
     const body = request.body ?? {}
     // Several Authorization lines are token_ambiguous, like a token in both the body and the header.
     const headerToken = bearerToken(authorizationHeader(request.raw))
