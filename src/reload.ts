@@ -197,7 +197,11 @@ async function reloadNow (app: FastifyInstance, load: () => Config, options: Rel
   // Every logger of the app (the Verifier's, the requests') is a pino child without a level of its own: this
   // sets theirs too, kept Verifier or new.
   app.log.level = config.server.logLevel
-  const retired = verifier === undefined ? slot.reconfigure(config) : slot.swap(verifier, config)
+  const issuerIds = new Set(config.issuers.map((issuer) => issuer.id))
+  // Once the replaced Verifier is closed, nothing counts for the issuers the new configuration dropped any more.
+  const retired = (verifier === undefined ? slot.reconfigure(config) : slot.swap(verifier, config))
+    .then(async () => { await app.metrics?.forgetIssuers(issuerIds) })
+    .catch((err: unknown) => { log.error({ err }, 'dropping the metrics of the issuers the reload removed failed') })
   const current = slot.current
   const notReady = current.status().filter((s) => !s.ready).map((s) => s.id)
   log.info({ issuers: current.issuerIds, changed: applied, notReady, verifier: verifier === undefined ? 'kept' : 'rebuilt', source: next.source }, 'configuration reloaded')

@@ -30,7 +30,12 @@ interface ExportedMetric {
 /** A label value as the caller has it: a string, or a number written as its decimal text (a status code). */
 export type LabelValue = string | number
 
-interface Series<L extends string, S> { labels: Labels<L>, data: S }
+interface Series<L extends string, S> {
+  labels: Labels<L>
+  /** The label values as the caller gave them (status codes as numbers): the keys of the lookup tree. */
+  values: readonly LabelValue[]
+  data: S
+}
 
 /** One level of the lookup tree: label value → the next level, or the series at the last label. */
 type Level = Map<LabelValue, unknown>
@@ -72,15 +77,28 @@ abstract class HotMetric<L extends string, S> {
     }
     let entry = level.get(last) as Series<L, S> | undefined
     if (entry === undefined) {
-      entry = { labels: this.#labelsOf([v1, v2, v3, v4]), data: this.empty() }
+      const values = [v1, v2, v3, v4].filter((v) => v !== undefined)
+      entry = { labels: this.#labelsOf(values), values, data: this.empty() }
       level.set(last, entry)
       this.series.push(entry)
     }
     return entry.data
   }
 
-  #labelsOf (values: Array<LabelValue | undefined>): Labels<L> {
-    const given = values.filter((v) => v !== undefined)
+  /** Drops the series whose `label` has a value `keep` refuses (an issuer a reload removed); rare, so it rebuilds. */
+  forget (label: L, keep: (value: string) => boolean): void {
+    const kept = this.series.filter((s) => keep(s.labels[label]))
+    if (kept.length === this.series.length) return
+    this.reset()
+    for (const s of kept) {
+      let level = this.#tree
+      s.values.slice(0, -1).forEach((value) => { level = branch(level, value) })
+      level.set(s.values[s.values.length - 1] as LabelValue, s)
+      this.series.push(s)
+    }
+  }
+
+  #labelsOf (given: readonly LabelValue[]): Labels<L> {
     if (given.length !== this.labelNames.length) throw new Error(`${this.name}: ${this.labelNames.length} label values expected, got ${given.length}`)
     return Object.fromEntries(this.labelNames.map((name, i) => [name, String(given[i])])) as Labels<L>
   }

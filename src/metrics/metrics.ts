@@ -52,6 +52,8 @@ export class ServiceMetrics {
   readonly #shed: Counter<'reason'>
   readonly #callerRejected: Counter<'code'>
   readonly #revocationsRecorded: Counter<'source' | 'kind'>
+  /** Drops the counted series of issuers not in `keep` (and not "none"), in every metric with an issuer label. */
+  readonly #forgetIssuers: (keep: ReadonlySet<string>) => Promise<void>
 
   constructor (options: ServiceMetricsOptions) {
     const registers = [this.registry]
@@ -86,6 +88,18 @@ export class ServiceMetrics {
       'Verifications answered from the verified-token cache, by issuer.', ['issuer'], this.registry)
     const cacheMisses = new HotCounter('oidc_verifier_token_cache_misses_total',
       'Verifications that were not in the verified-token cache and were verified fully (cached from a token\'s second verification on), by issuer.', ['issuer'], this.registry)
+
+    this.#forgetIssuers = async (keep) => {
+      const kept = (issuer: string): boolean => issuer === NONE || keep.has(issuer)
+      for (const hot of [verifications, verificationDuration, cacheHits, cacheMisses]) hot.forget('issuer', kept)
+      for (const metric of [jwksFetches, jwksDuration, stale] as Array<Counter<string> | Histogram<string>>) {
+        // A histogram's values repeat its labels per bucket (with le): the _count line has them once.
+        for (const { labels, metricName } of (await metric.get()).values as Array<{ labels: Record<string, string | number>, metricName?: string }>) {
+          if (metricName !== undefined && !metricName.endsWith('_count')) continue
+          if (!kept(String(labels.issuer))) metric.remove(labels as Record<string, string>)
+        }
+      }
+    }
 
     this.verifierEvents = {
       verification: (e) => {
@@ -206,6 +220,14 @@ export class ServiceMetrics {
     this.#httpRequests.inc(route, method, status, caller)
     this.#httpDuration.observe(durationSeconds, route)
     if (code === 'rate_limited') this.#rateLimited.inc({ route, caller })
+  }
+
+  /**
+   * After a reload has retired the Verifier it replaced: the series of issuers the configuration no longer has
+   * are dropped, so that /metrics does not grow with every issuer id ever configured.
+   */
+  async forgetIssuers (keep: ReadonlySet<string>): Promise<void> {
+    await this.#forgetIssuers(keep)
   }
 
   shed (reason: string): void {

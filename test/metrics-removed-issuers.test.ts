@@ -1,0 +1,43 @@
+/**
+ * Label series of issuers a reload removed are dropped once the replaced Verifier is retired: the scrape-time
+ * gauges always did (reset() at collect), and the counters and histograms (verifications, their durations, JWKS
+ * fetches and their durations, stale keys, the token cache) do too, so /metrics does not grow with every issuer
+ * id ever configured. The issuers kept keep their counts.
+ */
+import t from 'tap'
+import { buildApp } from '../src/app.js'
+import { reloadConfiguration } from '../src/reload.js'
+import { configFor } from './helpers/config.js'
+import { startJwksServer } from './helpers/jwks-server.js'
+import { idTokenClaims, jwksOf, makeKey, mint } from './helpers/tokens.js'
+
+t.test('series of issuers removed by a reload do not accumulate in /metrics', async (t) => {
+  const key = makeKey('ES256')
+  const idp = await startJwksServer({ json: jwksOf(key), cacheControl: 'max-age=300' })
+  t.teardown(() => idp.close())
+  const config = (n: number) => configFor([
+    { id: 'kept', issuer: 'https://kept.example.com', audiences: ['aud'], jwks: jwksOf(key) },
+    { id: `tenant-${n}`, issuer: `https://t${n}.example.com`, audiences: ['aud'], jwksUri: idp.jwksUrl }
+  ], { loadShedding: { enabled: false }, rateLimit: { enabled: false } })
+  const app = await buildApp(config(0))
+  t.teardown(() => app.close())
+  await app.ready()
+  const keptToken = mint(key, idTokenClaims('https://kept.example.com', 'aud'))
+  for (let i = 0; i < 3; i++) t.equal((await app.inject({ method: 'POST', url: '/verify', payload: { token: keptToken } })).statusCode, 200)
+  const RELOADS = 100
+  for (let n = 1; n <= RELOADS; n++) {
+    const result = await reloadConfiguration(app, () => config(n))
+    t.equal(result.outcome, 'applied', `reload ${n}`, { diagnostic: false })
+    await result.retired
+    const res = await app.inject({ method: 'POST', url: '/verify', payload: { token: mint(key, idTokenClaims(`https://t${n}.example.com`, 'aud')) } })
+    t.equal(res.statusCode, 200, `token of tenant-${n}`, { diagnostic: false })
+  }
+  const text = (await app.inject({ method: 'GET', url: '/metrics' })).body
+  const removed = text.split('\n').filter((l) => /issuer="tenant-(\d+)"/.exec(l) !== null && !l.includes(`issuer="tenant-${RELOADS}"`))
+  const ids = new Set(removed.map((l) => /issuer="(tenant-\d+)"/.exec(l)?.[1]))
+  t.match(text, /^oidc_verifier_verifications_total\{issuer="kept",result="ok"\} 3$/m, 'the issuer kept through every reload keeps its counts')
+  t.equal(ids.size, 0, `no series of issuers a reload removed (${[...new Set(removed.map((l) => l.split('{')[0]))].join(', ')})`)
+  for (const name of ['oidc_verifier_verifications_total', 'oidc_verifier_jwks_fetches_total', 'oidc_verifier_jwks_fetch_duration_seconds_count', 'oidc_verifier_token_cache_misses_total']) {
+    t.match(text, new RegExp(`^${name}\\{[^}]*issuer="tenant-${RELOADS}"`, 'm'), `${name}: the current issuer's series is there`)
+  }
+})
