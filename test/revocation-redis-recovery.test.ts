@@ -110,8 +110,11 @@ t.test('half-open connections (silent, never closed): once Redis is reachable ag
 
   t.equal(proxy.blackholeExisting(), 2, 'both connections (commands, subscriber) go silent')
   // The subscriber's PING times out, it reconnects (through the proxy, which forwards new connections): Redis is
-  // reachable again at once. The commands connection is never checked nor recycled.
-  await waitFor('the list fails closed', () => !store.list.available, 6000)
+  // reachable again at once. The reload on the silent commands connection times out, and that connection is
+  // started again. Whether the list went unavailable meanwhile depends on how fast that is (maxStalenessSeconds
+  // is 2): what matters is that it is current once the staleness has passed. (Before the fix, the commands
+  // connection was never started again: the list stayed unavailable until the kernel dropped the socket.)
+  await new Promise((resolve) => setTimeout(resolve, 2500))
   let recovered = true
   try {
     await waitFor('the list is current again (Redis is reachable on a new connection)', () => store.list.available, 15_000)
