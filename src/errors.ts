@@ -198,6 +198,18 @@ export const ERROR_CODES = {
     message: 'The ID token\'s at_hash does not match the access token sent with it.',
     hint: 'Send the access token from the same token response as the ID token.'
   },
+  c_hash_missing: {
+    status: 401,
+    family: 'token',
+    message: 'An authorization code was sent for binding but the ID token has no c_hash claim.',
+    hint: 'Send code only with the ID token of a hybrid flow\'s authorization response (response_type code id_token), which must carry c_hash (OpenID Connect Core §3.3.2.11).'
+  },
+  c_hash_mismatch: {
+    status: 401,
+    family: 'token',
+    message: 'The ID token\'s c_hash does not match the authorization code sent with it.',
+    hint: 'Send the code from the same authorization response as the ID token; a mismatch can mean a code substituted by an attacker.'
+  },
   token_revoked: {
     status: 401,
     family: 'token',

@@ -320,6 +320,21 @@ t.test('per-request checks: nonce, maxAge, accessToken, audience', async (t) => 
   }
 })
 
+t.test('per-request checks: code (c_hash, hybrid flow), on full verifications and cache hits alike', async (t) => {
+  const code = 'SplxlOBeZQQYbYS6WxSbIA'
+  // Core §3.3.2.11: the left half of the hash of the code's octets, the ID token's algorithm's hash.
+  const hybrid = mint(es, idTokenClaims(ISS, AUD, { c_hash: computeAtHash(code, 'ES256'), jti: 'hybrid-1' }))
+  for (let i = 1; i <= 3; i++) t.equal((await verify(hybrid, { code })).status, 200, `verification ${i} (the third a hit)`)
+  t.match((await verify(hybrid, { code: 'another-code' })).body, { code: 'c_hash_mismatch', claim: 'c_hash', issuer: 'main' }, 'a substituted code')
+  t.match((await verify(hybrid, { code: 'Splxl\u00d3BeZQQYbYS6WxSbIA' })).body, { code: 'c_hash_mismatch' }, 'a code that is not ASCII never matches')
+  t.match((await verify(mint(es, idTokenClaims(ISS, AUD)), { code })).body, { code: 'c_hash_missing', claim: 'c_hash' }, 'no c_hash')
+  t.match((await verify(mint(es, idTokenClaims(ISS, AUD, { c_hash: 7 })), { code })).body, { code: 'claim_invalid', claim: 'c_hash' })
+  t.equal((await verify(hybrid)).status, 200, 'without code, c_hash is not checked')
+  const rsHybrid = mint(rs, idTokenClaims(ISS, AUD, { c_hash: computeAtHash(code, 'RS256') }))
+  t.equal((await verify(rsHybrid, { code })).status, 200, 'RS256')
+  t.equal((await verify(hybrid, { code: '' })).status, 400, 'an empty code is a bad request')
+})
+
 t.test('issuer rules: max token age and required claim values', async (t) => {
   const strict = 'https://strict.example.com'
   t.equal((await verify(mint(es, idTokenClaims(strict, AUD, { hd: 'example.com' })))).status, 200)

@@ -1,6 +1,7 @@
 /**
- * at_hash (OIDC Core §3.1.3.6, §3.2.2.9): base64url of the left half of the hash of the access token's
- * ASCII octets, the hash being the one of the ID token's signing algorithm.
+ * at_hash and c_hash (OIDC Core §3.1.3.6, §3.2.2.9, §3.3.2.11): base64url of the left half of the hash of the
+ * access token's (or the authorization code's) ASCII octets, the hash being the one of the ID token's signing
+ * algorithm.
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { Algorithm } from '../config/types.js'
@@ -21,14 +22,15 @@ export function computeAtHash (accessToken: string, alg: Algorithm, crv?: string
   return digest.subarray(0, bytes / 2).toString('base64url')
 }
 
-/** An access token's characters (RFC 6749 Appendix A.12, VSCHAR): printable ASCII, each one octet. */
+/** An access token's or a code's characters (RFC 6749 Appendix A.11, A.12, VSCHAR): printable ASCII, each one octet. */
 const VSCHARS = /^[\x20-\x7e]*$/
 
-export function atHashMatches (atHash: string, accessToken: string, alg: Algorithm, crv?: string): boolean {
+/** Whether `hash` (an at_hash or c_hash claim) is the left-half hash of `value` (the access token, the code). */
+export function atHashMatches (hash: string, value: string, alg: Algorithm, crv?: string): boolean {
   // Any other character has no single octet: hashing it would drop its high bits, so that another string
   // ("šbc" for "abc") would match the hash of a real token.
-  if (!VSCHARS.test(accessToken)) return false
-  const expected = Buffer.from(computeAtHash(accessToken, alg, crv))
-  const actual = Buffer.from(atHash)
+  if (!VSCHARS.test(value)) return false
+  const expected = Buffer.from(computeAtHash(value, alg, crv))
+  const actual = Buffer.from(hash)
   return expected.length === actual.length && timingSafeEqual(expected, actual)
 }

@@ -41,6 +41,8 @@ export interface RequestChecks {
   maxAge?: number
   /** The access token from the same response; the ID token's at_hash must be present and match. */
   accessToken?: string
+  /** The authorization code of a hybrid flow's response (Core §3.3.2.11): c_hash must be present and match it. */
+  code?: string
   /** Narrow acceptance to this one configured audience. */
   audience?: string
   /**
@@ -166,6 +168,7 @@ export function checkIdTokenClaims (
   const azp = optionalString(claims, 'azp', issuer)
   const nonce = optionalString(claims, 'nonce', issuer)
   const atHash = optionalString(claims, 'at_hash', issuer)
+  const cHash = optionalString(claims, 'c_hash', issuer)
   // Core §2: acr is a string. A list would meet requiredClaims' acr by any of its members, one of them "gold".
   optionalString(claims, 'acr', issuer)
 
@@ -211,6 +214,10 @@ export function checkIdTokenClaims (
   if (request.accessToken !== undefined) {
     if (atHash === undefined) fail('at_hash_missing', issuer, 'at_hash')
     if (!atHashMatches(atHash, request.accessToken, alg, keyCurve)) fail('at_hash_mismatch', issuer, 'at_hash')
+  }
+  if (request.code !== undefined) {
+    if (cHash === undefined) fail('c_hash_missing', issuer, 'c_hash')
+    if (!atHashMatches(cHash, request.code, alg, keyCurve)) fail('c_hash_mismatch', issuer, 'c_hash')
   }
 
   return { subject: sub, audiences }

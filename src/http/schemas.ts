@@ -27,6 +27,7 @@ export const VerifyBody = Type.Object({
   nonce: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'The nonce of the authorization request; the token\'s nonce must be equal.' })),
   maxAge: Type.Optional(Type.Integer({ minimum: 0, maximum: 315360000, description: 'OIDC max_age in seconds: auth_time must be present and recent enough.' })),
   accessToken: Type.Optional(Type.String({ minLength: 1, maxLength: 16384, description: 'The access token issued with the ID token; at_hash must match it.' })),
+  code: Type.Optional(Type.String({ minLength: 1, maxLength: 16384, description: 'The authorization code of a hybrid flow\'s response (code id_token), issued with the ID token; c_hash must match it.' })),
   audience: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'Accept the token only for this one configured audience (in aud; an azp naming another of the issuer\'s audiences, not an authorized party, is authorized_party_mismatch).' })),
   mode: Type.Optional(VerificationModeSchema)
 }, { additionalProperties: false, $id: 'VerifyRequest' })

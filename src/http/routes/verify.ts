@@ -37,7 +37,7 @@ export const verifyRoute: FastifyPluginAsync<VerifyRouteOptions> = async (fastif
     if (body.token !== undefined && headerToken !== undefined) throw new VerificationError('token_ambiguous')
     const token = body.token ?? headerToken
     if (token === undefined) throw new VerificationError('token_missing')
-    const checks = requestChecks(verifier, { nonce: body.nonce, maxAge: body.maxAge, accessToken: body.accessToken, audience: body.audience, mode: body.mode })
+    const checks = requestChecks(verifier, { nonce: body.nonce, maxAge: body.maxAge, accessToken: body.accessToken, code: body.code, audience: body.audience, mode: body.mode })
     const verified = (identity: VerifiedIdentity): VerifiedIdentity => {
       request.outcome = { issuer: identity.issuer.id }
       return identity
