@@ -197,11 +197,11 @@ async function reloadNow (app: FastifyInstance, load: () => Config, options: Rel
   // Every logger of the app (the Verifier's, the requests') is a pino child without a level of its own: this
   // sets theirs too, kept Verifier or new.
   app.log.level = config.server.logLevel
-  const issuerIds = new Set(config.issuers.map((issuer) => issuer.id))
-  // Once the replaced Verifier is closed, nothing counts for the issuers the new configuration dropped any more.
+  const kept = { issuers: new Set(config.issuers.map((issuer) => issuer.id)), callers: new Set(config.callers.keys.map((caller) => caller.id)) }
+  // Once the replaced Verifier is closed, nothing counts for the issuers and callers the new configuration dropped.
   const retired = (verifier === undefined ? slot.reconfigure(config) : slot.swap(verifier, config))
-    .then(async () => { await app.metrics?.forgetIssuers(issuerIds) })
-    .catch((err: unknown) => { log.error({ err }, 'dropping the metrics of the issuers the reload removed failed') })
+    .then(async () => { await app.metrics?.forgetRemoved(kept) })
+    .catch((err: unknown) => { log.error({ err }, 'dropping the metrics of the issuers and callers the reload removed failed') })
   const current = slot.current
   const notReady = current.status().filter((s) => !s.ready).map((s) => s.id)
   log.info({ issuers: current.issuerIds, changed: applied, notReady, verifier: verifier === undefined ? 'kept' : 'rebuilt', source: next.source }, 'configuration reloaded')

@@ -2,7 +2,7 @@
  * Label series of issuers a reload removed are dropped once the replaced Verifier is retired: the scrape-time
  * gauges always did (reset() at collect), and the counters and histograms (verifications, their durations, JWKS
  * fetches and their durations, stale keys, the token cache) do too, so /metrics does not grow with every issuer
- * id ever configured. The issuers kept keep their counts.
+ * id ever configured; so are those of callers a reload removed. The issuers and callers kept keep their counts.
  */
 import t from 'tap'
 import { buildApp } from '../src/app.js'
@@ -40,4 +40,27 @@ t.test('series of issuers removed by a reload do not accumulate in /metrics', as
   for (const name of ['oidc_verifier_verifications_total', 'oidc_verifier_jwks_fetches_total', 'oidc_verifier_jwks_fetch_duration_seconds_count', 'oidc_verifier_token_cache_misses_total']) {
     t.match(text, new RegExp(`^${name}\\{[^}]*issuer="tenant-${RELOADS}"`, 'm'), `${name}: the current issuer's series is there`)
   }
+})
+
+t.test('series of callers removed by a reload are dropped too', async (t) => {
+  const { createHash } = await import('node:crypto')
+  const sha256 = (value: string): string => createHash('sha256').update(value).digest('hex')
+  const key = makeKey('ES256')
+  const KEY_A = 'ka_0123456789abcdef0123456789abcdef'
+  const KEY_B = 'kb_0123456789abcdef0123456789abcdef'
+  const config = (callers: Array<{ id: string, sha256: string }>) => configFor([
+    { id: 'main', issuer: 'https://main.example.com', audiences: ['aud'], jwks: jwksOf(key) }
+  ], { loadShedding: { enabled: false }, callers: { keys: callers } })
+  const app = await buildApp(config([{ id: 'caller-a', sha256: sha256(KEY_A) }, { id: 'caller-b', sha256: sha256(KEY_B) }]))
+  t.teardown(() => app.close())
+  const token = mint(key, idTokenClaims('https://main.example.com', 'aud'))
+  for (const apiKey of [KEY_A, KEY_B]) {
+    t.equal((await app.inject({ method: 'POST', url: '/verify', headers: { 'x-api-key': apiKey }, payload: { token } })).statusCode, 200)
+  }
+  const result = await reloadConfiguration(app, () => config([{ id: 'caller-b', sha256: sha256(KEY_B) }]))
+  t.equal(result.outcome, 'applied')
+  await result.retired
+  const text = (await app.inject({ method: 'GET', url: '/metrics', headers: { 'x-api-key': KEY_B } })).body
+  t.notMatch(text, /caller="caller-a"/, 'the removed caller\'s series are gone')
+  t.match(text, /^oidc_verifier_http_requests_total\{route="\/verify",method="POST",status="200",caller="caller-b"\} 1$/m, 'the kept caller keeps its count')
 })

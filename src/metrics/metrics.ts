@@ -223,11 +223,16 @@ export class ServiceMetrics {
   }
 
   /**
-   * After a reload has retired the Verifier it replaced: the series of issuers the configuration no longer has
-   * are dropped, so that /metrics does not grow with every issuer id ever configured.
+   * After a reload has retired the Verifier it replaced: the series of issuers and callers the configuration no
+   * longer has are dropped, so that /metrics does not grow with every id ever configured.
    */
-  async forgetIssuers (keep: ReadonlySet<string>): Promise<void> {
-    await this.#forgetIssuers(keep)
+  async forgetRemoved (keep: { issuers: ReadonlySet<string>, callers: ReadonlySet<string> }): Promise<void> {
+    await this.#forgetIssuers(keep.issuers)
+    const kept = (caller: string): boolean => caller === NONE || keep.callers.has(caller)
+    this.#httpRequests.forget('caller', kept)
+    for (const { labels } of (await this.#rateLimited.get()).values) {
+      if (!kept(String(labels.caller))) this.#rateLimited.remove(labels as Record<string, string>)
+    }
   }
 
   shed (reason: string): void {
