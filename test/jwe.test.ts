@@ -247,6 +247,9 @@ t.test('key file and policy configuration problems', async (t) => {
     /decryptionKeys\[10\]: cannot read the key file ".*missing\.pem": no such file/
   ])
   matchExactly(t, problems({ decryptionKeys: [at('short.jwk')], keyManagementAlgorithms: ['dir'] }), [/a secret of 3 bytes; expected at least 16/])
+  // Every token that fits a key costs its private-key operation before anything is proven: bounded like signature
+  // keys. test/fixtures/rsa-8200-private.pem is a throwaway key made for this test (generating one takes ~12 s).
+  matchExactly(t, problems({ decryptionKeys: [join(import.meta.dirname, 'fixtures', 'rsa-8200-private.pem')] }), [/an RSA key of 8200 bits; expected at most 8192/])
   matchExactly(t, problems({ decryptionKeys: [files.dir] }), [/a secret \(oct\) key, used only with dir or PBES2-\*, and keyManagementAlgorithms allows none of them/], 'a secret needs the opt-in')
   matchExactly(t, problems({ decryptionKeys: [files.rsa], keyManagementAlgorithms: ['ECDH-ES'] }), [/an RSA key, used only with RSA-OAEP\* or RSA1_5, and keyManagementAlgorithms allows none/])
   matchExactly(t, problems({ decryptionKeys: [at('pinned.jwk')] }), [/a key pinned to "RSA-OAEP-512", which keyManagementAlgorithms does not allow/])

@@ -9,10 +9,10 @@
  */
 import { createHash, createPrivateKey, createPublicKey, createSecretKey, type KeyObject } from 'node:crypto'
 import { decodeBase64url } from '../core/base64url.js'
+import { MAX_RSA_BITS, MIN_RSA_BITS } from '../core/key-set.js'
 import { isRecord } from './document.js'
 import type { DecryptionKey } from './types.js'
 
-const MIN_RSA_BITS = 2048
 const EC_CURVES: Readonly<Record<string, string>> = { prime256v1: 'P-256', secp384r1: 'P-384', secp521r1: 'P-521' }
 /** A secret shorter than an AES-128 key is not a key. */
 const MIN_SECRET_BYTES = 16
@@ -48,7 +48,10 @@ function unfit (key: KeyObject): string | undefined {
   const type = key.asymmetricKeyType
   if (type === 'rsa') {
     const bits = key.asymmetricKeyDetails?.modulusLength ?? 0
-    return bits < MIN_RSA_BITS ? `an RSA key of ${bits} bits; expected at least ${MIN_RSA_BITS}` : undefined
+    if (bits < MIN_RSA_BITS) return `an RSA key of ${bits} bits; expected at least ${MIN_RSA_BITS}`
+    // Every token that fits the key costs a private-key operation before anything is proven: bounded as the
+    // signature keys are.
+    return bits > MAX_RSA_BITS ? `an RSA key of ${bits} bits; expected at most ${MAX_RSA_BITS}` : undefined
   }
   if (type === 'ec') {
     const curve = key.asymmetricKeyDetails?.namedCurve ?? ''
