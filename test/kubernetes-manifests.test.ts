@@ -290,3 +290,19 @@ t.test('the sidecar example: a native sidecar on localhost, probed by the health
   t.equal(target.pathname, '/verify')
   t.notOk(app?.ports?.some((p) => p.containerPort === config.server.port), 'the app does not use the verifier\'s port')
 })
+
+t.test('the forward-auth pod example (examples/kubernetes/sidecar.yaml): valid, and its verifier runs as the image does', async (t) => {
+  const path = fileURLToPath(new URL('../examples/kubernetes/sidecar.yaml', import.meta.url))
+  const docs = parseAllDocuments(readFileSync(path, 'utf8')).map((d) => d.toJS() as Record<string, unknown>).filter((d) => d !== null)
+  t.same(docs.map((d) => d.kind), ['ConfigMap', 'Deployment', 'Service'])
+  for (const doc of docs) {
+    const model = MODELS[doc.kind as Kind]
+    t.doesNotThrow(() => { new model.Model(doc as never).validate() }, `${String(doc.kind)} is valid`)
+    t.same(fields.unknownFields(doc.kind as string, doc), [], `${String(doc.kind)} has no unknown field`)
+  }
+  const spec = (docs[1] as unknown as IDeployment).spec!.template.spec!
+  const verifier = [...spec.containers, ...(spec.initContainers ?? [])].find((c) => c.name === 'oidc-verifier')
+  const nodeOptions = verifier?.env?.find((e) => e.name === 'NODE_OPTIONS')?.value ?? ''
+  t.match(nodeOptions, /(^| )--max-semi-space-size=4( |$)/, 'NODE_OPTIONS repeats the CMD\'s --max-semi-space-size=4, so its exec probes have the server\'s heap limit')
+  t.match(verifier?.command ?? [], ['node', '--max-semi-space-size=4', 'dist/server.js'], 'started as the image starts it')
+})
