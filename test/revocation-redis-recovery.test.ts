@@ -5,58 +5,18 @@
  *   started again after a timeout, so reads and writes recover once Redis is reachable, not ~15 minutes later;
  * - two deployments kept apart by database number only: pub/sub ignores databases, so the channel names it;
  * - a database that cannot be selected: nothing read from or written to database 0 instead (fail closed);
- * - Redis restarted empty: the revocations the running replicas hold are written back for the next one.
+ * - Redis restarted empty: the revocations the running replicas hold are written back for the next one, after the
+ *   list is current again (pipelined), and a subscriber lost meanwhile is noticed;
+ * - the database is selected again when the commands connection reconnects alone (Redis's idle timeout).
  */
 import t, { type Test } from 'tap'
 import { createServer, createConnection, type Socket, type Server } from 'node:net'
 import { once } from 'node:events'
-import { Redis } from 'ioredis'
-import type { Logger } from '../src/core/logger.js'
-import { RedisRevocationStore, type RedisRevocationStoreOptions } from '../src/revocation/redis-store.js'
-import type { Revocation } from '../src/revocation/revocation.js'
-import { RevocationList } from '../src/revocation/revocation-list.js'
 import { findRedisServer, startRedis, type RedisHandle } from './helpers/redis.js'
+import { capturingLogger, newPrefix, newStore, nowSeconds, rawClient, revocation, waitFor } from './helpers/revocation-store.js'
 
 findRedisServer()
 
-const nowSeconds = (): number => Math.floor(Date.now() / 1000)
-
-function revocation (kind: Revocation['kind'], value: string, extra: Partial<Revocation> = {}): Revocation {
-  const cutoff = kind === 'sub' || kind === 'issuer'
-  return { issuer: 'main', kind, value, before: cutoff ? nowSeconds() : null, expiresAt: nowSeconds() + 3600, source: 'api', ...extra }
-}
-
-interface Captured { level: string, obj: object, msg: string | undefined }
-function capturingLogger (): { logger: Logger, lines: Captured[], text: () => string } {
-  const lines: Captured[] = []
-  const at = (level: string) => (obj: object, msg?: string): void => { lines.push({ level, obj, msg }) }
-  const logger: Logger = { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error'), child: () => logger }
-  return { logger, lines, text: () => lines.map((l) => `${l.level} ${JSON.stringify(l.obj)} ${l.msg ?? ''}`).join('\n') }
-}
-
-let prefixCounter = 0
-const newPrefix = (): string => `oidc-verifier-recovery-${process.pid}-${++prefixCounter}:`
-
-function newStore (t: Test, options: Partial<RedisRevocationStoreOptions> & { url: string, keyPrefix: string }, maxEntries = 1000): RedisRevocationStore {
-  const store = new RedisRevocationStore({ maxStalenessSeconds: 5, commandTimeoutMs: 2000, list: new RevocationList(maxEntries, false), ...options })
-  t.teardown(async () => { await store.close() })
-  return store
-}
-
-function rawClient (t: Test, url: string): Redis {
-  const client = new Redis(url, { lazyConnect: false, maxRetriesPerRequest: 1 })
-  client.on('error', () => {})
-  t.teardown(() => { client.disconnect() })
-  return client
-}
-
-async function waitFor (what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-}
 
 async function redisFor (t: Test): Promise<RedisHandle> {
   const own = await startRedis()
@@ -177,10 +137,80 @@ t.test('Redis restarted empty (no persistence, or an RDB snapshot older than the
   await waitFor('A is current again after the restart', async () => {
     return a.list.available && a.status().lastCurrentAt !== null && (await rawClient(t, own.url).ping()) === 'PONG'
   }, 10_000)
-  await waitFor('A reloaded after the restart', () => /loaded from Redis/.test(text().split('\n').slice(-1)[0] ?? ''), 10_000)
+  await waitFor('A reloaded and wrote back after the restart', () => /written back/.test(text()), 10_000)
   t.ok(a.list.get('main', 'sub', 'victim', nowSeconds()), 'A still refuses the victim\'s tokens')
   const b = newStore(t, { url: own.url, keyPrefix })
   await b.start()
   t.ok(b.list.get('main', 'sub', 'victim', nowSeconds()), 'a replica started after the restart refuses them too')
   t.match(text(), /Redis had lost revocations this process holds .*; written back/)
+})
+
+t.test('a database in the URL is selected again when the commands connection reconnects alone', async (t) => {
+  const own = await redisFor(t)
+  const raw = rawClient(t, own.url)
+  const store = newStore(t, { url: `${own.url}/1`, keyPrefix: newPrefix() })
+  await store.start()
+  t.equal(await store.publish(revocation('sid', 'first')), 'added')
+  // As Redis's idle `timeout` does (pub/sub clients are exempt): the commands connection only.
+  await raw.client('KILL', 'TYPE', 'normal', 'SKIPME', 'yes')
+  await waitFor('a new commands connection', async () => ((await raw.client('LIST')) as string).includes('name=oidc-verifier-revocations '), 5000)
+  t.equal(store.list.available, true, 'still current (the subscriber never left)')
+  let second: unknown
+  await waitFor('a revocation recorded again', async () => {
+    second = await store.publish(revocation('sid', 'second')).then((r) => r, (err: unknown) => String((err as Error).cause))
+    return second === 'added'
+  }, 5000).catch(() => {})
+  t.equal(second, 'added', 'recorded, in database 1')
+  t.equal((await rawClient(t, `${own.url}/1`).keys('*')).length, 2, 'both in database 1')
+  t.equal((await raw.keys('*')).length, 0, 'none in database 0')
+})
+
+t.test('a subscriber lost while revocations are written back is noticed: nothing published meanwhile is missed', async (t) => {
+  const own = await redisFor(t)
+  const raw = rawClient(t, own.url)
+  const keyPrefix = newPrefix()
+  const subscriberId = async (name: string): Promise<string> => {
+    const line = ((await raw.client('LIST')) as string).split('\n').find((l) => l.includes(`name=${name} `) && /sub=[1-9]/.test(l))
+    if (line === undefined) throw new Error(`no subscriber ${name}`)
+    return /id=(\d+)/.exec(line)![1]!
+  }
+  const a = newStore(t, { url: own.url, keyPrefix, commandTimeoutMs: 4000, redisOptions: { connectionName: 'replica-a' } })
+  const b = newStore(t, { url: own.url, keyPrefix, commandTimeoutMs: 4000, redisOptions: { connectionName: 'replica-b' } })
+  await Promise.all([a.start(), b.start()])
+  await a.publish(revocation('sid', 'held-by-a'))
+  await raw.flushdb() // Redis lost it: A writes it back after its next load
+  await raw.call('CLIENT', 'PAUSE', '1500', 'WRITE') // the write-back waits (a slow or busy Redis)
+  await raw.client('KILL', 'ID', await subscriberId('replica-a')) // A reloads, then writes back (held up)
+  await new Promise((resolve) => setTimeout(resolve, 500))
+  await raw.client('KILL', 'ID', await subscriberId('replica-a')) // and loses its subscriber again meanwhile
+  t.equal(await b.publish(revocation('sid', 'revoked-elsewhere')), 'added', 'another replica records one meanwhile')
+  await waitFor('A holds it', () => a.list.get('main', 'sid', 'revoked-elsewhere', nowSeconds()) !== undefined, 8000).catch(() => {})
+  t.ok(a.list.get('main', 'sid', 'revoked-elsewhere', nowSeconds()), 'A holds it (it read everything again)')
+  await waitFor('the write-back', async () => (await raw.keys('*')).length === 2, 8000).catch(() => {})
+  t.equal((await raw.keys('*')).length, 2, 'and Redis holds both again')
+})
+
+t.test('Redis restarted empty under a large list: the list stays available while thousands are written back', async (t) => {
+  const own = await redisFor(t)
+  const { logger, text } = capturingLogger()
+  const store = newStore(t, { url: own.url, keyPrefix: newPrefix(), maxStalenessSeconds: 2, commandTimeoutMs: 500, logger }, 30_000)
+  await store.start()
+  const N = 20_000
+  for (let i = 0; i < N; i++) store.list.receive(revocation('sid', `s${i}`), nowSeconds())
+  await own.restart()
+  const restartedAt = Date.now()
+  const raw = rawClient(t, own.url)
+  let currentWhileWriting = false
+  // Until Redis holds them all again: the list read back is current while the write-back runs.
+  await waitFor('the write-back', async () => {
+    const size = await raw.dbsize()
+    // Current again: read back after the restart (until the staleness passes, the list is still the old one).
+    if (store.list.available && (store.status().lastCurrentAt ?? 0) >= restartedAt && size > 0 && size < N) currentWhileWriting = true
+    return size === N
+  }, 20_000)
+  t.equal(await raw.dbsize(), N, 'every revocation written back')
+  t.match(text(), new RegExp(`"count":${N}[^\\n]*written back`), 'and said so')
+  // Before the fix the write-back ran first, one round trip each, before the list was current again: for 30,000
+  // revocations longer than the staleness, every verification failing closed meanwhile.
+  t.ok(currentWhileWriting, 'the list was current again before the write-back ended')
 })

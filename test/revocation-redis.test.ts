@@ -5,15 +5,14 @@
  * current again (reloaded) when it is back; hostile messages and values are ignored; a full list refuses
  * without writing; key names hold no sid, sub or jti. Fails (does not skip) when redis-server is not installed.
  */
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { createHash } from 'node:crypto'
 import { Redis } from 'ioredis'
-import type { Logger } from '../src/core/logger.js'
 import { RedisRevocationStore, type RedisRevocationStoreOptions } from '../src/revocation/redis-store.js'
 import { revocationKey, type Revocation } from '../src/revocation/revocation.js'
-import { RevocationList } from '../src/revocation/revocation-list.js'
 import { RevocationStoreError } from '../src/revocation/store.js'
 import { findRedisServer, startRedis, type RedisHandle } from './helpers/redis.js'
+import { capturingLogger, newPrefix, newStore, nowSeconds, rawClient, revocation, waitFor } from './helpers/revocation-store.js'
 
 // First, so that a missing redis-server fails at once with its message.
 findRedisServer()
@@ -21,46 +20,6 @@ findRedisServer()
 const redis = await startRedis()
 t.teardown(async () => { await redis.close() })
 
-const nowSeconds = (): number => Math.floor(Date.now() / 1000)
-
-function revocation (kind: Revocation['kind'], value: string, extra: Partial<Revocation> = {}): Revocation {
-  const cutoff = kind === 'sub' || kind === 'issuer'
-  return { issuer: 'main', kind, value, before: cutoff ? nowSeconds() : null, expiresAt: nowSeconds() + 3600, source: 'api', ...extra }
-}
-
-interface Captured { level: string, obj: object, msg: string | undefined }
-
-/** A Logger that keeps every line, to check what the store logs and that no personal data is in it. */
-function capturingLogger (): { logger: Logger, lines: Captured[], text: () => string } {
-  const lines: Captured[] = []
-  const at = (level: string) => (obj: object, msg?: string): void => { lines.push({ level, obj, msg }) }
-  const logger: Logger = { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error'), child: () => logger }
-  return { logger, lines, text: () => lines.map((l) => `${l.level} ${JSON.stringify(l.obj)} ${l.msg ?? ''}`).join('\n') }
-}
-
-let prefixCounter = 0
-const newPrefix = (): string => `oidc-verifier-test-${process.pid}-${++prefixCounter}:`
-
-function newStore (t: Test, options: Partial<RedisRevocationStoreOptions> & { url: string, keyPrefix: string }, maxEntries = 1000): RedisRevocationStore {
-  const store = new RedisRevocationStore({ maxStalenessSeconds: 5, commandTimeoutMs: 2000, list: new RevocationList(maxEntries, false), ...options })
-  t.teardown(async () => { await store.close() })
-  return store
-}
-
-function rawClient (t: Test, url: string): Redis {
-  const client = new Redis(url, { lazyConnect: false, maxRetriesPerRequest: 1 })
-  client.on('error', () => {})
-  t.teardown(() => { client.disconnect() })
-  return client
-}
-
-async function waitFor (what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-}
 
 interface TimerRecord {
   purpose: 'start' | 'stale'

@@ -55,6 +55,8 @@ export interface RedisRevocationStoreOptions {
 }
 
 const SCAN_COUNT = 1000
+/** Revocations written back per pipelined round trip. */
+const WRITE_BACK_BATCH = 200
 const CONNECT_TIMEOUT_MS = 5_000
 
 /** ioredis errors carry the command's arguments (a revocation's JSON): keep the message only. */
@@ -392,19 +394,15 @@ export class RedisRevocationStore implements RevocationStore {
       this.#subscribed = true
     }
     // Loads only once subscribed: whatever is written from now on is received if it is not read.
-    if (this.#current || this.#cmd.status !== 'ready') return
+    if (this.#cmd.status !== 'ready') return
+    // A new commands connection selects its database whether or not the list needs loading: it may have
+    // reconnected alone (Redis's idle timeout closes it, never the subscriber), and publish needs the database too.
     await this.#selectDatabase()
+    if (this.#current) return
     const { count, complete, stored } = await this.#load()
     // A load that raced a lost subscriber proves nothing: the list stays as it was (incomplete: failing closed).
     if (this.#closed || epoch !== this.#epoch || !this.#subscribed) return
     if (complete) this.list.markComplete()
-    try {
-      await this.#writeBack(stored)
-    } catch (err) {
-      // A replica URL (READONLY), a full Redis: the list read is still current; the next reload tries again.
-      this.#logger.warn({ redis: this.#host, error: errorMessage(err) }, 'revocations Redis had lost could not be written back')
-      this.#recycleIfTimedOut(err)
-    }
     const wasAvailable = this.list.available
     this.#current = true
     this.#lastCurrentAt = this.#now()
@@ -414,6 +412,13 @@ export class RedisRevocationStore implements RevocationStore {
     this.list.setAvailable(true)
     this.#logger.info({ redis: this.#host, count, size: this.list.size, wasAvailable }, 'revocations loaded from Redis; the list is current')
     this.#startSettle?.()
+    // After the list is current, not before: writing back many takes time, during which the staleness timer
+    // would fail verifications closed, and a subscriber lost meanwhile would go unnoticed.
+    this.#writeBack(stored).catch((err: unknown) => {
+      // A replica URL (READONLY), a full Redis: the list read is still current; the next reload tries again.
+      this.#logger.warn({ redis: this.#host, error: errorMessage(err) }, 'revocations Redis had lost could not be written back')
+      this.#recycleIfTimedOut(err)
+    })
   }
 
   /** Selects the URL's database on the commands connection, once per connection; a refusal is the URL's fault. */
@@ -439,7 +444,15 @@ export class RedisRevocationStore implements RevocationStore {
       if (revocation.expiresAt > nowSeconds && !stored.has(revocationRedisKey(this.#keyPrefix, revocation))) lost.push(revocation)
     }
     if (lost.length === 0) return
-    for (const revocation of lost) await this.#merge(revocation)
+    // Pipelined: one round trip per batch, not per revocation.
+    for (let i = 0; i < lost.length && !this.#closed; i += WRITE_BACK_BATCH) {
+      const pipeline = this.#cmd.pipeline() as ReturnType<Redis['pipeline']> & { revocationMerge: (key: string, json: string, channel: string) => unknown }
+      for (const revocation of lost.slice(i, i + WRITE_BACK_BATCH)) {
+        pipeline.revocationMerge(revocationRedisKey(this.#keyPrefix, revocation), JSON.stringify(revocation), this.#channel)
+      }
+      const failed = (await this.#withTimeout(pipeline.exec()))?.find(([err]) => err !== null)
+      if (failed !== undefined) throw failed[0] as Error
+    }
     this.#logger.warn({ redis: this.#host, count: lost.length },
       'Redis had lost revocations this process holds (restarted without persistence or from an older snapshot, or flushed); written back')
   }
