@@ -3,16 +3,16 @@
  * key is proven. So:
  * - maxPbes2Count is the budget of one token, whatever number of secrets it fits: a kid-less token is tried
  *   with as many secrets as its p2c fits into the budget, not with up to four at the full count each;
- * - at most MAX_PBES2_IN_FLIGHT PBES2 tokens decrypt at once; another is 503 overloaded, so forged ones cannot
- *   hold the pool's threads (DNS lookups, file reads) while load shedding, which watches the event loop, sees
- *   nothing;
+ * - at most MAX_PBES2_IN_FLIGHT PBES2 tokens decrypt at once and MAX_PBES2_WAITING wait their turn (a batch's
+ *   tokens do); another is 503 overloaded, so forged ones cannot hold the pool's threads (DNS lookups, file
+ *   reads) while load shedding, which watches the event loop, sees nothing;
  * - a decryption JWK whose key_ops say it signs is refused, as one with "use": "sig" is.
  */
 import { join } from 'node:path'
 import t from 'tap'
 import { buildApp } from '../src/app.js'
 import { silentLogger } from '../src/core/logger.js'
-import { MAX_PBES2_IN_FLIGHT, TokenDecryptor } from '../src/core/jwe.js'
+import { MAX_PBES2_IN_FLIGHT, MAX_PBES2_WAITING, TokenDecryptor } from '../src/core/jwe.js'
 import { configFor, configProblems } from './helpers/config.js'
 import { encrypt, secretKey } from './helpers/jwe.js'
 import { idTokenClaims, jwksOf, makeKey, mint } from './helpers/tokens.js'
@@ -42,13 +42,23 @@ t.test('maxPbes2Count is one token\'s budget across the secrets it is tried with
   t.same(third, { status: 401, code: 'token_decryption_failed' }, 'the third at half of it: the budget is spent on the first two')
 })
 
-t.test(`at most ${MAX_PBES2_IN_FLIGHT} PBES2 tokens decrypt at once; another is overloaded`, async (t) => {
+t.test(`at most ${MAX_PBES2_IN_FLIGHT} PBES2 tokens decrypt at once, ${MAX_PBES2_WAITING} wait their turn, another is overloaded`, async (t) => {
   const decryptor = new TokenDecryptor(config.issuers, silentLogger)
-  const token = await encrypt(signed(), secrets[0]!, { alg: ALG, enc: 'A128GCM', p2c: 4000 })
-  const first = Array.from({ length: MAX_PBES2_IN_FLIGHT }, async () => await decryptor.decrypt(token))
-  await t.rejects(decryptor.decrypt(token), { code: 'overloaded', details: { retryAfterSeconds: 1 } }, 'one more while they run')
-  for (const done of await Promise.all(first)) t.equal(done.header.alg, ALG, 'the first ones decrypt')
-  t.equal((await decryptor.decrypt(token)).header.alg, ALG, 'and once they are done, the next one too')
+  const token = await encrypt(signed(), secrets[0]!, { alg: ALG, enc: 'A128GCM', p2c: 1000 })
+  const accepted = Array.from({ length: MAX_PBES2_IN_FLIGHT + MAX_PBES2_WAITING }, async () => await decryptor.decrypt(token))
+  await t.rejects(decryptor.decrypt(token), { code: 'overloaded', details: { retryAfterSeconds: 1 } }, 'one more than run and wait')
+  const done = await Promise.all(accepted)
+  t.ok(done.every((d) => d.header.alg === ALG), `the ${done.length} others decrypt, in turn`)
+  t.equal((await decryptor.decrypt(token)).header.alg, ALG, 'and once they are done, the next one at once')
+})
+
+t.test('a /verify/batch of PBES2 tokens waits its turn rather than being refused', async (t) => {
+  const app = await buildApp(config)
+  t.teardown(() => app.close())
+  const tokens = await Promise.all(Array.from({ length: 5 }, async () => await encrypt(signed(), secrets[0]!, { alg: ALG, enc: 'A128GCM', p2c: 1000 })))
+  const res = await app.inject({ method: 'POST', url: '/verify/batch', payload: { tokens } })
+  t.equal(res.statusCode, 200)
+  t.same(res.json().results.map((r: { ok: boolean }) => r.ok), [true, true, true, true, true], 'five new PBES2 tokens in one batch')
 })
 
 t.test('a decryption JWK whose key_ops say it signs is refused', async (t) => {

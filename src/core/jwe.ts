@@ -24,11 +24,14 @@ export const MAX_DECRYPTION_ATTEMPTS = 4
 
 /**
  * PBES2 tokens decrypting at once. Each costs the sender's p2c PBKDF2 iterations (up to maxPbes2Count) in
- * libuv's thread pool, before any key is proven, where the event loop's load shedding cannot see it; past this,
- * a PBES2 token is 503 overloaded, so that forged ones cannot hold the pool's threads (DNS lookups and file reads
- * wait for them too).
+ * libuv's thread pool, before any key is proven, where the event loop's load shedding cannot see it; so that
+ * forged ones cannot hold the pool's threads (DNS lookups and file reads wait for them too), others wait their
+ * turn: at most MAX_PBES2_WAITING of them (a /verify/batch of 100 fits), each at most PBES2_WAIT_MS; past either,
+ * a PBES2 token is 503 overloaded.
  */
 export const MAX_PBES2_IN_FLIGHT = 2
+export const MAX_PBES2_WAITING = 128
+export const PBES2_WAIT_MS = 2_000
 
 export interface JweHeader {
   alg: string
@@ -131,6 +134,8 @@ export class TokenDecryptor {
   private readonly candidates: Candidate[] = []
   private readonly logger: Logger
   private pbes2InFlight = 0
+  /** Waiting PBES2 decryptions, first come first served: each is handed a slot when one is given back. */
+  private readonly pbes2Waiting: Array<() => void> = []
 
   constructor (issuers: readonly IssuerConfig[], logger: Logger) {
     this.logger = logger
@@ -156,16 +161,40 @@ export class TokenDecryptor {
     const fitting = selectCandidates(this.candidates, header)
     if (fitting.length === 0) throw this.fail('no configured key and policy accepts the token\'s alg, enc, kid and zip')
     if (!header.alg.startsWith('PBES2-')) return await this.tryKeys(token, header, fitting)
-    if (this.pbes2InFlight >= MAX_PBES2_IN_FLIGHT) {
-      this.logger.debug({ inFlight: this.pbes2InFlight }, 'a PBES2 token refused: as many are being decrypted as the bound allows')
-      throw new VerificationError('overloaded', { retryAfterSeconds: 1 })
-    }
-    this.pbes2InFlight++
+    await this.pbes2Slot()
     try {
       return await this.tryKeys(token, header, fitting)
     } finally {
-      this.pbes2InFlight--
+      // The slot goes to the first waiting decryption, or back to the pool.
+      const next = this.pbes2Waiting.shift()
+      if (next !== undefined) next()
+      else this.pbes2InFlight--
     }
+  }
+
+  /** Takes one of the MAX_PBES2_IN_FLIGHT slots, waiting for one within the bounds; else 503 overloaded. */
+  private async pbes2Slot (): Promise<void> {
+    if (this.pbes2InFlight < MAX_PBES2_IN_FLIGHT) {
+      this.pbes2InFlight++
+      return
+    }
+    const overloaded = (): VerificationError => {
+      this.logger.debug({ inFlight: this.pbes2InFlight, waiting: this.pbes2Waiting.length }, 'a PBES2 token refused: too many are being decrypted or waiting')
+      return new VerificationError('overloaded', { retryAfterSeconds: 1 })
+    }
+    if (this.pbes2Waiting.length >= MAX_PBES2_WAITING) throw overloaded()
+    await new Promise<void>((resolve, reject) => {
+      const handOver = (): void => {
+        clearTimeout(timer)
+        resolve()
+      }
+      const timer = setTimeout(() => {
+        this.pbes2Waiting.splice(this.pbes2Waiting.indexOf(handOver), 1)
+        reject(overloaded())
+      }, PBES2_WAIT_MS)
+      timer.unref()
+      this.pbes2Waiting.push(handOver)
+    })
   }
 
   /**
