@@ -197,10 +197,13 @@ async function reloadNow (app: FastifyInstance, load: () => Config, options: Rel
   // Every logger of the app (the Verifier's, the requests') is a pino child without a level of its own: this
   // sets theirs too, kept Verifier or new.
   app.log.level = config.server.logLevel
-  const kept = { issuers: new Set(config.issuers.map((issuer) => issuer.id)), callers: new Set(config.callers.keys.map((caller) => caller.id)) }
-  // Once the replaced Verifier is closed, nothing counts for the issuers and callers the new configuration dropped.
+  // Once the replaced Verifier is closed, nothing counts for the issuers and callers dropped. Those of the
+  // configuration in force then: a later reload may have configured them again meanwhile.
   const retired = (verifier === undefined ? slot.reconfigure(config) : slot.swap(verifier, config))
-    .then(async () => { await app.metrics?.forgetRemoved(kept) })
+    .then(async () => {
+      const inForce = slot.config
+      await app.metrics?.forgetRemoved({ issuers: new Set(inForce.issuers.map((i) => i.id)), callers: new Set(inForce.callers.keys.map((c) => c.id)) })
+    })
     .catch((err: unknown) => { log.error({ err }, 'dropping the metrics of the issuers and callers the reload removed failed') })
   const current = slot.current
   const notReady = current.status().filter((s) => !s.ready).map((s) => s.id)

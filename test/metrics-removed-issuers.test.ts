@@ -64,3 +64,31 @@ t.test('series of callers removed by a reload are dropped too', async (t) => {
   t.notMatch(text, /caller="caller-a"/, 'the removed caller\'s series are gone')
   t.match(text, /^oidc_verifier_http_requests_total\{route="\/verify",method="POST",status="200",caller="caller-b"\} 1$/m, 'the kept caller keeps its count')
 })
+
+t.test('an issuer removed, then configured again before the first reload\'s Verifier retires, keeps its series', async (t) => {
+  const key = makeKey('ES256')
+  const kept = { id: 'kept', issuer: 'https://kept.example.com', audiences: ['aud'], jwks: jwksOf(key) }
+  const x = { id: 'x', issuer: 'https://x.example.com', audiences: ['aud'], jwks: jwksOf(key) }
+  const opts = { loadShedding: { enabled: false }, rateLimit: { enabled: false } }
+  const app = await buildApp(configFor([kept, x], opts))
+  t.teardown(() => app.close())
+  await app.ready()
+  const xToken = mint(key, idTokenClaims('https://x.example.com', 'aud'))
+  t.equal((await app.inject({ method: 'POST', url: '/verify', payload: { token: xToken } })).statusCode, 200)
+
+  // A request still running on the first generation (a slow JWKS fetch, a slow client): it holds its lease.
+  const lease = app.verifierSlot.lease()
+  const first = await reloadConfiguration(app, () => configFor([kept], opts)) // x removed (by mistake)
+  const second = await reloadConfiguration(app, () => configFor([kept, x], opts)) // x back
+  t.equal(first.outcome, 'applied')
+  t.equal(second.outcome, 'applied')
+  await second.retired
+  for (let i = 0; i < 2; i++) t.equal((await app.inject({ method: 'POST', url: '/verify', payload: { token: xToken } })).statusCode, 200)
+  const before = (await app.inject({ method: 'GET', url: '/metrics' })).body
+  t.match(before, /^oidc_verifier_verifications_total\{issuer="x",result="ok"\} \d+$/m, 'x is counted before the old request ends')
+
+  app.verifierSlot.release(lease) // the old request ends: the first generation retires
+  await first.retired
+  const after = (await app.inject({ method: 'GET', url: '/metrics' })).body
+  t.match(after, /^oidc_verifier_verifications_total\{issuer="x",result="ok"\} \d+$/m, 'x (configured, just verified) is still counted')
+})
