@@ -6,7 +6,7 @@
  * started and given time to load its keys before it is swapped in: a request never meets a Verifier that is
  * still discovering an issuer that was serving a moment ago. If such an issuer gets no usable keys under the
  * new configuration within the bound, the reload is refused too (the old Verifier still has its keys, stale
- * or not). The replaced Verifier is closed once the requests that arrived before the swap are done.
+ * or not). The replaced Verifier is closed once the requests that began using it before the swap are done.
  *
  * What a reload applies, what waits for a restart and the configuration in force afterwards are decided first
  * (src/reload-plan.ts). A reload that changes none of the settings the Verifier is built from keeps the

@@ -116,3 +116,26 @@ t.test('two Host lines: 400 request_invalid (RFC 9112 §3.2), like a missing Hos
   const verify = await rawExchange(portOf(app), `POST /verify HTTP/1.1\r\nHost: a\r\nHost: b\r\nAuthorization: Bearer ${token}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`)
   t.equal(verify.status, 400, '/verify: two Host lines are refused')
 })
+
+t.test('an answer given before a small body arrived whole is the only answer: the connection closes, no 408 follows', async (t) => {
+  const app = await buildApp(configFor(issuers, { server: { headersTimeoutMs: 1000, requestTimeoutMs: 1000 } }))
+  t.teardown(() => app.close())
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  for (const [name, head, status] of [
+    ['a body type not taken', 'POST /verify HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 1000\r\n\r\n', '415'],
+    ['two Host lines', 'POST /verify HTTP/1.1\r\nHost: x\r\nHost: y\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n', '400'],
+    // Fastify reads the body of a request to an unknown path before its 404: the stalled body is then the answer's.
+    ['an unknown path', 'POST /nothing-here HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n', '408']
+  ] as const) {
+    const socket = net.connect(portOf(app), '127.0.0.1')
+    let answer = ''
+    socket.on('data', (d: Buffer) => { answer += d.toString('latin1') })
+    socket.on('connect', () => socket.write(`${head}{"tok`))
+    // The client stalls, sending a byte now and then, past requestTimeoutMs.
+    const dribble = setInterval(() => { if (!socket.destroyed) socket.write('a') }, 200)
+    await new Promise<void>((resolve) => { socket.on('close', () => resolve()); socket.on('error', () => resolve()); setTimeout(resolve, 5000) })
+    clearInterval(dribble)
+    socket.destroy()
+    t.same(statusLines(answer).map((l) => l.slice(9, 12)), [status], `${name}: one answer, ${status}`)
+  }
+})

@@ -1,11 +1,13 @@
 /**
  * What every request does on arrival and at its end, in one pair of synchronous hooks (each async hook
  * costs a promise and a microtask on every request's path):
- * - arrival: the x-request-id response header, and a lease on the Verifier generation in force, so that a
- *   configuration reload closes a replaced Verifier only after the requests that may still use it are done;
- *   an HTTP/1.1 request without Host, or any with two, is refused (RFC 9112 §3.2; Node leaves that to us, src/http/client-errors.ts);
- *   a large or chunked body left unread when the answer is sent closes the connection, and the answer says so;
- * - end (response or abort): the lease given back, the request counted in the metrics, the request log line.
+ * - arrival: the x-request-id response header; an HTTP/1.1 request without Host, or any with two, is refused
+ *   (RFC 9112 §3.2; Node leaves that to us, src/http/client-errors.ts); a large or chunked body left unread when
+ *   the answer is sent closes the connection, and the answer says so;
+ * - first use of request.verifier: a lease on the Verifier generation in force, so that a configuration reload
+ *   closes a replaced Verifier only after the requests that use it are done;
+ * - end (response or abort): the lease given back, a connection whose request body is not read whole closed, the
+ *   request counted in the metrics, the request log line.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
@@ -51,6 +53,11 @@ function closeIfUnread (raw: FastifyRequest['raw'], res: FastifyReply['raw']): v
   res.once('finish', () => { if (!raw.complete) raw.socket.destroySoon() })
 }
 
+/** Ends a connection once what is written has gone out (inject()'s stand-in socket has nothing to end). */
+function closeSoon (socket: FastifyRequest['raw']['socket'] | undefined): void {
+  if (typeof socket?.destroySoon === 'function') socket.destroySoon()
+}
+
 export const requestLifecycle = fp(async (fastify: FastifyInstance, opts: RequestLifecycleOptions) => {
   const { slot, metrics } = opts
   fastify.decorateRequest('outcome', undefined)
@@ -90,6 +97,10 @@ export const requestLifecycle = fp(async (fastify: FastifyInstance, opts: Reques
   })
   fastify.addHook('onResponse', (request: FastifyRequest, reply: FastifyReply, done) => {
     giveBack(request)
+    // Answered before its body arrived whole (a 415, a 404, an early refusal of a small body): nothing more can be
+    // read on this connection until that body ends, and a client that stalls would later get a 408 after this
+    // answer. The connection closes instead (a large or chunked body was told so in the answer: closeIfUnread).
+    if (!request.raw.complete) closeSoon(request.raw.socket)
     metrics?.requestCompleted(request.routeOptions.url, request.method, reply.statusCode, request.caller?.id, request.outcome?.code, reply.elapsedTime / 1000)
     logCompletedRequest(request, reply)
     done()
