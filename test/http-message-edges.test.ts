@@ -139,3 +139,33 @@ t.test('an answer given before a small body arrived whole is the only answer: th
     t.same(statusLines(answer).map((l) => l.slice(9, 12)), [status], `${name}: one answer, ${status}`)
   }
 })
+
+t.test('a small body answered early (415) then sent whole promptly: the answer says keep-alive, so the connection must serve the next request', async (t) => {
+  const app = await buildApp(configFor(issuers))
+  t.teardown(() => app.close())
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const body = 'x'.repeat(100)
+  const raw = await new Promise<string>((resolve) => {
+    let out = ''
+    const socket = net.connect(portOf(app), '127.0.0.1', () => {
+      socket.write(`POST /verify HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\n${body.slice(0, 10)}`)
+      // The client (e.g. a pool that writes head and body in two writes) sends the rest at once, then reuses the connection.
+      setTimeout(() => {
+        if (socket.destroyed || !socket.writable) return
+        socket.write(body.slice(10))
+        setTimeout(() => {
+          if (!socket.destroyed && socket.writable) socket.write(`POST /verify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${JSON.stringify({ token }).length}\r\nConnection: close\r\n\r\n${JSON.stringify({ token })}`)
+        }, 100)
+      }, 50)
+    })
+    const timer = setTimeout(() => { socket.destroy(); resolve(out) }, 3000)
+    socket.on('data', (d: Buffer) => { out += d.toString('latin1') })
+    socket.on('error', () => {})
+    socket.on('close', () => { clearTimeout(timer); resolve(out) })
+  })
+  const firstHead = raw.slice(0, raw.indexOf('\r\n\r\n'))
+  t.match(firstHead, /^HTTP\/1\.1 415 /)
+  const saysClose = /\r\nconnection: close/i.test(firstHead)
+  const lines = statusLines(raw)
+  t.ok(saysClose || lines.length === 2, `the first answer says Connection: close, or the second request is answered (answer said ${/\r\nconnection: ([^\r]*)/i.exec(firstHead)?.[1]}; got ${JSON.stringify(lines)})`)
+})
