@@ -7,6 +7,7 @@
  * - a database that cannot be selected: nothing read from or written to database 0 instead (fail closed);
  * - Redis restarted empty: the revocations the running replicas hold are written back for the next one, after the
  *   list is current again (pipelined), and a subscriber lost meanwhile is noticed;
+ *   a write-back that failed (a write pause past commandTimeoutMs, as in a failover) is tried again;
  * - the database is selected again when the commands connection reconnects alone (Redis's idle timeout).
  */
 import t, { type Test } from 'tap'
@@ -213,4 +214,26 @@ t.test('Redis restarted empty under a large list: the list stays available while
   // Before the fix the write-back ran first, one round trip each, before the list was current again: for 30,000
   // revocations longer than the staleness, every verification failing closed meanwhile.
   t.ok(currentWhileWriting, 'the list was current again before the write-back ended')
+})
+
+t.test('a write-back that failed once (a write pause longer than commandTimeoutMs, as during a failover) is tried again', async (t) => {
+  const own = await redisFor(t)
+  const raw = rawClient(t, own.url)
+  const keyPrefix = newPrefix()
+  const { logger, text } = capturingLogger()
+  const a = newStore(t, { url: own.url, keyPrefix, logger, maxStalenessSeconds: 2, commandTimeoutMs: 300, redisOptions: { connectionName: 'replica-a' } })
+  await a.start()
+  await a.publish(revocation('sub', 'victim'))
+  await raw.flushdb() // Redis lost it (restarted without persistence)
+  await raw.call('CLIENT', 'PAUSE', '1000', 'WRITE') // writes held up for longer than commandTimeoutMs
+  const line = ((await raw.client('LIST')) as string).split('\n').find((l) => l.includes('name=replica-a ') && /sub=[1-9]/.test(l))!
+  await raw.client('KILL', 'ID', /id=(\d+)/.exec(line)![1]!) // A reloads, then writes back
+  await waitFor('the write-back failed', () => /could not be written back/.test(text()), 5000)
+  // Redis takes writes again; A is current; give it several ping intervals and a reconnection.
+  await new Promise((resolve) => setTimeout(resolve, 4000))
+  t.equal(a.list.available, true, 'A is current')
+  t.equal((await raw.keys('*')).length, 1, 'Redis holds the revocation again (written back on a later try)')
+  const b = newStore(t, { url: own.url, keyPrefix })
+  await b.start()
+  t.ok(b.list.get('main', 'sub', 'victim', nowSeconds()), 'a replica started now refuses the victim\'s tokens')
 })

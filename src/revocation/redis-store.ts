@@ -122,6 +122,9 @@ export class RedisRevocationStore implements RevocationStore {
   #closing: Promise<void> | undefined
   /** The last warning logged by #warnOnce. */
   #lastLoggedError: string | undefined
+  /** A write-back is running; one that failed is due again (tried from #tick while the list is current). */
+  #writingBack = false
+  #writeBackDue = false
 
   constructor (options: RedisRevocationStoreOptions) {
     this.list = options.list
@@ -354,6 +357,7 @@ export class RedisRevocationStore implements RevocationStore {
       this.#ensure()
       return
     }
+    if (this.#writeBackDue && this.#databaseSelected && this.#cmd.status === 'ready') this.#startWriteBack(undefined)
     if (this.#sub.status !== 'ready') return
     const epoch = this.#epoch
     this.#sub.ping().then(() => {
@@ -414,11 +418,33 @@ export class RedisRevocationStore implements RevocationStore {
     this.#startSettle?.()
     // After the list is current, not before: writing back many takes time, during which the staleness timer
     // would fail verifications closed, and a subscriber lost meanwhile would go unnoticed.
-    this.#writeBack(stored).catch((err: unknown) => {
-      // A replica URL (READONLY), a full Redis: the list read is still current; the next reload tries again.
-      this.#logger.warn({ redis: this.#host, error: errorMessage(err) }, 'revocations Redis had lost could not be written back')
+    this.#startWriteBack(stored)
+  }
+
+  /** One write-back at a time; a failed one is due again on a later tick (the list stays current meanwhile). */
+  #startWriteBack (stored: ReadonlySet<string> | undefined): void {
+    if (this.#closed) return
+    if (this.#writingBack) { this.#writeBackDue = true; return }
+    this.#writingBack = true
+    this.#writeBackDue = false
+    const keys = stored !== undefined ? Promise.resolve(stored) : this.#storedKeys()
+    keys.then(async (k) => { await this.#writeBack(k) }).catch((err: unknown) => {
+      if (this.#closed) return
+      this.#writeBackDue = true
+      this.#warnOnce({}, err, 'revocations Redis had lost could not be written back; trying again')
       this.#recycleIfTimedOut(err)
-    })
+    }).finally(() => { this.#writingBack = false })
+  }
+
+  async #storedKeys (): Promise<Set<string>> {
+    const stored = new Set<string>()
+    let cursor = '0'
+    do {
+      const [next, keys] = await this.#withTimeout(this.#cmd.scan(cursor, 'MATCH', revocationKeyPattern(this.#keyPrefix), 'COUNT', SCAN_COUNT))
+      cursor = next
+      for (const key of keys) stored.add(key)
+    } while (cursor !== '0' && !this.#closed)
+    return stored
   }
 
   /** Selects the URL's database on the commands connection, once per connection; a refusal is the URL's fault. */
