@@ -39,6 +39,7 @@ import { clientAddress } from './http/client-address.js'
 import { registerLoadShedding } from './http/load-shedding.js'
 import { metricsRoute } from './http/routes/metrics.js'
 import { httpsOptions } from './http/tls.js'
+import { CLOSING_RESPONSES } from './http/closing-response.js'
 import { noteInUse } from './http/tls-reload.js'
 import { CertificateWatch } from './http/tls-watch.js'
 import { combineEvents } from './metrics/combine-events.js'
@@ -58,13 +59,13 @@ export interface BuildAppOptions extends VerifierOptions {
 }
 
 export async function buildApp (config: Config, options: BuildAppOptions = {}): Promise<FastifyInstance> {
-  const https = config.server.tls === undefined ? undefined : httpsOptions(config.server.tls)
+  const https = config.server.tls === undefined ? undefined : { ...httpsOptions(config.server.tls), ...CLOSING_RESPONSES }
   const requestIds = requestIdGenerator()
   // Answers written on the socket, outside the routes (src/http/client-errors.ts).
   const bareAnswers: ClientErrorOptions = { requestId: () => requestIds(), logger: () => fastify.log, metrics: () => fastify.metrics }
   // Server timeouts are explicit (config.server), so a slow or idle client cannot hold a connection for ever.
   const fastify = Fastify({
-    ...(https !== undefined ? { https } : {}),
+    ...(https !== undefined ? { https } : { http: CLOSING_RESPONSES }),
     ...(options.loggerInstance !== undefined ? { loggerInstance: options.loggerInstance } : { logger: loggerOptions(config.server.logLevel) }),
     // Our own request log line (src/http/request-log.ts) replaces Fastify's, which would log URLs and errors.
     logController: new LogController({ disableRequestLogging: true }),

@@ -18,12 +18,13 @@ import { requestLifecycle } from './http/request-lifecycle.js'
 import { answerUnknownRoutes } from './http/route-methods.js'
 import { prepareListener } from './http/listener.js'
 import { httpsOptions } from './http/tls.js'
+import { CLOSING_RESPONSES } from './http/closing-response.js'
 import { noteInUse } from './http/tls-reload.js'
 import { healthRoutes } from './http/routes/health.js'
 import { metricsRoute } from './http/routes/metrics.js'
 
 export async function buildOpsApp (app: FastifyInstance, config: Config): Promise<FastifyInstance> {
-  const https = config.server.opsTls === undefined ? undefined : httpsOptions(config.server.opsTls)
+  const https = config.server.opsTls === undefined ? undefined : { ...httpsOptions(config.server.opsTls), ...CLOSING_RESPONSES }
   const logger = app.log.child({ listener: 'ops' })
   // As on the main listener: a caller's safe X-Request-Id is kept (a probe's or Prometheus' logs join ours).
   const requestIds = requestIdGenerator()
@@ -41,7 +42,7 @@ export async function buildOpsApp (app: FastifyInstance, config: Config): Promis
     frameworkErrors: frameworkErrorHandler({ metrics: () => app.metrics }),
     // And so does a request Node cannot parse, or whose headers pass Node's default limit (no token comes here).
     clientErrorHandler: clientErrorHandler(bareAnswers),
-    ...(https !== undefined ? { https } : {})
+    ...(https !== undefined ? { https } : { http: CLOSING_RESPONSES })
   })
   // What the listener serves, for the look at its files (src/http/tls-watch.ts).
   if (https !== undefined) noteInUse(ops.server, https)

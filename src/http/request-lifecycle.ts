@@ -1,13 +1,12 @@
 /**
- * What every request does on arrival, when it is answered and at its end, in synchronous hooks (each async hook
+ * What every request does on arrival and at its end, in one pair of synchronous hooks (each async hook
  * costs a promise and a microtask on every request's path):
  * - arrival: the x-request-id response header; an HTTP/1.1 request without Host, or any with two, is refused
  *   (RFC 9112 §3.2; Node leaves that to us, src/http/client-errors.ts);
- * - the answer: when the request's body has not been read whole by then, it says Connection: close and the
- *   connection closes after it;
  * - first use of request.verifier: a lease on the Verifier generation in force, so that a configuration reload
  *   closes a replaced Verifier only after the requests that use it are done;
  * - end (response or abort): the lease given back, the request counted in the metrics, the request log line.
+ * An answer given before the request's body was read whole closes the connection: src/http/closing-response.ts.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
@@ -66,16 +65,6 @@ export const requestLifecycle = fp(async (fastify: FastifyInstance, opts: Reques
       return
     }
     done()
-  })
-  // An answer given before the request's body has been read to its end (an error, a 404, forward-auth, a route
-  // that takes no body): nothing more can be read on the connection until that body ends. Node would go on
-  // reading, and dropping, whatever the client keeps sending (a chunked body for as long as requestTimeoutMs, at
-  // a core's worth of CPU), and a client that stalled would get a 408 after the answer. So the answer says
-  // Connection: close (a client told keep-alive would send its next request into a closing socket), and Node
-  // closes the connection once it is sent. inject()'s stand-in request has no `complete`: never closed.
-  fastify.addHook('onSend', (request, reply, payload, done) => {
-    if (request.raw.complete === false) reply.raw.shouldKeepAlive = false
-    done(null, payload)
   })
   fastify.addHook('onResponse', (request: FastifyRequest, reply: FastifyReply, done) => {
     giveBack(request)
