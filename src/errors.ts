@@ -283,7 +283,7 @@ export const ERROR_CODES = {
     status: 408,
     family: 'request',
     message: 'The request was not received in time.',
-    hint: 'A request must arrive whole within server.requestTimeoutMs, its headers within server.headersTimeoutMs: a client or proxy that stalls in the middle of one is cut off. Raise them only for clients on very slow links.'
+    hint: 'A request must arrive whole within server.requestTimeoutMs, its headers within server.headersTimeoutMs, and a body that stops arriving is cut off after server.connectionTimeoutMs: a client or proxy that stalls in the middle of a request is refused. Raise them only for clients on very slow links.'
   },
   request_headers_too_large: {
     status: 431,

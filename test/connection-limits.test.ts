@@ -92,3 +92,29 @@ t.test('a client that sends its headers slowly is cut off near server.headersTim
   const samples = parseMetrics((await app.inject({ method: 'GET', url: '/metrics' })).body)
   t.equal(valueOf(samples, 'oidc_verifier_http_requests_total', { route: 'none', method: 'other', status: '408', caller: 'none' }), 2, 'counted')
 })
+
+t.test('a body that stops arriving for server.connectionTimeoutMs gets 408 request_timeout; silent headers are closed without one', async (t) => {
+  const app = await buildApp(configFor(issuers, { server: { connectionTimeoutMs: 1000, headersTimeoutMs: 10_000, requestTimeoutMs: 10_000 } }))
+  t.teardown(() => app.close())
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const port = (app.server.address() as AddressInfo).port
+  const silent = async (text: string): Promise<{ heldMs: number, answer: string }> => {
+    const socket = net.connect(port, '127.0.0.1')
+    const started = Date.now()
+    let answer = ''
+    socket.on('data', (d: Buffer) => { answer += d.toString('latin1') })
+    socket.on('connect', () => socket.write(text))
+    await new Promise<void>((resolve) => { socket.on('close', () => resolve()); socket.on('error', () => resolve()); setTimeout(resolve, 8000) })
+    socket.destroy()
+    return { heldMs: Date.now() - started, answer }
+  }
+  const body = await silent('POST /verify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"token":"')
+  t.ok(body.heldMs < 5000, `a stalled body: closed after ${body.heldMs} ms (connectionTimeoutMs 1000, requestTimeoutMs 10000)`)
+  t.match(body.answer, /^HTTP\/1\.1 408 Request Timeout\r\n/)
+  t.match(JSON.parse(body.answer.slice(body.answer.indexOf('\r\n\r\n') + 4)), { code: 'request_timeout', hint: /server\.connectionTimeoutMs/ })
+  const headers = await silent('GET /healthz HTTP/1.1\r\nHost: x\r\n')
+  t.ok(headers.heldMs < 5000, `stalled headers: closed after ${headers.heldMs} ms`)
+  t.equal(headers.answer, '', 'without an answer (Node has no request yet)')
+  const idle = await silent('')
+  t.ok(idle.heldMs < 5000 && idle.answer === '', 'an idle connection: closed, no answer')
+})

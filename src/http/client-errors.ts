@@ -100,13 +100,24 @@ function refuseOnSocket (socket: Socket, code: 'request_headers_too_large' | 're
  *   the request goes to the routes as if it had none;
  * - CONNECT: Node closes the connection without a word. This service tunnels nothing: 400 request_invalid;
  * - an HTTP/1.1 request without Host: Node answers a bare 400. RFC 9112 §3.2 requires the 400, so it stays, but
- *   from the routes' hooks (src/http/request-lifecycle.ts), in the service's shape.
+ *   from the routes' hooks (src/http/request-lifecycle.ts), in the service's shape;
+ * - a request whose body stops arriving for server.connectionTimeoutMs (10 s by default, before requestTimeoutMs):
+ *   Node closes the connection without a word. 408 request_timeout, as past requestTimeoutMs. (A request still in
+ *   its headers has no request object yet: that connection is closed as before.)
  */
 export function answerOutsideRoutes (server: Server, opts: ClientErrorOptions): void {
   // Read by Node per request (http.Server's requireHostHeader option, here for HTTP and HTTPS alike).
   const hostless = server as Server & { requireHostHeader: boolean }
   hostless.requireHostHeader = false
   server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => { server.emit('request', req, res) })
+  // With a listener, Node leaves closing a timed-out socket to it.
+  server.on('timeout', (socket: Socket & { parser?: { incoming?: IncomingMessage | null }, _httpMessage?: unknown }) => {
+    const answer = socket._httpMessage
+    if (socket.parser?.incoming?.complete === false && answer instanceof ServerResponse && !answer.headersSent) {
+      refuseOnSocket(socket, 'request_timeout', opts, 'request body not received: nothing came for server.connectionTimeoutMs')
+    }
+    socket.destroy()
+  })
   server.on('connect', (_req: IncomingMessage, socket: Socket) => {
     refuseOnSocket(socket, 'request_invalid', opts, 'CONNECT refused: this service tunnels nothing')
     socket.end()
