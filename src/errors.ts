@@ -12,6 +12,8 @@
  *   internal    500  a bug: never caused by input
  */
 
+import type { IssuerDifference } from './core/near-issuer.js'
+
 export type ErrorFamily = 'token' | 'caller' | 'forbidden' | 'request' | 'unavailable' | 'internal'
 
 export interface ErrorDefinition {
@@ -70,7 +72,7 @@ export const ERROR_CODES = {
     status: 401,
     family: 'token',
     message: 'The token was issued by an issuer that is not configured.',
-    hint: 'Compare the token\'s "iss" claim with the configured issuers[].issuer values (oidc-verifier verify - shows both); they must match exactly, including scheme and trailing slash. Another spelling of the same provider goes in issuers[].issuerAliases (preset: google accepts both of Google\'s); Entra v1 tokens need an issuer of their own.'
+    hint: 'Compare the token\'s "iss" claim with the configured issuers[].issuer values (oidc-verifier verify - shows both); they must match exactly, including scheme and trailing slash. When "nearIssuer" is present it names the configured issuer the token nearly matches, and "issuerDifference" how they differ (trailing_slash, letter_case, scheme, port or path). Another spelling of the same provider goes in issuers[].issuerAliases (preset: google accepts both of Google\'s); Entra v1 tokens need an issuer of their own.'
   },
   algorithm_not_allowed: {
     status: 401,
@@ -379,6 +381,12 @@ export interface ErrorDetails {
    * applied: a few seconds point at the clocks, hours at a stale session or a token kept too long.
    */
   offBySeconds?: number
+  /**
+   * For issuer_unknown, the configured issuer whose URL the token's iss nearly matches (its id, never the iss)
+   * and how the two differ.
+   */
+  nearIssuer?: string
+  issuerDifference?: IssuerDifference
 }
 
 /**

@@ -239,6 +239,9 @@ t.test('verify: rejections print code, message, hint and what the token says', a
   t.match(stranger.stderr, /issuer_unknown/)
   t.match(stranger.stderr, /iss +"https:\/\/stranger\.example\.com\/"/)
   t.match(stranger.stderr, new RegExp(`configured issuers:\\n  idp: ${idp.url}  audiences: app`))
+  t.notMatch(stranger.stderr, /near:/, 'another host is not near')
+  const slashed = await cli(['verify', mint(es, idTokenClaims(`${idp.url}/`, 'app')), '--config', path])
+  t.match(slashed, { code: EXIT.failed, stderr: /issuer_unknown[\s\S]*near: +issuer idp, differs by trailing_slash/ }, 'a near miss is named')
 
   const json = await cli(['verify', mint(es, idTokenClaims(idp.url, 'other-app')), '--config', path, '--json'])
   t.equal(json.code, EXIT.failed)

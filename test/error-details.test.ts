@@ -2,14 +2,17 @@
  * What a rejection says beyond its code, so that an operator can tell causes apart without the token:
  * - offBySeconds on every time error: how far past its limit the token is, before the clock tolerance (a few
  *   seconds point at the clocks, hours at a stale session), on full verifications and cache hits alike;
- * - algorithm on algorithm_not_allowed: the token's alg when it is a registered JWS name, never other input.
- * Both reach the answer, a batch item and the request's log line.
+ * - algorithm on algorithm_not_allowed: the token's alg when it is a registered JWS name, never other input;
+ * - nearIssuer and issuerDifference on issuer_unknown: the configured issuer the iss nearly names, and how
+ *   (never the iss itself).
+ * All reach the answer, a batch item and the request's log line.
  */
 import t from 'tap'
 import { Writable } from 'node:stream'
 import pino from 'pino'
 import { buildApp } from '../src/app.js'
 import { Verifier } from '../src/core/verifier.js'
+import { MAX_COMPARED_LENGTH, nearIssuer } from '../src/core/near-issuer.js'
 import { loggerOptions } from '../src/logger.js'
 import { configFor } from './helpers/config.js'
 import { idTokenClaims, jwksOf, makeKey, mint } from './helpers/tokens.js'
@@ -77,6 +80,53 @@ t.test('algorithm_not_allowed names a registered algorithm and nothing else', as
   await t.rejects(v.verify(mint(rsa, claims)), { code: 'algorithm_not_allowed', details: { algorithm: 'RS256' } }, 'a real RS256 token')
 })
 
+t.test('nearIssuer: the configured issuer an unknown iss nearly names, and how they differ', async (t) => {
+  const known = [
+    { id: 'auth0', url: 'https://tenant.eu.auth0.com/' },
+    { id: 'okta', url: 'https://acme.okta.com/oauth2/default' },
+    { id: 'keycloak', url: 'https://sso.example.com:8443/realms/Staff' },
+    { id: 'entra', url: 'https://login.microsoftonline.com/{tenantid}/v2.0' },
+    { id: 'v6', url: 'https://[2001:db8::1]:8443/idp' },
+    { id: 'dev', url: 'http://127.0.0.1:9400' }
+  ]
+  const cases: Array<[string, string | undefined, string | undefined]> = [
+    ['https://tenant.eu.auth0.com', 'auth0', 'trailing_slash'],
+    ['https://acme.okta.com/oauth2/default/', 'okta', 'trailing_slash'],
+    ['https://Tenant.EU.auth0.com/', 'auth0', 'letter_case'],
+    ['https://sso.example.com:8443/realms/staff', 'keycloak', 'letter_case'],
+    ['http://acme.okta.com/oauth2/default', 'okta', 'scheme'],
+    ['https://sso.example.com/realms/Staff', 'keycloak', 'port'],
+    ['https://acme.okta.com', 'okta', 'path'],
+    ['https://acme.okta.com/oauth2/aus1234', 'okta', 'path'],
+    ['https://sso.example.com:8443/realms/other', 'keycloak', 'path'],
+    ['https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0', 'entra', 'path'],
+    ['https://[2001:db8::1]:8443/idp/', 'v6', 'trailing_slash'],
+    ['https://[2001:db8::1]/idp', 'v6', 'port'],
+    ['http://127.0.0.1:9401', 'dev', 'port'],
+    ['https://127.0.0.1:9400', 'dev', 'scheme'],
+    // Not near anything: another host, an Entra v1 issuer (another host too), no scheme, nothing at all.
+    ['https://evil.example.com/', undefined, undefined],
+    ['https://sts.windows.net/9188040d-6c67-4c5b-b112-36a304b66dad/', undefined, undefined],
+    ['tenant.eu.auth0.com', undefined, undefined],
+    ['', undefined, undefined],
+    ['https://okta.com.acme/oauth2/default', undefined, undefined]
+  ]
+  for (const [iss, id, difference] of cases) {
+    t.same(nearIssuer(iss, known), id === undefined ? undefined : { id, difference }, iss || '(empty)')
+  }
+  t.same(nearIssuer('https://acme.okta.com/' + 'a'.repeat(MAX_COMPARED_LENGTH), known), undefined, 'a long iss is not compared')
+  // The closest kind of difference wins over the configuration's order.
+  t.same(nearIssuer('https://idp.example.com/a/', [{ id: 'far', url: 'https://idp.example.com/b' }, { id: 'close', url: 'https://idp.example.com/a' }]), { id: 'close', difference: 'trailing_slash' })
+
+  const v = verifierAt({ ms: NOW * 1000 }, { issuerAliases: ['https://alias.example.com/'] })
+  const claims = (iss: string): Record<string, unknown> => idTokenClaims(iss, AUD, { iat: NOW, exp: NOW + 600 })
+  await t.rejects(v.verify(mint(key, claims(`${ISS}/`))), { code: 'issuer_unknown', details: { claim: 'iss', nearIssuer: 'idp', issuerDifference: 'trailing_slash' } })
+  await t.rejects(v.verify(mint(key, claims('https://alias.example.com'))), { code: 'issuer_unknown', details: { nearIssuer: 'idp', issuerDifference: 'trailing_slash' } }, 'aliases count')
+  const far = await v.verify(mint(key, claims('https://elsewhere.example.com'))).catch((e: unknown) => e) as { code: string, details: Record<string, unknown> }
+  t.equal(far.code, 'issuer_unknown')
+  t.notOk('nearIssuer' in far.details || 'issuerDifference' in far.details, 'nothing near: no details')
+})
+
 t.test('the answer, a batch item and the log line carry the details', async (t) => {
   const lines: Array<Record<string, unknown>> = []
   const stream = new Writable({ write (chunk, _enc, cb) { for (const l of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(l)); cb() } })
@@ -87,16 +137,21 @@ t.test('the answer, a batch item and the log line carry the details', async (t) 
   // Seconds from minting to checking: a slow machine may take one or two.
   const expired = mint(key, idTokenClaims(ISS, AUD, { iat: now - 7200, exp: now - 3600 }))
   const rs = mint(rsa, idTokenClaims(ISS, AUD))
+  const slashed = mint(key, idTokenClaims(`${ISS}/`, AUD))
 
   const one = await app.inject({ method: 'POST', url: '/verify', payload: { token: expired } })
   t.equal(one.statusCode, 401)
   t.match(one.json(), { code: 'token_expired', claim: 'exp', issuer: 'idp' })
   t.ok(one.json().offBySeconds >= 3600 && one.json().offBySeconds <= 3603, `offBySeconds ${one.json().offBySeconds}`)
   t.match((await app.inject({ method: 'POST', url: '/verify', payload: { token: rs } })).json(), { code: 'algorithm_not_allowed', algorithm: 'RS256' })
+  const unknown = await app.inject({ method: 'POST', url: '/verify', payload: { token: slashed } })
+  t.match(unknown.json(), { code: 'issuer_unknown', claim: 'iss', nearIssuer: 'idp', issuerDifference: 'trailing_slash' })
+  t.notOk(unknown.body.includes(`${ISS}/`), 'the iss itself is not repeated')
 
-  const batch = await app.inject({ method: 'POST', url: '/verify/batch', payload: { tokens: [expired, rs] } })
+  const batch = await app.inject({ method: 'POST', url: '/verify/batch', payload: { tokens: [expired, rs, slashed] } })
   t.equal(batch.statusCode, 200)
-  const [first, second] = batch.json().results
+  const [first, second, third] = batch.json().results
+  t.match(third, { ok: false, error: { code: 'issuer_unknown', nearIssuer: 'idp', issuerDifference: 'trailing_slash' } })
   t.match(first, { ok: false, error: { code: 'token_expired' } })
   t.ok(first.error.offBySeconds >= 3600, 'a batch item says by how much')
   t.match(second, { ok: false, error: { code: 'algorithm_not_allowed', algorithm: 'RS256' } })
@@ -105,9 +160,11 @@ t.test('the answer, a batch item and the log line carry the details', async (t) 
   t.equal(forward.statusCode, 401)
 
   const completed = lines.filter((l) => l.msg === 'request completed')
-  t.equal(completed.length, 4)
+  t.equal(completed.length, 5)
   t.match(completed[0], { code: 'token_expired', offBySeconds: Number })
   t.match(completed[1], { code: 'algorithm_not_allowed', algorithm: 'RS256' })
   t.notOk('offBySeconds' in (completed[1] as object))
-  t.match(completed[3], { route: '/forward-auth', code: 'token_expired', offBySeconds: Number }, 'forward-auth logs it too')
+  t.match(completed[2], { code: 'issuer_unknown', nearIssuer: 'idp', issuerDifference: 'trailing_slash' })
+  t.notOk(JSON.stringify(completed[2]).includes(`${ISS}/`), 'nor logged')
+  t.match(completed[4], { route: '/forward-auth', code: 'token_expired', offBySeconds: Number }, 'forward-auth logs it too')
 })

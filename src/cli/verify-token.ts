@@ -28,7 +28,7 @@ export interface VerifyCommandOptions {
 
 export type VerifyOutcome =
   | { valid: true, identity: VerifiedIdentity }
-  | { valid: false, code: string, status: number, message: string, hint: string, issuer?: string, claim?: string, keyStatus?: IssuerStatus }
+  | { valid: false, code: string, status: number, message: string, hint: string, issuer?: string, claim?: string, nearIssuer?: string, issuerDifference?: string, keyStatus?: IssuerStatus }
 
 function isObject (value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
@@ -76,6 +76,8 @@ export async function verifyToken (config: Config, token: string, options: Verif
     const outcome: VerifyOutcome = { valid: false, code: err.code, status: err.status, message: err.message, hint: err.hint }
     if (err.details.issuer !== undefined) outcome.issuer = err.details.issuer
     if (err.details.claim !== undefined) outcome.claim = err.details.claim
+    if (err.details.nearIssuer !== undefined) outcome.nearIssuer = err.details.nearIssuer
+    if (err.details.issuerDifference !== undefined) outcome.issuerDifference = err.details.issuerDifference
     if (err.code === 'keys_unavailable' || err.code === 'key_not_found') {
       const iss = peek(token).payload?.iss
       const statuses = verifier.status()
@@ -109,6 +111,7 @@ export function describeRejection (outcome: Extract<VerifyOutcome, { valid: fals
   lines.push(`  hint:    ${outcome.hint}`)
   if (outcome.issuer !== undefined) lines.push(`  issuer:  ${outcome.issuer}`)
   if (outcome.claim !== undefined) lines.push(`  claim:   ${outcome.claim}`)
+  if (outcome.nearIssuer !== undefined) lines.push(`  near:    issuer ${outcome.nearIssuer}, differs by ${outcome.issuerDifference ?? 'path'}`)
   const keys = outcome.keyStatus
   if (keys !== undefined) {
     lines.push(`  keys:    ${keys.source}, ${keys.state}, ${keys.keyCount} usable${keys.jwksUri === null ? '' : `, from ${keys.jwksUri}`}`)

@@ -29,6 +29,7 @@ import { KeySet, type UsableKey } from './key-set.js'
 import { silentLogger, type Logger } from './logger.js'
 import { VerifiedTokenCache } from './verified-token-cache.js'
 import { compileClaimMapping, mappingPaths, normalizeIdentity, tenantOf, type CompiledMapping } from './normalize.js'
+import { nearIssuer, type KnownIssuerUrl } from './near-issuer.js'
 import { isAsymmetricAlgorithm, isHmacAlgorithm, prepareAsymmetric, registeredAlgorithm, verifyHmac } from './signature.js'
 import { createSignatureChecks, resolveSignatureChecks, type SignatureChecks } from './signature-checks.js'
 
@@ -124,6 +125,8 @@ export class Verifier {
   private readonly sharedIssuerUrls = new Map<string, IssuerRuntime[]>()
   /** {tenantid} issuers, tried only when no exact issuer matches: the exact path stays one Map lookup. */
   private readonly templates: IssuerRuntime[] = []
+  /** Every configured spelling of every issuer, in the configuration's order: for issuer_unknown's near miss. */
+  private readonly knownIssuerUrls: KnownIssuerUrl[] = []
   private readonly decryptor: TokenDecryptor
   private readonly byId = new Map<string, IssuerRuntime>()
   private readonly tokenCache: VerifiedTokenCache | undefined
@@ -207,6 +210,7 @@ export class Verifier {
       if (runtime.template !== undefined) this.templates.push(runtime)
       else this.addIssuerUrl(issuer.issuer, runtime)
       for (const alias of issuer.issuerAliases ?? []) this.addIssuerUrl(alias, runtime)
+      for (const url of [issuer.issuer, ...(issuer.issuerAliases ?? [])]) this.knownIssuerUrls.push({ id: issuer.id, url })
       this.byId.set(issuer.id, runtime)
       this.runtimes.push(runtime)
     }
@@ -543,7 +547,8 @@ export class Verifier {
     }
     if (fitting.length > 0) return { runtime: fitting.length === 1 ? fitting[0] as IssuerRuntime : byAudience(fitting, jws.payload.aud), iss }
     if (refusal !== undefined) throw refusal
-    throw new VerificationError('issuer_unknown', { claim: 'iss' })
+    const near = nearIssuer(iss, this.knownIssuerUrls)
+    throw new VerificationError('issuer_unknown', { claim: 'iss', ...(near !== undefined ? { nearIssuer: near.id, issuerDifference: near.difference } : {}) })
   }
 
   /**

@@ -13,17 +13,21 @@ export function errorFields (err: VerificationError): Omit<ErrorResponse, 'reque
   if (err.details.claim !== undefined) fields.claim = err.details.claim
   if (err.details.algorithm !== undefined) fields.algorithm = err.details.algorithm
   if (err.details.offBySeconds !== undefined) fields.offBySeconds = err.details.offBySeconds
+  if (err.details.nearIssuer !== undefined) fields.nearIssuer = err.details.nearIssuer
+  if (err.details.issuerDifference !== undefined) fields.issuerDifference = err.details.issuerDifference
   return fields
 }
 
 /** What the request's log line says about an error: its code, issuer and details, never input. */
 export function errorOutcome (err: VerificationError): NonNullable<FastifyRequest['outcome']> {
-  const { issuer, algorithm, offBySeconds } = err.details
+  const { issuer, algorithm, offBySeconds, nearIssuer, issuerDifference } = err.details
   return {
     code: err.code,
     ...(issuer !== undefined ? { issuer } : {}),
     ...(algorithm !== undefined ? { algorithm } : {}),
-    ...(offBySeconds !== undefined ? { offBySeconds } : {})
+    ...(offBySeconds !== undefined ? { offBySeconds } : {}),
+    ...(nearIssuer !== undefined ? { nearIssuer } : {}),
+    ...(issuerDifference !== undefined ? { issuerDifference } : {})
   }
 }
 

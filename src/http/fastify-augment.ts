@@ -6,6 +6,7 @@ import type { ServiceMetrics } from '../metrics/metrics.js'
 import type { RevocationStore } from '../revocation/store.js'
 import type { CertificateWatch } from './tls-watch.js'
 import type { WorkerReadinessReporter } from '../cluster-readiness.js'
+import type { IssuerDifference } from '../core/near-issuer.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -33,6 +34,6 @@ declare module 'fastify' {
   }
   interface FastifyRequest {
     /** What the request log line reports: the configured issuer id and the error code, never token data. */
-    outcome: { code?: ErrorCode, issuer?: string, algorithm?: string, offBySeconds?: number, original?: OriginalSummary } | undefined
+    outcome: { code?: ErrorCode, issuer?: string, algorithm?: string, offBySeconds?: number, nearIssuer?: string, issuerDifference?: IssuerDifference, original?: OriginalSummary } | undefined
   }
 }

@@ -34,6 +34,7 @@ export function logCompletedRequest (request: FastifyRequest, reply: FastifyRepl
     // A token error's details: the registered algorithm it names, how far off its times are.
     ...(request.outcome?.algorithm !== undefined ? { algorithm: request.outcome.algorithm } : {}),
     ...(request.outcome?.offBySeconds !== undefined ? { offBySeconds: request.outcome.offBySeconds } : {}),
+    ...(request.outcome?.nearIssuer !== undefined ? { nearIssuer: request.outcome.nearIssuer, issuerDifference: request.outcome.issuerDifference } : {}),
     // forward-auth: the original request's method, host and path (no query), as the proxy described it.
     ...(request.outcome?.original !== undefined ? { original: request.outcome.original } : {}),
     durationMs: Math.round(reply.elapsedTime * 1000) / 1000

@@ -5,6 +5,7 @@
 import { Type, type Static } from 'typebox'
 import { ALL_ERROR_CODES, type ErrorCode } from '../errors.js'
 import type { VerificationMode } from '../core/id-token-rules.js'
+import { ISSUER_DIFFERENCES, type IssuerDifference } from '../core/near-issuer.js'
 
 /**
  * Nullable as a type list, as openapi.yaml writes it: fast-json-stringify serializes `type: [string, null]`
@@ -74,10 +75,15 @@ export const VerifiedIdentitySchema = Type.Object({
   claims: ClaimSetSchema
 }, { additionalProperties: false })
 
-/** What a token error may add, beside the claim's name: the token's algorithm, how far off its times are. */
+/**
+ * What a token error may add, beside the claim's name: the token's algorithm, how far off its times are, the
+ * configured issuer an unknown iss nearly matches.
+ */
 export const ERROR_DETAIL_FIELDS = {
   algorithm: Type.Optional(Type.String()),
-  offBySeconds: Type.Optional(Type.Integer({ minimum: 0 }))
+  offBySeconds: Type.Optional(Type.Integer({ minimum: 0 })),
+  nearIssuer: Type.Optional(Type.String()),
+  issuerDifference: Type.Optional(Type.Unsafe<IssuerDifference>({ type: 'string', enum: [...ISSUER_DIFFERENCES] }))
 }
 
 export const ErrorResponseSchema = Type.Object({
