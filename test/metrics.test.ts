@@ -79,7 +79,7 @@ t.test('series and values after real traffic', async (t) => {
     t.equal(v('oidc_verifier_verification_duration_seconds_count', { issuer: 'none', outcome: 'rejected' }), 2)
     const buckets = samplesOf(samples, 'oidc_verifier_verification_duration_seconds_bucket')
       .filter((s) => s.labels.issuer === 'main' && s.labels.outcome === 'ok').map((s) => s.labels.le)
-    t.same(buckets, ['0.0001', '0.00025', '0.0005', '0.001', '0.0025', '0.005', '0.01', '0.025', '0.05', '0.1', '0.25', '0.5', '1', '+Inf'])
+    t.same(buckets, ['0.000005', '0.00001', '0.000025', '0.00005', '0.0001', '0.00025', '0.0005', '0.001', '0.0025', '0.005', '0.01', '0.025', '0.05', '0.1', '0.25', '0.5', '1', '+Inf'])
     t.equal(v('oidc_verifier_verification_duration_seconds_bucket', { issuer: 'main', outcome: 'ok', le: '+Inf' }), 3)
     t.ok((v('oidc_verifier_verification_duration_seconds_sum', { issuer: 'main', outcome: 'ok' }) ?? 0) > 0)
   })
