@@ -82,6 +82,27 @@ t.test('any bad token is exactly {"active": false} (RFC 7662 §2.2), with the re
   t.notOk(lines.join('\n').includes(good.split('.')[1]!), 'never the token')
 })
 
+t.test('/verify\'s other checks (nonce, maxAge, accessToken, code) are refused, never silently skipped', async (t) => {
+  // A caller moving from /verify, or reading "extension parameters, as on /verify", must not get "active": true
+  // for a token whose nonce (or auth_time, at_hash, c_hash) it asked to be checked and that was not.
+  const token = mint(key, idTokenClaims(ISS, AUD, { nonce: 'n-good', auth_time: Math.floor(Date.now() / 1000) - 7200 }))
+  for (const [name, value] of [['nonce', 'n-other'], ['maxAge', '60'], ['accessToken', 'at'], ['code', 'c']] as const) {
+    const res = await introspect(form({ token, [name]: value }))
+    t.same([res.status, res.body.code, res.body.active], [400, 'request_invalid', undefined], name)
+  }
+  t.equal((await introspect(form({ token }))).body.active, true, 'without them: active')
+})
+
+t.test('username falls back to the email only when it is verified', async (t) => {
+  const unverified = mint(key, idTokenClaims(ISS, AUD, { email: 'ceo@victim.example', email_verified: false }))
+  const res = await introspect(form({ token: unverified }))
+  t.equal(res.body.active, true)
+  t.notOk('username' in res.body, 'an address nobody verified is not a username')
+  t.equal(res.body.identity.user.email, 'ceo@victim.example', 'still in the identity, with emailVerified false')
+  const named = mint(key, idTokenClaims(ISS, AUD, { email_verified: false, preferred_username: 'ada' }))
+  t.equal((await introspect(form({ token: named }))).body.username, 'ada')
+})
+
 t.test('other parameters (client credentials of client_secret_post) and Basic client auth are ignored', async (t) => {
   const token = mint(key, idTokenClaims(ISS, AUD))
   const res = await introspect(`client_id=rs&client_secret=s3cr3t&token=${token}&__proto__=x&constructor=y&hasOwnProperty=z`, { ...FORM, authorization: 'Basic cnM6czNjcjN0' })

@@ -47,6 +47,12 @@ t.test('results in order: an identity for each good token, an error for each bad
   t.same(fromBatch, fromVerify, 'the same identity as /verify')
 })
 
+t.test('answers carrying identities are not stored by caches (Cache-Control: no-store), as /introspect\'s', async (t) => {
+  const res = await app.inject({ method: 'POST', url: '/verify/batch', payload: { tokens: [mint(key, idTokenClaims(ISS, AUD))] } })
+  t.equal(res.statusCode, 200)
+  t.equal(res.headers['cache-control'], 'no-store')
+})
+
 t.test('shared checks apply to every token', async (t) => {
   const a = mint(key, idTokenClaims(ISS, AUD))
   const b = mint(key, idTokenClaims(ISS, 'client-b'))

@@ -4,6 +4,8 @@
  * is not a valid ID token (§2.2: nothing about why), or `active: true` with the standard members and, as an
  * extension member, the normalized identity.
  *
+ * /verify's other checks (nonce, maxAge, accessToken, code) are refused (400 request_invalid), never ignored.
+ *
  * Differences a client may notice: we verify ID tokens only (an access token is "active": false); when the
  * issuer's keys cannot be obtained the answer is 503 keys_unavailable, not "active": false, because we
  * cannot tell, and a client must not log a user out for our outage. Other request parameters (client_id,
@@ -73,12 +75,21 @@ export function introspectionOf (identity: VerifiedIdentity): Introspection {
   // The client the token was issued to: azp, or the only audience.
   const clientId = identity.authorizedParty ?? (identity.audiences.length === 1 ? identity.audiences[0] : undefined)
   if (clientId !== undefined) out.client_id = clientId
-  const username = identity.user.preferredUsername ?? identity.user.email
+  // An email address stands in for the username only when the provider verified it: an unverified one is
+  // whatever the user (or a tenant admin) typed, and a resource server reading `username` sees no emailVerified.
+  const username = identity.user.preferredUsername ?? (identity.user.emailVerified ? identity.user.email : null)
   if (username !== null) out.username = username
   if (typeof claims.scope === 'string') out.scope = claims.scope
   if (typeof claims.jti === 'string') out.jti = claims.jti
   return out
 }
+
+/**
+ * /verify's per-request checks that /introspect does not carry out: a request naming one is refused (400
+ * request_invalid), since ignoring it, as other unknown parameters are, would answer "active": true for a token
+ * that fails the check the caller asked for.
+ */
+const VERIFY_ONLY_CHECKS = ['nonce', 'maxAge', 'accessToken', 'code'] as const
 
 export interface IntrospectRouteOptions {
   /** The caller limit, shared with the other verify routes (undefined: not limited). */
@@ -101,7 +112,9 @@ export const introspectRoute: FastifyPluginAsync<IntrospectRouteOptions> = async
     }
   }, async (request, reply) => {
     if (queryCarriesToken(request.query)) throw new VerificationError('token_in_query')
-    const token = request.body?.token
+    const body = request.body
+    if (body !== undefined && body !== null && VERIFY_ONLY_CHECKS.some((name) => Object.hasOwn(body, name))) throw new VerificationError('request_invalid')
+    const token = body?.token
     if (token === undefined || token === '') throw new VerificationError('token_missing')
     reply.header('cache-control', 'no-store')
     const verifier = request.verifier

@@ -69,7 +69,7 @@ export const verifyBatchRoute: FastifyPluginAsync<VerifyBatchRouteOptions> = asy
         '5xx': ErrorResponseSchema
       }
     }
-  }, async (request) => {
+  }, async (request, reply) => {
     if (queryCarriesToken(request.query)) throw new VerificationError('token_in_query')
     // Read once: a configuration reload may swap both while this request runs.
     const verifier = request.verifier
@@ -88,6 +88,8 @@ export const verifyBatchRoute: FastifyPluginAsync<VerifyBatchRouteOptions> = asy
         return { ok: false, error: itemError(new VerificationError('internal_error')) }
       }
     }))
+    // Identities are personal data: no cache keeps them, as for /introspect and /forward-auth.
+    reply.header('cache-control', 'no-store')
     return { results }
   })
 }
