@@ -58,7 +58,7 @@ export function checkLogoutTokenType (header: Record<string, unknown>, issuer: s
 /**
  * §2.6 steps 4–9. aud must name configured audiences only (as for ID tokens); iat is required, not in the
  * future and not older than maxAgeSeconds; exp, when present (Back-Channel Logout 1.0 makes it required;
- * providers built on its drafts leave it out), must not have passed.
+ * providers built on its drafts leave it out), must not have passed; nbf, when present, must have.
  */
 export function checkLogoutTokenClaims (claims: Record<string, unknown>, rules: IssuerRules, maxAgeSeconds: number, nowSeconds: number): LogoutClaims {
   const issuer = rules.id
@@ -71,6 +71,9 @@ export function checkLogoutTokenClaims (claims: Record<string, unknown>, rules: 
   if (iat === undefined || iat > nowSeconds + tolerance || nowSeconds - iat > maxAgeSeconds + tolerance) fail(issuer, 'iat')
   const exp = numericDate(claims, 'exp', issuer)
   if (exp !== undefined && nowSeconds >= exp + tolerance) fail(issuer, 'exp')
+  // RFC 7519 §4.1.5: a JWT must not be acted upon before its nbf, a logout token no more than an ID token.
+  const nbf = numericDate(claims, 'nbf', issuer)
+  if (nbf !== undefined && nbf > nowSeconds + tolerance) fail(issuer, 'nbf')
 
   const jti = identifier(claims, 'jti', issuer)
   if (jti === undefined) fail(issuer, 'jti')

@@ -112,7 +112,7 @@ export interface HeldForLogout {
  * user's tokens up to its iat (sub) instead of one more session: one user logging in and out over and over
  * then holds at most maxSessionsPerUser + 1 entries, not one per logout, and cannot fill the list. The price
  * is that user's other sessions of before the logout, which must log in again. The cut-off is the logout
- * token's iat, not padded: the provider stamps it and the ID tokens with the same clock, and a pad would
+ * token's iat (up to the whole second, when it has a fraction), not padded: the provider stamps it and the ID tokens with the same clock, and a pad would
  * refuse a login right after the logout for the whole life of its tokens. A session revoked already is
  * recorded as a session again (unchanged): a retry or a replay changes nothing.
  */
@@ -130,5 +130,7 @@ export function revocationOfLogout (
   }
   // The logout-token rules require sid or sub.
   if (sub === undefined) throw new TypeError('a logout token names a sid or a sub')
-  return { issuer, kind: 'sub', value: sub, before: logout.iat, expiresAt, source: 'backchannel-logout' }
+  // A whole second, as every other cut-off (POST /revocations, whose answer says `before` is an integer): an iat
+  // may have a fraction (RFC 7519 §2), and rounding up still covers every token issued up to the logout.
+  return { issuer, kind: 'sub', value: sub, before: Math.ceil(logout.iat), expiresAt, source: 'backchannel-logout' }
 }

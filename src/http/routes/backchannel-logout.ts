@@ -68,6 +68,9 @@ export const backchannelLogoutRoute: FastifyPluginAsync<BackchannelLogoutRouteOp
         request.log.warn({ reason: err.code, issuer, claim }, 'logout token refused')
         throw new VerificationError('logout_token_invalid', claim === undefined ? {} : { claim })
       }
+      // The logout is lost unless the provider retries (most do not): the same error line as a revocation that
+      // cannot be recorded, naming the issuer, which the answer does not.
+      request.log.error({ issuer, source: 'backchannel-logout', reason: err.code }, 'revocation not recorded')
       // Answers of this open route never name an issuer: a sender without a valid token learns no issuer ids.
       throw new VerificationError(err.code, retryAfterSeconds === undefined ? {} : { retryAfterSeconds })
     }
