@@ -48,6 +48,7 @@ export async function buildOpsApp (app: FastifyInstance, config: Config): Promis
   if (https !== undefined) noteInUse(ops.server, https)
   prepareListener(ops, config, bareAnswers, 'ops')
   ops.decorate('verifier', { getter: () => app.verifier })
+  ops.decorate('verifierSlot', { getter: () => app.verifierSlot })
   ops.decorate('metrics', app.metrics)
   ops.decorate('revocations', app.revocations)
   ops.decorate('workersReadiness', { getter: () => app.workersReadiness })

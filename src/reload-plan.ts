@@ -23,6 +23,8 @@ export const RELOADABLE: readonly string[] = [
   'issuers', 'jwks', 'fetch', 'tokenCache', 'server.maxTokenBytes', 'server.logLevel', 'callers', 'forwardAuth',
   // Read per request by POST /verify/batch (its body limit, batch.maxBodyBytes, is fixed when the route is built).
   'batch.maxTokens',
+  // Read per request by /readyz.
+  'server.readiness',
   // Read again on every reload, changed or not, and put in use by the running listeners (src/http/tls-reload.ts).
   'server.tls.certFile', 'server.tls.keyFile', 'server.tls.clientCaFile', 'server.opsTls.certFile', 'server.opsTls.keyFile'
 ]

@@ -56,6 +56,7 @@ server:
   headersTimeoutMs: 4000
   keepAliveTimeoutMs: 65000
   signatureChecks: event-loop
+  readiness: every-issuer
   opsPort: 9091
   opsHost: 127.0.0.1
   certificateCheckSeconds: 300
@@ -173,6 +174,7 @@ t.test('a valid full YAML file resolves every option', async (t) => {
       headersTimeoutMs: 4000,
       keepAliveTimeoutMs: 65000,
       signatureChecks: 'event-loop',
+      readiness: 'every-issuer',
       certificateCheckSeconds: 300,
       opsPort: 9091,
       opsHost: '127.0.0.1'
@@ -312,7 +314,7 @@ t.test('the documented defaults', async (t) => {
   t.same(SERVER_DEFAULTS, {
     host: '127.0.0.1', port: 8080, logLevel: 'info', bodyLimit: 65536, maxTokenBytes: 16384, shutdownGraceSeconds: 10, trustProxy: false,
     connectionTimeoutMs: 10000, requestTimeoutMs: 15000, headersTimeoutMs: 10000, keepAliveTimeoutMs: 72000, signatureChecks: 'auto',
-    certificateCheckSeconds: 60
+    readiness: 'any-issuer', certificateCheckSeconds: 60
   })
   t.same(LOAD_SHEDDING_DEFAULTS, { enabled: true, maxEventLoopDelayMs: 1000, maxEventLoopUtilization: 0, maxHeapUsedBytes: 0, maxRssBytes: 0, sampleIntervalMs: 1000, retryAfterSeconds: 10 })
   t.same(RATE_LIMIT_DEFAULTS, { enabled: true, windowSeconds: 60, headers: false }, 'no per-caller max: see the next test')
@@ -415,7 +417,7 @@ t.test('HOST, PORT and LOG_LEVEL override the file', async (t) => {
 
 t.test('wrong types are errors, never coerced; ranges are stated', async (t) => {
   t.same(problemsOf(() => parse({
-    server: { port: '8080', bodyLimit: 1000, shutdownGraceSeconds: 1.5, trustProxy: 'yes', host: '', signatureChecks: 'threads' },
+    server: { port: '8080', bodyLimit: 1000, shutdownGraceSeconds: 1.5, trustProxy: 'yes', host: '', signatureChecks: 'threads', readiness: 'all' },
     rateLimit: { enabled: 'true', max: 0, windowSeconds: Number.NaN },
     jwks: { maxEntries: -1, staleIfErrorSeconds: Infinity },
     fetch: { timeoutMs: 10 },
@@ -427,6 +429,7 @@ t.test('wrong types are errors, never coerced; ranges are stated', async (t) => 
     'config.yaml: server.trustProxy: expected true, false or a list of addresses/CIDRs, got "yes"',
     'config.yaml: server.host: expected a non-empty host name or address, got an empty string',
     'config.yaml: server.signatureChecks: expected auto, thread-pool or event-loop, got "threads"',
+    'config.yaml: server.readiness: expected any-issuer or every-issuer, got "all"',
     'config.yaml: rateLimit.enabled: expected true or false, got "true"',
     'config.yaml: rateLimit.max: expected an integer from 1 to 1000000000, got 0',
     'config.yaml: rateLimit.windowSeconds: expected an integer from 1 to 86400, got NaN',
@@ -493,7 +496,7 @@ t.test('unknown options at every level, with suggestions', async (t) => {
   })), [
     'config.yaml: server.logLevle: unknown option (did you mean "logLevel"?)',
     'config.yaml: server.colour: unknown option (expected one of: host, port, logLevel, bodyLimit, maxTokenBytes, shutdownGraceSeconds, trustProxy, ' +
-      'connectionTimeoutMs, requestTimeoutMs, headersTimeoutMs, keepAliveTimeoutMs, maxConnections, signatureChecks, opsPort, opsHost, certificateCheckSeconds, tls, opsTls)',
+      'connectionTimeoutMs, requestTimeoutMs, headersTimeoutMs, keepAliveTimeoutMs, maxConnections, signatureChecks, readiness, opsPort, opsHost, certificateCheckSeconds, tls, opsTls)',
     'config.yaml: rateLimit.window: unknown option (did you mean "windowSeconds"?)',
     'config.yaml: jwks.maxentries: unknown option (did you mean "maxEntries"?)',
     'config.yaml: fetch.timeout_ms: unknown option (did you mean "timeoutMs"?)',

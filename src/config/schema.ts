@@ -45,6 +45,8 @@ export const SERVER_DEFAULTS: Readonly<ServerConfig> = Object.freeze({
   // Longer than the usual 60 s idle timeout of load balancers, so they close first.
   keepAliveTimeoutMs: 72_000,
   signatureChecks: 'auto',
+  // One provider down must not take every replica out of the load balancer, and the other providers' users with it.
+  readiness: 'any-issuer',
   certificateCheckSeconds: 60
 })
 
@@ -247,6 +249,11 @@ export const ServerSchema = Type.Object({
     description: 'Where signature checks run: thread-pool (libuv threads, beside the event loop), event-loop (batched, answers written together), or auto: thread-pool when the process has two cores or more to itself, else event-loop.',
     default: SERVER_DEFAULTS.signatureChecks,
     'x-expected': 'auto, thread-pool or event-loop'
+  })),
+  readiness: Type.Optional(Type.Union([Type.Literal('any-issuer'), Type.Literal('every-issuer')], {
+    description: 'When /readyz is 200: any-issuer, once every issuer has been tried (keys fetched, or a fetch failed) and at least one has usable keys (tokens of an issuer without keys get 503 keys_unavailable); every-issuer, only while every issuer has usable keys (one provider down takes every replica out of the load balancer).',
+    default: SERVER_DEFAULTS.readiness,
+    'x-expected': 'any-issuer or every-issuer'
   })),
   opsPort: Type.Optional(Int(0, 65535, 'Serve /healthz, /readyz and /metrics on this port only (0 picks a free port); /verify stays on port.')),
   opsHost: Type.Optional(NonEmptyString('Address of the ops listener (default: host).', 'a non-empty host name or address')),

@@ -199,6 +199,11 @@ export interface ServerConfig {
   maxConnections?: number
   /** Where signature checks run: libuv's thread pool, batched on the event loop, or `auto` (src/core/signature-checks.ts). */
   signatureChecks: 'auto' | 'thread-pool' | 'event-loop'
+  /**
+   * When /readyz is 200 as far as issuers go (src/http/routes/health.ts): `any-issuer`, once every issuer has been
+   * tried (keys, or a failed fetch) and one has usable keys; `every-issuer`, only while every issuer has.
+   */
+  readiness: 'any-issuer' | 'every-issuer'
   /** Seconds between looks at the certificate files of tls and opsTls (src/http/tls-watch.ts); 0: only on reload. */
   certificateCheckSeconds: number
   /** When set, /healthz, /readyz and /metrics are served on this port only (see src/ops-app.ts). */
