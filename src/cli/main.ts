@@ -3,8 +3,10 @@
  * call main() with their own streams and environment.
  */
 import { readFileSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
 import { parseArgs } from 'node:util'
 import pino from 'pino'
+import { parseWorkers } from '../cluster-primary.js'
 import { withinHeapBudget } from '../config/heap-budget.js'
 import { ConfigError, loadConfig } from '../config/load.js'
 import type { Config } from '../config/types.js'
@@ -109,6 +111,9 @@ function seconds (value: string | undefined, name: string, fallback: number): nu
 function load (configPaths: string[] | undefined, env: NodeJS.ProcessEnv): Config {
   if (configPaths !== undefined && configPaths.length > 1) throw new UsageError('--config: given more than once; expected it once')
   // --config=PATH keeps a path that starts with "-" a path.
+  // WORKERS too, which the service refuses before it reads anything else (src/start.ts).
+  const workers = parseWorkers(env.WORKERS, availableParallelism())
+  if (workers instanceof Error) throw new ConfigError([`environment: ${workers.message}`])
   // The heap check as the service makes it: run under the service's NODE_OPTIONS, check-config sees its limit.
   return withinHeapBudget(loadConfig({ argv: configPaths === undefined ? [] : [`--config=${configPaths[0]}`], env }))
 }

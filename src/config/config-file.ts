@@ -4,9 +4,10 @@
  * scanner (line and column, duplicate keys); YAML errors are put in words that never quote the text at fault.
  * Each problem is pushed as a line of its own; src/config/load.ts validates the parsed document.
  */
-import { readFileSync } from 'node:fs'
+import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs'
 import { extname } from 'node:path'
 import { parseDocument, type YAMLError } from 'yaml'
+import { SMALL_FILE_OPEN_FLAGS } from '../small-file.js'
 
 const COMMAND_LINE = 'command line'
 
@@ -41,16 +42,32 @@ const FS_ERRORS: Readonly<Record<string, string>> = {
   EACCES: 'permission denied',
   EPERM: 'permission denied',
   EISDIR: 'it is a directory',
-  ENOTDIR: 'a parent of it is not a directory'
+  ENOTDIR: 'a parent of it is not a directory',
+  ENOTREGULAR: 'it is not a regular file (a directory, FIFO, device or socket)'
 }
 
 /** A configuration is kilobytes: a file far larger is a mistake, and parsing it could exhaust the heap. */
 export const MAX_CONFIG_FILE_BYTES = 4 * 1024 * 1024
 
-/** A configuration file's text: at most MAX_CONFIG_FILE_BYTES of valid UTF-8 (a replacement character would change a value silently). */
+/**
+ * A configuration file's text: at most MAX_CONFIG_FILE_BYTES of valid UTF-8 (a replacement character would change a value silently).
+ * Also the key files it names. Read on the event loop at start and on a reload: opened without waiting (a FIFO would
+ * block until a writer came), and only a regular file is read (a device such as /dev/zero has no end).
+ */
 export function readConfigText (path: string): string {
-  const bytes = readFileSync(path)
-  if (bytes.length > MAX_CONFIG_FILE_BYTES) throw new Error(`it is larger than ${MAX_CONFIG_FILE_BYTES} bytes; a configuration is a few kilobytes`)
+  const tooLarge = (): Error => new Error(`it is larger than ${MAX_CONFIG_FILE_BYTES} bytes; a configuration is a few kilobytes`)
+  const fd = openSync(path, SMALL_FILE_OPEN_FLAGS)
+  let bytes: Buffer
+  try {
+    const stat = fstatSync(fd)
+    if (stat.isDirectory()) throw Object.assign(new Error('it is a directory'), { code: 'EISDIR' })
+    if (!stat.isFile()) throw Object.assign(new Error('not a regular file'), { code: 'ENOTREGULAR' })
+    if (stat.size > MAX_CONFIG_FILE_BYTES) throw tooLarge()
+    bytes = readFileSync(fd)
+  } finally {
+    closeSync(fd)
+  }
+  if (bytes.length > MAX_CONFIG_FILE_BYTES) throw tooLarge()
   try {
     return new TextDecoder('utf-8', { fatal: true }).decode(bytes)
   } catch {
@@ -83,9 +100,14 @@ export function readConfigFile (path: string, readFile: (path: string) => string
 }
 
 function parseYamlText (path: string, text: string, problems: string[]): unknown {
-  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true })
-  if (doc.errors.length > 0) {
-    for (const err of doc.errors) {
+  // Only the core schema's tags (!!str, !!int, …): YAML 1.1's !!omap, !!set, !!binary and !!timestamp would make a
+  // Map, Set, Buffer or Date, which the checks would take for an empty mapping (a requirement dropped).
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true, resolveKnownTags: false })
+  // yaml only warns of a tag it does not know, and keeps the text: !ENV ${SECRET} (or !secret, !vault …, from tools
+  // that expand them) would silently become the value itself, a client secret that anyone reading the file knows.
+  const errors = [...doc.errors, ...doc.warnings.filter((warning) => warning.code === 'TAG_RESOLVE_FAILED')]
+  if (errors.length > 0) {
+    for (const err of errors) {
       const pos = err.linePos?.[0]
       const where = pos !== undefined ? `line ${pos.line}, column ${pos.col}: ` : ''
       problems.push(`${path}: ${where}invalid YAML: ${yamlProblem(err)}`)

@@ -109,7 +109,13 @@ export function checkIssuer (issuer: Record<string, unknown>, i: number, ctx: Ct
     }
   }
 
-  if (secret !== undefined && secretPath !== undefined) {
+  // A Kubernetes Secret made from a file ending in a newline, or a YAML block scalar (clientSecret: |), keeps it: the
+  // provider signs with the secret alone, so no token would verify, and the problem would look like a bad signature.
+  if (secret !== undefined && secretPath !== undefined && secret.trim() !== secret) {
+    const hint = hasInline ? 'a YAML block scalar "|" keeps a final newline: use "|-" or a quoted string' : 'a file it was made from ended in a newline?'
+    report(ctx, secretPath, `expected ${hasInline ? 'a secret' : `the value of ${String(issuer.clientSecretEnv)}`} without a line break or spaces at its start or end ` +
+      `(${hint}); the provider signs with the secret alone, so no HS* token would verify`)
+  } else if (secret !== undefined && secretPath !== undefined) {
     let needed: number = MIN_SECRET_BYTES.HS256
     let because = 'HS256 needs a key of at least 256 bits'
     for (const alg of valid) {

@@ -14,7 +14,7 @@
 import { defined, envValue, isRecord } from './document.js'
 import { configPathFromArgv, readConfigFile, readConfigText } from './config-file.js'
 import { ENV_ISSUER_VARS, ENVIRONMENT, environmentDocument } from './environment-mode.js'
-import { check, describe, intField, newCtx, report, type Ctx, type Schema } from './schema-check.js'
+import { check, describe, distance, intField, newCtx, report, type Ctx, type Schema } from './schema-check.js'
 import { checkJwksCache, checkServer, jwksEntriesNeeded, serverFromEnv } from './server-checks.js'
 import { checkUrl } from './url-check.js'
 import { checkIssuer, resolveIssuer } from './issuers.js'
@@ -105,13 +105,33 @@ export function loadConfig (opts: LoadConfigOptions = {}): Config {
         'configuration file, or set OIDC_ISSUER and OIDC_AUDIENCE (optionally OIDC_JWKS_URI, OIDC_ALGORITHMS, ' +
         'OIDC_ISSUER_ID) to verify tokens of a single issuer')
     }
+    misspeltVariables(env, problems)
     serverFromEnv(env, problems)
     throw new ConfigError(problems)
   }
 
+  misspeltVariables(env, problems)
   const config = resolve(environmentDocument(env), newCtx(ENVIRONMENT, env, true, readFile), problems)
   if (config === undefined || problems.length > 0) throw new ConfigError(problems)
   return config
+}
+
+/** The variables environment-only mode reads by name. */
+const ENV_MODE_VARS: readonly string[] = [...Object.values(ENV_ISSUER_VARS), CALLER_KEYS_ENV, 'OIDC_VERIFIER_CONFIG']
+
+/**
+ * Environment-only mode: a variable a letter or two away from one it reads is a misspelling, which would
+ * otherwise be ignored and the service run without it (CALLER_KEY_HASH: no caller authentication at all;
+ * OIDC_ALGORITHM: every algorithm). Only OIDC_* and CALLER_* names: the environment holds other software's too.
+ */
+function misspeltVariables (env: NodeJS.ProcessEnv, problems: string[]): void {
+  for (const name of Object.keys(env)) {
+    if (!/^(OIDC|CALLER)_/.test(name) || ENV_MODE_VARS.includes(name) || envValue(env, name) === undefined) continue
+    const meant = ENV_MODE_VARS.find((known) => distance(name, known) <= 2)
+    if (meant !== undefined) {
+      problems.push(`${ENVIRONMENT}: ${name}: not a variable oidc-verifier reads (did you mean ${meant}?); rename it, or unset it if it is not meant for oidc-verifier`)
+    }
+  }
 }
 
 /**

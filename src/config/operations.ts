@@ -22,6 +22,10 @@ import { envValue, isRecord, type Path, type Reporter } from './document.js'
 export const CALLER_KEYS_ENV = 'CALLER_KEY_HASHES'
 
 const SHA256_HEX = /^[0-9A-Fa-f]{64}$/
+/** SHA-256 of the empty string: the hash of an unset $KEY, which no request can present (an empty X-Api-Key is missing). */
+const EMPTY_KEY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'
+const EMPTY_KEY_PROBLEM = 'is the SHA-256 of an empty key (the key\'s variable was unset or empty when it was hashed), which no request can present; ' +
+  'expected the hash of the caller\'s key: printf %s "$KEY" | sha256sum'
 const ENV_NAME = new RegExp(ENV_VAR_NAME_PATTERN)
 
 const FS_ERRORS: Readonly<Record<string, string>> = {
@@ -156,7 +160,14 @@ function callerHash (key: Record<string, unknown>, i: number, env: NodeJS.Proces
     report(at(), 'expected sha256 (the SHA-256 of the key in hex) or sha256Env (a variable holding it)')
     return undefined
   }
-  if (hasInline) return typeof key.sha256 === 'string' && SHA256_HEX.test(key.sha256) ? key.sha256.toLowerCase() : undefined
+  if (hasInline) {
+    if (typeof key.sha256 !== 'string' || !SHA256_HEX.test(key.sha256)) return undefined
+    if (key.sha256.toLowerCase() === EMPTY_KEY_SHA256) {
+      report(at('sha256'), EMPTY_KEY_PROBLEM)
+      return undefined
+    }
+    return key.sha256.toLowerCase()
+  }
   if (typeof key.sha256Env !== 'string' || !ENV_NAME.test(key.sha256Env)) return undefined
   const value = envValue(env, key.sha256Env)
   if (value === undefined) {
@@ -166,6 +177,10 @@ function callerHash (key: Record<string, unknown>, i: number, env: NodeJS.Proces
   if (!SHA256_HEX.test(value.trim())) {
     // Never echo the value: it may be the key itself.
     report(at('sha256Env'), `expected the value of ${key.sha256Env} to be the SHA-256 of the key as 64 hex digits (printf %s "$KEY" | sha256sum), never the key itself`)
+    return undefined
+  }
+  if (value.trim().toLowerCase() === EMPTY_KEY_SHA256) {
+    report(at('sha256Env'), `the value of ${key.sha256Env} ${EMPTY_KEY_PROBLEM}`)
     return undefined
   }
   return value.trim().toLowerCase()

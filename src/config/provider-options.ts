@@ -42,7 +42,8 @@ const FS_ERRORS: Readonly<Record<string, string>> = {
   ENOENT: 'no such file',
   EACCES: 'permission denied',
   EPERM: 'permission denied',
-  EISDIR: 'it is a directory'
+  EISDIR: 'it is a directory',
+  ENOTREGULAR: 'it is not a regular file (a directory, FIFO, device or socket)'
 }
 
 const LIST_FIELDS = new Set(['groups', 'roles'])

@@ -520,11 +520,13 @@ const HEADER_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9-]{0,63}$'
 const HeaderName = (description: string) =>
   Type.String({ pattern: HEADER_NAME_PATTERN, description, 'x-expected': 'a header name of 1 to 64 letters, digits and "-"' })
 
+// Not empty: an empty list would be no requirement at all, as if it were left out (a template rendering `groups: []`).
 const RequirementList = (description: string, expected: string) =>
   Type.Optional(Type.Array(NonEmptyString(description, `a non-empty ${expected}`), {
+    minItems: 1,
     uniqueItems: true,
     description,
-    'x-expected': `a list of ${expected}s`
+    'x-expected': `a non-empty list of ${expected}s`
   }))
 
 export const RequirementsSchema = Type.Object({
