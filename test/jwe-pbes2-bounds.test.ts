@@ -52,6 +52,21 @@ t.test(`at most ${MAX_PBES2_IN_FLIGHT} PBES2 tokens decrypt at once, ${MAX_PBES2
   t.equal((await decryptor.decrypt(token)).header.alg, ALG, 'and once they are done, the next one at once')
 })
 
+t.test('a PBES2 token that waits longer than its turn allows is overloaded, and gives its place back', async (t) => {
+  // Slow enough to hold both slots for longer than the wait (tens of milliseconds of PBKDF2 each).
+  const slow = { ...issuer, maxPbes2Count: 200_000 }
+  const decryptor = new TokenDecryptor(configFor([slow]).issuers, silentLogger, { pbes2WaitMs: 1 })
+  const heavy = await encrypt(signed(), secrets[0]!, { alg: ALG, enc: 'A128GCM', p2c: 200_000 })
+  const light = await encrypt(signed(), secrets[0]!, { alg: ALG, enc: 'A128GCM', p2c: 1000 })
+  const running = Array.from({ length: MAX_PBES2_IN_FLIGHT }, async () => await decryptor.decrypt(heavy))
+  const waited = await decryptor.decrypt(light).catch((err: unknown) => err)
+  t.match(waited, { code: 'overloaded', details: { retryAfterSeconds: 1 } }, 'refused once its wait is over')
+  t.equal((await Promise.all(running)).length, MAX_PBES2_IN_FLIGHT, 'the running ones finish')
+  // Nothing is left behind by the one that gave up: every slot and every place in the queue is free again.
+  const again = Array.from({ length: MAX_PBES2_IN_FLIGHT }, async () => await decryptor.decrypt(light))
+  t.equal((await Promise.all(again)).length, MAX_PBES2_IN_FLIGHT, 'the slots are free again')
+})
+
 t.test('a /verify/batch of PBES2 tokens waits its turn rather than being refused', async (t) => {
   const app = await buildApp(config)
   t.teardown(() => app.close())

@@ -137,8 +137,12 @@ export class TokenDecryptor {
   /** Waiting PBES2 decryptions, first come first served: each is handed a slot when one is given back. */
   private readonly pbes2Waiting: Array<() => void> = []
 
-  constructor (issuers: readonly IssuerConfig[], logger: Logger) {
+  /** How long a PBES2 token waits for a slot (PBES2_WAIT_MS; tests shorten it). */
+  private readonly pbes2WaitMs: number
+
+  constructor (issuers: readonly IssuerConfig[], logger: Logger, options: { pbes2WaitMs?: number } = {}) {
     this.logger = logger
+    this.pbes2WaitMs = options.pbes2WaitMs ?? PBES2_WAIT_MS
     for (const issuer of issuers) {
       for (const key of issuer.decryption?.keys ?? []) this.candidates.push({ key, policy: issuer.decryption as DecryptionConfig })
     }
@@ -191,7 +195,7 @@ export class TokenDecryptor {
       const timer = setTimeout(() => {
         this.pbes2Waiting.splice(this.pbes2Waiting.indexOf(handOver), 1)
         reject(overloaded())
-      }, PBES2_WAIT_MS)
+      }, this.pbes2WaitMs)
       timer.unref()
       this.pbes2Waiting.push(handOver)
     })
