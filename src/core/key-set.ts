@@ -210,8 +210,10 @@ export function fitsAlgorithm (key: Pick<UsableKey, 'kty' | 'crv' | 'alg'>, alg:
   const req = KEY_REQUIREMENTS[alg]
   if (key.kty !== req.kty) return false
   if (req.crv !== undefined && (key.crv === undefined || !req.crv.includes(key.crv))) return false
-  // A key that pins an algorithm is used for that algorithm only ("EdDSA" and "Ed25519" name the same thing).
+  // A key that pins an algorithm is used for that algorithm only ("EdDSA" and "Ed25519" name the same thing on
+  // Ed25519; "Ed25519" on another curve is a contradiction, fit for nothing).
   if (key.alg !== undefined && key.alg !== alg && !(isEdDsa(key.alg) && isEdDsa(alg))) return false
+  if (key.alg === 'Ed25519' && key.crv !== 'Ed25519') return false
   return true
 }
 

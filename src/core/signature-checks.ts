@@ -5,7 +5,8 @@
  *   loop reads the next requests. With a core to spare beside the loop, one process verifies on several
  *   cores at once.
  * - `event-loop`: checks asked for during one turn of the loop are run together on the loop right after it
- *   (setImmediate), at most MAX_CHECKS_PER_TURN per turn, and their answers then go out together. With no
+ *   (setImmediate), at most MAX_CHECKS_PER_TURN per turn, and their answers then go out together (past
+ *   MAX_WAITING_CHECKS waiting, a check runs at once, so an overload shows as loop delay). With no
  *   core to spare, handing a check to another thread buys no parallelism, only a thread switch and a wake-up
  *   of the loop per check; and answers written one at a time each wake the caller separately.
  *
@@ -76,6 +77,14 @@ const threadPoolChecks: SignatureChecks = {
  */
 export const MAX_CHECKS_PER_TURN = 32
 
+/**
+ * At most this many checks wait for a turn (four slices, about 8 ms of ES256); past it a check runs at once, on
+ * the turn that asks for it. Sliced, a backlog keeps the loop's delay at a slice's while it grows without
+ * bound, so load shedding would never see a flood of new tokens, only their answers coming ever later (as
+ * with an unbounded thread-pool queue, MAX_QUEUED_VERIFICATIONS).
+ */
+export const MAX_WAITING_CHECKS = 4 * MAX_CHECKS_PER_TURN
+
 interface Waiting {
   check: PreparedCheck
   resolve: (valid: boolean) => void
@@ -88,6 +97,7 @@ class EventLoopChecks implements SignatureChecks {
 
   // Not async: the promise itself is returned, without a second one wrapped around it.
   check = (c: PreparedCheck): Promise<boolean> => {
+    if (this.waiting.length >= MAX_WAITING_CHECKS) return Promise.resolve(runCheck(c))
     return new Promise<boolean>((resolve) => {
       this.waiting.push({ check: c, resolve })
       if (!this.scheduled) {
