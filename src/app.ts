@@ -24,7 +24,7 @@ import { verifyRoute } from './http/routes/verify.js'
 import { callerRouteLimit } from './http/route-rate-limit.js'
 import { verifyBatchRoute } from './http/routes/verify-batch.js'
 import { introspectRoute } from './http/routes/introspect.js'
-import { forwardAuthRoute } from './http/routes/forward-auth.js'
+import { forwardAuthRoute, routingUrl } from './http/routes/forward-auth.js'
 import { backchannelLogoutRoute } from './http/routes/backchannel-logout.js'
 import { revocationsRoute } from './http/routes/revocations.js'
 import { createRevocationStore } from './revocation/create-store.js'
@@ -78,12 +78,14 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
     trustProxy: config.server.trustProxy,
     // A caller's request id is kept when it is short and harmless, so logs can be joined across services.
     genReqId: requestIds,
+    // Envoy's checks carry the app's path after /forward-auth/envoy: routed without decoding it (forward-auth.ts).
+    rewriteUrl: (req) => routingUrl(req.url ?? '/'),
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
     // Malformed URLs get our error shape (and a 401 under /forward-auth) instead of Fastify's own 400, with
     // what the hooks, which do not run for them, give every answer: request id, key refusal, metrics, log line.
     frameworkErrors: frameworkErrorHandler({ forwardAuth: true, callers: () => fastify.verifierSlot.config.callers, metrics: () => fastify.metrics }),
     // Headers past the limit, or a request Node cannot parse: our error shape and a request id, not Fastify's body.
-    clientErrorHandler: clientErrorHandler(bareAnswers)
+    clientErrorHandler: clientErrorHandler({ ...bareAnswers, forwardAuth: true })
   }) as unknown as FastifyInstance // an https server has the same routes and hooks
   prepareListener(fastify, config, bareAnswers, 'main')
   // Room for a token of server.maxTokenBytes in a header beside ordinary headers (Node's default is 16 KiB in

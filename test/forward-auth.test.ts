@@ -244,7 +244,8 @@ t.test('every method, any body, any content type, any path under the prefix: nev
   for (let i = 0; i < 5; i++) {
     t.equal((await app.inject({ method: 'GET', url: '/forward-auth', headers: bearer(token) })).statusCode, 200)
   }
-  for (const url of ['/forward-auth/%zz', '/forward-auth/%E4%B8', '/forward-auth/%', '/forward-auth/envoy/%zz']) {
+  // (Under /forward-auth/envoy/ the path is the app's, never malformed for us: forward-auth-envoy-raw-path.test.ts.)
+  for (const url of ['/forward-auth/%zz', '/forward-auth/%E4%B8', '/forward-auth/%']) {
     const res = await app.inject({ method: 'GET', url, headers: bearer(token) })
     t.ok(ALLOWED.has(res.statusCode), `${url}: ${res.statusCode}`)
     t.equal(res.statusCode, 401, 'a malformed URL is denied')

@@ -9,7 +9,9 @@
  * shape, with a request id: 431 request_headers_too_large, or 400 request_invalid (and a request that does not
  * arrive in time, 408 request_timeout). No route is known then,
  * not even /forward-auth (the request line may not have been read), so a proxy gets a 431 there too; no
- * request sends that much through a proxy's own header limits (nginx: 4 buffers of 8 KiB by default).
+ * request sends that much through a proxy's own header limits (nginx: 4 buffers of 8 KiB by default). A header
+ * Node cannot parse does pass a proxy (nginx takes control characters in values): when the request line names
+ * /forward-auth, that refusal is a 401, as forward-auth answers.
  */
 import type { ConnectionError, FastifyBaseLogger } from 'fastify'
 import { ServerResponse, STATUS_CODES, type IncomingMessage, type Server } from 'node:http'
@@ -17,6 +19,7 @@ import type { Socket } from 'node:net'
 import { VerificationError } from '../errors.js'
 import type { ServiceMetrics } from '../metrics/metrics.js'
 import { errorFields } from './error-reply.js'
+import { isForwardAuthUrl } from './routes/forward-auth.js'
 
 /** Room for the request line and ordinary headers beside a token of the maximum size (Node's own default). */
 export const ORDINARY_HEADER_BYTES = 16 * 1024
@@ -40,6 +43,12 @@ export interface ClientErrorOptions {
   requestId: () => string
   logger: () => FastifyBaseLogger
   metrics?: () => ServiceMetrics | undefined
+  /**
+   * Whether this listener serves /forward-auth (the main one): there a request Node cannot parse is denied with
+   * 401, like a malformed URL (framework-errors.ts), when its request line names /forward-auth. A proxy passes
+   * the client's headers on (nginx's auth_request sends them all), and nginx turns a 400 into a 500.
+   */
+  forwardAuth?: boolean
 }
 
 /** Fastify's clientErrorHandler: Node's 'clientError' of the listener. */
@@ -59,7 +68,9 @@ export function clientErrorHandler (opts: ClientErrorOptions): (error: Connectio
       return
     }
     const refuse = (): void => {
-      refuseOnSocket(socket, error.code === 'HPE_HEADER_OVERFLOW' ? 'request_headers_too_large' : 'request_invalid', opts, 'request refused before its headers were read')
+      const code = error.code === 'HPE_HEADER_OVERFLOW' ? 'request_headers_too_large' : 'request_invalid'
+      const denial = code === 'request_invalid' && opts.forwardAuth === true && isForwardAuthUrl(requestTarget(error))
+      refuseOnSocket(socket, code, opts, 'request refused before its headers were read', denial)
       socket.destroy(error)
     }
     // A pipelined request that cannot be parsed behind ones still being answered: their answers go first, or the
@@ -80,15 +91,31 @@ export function clientErrorHandler (opts: ClientErrorOptions): (error: Connectio
   }
 }
 
-/** Answers on the bare socket in the service's error shape, with a request id, counted and logged; the caller closes it. */
-function refuseOnSocket (socket: Socket, code: 'request_headers_too_large' | 'request_invalid' | 'request_timeout', opts: ClientErrorOptions, message: string): void {
+/**
+ * The request target of the request line at the start of the bytes Node could not parse (err.rawPacket), or
+ * undefined when there is none: the request line is read before the headers that fail.
+ */
+function requestTarget (error: ConnectionError): string | undefined {
+  const raw = (error as ConnectionError & { rawPacket?: unknown }).rawPacket
+  if (!Buffer.isBuffer(raw)) return undefined
+  const line = /^[A-Z]{1,20} (\/[^ \r\n]{0,2048}) HTTP\/1\.[01]\r?\n/.exec(raw.subarray(0, 2100).toString('latin1'))
+  return line?.[1]
+}
+
+/**
+ * Answers on the bare socket in the service's error shape, with a request id, counted and logged; the caller closes
+ * it. `forwardAuthDenial`: a request to /forward-auth, answered 401 with a Bearer challenge as forward-auth would.
+ */
+function refuseOnSocket (socket: Socket, code: 'request_headers_too_large' | 'request_invalid' | 'request_timeout', opts: ClientErrorOptions, message: string, forwardAuthDenial = false): void {
   const err = new VerificationError(code)
+  const status = forwardAuthDenial ? 401 : err.status
   const requestId = opts.requestId()
   const body = JSON.stringify({ ...errorFields(err), requestId })
-  opts.logger().info({ reqId: requestId, status: err.status, code: err.code, route: null }, message)
-  opts.metrics?.()?.requestCompleted(undefined, 'other', err.status, undefined, err.code, 0)
+  opts.logger().info({ reqId: requestId, status, code: err.code, route: null }, message)
+  opts.metrics?.()?.requestCompleted(undefined, 'other', status, undefined, err.code, 0)
   if (socket.writable) {
-    socket.write(`HTTP/1.1 ${err.status} ${STATUS_CODES[err.status] ?? 'Bad Request'}\r\ncontent-type: application/json; charset=utf-8\r\n` +
+    const challenge = forwardAuthDenial ? 'cache-control: no-store\r\nwww-authenticate: Bearer\r\n' : ''
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Bad Request'}\r\n${challenge}content-type: application/json; charset=utf-8\r\n` +
       `content-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n${body}`)
   }
 }

@@ -2,8 +2,8 @@
  * Fastify answers a malformed URL (bad percent-encoding in the path) or an oversized path parameter by
  * itself, before routing and before any hook or error handler, with its own body that quotes the URL. This
  * sends them through ours instead: the one error shape everywhere (the URL never echoed), and under the
- * forward-auth prefix a 401 (a proxy in front of an app sends the original path there, and nginx would turn
- * a 400 into a 500).
+ * forward-auth prefix a 401 (nginx would turn a 400 into a 500). Envoy's checks, whose path after
+ * /forward-auth/envoy is the app's own, never come here: they are routed without decoding it (routingUrl).
  *
  * No hook runs for such a request, so what the hooks do for every answer is done here: the x-request-id
  * header, the caller-key refusal (with caller keys configured, a request without a key is refused 403 as an

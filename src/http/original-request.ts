@@ -43,6 +43,9 @@ export const MAX_READING_LENGTH = 8192
 export const MAX_READINGS = 16
 const LOG_PATH_LENGTH = 256
 
+/** Headers with which a client asks the app to take its POST as another method (X-HTTP-Method-Override and kin). */
+export const METHOD_OVERRIDE_HEADERS = ['x-http-method-override', 'x-http-method', 'x-method-override'] as const
+
 /** A dimension no header could tell us about in full: every rule applies. */
 const UNREADABLE = undefined
 
@@ -220,7 +223,10 @@ export interface EnvoyReading {
 
 export function readOriginalRequest (headers: IncomingHttpHeaders, envoy?: EnvoyReading): OriginalRequest {
   // Each dimension's readings; UNREADABLE (a header we could not read in full) makes it unknown.
-  const methods: Array<string[] | typeof UNREADABLE> = [values(headers, 'x-original-method'), values(headers, 'x-forwarded-method')]
+  // The method-override headers of the original request too (as nginx passes the client's headers on): Rack and
+  // so Rails, Symfony and Express's method-override run a POST carrying one as the method it names.
+  const methods: Array<string[] | typeof UNREADABLE> = [values(headers, 'x-original-method'), values(headers, 'x-forwarded-method'),
+    ...METHOD_OVERRIDE_HEADERS.map((name) => values(headers, name))]
   const hosts: Array<string[] | typeof UNREADABLE> = [values(headers, 'x-forwarded-host'), values(headers, 'x-original-host')]
   const uris: Array<string[] | typeof UNREADABLE> = [values(headers, 'x-original-uri', URI), values(headers, 'x-forwarded-uri', URI)]
   // An absolute URL's authority has no ? or #: cut there, its host stays.
@@ -241,10 +247,20 @@ export function readOriginalRequest (headers: IncomingHttpHeaders, envoy?: Envoy
     uris.push([envoy.uri])
   }
   return {
-    methods: readings(methods, (m) => [m.toUpperCase()]),
+    methods: readings(methods, methodForms),
     hosts: readings(hosts, (h) => { const host = hostOf(h); return host === undefined ? [] : [host] }),
     paths: readings(uris, (uri) => pathVariants(splitUrl(uri).uri))
   }
+}
+
+/**
+ * A method and the methods a server behind the proxy may run for it: HEAD is answered by the GET handler
+ * almost everywhere (Express, Fastify, Flask, Django, Rails, Spring, Go's ServeMux), so a rule for GET applies
+ * to HEAD too.
+ */
+function methodForms (method: string): string[] {
+  const upper = method.toUpperCase()
+  return upper === 'HEAD' ? [upper, 'GET'] : [upper]
 }
 
 /** The candidates of one dimension, each reading turned into its forms; empty (unknown) when a header is unreadable. */

@@ -38,6 +38,15 @@ export function isForwardAuthUrl (url: string | undefined): boolean {
   return next === '' || next === '/' || next === '?'
 }
 
+/**
+ * The URL Fastify routes on (its rewriteUrl): every Envoy check goes to ENVOY_PATH/ itself. What follows the prefix
+ * is the app's own path, which the router would percent-decode, and an escape it cannot decode (a stray "%", a
+ * Latin-1 "%E9") would be a 401 for a signed-in user on a path the app serves. The handler reads the original URL.
+ */
+export function routingUrl (url: string): string {
+  return url.startsWith(`${ENVOY_PATH}/`) ? `${ENVOY_PATH}/` : url
+}
+
 const knownByConfig = new WeakMap<Config, KnownValues>()
 
 /** Configured issuer ids and audiences, computed once per configuration (a reload brings a new one). */
@@ -152,7 +161,7 @@ export const forwardAuthRoute: FastifyPluginAsync = async (fastify) => {
     handler: async (request, reply) => await handle(request, reply, {
       method: request.method,
       host: request.headers.host,
-      uri: (request.raw.url ?? '').slice(ENVOY_PATH.length)
+      uri: request.originalUrl.slice(ENVOY_PATH.length)
     })
   })
 }
