@@ -108,12 +108,19 @@ t.test('a string with a lone surrogate is not text: absent from the identity, re
   }
 })
 
+t.test('expiresIn counts the whole seconds left, never below 0 (a token inside the clock tolerance after its exp)', async (t) => {
+  const at = (nowSeconds: number): number => normalizeIdentity({ issuerId: 'i', issuerUrl: base.iss, claims: { ...base, exp: 100 }, subject: 'u1', audiences: ['c'], nowSeconds }, compileClaimMapping({})).expiresIn
+  t.same([at(40.5), at(100), at(130)], [59, 0, 0])
+})
+
 t.test('the user key', async (t) => {
   t.equal(identity({}, {}).userKey, 'u1', 'sub by default')
   t.equal(identity({}, { tid: 't', oid: 'o' }, { userKeyClaims: ['tid', 'oid'] }).userKey, 't:o')
   t.equal(identity({}, { a: 'x:y', b: 'z' }, { userKeyClaims: ['a', 'b'] }).userKey, 'x%3Ay:z', 'parts cannot run into each other')
   t.not(identity({}, { a: 'x', b: 'y:z' }, { userKeyClaims: ['a', 'b'] }).userKey, identity({}, { a: 'x:y', b: 'z' }, { userKeyClaims: ['a', 'b'] }).userKey)
   t.equal(identity({}, { email: 'a@b' }, { userKeyClaims: ['email'] }).userKey, 'a@b')
+  // sub first among several claims: the key is still all of them (a tenant's sub must not collide with another's).
+  t.equal(identity({}, { tid: 't' }, { userKeyClaims: ['sub', 'tid'] }).userKey, 'u1:t', 'sub as the first of several claims')
   for (const [claims, code] of [[{ tid: 't' }, 'claim_missing'], [{ tid: 't', oid: '' }, 'claim_invalid'], [{ tid: 't', oid: { x: 1 } }, 'claim_invalid']] as const) {
     try {
       identity({}, claims, { userKeyClaims: ['tid', 'oid'] })

@@ -95,6 +95,24 @@ t.test('rules: an unknown dimension matches, a known one must match', async (t) 
   t.ok(ruleApplies(rule, readOriginalRequest({ 'x-original-uri': '/admin', 'x-forwarded-host': 'b.example.com, a.example.com' })))
   t.ok(ruleApplies(rule, readOriginalRequest({ 'x-original-url': 'https://user@A.example.com:8443/admin/x?y' })))
   t.ok(ruleApplies(rule, readOriginalRequest({ 'x-forwarded-host': '[::1]:80' }, { method: 'POST', host: 'a.example.com', uri: '/admin' })))
+  // pathPrefix is case-insensitive (the schema allows upper case): "/Admin" must still protect /admin and /ADMIN/x.
+  const upper = { ...rule, pathPrefix: '/Admin', methods: [], hosts: [] }
+  for (const uri of ['/admin', '/ADMIN/x', '/Admin/y']) t.ok(ruleApplies(upper, readOriginalRequest({ 'x-original-uri': uri })), `pathPrefix /Admin applies to ${uri}`)
+  t.notOk(ruleApplies(upper, readOriginalRequest({ 'x-original-uri': '/public' })))
+  // Every reading counts, and each is read as a backend may read it: none of these may escape the /admin rule.
+  const admin = { ...rule, methods: [], hosts: [] }
+  for (const [headers, why] of [
+    [{ 'x-original-uri': '//x:99999/public/../admin' }, 'a path a WHATWG parser refuses still has its dot segments removed'],
+    [{ 'x-original-uri': '/public, \\admin' }, 'a second header line that starts with a backslash is a reading of its own'],
+    [{ 'x-original-uri': '/%61dmin/%ff' }, 'ASCII escapes are decoded even when another escape is not UTF-8']
+  ] as const) {
+    t.ok(ruleApplies(admin, readOriginalRequest(headers)), why)
+  }
+  // The host of X-Original-URL is a reading, beside X-Forwarded-Host's.
+  const byHost = { methods: [], hosts: ['a.example.com'], require: rule.require }
+  const both = readOriginalRequest({ 'x-original-url': 'https://a.example.com/x', 'x-forwarded-host': 'b.example.com' })
+  t.same(both.hosts.toSorted(), ['a.example.com', 'b.example.com'])
+  t.ok(ruleApplies(byHost, both), 'a rule for the host X-Original-URL names applies')
 })
 
 t.test('the requirement query', async (t) => {

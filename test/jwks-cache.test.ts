@@ -310,6 +310,21 @@ t.test('unknown kid: concurrent callers share one fetch', async (t) => {
   t.ok(results.every((keys) => keys?.keys.length === 2), 'all see the new keys')
 })
 
+t.test('unknown kid refused by the budget after a failure whose backoff is over: Retry-After is still at least 1 s', async (t) => {
+  const idp = await startIdp(t)
+  const { cache, clock } = harness(t, { unknownKidRefreshesPerMinute: 1 })
+  await cache.get(idp.jwksUrl)
+  idp.set({ status: 500 })
+  clock.now += 10_000
+  await t.rejects(cache.refreshForUnknownKid(idp.jwksUrl), { code: 'keys_unavailable' })
+  // Past the backoff (at most backoffInitialSeconds, 30 s) and the cooldown, within the budget's minute.
+  clock.now += 40_000
+  const err = await cache.refreshForUnknownKid(idp.jwksUrl).then(() => undefined, (e: unknown) => e as { code?: string, details?: { retryAfterSeconds?: number } })
+  t.equal(err?.code, 'keys_unavailable', 'the last fetch failed: nobody can tell')
+  t.equal(err?.details?.retryAfterSeconds, 1, 'never 0 or negative (the backoff ended ~10 s ago)')
+  t.equal(idp.requests('/jwks'), 2, 'the provider was not asked again')
+})
+
 t.test('unknown kid, provider failing: keys_unavailable (nobody can tell whether the kid is new); the old keys stay', async (t) => {
   const idp = await startIdp(t)
   const { cache, clock } = harness(t)
@@ -486,6 +501,23 @@ t.test('forget: a URL no longer in use goes, with its retries', async (t) => {
   t.same(cache.status(idp.jwksUrl), { state: 'missing', consecutiveFailures: 0 }, 'forgotten')
   await sleep(1500)
   t.equal(idp.requests('/jwks'), 1, 'no retry after the backoff: its timer went with it')
+})
+
+t.test('a fetch in flight when its entry goes (forget, close) schedules no retry when it ends', async (t) => {
+  const idp = await startIdp(t)
+  idp.set({ status: 500 })
+  const { cache, fetches, hold } = harness(t, { backoffInitialSeconds: 0.03, backoffMaxSeconds: 0.03 }, true)
+  for (const end of ['forget', 'close'] as const) {
+    const release = hold()
+    const warming = cache.warm(idp.jwksUrl)
+    if (end === 'forget') cache.forget(idp.jwksUrl)
+    else cache.close()
+    release()
+    await warming
+    const count = fetches()
+    await sleep(300)
+    t.equal(fetches(), count, `no retry of a failed fetch after ${end}() (the backoff is 30 ms)`)
+  }
 })
 
 t.test('freshness is max-age less the Age header (RFC 9111 §4.2.3), then clamped', async (t) => {
