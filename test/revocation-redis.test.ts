@@ -120,6 +120,8 @@ t.test('merge: the later before and the later expiresAt win; Redis forgets a rev
   const third = revocation('sub', 'user-1', { before: now - 5, expiresAt: now + 500 }) // later cut-off, earlier expiry
   t.equal(await a.publish(first), 'added')
   t.equal(await a.publish(second), 'extended')
+  // The answer is what the publish changed in B's own list: once A's announcement has reached B, "extended".
+  await waitFor('B has heard of A\'s revocation', () => b.list.get('main', 'sub', 'user-1', nowSeconds())?.expiresAt === now + 2000)
   t.equal(await b.publish(third), 'extended', 'B merges with what A stored, not only with its own list')
   const key = hashedKey(keyPrefix, first)
   const stored = JSON.parse((await client.get(key))!) as Revocation

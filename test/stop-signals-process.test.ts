@@ -6,8 +6,9 @@
  */
 import t, { type Test } from 'tap'
 import { execFileSync, spawn } from 'node:child_process'
-import { closeSync, constants, openSync, readdirSync, readFileSync, readlinkSync, writeSync } from 'node:fs'
+import { closeSync, constants, openSync, readdirSync, readFileSync, readlinkSync, writeFileSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { stringify } from 'yaml'
 import { REPEAT_WINDOW_MS } from '../src/stop-signals.js'
@@ -169,11 +170,16 @@ t.test('the service alone: a second signal after the repeat window stops at once
 
 t.test('a SIGTERM during start-up (here: while the configuration file is being read) is honoured: exit 0, logged', async (t) => {
   const dir = tempDir(t, {})
-  const fifo = join(dir, 'config.yaml')
+  const config = join(dir, 'config.yaml')
+  writeFileSync(config, stringify({ server: { host: '127.0.0.1', port: 0 }, issuers: [{ id: 's', issuer: ISS, audiences: ['aud'], jwks: jwksOf(key) }] }))
+  const fifo = join(dir, 'hold')
   execFileSync('mkfifo', [fifo])
   // The built service under plain node, as production runs it: the test loader's own signal handlers (tap's
-  // process tracking) would catch the signal for a process that has none of its own yet.
-  const child = spawn(process.execPath, [join(ROOT, 'dist/server.js'), '--config', fifo], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '' } })
+  // process tracking) would catch the signal for a process that has none of its own yet. A preload holds the
+  // service's open of its configuration file until the FIFO is written (the service refuses a FIFO itself).
+  const child = spawn(process.execPath, ['--import', pathToFileURL(join(ROOT, 'test/helpers/hold-config-read.mjs')).href, join(ROOT, 'dist/server.js'), '--config', config], {
+    cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '', HOLD_CONFIG_PATH: config, HOLD_FIFO: fifo }
+  })
   let output = ''
   child.stdout.setEncoding('utf8').on('data', (d: string) => { output += d })
   child.stderr.setEncoding('utf8').on('data', (d: string) => { output += d })
@@ -187,10 +193,10 @@ t.test('a SIGTERM during start-up (here: while the configuration file is being r
   while (fd === undefined && Date.now() < deadline) {
     try { fd = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK) } catch { await sleep(20) }
   }
-  t.ok(fd !== undefined, 'the service opened its configuration file')
+  t.ok(fd !== undefined, 'the service is opening its configuration file')
   server.child.kill('SIGTERM')
   await sleep(200)
-  writeSync(fd as number, stringify({ server: { host: '127.0.0.1', port: 0 }, issuers: [{ id: 's', issuer: ISS, audiences: ['aud'], jwks: jwksOf(key) }] }))
+  writeSync(fd as number, 'go')
   closeSync(fd as number)
   t.same(await server.exited, { code: 0, signal: null }, 'exit 0, not killed by the signal')
   // Node handles the signal at the start's first turn of the event loop: before the service set its stop
