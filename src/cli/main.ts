@@ -202,11 +202,21 @@ async function verifyCommand (arg: string | undefined, values: Values, io: CliIo
   // Arguments first, so that a usage error never waits for standard input or the network.
   const timeoutMs = seconds(values.timeout, 'timeout', DEFAULT_WAIT_SECONDS) * 1000
   const checks: RequestChecks = {}
-  if (values.nonce !== undefined) checks.nonce = values.nonce
+  if (values.nonce !== undefined) {
+    // As POST /verify's nonce (minLength 1): an empty one would pass a token whose nonce is empty.
+    if (values.nonce === '') throw new UsageError('--nonce: expected the nonce of the authorization request, got an empty value')
+    checks.nonce = values.nonce
+  }
   if (values['max-age'] !== undefined) checks.maxAge = seconds(values['max-age'], 'max-age', 0)
   if (values.audience !== undefined) checks.audience = values.audience
   if (arg === undefined) throw new UsageError('verify needs a token: give it as an argument, or "-" to read it from standard input')
   const config = load(values.config, io.env)
+  // As POST /verify's 400 request_invalid: a mistyped audience is the operator's mistake, not a token to blame
+  // (audience_mismatch's hint says to change the configuration).
+  const audience = checks.audience
+  if (audience !== undefined && !config.issuers.some((issuer) => issuer.audiences.includes(audience))) {
+    throw new UsageError(`--audience: ${shown(audience)} is not a configured audience; expected one of the issuers' audiences`)
+  }
   const token = await readToken(arg, io)
 
   const outcome = await verifyToken(config, token, { timeoutMs, checks, logger: cliLogger(values.verbose, io), fetcher: io.fetcher })

@@ -89,10 +89,12 @@ function optionalString (claims: Record<string, unknown>, name: string, issuer: 
 
 /**
  * Whether `azp` names another client of the issuer's than `clients`: one of its audiences, not among `clients`
- * and not an authorized party (which may present tokens for our clients), when azp is checked at all.
+ * and not an authorized party (which may present tokens for our clients). Also with checkAuthorizedParty false:
+ * that lets azp be a party that is none of ours, but an azp that is one of our audiences is still the client the
+ * token was issued to (with that client's roles).
  */
-export function isOtherClient (rules: Pick<IssuerRules, 'audiences' | 'authorizedParties' | 'checkAuthorizedParty'>, azp: string, clients: readonly string[]): boolean {
-  return rules.checkAuthorizedParty && rules.audiences.has(azp) && !rules.authorizedParties.has(azp) && !clients.includes(azp)
+export function isOtherClient (rules: Pick<IssuerRules, 'audiences' | 'authorizedParties'>, azp: string, clients: readonly string[]): boolean {
+  return rules.audiences.has(azp) && !rules.authorizedParties.has(azp) && !clients.includes(azp)
 }
 
 /**

@@ -48,10 +48,24 @@ export function authorizationHeader (message: Pick<IncomingMessage, 'headers' | 
   return authorization
 }
 
-const TOKEN_QUERY_NAMES = ['token', 'id_token', 'access_token']
+// id_token_hint: RP-initiated logout's name for the ID token, which a logout handler may pass on as it came.
+const TOKEN_QUERY_NAMES = ['token', 'id_token', 'id_token_hint', 'access_token']
 
 /** True when the query string tries to carry a token: such a token is leaked and never used. */
 export function queryCarriesToken (query: unknown): boolean {
   if (typeof query !== 'object' || query === null) return false
   return TOKEN_QUERY_NAMES.some((name) => Object.hasOwn(query, name))
+}
+
+/**
+ * The per-request checks (and max_age, their OAuth spelling): body fields, never read from the query. Forward-auth
+ * takes its audience in the query, and a caller that writes /verify?audience=… the same way must not get 200 for
+ * a token that fails the check it asked for: such a query is request_invalid, as an unknown body field is.
+ */
+const CHECK_QUERY_NAMES = ['nonce', 'maxAge', 'max_age', 'accessToken', 'code', 'audience', 'mode']
+
+/** True when the query string names a per-request check, which only the body can carry. */
+export function queryCarriesCheck (query: unknown): boolean {
+  if (typeof query !== 'object' || query === null) return false
+  return CHECK_QUERY_NAMES.some((name) => Object.hasOwn(query, name))
 }
