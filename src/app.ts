@@ -40,7 +40,7 @@ import { registerLoadShedding } from './http/load-shedding.js'
 import { metricsRoute } from './http/routes/metrics.js'
 import { httpsOptions } from './http/tls.js'
 import { CLOSING_RESPONSES } from './http/closing-response.js'
-import { noteInUse } from './http/tls-reload.js'
+import { startServing } from './http/tls-reload.js'
 import { CertificateWatch } from './http/tls-watch.js'
 import { combineEvents } from './metrics/combine-events.js'
 import { ServiceMetrics } from './metrics/metrics.js'
@@ -59,7 +59,9 @@ export interface BuildAppOptions extends VerifierOptions {
 }
 
 export async function buildApp (config: Config, options: BuildAppOptions = {}): Promise<FastifyInstance> {
-  const https = config.server.tls === undefined ? undefined : { ...httpsOptions(config.server.tls), ...CLOSING_RESPONSES }
+  // A TLS handshake is bounded like an idle socket (Node's own bound is 120 s, and server.connectionTimeoutMs
+  // applies only once the handshake is done): a connection that never completes one holds no slot for longer.
+  const https = config.server.tls === undefined ? undefined : { ...httpsOptions(config.server.tls), handshakeTimeout: config.server.connectionTimeoutMs, ...CLOSING_RESPONSES }
   const requestIds = requestIdGenerator()
   // Answers written on the socket, outside the routes (src/http/client-errors.ts).
   const bareAnswers: ClientErrorOptions = { requestId: () => requestIds(), logger: () => fastify.log, metrics: () => fastify.metrics }
@@ -117,8 +119,8 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
   fastify.decorate('opsApp', undefined)
   // Set by a cluster worker once it listens (src/start.ts).
   fastify.decorate('workersReadiness', undefined)
-  // What the listener serves, for the look at its files (src/http/tls-watch.ts).
-  if (https !== undefined) noteInUse(fastify.server, https)
+  // What the listener serves, for the look at its files (src/http/tls-watch.ts); an error if it has expired.
+  if (https !== undefined) startServing(fastify.log, { name: 'main', setting: 'server.tls' }, fastify.server, https)
   fastify.addHook('onClose', async () => { slot.close() })
   const { tls, opsTls, certificateCheckSeconds } = config.server
   const watch = certificateCheckSeconds > 0 && (tls !== undefined || opsTls !== undefined) ? new CertificateWatch(fastify, fastify.log.child({ component: 'tls' })) : undefined

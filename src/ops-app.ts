@@ -19,12 +19,14 @@ import { answerUnknownRoutes } from './http/route-methods.js'
 import { prepareListener } from './http/listener.js'
 import { httpsOptions } from './http/tls.js'
 import { CLOSING_RESPONSES } from './http/closing-response.js'
-import { noteInUse } from './http/tls-reload.js'
+import { startServing } from './http/tls-reload.js'
 import { healthRoutes } from './http/routes/health.js'
 import { metricsRoute } from './http/routes/metrics.js'
 
 export async function buildOpsApp (app: FastifyInstance, config: Config): Promise<FastifyInstance> {
-  const https = config.server.opsTls === undefined ? undefined : { ...httpsOptions(config.server.opsTls), ...CLOSING_RESPONSES }
+  // A TLS handshake is bounded like an idle socket (Node's own bound is 120 s, and server.connectionTimeoutMs
+  // applies only once the handshake is done): a connection that never completes one holds no slot for longer.
+  const https = config.server.opsTls === undefined ? undefined : { ...httpsOptions(config.server.opsTls), handshakeTimeout: config.server.connectionTimeoutMs, ...CLOSING_RESPONSES }
   const logger = app.log.child({ listener: 'ops' })
   // As on the main listener: a caller's safe X-Request-Id is kept (a probe's or Prometheus' logs join ours).
   const requestIds = requestIdGenerator()
@@ -44,8 +46,8 @@ export async function buildOpsApp (app: FastifyInstance, config: Config): Promis
     clientErrorHandler: clientErrorHandler(bareAnswers),
     ...(https !== undefined ? { https } : { http: CLOSING_RESPONSES })
   })
-  // What the listener serves, for the look at its files (src/http/tls-watch.ts).
-  if (https !== undefined) noteInUse(ops.server, https)
+  // What the listener serves, for the look at its files (src/http/tls-watch.ts); an error if it has expired.
+  if (https !== undefined) startServing(app.log, { name: 'ops', setting: 'server.opsTls' }, ops.server, https)
   prepareListener(ops, config, bareAnswers, 'ops')
   ops.decorate('verifier', { getter: () => app.verifier })
   ops.decorate('verifierSlot', { getter: () => app.verifierSlot })

@@ -89,8 +89,9 @@ function checkTls (tls: unknown, section: 'tls' | 'opsTls', report: Reporter): v
 }
 
 /**
- * What is wrong with the content of a client CA file (the text after its setting), or undefined when it is a
- * CA certificate; also for the files a reload reads again (src/http/tls-reload.ts).
+ * What is wrong with the content of a client CA file (the text after its setting), or undefined when it holds
+ * CA certificates that each chain, within the file, to a root; also for the files a reload reads again
+ * (src/http/tls-reload.ts).
  */
 export function clientCaProblem (path: string, pem: string | Buffer): string | undefined {
   // Every block of the bundle that OpenSSL reads is a trust anchor for client certificates, not only the first:
@@ -100,6 +101,7 @@ export function clientCaProblem (path: string, pem: string | Buffer): string | u
   if (certificates.length === 0) return `expected a PEM CA certificate in ${JSON.stringify(path)}`
   const other = blocks.find((m) => m[1] !== 'CERTIFICATE')
   if (other !== undefined) return `expected only CERTIFICATE blocks in ${JSON.stringify(path)}, got a ${other[1] ?? ''} block; each block is trusted`
+  const cas: X509Certificate[] = []
   for (const [i, match] of certificates.entries()) {
     const which = certificates.length > 1 ? ` (certificate ${i + 1} of ${certificates.length} is not)` : ''
     let ca: X509Certificate
@@ -111,8 +113,33 @@ export function clientCaProblem (path: string, pem: string | Buffer): string | u
     if (!ca.ca && !isSelfSignedV1(ca)) {
       return `expected a CA certificate (basicConstraints CA:TRUE) in ${JSON.stringify(path)}${which}; client certificates are checked against it, and each certificate in the file is trusted`
     }
+    cas.push(ca)
+  }
+  // OpenSSL admits a client only through a chain that ends at a self-signed CA of this file: an intermediate
+  // whose root is not in it admits none of its clients (and nothing says why: the handshake just ends).
+  for (const [i, ca] of cas.entries()) {
+    if (rootInFile(ca, cas)) continue
+    const which = cas.length > 1 ? ` (certificate ${i + 1} of ${cas.length})` : ''
+    const name = (dn: string): string => JSON.stringify(dn.split('\n').join(', '))
+    return `the CA ${name(ca.subject)} in ${JSON.stringify(path)}${which} is an intermediate whose issuer (${name(ca.issuer)}) is not in the file: ` +
+      'clients are admitted only through a chain up to a self-signed (root) CA of the file; add the root CA to the file'
   }
   return undefined
+}
+
+function isSelfSigned (cert: X509Certificate): boolean {
+  return cert.checkIssued(cert) && cert.verify(cert.publicKey)
+}
+
+/** Whether `cert` chains, through certificates of `file`, to a self-signed one of `file`. */
+function rootInFile (cert: X509Certificate, file: readonly X509Certificate[]): boolean {
+  let current: X509Certificate | undefined = cert
+  for (let hops = 0; current !== undefined && hops <= file.length; hops++) {
+    if (isSelfSigned(current)) return true
+    const child: X509Certificate = current
+    current = file.find((c) => c !== child && child.checkIssued(c) && child.verify(c.publicKey))
+  }
+  return false
 }
 
 /**

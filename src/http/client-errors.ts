@@ -54,8 +54,18 @@ export interface ClientErrorOptions {
 /** Fastify's clientErrorHandler: Node's 'clientError' of the listener. */
 export function clientErrorHandler (opts: ClientErrorOptions): (error: ConnectionError, socket: Socket) => void {
   return (error, socket) => {
+    const refusal = clientCertificateRefusal(error, socket)
+    if (refusal !== undefined) {
+      // Read at 'connection' (answerOutsideRoutes) from the TCP socket under it: the TLS socket is gone by now.
+      const clientAddress = socket.remoteAddress ?? (socket as Socket & { _parent?: Socket })._parent?.remoteAddress
+      opts.logger().info({ reason: refusal, clientAddress },
+        'client certificate refused (mutual TLS, server.tls.clientCaFile): the handshake ended, no request was read')
+    }
     // A reset connection has nobody to answer.
     if (error.code === 'ECONNRESET' || socket.destroyed) return
+    // A TLS listener's handshake that failed or timed out (Node's 'tlsClientError', passed on as 'clientError'):
+    // no request was made, and HTTP written now would never be read. Not a refused request, in logs or metrics.
+    if (typeof error.code === 'string' && /^ERR_(TLS|SSL)_/.test(error.code)) { socket.destroy(); return }
     // The client ended the connection in the middle of a message (a body cut short, headers never finished):
     // nobody is waiting for an answer, and there may be a complete answer before this on the socket.
     if (error.code === 'HPE_INVALID_EOF_STATE') { socket.destroy(); return }
@@ -89,6 +99,19 @@ export function clientErrorHandler (opts: ClientErrorOptions): (error: Connectio
     }
     afterAnswers()
   }
+}
+
+/**
+ * Why mutual TLS refused a client, or undefined for any other error: no certificate at all, or the verification
+ * error of the one it presented (CERT_HAS_EXPIRED; UNABLE_TO_VERIFY_LEAF_SIGNATURE: another CA's; …). Node ends
+ * that handshake without a word to either side (the client sees "socket hang up", in TLS 1.3): this is the only
+ * trace of it.
+ */
+function clientCertificateRefusal (error: ConnectionError, socket: Socket): string | undefined {
+  if (error.code === 'ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE') return 'no client certificate'
+  // Set by Node on a TLS socket whose client certificate failed verification (a code, despite its typing).
+  const verifyError: unknown = (socket as Socket & { authorizationError?: unknown }).authorizationError
+  return error.code === 'ECONNRESET' && typeof verifyError === 'string' ? verifyError : undefined
 }
 
 /**
@@ -133,6 +156,9 @@ function refuseOnSocket (socket: Socket, code: 'request_headers_too_large' | 're
  *   its headers has no request object yet: that connection is closed as before.)
  */
 export function answerOutsideRoutes (server: Server, opts: ClientErrorOptions): void {
+  // Mutual TLS: a refused client is logged once its socket is gone (clientErrorHandler); net keeps the address
+  // of a TCP socket once read, so it is read while the socket is there.
+  if ((server as Server & { requestCert?: boolean }).requestCert === true) server.on('connection', (raw: Socket) => { void raw.remoteAddress })
   // Read by Node per request (http.Server's requireHostHeader option, here for HTTP and HTTPS alike).
   const hostless = server as Server & { requireHostHeader: boolean }
   hostless.requireHostHeader = false

@@ -233,10 +233,19 @@ export function putInUse (log: FastifyBaseLogger, read: readonly ListenerCertifi
     log.error({ listener: listener.name, setting: listener.setting, err }, `the ${listener.name} listener could not take the certificate read from ${listener.setting}; it keeps serving the previous one`)
   }
   const renewed = read.filter((r) => !failed.some((f) => f.listener === r.listener))
-  for (const { listener, certificate } of renewed) {
-    if (hasExpired(certificate.validTo, Date.now())) {
-      log.error({ listener: listener.name, setting: listener.setting, ...certificate }, `the certificate of the ${listener.name} listener (${listener.setting}.certFile) expired on ${certificate.validTo}; renew it`)
-    }
-  }
+  for (const { listener, certificate } of renewed) logIfExpired(log, listener, certificate)
   return renewed
+}
+
+/** An error when a listener's certificate has expired (clients refuse it): when one is put in use, and at start. */
+export function logIfExpired (log: FastifyBaseLogger, listener: Pick<TlsListener, 'name' | 'setting'>, certificate: ListenerCertificates['certificate']): void {
+  if (!hasExpired(certificate.validTo, Date.now())) return
+  log.error({ listener: listener.name, setting: listener.setting, ...certificate }, `the certificate of the ${listener.name} listener (${listener.setting}.certFile) expired on ${certificate.validTo}; renew it`)
+}
+
+/** What a listener is built with: noted as in use (noteInUse), and an error logged if it has already expired. */
+export function startServing (log: FastifyBaseLogger, listener: Pick<TlsListener, 'name' | 'setting'>, server: object, options: SecureContextOptions): void {
+  noteInUse(server, options)
+  const { fingerprint256, validTo } = new X509Certificate(options.cert as Buffer)
+  logIfExpired(log, listener, { fingerprint256, validTo })
 }

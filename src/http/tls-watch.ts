@@ -7,6 +7,8 @@
  * in use exactly as a reload does. New connections get them; open ones keep theirs. Comparing with what is in
  * use, not with the previous look, means nothing is missed: a renewal between the start and the first look,
  * or a reload that put older certificates in use while the files were renewed, is corrected at the next look.
+ * And a look during which a reload put certificates in use (perhaps from other paths: a client CA dropped) puts
+ * nothing over them: what it read may be what the reload replaced.
  *
  * Files that differ but cannot be used (a rotation half done, a key that does not match) are logged once per
  * content, and the listener keeps serving what it has; a change of the files is looked at again. When a
@@ -114,8 +116,21 @@ export class CertificateWatch {
   async #lookAtAll (): Promise<Record<string, CertificateCheckOutcome>> {
     const outcomes: Record<string, CertificateCheckOutcome> = {}
     // The listeners of the configuration in force: a reload may have changed their paths.
-    for (const listener of tlsListeners(this.#app, this.#app.verifierSlot.config)) outcomes[listener.setting] = this.#take(listener, await readFiles(listener))
+    for (const listener of tlsListeners(this.#app, this.#app.verifierSlot.config)) {
+      const before = digestInUse(listener.server)
+      const read = await readFiles(listener)
+      // A reload while the files were read put its own in use, perhaps from other paths (a client CA removed):
+      // what was read is not put over it. The next look compares the files in force with what it put in use.
+      outcomes[listener.setting] = this.#superseded(listener, before) ? 'unchanged' : this.#take(listener, read)
+    }
     return outcomes
+  }
+
+  /** Whether a reload changed the listener's files or what it serves since `before` was noted. */
+  #superseded (listener: TlsListener, before: string | undefined): boolean {
+    if (digestInUse(listener.server) !== before) return true
+    const inForce = tlsListeners(this.#app, this.#app.verifierSlot.config).find((l) => l.setting === listener.setting)
+    return inForce === undefined || JSON.stringify(inForce.tls) !== JSON.stringify(listener.tls)
   }
 
   /** Puts the files read in use if they differ from what the listener serves and can be used. */

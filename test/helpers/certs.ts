@@ -1,7 +1,8 @@
 /**
  * Test certificates made with the openssl binary (installed by .ci/run): a CA, a server certificate for
  * 127.0.0.1 signed by it, a client certificate signed by it, and a client certificate of another CA; on
- * demand, more server certificates of the CA (renewServer), for certificate rotation.
+ * demand, more server certificates of the CA (renewServer), for certificate rotation, and an intermediate CA
+ * with a client certificate of its own (intermediate), and expired certificates (expired).
  * EC P-256 keys, valid for a day, in a temporary folder removed by the caller.
  */
 import { execFileSync } from 'node:child_process'
@@ -27,6 +28,10 @@ export interface TestPki {
   }
   /** Another server certificate for 127.0.0.1 signed by the CA, as a renewal brings: paths of a new pair. */
   renewServer: (name: string) => { cert: string, key: string }
+  /** A server or client certificate of the CA that expired yesterday (-days -1): paths of the pair. */
+  expired: (name: string, role: 'server' | 'client') => { cert: string, key: string }
+  /** An intermediate CA signed by the CA, and a client certificate it signed: paths, and PEM contents for clients. */
+  intermediate: (name: string) => { caCert: string, clientCert: Buffer, clientKey: Buffer, clientChain: Buffer }
   remove: () => void
 }
 
@@ -40,12 +45,15 @@ function newCa (dir: string, name: string): void {
     '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'])
 }
 
-function newLeaf (dir: string, name: string, ca: string, extensions: string): void {
+const CA_EXTENSIONS = 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n'
+const CLIENT_EXTENSIONS = 'basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n'
+
+function newLeaf (dir: string, name: string, ca: string, extensions: string, days = '1'): void {
   writeFileSync(join(dir, `${name}.ext`), extensions)
   openssl(dir, ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
     '-subj', `/CN=${name}`, '-keyout', `${name}.key`, '-out', `${name}.csr`])
   openssl(dir, ['x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.crt`, '-CAkey', `${ca}.key`, '-CAcreateserial',
-    '-days', '1', '-out', `${name}.crt`, '-extfile', `${name}.ext`])
+    '-days', days, '-out', `${name}.crt`, '-extfile', `${name}.ext`])
 }
 
 const SERVER_EXTENSIONS = 'basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n'
@@ -55,8 +63,8 @@ export function makeTestPki (): TestPki {
   newCa(dir, 'ca')
   newCa(dir, 'other-ca')
   newLeaf(dir, 'server', 'ca', SERVER_EXTENSIONS)
-  newLeaf(dir, 'client', 'ca', 'basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n')
-  newLeaf(dir, 'stranger', 'other-ca', 'basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n')
+  newLeaf(dir, 'client', 'ca', CLIENT_EXTENSIONS)
+  newLeaf(dir, 'stranger', 'other-ca', CLIENT_EXTENSIONS)
   const read = (name: string): Buffer => readFileSync(join(dir, name))
   return {
     dir,
@@ -75,6 +83,16 @@ export function makeTestPki (): TestPki {
     renewServer: (name) => {
       newLeaf(dir, name, 'ca', SERVER_EXTENSIONS)
       return { cert: join(dir, `${name}.crt`), key: join(dir, `${name}.key`) }
+    },
+    expired: (name, role) => {
+      newLeaf(dir, name, 'ca', role === 'server' ? SERVER_EXTENSIONS : CLIENT_EXTENSIONS, '-1')
+      return { cert: join(dir, `${name}.crt`), key: join(dir, `${name}.key`) }
+    },
+    intermediate: (name) => {
+      newLeaf(dir, name, 'ca', CA_EXTENSIONS)
+      newLeaf(dir, `${name}-client`, name, CLIENT_EXTENSIONS)
+      const clientCert = read(`${name}-client.crt`)
+      return { caCert: join(dir, `${name}.crt`), clientCert, clientKey: read(`${name}-client.key`), clientChain: Buffer.concat([clientCert, read(`${name}.crt`)]) }
     },
     remove: () => { rmSync(dir, { recursive: true, force: true }) }
   }
