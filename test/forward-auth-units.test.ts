@@ -4,10 +4,34 @@
  */
 import t from 'tap'
 import { encodeHeaderList, encodeHeaderValue } from '../src/http/identity-headers.js'
-import { MAX_READING_LENGTH, MAX_READINGS, pathVariants, readOriginalRequest, ruleApplies, summarize } from '../src/http/original-request.js'
+import { MAX_PATH_SEGMENTS, MAX_READING_LENGTH, MAX_READINGS, pathVariants, readOriginalRequest, ruleApplies, summarize } from '../src/http/original-request.js'
 import { MAX_REQUIREMENT_PARAMS, parseRequirementQuery, rawQuery } from '../src/http/requirement-query.js'
 import { cookieValues } from '../src/http/token-sources.js'
 import { isVerificationError } from '../src/errors.js'
+
+/** The encoding as it was specified: per code point, its UTF-8 bytes as %XX (the reference for the native one). */
+function referenceEncoding (value: string): string {
+  const chars = [...value]
+  return chars.map((ch, i) => {
+    const code = ch.codePointAt(0)!
+    if (code >= 0x20 && code <= 0x7e && ch !== '%' && ch !== ',' && !(code === 0x20 && (i === 0 || i === chars.length - 1))) return ch
+    return [...Buffer.from(ch, 'utf8')].map((b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join('')
+  }).join('')
+}
+
+t.test('header values: the same encoding as per code point, in native passes (not a loop per character)', async (t) => {
+  const samples = [' ', '  ', ' a ', 'a ,%', '\ud800x\udc00', '\udc00\ud800', 'é\ud83d', '\u0000\u001f\u007f', '🎉 🎉', ' Zoë ']
+  for (let i = 0; i < 300; i++) {
+    samples.push(Array.from({ length: 12 }, (_, j) => String.fromCharCode((i * 7919 + j * 104729) % (j % 3 === 0 ? 0x80 : 0x10000))).join(''))
+  }
+  t.same(samples.filter((v) => encodeHeaderValue(v) !== referenceEncoding(v)).map((v) => JSON.stringify(v)), [])
+  // A user's display name of thousands of non-ASCII characters is encoded on every forward-auth answer.
+  const name = 'é'.repeat(4500)
+  const calls = t.capture(Buffer, 'from', Buffer.from)
+  const encoded = encodeHeaderValue(name)
+  t.equal(calls().length, 0, 'no Buffer per character')
+  t.equal(encoded, '%C3%A9'.repeat(4500))
+})
 
 t.test('header values: printable ASCII out, exact round trip, never a throw', async (t) => {
   const samples = ['plain', 'a,b', '100%', ' x ', 'x y', 'Zoë', '李雷', '\r\n', '\u0000', '\ud800', 'emoji 🎉', '"quoted"', '']
@@ -47,15 +71,40 @@ t.test('path forms: decoded, normalized, lower case; query dropped', async (t) =
   t.ok(pathVariants('\\admin')?.includes('/admin'))
   t.ok((pathVariants('/%zz/%E4')?.length ?? 0) > 0, 'malformed escapes are kept, not thrown')
   t.ok(pathVariants('admin')?.includes('/admin'))
-  const long = pathVariants('/a'.repeat(4000))
+  const long = pathVariants('/a'.repeat(MAX_PATH_SEGMENTS))
   t.ok(long !== undefined && long.length > 0)
   // As a WHATWG URL parser reads them: "//host/path" and "/\host/path" have the path /path.
   t.ok(pathVariants('//evil.example/Admin/users')?.includes('/admin/users'))
   t.ok(pathVariants('/\\evil.example/admin')?.includes('/admin'))
   // A path no URL parser reads keeps its other forms ("//", "//v1.2/x": not a host).
   t.same(pathVariants('//?page=2'), ['//', '/'])
-  t.ok(pathVariants('//v1.2/Items').includes('/v1.2/items'))
-  t.ok(pathVariants('//[::1/admin').includes('/[::1/admin'))
+  t.ok(pathVariants('//v1.2/Items')?.includes('/v1.2/items'))
+  t.ok(pathVariants('//[::1/admin')?.includes('/[::1/admin'))
+})
+
+t.test('path readings longer than MAX_READING_LENGTH together make the path unknown; copies count once', async (t) => {
+  const half = `/${'a'.repeat(MAX_READING_LENGTH / 2 - 1)}`
+  t.same(readOriginalRequest({ 'x-original-uri': half, 'x-forwarded-uri': half.toUpperCase() }).paths.length, 1, 'two readings of the bound together: read (one form, lower case)')
+  t.same(readOriginalRequest({ 'x-original-uri': half, 'x-forwarded-uri': `${half}b` }).paths, [], 'one character more: unknown')
+  t.same(readOriginalRequest({ 'x-original-uri': `${half}b`, 'x-forwarded-uri': `${half}b`, 'x-original-url': `https://app.example.com${half}b` }).paths, [`${half}b`], 'the same path in every header is one reading')
+  t.same(readOriginalRequest({ 'x-original-uri': `${half}?q`, 'x-forwarded-uri': `${half.toUpperCase()}?${'q'.repeat(MAX_READING_LENGTH)}` }).paths.length, 1, 'queries are not counted')
+  t.same(readOriginalRequest({ 'x-original-uri': half }, { method: 'GET', host: undefined, uri: `${half}b` }).paths, [], 'envoy\'s own path counts too')
+  // Forms are made only while within the budget: three 8 KiB paths cost about 1 ms a request before.
+  const p = `/%2e${'x'.repeat(MAX_READING_LENGTH - 8)}`
+  t.same(readOriginalRequest({ 'x-original-uri': p, 'x-forwarded-uri': `${p}y`, 'x-original-url': `https://h${p}z` }).paths, [])
+})
+
+t.test('a path of more than MAX_PATH_SEGMENTS segments is not read (its forms would be normalized segment by segment)', async (t) => {
+  t.equal(pathVariants('/a'.repeat(MAX_PATH_SEGMENTS + 1)), undefined, 'plain')
+  t.equal(pathVariants('/a'.repeat(MAX_PATH_SEGMENTS) + '\\b'), undefined, 'backslashes count')
+  t.equal(pathVariants('/x' + '%2Fa'.repeat(MAX_PATH_SEGMENTS)), undefined, 'decoded once')
+  t.equal(pathVariants('/x' + '%252Fa'.repeat(MAX_PATH_SEGMENTS)), undefined, 'decoded twice')
+  t.ok(pathVariants('/x' + '%2Fa'.repeat(MAX_PATH_SEGMENTS - 1))?.includes('/x' + '/a'.repeat(MAX_PATH_SEGMENTS - 1)), 'up to the bound: read')
+  // The whole dimension becomes unknown, as for any reading that cannot be read in full (every path rule applies).
+  const many = '/%2e' + '/a'.repeat(MAX_PATH_SEGMENTS)
+  t.same(readOriginalRequest({ 'x-forwarded-uri': '/public', 'x-original-uri': many }).paths, [])
+  t.same(readOriginalRequest({ 'x-original-url': `https://app.example.com${many}` }).paths, [])
+  t.same(readOriginalRequest({}, { method: 'GET', host: undefined, uri: many }).paths, [], 'envoy\'s own path too')
 })
 
 t.test('readings: one that cannot be read in full makes its dimension unknown', async (t) => {
@@ -80,8 +129,10 @@ t.test('readings: one that cannot be read in full makes its dimension unknown', 
   t.same(readOriginalRequest({ 'x-forwarded-uri': pieces(MAX_READINGS) }).paths, [], 'one more is too many')
   t.ok(readOriginalRequest({ 'x-forwarded-host': Array.from({ length: MAX_READINGS }, (_, i) => `h${i}`) }).hosts.includes('h0'), 'lines count too')
   t.same(readOriginalRequest({ 'x-forwarded-host': Array.from({ length: MAX_READINGS + 1 }, (_, i) => `h${i}`) }).hosts, [], 'one line too many')
-  const copies = readOriginalRequest({ 'x-forwarded-uri': Array(1999).fill('/a').join(', ') }).paths
+  const copies = readOriginalRequest({ 'x-forwarded-uri': Array(MAX_PATH_SEGMENTS).fill('/a').join(', ') }).paths
   t.ok(copies.includes('/a') && copies.length <= 4, `copies of a piece are one reading: ${copies.length} forms`)
+  // The whole value is a reading too, and one of more than MAX_PATH_SEGMENTS segments is not read.
+  t.same(readOriginalRequest({ 'x-forwarded-uri': Array(1999).fill('/a').join(', ') }).paths, [], 'thousands of copies: path unknown')
 })
 
 t.test('rules: an unknown dimension matches, a known one must match', async (t) => {

@@ -11,7 +11,7 @@ import { loggerOptions } from '../src/logger.js'
 import type { AddressInfo } from 'node:net'
 import { configFor } from './helpers/config.js'
 import { rawExchange } from './helpers/raw-http.js'
-import { MAX_READING_LENGTH, MAX_READINGS } from '../src/http/original-request.js'
+import { MAX_PATH_SEGMENTS, MAX_READING_LENGTH, MAX_READINGS } from '../src/http/original-request.js'
 import { b64, idTokenClaims, jwksOf, makeKey, mint, tamperPayload } from './helpers/tokens.js'
 
 const ISS = 'https://idp.example.com'
@@ -377,7 +377,15 @@ t.test('configured requirements and per-route rules on the original request', as
   const pieces = (make: (i: number) => string): string => Array.from({ length: 1500 }, (_, i) => make(i)).join(', ')
   const nginxLike = (url: string): Record<string, string> => ({ 'x-original-url': url, 'x-original-method': 'GET', 'x-forwarded-host': 'app.example.com' })
   await check(nginxLike(pieces((i) => `/a${i}`)), 403, 'thousands of distinct paths in X-Original-URL: path unknown')
-  await check(nginxLike(pieces(() => '/a')), 200, 'thousands of copies of one path: one reading')
+  await check(nginxLike(Array(MAX_PATH_SEGMENTS).fill('/a').join(', ')), 200, 'copies of one path: one reading')
+  // The whole value is a reading too: more than MAX_PATH_SEGMENTS segments in it make the path unknown.
+  await check(nginxLike(pieces(() => '/a')), 403, 'thousands of copies of one path: path unknown')
+  await check(traefik(`/public/${'a/'.repeat(MAX_PATH_SEGMENTS)}`), 403, `more than ${MAX_PATH_SEGMENTS} segments: path unknown`)
+  await check(traefik(`/public/${'a/'.repeat(MAX_PATH_SEGMENTS - 2)}`), 200, `${MAX_PATH_SEGMENTS} segments are read`)
+  await check(traefik(`/public/${'%2e/a%2F'.repeat(MAX_PATH_SEGMENTS / 2)}`), 403, 'segments counted once decoded too')
+  const half = `/public/${'p'.repeat(MAX_READING_LENGTH / 2 - 8)}`
+  await check({ ...traefik(half), 'x-original-uri': half }, 200, 'the same long path in two headers: one reading')
+  await check({ ...traefik(half), 'x-original-uri': `${half}/x` }, 403, `path readings longer than ${MAX_READING_LENGTH} together: path unknown`)
   await check(nginxLike(pieces(() => 'a')), 200, 'pieces that are no URI are not readings')
 
   // Envoy: the original path follows the prefix; its query is the app's, not requirements.

@@ -7,6 +7,7 @@ import { Writable } from 'node:stream'
 import pino from 'pino'
 import { buildApp } from '../src/app.js'
 import { loggerOptions } from '../src/logger.js'
+import { MAX_FORM_FIELDS, parseForm } from '../src/http/form-body.js'
 import { configFor } from './helpers/config.js'
 import { idTokenClaims, jwksOf, makeKey, mint, tamperPayload } from './helpers/tokens.js'
 
@@ -135,6 +136,28 @@ t.test('malformed requests: a code, never a 500', async (t) => {
   const none = await app.inject({ method: 'POST', url: '/introspect' })
   t.equal(none.statusCode, 400, 'no body at all')
   t.equal(none.json().code, 'token_missing')
+})
+
+t.test(`a form of more than ${MAX_FORM_FIELDS} parameters is refused before it is parsed`, async (t) => {
+  const token = mint(key, idTokenClaims(ISS, AUD))
+  const others = (n: number): string => Array.from({ length: n }, (_, i) => `p${i}=1`).join('&')
+  const most = await introspect(`token=${token}&${others(MAX_FORM_FIELDS - 1)}`)
+  t.same([most.status, most.body.active], [200, true], `${MAX_FORM_FIELDS} parameters: read`)
+  const over = await introspect(`token=${token}&${others(MAX_FORM_FIELDS)}`)
+  t.same([over.status, over.body.code], [400, 'request_invalid'], 'one more: refused')
+  const thousands = await introspect(`token=${token}&${others(6000)}`)
+  t.same([thousands.status, thousands.body.code], [400, 'request_invalid'], 'thousands (a body of server.bodyLimit)')
+  t.same((await introspect('&'.repeat(60000) + `token=${token}`)).body.code, 'request_invalid', 'empty pieces count too')
+  // Refused by counting, without a URLSearchParams made for the body.
+  const Original = globalThis.URLSearchParams
+  let made = 0
+  globalThis.URLSearchParams = class extends Original { constructor (...args: ConstructorParameters<typeof Original>) { made++; super(...args) } }
+  t.teardown(() => { globalThis.URLSearchParams = Original })
+  t.throws(() => parseForm(others(6000)), { code: 'request_invalid' })
+  t.equal(made, 0, 'not parsed')
+  t.same(Object.keys(parseForm(others(MAX_FORM_FIELDS))).length, MAX_FORM_FIELDS)
+  t.equal(made, 1)
+  globalThis.URLSearchParams = Original
 })
 
 t.test('keys unavailable: 503 with Retry-After, not "active": false (a client must not log the user out)', async (t) => {

@@ -16,22 +16,32 @@
 import type { ForwardAuthConfig } from '../config/types.js'
 import type { VerifiedIdentity } from '../core/identity.js'
 
+/** A character's UTF-8 bytes as %XX (a lone surrogate, which has none, as U+FFFD's). */
 function encodeChar (ch: string): string {
   let out = ''
   for (const byte of Buffer.from(ch, 'utf8')) out += `%${byte.toString(16).toUpperCase().padStart(2, '0')}`
   return out
 }
 
+/** Runs of what must be encoded: outside printable ASCII, "%" and ",". */
+const UNSAFE_RUN = /[^\x20-\x24\x26-\x2b\x2d-\x7e]+/g
+
+/**
+ * A run of characters to encode. encodeURIComponent escapes each of them as UTF-8 %XX in upper case, as encodeChar
+ * does, in one native pass (a per-character loop cost about 1 ms on every forward-auth answer for a user whose
+ * name, a claim users edit at most providers, held a few thousand non-ASCII characters); it throws on a lone
+ * surrogate, which the per-character path encodes as U+FFFD.
+ */
+function encodeRun (run: string): string {
+  return run.isWellFormed() ? encodeURIComponent(run) : Array.from(run, encodeChar).join('')
+}
+
 /** Percent-encodes what could be lost or misread in a header value (see the module comment). */
 export function encodeHeaderValue (value: string): string {
-  let out = ''
-  const chars = [...value]
-  chars.forEach((ch, i) => {
-    const code = ch.codePointAt(0)!
-    const edgeSpace = code === 0x20 && (i === 0 || i === chars.length - 1)
-    if (code >= 0x20 && code <= 0x7e && ch !== '%' && ch !== ',' && !edgeSpace) out += ch
-    else out += encodeChar(ch)
-  })
+  let out = value.replace(UNSAFE_RUN, encodeRun)
+  // A space at either end would be trimmed by the proxy.
+  if (out.startsWith(' ')) out = `%20${out.slice(1)}`
+  if (out.endsWith(' ')) out = `${out.slice(0, -1)}%20`
   return out
 }
 

@@ -10,8 +10,8 @@
  * reading is kept as a candidate and a rule applies when ANY candidate matches (a client that adds its own
  * X-Original-URI can only make more rules apply to itself, never fewer), and a dimension nothing tells us
  * about matches every rule (fail closed): no header at all, or a header that cannot be read in full (a reading
- * longer than MAX_READING_LENGTH, more than MAX_READINGS distinct readings in one header). Dropping only the
- * unreadable part would let a client choose what is left.
+ * longer than MAX_READING_LENGTH, path readings longer than that together, more than MAX_READINGS distinct
+ * readings in one header, a path of more than MAX_PATH_SEGMENTS segments). Dropping only the unreadable part would let a client choose what is left.
  */
 import type { IncomingHttpHeaders } from 'node:http'
 import type { ForwardAuthRuleConfig } from '../config/types.js'
@@ -32,8 +32,10 @@ export interface OriginalSummary {
 }
 
 /**
- * A reading longer than this (a path: without its query) makes its dimension unknown. Longer than any host
- * name or method, and than the paths apps route on; the query, which may be long, is not read.
+ * A reading longer than this (a path: without its query) makes its dimension unknown, and so do path readings
+ * (distinct, from every header) longer than this together: each is read in up to six forms, and three path
+ * headers of 8 KiB each cost about 1 ms a request. Longer than any host name or method, and than the paths apps
+ * route on; the query, which may be long, is not read.
  */
 export const MAX_READING_LENGTH = 8192
 /**
@@ -41,6 +43,13 @@ export const MAX_READING_LENGTH = 8192
  * a client that sends thousands of comma-separated pieces must not cost the service milliseconds per request.
  */
 export const MAX_READINGS = 16
+/**
+ * A path reading with more separators ("/" or "\\") than this, as sent or percent-decoded once or twice, makes the
+ * path unknown. Each of its up to six forms is normalized segment by segment: 8 KiB of "/a" in each of the path
+ * headers cost about 3 ms a request, on a route that is never rate limited and reads the path before the token.
+ * Counted before any form is decoded further or normalized; apps route on far fewer segments.
+ */
+export const MAX_PATH_SEGMENTS = 128
 const LOG_PATH_LENGTH = 256
 
 /** Headers with which a client asks the app to take its POST as another method (X-HTTP-Method-Override and kin). */
@@ -188,17 +197,28 @@ function whatwgPath (path: string): string | typeof UNREADABLE {
 /** A path every form of which is itself: non-empty segments without %, ., ;, \\ or characters a URL parser escapes. */
 const PLAIN_PATH = /^(?:\/[\w~+=@!$&'()*:,-]+)*\/?$/
 
+/** Whether `path` has more than MAX_PATH_SEGMENTS "/" and "\\" in all (native indexOf; stops at the bound). */
+function tooManySegments (path: string): boolean {
+  let separators = 0
+  for (let i = path.indexOf('/'); i !== -1 && separators <= MAX_PATH_SEGMENTS; i = path.indexOf('/', i + 1)) separators++
+  for (let i = path.indexOf('\\'); i !== -1 && separators <= MAX_PATH_SEGMENTS; i = path.indexOf('\\', i + 1)) separators++
+  return separators > MAX_PATH_SEGMENTS
+}
+
 /**
  * Every form of the path a server behind the proxy might route on, lower case: as sent, percent-decoded once
  * and twice, each also dot-segment-normalized and as a WHATWG URL parser reads it (when it reads it).
+ * UNREADABLE when one of the first three has more than MAX_PATH_SEGMENTS segments (the others have no more).
  */
-export function pathVariants (uri: string): string[] {
+export function pathVariants (uri: string): string[] | typeof UNREADABLE {
   let path = withoutQuery(uri)
   if (!path.startsWith('/')) path = '/' + path
+  if (tooManySegments(path)) return UNREADABLE
   // Most paths have nothing to decode or normalize, and every parser reads them alike: one form.
   if (PLAIN_PATH.test(path)) return [path.toLowerCase()]
   const once = lenientDecode(path)
   const twice = lenientDecode(once)
+  if (tooManySegments(once) || tooManySegments(twice)) return UNREADABLE
   const read = new Set<string>()
   for (const p of [path, once, twice]) {
     read.add(p)
@@ -249,7 +269,7 @@ export function readOriginalRequest (headers: IncomingHttpHeaders, envoy?: Envoy
   return {
     methods: readings(methods, methodForms),
     hosts: readings(hosts, (h) => { const host = hostOf(h); return host === undefined ? [] : [host] }),
-    paths: readings(uris, (uri) => pathVariants(splitUrl(uri).uri))
+    paths: readings(uris, (uri) => pathVariants(splitUrl(uri).uri), MAX_READING_LENGTH)
   }
 }
 
@@ -263,12 +283,25 @@ function methodForms (method: string): string[] {
   return upper === 'HEAD' ? [upper, 'GET'] : [upper]
 }
 
-/** The candidates of one dimension, each reading turned into its forms; empty (unknown) when a header is unreadable. */
-function readings (lists: Array<string[] | typeof UNREADABLE>, forms: (reading: string) => string[]): string[] {
+/**
+ * The candidates of one dimension, each distinct reading turned into its forms; empty (unknown) when a header or
+ * reading is unreadable, or when the distinct readings together are longer than `budget` characters.
+ */
+function readings (lists: Array<string[] | typeof UNREADABLE>, forms: (reading: string) => string[] | typeof UNREADABLE, budget = Number.POSITIVE_INFINITY): string[] {
   const out = new Set<string>()
+  const read = new Set<string>()
+  let length = 0
   for (const list of lists) {
     if (list === UNREADABLE) return []
-    for (const reading of list) for (const form of forms(reading)) out.add(form)
+    for (const reading of list) {
+      if (read.has(reading)) continue
+      read.add(reading)
+      length += reading.length
+      if (length > budget) return []
+      const found = forms(reading)
+      if (found === UNREADABLE) return []
+      for (const form of found) out.add(form)
+    }
   }
   return [...out]
 }
