@@ -245,8 +245,11 @@ export function readOriginalRequest (headers: IncomingHttpHeaders, envoy?: Envoy
   // Each dimension's readings; UNREADABLE (a header we could not read in full) makes it unknown.
   // The method-override headers of the original request too (as nginx passes the client's headers on): Rack and
   // so Rails, Symfony and Express's method-override run a POST carrying one as the method it names.
-  const methods: Array<string[] | typeof UNREADABLE> = [values(headers, 'x-original-method'), values(headers, 'x-forwarded-method'),
-    ...METHOD_OVERRIDE_HEADERS.map((name) => values(headers, name))]
+  // Only beside a method the proxy names: an override is the client's own header (the examples pass it on), which
+  // may add a method but never make an unknown method known (and a DELETE rule not apply to a DELETE).
+  const methods: Array<string[] | typeof UNREADABLE> = [values(headers, 'x-original-method'), values(headers, 'x-forwarded-method')]
+  if (envoy !== undefined) methods.push([envoy.method])
+  if (methods.some((list) => list === UNREADABLE || list.length > 0)) methods.push(...METHOD_OVERRIDE_HEADERS.map((name) => values(headers, name)))
   const hosts: Array<string[] | typeof UNREADABLE> = [values(headers, 'x-forwarded-host'), values(headers, 'x-original-host')]
   const uris: Array<string[] | typeof UNREADABLE> = [values(headers, 'x-original-uri', URI), values(headers, 'x-forwarded-uri', URI)]
   // An absolute URL's authority has no ? or #: cut there, its host stays.
@@ -262,9 +265,9 @@ export function readOriginalRequest (headers: IncomingHttpHeaders, envoy?: Envoy
     }
   }
   if (envoy !== undefined) {
-    methods.push([envoy.method])
     hosts.push(envoy.host === undefined ? [] : [envoy.host])
-    uris.push([envoy.uri])
+    // Without its query, as the headers' readings are cut (URI): the query is the app's, and not read by rules.
+    uris.push([withoutQuery(envoy.uri)])
   }
   return {
     methods: readings(methods, methodForms),

@@ -4,7 +4,8 @@
  * is not a valid ID token (§2.2: nothing about why), or `active: true` with the standard members and, as an
  * extension member, the normalized identity.
  *
- * /verify's other checks (nonce, maxAge, accessToken, code) are refused (400 request_invalid), never ignored.
+ * /verify's other checks (nonce, maxAge, accessToken, code; max_age and access_token, their OAuth spellings) are
+ * refused (400 request_invalid), never ignored.
  *
  * Differences a client may notice: we verify ID tokens only (an access token is "active": false); when the
  * issuer's keys cannot be obtained the answer is 503 keys_unavailable, not "active": false, because we
@@ -89,7 +90,8 @@ export function introspectionOf (identity: VerifiedIdentity): Introspection {
  * request_invalid), since ignoring it, as other unknown parameters are, would answer "active": true for a token
  * that fails the check the caller asked for.
  */
-const VERIFY_ONLY_CHECKS = ['nonce', 'maxAge', 'accessToken', 'code'] as const
+// max_age and access_token: the OAuth spellings a form client writes (the query check knows max_age too).
+const VERIFY_ONLY_CHECKS = ['nonce', 'maxAge', 'max_age', 'accessToken', 'access_token', 'code'] as const
 
 export interface IntrospectRouteOptions {
   /** The caller limit, shared with the other verify routes (undefined: not limited). */
