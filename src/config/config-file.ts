@@ -99,10 +99,21 @@ export function readConfigFile (path: string, readFile: (path: string) => string
   return ext === '.json' ? parseJsonText(path, text, problems) : parseYamlText(path, text, problems)
 }
 
+/**
+ * YAML 1.1's tags that make a Map, Set, Buffer or Date (or pairs): taken out of the schema, also of the YAML 1.1
+ * schema that a document starting with "%YAML 1.1" is read with (resolveKnownTags only keeps them out of YAML 1.2's).
+ */
+const NON_JSON_TAGS = ['omap', 'pairs', 'set', 'binary', 'timestamp']
+
 function parseYamlText (path: string, text: string, problems: string[]): unknown {
   // Only the core schema's tags (!!str, !!int, …): YAML 1.1's !!omap, !!set, !!binary and !!timestamp would make a
   // Map, Set, Buffer or Date, which the checks would take for an empty mapping (a requirement dropped).
-  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true, resolveKnownTags: false })
+  const doc = parseDocument(text, {
+    prettyErrors: true,
+    uniqueKeys: true,
+    resolveKnownTags: false,
+    customTags: (tags) => tags.filter((tag) => !NON_JSON_TAGS.some((name) => typeof tag === 'string' ? tag === name : tag.tag === `tag:yaml.org,2002:${name}`))
+  })
   // yaml only warns of a tag it does not know, and keeps the text: !ENV ${SECRET} (or !secret, !vault …, from tools
   // that expand them) would silently become the value itself, a client secret that anyone reading the file knows.
   const errors = [...doc.errors, ...doc.warnings.filter((warning) => warning.code === 'TAG_RESOLVE_FAILED')]

@@ -119,12 +119,19 @@ export function clientCaProblem (path: string, pem: string | Buffer): string | u
   // whose root is not in it admits none of its clients (and nothing says why: the handshake just ends).
   for (const [i, ca] of cas.entries()) {
     if (rootInFile(ca, cas)) continue
+    // A copy of a CA already in the file (its name and key) issued by a CA that is not, such as a root cross-signed
+    // by an older one: OpenSSL finds the CA that comes first for a client's chain, and the copy is never used.
+    if (cas.slice(0, i).some((earlier) => sameCa(earlier, ca) && rootInFile(earlier, cas))) continue
     const which = cas.length > 1 ? ` (certificate ${i + 1} of ${cas.length})` : ''
     const name = (dn: string): string => JSON.stringify(dn.split('\n').join(', '))
     return `the CA ${name(ca.subject)} in ${JSON.stringify(path)}${which} is an intermediate whose issuer (${name(ca.issuer)}) is not in the file: ` +
       'clients are admitted only through a chain up to a self-signed (root) CA of the file; add the root CA to the file'
   }
   return undefined
+}
+
+function sameCa (a: X509Certificate, b: X509Certificate): boolean {
+  return a.subject === b.subject && a.publicKey.equals(b.publicKey)
 }
 
 function isSelfSigned (cert: X509Certificate): boolean {

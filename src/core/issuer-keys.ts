@@ -117,7 +117,7 @@ class RemoteKeys implements KeyProvider {
       state: s.state,
       keyCount,
       fetchedAt: s.fetchedAt === undefined ? null : new Date(s.fetchedAt).toISOString(),
-      lastError: s.lastError ?? noUsableKey
+      lastError: s.lastError ?? noUsableKey ?? this.lastDiscoveryError()
     }
   }
 }
@@ -174,10 +174,12 @@ class DiscoveredKeys extends RemoteKeys {
       const { jwksUri } = await discoverJwksUri(this.issuer, this.fetchConfig, this.fetcher, this.discoveryUrl)
       if (this.closed) return
       this.jwksUri = jwksUri
-      this.error = null
       this.failures = 0
       this.logger.info({ jwksUri }, 'discovery succeeded')
       await this.cache.warm(jwksUri)
+      // Kept until the keys have been tried: an issuer recovering from a failed discovery stays a tried one (not
+      // ready, with an error) while they load, and readiness any-issuer does not wait for it again.
+      this.error = null
       if (this.rediscoveryMs > 0) this.schedule(() => this.rediscover(), this.rediscoveryMs)
     } catch (err) {
       if (this.closed) return
