@@ -11,13 +11,12 @@ import { parse } from 'yaml'
 import { buildApp } from '../src/app.js'
 import { configFor } from './helpers/config.js'
 import { startEchoServer } from './helpers/echo-server.js'
-import { findNginx, LISTEN, startNginx } from './helpers/nginx.js'
+import { findNginx, startNginxExample } from './helpers/nginx.js'
 import { idTokenClaims, jwksOf, makeKey, mint } from './helpers/tokens.js'
 
 const ISS = 'https://idp.example.com'
 const AUD = 'client-a'
 const key = makeKey('ES256')
-const example = (name: string): string => readFileSync(new URL(`../examples/nginx/${name}`, import.meta.url), 'utf8')
 
 async function send (port: number, method: string, path: string, headers: Record<string, string>): Promise<number> {
   return await new Promise((resolve, reject) => {
@@ -38,10 +37,7 @@ const verifier = await buildApp(configFor([{ id: 'main', issuer: ISS, audiences:
 await verifier.listen({ host: '127.0.0.1', port: 0 })
 const verifierPort = (verifier.server.address() as { port: number }).port
 const upstream = await startEchoServer()
-const nginx = await startNginx(example('oidc-verifier.conf')
-  .replace('server 127.0.0.1:8080;', `server 127.0.0.1:${verifierPort};`)
-  .replace('server 127.0.0.1:3000;', `server 127.0.0.1:${upstream.port};`)
-  .replace('listen 8000;', `listen ${LISTEN};`), { 'oidc-verifier-auth-request.conf': example('oidc-verifier-auth-request.conf') })
+const nginx = await startNginxExample(verifierPort, upstream.port)
 t.teardown(async () => {
   await nginx.close()
   await upstream.close()

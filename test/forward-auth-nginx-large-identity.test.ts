@@ -6,18 +6,16 @@
 import t from 'tap'
 import { randomUUID } from 'node:crypto'
 import { request as httpRequest } from 'node:http'
-import { readFileSync } from 'node:fs'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from '../src/app.js'
 import { configFor } from './helpers/config.js'
 import { startEchoServer } from './helpers/echo-server.js'
-import { findNginx, LISTEN, startNginx } from './helpers/nginx.js'
+import { findNginx, startNginxExample } from './helpers/nginx.js'
 import { idTokenClaims, jwksOf, makeKey, mint } from './helpers/tokens.js'
 
 const ISS = 'https://idp.example.com'
 const AUD = 'client-a'
 const key = makeKey('ES256')
-const example = (name: string): string => readFileSync(new URL(`../examples/nginx/${name}`, import.meta.url), 'utf8')
 
 async function send (port: number, path: string, headers: Record<string, string>): Promise<number> {
   return await new Promise((resolve, reject) => {
@@ -36,11 +34,7 @@ const verifier: FastifyInstance = await buildApp(configFor([{ id: 'main', issuer
 await verifier.listen({ host: '127.0.0.1', port: 0 })
 const verifierPort = (verifier.server.address() as { port: number }).port
 const upstream = await startEchoServer()
-const conf = example('oidc-verifier.conf')
-  .replace('server 127.0.0.1:8080;', `server 127.0.0.1:${verifierPort};`)
-  .replace('server 127.0.0.1:3000;', `server 127.0.0.1:${upstream.port};`)
-  .replace('listen 8000;', `listen ${LISTEN};`)
-const nginx = await startNginx(conf, { 'oidc-verifier-auth-request.conf': example('oidc-verifier-auth-request.conf') })
+const nginx = await startNginxExample(verifierPort, upstream.port)
 t.teardown(async () => {
   await nginx.close()
   await upstream.close()

@@ -4,12 +4,11 @@
  * nginx turns into a 500 ("auth request unexpected status: 400"). Other routes keep their 400.
  */
 import t from 'tap'
-import { readFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import { buildApp } from '../src/app.js'
 import { configFor } from './helpers/config.js'
 import { startEchoServer } from './helpers/echo-server.js'
-import { findNginx, LISTEN, startNginx } from './helpers/nginx.js'
+import { findNginx, startNginxExample } from './helpers/nginx.js'
 import { rawExchange } from './helpers/raw-http.js'
 import { idTokenClaims, jwksOf, makeKey, mint } from './helpers/tokens.js'
 
@@ -24,11 +23,7 @@ const verifier = await buildApp(configFor([{ id: 'main', issuer: ISS, audiences:
 await verifier.listen({ host: '127.0.0.1', port: 0 })
 const port = (verifier.server.address() as AddressInfo).port
 const upstream = await startEchoServer()
-const example = (name: string): string => readFileSync(new URL(`../examples/nginx/${name}`, import.meta.url), 'utf8')
-const nginx = await startNginx(example('oidc-verifier.conf')
-  .replace('server 127.0.0.1:8080;', `server 127.0.0.1:${port};`)
-  .replace('server 127.0.0.1:3000;', `server 127.0.0.1:${upstream.port};`)
-  .replace('listen 8000;', `listen ${LISTEN};`), { 'oidc-verifier-auth-request.conf': example('oidc-verifier-auth-request.conf') })
+const nginx = await startNginxExample(port, upstream.port)
 t.teardown(async () => {
   await nginx.close()
   await upstream.close()

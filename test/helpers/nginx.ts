@@ -102,3 +102,19 @@ export async function startNginx (httpBlock: string, files: Record<string, strin
   rmSync(dir, { recursive: true, force: true })
   throw new Error(`nginx did not start: ${lastError === '' ? 'no output' : lastError}`)
 }
+
+/** examples/nginx/NAME as it is in the repository. */
+export function nginxExample (name: string): string {
+  return readFileSync(new URL(`../../examples/nginx/${name}`, import.meta.url), 'utf8')
+}
+
+/**
+ * nginx with examples/nginx/oidc-verifier.conf (and its auth-request include) as shipped, pointed at a verifier on
+ * `verifierPort` and an app on `appPort`, listening on a free port. `edit` may change the include's text.
+ */
+export async function startNginxExample (verifierPort: number, appPort: number, edit: (include: string) => string = (text) => text): Promise<NginxHandle> {
+  return await startNginx(nginxExample('oidc-verifier.conf')
+    .replace('server 127.0.0.1:8080;', `server 127.0.0.1:${verifierPort};`)
+    .replace('server 127.0.0.1:3000;', `server 127.0.0.1:${appPort};`)
+    .replace('listen 8000;', `listen ${LISTEN};`), { 'oidc-verifier-auth-request.conf': edit(nginxExample('oidc-verifier-auth-request.conf')) })
+}
