@@ -5,53 +5,31 @@
  * app would let it run a billing.example.com request that was checked as public.example.com.
  */
 import t from 'tap'
-import { request as httpRequest } from 'node:http'
 import { readFileSync } from 'node:fs'
 import { parse } from 'yaml'
 import { buildApp } from '../src/app.js'
 import { configFor } from './helpers/config.js'
-import { startEchoServer } from './helpers/echo-server.js'
-import { findNginx, startNginxExample } from './helpers/nginx.js'
+import { findNginx, nginxExampleInFront, statusOf } from './helpers/nginx.js'
 import { idTokenClaims, jwksOf, makeKey, mint } from './helpers/tokens.js'
 
 const ISS = 'https://idp.example.com'
 const AUD = 'client-a'
 const key = makeKey('ES256')
 
-async function send (port: number, method: string, path: string, headers: Record<string, string>): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port, method, path, headers: { ...headers, connection: 'close' } }, (res) => {
-      res.resume()
-      res.on('end', () => { resolve(res.statusCode ?? 0) })
-    })
-    req.setTimeout(10_000, () => { req.destroy(new Error('timeout')) })
-    req.on('error', reject)
-    req.end()
-  })
-}
-
 findNginx()
 const verifier = await buildApp(configFor([{ id: 'main', issuer: ISS, audiences: [AUD], jwks: jwksOf(key) }], {
   forwardAuth: { rules: [{ methods: ['DELETE'], hosts: ['billing.example.com'], require: { roles: ['billing-admin'] } }] }
 }))
-await verifier.listen({ host: '127.0.0.1', port: 0 })
-const verifierPort = (verifier.server.address() as { port: number }).port
-const upstream = await startEchoServer()
-const nginx = await startNginxExample(verifierPort, upstream.port)
-t.teardown(async () => {
-  await nginx.close()
-  await upstream.close()
-  await verifier.close()
-})
+const { nginx, upstream } = await nginxExampleInFront(t, verifier)
 const authorization = `Bearer ${mint(key, idTokenClaims(ISS, AUD, { roles: ['staff'] }))}`
 
 t.test('the host rule applies to the host nginx names', async (t) => {
-  t.equal(await send(nginx.port, 'DELETE', '/invoices/7', { host: 'billing.example.com', authorization }), 403)
+  t.equal(await statusOf(nginx.port, 'DELETE', '/invoices/7', { host: 'billing.example.com', authorization }), 403)
 })
 
 t.test('a client\'s X-Forwarded-Host or Forwarded never reaches the app beside a host it was not checked for', async (t) => {
   const before = upstream.received.length
-  const status = await send(nginx.port, 'DELETE', '/invoices/7', {
+  const status = await statusOf(nginx.port, 'DELETE', '/invoices/7', {
     host: 'public.example.com',
     'x-forwarded-host': 'billing.example.com',
     forwarded: 'host=billing.example.com;proto=https',

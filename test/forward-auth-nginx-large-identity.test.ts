@@ -5,47 +5,25 @@
  */
 import t from 'tap'
 import { randomUUID } from 'node:crypto'
-import { request as httpRequest } from 'node:http'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from '../src/app.js'
 import { configFor } from './helpers/config.js'
-import { startEchoServer } from './helpers/echo-server.js'
-import { findNginx, startNginxExample } from './helpers/nginx.js'
+import { findNginx, nginxExampleInFront, statusOf } from './helpers/nginx.js'
 import { idTokenClaims, jwksOf, makeKey, mint } from './helpers/tokens.js'
 
 const ISS = 'https://idp.example.com'
 const AUD = 'client-a'
 const key = makeKey('ES256')
 
-async function send (port: number, path: string, headers: Record<string, string>): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port, method: 'GET', path, headers: { ...headers, connection: 'close' } }, (res) => {
-      res.resume()
-      res.on('end', () => { resolve(res.statusCode ?? 0) })
-    })
-    req.setTimeout(10_000, () => { req.destroy(new Error('timeout')) })
-    req.on('error', reject)
-    req.end()
-  })
-}
-
 findNginx()
 const verifier: FastifyInstance = await buildApp(configFor([{ id: 'main', issuer: ISS, audiences: [AUD], jwks: jwksOf(key) }]))
-await verifier.listen({ host: '127.0.0.1', port: 0 })
-const verifierPort = (verifier.server.address() as { port: number }).port
-const upstream = await startEchoServer()
-const nginx = await startNginxExample(verifierPort, upstream.port)
-t.teardown(async () => {
-  await nginx.close()
-  await upstream.close()
-  await verifier.close()
-})
+const { nginx, upstream } = await nginxExampleInFront(t, verifier)
 
 t.test('a user in 110 groups (Entra object ids): nginx takes the token, and the app gets the identity', async (t) => {
   const groups = Array.from({ length: 110 }, () => randomUUID())
   const token = mint(key, idTokenClaims(ISS, AUD, { groups }))
   t.ok(token.length + 'Authorization: Bearer '.length < 8192, `the token (${token.length} bytes) fits nginx's default client header line`)
-  const status = await send(nginx.port, '/orders', { authorization: `Bearer ${token}` })
+  const status = await statusOf(nginx.port, 'GET', '/orders', { authorization: `Bearer ${token}` })
   t.equal(status, 200, 'not a 500 from "upstream sent too big header"')
   if (status !== 200) t.comment(nginx.errorLog().split('\n').filter((l) => l.includes('too big')).join('\n'))
   else t.equal(String(upstream.received.at(-1)!.headers['x-auth-groups']).split(',').length, 110)

@@ -4,11 +4,9 @@
  * nginx turns into a 500 ("auth request unexpected status: 400"). Other routes keep their 400.
  */
 import t from 'tap'
-import type { AddressInfo } from 'node:net'
 import { buildApp } from '../src/app.js'
 import { configFor } from './helpers/config.js'
-import { startEchoServer } from './helpers/echo-server.js'
-import { findNginx, startNginxExample } from './helpers/nginx.js'
+import { findNginx, nginxExampleInFront } from './helpers/nginx.js'
 import { rawExchange } from './helpers/raw-http.js'
 import { idTokenClaims, jwksOf, makeKey, mint } from './helpers/tokens.js'
 
@@ -20,15 +18,7 @@ const BAD_LINES = ['X-Note: a\x01b', 'X-Note: \x1b[31mred', 'X-Note: a\x7fb']
 
 findNginx()
 const verifier = await buildApp(configFor([{ id: 'main', issuer: ISS, audiences: [AUD], jwks: jwksOf(key) }]))
-await verifier.listen({ host: '127.0.0.1', port: 0 })
-const port = (verifier.server.address() as AddressInfo).port
-const upstream = await startEchoServer()
-const nginx = await startNginxExample(port, upstream.port)
-t.teardown(async () => {
-  await nginx.close()
-  await upstream.close()
-  await verifier.close()
-})
+const { nginx, upstream, verifierPort: port } = await nginxExampleInFront(t, verifier)
 
 const ask = async (p: number, target: string, line: string) =>
   await rawExchange(p, `GET ${target} HTTP/1.1\r\nHost: app\r\nAuthorization: Bearer ${token}\r\n${line}\r\nConnection: close\r\n\r\n`)

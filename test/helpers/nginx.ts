@@ -11,9 +11,13 @@
  */
 import { spawn } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { request as httpRequest } from 'node:http'
 import { createConnection } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import type { FastifyInstance } from 'fastify'
+import type { Test } from 'tap'
+import { startEchoServer, type EchoServer } from './echo-server.js'
 import { findBinary, freePort, stopChild } from './system-server.js'
 
 /** Replaced in the http block text by 127.0.0.1:<free port>. */
@@ -117,4 +121,34 @@ export async function startNginxExample (verifierPort: number, appPort: number, 
     .replace('server 127.0.0.1:8080;', `server 127.0.0.1:${verifierPort};`)
     .replace('server 127.0.0.1:3000;', `server 127.0.0.1:${appPort};`)
     .replace('listen 8000;', `listen ${LISTEN};`), { 'oidc-verifier-auth-request.conf': edit(nginxExample('oidc-verifier-auth-request.conf')) })
+}
+
+/** The status of one request to 127.0.0.1:`port` (on a connection of its own), its body read and dropped. */
+export async function statusOf (port: number, method: string, path: string, headers: Record<string, string>): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port, method, path, headers: { ...headers, connection: 'close' } }, (res) => {
+      res.resume()
+      res.on('end', () => { resolve(res.statusCode ?? 0) })
+    })
+    req.setTimeout(10_000, () => { req.destroy(new Error('timeout')) })
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+/**
+ * The shipped nginx example in front of an echo app, its auth requests going to `verifier` (listening here on a
+ * free port); everything is closed at the end of `t`.
+ */
+export async function nginxExampleInFront (t: Test, verifier: FastifyInstance): Promise<{ nginx: NginxHandle, upstream: EchoServer, verifierPort: number }> {
+  await verifier.listen({ host: '127.0.0.1', port: 0 })
+  const verifierPort = (verifier.server.address() as { port: number }).port
+  const upstream = await startEchoServer()
+  const nginx = await startNginxExample(verifierPort, upstream.port)
+  t.teardown(async () => {
+    await nginx.close()
+    await upstream.close()
+    await verifier.close()
+  })
+  return { nginx, upstream, verifierPort }
 }
