@@ -4,10 +4,9 @@
  * scanner (line and column, duplicate keys); YAML errors are put in words that never quote the text at fault.
  * Each problem is pushed as a line of its own; src/config/load.ts validates the parsed document.
  */
-import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs'
 import { extname } from 'node:path'
 import { parseDocument, type YAMLError } from 'yaml'
-import { SMALL_FILE_OPEN_FLAGS } from '../small-file.js'
+import { fileErrorReason, readSmallFileSync } from '../small-file.js'
 
 const COMMAND_LINE = 'command line'
 
@@ -37,37 +36,16 @@ export function configPathFromArgv (argv: readonly string[], problems: string[])
   return found
 }
 
-const FS_ERRORS: Readonly<Record<string, string>> = {
-  ENOENT: 'no such file',
-  EACCES: 'permission denied',
-  EPERM: 'permission denied',
-  EISDIR: 'it is a directory',
-  ENOTDIR: 'a parent of it is not a directory',
-  ENOTREGULAR: 'it is not a regular file (a directory, FIFO, device or socket)'
-}
-
 /** A configuration is kilobytes: a file far larger is a mistake, and parsing it could exhaust the heap. */
 export const MAX_CONFIG_FILE_BYTES = 4 * 1024 * 1024
 
 /**
- * A configuration file's text: at most MAX_CONFIG_FILE_BYTES of valid UTF-8 (a replacement character would change a value silently).
- * Also the key files it names. Read on the event loop at start and on a reload: opened without waiting (a FIFO would
- * block until a writer came), and only a regular file is read (a device such as /dev/zero has no end).
+ * A configuration file's text (also the key files it names): a regular file (src/small-file.ts: a FIFO would block
+ * the event loop at start and on a reload until a writer came, a device has no end) of at most
+ * MAX_CONFIG_FILE_BYTES of valid UTF-8 (a replacement character would change a value silently).
  */
 export function readConfigText (path: string): string {
-  const tooLarge = (): Error => new Error(`it is larger than ${MAX_CONFIG_FILE_BYTES} bytes; a configuration is a few kilobytes`)
-  const fd = openSync(path, SMALL_FILE_OPEN_FLAGS)
-  let bytes: Buffer
-  try {
-    const stat = fstatSync(fd)
-    if (stat.isDirectory()) throw Object.assign(new Error('it is a directory'), { code: 'EISDIR' })
-    if (!stat.isFile()) throw Object.assign(new Error('not a regular file'), { code: 'ENOTREGULAR' })
-    if (stat.size > MAX_CONFIG_FILE_BYTES) throw tooLarge()
-    bytes = readFileSync(fd)
-  } finally {
-    closeSync(fd)
-  }
-  if (bytes.length > MAX_CONFIG_FILE_BYTES) throw tooLarge()
+  const bytes = readSmallFileSync(path, MAX_CONFIG_FILE_BYTES)
   try {
     return new TextDecoder('utf-8', { fatal: true }).decode(bytes)
   } catch {
@@ -86,8 +64,7 @@ export function readConfigFile (path: string, readFile: (path: string) => string
   try {
     text = readFile(path)
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException | undefined)?.code
-    const why = code !== undefined ? (FS_ERRORS[code] ?? code) : (err instanceof Error ? err.message : String(err))
+    const why = (err as NodeJS.ErrnoException | undefined)?.code !== undefined ? fileErrorReason(err) : (err instanceof Error ? err.message : String(err))
     problems.push(`${path}: cannot read the file: ${why}`)
     return undefined
   }

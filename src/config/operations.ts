@@ -5,7 +5,7 @@
  * lookups, duplicates). load.ts calls these with its reporter, so every problem is listed with its path.
  */
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto'
-import { MAX_SMALL_FILE_BYTES, readSmallFileSync } from '../small-file.js'
+import { fileErrorReason, readSmallFileSync } from '../small-file.js'
 import {
   CALLERS_DEFAULTS,
   ENV_VAR_NAME_PATTERN,
@@ -27,21 +27,6 @@ const EMPTY_KEY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca49599
 const EMPTY_KEY_PROBLEM = 'is the SHA-256 of an empty key (the key\'s variable was unset or empty when it was hashed), which no request can present; ' +
   'expected the hash of the caller\'s key: printf %s "$KEY" | sha256sum'
 const ENV_NAME = new RegExp(ENV_VAR_NAME_PATTERN)
-
-const FS_ERRORS: Readonly<Record<string, string>> = {
-  ENOENT: 'no such file',
-  EACCES: 'permission denied',
-  EPERM: 'permission denied',
-  EISDIR: 'it is a directory',
-  ENOTREGULAR: 'it is not a regular file (a directory, FIFO, device or socket)',
-  ETOOLARGE: `it is larger than ${MAX_SMALL_FILE_BYTES} bytes; a certificate, key or CA bundle is a few kilobytes`
-}
-
-/** Why a file could not be read, in words (also for the files a reload reads again, src/http/tls-reload.ts). */
-export function fileErrorReason (err: unknown): string {
-  const code = (err as NodeJS.ErrnoException).code ?? ''
-  return FS_ERRORS[code] ?? (code !== '' ? code : 'unreadable')
-}
 
 /** Reads a PEM file for a check; undefined (reported) when it cannot be read. */
 function readPem (path: string, at: Path, report: Reporter): string | undefined {

@@ -10,6 +10,7 @@ import { crowdedHeaders, MAX_DECRYPTION_ATTEMPTS, type Candidate } from '../core
 import { parseDecryptionKeyFile } from './decryption-keys.js'
 import { applyPreset, presetProblems, TENANT_TEMPLATE } from './presets.js'
 import { DECRYPTION_DEFAULTS } from './schema.js'
+import { fileErrorReason } from '../small-file.js'
 import {
   CONTENT_ENCRYPTION_ALGORITHMS,
   KEY_MANAGEMENT_ALGORITHMS,
@@ -36,14 +37,6 @@ export interface ProviderExtras {
   decryptionKeys?: DecryptionKey[]
   /** For each of decryptionKeys, the index of its file in the issuer's decryptionKeys. */
   decryptionKeyFiles?: number[]
-}
-
-const FS_ERRORS: Readonly<Record<string, string>> = {
-  ENOENT: 'no such file',
-  EACCES: 'permission denied',
-  EPERM: 'permission denied',
-  EISDIR: 'it is a directory',
-  ENOTREGULAR: 'it is not a regular file (a directory, FIFO, device or socket)'
 }
 
 const LIST_FIELDS = new Set(['groups', 'roles'])
@@ -178,8 +171,7 @@ function readKeyFile (file: string, at: Path, ctx: ProviderCheckContext): Decryp
   try {
     text = ctx.readFile(file)
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException | undefined)?.code
-    ctx.report(at, `cannot read the key file ${JSON.stringify(file)}: ${code !== undefined ? (FS_ERRORS[code] ?? code) : 'unreadable'}`)
+    ctx.report(at, `cannot read the key file ${JSON.stringify(file)}: ${fileErrorReason(err)}`)
     return []
   }
   const { keys, problems } = parseDecryptionKeyFile(file, text)

@@ -12,7 +12,8 @@
 import { createHash, X509Certificate } from 'node:crypto'
 import { createSecureContext, type SecureContextOptions, type Server as TlsServer } from 'node:tls'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
-import { clientCaProblem, fileErrorReason } from '../config/operations.js'
+import { clientCaProblem } from '../config/operations.js'
+import { fileErrorReason } from '../small-file.js'
 import type { Config, TlsConfig } from '../config/types.js'
 import { httpsOptions } from './tls.js'
 
