@@ -49,23 +49,26 @@ export function authorizationHeader (message: Pick<IncomingMessage, 'headers' | 
 }
 
 // id_token_hint: RP-initiated logout's name for the ID token, which a logout handler may pass on as it came.
-const TOKEN_QUERY_NAMES = ['token', 'id_token', 'id_token_hint', 'access_token']
-
-/** True when the query string tries to carry a token: such a token is leaked and never used. */
-export function queryCarriesToken (query: unknown): boolean {
-  if (typeof query !== 'object' || query === null) return false
-  return TOKEN_QUERY_NAMES.some((name) => Object.hasOwn(query, name))
-}
+const TOKEN_QUERY_NAMES = new Set(['token', 'id_token', 'id_token_hint', 'access_token'])
 
 /**
  * The per-request checks (and max_age, their OAuth spelling): body fields, never read from the query. Forward-auth
  * takes its audience in the query, and a caller that writes /verify?audience=… the same way must not get 200 for
  * a token that fails the check it asked for: such a query is request_invalid, as an unknown body field is.
  */
-const CHECK_QUERY_NAMES = ['nonce', 'maxAge', 'max_age', 'accessToken', 'code', 'audience', 'mode']
+const CHECK_QUERY_NAMES = new Set(['nonce', 'maxAge', 'max_age', 'accessToken', 'code', 'audience', 'mode'])
 
-/** True when the query string names a per-request check, which only the body can carry. */
-export function queryCarriesCheck (query: unknown): boolean {
-  if (typeof query !== 'object' || query === null) return false
-  return CHECK_QUERY_NAMES.some((name) => Object.hasOwn(query, name))
+/**
+ * The query string of /verify, /verify/batch and /introspect, which carries nothing they read: a token there is
+ * leaked and never used (token_in_query, whatever else the query holds), a check is request_invalid; any other
+ * parameter is ignored. One pass over the names the query has (none, nearly always).
+ */
+export function refuseQueryInput (query: unknown): void {
+  if (typeof query !== 'object' || query === null) return
+  let namesCheck = false
+  for (const name of Object.keys(query)) {
+    if (TOKEN_QUERY_NAMES.has(name)) throw new VerificationError('token_in_query')
+    if (CHECK_QUERY_NAMES.has(name)) namesCheck = true
+  }
+  if (namesCheck) throw new VerificationError('request_invalid')
 }

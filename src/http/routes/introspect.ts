@@ -19,7 +19,7 @@ import type { CallerLimitHook } from '../route-rate-limit.js'
 import { Type, type Static } from 'typebox'
 import type { VerifiedIdentity } from '../../core/identity.js'
 import { isVerificationError, VerificationError } from '../../errors.js'
-import { queryCarriesCheck, queryCarriesToken } from '../bearer.js'
+import { refuseQueryInput } from '../bearer.js'
 import { errorOutcome } from '../error-reply.js'
 import { acceptFormBodiesOnly } from '../form-body.js'
 import { requestChecks } from '../request-checks.js'
@@ -113,8 +113,7 @@ export const introspectRoute: FastifyPluginAsync<IntrospectRouteOptions> = async
       }
     }
   }, async (request, reply) => {
-    if (queryCarriesToken(request.query)) throw new VerificationError('token_in_query')
-    if (queryCarriesCheck(request.query)) throw new VerificationError('request_invalid')
+    refuseQueryInput(request.query)
     const body = request.body
     if (body !== undefined && body !== null && VERIFY_ONLY_CHECKS.some((name) => Object.hasOwn(body, name))) throw new VerificationError('request_invalid')
     const token = body?.token

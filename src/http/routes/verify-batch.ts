@@ -9,7 +9,7 @@ import type { CallerLimitHook } from '../route-rate-limit.js'
 import { Type, type Static } from 'typebox'
 import type { VerifiedIdentity } from '../../core/identity.js'
 import { ALL_ERROR_CODES, isVerificationError, VerificationError, type ErrorCode } from '../../errors.js'
-import { queryCarriesCheck, queryCarriesToken } from '../bearer.js'
+import { refuseQueryInput } from '../bearer.js'
 import { errorFields } from '../error-reply.js'
 import { requestChecks } from '../request-checks.js'
 import { ERROR_DETAIL_FIELDS, ErrorResponseSchema, VerificationModeSchema, VerifiedIdentitySchema } from '../schemas.js'
@@ -70,8 +70,7 @@ export const verifyBatchRoute: FastifyPluginAsync<VerifyBatchRouteOptions> = asy
       }
     }
   }, async (request, reply) => {
-    if (queryCarriesToken(request.query)) throw new VerificationError('token_in_query')
-    if (queryCarriesCheck(request.query)) throw new VerificationError('request_invalid')
+    refuseQueryInput(request.query)
     // Read once: a configuration reload may swap both while this request runs.
     const verifier = request.verifier
     const { maxTokens } = fastify.verifierSlot.config.batch

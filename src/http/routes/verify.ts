@@ -3,7 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { CallerLimitHook } from '../route-rate-limit.js'
 import type { VerifiedIdentity } from '../../core/identity.js'
 import { VerificationError } from '../../errors.js'
-import { authorizationHeader, bearerToken, queryCarriesCheck, queryCarriesToken } from '../bearer.js'
+import { authorizationHeader, bearerToken, refuseQueryInput } from '../bearer.js'
 import { IdentityBodies } from '../identity-bodies.js'
 import { requestChecks } from '../request-checks.js'
 import { ErrorResponseSchema, VerifiedIdentitySchema, VerifyBodyOrNothing } from '../schemas.js'
@@ -28,8 +28,7 @@ export const verifyRoute: FastifyPluginAsync<VerifyRouteOptions> = async (fastif
     }
   }, (request, reply) => {
     // Not async: a token the Verifier answers from its cache is answered here and now, without a promise.
-    if (queryCarriesToken(request.query)) throw new VerificationError('token_in_query')
-    if (queryCarriesCheck(request.query)) throw new VerificationError('request_invalid')
+    refuseQueryInput(request.query)
     // Read once: a configuration reload may swap the Verifier while this request runs.
     const verifier = request.verifier
     const body = request.body ?? {}
