@@ -125,8 +125,6 @@ export class Verifier {
   private readonly sharedIssuerUrls = new Map<string, IssuerRuntime[]>()
   /** {tenantid} issuers, tried only when no exact issuer matches: the exact path stays one Map lookup. */
   private readonly templates: IssuerRuntime[] = []
-  /** Every configured spelling of every issuer, in the configuration's order: for issuer_unknown's near miss. */
-  private readonly knownIssuerUrls: KnownIssuerUrl[] = []
   private readonly decryptor: TokenDecryptor
   private readonly byId = new Map<string, IssuerRuntime>()
   private readonly tokenCache: VerifiedTokenCache | undefined
@@ -210,7 +208,6 @@ export class Verifier {
       if (runtime.template !== undefined) this.templates.push(runtime)
       else this.addIssuerUrl(issuer.issuer, runtime)
       for (const alias of issuer.issuerAliases ?? []) this.addIssuerUrl(alias, runtime)
-      for (const url of [issuer.issuer, ...(issuer.issuerAliases ?? [])]) this.knownIssuerUrls.push({ id: issuer.id, url })
       this.byId.set(issuer.id, runtime)
       this.runtimes.push(runtime)
     }
@@ -523,6 +520,14 @@ export class Verifier {
     })
   }
 
+  /** Every configured spelling of every issuer, in the configuration's order: for issuer_unknown's near miss. */
+  private * knownIssuerUrls (): Generator<KnownIssuerUrl> {
+    for (const { config } of this.runtimes) {
+      yield { id: config.id, url: config.issuer }
+      for (const url of config.issuerAliases ?? []) yield { id: config.id, url }
+    }
+  }
+
   private selectIssuer (jws: ParsedJws): { runtime: IssuerRuntime, iss: string } {
     const iss = jws.payload.iss
     if (iss === undefined) throw new VerificationError('claim_missing', { claim: 'iss' })
@@ -547,7 +552,7 @@ export class Verifier {
     }
     if (fitting.length > 0) return { runtime: fitting.length === 1 ? fitting[0] as IssuerRuntime : byAudience(fitting, jws.payload.aud), iss }
     if (refusal !== undefined) throw refusal
-    const near = nearIssuer(iss, this.knownIssuerUrls)
+    const near = nearIssuer(iss, this.knownIssuerUrls())
     throw new VerificationError('issuer_unknown', { claim: 'iss', ...(near !== undefined ? { nearIssuer: near.id, issuerDifference: near.difference } : {}) })
   }
 
