@@ -13,7 +13,7 @@ import { coresPerProcess } from './cluster-primary.js'
 import type { Config } from './config/types.js'
 import { Verifier, type VerifierOptions } from './core/verifier.js'
 import { isVerificationError, VerificationError } from './errors.js'
-import { fromFrameworkError, sendError } from './http/error-reply.js'
+import { fromFrameworkError, sendError, type FrameworkError } from './http/error-reply.js'
 import './http/fastify-augment.js'
 import { requestIdGenerator } from './http/request-id.js'
 import { requestChildLogger } from './http/request-logger.js'
@@ -133,7 +133,7 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
   await fastify.register(requestLifecycle, { slot, metrics })
 
   fastify.setErrorHandler((err, request, reply) => {
-    const error = isVerificationError(err) ? err : fromFrameworkError(err as { code?: string, statusCode?: number, validation?: unknown })
+    const error = isVerificationError(err) ? err : fromFrameworkError(err as FrameworkError, request.routeOptions.schema)
     if (error.status >= 500 && !isVerificationError(err)) {
       request.log.error({ err }, 'unexpected error')
     }

@@ -255,7 +255,7 @@ export const ERROR_CODES = {
     status: 400,
     family: 'request',
     message: 'The request is not valid.',
-    hint: 'See openapi.yaml for the request schema; fields are not coerced (a token must be a string) and unknown fields are rejected.'
+    hint: 'The "parameter" field, when present, names the part of the request at fault: body, query, header or path, then the field, as the route names it (a nonce that is no string: the body\'s nonce; an audience in the query string; another scheme than Bearer in the authorization header). The part alone is a body that cannot be read, or a field the route does not know. Checks such as audience, nonce and maxAge go in the request body, never in the query string; an audience must be one an issuer is configured for. See openapi.yaml for the request schema; fields are not coerced (a token must be a string) and unknown fields are rejected.'
   },
   token_missing: {
     status: 400,
@@ -387,6 +387,12 @@ export interface ErrorDetails {
    */
   nearIssuer?: string
   issuerDifference?: IssuerDifference
+  /**
+   * For request_invalid, the part of the request at fault: `body`, `query`, `header` or `path`, followed by a
+   * field name the route itself defines (`body.nonce`, `query.audience`, `header.authorization`), never a name
+   * the request chose.
+   */
+  parameter?: string
 }
 
 /**

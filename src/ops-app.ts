@@ -9,7 +9,7 @@
 import Fastify, { LogController, type FastifyInstance } from 'fastify'
 import type { Config } from './config/types.js'
 import { isVerificationError } from './errors.js'
-import { fromFrameworkError, sendError } from './http/error-reply.js'
+import { fromFrameworkError, sendError, type FrameworkError } from './http/error-reply.js'
 import { frameworkErrorHandler } from './http/framework-errors.js'
 import { clientErrorHandler, type ClientErrorOptions } from './http/client-errors.js'
 import './http/fastify-augment.js'
@@ -57,7 +57,7 @@ export async function buildOpsApp (app: FastifyInstance, config: Config): Promis
 
   await ops.register(requestLifecycle, { metrics: app.metrics })
   ops.setErrorHandler((err, request, reply) => {
-    const error = isVerificationError(err) ? err : fromFrameworkError(err as { code?: string, statusCode?: number, validation?: unknown })
+    const error = isVerificationError(err) ? err : fromFrameworkError(err as FrameworkError, request.routeOptions.schema)
     if (error.status >= 500) request.log.error({ err }, 'unexpected error')
     return sendError(request, reply, error)
   })

@@ -9,7 +9,7 @@ const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*)$/i
 export function bearerToken (authorization: string | undefined): string | undefined {
   if (authorization === undefined || authorization === '') return undefined
   const match = BEARER.exec(authorization.trim())
-  if (match === null) throw new VerificationError('request_invalid')
+  if (match === null) throw new VerificationError('request_invalid', { parameter: 'header.authorization' })
   return match[1]
 }
 
@@ -65,10 +65,11 @@ const CHECK_QUERY_NAMES = new Set(['nonce', 'maxAge', 'max_age', 'accessToken', 
  */
 export function refuseQueryInput (query: unknown): void {
   if (typeof query !== 'object' || query === null) return
-  let namesCheck = false
+  let check: string | undefined
   for (const name of Object.keys(query)) {
     if (TOKEN_QUERY_NAMES.has(name)) throw new VerificationError('token_in_query')
-    if (CHECK_QUERY_NAMES.has(name)) namesCheck = true
+    if (check === undefined && CHECK_QUERY_NAMES.has(name)) check = name
   }
-  if (namesCheck) throw new VerificationError('request_invalid')
+  // One of our own names: the answer may repeat it.
+  if (check !== undefined) throw new VerificationError('request_invalid', { parameter: `query.${check}` })
 }

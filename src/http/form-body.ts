@@ -20,11 +20,11 @@ export const MAX_FORM_FIELDS = 32
 export function parseForm (body: string): Record<string, string> {
   let separators = 0
   for (let i = body.indexOf('&'); i !== -1; i = body.indexOf('&', i + 1)) {
-    if (++separators >= MAX_FORM_FIELDS) throw new VerificationError('request_invalid')
+    if (++separators >= MAX_FORM_FIELDS) throw new VerificationError('request_invalid', { parameter: 'body' })
   }
   const out: Record<string, string> = Object.create(null) as Record<string, string>
   for (const [name, value] of new URLSearchParams(body)) {
-    if (Object.hasOwn(out, name)) throw new VerificationError('request_invalid')
+    if (Object.hasOwn(out, name)) throw new VerificationError('request_invalid', { parameter: 'body' })
     out[name] = value
   }
   return out

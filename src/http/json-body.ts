@@ -56,7 +56,7 @@ export function acceptJsonBodies (fastify: FastifyInstance): void {
       return
     }
     if (body.length > DEPTH_SCAN_BYTES && nestsDeeperThan(body as string, MAX_BODY_DEPTH)) {
-      done(new VerificationError('request_invalid'), undefined)
+      done(new VerificationError('request_invalid', { parameter: 'body' }), undefined)
       return
     }
     parse(request, body as string, done)

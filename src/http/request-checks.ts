@@ -7,6 +7,6 @@ import { VerificationError } from '../errors.js'
  * configured for is a bad request, not a token that fails.
  */
 export function requestChecks (verifier: Verifier, fields: RequestChecks): RequestChecks {
-  if (fields.audience !== undefined && !verifier.isConfiguredAudience(fields.audience)) throw new VerificationError('request_invalid')
+  if (fields.audience !== undefined && !verifier.isConfiguredAudience(fields.audience)) throw new VerificationError('request_invalid', { parameter: 'body.audience' })
   return fields
 }

@@ -61,7 +61,7 @@ export const requestLifecycle = fp(async (fastify: FastifyInstance, opts: Reques
     reply.header('x-request-id', request.id)
     // RFC 9112 §3.2: a request without Host (HTTP/1.1) or with more than one is 400. Node keeps the first of two.
     if ((request.headers.host === undefined && request.raw.httpVersion === '1.1') || repeatedHeader(request.raw.rawHeaders, 'host')) {
-      done(new VerificationError('request_invalid'))
+      done(new VerificationError('request_invalid', { parameter: 'header.host' }))
       return
     }
     done()

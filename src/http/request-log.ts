@@ -35,6 +35,8 @@ export function logCompletedRequest (request: FastifyRequest, reply: FastifyRepl
     ...(request.outcome?.algorithm !== undefined ? { algorithm: request.outcome.algorithm } : {}),
     ...(request.outcome?.offBySeconds !== undefined ? { offBySeconds: request.outcome.offBySeconds } : {}),
     ...(request.outcome?.nearIssuer !== undefined ? { nearIssuer: request.outcome.nearIssuer, issuerDifference: request.outcome.issuerDifference } : {}),
+    // A refused request: the part of it at fault (body.nonce, query.audience), a name the route defines.
+    ...(request.outcome?.parameter !== undefined ? { parameter: request.outcome.parameter } : {}),
     // forward-auth: the original request's method, host and path (no query), as the proxy described it.
     ...(request.outcome?.original !== undefined ? { original: request.outcome.original } : {}),
     durationMs: Math.round(reply.elapsedTime * 1000) / 1000

@@ -93,6 +93,7 @@ export const ErrorResponseSchema = Type.Object({
   issuer: Type.Optional(Type.String()),
   claim: Type.Optional(Type.String()),
   ...ERROR_DETAIL_FIELDS,
+  parameter: Type.Optional(Type.String()),
   requestId: Type.String()
 }, { additionalProperties: false })
 export type ErrorResponse = Static<typeof ErrorResponseSchema>

@@ -115,7 +115,8 @@ export const introspectRoute: FastifyPluginAsync<IntrospectRouteOptions> = async
   }, async (request, reply) => {
     refuseQueryInput(request.query)
     const body = request.body
-    if (body !== undefined && body !== null && VERIFY_ONLY_CHECKS.some((name) => Object.hasOwn(body, name))) throw new VerificationError('request_invalid')
+    const check = body !== undefined && body !== null ? VERIFY_ONLY_CHECKS.find((name) => Object.hasOwn(body, name)) : undefined
+    if (check !== undefined) throw new VerificationError('request_invalid', { parameter: `body.${check}` })
     const token = body?.token
     if (token === undefined || token === '') throw new VerificationError('token_missing')
     reply.header('cache-control', 'no-store')
