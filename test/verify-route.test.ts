@@ -472,3 +472,14 @@ t.test('a route with a method it does not take: 405 method_not_allowed with Allo
   const forward = await app.inject({ method: 'DELETE', url: '/forward-auth' })
   t.equal(forward.statusCode, 401, 'forward-auth takes every method')
 })
+
+t.test('identities are not stored by caches (Cache-Control: no-store), new or served from the cache', async (t) => {
+  const token = mint(es, idTokenClaims(ISS, AUD))
+  for (const attempt of ['first', 'second', 'third (a cache hit)']) {
+    const res = await verify(token)
+    t.equal(res.status, 200, attempt)
+    t.equal(res.headers['cache-control'], 'no-store', attempt)
+  }
+  const header = await app.inject({ method: 'POST', url: '/verify', headers: { authorization: `Bearer ${token}` } })
+  t.equal(header.headers['cache-control'], 'no-store', 'a token in Authorization')
+})

@@ -38,6 +38,8 @@ export const verifyRoute: FastifyPluginAsync<VerifyRouteOptions> = async (fastif
     const token = body.token ?? headerToken
     if (token === undefined) throw new VerificationError('token_missing')
     const checks = requestChecks(verifier, { nonce: body.nonce, maxAge: body.maxAge, accessToken: body.accessToken, code: body.code, audience: body.audience, mode: body.mode })
+    // An identity is personal data: no cache on the way may keep it (as /verify/batch and /introspect say).
+    reply.header('cache-control', 'no-store')
     const verified = (identity: VerifiedIdentity): VerifiedIdentity => {
       request.outcome = { issuer: identity.issuer.id }
       return identity
