@@ -394,6 +394,18 @@ t.test('environment-only mode errors name the variables', async (t) => {
   ])
 })
 
+t.test('a URL the parser would mend is refused: written so, an issuer never equals a token\'s iss', async (t) => {
+  for (const written of ['https:idp.example.com', 'https:/idp.example.com', 'https:\\\\idp.example.com', 'HTTPS://idp.example.com', 'Https://idp.example.com/realms/a']) {
+    t.same(problemsOf(() => loadConfig({ argv: [], env: { OIDC_ISSUER: written, OIDC_AUDIENCE: 'a' } })), [
+      `environment: OIDC_ISSUER: expected the URL to start with https:// in lower case, as providers write it, got ${JSON.stringify(written)}`
+    ], written)
+  }
+  t.same(problemsOf(() => loadConfig({ argv: [], env: { OIDC_ISSUER: 'https://a.example', OIDC_AUDIENCE: 'a', OIDC_JWKS_URI: 'http:/127.0.0.1:8080/jwks' } })), [
+    'environment: OIDC_JWKS_URI: expected the URL to start with http:// in lower case, as providers write it, got "http:/127.0.0.1:8080/jwks"'
+  ], 'jwksUri too')
+  t.equal(loadConfig({ argv: [], env: { OIDC_ISSUER: 'https://idp.example.com:8443/realms/a', OIDC_AUDIENCE: 'a' } }).issuers[0]!.issuer, 'https://idp.example.com:8443/realms/a')
+})
+
 t.test('HOST, PORT and LOG_LEVEL override the file', async (t) => {
   const dir = t.testdir({ 'c.yml': 'server: { host: 10.1.1.1, port: 1234, logLevel: warn }\nissuers: [{ id: a, issuer: "https://a.example", audiences: [x] }]\n' })
   const argv = ['--config', join(dir, 'c.yml')]

@@ -45,6 +45,12 @@ export function checkUrl (value: string, path: Path, ctx: Ctx): boolean {
     report(ctx, path, `expected an https URL, got ${got}`)
     return false
   }
+  // The URL parser mends `https:host`, `https:/host`, `https:\\host` and `HTTPS://`; an issuer is compared
+  // with the token's iss exactly, and a provider writes `https://` in lower case, so such an issuer never matched.
+  if (!value.startsWith(`${url.protocol}//`)) {
+    report(ctx, path, `expected the URL to start with ${url.protocol}// in lower case, as providers write it, got ${got}`)
+    return false
+  }
   if (url.username !== '' || url.password !== '') {
     report(ctx, path, 'expected a URL without a user name or password')
     return false
