@@ -342,6 +342,12 @@ export const ERROR_CODES = {
     message: 'The issuer\'s signing keys cannot be obtained right now, so the token can be neither accepted nor rejected.',
     hint: 'Retry later: after Retry-After (in a /verify/batch item, its retryAfterSeconds). Operators: check that the provider\'s discovery and JWKS URLs are reachable from this service (see /readyz).'
   },
+  key_refresh_deferred: {
+    status: 503,
+    family: 'unavailable',
+    message: 'The logout token names a signing key that is not among the issuer\'s keys as last fetched, and they may not be fetched again yet: whether it is a key just rotated in cannot be told right now.',
+    hint: 'Providers: send the logout token again after Retry-After. Operators: only on POST /backchannel-logout; a token naming an unknown kid fetches the issuer\'s JWKS again at most once per jwks.unknownKidCooldownSeconds and jwks.unknownKidRefreshesPerMinute times a minute (logout tokens have a budget of their own), and the refresh was not allowed yet. A provider that does not retry loses the logout: the error log line "revocation not recorded" names the issuer; revoke the session with POST /revocations, or lower jwks.unknownKidCooldownSeconds.'
+  },
   overloaded: {
     status: 503,
     family: 'unavailable',

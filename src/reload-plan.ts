@@ -153,3 +153,24 @@ export function inForceProblems (plan: ReloadPlan, heapLimitBytes: number): stri
   }
   return problems
 }
+
+/** An issuer whose configured id a reload changes while its issuer URL stays. */
+export interface RenamedIssuer {
+  /** The issuer URL both configurations name. */
+  issuer: string
+  from: string
+  to: string
+}
+
+/**
+ * Issuers the new configuration renames: an id of the running configuration that is gone, and a new id for
+ * the same issuer URL. Revocations are kept by issuer id (src/revocation/), so those recorded under the old id
+ * no longer apply to the issuer's tokens under the new one.
+ */
+export function renamedIssuers (running: Config, next: Config): RenamedIssuer[] {
+  const runningIds = new Set(running.issuers.map((i) => i.id))
+  const nextIds = new Set(next.issuers.map((i) => i.id))
+  const added = next.issuers.filter((i) => !runningIds.has(i.id))
+  return running.issuers.filter((i) => !nextIds.has(i.id)).flatMap((gone) =>
+    added.filter((i) => i.issuer === gone.issuer).map((i) => ({ issuer: gone.issuer, from: gone.id, to: i.id })))
+}

@@ -24,7 +24,7 @@ import {
   keptUntilRestartMessage, noteWaitingForRestart, putInUse, readCertificates, tlsListeners, type ListenerCertificates, type TlsFile, type TlsListener
 } from './http/tls-reload.js'
 import type { IssuerStatus, Verifier } from './core/verifier.js'
-import { inForceProblems, keptUntilRestart, planReload, type ReloadPlan } from './reload-plan.js'
+import { inForceProblems, keptUntilRestart, planReload, renamedIssuers, type ReloadPlan } from './reload-plan.js'
 
 export { changedSettings, RELOADABLE } from './reload-plan.js'
 
@@ -166,7 +166,8 @@ async function reloadNow (app: FastifyInstance, load: () => Config, options: Rel
     return refused(err instanceof ConfigError ? err.problems : [`cannot read the configuration: ${(err as Error).message}`])
   }
 
-  const plan = planReload(slot.config, next)
+  const running = slot.config
+  const plan = planReload(running, next)
   const { config, applied } = plan
   const needsRestart = [...plan.pending]
   // Callers' own limits are read per request, but only by routes built with a limit (src/http/route-rate-limit.ts).
@@ -213,10 +214,33 @@ async function reloadNow (app: FastifyInstance, load: () => Config, options: Rel
     noteWaitingForRestart(listener.server, waitingFiles(plan, next, listener).map((file) => `${listener.setting}.${file}`))
   }
   for (const { listener, problems } of certificates.held) log.warn({ listener: listener.name, setting: listener.setting, problems }, keptUntilRestartMessage(listener))
+  warnRenamedIssuers(app, log, running, config)
   if (needsRestart.length > 0) {
     log.warn({ settings: needsRestart }, `configuration reloaded, but ${needsRestart.join(', ')} changed and needs a restart to take effect; the running value is kept`)
   }
   return { outcome: 'applied', problems: [], needsRestart, retired }
+}
+
+/**
+ * Revocations are kept by issuer id: an id the reload renames (same issuer URL) leaves those recorded under the
+ * old one behind, and the sessions and users they revoked are accepted again. They are not carried over: with
+ * the redis store, replicas that have not reloaded yet keep recording logouts under the old id (a copy made now
+ * would miss them), and copies would take room in revocation.maxEntries that each replica would count again.
+ * A warning per renamed issuer says so, with how many revocations this process holds under the old id.
+ */
+function warnRenamedIssuers (app: FastifyInstance, log: FastifyBaseLogger, running: Config, inForce: Config): void {
+  const store = app.revocations
+  if (store === undefined) return
+  const held = store.list.countByIssuer()
+  for (const { issuer, from, to } of renamedIssuers(running, inForce)) {
+    const revocationsHeld = held.get(from) ?? 0
+    log.warn({ issuer, from, to, revocationsHeld },
+      `issuer id renamed from "${from}" to "${to}" (same issuer ${issuer}): revocations are kept by issuer id, so the ` +
+      `${revocationsHeld} recorded under "${from}" no longer apply and the sessions and users they revoked are accepted again ` +
+      `until their tokens expire; with a shared store, processes still running the old configuration record logouts under "${from}" ` +
+      `until they reload. Restore the id "${from}" to apply them again, or, if none may come back, revoke every token of "${to}" ` +
+      `issued until now (POST /revocations {"issuer": "${to}", "all": true})`)
+  }
 }
 
 /** Puts the certificates read for the reload in use, and says which listeners serve which certificate now. */

@@ -276,7 +276,7 @@ export const JwksCacheSchema = Type.Object({
   maxFreshnessSeconds: Type.Optional(Int(1, WEEK, 'Upper clamp for Cache-Control max-age.', JWKS_DEFAULTS.maxFreshnessSeconds)),
   staleIfErrorSeconds: Type.Optional(Int(0, WEEK, 'How long past freshness the last good key set is served while the IdP is unreachable.', JWKS_DEFAULTS.staleIfErrorSeconds)),
   unknownKidCooldownSeconds: Type.Optional(Int(0, 3600, 'Minimum seconds between unknown-kid refreshes per JWKS URL.', JWKS_DEFAULTS.unknownKidCooldownSeconds)),
-  unknownKidRefreshesPerMinute: Type.Optional(Int(0, 600, 'Maximum unknown-kid refreshes per minute per JWKS URL.', JWKS_DEFAULTS.unknownKidRefreshesPerMinute)),
+  unknownKidRefreshesPerMinute: Type.Optional(Int(0, 600, 'Maximum unknown-kid refreshes per minute per JWKS URL for tokens, and as many again for back-channel logout tokens.', JWKS_DEFAULTS.unknownKidRefreshesPerMinute)),
   backoffInitialSeconds: Type.Optional(Int(1, 3600, 'First delay after a failed fetch.', JWKS_DEFAULTS.backoffInitialSeconds)),
   backoffMaxSeconds: Type.Optional(Int(1, DAY, 'Maximum delay between failed fetches.', JWKS_DEFAULTS.backoffMaxSeconds)),
   rediscoverySeconds: Type.Optional(Int(0, WEEK, 'How often a discovered issuer\'s metadata is read again, so that a changed jwks_uri is followed (0: never).', JWKS_DEFAULTS.rediscoverySeconds))

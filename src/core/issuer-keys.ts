@@ -7,7 +7,7 @@
  */
 import type { FetchConfig, IssuerConfig, JwksCacheConfig } from '../config/types.js'
 import { VerificationError } from '../errors.js'
-import type { JwksCache } from '../jwks/cache.js'
+import type { JwksCache, UnknownKidRequester } from '../jwks/cache.js'
 import { discoverJwksUri } from '../jwks/discovery.js'
 import type { fetchJson } from '../net/fetch-json.js'
 import { KeySet } from './key-set.js'
@@ -28,8 +28,11 @@ export interface KeyProvider {
   getKeySet(): Promise<KeySet>
   /** The key set when it is at hand and fresh, without a promise; undefined sends the caller to getKeySet(). */
   freshKeySet(): KeySet | undefined
-  /** The token names a kid we do not have: refresh if the cooldown and rate limit allow. */
-  refreshForUnknownKid(): Promise<KeySet | undefined>
+  /**
+   * The token names a kid we do not have: refresh if the cooldown and rate limit allow (the requester's budget;
+   * a logout token's refused refresh throws key_refresh_deferred, src/jwks/cache.ts).
+   */
+  refreshForUnknownKid(requester?: UnknownKidRequester): Promise<KeySet | undefined>
   /** Names where the current keys come from (the JWKS URL, or inline:<issuer id>), for the token cache. */
   sourceId(): string
   /** Whether the current keys may still be used at `nowMs` (fresh or stale, not expired), without a promise. */
@@ -84,9 +87,9 @@ class RemoteKeys implements KeyProvider {
     return this.jwksUri === undefined ? undefined : this.cache.peekFresh(this.jwksUri)
   }
 
-  async refreshForUnknownKid (): Promise<KeySet | undefined> {
+  async refreshForUnknownKid (requester?: UnknownKidRequester): Promise<KeySet | undefined> {
     if (this.jwksUri === undefined) return undefined
-    return await this.cache.refreshForUnknownKid(this.jwksUri)
+    return await this.cache.refreshForUnknownKid(this.jwksUri, requester)
   }
 
   sourceId (): string { return this.jwksUri ?? '' }

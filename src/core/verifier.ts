@@ -15,7 +15,7 @@ import { availableParallelism } from 'node:os'
 import { accessTokenClaimsOf } from '../config/presets.js'
 import type { Algorithm, AsymmetricAlgorithm, Config, IssuerConfig } from '../config/types.js'
 import { isVerificationError, VerificationError, type ErrorCode } from '../errors.js'
-import { JwksCache, type JwksFetchReason } from '../jwks/cache.js'
+import { JwksCache, type JwksFetchReason, type UnknownKidRequester } from '../jwks/cache.js'
 import type { fetchJson } from '../net/fetch-json.js'
 import { isCompactJwe, parseCompactJws, type ParsedJws } from './compact-jws.js'
 import type { VerifiedIdentity } from './identity.js'
@@ -112,6 +112,15 @@ interface SignedToken {
   curve: string | undefined
   keySource: string
   keyFingerprint: string
+}
+
+/**
+ * What an unknown kid does for a logout token: whose refresh budget it spends (src/jwks/cache.ts), and the
+ * checks its content must pass before it may spend any (a token the rules refuse anyway gets its 400 first).
+ */
+interface UnknownKidPolicy {
+  requester: UnknownKidRequester
+  beforeRefresh: (jws: ParsedJws, runtime: IssuerRuntime) => void
 }
 
 export interface IssuerStatus extends KeyStatus {
@@ -368,11 +377,20 @@ export class Verifier {
   /**
    * Verifies a back-channel logout token (OpenID Connect Back-Channel Logout 1.0 §2.6): the signature with
    * the issuer's keys, as for an ID token, then the logout-token rules. Throws VerificationError; failures of
-   * the rules are logout_token_invalid. Logout tokens are never cached.
+   * the rules are logout_token_invalid. Logout tokens are never cached. A kid the issuer's keys do not have
+   * refreshes them only for a token that passes the rules, from the logout tokens' own budget; a refresh that
+   * is not allowed yet is key_refresh_deferred (503), not key_not_found: the provider rarely retries a 400.
    */
   async verifyLogoutToken (token: string, maxAgeSeconds: number): Promise<VerifiedLogout> {
     if (token.length > this.maxTokenBytes) throw new VerificationError('token_too_large')
-    return await this.withSignedToken(token, (signed) => this.logoutOf(signed, maxAgeSeconds))
+    const unknownKid: UnknownKidPolicy = {
+      requester: 'logout',
+      beforeRefresh: (jws, runtime) => {
+        checkLogoutTokenType(jws.header, runtime.config.id)
+        checkLogoutTokenClaims(jws.payload, runtime.rules, maxAgeSeconds, this.now() / 1000)
+      }
+    }
+    return await this.withSignedToken(token, (signed) => this.logoutOf(signed, maxAgeSeconds), unknownKid)
   }
 
   /** The logout-token rules on a token whose signature has been verified. */
@@ -460,19 +478,19 @@ export class Verifier {
    * The work is synchronous up to the signature check and continues in one callback after it: each async
    * layer would cost a promise and a microtask per new token.
    */
-  private withSignedToken<T> (token: string, next: (signed: SignedToken) => T): Promise<T> {
+  private withSignedToken<T> (token: string, next: (signed: SignedToken) => T, unknownKid?: UnknownKidPolicy): Promise<T> {
     try {
       // Without decryption keys a JWE is token_encrypted, found by the parser without an extra pass.
       if (this.decryptor.enabled && token.length <= this.maxTokenBytes && isCompactJwe(token)) {
-        return this.decryptor.decrypt(token).then((decrypted) => this.withSignedJws(innerJws(decrypted, this.maxTokenBytes), decrypted, next))
+        return this.decryptor.decrypt(token).then((decrypted) => this.withSignedJws(innerJws(decrypted, this.maxTokenBytes), decrypted, next, unknownKid))
       }
-      return this.withSignedJws(parseCompactJws(token, this.maxTokenBytes), undefined, next)
+      return this.withSignedJws(parseCompactJws(token, this.maxTokenBytes), undefined, next, unknownKid)
     } catch (err) {
       return Promise.reject(err)
     }
   }
 
-  private withSignedJws<T> (jws: ParsedJws, decrypted: Decrypted | undefined, next: (signed: SignedToken) => T): Promise<T> {
+  private withSignedJws<T> (jws: ParsedJws, decrypted: Decrypted | undefined, next: (signed: SignedToken) => T, unknownKid?: UnknownKidPolicy): Promise<T> {
     const { runtime, iss } = this.selectIssuer(jws)
     const issuer = runtime.config.id
     const { header } = jws
@@ -509,7 +527,7 @@ export class Verifier {
     // The usual case: fresh keys and one key that fits (the token's kid). Its check is the only promise.
     const fresh = runtime.keys.freshKeySet()
     const key = soleCandidate(fresh, alg, kid)
-    if (key === undefined) return this.verifyWithIssuerKeys(runtime, alg, kid, jws, fresh).then(signedWith)
+    if (key === undefined) return this.verifyWithIssuerKeys(runtime, alg, kid, jws, fresh, unknownKid).then(signedWith)
     const check = prepareAsymmetric(alg, key.key, jws.signingInput, jws.signature)
     if (check === undefined) throw new VerificationError('signature_invalid', { issuer })
     // Where the key came from, read with the key: a rediscovery during the check must not relabel it.
@@ -559,15 +577,17 @@ export class Verifier {
   /**
    * The key that verifies the token, whatever the key set's state: `fresh` (the key set withSignedJws found
    * fresh, if it did), else stale or missing keys through getKeySet(); an unknown kid may refresh them, and
-   * without a kid up to MAX_KEYS_TRIED_WITHOUT_KID fitting keys are tried in turn.
+   * without a kid up to MAX_KEYS_TRIED_WITHOUT_KID fitting keys are tried in turn. `unknownKid` says how a
+   * logout token asks for that refresh (an ID token: the tokens' budget, with no checks first).
    */
-  private async verifyWithIssuerKeys (runtime: IssuerRuntime, alg: AsymmetricAlgorithm, kid: string | undefined, jws: ParsedJws, fresh: KeySet | undefined): Promise<KeyUsed> {
+  private async verifyWithIssuerKeys (runtime: IssuerRuntime, alg: AsymmetricAlgorithm, kid: string | undefined, jws: ParsedJws, fresh: KeySet | undefined, unknownKid?: UnknownKidPolicy): Promise<KeyUsed> {
     const issuer = runtime.config.id
     let keySet = fresh ?? await runtime.keys.getKeySet().catch((err: unknown) => { throw namingIssuer(err, issuer) })
     let candidates = keySet.candidates(alg, kid)
     if (candidates.length === 0 && (kid === undefined || !keySet.hasKid(kid))) {
       // Perhaps the IdP has just rotated a key in: refresh, within the cooldown and rate limit.
-      const refreshed = await runtime.keys.refreshForUnknownKid().catch((err: unknown) => { throw namingIssuer(err, issuer) })
+      unknownKid?.beforeRefresh(jws, runtime)
+      const refreshed = await runtime.keys.refreshForUnknownKid(unknownKid?.requester).catch((err: unknown) => { throw namingIssuer(err, issuer) })
       if (refreshed !== undefined && refreshed !== keySet) {
         keySet = refreshed
         candidates = keySet.candidates(alg, kid)

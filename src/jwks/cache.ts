@@ -10,7 +10,9 @@
  * as a failed fetch. Failures back off exponentially and keep retrying in the background, so an issuer that
  * was down at start-up becomes ready by itself.
  * Concurrent callers share one fetch. An unknown kid may force a refresh, limited by a cooldown and a
- * per-minute budget, so a flood of random kids costs the IdP only a few fetches a minute.
+ * per-minute budget, so a flood of random kids costs the IdP only a few fetches a minute. Logout tokens (an
+ * open route) have a budget of their own beside the one of the tokens of every other route, so that junk posted
+ * to /backchannel-logout cannot spend the refreshes a user's token needs; the cooldown is shared.
  */
 import { LRUCache } from 'lru-cache'
 import type { FetchConfig, JsonWebKeySet, JwksCacheConfig } from '../config/types.js'
@@ -28,6 +30,13 @@ export interface CacheLogger {
 }
 
 export type JwksFetchReason = 'warm' | 'background' | 'expired' | 'unknown_kid'
+
+/**
+ * On whose behalf an unknown kid asks for a refresh: a token of /verify and the other token routes, or a
+ * back-channel logout token. Each has its own per-minute budget; a logout token whose refresh is refused is
+ * told so (key_refresh_deferred) rather than given the old keys, since a 400 loses the logout for good.
+ */
+export type UnknownKidRequester = 'token' | 'logout'
 
 export interface JwksFetchEvent {
   url: string
@@ -90,8 +99,8 @@ interface Entry<T> {
   lastError?: string
   /** The last failure was an answer: a key set without usable keys (so an unknown kid is not one of them). */
   lastFailureAnswered: boolean
-  /** Start times of unknown-kid refreshes within the last minute. */
-  unknownKidRefreshes: number[]
+  /** Start times of unknown-kid refreshes within the last minute, per requester (each has its own budget). */
+  unknownKidRefreshes: Record<UnknownKidRequester, number[]>
   timer?: ReturnType<typeof setTimeout>
   staleWarned: boolean
   /** Evicted or closed: a fetch still in flight must not schedule timers for it. */
@@ -243,19 +252,27 @@ export class JwksCache<T> {
    * nobody can tell whether the kid is a key just rotated in: keys_unavailable (503, retry later), not a
    * "no such key" that would log a user out; unless the failure was an answer, a key set without usable
    * keys. A failed refresh keeps the old keys.
+   *
+   * For a logout token (requester 'logout'), a refresh refused by the cooldown, the budget or a backoff throws
+   * key_refresh_deferred, with the seconds until one is allowed: the keys as last fetched cannot tell a key
+   * just rotated in from a forged kid, and the provider rarely sends a logout again after a 400. A kid still
+   * unknown after a fetch (this one, or one in flight that it shared) is not: the caller answers key_not_found.
    */
-  async refreshForUnknownKid (url: string): Promise<T | undefined> {
+  async refreshForUnknownKid (url: string, requester: UnknownKidRequester = 'token'): Promise<T | undefined> {
     const entry = this.#entry(url)
     if (entry.inFlight === undefined) {
       const now = this.#now()
-      const refused = this.#unknownKidRefusal(entry, now)
+      const refused = this.#unknownKidRefusal(entry, now, requester)
       if (refused !== undefined) {
-        this.#logger.debug({ url, reason: refused }, 'unknown kid: JWKS refresh skipped')
+        this.#logger.debug({ url, reason: refused, requester }, 'unknown kid: JWKS refresh skipped')
         // Whatever refuses the refresh (a backoff, the cooldown, the budget), the provider's last word decides.
         if (entry.consecutiveFailures > 0 && !entry.lastFailureAnswered) throw this.#unavailable(entry, now)
+        if (requester === 'logout') {
+          throw new VerificationError('key_refresh_deferred', { retryAfterSeconds: Math.max(1, Math.ceil(this.#refreshAllowedIn(entry, now, requester) / 1000)) })
+        }
         return this.#usable(entry, now)
       }
-      entry.unknownKidRefreshes.push(now)
+      entry.unknownKidRefreshes[requester].push(now)
     }
     try {
       await this.#refresh(entry, 'unknown_kid')
@@ -311,7 +328,7 @@ export class JwksCache<T> {
   #entry (url: string): Entry<T> {
     let entry = this.#entries.get(url)
     if (entry === undefined) {
-      entry = { url, consecutiveFailures: 0, backoffUntil: 0, unknownKidRefreshes: [], lastFailureAnswered: false, staleWarned: false, disposed: false }
+      entry = { url, consecutiveFailures: 0, backoffUntil: 0, unknownKidRefreshes: { token: [], logout: [] }, lastFailureAnswered: false, staleWarned: false, disposed: false }
       if (!this.#closed) this.#entries.set(url, entry)
       else entry.disposed = true
     }
@@ -322,14 +339,27 @@ export class JwksCache<T> {
     return entry.keys !== undefined && now < entry.keys.usableUntil ? entry.keys.set : undefined
   }
 
-  #unknownKidRefusal (entry: Entry<T>, now: number): string | undefined {
+  #unknownKidRefusal (entry: Entry<T>, now: number, requester: UnknownKidRequester): string | undefined {
     if (now < entry.backoffUntil) return 'backoff'
     const cooldownMs = this.#config.unknownKidCooldownSeconds * 1000
     if (entry.lastAttemptAt !== undefined && now - entry.lastAttemptAt < cooldownMs) return 'cooldown'
-    const recent = entry.unknownKidRefreshes.filter((t) => now - t < MINUTE_MS)
-    entry.unknownKidRefreshes = recent
+    const recent = entry.unknownKidRefreshes[requester].filter((t) => now - t < MINUTE_MS)
+    entry.unknownKidRefreshes[requester] = recent
     if (recent.length >= this.#config.unknownKidRefreshesPerMinute) return 'rate_limit'
     return undefined
+  }
+
+  /**
+   * Milliseconds until #unknownKidRefusal would let `requester` refresh (the backoff, the cooldown and the
+   * budget all over); with no budget at all (unknownKidRefreshesPerMinute: 0), until the scheduled refresh.
+   */
+  #refreshAllowedIn (entry: Entry<T>, now: number, requester: UnknownKidRequester): number {
+    let at = Math.max(entry.backoffUntil, (entry.lastAttemptAt ?? 0) + this.#config.unknownKidCooldownSeconds * 1000)
+    const limit = this.#config.unknownKidRefreshesPerMinute
+    const recent = entry.unknownKidRefreshes[requester]
+    if (limit === 0) at = Math.max(at, entry.keys?.freshUntil ?? at)
+    else if (recent.length >= limit) at = Math.max(at, (recent[recent.length - limit] as number) + MINUTE_MS)
+    return at - now
   }
 
   #noteStale (entry: Entry<T>, keys: LoadedKeys<T>, now: number): void {

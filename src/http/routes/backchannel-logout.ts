@@ -8,8 +8,10 @@
  * No caller key: the provider has none, and the signed logout token is the credential. Rate limited per
  * address by revocation.logoutRateLimit. Answers: 200 when the revocation is recorded; 400 (logout_token_invalid) for any token that is not
  * a valid logout token, as §2.8 asks, without naming the issuer (the log line does); 503 when the revocation
- * cannot be recorded or the keys cannot be obtained (many providers do not retry: the error log line is what
- * an operator sees). Cache-Control: no-store on every answer (§2.8).
+ * cannot be recorded or the keys cannot be obtained, or when the token names a kid the keys as last fetched do
+ * not have and they may not be fetched again yet (key_refresh_deferred: a 400 would lose the logout of a key
+ * just rotated in for good), with Retry-After (many providers do not retry: the error log line is what an
+ * operator sees). Cache-Control: no-store on every answer (§2.8).
  */
 import type { FastifyPluginAsync } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
@@ -70,7 +72,7 @@ export const backchannelLogoutRoute: FastifyPluginAsync<BackchannelLogoutRouteOp
       }
       // The logout is lost unless the provider retries (most do not): the same error line as a revocation that
       // cannot be recorded, naming the issuer, which the answer does not.
-      request.log.error({ issuer, source: 'backchannel-logout', reason: err.code }, 'revocation not recorded')
+      request.log.error({ issuer, source: 'backchannel-logout', reason: err.code, ...(retryAfterSeconds === undefined ? {} : { retryAfterSeconds }) }, 'revocation not recorded')
       // Answers of this open route never name an issuer: a sender without a valid token learns no issuer ids.
       throw new VerificationError(err.code, retryAfterSeconds === undefined ? {} : { retryAfterSeconds })
     }
