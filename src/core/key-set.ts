@@ -1,11 +1,11 @@
 /**
  * A verified issuer's public keys, imported once and kept as KeyObjects. Keys unfit for verifying a token
- * are never offered: `use: enc`, `key_ops` without "verify", RSA under 2048 or over 8192 bits, private key
- * material, or a key type / curve / `alg` that does not match the token's algorithm. The work one token can
- * cause is bounded too: a key listed twice under the same kid is kept once, and at most MAX_KEYS_PER_KID keys
- * are kept under one kid (the rest are rejected, so they are reported like any unusable key). Duplicates and
- * keys over the bound are rejected before they are imported, in one pass. (A fetched JWKS has at most
- * MAX_JWKS_KEYS keys in all, src/jwks/parse-jwks.ts.)
+ * are never offered: `use: enc`, `key_ops` without "verify", RSA under 2048 or over 8192 bits, an EdDSA key of
+ * small order, private key material, or a key type / curve / `alg` that does not match the token's algorithm. The
+ * work one token can cause is bounded too: a key listed twice under the same kid is kept once, and at most
+ * MAX_KEYS_PER_KID keys are kept under one kid (the rest are rejected, so they are reported like any unusable
+ * key). Duplicates and keys over the bound are rejected before they are imported, in one pass. (A fetched JWKS
+ * has at most MAX_JWKS_KEYS keys in all, src/jwks/parse-jwks.ts.)
  */
 import { createPublicKey, type KeyObject } from 'node:crypto'
 import { ASYMMETRIC_ALGORITHMS, type AsymmetricAlgorithm, type JsonWebKeySet, type PublicJwk } from '../config/types.js'
@@ -92,6 +92,57 @@ function isUsualExponent (value: string): boolean {
   return ((bytes[bytes.length - 1] as number) & 1) === 1
 }
 
+/**
+ * The Edwards curves of EdDSA keys (RFC 8032 §5.1, §5.2): a·x² + y² = 1 + d·x²·y² over GF(p), points encoded as y
+ * in `bytes` little-endian bytes with x's sign in the last bit, and the cofactor as a number of doublings.
+ */
+const EDWARDS: Record<string, { p: bigint, a: bigint, d: bigint, bytes: number, cofactorDoublings: number }> = {
+  Ed25519: {
+    p: 2n ** 255n - 19n,
+    a: -1n,
+    d: 37095705934669439343138083508754565189542113879843219016388785533085940283555n, // -121665/121666
+    bytes: 32,
+    cofactorDoublings: 3
+  },
+  Ed448: { p: 2n ** 448n - 2n ** 224n - 1n, a: 1n, d: -39081n, bytes: 57, cofactorDoublings: 2 }
+}
+
+/**
+ * Whether an EdDSA public key is a point of small order ([cofactor]·A is the identity). node:crypto (OpenSSL)
+ * imports such a key and verifies cofactorless: with R the identity and S = 0, [S]B = R + [k]A holds whenever
+ * [k]A is the identity, so anyone can forge signatures (for every message with the identity itself, for one in
+ * four with the all-zero key). Worked out from y alone: a point's order does not depend on x's sign, and the
+ * doubling formulas need only x², which the curve equation gives; y = Y/Z and x² = U/V are kept as fractions
+ * (no inversion: well under a millisecond a key). y is read as OpenSSL reads it, modulo p.
+ */
+function isSmallOrderEdwardsPoint (crv: string, x: string): boolean {
+  const curve = EDWARDS[crv]
+  const bytes = Buffer.from(x, 'base64url')
+  if (curve === undefined || bytes.length !== curve.bytes) return false // not a key at all: refused when imported
+  const { p, a, d } = curve
+  const mod = (v: bigint): bigint => ((v % p) + p) % p
+  let y = 0n
+  for (let i = bytes.length - 1; i >= 0; i--) y = (y << 8n) | BigInt(i === bytes.length - 1 ? (bytes[i] as number) & 0x7f : bytes[i] as number)
+  // a·x² + y² = 1 + d·x²·y²  ⇒  x² = (1 − y²) / (a − d·y²)
+  let Y = mod(y)
+  let Z = 1n
+  let U = mod(1n - y * y)
+  let V = mod(a - d * y * y)
+  for (let i = 0; i < curve.cofactorDoublings; i++) {
+    if (Z === 0n || V === 0n) return false // not a point of the curve: refused when imported or verified
+    // Doubling: y' = (y² − a·x²) / (1 − d·x²·y²), x'² = 4·x²·y² / (1 + d·x²·y²)², over the common denominator V·Z².
+    const Y2 = Y * Y % p
+    const VZ2 = V * (Z * Z % p) % p
+    const DUY2 = mod(d * U % p * Y2)
+    const plus = (VZ2 + DUY2) % p
+    Y = mod(Y2 * V - a * U * (Z * Z % p))
+    Z = mod(VZ2 - DUY2)
+    U = 4n * U % p * Y2 % p * VZ2 % p
+    V = plus * plus % p
+  }
+  return Z !== 0n && V !== 0n && U === 0n && Y === Z
+}
+
 /** Why a JWK can never verify an ID token, or undefined when it is a usable signature key. */
 export function unfitReason (jwk: PublicJwk): string | undefined {
   if (jwk.kty !== 'RSA' && jwk.kty !== 'EC' && jwk.kty !== 'OKP') return `key type ${String(jwk.kty)} cannot verify signatures here`
@@ -123,6 +174,9 @@ export function unfitReason (jwk: PublicJwk): string | undefined {
   // proportion: a 3071-bit e makes one forged token cost ~7 ms. Every provider uses 65537.
   if (jwk.kty === 'RSA' && typeof jwk.e === 'string' && !isUsualExponent(jwk.e)) {
     return `RSA public exponent is not an odd number from 3 to 2^${MAX_RSA_EXPONENT_BITS}`
+  }
+  if (jwk.kty === 'OKP' && typeof jwk.crv === 'string' && isSmallOrderEdwardsPoint(jwk.crv, jwk.x as string)) {
+    return `${jwk.crv} public key is a point of small order (anyone could forge signatures for it)`
   }
   return undefined
 }

@@ -174,12 +174,7 @@ export class Verifier {
       countKeys: (keySet) => keySet.keys.length,
       createKeySet: (jwks, url) => {
         const keySet = new KeySet(jwks)
-        const { rejected } = keySet
-        if (rejected.length > 0) {
-          // Bounded: a JWKS of thousands of unusable keys must not make a log line of them on every fetch.
-          this.logger.warn({ issuer: labelOf(url), jwksUri: url, rejectedCount: rejected.length, rejected: rejected.slice(0, MAX_REJECTED_KEYS_LOGGED) },
-            'JWKS contains keys that will never be used')
-        }
+        this.warnRejectedKeys(keySet, { issuer: labelOf(url), jwksUri: url })
         return keySet
       },
       onKeySetAccepted: (keySet, url) => {
@@ -214,6 +209,11 @@ export class Verifier {
         allowedTenants: issuer.allowedTenants === undefined ? undefined : new Set(issuer.allowedTenants),
         tenantClaim: issuer.claimMapping.tenant === undefined ? undefined : mappingPaths(issuer.claimMapping.tenant).paths[0]
       }
+      // An inline key set is built once, here: its unusable keys are logged as a fetched one's are on each fetch.
+      if (issuer.keys.kind === 'inline') {
+        const inline = runtime.keys.freshKeySet()
+        if (inline !== undefined) this.warnRejectedKeys(inline, { issuer: issuer.id, jwksUri: null })
+      }
       if (runtime.template !== undefined) this.templates.push(runtime)
       else this.addIssuerUrl(issuer.issuer, runtime)
       for (const alias of issuer.issuerAliases ?? []) this.addIssuerUrl(alias, runtime)
@@ -221,6 +221,15 @@ export class Verifier {
       this.runtimes.push(runtime)
     }
     this.decryptor = new TokenDecryptor(config.issuers, this.logger)
+  }
+
+  /** The warning about a key set's keys that will never verify (fetched: jwksUri is its URL; inline: null). */
+  private warnRejectedKeys (keySet: KeySet, where: { issuer: string, jwksUri: string | null }): void {
+    const { rejected } = keySet
+    if (rejected.length === 0) return
+    // Bounded: a JWKS of thousands of unusable keys must not make a log line of them on every fetch.
+    this.logger.warn({ ...where, rejectedCount: rejected.length, rejected: rejected.slice(0, MAX_REJECTED_KEYS_LOGGED) },
+      'JWKS contains keys that will never be used')
   }
 
   /** Where this Verifier runs its signature checks (server.signatureChecks, with `auto` resolved). */
