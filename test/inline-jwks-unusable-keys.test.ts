@@ -6,7 +6,7 @@
  */
 import t from 'tap'
 import { silentLogger, type Logger } from '../src/core/logger.js'
-import { MAX_REJECTED_KEYS_LOGGED, Verifier } from '../src/core/verifier.js'
+import { MAX_LOGGED_KID_LENGTH, MAX_REJECTED_KEYS_LOGGED, Verifier } from '../src/core/verifier.js'
 import { configFor } from './helpers/config.js'
 import { idTokenClaims, jwksOf, makeKey, mint } from './helpers/tokens.js'
 
@@ -52,4 +52,15 @@ t.test('an inline JWKS of good keys logs nothing, and the warning is bounded lik
   const warning = warnings.find((w) => 'rejectedCount' in w)
   t.match(warning, { issuer: 'i', rejectedCount: 40 })
   t.equal((warning?.rejected as unknown[]).length, MAX_REJECTED_KEYS_LOGGED)
+})
+
+t.test('a rejected key\'s kid is cut in the warning: it is the provider\'s text, of any length', async (t) => {
+  const warnings: Array<Record<string, unknown>> = []
+  const logger: Logger = { ...silentLogger, warn: (obj) => { warnings.push(obj as Record<string, unknown>) }, child: () => logger }
+  const good = makeKey('ES256', { kid: 'good' })
+  const long = 'k'.repeat(10_000)
+  const verifier = new Verifier(configFor([{ id: 'i', issuer: ISS, audiences: ['a'], jwks: { keys: [good.jwk, { ...good.jwk, kid: long, use: 'enc' }, { ...good.jwk, kid: 'short', use: 'enc' }] } }]), { logger })
+  verifier.close()
+  const rejected = warnings.find((w) => 'rejectedCount' in w)?.rejected as Array<{ kid: string }>
+  t.same(rejected.map((r) => r.kid), [`${'k'.repeat(MAX_LOGGED_KID_LENGTH)}…`, 'short'])
 })
