@@ -154,9 +154,9 @@ export function inForceProblems (plan: ReloadPlan, heapLimitBytes: number): stri
   return problems
 }
 
-/** An issuer whose configured id a reload changes while its issuer URL stays. */
+/** An issuer whose configured id a reload changes while tokens of one of its issuer URLs stay accepted. */
 export interface RenamedIssuer {
-  /** The issuer URL both configurations name. */
+  /** The issuer URL both configurations name (as issuer or one of issuerAliases). */
   issuer: string
   from: string
   to: string
@@ -164,13 +164,20 @@ export interface RenamedIssuer {
 
 /**
  * Issuers the new configuration renames: an id of the running configuration that is gone, and a new id for
- * the same issuer URL. Revocations are kept by issuer id (src/revocation/), so those recorded under the old id
- * no longer apply to the issuer's tokens under the new one.
+ * the same issuer URL, as issuer or alias on either side (a provider that moved, its old URL kept as an alias).
+ * Revocations are kept by issuer id (src/revocation/), so those recorded under the old id no longer apply to
+ * the issuer's tokens under the new one.
  */
 export function renamedIssuers (running: Config, next: Config): RenamedIssuer[] {
   const runningIds = new Set(running.issuers.map((i) => i.id))
   const nextIds = new Set(next.issuers.map((i) => i.id))
+  const spellings = (i: Config['issuers'][number]): string[] => [i.issuer, ...(i.issuerAliases ?? [])]
   const added = next.issuers.filter((i) => !runningIds.has(i.id))
-  return running.issuers.filter((i) => !nextIds.has(i.id)).flatMap((gone) =>
-    added.filter((i) => i.issuer === gone.issuer).map((i) => ({ issuer: gone.issuer, from: gone.id, to: i.id })))
+  return running.issuers.filter((i) => !nextIds.has(i.id)).flatMap((gone) => {
+    const old = spellings(gone)
+    return added.flatMap((i) => {
+      const shared = spellings(i).find((url) => old.includes(url))
+      return shared === undefined ? [] : [{ issuer: shared, from: gone.id, to: i.id }]
+    })
+  })
 }

@@ -222,7 +222,7 @@ async function reloadNow (app: FastifyInstance, load: () => Config, options: Rel
 }
 
 /**
- * Revocations are kept by issuer id: an id the reload renames (same issuer URL) leaves those recorded under the
+ * Revocations are kept by issuer id: an id the reload renames (same issuer URL, or one kept as an alias) leaves those recorded under the
  * old one behind, and the sessions and users they revoked are accepted again. They are not carried over: with
  * the redis store, replicas that have not reloaded yet keep recording logouts under the old id (a copy made now
  * would miss them), and copies would take room in revocation.maxEntries that each replica would count again.

@@ -166,3 +166,21 @@ t.test('the cache: Retry-After of a deferred logout refresh is when a refresh is
   clock.now += 100_000
   t.equal(await deferredFor(none.refreshForUnknownKid(idp.jwksUrl, 'logout')), 500, 'no budget: until the scheduled refresh (max-age 600)')
 })
+
+t.test('the rules checked before a refresh name no claim: nothing vouches for the content of a token of an unknown kid', async (t) => {
+  const idp = await startJwksServer({ json: jwksOf(keyA), cacheControl: 'max-age=3600' })
+  t.teardown(() => idp.close())
+  const { app, lines } = await appWith(t, idp, { unknownKidCooldownSeconds: 0 })
+  const fetched = idp.requests('/jwks')
+  // Anyone can mint these: the answer must not say whether a guessed audience is configured, or how old a token may be.
+  for (const claims of [{ aud: 'guessed-client' }, { iat: nowSeconds() - 86_400 }]) {
+    const res = await logout(app, logoutToken(keyB, claims))
+    t.same([res.statusCode, res.json().code], [400, 'logout_token_invalid'])
+    t.notOk('claim' in res.json(), `no claim named for ${JSON.stringify(claims)}: as for a forged signature of a known kid`)
+  }
+  // The answer of a known kid's forged signature, for comparison: no claim either.
+  const forged = logoutToken(keyA, { aud: 'guessed-client' }).replace(/\.[^.]+$/, `.${Buffer.alloc(64).toString('base64url')}`)
+  t.notOk('claim' in (await logout(app, forged)).json())
+  t.equal(idp.requests('/jwks'), fetched, 'still no refresh for them')
+  t.match(lines().filter((l) => l.msg === 'logout token refused').slice(0, 2), [{ reason: 'key_not_found', issuer: 'main' }, { reason: 'key_not_found', issuer: 'main' }])
+})

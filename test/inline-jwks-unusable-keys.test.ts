@@ -64,3 +64,14 @@ t.test('a rejected key\'s kid is cut in the warning: it is the provider\'s text,
   const rejected = warnings.find((w) => 'rejectedCount' in w)?.rejected as Array<{ kid: string }>
   t.same(rejected.map((r) => r.kid), [`${'k'.repeat(MAX_LOGGED_KID_LENGTH)}…`, 'short'])
 })
+
+t.test('a rejected key\'s reason is bounded too: a kty of any length is not repeated in full', async (t) => {
+  const warnings: Array<Record<string, unknown>> = []
+  const logger: Logger = { ...silentLogger, warn: (obj) => { warnings.push(obj as Record<string, unknown>) }, child: () => logger }
+  const good = makeKey('ES256', { kid: 'good' })
+  const verifier = new Verifier(configFor([{ id: 'i', issuer: ISS, audiences: ['a'], jwks: { keys: [good.jwk, { kty: 'K'.repeat(10_000), kid: 'odd' }] } }]), { logger })
+  verifier.close()
+  const rejected = warnings.find((w) => 'rejectedCount' in w)?.rejected as Array<{ kid: string, reason: string }>
+  t.equal(rejected[0]?.kid, 'odd')
+  t.ok((rejected[0]?.reason.length ?? 0) < 200, `the reason stays short (${rejected[0]?.reason.length ?? 0} characters)`)
+})

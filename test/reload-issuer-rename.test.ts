@@ -89,3 +89,21 @@ t.test('renamedIssuers: pairs gone and new ids of one issuer URL, shared URLs in
     [{ issuer: ISS, from: 'b', to: 'b2' }])
   t.same(renamedIssuers(running, configFor([{ ...issuer('x2'), issuer: OTHER }])), [{ issuer: OTHER, from: 'x', to: 'x2' }], 'a and b removed with no new id for their URL')
 })
+
+t.test('a rename that also moves the issuer URL, the old one kept as an alias, is a rename too', async (t) => {
+  const NEW = 'https://login.example.com'
+  const { lines, logger } = capture()
+  const app = await buildApp(configFor([issuer('corp')]), { loggerInstance: logger })
+  t.teardown(() => app.close())
+  await app.ready()
+  const session = mint(key, idTokenClaims(ISS, AUD, { sid: 's1', sub: 'u1', iat: nowSeconds() - 10 }))
+  t.equal((await logout(app, 's1')).statusCode, 200)
+  t.equal((await app.inject({ method: 'POST', url: '/verify', payload: { token: session } })).json().code, 'token_revoked')
+
+  // The provider moved to a new URL; its tokens of the old one are still accepted (an alias), under the new id.
+  const result = await reloadConfiguration(app, () => configFor([issuer('corp-login', { issuer: NEW, issuerAliases: [ISS] })]))
+  t.equal(result.outcome, 'applied')
+  t.equal((await app.inject({ method: 'POST', url: '/verify', payload: { token: session } })).statusCode, 200, 'the revoked session is accepted again')
+  t.match(renameWarnings(lines()), [{ issuer: ISS, from: 'corp', to: 'corp-login', revocationsHeld: 1 }], 'and the reload says so')
+  t.same(renamedIssuers(configFor([issuer('a', { issuer: NEW, issuerAliases: [ISS] })]), configFor([issuer('b')])), [{ issuer: ISS, from: 'a', to: 'b' }], 'the other way round')
+})

@@ -145,7 +145,8 @@ function isSmallOrderEdwardsPoint (crv: string, x: string): boolean {
 
 /** Why a JWK can never verify an ID token, or undefined when it is a usable signature key. */
 export function unfitReason (jwk: PublicJwk): string | undefined {
-  if (jwk.kty !== 'RSA' && jwk.kty !== 'EC' && jwk.kty !== 'OKP') return `key type ${String(jwk.kty)} cannot verify signatures here`
+  // Cut like crv and alg below: kty is the provider's text, of any length (the warning names each rejected key).
+  if (jwk.kty !== 'RSA' && jwk.kty !== 'EC' && jwk.kty !== 'OKP') return `key type ${String(jwk.kty).slice(0, 32)} cannot verify signatures here`
   if (jwk.use !== undefined && jwk.use !== 'sig') return 'use is not "sig"'
   if (jwk.key_ops !== undefined && (!Array.isArray(jwk.key_ops) || !jwk.key_ops.includes('verify'))) return 'key_ops does not include "verify"'
   if (PRIVATE_MEMBERS.some((m) => m in jwk)) return 'contains private key material'

@@ -118,7 +118,8 @@ interface SignedToken {
 
 /**
  * What an unknown kid does for a logout token: whose refresh budget it spends (src/jwks/cache.ts), and the
- * checks its content must pass before it may spend any (a token the rules refuse anyway gets its 400 first).
+ * checks its content must pass before it may spend any (a token the rules refuse anyway gets its 400 first: as
+ * key_not_found, since nothing vouches for the content yet).
  */
 interface UnknownKidPolicy {
   requester: UnknownKidRequester
@@ -399,8 +400,15 @@ export class Verifier {
     const unknownKid: UnknownKidPolicy = {
       requester: 'logout',
       beforeRefresh: (jws, runtime) => {
-        checkLogoutTokenType(jws.header, runtime.config.id)
-        checkLogoutTokenClaims(jws.payload, runtime.rules, maxAgeSeconds, this.now() / 1000)
+        try {
+          checkLogoutTokenType(jws.header, runtime.config.id)
+          checkLogoutTokenClaims(jws.payload, runtime.rules, maxAgeSeconds, this.now() / 1000)
+        } catch (err) {
+          // The rules ran on content no signature vouches for: the answer must not name the claim that failed (the
+          // open route would tell anyone the configured audiences or the maximum age), only that no key verifies it.
+          if (isVerificationError(err)) throw new VerificationError('key_not_found', { issuer: runtime.config.id })
+          throw err
+        }
       }
     }
     return await this.withSignedToken(token, (signed) => this.logoutOf(signed, maxAgeSeconds), unknownKid)
