@@ -9,6 +9,7 @@ import { parseWorkers, reportStarted, runPrimary } from './cluster-primary.js'
 import { withinHeapBudget } from './config/heap-budget.js'
 import { clusterLog, LOG_LEVEL } from './cluster-log.js'
 import { serveWorkerReadiness, WorkerReadinessReporter } from './cluster-readiness.js'
+import { ClusterMetrics, serveClusterMetrics } from './metrics/cluster-metrics.js'
 import { askStartConfig, reportApplied, reportRefused, serveStartConfig, workerConfig } from './cluster-start-config.js'
 import { ConfigError, loadConfig, type LoadConfigOptions } from './config/load.js'
 import type { Config } from './config/types.js'
@@ -35,6 +36,8 @@ async function startWorker (signals: ProcessStop, loadWith: LoadWith): Promise<v
   })
   // Once stopping (the listener closed), nothing more is said: the primary counts the worker out when it exits.
   app.workersReadiness = new WorkerReadinessReporter(() => app.server.listening ? ownReadiness(app).ready : undefined)
+  // /metrics answers for every worker of the host; this worker answers the primary for its own.
+  if (app.metrics !== undefined) app.metrics.joinCluster(new ClusterMetrics(app.metrics.registry))
   reportStarted()
 }
 
@@ -55,6 +58,7 @@ export async function start (signals: ProcessStop): Promise<void> {
       // A worker started later (a replacement) starts with what the others run, not with the file as it is then.
       const served = serveStartConfig(config, startText)
       serveWorkerReadiness()
+      serveClusterMetrics()
       const relay = config.revocation.enabled && config.revocation.store === 'memory'
       runPrimary(workers, config.server.shutdownGraceSeconds, {
         ...(relay ? { relayRevocations: config.revocation.maxEntries } : {}),

@@ -3,11 +3,12 @@
  * process metrics in it, and the series below. Every label value comes from configuration (issuer ids,
  * caller ids, route patterns) or from a fixed set (error codes, outcomes); never from a token or a request.
  */
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type Aggregator } from 'prom-client'
 import type { IssuerStatus, VerifierEvents } from '../core/verifier.js'
 import { ERROR_CODES, type ErrorCode } from '../errors.js'
 import type { RevocationStore } from '../revocation/store.js'
 import { HotCounter, HotHistogram } from './hot-metrics.js'
+import type { ClusterMetrics } from './cluster-metrics.js'
 
 /** The label value for "no issuer" (the token matched none) and "no caller" (authentication off or failed). */
 export const NONE = 'none'
@@ -58,6 +59,8 @@ export class ServiceMetrics {
   readonly #revocationsRecorded: Counter<'source' | 'kind'>
   /** Drops the counted series of issuers not in `keep` (and not "none"), in every metric with an issuer label. */
   readonly #forgetIssuers: (keep: ReadonlySet<string>) => Promise<void>
+  /** A cluster worker's: /metrics answers for every worker of the host (src/metrics/cluster-metrics.ts). */
+  #cluster: ClusterMetrics | undefined
 
   constructor (options: ServiceMetricsOptions) {
     const registers = [this.registry]
@@ -123,29 +126,36 @@ export class ServiceMetrics {
 
     // Key state is read when Prometheus scrapes, from the same status /readyz shows.
     const fetchedAt = (s: IssuerStatus): number | undefined => s.fetchedAt === null ? undefined : Date.parse(s.fetchedAt)
-    const scrapeGauge = (name: string, help: string, fill: (gauge: Gauge<'issuer'>, s: IssuerStatus) => void): void => {
+    // `aggregator`: how the workers of one host (WORKERS=N) are merged into one answer (src/metrics/cluster-metrics.ts).
+    // Counters and histograms sum; each gauge says its own, with the reason.
+    const scrapeGauge = (name: string, help: string, aggregator: Aggregator, fill: (gauge: Gauge<'issuer'>, s: IssuerStatus) => void): void => {
       new Gauge({
         name,
         help,
         labelNames: ['issuer'] as const,
         registers,
+        aggregator,
         collect () {
           this.reset() // an issuer removed by a reload disappears
           for (const s of options.status()) fill(this, s)
         }
       })
     }
-    scrapeGauge('oidc_verifier_issuer_ready', 'Whether the issuer has usable keys (1) or not (0), as in /readyz.',
+    // min: the host is ready for the issuer only when every worker is (a worker without keys fails what it takes), as /readyz.
+    scrapeGauge('oidc_verifier_issuer_ready', 'Whether the issuer has usable keys (1) or not (0), as in /readyz.', 'min',
       (g, s) => { g.set({ issuer: s.id }, s.ready ? 1 : 0) })
     // Expired keys (the provider unreachable past staleIfErrorSeconds) are kept in /readyz's keyCount but verify nothing.
-    scrapeGauge('oidc_verifier_keys', 'Usable signature keys of the issuer (0 once its last key set has expired).',
+    // min: the worst worker's (each worker fetches its own keys; summed, two workers would show twice the keys).
+    scrapeGauge('oidc_verifier_keys', 'Usable signature keys of the issuer (0 once its last key set has expired).', 'min',
       (g, s) => { g.set({ issuer: s.id }, s.state === 'fresh' || s.state === 'stale' ? s.keyCount : 0) })
-    scrapeGauge('oidc_verifier_keys_age_seconds', 'Seconds since the issuer\'s keys were last fetched successfully (absent for inline keys).',
+    // max: the oldest key set of any worker, the one a staleness alert is about.
+    scrapeGauge('oidc_verifier_keys_age_seconds', 'Seconds since the issuer\'s keys were last fetched successfully (absent for inline keys).', 'max',
       (g, s) => {
         const at = fetchedAt(s)
         if (at !== undefined) g.set({ issuer: s.id }, Math.max(0, (now() - at) / 1000))
       })
-    scrapeGauge('oidc_verifier_keys_last_refresh_timestamp_seconds', 'Time of the last successful JWKS fetch of the issuer, in seconds since the epoch (absent for inline keys).',
+    // min: the earliest, the worker whose keys are oldest (as keys_age_seconds' max): `time() - this` alerts on the worst worker.
+    scrapeGauge('oidc_verifier_keys_last_refresh_timestamp_seconds', 'Time of the last successful JWKS fetch of the issuer, in seconds since the epoch (absent for inline keys).', 'min',
       (g, s) => {
         const at = fetchedAt(s)
         if (at !== undefined) g.set({ issuer: s.id }, at / 1000)
@@ -155,6 +165,8 @@ export class ServiceMetrics {
       help: 'The state of the issuer\'s keys: 1 for the current state (fresh, stale, expired, missing, discovering), 0 for the others.',
       labelNames: ['issuer', 'state'] as const,
       registers,
+      // max: 1 when any worker is in that state (an alert on expired or missing fires when one worker is); values stay 0/1.
+      aggregator: 'max',
       collect () {
         this.reset()
         for (const s of options.status()) {
@@ -192,6 +204,8 @@ export class ServiceMetrics {
         help: 'Revocations held by this process (within revocation.maxEntries), by issuer.',
         labelNames: ['issuer'] as const,
         registers,
+        // max: every worker holds a copy of the same revocations (relayed, or from the shared Redis); summed, each would count N times.
+        aggregator: 'max',
         collect () {
           this.reset()
           for (const [issuer, count] of store.list.countByIssuer()) this.set({ issuer }, count)
@@ -202,6 +216,8 @@ export class ServiceMetrics {
         help: 'Whether this process\'s copy of the revocations is known to be current (1); at 0 verifications fail with 503 revocations_unavailable.',
         labelNames: ['store'] as const,
         registers,
+        // min: 0 when any worker's copy is not current (that worker answers 503 revocations_unavailable).
+        aggregator: 'min',
         collect () {
           const status = store.status()
           this.set({ store: status.kind }, status.current ? 1 : 0)
@@ -256,7 +272,16 @@ export class ServiceMetrics {
     return this.registry.contentType
   }
 
+  /**
+   * In a cluster worker (WORKERS=N, src/start.ts): from now on, text() answers for every worker of the host
+   * (src/metrics/cluster-metrics.ts, built on this.registry).
+   */
+  joinCluster (cluster: ClusterMetrics): void {
+    this.#cluster = cluster
+  }
+
   async text (): Promise<string> {
+    if (this.#cluster !== undefined) return await this.#cluster.text()
     return await this.registry.metrics()
   }
 }

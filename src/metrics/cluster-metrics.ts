@@ -1,0 +1,149 @@
+/**
+ * /metrics for the workers of one host (WORKERS=N, src/cluster-primary.ts). Each worker has its own registry,
+ * and a scrape lands on whichever worker takes the connection: alone, it would show that worker's share of the
+ * traffic, and counters would jump between workers. So the worker that takes the scrape asks the primary, the
+ * primary asks every live worker for its `registry.getMetricsAsJSON()` and passes the answers back, and the
+ * worker merges them with prom-client's own AggregatorRegistry.aggregate(): each metric by the `aggregator`
+ * set where it is defined (src/metrics/metrics.ts; counters and histograms sum).
+ *
+ * A worker that does not answer within CLUSTER_METRICS_TIMEOUT_MS (stopped, stuck, still starting) is left
+ * out, and the answer says so: oidc_verifier_metrics_workers{state="answered"|"missing"}. Scrapes that arrive
+ * while the primary is collecting join that collection: a scrape costs each worker one answer at most, however
+ * many scrapes there are. Without WORKERS, none of this runs.
+ */
+import cluster, { type Worker } from 'node:cluster'
+import { AggregatorRegistry, Gauge, type MetricObjectWithValues, type MetricValue, type Registry } from 'prom-client'
+import { liveWorkers, type PrimaryChannel } from '../cluster-primary.js'
+
+/** worker → primary: this worker answers COLLECT (it has started, with metrics on). */
+const READY = 'oidc-verifier:metrics-ready'
+/** worker → primary: a scrape; `ask` is the worker's number for it. */
+const ASK = 'oidc-verifier:metrics-ask'
+/** primary → worker: send your metrics; `round` is echoed. */
+const COLLECT = 'oidc-verifier:metrics-collect'
+/** worker → primary: the metrics of a round (`metrics`: getMetricsAsJSON(); absent when it failed). */
+const ANSWER = 'oidc-verifier:metrics-answer'
+/** primary → worker: the answers of every worker, for the asks listed. */
+const RESULT = 'oidc-verifier:metrics-result'
+
+/** How long the primary waits for the workers' answers; one that is later is left out (and counted missing). */
+export const CLUSTER_METRICS_TIMEOUT_MS = 1_500
+/** How much longer the worker that took the scrape waits for the primary, before answering with its own metrics alone. */
+const ASKER_MARGIN_MS = 1_000
+
+type Metrics = Array<MetricObjectWithValues<MetricValue<string>>>
+
+function typed (message: unknown): { type?: unknown } & Record<string, unknown> | undefined {
+  return typeof message === 'object' && message !== null ? message as Record<string, unknown> : undefined
+}
+
+/** Sends to a worker; one that has just died is no error (it is counted missing). */
+function sendTo (worker: Worker, message: object): void {
+  if (worker.isConnected()) worker.send(message, undefined, {}, () => {})
+}
+
+/** The primary's side: answers a worker's ASK with every live worker's metrics (one collection at a time). */
+export function serveClusterMetrics (timeoutMs = CLUSTER_METRICS_TIMEOUT_MS): void {
+  const ready = new Set<number>()
+  let rounds = 0
+  let round: { id: number, pending: Set<number>, answers: unknown[], missing: number, asks: Array<{ worker: Worker, ask: unknown }>, timer: NodeJS.Timeout } | undefined
+
+  const finish = (): void => {
+    const r = round
+    if (r === undefined) return
+    round = undefined
+    clearTimeout(r.timer)
+    const missing = r.missing + r.pending.size
+    for (const { worker, ask } of r.asks) sendTo(worker, { type: RESULT, ask, metrics: r.answers, missing })
+  }
+  const settled = (): void => { if (round !== undefined && round.pending.size === 0) finish() }
+
+  cluster.on('message', (worker, message: unknown) => {
+    const m = typed(message)
+    if (m?.type === READY) {
+      ready.add(worker.id)
+    } else if (m?.type === ASK) {
+      if (round === undefined) {
+        const id = ++rounds
+        const workers = liveWorkers()
+        // A worker still starting cannot answer yet: it is counted missing at once rather than waited for.
+        const asked = workers.filter((w) => ready.has(w.id) && w.isConnected())
+        round = { id, pending: new Set(asked.map((w) => w.id)), answers: [], missing: workers.length - asked.length, asks: [], timer: setTimeout(finish, timeoutMs) }
+        round.timer.unref()
+        for (const w of asked) sendTo(w, { type: COLLECT, round: id })
+      }
+      round.asks.push({ worker, ask: m.ask })
+      settled()
+    } else if (m?.type === ANSWER && round !== undefined && m.round === round.id && round.pending.delete(worker.id)) {
+      if (Array.isArray(m.metrics)) round.answers.push(m.metrics)
+      else round.missing++
+      settled()
+    }
+  })
+  cluster.on('exit', (worker) => {
+    ready.delete(worker.id)
+    if (round?.pending.delete(worker.id) === true) {
+      round.missing++
+      settled()
+    }
+  })
+}
+
+/** A worker's side: answers the primary's COLLECT with `registry`'s metrics, and asks for the host's on a scrape. */
+export class ClusterMetrics {
+  readonly #registry: Registry
+  readonly #port: PrimaryChannel
+  readonly #listener: (message: unknown) => void
+  readonly #asks = new Map<number, (result: { metrics: unknown[], missing: number } | undefined) => void>()
+  #asked = 0
+
+  constructor (registry: Registry, port: PrimaryChannel = process) {
+    this.#registry = registry
+    this.#port = port
+    this.#listener = (message) => {
+      const m = typed(message)
+      if (m?.type === COLLECT) {
+        this.#registry.getMetricsAsJSON().then(
+          (metrics) => { port.send?.({ type: ANSWER, round: m.round, metrics }, () => {}) },
+          () => { port.send?.({ type: ANSWER, round: m.round }, () => {}) })
+      } else if (m?.type === RESULT && typeof m.ask === 'number') {
+        const resolve = this.#asks.get(m.ask)
+        if (resolve === undefined) return
+        this.#asks.delete(m.ask)
+        resolve(Array.isArray(m.metrics) && typeof m.missing === 'number' ? { metrics: m.metrics, missing: m.missing } : undefined)
+      }
+    }
+    port.on('message', this.#listener)
+    port.send?.({ type: READY }, () => {})
+  }
+
+  /** The host's metrics, aggregated, in the Prometheus text format (as the registry's own). */
+  async text (): Promise<string> {
+    const ask = ++this.#asked
+    let timer: NodeJS.Timeout | undefined
+    const result = await new Promise<{ metrics: unknown[], missing: number } | undefined>((resolve) => {
+      this.#asks.set(ask, resolve)
+      timer = setTimeout(() => { this.#asks.delete(ask); resolve(undefined) }, CLUSTER_METRICS_TIMEOUT_MS + ASKER_MARGIN_MS)
+      this.#port.send?.({ type: ASK, ask }, (err) => { if (err !== null) { this.#asks.delete(ask); resolve(undefined) } })
+    })
+    clearTimeout(timer)
+    // No word from the primary: this worker's own metrics, and the others counted missing by the last count known.
+    const answers = result?.metrics as Metrics[] | undefined ?? [await this.#registry.getMetricsAsJSON()]
+    const aggregated = AggregatorRegistry.aggregate(answers)
+    const workers = new Gauge({
+      name: 'oidc_verifier_metrics_workers',
+      help: `Workers of the host (WORKERS) whose metrics this answer adds up (answered), and those left out (missing: no answer within ${CLUSTER_METRICS_TIMEOUT_MS / 1000} s, or still starting).`,
+      labelNames: ['state'] as const,
+      registers: [aggregated]
+    })
+    workers.set({ state: 'answered' }, answers.length)
+    workers.set({ state: 'missing' }, result?.missing ?? Number.NaN)
+    return await aggregated.metrics()
+  }
+
+  close (): void {
+    this.#port.off('message', this.#listener)
+    for (const resolve of this.#asks.values()) resolve(undefined)
+    this.#asks.clear()
+  }
+}

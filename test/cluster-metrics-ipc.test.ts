@@ -1,0 +1,138 @@
+/**
+ * /metrics across the workers of one host (src/metrics/cluster-metrics.ts), with stand-ins for the IPC channel:
+ * the primary's collection (one at a time, shared by the scrapes that arrive meanwhile, bounded in time) and
+ * the worker's aggregation; test/cluster-metrics.test.ts runs real workers.
+ */
+import t from 'tap'
+import { EventEmitter } from 'node:events'
+import { Counter, Gauge, Registry } from 'prom-client'
+import type { PrimaryChannel } from '../src/cluster-primary.js'
+import { ClusterMetrics, serveClusterMetrics } from '../src/metrics/cluster-metrics.js'
+import { parseMetrics, valueOf } from './helpers/prometheus.js'
+
+interface FakeWorker { id: number, sent: Array<Record<string, unknown>>, dead: boolean, isDead: () => boolean, isConnected: () => boolean, send: (m: Record<string, unknown>, h: unknown, o: unknown, cb: () => void) => boolean }
+
+t.test('the primary asks every ready worker once per collection, shares it between scrapes, and counts the missing', async (t) => {
+  const cluster = (await import('node:cluster')).default
+  const before = { message: new Set(cluster.listeners('message')), exit: new Set(cluster.listeners('exit')) }
+  const workers: Record<string, FakeWorker> = {}
+  const worker = (id: number): FakeWorker => {
+    const w: FakeWorker = { id, sent: [], dead: false, isDead: () => w.dead, isConnected: () => !w.dead, send: (m, _h, _o, cb) => { w.sent.push(m); cb(); return true } }
+    workers[String(id)] = w
+    return w
+  }
+  const saved = cluster.workers
+  Object.defineProperty(cluster, 'workers', { value: workers, configurable: true, writable: true })
+  serveClusterMetrics(100)
+  const added = (event: 'message' | 'exit'): Array<(...args: unknown[]) => void> => cluster.listeners(event).filter((l) => !before[event].has(l)) as Array<(...args: unknown[]) => void>
+  const [onMessage] = added('message')
+  const [onExit] = added('exit')
+  t.teardown(() => {
+    for (const event of ['message', 'exit'] as const) for (const l of added(event)) cluster.off(event, l)
+    Object.defineProperty(cluster, 'workers', { value: saved, configurable: true, writable: true })
+  })
+  const say = (w: FakeWorker, message: unknown): void => { onMessage?.(w, message) }
+  const collects = (w: FakeWorker): Array<Record<string, unknown>> => w.sent.filter((m) => m.type === 'oidc-verifier:metrics-collect')
+  const results = (w: FakeWorker): Array<Record<string, unknown>> => w.sent.filter((m) => m.type === 'oidc-verifier:metrics-result')
+
+  const a = worker(1)
+  const b = worker(2)
+  const starting = worker(3)
+  say(a, { type: 'oidc-verifier:metrics-ready' })
+  say(b, { type: 'oidc-verifier:metrics-ready' })
+  say(a, { type: 'oidc-verifier:metrics-ask', ask: 7 })
+  t.equal(collects(a).length, 1)
+  t.equal(collects(b).length, 1)
+  t.equal(collects(starting).length, 0, 'a worker that has not said it answers is not asked')
+  say(b, { type: 'oidc-verifier:metrics-ask', ask: 1 })
+  t.equal(collects(a).length + collects(b).length, 2, 'a scrape during a collection joins it')
+  const round = collects(a)[0]?.round
+  say(a, { type: 'oidc-verifier:metrics-answer', round, metrics: ['A'] })
+  say(a, { type: 'oidc-verifier:metrics-answer', round, metrics: ['again'] })
+  t.same(results(a), [], 'not before every worker asked has answered')
+  say(b, { type: 'oidc-verifier:metrics-answer', round: 999, metrics: ['old'] })
+  t.same(results(a), [], 'an answer to another collection is not one')
+  say(b, { type: 'oidc-verifier:metrics-answer', round, metrics: ['B'] })
+  t.same(results(a), [{ type: 'oidc-verifier:metrics-result', ask: 7, metrics: [['A'], ['B']], missing: 1 }], 'the starting worker is counted missing at once, not waited for')
+  t.same(results(b), [{ type: 'oidc-verifier:metrics-result', ask: 1, metrics: [['A'], ['B']], missing: 1 }])
+
+  // b does not answer: the collection ends at the timeout without it.
+  starting.dead = true
+  onExit?.(starting)
+  say(a, { type: 'oidc-verifier:metrics-ask', ask: 8 })
+  const second = collects(a)[1]?.round
+  t.not(second, round)
+  say(a, { type: 'oidc-verifier:metrics-answer', round: second, metrics: ['A2'] })
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  t.same(results(a).at(-1), { type: 'oidc-verifier:metrics-result', ask: 8, metrics: [['A2']], missing: 1 }, 'b left out, counted missing')
+  say(b, { type: 'oidc-verifier:metrics-answer', round: second, metrics: ['late'] })
+  t.equal(results(a).length, 2, 'a late answer changes nothing')
+
+  // A worker that dies during a collection ends the wait for it.
+  say(a, { type: 'oidc-verifier:metrics-ask', ask: 9 })
+  say(a, { type: 'oidc-verifier:metrics-answer', round: collects(a)[2]?.round, metrics: ['A3'] })
+  b.dead = true
+  onExit?.(b)
+  t.same(results(a).at(-1), { type: 'oidc-verifier:metrics-result', ask: 9, metrics: [['A3']], missing: 1 }, 'at once, not at the timeout')
+  say(a, { type: 'oidc-verifier:metrics-answer', round: 'x', metrics: 'junk' })
+  onMessage?.(a, null)
+  onMessage?.(a, 'garbage')
+  t.equal(results(a).length, 3, 'other messages change nothing')
+})
+
+function fakePrimary (): PrimaryChannel & { sent: Array<Record<string, unknown>>, tell: (message: unknown) => void } {
+  const events = new EventEmitter()
+  const sent: Array<Record<string, unknown>> = []
+  return {
+    sent,
+    send: (message, callback) => { sent.push(message as Record<string, unknown>); callback(null); return true },
+    on: (event, listener) => events.on(event, listener),
+    off: (event, listener) => events.off(event, listener),
+    tell: (message) => { events.emit('message', message) }
+  }
+}
+
+/** A worker's registry: a counter, and a gauge merged by `min`. */
+function registryWith (count: number, keys: number): Registry {
+  const registry = new Registry()
+  new Counter({ name: 'c_total', help: 'c', registers: [registry] }).inc(count)
+  new Gauge({ name: 'g_keys', help: 'g', labelNames: ['issuer'] as const, registers: [registry], aggregator: 'min' }).set({ issuer: 'i' }, keys)
+  return registry
+}
+
+t.test('a worker answers the primary with its metrics, and aggregates the host\'s with each metric\'s aggregator', async (t) => {
+  const own = registryWith(3, 2)
+  const primary = fakePrimary()
+  const metrics = new ClusterMetrics(own, primary)
+  t.teardown(() => { metrics.close() })
+  t.same(primary.sent, [{ type: 'oidc-verifier:metrics-ready' }], 'says it answers')
+  primary.tell({ type: 'oidc-verifier:metrics-collect', round: 4 })
+  await new Promise((resolve) => setTimeout(resolve, 10))
+  const answer = primary.sent[1] as { type: string, round: number, metrics: unknown[] }
+  t.match(answer, { type: 'oidc-verifier:metrics-answer', round: 4 })
+  t.same(answer.metrics, await own.getMetricsAsJSON(), 'its getMetricsAsJSON()')
+
+  const text = metrics.text()
+  await new Promise((resolve) => setTimeout(resolve, 10))
+  const ask = primary.sent.at(-1) as { type: string, ask: number }
+  t.equal(ask.type, 'oidc-verifier:metrics-ask')
+  primary.tell({ type: 'oidc-verifier:metrics-result', ask: ask.ask + 1, metrics: [], missing: 5 })
+  primary.tell({ type: 'oidc-verifier:metrics-result', ask: ask.ask, metrics: [await own.getMetricsAsJSON(), await registryWith(4, 1).getMetricsAsJSON()], missing: 1 })
+  const samples = parseMetrics(await text)
+  t.equal(valueOf(samples, 'c_total'), 7, 'counters add up')
+  t.equal(valueOf(samples, 'g_keys', { issuer: 'i' }), 1, 'a gauge by its own aggregator')
+  t.equal(valueOf(samples, 'oidc_verifier_metrics_workers', { state: 'answered' }), 2)
+  t.equal(valueOf(samples, 'oidc_verifier_metrics_workers', { state: 'missing' }), 1)
+})
+
+t.test('no answer from the primary: the worker\'s own metrics, the missing count unknown (NaN)', async (t) => {
+  const primary = fakePrimary()
+  const metrics = new ClusterMetrics(registryWith(3, 2), primary)
+  t.teardown(() => { metrics.close() })
+  const started = Date.now()
+  const samples = parseMetrics(await metrics.text())
+  t.ok(Date.now() - started < 4_000, 'bounded')
+  t.equal(valueOf(samples, 'c_total'), 3)
+  t.equal(valueOf(samples, 'oidc_verifier_metrics_workers', { state: 'answered' }), 1)
+  t.ok(Number.isNaN(valueOf(samples, 'oidc_verifier_metrics_workers', { state: 'missing' })))
+})
