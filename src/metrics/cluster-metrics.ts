@@ -37,9 +37,17 @@ function typed (message: unknown): { type?: unknown } & Record<string, unknown> 
   return typeof message === 'object' && message !== null ? message as Record<string, unknown> : undefined
 }
 
-/** Sends to a worker; one that has just died is no error (it is counted missing). */
+/**
+ * Sends to a worker; one that has just died is no error (it is counted missing). Nor is a message that cannot be
+ * sent at all (serialized, longer than a string may be): the primary must not fall over a scrape; the worker that
+ * asked answers with its own series when no result comes.
+ */
 function sendTo (worker: Worker, message: object): void {
-  if (worker.isConnected()) worker.send(message, undefined, {}, () => {})
+  try {
+    if (worker.isConnected()) worker.send(message, undefined, {}, () => {})
+  } catch {
+    // Left out: the asking worker's wait ends it.
+  }
 }
 
 /** The primary's side: answers a worker's ASK with every live worker's metrics (one collection at a time). */
@@ -96,6 +104,10 @@ export class ClusterMetrics {
   readonly #listener: (message: unknown) => void
   readonly #asks = new Map<number, (result: { metrics: unknown[], missing: number } | undefined) => void>()
   #asked = 0
+  /** Workers of the host in the primary's last answer (answered and missing); undefined before one. */
+  #lastTotal: number | undefined
+  /** The scrape asking the primary now, which the scrapes that arrive meanwhile share. */
+  #inFlight: Promise<string> | undefined
 
   constructor (registry: Registry, port: PrimaryChannel = process) {
     this.#registry = registry
@@ -117,8 +129,17 @@ export class ClusterMetrics {
     port.send?.({ type: READY }, () => {})
   }
 
-  /** The host's metrics, aggregated, in the Prometheus text format (as the registry's own). */
+  /**
+   * The host's metrics, aggregated, in the Prometheus text format (as the registry's own). Scrapes that arrive
+   * while one is asking share its answer: one ask, one result from the primary (the series of every worker, which
+   * it would otherwise copy once per scrape) and one aggregation, however many scrapes there are.
+   */
   async text (): Promise<string> {
+    this.#inFlight ??= this.#ask().finally(() => { this.#inFlight = undefined })
+    return await this.#inFlight
+  }
+
+  async #ask (): Promise<string> {
     const ask = ++this.#asked
     let timer: NodeJS.Timeout | undefined
     const result = await new Promise<{ metrics: unknown[], missing: number } | undefined>((resolve) => {
@@ -127,17 +148,19 @@ export class ClusterMetrics {
       this.#port.send?.({ type: ASK, ask }, (err) => { if (err !== null) { this.#asks.delete(ask); resolve(undefined) } })
     })
     clearTimeout(timer)
-    // No word from the primary: this worker's own metrics, and the others counted missing by the last count known.
+    if (result !== undefined) this.#lastTotal = result.metrics.length + result.missing
+    // No word from the primary: this worker's own metrics, and the others counted missing by the last count known,
+    // at least one (WORKERS > 1): a number, so that an alert on `missing > 0` fires (any comparison with NaN is false).
     const answers = result?.metrics as Metrics[] | undefined ?? [await this.#registry.getMetricsAsJSON()]
     const aggregated = AggregatorRegistry.aggregate(answers)
     const workers = new Gauge({
       name: 'oidc_verifier_metrics_workers',
-      help: `Workers of the host (WORKERS) whose metrics this answer adds up (answered), and those left out (missing: no answer within ${CLUSTER_METRICS_TIMEOUT_MS / 1000} s, or still starting).`,
+      help: `Workers of the host (WORKERS) whose metrics this answer adds up (answered), and those left out (missing: no answer within ${CLUSTER_METRICS_TIMEOUT_MS / 1000} s, or still starting; when the primary did not answer, the others by the last count known).`,
       labelNames: ['state'] as const,
       registers: [aggregated]
     })
     workers.set({ state: 'answered' }, answers.length)
-    workers.set({ state: 'missing' }, result?.missing ?? Number.NaN)
+    workers.set({ state: 'missing' }, result?.missing ?? Math.max(1, (this.#lastTotal ?? 0) - 1))
     return await aggregated.metrics()
   }
 

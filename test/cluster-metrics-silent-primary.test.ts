@@ -1,0 +1,78 @@
+/**
+ * src/metrics/cluster-metrics.ts when the primary does not answer a scrape: the answer is the scraped worker's
+ * own series, and oidc_verifier_metrics_workers{state="missing"} must still say that others were left out, as a
+ * number: README's alert `oidc_verifier_metrics_workers{state="missing"} > 0` never fires on NaN (in PromQL
+ * every comparison with NaN is false), and this is the case where counters drop to one worker's share.
+ */
+import t from 'tap'
+import { EventEmitter } from 'node:events'
+import { Counter, Registry } from 'prom-client'
+import type { PrimaryChannel } from '../src/cluster-primary.js'
+import { ClusterMetrics } from '../src/metrics/cluster-metrics.js'
+import { parseMetrics, valueOf } from './helpers/prometheus.js'
+
+function fakePrimary (): PrimaryChannel & { sent: Array<Record<string, unknown>>, tell: (message: unknown) => void } {
+  const events = new EventEmitter()
+  const sent: Array<Record<string, unknown>> = []
+  return {
+    sent,
+    send: (message, callback) => { sent.push(message as Record<string, unknown>); callback(null); return true },
+    on: (event, listener) => events.on(event, listener),
+    off: (event, listener) => events.off(event, listener),
+    tell: (message) => { events.emit('message', message) }
+  }
+}
+
+function registryWith (count: number): Registry {
+  const registry = new Registry()
+  new Counter({ name: 'c_total', help: 'c', registers: [registry] }).inc(count)
+  return registry
+}
+
+t.test('the primary silent: the other workers are counted missing by the last count known, never NaN', async (t) => {
+  const own = registryWith(3)
+  const primary = fakePrimary()
+  const metrics = new ClusterMetrics(own, primary)
+  t.teardown(() => { metrics.close() })
+
+  // Nothing known yet: still at least one other worker (WORKERS > 1), not NaN.
+  const unknown = parseMetrics(await metrics.text())
+  t.equal(valueOf(unknown, 'c_total'), 3, 'this worker\'s own series')
+  const missingUnknown = valueOf(unknown, 'oidc_verifier_metrics_workers', { state: 'missing' }) as number
+  t.notOk(Number.isNaN(missingUnknown), 'a number')
+  t.ok(missingUnknown > 0, `an alert on missing > 0 fires (${missingUnknown})`)
+
+  // A scrape the primary answers: 3 workers of the host (2 answered, 1 missing).
+  const answered = metrics.text()
+  await new Promise((resolve) => setTimeout(resolve, 10))
+  const ask = primary.sent.at(-1) as { type: string, ask: number }
+  primary.tell({ type: 'oidc-verifier:metrics-result', ask: ask.ask, metrics: [await own.getMetricsAsJSON(), await registryWith(4).getMetricsAsJSON()], missing: 1 })
+  t.equal(valueOf(parseMetrics(await answered), 'c_total'), 7)
+
+  // Then the primary does not answer: this worker's own series, the two others missing.
+  const silent = parseMetrics(await metrics.text())
+  t.equal(valueOf(silent, 'c_total'), 3)
+  t.equal(valueOf(silent, 'oidc_verifier_metrics_workers', { state: 'answered' }), 1)
+  t.equal(valueOf(silent, 'oidc_verifier_metrics_workers', { state: 'missing' }), 2, 'the last count known (3 workers) less this one')
+})
+
+t.test('concurrent scrapes on one worker share one ask: the primary sends that worker one result, not one per scrape', async (t) => {
+  const own = registryWith(3)
+  const primary = fakePrimary()
+  const metrics = new ClusterMetrics(own, primary)
+  t.teardown(() => { metrics.close() })
+  const asks = (): Array<{ type: string, ask: number }> => primary.sent.filter((m) => m.type === 'oidc-verifier:metrics-ask') as Array<{ type: string, ask: number }>
+  const scrapes = Array.from({ length: 50 }, async () => await metrics.text())
+  await new Promise((resolve) => setTimeout(resolve, 10))
+  t.equal(asks().length, 1, 'one ask for 50 scrapes in flight together')
+  for (const { ask } of asks()) {
+    primary.tell({ type: 'oidc-verifier:metrics-result', ask, metrics: [await own.getMetricsAsJSON(), await registryWith(4).getMetricsAsJSON()], missing: 0 })
+  }
+  for (const text of await Promise.all(scrapes)) t.equal(valueOf(parseMetrics(text), 'c_total'), 7)
+  // The next scrape, after that one has ended, asks again.
+  const next = metrics.text()
+  await new Promise((resolve) => setTimeout(resolve, 10))
+  t.equal(asks().length, 2)
+  primary.tell({ type: 'oidc-verifier:metrics-result', ask: asks()[1]?.ask, metrics: [await own.getMetricsAsJSON()], missing: 1 })
+  t.equal(valueOf(parseMetrics(await next), 'oidc_verifier_metrics_workers', { state: 'missing' }), 1)
+})
