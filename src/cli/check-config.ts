@@ -69,6 +69,9 @@ export async function checkIssuer (issuer: IssuerConfig, config: Config, fetcher
     problems: [],
     warnings: []
   }
+  const asymmetric = issuer.algorithms.filter(isAsymmetricAlgorithm)
+  // HMAC only: the client secret verifies, keys are not needed (the service fetches none for such an issuer).
+  if (asymmetric.length === 0) return report
   const jwks = await resolveKeys(issuer, config, fetcher, report)
   if (jwks === undefined) return report
 
@@ -77,8 +80,6 @@ export async function checkIssuer (issuer: IssuerConfig, config: Config, fetcher
   report.rejectedKeys = [...keySet.rejected]
   for (const rejected of keySet.rejected) report.warnings.push(`${describeKey(rejected.kid)} is never used: ${rejected.reason}`)
 
-  const asymmetric = issuer.algorithms.filter(isAsymmetricAlgorithm)
-  if (asymmetric.length === 0) return report // HMAC only: the client secret verifies, keys are not needed
   if (keySet.keys.length === 0) {
     report.problems.push('the JWKS has no usable signature key, so no token of this issuer can verify')
   } else if (!keySet.keys.some((key) => asymmetric.some((alg) => fitsAlgorithm(key, alg)))) {
