@@ -160,11 +160,38 @@ t.test('the cache: Retry-After of a deferred logout refresh is when a refresh is
   clock.now += 5_000
   t.equal(await deferredFor(budget.refreshForUnknownKid(idp.jwksUrl, 'logout')), 40, 'until the first of the minute\'s two leaves the window')
   t.same(await budget.refreshForUnknownKid(idp.jwksUrl), jwksOf(keyA), 'the tokens\' budget is untouched')
+  // Exactly a minute after the first of the budget's two refreshes, it has left the window: allowed again.
+  clock.now += 40_000 // 60 s after the first
+  const fetchesBefore = idp.requests('/jwks')
+  t.same(await budget.refreshForUnknownKid(idp.jwksUrl, 'logout'), jwksOf(keyA), 'a minute on: the budget has room')
+  t.equal(idp.requests('/jwks'), fetchesBefore + 1)
 
   const none = make(0, 0)
   await none.warm(idp.jwksUrl)
   clock.now += 100_000
   t.equal(await deferredFor(none.refreshForUnknownKid(idp.jwksUrl, 'logout')), 500, 'no budget: until the scheduled refresh (max-age 600)')
+
+  // Part of a second left: rounded up, and never 0.
+  const partial = make(30, 6)
+  await partial.warm(idp.jwksUrl)
+  clock.now += 10_500
+  t.equal(await deferredFor(partial.refreshForUnknownKid(idp.jwksUrl, 'logout')), 20, 'the rest of the cooldown (19.5 s), rounded up')
+  clock.now += 19_300
+  t.equal(await deferredFor(partial.refreshForUnknownKid(idp.jwksUrl, 'logout')), 1, '0.2 s left: 1')
+  // No budget and keys past their freshness (the scheduled refresh is overdue): 1, not 0 or less.
+  clock.now += 600_000
+  t.equal(await deferredFor(none.refreshForUnknownKid(idp.jwksUrl, 'logout')), 1, 'no budget, stale keys: 1')
+
+  // A key set without usable keys is an answer (the kid is not one of them), and backs off: deferred until the
+  // backoff ends (30 s, less up to 10 % jitter), not at once.
+  const answered = make(0, 6)
+  await answered.warm(idp.jwksUrl)
+  idp.set({ json: { keys: [] }, cacheControl: 'max-age=600' })
+  clock.now += 1_000
+  t.same(await answered.refreshForUnknownKid(idp.jwksUrl, 'logout'), jwksOf(keyA), 'the empty key set is refused; the old keys stay')
+  const backoff = await deferredFor(answered.refreshForUnknownKid(idp.jwksUrl, 'logout'))
+  t.ok(backoff !== undefined && backoff >= 27 && backoff <= 30, `until the backoff ends (${String(backoff)})`)
+  idp.set({ json: jwksOf(keyA), cacheControl: 'max-age=600' })
 })
 
 t.test('the rules checked before a refresh name no claim: nothing vouches for the content of a token of an unknown kid', async (t) => {

@@ -153,3 +153,22 @@ t.test('configuration of mappings', async (t) => {
   }
   t.same(configFor([{ id: 'a', issuer: 'https://a.example', audiences: ['x'], claimMapping: { roles: { path: 'scp', split: true } } }]).issuers[0]!.claimMapping, { roles: { path: 'scp', split: true } })
 })
+
+t.test('a null claim is absent: the next path is read (tenant too); a lone-surrogate string alone is no list member', async (t) => {
+  t.equal(identity({ tenant: ['tid', 'hd'] }, { tid: null, hd: 'example.com' }).tenant, 'example.com')
+  t.equal(identity({ tenant: ['tid', 'hd'] }, { hd: 'example.com' }).tenant, 'example.com')
+  t.equal(identity({ tenant: ['tid', 'hd'] }, { tid: 't-1', hd: 'example.com' }).tenant, 't-1')
+  const lone = JSON.parse('"adm\\ud800"') as string
+  t.same(identity({ groups: 'groups' }, { groups: lone }).groups, [])
+  t.same(identity({ groups: { path: 'scope', split: true } }, { scope: `read ${lone}` }).groups, [], 'a split string is refused whole')
+})
+
+t.test('user key parts spelled with an escape of their own do not collide; azp and auth_time keep their types', async (t) => {
+  const key = (a: string, b: string): string => identity({}, { a, b }, { userKeyClaims: ['a', 'b'] }).userKey
+  t.not(key('x%3Ay', 'z'), key('x:y', 'z'), 'a literal %3A is not a colon')
+  t.equal(key('x%3Ay', 'z'), 'x%253Ay:z')
+  const odd = identity({}, { azp: 5, auth_time: '1700000000' })
+  t.same([odd.authorizedParty, odd.authTime], [null, null])
+  const good = identity({}, { azp: 'c', auth_time: 1_700_000_000 })
+  t.same([good.authorizedParty, good.authTime], ['c', 1_700_000_000])
+})

@@ -5,7 +5,7 @@
  */
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
-import { MAX_JSON_DEPTH, nestsDeeperThan, parseCompactJws } from '../src/core/compact-jws.js'
+import { MAX_JSON_DEPTH, isCompactJwe, nestsDeeperThan, parseCompactJws } from '../src/core/compact-jws.js'
 
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
 const enc = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url')
@@ -95,4 +95,22 @@ t.test('JSON nesting: at most MAX_JSON_DEPTH levels, brackets inside strings not
   t.throws(() => parseCompactJws(`${b64('{"alg":"ES256"}')}.${b64(`{"x":${nested(64)}}`)}.${sig}`, 1 << 20), { code: 'token_malformed' }, 'a payload one level too deep')
   t.throws(() => parseCompactJws(`${b64(`{"alg":"ES256","x":${nested(64)}}`)}.${b64('{}')}.${sig}`, 1 << 20), { code: 'token_malformed' }, 'a header too')
   t.equal(parseCompactJws(`${b64('{"alg":"ES256"}')}.${b64(`{"x":${nested(63)}}`)}.${sig}`, 1 << 20).header.alg, 'ES256', '64 levels with the object itself')
+})
+
+t.test('segment counts, an empty signature, and the size bound', async (t) => {
+  t.throws(() => parse(`${header}.${payload}.`), { code: 'token_malformed' }, 'an empty signature (alg none\'s form)')
+  t.throws(() => parse(`${header}.${payload}.AAAA.AAAA.AAAA`), { code: 'token_encrypted' }, 'five segments: a JWE')
+  t.throws(() => parse(`${header}.${payload}.AAAA.AAAA.AAAA.AAAA`), { code: 'token_malformed' }, 'six segments')
+  t.same([isCompactJwe('a.b.c.d.e'), isCompactJwe('a.b.c.d.e.f'), isCompactJwe('a.b.c')], [true, false, false])
+  const token = `${header}.${payload}.AAAA`
+  t.equal(parseCompactJws(token, token.length).header.alg, 'ES256', 'exactly maxTokenBytes: read')
+  t.throws(() => parseCompactJws(token, token.length - 1), { code: 'token_too_large' }, 'one byte more: refused')
+})
+
+t.test('JSON nesting: exactly MAX_JSON_DEPTH levels with more brackets than that in all is not too deep', async (t) => {
+  const nested = (depth: number): string => `${'['.repeat(depth)}${']'.repeat(depth)}`
+  const wide = `[${nested(MAX_JSON_DEPTH - 1)},[]]` // depth 64, 65 opening brackets: past the quick count
+  t.notOk(nestsDeeperThan(wide, MAX_JSON_DEPTH))
+  t.ok(nestsDeeperThan(`[${nested(MAX_JSON_DEPTH)},[]]`, MAX_JSON_DEPTH))
+  t.notOk(nestsDeeperThan(`[${'{"a":{}},'.repeat(100)}{}]`, MAX_JSON_DEPTH), 'many sibling objects are not depth')
 })

@@ -851,3 +851,14 @@ t.test('"localhost" as a listen address is refused: Fastify would open a second 
     t.equal(parse({ issuers: [minimalIssuer()], server: { host } }).server.host, host, host)
   }
 })
+
+t.test('issuer URLs: a loopback-looking name is no loopback host; a user name or a password alone is refused', async (t) => {
+  const url = (issuer: string) => problemsOf(() => parse({ issuers: [minimalIssuer({ issuer })] }))
+  for (const host of ['127.0.0.1.evil.example', '127.0.0.1.nip.io', 'localhost.evil.example']) {
+    t.same(url(`http://${host}/realm`), [
+      `config.yaml: issuers[0].issuer: expected an https URL (http is allowed only for loopback hosts: 127.0.0.0/8, ::1, localhost), got "http://${host}/realm"`
+    ], host)
+  }
+  t.same(url('https://S3cretUser@a.example'), ['config.yaml: issuers[0].issuer: expected a URL without a user name or password'], 'a user name alone')
+  t.same(url('https://:S3cretPw@a.example'), ['config.yaml: issuers[0].issuer: expected a URL without a user name or password'], 'a password alone')
+})

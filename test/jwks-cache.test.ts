@@ -673,3 +673,68 @@ t.test('through the service: a token of a key rotated in while the JWKS cannot b
   t.same([(await verify(mint(b, idTokenClaims('https://issuer.example', 'app', { jti: '2' })))).json().code], ['keys_unavailable'], 'and during the backoff')
   t.equal((await verify(mint(a, idTokenClaims('https://issuer.example', 'app', { jti: '3' })))).statusCode, 200, 'known keys still verify')
 })
+
+t.test('freshness ends at freshUntil exactly: peekFresh and status agree', async (t) => {
+  const idp = await startIdp(t)
+  const { cache, clock } = harness(t)
+  await cache.get(idp.jwksUrl)
+  const { freshUntil } = cache.status(idp.jwksUrl)
+  clock.now = freshUntil! - 1
+  t.same(cache.peekFresh(idp.jwksUrl), jwksA, 'fresh until the last millisecond')
+  clock.now = freshUntil!
+  t.equal(cache.status(idp.jwksUrl).state, 'stale')
+  t.equal(cache.peekFresh(idp.jwksUrl), undefined, 'at freshUntil: stale, through get()')
+})
+
+t.test('a routine stale serve (no failed fetch) is no warning; warm() of fresh keys fetches nothing', async (t) => {
+  const idp = await startIdp(t)
+  const { cache, clock, events, logs } = harness(t)
+  await cache.warm(idp.jwksUrl)
+  await cache.warm(idp.jwksUrl)
+  t.equal(idp.requests('/jwks'), 1, 'the second warm() found fresh keys')
+  t.ok(logs.some((line) => line.level === 'info' && line.msg === `JWKS ${idp.jwksUrl} loaded`), 'the first load is logged at info')
+  clock.now += 61_000
+  t.same(await cache.get(idp.jwksUrl), jwksA)
+  await waitFor('the background refresh', () => events.length === 2)
+  t.notOk(logs.some((line) => line.level === 'warn'), 'no warning')
+  t.ok(logs.some((line) => line.level === 'debug' && line.msg === `JWKS ${idp.jwksUrl} refreshed`), 'a routine refresh is debug')
+})
+
+t.test('a fetch that succeeds during a backoff (warm() on reload) ends the backoff', async (t) => {
+  const idp = await startIdp(t)
+  const { cache, clock, events } = harness(t)
+  await cache.get(idp.jwksUrl)
+  idp.set({ status: 503 })
+  clock.now += 61_000
+  t.same(await cache.get(idp.jwksUrl), jwksA, 'stale keys while the background refresh fails')
+  await waitFor('the failed refresh', () => events.length === 2)
+  t.equal(cache.status(idp.jwksUrl).consecutiveFailures, 1)
+  idp.set({ json: jwksA, cacheControl: 'max-age=60' })
+  await cache.warm(idp.jwksUrl)
+  t.match(cache.status(idp.jwksUrl), { state: 'fresh', consecutiveFailures: 0 })
+  // A key rotated in: past the cooldown, an unknown kid refreshes; the backoff of the old failure is over.
+  idp.set({ json: jwksB, cacheControl: 'max-age=60' })
+  clock.now += 5_000
+  t.same(await cache.refreshForUnknownKid(idp.jwksUrl), jwksB, 'the rotated key is found')
+  t.equal(idp.requests('/jwks'), 4)
+})
+
+t.test('each stale period after a failure is warned about once: a recovery re-arms the warning', async (t) => {
+  const idp = await startIdp(t)
+  const { cache, clock, events, logs } = harness(t)
+  const staleWarnings = (): number => logs.filter((line) => line.level === 'warn' && line.msg.startsWith('serving stale')).length
+  await cache.get(idp.jwksUrl)
+  for (let period = 1; period <= 2; period++) {
+    idp.set({ status: 503 })
+    clock.now += 61_000
+    await cache.get(idp.jwksUrl)
+    await waitFor('the failed refresh', () => events.filter((e) => e.outcome === 'error').length === period)
+    await cache.get(idp.jwksUrl)
+    await cache.get(idp.jwksUrl)
+    t.equal(staleWarnings(), period, `stale period ${period}: one warning`)
+    idp.set({ json: jwksA, cacheControl: 'max-age=60' })
+    clock.now += 31_000
+    await cache.get(idp.jwksUrl)
+    await waitFor('the recovery', () => cache.status(idp.jwksUrl).state === 'fresh')
+  }
+})

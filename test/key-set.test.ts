@@ -3,7 +3,7 @@ import { generateKeyPairSync } from 'node:crypto'
 import type { PublicJwk } from '../src/config/types.js'
 import { KeySet, MAX_KEYS_PER_KID, MAX_RSA_BITS, MAX_RSA_EXPONENT_BITS } from '../src/core/key-set.js'
 import { silentLogger, type Logger } from '../src/core/logger.js'
-import { MAX_REJECTED_KEYS_LOGGED, Verifier } from '../src/core/verifier.js'
+import { MAX_KEYS_TRIED_WITHOUT_KID, MAX_REJECTED_KEYS_LOGGED, Verifier } from '../src/core/verifier.js'
 import type { FetchJson } from '../src/net/fetch-json.js'
 import { configFor } from './helpers/config.js'
 import { idTokenClaims, makeKey, mint } from './helpers/tokens.js'
@@ -193,4 +193,42 @@ t.test('a JWKS of keys no algorithm can use does not replace good keys', async (
   t.equal(code, 'key_not_found')
   t.match(verifier.status()[0], { ready: true, keyCount: 1, lastError: /has no usable keys \(1 listed\): keeping the previous keys/ })
   t.equal(await verifier.verify(mint(good, idTokenClaims('https://idp.example.com', 'a'))).then(() => 'accepted'), 'accepted', 'the good key is still in use')
+})
+
+t.test('RSA under 2048 bits by one bit is refused', async (t) => {
+  const jwkOf = (modulusLength: number): PublicJwk => ({ ...generateKeyPairSync('rsa', { modulusLength }).publicKey.export({ format: 'jwk' }), kid: `r${modulusLength}` } as PublicJwk)
+  const set = new KeySet({ keys: [jwkOf(2047), jwkOf(2048)] })
+  t.same(set.keys.map((k) => k.kid), ['r2048'])
+  t.same(set.rejected, [{ kid: 'r2047', reason: 'RSA modulus is shorter than 2048 bits' }])
+})
+
+t.test('a kid or alg that is no string: that key is rejected, the others kept (and a kid-less token does not find it)', async (t) => {
+  const good = makeKey('ES256', { kid: 'good' }).jwk as PublicJwk
+  const odd = makeKey('ES256').jwk as PublicJwk
+  const set = new KeySet({ keys: [{ ...odd, kid: 5 } as unknown as PublicJwk, { ...odd, kid: 'a', alg: 5 } as unknown as PublicJwk, { ...odd, kid: 'b', alg: ['ES256'] } as unknown as PublicJwk, good] })
+  t.same(set.keys.map((k) => k.kid), ['good'])
+  t.same(set.rejected, [
+    { kid: undefined, reason: 'kid is not a string' },
+    { kid: 'a', reason: 'alg is not a string' },
+    { kid: 'b', reason: 'alg is not a string' }
+  ])
+  t.same(set.candidates('ES256', undefined).map((k) => k.kid), ['good'])
+})
+
+t.test('a symmetric (oct) key is refused for its type', async (t) => {
+  const set = new KeySet({ keys: [{ kty: 'oct', k: 'c2VjcmV0', kid: 's' } as unknown as PublicJwk, { kty: 'oct', kid: 'o' } as unknown as PublicJwk] })
+  t.same(set.rejected, [{ kid: 's', reason: 'key type oct cannot verify signatures here' }, { kid: 'o', reason: 'key type oct cannot verify signatures here' }])
+})
+
+t.test('the same key published for two issuers (Entra) is two keys, not a duplicate', async (t) => {
+  const jwk = makeKey('RS256', { kid: 'k' }).jwk as PublicJwk
+  const set = new KeySet({ keys: [{ ...jwk, issuer: 'https://login.microsoftonline.com/t1/v2.0' }, { ...jwk, issuer: 'https://login.microsoftonline.com/t2/v2.0' }] as PublicJwk[] })
+  t.same(set.keys.map((k) => k.issuer), ['https://login.microsoftonline.com/t1/v2.0', 'https://login.microsoftonline.com/t2/v2.0'])
+  t.equal(set.rejected.length, 0)
+  t.equal(set.fingerprints().size, 2)
+})
+
+t.test(`${MAX_KEYS_PER_KID} keys per kid, as README says, the bound of a kid-less token too`, async (t) => {
+  t.equal(MAX_KEYS_PER_KID, 5)
+  t.equal(MAX_KEYS_PER_KID, MAX_KEYS_TRIED_WITHOUT_KID)
 })

@@ -75,3 +75,21 @@ t.test('other refusals carry no parameter', async (t) => {
   t.equal(bad.statusCode, 401)
   t.notOk('parameter' in bad.json())
 })
+
+t.test('fromFrameworkError: which parameter a schema failure names, and which framework errors are request_invalid', async (t) => {
+  const { fromFrameworkError } = await import('../src/http/error-reply.js')
+  const schema = { body: { anyOf: [{ oneOf: [{ allOf: [{ properties: { deep: {} } }] }] }, { properties: { token: {} } }, { type: 'null' }] } }
+  const named = (validation: unknown[], context = 'body'): unknown => fromFrameworkError({ validation, validationContext: context }, schema).details.parameter
+  t.equal(named([{ instancePath: '/token', keyword: 'type' }]), 'body.token')
+  t.equal(named([{ instancePath: '/deep/0', keyword: 'type' }]), 'body.deep', 'a name declared through nested anyOf/oneOf/allOf')
+  // A schema that lets undeclared members through (additionalProperties: a schema) fails at their path: never echoed.
+  t.equal(named([{ instancePath: '/made<up>', keyword: 'type' }]), 'body', 'an undeclared member is not repeated')
+  t.equal(named([{ instancePath: '/made<up>', keyword: 'type' }, { instancePath: '', keyword: 'required', params: { missingProperty: 'token' } }]), 'body.token', 'the first declared name wins')
+  t.equal(named([{ instancePath: '/token', keyword: 'type' }], 'cookies'), undefined, 'a part of the request with no name here: no parameter')
+  const e500 = fromFrameworkError({ code: 'FST_ERR_SOMETHING', statusCode: 500 })
+  t.same([e500.code, e500.details.parameter], ['internal_error', undefined], 'a 500 from the framework is no request error')
+  const e499 = fromFrameworkError({ code: 'FST_ERR_CTP_EMPTY_JSON_BODY', statusCode: 499 })
+  t.same([e499.code, e499.details.parameter], ['request_invalid', 'body'])
+  const e400 = fromFrameworkError({ code: 'FST_ERR_OTHER', statusCode: 400 })
+  t.same([e400.code, e400.details.parameter], ['request_invalid', undefined])
+})

@@ -338,3 +338,33 @@ t.test('logout tokens of a {tenantid} issuer: only from the allowed tenants', as
   await t.rejects(v.verifyLogoutToken(logoutOf(other), 300), { code: 'logout_token_invalid', details: { issuer: 'entra', claim: 'tid' } }, 'a tenant that may not log in may not log out either')
   await t.rejects(v.verifyLogoutToken(logoutOf(undefined), 300), { code: 'claim_missing' }, 'no tid: the template issuer needs one')
 })
+
+t.test('the list: room kept for other processes, and expired revocations swept to make room', async (t) => {
+  t.same([100, 15, 5, 1].map((n) => new RevocationList(n).sharedHeadroom), [10, 2, 1, 0], 'a tenth, rounded up, never the whole list')
+  const list = new RevocationList(10)
+  const headroom = 2
+  list.apply(revocation({ value: 'soon', expiresAt: NOW + 10 }), NOW)
+  for (let i = 0; i < 6; i++) list.apply(revocation({ value: `s${i}` }), NOW)
+  t.ok(list.hasRoomFor(revocation({ value: 'new' }), headroom, NOW), '7 of 8 usable entries: room')
+  list.apply(revocation({ value: 's6' }), NOW)
+  t.notOk(list.hasRoomFor(revocation({ value: 'new' }), headroom, NOW), '8 of 8: no room')
+  t.ok(list.hasRoomFor(revocation({ value: 's6' }), headroom, NOW), 'one held already: room')
+  t.ok(list.hasRoomFor(revocation({ value: 'new' }), headroom, NOW + 10), 'once one has expired: swept, room')
+  t.equal(list.size, 7)
+  t.equal(list.get('main', 'sid', 's6', NOW + 3599)?.value, 's6')
+  t.equal(list.get('main', 'sid', 's6', NOW + 3600), undefined, 'expired at its expiresAt')
+})
+
+t.test('the list: an issuer-wide revocation is swept at its expiry, and counts for the next sweep', async (t) => {
+  const list = new RevocationList(2)
+  list.apply(revocation({ kind: 'issuer', value: '', before: NOW, expiresAt: NOW + 50 }), NOW)
+  list.apply(revocation({ value: 'a', expiresAt: NOW + 10 }), NOW)
+  t.equal(list.sweep(NOW + 10), 1, 'the sid revocation')
+  list.apply(revocation({ value: 'b', expiresAt: NOW + 100 }), NOW + 10)
+  t.equal(list.apply(revocation({ value: 'c', expiresAt: NOW + 100 }), NOW + 50), 'added', 'the issuer revocation expired: swept to make room')
+  t.equal(list.check('main', { iat: NOW - 1 }, NOW + 50), undefined)
+  const alone = new RevocationList(5)
+  alone.apply(revocation({ kind: 'issuer', value: '', before: NOW, expiresAt: NOW + 50 }), NOW)
+  t.equal(alone.sweep(NOW + 50), 1, 'swept at its expiresAt')
+  t.equal(alone.size, 0)
+})

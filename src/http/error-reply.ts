@@ -81,7 +81,7 @@ interface SchemaFailure { instancePath?: unknown, keyword?: unknown, params?: { 
 function parameterOf (err: FrameworkError, routeSchema: unknown): { parameter?: string } {
   const part = err.validationContext !== undefined ? VALIDATION_PARTS[err.validationContext] : undefined
   if (part === undefined) return {}
-  const partSchema = isObject(routeSchema) ? routeSchema[err.validationContext === 'querystring' ? 'querystring' : err.validationContext!] : undefined
+  const partSchema = isObject(routeSchema) ? routeSchema[err.validationContext!] : undefined
   const declared = declaredNames(partSchema)
   const failures = Array.isArray(err.validation) ? err.validation as SchemaFailure[] : []
   for (const failure of failures) {
