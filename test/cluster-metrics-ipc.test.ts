@@ -4,9 +4,8 @@
  * the worker's aggregation; test/cluster-metrics.test.ts runs real workers.
  */
 import t from 'tap'
-import { EventEmitter } from 'node:events'
 import { Counter, Gauge, Registry } from 'prom-client'
-import type { PrimaryChannel } from '../src/cluster-primary.js'
+import { fakePrimary } from './helpers/fake-primary.js'
 import { ClusterMetrics, serveClusterMetrics } from '../src/metrics/cluster-metrics.js'
 import { parseMetrics, valueOf } from './helpers/prometheus.js'
 
@@ -80,17 +79,6 @@ t.test('the primary asks every ready worker once per collection, shares it betwe
   t.equal(results(a).length, 3, 'other messages change nothing')
 })
 
-function fakePrimary (): PrimaryChannel & { sent: Array<Record<string, unknown>>, tell: (message: unknown) => void } {
-  const events = new EventEmitter()
-  const sent: Array<Record<string, unknown>> = []
-  return {
-    sent,
-    send: (message, callback) => { sent.push(message as Record<string, unknown>); callback(null); return true },
-    on: (event, listener) => events.on(event, listener),
-    off: (event, listener) => events.off(event, listener),
-    tell: (message) => { events.emit('message', message) }
-  }
-}
 
 /** A worker's registry: a counter, and a gauge merged by `min`. */
 function registryWith (count: number, keys: number): Registry {

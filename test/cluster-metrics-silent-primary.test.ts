@@ -5,23 +5,11 @@
  * every comparison with NaN is false), and this is the case where counters drop to one worker's share.
  */
 import t from 'tap'
-import { EventEmitter } from 'node:events'
 import { Counter, Registry } from 'prom-client'
-import type { PrimaryChannel } from '../src/cluster-primary.js'
+import { fakePrimary } from './helpers/fake-primary.js'
 import { ClusterMetrics } from '../src/metrics/cluster-metrics.js'
 import { parseMetrics, valueOf } from './helpers/prometheus.js'
 
-function fakePrimary (): PrimaryChannel & { sent: Array<Record<string, unknown>>, tell: (message: unknown) => void } {
-  const events = new EventEmitter()
-  const sent: Array<Record<string, unknown>> = []
-  return {
-    sent,
-    send: (message, callback) => { sent.push(message as Record<string, unknown>); callback(null); return true },
-    on: (event, listener) => events.on(event, listener),
-    off: (event, listener) => events.off(event, listener),
-    tell: (message) => { events.emit('message', message) }
-  }
-}
 
 function registryWith (count: number): Registry {
   const registry = new Registry()

@@ -3,21 +3,9 @@
  * count, with stand-ins for the IPC channel; test/cluster.test.ts runs real workers.
  */
 import t from 'tap'
-import { EventEmitter } from 'node:events'
-import type { PrimaryChannel } from '../src/cluster-primary.js'
+import { fakePrimary } from './helpers/fake-primary.js'
 import { serveWorkerReadiness, WorkerReadinessReporter } from '../src/cluster-readiness.js'
 
-function fakePrimary (): PrimaryChannel & { sent: unknown[], tell: (message: unknown) => void } {
-  const events = new EventEmitter()
-  const sent: unknown[] = []
-  return {
-    sent,
-    send: (message, callback) => { sent.push(message); callback(null); return true },
-    on: (event, listener) => events.on(event, listener),
-    off: (event, listener) => events.off(event, listener),
-    tell: (message) => { events.emit('message', message) }
-  }
-}
 
 t.test('a worker reports its readiness when it changes, and keeps the primary\'s count', async (t) => {
   let ready = false

@@ -4,7 +4,7 @@
  * The reload says so in a warning naming both ids and how many revocations no longer apply (src/reload.ts,
  * warnRenamedIssuers); other changes of the issuers are no rename.
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { Writable } from 'node:stream'
 import pino from 'pino'
 import type { FastifyInstance } from 'fastify'
@@ -41,17 +41,23 @@ async function logout (app: FastifyInstance, sid: string) {
   return await app.inject({ method: 'POST', url: '/backchannel-logout', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: new URLSearchParams({ logout_token: token }).toString() })
 }
 
-const renameWarnings = (lines: Array<Record<string, unknown>>): Array<Record<string, unknown>> =>
-  lines.filter((l) => l.component === 'reload' && typeof l.msg === 'string' && l.msg.startsWith('issuer id renamed'))
-
-t.test('a reload that renames an issuer id warns that the revocations of the old id no longer apply', async (t) => {
-  const { lines, logger } = capture()
+/** An app with the issuer "corp" whose session s1 a logout has revoked, and a token of that session. */
+async function appWithRevokedSession (t: Test, logger: pino.Logger): Promise<{ app: FastifyInstance, session: string }> {
   const app = await buildApp(configFor([issuer('corp')]), { loggerInstance: logger })
   t.teardown(() => app.close())
   await app.ready()
   const session = mint(key, idTokenClaims(ISS, AUD, { sid: 's1', sub: 'u1', iat: nowSeconds() - 10 }))
   t.equal((await logout(app, 's1')).statusCode, 200)
   t.equal((await app.inject({ method: 'POST', url: '/verify', payload: { token: session } })).json().code, 'token_revoked')
+  return { app, session }
+}
+
+const renameWarnings = (lines: Array<Record<string, unknown>>): Array<Record<string, unknown>> =>
+  lines.filter((l) => l.component === 'reload' && typeof l.msg === 'string' && l.msg.startsWith('issuer id renamed'))
+
+t.test('a reload that renames an issuer id warns that the revocations of the old id no longer apply', async (t) => {
+  const { lines, logger } = capture()
+  const { app, session } = await appWithRevokedSession(t, logger)
 
   const result = await reloadConfiguration(app, () => configFor([issuer('corp-eu')]))
   t.equal(result.outcome, 'applied')
@@ -93,12 +99,7 @@ t.test('renamedIssuers: pairs gone and new ids of one issuer URL, shared URLs in
 t.test('a rename that also moves the issuer URL, the old one kept as an alias, is a rename too', async (t) => {
   const NEW = 'https://login.example.com'
   const { lines, logger } = capture()
-  const app = await buildApp(configFor([issuer('corp')]), { loggerInstance: logger })
-  t.teardown(() => app.close())
-  await app.ready()
-  const session = mint(key, idTokenClaims(ISS, AUD, { sid: 's1', sub: 'u1', iat: nowSeconds() - 10 }))
-  t.equal((await logout(app, 's1')).statusCode, 200)
-  t.equal((await app.inject({ method: 'POST', url: '/verify', payload: { token: session } })).json().code, 'token_revoked')
+  const { app, session } = await appWithRevokedSession(t, logger)
 
   // The provider moved to a new URL; its tokens of the old one are still accepted (an alias), under the new id.
   const result = await reloadConfiguration(app, () => configFor([issuer('corp-login', { issuer: NEW, issuerAliases: [ISS] })]))
