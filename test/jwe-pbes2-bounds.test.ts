@@ -42,6 +42,25 @@ t.test('maxPbes2Count is one token\'s budget across the secrets it is tried with
   t.same(third, { status: 401, code: 'token_decryption_failed' }, 'the third at half of it: the budget is spent on the first two')
 })
 
+t.test('each issuer\'s secret is tried within its own maxPbes2Count: a lower one elsewhere does not stop it', async (t) => {
+  // A kid-less token fits the secrets of both issuers; the one with the lower budget comes first.
+  const other = secretKey(24)
+  const more = t.testdir({ 'other.key': other.file })
+  const high = { ...issuer, id: 'high', issuer: 'https://high.example.com', decryptionKeys: [join(more, 'other.key')], maxPbes2Count: 8000 }
+  const app = await buildApp(configFor([{ ...issuer, decryptionKeys: [files[0]!], maxPbes2Count: 2000 }, high]))
+  t.teardown(() => app.close())
+  const verify = async (token: string): Promise<{ status: number, code?: string }> => {
+    const res = await app.inject({ method: 'POST', url: '/verify', payload: { token } })
+    return { status: res.statusCode, code: res.json().code }
+  }
+  const token = async (iss: string, key: typeof other, p2c: number): Promise<string> =>
+    await encrypt(mint(signer, idTokenClaims(iss, AUD, { jti: Math.random().toString(36) })), key, { alg: ALG, enc: 'A128GCM', p2c })
+  t.equal((await verify(await token(high.issuer, other, 5000))).status, 200, 'p2c 5000: past the first issuer\'s budget, within the second\'s')
+  t.equal((await verify(await token(high.issuer, other, 8000))).status, 200, 'the second issuer\'s whole budget: the first secret, which cannot take it, is not charged')
+  t.equal((await verify(await token(ISS, secrets[0]!, 2000))).status, 200, 'the first issuer at its whole budget')
+  t.same(await verify(await token(ISS, secrets[0]!, 5000)), { status: 401, code: 'token_decryption_failed' }, 'the first issuer past its budget, even though the second\'s is larger')
+})
+
 t.test(`at most ${MAX_PBES2_IN_FLIGHT} PBES2 tokens decrypt at once, ${MAX_PBES2_WAITING} wait their turn, another is overloaded`, async (t) => {
   const decryptor = new TokenDecryptor(config.issuers, silentLogger)
   const token = await encrypt(signed(), secrets[0]!, { alg: ALG, enc: 'A128GCM', p2c: 1000 })

@@ -202,19 +202,22 @@ export class TokenDecryptor {
   }
 
   /**
-   * Tries the fitting keys in order, at most MAX_DECRYPTION_ATTEMPTS; for PBES2, only as many as the token's p2c
-   * fits into maxPbes2Count: that is the iteration budget of one token, whatever number of secrets it may fit.
+   * Tries the fitting keys in order, at most MAX_DECRYPTION_ATTEMPTS; for PBES2, only those whose issuer's
+   * maxPbes2Count still fits the token's p2c, counted over the keys tried so far: that is the iteration budget of
+   * one token, whatever number of secrets it may fit (at most the largest maxPbes2Count of them).
    */
   private async tryKeys (token: string, header: JweHeader, fitting: readonly Candidate[]): Promise<Decrypted> {
     let lastError: unknown
     let iterations = 0
     for (const { key, policy } of fitting.slice(0, MAX_DECRYPTION_ATTEMPTS)) {
       if (header.p2c !== undefined) {
-        iterations += header.p2c
-        if (iterations > policy.maxPbes2Count) {
+        // A key whose issuer's budget this attempt would pass is skipped, not charged: another issuer's key
+        // further on may allow more (each issuer has its own maxPbes2Count).
+        if (iterations + header.p2c > policy.maxPbes2Count) {
           lastError ??= { code: `p2c ${header.p2c} is more than maxPbes2Count (${policy.maxPbes2Count}) allows a token` }
-          break
+          continue
         }
+        iterations += header.p2c
       }
       try {
         const content = header.alg === 'RSA1_5'
