@@ -16,3 +16,12 @@ t.test('shape first, whatever is configured', async (t) => {
   t.match(keys.check(ok), { ok: true, caller: { id: 'c0' } }, 'the longest key allowed')
   for (const k of hostile) t.same(keys.check(k), { ok: false, code: 'caller_key_invalid' }, JSON.stringify(k.slice(0, 20)))
 })
+
+t.test('the edges of the allowed characters: "!" to "~" less the comma alone', async (t) => {
+  const allowed = ['!key', 'key~', 'key+a', 'key-a']
+  const refused = ['key-a,key-b', 'key\x7f', 'key ']
+  const keys = new CallerKeys([...allowed, ...refused].map((k, i) => ({ id: `c${i}`, sha256: sha256(k) })))
+  allowed.forEach((k, i) => t.match(keys.check(k), { ok: true, caller: { id: `c${i}` } }, JSON.stringify(k)))
+  for (const k of refused) t.same(keys.check(k), { ok: false, code: 'caller_key_invalid' }, JSON.stringify(k))
+  t.same(keys.check(''), { ok: false, code: 'caller_key_missing' }, 'an empty header is a missing key, not a guess')
+})

@@ -77,6 +77,18 @@ t.test('the primary asks every ready worker once per collection, shares it betwe
   onMessage?.(a, null)
   onMessage?.(a, 'garbage')
   t.equal(results(a).length, 3, 'other messages change nothing')
+
+  // A worker whose registry failed answers without metrics: counted missing, its answer not added.
+  say(a, { type: 'oidc-verifier:metrics-ask', ask: 10 })
+  say(a, { type: 'oidc-verifier:metrics-answer', round: collects(a)[3]?.round })
+  t.same(results(a).at(-1), { type: 'oidc-verifier:metrics-result', ask: 10, metrics: [], missing: 1 }, 'a failed answer is a missing worker')
+
+  // No worker ready to be asked: the answer comes at once, not at the timeout.
+  a.dead = true
+  onExit?.(a)
+  const fresh = worker(4)
+  say(fresh, { type: 'oidc-verifier:metrics-ask', ask: 11 })
+  t.same(results(fresh), [{ type: 'oidc-verifier:metrics-result', ask: 11, metrics: [], missing: 1 }], 'nobody to wait for')
 })
 
 

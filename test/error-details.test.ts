@@ -127,6 +127,36 @@ t.test('nearIssuer: the configured issuer an unknown iss nearly names, and how t
   t.notOk('nearIssuer' in far.details || 'issuerDifference' in far.details, 'nothing near: no details')
 })
 
+t.test('nearIssuer: letter case of scheme and host, two differences at once, a template\'s origin, the length bound, ties', async (t) => {
+  const known = [
+    { id: 'okta', url: 'https://acme.okta.com/oauth2/default' },
+    { id: 'keycloak', url: 'https://sso.example.com:8443/realms/Staff' },
+    { id: 'entra', url: 'https://login.microsoftonline.com/{tenantid}/v2.0' }
+  ]
+  const cases: Array<[string, string | undefined, string | undefined]> = [
+    // Scheme and host are compared without letter case, so the difference found is the path's.
+    ['HTTPS://acme.okta.com/oauth2/other', 'okta', 'path'],
+    ['https://ACME.okta.com/oauth2/other', 'okta', 'path'],
+    // Two differences at once are no near miss: scheme and port, scheme and path, port and path.
+    ['http://sso.example.com/realms/Staff', undefined, undefined],
+    ['http://acme.okta.com/oauth2/other', undefined, undefined],
+    ['https://sso.example.com/realms/other', undefined, undefined],
+    // A template's origin must be the token's: scheme and port included.
+    ['http://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0', undefined, undefined],
+    ['https://login.microsoftonline.com:8443/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0', undefined, undefined],
+    // Nothing before "://": no scheme, not a URL.
+    ['://acme.okta.com/oauth2/default', undefined, undefined]
+  ]
+  for (const [iss, id, difference] of cases) {
+    t.same(nearIssuer(iss, known), id === undefined ? undefined : { id, difference }, iss)
+  }
+  const longest = 'https://acme.okta.com/' + 'a'.repeat(MAX_COMPARED_LENGTH - 'https://acme.okta.com/'.length)
+  t.equal(longest.length, MAX_COMPARED_LENGTH)
+  t.same(nearIssuer(longest, known), { id: 'okta', difference: 'path' }, 'an iss of exactly MAX_COMPARED_LENGTH is compared')
+  // The same kind of difference: the configuration's order decides.
+  t.same(nearIssuer('https://idp.example.com/c', [{ id: 'first', url: 'https://idp.example.com/a' }, { id: 'second', url: 'https://idp.example.com/b' }]), { id: 'first', difference: 'path' })
+})
+
 t.test('the answer, a batch item and the log line carry the details', async (t) => {
   const lines: Array<Record<string, unknown>> = []
   const stream = new Writable({ write (chunk, _enc, cb) { for (const l of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(l)); cb() } })

@@ -28,3 +28,15 @@ t.test('0 turns it off; memory is bounded', async (t) => {
   for (let i = 0; i < MAX_TRACKED_ADDRESSES + 100; i++) f.record(`10.${i >> 16}.${(i >> 8) & 255}.${i & 255}`, 5)
   t.equal(f.size, MAX_TRACKED_ADDRESSES)
 })
+
+t.test('the window\'s edges: a failure at its very end starts a new one, the wait rounds up, 0 after failures lets all through', async (t) => {
+  let now = 1_000_000
+  const f = new FailedAttempts(60_000, () => now)
+  f.record('a', 1)
+  now += 10_500
+  t.equal(f.blockedFor('a', 1), 50, '49.5 s left: wait 50 s (rounded up, never an early retry)')
+  t.equal(f.blockedFor('a', 0), 0, 'a reload that turns the bound off lets a blocked address through')
+  now = 1_060_000
+  f.record('a', 1)
+  t.equal(f.blockedFor('a', 1), 60, 'a failure when the window ends starts a new window of its own')
+})

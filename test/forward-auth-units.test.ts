@@ -3,7 +3,9 @@
  * requirement query parser.
  */
 import t from 'tap'
-import { encodeHeaderList, encodeHeaderValue } from '../src/http/identity-headers.js'
+import { encodeHeaderList, encodeHeaderValue, identityHeaders } from '../src/http/identity-headers.js'
+import { IDENTITY_HEADER_FIELDS } from '../src/config/types.js'
+import type { VerifiedIdentity } from '../src/core/identity.js'
 import { MAX_PATH_SEGMENTS, MAX_READING_LENGTH, MAX_READINGS, pathVariants, readOriginalRequest, ruleApplies, summarize } from '../src/http/original-request.js'
 import { MAX_REQUIREMENT_PARAMS, parseRequirementQuery, rawQuery } from '../src/http/requirement-query.js'
 import { cookieValues } from '../src/http/token-sources.js'
@@ -50,6 +52,25 @@ t.test('header values: printable ASCII out, exact round trip, never a throw', as
   t.equal(encodeHeaderValue('\ud800'), '%EF%BF%BD', 'a lone surrogate becomes U+FFFD, not an exception')
   t.equal(encodeHeaderList(['a', '', 'b,c']), 'a,b%2Cc')
   t.equal(encodeHeaderList([]), '')
+})
+
+t.test('identity headers: every value from a token or a configured URL is encoded, not only sub and userKey', async (t) => {
+  const headers = Object.fromEntries(IDENTITY_HEADER_FIELDS.map((f) => [f, `x-${f}`])) as Record<typeof IDENTITY_HEADER_FIELDS[number], string>
+  const identity = {
+    issuer: { id: 'main', url: 'https://idp.example.com/t/a,b%20' },
+    subject: 'user-1',
+    userKey: 'user-1',
+    user: { email: null, emailVerified: false, name: null },
+    groups: [],
+    groupsOverage: false,
+    roles: [],
+    tenant: 'Zoë, Ltd\r\n',
+    claims: {}
+  } as unknown as VerifiedIdentity
+  const out = identityHeaders(identity, { headers, identityHeader: false })
+  t.equal(out['x-issuer'], 'https://idp.example.com/t/a%2Cb%2520')
+  t.equal(out['x-tenant'], 'Zo%C3%AB%2C Ltd%0D%0A')
+  t.equal(out['x-name'], '', 'absent: empty')
 })
 
 t.test('cookies: exact names, quoted values, repeated names all returned', async (t) => {

@@ -251,3 +251,40 @@ t.test('tokens seen once do not displace the tokens in use', async (t) => {
   await v.verify(hot)
   t.equal(seen.hit, 1, 'the token in use is still cached')
 })
+
+t.test('the cache\'s own edges: a token at its expiry, the per-entry overhead, key removal per key source, clear', async (t) => {
+  const entry = (keySource: string, keyFingerprint: string) => ({ issuer: 'main', keySource, keyFingerprint, alg: 'ES256' as const, curve: undefined, identity: {} as never, revocationGeneration: 0 })
+  const twice = (cache: VerifiedTokenCache, k: string, e: ReturnType<typeof entry>, tokenLength: number, expiresAtMs: number, nowMs: number): boolean => {
+    cache.set(k, e, tokenLength, expiresAtMs, nowMs)
+    return cache.set(k, e, tokenLength, expiresAtMs, nowMs)
+  }
+  const now = Date.now()
+  const cache = new VerifiedTokenCache({ enabled: true, maxEntries: 100, maxBytes: 4 * (1024 + 300), maxTtlSeconds: 60 })
+  // lru-cache reads a TTL of 0 as no TTL at all: the entry would outlive maxTtlSeconds.
+  t.notOk(twice(cache, cache.keyOf('at-exp'), entry('s', 'f'), 100, now, now), 'a token expiring now is not stored')
+  t.equal(cache.size, 0)
+  // Each entry is estimated at 1 KiB + 3 bytes per token character: 1,324 bytes, four to the bound.
+  for (let i = 0; i < 10; i++) twice(cache, cache.keyOf(`token-${i}`), entry('s', 'f'), 100, now + 60_000, now)
+  t.equal(cache.size, 4, 'the per-entry overhead counts toward maxBytes')
+
+  const bySource = new VerifiedTokenCache({ enabled: true, maxEntries: 100, maxBytes: 1048576, maxTtlSeconds: 60 })
+  twice(bySource, bySource.keyOf('a1'), entry('https://a.example/jwks', 'fa'), 100, now + 60_000, now)
+  twice(bySource, bySource.keyOf('a2'), entry('https://a.example/jwks', 'fa2'), 100, now + 60_000, now)
+  twice(bySource, bySource.keyOf('b1'), entry('https://b.example/jwks', 'fb'), 100, now + 60_000, now)
+  t.equal(bySource.dropKeysNotIn('https://a.example/jwks', new Set(['fa2'])), 1, 'one entry of that key source dropped')
+  t.equal(bySource.get(bySource.keyOf('a1')), undefined)
+  t.ok(bySource.get(bySource.keyOf('a2')), 'a key still listed keeps its entries')
+  t.ok(bySource.get(bySource.keyOf('b1')), 'another key source\'s entries are not its to drop')
+
+  // clear() (Verifier.close) forgets the entries and the tokens seen once.
+  bySource.set(bySource.keyOf('c1'), entry('s', 'f'), 100, now + 60_000, now)
+  bySource.clear()
+  t.equal(bySource.size, 0)
+  t.notOk(bySource.set(bySource.keyOf('c1'), entry('s', 'f'), 100, now + 60_000, now), 'seen before the clear: first seen again')
+
+  // The admission filter remembers a generation of maxEntries tokens: a token comes back after 50 others.
+  const admission = new VerifiedTokenCache({ enabled: true, maxEntries: 100, maxBytes: 1048576, maxTtlSeconds: 60 })
+  admission.set(admission.keyOf('back'), entry('s', 'f'), 100, now + 60_000, now)
+  for (let i = 0; i < 50; i++) admission.set(admission.keyOf(`once-${i}`), entry('s', 'f'), 100, now + 60_000, now)
+  t.ok(admission.set(admission.keyOf('back'), entry('s', 'f'), 100, now + 60_000, now), 'still remembered, now cached')
+})
