@@ -3,7 +3,8 @@
  * followed by the discovered jwks_uri. Remote key sets live in the shared JwksCache; discovery is retried in
  * the background with backoff until it succeeds, so the service starts while an IdP is down, and repeated
  * every jwks.rediscoverySeconds, so that a provider that moves its jwks_uri is followed (once the new URL has
- * given keys; until then, and when the provider cannot be reached, the current one stays).
+ * given keys; until then, and when the provider cannot be reached, the current one stays). An issuer whose
+ * algorithms are all HS* needs no keys: its client secret verifies every token, so nothing is fetched.
  */
 import type { FetchConfig, IssuerConfig, JwksCacheConfig } from '../config/types.js'
 import { VerificationError } from '../errors.js'
@@ -12,6 +13,7 @@ import { discoverJwksUri } from '../jwks/discovery.js'
 import type { fetchJson } from '../net/fetch-json.js'
 import { KeySet } from './key-set.js'
 import type { Logger } from './logger.js'
+import { isAsymmetricAlgorithm } from './signature.js'
 
 export interface KeyStatus {
   ready: boolean
@@ -60,6 +62,30 @@ class InlineKeys implements KeyProvider {
   status (): KeyStatus {
     const ready = this.keySet.keys.length > 0
     return { ready, source: 'inline', jwksUri: null, state: 'fresh', keyCount: this.keySet.keys.length, fetchedAt: null, lastError: ready ? null : 'the inline JWKS has no usable signature key' }
+  }
+}
+
+/**
+ * The keys of an issuer whose algorithms are all HS*: none. Its client secret verifies each token, so nothing is
+ * fetched (a provider's unreachable JWKS must not hold it back) and it is ready from the start, as
+ * `oidc-verifier check-config` says: keys are not needed.
+ */
+class NoKeysNeeded implements KeyProvider {
+  private readonly keySet = new KeySet({ keys: [] })
+  private readonly id: string
+  constructor (issuerId: string, private readonly source: KeyStatus['source']) {
+    this.id = `none:${issuerId}`
+  }
+
+  sourceId (): string { return this.id }
+  usableAt (): boolean { return true }
+  async getKeySet (): Promise<KeySet> { return this.keySet }
+  freshKeySet (): KeySet { return this.keySet }
+  async refreshForUnknownKid (): Promise<KeySet | undefined> { return undefined }
+  start (): void {}
+  close (): void {}
+  status (): KeyStatus {
+    return { ready: true, source: this.source, jwksUri: null, state: 'fresh', keyCount: 0, fetchedAt: null, lastError: null }
   }
 }
 
@@ -261,6 +287,7 @@ export function createKeyProvider (
   fetcher: typeof fetchJson | undefined,
   urlLeft: (url: string) => void
 ): KeyProvider {
+  if (!issuer.algorithms.some(isAsymmetricAlgorithm)) return new NoKeysNeeded(issuer.id, issuer.keys.kind)
   switch (issuer.keys.kind) {
     case 'inline': return new InlineKeys(new KeySet(issuer.keys.jwks), issuer.id)
     case 'jwksUri': return new RemoteKeys(cache, 'jwksUri', issuer.keys.jwksUri)

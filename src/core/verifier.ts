@@ -77,11 +77,6 @@ interface IssuerRuntime {
   rules: IssuerRules
   allowedAlgorithms: ReadonlySet<string>
   hmacSecret: Buffer | undefined
-  /**
-   * Every allowed algorithm is HS*: the client secret verifies each token, keys never take part, so none are
-   * fetched and the issuer is ready from the start (`oidc-verifier check-config` says the same: keys are not needed).
-   */
-  secretOnly: boolean
   /** The token cache's key source of tokens signed with hmacSecret ("secret:<id>"), made once. */
   secretSource: string
   mapping: CompiledMapping
@@ -211,7 +206,6 @@ export class Verifier {
         allowedAlgorithms: new Set(issuer.algorithms),
         hmacSecret: issuer.clientSecret === undefined ? undefined : Buffer.from(issuer.clientSecret, 'utf8'),
         secretSource: `secret:${issuer.id}`,
-        secretOnly: !issuer.algorithms.some(isAsymmetricAlgorithm),
         mapping: compileClaimMapping(issuer.claimMapping, { userKeyClaims: issuer.userKeyClaims, trustEmailVerified: issuer.trustEmailVerified }),
         keys: createKeyProvider(issuer, this.cache, config.fetch, config.jwks, this.logger, options.fetcher, (url) => { this.forgetUnusedUrl(url) }),
         template: parseIssuerTemplate(issuer.issuer),
@@ -250,7 +244,7 @@ export class Verifier {
 
   /** Starts discovery and key fetching for every issuer in the background; never throws. */
   start (): void {
-    for (const r of this.runtimes) if (!r.secretOnly) r.keys.start()
+    for (const r of this.runtimes) r.keys.start()
   }
 
   close (): void {
@@ -260,11 +254,11 @@ export class Verifier {
   }
 
   status (): IssuerStatus[] {
-    return this.runtimes.map((r) => ({ id: r.config.id, issuer: r.config.issuer, ...keyStatusOf(r) }))
+    return this.runtimes.map((r) => ({ id: r.config.id, issuer: r.config.issuer, ...r.keys.status() }))
   }
 
   get ready (): boolean {
-    return this.runtimes.every((r) => keyStatusOf(r).ready)
+    return this.runtimes.every((r) => r.keys.status().ready)
   }
 
   /** The issuer ids, for labels: they come from configuration only. */
@@ -639,13 +633,6 @@ export class Verifier {
 function namingIssuer (err: unknown, issuer: string): unknown {
   if (!isVerificationError(err) || err.details.issuer !== undefined) return err
   return new VerificationError(err.code, { ...err.details, issuer }, err.cause === undefined ? undefined : { cause: err.cause })
-}
-
-/** An issuer's key status; an HS*-only one needs no keys, fetches none, and is always ready. */
-function keyStatusOf (runtime: IssuerRuntime): KeyStatus {
-  const status = runtime.keys.status()
-  if (!runtime.secretOnly) return status
-  return { ready: true, source: status.source, jwksUri: null, state: 'fresh', keyCount: 0, fetchedAt: null, lastError: null }
 }
 
 /** The one key of a fresh key set that fits the token; undefined for anything verifyWithIssuerKeys must handle. */
