@@ -6,7 +6,8 @@
  */
 import t from 'tap'
 import { silentLogger, type Logger } from '../src/core/logger.js'
-import { MAX_LOGGED_KID_LENGTH, MAX_REJECTED_KEYS_LOGGED, Verifier } from '../src/core/verifier.js'
+import { MAX_LOGGED_KID_LENGTH } from '../src/core/key-set.js'
+import { MAX_REJECTED_KEYS_LOGGED, Verifier } from '../src/core/verifier.js'
 import { configFor } from './helpers/config.js'
 import { idTokenClaims, jwksOf, makeKey, mint } from './helpers/tokens.js'
 

@@ -59,7 +59,11 @@ export interface UsableKey {
   fingerprint: string
 }
 
+/** Characters of a rejected key's kid kept for reports (kids are short; a JWKS may hold up to 512 KiB of one). */
+export const MAX_LOGGED_KID_LENGTH = 128
+
 export interface RejectedKey {
+  /** The key's kid, cut to MAX_LOGGED_KID_LENGTH characters: it is the provider's text, and only ever reported. */
   kid: string | undefined
   reason: string
 }
@@ -239,7 +243,7 @@ export class KeySet {
       }
     }
     this.keys = keys
-    this.rejected = rejected
+    this.rejected = rejected.map(({ kid, reason }) => ({ kid: kid !== undefined && kid.length > MAX_LOGGED_KID_LENGTH ? `${kid.slice(0, MAX_LOGGED_KID_LENGTH)}…` : kid, reason }))
   }
 
   /**

@@ -40,8 +40,6 @@ export const MAX_KEYS_TRIED_WITHOUT_KID = 5
 
 /** Rejected keys of a JWKS named in its warning (the count says how many there were). */
 export const MAX_REJECTED_KEYS_LOGGED = 20
-/** Characters of a rejected key's kid in that warning (kids are short; a JWKS may hold up to 512 KiB of one). */
-export const MAX_LOGGED_KID_LENGTH = 128
 
 /** Observations for metrics. Labels are configured issuer ids and error codes, never token contents. */
 export interface VerifierEvents {
@@ -231,9 +229,7 @@ export class Verifier {
     const { rejected } = keySet
     if (rejected.length === 0) return
     // Bounded: a JWKS of thousands of unusable keys must not make a log line of them on every fetch.
-    // A kid is the provider's text, of any length: each is cut to MAX_LOGGED_KID_LENGTH characters.
-    const shown = rejected.slice(0, MAX_REJECTED_KEYS_LOGGED).map(({ kid, reason }) => ({ kid: kid !== undefined && kid.length > MAX_LOGGED_KID_LENGTH ? `${kid.slice(0, MAX_LOGGED_KID_LENGTH)}…` : kid, reason }))
-    this.logger.warn({ ...where, rejectedCount: rejected.length, rejected: shown },
+    this.logger.warn({ ...where, rejectedCount: rejected.length, rejected: rejected.slice(0, MAX_REJECTED_KEYS_LOGGED) },
       'JWKS contains keys that will never be used')
   }
 
