@@ -13,7 +13,7 @@ import { coresPerProcess } from './cluster-primary.js'
 import type { Config } from './config/types.js'
 import { Verifier, type VerifierOptions } from './core/verifier.js'
 import { isVerificationError, VerificationError } from './errors.js'
-import { fromFrameworkError, sendError, type FrameworkError } from './http/error-reply.js'
+import { asVerificationError, sendError } from './http/error-reply.js'
 import './http/fastify-augment.js'
 import { requestIdGenerator } from './http/request-id.js'
 import { requestChildLogger } from './http/request-logger.js'
@@ -38,7 +38,7 @@ import { callerAuth } from './http/caller-auth.js'
 import { clientAddress } from './http/client-address.js'
 import { registerLoadShedding } from './http/load-shedding.js'
 import { metricsRoute } from './http/routes/metrics.js'
-import { httpsOptions } from './http/tls.js'
+import { listenerHttpsOptions } from './http/tls.js'
 import { CLOSING_RESPONSES } from './http/closing-response.js'
 import { startServing } from './http/tls-reload.js'
 import { CertificateWatch } from './http/tls-watch.js'
@@ -59,9 +59,7 @@ export interface BuildAppOptions extends VerifierOptions {
 }
 
 export async function buildApp (config: Config, options: BuildAppOptions = {}): Promise<FastifyInstance> {
-  // A TLS handshake is bounded like an idle socket (Node's own bound is 120 s, and server.connectionTimeoutMs
-  // applies only once the handshake is done): a connection that never completes one holds no slot for longer.
-  const https = config.server.tls === undefined ? undefined : { ...httpsOptions(config.server.tls), handshakeTimeout: config.server.connectionTimeoutMs, ...CLOSING_RESPONSES }
+  const https = config.server.tls === undefined ? undefined : { ...listenerHttpsOptions(config.server.tls, config.server.connectionTimeoutMs), ...CLOSING_RESPONSES }
   const requestIds = requestIdGenerator()
   // Answers written on the socket, outside the routes (src/http/client-errors.ts).
   const bareAnswers: ClientErrorOptions = { requestId: () => requestIds(), logger: () => fastify.log, metrics: () => fastify.metrics }
@@ -133,7 +131,7 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
   await fastify.register(requestLifecycle, { slot, metrics })
 
   fastify.setErrorHandler((err, request, reply) => {
-    const error = isVerificationError(err) ? err : fromFrameworkError(err as FrameworkError, request.routeOptions.schema)
+    const error = asVerificationError(err, request)
     if (error.status >= 500 && !isVerificationError(err)) {
       request.log.error({ err }, 'unexpected error')
     }

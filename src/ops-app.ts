@@ -8,8 +8,7 @@
  */
 import Fastify, { LogController, type FastifyInstance } from 'fastify'
 import type { Config } from './config/types.js'
-import { isVerificationError } from './errors.js'
-import { fromFrameworkError, sendError, type FrameworkError } from './http/error-reply.js'
+import { asVerificationError, sendError } from './http/error-reply.js'
 import { frameworkErrorHandler } from './http/framework-errors.js'
 import { clientErrorHandler, type ClientErrorOptions } from './http/client-errors.js'
 import './http/fastify-augment.js'
@@ -17,16 +16,14 @@ import { requestIdGenerator } from './http/request-id.js'
 import { requestLifecycle } from './http/request-lifecycle.js'
 import { answerUnknownRoutes } from './http/route-methods.js'
 import { prepareListener } from './http/listener.js'
-import { httpsOptions } from './http/tls.js'
+import { listenerHttpsOptions } from './http/tls.js'
 import { CLOSING_RESPONSES } from './http/closing-response.js'
 import { startServing } from './http/tls-reload.js'
 import { healthRoutes } from './http/routes/health.js'
 import { metricsRoute } from './http/routes/metrics.js'
 
 export async function buildOpsApp (app: FastifyInstance, config: Config): Promise<FastifyInstance> {
-  // A TLS handshake is bounded like an idle socket (Node's own bound is 120 s, and server.connectionTimeoutMs
-  // applies only once the handshake is done): a connection that never completes one holds no slot for longer.
-  const https = config.server.opsTls === undefined ? undefined : { ...httpsOptions(config.server.opsTls), handshakeTimeout: config.server.connectionTimeoutMs, ...CLOSING_RESPONSES }
+  const https = config.server.opsTls === undefined ? undefined : { ...listenerHttpsOptions(config.server.opsTls, config.server.connectionTimeoutMs), ...CLOSING_RESPONSES }
   const logger = app.log.child({ listener: 'ops' })
   // As on the main listener: a caller's safe X-Request-Id is kept (a probe's or Prometheus' logs join ours).
   const requestIds = requestIdGenerator()
@@ -57,7 +54,7 @@ export async function buildOpsApp (app: FastifyInstance, config: Config): Promis
 
   await ops.register(requestLifecycle, { metrics: app.metrics })
   ops.setErrorHandler((err, request, reply) => {
-    const error = isVerificationError(err) ? err : fromFrameworkError(err as FrameworkError, request.routeOptions.schema)
+    const error = asVerificationError(err, request)
     if (error.status >= 500) request.log.error({ err }, 'unexpected error')
     return sendError(request, reply, error)
   })

@@ -3,7 +3,7 @@
  * library messages can carry input (a JSON parse error quotes the body) and are never echoed.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { ERROR_CODES, VerificationError, type ErrorCode } from '../errors.js'
+import { ERROR_CODES, isVerificationError, VerificationError, type ErrorCode } from '../errors.js'
 import type { ErrorResponse } from './schemas.js'
 
 /** The safe, client-facing fields of an error: the table's message and hint, and which issuer and claim. */
@@ -68,6 +68,14 @@ export function fromFrameworkError (err: FrameworkError, schema?: unknown): Veri
     return new VerificationError('request_invalid', err.code?.startsWith('FST_ERR_CTP_') === true ? { parameter: 'body' } : {})
   }
   return new VerificationError(code)
+}
+
+/**
+ * What an error handler answers with: one of ours as it is, any other error mapped by fromFrameworkError (the
+ * request's route schema says which fields a failed check may name).
+ */
+export function asVerificationError (err: unknown, request: FastifyRequest): VerificationError {
+  return isVerificationError(err) ? err : fromFrameworkError(err as FrameworkError, request.routeOptions.schema)
 }
 
 const VALIDATION_PARTS: Readonly<Record<string, string>> = { body: 'body', querystring: 'query', headers: 'header', params: 'path' }

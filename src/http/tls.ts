@@ -21,6 +21,15 @@ export function httpsOptionsOf (files: TlsFileContents): ServerOptions {
   return options
 }
 
+/**
+ * The HTTPS options a listener starts with: its files, and a TLS handshake bounded like an idle socket (Node's own
+ * bound is 120 s, and server.connectionTimeoutMs applies only once the handshake is done), so that a connection that
+ * never completes one holds no slot for longer.
+ */
+export function listenerHttpsOptions (tls: TlsConfig, connectionTimeoutMs: number): ServerOptions {
+  return { ...httpsOptions(tls), handshakeTimeout: connectionTimeoutMs }
+}
+
 /** HTTPS options of a listener, its files read now (regular files of at most MAX_SMALL_FILE_BYTES). */
 export function httpsOptions (tls: TlsConfig): ServerOptions {
   return httpsOptionsOf({

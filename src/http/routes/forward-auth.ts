@@ -20,7 +20,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest, HTTPMethods } fr
 import type { Config, ForwardAuthConfig } from '../../config/types.js'
 import { checkRequirements, type Requirements } from '../../core/requirements.js'
 import { isVerificationError, type VerificationError } from '../../errors.js'
-import { errorBody, errorOutcome, fromFrameworkError, type FrameworkError } from '../error-reply.js'
+import { asVerificationError, errorBody, errorOutcome } from '../error-reply.js'
 import { identityHeaders } from '../identity-headers.js'
 import { readOriginalRequest, ruleApplies, summarize, type EnvoyReading } from '../original-request.js'
 import { parseRequirementQuery, rawQuery, RequirementQueryError, type KnownValues } from '../requirement-query.js'
@@ -109,7 +109,7 @@ export const forwardAuthRoute: FastifyPluginAsync = async (fastify) => {
   const forwardAuth = (): ForwardAuthConfig => fastify.verifierSlot.config.forwardAuth
 
   fastify.setErrorHandler((err, request, reply) => {
-    const error = isVerificationError(err) ? err : fromFrameworkError(err as FrameworkError, request.routeOptions.schema)
+    const error = asVerificationError(err, request)
     if (err instanceof RequirementQueryError) {
       // A configuration mistake in the proxy: loud, with the parameter's name only (values may be anything).
       request.log.error({ parameter: err.parameter, reason: err.reason }, 'forward-auth URL has an invalid requirement; every request is denied')
