@@ -32,6 +32,8 @@ export const CLUSTER_METRICS_TIMEOUT_MS = 1_500
 const ASKER_MARGIN_MS = 1_000
 
 type Metrics = Array<MetricObjectWithValues<MetricValue<string>>>
+/** The primary's result: every answering worker's metrics, and how many workers it left out. */
+interface HostMetrics { metrics: unknown[], missing: number }
 
 function typed (message: unknown): { type?: unknown } & Record<string, unknown> | undefined {
   return typeof message === 'object' && message !== null ? message as Record<string, unknown> : undefined
@@ -102,7 +104,8 @@ export class ClusterMetrics {
   readonly #registry: Registry
   readonly #port: PrimaryChannel
   readonly #listener: (message: unknown) => void
-  readonly #asks = new Map<number, (result: { metrics: unknown[], missing: number } | undefined) => void>()
+  /** The ask waiting for the primary's result (one at a time: scrapes share it); a result for another is late. */
+  #pending: { ask: number, resolve: (result: HostMetrics | undefined) => void } | undefined
   #asked = 0
   /** Workers of the host in the primary's last answer (answered and missing); undefined before one. */
   #lastTotal: number | undefined
@@ -118,11 +121,8 @@ export class ClusterMetrics {
         this.#registry.getMetricsAsJSON().then(
           (metrics) => { port.send?.({ type: ANSWER, round: m.round, metrics }, () => {}) },
           () => { port.send?.({ type: ANSWER, round: m.round }, () => {}) })
-      } else if (m?.type === RESULT && typeof m.ask === 'number') {
-        const resolve = this.#asks.get(m.ask)
-        if (resolve === undefined) return
-        this.#asks.delete(m.ask)
-        resolve(Array.isArray(m.metrics) && typeof m.missing === 'number' ? { metrics: m.metrics, missing: m.missing } : undefined)
+      } else if (m?.type === RESULT && m.ask === this.#pending?.ask) {
+        this.#settle(Array.isArray(m.metrics) && typeof m.missing === 'number' ? { metrics: m.metrics, missing: m.missing } : undefined)
       }
     }
     port.on('message', this.#listener)
@@ -142,10 +142,10 @@ export class ClusterMetrics {
   async #ask (): Promise<string> {
     const ask = ++this.#asked
     let timer: NodeJS.Timeout | undefined
-    const result = await new Promise<{ metrics: unknown[], missing: number } | undefined>((resolve) => {
-      this.#asks.set(ask, resolve)
-      timer = setTimeout(() => { this.#asks.delete(ask); resolve(undefined) }, CLUSTER_METRICS_TIMEOUT_MS + ASKER_MARGIN_MS)
-      this.#port.send?.({ type: ASK, ask }, (err) => { if (err !== null) { this.#asks.delete(ask); resolve(undefined) } })
+    const result = await new Promise<HostMetrics | undefined>((resolve) => {
+      this.#pending = { ask, resolve }
+      timer = setTimeout(() => { this.#settle(undefined) }, CLUSTER_METRICS_TIMEOUT_MS + ASKER_MARGIN_MS)
+      this.#port.send?.({ type: ASK, ask }, (err) => { if (err !== null) this.#settle(undefined) })
     })
     clearTimeout(timer)
     if (result !== undefined) this.#lastTotal = result.metrics.length + result.missing
@@ -164,9 +164,15 @@ export class ClusterMetrics {
     return await aggregated.metrics()
   }
 
+  /** Ends the pending ask with the primary's result, or without one (undefined). */
+  #settle (result: HostMetrics | undefined): void {
+    const pending = this.#pending
+    this.#pending = undefined
+    pending?.resolve(result)
+  }
+
   close (): void {
     this.#port.off('message', this.#listener)
-    for (const resolve of this.#asks.values()) resolve(undefined)
-    this.#asks.clear()
+    this.#settle(undefined)
   }
 }
