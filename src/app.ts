@@ -28,6 +28,7 @@ import { forwardAuthRoute, routingUrl } from './http/routes/forward-auth.js'
 import { backchannelLogoutRoute } from './http/routes/backchannel-logout.js'
 import { revocationsRoute } from './http/routes/revocations.js'
 import { createRevocationStore } from './revocation/create-store.js'
+import { warnUnconfiguredIssuerRevocations } from './revocation/unconfigured-issuers.js'
 import { acceptJsonBodies } from './http/json-body.js'
 import { prepareListener } from './http/listener.js'
 import { answerUnknownRoutes } from './http/route-methods.js'
@@ -102,7 +103,11 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
   const revocations = await createRevocationStore(config.revocation, { logger: fastify.log.child({ component: 'revocations' }), now: options.now })
   fastify.decorate('revocations', revocations)
   if (revocations !== undefined) {
-    fastify.addHook('onReady', async () => { await revocations.start() })
+    fastify.addHook('onReady', async () => {
+      await revocations.start()
+      // A restart under a renamed issuer id leaves the revocations of the old one behind: say so.
+      warnUnconfiguredIssuerRevocations(fastify.log.child({ component: 'revocations' }), revocations.list, fastify.verifierSlot.config.issuers.map((issuer) => issuer.id))
+    })
     fastify.addHook('onClose', async () => { await revocations.close() })
   }
   const metrics = config.metrics.enabled ? new ServiceMetrics({ status: () => fastify.verifier.status(), now: options.now, revocations }) : undefined
