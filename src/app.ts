@@ -41,7 +41,7 @@ import { registerLoadShedding } from './http/load-shedding.js'
 import { metricsRoute } from './http/routes/metrics.js'
 import { listenerHttpsOptions } from './http/tls.js'
 import { CLOSING_RESPONSES } from './http/closing-response.js'
-import { startServing } from './http/tls-reload.js'
+import { servedValidity, startServing, tlsListeners } from './http/tls-reload.js'
 import { CertificateWatch } from './http/tls-watch.js'
 import { combineEvents } from './metrics/combine-events.js'
 import { ServiceMetrics } from './metrics/metrics.js'
@@ -110,7 +110,11 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
     })
     fastify.addHook('onClose', async () => { await revocations.close() })
   }
-  const metrics = config.metrics.enabled ? new ServiceMetrics({ status: () => fastify.verifier.status(), now: options.now, revocations }) : undefined
+  // The certificates of the listeners that speak TLS (server.tls, server.opsTls: on or off until a restart).
+  const tlsCertificates = config.server.tls === undefined && config.server.opsTls === undefined
+    ? undefined
+    : () => servedValidity(tlsListeners(fastify, fastify.verifierSlot.config))
+  const metrics = config.metrics.enabled ? new ServiceMetrics({ status: () => fastify.verifier.status(), now: options.now, revocations, tlsCertificates }) : undefined
   fastify.decorate('metrics', metrics)
   const events = metrics === undefined ? options.events : combineEvents(metrics.verifierEvents, options.events)
   // Shared by the workers of one host (WORKERS=N): decides where signature checks run under `auto`.
@@ -122,7 +126,7 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
   fastify.decorate('opsApp', undefined)
   // Set by a cluster worker once it listens (src/start.ts).
   fastify.decorate('workersReadiness', undefined)
-  // What the listener serves, for the look at its files (src/http/tls-watch.ts); an error if it has expired.
+  // What the listener serves, for the look at its files (src/http/tls-watch.ts) and /metrics; logged if clients refuse it or it expires soon.
   if (https !== undefined) startServing(fastify.log, { name: 'main', setting: 'server.tls' }, fastify.server, https)
   fastify.addHook('onClose', async () => { slot.close() })
   const { tls, opsTls, certificateCheckSeconds } = config.server

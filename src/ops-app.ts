@@ -43,7 +43,7 @@ export async function buildOpsApp (app: FastifyInstance, config: Config): Promis
     clientErrorHandler: clientErrorHandler(bareAnswers),
     ...(https !== undefined ? { https } : { http: CLOSING_RESPONSES })
   })
-  // What the listener serves, for the look at its files (src/http/tls-watch.ts); an error if it has expired.
+  // What the listener serves, for the look at its files (src/http/tls-watch.ts) and /metrics; logged if clients refuse it or it expires soon.
   if (https !== undefined) startServing(app.log, { name: 'ops', setting: 'server.opsTls' }, ops.server, https)
   prepareListener(ops, config, bareAnswers, 'ops')
   ops.decorate('verifier', { getter: () => app.verifier })

@@ -34,8 +34,11 @@ export interface ListenerCertificates {
   listener: TlsListener
   options: SecureContextOptions
   /** What a log line may say of the certificate now served (public; the key is never logged). */
-  certificate: { fingerprint256: string, validTo: string }
+  certificate: ServedCertificate
 }
+
+/** The leaf certificate of a listener (the first of its certificate file), as logs say it. */
+export interface ServedCertificate { fingerprint256: string, validFrom: string, validTo: string }
 
 /**
  * Why a listener's files cannot be served, and the setting to fix: the file's own setting
@@ -127,6 +130,26 @@ export function noteInUse (server: object, options: SecureContextOptions): void 
   inUse.set(server, optionsDigest(options))
 }
 
+/**
+ * Per TLS server: the leaf certificate it serves (noted by startServing and useCertificates), with the state of its
+ * validity last logged, so that the look at the files logs a certificate that nears its end while served, once.
+ */
+const served = new WeakMap<object, { certificate: ServedCertificate, logged: ValidityState }>()
+
+/** The leaf certificate (the first of the chain) of a listener's options, as logs say it. */
+export function leafCertificate (options: SecureContextOptions): ServedCertificate {
+  const { fingerprint256, validFrom, validTo } = new X509Certificate(options.cert as Buffer)
+  return { fingerprint256, validFrom, validTo }
+}
+
+/** The validity of the leaf certificate each of `listeners` serves, in milliseconds since the epoch (for /metrics). */
+export function servedValidity (listeners: ReadonlyArray<Pick<TlsListener, 'name' | 'server'>>): Array<{ listener: 'main' | 'ops', notBefore: number, notAfter: number }> {
+  return listeners.flatMap(({ name, server }) => {
+    const certificate = served.get(server)?.certificate
+    return certificate === undefined ? [] : [{ listener: name, notBefore: Date.parse(certificate.validFrom), notAfter: Date.parse(certificate.validTo) }]
+  })
+}
+
 /** The digest of what `server` serves (undefined for a server nobody noted). */
 export function digestInUse (server: object): string | undefined {
   return inUse.get(server)
@@ -187,13 +210,35 @@ export function checkListener (listener: TlsListener, options: SecureContextOpti
   if (refused !== undefined) return blame(setting, tls, options, refused)
   const ca = caProblem(setting, tls, options.ca)
   if (ca !== undefined) return ca
-  const { fingerprint256, validTo } = new X509Certificate(options.cert as Buffer)
-  return { listener, options, certificate: { fingerprint256, validTo } }
+  return { listener, options, certificate: leafCertificate(options) }
 }
 
 /** Whether a certificate's validTo, as X509Certificate writes it ("Nov 26 15:00:00 2027 GMT"), has passed. */
 export function hasExpired (validTo: string, nowMs: number): boolean {
   return Date.parse(validTo) <= nowMs
+}
+
+/**
+ * A certificate expires soon when less than this is left: a week, time for a person to act on a warning; less
+ * for a certificate that lives less than three weeks (below).
+ */
+export const EXPIRES_SOON_MS = 7 * 86_400_000
+
+/** What clients make of a certificate: `notYetValid` and `expired` are refused; `expiresSoon` not yet. */
+export type ValidityState = 'valid' | 'expiresSoon' | 'expired' | 'notYetValid'
+
+/**
+ * The state of a certificate at `nowMs`: `expiresSoon` once less than EXPIRES_SOON_MS is left, or less than a
+ * third of its lifetime when that is shorter: a short-lived certificate (a day, an hour) is renewed at two thirds
+ * of its life (cert-manager's default), so one with less left missed its renewal, while one freshly issued is no
+ * warning.
+ */
+export function validityState (certificate: Pick<ServedCertificate, 'validFrom' | 'validTo'>, nowMs: number): ValidityState {
+  if (hasExpired(certificate.validTo, nowMs)) return 'expired'
+  const notBefore = Date.parse(certificate.validFrom)
+  const notAfter = Date.parse(certificate.validTo)
+  if (notBefore > nowMs) return 'notYetValid'
+  return notAfter - nowMs < Math.min(EXPIRES_SOON_MS, (notAfter - notBefore) / 3) ? 'expiresSoon' : 'valid'
 }
 
 /** Reads and checks the certificates of every listener; the problems of all of them, or none. */
@@ -209,12 +254,13 @@ export function readCertificates (listeners: readonly TlsListener[]): Certificat
  */
 export function useCertificates (read: readonly ListenerCertificates[]): Array<{ listener: TlsListener, err: Error }> {
   const failures: Array<{ listener: TlsListener, err: Error }> = []
-  for (const { listener, options } of read) {
+  for (const { listener, options, certificate } of read) {
     try {
       // A new context comes with new session ticket keys: clients make a full handshake once afterwards. Kept
       // so on purpose: a session resumed with the old keys would skip the check against a rotated client CA.
       listener.server.setSecureContext(options)
       noteInUse(listener.server, options)
+      served.set(listener.server, { certificate, logged: 'valid' })
     } catch (err) {
       failures.push({ listener, err: err as Error })
     }
@@ -224,9 +270,9 @@ export function useCertificates (read: readonly ListenerCertificates[]): Array<{
 
 /**
  * Puts certificates in use (useCertificates) and logs what went wrong: a listener that could not take them
- * keeps its own, and a certificate that has already expired is served all the same (the one before may be no
- * better) but logged as an error, since clients will refuse it. Returns the certificates now in use, which
- * the caller (a reload, the look at the files) reports in its own words.
+ * keeps its own, and a certificate that clients will refuse (expired, or not yet valid) is served all the same
+ * (the one before may be no better) but logged as an error; one that expires soon, as a warning. Returns the
+ * certificates now in use, which the caller (a reload, the look at the files) reports in its own words.
  */
 export function putInUse (log: FastifyBaseLogger, read: readonly ListenerCertificates[]): ListenerCertificates[] {
   const failed = useCertificates(read)
@@ -234,19 +280,52 @@ export function putInUse (log: FastifyBaseLogger, read: readonly ListenerCertifi
     log.error({ listener: listener.name, setting: listener.setting, err }, `the ${listener.name} listener could not take the certificate read from ${listener.setting}; it keeps serving the previous one`)
   }
   const renewed = read.filter((r) => !failed.some((f) => f.listener === r.listener))
-  for (const { listener, certificate } of renewed) logIfExpired(log, listener, certificate)
+  for (const { listener } of renewed) logValidity(log, listener, listener.server, Date.now(), true)
   return renewed
 }
 
-/** An error when a listener's certificate has expired (clients refuse it): when one is put in use, and at start. */
-export function logIfExpired (log: FastifyBaseLogger, listener: Pick<TlsListener, 'name' | 'setting'>, certificate: ListenerCertificates['certificate']): void {
-  if (!hasExpired(certificate.validTo, Date.now())) return
-  log.error({ listener: listener.name, setting: listener.setting, ...certificate }, `the certificate of the ${listener.name} listener (${listener.setting}.certFile) expired on ${certificate.validTo}; renew it`)
+/** A duration as a log line says it: "3 days 4 hours", "5 hours 12 minutes", "40 minutes". */
+function remaining (ms: number): string {
+  const minutes = Math.max(0, Math.floor(ms / 60_000))
+  const [days, hours] = [Math.floor(minutes / 1440), Math.floor(minutes / 60) % 24]
+  const plural = (n: number, unit: string): string => `${n} ${unit}${n === 1 ? '' : 's'}`
+  if (days > 0) return `${plural(days, 'day')} ${plural(hours, 'hour')}`
+  return hours > 0 ? `${plural(hours, 'hour')} ${plural(minutes % 60, 'minute')}` : plural(minutes, 'minute')
 }
 
-/** What a listener is built with: noted as in use (noteInUse), and an error logged if it has already expired. */
+/**
+ * Logs the validity of the certificate `server` serves (noted by startServing or useCertificates) when clients
+ * refuse it or it expires soon: when it is put in use (`always`: whatever was logged of the one before), or,
+ * from the look at the files, when its state has changed since it was last logged (a certificate that nears
+ * its end, or ends, while served: once each). Nothing for a valid certificate.
+ */
+export function logValidity (log: FastifyBaseLogger, listener: Pick<TlsListener, 'name' | 'setting'>, server: object, nowMs: number, always = false): void {
+  const entry = served.get(server)
+  if (entry === undefined) return
+  const { certificate } = entry
+  const state = validityState(certificate, nowMs)
+  if (!always && state === entry.logged) return
+  entry.logged = state
+  const { name, setting } = listener
+  const fields = { listener: name, setting, ...certificate }
+  const file = `the certificate of the ${name} listener (${setting}.certFile)`
+  if (state === 'expired') {
+    log.error(fields, `${file} expired on ${certificate.validTo}; renew it`)
+  } else if (state === 'notYetValid') {
+    log.error(fields, `${file} is not valid before ${certificate.validFrom}, and clients refuse it until then: ` +
+      'check the clock of this host (and of the issuing CA), or serve a certificate that is already valid')
+  } else if (state === 'expiresSoon') {
+    log.warn(fields, `${file} expires on ${certificate.validTo}, in ${remaining(Date.parse(certificate.validTo) - nowMs)}; ` +
+      'renew it (is its renewal, cert-manager or the like, running?): clients refuse it once expired')
+  }
+}
+
+/**
+ * What a listener is built with: noted as in use (noteInUse), and logged if clients refuse it (expired, not yet
+ * valid) or it expires soon.
+ */
 export function startServing (log: FastifyBaseLogger, listener: Pick<TlsListener, 'name' | 'setting'>, server: object, options: SecureContextOptions): void {
   noteInUse(server, options)
-  const { fingerprint256, validTo } = new X509Certificate(options.cert as Buffer)
-  logIfExpired(log, listener, { fingerprint256, validTo })
+  served.set(server, { certificate: leafCertificate(options), logged: 'valid' })
+  logValidity(log, listener, server, Date.now(), true)
 }

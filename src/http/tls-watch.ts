@@ -15,6 +15,9 @@
  * reload left the listener's TLS settings waiting for a restart and only the files it no longer names fail,
  * that is a warning, as the reload says it.
  *
+ * Each look also logs, once, a certificate that comes to expire soon (a warning) or expires (an error) while it
+ * is served unchanged (src/http/tls-reload.ts, logValidity), as it would be when put in use.
+ *
  * The files are read without blocking the event loop: opened non-blocking (a FIFO put at a certificate's path
  * neither blocks the open nor is read), and read only if a regular file of at most 1 MiB (src/small-file.ts). A read that
  * hangs (a network mount gone away) holds one thread of libuv's pool, never the loop: looks never overlap, and
@@ -26,7 +29,7 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import { checkSmallFile, checkSmallRead, SMALL_FILE_OPEN_FLAGS } from '../small-file.js'
 import { httpsOptionsOf, type TlsFileContents } from './tls.js'
 import {
-  checkListener, digestInUse, keptUntilRestartMessage, onlyWaitingFiles, optionsDigest, putInUse, tlsListeners, TlsProblem, unreadable,
+  checkListener, digestInUse, keptUntilRestartMessage, logValidity, onlyWaitingFiles, optionsDigest, putInUse, tlsListeners, TlsProblem, unreadable,
   type TlsFile, type TlsListener
 } from './tls-reload.js'
 
@@ -122,6 +125,8 @@ export class CertificateWatch {
       // A reload while the files were read put its own in use, perhaps from other paths (a client CA removed):
       // what was read is not put over it. The next look compares the files in force with what it put in use.
       outcomes[listener.setting] = this.#superseded(listener, before) ? 'unchanged' : this.#take(listener, read)
+      // Whatever it serves now: a certificate that has come to expire soon, or expired, while served is logged once.
+      logValidity(this.#log, listener, listener.server, Date.now())
     }
     return outcomes
   }

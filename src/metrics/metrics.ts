@@ -43,6 +43,11 @@ export interface ServiceMetricsOptions {
   now?: () => number
   /** The revocation store, read at scrape time; absent when revocation is disabled. */
   revocations?: RevocationStore
+  /**
+   * The validity of the certificate each TLS listener serves now (milliseconds since the epoch), read at scrape
+   * time; absent when no listener speaks TLS (that is fixed at start), and so are the certificate gauges.
+   */
+  tlsCertificates?: () => Array<{ listener: 'main' | 'ops', notBefore: number, notAfter: number }>
 }
 
 export class ServiceMetrics {
@@ -223,6 +228,29 @@ export class ServiceMetrics {
           this.set({ store: status.kind }, status.current ? 1 : 0)
         }
       })
+    }
+    const certificates = options.tlsCertificates
+    if (certificates !== undefined) {
+      const certificateGauge = (name: string, help: string, aggregator: Aggregator, value: (c: { notBefore: number, notAfter: number }) => number): void => {
+        new Gauge({
+          name,
+          help,
+          labelNames: ['listener'] as const,
+          registers,
+          aggregator,
+          collect () {
+            this.reset()
+            for (const c of certificates()) this.set({ listener: c.listener }, value(c) / 1000)
+          }
+        })
+      }
+      // Every worker serves the same files, but each picks a renewal up at its own look: the worst worker's certificate.
+      // min: the earliest end any worker serves, so that `… - time() < …` fires while one worker still serves the old one.
+      certificateGauge('oidc_verifier_tls_certificate_expiry_timestamp_seconds',
+        'End of validity (notAfter) of the certificate the listener (main, ops) serves, in seconds since the epoch.', 'min', (c) => c.notAfter)
+      // max: the latest start any worker serves, so that `… > time()` fires while one worker serves a certificate not yet valid.
+      certificateGauge('oidc_verifier_tls_certificate_not_before_timestamp_seconds',
+        'Start of validity (notBefore) of the certificate the listener (main, ops) serves, in seconds since the epoch.', 'max', (c) => c.notBefore)
     }
     this.#callerRejected = new Counter({
       name: 'oidc_verifier_caller_rejections_total',

@@ -2,11 +2,12 @@
  * Test certificates made with the openssl binary (installed by .ci/run): a CA, a server certificate for
  * 127.0.0.1 signed by it, a client certificate signed by it, and a client certificate of another CA; on
  * demand, more server certificates of the CA (renewServer), for certificate rotation, and an intermediate CA
- * with a client certificate of its own (intermediate), and expired certificates (expired).
+ * with a client certificate of its own (intermediate), expired certificates (expired), and server certificates
+ * valid between dates of the caller's (dated).
  * EC P-256 keys, valid for a day, in a temporary folder removed by the caller.
  */
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -30,6 +31,8 @@ export interface TestPki {
   renewServer: (name: string) => { cert: string, key: string }
   /** A server or client certificate of the CA that expired yesterday (-days -1): paths of the pair. */
   expired: (name: string, role: 'server' | 'client') => { cert: string, key: string }
+  /** A server certificate of the CA valid from `notBefore` to `notAfter` (to the second; in the future, or long ago): paths of the pair. */
+  dated: (name: string, notBefore: Date, notAfter: Date) => { cert: string, key: string }
   /** An intermediate CA signed by the CA, and a client certificate it signed: paths, and PEM contents for clients. */
   intermediate: (name: string) => { caCert: string, clientCert: Buffer, clientKey: Buffer, clientChain: Buffer }
   remove: () => void
@@ -54,6 +57,26 @@ function newLeaf (dir: string, name: string, ca: string, extensions: string, day
     '-subj', `/CN=${name}`, '-keyout', `${name}.key`, '-out', `${name}.csr`])
   openssl(dir, ['x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.crt`, '-CAkey', `${ca}.key`, '-CAcreateserial',
     '-days', days, '-out', `${name}.crt`, '-extfile', `${name}.ext`])
+}
+
+/** openssl ca, the one command of openssl 3.0 that sets both dates: its database, kept in the folder of the pki. */
+const CA_CONFIG = '[ca]\ndefault_ca = test\n[test]\ndatabase = index.txt\nnew_certs_dir = issued\nserial = serial\n' +
+  'default_md = sha256\npolicy = any\nunique_subject = no\n[any]\ncommonName = supplied\n'
+
+/** As openssl ca reads a date: 20261127184500Z. */
+const asn1Time = (date: Date): string => date.toISOString().replace(/[-:T]/g, '').replace(/\.\d+Z$/, 'Z')
+
+function newDatedLeaf (dir: string, name: string, ca: string, extensions: string, notBefore: Date, notAfter: Date): void {
+  if (!existsSync(join(dir, 'ca.cnf'))) {
+    writeFileSync(join(dir, 'ca.cnf'), CA_CONFIG)
+    writeFileSync(join(dir, 'index.txt'), '')
+    mkdirSync(join(dir, 'issued'))
+  }
+  writeFileSync(join(dir, `${name}.ext`), extensions)
+  openssl(dir, ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+    '-subj', `/CN=${name}`, '-keyout', `${name}.key`, '-out', `${name}.csr`])
+  openssl(dir, ['ca', '-batch', '-config', 'ca.cnf', '-cert', `${ca}.crt`, '-keyfile', `${ca}.key`, '-in', `${name}.csr`, '-out', `${name}.crt`,
+    '-startdate', asn1Time(notBefore), '-enddate', asn1Time(notAfter), '-extfile', `${name}.ext`, '-notext', '-rand_serial'])
 }
 
 const SERVER_EXTENSIONS = 'basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n'
@@ -86,6 +109,10 @@ export function makeTestPki (): TestPki {
     },
     expired: (name, role) => {
       newLeaf(dir, name, 'ca', role === 'server' ? SERVER_EXTENSIONS : CLIENT_EXTENSIONS, '-1')
+      return { cert: join(dir, `${name}.crt`), key: join(dir, `${name}.key`) }
+    },
+    dated: (name, notBefore, notAfter) => {
+      newDatedLeaf(dir, name, 'ca', SERVER_EXTENSIONS, notBefore, notAfter)
       return { cert: join(dir, `${name}.crt`), key: join(dir, `${name}.key`) }
     },
     intermediate: (name) => {
