@@ -33,6 +33,9 @@ const pinning = env.PIN !== '0' && cpus.length >= 2 && hasTaskset() ? { target: 
 const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-')
 const work = join(BENCH, '.work', `profile-${stamp}`)
 mkdirSync(work, { recursive: true })
+// targets/oidc-verifier.sh's generated config files: this run's, removed when it ends (however it ends).
+const targetConfig = join(work, 'target-config')
+process.on('exit', () => { rmSync(targetConfig, { recursive: true, force: true }) })
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, async () => { await stopAll(); process.exit(130) })
 
 const keySet = generateKeySet()
@@ -52,7 +55,7 @@ for (const [scenario, mode] of [['repeated', 'rotate'], ['distinct', 'once']]) {
   const args = [String(port), idp.issuer, idp.jwksUri, audience, alg]
   const child = target === 'oidc-verifier'
     ? spawnLogged('bash', [join(BENCH, 'targets', 'oidc-verifier.sh'), ...args], {
-      log, cpu: pinning?.target, env: { ...env, OIDC_VERIFIER_NODE_ARGS: `--cpu-prof --cpu-prof-dir=${dir}` }
+      log, cpu: pinning?.target, env: { ...env, OIDC_VERIFIER_NODE_ARGS: `--cpu-prof --cpu-prof-dir=${dir}`, OIDC_VERIFIER_CONF_DIR: targetConfig }
     })
     : spawnLogged('node', ['--cpu-prof', `--cpu-prof-dir=${dir}`, join(BENCH, 'peers', `${target}.mjs`), ...args], {
       log, cpu: pinning?.target, env: { ...env, NODE_ENV: 'production' }

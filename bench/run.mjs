@@ -90,6 +90,9 @@ const pinning = cfg.pin !== '0' && cpus.length >= 2 && hasTaskset()
 const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-')
 const work = join(BENCH, '.work', stamp)
 mkdirSync(join(work, 'logs'), { recursive: true })
+// targets/oidc-verifier.sh's generated config files: this run's, removed when it ends (however it ends).
+const targetConfig = join(work, 'target-config')
+process.on('exit', () => { rmSync(targetConfig, { recursive: true, force: true }) })
 const rel = (p) => relative(process.cwd(), p) || '.'
 const log = (line) => console.log(line)
 for (const sig of ['SIGINT', 'SIGTERM']) {
@@ -184,7 +187,7 @@ async function startTarget (name, alg, logBase) {
     log: targetLog,
     cpu: pinning?.target,
     cwd: BENCH,
-    env: { ...env, NODE_ENV: 'production' }
+    env: { ...env, NODE_ENV: 'production', OIDC_VERIFIER_CONF_DIR: targetConfig }
   })
   const t0 = Date.now()
   const up = await waitListening(child, port, cfg.startTimeoutS * 1000)

@@ -64,3 +64,37 @@ t.test('concurrent scrapes on one worker share one ask: the primary sends that w
   primary.tell({ type: 'oidc-verifier:metrics-result', ask: asks()[1]?.ask, metrics: [await own.getMetricsAsJSON()], missing: 1 })
   t.equal(valueOf(parseMetrics(await next), 'oidc_verifier_metrics_workers', { state: 'missing' }), 1)
 })
+
+t.test('a result from the primary that is not one (missing not a count, metrics not a list of lists) is no answer, never exported', async (t) => {
+  const own = registryWith(3)
+  const primary = fakePrimary()
+  const metrics = new ClusterMetrics(own, primary)
+  t.teardown(() => { metrics.close() })
+  /** A scrape, told `result` for its ask (sent at once: the fake primary's send is synchronous). */
+  const scrape = async (result: Record<string, unknown>): Promise<ReturnType<typeof parseMetrics>> => {
+    const text = metrics.text()
+    const ask = primary.sent.at(-1) as { type: string, ask: number }
+    primary.tell({ type: 'oidc-verifier:metrics-result', ask: ask.ask, ...result })
+    return parseMetrics(await text)
+  }
+  const good = [await own.getMetricsAsJSON(), await registryWith(4).getMetricsAsJSON()]
+  // 3 workers of the host known: 2 answered, 1 missing.
+  t.equal(valueOf(await scrape({ metrics: good, missing: 1 }), 'c_total'), 7)
+  for (const [name, result] of [
+    ['missing NaN', { metrics: good, missing: Number.NaN }],
+    ['missing negative', { metrics: good, missing: -1 }],
+    ['missing infinite', { metrics: good, missing: Number.POSITIVE_INFINITY }],
+    ['missing a fraction', { metrics: good, missing: 0.5 }],
+    ['missing a string', { metrics: good, missing: '1' }],
+    ['missing absent', { metrics: good }],
+    ['metrics not a list', { metrics: { a: good[0] }, missing: 1 }],
+    ['metrics with an entry not a list', { metrics: [good[0], 'b'], missing: 1 }],
+    ['metrics with series not in getMetricsAsJSON()\'s shape', { metrics: [good[0], [null]], missing: 1 }]
+  ] as const) {
+    const samples = await scrape(result)
+    // As when the primary is silent: this worker's own series, the others counted missing by the last count known.
+    t.equal(valueOf(samples, 'c_total'), 3, `${name}: this worker's own series`)
+    t.equal(valueOf(samples, 'oidc_verifier_metrics_workers', { state: 'answered' }), 1, `${name}: one answered`)
+    t.equal(valueOf(samples, 'oidc_verifier_metrics_workers', { state: 'missing' }), 2, `${name}: two missing, from the last count known (3 workers)`)
+  }
+})

@@ -93,6 +93,46 @@ t.test('a client that sends its headers slowly is cut off near server.headersTim
   t.equal(valueOf(samples, 'oidc_verifier_http_requests_total', { route: 'none', method: 'other', status: '408', caller: 'none' }), 2, 'counted')
 })
 
+t.test('a 408 for a request past headersTimeoutMs or requestTimeoutMs is recorded with the time it took, not 0', async (t) => {
+  const app = await buildApp(configFor(issuers, { server: { headersTimeoutMs: 1000, requestTimeoutMs: 3000 } }))
+  t.teardown(() => app.close())
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const port = (app.server.address() as AddressInfo).port
+  /** Writes `first`, then `more` every 200 ms until the server closes (at most 8 s); the answer's status line. */
+  const stall = async (first: string, more: string): Promise<string> => {
+    const socket = net.connect(port, '127.0.0.1')
+    let answer = ''
+    socket.on('data', (d: Buffer) => { answer += d.toString('latin1') })
+    socket.on('connect', () => socket.write(first))
+    const dribble = setInterval(() => { if (!socket.destroyed) socket.write(more) }, 200)
+    await new Promise<void>((resolve) => { socket.on('close', () => resolve()); socket.on('error', () => resolve()); setTimeout(resolve, 8000) })
+    clearInterval(dribble)
+    socket.destroy()
+    return answer.slice(0, answer.indexOf('\r\n'))
+  }
+  const none = async (): Promise<{ count: number, sum: number, under: (le: string) => number }> => {
+    const samples = parseMetrics((await app.inject({ method: 'GET', url: '/metrics' })).body)
+    const name = 'oidc_verifier_http_request_duration_seconds'
+    return {
+      count: valueOf(samples, `${name}_count`, { route: 'none' }) ?? 0,
+      sum: valueOf(samples, `${name}_sum`, { route: 'none' }) ?? 0,
+      under: (le) => valueOf(samples, `${name}_bucket`, { route: 'none', le }) ?? 0
+    }
+  }
+  // Headers that never end, on a bare socket (no request object yet): past headersTimeoutMs (1 s) since their first byte.
+  t.equal(await stall('GET /healthz HTTP/1.1\r\nHost: x\r\n', 'X-Slow: 1\r\n'), 'HTTP/1.1 408 Request Timeout')
+  const headers = await none()
+  t.equal(headers.count, 1, 'one request refused outside the routes')
+  t.equal(headers.under('0.5'), 0, 'not in the lowest buckets, as a request answered at once')
+  t.ok(headers.sum >= 1 && headers.sum <= 2, `at least headersTimeoutMs, at most a check interval more (${headers.sum} s)`)
+  // A body that never ends: past requestTimeoutMs (3 s).
+  t.equal(await stall('POST /verify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"token":"', 'a'), 'HTTP/1.1 408 Request Timeout')
+  const body = await none()
+  t.equal(body.count, 2)
+  t.equal(body.under('2.5'), headers.under('2.5'), 'the second one past 2.5 s')
+  t.ok(body.sum - headers.sum >= 3 && body.sum - headers.sum <= 4, `at least requestTimeoutMs (${body.sum - headers.sum} s)`)
+})
+
 t.test('a body that stops arriving for server.connectionTimeoutMs gets 408 request_timeout; silent headers are closed without one', async (t) => {
   const app = await buildApp(configFor(issuers, { server: { connectionTimeoutMs: 1000, headersTimeoutMs: 10_000, requestTimeoutMs: 10_000 } }))
   t.teardown(() => app.close())
@@ -112,6 +152,10 @@ t.test('a body that stops arriving for server.connectionTimeoutMs gets 408 reque
   t.ok(body.heldMs < 5000, `a stalled body: closed after ${body.heldMs} ms (connectionTimeoutMs 1000, requestTimeoutMs 10000)`)
   t.match(body.answer, /^HTTP\/1\.1 408 Request Timeout\r\n/)
   t.match(JSON.parse(body.answer.slice(body.answer.indexOf('\r\n\r\n') + 4)), { code: 'request_timeout', hint: /server\.connectionTimeoutMs/ })
+  // Recorded with the silence it waited out (connectionTimeoutMs), not 0.
+  const samples = parseMetrics((await app.inject({ method: 'GET', url: '/metrics' })).body)
+  t.equal(valueOf(samples, 'oidc_verifier_http_request_duration_seconds_count', { route: 'none' }), 1)
+  t.ok((valueOf(samples, 'oidc_verifier_http_request_duration_seconds_sum', { route: 'none' }) ?? 0) >= 1, 'at least connectionTimeoutMs')
   const headers = await silent('GET /healthz HTTP/1.1\r\nHost: x\r\n')
   t.ok(headers.heldMs < 5000, `stalled headers: closed after ${headers.heldMs} ms`)
   t.equal(headers.answer, '', 'without an answer (Node has no request yet)')

@@ -140,6 +140,43 @@ t.test('an answer given before a small body arrived whole is the only answer: th
   }
 })
 
+t.test('a request timing out while an answer is being written gets no 408 added to that answer', async (t) => {
+  for (const [name, server, dribble] of [
+    // Node's check (clientErrorHandler): the body still arriving, a byte now and then, past requestTimeoutMs.
+    ['requestTimeoutMs', { headersTimeoutMs: 1000, requestTimeoutMs: 1000 }, true],
+    // The socket's idle timeout (answerOutsideRoutes): the body stopped arriving for connectionTimeoutMs.
+    ['connectionTimeoutMs', { connectionTimeoutMs: 1000, headersTimeoutMs: 10_000, requestTimeoutMs: 10_000 }, false]
+  ] as const) {
+    const app = await buildApp(configFor(issuers, { server }))
+    // An answer whose head is out, and which is not finished, while its request's body is still due. In the
+    // service, an answer given before the body (an error, a 404) that the client leaves unread past the socket's
+    // buffers (some MiB on loopback): its 'finish' waits, and the connection stays open with the answer begun.
+    let begun = false
+    app.post('/test-answer-begun', {
+      onRequest: (_req, reply) => {
+        reply.hijack()
+        reply.raw.writeHead(200, { 'content-type': 'text/plain', 'content-length': '1000' })
+        reply.raw.write('the first part of an answer; ')
+        begun = true
+      }
+    }, async () => 'never reached: the body never ends')
+    await app.listen({ host: '127.0.0.1', port: 0 })
+    const socket = net.connect(portOf(app), '127.0.0.1')
+    let answer = ''
+    socket.on('data', (d: Buffer) => { answer += d.toString('latin1') })
+    socket.on('connect', () => socket.write('POST /test-answer-begun HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"tok'))
+    const trickle = dribble ? setInterval(() => { if (!socket.destroyed) socket.write('a') }, 200) : undefined
+    const closed = await new Promise<boolean>((resolve) => { socket.on('close', () => resolve(true)); socket.on('error', () => resolve(true)); setTimeout(() => resolve(false), 5000) })
+    clearInterval(trickle)
+    socket.destroy()
+    t.ok(begun && closed, `${name}: the answer had begun; the connection was closed at the timeout`)
+    t.same(statusLines(answer).map((l) => l.slice(9, 12)), ['200'], `${name}: one head, the answer's; no 408 written into its body (got ${JSON.stringify(answer)})`)
+    const samples = parseMetrics((await app.inject({ method: 'GET', url: '/metrics' })).body)
+    t.equal(valueOf(samples, 'oidc_verifier_http_requests_total', { route: 'none', method: 'other', status: '408', caller: 'none' }) ?? 0, 0, `${name}: no 408 counted for a request that had its answer`)
+    await app.close()
+  }
+})
+
 t.test('a small body answered early (415) then sent whole promptly: the answer says keep-alive, so the connection must serve the next request', async (t) => {
   const app = await buildApp(configFor(issuers))
   t.teardown(() => app.close())

@@ -15,12 +15,17 @@
 #                             or '{"server":{"signatureChecks":"thread-pool"}}' (default: none)
 #   OIDC_VERIFIER_NODE_ARGS   extra node flags for the service, space-separated (bench/profile.mjs passes
 #                             --cpu-prof, which NODE_OPTIONS does not allow)
+#   OIDC_VERIFIER_CONF_DIR    the folder of the generated config file (default: the project's
+#                             bench/.work/target-config; bench/run.mjs and bench/profile.mjs give one in their
+#                             run's folder, and remove it when they end)
 #   NODE_OPTIONS              when unset, the container image's (the Dockerfile's `ENV NODE_OPTIONS=`: its cap on
 #                             V8's old generation), so the service runs as the image runs it; set it empty
 #                             (NODE_OPTIONS=) to measure node's own heap defaults
 #
 # The settings go in a generated config file (under the project's bench/.work/, git-ignored) rather than
-# the OIDC_* environment, so that OIDC_VERIFIER_BENCH_CONFIG can change any section. Everything not set here
+# the OIDC_* environment, so that OIDC_VERIFIER_BENCH_CONFIG can change any section. It is named by the
+# server's PID (exec keeps the script's), and each start removes those of servers that are gone: the folder
+# holds one file per server running, not one per port ever used. Everything not set here
 # is at its default: among others, no per-caller rate limit on /verify (rateLimit.max is unset by default;
 # '{"rateLimit":{"max":1000000000}}' measures the limiter with a ceiling no run reaches).
 set -euo pipefail
@@ -41,9 +46,14 @@ if [ ! -f "$DIR/dist/server.js" ]; then
   exit 1
 fi
 
-CONF_DIR="$DIR/bench/.work/target-config"
+CONF_DIR=${OIDC_VERIFIER_CONF_DIR:-$DIR/bench/.work/target-config}
 mkdir -p "$CONF_DIR" 2>/dev/null && [ -w "$CONF_DIR" ] || CONF_DIR=$(mktemp -d)
-CONF="$CONF_DIR/oidc-verifier-$PORT.json"
+for old in "$CONF_DIR"/oidc-verifier-*.json; do
+  pid=${old##*/oidc-verifier-}; pid=${pid%.json}
+  case "$pid" in ''|*[!0-9]*) continue ;; esac
+  [ -d "/proc/$pid" ] || rm -f -- "$old"
+done
+CONF="$CONF_DIR/oidc-verifier-$$.json"
 node -e '
   const [file, port, issuer, jwksUri, audience, alg, logLevel, extra] = process.argv.slice(1)
   const config = {

@@ -73,7 +73,7 @@ export function clientErrorHandler (opts: ClientErrorOptions): (error: Connectio
       // server.headersTimeoutMs or requestTimeoutMs passed: 408 in the service's shape, unless an answer to this
       // request has begun (an early answer while its body still trickles in), which the 408 would corrupt.
       const answer = (socket as Socket & { _httpMessage?: unknown })._httpMessage
-      if (!(answer instanceof ServerResponse && answer.headersSent)) refuseOnSocket(socket, 'request_timeout', opts, 'request not received within server.headersTimeoutMs or requestTimeoutMs')
+      if (!(answer instanceof ServerResponse && answer.headersSent)) refuseOnSocket(socket, 'request_timeout', opts, 'request not received within server.headersTimeoutMs or requestTimeoutMs', false, timedOutAfter(socket))
       socket.destroy(error)
       return
     }
@@ -126,16 +126,31 @@ function requestTarget (error: ConnectionError): string | undefined {
 }
 
 /**
+ * How long a request past server.headersTimeoutMs or requestTimeoutMs had taken, in seconds: the bound Node found
+ * it past. Node measures from the request's first byte (its parser's start, which JS cannot read) and looks every
+ * CONNECTIONS_CHECKING_INTERVAL_MS (1 s), so the request took that long and at most a second more. Neither the
+ * connection's start (on a kept-alive connection it counts the requests before and the idle time between) nor its
+ * bytes (read by the parser in C++, past any 'data' listener) would say more, at a cost on every connection.
+ * Headers not complete: headersTimeout (at most requestTimeout: config/operations.ts); a body still arriving: requestTimeout.
+ */
+function timedOutAfter (socket: Socket): number {
+  const { server, parser } = socket as Socket & { server?: { headersTimeout?: unknown, requestTimeout?: unknown }, parser?: { incoming?: IncomingMessage | null } }
+  const bound = parser?.incoming?.complete === false ? server?.requestTimeout : server?.headersTimeout
+  return typeof bound === 'number' ? bound / 1000 : 0
+}
+
+/**
  * Answers on the bare socket in the service's error shape, with a request id, counted and logged; the caller closes
  * it. `forwardAuthDenial`: a request to /forward-auth, answered 401 with a Bearer challenge as forward-auth would.
+ * `durationSeconds`: how long the request took, as far as is known (a refusal at the parse of its headers: 0).
  */
-function refuseOnSocket (socket: Socket, code: 'request_headers_too_large' | 'request_invalid' | 'request_timeout', opts: ClientErrorOptions, message: string, forwardAuthDenial = false): void {
+function refuseOnSocket (socket: Socket, code: 'request_headers_too_large' | 'request_invalid' | 'request_timeout', opts: ClientErrorOptions, message: string, forwardAuthDenial = false, durationSeconds = 0): void {
   const err = new VerificationError(code)
   const status = forwardAuthDenial ? 401 : err.status
   const requestId = opts.requestId()
   const body = JSON.stringify({ ...errorFields(err), requestId })
   opts.logger().info({ reqId: requestId, status, code: err.code, route: null }, message)
-  opts.metrics?.()?.requestCompleted(undefined, 'other', status, undefined, err.code, 0)
+  opts.metrics?.()?.requestCompleted(undefined, 'other', status, undefined, err.code, durationSeconds)
   if (socket.writable) {
     const challenge = forwardAuthDenial ? 'cache-control: no-store\r\nwww-authenticate: Bearer\r\n' : ''
     socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Bad Request'}\r\n${challenge}content-type: application/json; charset=utf-8\r\n` +
@@ -167,7 +182,8 @@ export function answerOutsideRoutes (server: Server, opts: ClientErrorOptions): 
   server.on('timeout', (socket: Socket & { parser?: { incoming?: IncomingMessage | null }, _httpMessage?: unknown }) => {
     const answer = socket._httpMessage
     if (socket.parser?.incoming?.complete === false && answer instanceof ServerResponse && !answer.headersSent) {
-      refuseOnSocket(socket, 'request_timeout', opts, 'request body not received: nothing came for server.connectionTimeoutMs')
+      // It took at least the silence: server.connectionTimeoutMs (server.timeout, Node's socket timeout).
+      refuseOnSocket(socket, 'request_timeout', opts, 'request body not received: nothing came for server.connectionTimeoutMs', false, server.timeout / 1000)
     }
     socket.destroy()
   })

@@ -40,6 +40,18 @@ function typed (message: unknown): { type?: unknown } & Record<string, unknown> 
 }
 
 /**
+ * The primary's RESULT as host metrics, or undefined when it is not one (metrics not a list of lists, missing not a
+ * count): that is no answer, as when the primary is silent. A NaN or negative count exported would hide the
+ * workers left out (an alert on missing > 0 is false on NaN), and would stay in the last count known.
+ */
+function hostMetrics (m: Record<string, unknown>): HostMetrics | undefined {
+  const { metrics, missing } = m
+  return Array.isArray(metrics) && metrics.every((answer) => Array.isArray(answer)) && Number.isSafeInteger(missing) && (missing as number) >= 0
+    ? { metrics, missing: missing as number }
+    : undefined
+}
+
+/**
  * Sends to a worker; one that has just died is no error (it is counted missing). Nor is a message that cannot be
  * sent at all (serialized, longer than a string may be): the primary must not fall over a scrape; the worker that
  * asked answers with its own series when no result comes.
@@ -122,7 +134,7 @@ export class ClusterMetrics {
           (metrics) => { port.send?.({ type: ANSWER, round: m.round, metrics }, () => {}) },
           () => { port.send?.({ type: ANSWER, round: m.round }, () => {}) })
       } else if (m?.type === RESULT && m.ask === this.#pending?.ask) {
-        this.#settle(Array.isArray(m.metrics) && typeof m.missing === 'number' ? { metrics: m.metrics, missing: m.missing } : undefined)
+        this.#settle(hostMetrics(m))
       }
     }
     port.on('message', this.#listener)
@@ -142,17 +154,30 @@ export class ClusterMetrics {
   async #ask (): Promise<string> {
     const ask = ++this.#asked
     let timer: NodeJS.Timeout | undefined
-    const result = await new Promise<HostMetrics | undefined>((resolve) => {
+    let result = await new Promise<HostMetrics | undefined>((resolve) => {
       this.#pending = { ask, resolve }
       timer = setTimeout(() => { this.#settle(undefined) }, CLUSTER_METRICS_TIMEOUT_MS + ASKER_MARGIN_MS)
       this.#port.send?.({ type: ASK, ask }, (err) => { if (err !== null) this.#settle(undefined) })
     })
     clearTimeout(timer)
-    if (result !== undefined) this.#lastTotal = result.metrics.length + result.missing
-    // No word from the primary: this worker's own metrics, and the others counted missing by the last count known,
-    // at least one (WORKERS > 1): a number, so that an alert on `missing > 0` fires (any comparison with NaN is false).
-    const answers = result?.metrics as Metrics[] | undefined ?? [await this.#registry.getMetricsAsJSON()]
-    const aggregated = AggregatorRegistry.aggregate(answers)
+    let answers: Metrics[] | undefined
+    let aggregated: Registry | undefined
+    if (result !== undefined) {
+      try {
+        aggregated = AggregatorRegistry.aggregate(result.metrics as Metrics[])
+        answers = result.metrics as Metrics[]
+        this.#lastTotal = answers.length + result.missing
+      } catch {
+        // Series that cannot be added up (not in getMetricsAsJSON()'s shape): no answer either.
+        result = undefined
+      }
+    }
+    if (answers === undefined || aggregated === undefined) {
+      // No word from the primary: this worker's own metrics, and the others counted missing by the last count known,
+      // at least one (WORKERS > 1): a number, so that an alert on `missing > 0` fires (any comparison with NaN is false).
+      answers = [await this.#registry.getMetricsAsJSON()]
+      aggregated = AggregatorRegistry.aggregate(answers)
+    }
     const workers = new Gauge({
       name: 'oidc_verifier_metrics_workers',
       help: `Workers of the host (WORKERS) whose metrics this answer adds up (answered), and those left out (missing: no answer within ${CLUSTER_METRICS_TIMEOUT_MS / 1000} s, or still starting; when the primary did not answer, the others by the last count known).`,
