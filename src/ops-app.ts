@@ -14,6 +14,7 @@ import { clientErrorHandler, type ClientErrorOptions } from './http/client-error
 import './http/fastify-augment.js'
 import { requestIdGenerator } from './http/request-id.js'
 import { requestLifecycle } from './http/request-lifecycle.js'
+import { requestChildLogger } from './http/request-logger.js'
 import { answerUnknownRoutes } from './http/route-methods.js'
 import { prepareListener } from './http/listener.js'
 import { listenerHttpsOptions } from './http/tls.js'
@@ -32,6 +33,8 @@ export async function buildOpsApp (app: FastifyInstance, config: Config): Promis
   const ops = Fastify({
     loggerInstance: logger,
     logController: new LogController({ disableRequestLogging: true }),
+    // As on the main listener: the child logger made when first needed, with a caller's traceparent ids.
+    childLoggerFactory: requestChildLogger,
     genReqId: requestIds,
     bodyLimit: 1024, // no route takes a body
     connectionTimeout: config.server.connectionTimeoutMs,

@@ -3,26 +3,41 @@
  * logger bound to its request id; pino builds a child at once, serializing the bindings into a string
  * (0.4–0.6 µs per request in the service's profile). Most requests log nothing at the levels busy deployments
  * run (`warn`: the request line is `info`), so here the pino child is made the first time the request logs
- * at a level in force, with the same bindings: what reaches the log is what pino's own child writes.
+ * at a level in force, with the same bindings: what reaches the log is what pino's own child writes. A
+ * caller's valid W3C `traceparent` adds `traceId` and `spanId` to the bindings (src/http/trace-context.ts),
+ * read from the request only then: a request that logs nothing never looks at the header.
  */
 import type { FastifyBaseLogger, FastifyServerOptions } from 'fastify'
+import type { IncomingMessage } from 'node:http'
 import type { Bindings, ChildLoggerOptions, Level, Logger } from 'pino'
+import { traceFields } from './trace-context.js'
+
+/** What the request logger reads of a request: its headers, once, when it builds its child. */
+export type LoggedRequest = Pick<IncomingMessage, 'headers' | 'rawHeaders'>
+
+/** The request's bindings with the trace fields of its traceparent, when it has a valid one. */
+function requestBindings (bindings: Bindings, request: LoggedRequest | undefined): Bindings {
+  const trace = request === undefined ? undefined : traceFields(request)
+  return trace === undefined ? bindings : { ...bindings, traceId: trace.traceId, spanId: trace.spanId }
+}
 
 type LogArgs = [unknown, ...unknown[]]
 
 export class RequestLogger {
   readonly #parent: Logger
   readonly #bindings: Bindings
+  readonly #request: LoggedRequest | undefined
   #child: Logger | undefined
 
-  constructor (parent: Logger, bindings: Bindings) {
+  constructor (parent: Logger, bindings: Bindings, request?: LoggedRequest) {
     this.#parent = parent
     this.#bindings = bindings
+    this.#request = request
   }
 
-  /** The pino child, made on first use. */
+  /** The pino child, made on first use (the request's traceparent is read then). */
   #real (): Logger {
-    this.#child ??= this.#parent.child(this.#bindings)
+    this.#child ??= this.#parent.child(requestBindings(this.#bindings, this.#request))
     return this.#child
   }
 
@@ -67,10 +82,12 @@ export class RequestLogger {
 
 /**
  * Fastify's childLoggerFactory: a RequestLogger, or pino's child at once when a route asks for its own level
- * or serializers (no route of this service does).
+ * or serializers (no route of this service does). Either way with the trace fields of a valid traceparent.
  */
-export const requestChildLogger: NonNullable<FastifyServerOptions['childLoggerFactory']> = (logger, bindings, options) => {
+export const requestChildLogger: NonNullable<FastifyServerOptions['childLoggerFactory']> = (logger, bindings, options, rawRequest) => {
   const parent = logger as unknown as Logger
-  if (options.level !== undefined || options.serializers !== undefined) return parent.child(bindings, options)
-  return new RequestLogger(parent, bindings) as unknown as FastifyBaseLogger
+  // HTTP/1 or HTTPS: an IncomingMessage (the service serves no HTTP/2).
+  const request = rawRequest as unknown as LoggedRequest | undefined
+  if (options.level !== undefined || options.serializers !== undefined) return parent.child(requestBindings(bindings, request), options)
+  return new RequestLogger(parent, bindings, request) as unknown as FastifyBaseLogger
 }
