@@ -105,8 +105,13 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
   if (revocations !== undefined) {
     fastify.addHook('onReady', async () => {
       await revocations.start()
-      // A restart under a renamed issuer id leaves the revocations of the old one behind: say so.
-      warnUnconfiguredIssuerRevocations(fastify.log.child({ component: 'revocations' }), revocations.list, fastify.verifierSlot.config.issuers.map((issuer) => issuer.id))
+      // A restart under a renamed issuer id leaves the revocations of the old one behind: say so, once the store
+      // has loaded (Redis not reachable at start: when it is first read, later).
+      const warn = (): void => {
+        warnUnconfiguredIssuerRevocations(fastify.log.child({ component: 'revocations' }), revocations.list, fastify.verifierSlot.config.issuers.map((issuer) => issuer.id))
+      }
+      if (revocations.loaded === undefined) warn()
+      else void revocations.loaded.then(warn)
     })
     fastify.addHook('onClose', async () => { await revocations.close() })
   }

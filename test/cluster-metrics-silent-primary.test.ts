@@ -89,7 +89,10 @@ t.test('a result from the primary that is not one (missing not a count, metrics 
     ['missing absent', { metrics: good }],
     ['metrics not a list', { metrics: { a: good[0] }, missing: 1 }],
     ['metrics with an entry not a list', { metrics: [good[0], 'b'], missing: 1 }],
-    ['metrics with series not in getMetricsAsJSON()\'s shape', { metrics: [good[0], [null]], missing: 1 }]
+    ['metrics with series not in getMetricsAsJSON()\'s shape', { metrics: [good[0], [null]], missing: 1 }],
+    // Added up without complaint, but no text can be made of them.
+    ['metrics with a series without a name', { metrics: [good[0], [{ help: 'h', type: 'counter', aggregator: 'sum', values: [] }]], missing: 1 }],
+    ['metrics with a series named as the workers gauge', { metrics: [good[0], [{ name: 'oidc_verifier_metrics_workers', help: 'h', type: 'gauge', aggregator: 'sum', values: [] }]], missing: 1 }]
   ] as const) {
     const samples = await scrape(result)
     // As when the primary is silent: this worker's own series, the others counted missing by the last count known.

@@ -6,8 +6,9 @@
  * and one that expires soon (a warning), when put in use, and once while served as it nears its end.
  */
 import t, { type Test } from 'tap'
-import { X509Certificate } from 'node:crypto'
-import { copyFileSync, readFileSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { sign, X509Certificate } from 'node:crypto'
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import pino from 'pino'
@@ -210,4 +211,52 @@ t.test('with WORKERS, the host shows its worst worker: the earliest expiry, the 
   const samples = parseMetrics(await host.metrics())
   t.equal(valueOf(samples, EXPIRY, { listener: 'main' }), old.notAfter / 1000, 'min: expiry alerts fire while one worker serves the old certificate')
   t.equal(valueOf(samples, NOT_BEFORE, { listener: 'main' }), renewed.notBefore / 1000, 'max: a worker serving a certificate not yet valid shows')
+})
+
+/**
+ * A self-signed server certificate whose notAfter OpenSSL cannot read (a UTCTime with month 13), signed again:
+ * Node serves it, X509Certificate's validTo is "Bad time value", and clients refuse it. Paths of the pair.
+ */
+function unreadableNotAfter (t: Test): Pair {
+  const dir = tempDir(t)
+  const pair = { cert: join(dir, 'bad.crt'), key: join(dir, 'bad.key') }
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '30', '-subj', '/CN=127.0.0.1',
+    '-keyout', pair.key, '-out', pair.cert], { stdio: ['ignore', 'ignore', 'pipe'] })
+  const der = new X509Certificate(readFileSync(pair.cert)).raw
+  /** The header length and content length of the DER element at `at`. */
+  const element = (at: number): [number, number] => {
+    const first = der[at + 1] ?? 0
+    if (first < 0x80) return [2, first]
+    let length = 0
+    for (let i = 0; i < (first & 0x7f); i++) length = length * 256 + (der[at + 2 + i] ?? 0)
+    return [2 + (first & 0x7f), length]
+  }
+  const times: number[] = []
+  // The two UTCTimes of the validity: tag 0x17, length 13, YYMMDDHHMMSSZ (not bytes of the random serial that look alike).
+  for (let i = 0; i < der.length - 15; i++) if (der[i] === 0x17 && der[i + 1] === 0x0d && /^\d{12}Z$/.test(der.toString('latin1', i + 2, i + 15))) times.push(i)
+  der.write('261399235959Z', (times[1] ?? 0) + 2, 'latin1')
+  const [outer] = element(0)
+  const [tbsHead, tbsLength] = element(outer)
+  const tbs = der.subarray(outer, outer + tbsHead + tbsLength)
+  const [algHead, algLength] = element(outer + tbsHead + tbsLength)
+  const alg = der.subarray(outer + tbsHead + tbsLength, outer + tbsHead + tbsLength + algHead + algLength)
+  const length = (n: number): Buffer => Buffer.from(n < 0x80 ? [n] : n < 0x100 ? [0x81, n] : [0x82, n >> 8, n & 0xff])
+  const signature = sign('sha256', tbs, readFileSync(pair.key))
+  const bits = Buffer.concat([Buffer.from([0x03]), length(signature.length + 1), Buffer.from([0]), signature])
+  const body = Buffer.concat([tbs, alg, bits])
+  const cert = Buffer.concat([Buffer.from([0x30]), length(body.length), body])
+  writeFileSync(pair.cert, `-----BEGIN CERTIFICATE-----\n${cert.toString('base64').match(/.{1,64}/g)?.join('\n') ?? ''}\n-----END CERTIFICATE-----\n`)
+  return pair
+}
+
+t.test('a certificate whose validity cannot be read is an error, and its expiry gauge fires the alert', async (t) => {
+  const bad = unreadableNotAfter(t)
+  t.equal(x509(bad).validTo, 'Bad time value', 'what Node says of it')
+  t.equal(validityState({ validFrom: x509(bad).validFrom, validTo: 'Bad time value' }, Date.now()), 'unreadable')
+  const { lines, logger } = capture()
+  const app = await buildApp(configFor(issuers, { server: { logLevel: 'info', tls: { certFile: bad.cert, keyFile: bad.key } } }), { loggerInstance: logger })
+  t.teardown(() => app.close())
+  t.match(said(lines()), [{ level: 50, listener: 'main', validTo: 'Bad time value', msg: /cannot be read.*clients refuse it/ }], 'said, as an expired one')
+  const v = await gauges(app)
+  t.equal(v(EXPIRY, 'main'), 0, 'not NaN (an alert on `expiry - time() < …` is false on NaN): 0, as long expired')
 })

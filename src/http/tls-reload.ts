@@ -146,7 +146,10 @@ export function leafCertificate (options: SecureContextOptions): ServedCertifica
 export function servedValidity (listeners: ReadonlyArray<Pick<TlsListener, 'name' | 'server'>>): Array<{ listener: 'main' | 'ops', notBefore: number, notAfter: number }> {
   return listeners.flatMap(({ name, server }) => {
     const certificate = served.get(server)?.certificate
-    return certificate === undefined ? [] : [{ listener: name, notBefore: Date.parse(certificate.validFrom), notAfter: Date.parse(certificate.validTo) }]
+    if (certificate === undefined) return []
+    // A date OpenSSL could not read (validityState: unreadable) is 0, as long past: NaN would make any alert on it false.
+    const ms = (date: string): number => { const parsed = Date.parse(date); return Number.isNaN(parsed) ? 0 : parsed }
+    return [{ listener: name, notBefore: ms(certificate.validFrom), notAfter: ms(certificate.validTo) }]
   })
 }
 
@@ -224,8 +227,11 @@ export function hasExpired (validTo: string, nowMs: number): boolean {
  */
 export const EXPIRES_SOON_MS = 7 * 86_400_000
 
-/** What clients make of a certificate: `notYetValid` and `expired` are refused; `expiresSoon` not yet. */
-export type ValidityState = 'valid' | 'expiresSoon' | 'expired' | 'notYetValid'
+/**
+ * What clients make of a certificate: `notYetValid`, `expired` and `unreadable` (a date OpenSSL cannot read:
+ * X509Certificate says "Bad time value", yet the certificate is served) are refused; `expiresSoon` not yet.
+ */
+export type ValidityState = 'valid' | 'expiresSoon' | 'expired' | 'notYetValid' | 'unreadable'
 
 /**
  * The state of a certificate at `nowMs`: `expiresSoon` once less than EXPIRES_SOON_MS is left, or less than a
@@ -234,9 +240,10 @@ export type ValidityState = 'valid' | 'expiresSoon' | 'expired' | 'notYetValid'
  * warning.
  */
 export function validityState (certificate: Pick<ServedCertificate, 'validFrom' | 'validTo'>, nowMs: number): ValidityState {
-  if (hasExpired(certificate.validTo, nowMs)) return 'expired'
   const notBefore = Date.parse(certificate.validFrom)
   const notAfter = Date.parse(certificate.validTo)
+  if (Number.isNaN(notBefore) || Number.isNaN(notAfter)) return 'unreadable'
+  if (hasExpired(certificate.validTo, nowMs)) return 'expired'
   if (notBefore > nowMs) return 'notYetValid'
   return notAfter - nowMs < Math.min(EXPIRES_SOON_MS, (notAfter - notBefore) / 3) ? 'expiresSoon' : 'valid'
 }
@@ -314,6 +321,8 @@ export function logValidity (log: FastifyBaseLogger, listener: Pick<TlsListener,
   } else if (state === 'notYetValid') {
     log.error(fields, `${file} is not valid before ${certificate.validFrom}, and clients refuse it until then: ` +
       'check the clock of this host (and of the issuing CA), or serve a certificate that is already valid')
+  } else if (state === 'unreadable') {
+    log.error(fields, `${file} has a validity that cannot be read (from ${certificate.validFrom} to ${certificate.validTo}), and clients refuse it; renew it`)
   } else if (state === 'expiresSoon') {
     log.warn(fields, `${file} expires on ${certificate.validTo}, in ${remaining(Date.parse(certificate.validTo) - nowMs)}; ` +
       'renew it (is its renewal, cert-manager or the like, running?): clients refuse it once expired')

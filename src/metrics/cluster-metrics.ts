@@ -154,30 +154,29 @@ export class ClusterMetrics {
   async #ask (): Promise<string> {
     const ask = ++this.#asked
     let timer: NodeJS.Timeout | undefined
-    let result = await new Promise<HostMetrics | undefined>((resolve) => {
+    const result = await new Promise<HostMetrics | undefined>((resolve) => {
       this.#pending = { ask, resolve }
       timer = setTimeout(() => { this.#settle(undefined) }, CLUSTER_METRICS_TIMEOUT_MS + ASKER_MARGIN_MS)
       this.#port.send?.({ type: ASK, ask }, (err) => { if (err !== null) this.#settle(undefined) })
     })
     clearTimeout(timer)
-    let answers: Metrics[] | undefined
-    let aggregated: Registry | undefined
     if (result !== undefined) {
       try {
-        aggregated = AggregatorRegistry.aggregate(result.metrics as Metrics[])
-        answers = result.metrics as Metrics[]
-        this.#lastTotal = answers.length + result.missing
+        const text = await this.#text(result.metrics as Metrics[], result.missing)
+        this.#lastTotal = result.metrics.length + result.missing
+        return text
       } catch {
-        // Series that cannot be added up (not in getMetricsAsJSON()'s shape): no answer either.
-        result = undefined
+        // Series that cannot be added up or written out (not in getMetricsAsJSON()'s shape): no answer either.
       }
     }
-    if (answers === undefined || aggregated === undefined) {
-      // No word from the primary: this worker's own metrics, and the others counted missing by the last count known,
-      // at least one (WORKERS > 1): a number, so that an alert on `missing > 0` fires (any comparison with NaN is false).
-      answers = [await this.#registry.getMetricsAsJSON()]
-      aggregated = AggregatorRegistry.aggregate(answers)
-    }
+    // No word from the primary: this worker's own metrics, and the others counted missing by the last count known,
+    // at least one (WORKERS > 1): a number, so that an alert on `missing > 0` fires (any comparison with NaN is false).
+    return await this.#text([await this.#registry.getMetricsAsJSON()], Math.max(1, (this.#lastTotal ?? 0) - 1))
+  }
+
+  /** The text of `answers` added up, with oidc_verifier_metrics_workers; throws on series that cannot be. */
+  async #text (answers: Metrics[], missing: number): Promise<string> {
+    const aggregated = AggregatorRegistry.aggregate(answers)
     const workers = new Gauge({
       name: 'oidc_verifier_metrics_workers',
       help: `Workers of the host (WORKERS) whose metrics this answer adds up (answered), and those left out (missing: no answer within ${CLUSTER_METRICS_TIMEOUT_MS / 1000} s, or still starting; when the primary did not answer, the others by the last count known).`,
@@ -185,7 +184,7 @@ export class ClusterMetrics {
       registers: [aggregated]
     })
     workers.set({ state: 'answered' }, answers.length)
-    workers.set({ state: 'missing' }, result?.missing ?? Math.max(1, (this.#lastTotal ?? 0) - 1))
+    workers.set({ state: 'missing' }, missing)
     return await aggregated.metrics()
   }
 

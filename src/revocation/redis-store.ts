@@ -120,6 +120,9 @@ export class RedisRevocationStore implements RevocationStore {
   #started: Promise<void> | undefined
   #closed = false
   #closing: Promise<void> | undefined
+  /** Resolves `loaded`. */
+  readonly #resolveLoaded: () => void
+  readonly loaded: Promise<void>
   /** The last warning logged by #warnOnce. */
   #lastLoggedError: string | undefined
   /** A write-back is running; one that failed is due again (tried from #tick while the list is current). */
@@ -128,6 +131,9 @@ export class RedisRevocationStore implements RevocationStore {
 
   constructor (options: RedisRevocationStoreOptions) {
     this.list = options.list
+    let resolveLoaded: () => void = () => {}
+    this.loaded = new Promise<void>((resolve) => { resolveLoaded = resolve })
+    this.#resolveLoaded = resolveLoaded
     this.#keyPrefix = options.keyPrefix
     // The configuration refuses a URL whose path is not a database number.
     this.#database = redisDatabase(options.url) ?? 0
@@ -416,6 +422,7 @@ export class RedisRevocationStore implements RevocationStore {
     this.list.setAvailable(true)
     this.#logger.info({ redis: this.#host, count, size: this.list.size, wasAvailable }, 'revocations loaded from Redis; the list is current')
     this.#startSettle?.()
+    this.#resolveLoaded()
     // After the list is current, not before: writing back many takes time, during which the staleness timer
     // would fail verifications closed, and a subscriber lost meanwhile would go unnoticed.
     this.#startWriteBack(stored)

@@ -37,6 +37,11 @@ export interface RevocationStore {
   /** Connects and loads; resolves once the list is current or the first attempt failed (it keeps trying). */
   start(): Promise<void>
   /**
+   * Resolves the first time the list has been read whole from a shared store (redis): at start, or later when it
+   * could not be read then. Absent for a store whose start() is its only load.
+   */
+  readonly loaded?: Promise<void>
+  /**
    * Records a revocation for every process: resolves once it is stored where every process will see it, and
    * applied to this process's list. Rejects (RevocationStoreError) when it cannot be stored or does not fit;
    * the caller answers 503 (revocations_unavailable).
