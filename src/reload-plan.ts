@@ -42,8 +42,8 @@ export const VERIFIER_INPUTS: readonly string[] = ['issuers', 'jwks', 'fetch', '
  * clientCaFile the listener asks for client certificates (requestCert), which is fixed when it is created.
  */
 const CHANGED_NOT_SET = new Set(['server.tls.clientCaFile'])
-/** Never compared: where the configuration came from is not a setting. */
-const NOT_SETTINGS = new Set(['source'])
+/** Never compared: where the configuration came from, and its warnings (src/config/inert-settings.ts), are not settings. */
+const NOT_SETTINGS = new Set(['source', 'warnings'])
 
 function isPlainObject (value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)

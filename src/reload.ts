@@ -17,6 +17,7 @@
  */
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import { heapLimitBytes } from './config/heap-budget.js'
+import { logConfigWarnings, newWarnings } from './config/inert-settings.js'
 import { ConfigError } from './config/load.js'
 import type { Config } from './config/types.js'
 import { callerLimitApplies, callersWithoutMax } from './http/route-rate-limit.js'
@@ -218,6 +219,9 @@ async function reloadNow (app: FastifyInstance, load: () => Config, options: Rel
   if (needsRestart.length > 0) {
     log.warn({ settings: needsRestart }, `configuration reloaded, but ${needsRestart.join(', ')} changed and needs a restart to take effect; the running value is kept`)
   }
+  // Settings the new file writes but that do nothing: only those the running configuration did not have (its own
+  // were logged when it was installed, at start or by an earlier reload).
+  logConfigWarnings(log, newWarnings(running.warnings, next.warnings))
   return { outcome: 'applied', problems: [], needsRestart, retired }
 }
 

@@ -5,6 +5,7 @@
 import closeWithGrace from 'close-with-grace'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from './app.js'
+import { logConfigWarnings } from './config/inert-settings.js'
 import type { Config } from './config/types.js'
 import { buildOpsApp } from './ops-app.js'
 import { reloadOnSighup, type ReloadOptions } from './reload.js'
@@ -16,6 +17,7 @@ import { NOT_GRACEFUL_SIGNALS, type ProcessStop, type StopSignal } from './stop-
  */
 export async function runService (config: Config, signals: ProcessStop, onClose?: () => Promise<void>, reload?: () => Config, reloadOptions?: ReloadOptions): Promise<FastifyInstance> {
   const app = await buildApp(config)
+  logConfigWarnings(app.log, config.warnings)
   if (onClose !== undefined) app.addHook('onClose', onClose)
   // server.opsPort: health and metrics on their own listener, closed with the main one.
   const ops = config.server.opsPort === undefined ? undefined : await buildOpsApp(app, config)

@@ -160,7 +160,13 @@ t.test('a valid full YAML file resolves every option', async (t) => {
     },
     loadShedding: { enabled: true, maxEventLoopDelayMs: 500, maxEventLoopUtilization: 0.9, maxHeapUsedBytes: 1073741824, maxRssBytes: 2147483648, sampleIntervalMs: 250, retryAfterSeconds: 3 }
   })
-  t.same(config, {
+  // Every option is written, so those that the others turn off are ignored, each said (test/config-warnings.test.ts).
+  const { warnings, ...settings } = config
+  t.same(warnings.map((w) => w.setting), [
+    'rateLimit.max', 'rateLimit.windowSeconds', 'rateLimit.headers', 'revocation.logoutRateLimit', 'callers.keys[0].rateLimit',
+    'callers.protectMetrics', 'tokenCache.maxEntries', 'tokenCache.maxBytes', 'tokenCache.maxTtlSeconds', 'server.certificateCheckSeconds'
+  ])
+  t.same(settings, {
     server: {
       host: '0.0.0.0',
       port: 9090,
@@ -301,7 +307,8 @@ t.test('a valid JSON file, by --config=PATH and by OIDC_VERIFIER_CONFIG, gets th
       requiredClaims: {},
       claimMapping: {}
     }],
-    source: path
+    source: path,
+    warnings: []
   }
   t.same(loadConfig({ argv: [`--config=${path}`], env: {} }), expected)
   t.same(loadConfig({ argv: [], env: { OIDC_VERIFIER_CONFIG: path } }), expected)

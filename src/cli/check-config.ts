@@ -3,7 +3,7 @@
  * JWKS, the key checks of KeySet) and reports, per issuer, where its keys come from, how many are usable and
  * what is wrong. Nothing is cached or retried: this is one look, for an operator or a deployment pipeline.
  */
-import type { Config, IssuerConfig, JsonWebKeySet } from '../config/types.js'
+import type { Config, ConfigWarning, IssuerConfig, JsonWebKeySet } from '../config/types.js'
 import { fitsAlgorithm, KeySet, type RejectedKey } from '../core/key-set.js'
 import { isAsymmetricAlgorithm } from '../core/signature.js'
 import { discoverJwksUri } from '../jwks/discovery.js'
@@ -119,4 +119,12 @@ export function renderTable (reports: IssuerReport[], strict: boolean): string {
     for (const w of r.warnings) out.push(`    ${strict ? 'problem' : 'warning'}: ${w}`)
   })
   return out.join('\n')
+}
+
+/**
+ * The settings the configuration accepts but ignores (src/config/inert-settings.ts), one indented line each as
+ * the issuers' warnings are, followed by an empty line; nothing when there are none.
+ */
+export function renderConfigWarnings (warnings: readonly ConfigWarning[], strict: boolean): string {
+  return warnings.map((w) => `    ${strict ? 'problem' : 'warning'}: ${w.setting} ${w.message}\n`).join('')
 }

@@ -14,7 +14,7 @@ import { silentLogger, type Logger } from '../core/logger.js'
 import type { RequestChecks } from '../core/verifier.js'
 import { loggerOptions } from '../logger.js'
 import type { FetchJson } from '../net/fetch-json.js'
-import { checkIssuers, hasProblems, renderTable } from './check-config.js'
+import { checkIssuers, hasProblems, renderConfigWarnings, renderTable } from './check-config.js'
 import { describeRejection, verifyToken } from './verify-token.js'
 
 export const EXIT = {
@@ -51,8 +51,8 @@ Options:
   --config PATH      YAML or JSON configuration file (default: OIDC_VERIFIER_CONFIG, or the single-issuer
                      environment variables OIDC_ISSUER, OIDC_AUDIENCE, ...), as for the service
   --json             machine-readable output on standard output
-  --strict           check-config: keys that the service will never use (wrong "use", short RSA, ...) are
-                     problems too, not warnings
+  --strict           check-config: keys that the service will never use (wrong "use", short RSA, ...) and
+                     settings it ignores (a client secret without HS*, ...) are problems too, not warnings
   --timeout SECONDS  verify: longest wait for the issuer's keys (default ${DEFAULT_WAIT_SECONDS})
   --nonce, --max-age, --audience
                      verify: the request checks of POST /verify (nonce, maxAge, audience)
@@ -176,13 +176,16 @@ async function checkConfigCommand (values: Values, io: CliIo): Promise<number> {
   const config = load(values.config, io.env)
   const strict = values.strict === true
   const reports = await checkIssuers(config, io.fetcher)
-  const failed = hasProblems(reports, strict)
+  // Settings the configuration ignores are warnings, like keys never used: problems only with --strict.
+  const failed = hasProblems(reports, strict) || (strict && config.warnings.length > 0)
   if (values.json === true) {
-    io.stdout(`${JSON.stringify({ source: config.source, ok: !failed, issuers: reports }, null, 2)}\n`)
+    io.stdout(`${JSON.stringify({ source: config.source, ok: !failed, warnings: config.warnings, issuers: reports }, null, 2)}\n`)
   } else {
     const withProblems = reports.filter((r) => hasProblems([r], strict)).length
-    io.stdout(`configuration: ${config.source} (valid)\n\n${renderTable(reports, strict)}\n\n` +
-      `${reports.length} issuer${reports.length === 1 ? '' : 's'}: ${reports.length - withProblems} ok, ${withProblems} with problems\n`)
+    const ignored = config.warnings.length
+    io.stdout(`configuration: ${config.source} (valid)\n${renderConfigWarnings(config.warnings, strict)}\n${renderTable(reports, strict)}\n\n` +
+      `${reports.length} issuer${reports.length === 1 ? '' : 's'}: ${reports.length - withProblems} ok, ${withProblems} with problems` +
+      `${ignored === 0 ? '' : `; ${ignored} setting${ignored === 1 ? '' : 's'} ignored`}\n`)
   }
   return failed ? EXIT.failed : EXIT.ok
 }

@@ -21,6 +21,7 @@ import { checkIssuer, resolveIssuer } from './issuers.js'
 import { CALLER_KEYS_ENV, checkOperations, resolveOperations } from './operations.js'
 import { checkForwardAuth, resolveForwardAuth } from './forward-auth.js'
 import { checkRevocation, resolveRevocation } from './revocation.js'
+import { inertSettings } from './inert-settings.js'
 import { checkDecryptionCandidates, checkIssuerNames, checkProviderOptions, expandPresets, resolveProviderOptions, type ProviderExtras } from './provider-options.js'
 import {
   ConfigFileSchema,
@@ -219,6 +220,7 @@ function resolve (input: unknown, ctx: Ctx, problems: string[]): Config | undefi
       ...resolveIssuer(issuer, secrets.get(i)),
       ...resolveProviderOptions(issuer, extras.get(i), server.maxTokenBytes)
     })),
-    source: ctx.source
+    source: ctx.source,
+    warnings: inertSettings(input, doc)
   }
 }

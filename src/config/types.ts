@@ -370,4 +370,14 @@ export interface Config {
   issuers: IssuerConfig[]
   /** Where the configuration came from, for messages ("/etc/oidc-verifier.yaml", "environment"). */
   source: string
+  /** Settings written but without effect given the rest (src/config/inert-settings.ts); not settings themselves. */
+  warnings: ConfigWarning[]
+}
+
+/** A setting the configuration accepts but that does nothing: logged at start and reload, printed by check-config. */
+export interface ConfigWarning {
+  /** The setting as problems name it: `issuers[0].clientSecret`. */
+  setting: string
+  /** What is ignored, why, and what to do. */
+  message: string
 }
