@@ -71,3 +71,14 @@ t.test('hand-checked encodings: minimal integers, a zero byte before a high bit,
   const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
   t.notOk(verify('sha256', Buffer.from('x'), publicKey, p1363ToDer(Buffer.alloc(64), 32)), 'all zeros: not valid')
 })
+
+t.test('the SEQUENCE length at the short/long form boundary: 127 short, 128 long (0x80 alone would be indefinite)', async (t) => {
+  /** A P-521 (R || S) whose r and s have `r` and `s` significant bytes (0x01 each, so no zero byte is added). */
+  const withLengths = (r: number, s: number): Buffer => Buffer.concat([Buffer.alloc(66 - r), Buffer.alloc(r, 1), Buffer.alloc(66 - s), Buffer.alloc(s, 1)])
+  const short = p1363ToDer(withLengths(62, 61), 66)
+  t.same([...short.subarray(0, 3)], [0x30, 127, 0x02], 'content of 127 bytes: one length byte')
+  t.equal(short.length, 2 + 127)
+  const long = p1363ToDer(withLengths(62, 62), 66)
+  t.same([...long.subarray(0, 4)], [0x30, 0x81, 128, 0x02], 'content of 128 bytes: long form')
+  t.equal(long.length, 3 + 128)
+})

@@ -39,7 +39,3 @@ export function checkRequirements (identity: VerifiedIdentity, sets: readonly Re
     if (!anyOf(set.roles, identity.roles)) throw new VerificationError('requirement_not_met', { issuer, claim: 'roles' })
   }
 }
-
-export function isEmptyRequirements (set: Requirements): boolean {
-  return set.groups.length === 0 && set.roles.length === 0 && set.audiences.length === 0 && set.issuers.length === 0
-}
