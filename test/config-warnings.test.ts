@@ -15,6 +15,7 @@ import { loadConfig, parseConfig } from '../src/config/load.js'
 import type { Config } from '../src/config/types.js'
 import { loggerOptions } from '../src/logger.js'
 import { reloadConfiguration } from '../src/reload.js'
+import { ecKey } from './helpers/jwe.js'
 import { startNode } from './helpers/node-process.js'
 import { tempDir } from './helpers/temp-dir.js'
 import { jwksOf, makeKey } from './helpers/tokens.js'
@@ -54,6 +55,38 @@ t.test('keys of an issuer that lists only HS* algorithms are never read or fetch
   t.same(warned({ issuers: [hs] }), [], 'not written')
   // Entra's preset fills in a discoveryUrl: not written, so not warned about.
   t.same(warned({ issuers: [{ id: 'e', preset: 'entra', issuer: 'https://login.microsoftonline.com/{tenantid}/v2.0', audiences: ['app'], algorithms: ['HS256'], clientSecret: SECRET_32 }] }), [])
+})
+
+t.test('an HS*-only issuer is never told to set a key source the warnings then call ignored', async (t) => {
+  const template = { id: 't', issuer: 'https://idp.example.com/{tenantid}/v2', audiences: ['app'], algorithms: ['HS256'], clientSecret: SECRET_32 }
+  // Removing the warned discoveryUrl, as the warning says, must leave a valid configuration.
+  t.same(warned({ issuers: [{ ...template, discoveryUrl: 'https://idp.example.com/common/.well-known/openid-configuration' }] }), ['issuers[0].discoveryUrl'])
+  t.same(warned({ issuers: [template] }), [], 'a {tenantid} template with only HS*: no key source needed')
+  t.throws(() => load({ issuers: [{ ...template, algorithms: ['RS256'], clientSecret: undefined }] }), /has no discovery document of its own/, 'still needed with an asymmetric algorithm')
+  // jwks.maxEntries is not held to a bound counted from issuers that fetch nothing (and then called ignored).
+  const hs = { id: 'hs', issuer: 'https://hs.example.com', audiences: ['app'], algorithms: ['HS256'], clientSecret: SECRET_32 }
+  t.same(warned({ issuers: [hs], jwks: { maxEntries: 1 } }), ['jwks.maxEntries'])
+  t.same(warned({ issuers: [hs, { id: 'b', issuer: 'https://b.example.com', audiences: ['app'] }], jwks: { maxEntries: 2 } }), [], 'one discovered issuer: 2')
+  t.throws(() => load({ issuers: [hs, { id: 'b', issuer: 'https://b.example.com', audiences: ['app'] }], jwks: { maxEntries: 1 } }), /expected at least 2/)
+})
+
+t.test('maxPbes2Count without a PBES2 algorithm', async (t) => {
+  const dir = tempDir(t, { 'enc.pem': ecKey('P-256').file, 'pbes2.jwk': JSON.stringify({ kty: 'oct', k: Buffer.alloc(32, 7).toString('base64url'), kid: 'p' }) })
+  const enc = { ...ISSUER, decryptionKeys: [join(dir, 'enc.pem')] }
+  t.same(warned({ issuers: [{ ...enc, maxPbes2Count: 2000 }] }), ['issuers[0].maxPbes2Count'], 'the default keyManagementAlgorithms lists no PBES2')
+  t.same(warned({ issuers: [{ ...enc, keyManagementAlgorithms: ['ECDH-ES'], maxPbes2Count: 2000 }] }), ['issuers[0].maxPbes2Count'])
+  t.same(warned({ issuers: [{ ...enc, decryptionKeys: [join(dir, 'pbes2.jwk')], keyManagementAlgorithms: ['PBES2-HS256+A128KW'], maxPbes2Count: 2000 }] }), [], 'used')
+  t.match(load({ issuers: [{ ...enc, maxPbes2Count: 2000 }] }).warnings[0]!.message, /^is ignored: keyManagementAlgorithms lists no PBES2 algorithm/)
+})
+
+t.test('authorizedParties while checkAuthorizedParty is false', async (t) => {
+  t.same(warned({ issuers: [{ ...ISSUER, audiences: ['app', 'web'], checkAuthorizedParty: false, authorizedParties: ['web', 'cli'] }] }), ['issuers[0].authorizedParties[1]'],
+    'an audience in it still tells its tokens apart from another client\'s (isOtherClient)')
+  const gcp = { id: 'gcp', preset: 'gcp-identity', audiences: ['https://svc.example.com'], requiredClaims: { email: ['caller@p.iam.gserviceaccount.com'] }, authorizedParties: ['1234567890'] }
+  const config = load({ issuers: [gcp] })
+  t.same(config.warnings.map((w) => w.setting), ['issuers[0].authorizedParties[0]'], 'gcp-identity turns the azp check off')
+  t.match(config.warnings[0]!.message, /^is ignored: checkAuthorizedParty is false \(the preset's default\)/)
+  t.same(warned({ issuers: [{ ...ISSUER, authorizedParties: ['cli'] }] }), [], 'used: azp checked')
 })
 
 t.test('jwks: the JWKS cache, when no issuer fetches keys', async (t) => {

@@ -20,8 +20,12 @@ function writtenKeys (section: unknown, except: readonly string[] = []): string[
   return Object.keys(section).filter((key) => section[key] !== undefined && !except.includes(key))
 }
 
-/** The issuers' resolved algorithms: what the issuer (or its preset) lists, or the default asymmetric set. */
-function hmacOnly (issuer: Record<string, unknown>): boolean {
+/**
+ * Whether an issuer document (presets applied) lists only HS* algorithms: its tokens are verified with the client
+ * secret, and no key is ever read or fetched for it (src/core/issuer-keys.ts, NoKeysNeeded). Without algorithms,
+ * the default asymmetric set.
+ */
+export function hmacOnly (issuer: Record<string, unknown>): boolean {
   const algorithms = issuer.algorithms
   return Array.isArray(algorithms) && algorithms.length > 0 && algorithms.every((alg) => HMAC.has(alg))
 }
@@ -50,6 +54,23 @@ export function inertSettings (written: unknown, expanded: unknown): ConfigWarni
         warn(['issuers', i, key], 'is ignored: the client secret only verifies HS256/HS384/HS512 ID tokens, and algorithms lists none of them ' +
           '(encrypted tokens are decrypted with decryptionKeys, never the client secret); add the HS* algorithm the provider signs with to algorithms, or remove it')
       }
+    }
+    // maxPbes2Count without a PBES2 algorithm (never in the default keyManagementAlgorithms); without
+    // decryptionKeys it is a problem (src/config/provider-options.ts).
+    if (own.maxPbes2Count !== undefined && issuer.decryptionKeys !== undefined &&
+      !(Array.isArray(issuer.keyManagementAlgorithms) && issuer.keyManagementAlgorithms.some((alg) => typeof alg === 'string' && alg.startsWith('PBES2-')))) {
+      warn(['issuers', i, 'maxPbes2Count'], 'is ignored: keyManagementAlgorithms lists no PBES2 algorithm, so no token\'s p2c is ever read; ' +
+        'add the PBES2-* algorithm the provider encrypts with to keyManagementAlgorithms, or remove it')
+    }
+    // authorizedParties while azp is not checked: only an entry that is also an audience still counts (a token of
+    // that client may be presented for another, src/core/id-token-rules.ts isOtherClient).
+    if (issuer.checkAuthorizedParty === false && Array.isArray(own.authorizedParties)) {
+      const audiences = Array.isArray(issuer.audiences) ? issuer.audiences : []
+      own.authorizedParties.forEach((party: unknown, j) => {
+        if (audiences.includes(party)) return
+        warn(['issuers', i, 'authorizedParties', j], `is ignored: checkAuthorizedParty is false${own.checkAuthorizedParty === undefined ? ' (the preset\'s default)' : ''}, ` +
+          'so a token\'s azp is not checked against authorizedParties; to accept only some callers, require their azp (or email, sub) in requiredClaims, or remove it')
+      })
     }
     if (hmacOnly(issuer)) {
       for (const key of ['jwks', 'jwksUri', 'discoveryUrl'] as const) {
