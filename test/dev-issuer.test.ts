@@ -5,10 +5,10 @@
 import t from 'tap'
 import { spawn } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
-import { createServer } from 'node:net'
+import { connect, createServer } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { buildApp } from '../src/app.js'
-import { DevIssuerRefused, startDevIssuer } from '../src/dev/dev-issuer.js'
+import { advertisedHost, DevIssuerRefused, startDevIssuer } from '../src/dev/dev-issuer.js'
 import { configFor } from './helpers/config.js'
 
 t.test('mints tokens the service verifies through discovery', async (t) => {
@@ -31,6 +31,58 @@ t.test('mints tokens the service verifies through discovery', async (t) => {
   const bad = await fetch(`${dev.issuer}/token`, { method: 'POST', body: '[1,2' })
   t.equal(bad.status, 400)
   t.equal((await fetch(`${dev.issuer}/nope`)).status, 404)
+})
+
+t.test('a request target that is no URL path gets a 400, not a crash of the process', async (t) => {
+  const dev = await startDevIssuer({ env: {} })
+  t.teardown(() => dev.close())
+  // Any page a browser shows can send this one (fetch('http://127.0.0.1:9400//[') is a valid URL, path "//["):
+  // it threw out of the request handler, an uncaught exception that stopped all of `npm run dev`.
+  const res = await fetch(`${dev.issuer}//[`, { signal: AbortSignal.timeout(5000) }).then((r) => r.status, (err: unknown) => String(err))
+  t.equal(res, 400)
+  t.equal((await fetch(`${dev.issuer}/jwks`)).status, 200, 'still serving')
+})
+
+t.test('a minted token is not marked cacheable; discovery and the JWKS are', async (t) => {
+  const dev = await startDevIssuer({ env: {} })
+  t.teardown(() => dev.close())
+  t.equal((await fetch(`${dev.issuer}/token?sub=alice`)).headers.get('cache-control'), 'no-store', 'GET /token')
+  t.equal((await fetch(`${dev.issuer}/token`, { method: 'POST', body: '{"sub":"bob"}' })).headers.get('cache-control'), 'no-store', 'POST /token')
+  t.equal((await fetch(`${dev.issuer}/jwks`)).headers.get('cache-control'), 'public, max-age=300')
+})
+
+t.test('close() does not wait for a client that never finishes its request', async (t) => {
+  const dev = await startDevIssuer({ env: {} })
+  const socket = connect(Number(new URL(dev.issuer).port), '127.0.0.1')
+  t.teardown(() => { socket.destroy() })
+  socket.on('error', () => {})
+  await new Promise<void>((resolve) => socket.on('connect', resolve))
+  socket.write('POST /token HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"sub"')
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  // npm run dev closes the issuer after the service (nothing of its own is in flight then): a stalled client
+  // held Ctrl-C for the whole grace period, then an exit 1 "killed by timeout".
+  const started = Date.now()
+  const closed = await Promise.race([dev.close().then(() => true), new Promise((resolve) => setTimeout(() => resolve(false), 3000))])
+  t.ok(closed, 'closed')
+  t.ok(Date.now() - started < 1000, 'at once')
+})
+
+t.test('an IPv6 address is named in brackets in the URLs printed and configured', async (t) => {
+  t.equal(advertisedHost('::1'), '[::1]')
+  t.equal(advertisedHost('fe80::1'), '[fe80::1]')
+  t.equal(advertisedHost('::'), '127.0.0.1')
+  const dev = await startDevIssuer({ host: '::1', env: {} }).catch((err: unknown) => err as Error)
+  if (dev instanceof Error) {
+    t.comment(`no IPv6 loopback here: ${dev.message}`)
+    return
+  }
+  t.teardown(() => dev.close())
+  t.match(dev.issuer, /^http:\/\/\[::1\]:\d+$/)
+  const app = await buildApp(configFor([{ id: 'dev', issuer: dev.issuer, audiences: [dev.audience] }]))
+  t.teardown(() => app.close())
+  const token = await (await fetch(`${dev.issuer}/token?sub=alice`)).text()
+  const res = await app.inject({ method: 'POST', url: '/verify', payload: { token } })
+  t.equal(res.statusCode, 200, res.body)
 })
 
 t.test('refuses to run with NODE_ENV=production, however it is spelt', async (t) => {

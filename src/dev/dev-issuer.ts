@@ -20,7 +20,8 @@ export class DevIssuerRefused extends Error {}
  * an http issuer must be a loopback URL, and that is where the service in the same container fetches keys.
  */
 export function advertisedHost (bindHost: string): string {
-  return bindHost === '0.0.0.0' || bindHost === '::' ? '127.0.0.1' : bindHost
+  if (bindHost === '0.0.0.0' || bindHost === '::') return '127.0.0.1'
+  return bindHost.includes(':') ? `[${bindHost}]` : bindHost // an IPv6 address, in brackets in a URL
 }
 
 export interface DevIssuer {
@@ -40,9 +41,9 @@ async function makeKey (alg: 'ES256' | 'RS256'): Promise<SigningKey> {
   return { alg, kid, privateKey, publicJwk: { ...publicJwk, kid, alg, use: 'sig' } }
 }
 
-function send (res: ServerResponse, status: number, body: unknown, contentType = 'application/json'): void {
+function send (res: ServerResponse, status: number, body: unknown, contentType = 'application/json', cacheable = status === 200): void {
   const text = typeof body === 'string' ? body : JSON.stringify(body)
-  res.writeHead(status, { 'content-type': contentType, 'cache-control': status === 200 ? 'public, max-age=300' : 'no-store' })
+  res.writeHead(status, { 'content-type': contentType, 'cache-control': cacheable ? 'public, max-age=300' : 'no-store' })
   res.end(text)
 }
 
@@ -92,10 +93,10 @@ export async function startDevIssuer (opts: { host?: string, port?: number, env?
   }
 
   const server: Server = createServer((req, res) => {
-    const url = new URL(req.url ?? '/', issuer)
-    const route = `${req.method ?? 'GET'} ${url.pathname}`
     void (async () => {
-      switch (route) {
+      // Parsed in here: a request target that is no URL ("//[") throws, and is then a 400, not an uncaught exception.
+      const url = new URL(req.url ?? '/', issuer)
+      switch (`${req.method ?? 'GET'} ${url.pathname}`) {
         case 'GET /.well-known/openid-configuration':
           return send(res, 200, {
             issuer,
@@ -110,10 +111,10 @@ export async function startDevIssuer (opts: { host?: string, port?: number, env?
         case 'GET /token': {
           const claims: Record<string, unknown> = {}
           for (const [name, value] of url.searchParams) claims[name] = value
-          return send(res, 200, await mint(claims), 'text/plain')
+          return send(res, 200, await mint(claims), 'text/plain', false) // a token: never cached (RFC 6749 §5.1)
         }
         case 'POST /token':
-          return send(res, 200, await mint(await readJson(req)), 'text/plain')
+          return send(res, 200, await mint(await readJson(req)), 'text/plain', false)
         default:
           return send(res, 404, { error: 'not_found', routes: ['GET /.well-known/openid-configuration', 'GET /jwks', 'GET /token?sub=…', 'POST /token {claims}'] })
       }
@@ -131,6 +132,12 @@ export async function startDevIssuer (opts: { host?: string, port?: number, env?
     issuer,
     audience: DEV_AUDIENCE,
     mint,
-    close: async () => { await new Promise<void>((resolve) => server.close(() => resolve())) }
+    close: async () => {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()))
+      // Nothing here is worth waiting for (a mint takes milliseconds): a client that never finishes its request
+      // would hold the stop for the whole grace period.
+      server.closeAllConnections()
+      await closed
+    }
   }
 }
