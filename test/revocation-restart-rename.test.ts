@@ -1,13 +1,14 @@
 /**
  * Revocations are kept by configured issuer id. A process started with an issuer's id renamed finds those
  * recorded under the old id in the shared store (redis) and does not apply them: at start it warns, naming the
- * id and how many, once the store has loaded (src/revocation/unconfigured-issuers.ts). A reload that renames an id
- * has its own warning (test/reload-issuer-rename.test.ts).
+ * id and how many, once the store has loaded (src/revocation/unconfigured-issuers.ts), later when Redis cannot be
+ * read at start. A reload that renames an id has its own warning (test/reload-issuer-rename.test.ts).
  */
 import t from 'tap'
 import { Writable } from 'node:stream'
 import pino from 'pino'
 import type { FastifyInstance } from 'fastify'
+import { Redis } from 'ioredis'
 import { buildApp } from '../src/app.js'
 import { BACKCHANNEL_LOGOUT_EVENT } from '../src/core/logout-token-rules.js'
 import { loggerOptions } from '../src/logger.js'
@@ -32,13 +33,16 @@ function capture (): { lines: () => Array<Record<string, unknown>>, logger: pino
   return { lines: () => raw.map((l) => JSON.parse(l) as Record<string, unknown>), logger: pino(loggerOptions('info'), stream) }
 }
 
-/** A replica on the shared Redis whose issuers have these ids (every one the same issuer URL but the first). */
-async function replica (ids: string[], logger: pino.Logger): Promise<FastifyInstance> {
+/**
+ * A replica on a Redis (the shared one unless `url` says another) whose issuers have these ids (every one the
+ * same issuer URL but the first).
+ */
+async function replica (ids: string[], logger: pino.Logger, url = redis.url): Promise<FastifyInstance> {
   const issuers = ids.map((id, i) => ({ id, issuer: i === 0 ? ISS : `https://other-${i}.example.com`, audiences: [AUD], jwks: jwksOf(key) }))
   const app = await buildApp(configFor(issuers, {
     loadShedding: { enabled: false },
     server: { logLevel: 'info' },
-    revocation: { enabled: true, store: 'redis', redis: { url: redis.url, keyPrefix: KEY_PREFIX, commandTimeoutMs: 1000 } }
+    revocation: { enabled: true, store: 'redis', redis: { url, keyPrefix: KEY_PREFIX, maxStalenessSeconds: 1, commandTimeoutMs: 500 } }
   }), { loggerInstance: logger })
   t.teardown(async () => { await app.close() })
   await app.ready()
@@ -91,4 +95,27 @@ t.test('unconfiguredIssuerRevocations: ids with revocations and no configured is
   t.same(unconfiguredIssuerRevocations(list, ['kept']), [{ issuerId: 'alpha', revocationsHeld: 2 }, { issuerId: 'zeta', revocationsHeld: 1 }])
   t.same(unconfiguredIssuerRevocations(list, ['kept', 'alpha', 'zeta']), [])
   t.same(unconfiguredIssuerRevocations(new RevocationList(100), []), [], 'an empty list')
+})
+
+t.test('a replica that cannot read Redis at start warns once the store has loaded, later', async (t) => {
+  // A Redis of its own, that refuses this replica at first (a password it does not know yet).
+  const own = await startRedis()
+  t.teardown(async () => { await own.close() })
+  await own.restart(['--requirepass', 'pw'])
+  const corp = await replica(['corp'], capture().logger, `redis://:pw@127.0.0.1:${own.port}`)
+  t.equal(await logout(corp, 's1'), 200)
+
+  const renamed = capture()
+  const corpEu = await replica(['corp-eu'], renamed.logger, own.url)
+  t.equal(corpEu.revocations?.status().current, false, 'started without its copy (Redis refused it)')
+  t.same(warnings(renamed.lines()), [], 'nothing to say yet: nothing read')
+  // Redis lets it in: its store loads at its next try.
+  const admin = new Redis(`redis://:pw@127.0.0.1:${own.port}`, { lazyConnect: true })
+  await admin.connect()
+  await admin.config('SET', 'requirepass', '')
+  admin.disconnect()
+  for (let i = 0; i < 100 && corpEu.revocations?.status().current !== true; i++) await new Promise((resolve) => setTimeout(resolve, 50))
+  t.equal(corpEu.revocations?.status().current, true, 'loaded')
+  await new Promise((resolve) => setImmediate(resolve))
+  t.match(warnings(renamed.lines()), [{ level: 40, issuerId: 'corp', revocationsHeld: 1 }], 'the warning, once the store has loaded')
 })

@@ -23,7 +23,7 @@ import { reloadConfiguration } from '../src/reload.js'
 import { makeTestPki } from './helpers/certs.js'
 import { configFor } from './helpers/config.js'
 import { parseMetrics, valueOf } from './helpers/prometheus.js'
-import { tempDir } from './helpers/temp-dir.js'
+import { mountedSecret, tempDir } from './helpers/temp-dir.js'
 import { jwksOf, makeKey } from './helpers/tokens.js'
 
 const key = makeKey('ES256')
@@ -42,18 +42,6 @@ const x509 = (pair: Pair): X509Certificate => new X509Certificate(readFileSync(p
 const notAfterOf = (pair: Pair): number => Date.parse(x509(pair).validTo) / 1000
 const notBeforeOf = (pair: Pair): number => Date.parse(x509(pair).validFrom) / 1000
 
-/** A folder standing for a mounted Secret: tls.crt and tls.key, replaced in place by `place`. */
-function mount (t: Test, pair: Pair): { certFile: string, keyFile: string, place: (pair: Pair) => void } {
-  const dir = tempDir(t)
-  const certFile = join(dir, 'tls.crt')
-  const keyFile = join(dir, 'tls.key')
-  const place = (next: Pair): void => {
-    copyFileSync(next.cert, certFile)
-    copyFileSync(next.key, keyFile)
-  }
-  place(pair)
-  return { certFile, keyFile, place }
-}
 
 function capture (): { lines: () => Array<Record<string, unknown>>, logger: pino.Logger } {
   const raw: string[] = []
@@ -96,7 +84,7 @@ t.test('the gauges follow a renewed certificate: the look at the files, then a r
   const original = pki.dated('original', at(-60 * DAY), at(30 * DAY))
   const looked = pki.dated('looked', at(-DAY), at(89 * DAY))
   const reloaded = pki.dated('reloaded', at(-2 * DAY), at(88 * DAY))
-  const files = mount(t, original)
+  const files = mountedSecret(t, original)
   const { lines, logger } = capture()
   const config = (): Config => configFor(issuers, { server: { logLevel: 'info', certificateCheckSeconds: 86400, tls: { certFile: files.certFile, keyFile: files.keyFile } } })
   const app = await buildApp(config(), { loggerInstance: logger })
@@ -129,7 +117,7 @@ t.test('the gauges follow a renewed certificate: the look at the files, then a r
 t.test('a certificate not yet valid is logged as an error: at start, and when the look puts one in use', async (t) => {
   const tomorrow = pki.dated('tomorrow', at(DAY), at(91 * DAY))
   const later = pki.dated('later', at(2 * DAY), at(92 * DAY))
-  const files = mount(t, tomorrow)
+  const files = mountedSecret(t, tomorrow)
   const { lines, logger } = capture()
   const config = configFor(issuers, { server: { logLevel: 'info', certificateCheckSeconds: 86400, tls: { certFile: files.certFile, keyFile: files.keyFile } } })
   const app = await buildApp(config, { loggerInstance: logger })
@@ -165,7 +153,7 @@ t.test('a certificate that expires soon is a warning: at start, when put in use,
 
   // Served unchanged for weeks: the look at the files says it once it nears its end, and once it has ended.
   const long = pki.dated('long', at(-10 * DAY), at(20 * DAY))
-  const files = mount(t, long)
+  const files = mountedSecret(t, long)
   const watched = capture()
   const served = await buildApp(configFor(issuers, { server: { logLevel: 'info', certificateCheckSeconds: 86400, tls: { certFile: files.certFile, keyFile: files.keyFile } } }), { loggerInstance: watched.logger })
   t.teardown(() => served.close())

@@ -24,7 +24,7 @@ import { MAX_SMALL_FILE_BYTES } from '../src/small-file.js'
 import { makeTestPki } from './helpers/certs.js'
 import { configFor } from './helpers/config.js'
 import { call, servedFingerprint } from './helpers/https-call.js'
-import { tempDir } from './helpers/temp-dir.js'
+import { mountedSecret, tempDir } from './helpers/temp-dir.js'
 import { startJwksServer } from './helpers/jwks-server.js'
 import { jwksOf, makeKey } from './helpers/tokens.js'
 
@@ -41,18 +41,6 @@ const trusting = { ca: pki.pem.ca }
 
 type Pair = { cert: string, key: string }
 
-/** A folder standing for a mounted Secret: tls.crt and tls.key, replaced in place by `place`. */
-function mount (t: Test, pair: Pair): { certFile: string, keyFile: string, place: (pair: Pair) => void } {
-  const dir = tempDir(t)
-  const certFile = join(dir, 'tls.crt')
-  const keyFile = join(dir, 'tls.key')
-  const place = (next: Pair): void => {
-    copyFileSync(next.cert, certFile)
-    copyFileSync(next.key, keyFile)
-  }
-  place(pair)
-  return { certFile, keyFile, place }
-}
 
 function capture (): { lines: () => Array<Record<string, unknown>>, text: () => string, logger: pino.Logger } {
   const raw: string[] = []
@@ -70,7 +58,7 @@ async function listening (t: Test, config: Config, logger?: pino.Logger): Promis
 }
 
 t.test('a certificate replaced at the same paths is served after a reload', async (t) => {
-  const files = mount(t, original)
+  const files = mountedSecret(t, original)
   const config = (): Config => configFor(issuers, { server: { logLevel: 'info', tls: { certFile: files.certFile, keyFile: files.keyFile } } })
   const { lines, text, logger } = capture()
   const { app, port } = await listening(t, config(), logger)
@@ -103,7 +91,7 @@ t.test('changing certFile and keyFile is applied by a reload', async (t) => {
 })
 
 t.test('files that cannot be used refuse the reload; the certificate in use keeps being served', async (t) => {
-  const files = mount(t, original)
+  const files = mountedSecret(t, original)
   const config = (): Config => configFor(issuers, { server: { tls: { certFile: files.certFile, keyFile: files.keyFile } } })
   const { app, port } = await listening(t, config())
   const verifier = app.verifier
@@ -151,8 +139,8 @@ t.test('files that cannot be used refuse the reload; the certificate in use keep
 })
 
 t.test('both listeners: renewed together, or neither when one cannot be', async (t) => {
-  const main = mount(t, original)
-  const ops = mount(t, original)
+  const main = mountedSecret(t, original)
+  const ops = mountedSecret(t, original)
   const config = (): Config => configFor(issuers, {
     server: { logLevel: 'info', opsPort: 0, tls: { certFile: main.certFile, keyFile: main.keyFile }, opsTls: { certFile: ops.certFile, keyFile: ops.keyFile } }
   })
@@ -290,7 +278,7 @@ t.test('readCertificates names the setting of each listener that cannot be serve
 
 t.test('renewing certificates does not wait for an identity provider', async (t) => {
   const idp = await startJwksServer({ json: jwksOf(key) })
-  const files = mount(t, original)
+  const files = mountedSecret(t, original)
   const config = (): Config => configFor([{ id: 'main', issuer: 'https://idp.example.com', audiences: ['aud'], jwksUri: idp.jwksUrl }], {
     server: { tls: { certFile: files.certFile, keyFile: files.keyFile } }
   })
@@ -335,7 +323,7 @@ t.test('a listener whose TLS change waits for a restart keeps its certificate wh
 })
 
 t.test('a file the new configuration names still refuses the reload while a TLS change waits for a restart', async (t) => {
-  const files = mount(t, original)
+  const files = mountedSecret(t, original)
   const dir = tempDir(t)
   const clientCaFile = join(dir, 'ca.crt')
   copyFileSync(pki.caCert, clientCaFile)
@@ -362,7 +350,7 @@ t.test('hasExpired reads the dates X509Certificate writes', async (t) => {
 })
 
 t.test('without a reload: the files are looked at every certificateCheckSeconds, and a renewed certificate is served', async (t) => {
-  const files = mount(t, original)
+  const files = mountedSecret(t, original)
   const { lines, logger } = capture()
   const { app, port } = await listening(t, configFor(issuers, { server: { logLevel: 'info', certificateCheckSeconds: 1, tls: { certFile: files.certFile, keyFile: files.keyFile } } }), logger)
   t.ok(app.certificateWatch !== undefined, 'watching')
@@ -379,7 +367,7 @@ t.test('without a reload: the files are looked at every certificateCheckSeconds,
 })
 
 t.test('a look that finds unusable files logs once and keeps the certificate; the next change is taken', async (t) => {
-  const files = mount(t, original)
+  const files = mountedSecret(t, original)
   const { lines, logger } = capture()
   // A day between looks: the test looks itself.
   const { app, port } = await listening(t, configFor(issuers, { server: { logLevel: 'info', certificateCheckSeconds: 86400, tls: { certFile: files.certFile, keyFile: files.keyFile } } }), logger)
@@ -404,7 +392,7 @@ t.test('a look that finds unusable files logs once and keeps the certificate; th
 })
 
 t.test('no look at the files with certificateCheckSeconds 0, or without TLS', async (t) => {
-  const files = mount(t, original)
+  const files = mountedSecret(t, original)
   const { app: off } = await listening(t, configFor(issuers, { server: { certificateCheckSeconds: 0, tls: { certFile: files.certFile, keyFile: files.keyFile } } }))
   t.equal(off.certificateWatch, undefined)
   const { app: plain } = await listening(t, configFor(issuers))
@@ -412,7 +400,7 @@ t.test('no look at the files with certificateCheckSeconds 0, or without TLS', as
 })
 
 t.test('the look compares the files with what is served, whoever put it there', async (t) => {
-  const files = mount(t, original)
+  const files = mountedSecret(t, original)
   const config = (): Config => configFor(issuers, { server: { logLevel: 'info', certificateCheckSeconds: 86400, tls: { certFile: files.certFile, keyFile: files.keyFile } } })
   const { lines, logger } = capture()
   const app = await buildApp(config(), { loggerInstance: logger })
@@ -444,7 +432,7 @@ t.test('the look compares the files with what is served, whoever put it there', 
 })
 
 t.test('the look skips what is not a certificate file', async (t) => {
-  const files = mount(t, original)
+  const files = mountedSecret(t, original)
   const { app, port } = await listening(t, configFor(issuers, { server: { certificateCheckSeconds: 86400, tls: { certFile: files.certFile, keyFile: files.keyFile } } }))
   const watch = app.certificateWatch
   if (watch === undefined) throw new Error('not watching')
@@ -466,7 +454,7 @@ t.test('the look skips what is not a certificate file', async (t) => {
 })
 
 t.test('looks at the files never overlap', async (t) => {
-  const files = mount(t, original)
+  const files = mountedSecret(t, original)
   const { lines, logger } = capture()
   const { app, port } = await listening(t, configFor(issuers, { server: { logLevel: 'info', certificateCheckSeconds: 86400, tls: { certFile: files.certFile, keyFile: files.keyFile } } }), logger)
   const watch = app.certificateWatch
