@@ -113,3 +113,20 @@ t.test('all problems at once', async (t) => {
   const problems = problemsOf({ forwardAuth: { tokenHeader: 'cookie', require: { issuers: ['x'] }, rules: [{ require: {} }] }, batch: { maxTokens: -1 } })
   t.ok(problems.length >= 4, problems.join('\n'))
 })
+
+t.test('one mistake, one problem: what the schema walk reports is not reported again', async (t) => {
+  t.same(problemsOf({ forwardAuth: { require: { issuers: [''] } } }),
+    ['config.yaml: forwardAuth.require.issuers[0]: expected a non-empty configured issuer id, got an empty string'], 'an empty issuer id is not also an unknown one')
+  t.same(problemsOf({ forwardAuth: { rules: [{ pathPrefix: '/a' }] } }),
+    ['config.yaml: forwardAuth.rules[0].require: missing; expected a mapping with groups, roles, audiences and/or issuers'], 'a missing require is not also an empty one')
+})
+
+t.test('batch.maxBodyBytes must be more than server.maxTokenBytes, not equal to it', async (t) => {
+  t.match(problemsOf({ batch: { maxBodyBytes: 16384 } }), [/batch\.maxBodyBytes: expected more than server\.maxTokenBytes \(16384\).*got 16384/])
+  t.doesNotThrow(() => parse({ batch: { maxBodyBytes: 16385 } }))
+})
+
+t.test('x-real-ip is reserved as an identity header', async (t) => {
+  t.match(problemsOf({ forwardAuth: { headerNames: { subject: 'X-Real-IP' } } }), [/forwardAuth\.headerNames\.subject: "x-real-ip" is reserved/])
+  t.match(problemsOf({ forwardAuth: { tokenHeader: 'X-Real-IP' } }), [/forwardAuth\.tokenHeader: "x-real-ip" is reserved/])
+})

@@ -57,3 +57,45 @@ t.test('memory is fixed and bounded whatever the capacity; short keys are refuse
   // Characters outside base64 cannot index out of the arrays.
   t.doesNotThrow(() => filter.seenBefore('\u{1F600}'.repeat(20) + '\u0000'.repeat(10)))
 })
+
+t.test('keys of exactly 28 characters are read; 27 are refused', async (t) => {
+  const filter = new SeenFilter(100)
+  const key = keyOf('k')
+  t.throws(() => filter.seenBefore(key.slice(0, 27)), RangeError, 'one character short of seven probes')
+  t.notOk(filter.seenBefore(key.slice(0, 28)))
+  t.ok(filter.seenBefore(key.slice(0, 28)))
+})
+
+t.test('a generation is exactly `capacity` insertions', async (t) => {
+  // Each lookup records, so one lookup per filter: gen1 (capacity keys) stays the previous generation through
+  // capacity insertions of gen2; the insertion after those starts a third generation and gen1 is gone.
+  const capacity = 200
+  let forgotten = 0
+  let kept = 0
+  const runs = 20
+  for (let run = 0; run < runs; run++) {
+    for (const extra of [0, 1]) {
+      const filter = new SeenFilter(capacity)
+      const first = keyOf(`r${run}-g1-0`)
+      filter.seenBefore(first)
+      for (let i = 1; i < capacity; i++) filter.seenBefore(keyOf(`r${run}-g1-${i}`))
+      for (let i = 0; i < capacity + extra; i++) filter.seenBefore(keyOf(`r${run}-g2-${i}`))
+      if (extra === 0) kept += filter.seenBefore(first) ? 1 : 0
+      else forgotten += filter.seenBefore(first) ? 0 : 1
+    }
+  }
+  t.equal(kept, runs, 'after its generation and capacity other insertions a key is still remembered')
+  t.ok(forgotten >= runs - 2, `one insertion later it is forgotten (${forgotten} of ${runs}; the rest false positives)`)
+})
+
+t.test('clear forgets the previous generation too', async (t) => {
+  const capacity = 100
+  const filter = new SeenFilter(capacity)
+  const keys = Array.from({ length: capacity }, (_, i) => keyOf(`old-${i}`))
+  for (const k of keys) filter.seenBefore(k)
+  filter.seenBefore(keyOf('new')) // keys → the previous generation
+  t.ok(filter.seenBefore(keys[1] as string), 'still remembered before clear')
+  filter.clear()
+  const remembered = keys.slice(2).filter((k) => filter.seenBefore(k)).length
+  t.equal(remembered, 0, 'nothing remembered after clear')
+})

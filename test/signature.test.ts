@@ -168,3 +168,36 @@ t.test('auto picks the thread pool only with two cores or more for this process'
   t.equal(resolveSignatureChecks('thread-pool', 1), 'thread-pool', 'an explicit setting is kept')
   t.equal(resolveSignatureChecks('event-loop', 64), 'event-loop', 'an explicit setting is kept')
 })
+
+t.test('runCheck: a check node:crypto throws on is not valid (never true)', async (t) => {
+  const { runCheck } = await import('../src/core/signature.js')
+  // An ES256 check on an Ed25519 key: node:crypto throws (a digest for a key that takes none).
+  const ed = generateKeyPairSync('ed25519').publicKey
+  const data = Buffer.from('payload')
+  const prepared = prepareAsymmetric('ES256', ed, data, Buffer.alloc(64, 1)) as PreparedCheck
+  t.throws(() => verify(prepared.hash, prepared.data, prepared.key as KeyObject, prepared.signature), 'node:crypto throws here')
+  t.equal(runCheck(prepared), false)
+})
+
+t.test('RSA: the signature length is the modulus length rounded up to whole bytes', async (t) => {
+  const { runCheck } = await import('../src/core/signature.js')
+  const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 1025 })
+  const data = Buffer.from('payload')
+  const signature = sign('sha256', data, privateKey)
+  t.equal(signature.length, 129)
+  const prepared = prepareAsymmetric('RS256', createPublicKey({ key: publicKey.export({ format: 'jwk' }), format: 'jwk' }), data, signature)
+  t.ok(prepared !== undefined && runCheck(prepared), 'a 129-byte signature of a 1025-bit key verifies')
+})
+
+t.test('algorithm names: only own entries, and errors name only registered algorithms', async (t) => {
+  const { isAsymmetricAlgorithm, isHmacAlgorithm, registeredAlgorithm } = await import('../src/core/signature.js')
+  for (const name of ['toString', 'constructor', '__proto__', 'hasOwnProperty', 'valueOf']) {
+    t.equal(isAsymmetricAlgorithm(name), false, `${name} is not an algorithm`)
+    t.equal(isHmacAlgorithm(name), false)
+  }
+  t.equal(isAsymmetricAlgorithm('ES256'), true)
+  t.equal(registeredAlgorithm('ES256K'), 'ES256K', 'registered though not ours')
+  t.equal(registeredAlgorithm('none'), 'none')
+  t.equal(registeredAlgorithm('<script>'), undefined, 'input is never echoed')
+  t.equal(registeredAlgorithm('es256'), undefined, 'names are case-sensitive')
+})
