@@ -44,13 +44,9 @@ export interface KeyProvider {
   close(): void
 }
 
-class InlineKeys implements KeyProvider {
-  private readonly keySet: KeySet
-  private readonly id: string
-  constructor (keySet: KeySet, issuerId: string) {
-    this.keySet = keySet
-    this.id = `inline:${issuerId}`
-  }
+/** Keys that never change: no fetch, no refresh, nothing to start or stop; the subclass says their status. */
+abstract class FixedKeys implements KeyProvider {
+  constructor (protected readonly keySet: KeySet, private readonly id: string) {}
 
   sourceId (): string { return this.id }
   usableAt (): boolean { return true }
@@ -59,6 +55,14 @@ class InlineKeys implements KeyProvider {
   async refreshForUnknownKid (): Promise<KeySet | undefined> { return undefined }
   start (): void {}
   close (): void {}
+  abstract status (): KeyStatus
+}
+
+class InlineKeys extends FixedKeys {
+  constructor (keySet: KeySet, issuerId: string) {
+    super(keySet, `inline:${issuerId}`)
+  }
+
   status (): KeyStatus {
     const ready = this.keySet.keys.length > 0
     return { ready, source: 'inline', jwksUri: null, state: 'fresh', keyCount: this.keySet.keys.length, fetchedAt: null, lastError: ready ? null : 'the inline JWKS has no usable signature key' }
@@ -70,20 +74,11 @@ class InlineKeys implements KeyProvider {
  * fetched (a provider's unreachable JWKS must not hold it back) and it is ready from the start, as
  * `oidc-verifier check-config` says: keys are not needed.
  */
-class NoKeysNeeded implements KeyProvider {
-  private readonly keySet = new KeySet({ keys: [] })
-  private readonly id: string
+class NoKeysNeeded extends FixedKeys {
   constructor (issuerId: string, private readonly source: KeyStatus['source']) {
-    this.id = `none:${issuerId}`
+    super(new KeySet({ keys: [] }), `none:${issuerId}`)
   }
 
-  sourceId (): string { return this.id }
-  usableAt (): boolean { return true }
-  async getKeySet (): Promise<KeySet> { return this.keySet }
-  freshKeySet (): KeySet { return this.keySet }
-  async refreshForUnknownKid (): Promise<KeySet | undefined> { return undefined }
-  start (): void {}
-  close (): void {}
   status (): KeyStatus {
     return { ready: true, source: this.source, jwksUri: null, state: 'fresh', keyCount: 0, fetchedAt: null, lastError: null }
   }
