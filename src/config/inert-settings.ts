@@ -10,28 +10,13 @@
  */
 import { isRecord, type Path } from './document.js'
 import { formatPath } from './schema-check.js'
-import { HMAC_ALGORITHMS, type ConfigWarning } from './types.js'
-
-const HMAC: ReadonlySet<unknown> = new Set(HMAC_ALGORITHMS)
+import { listsHmac, listsOnlyHmac } from './issuers.js'
+import type { ConfigWarning } from './types.js'
 
 /** The keys a section writes, other than `except`; none when it is not a mapping. */
 function writtenKeys (section: unknown, except: readonly string[] = []): string[] {
   if (!isRecord(section)) return []
   return Object.keys(section).filter((key) => section[key] !== undefined && !except.includes(key))
-}
-
-/**
- * Whether an issuer document (presets applied) lists only HS* algorithms: its tokens are verified with the client
- * secret, and no key is ever read or fetched for it (src/core/issuer-keys.ts, NoKeysNeeded). Without algorithms,
- * the default asymmetric set.
- */
-export function hmacOnly (issuer: Record<string, unknown>): boolean {
-  const algorithms = issuer.algorithms
-  return Array.isArray(algorithms) && algorithms.length > 0 && algorithms.every((alg) => HMAC.has(alg))
-}
-
-function hasHmac (issuer: Record<string, unknown>): boolean {
-  return Array.isArray(issuer.algorithms) && issuer.algorithms.some((alg) => HMAC.has(alg))
 }
 
 /**
@@ -50,7 +35,7 @@ export function inertSettings (written: unknown, expanded: unknown): ConfigWarni
     const own = writtenIssuers[i]
     if (!isRecord(issuer) || !isRecord(own)) return
     for (const key of ['clientSecret', 'clientSecretEnv'] as const) {
-      if (own[key] !== undefined && !hasHmac(issuer)) {
+      if (own[key] !== undefined && !listsHmac(issuer)) {
         warn(['issuers', i, key], 'is ignored: the client secret only verifies HS256/HS384/HS512 ID tokens, and algorithms lists none of them ' +
           '(encrypted tokens are decrypted with decryptionKeys, never the client secret); add the HS* algorithm the provider signs with to algorithms, or remove it')
       }
@@ -72,7 +57,7 @@ export function inertSettings (written: unknown, expanded: unknown): ConfigWarni
           'so a token\'s azp is not checked against authorizedParties; to accept only some callers, require their azp (or email, sub) in requiredClaims, or remove it')
       })
     }
-    if (hmacOnly(issuer)) {
+    if (listsOnlyHmac(issuer)) {
       for (const key of ['jwks', 'jwksUri', 'discoveryUrl'] as const) {
         if (own[key] !== undefined) {
           warn(['issuers', i, key], 'is ignored: algorithms lists only HS* algorithms, whose tokens the client secret verifies, so no key is ever read ' +
@@ -83,7 +68,7 @@ export function inertSettings (written: unknown, expanded: unknown): ConfigWarni
   })
 
   // jwks: the cache of fetched key sets, which only issuers with asymmetric algorithms and no inline jwks use.
-  const fetching = issuers.filter((issuer) => isRecord(issuer) && !hmacOnly(issuer) && issuer.jwks === undefined)
+  const fetching = issuers.filter((issuer) => isRecord(issuer) && !listsOnlyHmac(issuer) && issuer.jwks === undefined)
   if (fetching.length === 0) {
     for (const key of writtenKeys(written.jwks)) {
       warn(['jwks', key], 'is ignored: no issuer fetches keys (each has inline jwks, or lists only HS* algorithms), so the JWKS cache is never used; remove it')

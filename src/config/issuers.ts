@@ -25,6 +25,21 @@ import { checkUrl } from './url-check.js'
 const SUPPORTED = new Set<string>(SUPPORTED_ALGORITHMS)
 const HMAC = new Set<string>(HMAC_ALGORITHMS)
 
+/** Whether an issuer document (presets applied) lists an HS* algorithm: only then is its client secret used. */
+export function listsHmac (issuer: Record<string, unknown>): boolean {
+  return Array.isArray(issuer.algorithms) && issuer.algorithms.some((alg) => HMAC.has(alg as string))
+}
+
+/**
+ * Whether an issuer document (presets applied) lists only HS* algorithms: its tokens are verified with the client
+ * secret, and no key is ever read or fetched for it (src/core/issuer-keys.ts, NoKeysNeeded). Without algorithms,
+ * the default asymmetric set.
+ */
+export function listsOnlyHmac (issuer: Record<string, unknown>): boolean {
+  const algorithms = issuer.algorithms
+  return Array.isArray(algorithms) && algorithms.length > 0 && algorithms.every((alg) => HMAC.has(alg as string))
+}
+
 /** Semantic checks of issuers[i]; returns the resolved client secret, if any. */
 export function checkIssuer (issuer: Record<string, unknown>, i: number, ctx: Ctx): string | undefined {
   const at = (...rest: Array<string | number>): Path => ['issuers', i, ...rest]

@@ -8,7 +8,7 @@ import { parseClaimPath } from '../core/claim-path.js'
 import { contentKeyBytes } from '../core/jwe-content.js'
 import { crowdedHeaders, MAX_DECRYPTION_ATTEMPTS, type Candidate } from '../core/jwe.js'
 import { parseDecryptionKeyFile } from './decryption-keys.js'
-import { hmacOnly } from './inert-settings.js'
+import { listsOnlyHmac } from './issuers.js'
 import { applyPreset, presetProblems, TENANT_TEMPLATE } from './presets.js'
 import { DECRYPTION_DEFAULTS } from './schema.js'
 import { fileErrorReason } from '../small-file.js'
@@ -130,7 +130,7 @@ function checkTemplate (issuer: Doc, ctx: ProviderCheckContext): void {
     ctx.report(['issuerAliases'], `cannot be combined with a "${TENANT_TEMPLATE}" issuer; configure another issuer instead`)
   }
   // An issuer that lists only HS* algorithms reads no keys: a key source would be ignored (and warned about).
-  if (issuer.jwks === undefined && issuer.jwksUri === undefined && issuer.discoveryUrl === undefined && !hmacOnly(issuer)) {
+  if (issuer.jwks === undefined && issuer.jwksUri === undefined && issuer.discoveryUrl === undefined && !listsOnlyHmac(issuer)) {
     ctx.report(['issuer'], `a "${TENANT_TEMPLATE}" issuer has no discovery document of its own; set discoveryUrl ` +
       '(Entra ID: https://login.microsoftonline.com/common/v2.0/.well-known/openid-configuration), jwksUri or jwks, or use preset: entra')
   }

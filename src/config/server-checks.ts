@@ -7,7 +7,7 @@
 import { isIP } from 'node:net'
 import { envValue, isRecord } from './document.js'
 import { ENVIRONMENT } from './environment-mode.js'
-import { hmacOnly } from './inert-settings.js'
+import { listsOnlyHmac } from './issuers.js'
 import { describe, intField, report, type Ctx, type Schema } from './schema-check.js'
 import { JWKS_DEFAULTS, JwksCacheSchema, LOG_LEVELS, SERVER_DEFAULTS, ServerSchema } from './schema.js'
 import type { ServerConfig } from './types.js'
@@ -67,7 +67,7 @@ export function jwksEntriesNeeded (issuers: unknown): { needed: number, urls: nu
   const discoveries = new Set<string>()
   for (const issuer of Array.isArray(issuers) ? issuers : []) {
     // Inline keys, or only HS* algorithms: nothing fetched, nothing held in the cache.
-    if (!isRecord(issuer) || issuer.jwks !== undefined || hmacOnly(issuer)) continue
+    if (!isRecord(issuer) || issuer.jwks !== undefined || listsOnlyHmac(issuer)) continue
     if (typeof issuer.jwksUri === 'string') jwksUris.add(issuer.jwksUri)
     else discoveries.add(String(issuer.discoveryUrl ?? issuer.issuer))
   }
