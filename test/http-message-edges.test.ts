@@ -59,6 +59,49 @@ t.test('an answer that says keep-alive is not followed by a close that drops the
   t.ok(saysClose || lines.length === 2, `either the first answer says Connection: close, or the second request is answered (answer said ${/\r\nconnection: ([^\r]*)/i.exec(firstHead)?.[1]}; got ${JSON.stringify(lines)})`)
 })
 
+t.test('an answer written at once to a request without a body keeps the connection (Bearer cache hits, /readyz)', async (t) => {
+  // Node marks such a request complete only in its parser's next callback: answers written before then said
+  // Connection: close, so every Bearer cache hit cost the caller a new connection (a TLS handshake with TLS).
+  const app = await buildApp(configFor(issuers))
+  t.teardown(() => app.close())
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  let connections = 0
+  app.server.on('connection', () => { connections++ })
+  const bearer = `POST /verify HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer ${token}\r\n\r\n`
+  const requests = [bearer, bearer, bearer, 'GET /readyz HTTP/1.1\r\nHost: a\r\n\r\n', 'GET /readyz HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n']
+  const heads: string[] = []
+  await new Promise<void>((resolve, reject) => {
+    const socket = net.connect(portOf(app), '127.0.0.1')
+    let raw = ''
+    const next = (): void => {
+      const request = requests.shift()
+      if (request === undefined) { socket.end(); return }
+      socket.write(request)
+    }
+    socket.on('connect', next)
+    socket.on('data', (d: Buffer) => {
+      raw += d.toString('latin1')
+      // One answer at a time: each has a Content-Length.
+      for (;;) {
+        const end = raw.indexOf('\r\n\r\n')
+        if (end === -1) return
+        const head = raw.slice(0, end)
+        const length = Number(/\r\ncontent-length: (\d+)/i.exec(head)?.[1] ?? 0)
+        if (raw.length < end + 4 + length) return
+        heads.push(head)
+        raw = raw.slice(end + 4 + length)
+        next()
+      }
+    })
+    socket.on('error', reject)
+    socket.on('close', () => { resolve() })
+  })
+  t.equal(heads.length, 5, 'all five answered on one connection')
+  t.same(heads.map((h) => h.split('\r\n')[0]), Array(5).fill('HTTP/1.1 200 OK'))
+  t.notOk(heads.some((h) => /\r\nconnection: close/i.test(h)), 'none says Connection: close')
+  t.equal(connections, 1)
+})
+
 t.test('a client that half-closes after its answer gets no second, unsolicited answer', async (t) => {
   const config = configFor(issuers, { server: { opsPort: 0 } })
   const app = await buildApp(config)
