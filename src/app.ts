@@ -21,6 +21,10 @@ import { requestLifecycle } from './http/request-lifecycle.js'
 import { contractRoutes } from './http/routes/contract.js'
 import { healthRoutes } from './http/routes/health.js'
 import { verifyRoute } from './http/routes/verify.js'
+import { installHitLane } from './http/hit-lane.js'
+import { IdentityBodies, compileIdentitySerializer } from './http/identity-bodies.js'
+import { callerKeysFor } from './auth/caller-keys.js'
+import type { Logger } from 'pino'
 import { callerRouteLimit } from './http/route-rate-limit.js'
 import { verifyBatchRoute } from './http/routes/verify-batch.js'
 import { introspectRoute } from './http/routes/introspect.js'
@@ -183,7 +187,27 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
   // One limiter, made once, for every route of the caller limit: one store, so one budget per caller across
   // /verify, /verify/batch, /introspect and /revocations (a route's own config.rateLimit has its own store).
   const callerLimit = verifyLimit === false ? undefined : fastify.rateLimit(verifyLimit)
-  await fastify.register(verifyRoute, { rateLimit: callerLimit })
+  // Answers for tokens the Verifier serves from its cache are rendered once per cache entry.
+  const bodies = new IdentityBodies()
+  await fastify.register(verifyRoute, { rateLimit: callerLimit, bodies })
+  // Cache hits of the commonest request shape are answered before routing (src/http/hit-lane.ts), unless every
+  // request must pass the caller limit, which lives in the route's hooks.
+  if (config.tokenCache.enabled && callerLimit === undefined) {
+    let closing = false
+    const underPressure = config.loadShedding.enabled ? () => fastify.isUnderPressure() : () => false
+    fastify.addHook('preClose', (done) => { closing = true; done() })
+    installHitLane(fastify.server, {
+      verifier: () => slot.current,
+      // Caller keys (a reload may add them) and load shedding are the route's hooks' to apply.
+      open: () => !closing && !callerKeysFor(slot.config.callers.keys).enabled && !underPressure(),
+      requestId: requestIds,
+      logger: fastify.log as unknown as Logger,
+      metrics,
+      bodies,
+      serialize: compileIdentitySerializer(),
+      maxBodyBytes: config.server.bodyLimit
+    })
+  }
   await fastify.register(verifyBatchRoute, { rateLimit: callerLimit, bodyLimit: config.batch.maxBodyBytes })
   await fastify.register(introspectRoute, { rateLimit: callerLimit })
   if (revocations !== undefined) {

@@ -53,7 +53,8 @@ export class VerifiedTokenCache {
     })
   }
 
-  keyOf (token: string): string {
+  /** A token's key: its SHA-256. A token's bytes (ASCII, as every token is) have the key of the token as a string. */
+  keyOf (token: string | Uint8Array): string {
     // One-shot hashing: no Hash object per request.
     return hash('sha256', token, 'base64')
   }

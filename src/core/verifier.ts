@@ -27,7 +27,7 @@ import { checkKeyIssuer, checkTenantIssuer, matchesTemplate, parseIssuerTemplate
 import { policyAllows, TokenDecryptor, type Decrypted } from './jwe.js'
 import { KeySet, type UsableKey } from './key-set.js'
 import { silentLogger, type Logger } from './logger.js'
-import { VerifiedTokenCache } from './verified-token-cache.js'
+import { VerifiedTokenCache, type CachedVerification } from './verified-token-cache.js'
 import { compileClaimMapping, mappingPaths, normalizeIdentity, tenantOf, type CompiledMapping } from './normalize.js'
 import { nearIssuer, type KnownIssuerUrl } from './near-issuer.js'
 import { isAsymmetricAlgorithm, isHmacAlgorithm, prepareAsymmetric, registeredAlgorithm, verifyHmac } from './signature.js'
@@ -37,6 +37,9 @@ export type { RequestChecks } from './id-token-rules.js'
 
 /** Without a kid, at most this many keys are tried: a token must not make us do unbounded work. */
 export const MAX_KEYS_TRIED_WITHOUT_KID = 5
+
+/** A request that asks for no check of its own (nonce, maxAge, audience, …). */
+const NO_REQUEST_CHECKS: RequestChecks = Object.freeze({})
 
 /** Rejected keys of a JWKS named in its warning (the count says how many there were). */
 export const MAX_REJECTED_KEYS_LOGGED = 20
@@ -286,13 +289,13 @@ export class Verifier {
    * in full. A route that sends the answer at once saves the promise, its microtask and the async frames
    * on every cache hit, a large share of what a hit costs.
    */
-  verifyNow (token: string, request: RequestChecks = {}): VerifiedIdentity | Promise<VerifiedIdentity> {
+  verifyNow (token: string, request: RequestChecks = {}, knownKey?: string): VerifiedIdentity | Promise<VerifiedIdentity> {
     const observe = this.events.verification
-    if (observe === undefined) return this.verifyToken(token, request)
+    if (observe === undefined) return this.verifyToken(token, request, knownKey)
     const started = performance.now()
     let outcome: VerifiedIdentity | Promise<VerifiedIdentity>
     try {
-      outcome = this.verifyToken(token, request)
+      outcome = this.verifyToken(token, request, knownKey)
     } catch (err) {
       observeFailure(observe, err, started)
       throw err
@@ -351,24 +354,73 @@ export class Verifier {
     return 'unknown'
   }
 
-  /** A cache hit answered synchronously; anything else returns verifyFully's promise (which never throws synchronously). */
-  private verifyToken (token: string, request: RequestChecks): VerifiedIdentity | Promise<VerifiedIdentity> {
+  /**
+   * A cache hit answered synchronously; anything else returns verifyFully's promise (which never throws synchronously).
+   * knownKey: the token's tokenKey, when the caller has it already.
+   */
+  private verifyToken (token: string, request: RequestChecks, knownKey?: string): VerifiedIdentity | Promise<VerifiedIdentity> {
     const cache = this.tokenCache
     if (cache === undefined) return this.verifyFully(token, request, undefined)
     // Size first: nothing longer than the limit is hashed, parsed or looked up.
     if (token.length > this.maxTokenBytes) throw new VerificationError('token_too_large')
-    const cacheKey = cache.keyOf(token)
-    const hit = cache.get(cacheKey)
-    if (hit === undefined) return this.verifyFully(token, request, cacheKey)
-    const runtime = this.byId.get(hit.issuer) as IssuerRuntime
+    const cacheKey = knownKey ?? cache.keyOf(token)
     const nowMs = this.now()
-    // Verified again, with the keys the issuer has now: when they moved to another URL since, or when they have
-    // expired (the provider unreachable past staleIfErrorSeconds), which then answers keys_unavailable, as a new token gets.
-    if (hit.keySource !== runtime.secretSource && (hit.keySource !== runtime.keys.sourceId() || !runtime.keys.usableAt(nowMs))) {
-      return this.verifyFully(token, request, cacheKey)
+    const hit = this.usableHit(cache.get(cacheKey), nowMs)
+    if (hit === undefined) return this.verifyFully(token, request, cacheKey)
+    return this.answerHit(hit, request, nowMs)
+  }
+
+  /**
+   * A token's key in the verified-token cache (its SHA-256, never the token), from the token or its bytes; undefined
+   * when there is no cache or the token is longer than any this Verifier reads (it would not be looked up).
+   */
+  tokenKey (token: string | Uint8Array): string | undefined {
+    const cache = this.tokenCache
+    if (cache === undefined || token.length > this.maxTokenBytes) return undefined
+    return cache.keyOf(token)
+  }
+
+  /**
+   * The identity of the token whose tokenKey is `key` when the verified-token cache answers it with no per-request
+   * check asked for, or undefined whenever anything else must answer: no cache, a miss, a token a full verification
+   * must see again, a claim check or a revocation that refuses it. Undefined counts nothing (verifyNow, which then
+   * runs, does); an identity is counted as verifyNow counts a hit. For a lane that answers hits before the request
+   * reaches its route (src/http/hit-lane.ts): it never throws and never starts work that outlives the call.
+   */
+  cachedIdentity (key: string): VerifiedIdentity | undefined {
+    const cache = this.tokenCache
+    if (cache === undefined) return undefined
+    const observe = this.events.verification
+    const started = observe === undefined ? 0 : performance.now()
+    const nowMs = this.now()
+    const hit = this.usableHit(cache.get(key), nowMs)
+    if (hit === undefined) return undefined
+    let identity: VerifiedIdentity
+    try {
+      identity = this.answerHit(hit, NO_REQUEST_CHECKS, nowMs)
+    } catch {
+      return undefined
     }
+    return observe === undefined ? identity : observeSuccess(observe, identity, started)
+  }
+
+  /**
+   * A cache entry that may answer now: verified again instead, with the keys the issuer has now, when they moved to
+   * another URL since, or when they have expired (the provider unreachable past staleIfErrorSeconds), which then
+   * answers keys_unavailable, as a new token gets.
+   */
+  private usableHit (hit: CachedVerification | undefined, nowMs: number): CachedVerification | undefined {
+    if (hit === undefined) return undefined
+    const runtime = this.byId.get(hit.issuer) as IssuerRuntime
+    if (hit.keySource !== runtime.secretSource && (hit.keySource !== runtime.keys.sourceId() || !runtime.keys.usableAt(nowMs))) return undefined
+    return hit
+  }
+
+  /** A usable entry's answer: every claim check again (time passes, requests differ), then revocation. */
+  private answerHit (hit: CachedVerification, request: RequestChecks, nowMs: number): VerifiedIdentity {
+    const runtime = this.byId.get(hit.issuer) as IssuerRuntime
     const nowSeconds = nowMs / 1000
-    // The signature was verified before; every claim check runs again (time passes, requests differ).
+    // The signature was verified before.
     checkIdTokenClaims(hit.identity.claims, runtime.rules, request, hit.alg, hit.curve, nowSeconds)
     const revocations = this.revocationsToApply(request, hit.issuer)
     if (revocations !== undefined) {

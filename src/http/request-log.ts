@@ -17,6 +17,38 @@ function levelOf (status: number, request: FastifyRequest): 'error' | 'warn' | '
   return 'error'
 }
 
+/** What the request line says of one request, read from Fastify's request and reply or given by the hit lane. */
+export interface CompletedRequest {
+  method: string
+  route: string | null
+  status: number
+  outcome: FastifyRequest['outcome']
+  caller: string | null
+  durationMs: number
+}
+
+/** The request line's fields (the message is always "request completed"). */
+export function requestLine (done: CompletedRequest): Record<string, unknown> {
+  const outcome = done.outcome
+  return {
+    method: done.method,
+    route: done.route,
+    status: done.status,
+    issuer: outcome?.issuer ?? null,
+    caller: done.caller,
+    code: outcome?.code ?? null,
+    // A token error's details: the registered algorithm it names, how far off its times are.
+    ...(outcome?.algorithm !== undefined ? { algorithm: outcome.algorithm } : {}),
+    ...(outcome?.offBySeconds !== undefined ? { offBySeconds: outcome.offBySeconds } : {}),
+    ...(outcome?.nearIssuer !== undefined ? { nearIssuer: outcome.nearIssuer, issuerDifference: outcome.issuerDifference } : {}),
+    // A refused request: the part of it at fault (body.nonce, query.audience), a name the route defines.
+    ...(outcome?.parameter !== undefined ? { parameter: outcome.parameter } : {}),
+    // forward-auth: the original request's method, host and path (no query), as the proxy described it.
+    ...(outcome?.original !== undefined ? { original: outcome.original } : {}),
+    durationMs: Math.round(done.durationMs * 1000) / 1000
+  }
+}
+
 /** Writes the request's line; nothing is built when the level in force hides it (most busy deployments). */
 export function logCompletedRequest (request: FastifyRequest, reply: FastifyReply): void {
   const status = reply.statusCode
@@ -24,22 +56,13 @@ export function logCompletedRequest (request: FastifyRequest, reply: FastifyRepl
   // Fastify's logger type does not declare it, but the logger is always pino (a child per request).
   if (!(request.log as unknown as Logger).isLevelEnabled(level)) return
   // reqId comes from the request's logger (Fastify binds it): written here too, it would appear twice in the line.
-  const line = {
+  const line = requestLine({
     method: request.method,
     route: request.routeOptions.url ?? null,
     status,
-    issuer: request.outcome?.issuer ?? null,
+    outcome: request.outcome,
     caller: request.caller?.id ?? null,
-    code: request.outcome?.code ?? null,
-    // A token error's details: the registered algorithm it names, how far off its times are.
-    ...(request.outcome?.algorithm !== undefined ? { algorithm: request.outcome.algorithm } : {}),
-    ...(request.outcome?.offBySeconds !== undefined ? { offBySeconds: request.outcome.offBySeconds } : {}),
-    ...(request.outcome?.nearIssuer !== undefined ? { nearIssuer: request.outcome.nearIssuer, issuerDifference: request.outcome.issuerDifference } : {}),
-    // A refused request: the part of it at fault (body.nonce, query.audience), a name the route defines.
-    ...(request.outcome?.parameter !== undefined ? { parameter: request.outcome.parameter } : {}),
-    // forward-auth: the original request's method, host and path (no query), as the proxy described it.
-    ...(request.outcome?.original !== undefined ? { original: request.outcome.original } : {}),
-    durationMs: Math.round(reply.elapsedTime * 1000) / 1000
-  }
+    durationMs: reply.elapsedTime
+  })
   request.log[level](line, 'request completed')
 }

@@ -4,18 +4,20 @@ import type { CallerLimitHook } from '../route-rate-limit.js'
 import type { VerifiedIdentity } from '../../core/identity.js'
 import { VerificationError } from '../../errors.js'
 import { authorizationHeader, bearerToken, refuseQueryInput } from '../bearer.js'
-import { IdentityBodies } from '../identity-bodies.js'
+import type { IdentityBodies } from '../identity-bodies.js'
+import { knownTokenKey } from '../hit-lane.js'
 import { requestChecks } from '../request-checks.js'
 import { ErrorResponseSchema, VerifiedIdentitySchema, VerifyBodyOrNothing } from '../schemas.js'
 
 export interface VerifyRouteOptions {
   /** The caller limit, shared with the other verify routes (undefined: not limited). */
   rateLimit: CallerLimitHook | undefined
+  /** Answers for tokens the Verifier serves from its cache, rendered once per cache entry (shared with the hit lane). */
+  bodies: IdentityBodies
 }
 
 export const verifyRoute: FastifyPluginAsync<VerifyRouteOptions> = async (fastify, opts) => {
-  // Answers for tokens the Verifier serves from its cache are rendered once per cache entry.
-  const bodies = new IdentityBodies()
+  const bodies = opts.bodies
   fastify.withTypeProvider<TypeBoxTypeProvider>().post('/verify', {
     ...(opts.rateLimit !== undefined ? { onRequest: opts.rateLimit } : {}),
     schema: {
@@ -44,7 +46,8 @@ export const verifyRoute: FastifyPluginAsync<VerifyRouteOptions> = async (fastif
       request.outcome = { issuer: identity.issuer.id }
       return identity
     }
-    const outcome = verifier.verifyNow(token, checks)
+    // The hit lane hashed this body's token already when it gave the request back (src/http/hit-lane.ts).
+    const outcome = verifier.verifyNow(token, checks, body.token === undefined ? undefined : knownTokenKey(request.raw, token))
     // Fastify sends what a synchronous handler returns, and what a returned promise resolves to. A token
     // verified in full is serialized as usual; the answer for a cached one is rendered once per cache entry.
     if (outcome instanceof Promise) return outcome.then(verified)
