@@ -65,7 +65,9 @@ interface Answer { status: number, headers: http.IncomingHttpHeaders, body: stri
 /** One request over `agent` (keep-alive: the socket is reported, so a test can tell whether it was kept). */
 async function post (port: number, body: string | Buffer, headers: Record<string, string> = {}, agent?: http.Agent, path = '/verify'): Promise<Answer> {
   return await new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path, method: 'POST', agent: agent ?? false, headers: { 'content-type': 'application/json', ...headers } }, (res) => {
+    // A header given as '' is left out (a request without a content type).
+    const sent = Object.fromEntries(Object.entries({ 'content-type': 'application/json', ...headers }).filter(([, v]) => v !== ''))
+    const req = http.request({ host: '127.0.0.1', port, path, method: 'POST', agent: agent ?? false, headers: sent }, (res) => {
       const chunks: Buffer[] = []
       res.on('data', (c: Buffer) => chunks.push(c))
       res.on('end', () => { resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString(), socket: res.socket }) })
@@ -77,6 +79,7 @@ async function post (port: number, body: string | Buffer, headers: Record<string
 
 const bodyOf = (token: string): string => JSON.stringify({ token })
 const codeOf = (a: { body: string }): unknown => (JSON.parse(a.body) as { code?: unknown }).code
+
 
 /** A token verified twice by the route: the second verification admits it to the cache. */
 async function cached (lane: Lane, token: string): Promise<void> {
@@ -139,6 +142,49 @@ t.test('the request line of a hit carries the trace of a valid traceparent', asy
   t.equal(hit.status, 200)
   t.equal(lane.routed(), 2)
   t.match(lane.lines.find((l) => l.reqId === 'traced'), { traceId: trace, spanId: '00f067aa0ba902b7', status: 200 })
+})
+
+t.test('a Bearer token and no body: a hit is answered before routing, anything else by the route', async (t) => {
+  const lane = await laneApp(t)
+  const token = mint(key, idTokenClaims(ISS, 'aud'))
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+  t.teardown(() => { agent.destroy() })
+  const bearer = { authorization: `Bearer ${token}` }
+  const bare = async (headers: Record<string, string>): Promise<Answer> => await post(lane.port, '', { 'content-type': '', ...headers }, agent)
+  await cached(lane, token)
+  const viaRoute = await lane.app.inject({ method: 'POST', url: '/verify', headers: bearer })
+  const routed = lane.routed()
+  const hits = [await bare(bearer), await bare({ ...bearer, 'content-type': 'application/json', 'content-length': '0' }), await bare({ authorization: `bearer  ${token}` })]
+  t.equal(lane.routed(), routed, 'three hits, none routed')
+  for (const hit of hits) {
+    t.equal(hit.status, 200)
+    t.equal(hit.body, viaRoute.body)
+    t.equal(hit.headers.connection, 'keep-alive')
+  }
+  t.equal(hits[0]?.socket, hits[2]?.socket, 'one connection')
+
+  const other = mint(key, idTokenClaims(ISS, 'aud', { sub: 'other' }))
+  const cases: Array<{ name: string, headers: Record<string, string>, body?: string }> = [
+    { name: 'a token not cached', headers: { authorization: `Bearer ${other}` } },
+    { name: 'a body besides', headers: { ...bearer, 'content-type': 'application/json' }, body: bodyOf(token) },
+    { name: 'an empty JSON object besides', headers: { ...bearer, 'content-type': 'application/json' }, body: '{}' },
+    { name: 'another scheme', headers: { authorization: `Basic ${token}` } },
+    { name: 'no token after the scheme', headers: { authorization: 'Bearer' } },
+    { name: 'a text/plain content type', headers: { ...bearer, 'content-type': 'text/plain' } },
+    { name: 'chunked', headers: { ...bearer, 'transfer-encoding': 'chunked', 'content-type': 'application/json' } }
+  ]
+  for (const c of cases) {
+    const before = lane.routed()
+    const answer = await post(lane.port, c.body ?? '', { 'content-type': '', ...c.headers })
+    const expected = await lane.app.inject({ method: 'POST', url: '/verify', headers: c.headers, ...(c.body !== undefined ? { payload: c.body } : {}) })
+    t.equal(lane.routed(), before + 2, `${c.name}: routed (the inject is the second)`)
+    t.equal(answer.status, expected.statusCode, `${c.name}: the route's status (${expected.statusCode})`)
+    t.equal(codeOf(answer), codeOf(expected), `${c.name}: the route's code`)
+  }
+  // Two Authorization lines (Node keeps the first): only a raw request can send them.
+  const two = await rawExchange(lane.port, `POST /verify HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer ${token}\r\nAuthorization: Bearer ${other}\r\nConnection: close\r\n\r\n`)
+  t.equal(two.status, 400)
+  t.equal(codeOf(two), 'token_ambiguous')
 })
 
 t.test('every other request reaches the route with its body as sent', async (t) => {

@@ -5,9 +5,10 @@
  * lane takes one narrow, common shape of request and answers it with what the route would answer; everything
  * else, and everything the lane is not sure of, goes to Fastify as it came.
  *
- * What the lane answers: `POST /verify` with no query; one Host; `Content-Type: application/json` (UTF-8 named
- * or not); a Content-Length of at most the body limit and no Transfer-Encoding; no Authorization header; a body
- * that is exactly `{"token":"…"}`, as JSON.stringify writes it; a token whose SHA-256 the verified-token cache
+ * What the lane answers: `POST /verify` with no query; one Host; no Transfer-Encoding; either a body that is
+ * exactly `{"token":"…"}` (as JSON.stringify writes it), `Content-Type: application/json` (UTF-8 named or not),
+ * a Content-Length of at most the body limit and no Authorization header, or one `Authorization: Bearer` line that
+ * the route would read and no body (no Content-Type, or JSON); a token whose SHA-256 the verified-token cache
  * holds and answers with no check refusing it (Verifier.cachedIdentity), which makes the bytes between the quotes
  * a token verified before (base64url and dots: the JSON the route would parse, a body its schema accepts); the
  * lane open (app.ts: no caller keys in force, no per-caller rate limit, load shedding not refusing, the app not
@@ -27,7 +28,7 @@ import type { Logger } from 'pino'
 import type { VerifiedIdentity } from '../core/identity.js'
 import type { Verifier } from '../core/verifier.js'
 import type { ServiceMetrics } from '../metrics/metrics.js'
-import { repeatedHeader } from './bearer.js'
+import { authorizationHeader, bearerToken, repeatedHeader } from './bearer.js'
 import { BODY_TAKEN } from './closing-response.js'
 import type { IdentityBodies } from './identity-bodies.js'
 import { RequestLogger } from './request-logger.js'
@@ -74,30 +75,47 @@ interface KeyedRequest { [TOKEN_KEY]?: { key: string, length: number } }
  */
 export function tokenBytes (body: Buffer): Buffer | undefined {
   const end = body.length - BODY_END.length
-  if (end <= BODY_START.length || body.compare(BODY_START, 0, BODY_START.length, 0, BODY_START.length) !== 0 || body.compare(BODY_END, 0, BODY_END.length, end) !== 0) return undefined
+  if (end <= BODY_START.length) return undefined
+  // Byte by byte: a dozen comparisons cost less than Buffer#compare's call into C++.
+  for (let i = 0; i < BODY_START.length; i++) if (body[i] !== BODY_START[i]) return undefined
+  for (let i = 0; i < BODY_END.length; i++) if (body[end + i] !== BODY_END[i]) return undefined
   return body.subarray(BODY_START.length, end)
 }
 
 /**
  * The key the lane computed for `token` (Verifier.tokenKey), for the route to look it up with instead of hashing
- * it again: left only for bytes that JSON.parse returns as they are (ASCII, no escape), so the route's token from
- * the same body is the same string; checked by length, in case the route's token came from elsewhere.
+ * it again: left for a Bearer token the route reads the same way, and for body bytes that JSON.parse returns as
+ * they are (ASCII, no escape), so that the route's token is the same string; checked by length besides.
  */
 export function knownTokenKey (req: IncomingMessage, token: string): string | undefined {
   const known = (req as KeyedRequest)[TOKEN_KEY]
   return known !== undefined && known.length === token.length ? known.key : undefined
 }
 
-/** Whether the request's headers are the lane's shape (the body is read only then). */
-function isLaneRequest (req: IncomingMessage, maxBodyBytes: number): boolean {
-  if (req.method !== 'POST' || req.url !== ROUTE) return false
+/**
+ * Which of the lane's two shapes the request's headers have: a JSON body `{"token":"…"}` (read only then), or a
+ * Bearer token and no body; undefined for any other request.
+ */
+function laneShape (req: IncomingMessage, maxBodyBytes: number): 'body' | 'bearer' | undefined {
+  if (req.method !== 'POST' || req.url !== ROUTE) return undefined
   const headers = req.headers
   const type = headers['content-type']
-  if (type === undefined || !JSON_TYPES.has(type) || headers.authorization !== undefined || headers['transfer-encoding'] !== undefined) return false
-  const length = Number(headers['content-length'])
-  if (!(length >= SHORTEST_BODY && length <= maxBodyBytes)) return false
+  if ((type !== undefined && !JSON_TYPES.has(type)) || headers['transfer-encoding'] !== undefined) return undefined
   // The route refuses a request without Host (HTTP/1.1) or with two (src/http/request-lifecycle.ts): its answer.
-  return headers.host !== undefined && !repeatedHeader(req.rawHeaders, 'host')
+  if (headers.host === undefined || repeatedHeader(req.rawHeaders, 'host')) return undefined
+  // Node has checked that a Content-Length is digits; an empty JSON body is no body to the route (src/http/json-body.ts).
+  const length = Number(headers['content-length'] ?? 0)
+  if (headers.authorization !== undefined) return length === 0 ? 'bearer' : undefined
+  return type !== undefined && length >= SHORTEST_BODY && length <= maxBodyBytes ? 'body' : undefined
+}
+
+/** The Bearer token as the route reads it (src/http/bearer.ts); undefined where the route answers an error. */
+function bearerOf (req: IncomingMessage): string | undefined {
+  try {
+    return bearerToken(authorizationHeader(req))
+  } catch {
+    return undefined
+  }
 }
 
 /** Wraps the server's request listener (Fastify's) in the lane. */
@@ -122,32 +140,47 @@ export function hitLane (route: RequestListener, opts: HitLaneOptions): RequestL
     }
   }
 
-  /** Answers a hit; false (nothing sent, counted or logged) when the route must answer. */
-  const answer = (req: IncomingMessage, res: ServerResponse, body: Buffer, startedAt: number): boolean => {
-    const token = tokenBytes(body)
-    if (token === undefined) return false
+  /**
+   * Answers a hit of `token` (a Bearer token, or the bytes between a body's quotes); false (nothing sent, counted or
+   * logged) when the route must answer.
+   */
+  const answer = (req: IncomingMessage, res: ServerResponse, token: string | Buffer, startedAt: number): boolean => {
     const verifier = opts.verifier()
     const key = verifier.tokenKey(token)
     if (key === undefined) return false
     const identity = verifier.cachedIdentity(key)
     if (identity === undefined) {
-      if (isAscii(token) && token.indexOf(BACKSLASH) === -1) (req as KeyedRequest)[TOKEN_KEY] = { key, length: token.length }
+      // A Bearer token is token68 characters; body bytes are the route's token when they are ASCII and unescaped.
+      if (typeof token === 'string' || (isAscii(token) && token.indexOf(BACKSLASH) === -1)) (req as KeyedRequest)[TOKEN_KEY] = { key, length: token.length }
       return false
     }
-    const text = bodies.body(identity, serialize) ?? serialize(identity)
-    // Node marks the request complete in a later callback than the one that hands over the body's last bytes:
-    // without this, the answer would close the connection (src/http/closing-response.ts).
-    ;(req as { [BODY_TAKEN]?: true })[BODY_TAKEN] = true
-    send(req, res, text, identity, startedAt)
+    send(req, res, bodies.body(identity, serialize) ?? serialize(identity), identity, startedAt)
     return true
   }
 
+  /** answer(), and the route's when it cannot: an error of the lane never stops the process nor loses the request. */
+  const answerOrRoute = (req: IncomingMessage, res: ServerResponse, token: string | Buffer | undefined, startedAt: number): boolean => {
+    try {
+      if (token !== undefined && answer(req, res, token, startedAt)) return true
+    } catch (err) {
+      // This runs outside Fastify's error handling: the route answers when nothing was sent yet.
+      logger.error({ err }, 'unexpected error')
+      if (res.headersSent) return true
+    }
+    return false
+  }
+
   return function hitLaneListener (req, res) {
-    if (!isLaneRequest(req, opts.maxBodyBytes) || !opts.open()) {
+    const shape = laneShape(req, opts.maxBodyBytes)
+    if (shape === undefined || !opts.open()) {
       route(req, res)
       return
     }
     const startedAt = performance.now()
+    if (shape === 'bearer') {
+      if (!answerOrRoute(req, res, bearerOf(req), startedAt)) route(req, res)
+      return
+    }
     const length = Number(req.headers['content-length'])
     let received = 0
     let chunks: Buffer[] | undefined
@@ -160,14 +193,10 @@ export function hitLane (route: RequestListener, opts: HitLaneOptions): RequestL
       if (received < length) return
       req.removeListener('data', onData)
       const body = chunks === undefined ? first : Buffer.concat(chunks)
-      try {
-        if (answer(req, res, body, startedAt)) return
-      } catch (err) {
-        // A bug of the lane must not stop the process (this runs outside Fastify's error handling): the route answers
-        // when nothing was sent yet.
-        logger.error({ err }, 'unexpected error')
-        if (res.headersSent) return
-      }
+      // Node marks the request complete in a later callback than the one that hands over the body's last bytes:
+      // without this, an answer would close the connection (src/http/closing-response.ts).
+      ;(req as { [BODY_TAKEN]?: true })[BODY_TAKEN] = true
+      if (answerOrRoute(req, res, tokenBytes(body), startedAt)) return
       // Given back whole, before the stream can end: the route reads it as if the lane had not been there.
       req.pause()
       req.unshift(body)

@@ -46,8 +46,8 @@ export const verifyRoute: FastifyPluginAsync<VerifyRouteOptions> = async (fastif
       request.outcome = { issuer: identity.issuer.id }
       return identity
     }
-    // The hit lane hashed this body's token already when it gave the request back (src/http/hit-lane.ts).
-    const outcome = verifier.verifyNow(token, checks, body.token === undefined ? undefined : knownTokenKey(request.raw, token))
+    // The hit lane hashed this request's token already when it gave the request back (src/http/hit-lane.ts).
+    const outcome = verifier.verifyNow(token, checks, knownTokenKey(request.raw, token))
     // Fastify sends what a synchronous handler returns, and what a returned promise resolves to. A token
     // verified in full is serialized as usual; the answer for a cached one is rendered once per cache entry.
     if (outcome instanceof Promise) return outcome.then(verified)
