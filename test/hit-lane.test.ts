@@ -14,6 +14,7 @@ import pino from 'pino'
 import type { FastifyInstance } from 'fastify'
 import { buildApp, type BuildAppOptions } from '../src/app.js'
 import { knownTokenKey, tokenBytes } from '../src/http/hit-lane.js'
+import { LaneGate, MIN_HIT_SHARE, SAMPLE_EVERY, WINDOW } from '../src/http/lane-gate.js'
 import { loggerOptions } from '../src/logger.js'
 import { configFor } from './helpers/config.js'
 import { parseMetrics, valueOf } from './helpers/prometheus.js'
@@ -384,4 +385,44 @@ t.test('tokenBytes and knownTokenKey', async (t) => {
   t.equal(seen[0], app.verifier.tokenKey(token), 'the lane\'s key is the token\'s')
   t.equal(seen[1], undefined, 'a body of another shape: no key')
   t.equal(seen[2], undefined, 'an escape: no key (the token is not the bytes)')
+})
+
+t.test('the lane steps aside for bodies while they rarely hit, and comes back when they do', async (t) => {
+  const gate = new LaneGate(32)
+  const tryAll = (n: number, hit: boolean): number => {
+    let tried = 0
+    for (let i = 0; i < n; i++) {
+      if (!gate.shouldTry()) continue
+      tried++
+      gate.record(hit)
+    }
+    return tried
+  }
+  t.equal(tryAll(32, false), 32, 'a first window is tried whole')
+  t.ok(gate.aside, 'no hit in a window: aside')
+  t.equal(tryAll(SAMPLE_EVERY * 4, false), 4, `aside, one request in ${SAMPLE_EVERY} is tried`)
+  // 3 hits in 32 sampled tries is below one in MIN_HIT_SHARE: still aside.
+  tryAll(SAMPLE_EVERY * 25, false)
+  tryAll(SAMPLE_EVERY * 3, true)
+  t.ok(gate.aside, `3 hits in 32 tries is under one in ${MIN_HIT_SHARE}`)
+  tryAll(SAMPLE_EVERY * 28, false)
+  tryAll(SAMPLE_EVERY * 4, true)
+  t.notOk(gate.aside, `4 hits in 32 tries: open again`)
+  t.equal(tryAll(10, true), 10, 'open: every request is tried')
+
+  // Wired into the app: a window of misses (new tokens) puts the lane aside; a cached token is then answered by the
+  // route (the same answer) except on the sampled tries.
+  const lane = await laneApp(t)
+  const token = mint(key, idTokenClaims(ISS, 'aud'))
+  await cached(lane, token)
+  for (let i = 0; i < WINDOW - 2; i++) await post(lane.port, bodyOf(mint(key, idTokenClaims(ISS, 'aud', { sub: `u${i}` }))))
+  const routed = lane.routed()
+  t.equal(routed, WINDOW, 'every one of them went to the route')
+  const answers: Answer[] = []
+  for (let i = 0; i < SAMPLE_EVERY; i++) answers.push(await post(lane.port, bodyOf(token)))
+  t.ok(answers.every((a) => a.status === 200 && a.body === answers[0]?.body), 'the same answer whoever gives it')
+  t.equal(lane.routed(), routed + SAMPLE_EVERY - 1, `aside: the route answered ${SAMPLE_EVERY - 1}, the lane the sampled one`)
+  // Bearer tokens are not gated: a miss costs the route nothing.
+  await post(lane.port, '', { 'content-type': '', authorization: `Bearer ${token}` })
+  t.equal(lane.routed(), routed + SAMPLE_EVERY - 1)
 })

@@ -30,6 +30,7 @@ import type { Verifier } from '../core/verifier.js'
 import type { ServiceMetrics } from '../metrics/metrics.js'
 import { authorizationHeader, bearerToken, repeatedHeader } from './bearer.js'
 import { BODY_TAKEN } from './closing-response.js'
+import { LaneGate } from './lane-gate.js'
 import type { IdentityBodies } from './identity-bodies.js'
 import { RequestLogger } from './request-logger.js'
 import { requestLine } from './request-log.js'
@@ -52,6 +53,8 @@ export interface HitLaneOptions {
   serialize: (identity: VerifiedIdentity) => string
   /** The largest body the lane reads: the app's bodyLimit. */
   maxBodyBytes: number
+  /** Steps the lane aside for bodies while they rarely hit (default: a LaneGate of its own). */
+  gate?: LaneGate | undefined
 }
 
 /** The JSON content types the lane takes (what clients send); any other goes to the route's parser. */
@@ -121,6 +124,7 @@ function bearerOf (req: IncomingMessage): string | undefined {
 /** Wraps the server's request listener (Fastify's) in the lane. */
 export function hitLane (route: RequestListener, opts: HitLaneOptions): RequestListener {
   const { metrics, bodies, serialize, logger } = opts
+  const gate = opts.gate ?? new LaneGate()
 
   const send = (req: IncomingMessage, res: ServerResponse, text: string, identity: VerifiedIdentity, startedAt: number): void => {
     const id = opts.requestId(req)
@@ -176,8 +180,13 @@ export function hitLane (route: RequestListener, opts: HitLaneOptions): RequestL
       route(req, res)
       return
     }
+    if (shape === 'body' && !gate.shouldTry()) {
+      route(req, res)
+      return
+    }
     const startedAt = performance.now()
     if (shape === 'bearer') {
+      // A Bearer token the lane cannot answer costs the route nothing: it reuses the lane's hash.
       if (!answerOrRoute(req, res, bearerOf(req), startedAt)) route(req, res)
       return
     }
@@ -196,7 +205,9 @@ export function hitLane (route: RequestListener, opts: HitLaneOptions): RequestL
       // Node marks the request complete in a later callback than the one that hands over the body's last bytes:
       // without this, an answer would close the connection (src/http/closing-response.ts).
       ;(req as { [BODY_TAKEN]?: true })[BODY_TAKEN] = true
-      if (answerOrRoute(req, res, tokenBytes(body), startedAt)) return
+      const answered = answerOrRoute(req, res, tokenBytes(body), startedAt)
+      gate.record(answered)
+      if (answered) return
       // Given back whole, before the stream can end: the route reads it as if the lane had not been there.
       req.pause()
       req.unshift(body)
