@@ -80,6 +80,10 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
     connectionTimeout: config.server.connectionTimeoutMs,
     requestTimeout: config.server.requestTimeoutMs,
     keepAliveTimeout: config.server.keepAliveTimeoutMs,
+    // Fastify would answer a bare 503 (not our shape, no request id, metrics or log line) to any request it is handed
+    // once the stop has begun: a request the hit lane held while its body arrived, in flight since before the stop,
+    // reaches Fastify only then. Requests in flight are finished; each answer during the stop says Connection: close.
+    return503OnClosing: false,
     trustProxy: config.server.trustProxy,
     // A caller's request id is kept when it is short and harmless, so logs can be joined across services.
     genReqId: requestIds,
@@ -130,6 +134,10 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
   const cores = options.coresPerProcess ?? coresPerProcess(process.env, availableParallelism(), cluster.isWorker)
   const slot = new VerifierSlot(config, (cfg) => new Verifier(cfg, { ...options, coresPerProcess: cores, events, revocations: revocations?.list, logger: fastify.log.child({ component: 'verifier' }) }))
   fastify.decorate('verifierSlot', slot)
+  // Requests still arriving during the stop are answered (Fastify's own bare 503 is off, return503OnClosing), but
+  // the process is no longer ready: load balancers that still send traffic are told to stop.
+  fastify.decorate('stopping', false)
+  fastify.addHook('preClose', (done) => { fastify.stopping = true; done() })
   fastify.decorate('verifier', { getter: () => slot.current })
   // Set by buildOpsApp: a reload reaches the ops listener through the main app (src/reload.ts).
   fastify.decorate('opsApp', undefined)
@@ -193,13 +201,11 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
   // Cache hits of the commonest request shape are answered before routing (src/http/hit-lane.ts), unless every
   // request must pass the caller limit, which lives in the route's hooks.
   if (config.tokenCache.enabled && callerLimit === undefined) {
-    let closing = false
     const underPressure = config.loadShedding.enabled ? () => fastify.isUnderPressure() : () => false
-    fastify.addHook('preClose', (done) => { closing = true; done() })
     installHitLane(fastify.server, {
       verifier: () => slot.current,
       // Caller keys (a reload may add them) and load shedding are the route's hooks' to apply.
-      open: () => !closing && !callerKeysFor(slot.config.callers.keys).enabled && !underPressure(),
+      open: () => !fastify.stopping && !callerKeysFor(slot.config.callers.keys).enabled && !underPressure(),
       requestId: requestIds,
       logger: fastify.log as unknown as Logger,
       metrics,

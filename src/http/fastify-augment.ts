@@ -13,6 +13,8 @@ declare module 'fastify' {
     /** The Verifier in use now; a configuration reload replaces it (read it once per request). */
     verifier: Verifier
     verifierSlot: VerifierSlot
+    /** Set when the app starts to close: the listener stops, requests in flight finish, /readyz says not ready. */
+    stopping: boolean
     /** Prometheus metrics of this app (src/metrics/metrics.ts); undefined when metrics.enabled is false. */
     metrics: ServiceMetrics | undefined
     /** The revocation store (src/revocation/store.ts); undefined when revocation.enabled is false. */

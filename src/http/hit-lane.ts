@@ -67,8 +67,10 @@ const BACKSLASH = 0x5c
 const ROUTE = '/verify'
 /** Where the lane leaves a token's key for the route, on a request it gives back (see knownTokenKey). */
 const TOKEN_KEY = Symbol('token key')
+/** When a request the lane held while its body arrived reached the server (performance.now()), see requestElapsedMs. */
+const ARRIVED_AT = Symbol('arrived at')
 
-interface KeyedRequest { [TOKEN_KEY]?: { key: string, length: number } }
+interface KeyedRequest { [TOKEN_KEY]?: { key: string, length: number }, [ARRIVED_AT]?: number }
 
 /**
  * The bytes between the quotes of a body of the lane's shape; undefined for any other body. They are not checked:
@@ -93,6 +95,24 @@ export function tokenBytes (body: Buffer): Buffer | undefined {
 export function knownTokenKey (req: IncomingMessage, token: string): string | undefined {
   const known = (req as KeyedRequest)[TOKEN_KEY]
   return known !== undefined && known.length === token.length ? known.key : undefined
+}
+
+/**
+ * How long a request has taken, in ms: Fastify counts from the moment it is handed the request (`reply.elapsedTime`,
+ * `fastifyElapsedMs`), which for a request the lane held while its body arrived is when the body was complete;
+ * such a request is counted from its arrival, as it was before the lane.
+ */
+export function requestElapsedMs (req: IncomingMessage, fastifyElapsedMs: number): number {
+  const arrived = (req as KeyedRequest)[ARRIVED_AT]
+  return arrived === undefined ? fastifyElapsedMs : performance.now() - arrived
+}
+
+/**
+ * Whether the lane held the request while its body arrived and then gave it back: the route's hooks see it only
+ * now, but it was admitted on arrival (the lane takes a request only while load shedding does not refuse).
+ */
+export function admittedOnArrival (req: IncomingMessage): boolean {
+  return (req as KeyedRequest)[ARRIVED_AT] !== undefined
 }
 
 /**
@@ -211,6 +231,7 @@ export function hitLane (route: RequestListener, opts: HitLaneOptions): RequestL
       // Given back whole, before the stream can end: the route reads it as if the lane had not been there.
       req.pause()
       req.unshift(body)
+      ;(req as KeyedRequest)[ARRIVED_AT] = startedAt
       route(req, res)
     }
     req.on('data', onData)

@@ -15,6 +15,7 @@ import type { ServiceMetrics } from '../metrics/metrics.js'
 import type { Verifier } from '../core/verifier.js'
 import type { Lease, VerifierSlot } from '../verifier-slot.js'
 import { repeatedHeader } from './bearer.js'
+import { requestElapsedMs } from './hit-lane.js'
 import { logCompletedRequest } from './request-log.js'
 
 declare module 'fastify' {
@@ -68,8 +69,10 @@ export const requestLifecycle = fp(async (fastify: FastifyInstance, opts: Reques
   })
   fastify.addHook('onResponse', (request: FastifyRequest, reply: FastifyReply, done) => {
     giveBack(request)
-    metrics?.requestCompleted(request.routeOptions.url, request.method, reply.statusCode, request.caller?.id, request.outcome?.code, reply.elapsedTime / 1000)
-    logCompletedRequest(request, reply)
+    // From the request's arrival, also for one the hit lane held while its body came (src/http/hit-lane.ts).
+    const elapsedMs = requestElapsedMs(request.raw, reply.elapsedTime)
+    metrics?.requestCompleted(request.routeOptions.url, request.method, reply.statusCode, request.caller?.id, request.outcome?.code, elapsedMs / 1000)
+    logCompletedRequest(request, reply, elapsedMs)
     done()
   })
   fastify.addHook('onRequestAbort', (request, done) => {

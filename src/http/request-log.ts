@@ -50,7 +50,7 @@ export function requestLine (done: CompletedRequest): Record<string, unknown> {
 }
 
 /** Writes the request's line; nothing is built when the level in force hides it (most busy deployments). */
-export function logCompletedRequest (request: FastifyRequest, reply: FastifyReply): void {
+export function logCompletedRequest (request: FastifyRequest, reply: FastifyReply, durationMs = reply.elapsedTime): void {
   const status = reply.statusCode
   const level = levelOf(status, request)
   // Fastify's logger type does not declare it, but the logger is always pino (a child per request).
@@ -62,7 +62,7 @@ export function logCompletedRequest (request: FastifyRequest, reply: FastifyRepl
     status,
     outcome: request.outcome,
     caller: request.caller?.id ?? null,
-    durationMs: reply.elapsedTime
+    durationMs
   })
   request.log[level](line, 'request completed')
 }

@@ -19,7 +19,8 @@ export function ownReadiness (fastify: FastifyInstance): Readiness {
   const issuers = fastify.verifier.status()
   const store = fastify.revocations?.status()
   // A copy of the revocations that is not current fails every verification (503 revocations_unavailable).
-  const ready = issuersReady(issuers, fastify.verifierSlot.config.server.readiness) && (store === undefined || store.current)
+  // A process that is stopping is not ready, whatever its issuers (the main listener answers until it has closed).
+  const ready = !fastify.stopping && issuersReady(issuers, fastify.verifierSlot.config.server.readiness) && (store === undefined || store.current)
   if (store === undefined) return { ready, issuers }
   return { ready, issuers, revocations: { store: store.kind, current: store.current, lastCurrentAt: store.lastCurrentAt === null ? null : new Date(store.lastCurrentAt).toISOString() } }
 }
