@@ -371,9 +371,9 @@ t.test('tokenBytes and knownTokenKey', async (t) => {
   // The key reaches the route only for a body the lane left it on, and only for a token of the same length.
   const app = await buildApp(configFor(issuers))
   t.teardown(async () => { await app.close() })
-  app.addHook('preHandler', (request, _reply, done) => {
+  app.addHook('preHandler', (request, reply, done) => {
     const body = request.body as { token?: string } | undefined
-    seen.push(body?.token === undefined ? undefined : knownTokenKey(request.raw, body.token))
+    seen.push(body?.token === undefined ? undefined : knownTokenKey(reply.raw, body.token))
     done()
   })
   await app.listen({ host: '127.0.0.1', port: 0 })

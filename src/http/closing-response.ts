@@ -12,22 +12,29 @@
  */
 import { ServerResponse } from 'node:http'
 
-export class ClosingServerResponse extends ServerResponse {}
-
-/**
- * Set on a request by a reader that has taken every byte its Content-Length announced (src/http/hit-lane.ts):
- * Node marks the request complete only in a later callback of its parser, after the reader's turn, yet nothing
- * more of this request can arrive, so the connection may be kept.
- */
-export const BODY_TAKEN: unique symbol = Symbol('body taken')
+export class ClosingServerResponse extends ServerResponse {
+  // What the hit lane (src/http/hit-lane.ts) leaves for this class and for the route, kept on the response: fields
+  // that every response has from its construction keep one object shape, where properties added to some requests
+  // only would give IncomingMessage several and slow every access to it in Node's and Fastify's code.
+  /**
+   * Every byte the request's Content-Length announced has been taken by the lane: Node marks the request complete
+   * only in a later callback of its parser, yet nothing more of this request can arrive, so the connection may be kept.
+   */
+  bodyTaken = false
+  /** The request's token's cache key, when the lane hashed it and gave the request back, and the token's length. */
+  laneKey: { key: string, length: number } | undefined = undefined
+  /** When a request the lane held while its body arrived reached the server (performance.now()). */
+  arrivedAt: number | undefined = undefined
+}
 
 /**
  * Whether bytes of the request's body may still be on their way. Node marks even a request without a body complete
  * only in the parser's next callback, after the one that handed the request over: an answer written at once (a
  * cache hit of a Bearer token, /readyz) finds it not complete, and must not close the connection for that.
  */
-function bodyMayFollow (req: ServerResponse['req']): boolean {
-  if (req.complete || (req as { [BODY_TAKEN]?: true })[BODY_TAKEN] === true) return false
+function bodyMayFollow (res: ClosingServerResponse): boolean {
+  const req = res.req
+  if (req.complete || res.bodyTaken) return false
   const length = req.headers['content-length']
   // Without Content-Length or Transfer-Encoding a request has no body (RFC 9112 §6.3); Node checked both are well formed.
   return req.headers['transfer-encoding'] !== undefined || (length !== undefined && Number(length) !== 0)
@@ -35,10 +42,10 @@ function bodyMayFollow (req: ServerResponse['req']): boolean {
 
 const writeHead = ServerResponse.prototype.writeHead
 // Node writes every head through writeHead (an implicit one too), and decides Connection from shouldKeepAlive there.
-ClosingServerResponse.prototype.writeHead = function (this: ServerResponse, ...args: unknown[]): ServerResponse {
-  if (bodyMayFollow(this.req)) this.shouldKeepAlive = false
-  return (writeHead as (...a: unknown[]) => ServerResponse).apply(this, args)
-} as typeof writeHead
+ClosingServerResponse.prototype.writeHead = function (this: ClosingServerResponse, ...args: unknown[]): ClosingServerResponse {
+  if (bodyMayFollow(this)) this.shouldKeepAlive = false
+  return (writeHead as (...a: unknown[]) => ClosingServerResponse).apply(this, args)
+} as ClosingServerResponse['writeHead']
 
 /** Options for http.createServer or https.createServer that make its responses ClosingServerResponse. */
 export const CLOSING_RESPONSES = { ServerResponse: ClosingServerResponse as typeof ServerResponse }

@@ -29,7 +29,7 @@ import type { VerifiedIdentity } from '../core/identity.js'
 import type { Verifier } from '../core/verifier.js'
 import type { ServiceMetrics } from '../metrics/metrics.js'
 import { authorizationHeader, bearerToken, repeatedHeader } from './bearer.js'
-import { BODY_TAKEN } from './closing-response.js'
+import type { ClosingServerResponse } from './closing-response.js'
 import { LaneGate } from './lane-gate.js'
 import type { IdentityBodies } from './identity-bodies.js'
 import { RequestLogger } from './request-logger.js'
@@ -65,12 +65,11 @@ const BODY_END = Buffer.from('"}')
 const SHORTEST_BODY = BODY_START.length + 1 + BODY_END.length
 const BACKSLASH = 0x5c
 const ROUTE = '/verify'
-/** Where the lane leaves a token's key for the route, on a request it gives back (see knownTokenKey). */
-const TOKEN_KEY = Symbol('token key')
-/** When a request the lane held while its body arrived reached the server (performance.now()), see requestElapsedMs. */
-const ARRIVED_AT = Symbol('arrived at')
-
-interface KeyedRequest { [TOKEN_KEY]?: { key: string, length: number }, [ARRIVED_AT]?: number }
+/**
+ * What the lane leaves for the route lives on the response (src/http/closing-response.ts, the listeners' response
+ * class); a response of another class (inject()'s) never met the lane and has none of it.
+ */
+type LaneResponse = Partial<Pick<ClosingServerResponse, 'bodyTaken' | 'laneKey' | 'arrivedAt'>>
 
 /**
  * The bytes between the quotes of a body of the lane's shape; undefined for any other body. They are not checked:
@@ -92,8 +91,8 @@ export function tokenBytes (body: Buffer): Buffer | undefined {
  * it again: left for a Bearer token the route reads the same way, and for body bytes that JSON.parse returns as
  * they are (ASCII, no escape), so that the route's token is the same string; checked by length besides.
  */
-export function knownTokenKey (req: IncomingMessage, token: string): string | undefined {
-  const known = (req as KeyedRequest)[TOKEN_KEY]
+export function knownTokenKey (res: object, token: string): string | undefined {
+  const known = (res as LaneResponse).laneKey
   return known !== undefined && known.length === token.length ? known.key : undefined
 }
 
@@ -102,8 +101,8 @@ export function knownTokenKey (req: IncomingMessage, token: string): string | un
  * `fastifyElapsedMs`), which for a request the lane held while its body arrived is when the body was complete;
  * such a request is counted from its arrival, as it was before the lane.
  */
-export function requestElapsedMs (req: IncomingMessage, fastifyElapsedMs: number): number {
-  const arrived = (req as KeyedRequest)[ARRIVED_AT]
+export function requestElapsedMs (res: object, fastifyElapsedMs: number): number {
+  const arrived = (res as LaneResponse).arrivedAt
   return arrived === undefined ? fastifyElapsedMs : performance.now() - arrived
 }
 
@@ -111,8 +110,8 @@ export function requestElapsedMs (req: IncomingMessage, fastifyElapsedMs: number
  * Whether the lane held the request while its body arrived and then gave it back: the route's hooks see it only
  * now, but it was admitted on arrival (the lane takes a request only while load shedding does not refuse).
  */
-export function admittedOnArrival (req: IncomingMessage): boolean {
-  return (req as KeyedRequest)[ARRIVED_AT] !== undefined
+export function admittedOnArrival (res: object): boolean {
+  return (res as LaneResponse).arrivedAt !== undefined
 }
 
 /**
@@ -175,7 +174,7 @@ export function hitLane (route: RequestListener, opts: HitLaneOptions): RequestL
     const identity = verifier.cachedIdentity(key)
     if (identity === undefined) {
       // A Bearer token is token68 characters; body bytes are the route's token when they are ASCII and unescaped.
-      if (typeof token === 'string' || (isAscii(token) && token.indexOf(BACKSLASH) === -1)) (req as KeyedRequest)[TOKEN_KEY] = { key, length: token.length }
+      if (typeof token === 'string' || (isAscii(token) && token.indexOf(BACKSLASH) === -1)) (res as LaneResponse).laneKey = { key, length: token.length }
       return false
     }
     send(req, res, bodies.body(identity, serialize) ?? serialize(identity), identity, startedAt)
@@ -196,11 +195,8 @@ export function hitLane (route: RequestListener, opts: HitLaneOptions): RequestL
 
   return function hitLaneListener (req, res) {
     const shape = laneShape(req, opts.maxBodyBytes)
-    if (shape === undefined || !opts.open()) {
-      route(req, res)
-      return
-    }
-    if (shape === 'body' && !gate.shouldTry()) {
+    // The gate first: while it stands aside, a body costs no more than this look at its headers.
+    if (shape === undefined || (shape === 'body' && !gate.shouldTry()) || !opts.open()) {
       route(req, res)
       return
     }
@@ -224,14 +220,14 @@ export function hitLane (route: RequestListener, opts: HitLaneOptions): RequestL
       const body = chunks === undefined ? first : Buffer.concat(chunks)
       // Node marks the request complete in a later callback than the one that hands over the body's last bytes:
       // without this, an answer would close the connection (src/http/closing-response.ts).
-      ;(req as { [BODY_TAKEN]?: true })[BODY_TAKEN] = true
+      ;(res as LaneResponse).bodyTaken = true
       const answered = answerOrRoute(req, res, tokenBytes(body), startedAt)
       gate.record(answered)
       if (answered) return
       // Given back whole, before the stream can end: the route reads it as if the lane had not been there.
       req.pause()
       req.unshift(body)
-      ;(req as KeyedRequest)[ARRIVED_AT] = startedAt
+      ;(res as LaneResponse).arrivedAt = startedAt
       route(req, res)
     }
     req.on('data', onData)

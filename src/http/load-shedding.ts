@@ -6,7 +6,6 @@
  */
 import underPressure, { type FastifyUnderPressureOptions } from '@fastify/under-pressure'
 import type { FastifyInstance } from 'fastify'
-import type { IncomingMessage } from 'node:http'
 import type { LoadSheddingConfig } from '../config/types.js'
 import { VerificationError } from '../errors.js'
 import type { ServiceMetrics } from '../metrics/metrics.js'
@@ -26,11 +25,11 @@ export async function registerLoadShedding (fastify: FastifyInstance, opts: Load
   if (!config.enabled) return
   const retryAfterSeconds = config.retryAfterSeconds
   // A non-nullish return value is sent as the reply (documented by under-pressure); an Error goes to our error handler.
-  const pressureHandler = (request: { routeOptions: { url?: string | undefined }, raw: IncomingMessage }, _reply: unknown, type: string): VerificationError | undefined => {
+  const pressureHandler = (request: { routeOptions: { url?: string | undefined } }, reply: { raw: object }, type: string): VerificationError | undefined => {
     const route = request.routeOptions.url
     if (route !== undefined && NEVER_SHED_ROUTES.has(route)) return undefined
     // A request the hit lane held while its body came was admitted when it arrived, as the route admits on arrival.
-    if (admittedOnArrival(request.raw)) return undefined
+    if (admittedOnArrival(reply.raw)) return undefined
     opts.metrics?.shed(type)
     return new VerificationError('overloaded', { retryAfterSeconds })
   }

@@ -70,7 +70,7 @@ export const requestLifecycle = fp(async (fastify: FastifyInstance, opts: Reques
   fastify.addHook('onResponse', (request: FastifyRequest, reply: FastifyReply, done) => {
     giveBack(request)
     // From the request's arrival, also for one the hit lane held while its body came (src/http/hit-lane.ts).
-    const elapsedMs = requestElapsedMs(request.raw, reply.elapsedTime)
+    const elapsedMs = requestElapsedMs(reply.raw, reply.elapsedTime)
     metrics?.requestCompleted(request.routeOptions.url, request.method, reply.statusCode, request.caller?.id, request.outcome?.code, elapsedMs / 1000)
     logCompletedRequest(request, reply, elapsedMs)
     done()

@@ -47,7 +47,7 @@ export const verifyRoute: FastifyPluginAsync<VerifyRouteOptions> = async (fastif
       return identity
     }
     // The hit lane hashed this request's token already when it gave the request back (src/http/hit-lane.ts).
-    const outcome = verifier.verifyNow(token, checks, knownTokenKey(request.raw, token))
+    const outcome = verifier.verifyNow(token, checks, knownTokenKey(reply.raw, token))
     // Fastify sends what a synchronous handler returns, and what a returned promise resolves to. A token
     // verified in full is serialized as usual; the answer for a cached one is rendered once per cache entry.
     if (outcome instanceof Promise) return outcome.then(verified)
