@@ -8,9 +8,10 @@
  * What the lane answers: `POST /verify` with no query; one Host; no Transfer-Encoding; either a body that is
  * exactly `{"token":"…"}` (as JSON.stringify writes it), `Content-Type: application/json` (UTF-8 named or not),
  * a Content-Length of at most the body limit and no Authorization header, or one `Authorization: Bearer` line that
- * the route would read and no body (no Content-Type, or JSON); a token whose SHA-256 the verified-token cache
- * holds and answers with no check refusing it (Verifier.cachedIdentity), which makes the bytes between the quotes
- * a token verified before (base64url and dots: the JSON the route would parse, a body its schema accepts); the
+ * the route would read and no body (no Content-Length or "0", no Content-Type or JSON); a token whose SHA-256 the
+ * verified-token cache holds and answers with no check refusing it (Verifier.cachedIdentity), which makes the bytes
+ * between the quotes a token verified before (base64url and dots: the JSON the route would parse, a body its schema
+ * accepts); the
  * lane open (app.ts: no caller keys in force, no per-caller rate limit, load shedding not refusing, the app not
  * closing). Its answer is the route's: the same status, headers and rendered identity (src/http/identity-bodies.ts,
  * shared with the route), a request id from the same generator, the HTTP metrics and the request line as the
@@ -126,8 +127,11 @@ function laneShape (req: IncomingMessage, maxBodyBytes: number): 'body' | 'beare
   // The route refuses a request without Host (HTTP/1.1) or with two (src/http/request-lifecycle.ts): its answer.
   if (headers.host === undefined || repeatedHeader(req.rawHeaders, 'host')) return undefined
   // Node has checked that a Content-Length is digits; an empty JSON body is no body to the route (src/http/json-body.ts).
-  const length = Number(headers['content-length'] ?? 0)
-  if (headers.authorization !== undefined) return length === 0 ? 'bearer' : undefined
+  const contentLength = headers['content-length']
+  // Fastify takes a request without a content type as bodiless only for no Content-Length or exactly "0": "00" goes
+  // to its parser of no content type (415 at the route).
+  if (headers.authorization !== undefined) return contentLength === undefined || contentLength === '0' ? 'bearer' : undefined
+  const length = Number(contentLength ?? 0)
   return type !== undefined && length >= SHORTEST_BODY && length <= maxBodyBytes ? 'body' : undefined
 }
 
