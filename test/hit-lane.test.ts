@@ -7,6 +7,7 @@
 import t, { type Test } from 'tap'
 import { createHash } from 'node:crypto'
 import http from 'node:http'
+import https from 'node:https'
 import net from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { Writable } from 'node:stream'
@@ -16,6 +17,7 @@ import { buildApp, type BuildAppOptions } from '../src/app.js'
 import { knownTokenKey, tokenBytes } from '../src/http/hit-lane.js'
 import { LaneGate, MIN_HIT_SHARE, SAMPLE_EVERY, WINDOW } from '../src/http/lane-gate.js'
 import { loggerOptions } from '../src/logger.js'
+import { makeTestPki } from './helpers/certs.js'
 import { configFor } from './helpers/config.js'
 import { parseMetrics, valueOf } from './helpers/prometheus.js'
 import { rawExchange } from './helpers/raw-http.js'
@@ -447,4 +449,28 @@ t.test('a reload that adds caller keys closes the lane at once; one that removes
   await cached(lane, token)
   t.equal((await post(lane.port, bodyOf(token))).status, 200)
   t.equal(lane.routed(), 6, 'keys gone: the lane answers again (a reload of the callers keeps the Verifier and its cache)')
+})
+
+t.test('over TLS with client certificates, hits are answered by the lane on a kept connection', async (t) => {
+  const pki = makeTestPki()
+  t.teardown(() => { pki.remove() })
+  const lane = await laneApp(t, { server: { tls: { certFile: pki.serverCert, keyFile: pki.serverKey, clientCaFile: pki.caCert } } })
+  const token = mint(key, idTokenClaims(ISS, 'aud'))
+  const agent = new https.Agent({ keepAlive: true, maxSockets: 1, ca: pki.pem.ca, cert: pki.pem.clientCert, key: pki.pem.clientKey })
+  t.teardown(() => { agent.destroy() })
+  const send = async (): Promise<Answer> => await new Promise((resolve, reject) => {
+    const req = https.request({ host: '127.0.0.1', port: lane.port, path: '/verify', method: 'POST', agent, headers: { 'content-type': 'application/json' } }, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (c: Buffer) => chunks.push(c))
+      res.on('end', () => { resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString(), socket: res.socket }) })
+    })
+    req.on('error', reject)
+    req.end(bodyOf(token))
+  })
+  const answers = [await send(), await send(), await send(), await send()]
+  t.same(answers.map((a) => a.status), [200, 200, 200, 200])
+  t.equal(lane.routed(), 2, 'the first two by the route, the hits by the lane')
+  t.equal(answers[3]?.body, answers[2]?.body)
+  t.equal((JSON.parse(answers[2]?.body ?? '{}') as { subject?: string }).subject, 'user-123')
+  t.ok(answers.every((a) => a.socket === answers[0]?.socket), 'one TLS connection for all four')
 })
