@@ -22,7 +22,7 @@ import { contractRoutes } from './http/routes/contract.js'
 import { healthRoutes } from './http/routes/health.js'
 import { verifyRoute } from './http/routes/verify.js'
 import { installHitLane } from './http/hit-lane.js'
-import { IdentityBodies, compileIdentitySerializer } from './http/identity-bodies.js'
+import { IdentityBodies } from './http/identity-bodies.js'
 import { callerKeysFor } from './auth/caller-keys.js'
 import type { Logger } from 'pino'
 import { callerRouteLimit } from './http/route-rate-limit.js'
@@ -210,7 +210,6 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
       logger: fastify.log as unknown as Logger,
       metrics,
       bodies,
-      serialize: compileIdentitySerializer(),
       maxBodyBytes: config.server.bodyLimit
     })
   }

@@ -11,9 +11,8 @@
  * the route would read and no body (no Content-Length or "0", no Content-Type or JSON); a token whose SHA-256 the
  * verified-token cache holds and answers with no check refusing it (Verifier.cachedIdentity), which makes the bytes
  * between the quotes a token verified before (base64url and dots: the JSON the route would parse, a body its schema
- * accepts); the
- * lane open (app.ts: no caller keys in force, no per-caller rate limit, load shedding not refusing, the app not
- * closing). Its answer is the route's: the same status, headers and rendered identity (src/http/identity-bodies.ts,
+ * accepts); the lane open (app.ts: no caller keys in force, no per-caller rate limit, load shedding not refusing,
+ * the app not closing). Its answer is the route's: the same status, headers and rendered identity (src/http/identity-bodies.ts,
  * shared with the route), a request id from the same generator, the HTTP metrics and the request line as the
  * route's hooks record them.
  *
@@ -48,10 +47,8 @@ export interface HitLaneOptions {
   /** The app's logger: the request line is written by a request logger made from it, as the route's is. */
   logger: Logger
   metrics: ServiceMetrics | undefined
-  /** The route's rendered answers, shared with it. */
+  /** The route's rendered answers and its 200 serializer, shared with it. */
   bodies: IdentityBodies
-  /** The route's 200 serializer. */
-  serialize: (identity: VerifiedIdentity) => string
   /** The largest body the lane reads: the app's bodyLimit. */
   maxBodyBytes: number
   /** Steps the lane aside for bodies while they rarely hit (default: a LaneGate of its own). */
@@ -146,7 +143,7 @@ function bearerOf (req: IncomingMessage): string | undefined {
 
 /** Wraps the server's request listener (Fastify's) in the lane. */
 export function hitLane (route: RequestListener, opts: HitLaneOptions): RequestListener {
-  const { metrics, bodies, serialize, logger } = opts
+  const { metrics, bodies, logger } = opts
   const gate = opts.gate ?? new LaneGate()
 
   const send = (req: IncomingMessage, res: ServerResponse, text: string, identity: VerifiedIdentity, startedAt: number): void => {
@@ -181,7 +178,7 @@ export function hitLane (route: RequestListener, opts: HitLaneOptions): RequestL
       if (typeof token === 'string' || (isAscii(token) && token.indexOf(BACKSLASH) === -1)) (res as LaneResponse).laneKey = { key, length: token.length }
       return false
     }
-    send(req, res, bodies.body(identity, serialize) ?? serialize(identity), identity, startedAt)
+    send(req, res, bodies.body(identity) ?? bodies.serialize(identity), identity, startedAt)
     return true
   }
 

@@ -20,16 +20,22 @@ const KEY = '"expiresIn":'
 
 export class IdentityBodies {
   readonly #bodies = new WeakMap<object, readonly [string, string]>()
+  /** The route's 200 serializer (compileIdentitySerializer); the route and the hit lane render with this one. */
+  readonly serialize: (identity: VerifiedIdentity) => string
+
+  constructor (serialize: (identity: VerifiedIdentity) => string = compileIdentitySerializer()) {
+    this.serialize = serialize
+  }
 
   /**
-   * The serialized identity of a cache hit, rendered on the entry's first hit; undefined when the route should
-   * let Fastify serialize it as usual (an identity whose rendering has no placeholder to split at).
+   * The serialized identity of a cache hit, rendered on the entry's first hit; undefined when it should be
+   * serialized as usual (an identity whose rendering has no placeholder to split at).
    */
-  body (identity: VerifiedIdentity, serialize: (identity: VerifiedIdentity) => string): string | undefined {
+  body (identity: VerifiedIdentity): string | undefined {
     const entry = identity.claims
     const parts = this.#bodies.get(entry)
     if (parts !== undefined) return parts[0] + String(identity.expiresIn) + parts[1]
-    const text = serialize({ ...identity, expiresIn: PLACEHOLDER })
+    const text = this.serialize({ ...identity, expiresIn: PLACEHOLDER })
     // The first occurrence is the top-level field: it comes before `claims`, and every string before it is
     // JSON-escaped, so the marker cannot be forged by a claim value.
     const at = text.indexOf(MARKER)
@@ -41,8 +47,8 @@ export class IdentityBodies {
 }
 
 /**
- * The 200 serializer of POST /verify for answers sent outside the route (src/http/hit-lane.ts): the route's schema
- * compiled by fast-json-stringify, as Fastify compiles it for the route, so both write the same bytes.
+ * The 200 serializer of POST /verify for rendered answers (the route's and the hit lane's, src/http/hit-lane.ts): the
+ * route's schema compiled by fast-json-stringify, as Fastify compiles it for the route, so both write the same bytes.
  */
 export function compileIdentitySerializer (): (identity: VerifiedIdentity) => string {
   return fastJsonStringify(VerifiedIdentitySchema)

@@ -51,7 +51,7 @@ export const verifyRoute: FastifyPluginAsync<VerifyRouteOptions> = async (fastif
     // Fastify sends what a synchronous handler returns, and what a returned promise resolves to. A token
     // verified in full is serialized as usual; the answer for a cached one is rendered once per cache entry.
     if (outcome instanceof Promise) return outcome.then(verified)
-    const rendered = bodies.body(verified(outcome), (value) => reply.serialize(value) as string)
+    const rendered = bodies.body(verified(outcome))
     if (rendered === undefined) return outcome
     // Already serialized by this route's schema: Fastify sends a string with a JSON content type as it is
     // (the type provider only knows the schema's object type, hence the cast).
