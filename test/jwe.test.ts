@@ -3,6 +3,7 @@
  * exactly like an unencrypted one; the refused algorithms, compression and tampering all fail with one uniform
  * answer; key files, rotation and the verified-token cache.
  */
+import { createCipheriv, randomBytes } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
@@ -154,6 +155,28 @@ t.test('the refused algorithms, compression and keys answer one uniform failure'
     answers.add(JSON.stringify(rest))
   }
   t.equal(answers.size, 1, 'the same answer whatever failed (no oracle)')
+})
+
+t.test('a protected header that names a member twice is refused, though the token decrypts', async (t) => {
+  // dir + A256GCM by hand, so that the header's exact text is ours (jose's CompactEncrypt writes JSON.stringify's).
+  const seal = (headerText: string): string => {
+    const protectedHeader = Buffer.from(headerText).toString('base64url')
+    const iv = randomBytes(12)
+    const cipher = createCipheriv('aes-256-gcm', keys.dir.encryptTo as Uint8Array, iv)
+    cipher.setAAD(Buffer.from(protectedHeader, 'ascii'))
+    const ciphertext = Buffer.concat([cipher.update(signed(SYM)), cipher.final()])
+    return [protectedHeader, '', iv.toString('base64url'), ciphertext.toString('base64url'), cipher.getAuthTag().toString('base64url')].join('.')
+  }
+  t.equal((await verify(seal('{"alg":"dir","enc":"A256GCM","kid":"dir-1"}'))).status, 200, 'the same token, each member once')
+  t.equal((await verify(seal('{ "alg" : "dir" , "enc" : "A256GCM" , "kid" : "dir-1" , "note" : "\\":" }'))).status, 200, 'spaced out, `\\":` in a value')
+  for (const header of [
+    '{"alg":"dir","enc":"A256GCM","kid":"pw-1","kid":"dir-1"}',
+    '{"alg":"RSA-OAEP","alg":"dir","enc":"A256GCM","kid":"dir-1"}',
+    '{"alg":"dir","enc":"A256GCM","\\u0065nc":"A256GCM","kid":"dir-1"}'
+  ]) {
+    const res = await verify(seal(header))
+    t.same([res.status, res.body.code], [401, 'token_decryption_failed'], header)
+  }
 })
 
 t.test('the content must be a signed ID token, verified like any other', async (t) => {

@@ -2,12 +2,14 @@
  * Strict, single-pass parsing of a compact JWS (RFC 7515 §7.1) before anything is trusted.
  * Exactly three segments, canonical unpadded base64url, UTF-8 JSON objects for header and payload.
  * Anything else is `token_malformed`, and so is JSON nested deeper than MAX_JSON_DEPTH (no real header or claim
- * set comes near it; thousands of levels would overflow the stack when the claims are serialized in the answer);
- * a five-segment compact JWE is `token_encrypted`.
+ * set comes near it; thousands of levels would overflow the stack when the claims are serialized in the answer),
+ * and JSON that names a member twice in one object (src/core/json-members.ts); a five-segment compact JWE is
+ * `token_encrypted`.
  */
 import { isUtf8 } from 'node:buffer'
 import { VerificationError } from '../errors.js'
 import { decodeBase64url } from './base64url.js'
+import { hasDuplicateMembers } from './json-members.js'
 
 export interface ParsedJws {
   header: Record<string, unknown>
@@ -65,6 +67,7 @@ function decodeJsonObject (segment: string): Record<string, unknown> {
     const text = bytes.toString('utf8')
     if (nestsDeeperThan(text, MAX_JSON_DEPTH)) throw malformed()
     value = JSON.parse(text)
+    if (hasDuplicateMembers(text, value)) throw malformed()
   } catch (err) {
     if (err instanceof VerificationError) throw err
     throw malformed(err)

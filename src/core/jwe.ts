@@ -13,6 +13,7 @@ import { VerificationError } from '../errors.js'
 import { isBase64url } from './base64url.js'
 import { contentKeyBytes } from './jwe-content.js'
 import { decryptRsa15 } from './jwe-rsa1-5.js'
+import { hasDuplicateMembers } from './json-members.js'
 import type { Logger } from './logger.js'
 
 /**
@@ -252,11 +253,14 @@ export class TokenDecryptor {
   /** Decodes the protected header (already checked to be strict base64url); what it says only selects keys, jose checks it again. */
   private header (segment: string): JweHeader {
     let value: unknown
+    let text: string
     try {
-      value = JSON.parse(utf8.decode(Buffer.from(segment, 'base64url')))
+      text = utf8.decode(Buffer.from(segment, 'base64url'))
+      value = JSON.parse(text)
     } catch {
       throw this.fail('the protected header is not base64url JSON')
     }
+    if (hasDuplicateMembers(text, value)) throw this.fail('the protected header names a member twice')
     if (typeof value !== 'object' || value === null || Array.isArray(value)) throw this.fail('the protected header is not a JSON object')
     const h = value as Record<string, unknown>
     if (typeof h.alg !== 'string' || typeof h.enc !== 'string') throw this.fail('alg or enc is missing')
