@@ -5,7 +5,8 @@
 // Same pinning and IdP as run.mjs.
 //   node bench/profile.mjs      (after npm run build and npm --prefix bench ci)
 // Settings (environment): TARGET=oidc-verifier (or a peer: its bench/peers/<name>.mjs is run directly)
-//   ALG=ES256  DURATION=8  CONNECTIONS=32  TOKENS=60000  TOP=25  PIN=auto|0
+//   ALG=ES256  DURATION=8  CONNECTIONS=32  TOKENS=60000  TOP=25  PIN=auto|0  INTERVAL=<µs between samples>
+//   OIDC_VERIFIER_NODE_ARGS=<more node flags for oidc-verifier> (e.g. --max-semi-space-size=16)
 // Each scenario folder keeps its window (window.json); compare two runs function by function, in µs per
 // response: node bench/lib/cpu-profile.mjs --diff .work/profile-A/repeated .work/profile-B/repeated
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -27,6 +28,9 @@ const durationS = Number(env.DURATION ?? 8)
 const connections = Number(env.CONNECTIONS ?? 32)
 const tokens = Number(env.TOKENS ?? 60000)
 const top = Number(env.TOP ?? 25)
+// The profiler's sampling interval in µs (node's default: 1000); finer shows small functions more exactly, at more overhead.
+const intervalUs = env.INTERVAL === undefined ? undefined : Number(env.INTERVAL)
+const profFlags = (dir) => ['--cpu-prof', `--cpu-prof-dir=${dir}`, ...(intervalUs === undefined ? [] : [`--cpu-prof-interval=${intervalUs}`])]
 const audience = 'bench-client'
 const cpus = allowedCpus()
 const pinning = env.PIN !== '0' && cpus.length >= 2 && hasTaskset() ? { target: cpus[cpus.length - 1], generator: cpus[0] } : undefined
@@ -55,9 +59,9 @@ for (const [scenario, mode] of [['repeated', 'rotate'], ['distinct', 'once']]) {
   const args = [String(port), idp.issuer, idp.jwksUri, audience, alg]
   const child = target === 'oidc-verifier'
     ? spawnLogged('bash', [join(BENCH, 'targets', 'oidc-verifier.sh'), ...args], {
-      log, cpu: pinning?.target, env: { ...env, OIDC_VERIFIER_NODE_ARGS: `--cpu-prof --cpu-prof-dir=${dir}`, OIDC_VERIFIER_CONF_DIR: targetConfig }
+      log, cpu: pinning?.target, env: { ...env, OIDC_VERIFIER_NODE_ARGS: [env.OIDC_VERIFIER_NODE_ARGS, ...profFlags(dir)].filter(Boolean).join(' '), OIDC_VERIFIER_CONF_DIR: targetConfig }
     })
-    : spawnLogged('node', ['--cpu-prof', `--cpu-prof-dir=${dir}`, join(BENCH, 'peers', `${target}.mjs`), ...args], {
+    : spawnLogged('node', [...profFlags(dir), join(BENCH, 'peers', `${target}.mjs`), ...args], {
       log, cpu: pinning?.target, env: { ...env, NODE_ENV: 'production' }
     })
   const up = await waitListening(child, port, 30000)
