@@ -115,6 +115,25 @@ t.test('JSON bodies: a large one nested deeper than any schema is refused before
   t.equal(batch.json().code, 'request_invalid', 'a large body of the right depth is parsed, then checked by its schema (pad is unknown)')
 })
 
+t.test('JSON bodies: a member named twice is refused, however it is spelled', async (t) => {
+  const token = mint(es, idTokenClaims(ISS, AUD))
+  const other = mint(es, idTokenClaims(ISS, AUD, { sub: 'someone-else' }))
+  const post = async (url: string, payload: string) =>
+    await app.inject({ method: 'POST', url, payload, headers: { 'content-type': 'application/json' } })
+  const cases: Array<[string, string]> = [
+    ['/verify', `{"token":"${other}","token":"${token}"}`],
+    ['/verify', `{"token":"${token}","\\u0074oken":"${token}"}`],
+    ['/verify', `{"token" : "${token}", "audience" : "${AUD}", "audience" : "client-b"}`],
+    ['/verify/batch', `{"tokens":["${token}"],"tokens":["${other}"]}`]
+  ]
+  for (const [url, payload] of cases) {
+    const res = await post(url, payload)
+    t.same([res.statusCode, res.json().code, res.json().parameter], [400, 'request_invalid', 'body'], payload.slice(0, 40))
+  }
+  const spaced = await post('/verify', `{ "token" : "${token}" , "audience" : "${AUD}" }`)
+  t.same([spaced.statusCode, spaced.json().subject], [200, 'user-123'], 'each member once, spaced out: read')
+})
+
 t.test('JSON bodies: UTF-8 only; an empty one is no body', async (t) => {
   const token = mint(es, idTokenClaims(ISS, AUD))
   const body = JSON.stringify({ token })

@@ -1,15 +1,19 @@
 /**
- * The service's JSON bodies: Fastify's own parser (prototype-poisoning checks, bodyLimit), with two rules of
- * its own, for every route that takes JSON:
+ * The service's JSON bodies: Fastify's own parser (prototype-poisoning checks, bodyLimit), with rules of its
+ * own, for every route that takes JSON:
  * - a charset other than UTF-8 (or ASCII) is refused (415 unsupported_media_type): JSON is UTF-8 (RFC 8259
  *   §8.1), and a body labelled UTF-16 would otherwise be read as UTF-8 bytes, or refused as malformed with a
  *   misleading hint;
  * - an empty body is no body: a client that labels a bodiless POST as JSON (many do by default) is answered as
  *   if it had sent no content type, so `/verify` with the token in `Authorization: Bearer` works;
- * - a large body nested deeper than any request schema is refused before it is parsed (400 request_invalid).
+ * - a large body nested deeper than any request schema is refused before it is parsed (400 request_invalid);
+ * - a body that names a member twice in one object is refused (400 request_invalid), as in a token
+ *   (src/core/json-members.ts): `{"token":"A","token":"B"}` would be B here and A to a proxy or log reading the
+ *   first.
  */
 import type { FastifyInstance } from 'fastify'
 import { nestsDeeperThan } from '../core/compact-jws.js'
+import { hasDuplicateMembers } from '../core/json-members.js'
 import { VerificationError } from '../errors.js'
 
 /** Charsets a JSON body may declare: UTF-8, and ASCII, its subset. */
@@ -59,6 +63,9 @@ export function acceptJsonBodies (fastify: FastifyInstance): void {
       done(new VerificationError('request_invalid', { parameter: 'body' }), undefined)
       return
     }
-    parse(request, body as string, done)
+    parse(request, body as string, (err, value) => {
+      if (err === null && hasDuplicateMembers(body as string, value)) done(new VerificationError('request_invalid', { parameter: 'body' }), undefined)
+      else done(err, value)
+    })
   })
 }
