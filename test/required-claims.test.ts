@@ -1,7 +1,7 @@
 /**
  * issuers[].requiredClaims: claim → allowed values. A string claim must be one of them; a list claim (amr in
- * Okta, Entra v1 and Cognito tokens; groups) must have one member among them. Anything else is
- * claim_value_mismatch, naming the claim.
+ * Okta, Entra v1 and Cognito tokens; groups) must have one member among them. A boolean or number claim (or
+ * member) is compared by its JSON text. Anything else is claim_value_mismatch, naming the claim.
  */
 import t from 'tap'
 import { Verifier } from '../src/core/verifier.js'
@@ -35,5 +35,35 @@ t.test('anything else is claim_value_mismatch', async (t) => {
   ] as const
   for (const [extra, claim, name] of refused) {
     await t.rejects(v.verify(token(extra)), { code: 'claim_value_mismatch', details: { issuer: 'idp', claim } }, name)
+  }
+})
+
+t.test('a boolean or number claim is compared by its JSON text: providers type the same claim differently', async (t) => {
+  // Google's and Okta's email_verified is true, Cognito's sometimes "true"; Okta's ver is 1. The configuration
+  // holds strings only, so without this a required email_verified refused every token whose provider sent a boolean.
+  const typed = new Verifier(configFor([{ id: 'typed', issuer: ISS, audiences: [AUD], jwks: jwksOf(key), requiredClaims: { email_verified: 'true', ver: ['1', '2.5'] } }]))
+  t.teardown(() => typed.close())
+  const typedToken = (extra: Record<string, unknown>) => mint(key, idTokenClaims(ISS, AUD, { email_verified: true, ver: 1, ...extra }))
+  for (const [extra, name] of [
+    [{}, 'email_verified true, ver 1'],
+    [{ email_verified: 'true', ver: '1' }, 'the same as strings'],
+    [{ ver: 2.5 }, 'a fraction'],
+    [{ ver: [1] }, 'a list member']
+  ] as const) {
+    t.equal((await typed.verify(typedToken(extra))).subject, 'user-123', name)
+  }
+  const refused = [
+    [{ email_verified: false }, 'email_verified', 'false is not "true"'],
+    [{ email_verified: 'false' }, 'email_verified', '"false" is not "true"'],
+    [{ email_verified: 'True' }, 'email_verified', 'the text is compared exactly'],
+    [{ email_verified: 1 }, 'email_verified', '1 is not "true"'],
+    [{ email_verified: null }, 'email_verified', 'null is no value'],
+    [{ email_verified: undefined }, 'email_verified', 'missing'],
+    [{ ver: 1.0001 }, 'ver', 'another number'],
+    [{ ver: [[1]] }, 'ver', 'a nested list'],
+    [{ ver: { 1: true } }, 'ver', 'an object']
+  ] as const
+  for (const [extra, claim, name] of refused) {
+    await t.rejects(typed.verify(typedToken(extra)), { code: 'claim_value_mismatch', details: { issuer: 'typed', claim } }, name)
   }
 })

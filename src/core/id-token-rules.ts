@@ -80,6 +80,17 @@ function numericDate (claims: Record<string, unknown>, name: string, issuer: str
   return value
 }
 
+/**
+ * A claim value as requiredClaims compares it (the configuration holds strings only): a string as it is, a boolean or
+ * finite number as its JSON text. Providers type one claim differently (email_verified: true at Google and Okta,
+ * "true" at Cognito for some users; Okta's ver is 1), and a required "true" must accept both, as emailVerified does.
+ */
+function requiredClaimText (value: unknown): string | undefined {
+  if (typeof value === 'string') return value
+  if (typeof value === 'boolean' || (typeof value === 'number' && Number.isFinite(value))) return String(value)
+  return undefined
+}
+
 function optionalString (claims: Record<string, unknown>, name: string, issuer: string): string | undefined {
   const value = claims[name]
   if (value === undefined) return undefined
@@ -203,8 +214,9 @@ export function checkIdTokenClaims (
 
   for (const [name, allowed] of rules.requiredClaims) {
     const value = claims[name]
+    const text = requiredClaimText(value)
     // A list claim (amr, groups) matches when one of its members is allowed: requiredClaims amr: [mfa].
-    const matches = typeof value === 'string' ? allowed.has(value) : Array.isArray(value) && value.some((member) => typeof member === 'string' && allowed.has(member))
+    const matches = text !== undefined ? allowed.has(text) : Array.isArray(value) && value.some((member) => { const m = requiredClaimText(member); return m !== undefined && allowed.has(m) })
     if (!matches) fail('claim_value_mismatch', issuer, name)
   }
 
