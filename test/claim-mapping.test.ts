@@ -163,6 +163,18 @@ t.test('a null claim is absent: the next path is read (tenant too); a lone-surro
   t.same(identity({ groups: { path: 'scope', split: true } }, { scope: `read ${lone}` }).groups, [], 'a split string is refused whole')
 })
 
+t.test('an empty string is absent too (OpenID Connect Core §5.1): the next path is read, an empty field is null', async (t) => {
+  const id = identity({ preferredUsername: ['preferred_username', 'nickname'], email: ['email', 'upn'], tenant: ['tid', 'hd'] }, {
+    preferred_username: '', nickname: 'jd', email: '', upn: 'jd@example.com', email_verified: true, tid: '', hd: 'example.com', name: '', locale: ''
+  }, { trustEmailVerified: true })
+  t.equal(id.user.preferredUsername, 'jd', 'the fallback path')
+  t.equal(id.user.email, 'jd@example.com')
+  t.equal(id.user.emailVerified, false, 'an address from a fallback path was verified by nobody')
+  t.equal(id.tenant, 'example.com')
+  t.same([id.user.name, id.user.locale], [null, null], 'empty with no fallback: null, never ""')
+  t.equal(identity({ tenant: 'tid' }, { tid: '' }).tenant, null)
+})
+
 t.test('user key parts spelled with an escape of their own do not collide; azp and auth_time keep their types', async (t) => {
   const key = (a: string, b: string): string => identity({}, { a, b }, { userKeyClaims: ['a', 'b'] }).userKey
   t.not(key('x%3Ay', 'z'), key('x:y', 'z'), 'a literal %3A is not a colon')

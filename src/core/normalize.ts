@@ -82,6 +82,15 @@ function asString (value: unknown): string | null {
   return null
 }
 
+/**
+ * Whether a claim says something: OpenID Connect Core §5.1 asks providers to omit a claim they do not return
+ * rather than send it null or empty, and some send "" anyway (a user without a username); such a claim is absent,
+ * so the field's next path is read and an empty field is null, never "".
+ */
+function isPresent (value: unknown): boolean {
+  return value !== undefined && value !== null && value !== ''
+}
+
 function pushStrings (out: string[], value: unknown, split: boolean): void {
   const add = (s: string): void => {
     if (split) {
@@ -140,7 +149,7 @@ export function normalizeIdentity (input: NormalizeInput, mapping: CompiledMappi
     const { paths } = mapping.fields[field]
     for (let i = 0; i < paths.length; i++) {
       const value = readClaimPath(claims, paths[i]!)
-      if (value !== undefined && value !== null) return { value, path: i }
+      if (isPresent(value)) return { value, path: i }
     }
     return { value: undefined, path: -1 }
   }
@@ -190,7 +199,7 @@ export function normalizeIdentity (input: NormalizeInput, mapping: CompiledMappi
 export function tenantOf (claims: Record<string, unknown>, mapping: CompiledMapping): string | null {
   for (const path of mapping.fields.tenant.paths) {
     const value = readClaimPath(claims, path)
-    if (value !== undefined && value !== null) return asString(value)
+    if (isPresent(value)) return asString(value)
   }
   return null
 }
