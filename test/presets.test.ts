@@ -261,6 +261,9 @@ t.test('preset configuration problems', async (t) => {
     'c.yaml: issuers[0].allowedTenants[0]: expected an Entra tenant id: a GUID in lower case such as 72f988bf-86f1-41af-91ab-2d7cd011db47 (the token\'s tid)',
     'c.yaml: issuers[0].allowedTenants[1]: expected an Entra tenant id: a GUID in lower case such as 72f988bf-86f1-41af-91ab-2d7cd011db47 (the token\'s tid)'
   ])
+  t.same(parse({ preset: 'google', allowedTenants: ['example.com', 'Example.com', '@example.com', 'https://example.com', 'example'] }), [2, 3, 4, 5].map((i) =>
+    `c.yaml: issuers[0].allowedTenants[${i - 1}]: expected a Google Workspace domain in lower case such as example.com (the token's hd)`))
+  t.doesNotThrow(() => parseConfig({ issuers: [{ id: 'a', audiences: ['x'], preset: 'google', claimMapping: { tenant: 'email' }, allowedTenants: ['Someone@Example.com'] }] }, 'c.yaml', {}), 'another tenant claim: not a domain')
   t.same(parse({ issuer: 'https://a.example', allowedTenants: ['t1'] }), [
     'c.yaml: issuers[0].allowedTenants: needs claimMapping.tenant (the claim that names the tenant, such as tid or hd), or a preset that maps it'
   ])

@@ -98,6 +98,11 @@ export function entraDiscoveryUrl (issuer: string): string | undefined {
   return `${base}/.well-known/openid-configuration`
 }
 
+/** A domain as Google's hd writes it: lower case, with a dot, no scheme, address or path. */
+function isGoogleDomain (tenant: string): boolean {
+  return tenant === tenant.toLowerCase() && /^[^\s@/:]+\.[^\s@/:]+$/.test(tenant)
+}
+
 export const PRESETS: Readonly<Record<PresetName, Preset>> = {
   google: {
     defaults: (issuer) => ({
@@ -105,7 +110,21 @@ export const PRESETS: Readonly<Record<PresetName, Preset>> = {
       algorithms: ['RS256'],
       // hd: the Google Workspace domain; absent for consumer accounts (allowedTenants then rejects them).
       claimMapping: { tenant: 'hd' }
-    })
+    }),
+    // hd is the domain as Google writes it, in lower case, and tenants are compared exactly: "Example.com" or
+    // "@example.com" would refuse every user of the domain.
+    check: (issuer) => {
+      const mapping = issuer.claimMapping
+      const tenantClaim = isRecord(mapping) ? mapping.tenant : undefined
+      if (!Array.isArray(issuer.allowedTenants) || (tenantClaim !== undefined && tenantClaim !== 'hd')) return []
+      const problems: Array<[Array<string | number>, string]> = []
+      issuer.allowedTenants.forEach((tenant, i) => {
+        if (typeof tenant === 'string' && tenant !== '' && !isGoogleDomain(tenant)) {
+          problems.push([['allowedTenants', i], 'expected a Google Workspace domain in lower case such as example.com (the token\'s hd)'])
+        }
+      })
+      return problems
+    }
   },
   'gcp-identity': {
     // Service identity tokens from the metadata server: aud is the URL of the service called, azp and sub are
