@@ -121,7 +121,9 @@ t.test('the user key', async (t) => {
   t.equal(identity({}, { email: 'a@b' }, { userKeyClaims: ['email'] }).userKey, 'a@b')
   // sub first among several claims: the key is still all of them (a tenant's sub must not collide with another's).
   t.equal(identity({}, { tid: 't' }, { userKeyClaims: ['sub', 'tid'] }).userKey, 'u1:t', 'sub as the first of several claims')
-  for (const [claims, code] of [[{ tid: 't' }, 'claim_missing'], [{ tid: 't', oid: '' }, 'claim_invalid'], [{ tid: 't', oid: { x: 1 } }, 'claim_invalid']] as const) {
+  t.equal(identity({}, { tid: 't', oid: 9007199254740991 }, { userKeyClaims: ['tid', 'oid'] }).userKey, 't:9007199254740991', 'a number id: its text')
+  // 2^53 + 1 and 2^53 parse to the same number: such an id cannot tell two users apart.
+  for (const [claims, code] of [[{ tid: 't' }, 'claim_missing'], [{ tid: 't', oid: '' }, 'claim_invalid'], [{ tid: 't', oid: { x: 1 } }, 'claim_invalid'], [{ tid: 't', oid: JSON.parse('9007199254740993') as number }, 'claim_invalid'], [{ tid: 't', oid: 1.5 }, 'claim_invalid']] as const) {
     try {
       identity({}, claims, { userKeyClaims: ['tid', 'oid'] })
       t.fail('expected a VerificationError')

@@ -210,9 +210,11 @@ function userKey (input: NormalizeInput, mapping: CompiledMapping): string {
   if (paths.length === 1 && userKeyNames[0] === 'sub') return input.subject
   const parts: string[] = []
   paths.forEach((path, i) => {
-    const value = asString(readClaimPath(input.claims, path))
+    const claim = readClaimPath(input.claims, path)
+    // A number past 2^53 was already rounded by JSON.parse: two users' ids could give one key.
+    const value = typeof claim === 'number' && !Number.isSafeInteger(claim) ? null : asString(claim)
     if (value === null || value === '') {
-      throw new VerificationError(readClaimPath(input.claims, path) === undefined ? 'claim_missing' : 'claim_invalid', { issuer: input.issuerId, claim: userKeyNames[i] as string })
+      throw new VerificationError(claim === undefined ? 'claim_missing' : 'claim_invalid', { issuer: input.issuerId, claim: userKeyNames[i] as string })
     }
     parts.push(paths.length === 1 ? value : keyPart(value))
   })
