@@ -115,9 +115,17 @@ export function clientCaProblem (path: string, pem: string | Buffer): string | u
   return undefined
 }
 
+/**
+ * The same name and key. The keys are compared by their SPKI bytes, not with KeyObject.equals: two CAs of one name
+ * may have keys of different types, and equals across key types leaves an OpenSSL error behind (Node 20) that
+ * aborts the process at its next WebCrypto AES job, in a process that keeps serving after a reload or a look at
+ * the certificate files.
+ */
 function sameCa (a: X509Certificate, b: X509Certificate): boolean {
-  return a.subject === b.subject && a.publicKey.equals(b.publicKey)
+  return a.subject === b.subject && spkiOf(a).equals(spkiOf(b))
 }
+
+const spkiOf = (cert: X509Certificate): Buffer => cert.publicKey.export({ type: 'spki', format: 'der' })
 
 function isSelfSigned (cert: X509Certificate): boolean {
   return cert.checkIssued(cert) && cert.verify(cert.publicKey)
