@@ -474,3 +474,15 @@ t.test('over TLS with client certificates, hits are answered by the lane on a ke
   t.equal((JSON.parse(answers[2]?.body ?? '{}') as { subject?: string }).subject, 'user-123')
   t.ok(answers.every((a) => a.socket === answers[0]?.socket), 'one TLS connection for all four')
 })
+
+t.test('each window of the gate is judged on its own tries and hits', async (t) => {
+  const gate = new LaneGate(8)
+  for (let i = 0; i < 8; i++) gate.record(true)
+  t.notOk(gate.aside, 'a window of hits: open')
+  for (let i = 0; i < 8; i++) gate.record(false)
+  t.ok(gate.aside, 'a window of misses after it: aside (the hits of the window before are not carried over)')
+  for (let i = 0; i < 7; i++) gate.record(true)
+  t.ok(gate.aside, 'a window not yet complete changes nothing')
+  gate.record(true)
+  t.notOk(gate.aside, 'its last try completes it: open')
+})

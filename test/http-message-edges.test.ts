@@ -2,6 +2,7 @@
  * HTTP message edges where the connection must stay in step with what the answers say:
  * - an answer given before a large or chunked body was read closes the connection, and says so (Connection: close),
  *   so that a client does not send its next request into a closing socket;
+ * - an answer given after the whole body was read (by the route, or by the hit lane) keeps the connection;
  * - a client that ends its side mid-message (a body cut short) gets no second, unasked-for answer, and is not
  *   counted as a malformed request;
  * - two Host lines are refused like a missing one (RFC 9112 §3.2), so a host rule cannot be read from one and the
@@ -248,4 +249,81 @@ t.test('a small body answered early (415) then sent whole promptly: the answer s
   const saysClose = /\r\nconnection: close/i.test(firstHead)
   const lines = statusLines(raw)
   t.ok(saysClose || lines.length === 2, `the first answer says Connection: close, or the second request is answered (answer said ${/\r\nconnection: ([^\r]*)/i.exec(firstHead)?.[1]}; got ${JSON.stringify(lines)})`)
+})
+
+t.test('an answer given after the route read the whole body keeps the connection (Content-Length and chunked)', async (t) => {
+  for (const tokenCache of [{ enabled: false }, { enabled: true }]) {
+    // Without a token cache there is no hit lane: every body is the route's to read.
+    await t.test(`tokenCache.enabled: ${String(tokenCache.enabled)}`, async (t) => {
+      const app = await buildApp(configFor(issuers, { tokenCache }))
+      t.teardown(() => app.close())
+      await app.listen({ host: '127.0.0.1', port: 0 })
+      let connections = 0
+      app.server.on('connection', () => { connections++ })
+      const body = JSON.stringify({ token })
+      const sized = `POST /verify HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`
+      const chunked = `POST /verify HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`
+      const requests = [sized, chunked, sized, chunked]
+      const heads: string[] = []
+      await new Promise<void>((resolve, reject) => {
+        const socket = net.connect(portOf(app), '127.0.0.1')
+        let raw = ''
+        const next = (): void => {
+          const request = requests.shift()
+          if (request === undefined) { socket.end(); return }
+          socket.write(request)
+        }
+        socket.on('connect', next)
+        socket.on('data', (d: Buffer) => {
+          raw += d.toString('latin1')
+          // One answer at a time: each has a Content-Length.
+          for (;;) {
+            const end = raw.indexOf('\r\n\r\n')
+            if (end === -1) return
+            const head = raw.slice(0, end)
+            const length = Number(/\r\ncontent-length: (\d+)/i.exec(head)?.[1] ?? 0)
+            if (raw.length < end + 4 + length) return
+            heads.push(head)
+            raw = raw.slice(end + 4 + length)
+            next()
+          }
+        })
+        socket.on('error', reject)
+        socket.on('close', () => { resolve() })
+        setTimeout(() => { socket.destroy(); resolve() }, 5000)
+      })
+      t.same(heads.map((h) => h.split('\r\n')[0]), Array(4).fill('HTTP/1.1 200 OK'), 'all four answered on one connection')
+      t.notOk(heads.some((h) => /\r\nconnection: close/i.test(h)), 'none says Connection: close')
+      t.equal(connections, 1)
+    })
+  }
+})
+
+t.test('an answer given while a body is still coming (chunked, a single byte, a GET\'s) says Connection: close, and the connection ends', async (t) => {
+  const app = await buildApp(configFor(issuers))
+  t.teardown(() => app.close())
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  // Part of a body, and then nothing: Node would go on reading, and dropping, whatever came next.
+  for (const [name, request] of [
+    ['forward-auth, which never reads a body', `POST /forward-auth HTTP/1.1\r\nHost: app\r\nAuthorization: Bearer ${token}\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n0123456789abcdef\r\n`],
+    ['an unknown path', 'POST /nowhere HTTP/1.1\r\nHost: app\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n0123456789abcdef\r\n'],
+    // Header values are as sent: Node's parser takes the coding whatever its case, and so must the check.
+    ['an unknown path, the coding spelled "Chunked"', 'POST /nowhere HTTP/1.1\r\nHost: app\r\nTransfer-Encoding: Chunked\r\n\r\n10\r\n0123456789abcdef\r\n'],
+    ['an unknown path, a coding before chunked', 'POST /nowhere HTTP/1.1\r\nHost: app\r\nTransfer-Encoding: gzip, chunked\r\n\r\n10\r\n0123456789abcdef\r\n'],
+    ['a GET to forward-auth with a body, part of it sent', `GET /forward-auth HTTP/1.1\r\nHost: app\r\nAuthorization: Bearer ${token}\r\nContent-Length: 10\r\n\r\n01234`],
+    // The smallest body there is: its one byte, still due, is as much a body as a thousand.
+    ['a body type not taken, its one byte not sent', 'POST /verify HTTP/1.1\r\nHost: app\r\nContent-Type: text/plain\r\nContent-Length: 1\r\n\r\n']
+  ] as const) {
+    const { raw, closedByServer } = await new Promise<{ raw: string, closedByServer: boolean }>((resolve) => {
+      let out = ''
+      const socket = net.connect(portOf(app), '127.0.0.1', () => { socket.write(request) })
+      const timer = setTimeout(() => { socket.destroy(); resolve({ raw: out, closedByServer: false }) }, 2000)
+      socket.on('data', (d: Buffer) => { out += d.toString('latin1') })
+      socket.on('error', () => {})
+      socket.on('close', () => { clearTimeout(timer); resolve({ raw: out, closedByServer: true }) })
+    })
+    t.equal(statusLines(raw).length, 1, `${name}: answered (${JSON.stringify(statusLines(raw))})`)
+    t.match(raw.slice(0, raw.indexOf('\r\n\r\n')), /\r\nconnection: close/i, `${name}: the answer says Connection: close`)
+    t.ok(closedByServer, `${name}: the server ends the connection with it`)
+  }
 })

@@ -22,6 +22,9 @@ t.test('texts with a name twice in one object', async (t) => {
     '{"alg":"RS256","kid":"k","alg":"none"}',
     '{"a" :1,"a":2,"b":3}', // a colon after whitespace: counting `":` alone would see two members written, two kept
     '{"a"\n:1,\t"a"\r:2}',
+    '{"a"\t:1,"a":2}', // a tab, a CR or an LF alone before a colon (a space: above)
+    '{"a"\r:1,"a":2}',
+    '{"a"\n:1,"a":2}',
     '{"x":{"a":1,"a":2}}',
     '{"x":[{"b":1},{"a":1,"c":{"d":[1,{"e":1,"e":1}]}}]}',
     '[{"a":1,"a":2}]',

@@ -288,3 +288,33 @@ t.test('the cache\'s own edges: a token at its expiry, the per-entry overhead, k
   for (let i = 0; i < 50; i++) admission.set(admission.keyOf(`once-${i}`), entry('s', 'f'), 100, now + 60_000, now)
   t.ok(admission.set(admission.keyOf('back'), entry('s', 'f'), 100, now + 60_000, now), 'still remembered, now cached')
 })
+
+t.test('an entry with less than a millisecond to live still expires (a TTL rounded down to 0 would be none)', async (t) => {
+  let clock = 1_000_000
+  const cache = new VerifiedTokenCache({ enabled: true, maxEntries: 10, maxBytes: 1048576, maxTtlSeconds: 60 }, () => clock)
+  const entry = { issuer: 'main', keySource: 's', keyFingerprint: 'f', alg: 'ES256' as const, curve: undefined, identity: {} as never, revocationGeneration: 0 }
+  const k = cache.keyOf('nearly-expired')
+  // Half a millisecond left: exp is a NumericDate, which may carry a fraction.
+  cache.set(k, entry, 100, clock + 1, clock + 0.5)
+  t.ok(cache.set(k, entry, 100, clock + 1, clock + 0.5), 'cached')
+  t.ok(cache.get(k), 'there while it lives')
+  clock += 2
+  t.equal(cache.get(k), undefined, 'gone once its time is up')
+})
+
+t.test('a full cache drops the entry least recently used, not the one least recently stored', async (t) => {
+  const cache = new VerifiedTokenCache({ enabled: true, maxEntries: 3, maxBytes: 1048576, maxTtlSeconds: 60 })
+  const entry = { issuer: 'main', keySource: 's', keyFingerprint: 'f', alg: 'ES256' as const, curve: undefined, identity: {} as never, revocationGeneration: 0 }
+  const now = Date.now()
+  const [a, b, c, d] = ['a', 'b', 'c', 'd'].map((name) => cache.keyOf(`token-${name}`)) as [string, string, string, string]
+  for (const k of [a, b, c]) {
+    cache.set(k, entry, 100, now + 60_000, now)
+    cache.set(k, entry, 100, now + 60_000, now)
+  }
+  t.ok(cache.get(a), 'the first stored is in use')
+  cache.set(d, entry, 100, now + 60_000, now)
+  t.ok(cache.set(d, entry, 100, now + 60_000, now), 'a fourth is cached')
+  t.ok(cache.get(a), 'the token in use stays')
+  t.equal(cache.get(b), undefined, 'the one least recently used is dropped')
+  t.ok(cache.get(c))
+})
