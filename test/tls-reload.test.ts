@@ -35,6 +35,7 @@ t.teardown(() => { pki.remove() })
 const original = { cert: pki.serverCert, key: pki.serverKey }
 const renewed = pki.renewServer('renewed')
 const GARBAGE_KEY = '-----BEGIN PRIVATE KEY-----\nTOP-SECRET-MATERIAL\n-----END PRIVATE KEY-----\n'
+const RSA_KEY = makeKey('RS256').privateKey.export({ type: 'pkcs8', format: 'pem' }) as string
 
 const fingerprint = (certFile: string): string => new X509Certificate(readFileSync(certFile)).fingerprint256
 const trusting = { ca: pki.pem.ca }
@@ -101,6 +102,10 @@ t.test('files that cannot be used refuse the reload; the certificate in use keep
     ['a key that is not a key', () => { files.place(renewed); writeFileSync(files.keyFile, GARBAGE_KEY) },
       /^server\.tls\.keyFile: expected an unencrypted PEM private key in ".*tls\.key"$/],
     ['the key of another certificate', () => { files.place(renewed); copyFileSync(original.key, files.keyFile) },
+      /^server\.tls\.keyFile: the private key in ".*tls\.key" does not belong to the certificate in server\.tls\.certFile \(".*tls\.crt"\); replace both files together$/],
+    // OpenSSL takes a key of another type than the certificate's into a slot of its own (an RSA key beside an EC
+    // certificate): the context is made, and every handshake would then fail for want of a key for the certificate.
+    ['a key of another type than the certificate\'s', () => { files.place(renewed); writeFileSync(files.keyFile, RSA_KEY) },
       /^server\.tls\.keyFile: the private key in ".*tls\.key" does not belong to the certificate in server\.tls\.certFile \(".*tls\.crt"\); replace both files together$/],
     ['a missing key', () => { files.place(renewed); rmSync(files.keyFile) }, /^server\.tls\.keyFile: cannot read ".*tls\.key": no such file$/],
     ['a certificate that is not PEM', () => { files.place(renewed); writeFileSync(files.certFile, 'not a certificate') },
@@ -389,6 +394,20 @@ t.test('a look that finds unusable files logs once and keeps the certificate; th
   copyFileSync(renewed.key, files.keyFile)
   t.same(await watch.check(), { 'server.tls': 'renewed' }, 'the rotation completed')
   t.equal(await servedFingerprint(port, trusting), fingerprint(renewed.cert))
+})
+
+t.test('a look that finds a key of another type than the certificate\'s keeps the certificate', async (t) => {
+  const files = mountedSecret(t, original)
+  const { lines, logger } = capture()
+  const { app, port } = await listening(t, configFor(issuers, { server: { logLevel: 'info', certificateCheckSeconds: 86400, tls: { certFile: files.certFile, keyFile: files.keyFile } } }), logger)
+  const watch = app.certificateWatch
+  if (watch === undefined) throw new Error('not watching')
+  // A move from EC to RSA half done, the new key first: OpenSSL takes it beside the EC certificate.
+  writeFileSync(files.keyFile, RSA_KEY)
+  t.same(await watch.check(), { 'server.tls': 'refused' })
+  t.match(lines().filter((l) => String(l.msg).startsWith('the files of server.tls changed but cannot be used')),
+    [{ level: 50, problems: [/^server\.tls\.keyFile: the private key in ".*tls\.key" does not belong to the certificate/] }])
+  t.equal(await servedFingerprint(port, trusting), fingerprint(original.cert), 'the certificate in use stays, and handshakes work')
 })
 
 t.test('no look at the files with certificateCheckSeconds 0, or without TLS', async (t) => {

@@ -9,7 +9,7 @@
  * listener keeps serving the certificate it has. Only the secure context changes: whether a listener speaks
  * TLS at all, and whether it asks for client certificates (requestCert), are fixed when it is created.
  */
-import { createHash, X509Certificate } from 'node:crypto'
+import { createHash, createPrivateKey, X509Certificate } from 'node:crypto'
 import { createSecureContext, type SecureContextOptions, type Server as TlsServer } from 'node:tls'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import { clientCaProblem } from '../config/operations.js'
@@ -94,11 +94,24 @@ function blame (setting: string, tls: TlsConfig, options: SecureContextOptions, 
   if (refusedBy({ key: options.key }) !== undefined) {
     return new TlsProblem(`${setting}.keyFile`, `expected an unencrypted PEM private key in ${JSON.stringify(tls.keyFile)}`)
   }
-  if ((err as NodeJS.ErrnoException).code === 'ERR_OSSL_X509_KEY_VALUES_MISMATCH') {
-    return new TlsProblem(`${setting}.keyFile`, `the private key in ${JSON.stringify(tls.keyFile)} does not belong to the certificate in ` +
-      `${setting}.certFile (${JSON.stringify(tls.certFile)}); replace both files together`)
-  }
+  if ((err as NodeJS.ErrnoException).code === 'ERR_OSSL_X509_KEY_VALUES_MISMATCH') return keyOfAnotherCertificate(setting, tls)
   return new TlsProblem(setting, `the certificate and key in ${JSON.stringify(tls.certFile)} and ${JSON.stringify(tls.keyFile)} cannot be used (${opensslReason(err)})`)
+}
+
+function keyOfAnotherCertificate (setting: string, tls: TlsConfig): TlsProblem {
+  return new TlsProblem(`${setting}.keyFile`, `the private key in ${JSON.stringify(tls.keyFile)} does not belong to the certificate in ` +
+    `${setting}.certFile (${JSON.stringify(tls.certFile)}); replace both files together`)
+}
+
+/**
+ * Whether the key is the leaf certificate's. createSecureContext compares them only when they are of one type:
+ * OpenSSL files a key of another type (an RSA key beside an EC certificate) under that type, the context is made,
+ * and every handshake then fails, the certificate having no key. X509Certificate.checkPrivateKey compares across
+ * types and leaves no OpenSSL error behind (test/openssl-error-queue.test.ts); the bytes were just accepted by
+ * createSecureContext, so they parse.
+ */
+function keyBelongsToCertificate (options: SecureContextOptions): boolean {
+  return new X509Certificate(options.cert as Buffer).checkPrivateKey(createPrivateKey(options.key as Buffer))
 }
 
 /**
@@ -211,6 +224,7 @@ export function checkListener (listener: TlsListener, options: SecureContextOpti
   const { setting, tls } = listener
   const refused = refusedBy(options)
   if (refused !== undefined) return blame(setting, tls, options, refused)
+  if (!keyBelongsToCertificate(options)) return keyOfAnotherCertificate(setting, tls)
   const ca = caProblem(setting, tls, options.ca)
   if (ca !== undefined) return ca
   return { listener, options, certificate: leafCertificate(options) }
