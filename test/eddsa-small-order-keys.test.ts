@@ -6,13 +6,12 @@
  * JWKS may well hold. Like an RSA key with e = 1, such a key must never verify (README: keys that must never
  * verify are dropped and logged).
  */
-import { generateKeyPairSync } from 'node:crypto'
 import t from 'tap'
 import type { PublicJwk } from '../src/config/types.js'
 import { KeySet } from '../src/core/key-set.js'
 import { Verifier } from '../src/core/verifier.js'
 import { configFor } from './helpers/config.js'
-import { b64, idTokenClaims } from './helpers/tokens.js'
+import { b64, generatePair, idTokenClaims } from './helpers/tokens.js'
 
 const ISS = 'https://idp.example.com'
 
@@ -52,8 +51,8 @@ t.test('a small-order EdDSA public key is refused, before anything can be verifi
 t.test('real Ed25519 and Ed448 keys, including the RFC 8037 example, stay usable', async (t) => {
   const keys = [
     { kty: 'OKP', crv: 'Ed25519', kid: 'rfc8037', x: '11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo' },
-    ...Array.from({ length: 20 }, (_, i) => ({ ...generateKeyPairSync('ed25519').publicKey.export({ format: 'jwk' }), kid: `ed25519-${i}` })),
-    ...Array.from({ length: 5 }, (_, i) => ({ ...generateKeyPairSync('ed448').publicKey.export({ format: 'jwk' }), kid: `ed448-${i}` }))
+    ...Array.from({ length: 20 }, (_, i) => ({ ...generatePair('ed25519').publicKey.export({ format: 'jwk' }), kid: `ed25519-${i}` })),
+    ...Array.from({ length: 5 }, (_, i) => ({ ...generatePair('ed448').publicKey.export({ format: 'jwk' }), kid: `ed448-${i}` }))
   ] as PublicJwk[]
   const keySet = new KeySet({ keys })
   t.same(keySet.rejected, [])

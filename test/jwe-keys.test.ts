@@ -5,7 +5,7 @@
  * are tried per token; keys pinned to another type's alg, dir secrets of no allowed length, PEM files with
  * several keys, JWK secrets that are not strict base64url; and every segment of a JWE read strictly.
  */
-import { createPrivateKey, generateKeyPairSync, type KeyObject } from 'node:crypto'
+import { createPrivateKey, type KeyObject } from 'node:crypto'
 import { join } from 'node:path'
 import { calculateJwkThumbprint } from 'jose'
 import t from 'tap'
@@ -15,8 +15,9 @@ import type { DecryptionConfig, DecryptionKey, IssuerConfig } from '../src/confi
 import { MAX_DECRYPTION_ATTEMPTS, TokenDecryptor } from '../src/core/jwe.js'
 import { silentLogger } from '../src/core/logger.js'
 import { configFor, configProblems } from './helpers/config.js'
+import { matchExactly } from './helpers/exact-match.js'
 import { ecKey, encrypt, rsaKey, secretKey, type EncryptionKey } from './helpers/jwe.js'
-import { idTokenClaims, jwksOf, makeKey, mint } from './helpers/tokens.js'
+import { generatePair, idTokenClaims, jwksOf, makeKey, mint } from './helpers/tokens.js'
 
 const AUD = 'client-a'
 const signer = makeKey('ES256')
@@ -187,7 +188,7 @@ t.test('keys that could never decrypt are refused at load', async (t) => {
   ])
   t.same(parseDecryptionKeyFile('two.pem', pem[0]!.file + pem[1]!.file).keys, [])
   // `openssl ecparam -genkey -name prime256v1` writes the curve's parameters before the SEC1 key: one key.
-  const sec1 = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'pem', type: 'sec1' }) as string
+  const sec1 = generatePair('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'pem', type: 'sec1' }) as string
   const withParameters = parseDecryptionKeyFile('ec.pem', `-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n${sec1}`)
   t.same([withParameters.keys.length, withParameters.problems], [1, []], 'EC PARAMETERS before a SEC1 key')
 
@@ -197,6 +198,36 @@ t.test('keys that could never decrypt are refused at load', async (t) => {
       `c.yaml: issuers[0].decryptionKeys[0]: key file ${JSON.stringify(at(name))}: "k" is not base64url (RFC 7515 §2: the url-safe alphabet, no padding, no whitespace, canonical); expected the secret encoded as base64url`
     ], name)
   }
+})
+
+t.test('an EC private key must be a key pair: d in range, and x, y the point d gives', async (t) => {
+  const ORDERS: Record<string, bigint> = {
+    'P-256': 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n,
+    'P-384': 0xffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973n,
+    'P-521': 0x01fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffa51868783bf2f966b7fcc0148f709a5d03bb5c9b8899c47aebb6fb71e91386409n
+  }
+  for (const [curve, order] of Object.entries(ORDERS)) {
+    const jwk = generatePair('ec', { namedCurve: curve }).privateKey.export({ format: 'jwk' })
+    const other = generatePair('ec', { namedCurve: curve }).privateKey.export({ format: 'jwk' })
+    const size = Buffer.from(jwk.d!, 'base64url').length
+    const d = (value: bigint): string => Buffer.from(value.toString(16).padStart(size * 2, '0'), 'hex').toString('base64url')
+    const read = (key: Record<string, unknown>) => parseDecryptionKeyFile('k.jwk', JSON.stringify(key))
+    t.same([read(jwk).keys.length, read(jwk).problems], [1, []], `${curve}: a key pair`)
+    for (const [name, bad, problem] of [
+      ['d = 0', { ...jwk, d: d(0n) }, /"d" is not a private key of P-\d+/],
+      ['d = the order', { ...jwk, d: d(order) }, /"d" is not a private key of P-\d+/],
+      ['d past the order', { ...jwk, d: d(order + 1n) }, /"d" is not a private key of P-\d+/],
+      ["another key's d", { ...jwk, d: other.d }, /public point \("x", "y"\) is not the one its "d" gives/]
+    ] as const) {
+      const result = read(bad)
+      t.equal(result.keys.length, 0, `${curve}, ${name}: refused`)
+      matchExactly(t, result.problems, [problem], `${curve}, ${name}`)
+    }
+  }
+  // The checked keys still decrypt (the suite's own P-256 key, as PEM and through a whole token).
+  const app = await buildApp(configFor([issuer(1, { decryptionKeys: [f('p256')] })]))
+  t.teardown(() => app.close())
+  t.equal((await verifyWith(app, await encrypt(signed(I(1)), p256, { alg: 'ECDH-ES+A128KW', enc: 'A256GCM' }))).status, 200)
 })
 
 t.test('every segment of a JWE is read strictly: a respelled token is refused like any other failure', async (t) => {

@@ -1,12 +1,11 @@
 import t from 'tap'
-import { generateKeyPairSync } from 'node:crypto'
 import type { PublicJwk } from '../src/config/types.js'
 import { KeySet, MAX_KEYS_PER_KID, MAX_RSA_BITS, MAX_RSA_EXPONENT_BITS } from '../src/core/key-set.js'
 import { silentLogger, type Logger } from '../src/core/logger.js'
 import { MAX_KEYS_TRIED_WITHOUT_KID, MAX_REJECTED_KEYS_LOGGED, Verifier } from '../src/core/verifier.js'
 import type { FetchJson } from '../src/net/fetch-json.js'
 import { configFor } from './helpers/config.js'
-import { idTokenClaims, makeKey, mint } from './helpers/tokens.js'
+import { generatePair, idTokenClaims, makeKey, mint } from './helpers/tokens.js'
 
 /** An RSA JWK whose modulus has exactly `bits` bits (odd, top bit set): not a real key, only its size matters. */
 function rsaJwkOfBits (bits: number, kid: string): PublicJwk {
@@ -70,7 +69,7 @@ t.test(`RSA moduli over ${MAX_RSA_BITS} bits are refused before the key is impor
 
 t.test(`RSA public exponents: odd, from 3 to ${MAX_RSA_EXPONENT_BITS} bits (a long one makes each check slow)`, async (t) => {
   const real = (publicExponent: number, kid: string): PublicJwk => {
-    const { publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048, publicExponent })
+    const { publicKey } = generatePair('rsa', { modulusLength: 2048, publicExponent })
     return { ...(publicKey.export({ format: 'jwk' }) as PublicJwk), kid, use: 'sig', alg: 'RS256' }
   }
   const withExponent = (e: Buffer, kid: string): PublicJwk => ({ ...real(65537, 'x'), kid, e: e.toString('base64url') })
@@ -158,8 +157,8 @@ t.test('a key whose members are not strings is refused by itself; the key set ke
 })
 
 t.test('a key no supported algorithm can use is not a usable key', async (t) => {
-  const x25519 = generateKeyPairSync('x25519').publicKey.export({ format: 'jwk' })
-  const secp256k1 = generateKeyPairSync('ec', { namedCurve: 'secp256k1' }).publicKey.export({ format: 'jwk' })
+  const x25519 = generatePair('x25519').publicKey.export({ format: 'jwk' })
+  const secp256k1 = generatePair('ec', { namedCurve: 'secp256k1' }).publicKey.export({ format: 'jwk' })
   const rsa = makeKey('RS256', { kid: 'r' }).jwk
   const es = makeKey('ES256', { kid: 'e' }).jwk
   const keySet = new KeySet({
@@ -187,7 +186,7 @@ t.test('a JWKS of keys no algorithm can use does not replace good keys', async (
   t.teardown(() => { verifier.close() })
   verifier.start()
   for (let i = 0; i < 100 && !verifier.ready; i++) await new Promise((resolve) => setTimeout(resolve, 10))
-  served = { keys: [{ ...generateKeyPairSync('x25519').publicKey.export({ format: 'jwk' }), kid: 'good' }] }
+  served = { keys: [{ ...generatePair('x25519').publicKey.export({ format: 'jwk' }), kid: 'good' }] }
   // An unknown kid makes the verifier fetch the new document.
   const code = await verifier.verify(mint(makeKey('ES256', { kid: 'other' }), idTokenClaims('https://idp.example.com', 'a'))).then(() => 'accepted', (err: { code?: string }) => err.code)
   t.equal(code, 'key_not_found')
@@ -196,7 +195,7 @@ t.test('a JWKS of keys no algorithm can use does not replace good keys', async (
 })
 
 t.test('RSA under 2048 bits by one bit is refused', async (t) => {
-  const jwkOf = (modulusLength: number): PublicJwk => ({ ...generateKeyPairSync('rsa', { modulusLength }).publicKey.export({ format: 'jwk' }), kid: `r${modulusLength}` } as PublicJwk)
+  const jwkOf = (modulusLength: number): PublicJwk => ({ ...generatePair('rsa', { modulusLength }).publicKey.export({ format: 'jwk' }), kid: `r${modulusLength}` } as PublicJwk)
   const set = new KeySet({ keys: [jwkOf(2047), jwkOf(2048)] })
   t.same(set.keys.map((k) => k.kid), ['r2048'])
   t.same(set.rejected, [{ kid: 'r2047', reason: 'RSA modulus is shorter than 2048 bits' }])

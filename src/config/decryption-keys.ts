@@ -7,7 +7,7 @@
  * kid, so that a token whose header names that thumbprint selects it exactly. A secret without a kid keeps
  * none: its thumbprint would be a fast hash of the secret (a PBES2 password), a gift to offline guessing.
  */
-import { createHash, createPrivateKey, createPublicKey, createSecretKey, type KeyObject } from 'node:crypto'
+import { createECDH, createHash, createPrivateKey, createPublicKey, createSecretKey, type KeyObject } from 'node:crypto'
 import { decodeBase64url } from '../core/base64url.js'
 import { MAX_RSA_BITS, MIN_RSA_BITS } from '../core/key-set.js'
 import { isRecord } from './document.js'
@@ -55,10 +55,29 @@ function unfit (key: KeyObject): string | undefined {
   }
   if (type === 'ec') {
     const curve = key.asymmetricKeyDetails?.namedCurve ?? ''
-    return EC_CURVES[curve] === undefined ? `an EC key on curve ${curve}; expected P-256, P-384 or P-521` : undefined
+    return EC_CURVES[curve] === undefined ? `an EC key on curve ${curve}; expected P-256, P-384 or P-521` : ecPointProblem(key, curve)
   }
   if (type === 'x25519') return undefined
   return `a key of type ${type ?? 'unknown'}; expected RSA (RSA-OAEP, RSA1_5), EC or X25519 (ECDH-ES)`
+}
+
+/**
+ * Why an EC private key cannot be the one its public point names: node:crypto takes any "d" and any "x"/"y" side
+ * by side, and a "d" of zero or past the curve's order, or a point that is not d·G, makes a key no token can be
+ * decrypted with (WebCrypto, which decrypts, refuses it; a sender encrypts to the published point). The point is
+ * derived again with ECDH, which checks d's range without leaving an OpenSSL error behind
+ * (test/openssl-error-queue.test.ts).
+ */
+function ecPointProblem (key: KeyObject, curve: string): string | undefined {
+  const jwk = key.export({ format: 'jwk' })
+  const ecdh = createECDH(curve)
+  try {
+    ecdh.setPrivateKey(Buffer.from(jwk.d ?? '', 'base64url'))
+  } catch {
+    return `an EC private key whose "d" is not a private key of ${EC_CURVES[curve] ?? curve} (zero, or not below the curve's order)`
+  }
+  const point = Buffer.concat([Buffer.of(4), Buffer.from(jwk.x ?? '', 'base64url'), Buffer.from(jwk.y ?? '', 'base64url')])
+  return ecdh.getPublicKey().equals(point) ? undefined : 'an EC private key whose public point ("x", "y") is not the one its "d" gives; expected the key pair as generated'
 }
 
 /** RFC 7517 §4.3: the operations a key that decrypts ID tokens (or unwraps or derives their content keys) is for. */

@@ -23,7 +23,7 @@ let counter = 0
  * ExportJWKEcKey → GC → ~KeyGenJob → uv_mutex_lock) and hangs within seconds under GC pressure. Keys
  * re-imported from PEM belong to no job.
  */
-export function generatePair (type: 'rsa' | 'ec' | 'ed25519' | 'x25519', options: { modulusLength?: number, namedCurve?: string } = {}): { privateKey: KeyObject, publicKey: KeyObject } {
+export function generatePair (type: 'rsa' | 'ec' | 'ed25519' | 'ed448' | 'x25519', options: { modulusLength?: number, namedCurve?: string, publicExponent?: number } = {}): { privateKey: KeyObject, publicKey: KeyObject } {
   const pem = { publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } } as const
   const { privateKey } = (generateKeyPairSync as (t: string, o: object) => { privateKey: string })(type, { ...options, ...pem })
   const key = createPrivateKey(privateKey)
