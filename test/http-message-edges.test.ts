@@ -44,6 +44,43 @@ async function twoOnOneConnection (port: number, first: string, second: string):
 
 const statusLines = (raw: string): string[] => [...raw.matchAll(/HTTP\/1\.1 \d{3}[^\r]*/g)].map((m) => m[0])
 
+
+/**
+ * Sends the requests on one connection, each once the answer before it is read whole (each answer has a
+ * Content-Length), and gives the answers' heads; ends the connection after the last, or at `timeoutMs`.
+ */
+async function exchangeOneAtATime (port: number, requests: string[], timeoutMs?: number): Promise<string[]> {
+  const pending = [...requests]
+  const heads: string[] = []
+  await new Promise<void>((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1')
+    let raw = ''
+    const next = (): void => {
+      const request = pending.shift()
+      if (request === undefined) { socket.end(); return }
+      socket.write(request)
+    }
+    socket.on('connect', next)
+    socket.on('data', (d: Buffer) => {
+      raw += d.toString('latin1')
+      for (;;) {
+        const end = raw.indexOf('\r\n\r\n')
+        if (end === -1) return
+        const head = raw.slice(0, end)
+        const length = Number(/\r\ncontent-length: (\d+)/i.exec(head)?.[1] ?? 0)
+        if (raw.length < end + 4 + length) return
+        heads.push(head)
+        raw = raw.slice(end + 4 + length)
+        next()
+      }
+    })
+    socket.on('error', reject)
+    socket.on('close', () => { resolve() })
+    if (timeoutMs !== undefined) setTimeout(() => { socket.destroy(); resolve() }, timeoutMs)
+  })
+  return heads
+}
+
 t.test('an answer that says keep-alive is not followed by a close that drops the next request', async (t) => {
   const app = await buildApp(configFor(issuers))
   t.teardown(() => app.close())
@@ -70,33 +107,7 @@ t.test('an answer written at once to a request without a body keeps the connecti
   app.server.on('connection', () => { connections++ })
   const bearer = `POST /verify HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer ${token}\r\n\r\n`
   const requests = [bearer, bearer, bearer, 'GET /readyz HTTP/1.1\r\nHost: a\r\n\r\n', 'GET /readyz HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n']
-  const heads: string[] = []
-  await new Promise<void>((resolve, reject) => {
-    const socket = net.connect(portOf(app), '127.0.0.1')
-    let raw = ''
-    const next = (): void => {
-      const request = requests.shift()
-      if (request === undefined) { socket.end(); return }
-      socket.write(request)
-    }
-    socket.on('connect', next)
-    socket.on('data', (d: Buffer) => {
-      raw += d.toString('latin1')
-      // One answer at a time: each has a Content-Length.
-      for (;;) {
-        const end = raw.indexOf('\r\n\r\n')
-        if (end === -1) return
-        const head = raw.slice(0, end)
-        const length = Number(/\r\ncontent-length: (\d+)/i.exec(head)?.[1] ?? 0)
-        if (raw.length < end + 4 + length) return
-        heads.push(head)
-        raw = raw.slice(end + 4 + length)
-        next()
-      }
-    })
-    socket.on('error', reject)
-    socket.on('close', () => { resolve() })
-  })
+  const heads = await exchangeOneAtATime(portOf(app), requests)
   t.equal(heads.length, 5, 'all five answered on one connection')
   t.same(heads.map((h) => h.split('\r\n')[0]), Array(5).fill('HTTP/1.1 200 OK'))
   t.notOk(heads.some((h) => /\r\nconnection: close/i.test(h)), 'none says Connection: close')
@@ -264,34 +275,7 @@ t.test('an answer given after the route read the whole body keeps the connection
       const sized = `POST /verify HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`
       const chunked = `POST /verify HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`
       const requests = [sized, chunked, sized, chunked]
-      const heads: string[] = []
-      await new Promise<void>((resolve, reject) => {
-        const socket = net.connect(portOf(app), '127.0.0.1')
-        let raw = ''
-        const next = (): void => {
-          const request = requests.shift()
-          if (request === undefined) { socket.end(); return }
-          socket.write(request)
-        }
-        socket.on('connect', next)
-        socket.on('data', (d: Buffer) => {
-          raw += d.toString('latin1')
-          // One answer at a time: each has a Content-Length.
-          for (;;) {
-            const end = raw.indexOf('\r\n\r\n')
-            if (end === -1) return
-            const head = raw.slice(0, end)
-            const length = Number(/\r\ncontent-length: (\d+)/i.exec(head)?.[1] ?? 0)
-            if (raw.length < end + 4 + length) return
-            heads.push(head)
-            raw = raw.slice(end + 4 + length)
-            next()
-          }
-        })
-        socket.on('error', reject)
-        socket.on('close', () => { resolve() })
-        setTimeout(() => { socket.destroy(); resolve() }, 5000)
-      })
+      const heads = await exchangeOneAtATime(portOf(app), requests, 5000)
       t.same(heads.map((h) => h.split('\r\n')[0]), Array(4).fill('HTTP/1.1 200 OK'), 'all four answered on one connection')
       t.notOk(heads.some((h) => /\r\nconnection: close/i.test(h)), 'none says Connection: close')
       t.equal(connections, 1)
