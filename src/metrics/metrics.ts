@@ -91,7 +91,7 @@ export class ServiceMetrics {
     })
     const stale = new Counter({
       name: 'oidc_verifier_stale_keys_served_total',
-      help: 'Verifications that used a key set past its freshness because the identity provider could not be reached.',
+      help: 'Verifications that used a key set past its freshness: the identity provider could not be reached, or a refresh was still pending.',
       labelNames: ['issuer'] as const,
       registers
     })
