@@ -72,7 +72,7 @@ export const ERROR_CODES = {
     status: 401,
     family: 'token',
     message: 'The token was issued by an issuer that is not configured.',
-    hint: 'Compare the token\'s "iss" claim with the configured issuers[].issuer values (oidc-verifier verify - shows both); they must match exactly, including scheme and trailing slash. When "nearIssuer" is present it names the configured issuer the token nearly matches, and "issuerDifference" how they differ (trailing_slash, letter_case, scheme, port or path). Another spelling of the same provider goes in issuers[].issuerAliases (preset: google accepts both of Google\'s); Entra v1 tokens need an issuer of their own.'
+    hint: 'Compare the token\'s "iss" claim with the configured issuers[].issuer values (oidc-verifier verify - shows both); they must match exactly, including scheme and trailing slash. When "nearIssuer" is present it names the configured issuer the token nearly matches, and "issuerDifference" how they differ (trailing_slash, letter_case, scheme, port, path, or token_version: an Entra ID v1 token (its iss names the sts host of the Entra cloud, a v2 token the login host) at an issuer configured for v2 tokens, or the reverse; which one the provider issues is the accessTokenAcceptedVersion of the application in its manifest). Another spelling of the same provider goes in issuers[].issuerAliases (preset: google accepts both of Google\'s); Entra v1 tokens need an issuer of their own.'
   },
   algorithm_not_allowed: {
     status: 401,

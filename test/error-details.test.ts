@@ -104,9 +104,12 @@ t.test('nearIssuer: the configured issuer an unknown iss nearly names, and how t
     ['https://[2001:db8::1]/idp', 'v6', 'port'],
     ['http://127.0.0.1:9401', 'dev', 'port'],
     ['https://127.0.0.1:9400', 'dev', 'scheme'],
-    // Not near anything: another host, an Entra v1 issuer (another host too), no scheme, nothing at all.
+    // Entra's v1 tokens come from another host of the same cloud: a v1 iss at an issuer configured for v2, or the reverse.
+    ['https://sts.windows.net/9188040d-6c67-4c5b-b112-36a304b66dad/', 'entra', 'token_version'],
+    // Not near anything: another host, another cloud's v1 host, v1 over http, no scheme, nothing at all.
     ['https://evil.example.com/', undefined, undefined],
-    ['https://sts.windows.net/9188040d-6c67-4c5b-b112-36a304b66dad/', undefined, undefined],
+    ['https://sts.windows.net.evil.example/9188040d-6c67-4c5b-b112-36a304b66dad/', undefined, undefined],
+    ['http://sts.windows.net/9188040d-6c67-4c5b-b112-36a304b66dad/', undefined, undefined],
     ['tenant.eu.auth0.com', undefined, undefined],
     ['', undefined, undefined],
     ['https://okta.com.acme/oauth2/default', undefined, undefined]
@@ -115,6 +118,12 @@ t.test('nearIssuer: the configured issuer an unknown iss nearly names, and how t
     t.same(nearIssuer(iss, known), id === undefined ? undefined : { id, difference }, iss || '(empty)')
   }
   t.same(nearIssuer('https://acme.okta.com/' + 'a'.repeat(MAX_COMPARED_LENGTH), known), undefined, 'a long iss is not compared')
+  // The other way round (a v2 token at a v1 issuer), and China's cloud, whose hosts pair with each other only.
+  const TID = '72f988bf-86f1-41af-91ab-2d7cd011db47'
+  t.same(nearIssuer(`https://login.microsoftonline.com/${TID}/v2.0`, [{ id: 'v1', url: `https://sts.windows.net/${TID}/` }]), { id: 'v1', difference: 'token_version' })
+  t.same(nearIssuer(`https://login.chinacloudapi.cn/${TID}/v2.0`, [{ id: 'v1-cn', url: 'https://sts.chinacloudapi.cn/{tenantid}/' }]), { id: 'v1-cn', difference: 'token_version' })
+  t.same(nearIssuer(`https://sts.chinacloudapi.cn/${TID}/`, [{ id: 'v2-cn', url: `https://login.chinacloudapi.cn/${TID}/v2.0` }]), { id: 'v2-cn', difference: 'token_version' })
+  t.same(nearIssuer(`https://sts.chinacloudapi.cn/${TID}/`, [{ id: 'v2', url: `https://login.microsoftonline.com/${TID}/v2.0` }]), undefined, 'another cloud')
   // The closest kind of difference wins over the configuration's order.
   t.same(nearIssuer('https://idp.example.com/a/', [{ id: 'far', url: 'https://idp.example.com/b' }, { id: 'close', url: 'https://idp.example.com/a' }]), { id: 'close', difference: 'trailing_slash' })
 

@@ -5,6 +5,7 @@
  * result is checked like any hand-written issuer. The values here come from each provider's documentation.
  */
 import { TENANT_ID_PATTERN, TENANT_TEMPLATE } from '../core/issuer-template.js'
+import { ENTRA_V1_ISSUER_HOSTS } from '../core/near-issuer.js'
 import type { PresetName } from './types.js'
 
 export { TENANT_TEMPLATE }
@@ -74,12 +75,6 @@ function googleIssuer (issuer: Doc): Doc {
   return { issuer: GOOGLE_ISSUER, ...(url === GOOGLE_ISSUER ? { issuerAliases: [GOOGLE_ISSUER_ALIAS] } : {}) }
 }
 
-/** The sign-in host that describes each v1 issuer host's "common" tenant (public cloud; China). */
-const ENTRA_V1_METADATA_HOSTS: Readonly<Record<string, string>> = {
-  'sts.windows.net': 'login.microsoftonline.com',
-  'sts.chinacloudapi.cn': 'login.chinacloudapi.cn'
-}
-
 /**
  * Entra ID's multi-tenant metadata lives at the "common" tenant: its issuer is the template itself
  * (https://login.microsoftonline.com/{tenantid}/v2.0). The v1 issuer (https://sts.windows.net/{tenantid}/,
@@ -93,7 +88,8 @@ export function entraDiscoveryUrl (issuer: string): string | undefined {
   } catch {
     return undefined
   }
-  const metadataHost = Object.hasOwn(ENTRA_V1_METADATA_HOSTS, url.hostname) ? ENTRA_V1_METADATA_HOSTS[url.hostname] : undefined
+  // A v1 issuer host's "common" tenant is described by its cloud's sign-in host.
+  const metadataHost = Object.hasOwn(ENTRA_V1_ISSUER_HOSTS, url.hostname) ? ENTRA_V1_ISSUER_HOSTS[url.hostname] : undefined
   const base = metadataHost !== undefined ? `https://${metadataHost}/common` : url.href.replace(/\/+$/, '')
   return `${base}/.well-known/openid-configuration`
 }

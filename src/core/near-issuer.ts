@@ -1,7 +1,8 @@
 /**
  * For `issuer_unknown`: the configured issuer a token's `iss` nearly names, and how the two differ. The most
  * common mistake when configuring an OpenID provider is an issuer URL one character off what the provider
- * writes in its tokens (Auth0's trailing slash, Okta's `/oauth2/default`, a Keycloak realm, `/v2.0` on Entra),
+ * writes in its tokens (Auth0's trailing slash, Okta's `/oauth2/default`, a Keycloak realm, `/v2.0` on Entra,
+ * or Entra's v1 tokens, issued by another host),
  * and a plain "not configured" leaves the operator to decode the token to find out. The answer names only
  * the configured issuer's id and a difference from a fixed list, never the token's `iss` itself.
  *
@@ -11,9 +12,19 @@
  */
 
 /** How the token's `iss` differs from the configured issuer URL, from the closest to the farthest. */
-export type IssuerDifference = 'trailing_slash' | 'letter_case' | 'scheme' | 'port' | 'path'
+export type IssuerDifference = 'trailing_slash' | 'letter_case' | 'scheme' | 'port' | 'path' | 'token_version'
 
-export const ISSUER_DIFFERENCES: readonly IssuerDifference[] = ['trailing_slash', 'letter_case', 'scheme', 'port', 'path']
+export const ISSUER_DIFFERENCES: readonly IssuerDifference[] = ['trailing_slash', 'letter_case', 'scheme', 'port', 'path', 'token_version']
+
+/**
+ * Entra ID's v1 token issuer hosts and the sign-in host of the same cloud, whose `/{tenant}/v2.0` issues v2
+ * tokens: which of the two a token has depends on the application's accessTokenAcceptedVersion, not on the
+ * endpoint the client used, so a v1 `iss` at an issuer configured for v2 (or the reverse) is a common surprise.
+ */
+export const ENTRA_V1_ISSUER_HOSTS: Readonly<Record<string, string>> = {
+  'sts.windows.net': 'login.microsoftonline.com',
+  'sts.chinacloudapi.cn': 'login.chinacloudapi.cn'
+}
 
 export interface NearIssuer {
   /** The configured issuer's id. */
@@ -66,16 +77,24 @@ function differenceOf (iss: string, issShape: Shape, url: string): IssuerDiffere
   if (template !== -1) {
     // A template stands for many URLs: only its origin can be compared.
     const shape = shapeOf(url.slice(0, template))
-    return shape !== undefined && sameOrigin(shape, issShape) ? 'path' : undefined
+    if (shape === undefined) return undefined
+    return sameOrigin(shape, issShape) ? 'path' : otherEntraVersion(shape, issShape) ? 'token_version' : undefined
   }
   if (withoutTrailingSlash(iss) === withoutTrailingSlash(url)) return 'trailing_slash'
   if (iss.toLowerCase() === url.toLowerCase()) return 'letter_case'
   const shape = shapeOf(url)
   if (shape === undefined) return undefined
-  if (shape.host !== issShape.host) return undefined
+  if (shape.host !== issShape.host) return otherEntraVersion(shape, issShape) ? 'token_version' : undefined
   if (shape.scheme !== issShape.scheme) return shape.port === issShape.port && shape.path === issShape.path ? 'scheme' : undefined
   if (shape.port !== issShape.port) return shape.path === issShape.path ? 'port' : undefined
   return 'path'
+}
+
+/** Whether one is an Entra v1 token issuer and the other the v2 issuer of the same cloud (either way round). */
+function otherEntraVersion (a: Shape, b: Shape): boolean {
+  if (a.scheme !== 'https' || b.scheme !== 'https' || a.port !== '' || b.port !== '') return false
+  return (Object.hasOwn(ENTRA_V1_ISSUER_HOSTS, a.host) && ENTRA_V1_ISSUER_HOSTS[a.host] === b.host) ||
+    (Object.hasOwn(ENTRA_V1_ISSUER_HOSTS, b.host) && ENTRA_V1_ISSUER_HOSTS[b.host] === a.host)
 }
 
 function sameOrigin (a: Shape, b: Shape): boolean {
