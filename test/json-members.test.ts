@@ -62,6 +62,13 @@ t.test('texts without one', async (t) => {
   for (const text of texts) t.equal(dup(text), false, text)
 })
 
+t.test('texts nested far deeper than the call stack goes (JSON.parse reads them) are answered, not a RangeError', async (t) => {
+  const depth = 100_000
+  t.equal(dup('['.repeat(depth) + ']'.repeat(depth)), false, 'arrays')
+  t.equal(dup('{"a":'.repeat(depth) + '1' + '}'.repeat(depth)), false, 'objects')
+  t.equal(dup('[{"a":'.repeat(depth) + '{"b":1,"b":2}' + '}]'.repeat(depth)), true, 'a duplicate at the bottom')
+})
+
 t.test('generated texts: the detector agrees with duplicates placed by construction', async (t) => {
   // mulberry32: a seeded PRNG, so that a failure is replayed exactly.
   let seed = 0x0d0b1e

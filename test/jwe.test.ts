@@ -179,6 +179,16 @@ t.test('a protected header that names a member twice is refused, though the toke
   }
 })
 
+t.test('a protected header nested thousands deep (no depth check before its JSON.parse) is refused like any other', async (t) => {
+  // 5,800 levels fit a 16 KiB token; the duplicate-member check must not recurse once per level (a stack overflow).
+  for (const header of ['['.repeat(5800) + ']'.repeat(5800), '[{"a":'.repeat(1200) + '1' + '}]'.repeat(1200)]) {
+    const token = [Buffer.from(header).toString('base64url'), '', 'AAAAAAAAAAAAAAAA', 'AAAA', 'AAAAAAAAAAAAAAAAAAAAAA'].join('.')
+    t.ok(token.length <= config.server.maxTokenBytes, 'within maxTokenBytes')
+    const res = await verify(token)
+    t.same([res.status, res.body.code], [401, 'token_decryption_failed'], header.slice(0, 10))
+  }
+})
+
 t.test('the content must be a signed ID token, verified like any other', async (t) => {
   const claims = idTokenClaims(ISS, AUD)
   const notSigned: Record<string, string> = {

@@ -67,3 +67,14 @@ t.test('a boolean or number claim is compared by its JSON text: providers type t
     await t.rejects(typed.verify(typedToken(extra)), { code: 'claim_value_mismatch', details: { issuer: 'typed', claim } }, name)
   }
 })
+
+t.test('an integer claim past 2^53 matches no required text: JSON.parse rounded it, so another number would match', async (t) => {
+  // 9007199254740993 parses as 9007199254740992: without this, an org id one apart from the required one passed.
+  const big = new Verifier(configFor([{ id: 'big', issuer: ISS, audiences: [AUD], jwks: jwksOf(key), requiredClaims: { org: '9007199254740992' } }]))
+  t.teardown(() => big.close())
+  const withOrg = (org: string): string => mint(key, {}, { rawPayload: JSON.stringify(idTokenClaims(ISS, AUD)).replace('{', `{"org":${org},`) })
+  for (const org of ['9007199254740993', '9007199254740992', '9.007199254740993e15']) {
+    await t.rejects(big.verify(withOrg(org)), { code: 'claim_value_mismatch', details: { issuer: 'big', claim: 'org' } }, org)
+  }
+  t.equal((await big.verify(withOrg('"9007199254740992"'))).subject, 'user-123', 'the same id as a string: its text is exact')
+})

@@ -134,6 +134,16 @@ t.test('JSON bodies: a member named twice is refused, however it is spelled', as
   t.same([spaced.statusCode, spaced.json().subject], [200, 'user-123'], 'each member once, spaced out: read')
 })
 
+t.test('JSON bodies: a small one nested thousands deep is answered by its schema, not a stack overflow', async (t) => {
+  // Under the depth scan's 16 KiB, so JSON.parse reads it whole; the duplicate-member check must not recurse once per level.
+  for (const depth of [5000, 8000]) {
+    const deep = `{"token":${'['.repeat(depth)}${']'.repeat(depth)}}`
+    const res = await app.inject({ method: 'POST', url: '/verify', payload: deep, headers: { 'content-type': 'application/json' } })
+    // body.token: the schema's answer (a stack overflow caught by Fastify's parser wrapper said only body).
+    t.same([res.statusCode, res.json().code, res.json().parameter], [400, 'request_invalid', 'body.token'], `${depth} deep`)
+  }
+})
+
 t.test('JSON bodies: UTF-8 only; an empty one is no body', async (t) => {
   const token = mint(es, idTokenClaims(ISS, AUD))
   const body = JSON.stringify({ token })

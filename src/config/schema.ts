@@ -340,7 +340,7 @@ export const RequiredClaimsSchema = Type.Record(
     Type.String({ 'x-expected': 'a string' }),
     Type.Array(Type.String({ 'x-expected': 'a string' }), { minItems: 1, 'x-expected': 'a non-empty list of strings' })
   ], { 'x-expected': 'a string or a non-empty list of strings' }),
-  { description: 'Claim name -> allowed value(s); a token must carry one of them (for a list claim such as amr, as one of its members). A boolean or number claim is compared by its JSON text ("true", "1").', 'x-expected': 'a mapping of claim names to a string or a non-empty list of strings' }
+  { description: 'Claim name -> allowed value(s); a token must carry one of them (for a list claim such as amr, as one of its members). A boolean or number claim is compared by its JSON text ("true", "1"); an integer past 2^53 matches nothing.', 'x-expected': 'a mapping of claim names to a string or a non-empty list of strings' }
 )
 
 export const IssuerSchema = Type.Object({

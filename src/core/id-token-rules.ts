@@ -84,11 +84,17 @@ function numericDate (claims: Record<string, unknown>, name: string, issuer: str
  * A claim value as requiredClaims compares it (the configuration holds strings only): a string as it is, a boolean or
  * finite number as its JSON text. Providers type one claim differently (email_verified: true at Google and Okta,
  * "true" at Cognito for some users; Okta's ver is 1), and a required "true" must accept both, as emailVerified does.
+ * An integer past 2^53 matches nothing, as in userKeyClaims: another id than the token's would match it.
  */
 function requiredClaimText (value: unknown): string | undefined {
   if (typeof value === 'string') return value
-  if (typeof value === 'boolean' || (typeof value === 'number' && Number.isFinite(value))) return String(value)
+  if (typeof value === 'boolean' || (typeof value === 'number' && Number.isFinite(value) && !isRoundedInteger(value))) return String(value)
   return undefined
+}
+
+/** An integer past 2^53: JSON.parse rounded it (9007199254740993 reads as 9007199254740992), so its text is not the token's. */
+function isRoundedInteger (value: number): boolean {
+  return Number.isInteger(value) && !Number.isSafeInteger(value)
 }
 
 function optionalString (claims: Record<string, unknown>, name: string, issuer: string): string | undefined {

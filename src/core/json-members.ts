@@ -40,17 +40,25 @@ export function hasDuplicateMembers (text: string, parsed: unknown): boolean {
   return written !== membersOf(parsed) && scanForDuplicates(text)
 }
 
-/** The members of every object in a parsed value (JSON.parse makes each an own enumerable property, `__proto__` too). */
+/**
+ * The members of every object in a parsed value (JSON.parse makes each an own enumerable property, `__proto__` too).
+ * A stack of the objects and arrays still to count, not recursion: a JWE protected header and a request body under
+ * 16 KiB reach here with no depth limit, and a few thousand levels (JSON.parse reads them) overflowed the call stack.
+ */
 function membersOf (value: unknown): number {
   if (typeof value !== 'object' || value === null) return 0
+  const pending: object[] = [value]
   let count = 0
-  if (Array.isArray(value)) {
-    for (const item of value) count += membersOf(item)
-    return count
-  }
-  for (const key in value) {
-    const member = (value as Record<string, unknown>)[key]
-    count += typeof member === 'object' && member !== null ? 1 + membersOf(member) : 1
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    if (Array.isArray(next)) {
+      for (const item of next) if (typeof item === 'object' && item !== null) pending.push(item)
+      continue
+    }
+    for (const key in next) {
+      count++
+      const member = (next as Record<string, unknown>)[key]
+      if (typeof member === 'object' && member !== null) pending.push(member)
+    }
   }
   return count
 }
