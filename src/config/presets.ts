@@ -94,6 +94,16 @@ export function entraDiscoveryUrl (issuer: string): string | undefined {
   return `${base}/.well-known/openid-configuration`
 }
 
+/** A problem for each allowedTenants entry a preset's tenant claim can never equal (`fits` says which can). */
+function tenantProblems (issuer: Doc, fits: (tenant: string) => boolean, expected: string): Array<[Array<string | number>, string]> {
+  if (!Array.isArray(issuer.allowedTenants)) return []
+  const problems: Array<[Array<string | number>, string]> = []
+  issuer.allowedTenants.forEach((tenant, i) => {
+    if (typeof tenant === 'string' && tenant !== '' && !fits(tenant)) problems.push([['allowedTenants', i], expected])
+  })
+  return problems
+}
+
 /** A domain as Google's hd writes it: lower case, with a dot, no scheme, address or path. */
 function isGoogleDomain (tenant: string): boolean {
   return tenant === tenant.toLowerCase() && /^[^\s@/:]+\.[^\s@/:]+$/.test(tenant)
@@ -112,14 +122,8 @@ export const PRESETS: Readonly<Record<PresetName, Preset>> = {
     check: (issuer) => {
       const mapping = issuer.claimMapping
       const tenantClaim = isRecord(mapping) ? mapping.tenant : undefined
-      if (!Array.isArray(issuer.allowedTenants) || (tenantClaim !== undefined && tenantClaim !== 'hd')) return []
-      const problems: Array<[Array<string | number>, string]> = []
-      issuer.allowedTenants.forEach((tenant, i) => {
-        if (typeof tenant === 'string' && tenant !== '' && !isGoogleDomain(tenant)) {
-          problems.push([['allowedTenants', i], 'expected a Google Workspace domain in lower case such as example.com (the token\'s hd)'])
-        }
-      })
-      return problems
+      if (tenantClaim !== undefined && tenantClaim !== 'hd') return []
+      return tenantProblems(issuer, isGoogleDomain, 'expected a Google Workspace domain in lower case such as example.com (the token\'s hd)')
     }
   },
   'gcp-identity': {
@@ -161,17 +165,8 @@ export const PRESETS: Readonly<Record<PresetName, Preset>> = {
       }
     },
     accessTokenClaims: ENTRA_ACCESS_TOKEN_CLAIMS,
-    check: (issuer) => {
-      const problems: Array<[Array<string | number>, string]> = []
-      if (Array.isArray(issuer.allowedTenants)) {
-        issuer.allowedTenants.forEach((tenant, i) => {
-          if (typeof tenant === 'string' && tenant !== '' && !TENANT_ID_PATTERN.test(tenant)) {
-            problems.push([['allowedTenants', i], 'expected an Entra tenant id: a GUID in lower case such as 72f988bf-86f1-41af-91ab-2d7cd011db47 (the token\'s tid)'])
-          }
-        })
-      }
-      return problems
-    }
+    check: (issuer) => tenantProblems(issuer, (tenant) => TENANT_ID_PATTERN.test(tenant),
+      'expected an Entra tenant id: a GUID in lower case such as 72f988bf-86f1-41af-91ab-2d7cd011db47 (the token\'s tid)')
   },
   auth0: {
     defaults: () => ({
