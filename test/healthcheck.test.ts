@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo, Socket } from 'node:net'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import { promisify } from 'node:util'
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
@@ -17,11 +17,10 @@ import { DEFAULT_HOST, DEFAULT_PORT, probe, probeUrl } from '../src/health/probe
 import { makeTestPki } from './helpers/certs.js'
 import { isLoopbackHost } from '../src/net/fetch-json.js'
 import { configFor } from './helpers/config.js'
-import { ROOT } from './helpers/node-process.js'
+import { builtNodeArgs, builtScript, ROOT } from './helpers/node-process.js'
 import { jwksOf, makeKey } from './helpers/tokens.js'
 
 const execFileAsync = promisify(execFile)
-const SCRIPT = fileURLToPath(new URL('../src/healthcheck.ts', import.meta.url))
 
 async function listen (server: Server): Promise<number> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
@@ -41,7 +40,7 @@ function rawServer (handler: Parameters<typeof createServer>[1]): Server {
 }
 
 async function runScript (args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null, out: string }> {
-  const child = spawn(process.execPath, [...process.execArgv, SCRIPT, ...args], { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [...builtNodeArgs(), join(ROOT, builtScript('src/healthcheck.ts')), ...args], { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   child.stdout.on('data', (d: Buffer) => { out += d.toString() })
   child.stderr.on('data', (d: Buffer) => { out += d.toString() })

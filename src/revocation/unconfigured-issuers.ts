@@ -5,7 +5,7 @@
  * an id says so (src/reload.ts); this is the same warning for a restart, where there is no running configuration
  * to compare with, only the ids the revocations name.
  */
-import type { FastifyBaseLogger } from 'fastify'
+import type { Logger } from '../core/logger.js'
 import type { RevocationList } from './revocation-list.js'
 
 export interface UnconfiguredIssuerRevocations {
@@ -24,7 +24,7 @@ export function unconfiguredIssuerRevocations (list: RevocationList, configuredI
 }
 
 /** One warning per issuer id with revocations and no configured issuer (at start, once the store has loaded). */
-export function warnUnconfiguredIssuerRevocations (log: FastifyBaseLogger, list: RevocationList, configuredIds: Iterable<string>): void {
+export function warnUnconfiguredIssuerRevocations (log: Pick<Logger, 'warn'>, list: RevocationList, configuredIds: Iterable<string>): void {
   for (const { issuerId, revocationsHeld } of unconfiguredIssuerRevocations(list, configuredIds)) {
     log.warn({ issuerId, revocationsHeld },
       `${revocationsHeld} revocation${revocationsHeld === 1 ? ' is' : 's are'} recorded under the issuer id "${issuerId}", which no configured issuer has: ` +

@@ -1,6 +1,9 @@
 /**
- * Runs one of the service's TypeScript entry points (src/server.ts, src/cli.ts) as a real child process,
- * with the same TypeScript loader tap gives this test (process.execArgv), so no build is needed.
+ * Runs one of the service's entry points (src/server.ts, src/cli.ts) as a real child process: the build of it
+ * in dist/ (what the container image runs), with tap's coverage hooks from this process's execArgv but not its
+ * TypeScript loader, which cost each child (and each cluster worker) about 1.6 s of CPU to compile the source
+ * again. `npm test` builds first; a dist/ older than src/ is an error that says so, never a silent old build.
+ * A test helper script (test/helpers/*.ts) still runs from source with the loader.
  *
  *   const r = await runNode('src/cli.ts', ['check-config', '--config', path])   // waits for exit
  *   const p = startNode('src/server.ts', ['--config', path])                  // long-running
@@ -11,13 +14,59 @@
  * LOG_LEVEL…), plus `env`. Every wait is bounded; a child still running at teardown is killed.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
+import { readdirSync, statSync } from 'node:fs'
+import { join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 
 const SERVICE_ENV = /^(OIDC_|HOST$|PORT$|LOG_LEVEL$|DEV_ISSUER_PORT$|NODE_ENV$)/
 
+/** tap's hooks a built child does without: the TypeScript loader and the module mocker (it mocks nothing). */
+const SOURCE_ONLY_HOOK = /@tapjs[\\/](typescript|mock)[\\/]/
+
+let checkedBuild = false
+
+/** Throws unless every src/**\/*.ts has a dist/**\/*.js at least as new (checked once per test process). */
+export function assertBuildCurrent (): void {
+  if (checkedBuild) return
+  const stale: string[] = []
+  const walk = (dir: string): void => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const path = join(dir, entry.name)
+      if (entry.isDirectory()) walk(path)
+      else if (entry.name.endsWith('.ts')) {
+        const built = join(ROOT, 'dist', relative(join(ROOT, 'src'), path).replace(/\.ts$/, '.js'))
+        let builtAt = -1
+        try { builtAt = statSync(built).mtimeMs } catch { /* not built: stale */ }
+        if (builtAt < statSync(path).mtimeMs) stale.push(relative(ROOT, path))
+      }
+    }
+  }
+  walk(join(ROOT, 'src'))
+  if (stale.length > 0) {
+    throw new Error(`the process tests run the build in dist/, which is older than ${stale.slice(0, 3).join(', ')}` +
+      `${stale.length > 3 ? ` and ${stale.length - 3} more` : ''}: run \`npm run build\` (npm test does it first)`)
+  }
+  checkedBuild = true
+}
+
+/** `src/x.ts` → `dist/x.js`; any other script as given. */
+export function builtScript (script: string): string {
+  const m = /^src\/(.+)\.ts$/.exec(script)
+  if (m === null) return script
+  assertBuildCurrent()
+  return `dist/${m[1]}.js`
+}
+
+/** This process's execArgv without tap's source-only hooks: coverage and source maps stay. */
+export function builtNodeArgs (): string[] {
+  return process.execArgv.filter((a) => !SOURCE_ONLY_HOOK.test(a))
+}
+
+/** A script under src/ runs built; any other (a test helper in TypeScript) with tap's hooks and loader as before. */
 function nodeArgs (script: string, args: string[]): string[] {
+  if (script.startsWith('src/')) return [...builtNodeArgs(), builtScript(script), ...args]
   const loader = process.execArgv.some((a) => a.includes('typescript')) ? [] : ['--import=@tapjs/typescript/import']
   return [...process.execArgv, ...loader, script, ...args]
 }
