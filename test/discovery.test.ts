@@ -112,6 +112,16 @@ t.test('discovery against a server', async (t) => {
     t.equal((await discoverJwksUri(local, fetchOpts, localNamed('https://keys.example.com/jwks'))).jwksUri, 'https://keys.example.com/jwks')
   })
 
+  t.test('a value nested too deep to quote still gives a DiscoveryError that names the member', async (t) => {
+    const deep = '['.repeat(10000) + ']'.repeat(10000)
+    idp.set({ body: `{"issuer":${deep},"jwks_uri":${JSON.stringify(idp.jwksUrl)}}` }, WELL_KNOWN)
+    t.match((await discoveryError(discoverJwksUri(idp.url, fetchOpts))).message,
+      `the metadata at ${idp.url}${WELL_KNOWN} names issuer an array nested too deep to quote, expected exactly "${idp.url}"`)
+    idp.set({ body: `{"issuer":${JSON.stringify(idp.url)},"jwks_uri":{"a":${deep}}}` }, WELL_KNOWN)
+    t.match((await discoveryError(discoverJwksUri(idp.url, fetchOpts))).message,
+      'has no "jwks_uri" string (found an object nested too deep to quote)')
+  })
+
   t.test('metadata that is not an object', async (t) => {
     serve([{ issuer: idp.url }])
     t.match((await discoveryError(discoverJwksUri(idp.url, fetchOpts))).message, 'is not a JSON object')

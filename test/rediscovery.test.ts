@@ -92,3 +92,31 @@ t.test('rediscoverySeconds: 0 never reads the metadata again', async (t) => {
   await new Promise((resolve) => setTimeout(resolve, 1500))
   t.equal(idp.requests(WELL_KNOWN), 1)
 })
+
+t.test('fetches of a new jwks_uri being tried are labelled with the issuer trying it, not "unknown"', async (t) => {
+  const idp = await startJwksServer({ json: jwksOf(oldKey) })
+  t.teardown(() => idp.close())
+  idp.set({ json: { issuer: idp.url, jwks_uri: `${idp.url}/jwks` } }, WELL_KNOWN)
+  idp.set({ status: 500 }, '/jwks-2')
+  const fetches: string[] = []
+  const cacheWarnings: unknown[] = []
+  const noop = (): void => {}
+  const logger: Logger = {
+    debug: noop,
+    info: noop,
+    warn: (obj, msg) => { if (msg?.startsWith('JWKS fetch from') === true) cacheWarnings.push((obj as { issuer?: unknown }).issuer) },
+    error: noop,
+    child: () => logger
+  }
+  const v = new Verifier(configFor([{ id: 'idp', issuer: idp.url, audiences: ['aud'] }], { jwks: { rediscoverySeconds: 1 } }),
+    { logger, events: { jwksFetch: (e) => { fetches.push(`${e.issuer} ${e.outcome}`) } } })
+  t.teardown(() => v.close())
+  v.start()
+  await waitFor('ready', () => v.ready)
+  // The provider moves its keys to a URL that fails: the failure is the issuer's, in metrics and in the log.
+  idp.set({ json: { issuer: idp.url, jwks_uri: `${idp.url}/jwks-2` } }, WELL_KNOWN)
+  await waitFor('the new URL tried', () => fetches.length >= 2)
+  t.same(fetches.slice(0, 2), ['idp success', 'idp error'])
+  t.same(cacheWarnings.slice(0, 1), ['idp'])
+  t.equal(v.status()[0]?.jwksUri, `${idp.url}/jwks`, 'the failing URL is not taken')
+})

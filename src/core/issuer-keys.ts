@@ -37,6 +37,11 @@ export interface KeyProvider {
   refreshForUnknownKid(requester?: UnknownKidRequester): Promise<KeySet | undefined>
   /** Names where the current keys come from (the JWKS URL, or inline:<issuer id>), for the token cache. */
   sourceId(): string
+  /**
+   * Whether keys are fetched from `url` for this issuer: its JWKS URL, or a new jwks_uri that rediscovery is
+   * trying (not yet the source); names the issuer in that URL's fetch metrics and log lines.
+   */
+  fetchesFrom(url: string): boolean
   /** Whether the current keys may still be used at `nowMs` (fresh or stale, not expired), without a promise. */
   usableAt(nowMs: number): boolean
   start(): void
@@ -49,6 +54,7 @@ abstract class FixedKeys implements KeyProvider {
   constructor (protected readonly keySet: KeySet, private readonly id: string) {}
 
   sourceId (): string { return this.id }
+  fetchesFrom (): boolean { return false }
   usableAt (): boolean { return true }
   async getKeySet (): Promise<KeySet> { return this.keySet }
   freshKeySet (): KeySet { return this.keySet }
@@ -114,6 +120,7 @@ class RemoteKeys implements KeyProvider {
   }
 
   sourceId (): string { return this.jwksUri ?? '' }
+  fetchesFrom (url: string): boolean { return url === this.jwksUri }
   usableAt (nowMs: number): boolean { return this.jwksUri !== undefined && this.cache.isUsable(this.jwksUri, nowMs) }
 
   protected retryAfter (): number { return 1 }
@@ -162,6 +169,8 @@ class DiscoveredKeys extends RemoteKeys {
   private closed = false
   /** The discovery attempt under way: the first requests wait for it rather than fail. */
   private attempt: Promise<void> | undefined
+  /** A new jwks_uri that rediscovery is fetching, before it is taken (or refused). */
+  private trying: string | undefined
 
   /** Called with a JWKS URL this issuer no longer uses (moved away from, or refused): forgotten if no issuer uses it. */
   private readonly urlLeft: (url: string) => void
@@ -228,7 +237,12 @@ class DiscoveredKeys extends RemoteKeys {
       const { jwksUri } = await discoverJwksUri(this.issuer, this.fetchConfig, this.fetcher, this.discoveryUrl)
       if (this.closed) return
       if (jwksUri !== current) {
-        await this.cache.warm(jwksUri)
+        this.trying = jwksUri
+        try {
+          await this.cache.warm(jwksUri)
+        } finally {
+          this.trying = undefined
+        }
         if (this.closed) return
         const status = this.cache.status(jwksUri)
         if ((status.state !== 'fresh' && status.state !== 'stale') || (status.keyCount ?? 0) === 0) {
@@ -259,6 +273,10 @@ class DiscoveredKeys extends RemoteKeys {
     if (this.timer !== undefined) clearTimeout(this.timer)
     this.timer = setTimeout(() => { void next() }, delayMs)
     this.timer.unref()
+  }
+
+  override fetchesFrom (url: string): boolean {
+    return super.fetchesFrom(url) || url === this.trying
   }
 
   protected override retryAfter (): number {

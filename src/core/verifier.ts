@@ -343,10 +343,13 @@ export class Verifier {
     this.sharedIssuerUrls.set(url, [first, runtime])
   }
 
-  /** Discovered JWKS URLs are learnt at run time: label them by the discovering issuer. */
+  /**
+   * Discovered JWKS URLs are learnt at run time: label them by the discovering issuer (also while rediscovery
+   * tries a new one, before the issuer takes it).
+   */
   private issuerForUnlabelledUrl (url: string): string {
     for (const r of this.runtimes) {
-      if (r.keys.status().jwksUri === url) {
+      if (r.keys.fetchesFrom(url)) {
         this.issuerOfUrl.set(url, r.config.id)
         return r.config.id
       }

@@ -25,7 +25,14 @@ export function discoveryUrl (issuer: string): string {
 /** Values from the provider are quoted (JSON, truncated) so that a hostile document cannot shape the log line. */
 function show (value: unknown): string {
   if (value === undefined) return 'no value'
-  const text = JSON.stringify(value) ?? String(value)
+  let text: string
+  try {
+    text = JSON.stringify(value) ?? String(value)
+  } catch {
+    // JSON.stringify recurses: an array or object nested some thousands deep (a few KiB of "[") overflows the
+    // stack, and the RangeError would replace the message that names the issuer and the member.
+    return `${Array.isArray(value) ? 'an array' : 'an object'} nested too deep to quote`
+  }
   return text.length > 200 ? `${text.slice(0, 200)}…` : text
 }
 
