@@ -1,5 +1,5 @@
 import t from 'tap'
-import { DiscoveryError, discoverJwksUri, discoveryUrl } from '../src/jwks/discovery.js'
+import { DiscoveryError, discoverJwksUri, discoveryUrl, MAX_JWKS_URI_CHARS } from '../src/jwks/discovery.js'
 import { FetchError, type FetchJson, type FetchJsonOptions, type FetchJsonResult } from '../src/net/fetch-json.js'
 import { startJwksServer } from './helpers/jwks-server.js'
 
@@ -73,6 +73,13 @@ t.test('discovery against a server', async (t) => {
       'has no "jwks_uri" string (found no value)')
     serve({ issuer: idp.url, jwks_uri: 42 })
     t.match((await discoveryError(discoverJwksUri(idp.url, fetchOpts))).message, 'has no "jwks_uri" string (found 42)')
+    // One character past the bound is refused, naming its length; the bound itself is taken.
+    const longUri = (n: number): string => `${idp.jwksUrl}?${'p'.repeat(n - idp.jwksUrl.length - 1)}`
+    serve({ issuer: idp.url, jwks_uri: longUri(MAX_JWKS_URI_CHARS + 1) })
+    t.match((await discoveryError(discoverJwksUri(idp.url, fetchOpts))).message,
+      `has a "jwks_uri" of ${MAX_JWKS_URI_CHARS + 1} characters`)
+    serve({ issuer: idp.url, jwks_uri: longUri(MAX_JWKS_URI_CHARS) })
+    t.equal((await discoverJwksUri(idp.url, fetchOpts)).jwksUri.length, MAX_JWKS_URI_CHARS, 'a jwks_uri of the bound\'s length is taken')
     for (const bad of ['http://idp.example/jwks', 'ftp://127.0.0.1/jwks', 'https://u:p@idp.example/jwks', 'relative/jwks']) {
       serve({ issuer: idp.url, jwks_uri: bad })
       const err = await discoveryError(discoverJwksUri(idp.url, fetchOpts))

@@ -22,6 +22,12 @@ export function discoveryUrl (issuer: string): string {
   return issuer.replace(/\/+$/, '') + DISCOVERY_PATH
 }
 
+/**
+ * The longest jwks_uri taken from a provider's metadata. Real ones are under 200 characters (Azure AD B2C's, with
+ * its policy, among the longest); a document's URL of hundreds of KiB would be copied into every log line about it.
+ */
+export const MAX_JWKS_URI_CHARS = 2048
+
 /** Values from the provider are quoted (JSON, truncated) so that a hostile document cannot shape the log line. */
 function show (value: unknown): string {
   if (value === undefined) return 'no value'
@@ -68,6 +74,10 @@ export async function discoverJwksUri (
   }
   const jwksUri = metadata.jwks_uri
   if (typeof jwksUri !== 'string') throw fail(`has no "jwks_uri" string (found ${show(jwksUri)})`)
+  // Every log line, metric label and /readyz answer about the issuer's keys repeats the URL.
+  if (jwksUri.length > MAX_JWKS_URI_CHARS) {
+    throw fail(`has a "jwks_uri" of ${jwksUri.length} characters (${show(jwksUri)}), longer than a JWKS URL may be here (${MAX_JWKS_URI_CHARS})`)
+  }
   const problem = namedUrlProblem(url, jwksUri)
   if (problem !== undefined) throw fail(`has a "jwks_uri" that is not allowed (${show(jwksUri)}): ${problem}`)
   return { jwksUri, metadata }
