@@ -27,6 +27,12 @@ t.test('the host rule applies to the host nginx names', async (t) => {
   t.equal(await statusOf(nginx.port, 'DELETE', '/invoices/7', { host: 'billing.example.com', authorization }), 403)
 })
 
+t.test('a Host that an app\'s URL parser reads as the guarded host, which nginx passes on as it is, is checked as that host', async (t) => {
+  for (const host of ['x@billing.example.com', 'billing%2Eexample.com']) {
+    t.equal(await statusOf(nginx.port, 'DELETE', '/invoices/7', { host, authorization }), 403, host)
+  }
+})
+
 t.test('a client\'s X-Forwarded-Host or Forwarded never reaches the app beside a host it was not checked for', async (t) => {
   const before = upstream.received.length
   const status = await statusOf(nginx.port, 'DELETE', '/invoices/7', {

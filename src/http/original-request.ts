@@ -55,6 +55,14 @@ const LOG_PATH_LENGTH = 256
 /** Headers with which a client asks the app to take its POST as another method (X-HTTP-Method-Override and kin). */
 export const METHOD_OVERRIDE_HEADERS = ['x-http-method-override', 'x-http-method', 'x-method-override'] as const
 
+/**
+ * The query parameter with which a client asks the app to take its POST as another method: Express's
+ * method-override with a query key (methodOverride('_method'), its documented form), and Symfony and so Laravel,
+ * which read it from the query as well as the form body. The app decodes the name, so each of its characters may
+ * come percent-encoded ("%5Fmethod"); one native scan finds them, however long the query.
+ */
+const QUERY_METHOD_OVERRIDE = /[?&](?:_|%5[Ff])(?:m|%6[Dd])(?:e|%65)(?:t|%74)(?:h|%68)(?:o|%6[Ff])(?:d|%64)=([^&#]*)/g
+
 /** A dimension no header could tell us about in full: every rule applies. */
 const UNREADABLE = undefined
 
@@ -143,6 +151,28 @@ function hostOf (value: string): string | undefined {
   }
   host = host.replace(/\.$/, '')
   return host === '' ? undefined : host
+}
+
+/** A host every parser reads as itself: letters, digits, dots and hyphens, and a port. */
+const PLAIN_HOST = /^[A-Za-z0-9.-]+(?::\d*)?$/
+
+/**
+ * A host as sent (lower case, without its port and trailing dot), and as a WHATWG URL parser reads it: apps that
+ * build their URL as new URL(req.url, "http://" + req.headers.host), as fetch-style Node frameworks do, read
+ * "x@billing.example.com", "billing%2Eexample.com" and "billing.example.com\\x" as billing.example.com, and nginx
+ * passes such a Host on as it came (a server without server_name takes it).
+ */
+function hostForms (value: string): string[] {
+  const host = hostOf(value)
+  const forms = host === undefined ? [] : [host]
+  if (PLAIN_HOST.test(value)) return forms
+  try {
+    const parsed = hostOf(new URL(`http://${value}`).hostname)
+    if (parsed !== undefined && parsed !== host) forms.push(parsed)
+  } catch {
+    // No host to a WHATWG parser: an app that builds its URL from it fails too.
+  }
+  return forms
 }
 
 /** Splits an absolute URL into host and path-with-query; a relative reference is all path. */
@@ -245,11 +275,15 @@ export function readOriginalRequest (headers: IncomingHttpHeaders, envoy?: Envoy
   // Each dimension's readings; UNREADABLE (a header we could not read in full) makes it unknown.
   // The method-override headers of the original request too (as nginx passes the client's headers on): Rack and
   // so Rails, Symfony and Express's method-override run a POST carrying one as the method it names.
+  // So does a _method parameter in the original query (QUERY_METHOD_OVERRIDE).
   // Only beside a method the proxy names: an override is the client's own header (the examples pass it on), which
   // may add a method but never make an unknown method known (and a DELETE rule not apply to a DELETE).
   const methods: Array<string[] | typeof UNREADABLE> = [values(headers, 'x-original-method'), values(headers, 'x-forwarded-method')]
   if (envoy !== undefined) methods.push([envoy.method])
-  if (methods.some((list) => list === UNREADABLE || list.length > 0)) methods.push(...METHOD_OVERRIDE_HEADERS.map((name) => values(headers, name)))
+  if (methods.some((list) => list === UNREADABLE || list.length > 0)) {
+    methods.push(...METHOD_OVERRIDE_HEADERS.map((name) => values(headers, name)))
+    methods.push(queryMethodOverrides([headers['x-original-uri'], headers['x-forwarded-uri'], headers['x-original-url'], envoy?.uri]))
+  }
   const hosts: Array<string[] | typeof UNREADABLE> = [values(headers, 'x-forwarded-host'), values(headers, 'x-original-host')]
   const uris: Array<string[] | typeof UNREADABLE> = [values(headers, 'x-original-uri', URI), values(headers, 'x-forwarded-uri', URI)]
   // An absolute URL's authority has no ? or #: cut there, its host stays.
@@ -271,9 +305,29 @@ export function readOriginalRequest (headers: IncomingHttpHeaders, envoy?: Envoy
   }
   return {
     methods: readings(methods, methodForms),
-    hosts: readings(hosts, (h) => { const host = hostOf(h); return host === undefined ? [] : [host] }),
+    hosts: readings(hosts, hostForms),
     paths: readings(uris, (uri) => pathVariants(splitUrl(uri).uri), MAX_READING_LENGTH)
   }
+}
+
+/**
+ * The methods named by QUERY_METHOD_OVERRIDE in the queries of the original URIs, as sent (every line, whole: a
+ * reading too many is only more conservative). UNREADABLE when there are more than MAX_READINGS such parameters
+ * (empty ones too), or one is too long.
+ */
+function queryMethodOverrides (uris: ReadonlyArray<string | string[] | undefined>): string[] | typeof UNREADABLE {
+  const out = new Set<string>()
+  let count = 0
+  for (const uri of uris.flat()) {
+    if (uri === undefined || !uri.includes('?')) continue
+    for (const match of uri.matchAll(QUERY_METHOD_OVERRIDE)) {
+      const value = match[1]!
+      if (++count > MAX_READINGS || value.length > MAX_READING_LENGTH) return UNREADABLE
+      const method = lenientDecode(value.replaceAll('+', ' ')).trim()
+      if (method !== '') out.add(method)
+    }
+  }
+  return [...out]
 }
 
 /**
