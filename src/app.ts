@@ -127,7 +127,13 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
   const tlsCertificates = config.server.tls === undefined && config.server.opsTls === undefined
     ? undefined
     : () => servedValidity(tlsListeners(fastify, fastify.verifierSlot.config))
-  const metrics = config.metrics.enabled ? new ServiceMetrics({ status: () => fastify.verifier.status(), now: options.now, revocations, tlsCertificates }) : undefined
+  const metrics = config.metrics.enabled ? new ServiceMetrics({
+    status: () => fastify.verifier.status(),
+    now: options.now,
+    revocations,
+    tlsCertificates,
+    callerConfigured: (id) => fastify.verifierSlot.config.callers.keys.some((k) => k.id === id)
+  }) : undefined
   fastify.decorate('metrics', metrics)
   const events = metrics === undefined ? options.events : combineEvents(metrics.verifierEvents, options.events)
   // Shared by the workers of one host (WORKERS=N): decides where signature checks run under `auto`.

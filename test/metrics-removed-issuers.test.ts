@@ -92,3 +92,41 @@ t.test('an issuer removed, then configured again before the first reload\'s Veri
   const after = (await app.inject({ method: 'GET', url: '/metrics' })).body
   t.match(after, /^oidc_verifier_verifications_total\{issuer="x",result="ok"\} \d+$/m, 'x (configured, just verified) is still counted')
 })
+
+t.test('a request of a removed caller in flight at the reload does not bring its series back', async (t) => {
+  const { createHash } = await import('node:crypto')
+  const { connect } = await import('node:net')
+  const sha256 = (value: string): string => createHash('sha256').update(value).digest('hex')
+  const key = makeKey('ES256')
+  const KEY_A = 'ka_0123456789abcdef0123456789abcdef'
+  const KEY_B = 'kb_0123456789abcdef0123456789abcdef'
+  const config = (callers: Array<{ id: string, sha256: string }>) => configFor([
+    { id: 'main', issuer: 'https://main.example.com', audiences: ['aud'], jwks: jwksOf(key) }
+  ], { loadShedding: { enabled: false }, callers: { keys: callers } })
+  const app = await buildApp(config([{ id: 'caller-a', sha256: sha256(KEY_A) }, { id: 'caller-b', sha256: sha256(KEY_B) }]))
+  t.teardown(() => app.close())
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const { port } = app.server.address() as { port: number }
+
+  // caller-a's request is authenticated (its headers are in), its body still arriving when the reload removes caller-a.
+  const body = JSON.stringify({ token: mint(key, idTokenClaims('https://main.example.com', 'aud')) })
+  const socket = connect(port, '127.0.0.1')
+  t.teardown(() => socket.destroy())
+  let answer = ''
+  socket.on('data', (d: Buffer) => { answer += d.toString('latin1') })
+  await new Promise((resolve) => socket.once('connect', resolve))
+  socket.write(`POST /verify HTTP/1.1\r\nhost: localhost\r\nx-api-key: ${KEY_A}\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body.slice(0, 10)}`)
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  const result = await reloadConfiguration(app, () => config([{ id: 'caller-b', sha256: sha256(KEY_B) }]))
+  t.equal(result.outcome, 'applied')
+  await result.retired
+  socket.write(body.slice(10))
+  for (let i = 0; i < 200 && !answer.includes('\r\n\r\n'); i++) await new Promise((resolve) => setTimeout(resolve, 10))
+  t.match(answer, /^HTTP\/1\.1 200 /, 'the request, authenticated before the reload, is answered')
+
+  const text = (await app.inject({ method: 'GET', url: '/metrics', headers: { 'x-api-key': KEY_B } })).body
+  t.notMatch(text, /caller="caller-a"/, 'no series of the removed caller until the next reload')
+  t.equal((await app.inject({ method: 'POST', url: '/verify', headers: { 'x-api-key': KEY_B }, payload: { token: mint(key, idTokenClaims('https://main.example.com', 'aud')) } })).statusCode, 200)
+  const kept = (await app.inject({ method: 'GET', url: '/metrics', headers: { 'x-api-key': KEY_B } })).body
+  t.match(kept, /^oidc_verifier_http_requests_total\{route="\/verify",method="POST",status="200",caller="caller-b"\} 1$/m, 'a configured caller is counted')
+})

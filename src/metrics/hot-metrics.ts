@@ -50,6 +50,8 @@ abstract class HotMetric<L extends string, S> {
    * key joined from the same four values.
    */
   #tree: Level = new Map()
+  /** Whether a new series may be made for these labels (admitOnly); read only when one would be, never when counting. */
+  #admit: ((labels: Labels<L>) => boolean) | undefined
 
   constructor (readonly name: string, readonly help: string, readonly labelNames: readonly L[], registry: Registry) {
     // The Registry only calls get() (and reset()) on what it holds; its TypeScript type lists its own classes.
@@ -78,11 +80,22 @@ abstract class HotMetric<L extends string, S> {
     let entry = level.get(last) as Series<L, S> | undefined
     if (entry === undefined) {
       const values = [v1, v2, v3, v4].filter((v) => v !== undefined)
-      entry = { labels: this.#labelsOf(values), values, data: this.empty() }
+      const labels = this.#labelsOf(values)
+      // Refused: counted in a series of its own that is never kept nor exported.
+      if (this.#admit !== undefined && !this.#admit(labels)) return this.empty()
+      entry = { labels, values, data: this.empty() }
       level.set(last, entry)
       this.series.push(entry)
     }
     return entry.data
+  }
+
+  /**
+   * New series only for labels `admit` accepts: a label value that has left the configuration (a caller a reload
+   * removed, whose request was in flight then) would otherwise make a series again after forget() dropped it.
+   */
+  admitOnly (admit: (labels: Labels<L>) => boolean): void {
+    this.#admit = admit
   }
 
   /** Drops the series whose `label` has a value `keep` refuses (an issuer a reload removed); rare, so it rebuilds. */

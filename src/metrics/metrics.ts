@@ -48,6 +48,12 @@ export interface ServiceMetricsOptions {
    * time; absent when no listener speaks TLS (that is fixed at start), and so are the certificate gauges.
    */
   tlsCertificates?: () => Array<{ listener: 'main' | 'ops', notBefore: number, notAfter: number }>
+  /**
+   * Whether a caller id is in the configuration in force (a reload may remove one). Read only when a caller's series
+   * would be made: a request of a removed caller that was in flight at the reload is then not counted under its id,
+   * which would otherwise stay in /metrics until the next reload. Absent: every caller id is.
+   */
+  callerConfigured?: (id: string) => boolean
 }
 
 export class ServiceMetrics {
@@ -64,6 +70,7 @@ export class ServiceMetrics {
   readonly #revocationsRecorded: Counter<'source' | 'kind'>
   /** Drops the counted series of issuers not in `keep` (and not "none"), in every metric with an issuer label. */
   readonly #forgetIssuers: (keep: ReadonlySet<string>) => Promise<void>
+  readonly #callerConfigured: (id: string) => boolean
   /** A cluster worker's: /metrics answers for every worker of the host (src/metrics/cluster-metrics.ts). */
   #cluster: ClusterMetrics | undefined
 
@@ -97,7 +104,7 @@ export class ServiceMetrics {
     })
     // The verified-token cache: a hit skipped the signature check.
     const cacheHits = new HotCounter('oidc_verifier_token_cache_hits_total',
-      'Verifications answered from the verified-token cache, by issuer.', ['issuer'], this.registry)
+      'Verifications answered from the verified-token cache with an identity (a refused hit counts as neither), by issuer.', ['issuer'], this.registry)
     const cacheMisses = new HotCounter('oidc_verifier_token_cache_misses_total',
       'Verifications that were not in the verified-token cache and were verified fully (cached from a token\'s second verification on), by issuer.', ['issuer'], this.registry)
 
@@ -182,6 +189,9 @@ export class ServiceMetrics {
 
     this.#httpRequests = new HotCounter('oidc_verifier_http_requests_total',
       'HTTP requests by route pattern ("none": no route matched), method, status and caller id ("none": no caller key).', ['route', 'method', 'status', 'caller'], this.registry)
+    const callerConfigured = options.callerConfigured ?? (() => true)
+    this.#callerConfigured = (caller) => caller === NONE || callerConfigured(caller)
+    this.#httpRequests.admitOnly((labels) => this.#callerConfigured(labels.caller))
     this.#httpDuration = new HotHistogram('oidc_verifier_http_request_duration_seconds',
       'Time from request to response, by route pattern.', ['route'], HTTP_BUCKETS, this.registry)
     this.#rateLimited = new Counter({
@@ -268,7 +278,8 @@ export class ServiceMetrics {
     const method = KNOWN_METHODS.has(anyMethod) ? anyMethod : 'other'
     this.#httpRequests.inc(route, method, status, caller)
     this.#httpDuration.observe(durationSeconds, route)
-    if (code === 'rate_limited') this.#rateLimited.inc({ route, caller })
+    // Rare (a 429): the check runs on every one.
+    if (code === 'rate_limited' && this.#callerConfigured(caller)) this.#rateLimited.inc({ route, caller })
   }
 
   /**
