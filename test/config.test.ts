@@ -642,6 +642,17 @@ t.test('duplicates', async (t) => {
   ])
 })
 
+t.test('thousands of issuers sharing one issuer string are checked in linear time', async (t) => {
+  // Each issuer was compared with every other: 10000 of them held start (or a reload's event loop) for a minute.
+  const issuers = Array.from({ length: 10000 }, (_, i) => minimalIssuer({ id: `g${i}`, audiences: [`client-${i}`] }))
+  const started = Date.now()
+  t.equal(parse({ issuers }).issuers.length, 10000)
+  t.ok(Date.now() - started < 5000, `checked in ${Date.now() - started} ms`)
+  issuers.push(minimalIssuer({ id: 'late', audiences: ['new', 'client-9000', 'client-42'] }))
+  t.match(problemsOf(() => parse({ issuers })), ['config.yaml: issuers[10000].issuer: the issuer "https://accounts.google.com" is also issuers[42].issuer, with the same audience "client-42"; expected disjoint audiences (a token goes to the issuer its aud names)'],
+    'the first issuer sharing an audience is named, as before')
+})
+
 t.test('requiredClaims and claimMapping', async (t) => {
   const odd = parseConfig(JSON.parse('{"issuers":[{"id":"a","issuer":"https://a.example","audiences":["x"],"requiredClaims":{"__proto__":"v","constructor":"w"}}]}'), 'c.json', {})
   t.same(Object.entries(odd.issuers[0]!.requiredClaims), [['__proto__', ['v']], ['constructor', ['w']]], 'odd claim names stay plain keys')
@@ -716,10 +727,22 @@ t.test('files that cannot be read or parsed', async (t) => {
 
   // yaml's own words where they quote nothing.
   const yamlWords = (text: string): string[] => problemsOf(() => loadConfig({ argv: ['--config', 'c.yaml'], env: {}, readFile: () => text }))
+  const load2 = (text: string): Config => loadConfig({ argv: ['--config', 'c.yaml'], env: {}, readFile: () => text })
   t.match(yamlWords('server:\n  port: 1\n  logLevel info\n'), [/invalid YAML: Implicit map keys need to be followed by map values/])
   t.match(yamlWords('server:\n  logLevel info\n  port: 1\n'), [/invalid YAML: Implicit keys need to be on a single line/])
   t.match(yamlWords('issuers:\n  - id: a\n    audiences: [app, other\n'), [/invalid YAML: .*must be sufficiently indented and end with a \]/])
   t.match(yamlWords('server: a: b\n'), [/invalid YAML: Nested mappings are not allowed in compact mappings/])
+  // yaml bounds how many aliases there are, not what each repeats: 99 of a 500000-item list ran out of heap.
+  const big = Array.from({ length: 20000 }, (_, i) => `a${i}`).join(', ')
+  const repeated = `issuers:\n  - id: a\n    issuer: https://idp.example\n    audiences: &all [${big}]\n` +
+    Array.from({ length: 9 }, (_, i) => `  - {id: b${i}, issuer: "https://idp${i}.example", audiences: *all}\n`).join('')
+  t.same(yamlWords(repeated), ['c.yaml: invalid YAML: aliases (*name) repeat more than 100000 values; expected a configuration that anchors small parts (write large lists out)'])
+  t.equal(load2(`issuers:\n  - &a {id: a, issuer: https://idp.example, audiences: &aud [x, y]}\n  - {id: b, issuer: https://idp.example, audiences: [z], authorizedParties: *aud}\n`).issuers.length, 2, 'small anchors are fine')
+  // Nesting deeper than the parser's stack: what to fix, once, rather than "Maximum call stack size exceeded" (twice).
+  for (const depth of [3000, 9000]) {
+    t.match(yamlWords(`issuers:\n  - id: a\n    issuer: https://idp.example\n    audiences: [x]\n    requiredClaims: {a: ${'['.repeat(depth)}${']'.repeat(depth)}}\n`),
+      [/^c\.yaml: line 5, column \d+: invalid YAML: the values nest too deeply \(a configuration nests a few levels\); look for "\[" or "\{" that open more lists or mappings than meant$/], `nested ${depth} deep`)
+  }
   // A YAML error never quotes the text at fault: it may be a secret (problems are printed, and logged on reload).
   const secret = 'S3cr3t-client-secret-value-0123456789'
   for (const lead of ['*', '|', '>', ']', '}', '!', '@', '`', '%', '&', '"', "'"]) {

@@ -5,7 +5,7 @@
  * Each problem is pushed as a line of its own; src/config/load.ts validates the parsed document.
  */
 import { extname } from 'node:path'
-import { parseDocument, type YAMLError } from 'yaml'
+import { isAlias, isMap, isPair, isSeq, parseDocument, visit, type Document, type YAMLError } from 'yaml'
 import { fileErrorReason, readSmallFileSync } from '../small-file.js'
 
 const COMMAND_LINE = 'command line'
@@ -93,7 +93,9 @@ function parseYamlText (path: string, text: string, problems: string[]): unknown
   })
   // yaml only warns of a tag it does not know, and keeps the text: !ENV ${SECRET} (or !secret, !vault …, from tools
   // that expand them) would silently become the value itself, a client secret that anyone reading the file knows.
+  // The stack overflows once per collection still open around the point: the first says it.
   const errors = [...doc.errors, ...doc.warnings.filter((warning) => warning.code === 'TAG_RESOLVE_FAILED')]
+    .filter((err, i, all) => err.code !== 'RESOURCE_EXHAUSTION' || all.findIndex((e) => e.code === err.code) === i)
   if (errors.length > 0) {
     for (const err of errors) {
       const pos = err.linePos?.[0]
@@ -106,6 +108,10 @@ function parseYamlText (path: string, text: string, problems: string[]): unknown
     problems.push(`${path}: the file is empty (only comments); expected a configuration with at least "issuers"`)
     return undefined
   }
+  if (aliasedValues(doc) > MAX_ALIASED_VALUES) {
+    problems.push(`${path}: invalid YAML: aliases (*name) repeat more than ${MAX_ALIASED_VALUES} values; expected a configuration that anchors small parts (write large lists out)`)
+    return undefined
+  }
   try {
     return doc.toJS({ maxAliasCount: 100 })
   } catch (err) {
@@ -114,6 +120,32 @@ function parseYamlText (path: string, text: string, problems: string[]): unknown
     problems.push(`${path}: invalid YAML: ${tooMany ? 'more than 100 aliases (*name) are expanded; expected a configuration without alias bombs' : 'an alias (a value starting with "*") names no anchor set before it; quote values that start with "*"'}`)
     return undefined
   }
+}
+
+/**
+ * How many values the aliases add, counted before they are expanded. yaml's maxAliasCount bounds how many
+ * aliases there are, not what each repeats: 99 aliases of a 500000-item list made 50 million values from a
+ * 4 MB file, which ran the checks for minutes and then out of heap. Configurations anchor a few values.
+ */
+const MAX_ALIASED_VALUES = 100_000
+
+function aliasedValues (doc: Document): number {
+  const sizes = new Map<unknown, number>()
+  const size = (node: unknown): number => {
+    if (isAlias(node)) return size(node.resolve(doc))
+    if (!isMap(node) && !isSeq(node)) return 1
+    const known = sizes.get(node)
+    if (known !== undefined) return known
+    sizes.set(node, 0) // an alias inside its own anchor: yaml's toJS reports it
+    let total = 1
+    for (const item of node.items) total += isPair(item) ? size(item.key) + size(item.value) : size(item)
+    const capped = Math.min(total, MAX_ALIASED_VALUES + 1)
+    sizes.set(node, capped)
+    return capped
+  }
+  let total = 0
+  visit(doc, { Alias: (_key, alias) => { total += size(alias) } })
+  return total
 }
 
 /**
@@ -135,7 +167,9 @@ const YAML_OWN_WORDS: Partial<Record<YAMLError['code'], string>> = {
   MULTIPLE_DOCS: 'the file contains several documents (---); expected exactly one',
   UNEXPECTED_TOKEN: 'unexpected characters; quote values that start with |, >, ], }, %, or another YAML indicator',
   BAD_DQ_ESCAPE: 'a double-quoted value has an invalid escape sequence; use single quotes, or escape each backslash',
-  TAG_RESOLVE_FAILED: 'a tag (!tag) is not one YAML knows; quote values that start with "!"'
+  TAG_RESOLVE_FAILED: 'a tag (!tag) is not one YAML knows; quote values that start with "!"',
+  // yaml's words are the RangeError's ("Maximum call stack size exceeded"), which say nothing of the file.
+  RESOURCE_EXHAUSTION: 'the values nest too deeply (a configuration nests a few levels); look for "[" or "{" that open more lists or mappings than meant'
 }
 
 const YAML_HINTS: Partial<Record<YAMLError['code'], string>> = {

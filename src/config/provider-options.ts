@@ -76,24 +76,51 @@ export function expandPresets (doc: unknown): unknown {
  */
 export function checkIssuerNames (issuers: unknown[], report: (path: Path, text: string) => void): void {
   interface Named { index: number, where: string, audiences: unknown[], keys: string, secret: boolean }
-  const named = new Map<string, Named[]>()
+  // The issuers that share a string are pairwise compatible (one that is not is reported, and left out): they
+  // take the same keys, and only a lone first one may have a secret. So the first stands for all but the
+  // audiences, which are looked up by value: comparing each issuer with every other was quadratic, and a file
+  // of thousands of issuers sharing one string held start, or a reload's event loop, for minutes.
+  interface Group { members: Named[], indexes: Set<number>, byAudience: Map<string, Named> }
+  const named = new Map<string, Group>()
   const name = (value: string, path: Path, me: Named): void => {
-    const others = named.get(value) ?? []
-    for (const other of others) {
-      if (other.index === me.index) return // an alias that repeats its own issuer's string
-      const shared = me.audiences.find((a) => typeof a === 'string' && other.audiences.includes(a))
-      let problem: string | undefined
-      if (/[{}]/.test(value)) problem = 'expected a {tenantid} template in one issuer only'
-      else if (shared !== undefined) problem = `with the same audience ${show(shared as string)}; expected disjoint audiences (a token goes to the issuer its aud names)`
-      else if (me.secret || other.secret) problem = 'and one of them has a client secret; expected issuers that share an issuer string to be signed by the provider\'s keys only'
-      else if (me.keys !== other.keys) problem = 'with keys from another place (jwks, jwksUri or discovery); expected issuers that share an issuer string to take the same keys'
-      if (problem !== undefined) {
-        report(path, `the issuer ${show(value)} is also ${other.where}, ${problem}`)
-        return
-      }
+    const group = named.get(value)
+    const audiences = me.audiences.filter((a): a is string => typeof a === 'string')
+    if (group === undefined) {
+      named.set(value, { members: [me], indexes: new Set([me.index]), byAudience: new Map(audiences.map((a) => [a, me])) })
+      return
     }
-    others.push(me)
-    named.set(value, others)
+    // An alias that repeats its own issuer's string: that issuer is already here, compatible with the rest.
+    if (group.indexes.has(me.index)) return
+    const first = group.members[0]!
+    // The member sharing an audience that comes first, and the first of my audiences that it has.
+    let sharing: Named | undefined
+    for (const a of audiences) {
+      const other = group.byAudience.get(a)
+      if (other !== undefined && (sharing === undefined || other.index < sharing.index)) sharing = other
+    }
+    const shared = (other: Named): string | undefined => audiences.find((a) => group.byAudience.get(a) === other)
+    let other: Named | undefined
+    let problem: string | undefined
+    if (/[{}]/.test(value)) {
+      other = first
+      problem = 'expected a {tenantid} template in one issuer only'
+    } else if (shared(first) !== undefined || (sharing !== undefined && !(me.secret || first.secret) && me.keys === first.keys)) {
+      other = shared(first) !== undefined ? first : sharing!
+      problem = `with the same audience ${show(shared(other)!)}; expected disjoint audiences (a token goes to the issuer its aud names)`
+    } else if (me.secret || first.secret) {
+      other = first
+      problem = 'and one of them has a client secret; expected issuers that share an issuer string to be signed by the provider\'s keys only'
+    } else if (me.keys !== first.keys) {
+      other = first
+      problem = 'with keys from another place (jwks, jwksUri or discovery); expected issuers that share an issuer string to take the same keys'
+    }
+    if (other !== undefined && problem !== undefined) {
+      report(path, `the issuer ${show(value)} is also ${other.where}, ${problem}`)
+      return
+    }
+    group.members.push(me)
+    group.indexes.add(me.index)
+    for (const a of audiences) group.byAudience.set(a, me)
   }
   issuers.forEach((issuer, i) => {
     if (!isRecord(issuer)) return
