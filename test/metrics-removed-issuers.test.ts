@@ -4,7 +4,8 @@
  * fetches and their durations, stale keys, the token cache) do too, so /metrics does not grow with every issuer
  * id ever configured; so are those of callers a reload removed. The issuers and callers kept keep their counts.
  */
-import t from 'tap'
+import { createHash } from 'node:crypto'
+import t, { type Test } from 'tap'
 import { buildApp } from '../src/app.js'
 import { reloadConfiguration } from '../src/reload.js'
 import { configFor } from './helpers/config.js'
@@ -43,21 +44,12 @@ t.test('series of issuers removed by a reload do not accumulate in /metrics', as
 })
 
 t.test('series of callers removed by a reload are dropped too', async (t) => {
-  const { createHash } = await import('node:crypto')
-  const sha256 = (value: string): string => createHash('sha256').update(value).digest('hex')
-  const key = makeKey('ES256')
-  const KEY_A = 'ka_0123456789abcdef0123456789abcdef'
-  const KEY_B = 'kb_0123456789abcdef0123456789abcdef'
-  const config = (callers: Array<{ id: string, sha256: string }>) => configFor([
-    { id: 'main', issuer: 'https://main.example.com', audiences: ['aud'], jwks: jwksOf(key) }
-  ], { loadShedding: { enabled: false }, callers: { keys: callers } })
-  const app = await buildApp(config([{ id: 'caller-a', sha256: sha256(KEY_A) }, { id: 'caller-b', sha256: sha256(KEY_B) }]))
-  t.teardown(() => app.close())
+  const { app, key, KEY_A, KEY_B, reloadToCallerB } = await appWithTwoCallers(t)
   const token = mint(key, idTokenClaims('https://main.example.com', 'aud'))
   for (const apiKey of [KEY_A, KEY_B]) {
     t.equal((await app.inject({ method: 'POST', url: '/verify', headers: { 'x-api-key': apiKey }, payload: { token } })).statusCode, 200)
   }
-  const result = await reloadConfiguration(app, () => config([{ id: 'caller-b', sha256: sha256(KEY_B) }]))
+  const result = await reloadToCallerB()
   t.equal(result.outcome, 'applied')
   await result.retired
   const text = (await app.inject({ method: 'GET', url: '/metrics', headers: { 'x-api-key': KEY_B } })).body
@@ -94,17 +86,8 @@ t.test('an issuer removed, then configured again before the first reload\'s Veri
 })
 
 t.test('a request of a removed caller in flight at the reload does not bring its series back', async (t) => {
-  const { createHash } = await import('node:crypto')
   const { connect } = await import('node:net')
-  const sha256 = (value: string): string => createHash('sha256').update(value).digest('hex')
-  const key = makeKey('ES256')
-  const KEY_A = 'ka_0123456789abcdef0123456789abcdef'
-  const KEY_B = 'kb_0123456789abcdef0123456789abcdef'
-  const config = (callers: Array<{ id: string, sha256: string }>) => configFor([
-    { id: 'main', issuer: 'https://main.example.com', audiences: ['aud'], jwks: jwksOf(key) }
-  ], { loadShedding: { enabled: false }, callers: { keys: callers } })
-  const app = await buildApp(config([{ id: 'caller-a', sha256: sha256(KEY_A) }, { id: 'caller-b', sha256: sha256(KEY_B) }]))
-  t.teardown(() => app.close())
+  const { app, key, KEY_A, KEY_B, reloadToCallerB } = await appWithTwoCallers(t)
   await app.listen({ host: '127.0.0.1', port: 0 })
   const { port } = app.server.address() as { port: number }
 
@@ -117,7 +100,7 @@ t.test('a request of a removed caller in flight at the reload does not bring its
   await new Promise((resolve) => socket.once('connect', resolve))
   socket.write(`POST /verify HTTP/1.1\r\nhost: localhost\r\nx-api-key: ${KEY_A}\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body.slice(0, 10)}`)
   await new Promise((resolve) => setTimeout(resolve, 100))
-  const result = await reloadConfiguration(app, () => config([{ id: 'caller-b', sha256: sha256(KEY_B) }]))
+  const result = await reloadToCallerB()
   t.equal(result.outcome, 'applied')
   await result.retired
   socket.write(body.slice(10))
@@ -130,3 +113,18 @@ t.test('a request of a removed caller in flight at the reload does not bring its
   const kept = (await app.inject({ method: 'GET', url: '/metrics', headers: { 'x-api-key': KEY_B } })).body
   t.match(kept, /^oidc_verifier_http_requests_total\{route="\/verify",method="POST",status="200",caller="caller-b"\} 1$/m, 'a configured caller is counted')
 })
+
+/** An app with two callers, caller-a and caller-b, and a reload that keeps only caller-b. */
+async function appWithTwoCallers (t: Test) {
+  const sha256 = (value: string): string => createHash('sha256').update(value).digest('hex')
+  const key = makeKey('ES256')
+  const KEY_A = 'ka_0123456789abcdef0123456789abcdef'
+  const KEY_B = 'kb_0123456789abcdef0123456789abcdef'
+  const config = (callers: Array<{ id: string, sha256: string }>) => configFor([
+    { id: 'main', issuer: 'https://main.example.com', audiences: ['aud'], jwks: jwksOf(key) }
+  ], { loadShedding: { enabled: false }, callers: { keys: callers } })
+  const app = await buildApp(config([{ id: 'caller-a', sha256: sha256(KEY_A) }, { id: 'caller-b', sha256: sha256(KEY_B) }]))
+  t.teardown(() => app.close())
+  const reloadToCallerB = async () => await reloadConfiguration(app, () => config([{ id: 'caller-b', sha256: sha256(KEY_B) }]))
+  return { app, key, KEY_A, KEY_B, reloadToCallerB }
+}
