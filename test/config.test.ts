@@ -642,12 +642,12 @@ t.test('duplicates', async (t) => {
   ])
 })
 
-t.test('thousands of issuers sharing one issuer string are checked in linear time', async (t) => {
-  // Each issuer was compared with every other: 10000 of them held start (or a reload's event loop) for a minute.
+t.test('thousands of issuers sharing one issuer string: all taken, and one sharing an audience names the first that has it', async (t) => {
+  // Checked against the group, not each other issuer (src/config/provider-options.ts): compared pairwise, these
+  // 10000 held start (or a reload's event loop) for 25-50 s on a 2-core VM; now well under a second. Not timed
+  // here (speed is measured, not asserted); a quadratic check again would show as this file's time.
   const issuers = Array.from({ length: 10000 }, (_, i) => minimalIssuer({ id: `g${i}`, audiences: [`client-${i}`] }))
-  const started = Date.now()
   t.equal(parse({ issuers }).issuers.length, 10000)
-  t.ok(Date.now() - started < 5000, `checked in ${Date.now() - started} ms`)
   issuers.push(minimalIssuer({ id: 'late', audiences: ['new', 'client-9000', 'client-42'] }))
   t.match(problemsOf(() => parse({ issuers })), ['config.yaml: issuers[10000].issuer: the issuer "https://accounts.google.com" is also issuers[42].issuer, with the same audience "client-42"; expected disjoint audiences (a token goes to the issuer its aud names)'],
     'the first issuer sharing an audience is named, as before')
