@@ -80,18 +80,18 @@ export function checkIssuerNames (issuers: unknown[], report: (path: Path, text:
   // take the same keys, and only a lone first one may have a secret. So the first stands for all but the
   // audiences, which are looked up by value: comparing each issuer with every other was quadratic, and a file
   // of thousands of issuers sharing one string held start, or a reload's event loop, for minutes.
-  interface Group { members: Named[], indexes: Set<number>, byAudience: Map<string, Named> }
+  interface Group { first: Named, indexes: Set<number>, byAudience: Map<string, Named> }
   const named = new Map<string, Group>()
   const name = (value: string, path: Path, me: Named): void => {
     const group = named.get(value)
     const audiences = me.audiences.filter((a): a is string => typeof a === 'string')
     if (group === undefined) {
-      named.set(value, { members: [me], indexes: new Set([me.index]), byAudience: new Map(audiences.map((a) => [a, me])) })
+      named.set(value, { first: me, indexes: new Set([me.index]), byAudience: new Map(audiences.map((a) => [a, me])) })
       return
     }
     // An alias that repeats its own issuer's string: that issuer is already here, compatible with the rest.
     if (group.indexes.has(me.index)) return
-    const first = group.members[0]!
+    const first = group.first
     // The member sharing an audience that comes first, and the first of my audiences that it has.
     let sharing: Named | undefined
     for (const a of audiences) {
@@ -118,7 +118,6 @@ export function checkIssuerNames (issuers: unknown[], report: (path: Path, text:
       report(path, `the issuer ${show(value)} is also ${other.where}, ${problem}`)
       return
     }
-    group.members.push(me)
     group.indexes.add(me.index)
     for (const a of audiences) group.byAudience.set(a, me)
   }
