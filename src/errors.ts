@@ -399,6 +399,11 @@ export interface ErrorDetails {
    * the request chose.
    */
   parameter?: string
+  /**
+   * For not_found, the route the request's path nearly names (a registered path, never the request's): the same
+   * path but for trailing slashes or letter case, as a provider configured with `/backchannel-logout/` sends it.
+   */
+  nearRoute?: string
 }
 
 /**

@@ -16,12 +16,13 @@ export function errorFields (err: VerificationError): Omit<ErrorResponse, 'reque
   if (err.details.nearIssuer !== undefined) fields.nearIssuer = err.details.nearIssuer
   if (err.details.issuerDifference !== undefined) fields.issuerDifference = err.details.issuerDifference
   if (err.details.parameter !== undefined) fields.parameter = err.details.parameter
+  if (err.details.nearRoute !== undefined) fields.nearRoute = err.details.nearRoute
   return fields
 }
 
 /** What the request's log line says about an error: its code, issuer and details, never input. */
 export function errorOutcome (err: VerificationError): NonNullable<FastifyRequest['outcome']> {
-  const { issuer, algorithm, offBySeconds, nearIssuer, issuerDifference, parameter } = err.details
+  const { issuer, algorithm, offBySeconds, nearIssuer, issuerDifference, parameter, nearRoute } = err.details
   return {
     code: err.code,
     ...(issuer !== undefined ? { issuer } : {}),
@@ -29,7 +30,8 @@ export function errorOutcome (err: VerificationError): NonNullable<FastifyReques
     ...(offBySeconds !== undefined ? { offBySeconds } : {}),
     ...(nearIssuer !== undefined ? { nearIssuer } : {}),
     ...(issuerDifference !== undefined ? { issuerDifference } : {}),
-    ...(parameter !== undefined ? { parameter } : {})
+    ...(parameter !== undefined ? { parameter } : {}),
+    ...(nearRoute !== undefined ? { nearRoute } : {})
   }
 }
 

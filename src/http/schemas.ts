@@ -94,6 +94,7 @@ export const ErrorResponseSchema = Type.Object({
   claim: Type.Optional(Type.String()),
   ...ERROR_DETAIL_FIELDS,
   parameter: Type.Optional(Type.String()),
+  nearRoute: Type.Optional(Type.String()),
   requestId: Type.String()
 }, { additionalProperties: false })
 export type ErrorResponse = Static<typeof ErrorResponseSchema>
