@@ -102,12 +102,20 @@ t.test('discovery against a server', async (t) => {
         'https://localhost.:6379/', 'https://keys.localhost/', 'https://0x7f000001/', 'https://2130706433/', 'https://127.1/', 'https://[0:0:0:0:0:0:0:1]/']
         .map((url): [string, string] => [url, 'it names a loopback host, and the document does not come from one'])
     ]
+    // Link-local addresses and instance-metadata endpoints, in every spelling the URL parser reads as one.
+    const metadata = 'it names a link-local address or a cloud\'s instance-metadata endpoint, and the document does not come from one'
+    for (const url of ['https://169.254.169.254/latest/meta-data/', 'https://0xa9fea9fe/', 'https://2852039166/', 'https://169.254.1/',
+      'https://[::ffff:169.254.169.254]/', 'https://[fe80::1]/', 'https://[FEBF::a:b]:8443/', 'https://[fd00:ec2::254]/latest/',
+      'https://100.100.100.200/latest/meta-data/', 'https://metadata.google.internal/computeMetadata/v1/', 'https://METADATA.google.internal./']) {
+      refused.push([url, metadata])
+    }
     for (const [jwksUri, why] of refused) {
       const err = await discoveryError(discoverJwksUri(issuer, fetchOpts, named(jwksUri)))
       t.match(err.message, `has a "jwks_uri" that is not allowed (${JSON.stringify(jwksUri)}): ${why}`, jwksUri)
     }
     t.equal((await discoverJwksUri(issuer, fetchOpts, named('https://keys.idp.example.com/jwks'))).jwksUri, 'https://keys.idp.example.com/jwks', 'another https host')
-    for (const elsewhere of ['https://[::ffff:7.240.0.1]/jwks', 'https://[::ffff:128.0.0.1]/jwks']) {
+    for (const elsewhere of ['https://[::ffff:7.240.0.1]/jwks', 'https://[::ffff:128.0.0.1]/jwks', 'https://169.253.255.255/jwks', 'https://[fe8::1]/jwks',
+      'https://[fec0::1]/jwks', 'https://[fd00:ec2::255]/jwks', 'https://metadata.google.internal.example.com/jwks', 'https://169.254.169.254.example.com/jwks']) {
       t.equal((await discoverJwksUri(issuer, fetchOpts, named(elsewhere))).jwksUri, elsewhere, `${elsewhere} is not this host`)
     }
     const zeroNet = await discoveryError(discoverJwksUri(issuer, fetchOpts, named('https://[::ffff:0.1.0.1]/jwks')))
@@ -117,6 +125,11 @@ t.test('discovery against a server', async (t) => {
     const localNamed = (jwksUri: string): FetchJson => async (url) => ({ url, body: { issuer: local, jwks_uri: jwksUri }, durationMs: 1 })
     t.equal((await discoverJwksUri(local, fetchOpts, localNamed('http://127.0.0.1:9001/jwks'))).jwksUri, 'http://127.0.0.1:9001/jwks')
     t.equal((await discoverJwksUri(local, fetchOpts, localNamed('https://keys.example.com/jwks'))).jwksUri, 'https://keys.example.com/jwks')
+    // Configured URLs are the operator's: only a URL a document names is held to this.
+    const onMetadata = 'https://169.254.10.10'
+    const metadataNamed = (jwksUri: string): FetchJson => async (url) => ({ url, body: { issuer: onMetadata, jwks_uri: jwksUri }, durationMs: 1 })
+    t.equal((await discoverJwksUri(onMetadata, fetchOpts, metadataNamed('https://169.254.10.10/jwks'))).jwksUri, 'https://169.254.10.10/jwks',
+      'a provider configured on a link-local address may name its key set there')
   })
 
   t.test('a value nested too deep to quote still gives a DiscoveryError that names the member', async (t) => {

@@ -81,6 +81,22 @@ function isThisHost (hostname: string): boolean {
   return name === 'localhost' || name.endsWith('.localhost')
 }
 
+/** 169.254/16 in dotted decimal, and its IPv4-mapped IPv6 form as WHATWG URL writes it ([::ffff:a9fe:…]). */
+const LINK_LOCAL_IPV4 = /^(?:169\.254\.\d{1,3}\.\d{1,3}|\[::ffff:a9fe:[0-9a-f]{1,4}\])$/
+/** fe80::/10, as WHATWG URL writes an IPv6 host (brackets, lower case, no zone). */
+const LINK_LOCAL_IPV6 = /^\[fe[89ab][0-9a-f]:/
+/** Instance-metadata endpoints outside the link-local ranges: AWS's IPv6 one, Alibaba Cloud's, Google's name. */
+const METADATA_HOSTS = new Set(['[fd00:ec2::254]', '100.100.100.200', 'metadata.google.internal', 'metadata.google.internal.'])
+
+/**
+ * Whether a host name is a link-local address or a cloud's instance-metadata endpoint: what answers there hands
+ * out the machine's credentials to any GET from it, and a provider's key set is never there. A DNS name that
+ * resolves to one (other than Google's own) is not caught.
+ */
+function isMetadataHost (hostname: string): boolean {
+  return LINK_LOCAL_IPV4.test(hostname) || LINK_LOCAL_IPV6.test(hostname) || METADATA_HOSTS.has(hostname)
+}
+
 function parseAllowed (url: string): URL | undefined {
   let parsed: URL
   try {
@@ -102,7 +118,8 @@ export function isAllowedOutboundUrl (url: string): boolean {
 /**
  * Why a URL named by a document fetched from `from` (the jwks_uri of discovery metadata) may not be fetched, or
  * undefined: beside isAllowedOutboundUrl, it may not downgrade https to http, nor lead from a remote host to
- * this host (a document, or whoever answers for its host, would otherwise choose a local port to probe).
+ * this host (a document, or whoever answers for its host, would otherwise choose a local port to probe) or to a
+ * link-local or instance-metadata address (where the machine's cloud credentials are served).
  */
 export function namedUrlProblem (from: string, url: string): string | undefined {
   const source = parseAllowed(from)
@@ -110,6 +127,9 @@ export function namedUrlProblem (from: string, url: string): string | undefined 
   if (source === undefined || target === undefined) return 'it must be https (http only to a loopback host) without credentials'
   if (source.protocol === 'https:' && target.protocol !== 'https:') return 'it must be https: the document was fetched over https'
   if (isThisHost(target.hostname) && !isThisHost(source.hostname)) return 'it names a loopback host, and the document does not come from one'
+  if (isMetadataHost(target.hostname) && !isMetadataHost(source.hostname)) {
+    return 'it names a link-local address or a cloud\'s instance-metadata endpoint, and the document does not come from one'
+  }
   return undefined
 }
 
