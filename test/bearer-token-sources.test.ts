@@ -41,7 +41,7 @@ t.test('repeated headers: whole names, ASCII case folded, names only (never valu
 })
 
 t.test('query refusals: every token name, and the first check named', async (t) => {
-  for (const name of ['token', 'id_token', 'id_token_hint', 'access_token']) {
+  for (const name of ['token', 'tokens', 'id_token', 'id_token_hint', 'access_token']) {
     t.equal(codeOf(() => refuseQueryInput({ [name]: 'x' })), 'token_in_query', name)
   }
   try {

@@ -102,6 +102,11 @@ t.test('malformed requests fail the whole batch with a code, never a 500', async
   t.equal(broken.json().code, 'request_invalid')
   const inQuery = await batch({ tokens: [token] }, `/verify/batch?token=${token}`)
   t.equal(inQuery.body.code, 'token_in_query')
+  // The batch's own field name, in the query as in the body (tokens=a&tokens=b or a JSON list): leaked all the same.
+  for (const query of [`tokens=${token}`, `tokens=${token}&tokens=${token}`, `tokens=${encodeURIComponent(JSON.stringify([token]))}`]) {
+    const tokensInQuery = await batch({ tokens: [token] }, `/verify/batch?${query}`)
+    t.same([tokensInQuery.status, tokensInQuery.body.code], [400, 'token_in_query'], query.slice(0, 30))
+  }
 })
 
 t.test('the body limit is batch.maxBodyBytes, not server.bodyLimit', async (t) => {

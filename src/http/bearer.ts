@@ -48,8 +48,9 @@ export function authorizationHeader (message: Pick<IncomingMessage, 'headers' | 
   return authorization
 }
 
-// id_token_hint: RP-initiated logout's name for the ID token, which a logout handler may pass on as it came.
-const TOKEN_QUERY_NAMES = new Set(['token', 'id_token', 'id_token_hint', 'access_token'])
+// id_token_hint: RP-initiated logout's name for the ID token, which a logout handler may pass on as it came;
+// tokens: /verify/batch's body field, which a caller may write in the query as it writes it in the body.
+const TOKEN_QUERY_NAMES = new Set(['token', 'tokens', 'id_token', 'id_token_hint', 'access_token'])
 
 /**
  * The per-request checks (and max_age, their OAuth spelling): body fields, never read from the query. Forward-auth
