@@ -259,6 +259,9 @@ function renewCertificates (log: FastifyBaseLogger, read: readonly ListenerCerti
 /**
  * Reloads on SIGHUP until the app closes. Reloads never overlap: a SIGHUP during a reload runs one more
  * reload after it, so the last signal always wins. Call it before the app is ready (it adds an onClose hook).
+ * A reload that throws, or a callback that does (a cluster worker's message to a primary that is gone), is
+ * logged and ends that reload: never an unhandled rejection (which would end the process), and never a reload
+ * left running forever, which would leave every later SIGHUP unanswered.
  */
 export function reloadOnSighup (app: FastifyInstance, load: () => Config, options: ReloadOptions = {}): void {
   let running: Promise<void> | undefined
@@ -273,6 +276,12 @@ export function reloadOnSighup (app: FastifyInstance, load: () => Config, option
     running = reloadConfiguration(app, load, options).then((result) => {
       if (result.outcome === 'applied') options.onApplied?.(startedAt)
       else options.onRefused?.(startedAt)
+    }, (err: unknown) => {
+      app.log.error({ err, signal: 'SIGHUP' }, 'configuration reload failed with an unexpected error; send SIGHUP again, or restart if it recurs')
+      options.onRefused?.(startedAt)
+    }).catch((err: unknown) => {
+      app.log.error({ err, signal: 'SIGHUP' }, 'unexpected error after a configuration reload')
+    }).finally(() => {
       running = undefined
       if (again) {
         again = false

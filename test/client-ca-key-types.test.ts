@@ -31,3 +31,19 @@ t.test('checking CAs of one name and different key types leaves no OpenSSL error
     'the RSA namesake is not the root\'s copy: it is reported as an intermediate outside the file')
   t.match(r.stdout, /aes-gcm ok/)
 })
+
+// A root on a curve JWK has no name for (brainpoolP256r1) and its cross-signed copy: their keys are compared by
+// their SPKI bytes once the JWK export fails, which must leave nothing behind either.
+openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:brainpoolP256r1', '-nodes', '-days', '1', '-subj', '/CN=bp-ca',
+  '-keyout', 'bp-ca.key', '-out', 'bp-ca.crt', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'])
+openssl(['req', '-new', '-key', 'bp-ca.key', '-subj', '/CN=bp-ca', '-out', 'bp-cross.csr'])
+openssl(['x509', '-req', '-in', 'bp-cross.csr', '-CA', 'other-ca.crt', '-CAkey', 'other-ca.key', '-CAcreateserial', '-days', '1', '-out', 'bp-cross.crt', '-extfile', 'rsa-ca.ext'])
+const brainpool = join(pki.dir, 'bp-root-and-cross.crt')
+writeFileSync(brainpool, Buffer.concat([readFileSync(join(pki.dir, 'bp-ca.crt')), readFileSync(join(pki.dir, 'bp-cross.crt'))]))
+
+t.test('comparing the keys of CAs on a curve JWK does not name leaves no OpenSSL error for the next AES job', async (t) => {
+  const r = await runNode('test/helpers/client-ca-check-then-aes.ts', [brainpool])
+  t.same([r.code, r.signal], [0, null], `the process ends normally (stderr: ${r.stderr.slice(0, 300)})`)
+  t.match(r.stdout, /^no problem\n/, 'the copy is the root\'s: one name, one key')
+  t.match(r.stdout, /aes-gcm ok/)
+})

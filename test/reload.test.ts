@@ -316,6 +316,44 @@ t.test('SIGHUP reloads; signals during a reload run one more reload, never two a
   t.equal(process.listenerCount('SIGHUP'), listenersBefore, 'the listener is removed when the app closes')
 })
 
+t.test('SIGHUP: a reload or a callback that throws is logged, and the next SIGHUP still reloads', async (t) => {
+  const { lines, logger } = capture()
+  const app = await buildApp(configFor([issuerA], INFO), { loggerInstance: logger })
+  t.teardown(() => app.close())
+  const unhandled: unknown[] = []
+  const onUnhandled = (err: unknown): void => { unhandled.push(err) }
+  process.on('unhandledRejection', onUnhandled)
+  t.teardown(() => { process.off('unhandledRejection', onUnhandled) })
+  let applied = 0
+  let refused = 0
+  // A callback that throws once: a cluster worker telling a primary that is gone (ERR_IPC_CHANNEL_CLOSED).
+  // And a reload that throws once: options whose heap limit cannot be read throw inside the reload itself.
+  let heapThrows = false
+  const options = {
+    get heapLimitBytes (): number | undefined {
+      if (heapThrows) { heapThrows = false; throw new Error('unreadable heap limit') }
+      return undefined
+    },
+    onApplied: () => { if (++applied === 1) throw Object.assign(new Error('Channel closed'), { code: 'ERR_IPC_CHANNEL_CLOSED' }) },
+    onRefused: () => { refused++ }
+  }
+  reloadOnSighup(app, () => configFor([issuerA, issuerB], INFO), options)
+  await app.ready()
+  const messages = (): string[] => lines().map((l) => String(l.msg))
+  process.emit('SIGHUP', 'SIGHUP')
+  await until(() => messages().includes('unexpected error after a configuration reload'), 'the callback\'s error logged')
+  t.equal(applied, 1)
+  heapThrows = true
+  process.emit('SIGHUP', 'SIGHUP')
+  await until(() => refused === 1, 'the failed reload ends as refused')
+  t.ok(messages().some((m) => m.startsWith('configuration reload failed with an unexpected error')), 'the reload\'s error logged')
+  process.emit('SIGHUP', 'SIGHUP')
+  await until(() => applied === 2, 'a later SIGHUP still reloads')
+  t.same(await verifyStatus(app, tokenB), { status: 200, code: undefined })
+  await new Promise((resolve) => setImmediate(resolve))
+  t.same(unhandled, [], 'no unhandled rejection')
+})
+
 t.test('reloads called at once run one after the other: the last one called is the one in force', async (t) => {
   const slow = await startJwksServer({ json: jwksOf(keyB), delayMs: 400 })
   t.teardown(() => slow.close())

@@ -6,6 +6,7 @@
  */
 import t from 'tap'
 import { execFileSync } from 'node:child_process'
+import { X509Certificate } from 'node:crypto'
 import { readFileSync, writeFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
@@ -50,6 +51,33 @@ t.test('such a bundle admits the root\'s clients, and a reload with it is applie
   const client = { ca: pki.pem.ca, cert: pki.pem.clientCert, key: pki.pem.clientKey }
   t.equal((await call(port, { path: '/healthz', ...client })).status, 200, 'the root\'s client is admitted')
   const reload = await reloadConfiguration(app, () => configFor(issuers, { server: { tls: tls(rootThenCross) } }))
+  t.same(reload.problems, [])
+  t.equal(reload.outcome, 'applied')
+})
+
+// The same copy with the root's EC key written compressed (02/03 and x, where the root has 04, x and y): one key,
+// two SPKI encodings. It is still the root's copy: OpenSSL finds the root first, as above.
+openssl(['ec', '-in', 'ca.key', '-conv_form', 'compressed', '-out', 'ca-compressed.key'])
+openssl(['req', '-new', '-key', 'ca-compressed.key', '-subj', '/CN=ca', '-out', 'cross-compressed.csr'])
+openssl(['x509', '-req', '-in', 'cross-compressed.csr', '-CA', 'other-ca.crt', '-CAkey', 'other-ca.key', '-CAcreateserial', '-days', '1',
+  '-out', 'cross-compressed.crt', '-extfile', 'cross.ext'])
+const crossCompressed = readFileSync(join(pki.dir, 'cross-compressed.crt'))
+const rootThenCompressedCross = join(pki.dir, 'root-then-compressed-cross.crt')
+writeFileSync(rootThenCompressedCross, Buffer.concat([pki.pem.ca, crossCompressed]))
+
+t.test('a cross-signed copy whose key is written compressed is the root\'s copy too', async (t) => {
+  const spki = (pem: Buffer): Buffer => new X509Certificate(pem).publicKey.export({ type: 'spki', format: 'der' })
+  // The point's first byte, after the SPKI's algorithm and the bit string's header.
+  t.ok([0x02, 0x03].includes(spki(crossCompressed)[26] ?? 0), 'the copy\'s point is compressed')
+  t.equal(spki(pki.pem.ca)[26], 0x04, 'the root\'s is not')
+  t.same(configProblems({ issuers, server: { tls: tls(rootThenCompressedCross) } }), [])
+  const app = await buildApp(configFor(issuers, { server: { tls: tls(rootThenCompressedCross) } }))
+  t.teardown(() => app.close())
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const port = (app.server.address() as AddressInfo).port
+  const client = { ca: pki.pem.ca, cert: pki.pem.clientCert, key: pki.pem.clientKey }
+  t.equal((await call(port, { path: '/healthz', ...client })).status, 200, 'OpenSSL admits the root\'s client')
+  const reload = await reloadConfiguration(app, () => configFor(issuers, { server: { tls: tls(rootThenCompressedCross) } }))
   t.same(reload.problems, [])
   t.equal(reload.outcome, 'applied')
 })

@@ -41,10 +41,12 @@ function readPem (path: string, at: Path, report: Reporter): string | undefined 
 function checkTls (tls: unknown, section: 'tls' | 'opsTls', report: Reporter): void {
   if (!isRecord(tls)) return
   let cert: X509Certificate | undefined
+  let certPem = ''
   let key: KeyObject | undefined
   if (typeof tls.certFile === 'string' && tls.certFile !== '') {
     const pem = readPem(tls.certFile, ['server', section, 'certFile'], report)
     if (pem !== undefined) {
+      certPem = pem
       try {
         cert = new X509Certificate(pem)
       } catch {
@@ -64,13 +66,40 @@ function checkTls (tls: unknown, section: 'tls' | 'opsTls', report: Reporter): v
     }
   }
   if (cert !== undefined && key !== undefined && !cert.checkPrivateKey(key)) {
-    report(['server', section, 'keyFile'], `the private key does not belong to the certificate in server.${section}.certFile`)
+    const order = certificateOrderProblem(String(tls.certFile), `server.${section}.keyFile`, certPem, key)
+    if (order !== undefined) report(['server', section, 'certFile'], order)
+    else report(['server', section, 'keyFile'], `the private key does not belong to the certificate in server.${section}.certFile`)
   }
   if (typeof tls.clientCaFile === 'string' && tls.clientCaFile !== '') {
     const pem = readPem(tls.clientCaFile, ['server', section, 'clientCaFile'], report)
     const problem = pem === undefined ? undefined : clientCaProblem(tls.clientCaFile, pem)
     if (problem !== undefined) report(['server', section, 'clientCaFile'], problem)
   }
+}
+
+/**
+ * A certificate file in reverse order (its chain first, the server's own certificate last, as some CAs send a
+ * bundle): the key is not the first certificate's, the one served as the server's own, but a later one's. What to
+ * fix then is the order of certFile, not the key; undefined when the key is no certificate's of the file. Also for
+ * the files a reload or the look at the files reads (src/http/tls-reload.ts).
+ */
+export function certificateOrderProblem (path: string, keySetting: string, pem: string | Buffer, key: KeyObject): string | undefined {
+  // The labels OpenSSL reads a certificate chain under.
+  const blocks = [...pem.toString().matchAll(/-----BEGIN ((?:TRUSTED |X509 )?CERTIFICATE)-----[\s\S]*?-----END \1-----/g)]
+  for (const [i, match] of blocks.entries()) {
+    if (i === 0) continue
+    let own: boolean
+    try {
+      own = new X509Certificate(match[0]).checkPrivateKey(key)
+    } catch {
+      continue
+    }
+    if (own) {
+      return `expected the server's own certificate first in ${JSON.stringify(path)}, then its chain: the private key in ${keySetting} ` +
+        `is that of certificate ${i + 1} of ${blocks.length}, and the first is the one served`
+    }
+  }
+  return undefined
 }
 
 /**
@@ -116,16 +145,33 @@ export function clientCaProblem (path: string, pem: string | Buffer): string | u
 }
 
 /**
- * The same name and key. The keys are compared by their SPKI bytes, not with KeyObject.equals: two CAs of one name
+ * The same name and key. The keys are compared by their encoding, not with KeyObject.equals: two CAs of one name
  * may have keys of different types, and equals across key types leaves an OpenSSL error behind (Node 20) that
  * aborts the process at its next WebCrypto AES job, in a process that keeps serving after a reload or a look at
  * the certificate files.
  */
 function sameCa (a: X509Certificate, b: X509Certificate): boolean {
-  return a.subject === b.subject && spkiOf(a).equals(spkiOf(b))
+  return a.subject === b.subject && keyOf(a) === keyOf(b)
 }
 
-const spkiOf = (cert: X509Certificate): Buffer => cert.publicKey.export({ type: 'spki', format: 'der' })
+/**
+ * A CA's public key, one text per key: an EC key by its curve and coordinates (a JWK), since one point has two
+ * SPKI encodings, compressed and uncompressed, and a copy of a root whose issuer wrote the other would not be seen
+ * as the root's (OpenSSL takes it for one; the file would be refused for an intermediate without its root). Other
+ * keys, and EC keys of a curve JWK does not name, by their SPKI bytes. Neither way leaves an OpenSSL error behind.
+ */
+function keyOf (cert: X509Certificate): string {
+  const key = cert.publicKey
+  if (key.asymmetricKeyType === 'ec') {
+    try {
+      const { crv, x, y } = key.export({ format: 'jwk' })
+      return `ec ${crv ?? ''} ${x ?? ''} ${y ?? ''}`
+    } catch {
+      // A curve JWK has no name for: its SPKI bytes, below.
+    }
+  }
+  return `spki ${key.export({ type: 'spki', format: 'der' }).toString('base64')}`
+}
 
 function isSelfSigned (cert: X509Certificate): boolean {
   return cert.checkIssued(cert) && cert.verify(cert.publicKey)

@@ -9,10 +9,10 @@
  * listener keeps serving the certificate it has. Only the secure context changes: whether a listener speaks
  * TLS at all, and whether it asks for client certificates (requestCert), are fixed when it is created.
  */
-import { createHash, createPrivateKey, X509Certificate } from 'node:crypto'
+import { createHash, createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto'
 import { createSecureContext, type SecureContextOptions, type Server as TlsServer } from 'node:tls'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
-import { clientCaProblem } from '../config/operations.js'
+import { certificateOrderProblem, clientCaProblem } from '../config/operations.js'
 import { fileErrorReason } from '../small-file.js'
 import type { Config, TlsConfig } from '../config/types.js'
 import { httpsOptions } from './tls.js'
@@ -94,8 +94,20 @@ function blame (setting: string, tls: TlsConfig, options: SecureContextOptions, 
   if (refusedBy({ key: options.key }) !== undefined) {
     return new TlsProblem(`${setting}.keyFile`, `expected an unencrypted PEM private key in ${JSON.stringify(tls.keyFile)}`)
   }
-  if ((err as NodeJS.ErrnoException).code === 'ERR_OSSL_X509_KEY_VALUES_MISMATCH') return keyOfAnotherCertificate(setting, tls)
+  if ((err as NodeJS.ErrnoException).code === 'ERR_OSSL_X509_KEY_VALUES_MISMATCH') return keyMismatch(setting, tls, options)
   return new TlsProblem(setting, `the certificate and key in ${JSON.stringify(tls.certFile)} and ${JSON.stringify(tls.keyFile)} cannot be used (${opensslReason(err)})`)
+}
+
+/** A key that is not the first certificate's: a later one's (the file in reverse order), or another certificate's. */
+function keyMismatch (setting: string, tls: TlsConfig, options: SecureContextOptions, parsed?: KeyObject): TlsProblem {
+  let key = parsed
+  try {
+    key ??= createPrivateKey(options.key as Buffer)
+  } catch {
+    return keyOfAnotherCertificate(setting, tls)
+  }
+  const order = certificateOrderProblem(tls.certFile, `${setting}.keyFile`, options.cert as Buffer, key)
+  return order === undefined ? keyOfAnotherCertificate(setting, tls) : new TlsProblem(`${setting}.certFile`, order)
 }
 
 function keyOfAnotherCertificate (setting: string, tls: TlsConfig): TlsProblem {
@@ -103,15 +115,41 @@ function keyOfAnotherCertificate (setting: string, tls: TlsConfig): TlsProblem {
     `${setting}.certFile (${JSON.stringify(tls.certFile)}); replace both files together`)
 }
 
+/** The leaf certificate and the key of bytes createSecureContext accepted, parsed by node:crypto. */
+interface ParsedPair { leaf: X509Certificate, key: KeyObject }
+
+/**
+ * Parses what createSecureContext accepted, for the checks it does not make. Not every such file parses: an
+ * encrypted key (ENCRYPTED PRIVATE KEY, or Proc-Type: 4,ENCRYPTED) whose passphrase is empty is decrypted by
+ * createSecureContext, which asks for no passphrase and is given an empty one, while createPrivateKey refuses
+ * any encrypted key without a passphrase. Such a key is refused here as at start (an unencrypted key is
+ * expected): a problem, never a throw, which would end the look at the files (and every listener after this
+ * one) or a reload whose files changed after its configuration was read. Leaves no OpenSSL error behind
+ * (test/openssl-error-queue.test.ts).
+ */
+function parsePair (setting: string, tls: TlsConfig, options: SecureContextOptions): ParsedPair | TlsProblem {
+  let leaf: X509Certificate
+  try {
+    leaf = new X509Certificate(options.cert as Buffer)
+  } catch {
+    return new TlsProblem(`${setting}.certFile`, `expected a PEM certificate (chain) in ${JSON.stringify(tls.certFile)}`)
+  }
+  try {
+    return { leaf, key: createPrivateKey(options.key as Buffer) }
+  } catch {
+    // Never the key's content, nor OpenSSL's words about it.
+    return new TlsProblem(`${setting}.keyFile`, `expected an unencrypted PEM private key in ${JSON.stringify(tls.keyFile)}`)
+  }
+}
+
 /**
  * Whether the key is the leaf certificate's. createSecureContext compares them only when they are of one type:
  * OpenSSL files a key of another type (an RSA key beside an EC certificate) under that type, the context is made,
  * and every handshake then fails, the certificate having no key. X509Certificate.checkPrivateKey compares across
- * types and leaves no OpenSSL error behind (test/openssl-error-queue.test.ts); the bytes were just accepted by
- * createSecureContext, so they parse.
+ * types and leaves no OpenSSL error behind (test/openssl-error-queue.test.ts).
  */
-function keyBelongsToCertificate (options: SecureContextOptions): boolean {
-  return new X509Certificate(options.cert as Buffer).checkPrivateKey(createPrivateKey(options.key as Buffer))
+function keyBelongsToCertificate ({ leaf, key }: ParsedPair): boolean {
+  return leaf.checkPrivateKey(key)
 }
 
 /**
@@ -151,7 +189,10 @@ const served = new WeakMap<object, { certificate: ServedCertificate, logged: Val
 
 /** The leaf certificate (the first of the chain) of a listener's options, as logs say it. */
 export function leafCertificate (options: SecureContextOptions): ServedCertificate {
-  const { fingerprint256, validFrom, validTo } = new X509Certificate(options.cert as Buffer)
+  return servedCertificate(new X509Certificate(options.cert as Buffer))
+}
+
+function servedCertificate ({ fingerprint256, validFrom, validTo }: X509Certificate): ServedCertificate {
   return { fingerprint256, validFrom, validTo }
 }
 
@@ -224,10 +265,12 @@ export function checkListener (listener: TlsListener, options: SecureContextOpti
   const { setting, tls } = listener
   const refused = refusedBy(options)
   if (refused !== undefined) return blame(setting, tls, options, refused)
-  if (!keyBelongsToCertificate(options)) return keyOfAnotherCertificate(setting, tls)
+  const pair = parsePair(setting, tls, options)
+  if (pair instanceof TlsProblem) return pair
+  if (!keyBelongsToCertificate(pair)) return keyMismatch(setting, tls, options, pair.key)
   const ca = caProblem(setting, tls, options.ca)
   if (ca !== undefined) return ca
-  return { listener, options, certificate: leafCertificate(options) }
+  return { listener, options, certificate: servedCertificate(pair.leaf) }
 }
 
 /** Whether a certificate's validTo, as X509Certificate writes it ("Nov 26 15:00:00 2027 GMT"), has passed. */

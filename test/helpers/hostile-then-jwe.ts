@@ -230,6 +230,9 @@ const tlsCases: Record<string, { cert: string | Buffer, key: string | Buffer, ca
   'a client CA file holding a key': { cert: pki.pem.serverCert, key: serverKey, ca: pki.pem.clientKey },
   'a garbage certificate': { cert: garbageCert, key: ecPair.privateKey.export({ type: 'pkcs8', format: 'pem' }) },
   'a garbage key': { cert: pki.pem.serverCert, key: '-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n' },
+  // Taken by createSecureContext (given an empty passphrase), refused by createPrivateKey (test/tls-key-empty-passphrase.test.ts).
+  'a key encrypted with an empty passphrase': { cert: pki.pem.serverCert, key: createPrivateKey(serverKey).export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: '' }) },
+  'a chain in reverse order': { cert: Buffer.concat([pki.pem.ca, pki.pem.serverCert]), key: serverKey },
   'a key where the certificate goes': { cert: rsaPair.privateKey.export({ type: 'pkcs8', format: 'pem' }), key: rsaPair.privateKey.export({ type: 'pkcs8', format: 'pem' }) },
   'a garbage client CA': { cert: pki.pem.serverCert, key: serverKey, ca: `${garbageCert}garbage` }
 }
