@@ -207,13 +207,13 @@ const HttpsUrl = (description: string) =>
 // ---------------------------------------------------------------------------------------------------------
 
 export const TlsSchema = Type.Object({
-  certFile: NonEmptyString('PEM certificate (chain) of the listener.', 'a path to a PEM certificate file'),
+  certFile: NonEmptyString('PEM certificate (chain) of the listener, its own certificate first.', 'a path to a PEM certificate file'),
   keyFile: NonEmptyString('PEM private key of the listener, unencrypted.', 'a path to a PEM private key file'),
   clientCaFile: Type.Optional(NonEmptyString('PEM CA bundle; when set, mutual TLS admits only clients whose certificate chains to it.', 'a path to a PEM CA certificate file'))
 }, { additionalProperties: false, description: 'TLS for the main listener.', 'x-expected': 'a mapping with certFile, keyFile and optionally clientCaFile' })
 
 export const OpsTlsSchema = Type.Object({
-  certFile: NonEmptyString('PEM certificate (chain) of the ops listener.', 'a path to a PEM certificate file'),
+  certFile: NonEmptyString('PEM certificate (chain) of the ops listener, its own certificate first.', 'a path to a PEM certificate file'),
   keyFile: NonEmptyString('PEM private key of the ops listener, unencrypted.', 'a path to a PEM private key file')
 }, {
   additionalProperties: false,
