@@ -278,7 +278,7 @@ export const JwksCacheSchema = Type.Object({
   unknownKidCooldownSeconds: Type.Optional(Int(0, 3600, 'Minimum seconds between unknown-kid refreshes per JWKS URL.', JWKS_DEFAULTS.unknownKidCooldownSeconds)),
   unknownKidRefreshesPerMinute: Type.Optional(Int(0, 600, 'Maximum unknown-kid refreshes per minute per JWKS URL for tokens, and as many again for back-channel logout tokens.', JWKS_DEFAULTS.unknownKidRefreshesPerMinute)),
   backoffInitialSeconds: Type.Optional(Int(1, 3600, 'First delay after a failed fetch.', JWKS_DEFAULTS.backoffInitialSeconds)),
-  backoffMaxSeconds: Type.Optional(Int(1, DAY, 'Maximum delay between failed fetches.', JWKS_DEFAULTS.backoffMaxSeconds)),
+  backoffMaxSeconds: Type.Optional(Int(1, DAY, 'Maximum delay between failed fetches, and the longest a provider\'s Retry-After (429, 503) holds a fetch back.', JWKS_DEFAULTS.backoffMaxSeconds)),
   rediscoverySeconds: Type.Optional(Int(0, WEEK, 'How often a discovered issuer\'s metadata is read again, so that a changed jwks_uri is followed (0: never).', JWKS_DEFAULTS.rediscoverySeconds))
 }, { additionalProperties: false, description: 'JWKS cache behaviour.', 'x-expected': 'a mapping of JWKS cache options' })
 

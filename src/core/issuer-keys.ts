@@ -1,15 +1,17 @@
 /**
  * Where one issuer's keys come from: an inline JWKS (air-gapped), a configured jwks_uri, or OIDC discovery
  * followed by the discovered jwks_uri. Remote key sets live in the shared JwksCache; discovery is retried in
- * the background with backoff until it succeeds, so the service starts while an IdP is down, and repeated
- * every jwks.rediscoverySeconds, so that a provider that moves its jwks_uri is followed (once the new URL has
- * given keys; until then, and when the provider cannot be reached, the current one stays). An issuer whose
- * algorithms are all HS* needs no keys: its client secret verifies every token, so nothing is fetched.
+ * the background with backoff (longer when the provider's Retry-After asks, src/jwks/retry-wait.ts) until it
+ * succeeds, so the service starts while an IdP is down, and repeated every jwks.rediscoverySeconds, so that a
+ * provider that moves its jwks_uri is followed (once the new URL has given keys; until then, and when the
+ * provider cannot be reached, the current one stays). An issuer whose algorithms are all HS* needs no keys: its
+ * client secret verifies every token, so nothing is fetched.
  */
 import type { FetchConfig, IssuerConfig, JwksCacheConfig } from '../config/types.js'
 import { VerificationError } from '../errors.js'
 import type { JwksCache, UnknownKidRequester } from '../jwks/cache.js'
 import { discoverJwksUri } from '../jwks/discovery.js'
+import { waitAfterFailure, type RetryWait } from '../jwks/retry-wait.js'
 import type { fetchJson } from '../net/fetch-json.js'
 import { KeySet } from './key-set.js'
 import type { Logger } from './logger.js'
@@ -153,6 +155,23 @@ class RemoteKeys implements KeyProvider {
   }
 }
 
+/** A new jwks_uri found by rediscovery gave no usable keys; `retryAfterUntil`: when its provider asked us to come back. */
+class NewUrlRefused extends Error {
+  constructor (message: string, readonly retryAfterUntil: number | undefined) {
+    super(message)
+    this.name = 'NewUrlRefused'
+  }
+}
+
+function withNote (message: string, note: string | undefined): string {
+  return note === undefined ? message : `${message}; ${note}`
+}
+
+/** The log line's field for a wait the provider asked for; none for the plain backoff. */
+function retryFields (note: string | undefined, at: number): { retryNotBefore?: string } {
+  return note === undefined ? {} : { retryNotBefore: new Date(at).toISOString() }
+}
+
 /** Discovery first, retried with backoff until it succeeds; then the discovered jwks_uri through the cache. */
 class DiscoveredKeys extends RemoteKeys {
   private readonly issuer: string
@@ -217,11 +236,13 @@ class DiscoveredKeys extends RemoteKeys {
     } catch (err) {
       if (this.closed) return
       this.failures++
-      this.error = (err as Error).message
-      const delay = this.backoffSeconds()
-      this.nextAttemptAt = Date.now() + delay * 1000
-      this.logger.warn({ error: this.error, retryInSeconds: delay }, 'discovery failed; the issuer is not ready and discovery will be retried')
-      this.schedule(() => this.discover(), delay * 1000)
+      const now = Date.now()
+      const wait = this.waitAfter(err, this.backoffSeconds() * 1000, now)
+      this.error = withNote((err as Error).message, wait.note)
+      this.nextAttemptAt = now + wait.delayMs
+      this.logger.warn({ error: this.error, retryInSeconds: Math.ceil(wait.delayMs / 1000), ...retryFields(wait.note, this.nextAttemptAt) },
+        'discovery failed; the issuer is not ready and discovery will be retried')
+      this.schedule(() => this.discover(), wait.delayMs)
     }
   }
 
@@ -247,7 +268,9 @@ class DiscoveredKeys extends RemoteKeys {
         const status = this.cache.status(jwksUri)
         if ((status.state !== 'fresh' && status.state !== 'stale') || (status.keyCount ?? 0) === 0) {
           this.urlLeft(jwksUri)
-          throw new Error(`the new jwks_uri ${jwksUri} gave no usable keys (${status.lastError ?? (status.keyCount === 0 ? 'no usable key in it' : status.state)})`)
+          // Forgotten with its entry, the new URL's Retry-After still decides when rediscovery fetches it again.
+          throw new NewUrlRefused(`the new jwks_uri ${jwksUri} gave no usable keys (${status.lastError ?? (status.keyCount === 0 ? 'no usable key in it' : status.state)})`,
+            status.retryAfterUntil)
         }
         this.jwksUri = jwksUri
         this.logger.info({ jwksUri, previous: current }, 'the provider\'s jwks_uri changed; following it')
@@ -258,10 +281,21 @@ class DiscoveredKeys extends RemoteKeys {
     } catch (err) {
       if (this.closed) return
       this.failures++
-      const delay = Math.min(this.backoffSeconds(), this.rediscoveryMs / 1000)
-      this.logger.warn({ error: (err as Error).message, jwksUri: current, retryInSeconds: delay }, 'rediscovery failed; the current jwks_uri stays')
-      this.schedule(() => this.rediscover(), delay * 1000)
+      const now = Date.now()
+      const backoffMs = Math.min(this.backoffSeconds() * 1000, this.rediscoveryMs)
+      let wait = this.waitAfter(err, backoffMs, now)
+      // The new jwks_uri's note is in the message already (the cache's lastError): only its time is taken.
+      if (err instanceof NewUrlRefused && err.retryAfterUntil !== undefined) wait = { delayMs: Math.max(wait.delayMs, err.retryAfterUntil - now), note: undefined, asked: true }
+      const error = withNote((err as Error).message, wait.note)
+      this.logger.warn({ error, jwksUri: current, retryInSeconds: Math.ceil(wait.delayMs / 1000), ...retryFields(wait.note, now + wait.delayMs) },
+        'rediscovery failed; the current jwks_uri stays')
+      this.schedule(() => this.rediscover(), wait.delayMs)
     }
+  }
+
+  /** The backoff, or the wait the provider asked for (Retry-After), capped as the cache caps it for JWKS URLs. */
+  private waitAfter (err: unknown, backoffMs: number, now: number): RetryWait {
+    return waitAfterFailure(err, backoffMs, this.backoff.max * 1000, 'jwks.backoffMaxSeconds', now)
   }
 
   private backoffSeconds (): number {

@@ -8,7 +8,8 @@
  * Freshness comes from Cache-Control max-age (less the Age header) within configured bounds, and is never
  * under MIN_FRESHNESS_SECONDS. A document without a usable key never replaces keys that had one: it counts
  * as a failed fetch. Failures back off exponentially and keep retrying in the background, so an issuer that
- * was down at start-up becomes ready by itself.
+ * was down at start-up becomes ready by itself; a provider's Retry-After (429, 503) lengthens the wait, up to
+ * backoffMaxSeconds (./retry-wait.ts), and no path fetches the URL before it ends.
  * Concurrent callers share one fetch. An unknown kid may force a refresh, limited by a cooldown and a
  * per-minute budget, so a flood of random kids costs the IdP only a few fetches a minute. Logout tokens (an
  * open route) have a budget of their own beside the one of the tokens of every other route, so that junk posted
@@ -19,6 +20,7 @@ import type { FetchConfig, JsonWebKeySet, JwksCacheConfig } from '../config/type
 import { VerificationError } from '../errors.js'
 import { FetchError, fetchJson, type FetchJson } from '../net/fetch-json.js'
 import { parseJwks } from './parse-jwks.js'
+import { waitAfterFailure } from './retry-wait.js'
 import { MAX_TIMER_MS } from '../timers.js'
 
 /** The subset of pino the cache uses. */
@@ -77,6 +79,8 @@ export interface JwksStatus {
   usableUntil?: number
   lastError?: string
   consecutiveFailures: number
+  /** While the provider's Retry-After (capped) holds fetches back: when it ends, in ms since the epoch. */
+  retryAfterUntil?: number
 }
 
 interface LoadedKeys<T> {
@@ -96,6 +100,8 @@ interface Entry<T> {
   consecutiveFailures: number
   /** No fetch on behalf of a request before this time (ms); 0 when not backing off. */
   backoffUntil: number
+  /** backoffUntil was set by the provider's Retry-After (it asked for no less than our own backoff). */
+  backoffAsked: boolean
   lastError?: string
   /** The last failure was an answer: a key set without usable keys (so an unknown kid is not one of them). */
   lastFailureAnswered: boolean
@@ -283,10 +289,18 @@ export class JwksCache<T> {
     return this.#usable(entry, this.#now())
   }
 
-  /** First fetch at start-up. Never throws: on failure a retry is already scheduled with backoff. */
+  /**
+   * First fetch at start-up (or of a URL discovery found). Never throws: on failure a retry is already scheduled
+   * with backoff. While the provider's Retry-After holds fetches back it fetches nothing: the scheduled retry will.
+   */
   async warm (url: string): Promise<void> {
     const entry = this.#entry(url)
-    if (entry.keys !== undefined && this.#now() < entry.keys.freshUntil) return
+    const now = this.#now()
+    if (entry.keys !== undefined && now < entry.keys.freshUntil) return
+    // Our own backoff does not hold warm() back (a fetch that succeeds ends it), but the provider's Retry-After
+    // does: a second issuer with the same JWKS URL, or a discovery that found it again, must not ask before the
+    // time it gave. The retry timer is set for then.
+    if (entry.inFlight === undefined && entry.backoffAsked && now < entry.backoffUntil) return
     try {
       await this.#refresh(entry, 'warm')
     } catch {
@@ -310,7 +324,8 @@ export class JwksCache<T> {
       freshUntil: keys?.freshUntil,
       usableUntil: keys?.usableUntil,
       lastError: entry.lastError,
-      consecutiveFailures: entry.consecutiveFailures
+      consecutiveFailures: entry.consecutiveFailures,
+      ...(entry.backoffAsked && now < entry.backoffUntil ? { retryAfterUntil: entry.backoffUntil } : {})
     }
   }
 
@@ -328,7 +343,7 @@ export class JwksCache<T> {
   #entry (url: string): Entry<T> {
     let entry = this.#entries.get(url)
     if (entry === undefined) {
-      entry = { url, consecutiveFailures: 0, backoffUntil: 0, unknownKidRefreshes: { token: [], logout: [] }, lastFailureAnswered: false, staleWarned: false, disposed: false }
+      entry = { url, consecutiveFailures: 0, backoffUntil: 0, backoffAsked: false, unknownKidRefreshes: { token: [], logout: [] }, lastFailureAnswered: false, staleWarned: false, disposed: false }
       if (!this.#closed) this.#entries.set(url, entry)
       else entry.disposed = true
     }
@@ -424,14 +439,28 @@ export class JwksCache<T> {
     this.#onFetch?.({ url, outcome: loaded === undefined ? 'error' : 'success', durationMs, reason })
 
     if (loaded === undefined) {
-      const message = failure instanceof Error ? failure.message : String(failure)
       entry.consecutiveFailures++
-      const delayMs = this.#backoffMs(entry.consecutiveFailures)
-      entry.backoffUntil = this.#now() + delayMs
+      const now = this.#now()
+      // A provider's Retry-After (429, 503) lengthens the backoff, up to backoffMaxSeconds; backoffUntil then
+      // holds back every fetch of the URL alike: requests, unknown kids, warm() and the retry timer.
+      const wait = waitAfterFailure(failure, this.#backoffMs(entry.consecutiveFailures), this.#config.backoffMaxSeconds * 1000, 'jwks.backoffMaxSeconds', now)
+      const delayMs = wait.delayMs
+      const reported = failure instanceof Error ? failure.message : String(failure)
+      const message = wait.note === undefined ? reported : `${reported}; ${wait.note}`
+      entry.backoffUntil = now + delayMs
+      entry.backoffAsked = wait.asked
       entry.lastError = message
       entry.lastFailureAnswered = failure instanceof FetchError && failure.kind === 'no_usable_keys'
       this.#logger.warn(
-        { issuer: this.#issuerOf(url), url, reason, error: message, consecutiveFailures: entry.consecutiveFailures, retryInSeconds: Math.ceil(delayMs / 1000) },
+        {
+          issuer: this.#issuerOf(url),
+          url,
+          reason,
+          error: message,
+          consecutiveFailures: entry.consecutiveFailures,
+          retryInSeconds: Math.ceil(delayMs / 1000),
+          ...(wait.note === undefined ? {} : { retryNotBefore: new Date(entry.backoffUntil).toISOString() })
+        },
         `JWKS fetch from ${url} failed: ${message}`)
       this.#schedule(entry, delayMs)
       throw failure
@@ -450,6 +479,7 @@ export class JwksCache<T> {
     }
     entry.consecutiveFailures = 0
     entry.backoffUntil = 0
+    entry.backoffAsked = false
     entry.lastError = undefined
     this.#onKeySetAccepted?.(loaded.set, url)
     entry.staleWarned = false

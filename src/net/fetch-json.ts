@@ -4,6 +4,7 @@
  * streams, manual same-origin redirects and a JSON body. Errors name the URL and say what was wrong, so an
  * operator can fix the configuration or the provider; they never quote the response body.
  */
+import { parseRetryAfter } from './retry-after.js'
 
 export interface FetchJsonOptions {
   /** Covers connecting, redirects, headers and reading the whole body. */
@@ -44,13 +45,16 @@ export class FetchError extends Error {
   readonly url: string
   /** The HTTP status the server answered, for http_status. */
   readonly status: number | undefined
+  /** The wait a 429 or 503 asked for with a valid Retry-After, in ms from the answer (src/net/retry-after.ts). */
+  readonly retryAfterMs: number | undefined
 
-  constructor (kind: FetchErrorKind, url: string, message: string, options?: { cause?: unknown, status?: number }) {
+  constructor (kind: FetchErrorKind, url: string, message: string, options?: { cause?: unknown, status?: number, retryAfterMs?: number }) {
     super(message, options)
     this.name = 'FetchError'
     this.kind = kind
     this.url = url
     this.status = options?.status
+    this.retryAfterMs = options?.retryAfterMs
   }
 }
 
@@ -194,7 +198,7 @@ export async function fetchJson (url: string, opts: FetchJsonOptions): Promise<F
 
       if (res.status !== 200) {
         await res.body?.cancel()
-        throw new FetchError('http_status', currentUrl, `GET ${currentUrl} answered HTTP ${res.status}`, { status: res.status })
+        throw statusError(res, currentUrl)
       }
 
       const bytes = await readLimited(res, currentUrl, opts.maxResponseBytes, local)
@@ -214,6 +218,27 @@ export async function fetchJson (url: string, opts: FetchJsonOptions): Promise<F
     // Releases the connection of a body we stopped reading, whatever happened.
     local.abort()
   }
+}
+
+/** Statuses whose Retry-After asks a client to come back later (RFC 9110 §10.2.3, RFC 6585 §4). */
+const RETRY_AFTER_STATUSES = new Set([429, 503])
+/** A Retry-After is quoted in the message only when ignored; keep a hostile one short. */
+const MAX_QUOTED_RETRY_AFTER = 64
+
+/**
+ * A status other than 200. For a 429 or 503 the message quotes its Retry-After, and says when it is ignored
+ * (malformed, past, too long) so that an operator knows why the service did not wait as asked.
+ */
+function statusError (res: Response, url: string): FetchError {
+  const base = `GET ${url} answered HTTP ${res.status}`
+  const header = RETRY_AFTER_STATUSES.has(res.status) ? res.headers.get('retry-after') : null
+  if (header === null) return new FetchError('http_status', url, base, { status: res.status })
+  const quoted = JSON.stringify(header.length > MAX_QUOTED_RETRY_AFTER ? `${header.slice(0, MAX_QUOTED_RETRY_AFTER)}…` : header)
+  const parsed = parseRetryAfter(header, Date.now())
+  if ('problem' in parsed) {
+    return new FetchError('http_status', url, `${base} with Retry-After ${quoted}, ignored: ${parsed.problem}`, { status: res.status })
+  }
+  return new FetchError('http_status', url, `${base} with Retry-After ${quoted}`, { status: res.status, retryAfterMs: parsed.delayMs })
 }
 
 /** Age = delta-seconds (RFC 9111 §5.1); anything else (several values, a sign, a fraction) is ignored. */

@@ -1,0 +1,356 @@
+/**
+ * A provider's Retry-After on 429 and 503 (RFC 9110 §10.2.3): no fetch of that URL before the time it asked
+ * for, capped at jwks.backoffMaxSeconds, whichever path would fetch (a request, an unknown kid, warm(), the
+ * retry timer, discovery, rediscovery); a malformed, zero, past or huge value is ignored and the own backoff
+ * applies. A hand-made provider on 127.0.0.1 counts the requests. The cache runs on a fake clock; discovery,
+ * which reads the real one, with short real waits of a second or two (the header counts whole seconds).
+ */
+import t from 'tap'
+import { Writable } from 'node:stream'
+import pino from 'pino'
+import type { JsonWebKeySet, JwksCacheConfig } from '../src/config/types.js'
+import { Verifier } from '../src/core/verifier.js'
+import { VerificationError } from '../src/errors.js'
+import { JwksCache } from '../src/jwks/cache.js'
+import { FetchError, fetchJson } from '../src/net/fetch-json.js'
+import { MAX_RETRY_AFTER_SECONDS, parseRetryAfter } from '../src/net/retry-after.js'
+import { buildApp } from '../src/app.js'
+import { loggerOptions } from '../src/logger.js'
+import { configFor } from './helpers/config.js'
+import { startJwksServer, type JwksServer } from './helpers/jwks-server.js'
+import { idTokenClaims, jwksOf, makeKey, mint } from './helpers/tokens.js'
+
+interface Teardown { teardown: (fn: () => unknown) => void }
+
+const WELL_KNOWN = '/.well-known/openid-configuration'
+const fetchOpts = { timeoutMs: 2000, maxResponseBytes: 65536 }
+const key = makeKey('ES256', { kid: 'k1' })
+const jwks = jwksOf(key)
+const NOW = Date.UTC(2026, 10, 28, 10, 0, 0)
+
+const config: JwksCacheConfig = {
+  rediscoverySeconds: 86400,
+  maxEntries: 10,
+  defaultFreshnessSeconds: 600,
+  minFreshnessSeconds: 60,
+  maxFreshnessSeconds: 3600,
+  staleIfErrorSeconds: 3600,
+  unknownKidCooldownSeconds: 5,
+  unknownKidRefreshesPerMinute: 4,
+  backoffInitialSeconds: 30,
+  backoffMaxSeconds: 300
+}
+
+interface Warning { obj: Record<string, unknown>, msg: string }
+
+/** A cache on a fake clock (its retry timers are real, and far beyond the test's life). */
+function cacheFor (t: Teardown, overrides: Partial<JwksCacheConfig> = {}): { cache: JwksCache<JsonWebKeySet>, clock: { now: number }, warnings: Warning[] } {
+  const clock = { now: 1_700_000_000_000 }
+  const warnings: Warning[] = []
+  const noop = (): void => {}
+  const cache = new JwksCache<JsonWebKeySet>({
+    ...config,
+    ...overrides,
+    fetchOpts,
+    fetcher: fetchJson,
+    createKeySet: (set) => set,
+    now: () => clock.now,
+    logger: { debug: noop, info: noop, error: noop, warn: (obj, msg) => { warnings.push({ obj, msg }) } }
+  })
+  t.teardown(() => cache.close())
+  return { cache, clock, warnings }
+}
+
+async function startIdp (t: Teardown): Promise<JwksServer> {
+  const idp = await startJwksServer({ json: jwks, cacheControl: 'max-age=60' })
+  t.teardown(() => idp.close())
+  return idp
+}
+
+async function rejection (promise: Promise<unknown>): Promise<VerificationError> {
+  try {
+    await promise
+  } catch (err) {
+    if (err instanceof VerificationError) return err
+    throw err
+  }
+  throw new Error('expected a VerificationError')
+}
+
+async function sleep (ms: number): Promise<void> {
+  await new Promise((resolve) => setTimeout(resolve, ms))
+}
+
+async function waitFor (what: string, condition: () => boolean, timeoutMs = 8000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`)
+    await sleep(20)
+  }
+}
+
+t.test('parseRetryAfter: delay-seconds and the three HTTP-date forms; anything else is ignored', async (t) => {
+  const delay = (header: string): number | undefined => {
+    const parsed = parseRetryAfter(header, NOW)
+    return 'delayMs' in parsed ? parsed.delayMs : undefined
+  }
+  t.equal(delay('120'), 120_000)
+  t.equal(delay(' 7 '), 7_000, 'surrounding whitespace is not part of the value')
+  t.equal(delay(String(MAX_RETRY_AFTER_SECONDS)), MAX_RETRY_AFTER_SECONDS * 1000, 'a day is still taken (and capped by the caller)')
+  t.equal(delay('Sat, 28 Nov 2026 10:02:00 GMT'), 120_000, 'IMF-fixdate')
+  t.equal(delay('Saturday, 28-Nov-26 10:02:00 GMT'), 120_000, 'obsolete RFC 850 date')
+  t.equal(delay('Sat Nov 28 10:02:00 2026'), 120_000, 'obsolete asctime date')
+  t.equal(delay('Sun Nov 29  9:00:00 2026'), undefined, 'asctime pads the day, not the hour')
+  t.equal(delay('Sun Nov 29 09:00:00 2026'), 82_800_000, 'asctime')
+  t.equal(delay('Tue Dec  1 09:00:00 2026'), undefined, 'asctime, one-digit day: read, and over a day')
+  t.same(parseRetryAfter('Tue Dec  1 09:00:00 2026', NOW), { problem: 'a wait longer than a day (86400 s)' })
+
+  const ignored: Record<string, string> = {
+    '': 'neither a number of seconds nor an HTTP date',
+    soon: 'neither a number of seconds nor an HTTP date',
+    '-5': 'neither a number of seconds nor an HTTP date',
+    '+5': 'neither a number of seconds nor an HTTP date',
+    '1.5': 'neither a number of seconds nor an HTTP date',
+    '1e3': 'neither a number of seconds nor an HTTP date',
+    '0x10': 'neither a number of seconds nor an HTTP date',
+    '120, 60': 'neither a number of seconds nor an HTTP date',
+    '0': 'a wait of 0 s',
+    '000': 'a wait of 0 s',
+    '86401': 'a wait longer than a day (86400 s)',
+    '999999999': 'a wait longer than a day (86400 s)',
+    '99999999999999999999999999': 'a wait longer than a day (86400 s)',
+    'Sat, 28 Nov 2026 09:59:59 GMT': 'a date that has passed',
+    'Sat, 28 Nov 2026 10:00:00 GMT': 'a date that has passed',
+    'Thu, 01 Jan 1970 00:00:00 GMT': 'a date that has passed',
+    'Fri, 31 Dec 9999 23:59:59 GMT': 'a wait longer than a day (86400 s)',
+    'Mon, 31 Feb 2026 10:02:00 GMT': 'neither a number of seconds nor an HTTP date',
+    'Sat, 28 Nov 2026 25:02:00 GMT': 'neither a number of seconds nor an HTTP date',
+    'Sat, 28 Nov 2026 10:02:00 UTC': 'neither a number of seconds nor an HTTP date',
+    'sat, 28 nov 2026 10:02:00 gmt': 'neither a number of seconds nor an HTTP date',
+    'Sat, 28 Nov 2026 10:02:00 GMT; x': 'neither a number of seconds nor an HTTP date',
+    ['9'.repeat(5000)]: 'a wait longer than a day (86400 s)',
+    ['Sat, '.repeat(2000)]: 'neither a number of seconds nor an HTTP date'
+  }
+  for (const [header, problem] of Object.entries(ignored)) {
+    t.same(parseRetryAfter(header, NOW), { problem }, `ignored: ${JSON.stringify(header.slice(0, 40))}`)
+  }
+})
+
+t.test('fetchJson: a 429 or 503 carries the Retry-After it asked for; a bad one is named as ignored', async (t) => {
+  const idp = await startIdp(t)
+  const failure = async (): Promise<FetchError> => {
+    try {
+      await fetchJson(idp.jwksUrl, fetchOpts)
+    } catch (err) {
+      if (err instanceof FetchError) return err
+      throw err
+    }
+    throw new Error('expected a FetchError')
+  }
+
+  idp.set({ status: 429, headers: { 'retry-after': '120' } })
+  let err = await failure()
+  t.equal(err.retryAfterMs, 120_000)
+  t.equal(err.message, `GET ${idp.jwksUrl} answered HTTP 429 with Retry-After "120"`)
+
+  idp.set({ status: 503, headers: { 'retry-after': new Date(Date.now() + 600_000).toUTCString() } })
+  err = await failure()
+  t.ok(err.retryAfterMs !== undefined && err.retryAfterMs > 590_000 && err.retryAfterMs <= 600_000, `an HTTP date: ${err.retryAfterMs} ms`)
+
+  idp.set({ status: 503, headers: { 'retry-after': '-30' } })
+  err = await failure()
+  t.equal(err.retryAfterMs, undefined)
+  t.equal(err.message, `GET ${idp.jwksUrl} answered HTTP 503 with Retry-After "-30", ignored: neither a number of seconds nor an HTTP date`)
+
+  idp.set({ status: 503, headers: { 'retry-after': 'x'.repeat(4000) } })
+  err = await failure()
+  t.equal(err.retryAfterMs, undefined)
+  t.ok(err.message.length < 300, 'a long hostile value is quoted truncated')
+
+  idp.set({ status: 500, headers: { 'retry-after': '120' } })
+  err = await failure()
+  t.equal(err.retryAfterMs, undefined, 'only 429 and 503 ask a client to come back later')
+  t.equal(err.message, `GET ${idp.jwksUrl} answered HTTP 500`)
+})
+
+t.test('JWKS cache: no fetch by any path before the time the provider asked for', async (t) => {
+  const idp = await startIdp(t)
+  idp.set({ status: 429, headers: { 'retry-after': '120' } })
+  const { cache, clock, warnings } = cacheFor(t)
+  const start = clock.now
+  await cache.warm(idp.jwksUrl)
+  t.equal(idp.requests('/jwks'), 1)
+
+  const until = new Date(start + 120_000).toISOString()
+  const status = cache.status(idp.jwksUrl)
+  t.equal(status.lastError, `GET ${idp.jwksUrl} answered HTTP 429 with Retry-After "120"; the provider asked to wait 120 s (Retry-After): no new attempt before ${until}`)
+  t.equal(status.retryAfterUntil, start + 120_000)
+  const warning = warnings.find((w) => w.msg.startsWith('JWKS fetch from'))
+  t.equal(warning?.msg, `JWKS fetch from ${idp.jwksUrl} failed: ${status.lastError}`, 'the log line says the provider asked to wait, and until when')
+  t.match(warning?.obj, { retryInSeconds: 120, retryNotBefore: until })
+
+  // Past the own backoff (30 s at most) and the unknown-kid cooldown, short of the provider's 120 s.
+  for (const at of [1_000, 31_000, 90_000, 119_999]) {
+    clock.now = start + at
+    const err = await rejection(cache.get(idp.jwksUrl))
+    t.match(err, { code: 'keys_unavailable' })
+    t.equal(err.details.retryAfterSeconds, Math.ceil((120_000 - at) / 1000), `at +${at} ms: our Retry-After is the provider's`)
+    await t.rejects(cache.refreshForUnknownKid(idp.jwksUrl), { code: 'keys_unavailable' })
+    await t.rejects(cache.refreshForUnknownKid(idp.jwksUrl, 'logout'), { code: 'keys_unavailable' })
+    await cache.warm(idp.jwksUrl)
+    t.equal(idp.requests('/jwks'), 1, `at +${at} ms: no fetch`)
+  }
+
+  // The time has come and the provider is back.
+  idp.set({ json: jwks, cacheControl: 'max-age=60' })
+  clock.now = start + 120_000
+  t.same(await cache.get(idp.jwksUrl), jwks)
+  t.equal(idp.requests('/jwks'), 2)
+  t.equal(cache.status(idp.jwksUrl).retryAfterUntil, undefined)
+})
+
+t.test('JWKS cache: held keys stay in use while the provider asks to wait', async (t) => {
+  const idp = await startIdp(t)
+  const { cache, clock } = cacheFor(t)
+  const start = clock.now
+  t.same(await cache.get(idp.jwksUrl), jwks)
+  idp.set({ status: 503, headers: { 'retry-after': '200' } })
+
+  clock.now = start + 61_000
+  t.same(await cache.get(idp.jwksUrl), jwks, 'stale keys served; a background refresh starts')
+  await waitFor('the refused refresh', () => cache.status(idp.jwksUrl).consecutiveFailures === 1)
+  const failedAt = clock.now
+  t.equal(idp.requests('/jwks'), 2)
+  for (const at of [30_000, 100_000, 199_000]) {
+    clock.now = failedAt + at
+    t.same(await cache.get(idp.jwksUrl), jwks, 'still the held keys')
+    // The last fetch failed: an unknown kid cannot be told from a key just rotated in (the existing rule).
+    const err = await rejection(cache.refreshForUnknownKid(idp.jwksUrl))
+    t.match(err, { code: 'keys_unavailable', details: { retryAfterSeconds: Math.ceil((200_000 - at) / 1000) } })
+  }
+  t.equal(idp.requests('/jwks'), 2, 'no fetch within the 200 s asked for')
+  t.equal(cache.status(idp.jwksUrl).state, 'stale')
+
+  clock.now = failedAt + 200_000
+  await cache.get(idp.jwksUrl)
+  await waitFor('the refresh once the wait is over', () => idp.requests('/jwks') === 3)
+})
+
+t.test('JWKS cache: an HTTP-date Retry-After is honoured too', async (t) => {
+  const idp = await startIdp(t)
+  // The header is read against the real clock; 200 s ahead, to the second.
+  idp.set({ status: 503, headers: { 'retry-after': new Date(Date.now() + 200_000).toUTCString() } })
+  const { cache, clock } = cacheFor(t)
+  const start = clock.now
+  await cache.warm(idp.jwksUrl)
+  clock.now = start + 190_000
+  await t.rejects(cache.get(idp.jwksUrl), { code: 'keys_unavailable' })
+  t.equal(idp.requests('/jwks'), 1, 'no fetch 190 s later')
+  clock.now = start + 200_000
+  await t.rejects(cache.get(idp.jwksUrl), { code: 'keys_unavailable' })
+  t.equal(idp.requests('/jwks'), 2, 'a fetch once the date has come')
+})
+
+t.test(`JWKS cache: a wait longer than jwks.backoffMaxSeconds is capped at it`, async (t) => {
+  const idp = await startIdp(t)
+  idp.set({ status: 429, headers: { 'retry-after': '86400' } })
+  const { cache, clock } = cacheFor(t, { backoffMaxSeconds: 300 })
+  const start = clock.now
+  await cache.warm(idp.jwksUrl)
+  t.match(cache.status(idp.jwksUrl).lastError, `the provider asked to wait 86400 s (Retry-After): no new attempt before ${new Date(start + 300_000).toISOString()} (capped by jwks.backoffMaxSeconds: 300 s)`)
+  clock.now = start + 299_999
+  await t.rejects(cache.get(idp.jwksUrl), { code: 'keys_unavailable' })
+  t.equal(idp.requests('/jwks'), 1)
+  clock.now = start + 300_000
+  await t.rejects(cache.get(idp.jwksUrl), { code: 'keys_unavailable' })
+  t.equal(idp.requests('/jwks'), 2, 'fetched again at the cap, not a day later')
+})
+
+t.test('JWKS cache: a Retry-After shorter than the own backoff does not shorten it', async (t) => {
+  const idp = await startIdp(t)
+  idp.set({ status: 503, headers: { 'retry-after': '1' } })
+  const { cache, clock } = cacheFor(t)
+  const start = clock.now
+  await cache.warm(idp.jwksUrl)
+  clock.now = start + 26_000
+  await t.rejects(cache.get(idp.jwksUrl), { code: 'keys_unavailable' })
+  t.equal(idp.requests('/jwks'), 1, 'within the own backoff (27 to 30 s): no fetch')
+})
+
+t.test('JWKS cache: malformed, zero, past or huge values fall back to the normal backoff', async (t) => {
+  const bad = ['soon', '-120', '+120', '120.5', '0', '86401', '99999999999999999999', 'Thu, 01 Jan 1970 00:00:00 GMT', 'Mon, 31 Feb 2026 10:02:00 GMT', 'x'.repeat(3000)]
+  for (const value of bad) {
+    const idp = await startIdp(t)
+    idp.set({ status: 429, headers: { 'retry-after': value } })
+    const { cache, clock } = cacheFor(t)
+    const start = clock.now
+    await cache.warm(idp.jwksUrl)
+    const what = JSON.stringify(value.slice(0, 30))
+    t.match(cache.status(idp.jwksUrl), { consecutiveFailures: 1, retryAfterUntil: undefined }, what)
+    t.match(cache.status(idp.jwksUrl).lastError, ', ignored: ', `${what}: the message says it was ignored`)
+    // The own backoff: the first step is 30 s less up to 10 % jitter.
+    clock.now = start + 26_000
+    await t.rejects(cache.get(idp.jwksUrl), { code: 'keys_unavailable' })
+    t.equal(idp.requests('/jwks'), 1, `${what}: no fetch within the own backoff`)
+    clock.now = start + 30_000
+    await t.rejects(cache.get(idp.jwksUrl), { code: 'keys_unavailable' })
+    t.equal(idp.requests('/jwks'), 2, `${what}: fetched again once the own backoff ends`)
+  }
+})
+
+
+t.test('discovery: no retry before the time asked for; /readyz and the log line say so', async (t) => {
+  const idp = await startIdp(t)
+  idp.set({ status: 503, headers: { 'retry-after': '3' } }, WELL_KNOWN)
+  const lines: Array<Record<string, unknown>> = []
+  const stream = new Writable({ write (chunk, _enc, cb) { for (const l of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(l)); cb() } })
+  const config = configFor([{ id: 'idp', issuer: idp.url, audiences: ['aud'] }], { jwks: { backoffInitialSeconds: 1 } })
+  const app = await buildApp(config, { loggerInstance: pino(loggerOptions('info'), stream) })
+  t.teardown(() => app.close())
+  await app.ready()
+  const failed = (): Record<string, unknown> | undefined => lines.find((l) => l.msg === 'discovery failed; the issuer is not ready and discovery will be retried')
+  await waitFor('the failed discovery', () => failed() !== undefined)
+  t.match(failed(), { retryInSeconds: 3, retryNotBefore: String, error: /the provider asked to wait 3 s \(Retry-After\)/ })
+  const readyz = (await app.inject({ method: 'GET', url: '/readyz' })).json()
+  t.match(JSON.stringify(readyz), 'the provider asked to wait 3 s (Retry-After): no new attempt before ', '/readyz lastError says so')
+
+  const token = mint(key, idTokenClaims(idp.url, 'aud'))
+  const answer = await app.inject({ method: 'POST', url: '/verify', payload: { token } })
+  t.equal(answer.statusCode, 503)
+  // The own backoff would give 1 s.
+  t.ok(Number(answer.headers['retry-after']) >= 2, `our Retry-After is the provider's: ${answer.headers['retry-after']}`)
+
+  // The own backoff would retry after 1 s.
+  await sleep(1500)
+  t.equal(idp.requests(WELL_KNOWN), 1, 'no retry within the 3 s asked for')
+  idp.set({ json: { issuer: idp.url, jwks_uri: idp.jwksUrl } }, WELL_KNOWN)
+  await waitFor('the retry, and keys', () => app.verifier.ready)
+  t.equal(idp.requests(WELL_KNOWN), 2)
+})
+
+t.test('rediscovery: neither the metadata nor a new jwks_uri is fetched again before the time asked for', async (t) => {
+  const idp = await startIdp(t)
+  idp.set({ json: { issuer: idp.url, jwks_uri: idp.jwksUrl } }, WELL_KNOWN)
+  const v = new Verifier(configFor([{ id: 'idp', issuer: idp.url, audiences: ['aud'] }], { jwks: { rediscoverySeconds: 1, backoffInitialSeconds: 1 } }))
+  t.teardown(() => v.close())
+  v.start()
+  await waitFor('ready', () => v.ready)
+
+  // The metadata asks to wait 4 s; the own schedule (backoff 1 s, rediscovery 1 s) would ask again after 1 s.
+  idp.set({ status: 429, headers: { 'retry-after': '4' } }, WELL_KNOWN)
+  const before = idp.requests(WELL_KNOWN)
+  await waitFor('a refused rediscovery', () => idp.requests(WELL_KNOWN) === before + 1)
+  await sleep(2000)
+  t.equal(idp.requests(WELL_KNOWN), before + 1, 'no rediscovery within the 4 s asked for')
+  t.ok(v.ready, 'the held keys stay in use')
+
+  // A new jwks_uri that asks to wait: not taken, and not fetched again before its time.
+  idp.set({ status: 503, headers: { 'retry-after': '4' } }, '/jwks-2')
+  idp.set({ json: { issuer: idp.url, jwks_uri: `${idp.url}/jwks-2` } }, WELL_KNOWN)
+  await waitFor('the new jwks_uri tried', () => idp.requests('/jwks-2') === 1)
+  await sleep(2000)
+  t.equal(idp.requests('/jwks-2'), 1, 'the new jwks_uri is not fetched again within the 4 s asked for')
+  t.equal(v.status()[0]?.jwksUri, idp.jwksUrl)
+  t.ok(v.ready)
+  await waitFor('the new jwks_uri tried again', () => idp.requests('/jwks-2') === 2)
+})
