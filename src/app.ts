@@ -53,6 +53,12 @@ import { VerifierSlot } from './verifier-slot.js'
 
 /** Requests to unknown routes allowed per address per rateLimit window (fewer when rateLimit.max is lower). */
 const UNKNOWN_ROUTE_LIMIT = 1000
+/**
+ * Scrapes of /metrics on the main port allowed per address (or caller) per rateLimit window. Prometheus scrapes a
+ * target every 15-60 s; a scrape renders every series (with WORKERS, in every worker), so whoever reaches the main
+ * port could otherwise keep collections running back to back. Not lowered by rateLimit.max, the verify budget.
+ */
+const METRICS_SCRAPE_LIMIT = 1000
 
 export interface BuildAppOptions extends VerifierOptions {
   /** A pino logger to use instead of one built from config (tests capture logs through it). */
@@ -194,7 +200,9 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
   // With a separate ops port, health and metrics live there only (src/ops-app.ts).
   if (config.server.opsPort === undefined) {
     await fastify.register(healthRoutes)
-    if (metrics !== undefined) await fastify.register(metricsRoute, { metrics })
+    if (metrics !== undefined) {
+      await fastify.register(metricsRoute, { metrics, preHandler: limited ? fastify.rateLimit({ max: METRICS_SCRAPE_LIMIT, timeWindow: windowSeconds * 1000 }) : undefined })
+    }
   }
   const verifyLimit = callerRouteLimit(config)
   fastify.decorate('callerRateLimited', verifyLimit !== false)

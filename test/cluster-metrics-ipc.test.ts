@@ -1,9 +1,9 @@
 /**
  * /metrics across the workers of one host (src/metrics/cluster-metrics.ts), with stand-ins for the IPC channel:
- * the primary's collection (one at a time, shared by the scrapes that arrive meanwhile, bounded in time) and
+ * the primary's collection (one at a time, the next shared by the asks that arrive during one, bounded in time) and
  * the worker's aggregation; test/cluster-metrics.test.ts runs real workers.
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { Counter, Gauge, Registry } from 'prom-client'
 import { fakePrimary } from './helpers/fake-primary.js'
 import { ClusterMetrics, serveClusterMetrics } from '../src/metrics/cluster-metrics.js'
@@ -11,7 +11,8 @@ import { parseMetrics, valueOf } from './helpers/prometheus.js'
 
 interface FakeWorker { id: number, sent: Array<Record<string, unknown>>, dead: boolean, isDead: () => boolean, isConnected: () => boolean, send: (m: Record<string, unknown>, h: unknown, o: unknown, cb: () => void) => boolean }
 
-t.test('the primary asks every ready worker once per collection, shares it between scrapes, and counts the missing', async (t) => {
+/** serveClusterMetrics() with fake workers: `worker(id)` makes one, `say` and `exit` are the cluster's events. */
+async function fakeCluster (t: Test): Promise<{ worker: (id: number) => FakeWorker, say: (w: FakeWorker, message: unknown) => void, exit: (w: FakeWorker) => void, collects: (w: FakeWorker) => Array<Record<string, unknown>>, results: (w: FakeWorker) => Array<Record<string, unknown>> }> {
   const cluster = (await import('node:cluster')).default
   const before = { message: new Set(cluster.listeners('message')), exit: new Set(cluster.listeners('exit')) }
   const workers: Record<string, FakeWorker> = {}
@@ -30,9 +31,53 @@ t.test('the primary asks every ready worker once per collection, shares it betwe
     for (const event of ['message', 'exit'] as const) for (const l of added(event)) cluster.off(event, l)
     Object.defineProperty(cluster, 'workers', { value: saved, configurable: true, writable: true })
   })
-  const say = (w: FakeWorker, message: unknown): void => { onMessage?.(w, message) }
-  const collects = (w: FakeWorker): Array<Record<string, unknown>> => w.sent.filter((m) => m.type === 'oidc-verifier:metrics-collect')
-  const results = (w: FakeWorker): Array<Record<string, unknown>> => w.sent.filter((m) => m.type === 'oidc-verifier:metrics-result')
+  return {
+    worker,
+    say: (w, message) => { onMessage?.(w, message) },
+    exit: (w) => { w.dead = true; onExit?.(w) },
+    collects: (w) => w.sent.filter((m) => m.type === 'oidc-verifier:metrics-collect'),
+    results: (w) => w.sent.filter((m) => m.type === 'oidc-verifier:metrics-result')
+  }
+}
+
+t.test('asks from every worker during a collection cost one collection more; a worker that dies waiting is not answered', async (t) => {
+  const { worker, say, exit, collects, results } = await fakeCluster(t)
+  const ws = [1, 2, 3, 4].map(worker)
+  for (const w of ws) say(w, { type: 'oidc-verifier:metrics-ready' })
+  say(ws[0] as FakeWorker, { type: 'oidc-verifier:metrics-ask', ask: 1 })
+  const first = collects(ws[0] as FakeWorker)[0]?.round
+  for (let i = 0; i < 25; i++) for (const w of ws) say(w, { type: 'oidc-verifier:metrics-ask', ask: 100 + i })
+  const dying = ws[3] as FakeWorker
+  // It answers the collection in progress, then dies with its 25 asks waiting for the next.
+  say(dying, { type: 'oidc-verifier:metrics-answer', round: first, metrics: ['D'] })
+  exit(dying)
+  for (const w of ws.slice(0, 3)) say(w, { type: 'oidc-verifier:metrics-answer', round: first, metrics: [`w${w.id}`] })
+  const live = ws.slice(0, 3)
+  t.same(live.map((w) => collects(w).length), [2, 2, 2], '101 asks, 2 collections')
+  t.equal(results(ws[0] as FakeWorker).length, 1, 'the first collection answers only the ask that started it')
+  const second = collects(ws[0] as FakeWorker)[1]?.round
+  for (const w of live) say(w, { type: 'oidc-verifier:metrics-answer', round: second, metrics: [`w${w.id}'`] })
+  for (const w of live) {
+    const asked = results(w).filter((r) => (r.ask as number) >= 100)
+    t.equal(asked.length, 25, `worker ${w.id}: each ask of the meantime answered`)
+    t.same(new Set(asked.map((r) => JSON.stringify(r.metrics))), new Set([JSON.stringify([['w1\''], ['w2\''], ['w3\'']])]), 'by the second collection')
+  }
+  t.same(results(dying), [], 'nothing sent to the worker that died')
+  t.same(live.map((w) => collects(w).length), [2, 2, 2], 'no third collection: nothing waits')
+
+  // Only the dead worker's asks waiting: the collection in progress ends, and no other starts for nobody.
+  const lone = ws[0] as FakeWorker
+  say(lone, { type: 'oidc-verifier:metrics-ask', ask: 500 })
+  const late = worker(5)
+  say(late, { type: 'oidc-verifier:metrics-ask', ask: 600 })
+  exit(late)
+  for (const w of live) say(w, { type: 'oidc-verifier:metrics-answer', round: collects(w)[2]?.round, metrics: ['x'] })
+  t.equal(results(lone).at(-1)?.ask, 500)
+  t.same(live.map((w) => collects(w).length), [3, 3, 3])
+})
+
+t.test('the primary asks every ready worker once per collection, shares the next between the asks that came during one, and counts the missing', async (t) => {
+  const { worker, say, exit, collects, results } = await fakeCluster(t)
 
   const a = worker(1)
   const b = worker(2)
@@ -43,49 +88,57 @@ t.test('the primary asks every ready worker once per collection, shares it betwe
   t.equal(collects(a).length, 1)
   t.equal(collects(b).length, 1)
   t.equal(collects(starting).length, 0, 'a worker that has not said it answers is not asked')
-  say(b, { type: 'oidc-verifier:metrics-ask', ask: 1 })
-  t.equal(collects(a).length + collects(b).length, 2, 'a scrape during a collection joins it')
   const round = collects(a)[0]?.round
   say(a, { type: 'oidc-verifier:metrics-answer', round, metrics: ['A'] })
+  // a has answered: b's scrape, which comes now, may count what a's answer does not have.
+  say(b, { type: 'oidc-verifier:metrics-ask', ask: 1 })
+  say(a, { type: 'oidc-verifier:metrics-ask', ask: 2 })
+  t.equal(collects(a).length + collects(b).length, 2, 'an ask during a collection does not start another')
   say(a, { type: 'oidc-verifier:metrics-answer', round, metrics: ['again'] })
   t.same(results(a), [], 'not before every worker asked has answered')
   say(b, { type: 'oidc-verifier:metrics-answer', round: 999, metrics: ['old'] })
   t.same(results(a), [], 'an answer to another collection is not one')
   say(b, { type: 'oidc-verifier:metrics-answer', round, metrics: ['B'] })
   t.same(results(a), [{ type: 'oidc-verifier:metrics-result', ask: 7, metrics: [['A'], ['B']], missing: 1 }], 'the starting worker is counted missing at once, not waited for')
-  t.same(results(b), [{ type: 'oidc-verifier:metrics-result', ask: 1, metrics: [['A'], ['B']], missing: 1 }])
+  t.same(results(b), [], 'an ask that came during a collection is not answered by it (a had answered before it came)')
+  t.equal(collects(a).length, 2, 'the next collection starts as that one ends')
+  t.equal(collects(b).length, 2)
+  const shared = collects(a)[1]?.round
+  t.not(shared, round)
+  say(a, { type: 'oidc-verifier:metrics-answer', round: shared, metrics: ['A1'] })
+  say(b, { type: 'oidc-verifier:metrics-answer', round: shared, metrics: ['B1'] })
+  t.same(results(b), [{ type: 'oidc-verifier:metrics-result', ask: 1, metrics: [['A1'], ['B1']], missing: 1 }], 'answered by the next collection')
+  t.same(results(a).at(-1), { type: 'oidc-verifier:metrics-result', ask: 2, metrics: [['A1'], ['B1']], missing: 1 }, 'which every ask of the meantime shares')
+  t.equal(collects(a).length, 2, 'and nothing waiting: no collection after it')
 
   // b does not answer: the collection ends at the timeout without it.
-  starting.dead = true
-  onExit?.(starting)
+  exit(starting)
   say(a, { type: 'oidc-verifier:metrics-ask', ask: 8 })
-  const second = collects(a)[1]?.round
-  t.not(second, round)
+  const second = collects(a)[2]?.round
+  t.not(second, shared)
   say(a, { type: 'oidc-verifier:metrics-answer', round: second, metrics: ['A2'] })
   await new Promise((resolve) => setTimeout(resolve, 200))
   t.same(results(a).at(-1), { type: 'oidc-verifier:metrics-result', ask: 8, metrics: [['A2']], missing: 1 }, 'b left out, counted missing')
   say(b, { type: 'oidc-verifier:metrics-answer', round: second, metrics: ['late'] })
-  t.equal(results(a).length, 2, 'a late answer changes nothing')
+  t.equal(results(a).length, 3, 'a late answer changes nothing')
 
   // A worker that dies during a collection ends the wait for it.
   say(a, { type: 'oidc-verifier:metrics-ask', ask: 9 })
-  say(a, { type: 'oidc-verifier:metrics-answer', round: collects(a)[2]?.round, metrics: ['A3'] })
-  b.dead = true
-  onExit?.(b)
+  say(a, { type: 'oidc-verifier:metrics-answer', round: collects(a)[3]?.round, metrics: ['A3'] })
+  exit(b)
   t.same(results(a).at(-1), { type: 'oidc-verifier:metrics-result', ask: 9, metrics: [['A3']], missing: 1 }, 'at once, not at the timeout')
   say(a, { type: 'oidc-verifier:metrics-answer', round: 'x', metrics: 'junk' })
-  onMessage?.(a, null)
-  onMessage?.(a, 'garbage')
-  t.equal(results(a).length, 3, 'other messages change nothing')
+  say(a, null)
+  say(a, 'garbage')
+  t.equal(results(a).length, 4, 'other messages change nothing')
 
   // A worker whose registry failed answers without metrics: counted missing, its answer not added.
   say(a, { type: 'oidc-verifier:metrics-ask', ask: 10 })
-  say(a, { type: 'oidc-verifier:metrics-answer', round: collects(a)[3]?.round })
+  say(a, { type: 'oidc-verifier:metrics-answer', round: collects(a)[4]?.round })
   t.same(results(a).at(-1), { type: 'oidc-verifier:metrics-result', ask: 10, metrics: [], missing: 1 }, 'a failed answer is a missing worker')
 
   // No worker ready to be asked: the answer comes at once, not at the timeout.
-  a.dead = true
-  onExit?.(a)
+  exit(a)
   const fresh = worker(4)
   say(fresh, { type: 'oidc-verifier:metrics-ask', ask: 11 })
   t.same(results(fresh), [{ type: 'oidc-verifier:metrics-result', ask: 11, metrics: [], missing: 1 }], 'nobody to wait for')

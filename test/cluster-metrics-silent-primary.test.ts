@@ -70,10 +70,12 @@ t.test('a result from the primary that is not one (missing not a count, metrics 
   const primary = fakePrimary()
   const metrics = new ClusterMetrics(own, primary)
   t.teardown(() => { metrics.close() })
-  /** A scrape, told `result` for its ask (sent at once: the fake primary's send is synchronous). */
+  /** A scrape, told `result` for its ask (sent on the next turn, which scrapes of the same turn share). */
   const scrape = async (result: Record<string, unknown>): Promise<ReturnType<typeof parseMetrics>> => {
     const text = metrics.text()
+    await new Promise((resolve) => { setImmediate(resolve) })
     const ask = primary.sent.at(-1) as { type: string, ask: number }
+    t.equal(ask.type, 'oidc-verifier:metrics-ask')
     primary.tell({ type: 'oidc-verifier:metrics-result', ask: ask.ask, ...result })
     return parseMetrics(await text)
   }
@@ -100,4 +102,47 @@ t.test('a result from the primary that is not one (missing not a count, metrics 
     t.equal(valueOf(samples, 'oidc_verifier_metrics_workers', { state: 'answered' }), 1, `${name}: one answered`)
     t.equal(valueOf(samples, 'oidc_verifier_metrics_workers', { state: 'missing' }), 2, `${name}: two missing, from the last count known (3 workers)`)
   }
+})
+
+t.test('a scrape that comes while the worker asks the primary waits for the next ask, and counts what came before it', async (t) => {
+  const own = new Registry()
+  const counter = new Counter({ name: 'c_total', help: 'c', registers: [own] })
+  const primary = fakePrimary()
+  const metrics = new ClusterMetrics(own, primary)
+  t.teardown(() => { metrics.close() })
+  const asks = (): Array<{ type: string, ask: number }> => primary.sent.filter((m) => m.type === 'oidc-verifier:metrics-ask') as Array<{ type: string, ask: number }>
+  const turn = async (): Promise<void> => { await new Promise((resolve) => { setImmediate(resolve) }) }
+  const other = await registryWith(4).getMetricsAsJSON()
+
+  const first = metrics.text()
+  await turn()
+  t.equal(asks().length, 1)
+  // The primary collects now: this worker's answer is its series as they are (copied, as IPC does).
+  const before: unknown = JSON.parse(JSON.stringify(await own.getMetricsAsJSON()))
+  counter.inc()
+  const later = Array.from({ length: 30 }, async () => await metrics.text())
+  await turn()
+  t.equal(asks().length, 1, 'no second ask while one is in progress')
+  primary.tell({ type: 'oidc-verifier:metrics-result', ask: asks()[0]?.ask, metrics: [before, other], missing: 0 })
+  t.equal(valueOf(parseMetrics(await first), 'c_total'), 4, 'the first scrape: the collection it asked for')
+  await turn()
+  t.equal(asks().length, 2, 'one ask for the 30 scrapes that came meanwhile, sent as the first ended')
+  primary.tell({ type: 'oidc-verifier:metrics-result', ask: asks()[1]?.ask, metrics: [await own.getMetricsAsJSON(), other], missing: 0 })
+  for (const text of await Promise.all(later)) t.equal(valueOf(parseMetrics(text), 'c_total'), 5, 'counts the increment made before the scrape')
+  t.equal(asks().length, 2, '31 scrapes, 2 asks')
+})
+
+t.test('scrapes waiting behind an ask the primary never answers end too: each its own series, none waits for ever', async (t) => {
+  const primary = fakePrimary()
+  const metrics = new ClusterMetrics(registryWith(3), primary)
+  t.teardown(() => { metrics.close() })
+  const first = metrics.text()
+  await new Promise((resolve) => { setImmediate(resolve) })
+  const later = Array.from({ length: 10 }, async () => await metrics.text())
+  for (const text of [await first, ...await Promise.all(later)]) {
+    const samples = parseMetrics(text)
+    t.equal(valueOf(samples, 'c_total'), 3)
+    t.equal(valueOf(samples, 'oidc_verifier_metrics_workers', { state: 'missing' }), 1)
+  }
+  t.equal(primary.sent.filter((m) => m.type === 'oidc-verifier:metrics-ask').length, 2)
 })

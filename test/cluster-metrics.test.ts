@@ -99,6 +99,27 @@ t.test('WORKERS=2: one scrape counts the verifications of both workers, and per-
   }
 })
 
+t.test('WORKERS=2: concurrent scrapes each count every verification made before them', async (t) => {
+  const { base } = await startTwo(t, false)
+  await bothAnswer(base)
+  const token = mint(key, idTokenClaims(ISS, 'aud'))
+  const burst = async (): Promise<Sample[][]> => await Promise.all(Array.from({ length: 20 }, async () => (await scrape(base)).samples))
+  const counted = (samples: Sample[]): number | undefined => valueOf(samples, 'oidc_verifier_verifications_total', { issuer: 'c', result: 'ok' })
+  for (let verified = 1; verified <= 5; verified++) {
+    // Scrapes in flight while a verification is made, and more once it has been answered: those count it, even
+    // when collections of the earlier ones are still running.
+    const during = burst()
+    const res = await fetch(`${base}/verify`, { method: 'POST', headers: { authorization: `Bearer ${token}`, connection: 'close' } })
+    t.equal(res.status, 200)
+    await res.arrayBuffer()
+    const after = burst()
+    for (const samples of await during) t.ok([verified - 1, verified].includes(counted(samples) ?? 0), 'a scrape made during the verification')
+    const answers = await after
+    t.same(new Set(answers.map(counted)), new Set([verified]), `20 scrapes after verification ${verified}: every one counts it`)
+    t.same(new Set(answers.map((samples) => valueOf(samples, 'oidc_verifier_metrics_workers', { state: 'answered' }))), new Set([2]))
+  }
+})
+
 t.test('WORKERS=2: a worker that does not answer is left out within the timeout, and counted missing (ops port)', async (t) => {
   const { server, base, pids, main } = await startTwo(t, true)
   await bothAnswer(base)

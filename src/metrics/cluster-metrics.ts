@@ -7,13 +7,17 @@
  * set where it is defined (src/metrics/metrics.ts; counters and histograms sum).
  *
  * A worker that does not answer within CLUSTER_METRICS_TIMEOUT_MS (stopped, stuck, still starting) is left
- * out, and the answer says so: oidc_verifier_metrics_workers{state="answered"|"missing"}. Scrapes that arrive
- * while the primary is collecting join that collection: a scrape costs each worker one answer at most, however
- * many scrapes there are. Without WORKERS, none of this runs.
+ * out, and the answer says so: oidc_verifier_metrics_workers{state="answered"|"missing"}. A scrape costs every
+ * worker an answer, so collections are coalesced (as src/metrics/coalesce.ts): at most one in progress, and the
+ * asks that arrive meanwhile share the next, which starts when it ends. Never the one in progress: a worker may
+ * have answered it before the scrape came, and the scrape must count everything counted before it. However many
+ * scrapes, each worker answers at most one collection at a time, and one more waits. Without WORKERS, none of
+ * this runs.
  */
 import cluster, { type Worker } from 'node:cluster'
 import { AggregatorRegistry, Gauge, type MetricObjectWithValues, type MetricValue, type Registry } from 'prom-client'
 import { liveWorkers, type PrimaryChannel } from '../cluster-primary.js'
+import { coalesce } from './coalesce.js'
 
 /** worker → primary: this worker answers COLLECT (it has started, with metrics on). */
 const READY = 'oidc-verifier:metrics-ready'
@@ -28,7 +32,12 @@ const RESULT = 'oidc-verifier:metrics-result'
 
 /** How long the primary waits for the workers' answers; one that is later is left out (and counted missing). */
 export const CLUSTER_METRICS_TIMEOUT_MS = 1_500
-/** How much longer the worker that took the scrape waits for the primary, before answering with its own metrics alone. */
+/**
+ * How much longer the worker that took the scrape waits for the primary, before answering with its own metrics
+ * alone. An ask that reaches the primary during a collection waits for that one too: when a worker is stuck (both
+ * collections then last the timeout), such an ask ends here first, with this worker's metrics and the others
+ * counted missing. Prometheus' scrape timeout (10 s by default) stays well above what a scrape can wait.
+ */
 const ASKER_MARGIN_MS = 1_000
 
 type Metrics = Array<MetricObjectWithValues<MetricValue<string>>>
@@ -64,11 +73,17 @@ function sendTo (worker: Worker, message: object): void {
   }
 }
 
-/** The primary's side: answers a worker's ASK with every live worker's metrics (one collection at a time). */
+type Ask = { worker: Worker, ask: unknown }
+
+/**
+ * The primary's side: answers a worker's ASK with every live worker's metrics. One collection at a time; the asks
+ * that arrive during one wait for the next (`waiting`), which starts as it ends.
+ */
 export function serveClusterMetrics (timeoutMs = CLUSTER_METRICS_TIMEOUT_MS): void {
   const ready = new Set<number>()
   let rounds = 0
-  let round: { id: number, pending: Set<number>, answers: unknown[], missing: number, asks: Array<{ worker: Worker, ask: unknown }>, timer: NodeJS.Timeout } | undefined
+  let round: { id: number, pending: Set<number>, answers: unknown[], missing: number, asks: Ask[], timer: NodeJS.Timeout } | undefined
+  let waiting: Ask[] = []
 
   const finish = (): void => {
     const r = round
@@ -77,25 +92,29 @@ export function serveClusterMetrics (timeoutMs = CLUSTER_METRICS_TIMEOUT_MS): vo
     clearTimeout(r.timer)
     const missing = r.missing + r.pending.size
     for (const { worker, ask } of r.asks) sendTo(worker, { type: RESULT, ask, metrics: r.answers, missing })
+    if (waiting.length > 0) start()
   }
   const settled = (): void => { if (round !== undefined && round.pending.size === 0) finish() }
+  /** A collection for the asks waiting, every one of which came before it starts. */
+  const start = (): void => {
+    const id = ++rounds
+    const workers = liveWorkers()
+    // A worker still starting cannot answer yet: it is counted missing at once rather than waited for.
+    const asked = workers.filter((w) => ready.has(w.id) && w.isConnected())
+    round = { id, pending: new Set(asked.map((w) => w.id)), answers: [], missing: workers.length - asked.length, asks: waiting, timer: setTimeout(finish, timeoutMs) }
+    waiting = []
+    round.timer.unref()
+    for (const w of asked) sendTo(w, { type: COLLECT, round: id })
+    settled()
+  }
 
   cluster.on('message', (worker, message: unknown) => {
     const m = typed(message)
     if (m?.type === READY) {
       ready.add(worker.id)
     } else if (m?.type === ASK) {
-      if (round === undefined) {
-        const id = ++rounds
-        const workers = liveWorkers()
-        // A worker still starting cannot answer yet: it is counted missing at once rather than waited for.
-        const asked = workers.filter((w) => ready.has(w.id) && w.isConnected())
-        round = { id, pending: new Set(asked.map((w) => w.id)), answers: [], missing: workers.length - asked.length, asks: [], timer: setTimeout(finish, timeoutMs) }
-        round.timer.unref()
-        for (const w of asked) sendTo(w, { type: COLLECT, round: id })
-      }
-      round.asks.push({ worker, ask: m.ask })
-      settled()
+      waiting.push({ worker, ask: m.ask })
+      if (round === undefined) start()
     } else if (m?.type === ANSWER && round !== undefined && m.round === round.id && round.pending.delete(worker.id)) {
       if (Array.isArray(m.metrics)) round.answers.push(m.metrics)
       else round.missing++
@@ -104,6 +123,8 @@ export function serveClusterMetrics (timeoutMs = CLUSTER_METRICS_TIMEOUT_MS): vo
   })
   cluster.on('exit', (worker) => {
     ready.delete(worker.id)
+    // Its asks waiting for the next collection have nobody to answer to.
+    waiting = waiting.filter((a) => a.worker !== worker)
     if (round?.pending.delete(worker.id) === true) {
       round.missing++
       settled()
@@ -121,8 +142,8 @@ export class ClusterMetrics {
   #asked = 0
   /** Workers of the host in the primary's last answer (answered and missing); undefined before one. */
   #lastTotal: number | undefined
-  /** The scrape asking the primary now, which the scrapes that arrive meanwhile share. */
-  #inFlight: Promise<string> | undefined
+  /** #ask(), coalesced: one ask at a time, and the scrapes that arrive during one share the next. */
+  readonly #coalesced = coalesce(async () => await this.#ask())
 
   constructor (registry: Registry, port: PrimaryChannel = process) {
     this.#registry = registry
@@ -142,13 +163,13 @@ export class ClusterMetrics {
   }
 
   /**
-   * The host's metrics, aggregated, in the Prometheus text format (as the registry's own). Scrapes that arrive
-   * while one is asking share its answer: one ask, one result from the primary (the series of every worker, which
-   * it would otherwise copy once per scrape) and one aggregation, however many scrapes there are.
+   * The host's metrics, aggregated, in the Prometheus text format (as the registry's own). Scrapes share asks
+   * (src/metrics/coalesce.ts): one ask in progress, one result from the primary (the series of every worker, which
+   * it would otherwise copy once per scrape) and one aggregation, however many scrapes there are; a scrape that
+   * comes while an ask is in progress waits for the next, which sees what it counted.
    */
   async text (): Promise<string> {
-    this.#inFlight ??= this.#ask().finally(() => { this.#inFlight = undefined })
-    return await this.#inFlight
+    return await this.#coalesced()
   }
 
   async #ask (): Promise<string> {

@@ -9,6 +9,7 @@ import { ERROR_CODES, type ErrorCode } from '../errors.js'
 import type { RevocationStore } from '../revocation/store.js'
 import { HotCounter, HotHistogram } from './hot-metrics.js'
 import type { ClusterMetrics } from './cluster-metrics.js'
+import { coalesce } from './coalesce.js'
 
 /** The label value for "no issuer" (the token matched none) and "no caller" (authentication off or failed). */
 export const NONE = 'none'
@@ -73,6 +74,8 @@ export class ServiceMetrics {
   readonly #callerConfigured: (id: string) => boolean
   /** A cluster worker's: /metrics answers for every worker of the host (src/metrics/cluster-metrics.ts). */
   #cluster: ClusterMetrics | undefined
+  /** registry.metrics(), at most one in progress (it awaits every metric's collect, so scrapes would interleave). */
+  readonly #render = coalesce(async () => await this.registry.metrics())
 
   constructor (options: ServiceMetricsOptions) {
     const registers = [this.registry]
@@ -319,9 +322,13 @@ export class ServiceMetrics {
     this.#cluster = cluster
   }
 
+  /**
+   * The exposition /metrics answers: this registry's, or with WORKERS the host's. Renders are coalesced
+   * (src/metrics/coalesce.ts): concurrent scrapes share one render that started after they came.
+   */
   async text (): Promise<string> {
     if (this.#cluster !== undefined) return await this.#cluster.text()
-    return await this.registry.metrics()
+    return await this.#render()
   }
 }
 

@@ -1,10 +1,14 @@
-import type { FastifyPluginAsync } from 'fastify'
+import type { FastifyPluginAsync, preHandlerAsyncHookHandler } from 'fastify'
 import { Type } from 'typebox'
 import type { ServiceMetrics } from '../../metrics/metrics.js'
 
-/** GET /metrics: Prometheus text exposition format. No parameters; the query string is ignored. */
-export const metricsRoute: FastifyPluginAsync<{ metrics: ServiceMetrics }> = async (fastify, opts) => {
+/**
+ * GET /metrics: Prometheus text exposition format. No parameters; the query string is ignored. `preHandler`: the
+ * main port's per-address limit (src/app.ts); the ops port has none (only Prometheus should reach it). Never shed.
+ */
+export const metricsRoute: FastifyPluginAsync<{ metrics: ServiceMetrics, preHandler?: preHandlerAsyncHookHandler }> = async (fastify, opts) => {
   fastify.get('/metrics', {
+    ...(opts.preHandler !== undefined ? { preHandler: opts.preHandler } : {}),
     // A text body: Fastify does not JSON-serialize a string sent with a non-JSON content type.
     schema: { response: { 200: Type.String({ description: 'Prometheus text format 0.0.4' }) } }
   }, async (_request, reply) => {
