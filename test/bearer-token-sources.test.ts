@@ -43,7 +43,10 @@ t.test('repeated headers: whole names, ASCII case folded, names only (never valu
 t.test('query refusals: every token name, and the first check named', async (t) => {
   for (const name of ['token', 'tokens', 'id_token', 'id_token_hint', 'access_token']) {
     t.equal(codeOf(() => refuseQueryInput({ [name]: 'x' })), 'token_in_query', name)
+    // A list as axios and qs write it in a query (tokens[]=a&tokens[]=b, tokens[0]=a): the brackets stay in the name.
+    for (const listed of [`${name}[]`, `${name}[0]`]) t.equal(codeOf(() => refuseQueryInput({ [listed]: 'x' })), 'token_in_query', listed)
   }
+  t.doesNotThrow(() => refuseQueryInput({ '[token]': 'x', tokenish: 'x', 'tok[en]': 'x' }), 'only a token name before the brackets')
   try {
     refuseQueryInput({ audience: 'a', nonce: 'n' })
     t.fail('refused')

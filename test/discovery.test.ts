@@ -106,7 +106,10 @@ t.test('discovery against a server', async (t) => {
     const metadata = 'it names a link-local address or a cloud\'s instance-metadata endpoint, and the document does not come from one'
     for (const url of ['https://169.254.169.254/latest/meta-data/', 'https://0xa9fea9fe/', 'https://2852039166/', 'https://169.254.1/',
       'https://[::ffff:169.254.169.254]/', 'https://[fe80::1]/', 'https://[FEBF::a:b]:8443/', 'https://[fd00:ec2::254]/latest/',
-      'https://100.100.100.200/latest/meta-data/', 'https://metadata.google.internal/computeMetadata/v1/', 'https://METADATA.google.internal./']) {
+      'https://100.100.100.200/latest/meta-data/', 'https://metadata.google.internal/computeMetadata/v1/', 'https://METADATA.google.internal./',
+      // IPv6 forms the URL parser writes in hex: IPv4-mapped (a dual-stack socket connects over IPv4) and IPv4-compatible.
+      'https://[::ffff:100.100.100.200]/latest/meta-data/', 'https://[::ffff:6464:64c8]/', 'https://[::100.100.100.200]/',
+      'https://[::169.254.169.254]/latest/meta-data/', 'https://[::a9fe:a9fe]/']) {
       refused.push([url, metadata])
     }
     for (const [jwksUri, why] of refused) {
@@ -114,7 +117,7 @@ t.test('discovery against a server', async (t) => {
       t.match(err.message, `has a "jwks_uri" that is not allowed (${JSON.stringify(jwksUri)}): ${why}`, jwksUri)
     }
     t.equal((await discoverJwksUri(issuer, fetchOpts, named('https://keys.idp.example.com/jwks'))).jwksUri, 'https://keys.idp.example.com/jwks', 'another https host')
-    for (const elsewhere of ['https://[::ffff:7.240.0.1]/jwks', 'https://[::ffff:128.0.0.1]/jwks', 'https://169.253.255.255/jwks', 'https://[fe8::1]/jwks',
+    for (const elsewhere of ['https://[::ffff:7.240.0.1]/jwks', 'https://[::ffff:6464:64c9]/jwks', 'https://[::a9ff:1]/jwks', 'https://[::ffff:128.0.0.1]/jwks', 'https://169.253.255.255/jwks', 'https://[fe8::1]/jwks',
       'https://[fec0::1]/jwks', 'https://[fd00:ec2::255]/jwks', 'https://metadata.google.internal.example.com/jwks', 'https://169.254.169.254.example.com/jwks']) {
       t.equal((await discoverJwksUri(issuer, fetchOpts, named(elsewhere))).jwksUri, elsewhere, `${elsewhere} is not this host`)
     }

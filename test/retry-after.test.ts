@@ -96,6 +96,7 @@ t.test('parseRetryAfter: delay-seconds and the three HTTP-date forms; anything e
   }
   t.equal(delay('120'), 120_000)
   t.equal(delay(' 7 '), 7_000, 'surrounding whitespace is not part of the value')
+  t.equal(delay('0000000000120'), 120_000, 'leading zeros are not a long wait')
   t.equal(delay(String(MAX_RETRY_AFTER_SECONDS)), MAX_RETRY_AFTER_SECONDS * 1000, 'a day is still taken (and capped by the caller)')
   t.equal(delay('Sat, 28 Nov 2026 10:02:00 GMT'), 120_000, 'IMF-fixdate')
   t.equal(delay('Saturday, 28-Nov-26 10:02:00 GMT'), 120_000, 'obsolete RFC 850 date')

@@ -6,6 +6,7 @@
  */
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto'
 import { fileErrorReason, readSmallFileSync } from '../small-file.js'
+import { pemBlocks } from './pem-blocks.js'
 import {
   CALLERS_DEFAULTS,
   ENV_VAR_NAME_PATTERN,
@@ -77,6 +78,9 @@ function checkTls (tls: unknown, section: 'tls' | 'opsTls', report: Reporter): v
   }
 }
 
+/** The labels OpenSSL reads a certificate chain under. */
+const CHAIN_LABELS = new Set(['CERTIFICATE', 'TRUSTED CERTIFICATE', 'X509 CERTIFICATE'])
+
 /**
  * A certificate file in reverse order (its chain first, the server's own certificate last, as some CAs send a
  * bundle): the key is not the first certificate's, the one served as the server's own, but a later one's. What to
@@ -84,13 +88,12 @@ function checkTls (tls: unknown, section: 'tls' | 'opsTls', report: Reporter): v
  * the files a reload or the look at the files reads (src/http/tls-reload.ts).
  */
 export function certificateOrderProblem (path: string, keySetting: string, pem: string | Buffer, key: KeyObject): string | undefined {
-  // The labels OpenSSL reads a certificate chain under.
-  const blocks = [...pem.toString().matchAll(/-----BEGIN ((?:TRUSTED |X509 )?CERTIFICATE)-----[\s\S]*?-----END \1-----/g)]
-  for (const [i, match] of blocks.entries()) {
+  const blocks = pemBlocks(pem.toString(), (label) => CHAIN_LABELS.has(label))
+  for (const [i, block] of blocks.entries()) {
     if (i === 0) continue
     let own: boolean
     try {
-      own = new X509Certificate(match[0]).checkPrivateKey(key)
+      own = new X509Certificate(block.text).checkPrivateKey(key)
     } catch {
       continue
     }
@@ -110,17 +113,17 @@ export function certificateOrderProblem (path: string, keySetting: string, pem: 
 export function clientCaProblem (path: string, pem: string | Buffer): string | undefined {
   // Every block of the bundle that OpenSSL reads is a trust anchor for client certificates, not only the first:
   // CERTIFICATE blocks, and TRUSTED CERTIFICATE ones too, which are refused here (X509Certificate cannot check them).
-  const blocks = [...pem.toString().matchAll(/-----BEGIN ([A-Z0-9 ]+)-----[\s\S]*?-----END \1-----/g)]
-  const certificates = blocks.filter((m) => m[1] === 'CERTIFICATE')
+  const blocks = pemBlocks(pem.toString())
+  const certificates = blocks.filter((b) => b.label === 'CERTIFICATE')
   if (certificates.length === 0) return `expected a PEM CA certificate in ${JSON.stringify(path)}`
-  const other = blocks.find((m) => m[1] !== 'CERTIFICATE')
-  if (other !== undefined) return `expected only CERTIFICATE blocks in ${JSON.stringify(path)}, got a ${other[1] ?? ''} block; each block is trusted`
+  const other = blocks.find((b) => b.label !== 'CERTIFICATE')
+  if (other !== undefined) return `expected only CERTIFICATE blocks in ${JSON.stringify(path)}, got a ${other.label} block; each block is trusted`
   const cas: X509Certificate[] = []
-  for (const [i, match] of certificates.entries()) {
+  for (const [i, block] of certificates.entries()) {
     const which = certificates.length > 1 ? ` (certificate ${i + 1} of ${certificates.length} is not)` : ''
     let ca: X509Certificate
     try {
-      ca = new X509Certificate(match[0])
+      ca = new X509Certificate(block.text)
     } catch {
       return `expected a PEM CA certificate in ${JSON.stringify(path)}${which}`
     }

@@ -53,6 +53,15 @@ export function authorizationHeader (message: Pick<IncomingMessage, 'headers' | 
 const TOKEN_QUERY_NAMES = new Set(['token', 'tokens', 'id_token', 'id_token_hint', 'access_token'])
 
 /**
+ * A name before its brackets: `tokens[]`, `tokens[0]` are how clients write a list in a query (axios and qs by
+ * default); the parser keeps the brackets in the name, and the token would be leaked all the same.
+ */
+function bracketBase (name: string): string {
+  const bracket = name.indexOf('[')
+  return bracket <= 0 ? name : name.slice(0, bracket)
+}
+
+/**
  * The per-request checks (and max_age, their OAuth spelling): body fields, never read from the query. Forward-auth
  * takes its audience in the query, and a caller that writes /verify?audience=… the same way must not get 200 for
  * a token that fails the check it asked for: such a query is request_invalid, as an unknown body field is.
@@ -68,7 +77,7 @@ export function refuseQueryInput (query: unknown): void {
   if (typeof query !== 'object' || query === null) return
   let check: string | undefined
   for (const name of Object.keys(query)) {
-    if (TOKEN_QUERY_NAMES.has(name)) throw new VerificationError('token_in_query')
+    if (TOKEN_QUERY_NAMES.has(name) || TOKEN_QUERY_NAMES.has(bracketBase(name))) throw new VerificationError('token_in_query')
     if (check === undefined && CHECK_QUERY_NAMES.has(name)) check = name
   }
   // One of our own names: the answer may repeat it.

@@ -61,8 +61,10 @@ export function parseRetryAfter (header: string, nowMs: number): RetryAfter {
   const value = header.trim()
   let delayMs: number
   if (/^\d+$/.test(value)) {
-    // Beyond 9 digits the number is not a plan; past 2^53 it would not even be exact.
-    delayMs = value.length > 9 ? Infinity : Number(value) * 1000
+    // Beyond 9 digits the number is not a plan; past 2^53 it would not even be exact. Leading zeros are not
+    // digits of the number (delta-seconds allows them): "0000000120" is 120 s, not a wait too long.
+    const digits = value.replace(/^0+(?=\d)/, '')
+    delayMs = digits.length > 9 ? Infinity : Number(digits) * 1000
   } else {
     const at = parseHttpDate(value, nowMs)
     if (at === undefined) return { problem: 'neither a number of seconds nor an HTTP date' }
