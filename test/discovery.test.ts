@@ -109,7 +109,9 @@ t.test('discovery against a server', async (t) => {
       'https://100.100.100.200/latest/meta-data/', 'https://metadata.google.internal/computeMetadata/v1/', 'https://METADATA.google.internal./',
       // IPv6 forms the URL parser writes in hex: IPv4-mapped (a dual-stack socket connects over IPv4) and IPv4-compatible.
       'https://[::ffff:100.100.100.200]/latest/meta-data/', 'https://[::ffff:6464:64c8]/', 'https://[::100.100.100.200]/',
-      'https://[::169.254.169.254]/latest/meta-data/', 'https://[::a9fe:a9fe]/']) {
+      'https://[::169.254.169.254]/latest/meta-data/', 'https://[::a9fe:a9fe]/',
+      // The NAT64 well-known prefix (a gateway connects over IPv4), and Google's short name.
+      'https://[64:ff9b::169.254.169.254]/latest/meta-data/', 'https://[64:ff9b::100.100.100.200]/', 'https://metadata/computeMetadata/v1/', 'https://Metadata./']) {
       refused.push([url, metadata])
     }
     for (const [jwksUri, why] of refused) {
@@ -118,7 +120,7 @@ t.test('discovery against a server', async (t) => {
     }
     t.equal((await discoverJwksUri(issuer, fetchOpts, named('https://keys.idp.example.com/jwks'))).jwksUri, 'https://keys.idp.example.com/jwks', 'another https host')
     for (const elsewhere of ['https://[::ffff:7.240.0.1]/jwks', 'https://[::ffff:6464:64c9]/jwks', 'https://[::a9ff:1]/jwks', 'https://[::ffff:128.0.0.1]/jwks', 'https://169.253.255.255/jwks', 'https://[fe8::1]/jwks',
-      'https://[fec0::1]/jwks', 'https://[fd00:ec2::255]/jwks', 'https://metadata.google.internal.example.com/jwks', 'https://169.254.169.254.example.com/jwks']) {
+      'https://[fec0::1]/jwks', 'https://[fd00:ec2::255]/jwks', 'https://metadata.google.internal.example.com/jwks', 'https://metadata.example.com/jwks', 'https://[64:ff9b::a9ff:1]/jwks', 'https://[64:ff9b::6464:64c9]/jwks', 'https://169.254.169.254.example.com/jwks']) {
       t.equal((await discoverJwksUri(issuer, fetchOpts, named(elsewhere))).jwksUri, elsewhere, `${elsewhere} is not this host`)
     }
     const zeroNet = await discoveryError(discoverJwksUri(issuer, fetchOpts, named('https://[::ffff:0.1.0.1]/jwks')))

@@ -87,16 +87,19 @@ function isThisHost (hostname: string): boolean {
 
 /**
  * 169.254/16 in dotted decimal, and its IPv6 forms as WHATWG URL writes them: IPv4-mapped ([::ffff:a9fe:…], which
- * a dual-stack socket connects to over IPv4) and the deprecated IPv4-compatible ([::a9fe:…]).
+ * a dual-stack socket connects to over IPv4), the deprecated IPv4-compatible ([::a9fe:…]) and the NAT64
+ * well-known prefix ([64:ff9b::a9fe:…], which a NAT64 gateway connects to over IPv4).
  */
-const LINK_LOCAL_IPV4 = /^(?:169\.254\.\d{1,3}\.\d{1,3}|\[::(?:ffff:)?a9fe:[0-9a-f]{1,4}\])$/
+const LINK_LOCAL_IPV4 = /^(?:169\.254\.\d{1,3}\.\d{1,3}|\[(?:64:ff9b)?::(?:ffff:)?a9fe:[0-9a-f]{1,4}\])$/
 /** fe80::/10, as WHATWG URL writes an IPv6 host (brackets, lower case, no zone). */
 const LINK_LOCAL_IPV6 = /^\[fe[89ab][0-9a-f]:/
 /**
  * Instance-metadata endpoints outside the link-local ranges: AWS's IPv6 one, Alibaba Cloud's (with its IPv6 forms,
- * as for 169.254/16 above: [::ffff:100.100.100.200] is written [::ffff:6464:64c8]), Google's name.
+ * as for 169.254/16 above: [::ffff:100.100.100.200] is written [::ffff:6464:64c8]), Google's names (`metadata`
+ * alone is how its instances name it too: their DNS search path ends in google.internal).
  */
-const METADATA_HOSTS = new Set(['[fd00:ec2::254]', '100.100.100.200', '[::ffff:6464:64c8]', '[::6464:64c8]', 'metadata.google.internal', 'metadata.google.internal.'])
+const METADATA_HOSTS = new Set(['[fd00:ec2::254]', '100.100.100.200', '[::ffff:6464:64c8]', '[::6464:64c8]', '[64:ff9b::6464:64c8]',
+  'metadata.google.internal', 'metadata.google.internal.', 'metadata', 'metadata.'])
 
 /**
  * Whether a host name is a link-local address or a cloud's instance-metadata endpoint: what answers there hands
