@@ -207,22 +207,49 @@ async function reloadNow (app: FastifyInstance, load: () => Config, options: Rel
       await app.metrics?.forgetRemoved({ issuers: new Set(inForce.issuers.map((i) => i.id)), callers: new Set(inForce.callers.keys.map((c) => c.id)) })
     })
     .catch((err: unknown) => { log.error({ err }, 'dropping the metrics of the issuers and callers the reload removed failed') })
-  const current = slot.current
-  const notReady = current.status().filter((s) => !s.ready).map((s) => s.id)
-  log.info({ issuers: current.issuerIds, changed: applied, notReady, verifier: verifier === undefined ? 'kept' : 'rebuilt', source: next.source }, 'configuration reloaded')
-  renewCertificates(log, certificates.read)
-  for (const listener of tlsListeners(app, config)) {
-    noteWaitingForRestart(listener.server, waitingFiles(plan, next, listener).map((file) => `${listener.setting}.${file}`))
-  }
-  for (const { listener, problems } of certificates.held) log.warn({ listener: listener.name, setting: listener.setting, problems }, keptUntilRestartMessage(listener))
-  warnRenamedIssuers(app, log, running, config)
-  if (needsRestart.length > 0) {
-    log.warn({ settings: needsRestart }, `configuration reloaded, but ${needsRestart.join(', ')} changed and needs a restart to take effect; the running value is kept`)
-  }
-  // Settings the new file writes but that do nothing: only those the running configuration did not have (its own
-  // were logged when it was installed, at start or by an earlier reload).
-  logConfigWarnings(log, newWarnings(running.warnings, next.warnings))
+  // The configuration is in force from here on: whatever fails below (a log destination that throws) is logged
+  // and the reload is still applied, so that a cluster primary records the text its replacement workers start
+  // with. Each step runs whatever an earlier one did.
+  runEach(log, [
+    () => {
+      const current = slot.current
+      const notReady = current.status().filter((s) => !s.ready).map((s) => s.id)
+      log.info({ issuers: current.issuerIds, changed: applied, notReady, verifier: verifier === undefined ? 'kept' : 'rebuilt', source: next.source }, 'configuration reloaded')
+    },
+    () => { renewCertificates(log, certificates.read) },
+    () => {
+      for (const listener of tlsListeners(app, config)) {
+        noteWaitingForRestart(listener.server, waitingFiles(plan, next, listener).map((file) => `${listener.setting}.${file}`))
+      }
+    },
+    () => {
+      for (const { listener, problems } of certificates.held) log.warn({ listener: listener.name, setting: listener.setting, problems }, keptUntilRestartMessage(listener))
+    },
+    () => { warnRenamedIssuers(app, log, running, config) },
+    () => {
+      if (needsRestart.length === 0) return
+      log.warn({ settings: needsRestart }, `configuration reloaded, but ${needsRestart.join(', ')} changed and needs a restart to take effect; the running value is kept`)
+    },
+    // Settings the new file writes but that do nothing: only those the running configuration did not have (its own
+    // were logged when it was installed, at start or by an earlier reload).
+    () => { logConfigWarnings(log, newWarnings(running.warnings, next.warnings)) }
+  ])
   return { outcome: 'applied', problems: [], needsRestart, retired }
+}
+
+/** Runs every step; a step that throws is logged (if the log itself still works) and the next one runs. */
+function runEach (log: FastifyBaseLogger, steps: ReadonlyArray<() => void>): void {
+  for (const step of steps) {
+    try {
+      step()
+    } catch (err) {
+      try {
+        log.error({ err }, 'configuration reloaded and in force, but a step after it failed (the reload still counts as applied)')
+      } catch {
+        // The log is what failed: nothing more can be said.
+      }
+    }
+  }
 }
 
 /**

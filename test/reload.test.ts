@@ -354,6 +354,33 @@ t.test('SIGHUP: a reload or a callback that throws is logged, and the next SIGHU
   t.same(unhandled, [], 'no unhandled rejection')
 })
 
+t.test('a step after the swap that throws (here: the log line of the reload) leaves the reload applied, and the steps after it run', async (t) => {
+  const raw: string[] = []
+  let throwOnce = true
+  // A destination as pino takes one (sonic-boom's shape: write a line, or throw), not a stream that would keep
+  // the failed write pending.
+  const destination = {
+    write (text: string): void {
+      if (throwOnce && text.includes('"msg":"configuration reloaded"')) {
+        throwOnce = false
+        throw new Error('EPIPE: the log destination is gone')
+      }
+      raw.push(...text.split('\n').filter(Boolean))
+    }
+  }
+  const app = await buildApp(configFor([issuerA], INFO), { loggerInstance: pino(loggerOptions('info'), destination) })
+  t.teardown(() => app.close())
+  await app.ready()
+  // server.port changed: a setting that needs a restart, whose warning comes after the line that throws.
+  const result = await reloadConfiguration(app, () => configFor([issuerA, issuerB], { server: { logLevel: 'info', port: 9090 } }))
+  t.equal(result.outcome, 'applied', 'the configuration is in force: applied, not refused')
+  t.same(await verifyStatus(app, tokenB), { status: 200, code: undefined }, 'the new issuer is served')
+  const lines = raw.map((l) => JSON.parse(l) as Record<string, unknown>)
+  t.match(lines.find((l) => typeof l.msg === 'string' && l.msg.startsWith('configuration reloaded and in force, but a step after it failed')),
+    { level: 50, err: { message: 'EPIPE: the log destination is gone' } }, 'the failure is logged')
+  t.ok(lines.some((l) => typeof l.msg === 'string' && l.msg.includes('needs a restart to take effect')), 'the later steps ran: the needs-restart warning')
+})
+
 t.test('reloads called at once run one after the other: the last one called is the one in force', async (t) => {
   const slow = await startJwksServer({ json: jwksOf(keyB), delayMs: 400 })
   t.teardown(() => slow.close())
