@@ -6,19 +6,17 @@
  */
 import t from 'tap'
 import { join } from 'node:path'
-import { Writable } from 'node:stream'
-import pino from 'pino'
 import { stringify } from 'yaml'
 import { buildApp } from '../src/app.js'
 import { EXIT, main, type CliIo } from '../src/cli/main.js'
 import { loadConfig, parseConfig } from '../src/config/load.js'
 import type { Config } from '../src/config/types.js'
-import { loggerOptions } from '../src/logger.js'
 import { reloadConfiguration } from '../src/reload.js'
 import { ecKey } from './helpers/jwe.js'
 import { startNode } from './helpers/node-process.js'
 import { tempDir } from './helpers/temp-dir.js'
 import { jwksOf, makeKey } from './helpers/tokens.js'
+import { captureLog } from './helpers/log-capture.js'
 
 const SECRET_32 = 'x'.repeat(32)
 const key = makeKey('ES256')
@@ -128,14 +126,8 @@ t.test('defaults and environment-only mode warn about nothing', async (t) => {
   t.same(warned({}), [])
 })
 
-function capture (): { lines: () => Array<Record<string, unknown>>, logger: pino.Logger } {
-  const raw: string[] = []
-  const stream = new Writable({ write (chunk, _enc, cb) { raw.push(...String(chunk).split('\n').filter(Boolean)); cb() } })
-  return { lines: () => raw.map((l) => JSON.parse(l) as Record<string, unknown>), logger: pino(loggerOptions('info'), stream) }
-}
-
 t.test('a reload logs the warnings the running configuration did not have, each naming its setting', async (t) => {
-  const { lines, logger } = capture()
+  const { lines, logger } = captureLog()
   const quiet = { server: { logLevel: 'info' }, loadShedding: { enabled: false } }
   const app = await buildApp(load({ ...quiet, issuers: [{ ...ISSUER, clientSecret: SECRET_32 }] }), { loggerInstance: logger })
   t.teardown(() => app.close())

@@ -5,23 +5,11 @@ import { buildApp } from '../src/app.js'
 import { Verifier } from '../src/core/verifier.js'
 import { JwksCache, MIN_FRESHNESS_SECONDS, freshnessFromCacheControl, type CacheLogger, type JwksFetchEvent } from '../src/jwks/cache.js'
 import { fetchJson, type FetchJson } from '../src/net/fetch-json.js'
-import { configFor } from './helpers/config.js'
+import { configFor, JWKS_CACHE_TEST_CONFIG } from './helpers/config.js'
 import { startJwksServer, type JwksServer } from './helpers/jwks-server.js'
 import { idTokenClaims, jwksOf, makeKey, mint } from './helpers/tokens.js'
 
-const config: JwksCacheConfig = {
-  rediscoverySeconds: 86400,
-  maxEntries: 10,
-  defaultFreshnessSeconds: 600,
-  minFreshnessSeconds: 60,
-  maxFreshnessSeconds: 3600,
-  staleIfErrorSeconds: 3600,
-  unknownKidCooldownSeconds: 5,
-  unknownKidRefreshesPerMinute: 4,
-  // Long enough that no retry timer fires during a test that moves a fake clock.
-  backoffInitialSeconds: 30,
-  backoffMaxSeconds: 300
-}
+const config = JWKS_CACHE_TEST_CONFIG
 /** The part of a tap test the helpers need. */
 interface Teardown { teardown: (fn: () => unknown) => void }
 

@@ -5,17 +5,16 @@
  * warnRenamedIssuers); other changes of the issuers are no rename.
  */
 import t, { type Test } from 'tap'
-import { Writable } from 'node:stream'
 import pino from 'pino'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from '../src/app.js'
 import type { Config } from '../src/config/types.js'
 import { BACKCHANNEL_LOGOUT_EVENT } from '../src/core/logout-token-rules.js'
-import { loggerOptions } from '../src/logger.js'
 import { reloadConfiguration } from '../src/reload.js'
 import { renamedIssuers } from '../src/reload-plan.js'
 import { configFor as baseConfigFor } from './helpers/config.js'
 import { idTokenClaims, jwksOf, makeKey, mint, nowSeconds } from './helpers/tokens.js'
+import { captureLog } from './helpers/log-capture.js'
 
 const ISS = 'https://idp.example.com'
 const OTHER = 'https://other.example.com'
@@ -28,12 +27,6 @@ function configFor (issuers: Array<Record<string, unknown>>, extra: Record<strin
 }
 
 const issuer = (id: string, extra: Record<string, unknown> = {}): Record<string, unknown> => ({ id, issuer: ISS, audiences: [AUD], jwks: jwksOf(key), ...extra })
-
-function capture (): { lines: () => Array<Record<string, unknown>>, logger: pino.Logger } {
-  const raw: string[] = []
-  const stream = new Writable({ write (chunk, _enc, cb) { raw.push(...String(chunk).split('\n').filter(Boolean)); cb() } })
-  return { lines: () => raw.map((l) => JSON.parse(l) as Record<string, unknown>), logger: pino(loggerOptions('info'), stream) }
-}
 
 async function logout (app: FastifyInstance, sid: string) {
   const now = nowSeconds()
@@ -56,7 +49,7 @@ const renameWarnings = (lines: Array<Record<string, unknown>>): Array<Record<str
   lines.filter((l) => l.component === 'reload' && typeof l.msg === 'string' && l.msg.startsWith('issuer id renamed'))
 
 t.test('a reload that renames an issuer id warns that the revocations of the old id no longer apply', async (t) => {
-  const { lines, logger } = capture()
+  const { lines, logger } = captureLog()
   const { app, session } = await appWithRevokedSession(t, logger)
 
   const result = await reloadConfiguration(app, () => configFor([issuer('corp-eu')]))
@@ -71,7 +64,7 @@ t.test('a reload that renames an issuer id warns that the revocations of the old
 })
 
 t.test('other changes of the issuers are no rename; without revocation there is nothing to warn about', async (t) => {
-  const { lines, logger } = capture()
+  const { lines, logger } = captureLog()
   const app = await buildApp(configFor([issuer('corp')]), { loggerInstance: logger })
   t.teardown(() => app.close())
   await app.ready()
@@ -80,7 +73,7 @@ t.test('other changes of the issuers are no rename; without revocation there is 
   t.equal((await reloadConfiguration(app, () => configFor([issuer('corp'), { ...issuer('third'), issuer: 'https://third.example.com' }]))).outcome, 'applied', 'one removed, another URL added')
   t.same(renameWarnings(lines()), [])
 
-  const plain = capture()
+  const plain = captureLog()
   const off = await buildApp(configFor([issuer('corp')], { loadShedding: { enabled: false }, server: { logLevel: 'info' } }), { loggerInstance: plain.logger })
   t.teardown(() => off.close())
   await off.ready()
@@ -98,7 +91,7 @@ t.test('renamedIssuers: pairs gone and new ids of one issuer URL, shared URLs in
 
 t.test('a rename that also moves the issuer URL, the old one kept as an alias, is a rename too', async (t) => {
   const NEW = 'https://login.example.com'
-  const { lines, logger } = capture()
+  const { lines, logger } = captureLog()
   const { app, session } = await appWithRevokedSession(t, logger)
 
   // The provider moved to a new URL; its tokens of the old one are still accepted (an alias), under the new id.

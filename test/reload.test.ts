@@ -5,7 +5,6 @@
  */
 import t from 'tap'
 import { createHash } from 'node:crypto'
-import { Writable } from 'node:stream'
 import pino from 'pino'
 import { buildApp } from '../src/app.js'
 import { ConfigError, loadConfig } from '../src/config/load.js'
@@ -18,6 +17,7 @@ import { VERIFIER_INPUTS } from '../src/reload-plan.js'
 import { configFor as baseConfigFor } from './helpers/config.js'
 import { startJwksServer } from './helpers/jwks-server.js'
 import { idTokenClaims, jwksOf, makeKey, mint } from './helpers/tokens.js'
+import { captureLog } from './helpers/log-capture.js'
 
 /** Load shedding is not under test here: a busy CI machine must not turn these answers into 503s. */
 function configFor (issuers: Array<Record<string, unknown>>, extra: Record<string, unknown> = {}): Config {
@@ -34,12 +34,6 @@ const issuerA = { id: 'a', issuer: ISS_A, audiences: ['aud-a'], jwks: jwksOf(key
 const issuerB = { id: 'b', issuer: ISS_B, audiences: ['aud-b'], jwks: jwksOf(keyB) }
 const INFO = { server: { logLevel: 'info' } }
 
-function capture (): { lines: () => Array<Record<string, unknown>>, logger: pino.Logger } {
-  const raw: string[] = []
-  const stream = new Writable({ write (chunk, _enc, cb) { raw.push(...String(chunk).split('\n').filter(Boolean)); cb() } })
-  return { lines: () => raw.map((l) => JSON.parse(l) as Record<string, unknown>), logger: pino(loggerOptions('info'), stream) }
-}
-
 /** A configuration file's text loaded the way server.ts does, from an in-memory file. */
 function fileLoader (text: () => string): () => Config {
   return () => loadConfig({ argv: ['--config', '/etc/oidc-verifier.yaml'], env: {}, readFile: () => text() })
@@ -51,7 +45,7 @@ async function verifyStatus (app: Awaited<ReturnType<typeof buildApp>>, token: s
 }
 
 t.test('a valid configuration is swapped in: new issuers accepted, removed ones refused', async (t) => {
-  const { lines, logger } = capture()
+  const { lines, logger } = captureLog()
   const app = await buildApp(configFor([issuerA], INFO), { loggerInstance: logger })
   t.teardown(() => app.close())
   await app.ready()
@@ -77,7 +71,7 @@ t.test('a valid configuration is swapped in: new issuers accepted, removed ones 
 })
 
 t.test('an invalid configuration is refused with every problem logged; the old one keeps serving', async (t) => {
-  const { lines, logger } = capture()
+  const { lines, logger } = captureLog()
   const app = await buildApp(configFor([issuerA], INFO), { loggerInstance: logger })
   t.teardown(() => app.close())
   await app.ready()
@@ -110,7 +104,7 @@ t.test('an invalid configuration is refused with every problem logged; the old o
 })
 
 t.test('settings that need a restart are reported and not applied; the rest is', async (t) => {
-  const { lines, logger } = capture()
+  const { lines, logger } = captureLog()
   const app = await buildApp(configFor([issuerA], { server: { logLevel: 'info', port: 8080 } }), { loggerInstance: logger })
   t.teardown(() => app.close())
   await app.ready()
@@ -135,7 +129,7 @@ t.test('settings that need a restart are reported and not applied; the rest is',
 })
 
 t.test('a change that needs a restart is reported by every reload until then; changing it back is no change', async (t) => {
-  const { lines, logger } = capture()
+  const { lines, logger } = captureLog()
   const running = { server: { logLevel: 'info', port: 8080 }, rateLimit: { max: 5 } }
   const app = await buildApp(configFor([issuerA], running), { loggerInstance: logger })
   t.teardown(() => app.close())
@@ -293,7 +287,7 @@ t.test('a reload that would leave a serving issuer without keys is refused; a ne
 })
 
 t.test('SIGHUP reloads; signals during a reload run one more reload, never two at once', async (t) => {
-  const { lines, logger } = capture()
+  const { lines, logger } = captureLog()
   const app = await buildApp(configFor([issuerA], INFO), { loggerInstance: logger })
   const listenersBefore = process.listenerCount('SIGHUP')
   let loads = 0
@@ -317,7 +311,7 @@ t.test('SIGHUP reloads; signals during a reload run one more reload, never two a
 })
 
 t.test('SIGHUP: a reload or a callback that throws is logged, and the next SIGHUP still reloads', async (t) => {
-  const { lines, logger } = capture()
+  const { lines, logger } = captureLog()
   const app = await buildApp(configFor([issuerA], INFO), { loggerInstance: logger })
   t.teardown(() => app.close())
   const unhandled: unknown[] = []
@@ -432,7 +426,7 @@ t.test('a reload that changes nothing the Verifier is built from keeps it, keys 
   const remote = { id: 'a', issuer: ISS_A, audiences: ['aud-a'], jwksUri: idp.jwksUrl }
   const hash = createHash('sha256').update('k1').digest('hex')
   const withCallers = (ids: string[]): Config => configFor([remote], { ...INFO, callers: { keys: ids.map((id) => ({ id, sha256: hash })) } })
-  const { lines, logger } = capture()
+  const { lines, logger } = captureLog()
   const app = await buildApp(withCallers(['one']), { loggerInstance: logger })
   t.teardown(() => app.close())
   await app.ready()

@@ -16,7 +16,7 @@ import { FetchError, fetchJson } from '../src/net/fetch-json.js'
 import { MAX_RETRY_AFTER_SECONDS, parseRetryAfter } from '../src/net/retry-after.js'
 import { buildApp } from '../src/app.js'
 import { loggerOptions } from '../src/logger.js'
-import { configFor } from './helpers/config.js'
+import { configFor, JWKS_CACHE_TEST_CONFIG } from './helpers/config.js'
 import { startJwksServer, type JwksServer } from './helpers/jwks-server.js'
 import { idTokenClaims, jwksOf, makeKey, mint } from './helpers/tokens.js'
 
@@ -28,18 +28,7 @@ const key = makeKey('ES256', { kid: 'k1' })
 const jwks = jwksOf(key)
 const NOW = Date.UTC(2026, 10, 28, 10, 0, 0)
 
-const config: JwksCacheConfig = {
-  rediscoverySeconds: 86400,
-  maxEntries: 10,
-  defaultFreshnessSeconds: 600,
-  minFreshnessSeconds: 60,
-  maxFreshnessSeconds: 3600,
-  staleIfErrorSeconds: 3600,
-  unknownKidCooldownSeconds: 5,
-  unknownKidRefreshesPerMinute: 4,
-  backoffInitialSeconds: 30,
-  backoffMaxSeconds: 300
-}
+const config = JWKS_CACHE_TEST_CONFIG
 
 interface Warning { obj: Record<string, unknown>, msg: string }
 

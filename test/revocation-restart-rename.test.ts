@@ -5,18 +5,17 @@
  * read at start. A reload that renames an id has its own warning (test/reload-issuer-rename.test.ts).
  */
 import t from 'tap'
-import { Writable } from 'node:stream'
 import pino from 'pino'
 import type { FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
 import { buildApp } from '../src/app.js'
 import { BACKCHANNEL_LOGOUT_EVENT } from '../src/core/logout-token-rules.js'
-import { loggerOptions } from '../src/logger.js'
 import { RevocationList } from '../src/revocation/revocation-list.js'
 import { unconfiguredIssuerRevocations } from '../src/revocation/unconfigured-issuers.js'
 import { configFor } from './helpers/config.js'
 import { findRedisServer, startRedis } from './helpers/redis.js'
 import { idTokenClaims, jwksOf, makeKey, mint, nowSeconds } from './helpers/tokens.js'
+import { captureLog } from './helpers/log-capture.js'
 
 findRedisServer()
 const redis = await startRedis()
@@ -26,12 +25,6 @@ const ISS = 'https://idp.example.com'
 const AUD = 'client-a'
 const key = makeKey('ES256')
 const KEY_PREFIX = `restart-rename-${process.pid}:`
-
-function capture (): { lines: () => Array<Record<string, unknown>>, logger: pino.Logger } {
-  const raw: string[] = []
-  const stream = new Writable({ write (chunk, _enc, cb) { raw.push(...String(chunk).split('\n').filter(Boolean)); cb() } })
-  return { lines: () => raw.map((l) => JSON.parse(l) as Record<string, unknown>), logger: pino(loggerOptions('info'), stream) }
-}
 
 /**
  * A replica on a Redis (the shared one unless `url` says another) whose issuers have these ids (every one the
@@ -63,14 +56,14 @@ const session = mint(key, idTokenClaims(ISS, AUD, { sid: 's1', sub: 'u1', iat: n
 const verify = async (app: FastifyInstance) => (await app.inject({ method: 'POST', url: '/verify', payload: { token: session } })).json()
 
 t.test('a replica started with the issuer id renamed warns about the revocations left under the old id', async (t) => {
-  const first = capture()
+  const first = captureLog()
   const corp = await replica(['corp'], first.logger)
   t.equal(await logout(corp, 's1'), 200)
   t.equal(await logout(corp, 's2'), 200)
   t.match(await verify(corp), { code: 'token_revoked' })
   t.same(warnings(first.lines()), [], 'the first replica had nothing to warn about')
 
-  const renamed = capture()
+  const renamed = captureLog()
   const corpEu = await replica(['corp-eu', 'other'], renamed.logger)
   const found = warnings(renamed.lines())
   t.equal(found.length, 1, 'one warning, for the one id no issuer has')
@@ -80,7 +73,7 @@ t.test('a replica started with the issuer id renamed warns about the revocations
   // What the warning is about: the revoked session is accepted under the new id.
   t.match(await verify(corpEu), { issuer: { id: 'corp-eu' } })
 
-  const again = capture()
+  const again = captureLog()
   const corpAgain = await replica(['corp'], again.logger)
   t.same(warnings(again.lines()), [], 'the id restored: no warning')
   t.match(await verify(corpAgain), { code: 'token_revoked' }, 'and the revocation applies again')
@@ -102,10 +95,10 @@ t.test('a replica that cannot read Redis at start warns once the store has loade
   const own = await startRedis()
   t.teardown(async () => { await own.close() })
   await own.restart(['--requirepass', 'pw'])
-  const corp = await replica(['corp'], capture().logger, `redis://:pw@127.0.0.1:${own.port}`)
+  const corp = await replica(['corp'], captureLog().logger, `redis://:pw@127.0.0.1:${own.port}`)
   t.equal(await logout(corp, 's1'), 200)
 
-  const renamed = capture()
+  const renamed = captureLog()
   const corpEu = await replica(['corp-eu'], renamed.logger, own.url)
   t.equal(corpEu.revocations?.status().current, false, 'started without its copy (Redis refused it)')
   t.same(warnings(renamed.lines()), [], 'nothing to say yet: nothing read')

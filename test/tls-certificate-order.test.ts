@@ -5,17 +5,12 @@
  * look at the files; the certificate in use stays. A key that is no certificate's of the file is still the key's
  * problem.
  */
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { execFileSync } from 'node:child_process'
 import { X509Certificate } from 'node:crypto'
 import { readFileSync, writeFileSync } from 'node:fs'
-import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
-import { Writable } from 'node:stream'
-import pino from 'pino'
-import { buildApp } from '../src/app.js'
 import type { Config } from '../src/config/types.js'
-import { loggerOptions } from '../src/logger.js'
 import { reloadConfiguration } from '../src/reload.js'
 import { makeTestPki } from './helpers/certs.js'
 import { configFor, configProblems } from './helpers/config.js'
@@ -23,6 +18,8 @@ import { servedFingerprint } from './helpers/https-call.js'
 import { matchExactly } from './helpers/exact-match.js'
 import { mountedSecret } from './helpers/temp-dir.js'
 import { jwksOf, makeKey } from './helpers/tokens.js'
+import { captureLog } from './helpers/log-capture.js'
+import { listening, portOf } from './helpers/listening-app.js'
 
 const issuers = [{ id: 'main', issuer: 'https://idp.example.com', audiences: ['aud'], jwks: jwksOf(makeKey('ES256')) }]
 const pki = makeTestPki()
@@ -43,21 +40,6 @@ const reversed = {
 const ORDER_PROBLEM = /^server\.tls\.certFile: expected the server's own certificate first in ".*tls\.crt", then its chain: the private key in server\.tls\.keyFile is that of certificate 2 of 2, and the first is the one served$/
 /** The same, as the configuration check says it: after the configuration's source. */
 const CONFIG_ORDER_PROBLEM = new RegExp(`^(c\\.yaml|test): ${ORDER_PROBLEM.source.slice(1)}`)
-
-function capture (): { lines: () => Array<Record<string, unknown>>, logger: pino.Logger } {
-  const raw: string[] = []
-  const stream = new Writable({ write (chunk, _enc, cb) { raw.push(...String(chunk).split('\n').filter(Boolean)); cb() } })
-  return { lines: () => raw.map((l) => JSON.parse(l) as Record<string, unknown>), logger: pino(loggerOptions('info'), stream) }
-}
-
-const portOf = (app: { server: { address: () => unknown } }): number => (app.server.address() as AddressInfo).port
-
-async function listening (t: Test, config: Config, logger?: pino.Logger): Promise<Awaited<ReturnType<typeof buildApp>>> {
-  const app = await buildApp(config, logger === undefined ? {} : { loggerInstance: logger })
-  t.teardown(() => app.close())
-  await app.listen({ host: '127.0.0.1', port: 0 })
-  return app
-}
 
 for (const [first, chain] of Object.entries(reversed)) {
   t.test(`${first}: the order is the problem at start`, async (t) => {
@@ -81,7 +63,7 @@ for (const [first, chain] of Object.entries(reversed)) {
 
   t.test(`${first}: the look at the files says it once and keeps the certificate`, async (t) => {
     const files = mountedSecret(t, original)
-    const { lines, logger } = capture()
+    const { lines, logger } = captureLog()
     const app = await listening(t, configFor(issuers, { server: { logLevel: 'info', certificateCheckSeconds: 86400, tls: { certFile: files.certFile, keyFile: files.keyFile } } }), logger)
     const watch = app.certificateWatch
     if (watch === undefined) throw new Error('not watching')

@@ -10,13 +10,10 @@ import { execFileSync } from 'node:child_process'
 import { sign, X509Certificate } from 'node:crypto'
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { Writable } from 'node:stream'
-import pino from 'pino'
 import { AggregatorRegistry } from 'prom-client'
 import { buildApp } from '../src/app.js'
 import type { Config } from '../src/config/types.js'
 import { validityState } from '../src/http/tls-reload.js'
-import { loggerOptions } from '../src/logger.js'
 import { ServiceMetrics } from '../src/metrics/metrics.js'
 import { buildOpsApp } from '../src/ops-app.js'
 import { reloadConfiguration } from '../src/reload.js'
@@ -25,6 +22,7 @@ import { configFor } from './helpers/config.js'
 import { parseMetrics, valueOf } from './helpers/prometheus.js'
 import { mountedSecret, tempDir } from './helpers/temp-dir.js'
 import { jwksOf, makeKey } from './helpers/tokens.js'
+import { captureLog } from './helpers/log-capture.js'
 
 const key = makeKey('ES256')
 const issuers = [{ id: 'main', issuer: 'https://idp.example.com', audiences: ['aud'], jwks: jwksOf(key) }]
@@ -42,13 +40,6 @@ const x509 = (pair: Pair): X509Certificate => new X509Certificate(readFileSync(p
 const notAfterOf = (pair: Pair): number => Date.parse(x509(pair).validTo) / 1000
 const notBeforeOf = (pair: Pair): number => Date.parse(x509(pair).validFrom) / 1000
 
-
-function capture (): { lines: () => Array<Record<string, unknown>>, logger: pino.Logger } {
-  const raw: string[] = []
-  const stream = new Writable({ write (chunk, _enc, cb) { raw.push(...String(chunk).split('\n').filter(Boolean)); cb() } })
-  return { lines: () => raw.map((l) => JSON.parse(l) as Record<string, unknown>), logger: pino(loggerOptions('info'), stream) }
-}
-
 /** What was said of a certificate's validity: the log lines at warn or error that name one. */
 const said = (lines: Array<Record<string, unknown>>): Array<Record<string, unknown>> =>
   lines.filter((l) => Number(l.level) >= 40 && String(l.msg).startsWith('the certificate of the '))
@@ -61,7 +52,7 @@ async function gauges (app: { inject: Awaited<ReturnType<typeof buildApp>>['inje
 t.test('each listener\'s certificate validity is a gauge from start; none without TLS; nothing logged of valid certificates', async (t) => {
   const main = { cert: pki.serverCert, key: pki.serverKey }
   const ops = pki.dated('ops-long', at(-10 * DAY), at(80 * DAY))
-  const { lines, logger } = capture()
+  const { lines, logger } = captureLog()
   const config = configFor(issuers, { server: { logLevel: 'info', opsPort: 0, tls: { certFile: main.cert, keyFile: main.key }, opsTls: { certFile: ops.cert, keyFile: ops.key } } })
   const app = await buildApp(config, { loggerInstance: logger })
   const opsApp = await buildOpsApp(app, config)
@@ -85,7 +76,7 @@ t.test('the gauges follow a renewed certificate: the look at the files, then a r
   const looked = pki.dated('looked', at(-DAY), at(89 * DAY))
   const reloaded = pki.dated('reloaded', at(-2 * DAY), at(88 * DAY))
   const files = mountedSecret(t, original)
-  const { lines, logger } = capture()
+  const { lines, logger } = captureLog()
   const config = (): Config => configFor(issuers, { server: { logLevel: 'info', certificateCheckSeconds: 86400, tls: { certFile: files.certFile, keyFile: files.keyFile } } })
   const app = await buildApp(config(), { loggerInstance: logger })
   t.teardown(() => app.close())
@@ -118,7 +109,7 @@ t.test('a certificate not yet valid is logged as an error: at start, and when th
   const tomorrow = pki.dated('tomorrow', at(DAY), at(91 * DAY))
   const later = pki.dated('later', at(2 * DAY), at(92 * DAY))
   const files = mountedSecret(t, tomorrow)
-  const { lines, logger } = capture()
+  const { lines, logger } = captureLog()
   const config = configFor(issuers, { server: { logLevel: 'info', certificateCheckSeconds: 86400, tls: { certFile: files.certFile, keyFile: files.keyFile } } })
   const app = await buildApp(config, { loggerInstance: logger })
   t.teardown(() => app.close())
@@ -140,7 +131,7 @@ t.test('a certificate not yet valid is logged as an error: at start, and when th
 
 t.test('a certificate that expires soon is a warning: at start, when put in use, and once while served as it nears its end', async (t) => {
   const soon = pki.dated('soon', at(-60 * DAY), at(3 * DAY + 3_600_000))
-  const { lines, logger } = capture()
+  const { lines, logger } = captureLog()
   const app = await buildApp(configFor(issuers, { server: { logLevel: 'info', tls: { certFile: soon.cert, keyFile: soon.key } } }), { loggerInstance: logger })
   t.teardown(() => app.close())
   const { validTo, fingerprint256 } = x509(soon)
@@ -154,7 +145,7 @@ t.test('a certificate that expires soon is a warning: at start, when put in use,
   // Served unchanged for weeks: the look at the files says it once it nears its end, and once it has ended.
   const long = pki.dated('long', at(-10 * DAY), at(20 * DAY))
   const files = mountedSecret(t, long)
-  const watched = capture()
+  const watched = captureLog()
   const served = await buildApp(configFor(issuers, { server: { logLevel: 'info', certificateCheckSeconds: 86400, tls: { certFile: files.certFile, keyFile: files.keyFile } } }), { loggerInstance: watched.logger })
   t.teardown(() => served.close())
   await served.ready()
@@ -241,7 +232,7 @@ t.test('a certificate whose validity cannot be read is an error, and its expiry 
   const bad = unreadableNotAfter(t)
   t.equal(x509(bad).validTo, 'Bad time value', 'what Node says of it')
   t.equal(validityState({ validFrom: x509(bad).validFrom, validTo: 'Bad time value' }, Date.now()), 'unreadable')
-  const { lines, logger } = capture()
+  const { lines, logger } = captureLog()
   const app = await buildApp(configFor(issuers, { server: { logLevel: 'info', tls: { certFile: bad.cert, keyFile: bad.key } } }), { loggerInstance: logger })
   t.teardown(() => app.close())
   t.match(said(lines()), [{ level: 50, listener: 'main', validTo: 'Bad time value', msg: /cannot be read.*clients refuse it/ }], 'said, as an expired one')

@@ -7,15 +7,11 @@
  * still looks at the other listener. Before, the look and a reload whose files changed after its configuration
  * was read threw instead (src/http/tls-reload.ts, parsePair).
  */
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { createPrivateKey, X509Certificate } from 'node:crypto'
 import { readFileSync, writeFileSync } from 'node:fs'
-import type { AddressInfo } from 'node:net'
-import { Writable } from 'node:stream'
-import pino from 'pino'
 import { buildApp } from '../src/app.js'
 import type { Config } from '../src/config/types.js'
-import { loggerOptions } from '../src/logger.js'
 import { buildOpsApp } from '../src/ops-app.js'
 import { reloadConfiguration } from '../src/reload.js'
 import { makeTestPki } from './helpers/certs.js'
@@ -24,6 +20,8 @@ import { servedFingerprint } from './helpers/https-call.js'
 import { matchExactly } from './helpers/exact-match.js'
 import { mountedSecret } from './helpers/temp-dir.js'
 import { jwksOf, makeKey } from './helpers/tokens.js'
+import { captureLog } from './helpers/log-capture.js'
+import { listening, portOf } from './helpers/listening-app.js'
 
 const issuers = [{ id: 'main', issuer: 'https://idp.example.com', audiences: ['aud'], jwks: jwksOf(makeKey('ES256')) }]
 const pki = makeTestPki()
@@ -42,21 +40,6 @@ const emptyPassphrase = {
 const KEY_PROBLEM = /^server\.tls\.keyFile: expected an unencrypted PEM private key in ".*tls\.key"$/
 /** The same, as the configuration check says it: after the configuration's source. */
 const CONFIG_KEY_PROBLEM = /^(c\.yaml|test): server\.tls\.keyFile: expected an unencrypted PEM private key in ".*tls\.key"$/
-
-function capture (): { lines: () => Array<Record<string, unknown>>, logger: pino.Logger } {
-  const raw: string[] = []
-  const stream = new Writable({ write (chunk, _enc, cb) { raw.push(...String(chunk).split('\n').filter(Boolean)); cb() } })
-  return { lines: () => raw.map((l) => JSON.parse(l) as Record<string, unknown>), logger: pino(loggerOptions('info'), stream) }
-}
-
-const portOf = (app: { server: { address: () => unknown } }): number => (app.server.address() as AddressInfo).port
-
-async function listening (t: Test, config: Config, logger?: pino.Logger): Promise<Awaited<ReturnType<typeof buildApp>>> {
-  const app = await buildApp(config, logger === undefined ? {} : { loggerInstance: logger })
-  t.teardown(() => app.close())
-  await app.listen({ host: '127.0.0.1', port: 0 })
-  return app
-}
 
 for (const [form, key] of Object.entries(emptyPassphrase)) {
   t.test(`${form}: refused at start, naming the setting and the file`, async (t) => {
@@ -95,7 +78,7 @@ for (const [form, key] of Object.entries(emptyPassphrase)) {
         opsTls: { certFile: ops.certFile, keyFile: ops.keyFile }
       }
     })
-    const { lines, logger } = capture()
+    const { lines, logger } = captureLog()
     const app = await buildApp(config(), { loggerInstance: logger })
     const opsApp = await buildOpsApp(app, config())
     t.teardown(async () => { await opsApp.close(); await app.close() })

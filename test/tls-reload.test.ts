@@ -11,11 +11,9 @@ import { X509Certificate } from 'node:crypto'
 import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
-import { Writable } from 'node:stream'
 import pino from 'pino'
 import { buildApp } from '../src/app.js'
 import type { Config } from '../src/config/types.js'
-import { loggerOptions } from '../src/logger.js'
 import { buildOpsApp } from '../src/ops-app.js'
 import { clientCaProblem } from '../src/config/operations.js'
 import { reloadConfiguration } from '../src/reload.js'
@@ -27,6 +25,7 @@ import { call, servedFingerprint } from './helpers/https-call.js'
 import { mountedSecret, tempDir } from './helpers/temp-dir.js'
 import { startJwksServer } from './helpers/jwks-server.js'
 import { jwksOf, makeKey } from './helpers/tokens.js'
+import { captureLog } from './helpers/log-capture.js'
 
 const key = makeKey('ES256')
 const issuers = [{ id: 'main', issuer: 'https://idp.example.com', audiences: ['aud'], jwks: jwksOf(key) }]
@@ -42,13 +41,6 @@ const trusting = { ca: pki.pem.ca }
 
 type Pair = { cert: string, key: string }
 
-
-function capture (): { lines: () => Array<Record<string, unknown>>, text: () => string, logger: pino.Logger } {
-  const raw: string[] = []
-  const stream = new Writable({ write (chunk, _enc, cb) { raw.push(...String(chunk).split('\n').filter(Boolean)); cb() } })
-  return { lines: () => raw.map((l) => JSON.parse(l) as Record<string, unknown>), text: () => raw.join('\n'), logger: pino(loggerOptions('info'), stream) }
-}
-
 const portOf = (app: { server: { address: () => unknown } }): number => (app.server.address() as AddressInfo).port
 
 async function listening (t: Test, config: Config, logger?: pino.Logger): Promise<{ app: Awaited<ReturnType<typeof buildApp>>, port: number }> {
@@ -61,7 +53,7 @@ async function listening (t: Test, config: Config, logger?: pino.Logger): Promis
 t.test('a certificate replaced at the same paths is served after a reload', async (t) => {
   const files = mountedSecret(t, original)
   const config = (): Config => configFor(issuers, { server: { logLevel: 'info', tls: { certFile: files.certFile, keyFile: files.keyFile } } })
-  const { lines, text, logger } = capture()
+  const { lines, text, logger } = captureLog()
   const { app, port } = await listening(t, config(), logger)
   t.equal(await servedFingerprint(port, trusting), fingerprint(original.cert))
 
@@ -149,7 +141,7 @@ t.test('both listeners: renewed together, or neither when one cannot be', async 
   const config = (): Config => configFor(issuers, {
     server: { logLevel: 'info', opsPort: 0, tls: { certFile: main.certFile, keyFile: main.keyFile }, opsTls: { certFile: ops.certFile, keyFile: ops.keyFile } }
   })
-  const { lines, logger } = capture()
+  const { lines, logger } = captureLog()
   const app = await buildApp(config(), { loggerInstance: logger })
   const opsApp = await buildOpsApp(app, config())
   t.teardown(async () => { await opsApp.close(); await app.close() })
@@ -302,7 +294,7 @@ t.test('a listener whose TLS change waits for a restart keeps its certificate wh
   const clientCaFile = join(dir, 'ca.crt')
   copyFileSync(pki.caCert, clientCaFile)
   const tls = { certFile: pki.serverCert, keyFile: pki.serverKey }
-  const { lines, logger } = capture()
+  const { lines, logger } = captureLog()
   // A day between looks at the files: the test looks itself.
   const server = { logLevel: 'info' as const, certificateCheckSeconds: 86400 }
   const { app, port } = await listening(t, configFor(issuers, { server: { ...server, tls: { ...tls, clientCaFile } } }), logger)
@@ -356,7 +348,7 @@ t.test('hasExpired reads the dates X509Certificate writes', async (t) => {
 
 t.test('without a reload: the files are looked at every certificateCheckSeconds, and a renewed certificate is served', async (t) => {
   const files = mountedSecret(t, original)
-  const { lines, logger } = capture()
+  const { lines, logger } = captureLog()
   const { app, port } = await listening(t, configFor(issuers, { server: { logLevel: 'info', certificateCheckSeconds: 1, tls: { certFile: files.certFile, keyFile: files.keyFile } } }), logger)
   t.ok(app.certificateWatch !== undefined, 'watching')
   files.place(renewed)
@@ -373,7 +365,7 @@ t.test('without a reload: the files are looked at every certificateCheckSeconds,
 
 t.test('a look that finds unusable files logs once and keeps the certificate; the next change is taken', async (t) => {
   const files = mountedSecret(t, original)
-  const { lines, logger } = capture()
+  const { lines, logger } = captureLog()
   // A day between looks: the test looks itself.
   const { app, port } = await listening(t, configFor(issuers, { server: { logLevel: 'info', certificateCheckSeconds: 86400, tls: { certFile: files.certFile, keyFile: files.keyFile } } }), logger)
   const watch = app.certificateWatch
@@ -398,7 +390,7 @@ t.test('a look that finds unusable files logs once and keeps the certificate; th
 
 t.test('a look that finds a key of another type than the certificate\'s keeps the certificate', async (t) => {
   const files = mountedSecret(t, original)
-  const { lines, logger } = capture()
+  const { lines, logger } = captureLog()
   const { app, port } = await listening(t, configFor(issuers, { server: { logLevel: 'info', certificateCheckSeconds: 86400, tls: { certFile: files.certFile, keyFile: files.keyFile } } }), logger)
   const watch = app.certificateWatch
   if (watch === undefined) throw new Error('not watching')
@@ -421,7 +413,7 @@ t.test('no look at the files with certificateCheckSeconds 0, or without TLS', as
 t.test('the look compares the files with what is served, whoever put it there', async (t) => {
   const files = mountedSecret(t, original)
   const config = (): Config => configFor(issuers, { server: { logLevel: 'info', certificateCheckSeconds: 86400, tls: { certFile: files.certFile, keyFile: files.keyFile } } })
-  const { lines, logger } = capture()
+  const { lines, logger } = captureLog()
   const app = await buildApp(config(), { loggerInstance: logger })
   t.teardown(() => app.close())
   // Renewed after the listener read its files, before it is ready (revocations loading, say).
@@ -474,7 +466,7 @@ t.test('the look skips what is not a certificate file', async (t) => {
 
 t.test('looks at the files never overlap', async (t) => {
   const files = mountedSecret(t, original)
-  const { lines, logger } = capture()
+  const { lines, logger } = captureLog()
   const { app, port } = await listening(t, configFor(issuers, { server: { logLevel: 'info', certificateCheckSeconds: 86400, tls: { certFile: files.certFile, keyFile: files.keyFile } } }), logger)
   const watch = app.certificateWatch
   if (watch === undefined) throw new Error('not watching')
@@ -486,14 +478,13 @@ t.test('looks at the files never overlap', async (t) => {
   t.same(await watch.check(), { 'server.tls': 'unchanged' }, 'the next look is a new one')
 })
 
-
 t.test('a look that does not return (a file system that stopped answering) is waited for, and logged once', async (t) => {
   // Every open hangs, as on a network mount gone away.
   let opens = 0
   const { CertificateWatch } = await t.mockImport<typeof import('../src/http/tls-watch.js')>('../src/http/tls-watch.js', {
     'node:fs/promises': { open: async () => { opens++; return await new Promise(() => {}) } }
   })
-  const { lines, logger } = capture()
+  const { lines, logger } = captureLog()
   const server = { setSecureContext: () => { throw new Error('not called') } }
   const app = { server, opsApp: undefined, verifierSlot: { config: configFor(issuers, { server: { tls: { certFile: original.cert, keyFile: original.key } } }) } }
   // The watch's ticks, run by hand: each is a moment the next look is due.

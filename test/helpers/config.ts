@@ -1,5 +1,5 @@
 import { ConfigError, parseConfig } from '../../src/config/load.js'
-import type { Config } from '../../src/config/types.js'
+import type { Config, JwksCacheConfig } from '../../src/config/types.js'
 
 /**
  * A validated Config for tests: quiet logs, the given issuers, anything else overridable. Load shedding is
@@ -21,4 +21,21 @@ export function configProblems (doc: Record<string, unknown>, env: NodeJS.Proces
     if (err instanceof ConfigError) return err.problems
     throw err
   }
+}
+
+/**
+ * A JWKS cache's settings for tests that drive one directly with a fake clock: backoffs long enough that no retry
+ * timer fires while a test moves the clock.
+ */
+export const JWKS_CACHE_TEST_CONFIG: JwksCacheConfig = {
+  rediscoverySeconds: 86400,
+  maxEntries: 10,
+  defaultFreshnessSeconds: 600,
+  minFreshnessSeconds: 60,
+  maxFreshnessSeconds: 3600,
+  staleIfErrorSeconds: 3600,
+  unknownKidCooldownSeconds: 5,
+  unknownKidRefreshesPerMinute: 4,
+  backoffInitialSeconds: 30,
+  backoffMaxSeconds: 300
 }
