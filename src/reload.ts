@@ -184,6 +184,8 @@ async function reloadNow (app: FastifyInstance, load: () => Config, options: Rel
   if (plan.rebuildsVerifier) {
     try {
       verifier = slot.create(config)
+      // A provider that asked us to wait (Retry-After) is not asked again because the configuration changed.
+      verifier.adoptProviderWaits(slot.current)
       verifier.start()
     } catch (err) {
       return refused([`cannot build a verifier from the new configuration: ${(err as Error).message}`], needsRestart)

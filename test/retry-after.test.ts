@@ -15,6 +15,7 @@ import { JwksCache } from '../src/jwks/cache.js'
 import { FetchError, fetchJson } from '../src/net/fetch-json.js'
 import { MAX_RETRY_AFTER_SECONDS, parseRetryAfter } from '../src/net/retry-after.js'
 import { buildApp } from '../src/app.js'
+import { reloadConfiguration } from '../src/reload.js'
 import { loggerOptions } from '../src/logger.js'
 import { configFor, JWKS_CACHE_TEST_CONFIG } from './helpers/config.js'
 import { startJwksServer, type JwksServer } from './helpers/jwks-server.js'
@@ -226,6 +227,33 @@ t.test('JWKS cache: held keys stay in use while the provider asks to wait', asyn
   await waitFor('the refresh once the wait is over', () => idp.requests('/jwks') === 3)
 })
 
+t.test('JWKS cache: a cache that replaces another takes over its waits, for the URLs it comes to use', async (t) => {
+  const idp = await startIdp(t)
+  idp.set({ status: 429, headers: { 'retry-after': '120' } })
+  const first = cacheFor(t)
+  const start = first.clock.now
+  await first.cache.warm(idp.jwksUrl)
+  t.equal(idp.requests('/jwks'), 1)
+  const waits = first.cache.providerWaits()
+  t.match(waits, [{ url: idp.jwksUrl, until: start + 120_000, consecutiveFailures: 1, lastError: /the provider asked to wait 120 s/ }])
+  t.same(cacheFor(t).cache.providerWaits(), [], 'none without a Retry-After')
+
+  const next = cacheFor(t)
+  next.clock.now = start + 10_000
+  next.cache.adoptProviderWaits([...waits, { url: `${idp.url}/dropped`, until: start + 120_000, consecutiveFailures: 1, lastError: 'x' }])
+  t.same(next.cache.providerWaits(), [], 'no entry before a URL is used: a dropped URL costs nothing')
+  await next.cache.warm(idp.jwksUrl)
+  t.equal(idp.requests('/jwks'), 1, 'warm() of the new cache does not ask before the time')
+  t.match(next.cache.status(idp.jwksUrl), { state: 'missing', retryAfterUntil: start + 120_000, lastError: /the provider asked to wait 120 s/ })
+  await t.rejects(next.cache.get(idp.jwksUrl), { code: 'keys_unavailable' })
+  t.equal(idp.requests('/jwks'), 1, 'nor does a request')
+  idp.set({ json: jwks })
+  next.clock.now = start + 120_000
+  t.same(await next.cache.get(idp.jwksUrl), jwks, 'fetched once the time has come')
+  t.equal(idp.requests('/jwks'), 2)
+  t.equal(idp.requests('/dropped'), 0)
+})
+
 t.test('JWKS cache: an HTTP-date Retry-After is honoured too', async (t) => {
   const idp = await startIdp(t)
   // The header is read against the real clock; 200 s ahead, to the second.
@@ -316,6 +344,27 @@ t.test('discovery: no retry before the time asked for; /readyz and the log line 
   idp.set({ json: { issuer: idp.url, jwks_uri: idp.jwksUrl } }, WELL_KNOWN)
   await waitFor('the retry, and keys', () => app.verifier.ready)
   t.equal(idp.requests(WELL_KNOWN), 2)
+})
+
+t.test('reload: a new Verifier does not ask a JWKS URL whose provider asked the running one to wait', async (t) => {
+  const idp = await startIdp(t)
+  idp.set({ status: 503, headers: { 'retry-after': '120' } })
+  const other = makeKey('RS256', { kid: 'other' })
+  const issuerA = { id: 'a', issuer: 'https://a.example.com', audiences: ['aud'], jwksUri: idp.jwksUrl }
+  const issuerB = { id: 'b', issuer: 'https://b.example.com', audiences: ['aud'], jwks: jwksOf(other) }
+  const app = await buildApp(configFor([issuerA], { loadShedding: { enabled: false } }))
+  t.teardown(() => app.close())
+  await app.ready()
+  await waitFor('the first fetch', () => idp.requests('/jwks') === 1)
+  const result = await reloadConfiguration(app, () => configFor([issuerA, issuerB], { loadShedding: { enabled: false } }))
+  t.equal(result.outcome, 'applied', 'a had no keys before either: no regression')
+  t.equal(idp.requests('/jwks'), 1, 'the new Verifier did not ask before the 120 s')
+  const verify = async (token: string): Promise<number> => (await app.inject({ method: 'POST', url: '/verify', payload: { token } })).statusCode
+  t.equal(await verify(mint(other, idTokenClaims('https://b.example.com', 'aud'))), 200, 'the new issuer is served')
+  t.equal(await verify(mint(key, idTokenClaims('https://a.example.com', 'aud'))), 503, 'a: still waiting, 503')
+  t.equal(idp.requests('/jwks'), 1)
+  const readyz = (await app.inject({ method: 'GET', url: '/readyz' })).json()
+  t.match(JSON.stringify(readyz), 'the provider asked to wait 120 s (Retry-After)', '/readyz says why a is not ready')
 })
 
 t.test('rediscovery: neither the metadata nor a new jwks_uri is fetched again before the time asked for', async (t) => {

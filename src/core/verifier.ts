@@ -242,6 +242,14 @@ export class Verifier {
   }
 
   /** Starts discovery and key fetching for every issuer in the background; never throws. */
+  /**
+   * Takes over the provider's waits (Retry-After) of the JWKS URLs of `previous`, the Verifier this one is to
+   * replace (a reload): those URLs are not fetched before the time the provider gave. Call before start().
+   */
+  adoptProviderWaits (previous: Verifier): void {
+    this.cache.adoptProviderWaits(previous.cache.providerWaits())
+  }
+
   start (): void {
     for (const r of this.runtimes) r.keys.start()
   }

@@ -67,6 +67,18 @@ export interface JwksCacheOptions<T> extends JwksCacheConfig {
   onKeySetAccepted?: (set: T, url: string) => void
 }
 
+/**
+ * A provider's Retry-After in force for a URL (capped, as the cache keeps it), handed from a cache to the one that
+ * replaces it (a reload's new Verifier): the new one does not ask that URL before the time either.
+ */
+export interface ProviderWait {
+  url: string
+  /** ms since the epoch. */
+  until: number
+  consecutiveFailures: number
+  lastError: string | undefined
+}
+
 export type JwksState = 'fresh' | 'stale' | 'expired' | 'missing'
 
 export interface JwksStatus {
@@ -187,6 +199,8 @@ export class JwksCache<T> {
   readonly #onFetch: ((event: JwksFetchEvent) => void) | undefined
   readonly #onStale: ((url: string) => void) | undefined
   readonly #issuerOf: (url: string) => string | undefined
+  /** Waits taken over from the cache this one replaces, by URL: applied when the URL's entry is made. */
+  readonly #adoptedWaits = new Map<string, ProviderWait>()
   #closed = false
 
   constructor (options: JwksCacheOptions<T>) {
@@ -329,6 +343,27 @@ export class JwksCache<T> {
     }
   }
 
+  /** The provider's waits (Retry-After) in force now, one per URL that has one. */
+  providerWaits (): ProviderWait[] {
+    const now = this.#now()
+    const waits: ProviderWait[] = []
+    for (const entry of this.#entries.values()) {
+      if (entry.backoffAsked && now < entry.backoffUntil) {
+        waits.push({ url: entry.url, until: entry.backoffUntil, consecutiveFailures: entry.consecutiveFailures, lastError: entry.lastError })
+      }
+    }
+    return waits
+  }
+
+  /**
+   * Takes over the waits of the cache this one replaces (call before any use): a URL among them is not fetched
+   * before its time, warm() included, and is retried then, as in the cache that was told. Only URLs this cache
+   * comes to use get an entry: a wait for a URL the new configuration dropped costs nothing.
+   */
+  adoptProviderWaits (waits: readonly ProviderWait[]): void {
+    for (const wait of waits) this.#adoptedWaits.set(wait.url, wait)
+  }
+
   /** A URL no longer in use (a provider moved its jwks_uri): its entry goes, and with it its timers. */
   forget (url: string): void {
     this.#entries.delete(url)
@@ -346,8 +381,23 @@ export class JwksCache<T> {
       entry = { url, consecutiveFailures: 0, backoffUntil: 0, backoffAsked: false, unknownKidRefreshes: { token: [], logout: [] }, lastFailureAnswered: false, staleWarned: false, disposed: false }
       if (!this.#closed) this.#entries.set(url, entry)
       else entry.disposed = true
+      this.#applyAdoptedWait(entry)
     }
     return entry
+  }
+
+  /** A new entry whose URL had a wait in the cache this one replaces: the wait holds, and the retry comes at its end. */
+  #applyAdoptedWait (entry: Entry<T>): void {
+    const wait = this.#adoptedWaits.get(entry.url)
+    if (wait === undefined) return
+    this.#adoptedWaits.delete(entry.url)
+    const now = this.#now()
+    if (now >= wait.until) return
+    entry.backoffUntil = wait.until
+    entry.backoffAsked = true
+    entry.consecutiveFailures = wait.consecutiveFailures
+    entry.lastError = wait.lastError
+    this.#schedule(entry, wait.until - now)
   }
 
   #usable (entry: Entry<T>, now: number): T | undefined {
