@@ -367,6 +367,28 @@ t.test('reload: a new Verifier does not ask a JWKS URL whose provider asked the 
   t.match(JSON.stringify(readyz), 'the provider asked to wait 120 s (Retry-After)', '/readyz says why a is not ready')
 })
 
+t.test('reload: one that would take away keys an issuer has, its provider asking to wait, is refused and says so', async (t) => {
+  const idp = await startIdp(t)
+  const issuerA = { id: 'a', issuer: 'https://a.example.com', audiences: ['aud'], jwksUri: idp.jwksUrl }
+  // An unknown kid may refresh at once; a short fetch timeout keeps the reload's wait for keys short.
+  const extra = { loadShedding: { enabled: false }, fetch: { timeoutMs: 500 }, jwks: { unknownKidCooldownSeconds: 0 } }
+  const app = await buildApp(configFor([issuerA], extra))
+  t.teardown(() => app.close())
+  await app.ready()
+  await waitFor('keys', () => app.verifier.ready)
+  idp.set({ status: 429, headers: { 'retry-after': '120' } })
+  const stranger = makeKey('ES256', { kid: 'not-published' })
+  const res = await app.inject({ method: 'POST', url: '/verify', payload: { token: mint(stranger, idTokenClaims('https://a.example.com', 'aud')) } })
+  t.equal(res.statusCode, 503, 'the unknown kid refreshed, got a 429: keys_unavailable, the token may be fine')
+  t.equal(idp.requests('/jwks'), 2)
+
+  const result = await reloadConfiguration(app, () => configFor([{ ...issuerA, audiences: ['aud', 'aud-2'] }], extra))
+  t.equal(result.outcome, 'refused')
+  t.match(result.problems, [/^issuers: a \(https:\/\/a\.example\.com\) has usable keys now but got none under the new configuration: .*the provider asked to wait 120 s \(Retry-After\)/])
+  t.equal(idp.requests('/jwks'), 2, 'the new Verifier did not ask')
+  t.equal((await app.inject({ method: 'POST', url: '/verify', payload: { token: mint(key, idTokenClaims('https://a.example.com', 'aud')) } })).statusCode, 200, 'the running keys keep serving')
+})
+
 t.test('rediscovery: neither the metadata nor a new jwks_uri is fetched again before the time asked for', async (t) => {
   const idp = await startIdp(t)
   idp.set({ json: { issuer: idp.url, jwks_uri: idp.jwksUrl } }, WELL_KNOWN)
