@@ -241,7 +241,6 @@ export class Verifier {
     return this.signatures.mode
   }
 
-  /** Starts discovery and key fetching for every issuer in the background; never throws. */
   /**
    * Takes over the provider's waits (Retry-After) of the JWKS URLs of `previous`, the Verifier this one is to
    * replace (a reload): those URLs are not fetched before the time the provider gave. Call before start().
@@ -250,6 +249,7 @@ export class Verifier {
     this.cache.adoptProviderWaits(previous.cache.providerWaits())
   }
 
+  /** Starts discovery and key fetching for every issuer in the background; never throws. */
   start (): void {
     for (const r of this.runtimes) r.keys.start()
   }
