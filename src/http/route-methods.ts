@@ -29,12 +29,17 @@ function withoutTrailingSlashes (path: string): string {
   return end === path.length ? path : path.slice(0, end)
 }
 
+/** A-Z to a-z, nothing else: Unicode's toLowerCase also folds the Kelvin sign to k, which no route is spelled with. */
+function asciiLowerCase (text: string): string {
+  return text.replace(/[A-Z]+/g, (upper) => upper.toLowerCase())
+}
+
 /**
  * The registered route `path` nearly names: the same path but for trailing slashes or letter case. `routes` maps a
  * route path, lower-cased and without trailing slashes, to the path as registered (static routes only).
  */
 function nearRouteOf (path: string, routes: ReadonlyMap<string, string>): string | undefined {
-  const near = routes.get(withoutTrailingSlashes(path).toLowerCase())
+  const near = routes.get(asciiLowerCase(withoutTrailingSlashes(path)))
   return near === undefined || near === path ? undefined : near
 }
 
@@ -50,7 +55,7 @@ export function answerUnknownRoutes (fastify: FastifyInstance, options: Paramete
     for (const method of Array.isArray(route.method) ? route.method : [route.method]) methods.add(method)
     methodsByPath.set(route.url, methods)
     // A path with parameters or a wildcard matches more than itself: no near route is named for it.
-    if (!/[:*]/.test(route.url)) staticRoutes.set(withoutTrailingSlashes(route.url).toLowerCase(), route.url)
+    if (!/[:*]/.test(route.url)) staticRoutes.set(asciiLowerCase(withoutTrailingSlashes(route.url)), route.url)
   })
   fastify.setNotFoundHandler(options, async (request: FastifyRequest, reply: FastifyReply) => {
     const query = request.url.indexOf('?')
