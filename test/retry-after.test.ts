@@ -1,7 +1,7 @@
 /**
  * A provider's Retry-After on 429 and 503 (RFC 9110 §10.2.3): no fetch of that URL before the time it asked
  * for, capped at jwks.backoffMaxSeconds, whichever path would fetch (a request, an unknown kid, warm(), the
- * retry timer, discovery, rediscovery); a malformed, zero, past or huge value is ignored and the own backoff
+ * retry timer, discovery, rediscovery, a reload's new Verifier); a malformed, zero, past or huge value is ignored and the own backoff
  * applies. A hand-made provider on 127.0.0.1 counts the requests. The cache runs on a fake clock; discovery,
  * which reads the real one, with short real waits of a second or two (the header counts whole seconds).
  */
@@ -387,6 +387,43 @@ t.test('reload: one that would take away keys an issuer has, its provider asking
   t.match(result.problems, [/^issuers: a \(https:\/\/a\.example\.com\) has usable keys now but got none under the new configuration: .*the provider asked to wait 120 s \(Retry-After\)/])
   t.equal(idp.requests('/jwks'), 2, 'the new Verifier did not ask')
   t.equal((await app.inject({ method: 'POST', url: '/verify', payload: { token: mint(key, idTokenClaims('https://a.example.com', 'aud')) } })).statusCode, 200, 'the running keys keep serving')
+})
+
+t.test('reload: a discovery whose provider asked to wait is not asked again by the new Verifier', async (t) => {
+  const idp = await startIdp(t)
+  idp.set({ status: 503, headers: { 'retry-after': '120' } }, WELL_KNOWN)
+  const other = makeKey('RS256', { kid: 'other' })
+  const discovered = { id: 'idp', issuer: idp.url, audiences: ['aud'] }
+  const inline = { id: 'b', issuer: 'https://b.example.com', audiences: ['aud'], jwks: jwksOf(other) }
+  const app = await buildApp(configFor([discovered], { loadShedding: { enabled: false } }))
+  t.teardown(() => app.close())
+  await app.ready()
+  await waitFor('the first discovery', () => app.verifier.status()[0]?.lastError !== null)
+  t.equal(idp.requests(WELL_KNOWN), 1)
+  const result = await reloadConfiguration(app, () => configFor([discovered, inline], { loadShedding: { enabled: false } }))
+  t.equal(result.outcome, 'applied')
+  t.equal(idp.requests(WELL_KNOWN), 1, 'the metadata is not asked for before the 120 s')
+  t.match(app.verifier.status()[0], { id: 'idp', ready: false, lastError: /the provider asked to wait 120 s \(Retry-After\)/ }, '/readyz still says why')
+  const res = await app.inject({ method: 'POST', url: '/verify', payload: { token: mint(key, idTokenClaims(idp.url, 'aud')) } })
+  t.equal(res.statusCode, 503)
+  t.ok(Number(res.headers['retry-after']) > 100, `the wait carried over: Retry-After ${res.headers['retry-after']}`)
+})
+
+t.test('reload: a rediscovery the provider asked to wait for keeps the jwks_uri found before, and the reload applies', async (t) => {
+  const idp = await startIdp(t)
+  idp.set({ json: { issuer: idp.url, jwks_uri: idp.jwksUrl } }, WELL_KNOWN)
+  const discovered = { id: 'idp', issuer: idp.url, audiences: ['aud'] }
+  const extra = { loadShedding: { enabled: false }, jwks: { rediscoverySeconds: 1 } }
+  const app = await buildApp(configFor([discovered], extra))
+  t.teardown(() => app.close())
+  await app.ready()
+  await waitFor('keys', () => app.verifier.ready)
+  idp.set({ status: 429, headers: { 'retry-after': '120' } }, WELL_KNOWN)
+  await waitFor('a refused rediscovery', () => idp.requests(WELL_KNOWN) === 2)
+  const result = await reloadConfiguration(app, () => configFor([{ ...discovered, audiences: ['aud', 'aud-2'] }], extra))
+  t.equal(result.outcome, 'applied', 'not refused for keys: the new Verifier uses the jwks_uri found before')
+  t.equal(idp.requests(WELL_KNOWN), 2, 'the metadata is not asked for before the 120 s')
+  t.equal((await app.inject({ method: 'POST', url: '/verify', payload: { token: mint(key, idTokenClaims(idp.url, 'aud-2')) } })).statusCode, 200)
 })
 
 t.test('rediscovery: neither the metadata nor a new jwks_uri is fetched again before the time asked for', async (t) => {

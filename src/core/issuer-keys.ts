@@ -190,6 +190,12 @@ class DiscoveredKeys extends RemoteKeys {
   private attempt: Promise<void> | undefined
   /** A new jwks_uri that rediscovery is fetching, before it is taken (or refused). */
   private trying: string | undefined
+  /** Until when the provider asked us not to read the metadata again (Retry-After on it); 0 when it did not. */
+  private providerWaitUntil = 0
+  /** The wait of the provider this one replaces, taken at start(). */
+  private adopted: DiscoveryWait | undefined
+  /** The issuer and its metadata URL: what makes two providers the same discovery. */
+  readonly discoveryKey: string
 
   /** Called with a JWKS URL this issuer no longer uses (moved away from, or refused): forgotten if no issuer uses it. */
   private readonly urlLeft: (url: string) => void
@@ -198,6 +204,7 @@ class DiscoveredKeys extends RemoteKeys {
     super(cache, 'discovery', undefined)
     this.issuer = issuer.issuer
     this.discoveryUrl = issuer.keys.kind === 'discovery' ? issuer.keys.discoveryUrl : undefined
+    this.discoveryKey = `${issuer.issuer}\n${this.discoveryUrl ?? ''}`
     this.fetchConfig = fetchConfig
     this.backoff = { initial: jwksConfig.backoffInitialSeconds, max: jwksConfig.backoffMaxSeconds }
     this.rediscoveryMs = jwksConfig.rediscoverySeconds * 1000
@@ -207,7 +214,37 @@ class DiscoveredKeys extends RemoteKeys {
   }
 
   override start (): void {
-    void this.discover()
+    const wait = this.adopted
+    this.adopted = undefined
+    const now = Date.now()
+    if (wait === undefined || now >= wait.until) {
+      void this.discover()
+      return
+    }
+    // The provider asked the provider this one replaces to wait: the metadata is read again at that time, and
+    // meanwhile the jwks_uri found before (if any) is used as it was.
+    this.failures = wait.failures
+    this.providerWaitUntil = wait.until
+    this.nextAttemptAt = wait.until
+    if (wait.jwksUri !== undefined) {
+      this.jwksUri = wait.jwksUri
+      void this.cache.warm(wait.jwksUri)
+      this.schedule(() => this.rediscover(), wait.until - now)
+    } else {
+      this.error = wait.error
+      this.schedule(() => this.discover(), wait.until - now)
+    }
+  }
+
+  /** The provider's wait in force on the metadata, for the provider that replaces this one. */
+  discoveryWait (now: number): DiscoveryWait | undefined {
+    if (now >= this.providerWaitUntil) return undefined
+    return { until: this.providerWaitUntil, failures: this.failures, error: this.error, jwksUri: this.jwksUri }
+  }
+
+  /** Call before start(): the wait of the provider this one replaces (carryDiscoveryWait). */
+  adoptDiscoveryWait (wait: DiscoveryWait): void {
+    this.adopted = wait
   }
 
   override async getKeySet (): Promise<KeySet> {
@@ -227,6 +264,7 @@ class DiscoveredKeys extends RemoteKeys {
       if (this.closed) return
       this.jwksUri = jwksUri
       this.failures = 0
+      this.providerWaitUntil = 0
       this.logger.info({ jwksUri }, 'discovery succeeded')
       await this.cache.warm(jwksUri)
       // Kept until the keys have been tried: an issuer recovering from a failed discovery stays a tried one (not
@@ -240,6 +278,7 @@ class DiscoveredKeys extends RemoteKeys {
       const wait = this.waitAfter(err, this.backoffSeconds() * 1000, now)
       this.error = withNote((err as Error).message, wait.note)
       this.nextAttemptAt = now + wait.delayMs
+      this.providerWaitUntil = wait.asked ? this.nextAttemptAt : 0
       this.logger.warn({ error: this.error, retryInSeconds: Math.ceil(wait.delayMs / 1000), ...retryFields(wait.note, this.nextAttemptAt) },
         'discovery failed; the issuer is not ready and discovery will be retried')
       this.schedule(() => this.discover(), wait.delayMs)
@@ -277,6 +316,7 @@ class DiscoveredKeys extends RemoteKeys {
         if (current !== undefined) this.urlLeft(current)
       }
       this.failures = 0
+      this.providerWaitUntil = 0
       this.schedule(() => this.rediscover(), this.rediscoveryMs)
     } catch (err) {
       if (this.closed) return
@@ -284,6 +324,8 @@ class DiscoveredKeys extends RemoteKeys {
       const now = Date.now()
       const backoffMs = Math.min(this.backoffSeconds() * 1000, this.rediscoveryMs)
       let wait = this.waitAfter(err, backoffMs, now)
+      // The metadata's own wait (a new jwks_uri's is the cache's, carried over with the cache's waits).
+      this.providerWaitUntil = wait.asked ? now + wait.delayMs : 0
       // The new jwks_uri's note is in the message already (the cache's lastError): only its time is taken.
       if (err instanceof NewUrlRefused && err.retryAfterUntil !== undefined) wait = { delayMs: Math.max(wait.delayMs, err.retryAfterUntil - now), note: undefined, asked: true }
       const error = withNote((err as Error).message, wait.note)
@@ -323,6 +365,31 @@ class DiscoveredKeys extends RemoteKeys {
     this.closed = true
     if (this.timer !== undefined) clearTimeout(this.timer)
   }
+}
+
+/**
+ * A discovery whose provider asked to wait (Retry-After on the metadata), handed to the provider that replaces this
+ * one (a reload's new Verifier), so that the metadata is not asked for again before that time.
+ */
+export interface DiscoveryWait {
+  /** ms since the epoch. */
+  until: number
+  failures: number
+  error: string | null
+  /** The jwks_uri found before, when it was a rediscovery that was asked to wait: the replacement uses it meanwhile. */
+  jwksUri: string | undefined
+}
+
+/** Which discovery a provider does: the same issuer and metadata URL are the same discovery. */
+export function discoveryOf (keys: KeyProvider): string | undefined {
+  return keys instanceof DiscoveredKeys ? keys.discoveryKey : undefined
+}
+
+/** Hands `from`'s discovery wait, if one is in force, to `to` (not started yet); both do the same discovery. */
+export function carryDiscoveryWait (from: KeyProvider, to: KeyProvider): void {
+  if (!(from instanceof DiscoveredKeys) || !(to instanceof DiscoveredKeys) || from.discoveryKey !== to.discoveryKey) return
+  const wait = from.discoveryWait(Date.now())
+  if (wait !== undefined) to.adoptDiscoveryWait(wait)
 }
 
 export function createKeyProvider (

@@ -22,7 +22,7 @@ import type { VerifiedIdentity } from './identity.js'
 import { checkIdTokenClaims, checkTokenType, isOtherClient, type IssuerRules, type RequestChecks } from './id-token-rules.js'
 import { checkLogoutTokenClaims, checkLogoutTokenType, type LogoutClaims } from './logout-token-rules.js'
 import type { RevocationList } from '../revocation/revocation-list.js'
-import { createKeyProvider, type KeyProvider, type KeyStatus } from './issuer-keys.js'
+import { carryDiscoveryWait, createKeyProvider, discoveryOf, type KeyProvider, type KeyStatus } from './issuer-keys.js'
 import { checkKeyIssuer, checkTenantIssuer, matchesTemplate, parseIssuerTemplate, type IssuerTemplate } from './issuer-template.js'
 import { policyAllows, TokenDecryptor, type Decrypted } from './jwe.js'
 import { KeySet, type UsableKey } from './key-set.js'
@@ -242,11 +242,23 @@ export class Verifier {
   }
 
   /**
-   * Takes over the provider's waits (Retry-After) of the JWKS URLs of `previous`, the Verifier this one is to
-   * replace (a reload): those URLs are not fetched before the time the provider gave. Call before start().
+   * Takes over the provider's waits (Retry-After) of `previous`, the Verifier this one is to replace (a reload):
+   * its JWKS URLs, and its discoveries' metadata, are not fetched before the time the provider gave. Call before
+   * start().
    */
   adoptProviderWaits (previous: Verifier): void {
     this.cache.adoptProviderWaits(previous.cache.providerWaits())
+    // And the metadata's, from the same discovery (same issuer and metadata URL) of the previous Verifier.
+    const discoveries = new Map<string, KeyProvider>()
+    for (const r of previous.runtimes) {
+      const key = discoveryOf(r.keys)
+      if (key !== undefined && !discoveries.has(key)) discoveries.set(key, r.keys)
+    }
+    for (const r of this.runtimes) {
+      const key = discoveryOf(r.keys)
+      const from = key === undefined ? undefined : discoveries.get(key)
+      if (from !== undefined) carryDiscoveryWait(from, r.keys)
+    }
   }
 
   /** Starts discovery and key fetching for every issuer in the background; never throws. */
