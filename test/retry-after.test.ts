@@ -18,6 +18,7 @@ import { buildApp } from '../src/app.js'
 import { reloadConfiguration } from '../src/reload.js'
 import { loggerOptions } from '../src/logger.js'
 import { configFor, JWKS_CACHE_TEST_CONFIG } from './helpers/config.js'
+import { captureLog } from './helpers/log-capture.js'
 import { startJwksServer, type JwksServer } from './helpers/jwks-server.js'
 import { idTokenClaims, jwksOf, makeKey, mint } from './helpers/tokens.js'
 
@@ -355,7 +356,9 @@ t.test('reload: a new Verifier does not ask a JWKS URL whose provider asked the 
   const app = await buildApp(configFor([issuerA], { loadShedding: { enabled: false } }))
   t.teardown(() => app.close())
   await app.ready()
-  await waitFor('the first fetch', () => idp.requests('/jwks') === 1)
+  // Not the request's arrival: the answer must have been read, and the wait recorded.
+  await waitFor('the first fetch, failed', () => app.verifier.status()[0]?.lastError !== null)
+  t.equal(idp.requests('/jwks'), 1)
   const result = await reloadConfiguration(app, () => configFor([issuerA, issuerB], { loadShedding: { enabled: false } }))
   t.equal(result.outcome, 'applied', 'a had no keys before either: no regression')
   t.equal(idp.requests('/jwks'), 1, 'the new Verifier did not ask before the 120 s')
@@ -414,12 +417,15 @@ t.test('reload: a rediscovery the provider asked to wait for keeps the jwks_uri 
   idp.set({ json: { issuer: idp.url, jwks_uri: idp.jwksUrl } }, WELL_KNOWN)
   const discovered = { id: 'idp', issuer: idp.url, audiences: ['aud'] }
   const extra = { loadShedding: { enabled: false }, jwks: { rediscoverySeconds: 1 } }
-  const app = await buildApp(configFor([discovered], extra))
+  const { lines, logger } = captureLog()
+  const app = await buildApp(configFor([discovered], extra), { loggerInstance: logger })
   t.teardown(() => app.close())
   await app.ready()
   await waitFor('keys', () => app.verifier.ready)
   idp.set({ status: 429, headers: { 'retry-after': '120' } }, WELL_KNOWN)
-  await waitFor('a refused rediscovery', () => idp.requests(WELL_KNOWN) === 2)
+  // Not the request's arrival (idp.requests): the answer must have been read, and the wait recorded.
+  await waitFor('a refused rediscovery', () => lines().some((l) => l.msg === 'rediscovery failed; the current jwks_uri stays'))
+  t.equal(idp.requests(WELL_KNOWN), 2)
   const result = await reloadConfiguration(app, () => configFor([{ ...discovered, audiences: ['aud', 'aud-2'] }], extra))
   t.equal(result.outcome, 'applied', 'not refused for keys: the new Verifier uses the jwks_uri found before')
   t.equal(idp.requests(WELL_KNOWN), 2, 'the metadata is not asked for before the 120 s')
