@@ -18,6 +18,7 @@ import { buildOpsApp } from '../src/ops-app.js'
 import { clientCaProblem } from '../src/config/operations.js'
 import { reloadConfiguration } from '../src/reload.js'
 import { hasExpired, readCertificates, useCertificates, type TlsListener } from '../src/http/tls-reload.js'
+import { CertificateWatch } from '../src/http/tls-watch.js'
 import { MAX_SMALL_FILE_BYTES } from '../src/small-file.js'
 import { makeTestPki } from './helpers/certs.js'
 import { configFor } from './helpers/config.js'
@@ -26,6 +27,7 @@ import { mountedSecret, tempDir } from './helpers/temp-dir.js'
 import { startJwksServer } from './helpers/jwks-server.js'
 import { jwksOf, makeKey } from './helpers/tokens.js'
 import { captureLog } from './helpers/log-capture.js'
+import { builtin, patchBuiltin } from './helpers/patch-builtin.js'
 
 const key = makeKey('ES256')
 const issuers = [{ id: 'main', issuer: 'https://idp.example.com', audiences: ['aud'], jwks: jwksOf(key) }]
@@ -481,9 +483,7 @@ t.test('looks at the files never overlap', async (t) => {
 t.test('a look that does not return (a file system that stopped answering) is waited for, and logged once', async (t) => {
   // Every open hangs, as on a network mount gone away.
   let opens = 0
-  const { CertificateWatch } = await t.mockImport<typeof import('../src/http/tls-watch.js')>('../src/http/tls-watch.js', {
-    'node:fs/promises': { open: async () => { opens++; return await new Promise(() => {}) } }
-  })
+  patchBuiltin(t, builtin<typeof import('node:fs/promises')>('node:fs/promises'), 'open', async () => { opens++; return await new Promise<never>(() => {}) })
   const { lines, logger } = captureLog()
   const server = { setSecureContext: () => { throw new Error('not called') } }
   const app = { server, opsApp: undefined, verifierSlot: { config: configFor(issuers, { server: { tls: { certFile: original.cert, keyFile: original.key } } }) } }
