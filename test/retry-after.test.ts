@@ -392,6 +392,48 @@ t.test('reload: one that would take away keys an issuer has, its provider asking
   t.equal((await app.inject({ method: 'POST', url: '/verify', payload: { token: mint(key, idTokenClaims('https://a.example.com', 'aud')) } })).statusCode, 200, 'the running keys keep serving')
 })
 
+t.test('reload: refused at once, not after the wait for keys, when the provider of keys it would take away asked to wait past it', async (t) => {
+  const idp = await startIdp(t)
+  const issuerA = { id: 'a', issuer: 'https://a.example.com', audiences: ['aud'], jwksUri: idp.jwksUrl }
+  const extra = { loadShedding: { enabled: false }, jwks: { unknownKidCooldownSeconds: 0 } }
+  const app = await buildApp(configFor([issuerA], extra))
+  t.teardown(() => app.close())
+  await app.ready()
+  await waitFor('keys', () => app.verifier.ready)
+  idp.set({ status: 429, headers: { 'retry-after': '120' } })
+  const stranger = makeKey('ES256', { kid: 'not-published' })
+  t.equal((await app.inject({ method: 'POST', url: '/verify', payload: { token: mint(stranger, idTokenClaims('https://a.example.com', 'aud')) } })).statusCode, 503)
+  await waitFor('the wait recorded', () => app.verifier.keysAskedToWaitUntil('a') > Date.now())
+
+  // The wait for keys is a minute here; the provider's wait (120 s) outlasts it, so the reload need not wait at all.
+  const reload = reloadConfiguration(app, () => configFor([{ ...issuerA, audiences: ['aud', 'aud-2'] }], extra), { readyTimeoutMs: 60_000 })
+  const first = await Promise.race([reload, sleep(15_000).then(() => 'still waiting' as const)])
+  t.not(first, 'still waiting', 'the reload did not wait for keys its provider will not give before the deadline')
+  const result = await reload
+  t.equal(result.outcome, 'refused')
+  t.match(result.problems, [/^issuers: a \(https:\/\/a\.example\.com\) has usable keys now but got none under the new configuration: .*the provider asked to wait 120 s \(Retry-After\)/])
+  t.equal(idp.requests('/jwks'), 2, 'nor did the new Verifier ask')
+})
+
+t.test('reload: a provider wait that ends before the deadline is waited out, and the keys it then gives are taken', async (t) => {
+  const idp = await startIdp(t)
+  const issuerA = { id: 'a', issuer: 'https://a.example.com', audiences: ['aud'], jwksUri: idp.jwksUrl }
+  const extra = { loadShedding: { enabled: false }, jwks: { unknownKidCooldownSeconds: 0 } }
+  const app = await buildApp(configFor([issuerA], extra))
+  t.teardown(() => app.close())
+  await app.ready()
+  await waitFor('keys', () => app.verifier.ready)
+  idp.set({ status: 429, headers: { 'retry-after': '1' } })
+  const stranger = makeKey('ES256', { kid: 'not-published' })
+  t.equal((await app.inject({ method: 'POST', url: '/verify', payload: { token: mint(stranger, idTokenClaims('https://a.example.com', 'aud')) } })).statusCode, 503)
+  await waitFor('the wait recorded', () => app.verifier.keysAskedToWaitUntil('a') > Date.now())
+  idp.set({ json: jwks })
+
+  const result = await reloadConfiguration(app, () => configFor([{ ...issuerA, audiences: ['aud', 'aud-2'] }], extra), { readyTimeoutMs: 30_000 })
+  t.equal(result.outcome, 'applied', 'the wait (1 s) ended before the deadline; the keys came after it')
+  t.equal((await app.inject({ method: 'POST', url: '/verify', payload: { token: mint(key, idTokenClaims('https://a.example.com', 'aud-2')) } })).statusCode, 200)
+})
+
 t.test('reload: a discovery whose provider asked to wait is not asked again by the new Verifier', async (t) => {
   const idp = await startIdp(t)
   idp.set({ status: 503, headers: { 'retry-after': '120' } }, WELL_KNOWN)

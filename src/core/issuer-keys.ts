@@ -46,6 +46,11 @@ export interface KeyProvider {
   fetchesFrom(url: string): boolean
   /** Whether the current keys may still be used at `nowMs` (fresh or stale, not expired), without a promise. */
   usableAt(nowMs: number): boolean
+  /**
+   * Until when (ms since the epoch) the provider asked not to be asked for these keys (Retry-After on the JWKS,
+   * or on the metadata while no jwks_uri is known); 0 when it did not, or that time has passed by `nowMs`.
+   */
+  askedToWaitUntil(nowMs: number): number
   start(): void
   status(): KeyStatus
   close(): void
@@ -58,6 +63,7 @@ abstract class FixedKeys implements KeyProvider {
   sourceId (): string { return this.id }
   fetchesFrom (): boolean { return false }
   usableAt (): boolean { return true }
+  askedToWaitUntil (): number { return 0 }
   async getKeySet (): Promise<KeySet> { return this.keySet }
   freshKeySet (): KeySet { return this.keySet }
   async refreshForUnknownKid (): Promise<KeySet | undefined> { return undefined }
@@ -125,8 +131,15 @@ class RemoteKeys implements KeyProvider {
   fetchesFrom (url: string): boolean { return url === this.jwksUri }
   usableAt (nowMs: number): boolean { return this.jwksUri !== undefined && this.cache.isUsable(this.jwksUri, nowMs) }
 
+  askedToWaitUntil (nowMs: number): number {
+    if (this.jwksUri === undefined) return this.discoveryWaitUntil(nowMs)
+    const until = this.cache.status(this.jwksUri).retryAfterUntil ?? 0
+    return nowMs < until ? until : 0
+  }
+
   protected retryAfter (): number { return 1 }
   protected lastDiscoveryError (): string | null { return null }
+  protected discoveryWaitUntil (_nowMs: number): number { return 0 }
 
   start (): void {
     if (this.jwksUri !== undefined) void this.cache.warm(this.jwksUri)
@@ -360,6 +373,7 @@ class DiscoveredKeys extends RemoteKeys {
   }
 
   protected override lastDiscoveryError (): string | null { return this.error }
+  protected override discoveryWaitUntil (nowMs: number): number { return nowMs < this.providerWaitUntil ? this.providerWaitUntil : 0 }
 
   override close (): void {
     this.closed = true
