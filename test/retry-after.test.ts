@@ -370,67 +370,60 @@ t.test('reload: a new Verifier does not ask a JWKS URL whose provider asked the 
   t.match(JSON.stringify(readyz), 'the provider asked to wait 120 s (Retry-After)', '/readyz says why a is not ready')
 })
 
-t.test('reload: one that would take away keys an issuer has, its provider asking to wait, is refused and says so', async (t) => {
+/**
+ * An app with issuer a's keys, whose provider then answered the refresh for an unknown kid with a 429 and
+ * Retry-After `seconds`; `reloadTo` reloads it with a second audience for a (a new Verifier must load keys).
+ */
+async function appAskedToWait (t: Teardown, seconds: number, extra: Record<string, unknown> = {}): Promise<{ app: Awaited<ReturnType<typeof buildApp>>, idp: JwksServer, reloadTo: (readyTimeoutMs?: number) => ReturnType<typeof reloadConfiguration> }> {
   const idp = await startIdp(t)
   const issuerA = { id: 'a', issuer: 'https://a.example.com', audiences: ['aud'], jwksUri: idp.jwksUrl }
-  // An unknown kid may refresh at once; a short fetch timeout keeps the reload's wait for keys short.
-  const extra = { loadShedding: { enabled: false }, fetch: { timeoutMs: 500 }, jwks: { unknownKidCooldownSeconds: 0 } }
-  const app = await buildApp(configFor([issuerA], extra))
+  // An unknown kid may refresh at once.
+  const settings = { loadShedding: { enabled: false }, jwks: { unknownKidCooldownSeconds: 0 }, ...extra }
+  const app = await buildApp(configFor([issuerA], settings))
   t.teardown(() => app.close())
   await app.ready()
   await waitFor('keys', () => app.verifier.ready)
-  idp.set({ status: 429, headers: { 'retry-after': '120' } })
+  idp.set({ status: 429, headers: { 'retry-after': String(seconds) } })
   const stranger = makeKey('ES256', { kid: 'not-published' })
   const res = await app.inject({ method: 'POST', url: '/verify', payload: { token: mint(stranger, idTokenClaims('https://a.example.com', 'aud')) } })
-  t.equal(res.statusCode, 503, 'the unknown kid refreshed, got a 429: keys_unavailable, the token may be fine')
-  t.equal(idp.requests('/jwks'), 2)
+  if (res.statusCode !== 503) throw new Error(`the unknown kid's refresh should have met the 429 (keys_unavailable), got ${res.statusCode}`)
+  await waitFor('the wait recorded', () => app.verifier.keysAskedToWaitUntil('a') > Date.now())
+  const reloadTo = async (readyTimeoutMs?: number): ReturnType<typeof reloadConfiguration> =>
+    await reloadConfiguration(app, () => configFor([{ ...issuerA, audiences: ['aud', 'aud-2'] }], settings), readyTimeoutMs === undefined ? {} : { readyTimeoutMs })
+  return { app, idp, reloadTo }
+}
 
-  const result = await reloadConfiguration(app, () => configFor([{ ...issuerA, audiences: ['aud', 'aud-2'] }], extra))
+const WAIT_QUOTED = /^issuers: a \(https:\/\/a\.example\.com\) has usable keys now but got none under the new configuration: .*the provider asked to wait 120 s \(Retry-After\)/
+
+t.test('reload: one that would take away keys an issuer has, its provider asking to wait, is refused and says so', async (t) => {
+  // A short fetch timeout keeps the reload's wait for keys short.
+  const { app, idp, reloadTo } = await appAskedToWait(t, 120, { fetch: { timeoutMs: 500 } })
+  t.equal(idp.requests('/jwks'), 2, 'the keys, then the unknown kid\'s refresh')
+  const result = await reloadTo()
   t.equal(result.outcome, 'refused')
-  t.match(result.problems, [/^issuers: a \(https:\/\/a\.example\.com\) has usable keys now but got none under the new configuration: .*the provider asked to wait 120 s \(Retry-After\)/])
+  t.match(result.problems, [WAIT_QUOTED])
   t.equal(idp.requests('/jwks'), 2, 'the new Verifier did not ask')
   t.equal((await app.inject({ method: 'POST', url: '/verify', payload: { token: mint(key, idTokenClaims('https://a.example.com', 'aud')) } })).statusCode, 200, 'the running keys keep serving')
 })
 
 t.test('reload: refused at once, not after the wait for keys, when the provider of keys it would take away asked to wait past it', async (t) => {
-  const idp = await startIdp(t)
-  const issuerA = { id: 'a', issuer: 'https://a.example.com', audiences: ['aud'], jwksUri: idp.jwksUrl }
-  const extra = { loadShedding: { enabled: false }, jwks: { unknownKidCooldownSeconds: 0 } }
-  const app = await buildApp(configFor([issuerA], extra))
-  t.teardown(() => app.close())
-  await app.ready()
-  await waitFor('keys', () => app.verifier.ready)
-  idp.set({ status: 429, headers: { 'retry-after': '120' } })
-  const stranger = makeKey('ES256', { kid: 'not-published' })
-  t.equal((await app.inject({ method: 'POST', url: '/verify', payload: { token: mint(stranger, idTokenClaims('https://a.example.com', 'aud')) } })).statusCode, 503)
-  await waitFor('the wait recorded', () => app.verifier.keysAskedToWaitUntil('a') > Date.now())
-
+  const { idp, reloadTo } = await appAskedToWait(t, 120)
   // The wait for keys is a minute here; the provider's wait (120 s) outlasts it, so the reload need not wait at all.
-  const reload = reloadConfiguration(app, () => configFor([{ ...issuerA, audiences: ['aud', 'aud-2'] }], extra), { readyTimeoutMs: 60_000 })
+  const reload = reloadTo(60_000)
   const first = await Promise.race([reload, sleep(15_000).then(() => 'still waiting' as const)])
   t.not(first, 'still waiting', 'the reload did not wait for keys its provider will not give before the deadline')
   const result = await reload
   t.equal(result.outcome, 'refused')
-  t.match(result.problems, [/^issuers: a \(https:\/\/a\.example\.com\) has usable keys now but got none under the new configuration: .*the provider asked to wait 120 s \(Retry-After\)/])
+  t.match(result.problems, [WAIT_QUOTED])
   t.equal(idp.requests('/jwks'), 2, 'nor did the new Verifier ask')
 })
 
 t.test('reload: a provider wait that ends before the deadline is waited out, and the keys it then gives are taken', async (t) => {
-  const idp = await startIdp(t)
-  const issuerA = { id: 'a', issuer: 'https://a.example.com', audiences: ['aud'], jwksUri: idp.jwksUrl }
-  const extra = { loadShedding: { enabled: false }, jwks: { unknownKidCooldownSeconds: 0 } }
-  const app = await buildApp(configFor([issuerA], extra))
-  t.teardown(() => app.close())
-  await app.ready()
-  await waitFor('keys', () => app.verifier.ready)
-  idp.set({ status: 429, headers: { 'retry-after': '1' } })
-  const stranger = makeKey('ES256', { kid: 'not-published' })
-  t.equal((await app.inject({ method: 'POST', url: '/verify', payload: { token: mint(stranger, idTokenClaims('https://a.example.com', 'aud')) } })).statusCode, 503)
-  await waitFor('the wait recorded', () => app.verifier.keysAskedToWaitUntil('a') > Date.now())
+  const { app, idp, reloadTo } = await appAskedToWait(t, 1)
   idp.set({ json: jwks })
-
-  const result = await reloadConfiguration(app, () => configFor([{ ...issuerA, audiences: ['aud', 'aud-2'] }], extra), { readyTimeoutMs: 30_000 })
+  const result = await reloadTo(30_000)
   t.equal(result.outcome, 'applied', 'the wait (1 s) ended before the deadline; the keys came after it')
+  t.ok(idp.requests('/jwks') > 2, 'asked again, after the wait')
   t.equal((await app.inject({ method: 'POST', url: '/verify', payload: { token: mint(key, idTokenClaims('https://a.example.com', 'aud-2')) } })).statusCode, 200)
 })
 
