@@ -86,9 +86,8 @@ async function waitForKeys (previous: Verifier, next: Verifier, timeoutMs: numbe
     const regressed = statuses.filter((s) => !s.ready && readyBefore.has(s.issuer))
     // An issuer that has keys now, whose provider asked not to be asked again until after the deadline
     // (Retry-After, taken over from the running Verifier), cannot get keys in time: no reason to wait for it.
-    const now = Date.now()
     const settled = statuses.every((s) => s.ready || (!readyBefore.has(s.issuer) && s.lastError !== null) ||
-      (readyBefore.has(s.issuer) && next.keysAskedToWaitUntil(s.id, now) >= deadline))
+      (readyBefore.has(s.issuer) && next.keysAskedToWaitUntil(s.id) >= deadline))
     if (settled || Date.now() >= deadline || cancelled()) return regressed
     await sleep(READY_POLL_MS)
   }

@@ -48,9 +48,9 @@ export interface KeyProvider {
   usableAt(nowMs: number): boolean
   /**
    * Until when (ms since the epoch) the provider asked not to be asked for these keys (Retry-After on the JWKS,
-   * or on the metadata while no jwks_uri is known); 0 when it did not, or that time has passed by `nowMs`.
+   * or on the metadata while no jwks_uri is known); 0, or a time already past, when it does not hold them back.
    */
-  askedToWaitUntil(nowMs: number): number
+  askedToWaitUntil(): number
   start(): void
   status(): KeyStatus
   close(): void
@@ -131,15 +131,13 @@ class RemoteKeys implements KeyProvider {
   fetchesFrom (url: string): boolean { return url === this.jwksUri }
   usableAt (nowMs: number): boolean { return this.jwksUri !== undefined && this.cache.isUsable(this.jwksUri, nowMs) }
 
-  askedToWaitUntil (nowMs: number): number {
-    if (this.jwksUri === undefined) return this.discoveryWaitUntil(nowMs)
-    const until = this.cache.status(this.jwksUri).retryAfterUntil ?? 0
-    return nowMs < until ? until : 0
+  askedToWaitUntil (): number {
+    return this.jwksUri === undefined ? this.discoveryWaitUntil() : this.cache.status(this.jwksUri).retryAfterUntil ?? 0
   }
 
   protected retryAfter (): number { return 1 }
   protected lastDiscoveryError (): string | null { return null }
-  protected discoveryWaitUntil (_nowMs: number): number { return 0 }
+  protected discoveryWaitUntil (): number { return 0 }
 
   start (): void {
     if (this.jwksUri !== undefined) void this.cache.warm(this.jwksUri)
@@ -373,7 +371,7 @@ class DiscoveredKeys extends RemoteKeys {
   }
 
   protected override lastDiscoveryError (): string | null { return this.error }
-  protected override discoveryWaitUntil (nowMs: number): number { return nowMs < this.providerWaitUntil ? this.providerWaitUntil : 0 }
+  protected override discoveryWaitUntil (): number { return this.providerWaitUntil }
 
   override close (): void {
     this.closed = true

@@ -276,9 +276,9 @@ export class Verifier {
     return this.runtimes.map((r) => ({ id: r.config.id, issuer: r.config.issuer, ...r.keys.status() }))
   }
 
-  /** Until when the provider asked not to be asked for issuer `id`'s keys (Retry-After); 0 when it did not. */
-  keysAskedToWaitUntil (id: string, nowMs: number = this.now()): number {
-    return this.byId.get(id)?.keys.askedToWaitUntil(nowMs) ?? 0
+  /** Until when the provider asked not to be asked for issuer `id`'s keys (Retry-After); 0 or a past time when it does not hold them back. */
+  keysAskedToWaitUntil (id: string): number {
+    return this.byId.get(id)?.keys.askedToWaitUntil() ?? 0
   }
 
   get ready (): boolean {
