@@ -187,8 +187,9 @@ async function reloadNow (app: FastifyInstance, load: () => Config, options: Rel
   if (plan.rebuildsVerifier) {
     try {
       verifier = slot.create(config)
-      // A provider that asked us to wait (Retry-After) is not asked again because the configuration changed.
-      verifier.adoptProviderWaits(slot.current)
+      // The keys and jwks_uri the running one has are used as they are, and a provider that asked to wait (Retry-After)
+      // is not asked again: a reload asks no provider for what it has.
+      verifier.takeOver(slot.current)
       verifier.start()
     } catch (err) {
       return refused([`cannot build a verifier from the new configuration: ${(err as Error).message}`], needsRestart)

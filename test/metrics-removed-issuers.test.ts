@@ -16,10 +16,15 @@ t.test('series of issuers removed by a reload do not accumulate in /metrics', as
   const key = makeKey('ES256')
   const idp = await startJwksServer({ json: jwksOf(key), cacheControl: 'max-age=300' })
   t.teardown(() => idp.close())
-  const config = (n: number) => configFor([
+  const config = (n: number) => {
+    idp.set({ json: jwksOf(key), cacheControl: 'max-age=300' }, `/jwks-${n}`)
+    return configFor([
     { id: 'kept', issuer: 'https://kept.example.com', audiences: ['aud'], jwks: jwksOf(key) },
-    { id: `tenant-${n}`, issuer: `https://t${n}.example.com`, audiences: ['aud'], jwksUri: idp.jwksUrl }
-  ], { loadShedding: { enabled: false }, rateLimit: { enabled: false } })
+    // A JWKS URL of its own (the same keys): a reload takes over the key sets of URLs it keeps, and each tenant's
+    // fetch must be counted under its id.
+    { id: `tenant-${n}`, issuer: `https://t${n}.example.com`, audiences: ['aud'], jwksUri: `${idp.url}/jwks-${n}` }
+    ], { loadShedding: { enabled: false }, rateLimit: { enabled: false } })
+  }
   const app = await buildApp(config(0))
   t.teardown(() => app.close())
   await app.ready()

@@ -450,7 +450,13 @@ t.test('a reload that changes nothing the Verifier is built from keeps it, keys 
   t.notOk(verifierLogger.isLevelEnabled('warn'), 'and so does the kept Verifier: its logger follows the app\'s')
 
   const jwksChange = await reloadConfiguration(app, () => configFor([remote], { ...INFO, jwks: { defaultFreshnessSeconds: 120 }, callers: { keys: [{ id: 'two', sha256: hash }] } }), { readyTimeoutMs: 300 })
-  t.equal(jwksChange.outcome, 'refused', 'a new Verifier must load keys first, and cannot')
-  t.match(jwksChange.problems, [/^issuers: a \(https:\/\/a\.example\.com\) has usable keys now but got none under the new configuration/])
-  t.equal(app.verifier, before)
+  t.equal(jwksChange.outcome, 'applied', 'a new Verifier takes over the keys held: the provider down does not matter')
+  const rebuilt = app.verifier
+  t.not(rebuilt, before, 'a new Verifier')
+  t.equal(await verify(), 200, 'with the keys')
+
+  const smallerLimit = await reloadConfiguration(app, () => configFor([remote], { ...INFO, jwks: { defaultFreshnessSeconds: 120 }, fetch: { maxResponseBytes: 65536 }, callers: { keys: [{ id: 'two', sha256: hash }] } }), { readyTimeoutMs: 300 })
+  t.equal(smallerLimit.outcome, 'refused', 'keys read under a larger response limit must be fetched again, and cannot')
+  t.match(smallerLimit.problems, [/^issuers: a \(https:\/\/a\.example\.com\) has usable keys now but got none under the new configuration/])
+  t.equal(app.verifier, rebuilt)
 })

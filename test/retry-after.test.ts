@@ -235,14 +235,13 @@ t.test('JWKS cache: a cache that replaces another takes over its waits, for the 
   const start = first.clock.now
   await first.cache.warm(idp.jwksUrl)
   t.equal(idp.requests('/jwks'), 1)
-  const waits = first.cache.providerWaits()
-  t.match(waits, [{ url: idp.jwksUrl, until: start + 120_000, consecutiveFailures: 1, lastError: /the provider asked to wait 120 s/ }])
-  t.same(cacheFor(t).cache.providerWaits(), [], 'none without a Retry-After')
+  const handed = first.cache.handOver()
+  t.match(handed, [{ url: idp.jwksUrl, keys: undefined, backoffUntil: start + 120_000, backoffAsked: true, consecutiveFailures: 1, lastError: /the provider asked to wait 120 s/ }])
 
   const next = cacheFor(t)
   next.clock.now = start + 10_000
-  next.cache.adoptProviderWaits([...waits, { url: `${idp.url}/dropped`, until: start + 120_000, consecutiveFailures: 1, lastError: 'x' }])
-  t.same(next.cache.providerWaits(), [], 'no entry before a URL is used: a dropped URL costs nothing')
+  next.cache.adopt([...handed, { ...handed[0]!, url: `${idp.url}/dropped` }], { keys: true })
+  t.same(next.cache.handOver(), [], 'no entry before a URL is used: a dropped URL costs nothing')
   await next.cache.warm(idp.jwksUrl)
   t.equal(idp.requests('/jwks'), 1, 'warm() of the new cache does not ask before the time')
   t.match(next.cache.status(idp.jwksUrl), { state: 'missing', retryAfterUntil: start + 120_000, lastError: /the provider asked to wait 120 s/ })
@@ -253,6 +252,18 @@ t.test('JWKS cache: a cache that replaces another takes over its waits, for the 
   t.same(await next.cache.get(idp.jwksUrl), jwks, 'fetched once the time has come')
   t.equal(idp.requests('/jwks'), 2)
   t.equal(idp.requests('/dropped'), 0)
+
+  // Our own backoff after a failure without Retry-After, and no keys: the new cache asks at once.
+  idp.set({ status: 500 })
+  const failed = cacheFor(t)
+  await failed.cache.warm(idp.jwksUrl)
+  t.match(failed.cache.handOver(), [{ keys: undefined, backoffAsked: false, consecutiveFailures: 1 }])
+  idp.set({ json: jwks })
+  const after = cacheFor(t)
+  after.cache.adopt(failed.cache.handOver(), { keys: true })
+  await after.cache.warm(idp.jwksUrl)
+  t.equal(idp.requests('/jwks'), 4, 'a failure of ours is not a reason to wait after a reload')
+  t.match(after.cache.status(idp.jwksUrl), { state: 'fresh', consecutiveFailures: 0 })
 })
 
 t.test('JWKS cache: an HTTP-date Retry-After is honoured too', async (t) => {
@@ -372,7 +383,9 @@ t.test('reload: a new Verifier does not ask a JWKS URL whose provider asked the 
 
 /**
  * An app with issuer a's keys, whose provider then answered the refresh for an unknown kid with a 429 and
- * Retry-After `seconds`; `reloadTo` reloads it with a second audience for a (a new Verifier must load keys).
+ * Retry-After `seconds`; `reloadTo` reloads it with a second audience for a and a smaller fetch.maxResponseBytes:
+ * keys fetched under a larger limit are not taken over, so the new Verifier must load keys (the provider's wait
+ * is taken over whatever changed).
  */
 async function appAskedToWait (t: Teardown, seconds: number, extra: Record<string, unknown> = {}): Promise<{ app: Awaited<ReturnType<typeof buildApp>>, idp: JwksServer, reloadTo: (readyTimeoutMs?: number) => ReturnType<typeof reloadConfiguration> }> {
   const idp = await startIdp(t)
@@ -389,7 +402,8 @@ async function appAskedToWait (t: Teardown, seconds: number, extra: Record<strin
   if (res.statusCode !== 503) throw new Error(`the unknown kid's refresh should have met the 429 (keys_unavailable), got ${res.statusCode}`)
   await waitFor('the wait recorded', () => app.verifier.keysAskedToWaitUntil('a') > Date.now())
   const reloadTo = async (readyTimeoutMs?: number): ReturnType<typeof reloadConfiguration> =>
-    await reloadConfiguration(app, () => configFor([{ ...issuerA, audiences: ['aud', 'aud-2'] }], settings), readyTimeoutMs === undefined ? {} : { readyTimeoutMs })
+    await reloadConfiguration(app, () => configFor([{ ...issuerA, audiences: ['aud', 'aud-2'] }], { ...settings, fetch: { ...(settings as { fetch?: object }).fetch, maxResponseBytes: 65536 } }),
+      readyTimeoutMs === undefined ? {} : { readyTimeoutMs })
   return { app, idp, reloadTo }
 }
 
@@ -465,6 +479,28 @@ t.test('reload: a rediscovery the provider asked to wait for keeps the jwks_uri 
   t.equal(result.outcome, 'applied', 'not refused for keys: the new Verifier uses the jwks_uri found before')
   t.equal(idp.requests(WELL_KNOWN), 2, 'the metadata is not asked for before the 120 s')
   t.equal((await app.inject({ method: 'POST', url: '/verify', payload: { token: mint(key, idTokenClaims(idp.url, 'aud-2')) } })).statusCode, 200)
+})
+
+t.test('a reload to rediscoverySeconds 0 during the provider\'s wait on the metadata: the jwks_uri found stays, and the metadata is not read again', async (t) => {
+  const idp = await startIdp(t)
+  idp.set({ json: { issuer: idp.url, jwks_uri: idp.jwksUrl } }, WELL_KNOWN)
+  const discovered = { id: 'idp', issuer: idp.url, audiences: ['aud'] }
+  const { lines, logger } = captureLog()
+  const app = await buildApp(configFor([discovered], { jwks: { rediscoverySeconds: 1 } }), { loggerInstance: logger })
+  t.teardown(() => app.close())
+  await app.ready()
+  await waitFor('keys', () => app.verifier.ready)
+  idp.set({ status: 429, headers: { 'retry-after': '1' } }, WELL_KNOWN)
+  await waitFor('a refused rediscovery', () => lines().some((l) => l.msg === 'rediscovery failed; the current jwks_uri stays'))
+  idp.set({ json: { issuer: idp.url, jwks_uri: idp.jwksUrl } }, WELL_KNOWN)
+  const result = await reloadConfiguration(app, () => configFor([discovered], { jwks: { rediscoverySeconds: 0 } }))
+  t.equal(result.outcome, 'applied')
+  const reads = idp.requests(WELL_KNOWN)
+  t.equal(reads, 2)
+  // Past the provider's wait: "0: never" reads the metadata again; it once re-read it back to back.
+  await sleep(2500)
+  t.equal(idp.requests(WELL_KNOWN), reads, 'not read again')
+  t.match(app.verifier.status(), [{ ready: true, jwksUri: idp.jwksUrl }])
 })
 
 t.test('rediscovery: neither the metadata nor a new jwks_uri is fetched again before the time asked for', async (t) => {

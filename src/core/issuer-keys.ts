@@ -203,8 +203,10 @@ class DiscoveredKeys extends RemoteKeys {
   private trying: string | undefined
   /** Until when the provider asked us not to read the metadata again (Retry-After on it); 0 when it did not. */
   private providerWaitUntil = 0
-  /** The wait of the provider this one replaces, taken at start(). */
-  private adopted: DiscoveryWait | undefined
+  /** When the timer reads the metadata next (ms since the epoch); undefined when nothing is scheduled. */
+  private nextReadAt: number | undefined
+  /** What the provider this one replaces found and was told, taken at start(). */
+  private adopted: { handOver: DiscoveryHandOver, found: boolean } | undefined
   /** The issuer and its metadata URL: what makes two providers the same discovery. */
   readonly discoveryKey: string
 
@@ -225,37 +227,55 @@ class DiscoveredKeys extends RemoteKeys {
   }
 
   override start (): void {
-    const wait = this.adopted
+    const adopted = this.adopted
     this.adopted = undefined
     const now = Date.now()
-    if (wait === undefined || now >= wait.until) {
+    const handOver = adopted?.handOver
+    const asked = handOver !== undefined && now < handOver.askedUntil
+    // The jwks_uri found before is used when the provider asks to wait, or when its metadata was read under the
+    // same fetch rules (found); otherwise, and for a discovery that failed on its own, the metadata is read now.
+    if (handOver === undefined || !(asked || (adopted?.found === true && handOver.jwksUri !== undefined))) {
       void this.discover()
       return
     }
-    // The provider asked the provider this one replaces to wait: the metadata is read again at that time, and
-    // meanwhile the jwks_uri found before (if any) is used as it was.
-    this.failures = wait.failures
-    this.providerWaitUntil = wait.until
-    this.nextAttemptAt = wait.until
-    if (wait.jwksUri !== undefined) {
-      this.jwksUri = wait.jwksUri
-      void this.cache.warm(wait.jwksUri)
-      this.schedule(() => this.rediscover(), wait.until - now)
-    } else {
-      this.error = wait.error
-      this.schedule(() => this.discover(), wait.until - now)
+    this.failures = handOver.failures
+    this.providerWaitUntil = asked ? handOver.askedUntil : 0
+    this.nextAttemptAt = asked ? handOver.askedUntil : now
+    if (handOver.jwksUri === undefined) {
+      this.error = handOver.error
+      this.schedule(() => this.discover(), handOver.askedUntil - now)
+      return
     }
+    this.jwksUri = handOver.jwksUri
+    void this.cache.warm(handOver.jwksUri)
+    // rediscoverySeconds 0: the metadata is never read again, and the jwks_uri found stays (a rediscovery owed to
+    // the provider's wait would reschedule itself at once, over and over).
+    if (this.rediscoveryMs === 0) return
+    // The next read comes when it would have: the provider's time, the retry after a failed rediscovery, or the
+    // next rediscovery, no later than this configuration's rediscoverySeconds from now; at once when none was
+    // scheduled (one was under way, or the configuration replaced had no rediscovery).
+    const readAt = asked ? handOver.askedUntil : handOver.readAt ?? now
+    const delayMs = Math.max(0, readAt - now)
+    this.schedule(() => this.rediscover(), asked ? delayMs : Math.min(delayMs, this.rediscoveryMs))
   }
 
-  /** The provider's wait in force on the metadata, for the provider that replaces this one. */
-  discoveryWait (now: number): DiscoveryWait | undefined {
-    if (now >= this.providerWaitUntil) return undefined
-    return { until: this.providerWaitUntil, failures: this.failures, error: this.error, jwksUri: this.jwksUri }
+  /**
+   * What this discovery found and was told, for the provider that replaces it: the jwks_uri, the provider's wait
+   * on the metadata, and when the metadata would be read next. Undefined when there is nothing to hand over (no
+   * jwks_uri found and no wait in force: the new provider reads the metadata at once).
+   */
+  discoveryHandOver (now: number): DiscoveryHandOver | undefined {
+    const askedUntil = now < this.providerWaitUntil ? this.providerWaitUntil : 0
+    if (askedUntil === 0 && this.jwksUri === undefined) return undefined
+    return { askedUntil, readAt: this.nextReadAt, failures: this.failures, error: this.error, jwksUri: this.jwksUri }
   }
 
-  /** Call before start(): the wait of the provider this one replaces (carryDiscoveryWait). */
-  adoptDiscoveryWait (wait: DiscoveryWait): void {
-    this.adopted = wait
+  /**
+   * Call before start(): what the provider this one replaces found (carryDiscovery). `found`: whether its jwks_uri
+   * may be used without reading the metadata again (it was read under the same fetch rules).
+   */
+  adoptDiscovery (handOver: DiscoveryHandOver, found: boolean): void {
+    this.adopted = { handOver, found }
   }
 
   override async getKeySet (): Promise<KeySet> {
@@ -358,7 +378,11 @@ class DiscoveredKeys extends RemoteKeys {
   private schedule (next: () => Promise<void>, delayMs: number): void {
     if (this.closed) return
     if (this.timer !== undefined) clearTimeout(this.timer)
-    this.timer = setTimeout(() => { void next() }, delayMs)
+    this.nextReadAt = Date.now() + delayMs
+    this.timer = setTimeout(() => {
+      this.nextReadAt = undefined
+      void next()
+    }, delayMs)
     this.timer.unref()
   }
 
@@ -380,15 +404,18 @@ class DiscoveredKeys extends RemoteKeys {
 }
 
 /**
- * A discovery whose provider asked to wait (Retry-After on the metadata), handed to the provider that replaces this
- * one (a reload's new Verifier), so that the metadata is not asked for again before that time.
+ * What a discovery found and was told, handed to the provider that replaces it (a reload's new Verifier): the
+ * jwks_uri, so that the metadata is not read again for a reload, and the provider's wait on the metadata, so that
+ * it is not asked before that time.
  */
-export interface DiscoveryWait {
-  /** ms since the epoch. */
-  until: number
+export interface DiscoveryHandOver {
+  /** The provider's Retry-After on the metadata, in ms since the epoch; 0 when none is in force. */
+  askedUntil: number
+  /** When the metadata would be read next (ms since the epoch); undefined when nothing was scheduled. */
+  readAt: number | undefined
   failures: number
   error: string | null
-  /** The jwks_uri found before, when it was a rediscovery that was asked to wait: the replacement uses it meanwhile. */
+  /** The jwks_uri found before; undefined while discovery has not succeeded. */
   jwksUri: string | undefined
 }
 
@@ -397,11 +424,14 @@ export function discoveryOf (keys: KeyProvider): string | undefined {
   return keys instanceof DiscoveredKeys ? keys.discoveryKey : undefined
 }
 
-/** Hands `from`'s discovery wait, if one is in force, to `to` (not started yet); both do the same discovery. */
-export function carryDiscoveryWait (from: KeyProvider, to: KeyProvider): void {
+/**
+ * Hands what `from` found and was told to `to` (not started yet); both do the same discovery. `found`: whether `to`
+ * may use the jwks_uri without reading the metadata again (the provider's wait is handed over either way).
+ */
+export function carryDiscovery (from: KeyProvider, to: KeyProvider, found: boolean): void {
   if (!(from instanceof DiscoveredKeys) || !(to instanceof DiscoveredKeys) || from.discoveryKey !== to.discoveryKey) return
-  const wait = from.discoveryWait(Date.now())
-  if (wait !== undefined) to.adoptDiscoveryWait(wait)
+  const handOver = from.discoveryHandOver(Date.now())
+  if (handOver !== undefined) to.adoptDiscovery(handOver, found)
 }
 
 export function createKeyProvider (

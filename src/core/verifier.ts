@@ -13,7 +13,7 @@
  */
 import { availableParallelism } from 'node:os'
 import { accessTokenClaimsOf } from '../config/presets.js'
-import type { Algorithm, AsymmetricAlgorithm, Config, IssuerConfig } from '../config/types.js'
+import type { Algorithm, AsymmetricAlgorithm, Config, FetchConfig, IssuerConfig } from '../config/types.js'
 import { isVerificationError, VerificationError, type ErrorCode } from '../errors.js'
 import { JwksCache, type JwksFetchReason, type UnknownKidRequester } from '../jwks/cache.js'
 import type { fetchJson } from '../net/fetch-json.js'
@@ -22,7 +22,7 @@ import type { VerifiedIdentity } from './identity.js'
 import { checkIdTokenClaims, checkTokenType, isOtherClient, type IssuerRules, type RequestChecks } from './id-token-rules.js'
 import { checkLogoutTokenClaims, checkLogoutTokenType, type LogoutClaims } from './logout-token-rules.js'
 import type { RevocationList } from '../revocation/revocation-list.js'
-import { carryDiscoveryWait, createKeyProvider, discoveryOf, type KeyProvider, type KeyStatus } from './issuer-keys.js'
+import { carryDiscovery, createKeyProvider, discoveryOf, type KeyProvider, type KeyStatus } from './issuer-keys.js'
 import { checkKeyIssuer, checkTenantIssuer, matchesTemplate, parseIssuerTemplate, type IssuerTemplate } from './issuer-template.js'
 import { policyAllows, TokenDecryptor, type Decrypted } from './jwe.js'
 import { KeySet, type UsableKey } from './key-set.js'
@@ -144,6 +144,7 @@ export class Verifier {
   private readonly runtimes: IssuerRuntime[] = []
   private readonly cache: JwksCache<KeySet>
   private readonly maxTokenBytes: number
+  private readonly fetchConfig: FetchConfig
   private readonly now: () => number
   private readonly logger: Logger
   private readonly events: VerifierEvents
@@ -161,6 +162,7 @@ export class Verifier {
     this.logger = options.logger ?? silentLogger
     this.now = options.now ?? Date.now
     this.maxTokenBytes = config.server.maxTokenBytes
+    this.fetchConfig = config.fetch
     this.events = options.events ?? {}
     this.revocations = options.revocations
     this.signatures = createSignatureChecks(resolveSignatureChecks(config.server.signatureChecks, options.coresPerProcess ?? availableParallelism()))
@@ -242,13 +244,17 @@ export class Verifier {
   }
 
   /**
-   * Takes over the provider's waits (Retry-After) of `previous`, the Verifier this one is to replace (a reload):
-   * its JWKS URLs, and its discoveries' metadata, are not fetched before the time the provider gave. Call before
-   * start().
+   * Takes over from `previous`, the Verifier this one is to replace (a reload; call before start()): the key sets
+   * its JWKS cache holds and the jwks_uri its discoveries found, so that a reload asks no provider for what it has
+   * (nor fails because one is down right now), and the provider's waits (Retry-After), so that none is asked before
+   * the time it gave. Keys and metadata read under a larger fetch.maxResponseBytes than this one's are not taken
+   * (they are fetched again under the new limit); the waits are, whatever changed. Freshness is counted under this
+   * Verifier's jwks settings; the verified-token cache is not taken over (the issuers' rules may have changed).
    */
-  adoptProviderWaits (previous: Verifier): void {
-    this.cache.adoptProviderWaits(previous.cache.providerWaits())
-    // And the metadata's, from the same discovery (same issuer and metadata URL) of the previous Verifier.
+  takeOver (previous: Verifier): void {
+    const sameRules = this.fetchConfig.maxResponseBytes >= previous.fetchConfig.maxResponseBytes
+    this.cache.adopt(previous.cache.handOver(), { keys: sameRules })
+    // The discoveries' findings, from the same discovery (same issuer and metadata URL) of the previous Verifier.
     const discoveries = new Map<string, KeyProvider>()
     for (const r of previous.runtimes) {
       const key = discoveryOf(r.keys)
@@ -257,7 +263,7 @@ export class Verifier {
     for (const r of this.runtimes) {
       const key = discoveryOf(r.keys)
       const from = key === undefined ? undefined : discoveries.get(key)
-      if (from !== undefined) carryDiscoveryWait(from, r.keys)
+      if (from !== undefined) carryDiscovery(from, r.keys, sameRules)
     }
   }
 

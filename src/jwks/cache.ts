@@ -68,15 +68,43 @@ export interface JwksCacheOptions<T> extends JwksCacheConfig {
 }
 
 /**
- * A provider's Retry-After in force for a URL (capped, as the cache keeps it), handed from a cache to the one that
- * replaces it (a reload's new Verifier): the new one does not ask that URL before the time either.
+ * One URL's state, handed from a cache to the one that replaces it (a reload's new Verifier, src/core/verifier.ts
+ * takeOver): the key set it holds, when it was fetched and what its freshness came from (the new cache counts
+ * freshness and stale-if-error under its own settings), and the fetch state: failures, the backoff or the
+ * provider's Retry-After in force, the unknown-kid cooldown and budgets. The new cache neither asks the provider
+ * again for keys it already has nor before the time it gave.
  */
-export interface ProviderWait {
+export interface HandedOverEntry<T> {
   url: string
-  /** ms since the epoch. */
-  until: number
+  keys?: HandedOverKeys<T>
   consecutiveFailures: number
+  /** ms since the epoch; 0 when not backing off. */
+  backoffUntil: number
+  /** backoffUntil is the provider's Retry-After. */
+  backoffAsked: boolean
   lastError: string | undefined
+  lastFailureAnswered: boolean
+  lastAttemptAt: number | undefined
+  unknownKidRefreshes: Record<UnknownKidRequester, readonly number[]>
+}
+
+export interface HandedOverKeys<T> {
+  set: T
+  count: number
+  /** ms since the epoch. */
+  fetchedAt: number
+  /** The response's Cache-Control and Age, which its freshness is counted from. */
+  cacheControl: string | undefined
+  ageSeconds: number | undefined
+}
+
+/** What a new cache takes from the entries handed over: everything, or only the provider's waits (Retry-After). */
+export interface AdoptOptions {
+  /**
+   * Whether the key sets are taken: false when they may not have passed the new configuration's fetch rules
+   * (a smaller fetch.maxResponseBytes), so that they are fetched again; the provider's waits are taken either way.
+   */
+  keys: boolean
 }
 
 export type JwksState = 'fresh' | 'stale' | 'expired' | 'missing'
@@ -95,10 +123,7 @@ export interface JwksStatus {
   retryAfterUntil?: number
 }
 
-interface LoadedKeys<T> {
-  set: T
-  count: number
-  fetchedAt: number
+interface LoadedKeys<T> extends HandedOverKeys<T> {
   freshUntil: number
   usableUntil: number
 }
@@ -199,8 +224,8 @@ export class JwksCache<T> {
   readonly #onFetch: ((event: JwksFetchEvent) => void) | undefined
   readonly #onStale: ((url: string) => void) | undefined
   readonly #issuerOf: (url: string) => string | undefined
-  /** Waits taken over from the cache this one replaces, by URL: applied when the URL's entry is made. */
-  readonly #adoptedWaits = new Map<string, ProviderWait>()
+  /** Entries taken over from the cache this one replaces, by URL: applied when the URL's entry is made. */
+  readonly #adopted = new Map<string, HandedOverEntry<T>>()
   #closed = false
 
   constructor (options: JwksCacheOptions<T>) {
@@ -311,9 +336,9 @@ export class JwksCache<T> {
     const entry = this.#entry(url)
     const now = this.#now()
     if (entry.keys !== undefined && now < entry.keys.freshUntil) return
-    // Our own backoff does not hold warm() back (a fetch that succeeds ends it), but the provider's Retry-After
-    // does: a second issuer with the same JWKS URL, or a discovery that found it again, must not ask before the
-    // time it gave. The retry timer is set for then.
+    // Our own backoff does not hold warm() back (a fetch that succeeds ends it: a reload asks again at once for keys
+    // whose refresh fails), but the provider's Retry-After does: a second issuer with the same JWKS URL, a discovery
+    // that found it again, or a reload's new Verifier must not ask before the time it gave. The retry timer is set for then.
     if (entry.inFlight === undefined && entry.backoffAsked && now < entry.backoffUntil) return
     try {
       await this.#refresh(entry, 'warm')
@@ -343,25 +368,36 @@ export class JwksCache<T> {
     }
   }
 
-  /** The provider's waits (Retry-After) in force now, one per URL that has one. */
-  providerWaits (): ProviderWait[] {
-    const now = this.#now()
-    const waits: ProviderWait[] = []
-    for (const entry of this.#entries.values()) {
-      if (entry.backoffAsked && now < entry.backoffUntil) {
-        waits.push({ url: entry.url, until: entry.backoffUntil, consecutiveFailures: entry.consecutiveFailures, lastError: entry.lastError })
-      }
-    }
-    return waits
+  /** Every URL's state now, for the cache that replaces this one (adopt()). */
+  handOver (): Array<HandedOverEntry<T>> {
+    return [...this.#entries.values()].map((entry) => ({
+      url: entry.url,
+      ...(entry.keys === undefined ? {} : { keys: { set: entry.keys.set, count: entry.keys.count, fetchedAt: entry.keys.fetchedAt, cacheControl: entry.keys.cacheControl, ageSeconds: entry.keys.ageSeconds } }),
+      consecutiveFailures: entry.consecutiveFailures,
+      backoffUntil: entry.backoffUntil,
+      backoffAsked: entry.backoffAsked,
+      lastError: entry.lastError,
+      lastFailureAnswered: entry.lastFailureAnswered,
+      lastAttemptAt: entry.lastAttemptAt,
+      unknownKidRefreshes: { token: [...entry.unknownKidRefreshes.token], logout: [...entry.unknownKidRefreshes.logout] }
+    }))
   }
 
   /**
-   * Takes over the waits of the cache this one replaces (call before any use): a URL among them is not fetched
-   * before its time, warm() included, and is retried then, as in the cache that was told. Only URLs this cache
-   * comes to use get an entry: a wait for a URL the new configuration dropped costs nothing.
+   * Takes over the entries of the cache this one replaces (call before any use). With `keys`, a URL's key set is
+   * used as it was, fresh and stale under this cache's freshness settings, until its refresh, which comes when it
+   * would have come (the end of freshness, or the backoff's retry): neither warm() nor a request fetches fresh keys
+   * again; keys whose last refresh failed are asked for once more by warm(), as our own backoff never holds it back.
+   * Without, or for keys already expired under this cache's settings, only a provider's wait in force is taken: the
+   * URL is not fetched before its time, warm() included, and is retried then. Only URLs this cache comes to use get
+   * an entry: those of issuers the new configuration dropped cost nothing.
    */
-  adoptProviderWaits (waits: readonly ProviderWait[]): void {
-    for (const wait of waits) this.#adoptedWaits.set(wait.url, wait)
+  adopt (entries: ReadonlyArray<HandedOverEntry<T>>, options: AdoptOptions): void {
+    const now = this.#now()
+    for (const entry of entries) {
+      if (options.keys && entry.keys !== undefined) this.#adopted.set(entry.url, entry)
+      else if (entry.backoffAsked && now < entry.backoffUntil) this.#adopted.set(entry.url, { ...entry, keys: undefined })
+    }
   }
 
   /** A URL no longer in use (a provider moved its jwks_uri): its entry goes, and with it its timers. */
@@ -381,23 +417,41 @@ export class JwksCache<T> {
       entry = { url, consecutiveFailures: 0, backoffUntil: 0, backoffAsked: false, unknownKidRefreshes: { token: [], logout: [] }, lastFailureAnswered: false, staleWarned: false, disposed: false }
       if (!this.#closed) this.#entries.set(url, entry)
       else entry.disposed = true
-      this.#applyAdoptedWait(entry)
+      this.#applyAdopted(entry)
     }
     return entry
   }
 
-  /** A new entry whose URL had a wait in the cache this one replaces: the wait holds, and the retry comes at its end. */
-  #applyAdoptedWait (entry: Entry<T>): void {
-    const wait = this.#adoptedWaits.get(entry.url)
-    if (wait === undefined) return
-    this.#adoptedWaits.delete(entry.url)
+  /** A new entry whose URL the cache this one replaces had: its keys are used, its waits hold, its refresh comes in time. */
+  #applyAdopted (entry: Entry<T>): void {
+    const handed = this.#adopted.get(entry.url)
+    if (handed === undefined) return
+    this.#adopted.delete(entry.url)
     const now = this.#now()
-    if (now >= wait.until) return
-    entry.backoffUntil = wait.until
-    entry.backoffAsked = true
-    entry.consecutiveFailures = wait.consecutiveFailures
-    entry.lastError = wait.lastError
-    this.#schedule(entry, wait.until - now)
+    const keys = handed.keys === undefined ? undefined : this.#loadedKeys(handed.keys)
+    if (keys !== undefined && now < keys.usableUntil) {
+      entry.keys = keys
+      entry.lastAttemptAt = handed.lastAttemptAt
+      entry.lastFailureAnswered = handed.lastFailureAnswered
+      entry.unknownKidRefreshes = { token: [...handed.unknownKidRefreshes.token], logout: [...handed.unknownKidRefreshes.logout] }
+      this.#onKeySetAccepted?.(keys.set, entry.url)
+      this.#logger.debug({ url: entry.url, keyCount: keys.count, fetchedAt: keys.fetchedAt, freshUntil: keys.freshUntil }, 'JWKS taken over from the replaced cache')
+    } else if (!(handed.backoffAsked && now < handed.backoffUntil)) {
+      return
+    }
+    entry.consecutiveFailures = handed.consecutiveFailures
+    entry.backoffUntil = handed.backoffUntil
+    entry.backoffAsked = handed.backoffAsked
+    entry.lastError = handed.lastError
+    const refreshAt = entry.keys === undefined || entry.consecutiveFailures > 0 ? entry.backoffUntil : entry.keys.freshUntil
+    this.#schedule(entry, refreshAt - now)
+  }
+
+  /** A key set's times under this cache's freshness settings, counted from when it was fetched. */
+  #loadedKeys (keys: HandedOverKeys<T>): LoadedKeys<T> {
+    const freshnessSeconds = freshnessFromCacheControl(keys.cacheControl, this.#config, keys.ageSeconds)
+    const freshUntil = keys.fetchedAt + freshnessSeconds * 1000
+    return { ...keys, freshUntil, usableUntil: freshUntil + this.#config.staleIfErrorSeconds * 1000 }
   }
 
   #usable (entry: Entry<T>, now: number): T | undefined {
@@ -516,17 +570,9 @@ export class JwksCache<T> {
       throw failure
     }
 
-    const freshnessSeconds = freshnessFromCacheControl(loaded.cacheControl, this.#config, loaded.ageSeconds)
-    const now = this.#now()
-    const freshUntil = now + freshnessSeconds * 1000
     const recovered = entry.consecutiveFailures > 0 || entry.keys === undefined
-    entry.keys = {
-      set: loaded.set,
-      count: loaded.count,
-      fetchedAt: now,
-      freshUntil,
-      usableUntil: freshUntil + this.#config.staleIfErrorSeconds * 1000
-    }
+    entry.keys = this.#loadedKeys({ set: loaded.set, count: loaded.count, fetchedAt: this.#now(), cacheControl: loaded.cacheControl, ageSeconds: loaded.ageSeconds })
+    const freshnessSeconds = (entry.keys.freshUntil - entry.keys.fetchedAt) / 1000
     entry.consecutiveFailures = 0
     entry.backoffUntil = 0
     entry.backoffAsked = false
