@@ -404,6 +404,8 @@ export interface ErrorDetails {
    * path but for trailing slashes or letter case, as a provider configured with `/backchannel-logout/` sends it.
    */
   nearRoute?: string
+  /** With nearRoute: the methods that route takes (GET /Verify nearly names /verify, which takes POST). */
+  nearRouteMethods?: string[]
 }
 
 /**

@@ -41,7 +41,27 @@ t.test('a path that names a route but for trailing slashes or letter case: 404 n
     const body = res.json()
     t.equal(body.code, 'not_found', `${method} ${url}: not_found`)
     t.equal(body.nearRoute, near, `${method} ${url}: nearRoute ${near}`)
+    t.ok(body.nearRouteMethods.includes(method), `${method} ${url}: the route takes ${method} (${body.nearRouteMethods})`)
   }
+})
+
+t.test('a near route that does not take the request\'s method says which methods it takes', async (t) => {
+  const cases: Array<[string, string, string, string[]]> = [
+    ['GET', '/Verify', '/verify', ['POST']],
+    ['PUT', '/backchannel-logout/', '/backchannel-logout', ['POST']],
+    ['POST', '/Healthz', '/healthz', ['GET', 'HEAD']]
+  ]
+  for (const [method, url, near, methods] of cases) {
+    const res = await app.inject({ method, url })
+    t.equal(res.statusCode, 404, `${method} ${url}`)
+    t.match(res.json(), { code: 'not_found', nearRoute: near, nearRouteMethods: methods }, `${method} ${url}`)
+    t.notOk(res.headers.allow, 'no Allow header: the path itself is no route')
+    // Following both: the near route with a method it takes is no longer a 404.
+    const followed = await app.inject({ method: methods[0] as 'GET', url: near })
+    t.not(followed.statusCode, 404, `${methods[0]} ${near}`)
+  }
+  const unknown = await app.inject({ method: 'GET', url: '/nope' })
+  t.notOk('nearRouteMethods' in unknown.json(), 'none without a near route')
 })
 
 t.test('a path that names no route: 404 without nearRoute', async (t) => {
@@ -79,6 +99,7 @@ t.test('the request line names the near route', async (t) => {
   t.ok(line, 'a request line')
   t.equal(line?.code, 'not_found')
   t.equal(line?.nearRoute, '/backchannel-logout')
+  t.same(line?.nearRouteMethods, ['POST'])
   t.notMatch(lines.join('\n'), /secret-value/, 'the body is not logged')
 })
 

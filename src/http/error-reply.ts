@@ -17,12 +17,13 @@ export function errorFields (err: VerificationError): Omit<ErrorResponse, 'reque
   if (err.details.issuerDifference !== undefined) fields.issuerDifference = err.details.issuerDifference
   if (err.details.parameter !== undefined) fields.parameter = err.details.parameter
   if (err.details.nearRoute !== undefined) fields.nearRoute = err.details.nearRoute
+  if (err.details.nearRouteMethods !== undefined) fields.nearRouteMethods = err.details.nearRouteMethods
   return fields
 }
 
 /** What the request's log line says about an error: its code, issuer and details, never input. */
 export function errorOutcome (err: VerificationError): NonNullable<FastifyRequest['outcome']> {
-  const { issuer, algorithm, offBySeconds, nearIssuer, issuerDifference, parameter, nearRoute } = err.details
+  const { issuer, algorithm, offBySeconds, nearIssuer, issuerDifference, parameter, nearRoute, nearRouteMethods } = err.details
   return {
     code: err.code,
     ...(issuer !== undefined ? { issuer } : {}),
@@ -31,7 +32,7 @@ export function errorOutcome (err: VerificationError): NonNullable<FastifyReques
     ...(nearIssuer !== undefined ? { nearIssuer } : {}),
     ...(issuerDifference !== undefined ? { issuerDifference } : {}),
     ...(parameter !== undefined ? { parameter } : {}),
-    ...(nearRoute !== undefined ? { nearRoute } : {})
+    ...(nearRoute !== undefined ? { nearRoute, nearRouteMethods } : {})
   }
 }
 

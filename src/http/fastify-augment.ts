@@ -36,6 +36,6 @@ declare module 'fastify' {
   }
   interface FastifyRequest {
     /** What the request log line reports: the configured issuer id and the error code, never token data. */
-    outcome: { code?: ErrorCode, issuer?: string, algorithm?: string, offBySeconds?: number, nearIssuer?: string, issuerDifference?: IssuerDifference, parameter?: string, nearRoute?: string, original?: OriginalSummary } | undefined
+    outcome: { code?: ErrorCode, issuer?: string, algorithm?: string, offBySeconds?: number, nearIssuer?: string, issuerDifference?: IssuerDifference, parameter?: string, nearRoute?: string, nearRouteMethods?: string[], original?: OriginalSummary } | undefined
   }
 }

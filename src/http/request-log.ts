@@ -43,7 +43,7 @@ export function requestLine (done: CompletedRequest): Record<string, unknown> {
     ...(outcome?.nearIssuer !== undefined ? { nearIssuer: outcome.nearIssuer, issuerDifference: outcome.issuerDifference } : {}),
     // A refused request: the part of it at fault (body.nonce, query.audience), a name the route defines.
     ...(outcome?.parameter !== undefined ? { parameter: outcome.parameter } : {}),
-    ...(outcome?.nearRoute !== undefined ? { nearRoute: outcome.nearRoute } : {}),
+    ...(outcome?.nearRoute !== undefined ? { nearRoute: outcome.nearRoute, nearRouteMethods: outcome.nearRouteMethods } : {}),
     // forward-auth: the original request's method, host and path (no query), as the proxy described it.
     ...(outcome?.original !== undefined ? { original: outcome.original } : {}),
     durationMs: Math.round(done.durationMs * 1000) / 1000

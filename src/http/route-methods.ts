@@ -5,8 +5,9 @@
  *
  * Routes match exactly, as the contract (openapi.yaml) names them. A 404 whose path names a route but for
  * trailing slashes or letter case (a provider configured with `https://…/backchannel-logout/`, a caller with
- * `/Verify`) says which route it nearly named (`nearRoute`, in the answer and the request line), so that the
- * operator who reads either can fix the URL; the request's own path is never repeated.
+ * `/Verify`) says which route it nearly named (`nearRoute`, in the answer and the request line), with the methods
+ * that route takes (`nearRouteMethods`: GET /Verify nearly names /verify, which takes POST), so that the operator who
+ * reads either can fix the URL; the request's own path is never repeated.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { VerificationError } from '../errors.js'
@@ -63,7 +64,9 @@ export function answerUnknownRoutes (fastify: FastifyInstance, options: Paramete
     const methods = methodsByPath.get(path)
     if (methods === undefined) {
       const nearRoute = nearRouteOf(path, staticRoutes)
-      return sendError(request, reply, new VerificationError('not_found', nearRoute === undefined ? {} : { nearRoute }))
+      const nearRouteMethods = nearRoute === undefined ? undefined : methodsByPath.get(nearRoute)
+      return sendError(request, reply, new VerificationError('not_found',
+        nearRoute === undefined ? {} : { nearRoute, nearRouteMethods: nearRouteMethods === undefined ? [] : [...nearRouteMethods].sort() }))
     }
     reply.header('allow', [...methods].sort().join(', '))
     return sendError(request, reply, new VerificationError('method_not_allowed'))

@@ -95,6 +95,7 @@ export const ErrorResponseSchema = Type.Object({
   ...ERROR_DETAIL_FIELDS,
   parameter: Type.Optional(Type.String()),
   nearRoute: Type.Optional(Type.String()),
+  nearRouteMethods: Type.Optional(Type.Array(Type.String())),
   requestId: Type.String()
 }, { additionalProperties: false })
 export type ErrorResponse = Static<typeof ErrorResponseSchema>
