@@ -358,6 +358,37 @@ t.test('discovery: no retry before the time asked for; /readyz and the log line 
   t.equal(idp.requests(WELL_KNOWN), 2)
 })
 
+t.test('discovery: issuers of one provider (same issuer and metadata URL) share it: one read, one wait', async (t) => {
+  const idp = await startIdp(t)
+  idp.set({ status: 503, headers: { 'retry-after': '120' } }, WELL_KNOWN)
+  // Two clients of one provider, configured as two issuers.
+  const issuers = [{ id: 'web', issuer: idp.url, audiences: ['web'] }, { id: 'mobile', issuer: idp.url, audiences: ['mobile'] }]
+  const waiting = await buildApp(configFor(issuers))
+  t.teardown(() => waiting.close())
+  await waiting.ready()
+  await waitFor('the failed discovery', () => waiting.verifier.status().every((s) => s.lastError !== null))
+  await sleep(200)
+  t.equal(idp.requests(WELL_KNOWN), 1, 'one read for both')
+  t.match(waiting.verifier.status(), [
+    { id: 'web', ready: false, lastError: /the provider asked to wait 120 s/ },
+    { id: 'mobile', ready: false, lastError: /the provider asked to wait 120 s/ }
+  ])
+  t.ok(waiting.verifier.keysAskedToWaitUntil('mobile') > Date.now(), 'the wait holds both')
+
+  idp.resetCounts()
+  idp.set({ json: { issuer: idp.url, jwks_uri: idp.jwksUrl } }, WELL_KNOWN)
+  const app = await buildApp(configFor(issuers))
+  t.teardown(() => app.close())
+  await app.ready()
+  await waitFor('keys', () => app.verifier.ready)
+  t.equal(idp.requests(WELL_KNOWN), 1, 'one read for both')
+  t.equal(idp.requests('/jwks'), 1)
+  for (const audience of ['web', 'mobile']) {
+    const res = await app.inject({ method: 'POST', url: '/verify', payload: { token: mint(key, idTokenClaims(idp.url, audience)) } })
+    t.equal(res.statusCode, 200, audience)
+  }
+})
+
 t.test('reload: a new Verifier does not ask a JWKS URL whose provider asked the running one to wait', async (t) => {
   const idp = await startIdp(t)
   idp.set({ status: 503, headers: { 'retry-after': '120' } })

@@ -217,7 +217,7 @@ class DiscoveredKeys extends RemoteKeys {
     super(cache, 'discovery', undefined)
     this.issuer = issuer.issuer
     this.discoveryUrl = issuer.keys.kind === 'discovery' ? issuer.keys.discoveryUrl : undefined
-    this.discoveryKey = `${issuer.issuer}\n${this.discoveryUrl ?? ''}`
+    this.discoveryKey = discoveryKeyOf(issuer.issuer, this.discoveryUrl)
     this.fetchConfig = fetchConfig
     this.backoff = { initial: jwksConfig.backoffInitialSeconds, max: jwksConfig.backoffMaxSeconds }
     this.rediscoveryMs = jwksConfig.rediscoverySeconds * 1000
@@ -419,6 +419,11 @@ export interface DiscoveryHandOver {
   jwksUri: string | undefined
 }
 
+/** The same issuer and metadata URL are the same discovery. */
+function discoveryKeyOf (issuer: string, discoveryUrl: string | undefined): string {
+  return `${issuer}\n${discoveryUrl ?? ''}`
+}
+
 /** Which discovery a provider does: the same issuer and metadata URL are the same discovery. */
 export function discoveryOf (keys: KeyProvider): string | undefined {
   return keys instanceof DiscoveredKeys ? keys.discoveryKey : undefined
@@ -441,12 +446,22 @@ export function createKeyProvider (
   jwksConfig: JwksCacheConfig,
   logger: Logger,
   fetcher: typeof fetchJson | undefined,
-  urlLeft: (url: string) => void
+  urlLeft: (url: string) => void,
+  discoveries: Map<string, KeyProvider> = new Map()
 ): KeyProvider {
   if (!issuer.algorithms.some(isAsymmetricAlgorithm)) return new NoKeysNeeded(issuer.id, issuer.keys.kind)
   switch (issuer.keys.kind) {
     case 'inline': return new InlineKeys(new KeySet(issuer.keys.jwks), issuer.id)
     case 'jwksUri': return new RemoteKeys(cache, 'jwksUri', issuer.keys.jwksUri)
-    case 'discovery': return new DiscoveredKeys(cache, issuer, fetchConfig, jwksConfig, logger, fetcher, urlLeft)
+    case 'discovery': {
+      // Issuers of the same issuer URL and metadata URL (several clients of one provider) share one discovery: the
+      // metadata is read once for all, and a provider's Retry-After on it holds them back together.
+      const key = discoveryKeyOf(issuer.issuer, issuer.keys.discoveryUrl)
+      const shared = discoveries.get(key)
+      if (shared !== undefined) return shared
+      const keys = new DiscoveredKeys(cache, issuer, fetchConfig, jwksConfig, logger, fetcher, urlLeft)
+      discoveries.set(key, keys)
+      return keys
+    }
   }
 }

@@ -192,6 +192,8 @@ export class Verifier {
         if (dropped > 0) this.logger.info({ jwksUri: url, dropped }, 'dropped cached verifications of keys that left the JWKS')
       }
     })
+    // Discovered issuers of the same issuer and metadata URL share one key provider (src/core/issuer-keys.ts).
+    const discoveries = new Map<string, KeyProvider>()
     for (const issuer of config.issuers) {
       if (issuer.keys.kind === 'jwksUri' && !this.issuerOfUrl.has(issuer.keys.jwksUri)) this.issuerOfUrl.set(issuer.keys.jwksUri, issuer.id)
       const runtime: IssuerRuntime = {
@@ -210,7 +212,7 @@ export class Verifier {
         hmacSecret: issuer.clientSecret === undefined ? undefined : Buffer.from(issuer.clientSecret, 'utf8'),
         secretSource: `secret:${issuer.id}`,
         mapping: compileClaimMapping(issuer.claimMapping, { userKeyClaims: issuer.userKeyClaims, trustEmailVerified: issuer.trustEmailVerified }),
-        keys: createKeyProvider(issuer, this.cache, config.fetch, config.jwks, this.logger, options.fetcher, (url) => { this.forgetUnusedUrl(url) }),
+        keys: createKeyProvider(issuer, this.cache, config.fetch, config.jwks, this.logger, options.fetcher, (url) => { this.forgetUnusedUrl(url) }, discoveries),
         template: parseIssuerTemplate(issuer.issuer),
         allowedTenants: issuer.allowedTenants === undefined ? undefined : new Set(issuer.allowedTenants),
         tenantClaim: issuer.claimMapping.tenant === undefined ? undefined : mappingPaths(issuer.claimMapping.tenant).paths[0]
@@ -269,11 +271,12 @@ export class Verifier {
 
   /** Starts discovery and key fetching for every issuer in the background; never throws. */
   start (): void {
-    for (const r of this.runtimes) r.keys.start()
+    // Once each: issuers that share a discovery share its provider.
+    for (const keys of new Set(this.runtimes.map((r) => r.keys))) keys.start()
   }
 
   close (): void {
-    for (const r of this.runtimes) r.keys.close()
+    for (const keys of new Set(this.runtimes.map((r) => r.keys))) keys.close()
     this.cache.close()
     this.tokenCache?.clear()
   }
