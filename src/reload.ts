@@ -220,7 +220,9 @@ async function reloadNow (app: FastifyInstance, load: () => Config, options: Rel
     () => {
       const current = slot.current
       const notReady = current.status().filter((s) => !s.ready).map((s) => s.id)
-      log.info({ issuers: current.issuerIds, changed: applied, notReady, verifier: verifier === undefined ? 'kept' : 'rebuilt', source: next.source }, 'configuration reloaded')
+      // keySetsTakenOver: the JWKS a rebuilt Verifier uses as the running one had them, without asking their providers.
+      const rebuilt = verifier === undefined ? { verifier: 'kept' } : { verifier: 'rebuilt', keySetsTakenOver: verifier.keySetsTakenOver }
+      log.info({ issuers: current.issuerIds, changed: applied, notReady, ...rebuilt, source: next.source }, 'configuration reloaded')
     },
     () => { renewCertificates(log, certificates.read) },
     () => {

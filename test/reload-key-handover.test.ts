@@ -122,10 +122,12 @@ t.test('keys read under a larger fetch.maxResponseBytes are fetched again under 
   const result = await reloadConfiguration(app, () => configFor([issuer], { fetch: { maxResponseBytes: 65536 } }))
   t.equal(result.outcome, 'applied')
   t.equal(idp.requests('/jwks'), 2, 'fetched again')
+  t.equal(app.verifier.keySetsTakenOver, 0)
   // A larger limit takes them over.
   const larger = await reloadConfiguration(app, () => configFor([issuer], { fetch: { maxResponseBytes: 1048576 } }))
   t.equal(larger.outcome, 'applied')
   t.equal(idp.requests('/jwks'), 2)
+  t.equal(app.verifier.keySetsTakenOver, 1)
 })
 
 t.test('the JWKS cache: a taken-over key set counts its freshness under the new settings, from when it was fetched', async (t) => {
@@ -225,7 +227,7 @@ t.test('a real OpenID Provider, down during the reload: the reload applies, with
   const result = await reloadConfiguration(app, () => configFor([{ ...issuer, audiences: [clientId, 'another-client'] }], settings))
   t.same(result.problems, [])
   t.equal(result.outcome, 'applied')
-  t.match(lines().find((l) => l.msg === 'configuration reloaded'), { verifier: 'rebuilt', notReady: [] })
+  t.match(lines().find((l) => l.msg === 'configuration reloaded'), { verifier: 'rebuilt', keySetsTakenOver: 1, notReady: [] })
   t.equal(await jwksFetches(app), fetches, 'no JWKS fetch for the reload')
   t.equal(lines().filter((l) => l.msg === 'discovery succeeded').length, 1, 'nor a discovery')
   t.equal((await verify(app, idToken)).statusCode, 200, 'the token from the login still verifies, under the new Verifier')

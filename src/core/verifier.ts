@@ -269,6 +269,11 @@ export class Verifier {
     }
   }
 
+  /** How many key sets this Verifier took over from the one it replaced (takeOver) and uses, once started. */
+  get keySetsTakenOver (): number {
+    return this.cache.keySetsTakenOver
+  }
+
   /** Starts discovery and key fetching for every issuer in the background; never throws. */
   start (): void {
     // Once each: issuers that share a discovery share its provider.

@@ -226,6 +226,7 @@ export class JwksCache<T> {
   readonly #issuerOf: (url: string) => string | undefined
   /** Entries taken over from the cache this one replaces, by URL: applied when the URL's entry is made. */
   readonly #adopted = new Map<string, HandedOverEntry<T>>()
+  #keySetsTakenOver = 0
   #closed = false
 
   constructor (options: JwksCacheOptions<T>) {
@@ -400,6 +401,11 @@ export class JwksCache<T> {
     }
   }
 
+  /** How many key sets this cache took over (adopt()) and uses: URLs a reload did not ask its provider for. */
+  get keySetsTakenOver (): number {
+    return this.#keySetsTakenOver
+  }
+
   /** A URL no longer in use (a provider moved its jwks_uri): its entry goes, and with it its timers. */
   forget (url: string): void {
     this.#entries.delete(url)
@@ -434,6 +440,7 @@ export class JwksCache<T> {
       entry.lastAttemptAt = handed.lastAttemptAt
       entry.lastFailureAnswered = handed.lastFailureAnswered
       entry.unknownKidRefreshes = { token: [...handed.unknownKidRefreshes.token], logout: [...handed.unknownKidRefreshes.logout] }
+      this.#keySetsTakenOver++
       this.#onKeySetAccepted?.(keys.set, entry.url)
       this.#logger.debug({ url: entry.url, keyCount: keys.count, fetchedAt: keys.fetchedAt, freshUntil: keys.freshUntil }, 'JWKS taken over from the replaced cache')
     } else if (!(handed.backoffAsked && now < handed.backoffUntil)) {
