@@ -16,6 +16,7 @@ import { captureLog } from './helpers/log-capture.js'
 import { startJwksServer, type JwksServer } from './helpers/jwks-server.js'
 import { startOidcProvider } from './helpers/oidc-provider.js'
 import { idTokenClaims, jwksOf, makeKey, mint } from './helpers/tokens.js'
+import { waitFor } from './helpers/wait-for.js'
 
 interface Teardown { teardown: (fn: () => unknown) => void }
 type App = Awaited<ReturnType<typeof buildApp>>
@@ -24,18 +25,6 @@ const WELL_KNOWN = '/.well-known/openid-configuration'
 const key = makeKey('ES256', { kid: 'k1' })
 const jwks = jwksOf(key)
 const ISSUER = 'https://a.example.com'
-
-async function sleep (ms: number): Promise<void> {
-  await new Promise((resolve) => setTimeout(resolve, ms))
-}
-
-async function waitFor (what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 8000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`)
-    await sleep(20)
-  }
-}
 
 async function startIdp (t: Teardown): Promise<JwksServer> {
   const idp = await startJwksServer({ json: jwks, cacheControl: 'max-age=600' })

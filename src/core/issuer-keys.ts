@@ -230,19 +230,20 @@ class DiscoveredKeys extends RemoteKeys {
     const adopted = this.adopted
     this.adopted = undefined
     const now = Date.now()
-    const handOver = adopted?.handOver
-    const asked = handOver !== undefined && now < handOver.askedUntil
+    const asked = adopted !== undefined && now < adopted.handOver.askedUntil
     // The jwks_uri found before is used when the provider asks to wait, or when its metadata was read under the
     // same fetch rules (found); otherwise, and for a discovery that failed on its own, the metadata is read now.
-    if (handOver === undefined || !(asked || (adopted?.found === true && handOver.jwksUri !== undefined))) {
+    if (adopted === undefined || !(asked || (adopted.found && adopted.handOver.jwksUri !== undefined))) {
       void this.discover()
       return
     }
+    const { handOver } = adopted
     this.failures = handOver.failures
     this.providerWaitUntil = asked ? handOver.askedUntil : 0
-    this.nextAttemptAt = asked ? handOver.askedUntil : now
     if (handOver.jwksUri === undefined) {
+      // Only the provider's wait brings us here: discovery is tried again at its end.
       this.error = handOver.error
+      this.nextAttemptAt = handOver.askedUntil
       this.schedule(() => this.discover(), handOver.askedUntil - now)
       return
     }

@@ -254,8 +254,9 @@ export class Verifier {
    * Verifier's jwks settings; the verified-token cache is not taken over (the issuers' rules may have changed).
    */
   takeOver (previous: Verifier): void {
-    const sameRules = this.fetchConfig.maxResponseBytes >= previous.fetchConfig.maxResponseBytes
-    this.cache.adopt(previous.cache.handOver(), { keys: sameRules })
+    // Read within this Verifier's response limit: they would pass its fetch rules as they are.
+    const withinLimit = this.fetchConfig.maxResponseBytes >= previous.fetchConfig.maxResponseBytes
+    this.cache.adopt(previous.cache.handOver(), { keys: withinLimit })
     // The discoveries' findings, from the same discovery (same issuer and metadata URL) of the previous Verifier.
     const discoveries = new Map<string, KeyProvider>()
     for (const r of previous.runtimes) {
@@ -265,7 +266,7 @@ export class Verifier {
     for (const r of this.runtimes) {
       const key = discoveryOf(r.keys)
       const from = key === undefined ? undefined : discoveries.get(key)
-      if (from !== undefined) carryDiscovery(from, r.keys, sameRules)
+      if (from !== undefined) carryDiscovery(from, r.keys, withinLimit)
     }
   }
 

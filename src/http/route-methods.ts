@@ -58,17 +58,16 @@ export function answerUnknownRoutes (fastify: FastifyInstance, options: Paramete
     // A path with parameters or a wildcard matches more than itself: no near route is named for it.
     if (!/[:*]/.test(route.url)) staticRoutes.set(asciiLowerCase(withoutTrailingSlashes(route.url)), route.url)
   })
+  /** A registered path's methods, sorted (a near route is a registered path: it has some). */
+  const methodsOf = (path: string): string[] => [...methodsByPath.get(path) ?? []].sort()
   fastify.setNotFoundHandler(options, async (request: FastifyRequest, reply: FastifyReply) => {
     const query = request.url.indexOf('?')
     const path = routedPath(query === -1 ? request.url : request.url.slice(0, query))
-    const methods = methodsByPath.get(path)
-    if (methods === undefined) {
+    if (!methodsByPath.has(path)) {
       const nearRoute = nearRouteOf(path, staticRoutes)
-      const nearRouteMethods = nearRoute === undefined ? undefined : methodsByPath.get(nearRoute)
-      return sendError(request, reply, new VerificationError('not_found',
-        nearRoute === undefined ? {} : { nearRoute, nearRouteMethods: nearRouteMethods === undefined ? [] : [...nearRouteMethods].sort() }))
+      return sendError(request, reply, new VerificationError('not_found', nearRoute === undefined ? {} : { nearRoute, nearRouteMethods: methodsOf(nearRoute) }))
     }
-    reply.header('allow', [...methods].sort().join(', '))
+    reply.header('allow', methodsOf(path).join(', '))
     return sendError(request, reply, new VerificationError('method_not_allowed'))
   })
 }

@@ -74,18 +74,25 @@ export interface JwksCacheOptions<T> extends JwksCacheConfig {
  * provider's Retry-After in force, the unknown-kid cooldown and budgets. The new cache neither asks the provider
  * again for keys it already has nor before the time it gave.
  */
-export interface HandedOverEntry<T> {
-  url: string
-  keys?: HandedOverKeys<T>
+export interface HandedOverEntry<T> extends Readonly<FetchState> {
+  readonly url: string
+  readonly keys?: HandedOverKeys<T>
+}
+
+/** What a URL's entry knows of its fetches, apart from the keys they gave. */
+export interface FetchState {
+  /** When the last fetch attempt started (any reason); the unknown-kid cooldown counts from it. */
+  lastAttemptAt?: number
   consecutiveFailures: number
-  /** ms since the epoch; 0 when not backing off. */
+  /** No fetch on behalf of a request before this time (ms); 0 when not backing off. */
   backoffUntil: number
-  /** backoffUntil is the provider's Retry-After. */
+  /** backoffUntil was set by the provider's Retry-After (it asked for no less than our own backoff). */
   backoffAsked: boolean
-  lastError: string | undefined
+  lastError?: string
+  /** The last failure was an answer: a key set without usable keys (so an unknown kid is not one of them). */
   lastFailureAnswered: boolean
-  lastAttemptAt: number | undefined
-  unknownKidRefreshes: Record<UnknownKidRequester, readonly number[]>
+  /** Start times of unknown-kid refreshes within the last minute, per requester (each has its own budget). */
+  unknownKidRefreshes: Record<UnknownKidRequester, number[]>
 }
 
 export interface HandedOverKeys<T> {
@@ -128,22 +135,10 @@ interface LoadedKeys<T> extends HandedOverKeys<T> {
   usableUntil: number
 }
 
-interface Entry<T> {
+interface Entry<T> extends FetchState {
   readonly url: string
   keys?: LoadedKeys<T>
   inFlight?: Promise<T>
-  /** When the last fetch attempt started (any reason); the unknown-kid cooldown counts from it. */
-  lastAttemptAt?: number
-  consecutiveFailures: number
-  /** No fetch on behalf of a request before this time (ms); 0 when not backing off. */
-  backoffUntil: number
-  /** backoffUntil was set by the provider's Retry-After (it asked for no less than our own backoff). */
-  backoffAsked: boolean
-  lastError?: string
-  /** The last failure was an answer: a key set without usable keys (so an unknown kid is not one of them). */
-  lastFailureAnswered: boolean
-  /** Start times of unknown-kid refreshes within the last minute, per requester (each has its own budget). */
-  unknownKidRefreshes: Record<UnknownKidRequester, number[]>
   timer?: ReturnType<typeof setTimeout>
   staleWarned: boolean
   /** Evicted or closed: a fetch still in flight must not schedule timers for it. */
@@ -224,8 +219,8 @@ export class JwksCache<T> {
   readonly #onFetch: ((event: JwksFetchEvent) => void) | undefined
   readonly #onStale: ((url: string) => void) | undefined
   readonly #issuerOf: (url: string) => string | undefined
-  /** Entries taken over from the cache this one replaces, by URL: applied when the URL's entry is made. */
-  readonly #adopted = new Map<string, HandedOverEntry<T>>()
+  /** Entries taken over from the cache this one replaces, by URL, and whether their keys are: applied when the URL's entry is made. */
+  readonly #adopted = new Map<string, { entry: HandedOverEntry<T>, keys: boolean }>()
   #keySetsTakenOver = 0
   #closed = false
 
@@ -369,19 +364,12 @@ export class JwksCache<T> {
     }
   }
 
-  /** Every URL's state now, for the cache that replaces this one (adopt()). */
-  handOver (): Array<HandedOverEntry<T>> {
-    return [...this.#entries.values()].map((entry) => ({
-      url: entry.url,
-      ...(entry.keys === undefined ? {} : { keys: { set: entry.keys.set, count: entry.keys.count, fetchedAt: entry.keys.fetchedAt, cacheControl: entry.keys.cacheControl, ageSeconds: entry.keys.ageSeconds } }),
-      consecutiveFailures: entry.consecutiveFailures,
-      backoffUntil: entry.backoffUntil,
-      backoffAsked: entry.backoffAsked,
-      lastError: entry.lastError,
-      lastFailureAnswered: entry.lastFailureAnswered,
-      lastAttemptAt: entry.lastAttemptAt,
-      unknownKidRefreshes: { token: [...entry.unknownKidRefreshes.token], logout: [...entry.unknownKidRefreshes.logout] }
-    }))
+  /**
+   * Every URL's entry, for the cache that replaces this one (adopt()): read, never changed, by the new cache when it
+   * first uses the URL, so it sees this cache's state as of then (which keeps changing until this one is closed).
+   */
+  handOver (): ReadonlyArray<HandedOverEntry<T>> {
+    return [...this.#entries.values()]
   }
 
   /**
@@ -394,11 +382,7 @@ export class JwksCache<T> {
    * an entry: those of issuers the new configuration dropped cost nothing.
    */
   adopt (entries: ReadonlyArray<HandedOverEntry<T>>, options: AdoptOptions): void {
-    const now = this.#now()
-    for (const entry of entries) {
-      if (options.keys && entry.keys !== undefined) this.#adopted.set(entry.url, entry)
-      else if (entry.backoffAsked && now < entry.backoffUntil) this.#adopted.set(entry.url, { ...entry, keys: undefined })
-    }
+    for (const entry of entries) this.#adopted.set(entry.url, { entry, keys: options.keys })
   }
 
   /** How many key sets this cache took over (adopt()) and uses: URLs a reload did not ask its provider for. */
@@ -430,11 +414,12 @@ export class JwksCache<T> {
 
   /** A new entry whose URL the cache this one replaces had: its keys are used, its waits hold, its refresh comes in time. */
   #applyAdopted (entry: Entry<T>): void {
-    const handed = this.#adopted.get(entry.url)
-    if (handed === undefined) return
+    const taken = this.#adopted.get(entry.url)
+    if (taken === undefined) return
     this.#adopted.delete(entry.url)
+    const handed = taken.entry
     const now = this.#now()
-    const keys = handed.keys === undefined ? undefined : this.#loadedKeys(handed.keys)
+    const keys = taken.keys && handed.keys !== undefined ? this.#loadedKeys(handed.keys) : undefined
     if (keys !== undefined && now < keys.usableUntil) {
       entry.keys = keys
       entry.lastAttemptAt = handed.lastAttemptAt
