@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net'
 import { buildApp } from '../src/app.js'
 import { advertisedHost, DevIssuerRefused, startDevIssuer } from '../src/dev/dev-issuer.js'
 import { configFor } from './helpers/config.js'
+import { builtNodeArgs } from './helpers/node-process.js'
 
 t.test('mints tokens the service verifies through discovery', async (t) => {
   const dev = await startDevIssuer({ env: {} })
@@ -97,7 +98,7 @@ const built = existsSync(new URL('../dist/dev.js', import.meta.url))
 
 t.test('npm run dev prints a curl command that verifies a fresh token', async (t) => {
   t.ok(built, 'dist/dev.js exists (npm test builds first, in pretest)')
-  const child = spawn(process.execPath, ['dist/dev.js'], { env: { ...process.env, NODE_ENV: 'development', PORT: '0', DEV_ISSUER_PORT: '0', LOG_LEVEL: 'warn' }, stdio: ['ignore', 'ignore', 'pipe'] })
+  const child = spawn(process.execPath, [...builtNodeArgs(), 'dist/dev.js'], { env: { ...process.env, NODE_ENV: 'development', PORT: '0', DEV_ISSUER_PORT: '0', LOG_LEVEL: 'warn' }, stdio: ['ignore', 'ignore', 'pipe'] })
   t.teardown(() => { child.kill('SIGTERM') })
   let stderr = ''
   const command = await new Promise<string>((resolve, reject) => {
@@ -127,7 +128,7 @@ t.test('npm run dev prints a curl command that verifies a fresh token', async (t
 })
 
 t.test('npm run dev refuses NODE_ENV=production', async (t) => {
-  const child = spawn(process.execPath, ['dist/dev.js'], { env: { ...process.env, NODE_ENV: 'production', PORT: '0', DEV_ISSUER_PORT: '0' }, stdio: ['ignore', 'ignore', 'pipe'] })
+  const child = spawn(process.execPath, [...builtNodeArgs(), 'dist/dev.js'], { env: { ...process.env, NODE_ENV: 'production', PORT: '0', DEV_ISSUER_PORT: '0' }, stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''
   child.stderr.on('data', (d) => { stderr += String(d) })
   const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)))
@@ -140,7 +141,7 @@ t.test('npm run dev refuses NODE_ENV=production', async (t) => {
 async function runDev (env: Record<string, string>): Promise<{ code: number | null, stderr: string }> {
   // Without the settings the service reads from this process's environment (OIDC_*, HOST, PORT…).
   const base = Object.fromEntries(Object.entries(process.env).filter(([name]) => !/^(OIDC_|HOST$|PORT$|DEV_ISSUER_)/.test(name)))
-  const child = spawn(process.execPath, ['dist/dev.js'], { env: { ...base, NODE_ENV: 'development', LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'ignore', 'pipe'] })
+  const child = spawn(process.execPath, [...builtNodeArgs(), 'dist/dev.js'], { env: { ...base, NODE_ENV: 'development', LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''
   child.stderr.on('data', (d) => { stderr += String(d) })
   const timer = setTimeout(() => child.kill('SIGKILL'), 30_000)

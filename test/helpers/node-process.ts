@@ -1,9 +1,10 @@
 /**
  * Runs one of the service's entry points (src/server.ts, src/cli.ts) as a real child process: the build of it
- * in dist/ (what the container image runs), with tap's coverage hooks from this process's execArgv but not its
- * TypeScript loader, which cost each child (and each cluster worker) about 1.6 s of CPU to compile the source
- * again. `npm test` builds first; a dist/ older than src/ is an error that says so, never a silent old build.
- * A test helper script (test/helpers/*.ts) still runs from source with the loader.
+ * in dist/ (what the container image runs), without tap's TypeScript loader, which cost each child (and each
+ * cluster worker) about 1.6 s of CPU to compile the source again, and with the coverage half of tap's preload
+ * only (test/helpers/coverage-preload.mjs: its module loader hook cost each child ~1.4 s more on Node 20).
+ * `npm test` builds first; a dist/ older than src/ is an error that says so, never a silent old build.
+ * A test helper script (test/helpers/*.ts) still runs from source with the loader and tap's full preload.
  *
  *   const r = await runNode('src/cli.ts', ['check-config', '--config', path])   // waits for exit
  *   const p = startNode('src/server.ts', ['--config', path])                  // long-running
@@ -16,7 +17,8 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { readdirSync, statSync } from 'node:fs'
 import { join, relative } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { addListener as onSpawn } from 'process-on-spawn'
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 
@@ -24,6 +26,18 @@ const SERVICE_ENV = /^(OIDC_|HOST$|PORT$|LOG_LEVEL$|DEV_ISSUER_PORT$|NODE_ENV$)/
 
 /** tap's hooks a built child does without: the TypeScript loader and the module mocker (it mocks nothing). */
 const SOURCE_ONLY_HOOK = /@tapjs[\\/](typescript|mock)[\\/]/
+/** tap's preload (@tapjs/processinfo's import.mjs: coverage, process records, its module loader hook). */
+const TAP_PRELOAD = /@tapjs[\\/]processinfo[\\/]dist[\\/]esm[\\/]import\.mjs/
+/** What a built child gets instead of tap's preload, when this process has it. */
+const COVERAGE_PRELOAD = `--import=${pathToFileURL(join(ROOT, 'test/helpers/coverage-preload.mjs')).href}`
+
+// tap's preload puts itself into every child's NODE_OPTIONS as it is spawned (a process-on-spawn listener,
+// added before this one). For a child started with the coverage preload it is taken out again: one of the two.
+onSpawn((opts) => {
+  if (!opts.args.includes(COVERAGE_PRELOAD) || opts.env.NODE_OPTIONS === undefined) return
+  const options = opts.env.NODE_OPTIONS.match(/"(?:[^"\\]|\\.)*"|\S+/g) ?? []
+  opts.env.NODE_OPTIONS = options.filter((o) => !TAP_PRELOAD.test(o)).join(' ')
+})
 
 let checkedBuild = false
 
@@ -59,9 +73,12 @@ export function builtScript (script: string): string {
   return `dist/${m[1]}.js`
 }
 
-/** This process's execArgv without tap's source-only hooks: coverage and source maps stay. */
+/**
+ * This process's execArgv for a built child: without tap's source-only hooks, and tap's preload (if this process
+ * runs under tap) replaced by the coverage preload; source maps stay.
+ */
 export function builtNodeArgs (): string[] {
-  return process.execArgv.filter((a) => !SOURCE_ONLY_HOOK.test(a))
+  return process.execArgv.filter((a) => !SOURCE_ONLY_HOOK.test(a)).map((a) => TAP_PRELOAD.test(a) ? COVERAGE_PRELOAD : a)
 }
 
 /** A script under src/ runs built; any other (a test helper in TypeScript) with tap's hooks and loader as before. */
