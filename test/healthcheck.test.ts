@@ -17,7 +17,7 @@ import { DEFAULT_HOST, DEFAULT_PORT, probe, probeUrl } from '../src/health/probe
 import { makeTestPki } from './helpers/certs.js'
 import { isLoopbackHost } from '../src/net/fetch-json.js'
 import { configFor } from './helpers/config.js'
-import { builtNodeArgs, builtScript, ROOT } from './helpers/node-process.js'
+import { builtNodeArgs, builtScript, ROOT, TS_LOADER } from './helpers/node-process.js'
 import { jwksOf, makeKey } from './helpers/tokens.js'
 
 const execFileAsync = promisify(execFile)
@@ -93,8 +93,8 @@ t.test('probeUrl: without a configuration file the loader is not imported (an ex
   t.equal(DEFAULT_PORT, SERVER_DEFAULTS.port, 'the probe\'s default port is the server\'s')
   // A plain node with only the TypeScript loader: tap's own hooks (in this process's execArgv) load YAML themselves.
   const probeImports = async (...args: string[]): Promise<{ url: string, yamlLoaded: boolean }> => {
-    const { stdout } = await execFileAsync(process.execPath, ['--import=@tapjs/typescript/import', 'test/helpers/probe-imports.ts', ...args], {
-      cwd: ROOT, env: { PATH: process.env.PATH, TS_NODE_TRANSPILE_ONLY: '1' }, timeout: 30_000
+    const { stdout } = await execFileAsync(process.execPath, [TS_LOADER, 'test/helpers/probe-imports.ts', ...args], {
+      cwd: ROOT, env: { PATH: process.env.PATH }, timeout: 30_000
     })
     return JSON.parse(stdout) as { url: string, yamlLoaded: boolean }
   }

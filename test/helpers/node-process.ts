@@ -24,8 +24,10 @@ export const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 
 const SERVICE_ENV = /^(OIDC_|HOST$|PORT$|LOG_LEVEL$|DEV_ISSUER_PORT$|NODE_ENV$)/
 
-/** tap's hooks a built child does without: the TypeScript loader and the module mocker (it mocks nothing). */
-const SOURCE_ONLY_HOOK = /@tapjs[\\/](typescript|mock)[\\/]/
+/** The tests' TypeScript loader (test/helpers/ts-loader.mjs), as a node argument. */
+export const TS_LOADER = `--import=${pathToFileURL(join(ROOT, 'test/helpers/ts-loader.mjs')).href}`
+/** Hooks a built child does without: the TypeScript loader and tap's module mocker (it mocks nothing). */
+const SOURCE_ONLY_HOOK = /[\\/]test[\\/]helpers[\\/]ts-loader\.mjs$|@tapjs[\\/]mock[\\/]/
 /** tap's preload (@tapjs/processinfo's import.mjs: coverage, process records, its module loader hook). */
 const TAP_PRELOAD = /@tapjs[\\/]processinfo[\\/]dist[\\/]esm[\\/]import\.mjs/
 /** What a built child gets instead of tap's preload, when this process has it. */
@@ -84,13 +86,13 @@ export function builtNodeArgs (): string[] {
 /** A script under src/ runs built; any other (a test helper in TypeScript) with tap's hooks and loader as before. */
 function nodeArgs (script: string, args: string[]): string[] {
   if (script.startsWith('src/')) return [...builtNodeArgs(), builtScript(script), ...args]
-  const loader = process.execArgv.some((a) => a.includes('typescript')) ? [] : ['--import=@tapjs/typescript/import']
+  const loader = process.execArgv.some((a) => /[\\/]ts-loader\.mjs$/.test(a)) ? [] : [TS_LOADER]
   return [...process.execArgv, ...loader, script, ...args]
 }
 
 function childEnv (env: Record<string, string>): NodeJS.ProcessEnv {
   const base = Object.fromEntries(Object.entries(process.env).filter(([name]) => !SERVICE_ENV.test(name)))
-  return { ...base, TS_NODE_TRANSPILE_ONLY: '1', ...env }
+  return { ...base, ...env }
 }
 
 export interface RunResult {
