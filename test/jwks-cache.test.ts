@@ -7,6 +7,7 @@ import { JwksCache, MIN_FRESHNESS_SECONDS, freshnessFromCacheControl, type Cache
 import { fetchJson, type FetchJson } from '../src/net/fetch-json.js'
 import { configFor, JWKS_CACHE_TEST_CONFIG } from './helpers/config.js'
 import { startJwksServer, type JwksServer } from './helpers/jwks-server.js'
+import { waitFor } from './helpers/wait-for.js'
 import { idTokenClaims, jwksOf, makeKey, mint } from './helpers/tokens.js'
 
 const config = JWKS_CACHE_TEST_CONFIG
@@ -96,14 +97,6 @@ async function startIdp (t: Teardown): Promise<JwksServer> {
   const idp = await startJwksServer({ json: jwksA, cacheControl: 'max-age=60' })
   t.teardown(() => idp.close())
   return idp
-}
-
-async function waitFor (what: string, predicate: () => boolean, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 5))
-  }
 }
 
 const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }

@@ -8,6 +8,7 @@ import type { Logger } from '../src/core/logger.js'
 import { Verifier } from '../src/core/verifier.js'
 import { configFor } from './helpers/config.js'
 import { startJwksServer } from './helpers/jwks-server.js'
+import { waitFor } from './helpers/wait-for.js'
 import { idTokenClaims, jwksOf, makeKey, mint } from './helpers/tokens.js'
 
 const WELL_KNOWN = '/.well-known/openid-configuration'
@@ -26,14 +27,6 @@ function warnings (): { logger: Logger, errors: string[] } {
     child: () => logger
   }
   return { logger, errors }
-}
-
-async function waitFor (what: string, condition: () => boolean, timeoutMs = 8000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 25))
-  }
 }
 
 t.test('a moved jwks_uri is followed; failures keep the current one', async (t) => {

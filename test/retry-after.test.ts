@@ -20,6 +20,7 @@ import { loggerOptions } from '../src/logger.js'
 import { configFor, JWKS_CACHE_TEST_CONFIG } from './helpers/config.js'
 import { captureLog } from './helpers/log-capture.js'
 import { startJwksServer, type JwksServer } from './helpers/jwks-server.js'
+import { waitFor } from './helpers/wait-for.js'
 import { idTokenClaims, jwksOf, makeKey, mint } from './helpers/tokens.js'
 
 interface Teardown { teardown: (fn: () => unknown) => void }
@@ -70,14 +71,6 @@ async function rejection (promise: Promise<unknown>): Promise<VerificationError>
 
 async function sleep (ms: number): Promise<void> {
   await new Promise((resolve) => setTimeout(resolve, ms))
-}
-
-async function waitFor (what: string, condition: () => boolean, timeoutMs = 8000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`)
-    await sleep(20)
-  }
 }
 
 t.test('parseRetryAfter: delay-seconds and the three HTTP-date forms; anything else is ignored', async (t) => {
@@ -327,7 +320,6 @@ t.test('JWKS cache: malformed, zero, past or huge values fall back to the normal
     t.equal(idp.requests('/jwks'), 2, `${what}: fetched again once the own backoff ends`)
   }
 })
-
 
 t.test('discovery: no retry before the time asked for; /readyz and the log line say so', async (t) => {
   const idp = await startIdp(t)

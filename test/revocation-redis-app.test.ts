@@ -9,6 +9,7 @@ import type { FastifyInstance } from 'fastify'
 import { buildApp } from '../src/app.js'
 import { configFor } from './helpers/config.js'
 import { findRedisServer, startRedis } from './helpers/redis.js'
+import { waitFor } from './helpers/wait-for.js'
 import { idTokenClaims, jwksOf, makeKey, mint, nowSeconds } from './helpers/tokens.js'
 
 findRedisServer()
@@ -29,14 +30,6 @@ async function replica (): Promise<FastifyInstance> {
   t.teardown(async () => { await app.close() })
   await app.ready()
   return app
-}
-
-async function waitFor (what: string, condition: () => Promise<boolean>, timeoutMs = 8000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
 }
 
 const a = await replica()

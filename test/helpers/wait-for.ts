@@ -1,10 +1,10 @@
-/** Polling for a condition that something in the background makes true (a fetch answered, a store written). */
+/** Polling for a condition that something in the background makes true (a fetch answered, a store written): one copy for all tests. */
 
-/** Waits until `condition` holds, every 20 ms, at most `timeoutMs`. */
-export async function waitFor (what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
+/** Waits until `condition` holds, checked every `everyMs`, at most `timeoutMs` (then throws, naming `what`). */
+export async function waitFor (what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 8000, everyMs = 20): Promise<void> {
   const deadline = Date.now() + timeoutMs
   while (!(await condition())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 20))
+    await new Promise((resolve) => setTimeout(resolve, everyMs))
   }
 }
