@@ -8,7 +8,9 @@ import t from 'tap'
 import { Counter, Registry } from 'prom-client'
 import { fakePrimary } from './helpers/fake-primary.js'
 import { ClusterMetrics } from '../src/metrics/cluster-metrics.js'
+import { RENDER_MIN_INTERVAL_MS } from '../src/metrics/coalesce.js'
 import { parseMetrics, valueOf } from './helpers/prometheus.js'
+import { waitFor } from './helpers/wait-for.js'
 
 
 function registryWith (count: number): Registry {
@@ -57,9 +59,9 @@ t.test('concurrent scrapes on one worker share one ask: the primary sends that w
     primary.tell({ type: 'oidc-verifier:metrics-result', ask, metrics: [await own.getMetricsAsJSON(), await registryWith(4).getMetricsAsJSON()], missing: 0 })
   }
   for (const text of await Promise.all(scrapes)) t.equal(valueOf(parseMetrics(text), 'c_total'), 7)
-  // The next scrape, after that one has ended, asks again.
+  // The next scrape, after that one has ended, asks again (asks start at least RENDER_MIN_INTERVAL_MS apart).
   const next = metrics.text()
-  await new Promise((resolve) => setTimeout(resolve, 10))
+  await new Promise((resolve) => setTimeout(resolve, RENDER_MIN_INTERVAL_MS + 10))
   t.equal(asks().length, 2)
   primary.tell({ type: 'oidc-verifier:metrics-result', ask: asks()[1]?.ask, metrics: [await own.getMetricsAsJSON()], missing: 1 })
   t.equal(valueOf(parseMetrics(await next), 'oidc_verifier_metrics_workers', { state: 'missing' }), 1)
@@ -70,12 +72,19 @@ t.test('a result from the primary that is not one (missing not a count, metrics 
   const primary = fakePrimary()
   const metrics = new ClusterMetrics(own, primary)
   t.teardown(() => { metrics.close() })
-  /** A scrape, told `result` for its ask (sent on the next turn, which scrapes of the same turn share). */
+  let lastAsk = -1
+  /**
+   * A scrape, told `result` for its ask (sent on the next turn, which scrapes of the same turn share, once asks'
+   * interval has passed since the last: waited for first, so that the result answers this scrape's own ask).
+   */
   const scrape = async (result: Record<string, unknown>): Promise<ReturnType<typeof parseMetrics>> => {
+    await new Promise((resolve) => { setTimeout(resolve, RENDER_MIN_INTERVAL_MS) })
     const text = metrics.text()
     await new Promise((resolve) => { setImmediate(resolve) })
     const ask = primary.sent.at(-1) as { type: string, ask: number }
     t.equal(ask.type, 'oidc-verifier:metrics-ask')
+    t.ok(ask.ask > lastAsk, 'a new ask: the result is this scrape\'s')
+    lastAsk = ask.ask
     primary.tell({ type: 'oidc-verifier:metrics-result', ask: ask.ask, ...result })
     return parseMetrics(await text)
   }
@@ -125,8 +134,8 @@ t.test('a scrape that comes while the worker asks the primary waits for the next
   t.equal(asks().length, 1, 'no second ask while one is in progress')
   primary.tell({ type: 'oidc-verifier:metrics-result', ask: asks()[0]?.ask, metrics: [before, other], missing: 0 })
   t.equal(valueOf(parseMetrics(await first), 'c_total'), 4, 'the first scrape: the collection it asked for')
-  await turn()
-  t.equal(asks().length, 2, 'one ask for the 30 scrapes that came meanwhile, sent as the first ended')
+  await waitFor('the second ask', () => asks().length >= 2, 5000, 5)
+  t.equal(asks().length, 2, 'one ask for the 30 scrapes that came meanwhile, sent once the first ended (and the asks\' interval passed)')
   primary.tell({ type: 'oidc-verifier:metrics-result', ask: asks()[1]?.ask, metrics: [await own.getMetricsAsJSON(), other], missing: 0 })
   for (const text of await Promise.all(later)) t.equal(valueOf(parseMetrics(text), 'c_total'), 5, 'counts the increment made before the scrape')
   t.equal(asks().length, 2, '31 scrapes, 2 asks')

@@ -6,7 +6,7 @@
 import t from 'tap'
 import { Gauge } from 'prom-client'
 import { buildApp } from '../src/app.js'
-import { coalesce } from '../src/metrics/coalesce.js'
+import { coalesce, RENDER_MIN_INTERVAL_MS } from '../src/metrics/coalesce.js'
 import { ServiceMetrics } from '../src/metrics/metrics.js'
 import { configFor } from './helpers/config.js'
 import { parseMetrics, valueOf } from './helpers/prometheus.js'
@@ -82,6 +82,42 @@ t.test('coalesce: a run that throws before its first await fails its calls too',
   t.equal(await run(), 2)
 })
 
+t.test('coalesce minIntervalMs: callers that ask again as soon as answered (a flood) get runs that start that far apart', async (t) => {
+  const starts: number[] = []
+  const run = coalesce(async () => { starts.push(Date.now()); return starts.length }, { minIntervalMs: 100 })
+  // 20 callers, each asking again as soon as it has its answer, for 40 answers apiece: without the interval a run
+  // would start as each ended (hundreds of runs back to back); with it, 40 rounds of about 100 ms each.
+  await Promise.all(Array.from({ length: 20 }, async () => { for (let i = 0; i < 40; i++) await run() }))
+  const gaps = starts.slice(1).map((at, i) => at - (starts[i] as number))
+  // Timers may fire a millisecond or two early by Date.now()'s clock.
+  t.ok(gaps.every((gap) => gap >= 98), `every run at least 100 ms after the one before (shortest gap ${Math.min(...gaps)} ms)`)
+  t.ok(starts.length <= 41, `800 calls, ${starts.length} runs`)
+})
+
+t.test('coalesce minIntervalMs: a call once the interval has passed starts its run on the next turn, without a timer', async (t) => {
+  let clock = 1_000_000
+  let runs = 0
+  const run = coalesce(async () => ++runs, { minIntervalMs: 60_000, now: () => clock })
+  t.equal(await run(), 1, 'the first run: no wait')
+  clock += 60_000 // the interval has passed (on the clock it was given; no real timer could be waited for here)
+  const second = run()
+  await turn()
+  t.equal(runs, 2, 'the run started on the next turn of the event loop')
+  t.equal(await second, 2)
+})
+
+t.test('ServiceMetrics.text(): renders start at least RENDER_MIN_INTERVAL_MS apart, so scrapes in a row wait for it', async (t) => {
+  const metrics = new ServiceMetrics({ status: () => [] })
+  const starts: number[] = []
+  const render = metrics.registry.metrics.bind(metrics.registry)
+  metrics.registry.metrics = async () => { starts.push(Date.now()); return await render() }
+  for (let i = 0; i < 5; i++) await metrics.text()
+  const gaps = starts.slice(1).map((at, i) => at - (starts[i] as number))
+  t.equal(starts.length, 5)
+  // Timers may fire a millisecond or two early by Date.now()'s clock.
+  t.ok(gaps.every((gap) => gap >= RENDER_MIN_INTERVAL_MS - 2), `renders ${gaps.join(', ')} ms apart (at least ${RENDER_MIN_INTERVAL_MS})`)
+})
+
 t.test('ServiceMetrics.text(): 50 concurrent scrapes cost two renders, and each counts what came before it', async (t) => {
   let renders = 0
   let held: ReturnType<typeof gate> | undefined
@@ -99,6 +135,7 @@ t.test('ServiceMetrics.text(): 50 concurrent scrapes cost two renders, and each 
   await metrics.text()
   t.equal(renders, 1)
   renders = 0
+  await new Promise((resolve) => { setTimeout(resolve, RENDER_MIN_INTERVAL_MS) }) // the next render may start at once
 
   held = gate()
   const first = metrics.text()

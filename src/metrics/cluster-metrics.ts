@@ -17,7 +17,7 @@
 import cluster, { type Worker } from 'node:cluster'
 import { AggregatorRegistry, Gauge, type MetricObjectWithValues, type MetricValue, type Registry } from 'prom-client'
 import { liveWorkers, type PrimaryChannel } from '../cluster-primary.js'
-import { coalesce } from './coalesce.js'
+import { coalesce, RENDER_MIN_INTERVAL_MS } from './coalesce.js'
 
 /** worker → primary: this worker answers COLLECT (it has started, with metrics on). */
 const READY = 'oidc-verifier:metrics-ready'
@@ -142,8 +142,8 @@ export class ClusterMetrics {
   #asked = 0
   /** Workers of the host in the primary's last answer (answered and missing); undefined before one. */
   #lastTotal: number | undefined
-  /** #ask(), coalesced: one ask at a time, and the scrapes that arrive during one share the next. */
-  readonly #coalesced = coalesce(async () => await this.#ask())
+  /** #ask(), coalesced: one ask at a time, the scrapes that arrive during one share the next, asks 50 ms apart. */
+  readonly #coalesced = coalesce(async () => await this.#ask(), { minIntervalMs: RENDER_MIN_INTERVAL_MS })
 
   constructor (registry: Registry, port: PrimaryChannel = process) {
     this.#registry = registry

@@ -9,7 +9,7 @@ import { ERROR_CODES, type ErrorCode } from '../errors.js'
 import type { RevocationStore } from '../revocation/store.js'
 import { HotCounter, HotHistogram } from './hot-metrics.js'
 import type { ClusterMetrics } from './cluster-metrics.js'
-import { coalesce } from './coalesce.js'
+import { coalesce, RENDER_MIN_INTERVAL_MS } from './coalesce.js'
 
 /** The label value for "no issuer" (the token matched none) and "no caller" (authentication off or failed). */
 export const NONE = 'none'
@@ -75,7 +75,7 @@ export class ServiceMetrics {
   /** A cluster worker's: /metrics answers for every worker of the host (src/metrics/cluster-metrics.ts). */
   #cluster: ClusterMetrics | undefined
   /** registry.metrics(), at most one in progress (it awaits every metric's collect, so scrapes would interleave). */
-  readonly #render = coalesce(async () => await this.registry.metrics())
+  readonly #render = coalesce(async () => await this.registry.metrics(), { minIntervalMs: RENDER_MIN_INTERVAL_MS })
 
   constructor (options: ServiceMetricsOptions) {
     const registers = [this.registry]
@@ -324,7 +324,8 @@ export class ServiceMetrics {
 
   /**
    * The exposition /metrics answers: this registry's, or with WORKERS the host's. Renders are coalesced
-   * (src/metrics/coalesce.ts): concurrent scrapes share one render that started after they came.
+   * (src/metrics/coalesce.ts): concurrent scrapes share one render that started after they came, and renders
+   * start at least RENDER_MIN_INTERVAL_MS apart.
    */
   async text (): Promise<string> {
     if (this.#cluster !== undefined) return await this.#cluster.text()
