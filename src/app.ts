@@ -67,6 +67,8 @@ export interface BuildAppOptions extends VerifierOptions {
   startVerifier?: boolean
   /** An extra load-shedding signal: resolving false sheds load (polled every loadShedding.sampleIntervalMs). */
   pressureHealthCheck?: () => Promise<boolean>
+  /** The least time between two /metrics renders (default 50 ms, src/metrics/coalesce.ts); tests that scrape case by case set 0. */
+  metricsRenderIntervalMs?: number
 }
 
 export async function buildApp (config: Config, options: BuildAppOptions = {}): Promise<FastifyInstance> {
@@ -138,7 +140,8 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
     now: options.now,
     revocations,
     tlsCertificates,
-    callerConfigured: (id) => fastify.verifierSlot.config.callers.keys.some((k) => k.id === id)
+    callerConfigured: (id) => fastify.verifierSlot.config.callers.keys.some((k) => k.id === id),
+    renderMinIntervalMs: options.metricsRenderIntervalMs
   }) : undefined
   fastify.decorate('metrics', metrics)
   const events = metrics === undefined ? options.events : combineEvents(metrics.verifierEvents, options.events)

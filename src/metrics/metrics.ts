@@ -9,7 +9,7 @@ import { ERROR_CODES, type ErrorCode } from '../errors.js'
 import type { RevocationStore } from '../revocation/store.js'
 import { HotCounter, HotHistogram } from './hot-metrics.js'
 import type { ClusterMetrics } from './cluster-metrics.js'
-import { coalesce, RENDER_MIN_INTERVAL_MS } from './coalesce.js'
+import { coalesce, RENDER_MIN_INTERVAL_MS, type Coalesced } from './coalesce.js'
 
 /** The label value for "no issuer" (the token matched none) and "no caller" (authentication off or failed). */
 export const NONE = 'none'
@@ -55,6 +55,8 @@ export interface ServiceMetricsOptions {
    * which would otherwise stay in /metrics until the next reload. Absent: every caller id is.
    */
   callerConfigured?: (id: string) => boolean
+  /** The least time between two renders of this process's registry (default RENDER_MIN_INTERVAL_MS; tests). */
+  renderMinIntervalMs?: number
 }
 
 export class ServiceMetrics {
@@ -75,9 +77,10 @@ export class ServiceMetrics {
   /** A cluster worker's: /metrics answers for every worker of the host (src/metrics/cluster-metrics.ts). */
   #cluster: ClusterMetrics | undefined
   /** registry.metrics(), at most one in progress (it awaits every metric's collect, so scrapes would interleave). */
-  readonly #render = coalesce(async () => await this.registry.metrics(), { minIntervalMs: RENDER_MIN_INTERVAL_MS })
+  readonly #render: Coalesced<string>
 
   constructor (options: ServiceMetricsOptions) {
+    this.#render = coalesce(async () => await this.registry.metrics(), { minIntervalMs: options.renderMinIntervalMs ?? RENDER_MIN_INTERVAL_MS })
     const registers = [this.registry]
     const now = options.now ?? Date.now
     collectDefaultMetrics({ register: this.registry })
