@@ -26,8 +26,10 @@ const SERVICE_ENV = /^(OIDC_|HOST$|PORT$|LOG_LEVEL$|DEV_ISSUER_PORT$|NODE_ENV$)/
 
 /** The tests' TypeScript loader (test/helpers/ts-loader.mjs), as a node argument. */
 export const TS_LOADER = `--import=${pathToFileURL(join(ROOT, 'test/helpers/ts-loader.mjs')).href}`
-/** Hooks a built child does without: the TypeScript loader and tap's module mocker (it mocks nothing). */
-const SOURCE_ONLY_HOOK = /[\\/]test[\\/]helpers[\\/]ts-loader\.mjs$|@tapjs[\\/]mock[\\/]/
+/** That loader in a node argument, however written (tap gives it as a relative path, TS_LOADER as a URL). */
+const IS_TS_LOADER = /[\\/]test[\\/]helpers[\\/]ts-loader\.mjs$/
+/** tap's module mocker's hooks (it mocks nothing in a built child). */
+const IS_MOCKER = /@tapjs[\\/]mock[\\/]/
 /** tap's preload (@tapjs/processinfo's import.mjs: coverage, process records, its module loader hook). */
 const TAP_PRELOAD = /@tapjs[\\/]processinfo[\\/]dist[\\/]esm[\\/]import\.mjs/
 /** What a built child gets instead of tap's preload, when this process has it. */
@@ -80,13 +82,13 @@ export function builtScript (script: string): string {
  * runs under tap) replaced by the coverage preload; source maps stay.
  */
 export function builtNodeArgs (): string[] {
-  return process.execArgv.filter((a) => !SOURCE_ONLY_HOOK.test(a)).map((a) => TAP_PRELOAD.test(a) ? COVERAGE_PRELOAD : a)
+  return process.execArgv.filter((a) => !IS_TS_LOADER.test(a) && !IS_MOCKER.test(a)).map((a) => TAP_PRELOAD.test(a) ? COVERAGE_PRELOAD : a)
 }
 
 /** A script under src/ runs built; any other (a test helper in TypeScript) with tap's hooks and loader as before. */
 function nodeArgs (script: string, args: string[]): string[] {
   if (script.startsWith('src/')) return [...builtNodeArgs(), builtScript(script), ...args]
-  const loader = process.execArgv.some((a) => /[\\/]ts-loader\.mjs$/.test(a)) ? [] : [TS_LOADER]
+  const loader = process.execArgv.some((a) => IS_TS_LOADER.test(a)) ? [] : [TS_LOADER]
   return [...process.execArgv, ...loader, script, ...args]
 }
 
