@@ -3,6 +3,9 @@
  * valid tokens and every hostile variant (wrong types, odd headers, bad encodings) with real signatures.
  */
 import { createHmac, createPrivateKey, createPublicKey, generateKeyPairSync, sign, constants, type KeyObject } from 'node:crypto'
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 
 export type TestAlg = 'RS256' | 'RS384' | 'RS512' | 'PS256' | 'PS384' | 'PS512' | 'ES256' | 'ES384' | 'ES512' | 'EdDSA'
 
@@ -17,17 +20,49 @@ export interface TestKey {
 let counter = 0
 
 /**
- * A key pair from generateKeyPairSync, re-imported from PEM. Node 20 can deadlock exporting a KeyObject that
+ * A key pair from generateKeyPairSync (RSA: from the pool below), re-imported from PEM. Node 20 can deadlock exporting a KeyObject that
  * came straight from generateKeyPairSync (as JWK, for one): a garbage collection during the export finalizes
  * the generation job, whose destructor waits for the lock the export holds. It hung CI once (gdb:
  * ExportJWKEcKey → GC → ~KeyGenJob → uv_mutex_lock) and hangs within seconds under GC pressure. Keys
  * re-imported from PEM belong to no job.
  */
 export function generatePair (type: 'rsa' | 'ec' | 'ed25519' | 'ed448' | 'x25519', options: { modulusLength?: number, namedCurve?: string, publicExponent?: number } = {}): { privateKey: KeyObject, publicKey: KeyObject } {
-  const pem = { publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } } as const
-  const { privateKey } = (generateKeyPairSync as (t: string, o: object) => { privateKey: string })(type, { ...options, ...pem })
-  const key = createPrivateKey(privateKey)
+  const key = createPrivateKey(type === 'rsa' ? pooledRsaPem(options) : generatedPem(type, options))
   return { privateKey: key, publicKey: createPublicKey(key) }
+}
+
+function generatedPem (type: string, options: object): string {
+  const pem = { publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } } as const
+  return (generateKeyPairSync as (t: string, o: object) => { privateKey: string })(type, { ...options, ...pem }).privateKey
+}
+
+const RSA_POOL = fileURLToPath(new URL('../../node_modules/.cache/oidc-verifier-tests/rsa-keys/', import.meta.url))
+const rsaTaken = new Map<string, number>()
+
+/**
+ * An RSA key from a pool kept on disk (node_modules/.cache/oidc-verifier-tests/rsa-keys/): generating one
+ * costs 50–500 ms of CPU, and the suite's processes asked for hundreds (~45 s of CPU per run, measured with
+ * --cpu-prof). The n-th key of a size a process asks for is the pool's n-th of that size, generated and
+ * written by the first process that needs it: keys are distinct within a process, as tests need, and the
+ * same from one test file to the next, which never share one. A pool that cannot be written only costs time.
+ */
+function pooledRsaPem (options: { modulusLength?: number, publicExponent?: number }): string {
+  const size = `${options.modulusLength ?? 2048}-${options.publicExponent ?? 65537}`
+  const n = rsaTaken.get(size) ?? 0
+  rsaTaken.set(size, n + 1)
+  const file = join(RSA_POOL, `rsa-${size}-${n}.pem`)
+  try {
+    return readFileSync(file, 'utf8')
+  } catch { /* not generated yet */ }
+  const pem = generatedPem('rsa', options)
+  try {
+    mkdirSync(RSA_POOL, { recursive: true })
+    // Written whole under another name, then renamed: a process reading it at the same time sees all or nothing.
+    const partial = `${file}.${process.pid}.tmp`
+    writeFileSync(partial, pem)
+    renameSync(partial, file)
+  } catch { /* a read-only tree: generated again next time */ }
+  return pem
 }
 
 export function makeKey (alg: TestAlg, opts: { kid?: string, modulusLength?: number, jwkExtras?: Record<string, unknown> } = {}): TestKey {
