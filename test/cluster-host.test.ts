@@ -20,9 +20,10 @@ t.setTimeout(240_000)
 t.test('a worker replaced while a reload is under way ends up with the reloaded configuration', async (t) => {
   const idp = await startJwksServer({ json: jwksOf(key) })
   t.teardown(() => idp.close())
-  // Issuer b's keys do not come: the reload waits for them until the fetch times out (15 s), far longer than a
-  // replacement worker takes to start (~3 s under the test's loader), so the replacement asks during the reload.
-  idp.set({ json: jwksOf(key), delayMs: 30_000 }, '/slow')
+  // Issuer b's keys come only once the replacement worker has started: until then the reload is under way (the
+  // other worker waits for them, up to twice the 15 s fetch timeout), so the replacement asks during the reload.
+  let release = (): void => {}
+  idp.set({ json: jwksOf(key), hold: new Promise<void>((resolve) => { release = resolve }) }, '/slow')
   const settings = { server: { host: '127.0.0.1', port: 0, logLevel: 'info', shutdownGraceSeconds: 2 }, loadShedding: { enabled: false }, fetch: { timeoutMs: 15_000 } }
   const a = { id: 'a', issuer: 'https://a.example.com', audiences: ['aud'], jwksUri: idp.jwksUrl }
   const b = { id: 'b', issuer: 'https://b.example.com', audiences: ['aud'], jwksUri: `${idp.url}/slow` }
@@ -42,6 +43,7 @@ t.test('a worker replaced while a reload is under way ends up with the reloaded 
   // Started from the text before the reload (the other worker had not finished it), then reloaded too, after
   // starting. Lines carry no pid, so the reloads are counted: the other worker's and the replacement's.
   t.same(JSON.parse(listening[1] as string), ['a'], 'the replacement started while the reload was under way')
+  release()
   await server.waitForLine(/"msg":"configuration reloaded"[\s\S]*"msg":"configuration reloaded"/, { from: mark, timeoutMs: 60_000 })
   const reloaded = [...server.output().slice(mark).matchAll(/"issuers":(\[[^\]]*\])[^\n]*"msg":"configuration reloaded"/g)].map((m) => JSON.parse(m[1] as string))
   t.same(reloaded, [['a', 'b'], ['a', 'b']], 'both workers, the replacement too, run a and b')

@@ -33,6 +33,8 @@ export interface ServedResponse {
   headers?: Record<string, string>
   /** Wait this long before sending the status line. */
   delayMs?: number
+  /** Send nothing until this settles (then wait `delayMs`, if set): an IdP that answers when the test says so. */
+  hold?: Promise<unknown>
   /** Send the body in chunks of `chunkBytes` every `intervalMs` (a slow, dribbling IdP). */
   dribble?: { chunkBytes: number, intervalMs: number }
   /** Send no Content-Length (chunked encoding), so the client only learns the size while reading. */
@@ -109,15 +111,20 @@ export async function startJwksServer (initial: ServedResponse = { json: { keys:
       res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"not found"}')
       return
     }
-    if (spec.delayMs !== undefined && spec.delayMs > 0) {
-      const timer = later(spec.delayMs, () => send(res, spec))
-      res.on('close', () => {
-        clearTimeout(timer)
-        timers.delete(timer)
-      })
-    } else {
-      send(res, spec)
+    const answer = (): void => {
+      if (res.destroyed) return
+      if (spec.delayMs !== undefined && spec.delayMs > 0) {
+        const timer = later(spec.delayMs, () => send(res, spec))
+        res.on('close', () => {
+          clearTimeout(timer)
+          timers.delete(timer)
+        })
+      } else {
+        send(res, spec)
+      }
     }
+    if (spec.hold === undefined) answer()
+    else spec.hold.then(answer, answer)
   })
 
   await new Promise<void>((resolve, reject) => {
