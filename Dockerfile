@@ -8,14 +8,16 @@
 # (same files copied, same installs, same USER, CMD and HEALTHCHECK, which it reads from this file). Keep the
 # two in step. For reproducible builds pin the FROM images by digest (image@sha256:…) in your pipeline.
 
-# ---- build: every dependency, then tsc. The official Debian slim image of the current Node LTS. ----------
+# ---- build: every dependency, then tsc and the contract's JSON copy. -------------------------------------
+# The official Debian slim image of the current Node LTS.
 FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 # No dependency needs an install script; refusing them all keeps a compromised package from running code here.
 RUN npm ci --ignore-scripts --no-audit --no-fund
-COPY tsconfig.json tsconfig.build.json ./
+COPY tsconfig.json tsconfig.build.json openapi.yaml ./
 COPY src ./src
+# tsc, then dist/openapi.json: openapi.yaml as JSON, which the service reads at start instead of the YAML.
 RUN npm run build
 
 # ---- prod-deps: production dependencies only (no tap, typescript, eslint, oidc-provider). ------------------

@@ -6,7 +6,8 @@
 #    wired by COPY --from. The Dockerfile is the source of truth: its USER, ENV, CMD and HEALTHCHECK are read
 #    from it and exercised as written, and an instruction the emulation does not know fails the check.
 # 2. Checks the result: production dependencies only (no devDependency in node_modules), openapi.yaml next
-#    to dist/, USER numeric and not root, CMD is node (not npm), NODE_ENV=production.
+#    to dist/ and its JSON copy in it (dist/openapi.json, read at start), USER numeric and not root, CMD is
+#    node (not npm), NODE_ENV=production.
 # 3. Starts the CMD as that UID (setpriv, no new privileges, no supplementary groups) with the image's ENV
 #    and an environment-only configuration whose JWKS is served from a local file; then: the HEALTHCHECK
 #    command passes, /readyz is 200, a token signed with the matching key verifies and a tampered one does
@@ -67,7 +68,7 @@ RUN_GID=${BASH_REMATCH[2]}
 [ "$RUN_UID" -ne 0 ] || die "USER must not be root"
 printf '%s\n' "${IMAGE_ENV[@]}" | grep -qx 'NODE_ENV=production' || die "ENV NODE_ENV=production missing in the final stage"
 
-for f in dist/server.js dist/healthcheck.js package.json openapi.yaml node_modules; do
+for f in dist/server.js dist/healthcheck.js dist/openapi.json package.json openapi.yaml node_modules; do
   [ -e "$APP/$f" ] || die "$f missing from the image"
 done
 extra=$(cd "$APP" && ls -A | grep -vxE 'dist|node_modules|package.json|openapi.yaml' || true)

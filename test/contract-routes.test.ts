@@ -1,21 +1,23 @@
 /**
  * The contract, served: GET /openapi.json is openapi.yaml as JSON, GET /docs renders it as a self-contained
  * HTML page (no script, nothing external, a CSP that allows only its own style sheet), and neither reflects
- * request input. openapi.yaml is found relative to the package root from src/ and from dist/ alike.
+ * request input. openapi.yaml is found relative to the package root from src/ and from dist/ alike, and so is
+ * the build's JSON copy of it (dist/openapi.json), read instead of the YAML while it is at least as new.
  */
 import t from 'tap'
 import { createHash } from 'node:crypto'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs'
 import { pathToFileURL } from 'node:url'
 import { parse } from 'yaml'
 import { Ajv2020 } from 'ajv/dist/2020.js'
 import { buildApp } from '../src/app.js'
 import { ALL_ERROR_CODES } from '../src/errors.js'
 import { DOCS_CSP, escapeHtml, renderDocsPage } from '../src/http/docs-page.js'
-import { loadContract, OPENAPI_PATH, type OpenApiDocument } from '../src/http/openapi-document.js'
+import { loadContract, OPENAPI_JSON_PATH, OPENAPI_PATH, writeContractJson, type OpenApiDocument } from '../src/http/openapi-document.js'
 import { OpenApiJsonSchema } from '../src/http/schemas.js'
 import type { Config } from '../src/config/types.js'
 import { configFor as baseConfigFor } from './helpers/config.js'
+import { runNode } from './helpers/node-process.js'
 import { jwksOf, makeKey } from './helpers/tokens.js'
 import { tempDir } from './helpers/temp-dir.js'
 
@@ -136,4 +138,40 @@ t.test('openapi.yaml is found from src/ and from dist/; a missing or wrong file 
   t.throws(() => loadContract('/nonexistent/openapi.yaml'), /cannot load the OpenAPI document \/nonexistent\/openapi\.yaml \(it must ship next to dist\/\)/)
   const dir = tempDir(t, { 'other.yaml': 'hello: world\n' })
   t.throws(() => loadContract(`${dir}/other.yaml`), /is not an OpenAPI document/)
+})
+
+t.test('the build writes openapi.yaml as JSON to dist/openapi.json; the copy is read while it is at least as new as the YAML', async (t) => {
+  t.equal(OPENAPI_JSON_PATH, new URL('../dist/openapi.json', import.meta.url).pathname, 'found from src/ and dist/ alike')
+  const written = await runNode('src/write-contract-json.ts')
+  t.equal(written.code, 0, written.stderr)
+  t.equal(written.stdout, `wrote ${OPENAPI_JSON_PATH}\n`)
+  t.same(JSON.parse(readFileSync(OPENAPI_JSON_PATH, 'utf8')), spec, 'the copy is openapi.yaml, parsed')
+  t.ok(statSync(OPENAPI_JSON_PATH).mtimeMs >= statSync(OPENAPI_PATH).mtimeMs, 'and newer than it')
+
+  const yaml = (title: string): string => `openapi: 3.1.0\ninfo: { title: ${title}, version: '1' }\npaths: {}\n`
+  const dir = tempDir(t, { 'c.yaml': yaml('from-yaml') })
+  const [path, copy] = [`${dir}/c.yaml`, `${dir}/c.json`]
+  writeContractJson(path, copy)
+  t.same(JSON.parse(readFileSync(copy, 'utf8')), parse(yaml('from-yaml')), 'writeContractJson: the YAML as JSON')
+  const titleOf = (): string => loadContract(path, copy).document.info.title
+  const rewrite = (text: string, mtime: Date): void => {
+    writeFileSync(copy, text)
+    utimesSync(copy, mtime, mtime)
+  }
+  const now = new Date()
+  rewrite(JSON.stringify(parse(yaml('from-json'))), now)
+  utimesSync(path, now, now)
+  t.equal(titleOf(), 'from-json', 'a copy as new as the YAML is read instead of it')
+  const later = new Date(now.getTime() + 60_000)
+  utimesSync(path, later, later)
+  t.equal(titleOf(), 'from-yaml', 'a copy older than the YAML (edited since the build) is not')
+  rewrite('{"openapi": "3.1.0", "info": {"ti', later)
+  t.equal(titleOf(), 'from-yaml', 'nor one that is not JSON')
+  rewrite('{"hello":"world"}', later)
+  t.throws(titleOf, new RegExp(`${copy} is not an OpenAPI document`), 'a fresh copy that is not a contract fails loudly, naming it')
+  rewrite(JSON.stringify(parse(yaml('from-json'))), later)
+  t.equal(loadContract(path, null).document.info.title, 'from-yaml', 'without a copy to look at, the YAML')
+  rmSync(path)
+  t.throws(titleOf, /cannot load the OpenAPI document .*c\.yaml \(it must ship next to dist\/\)/, 'the YAML must ship, copy or not')
+  t.throws(() => writeContractJson(path, copy), /cannot load the OpenAPI document/)
 })

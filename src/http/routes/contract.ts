@@ -1,5 +1,5 @@
 /**
- * The contract, served: GET /openapi.json (openapi.yaml, parsed once at start) and GET /docs (an HTML
+ * The contract, served: GET /openapi.json (openapi.yaml, read once at start: src/http/openapi-document.ts) and GET /docs (an HTML
  * rendering of it with no script and no external resource). Both are computed once; a request costs a send.
  */
 import type { FastifyPluginAsync } from 'fastify'
