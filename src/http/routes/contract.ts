@@ -1,6 +1,7 @@
 /**
- * The contract, served: GET /openapi.json (openapi.yaml, read once at start: src/http/openapi-document.ts) and GET /docs (an HTML
- * rendering of it with no script and no external resource). Both are computed once; a request costs a send.
+ * The contract, served: GET /openapi.json (openapi.yaml, read once at start: src/http/openapi-document.ts)
+ * and GET /docs (an HTML rendering of it with no script and no external resource). Both are computed once; a
+ * request costs a send.
  */
 import type { FastifyPluginAsync } from 'fastify'
 import { DOCS_CSP, renderDocsPage } from '../docs-page.js'
