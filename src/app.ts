@@ -68,7 +68,7 @@ export interface BuildAppOptions extends VerifierOptions {
   /** An extra load-shedding signal: resolving false sheds load (polled every loadShedding.sampleIntervalMs). */
   pressureHealthCheck?: () => Promise<boolean>
   /** The least time between two /metrics renders (default 50 ms, src/metrics/coalesce.ts); tests that scrape case by case set 0. */
-  metricsRenderIntervalMs?: number
+  metricsRenderMinIntervalMs?: number
 }
 
 export async function buildApp (config: Config, options: BuildAppOptions = {}): Promise<FastifyInstance> {
@@ -141,7 +141,7 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
     revocations,
     tlsCertificates,
     callerConfigured: (id) => fastify.verifierSlot.config.callers.keys.some((k) => k.id === id),
-    renderMinIntervalMs: options.metricsRenderIntervalMs
+    renderMinIntervalMs: options.metricsRenderMinIntervalMs
   }) : undefined
   fastify.decorate('metrics', metrics)
   const events = metrics === undefined ? options.events : combineEvents(metrics.verifierEvents, options.events)

@@ -128,7 +128,7 @@ const config = configFor([
 
 // Renders of /metrics without their 50 ms spacing: its ~200 cases run one after another (each case's log lines are
 // checked on their own), and the spacing would add ~10 s of waiting to what this test is about.
-const app = await buildApp(config, { fetcher: recordingFetcher as never, loggerInstance: pino({ ...loggerOptions('error') }, logStream), metricsRenderIntervalMs: 0 })
+const app = await buildApp(config, { fetcher: recordingFetcher as never, loggerInstance: pino({ ...loggerOptions('error') }, logStream), metricsRenderMinIntervalMs: 0 })
 t.teardown(() => app.close())
 await app.ready()
 

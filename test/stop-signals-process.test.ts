@@ -174,9 +174,9 @@ t.test('a SIGTERM during start-up (here: while the configuration file is being r
   writeFileSync(config, stringify({ server: { host: '127.0.0.1', port: 0 }, issuers: [{ id: 's', issuer: ISS, audiences: ['aud'], jwks: jwksOf(key) }] }))
   const fifo = join(dir, 'hold')
   execFileSync('mkfifo', [fifo])
-  // The built service under plain node, as production runs it: the test loader's own signal handlers (tap's
-  // process tracking) would catch the signal for a process that has none of its own yet. A preload holds the
-  // service's open of its configuration file until the FIFO is written (the service refuses a FIFO itself).
+  // The built service with only the preload below in its arguments (tap's spawn hook still adds its own preload
+  // through NODE_OPTIONS, as to every child of a test). The preload holds the service's open of its configuration
+  // file until the FIFO is written (the service refuses a FIFO itself).
   const child = spawn(process.execPath, ['--import', pathToFileURL(join(ROOT, 'test/helpers/hold-config-read.mjs')).href, join(ROOT, 'dist/server.js'), '--config', config], {
     cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '', HOLD_CONFIG_PATH: config, HOLD_FIFO: fifo }
   })
