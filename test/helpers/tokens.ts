@@ -3,9 +3,8 @@
  * valid tokens and every hostile variant (wrong types, odd headers, bad encodings) with real signatures.
  */
 import { createHmac, createPrivateKey, createPublicKey, generateKeyPairSync, sign, constants, type KeyObject } from 'node:crypto'
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { TEST_CACHE, readCached, writeCached } from './test-cache.mjs'
 
 export type TestAlg = 'RS256' | 'RS384' | 'RS512' | 'PS256' | 'PS384' | 'PS512' | 'ES256' | 'ES384' | 'ES512' | 'EdDSA'
 
@@ -36,32 +35,24 @@ function generatedPem (type: string, options: object): string {
   return (generateKeyPairSync as (t: string, o: object) => { privateKey: string })(type, { ...options, ...pem }).privateKey
 }
 
-const RSA_POOL = fileURLToPath(new URL('../../node_modules/.cache/oidc-verifier-tests/rsa-keys/', import.meta.url))
+const RSA_POOL = join(TEST_CACHE, 'rsa-keys')
 const rsaTaken = new Map<string, number>()
 
 /**
- * An RSA key from a pool kept on disk (node_modules/.cache/oidc-verifier-tests/rsa-keys/): generating one
- * costs 50–500 ms of CPU, and the suite's processes asked for hundreds (~45 s of CPU per run, measured with
- * --cpu-prof). The n-th key of a size a process asks for is the pool's n-th of that size, generated and
+ * An RSA key from a pool kept on disk (rsa-keys/ in the tests' cache, test-cache.mjs): generating one costs
+ * 50–500 ms of CPU, and the suite's processes asked for hundreds (~45 s of CPU per run, measured with --cpu-prof). The n-th key of a size a process asks for is the pool's n-th of that size, generated and
  * written by the first process that needs it: keys are distinct within a process, as tests need, and the
- * same from one test file to the next, which never share one. A pool that cannot be written only costs time.
+ * same from one test file to the next, which never share one.
  */
 function pooledRsaPem (options: { modulusLength?: number, publicExponent?: number }): string {
   const size = `${options.modulusLength ?? 2048}-${options.publicExponent ?? 65537}`
   const n = rsaTaken.get(size) ?? 0
   rsaTaken.set(size, n + 1)
   const file = join(RSA_POOL, `rsa-${size}-${n}.pem`)
-  try {
-    return readFileSync(file, 'utf8')
-  } catch { /* not generated yet */ }
+  const kept = readCached(file)
+  if (kept !== undefined) return kept
   const pem = generatedPem('rsa', options)
-  try {
-    mkdirSync(RSA_POOL, { recursive: true })
-    // Written whole under another name, then renamed: a process reading it at the same time sees all or nothing.
-    const partial = `${file}.${process.pid}.tmp`
-    writeFileSync(partial, pem)
-    renameSync(partial, file)
-  } catch { /* a read-only tree: generated again next time */ }
+  writeCached(file, pem)
   return pem
 }
 

@@ -5,8 +5,8 @@
  * tsconfig.json that matter to a transpiler: ES2022 output, class fields defined (ES2022 semantics), imports
  * used only as types removed.
  *
- * Each transpiled module is kept in node_modules/.cache/oidc-verifier-tests/ts/, named by a hash of SWC's
- * version, the settings, the file's path and its text: the suite's ~170 test processes each import most of
+ * Each transpiled module is kept in node_modules/.cache/oidc-verifier-tests/ts/ (test/helpers/test-cache.mjs),
+ * named by a hash of SWC's version, the settings, the file's path and its text: the suite's ~170 test processes each import most of
  * src/, and transpiling it again in every one of them cost ~40 s of CPU per run (measured with --cpu-prof).
  * A file that changes gets a new name; a cache that cannot be read or written is only slower.
  *
@@ -20,11 +20,11 @@
  * process 0.3–0.5 s of CPU.
  */
 import { createHash } from 'node:crypto'
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
-import process from 'node:process'
 import { URL, fileURLToPath } from 'node:url'
+import { TEST_CACHE, readCached, writeCached } from './test-cache.mjs'
 
 const require = createRequire(import.meta.url)
 const { transformSync, version: swcVersion } = require('@swc/core')
@@ -43,7 +43,7 @@ const SWC_OPTIONS = {
   },
   module: { type: 'es6' }
 }
-const CACHE_DIR = fileURLToPath(new URL('../../node_modules/.cache/oidc-verifier-tests/ts/', import.meta.url))
+const CACHE_DIR = join(TEST_CACHE, 'ts')
 const CACHE_SALT = JSON.stringify({ swcVersion, SWC_OPTIONS })
 
 export async function resolve (specifier, context, next) {
@@ -72,16 +72,9 @@ export async function load (url, context, next) {
 function transpiled (filename) {
   const text = readFileSync(filename, 'utf8')
   const cached = join(CACHE_DIR, `${createHash('sha256').update(CACHE_SALT).update('\0').update(filename).update('\0').update(text).digest('hex')}.js`)
-  try {
-    return readFileSync(cached, 'utf8')
-  } catch { /* not transpiled yet */ }
+  const kept = readCached(cached)
+  if (kept !== undefined) return kept
   const { code } = transformSync(text, { ...SWC_OPTIONS, filename })
-  try {
-    mkdirSync(CACHE_DIR, { recursive: true })
-    // Written whole under another name, then renamed: a test process reading it at the same time sees all or nothing.
-    const partial = `${cached}.${process.pid}.tmp`
-    writeFileSync(partial, code)
-    renameSync(partial, cached)
-  } catch { /* a read-only tree: transpiled again next time */ }
+  writeCached(cached, code)
   return code
 }
