@@ -6,18 +6,19 @@
  * used only as types removed.
  *
  * Each transpiled module is kept in node_modules/.cache/oidc-verifier-tests/ts/ (test/helpers/test-cache.mjs),
- * named by a hash of SWC's version, the settings, the file's path and its text: the suite's ~170 test processes each import most of
- * src/, and transpiling it again in every one of them cost ~40 s of CPU per run (measured with --cpu-prof).
- * A file that changes gets a new name; a cache that cannot be read or written is only slower.
+ * named by a hash of SWC's version, the settings, the file's path and its text: the suite's ~170 test
+ * processes each import most of src/, and transpiling it again in every one of them cost ~40 s of CPU per
+ * run (measured with --cpu-prof). A file that changes gets a new name; a cache that cannot be read or written
+ * is only slower.
  *
  * An import of `./x.js` from a .ts module means `./x.ts` when only that exists (NodeNext's convention: the
  * sources import the names their build will have).
  *
- * A module of node_modules is loaded here too, as Node's own loader would (an ES module's or JSON file's
- * text; a CommonJS one left to the CommonJS loader), instead of passing through the hooks registered before
- * these: tap's (@tapjs/processinfo), which sends each module's text to the main thread to record the file
- * and the lengths of its lines. Coverage leaves node_modules out; on Node 20 that round trip cost each test
- * process 0.3–0.5 s of CPU.
+ * A module of node_modules is loaded here too, as Node's own loader would (an ES module's text; a CommonJS
+ * one left to the CommonJS loader; JSON, whose import attributes Node checks, goes the usual way), instead
+ * of passing through the hooks registered before these: tap's (@tapjs/processinfo), which sends each
+ * module's text to the main thread to record the file and the lengths of its lines. Coverage leaves
+ * node_modules out; on Node 20 that round trip cost each test process 0.3–0.5 s of CPU.
  */
 import { createHash } from 'node:crypto'
 import { existsSync, readFileSync } from 'node:fs'
@@ -64,7 +65,7 @@ export async function load (url, context, next) {
   if (filename.includes('/node_modules/')) {
     // What Node's default load gives for these formats (the resolver has set the format).
     if (context.format === 'commonjs') return { format: 'commonjs', source: null, shortCircuit: true }
-    if (context.format === 'module' || context.format === 'json') return { format: context.format, source: readFileSync(filename), shortCircuit: true }
+    if (context.format === 'module') return { format: 'module', source: readFileSync(filename), shortCircuit: true }
   }
   return next(url, context)
 }
