@@ -4,7 +4,6 @@
  */
 import { parseConfig, ConfigError } from './config/load.js'
 import { advertisedHost, DevIssuerRefused, startDevIssuer } from './dev/dev-issuer.js'
-import { runService } from './run.js'
 import { listenProblem } from './listen-problem.js'
 import { ProcessStop } from './stop-signals.js'
 
@@ -27,6 +26,8 @@ try {
   const config = parseConfig({
     issuers: [{ id: 'dev', issuer: devIssuer.issuer, audiences: [devIssuer.audience], algorithms: ['ES256', 'RS256'] }]
   }, 'development issuer', env)
+  // The service is loaded only now: a bad DEV_ISSUER_PORT above fails without it, as fast as a typo should.
+  const { runService } = await import('./run.js')
   const app = await runService(config, signals, async () => { await devIssuer.close() })
     .catch((err: unknown) => { throw listenProblem(err, ['HOST', 'PORT'], 'the service could not listen') })
   // The commands below are for right now: wait (a few seconds at most) until the issuer's keys are loaded.
