@@ -64,7 +64,7 @@ export function loadContract (path: string = OPENAPI_PATH, jsonCopy: string | nu
   const usual = path === OPENAPI_PATH && jsonCopy === OPENAPI_JSON_PATH
   if (usual && loaded !== undefined) return loaded
   const copy = jsonCopy === null ? undefined : freshCopy(jsonCopy, path)
-  const contract = jsonCopy === null || copy === undefined ? checked(path, parsedYaml(path)) : checked(jsonCopy, copy)
+  const contract = copy === undefined ? checked(path, parsedYaml(path)) : checked(jsonCopy as string, copy.document, copy.json)
   if (usual) loaded = contract
   return contract
 }
@@ -77,11 +77,15 @@ export function writeContractJson (path: string = OPENAPI_PATH, jsonCopy: string
   renameSync(partial, jsonCopy)
 }
 
-/** The document in `copy` if that file is JSON and at least as new as the YAML at `path`; undefined otherwise. */
-function freshCopy (copy: string, path: string): unknown {
+/**
+ * The document in `copy`, with its text (served as it is: the build wrote it with JSON.stringify), if that file
+ * is JSON and at least as new as the YAML at `path`; undefined otherwise.
+ */
+function freshCopy (copy: string, path: string): { document: unknown, json: string } | undefined {
   try {
     if (statSync(copy).mtimeMs < statSync(path).mtimeMs) return undefined
-    return JSON.parse(readFileSync(copy, 'utf8')) as unknown
+    const json = readFileSync(copy, 'utf8')
+    return { document: JSON.parse(json) as unknown, json }
   } catch {
     return undefined
   }
@@ -95,10 +99,11 @@ function parsedYaml (path: string): unknown {
   }
 }
 
-function checked (path: string, document: unknown): LoadedContract {
+/** `json`: the document's serialized text, when the caller has it already. */
+function checked (path: string, document: unknown, json?: string): LoadedContract {
   const doc = document as Partial<OpenApiDocument> | null
   if (typeof doc?.openapi !== 'string' || typeof doc.paths !== 'object' || doc.paths === null || typeof doc.info?.title !== 'string') {
     throw new Error(`${path} is not an OpenAPI document (expected "openapi", "info" and "paths")`)
   }
-  return { document: doc as OpenApiDocument, json: JSON.stringify(doc) }
+  return { document: doc as OpenApiDocument, json: json ?? JSON.stringify(doc) }
 }

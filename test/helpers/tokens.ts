@@ -19,11 +19,11 @@ export interface TestKey {
 let counter = 0
 
 /**
- * A key pair from generateKeyPairSync (RSA: from the pool below), re-imported from PEM. Node 20 can deadlock exporting a KeyObject that
- * came straight from generateKeyPairSync (as JWK, for one): a garbage collection during the export finalizes
- * the generation job, whose destructor waits for the lock the export holds. It hung CI once (gdb:
- * ExportJWKEcKey → GC → ~KeyGenJob → uv_mutex_lock) and hangs within seconds under GC pressure. Keys
- * re-imported from PEM belong to no job.
+ * A key pair from generateKeyPairSync (RSA: from the pool below), re-imported from PEM. Node 20 can deadlock
+ * exporting a KeyObject that came straight from generateKeyPairSync (as JWK, for one): a garbage collection
+ * during the export finalizes the generation job, whose destructor waits for the lock the export holds. It
+ * hung CI once (gdb: ExportJWKEcKey → GC → ~KeyGenJob → uv_mutex_lock) and hangs within seconds under GC
+ * pressure. Keys re-imported from PEM belong to no job.
  */
 export function generatePair (type: 'rsa' | 'ec' | 'ed25519' | 'ed448' | 'x25519', options: { modulusLength?: number, namedCurve?: string, publicExponent?: number } = {}): { privateKey: KeyObject, publicKey: KeyObject } {
   const key = createPrivateKey(type === 'rsa' ? pooledRsaPem(options) : generatedPem(type, options))
@@ -40,7 +40,8 @@ const rsaTaken = new Map<string, number>()
 
 /**
  * An RSA key from a pool kept on disk (rsa-keys/ in the tests' cache, test-cache.mjs): generating one costs
- * 50–500 ms of CPU, and the suite's processes asked for hundreds (~45 s of CPU per run, measured with --cpu-prof). The n-th key of a size a process asks for is the pool's n-th of that size, generated and
+ * 50–500 ms of CPU, and the suite's processes asked for hundreds (~45 s of CPU per run, measured with
+ * --cpu-prof). The n-th key of a size a process asks for is the pool's n-th of that size, generated and
  * written by the first process that needs it: keys are distinct within a process, as tests need, and the
  * same from one test file to the next, which never share one.
  */
