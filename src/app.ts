@@ -89,8 +89,8 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
     requestTimeout: config.server.requestTimeoutMs,
     keepAliveTimeout: config.server.keepAliveTimeoutMs,
     // Fastify would answer a bare 503 (not our shape, no request id, metrics or log line) to any request it is handed
-    // once the stop has begun: a request the hit lane held while its body arrived, in flight since before the stop,
-    // reaches Fastify only then. Requests in flight are finished; each answer during the stop says Connection: close.
+    // once the stop has begun: a request the hit lane held while its body arrived or its token was verified, in flight
+    // since before the stop, reaches Fastify only then. Requests in flight are finished; each answer during the stop says Connection: close.
     return503OnClosing: false,
     trustProxy: config.server.trustProxy,
     // A caller's request id is kept when it is short and harmless, so logs can be joined across services.
@@ -215,12 +215,13 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
   // Answers for tokens the Verifier serves from its cache are rendered once per cache entry.
   const bodies = new IdentityBodies()
   await fastify.register(verifyRoute, { rateLimit: callerLimit, bodies })
-  // Cache hits of the commonest request shape are answered before routing (src/http/hit-lane.ts), unless every
-  // request must pass the caller limit, which lives in the route's hooks.
+  // Requests of the commonest shape are answered before routing, a cache hit at once and a new token once it verifies
+  // (src/http/hit-lane.ts), unless every request must pass the caller limit, which lives in the route's hooks. The
+  // lane finds tokens by their cache key: without the verified-token cache, the route answers every request.
   if (config.tokenCache.enabled && callerLimit === undefined) {
     const underPressure = config.loadShedding.enabled ? () => fastify.isUnderPressure() : () => false
     installHitLane(fastify.server, {
-      verifier: () => slot.current,
+      verifiers: slot,
       // Caller keys (a reload may add them) and load shedding are the route's hooks' to apply.
       open: () => !fastify.stopping && !callerKeysFor(slot.config.callers.keys).enabled && !underPressure(),
       requestId: requestIds,

@@ -10,7 +10,7 @@ import http from 'node:http'
 import net, { type AddressInfo } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from '../src/app.js'
-import { installHitLane, knownTokenKey, tokenBytes } from '../src/http/hit-lane.js'
+import { installHitLane, laneVerdict, tokenBytes } from '../src/http/hit-lane.js'
 import pino from 'pino'
 import { loggerOptions } from '../src/logger.js'
 import { configFor } from './helpers/config.js'
@@ -128,15 +128,16 @@ t.test('bodyLimit to the byte: a body of exactly bodyLimit is the lane\'s, one o
   t.equal(lane.routed(), routed + 2, 'routed (the inject is the second)')
 })
 
-t.test('tokenBytes takes only the exact shape; knownTokenKey only a key left for a token of the same length', async (t) => {
+t.test('tokenBytes takes only the exact shape; laneVerdict only a verdict left for a token of the same length', async (t) => {
   t.equal(tokenBytes(Buffer.from('{"token":"abc"}'))?.toString(), 'abc')
   for (const body of ['["token":"abc"}', '{"token":"abc"]', '{"token":"abc\'}', '{\'token":"abc"}']) {
     t.equal(tokenBytes(Buffer.from(body)), undefined, body)
   }
-  t.equal(knownTokenKey({ laneKey: { key: 'k', length: 3 } }, 'abc'), 'k')
-  t.equal(knownTokenKey({ laneKey: { key: 'k', length: 3 } }, 'abcd'), undefined, 'another length: another token, not the lane\'s key')
-  t.equal(knownTokenKey({ laneKey: undefined }, 'abc'), undefined)
-  t.equal(knownTokenKey({}, 'abc'), undefined, 'a response of another class (inject()\'s)')
+  const error = new Error('refused')
+  t.same(laneVerdict({ laneVerdict: { error, length: 3 } }, 'abc'), { error, length: 3 })
+  t.equal(laneVerdict({ laneVerdict: { error, length: 3 } }, 'abcd'), undefined, 'another length: another token, not the lane\'s verdict')
+  t.equal(laneVerdict({ laneVerdict: undefined }, 'abc'), undefined)
+  t.equal(laneVerdict({}, 'abc'), undefined, 'a response of another class (inject()\'s)')
 })
 
 t.test('the lane is installed only in front of exactly one request listener', async (t) => {
@@ -160,16 +161,20 @@ t.test('an error after the lane sent its answer: the request is answered and cou
   const lane = await laneApp(t, {}, pino(loggerOptions('info'), destination))
   const token = mint(key, idTokenClaims(ISS, 'aud'))
   await cachedAsBearer(lane, token)
-  const hits = async (): Promise<number | undefined> =>
-    valueOf(parseMetrics((await lane.app.inject({ method: 'GET', url: '/metrics' })).body), 'oidc_verifier_token_cache_hits_total', { issuer: 'main' })
-  const before = await hits()
+  const counts = async (): Promise<[number, number]> => {
+    const samples = parseMetrics((await lane.app.inject({ method: 'GET', url: '/metrics' })).body)
+    return [valueOf(samples, 'oidc_verifier_token_cache_hits_total', { issuer: 'main' }) ?? 0, valueOf(samples, 'oidc_verifier_verifications_total', { issuer: 'main', result: 'ok' }) ?? 0]
+  }
+  const before = await counts()
   const routed = lane.routed()
-  for (const head of [`POST /verify HTTP/1.1\r\nAuthorization: Bearer ${token}\r\n`, `POST /verify HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: ${bodyOf(token).length}\r\n`]) {
+  // A hit as a Bearer token, a hit in a body, a new token in a body (answered once its verification ends).
+  const fresh = mint(key, idTokenClaims(ISS, 'aud', { sub: 'fresh' }))
+  for (const [head, body] of [[`POST /verify HTTP/1.1\r\nAuthorization: Bearer ${token}\r\n`, ''], [`POST /verify HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: ${bodyOf(token).length}\r\n`, bodyOf(token)], [`POST /verify HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: ${bodyOf(fresh).length}\r\n`, bodyOf(fresh)]] as const) {
     // A kept connection, held open a while after the answer: a second answer, had the route run, would come on it.
     const raw = await new Promise<string>((resolve, reject) => {
       const chunks: Buffer[] = []
       const socket = net.connect(lane.port, '127.0.0.1', () => {
-        socket.write(`${head.replace('\r\n', '\r\nHost: x\r\n')}X-Request-Id: boom\r\n\r\n${head.includes('Bearer') ? '' : bodyOf(token)}`)
+        socket.write(`${head.replace('\r\n', '\r\nHost: x\r\n')}X-Request-Id: boom\r\n\r\n${body}`)
         setTimeout(() => { socket.end(); resolve(Buffer.concat(chunks).toString()) }, 200)
       })
       socket.on('data', (c: Buffer) => chunks.push(c))
@@ -180,9 +185,9 @@ t.test('an error after the lane sent its answer: the request is answered and cou
   }
   // The route's hooks would count its answer (onResponse), its verification a second hit, its reply a warning.
   await new Promise((resolve) => setTimeout(resolve, 50))
-  t.equal(await hits(), (before ?? 0) + 2, 'each hit counted once')
+  t.same(await counts(), [before[0] + 2, before[1] + 3], 'each hit counted once, each verification once')
   t.equal(lane.routed(), routed + 1, 'only the later scrape of /metrics was routed')
-  t.equal(lines.filter((l) => l.includes('unexpected error')).length, 2, 'the error is logged')
+  t.equal(lines.filter((l) => l.includes('unexpected error')).length, 3, 'the error is logged')
   t.notOk(lines.some((l) => /already sent/i.test(l)), 'the route did not answer again')
 })
 

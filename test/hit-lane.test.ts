@@ -1,6 +1,6 @@
 /**
- * The hit lane (src/http/hit-lane.ts): a cache hit of the commonest request shape is answered before Fastify, on a
- * real port (inject() never passes through it). Each test tells who answered by a hook that counts the requests
+ * The lane (src/http/hit-lane.ts): a cache hit or a new token of the commonest request shape is answered before
+ * Fastify, on a real port (inject() never passes through it). Each test tells who answered by a hook that counts the requests
  * Fastify routes: the lane's answers must be the route's (status, headers, body, request id, log line, metrics),
  * and everything else must reach the route with its body intact.
  */
@@ -14,7 +14,7 @@ import { Writable } from 'node:stream'
 import pino from 'pino'
 import type { FastifyInstance } from 'fastify'
 import { buildApp, type BuildAppOptions } from '../src/app.js'
-import { knownTokenKey, tokenBytes } from '../src/http/hit-lane.js'
+import { laneVerdict, tokenBytes } from '../src/http/hit-lane.js'
 import { LaneGate, MIN_HIT_SHARE, SAMPLE_EVERY, WINDOW } from '../src/http/lane-gate.js'
 import { loggerOptions } from '../src/logger.js'
 import { makeTestPki } from './helpers/certs.js'
@@ -41,7 +41,7 @@ interface Lane {
   clock: { now: number }
 }
 
-async function laneApp (t: Test, extra: Record<string, unknown> = {}, options: BuildAppOptions = {}): Promise<Lane> {
+async function laneApp (t: Test, extra: Record<string, unknown> = {}, options: BuildAppOptions = {}, setUp?: (app: FastifyInstance) => void): Promise<Lane> {
   const lines: Line[] = []
   const raw: string[] = []
   const stream = new Writable({
@@ -58,6 +58,7 @@ async function laneApp (t: Test, extra: Record<string, unknown> = {}, options: B
     if (request.url.startsWith('/verify') && request.method === 'POST' && !request.url.startsWith('/verify/')) routed++
     done()
   })
+  setUp?.(app)
   await app.listen({ host: '127.0.0.1', port: 0 })
   t.teardown(async () => { await app.close() })
   return { app, port: (app.server.address() as AddressInfo).port, routed: () => routed, lines, raw, clock }
@@ -84,9 +85,9 @@ const bodyOf = (token: string): string => JSON.stringify({ token })
 const codeOf = (a: { body: string }): unknown => (JSON.parse(a.body) as { code?: unknown }).code
 
 
-/** A token verified twice by the route: the second verification admits it to the cache. */
-async function cached (lane: Lane, token: string): Promise<void> {
-  for (let i = 0; i < 2; i++) await post(lane.port, bodyOf(token))
+/** A token verified twice (by the lane, when it is open): the second verification admits it to the cache. */
+async function cached (lane: Lane, token: string): Promise<Answer[]> {
+  return [await post(lane.port, bodyOf(token)), await post(lane.port, bodyOf(token))]
 }
 
 t.test('a cache hit of the common shape is answered before routing, as the route answers it', async (t) => {
@@ -97,15 +98,16 @@ t.test('a cache hit of the common shape is answered before routing, as the route
   let connections = 0
   lane.app.server.on('connection', () => { connections++ })
 
-  await cached(lane, token)
-  t.equal(lane.routed(), 2, 'the first two verifications go to the route')
+  const verified = await cached(lane, token)
+  t.equal(lane.routed(), 0, 'the first two verifications are the lane\'s too (a new token)')
   const viaRoute = await lane.app.inject({ method: 'POST', url: '/verify', payload: { token } })
   t.equal(viaRoute.statusCode, 200)
-  t.equal(lane.routed(), 3, 'inject() passes through Fastify only')
+  t.equal(lane.routed(), 1, 'inject() passes through Fastify only')
+  t.same(verified.map((a) => a.body), [viaRoute.body, viaRoute.body], 'a new token\'s answer is byte for byte the route\'s too')
 
   const first = await post(lane.port, bodyOf(token), {}, agent)
   const second = await post(lane.port, bodyOf(token), { 'x-request-id': 'caller-id.42' }, agent)
-  t.equal(lane.routed(), 3, 'hits never reach Fastify')
+  t.equal(lane.routed(), 1, 'hits never reach Fastify')
   for (const hit of [first, second]) {
     t.equal(hit.status, 200)
     t.equal(hit.body, viaRoute.body, 'byte for byte the route\'s answer (same clock)')
@@ -119,19 +121,22 @@ t.test('a cache hit of the common shape is answered before routing, as the route
   t.match(first.headers['x-request-id'], /^[A-Za-z0-9_-]+-[0-9a-z]+$/, 'a request id made by the app\'s generator')
   t.equal(second.headers['x-request-id'], 'caller-id.42', 'a caller\'s safe request id is kept')
   t.equal(first.socket, second.socket, 'both on one connection')
-  t.equal(connections, 3, 'the two route requests opened one each (no agent); the hits shared one')
+  t.equal(connections, 3, 'the two new-token requests opened one each (no agent); the hits shared one')
 
-  // The request line, as the route writes it.
-  const routeLine = lane.lines.find((l) => l.msg === 'request completed' && l.route === '/verify')
+  // The request line, as the route writes it (the inject's); the first line is the lane's for a new token.
+  const routeLine = lane.lines.find((l) => l.msg === 'request completed' && l.reqId === viaRoute.headers['x-request-id'])
   const laneLine = lane.lines.find((l) => l.reqId === 'caller-id.42')
-  t.ok(routeLine !== undefined && laneLine !== undefined)
+  const newTokenLine = lane.lines.find((l) => l.msg === 'request completed' && l.route === '/verify')
+  t.ok(routeLine !== undefined && laneLine !== undefined && newTokenLine !== undefined && newTokenLine !== routeLine)
   t.same(Object.keys(laneLine ?? {}).sort(), Object.keys(routeLine ?? {}).sort(), 'the same fields as the route\'s line')
+  t.same(Object.keys(newTokenLine ?? {}).sort(), Object.keys(routeLine ?? {}).sort(), 'a new token\'s line too')
+  t.match(newTokenLine, { level: 30, method: 'POST', route: '/verify', status: 200, issuer: 'main', caller: null, code: null, durationMs: Number })
   t.match(laneLine, { level: 30, method: 'POST', route: '/verify', status: 200, issuer: 'main', caller: null, code: null, durationMs: Number, msg: 'request completed' })
   t.notOk(lane.raw.some((l) => l.includes(token) || l.includes(token.split('.')[2] as string)), 'no token in any line')
 
   // Metrics: every request once, hits as hits.
   const samples = parseMetrics((await lane.app.inject({ method: 'GET', url: '/metrics' })).body)
-  t.equal(valueOf(samples, 'oidc_verifier_http_requests_total', { route: '/verify', method: 'POST', status: '200' }), 5, 'two route answers, two hits, one inject')
+  t.equal(valueOf(samples, 'oidc_verifier_http_requests_total', { route: '/verify', method: 'POST', status: '200' }), 5, 'two new tokens, two hits, one inject')
   t.equal(valueOf(samples, 'oidc_verifier_token_cache_hits_total', { issuer: 'main' }), 3)
   t.equal(valueOf(samples, 'oidc_verifier_verifications_total', { issuer: 'main', result: 'ok' }), 5)
 })
@@ -143,11 +148,15 @@ t.test('the request line of a hit carries the trace of a valid traceparent', asy
   const trace = '4bf92f3577b34da6a3ce929d0e0e4736'
   const hit = await post(lane.port, bodyOf(token), { traceparent: `00-${trace}-00f067aa0ba902b7-01`, 'x-request-id': 'traced' })
   t.equal(hit.status, 200)
-  t.equal(lane.routed(), 2)
+  t.equal(lane.routed(), 0)
   t.match(lane.lines.find((l) => l.reqId === 'traced'), { traceId: trace, spanId: '00f067aa0ba902b7', status: 200 })
+  const fresh = await post(lane.port, bodyOf(mint(key, idTokenClaims(ISS, 'aud', { sub: 'fresh' }))), { traceparent: `00-${trace}-00f067aa0ba902b8-01`, 'x-request-id': 'traced-new' })
+  t.equal(fresh.status, 200)
+  t.equal(lane.routed(), 0, 'a new token: the lane\'s too')
+  t.match(lane.lines.find((l) => l.reqId === 'traced-new'), { traceId: trace, spanId: '00f067aa0ba902b8', status: 200 })
 })
 
-t.test('a Bearer token and no body: a hit is answered before routing, anything else by the route', async (t) => {
+t.test('a Bearer token and no body: a hit or a new token is answered before routing, anything else by the route', async (t) => {
   const lane = await laneApp(t)
   const token = mint(key, idTokenClaims(ISS, 'aud'))
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
@@ -167,8 +176,8 @@ t.test('a Bearer token and no body: a hit is answered before routing, anything e
   t.equal(hits[0]?.socket, hits[2]?.socket, 'one connection')
 
   const other = mint(key, idTokenClaims(ISS, 'aud', { sub: 'other' }))
-  const cases: Array<{ name: string, headers: Record<string, string>, body?: string }> = [
-    { name: 'a token not cached', headers: { authorization: `Bearer ${other}` } },
+  const cases: Array<{ name: string, headers: Record<string, string>, body?: string, lane?: boolean }> = [
+    { name: 'a token not cached', headers: { authorization: `Bearer ${other}` }, lane: true },
     { name: 'a body besides', headers: { ...bearer, 'content-type': 'application/json' }, body: bodyOf(token) },
     { name: 'an empty JSON object besides', headers: { ...bearer, 'content-type': 'application/json' }, body: '{}' },
     { name: 'another scheme', headers: { authorization: `Basic ${token}` } },
@@ -180,9 +189,10 @@ t.test('a Bearer token and no body: a hit is answered before routing, anything e
     const before = lane.routed()
     const answer = await post(lane.port, c.body ?? '', { 'content-type': '', ...c.headers })
     const expected = await lane.app.inject({ method: 'POST', url: '/verify', headers: c.headers, ...(c.body !== undefined ? { payload: c.body } : {}) })
-    t.equal(lane.routed(), before + 2, `${c.name}: routed (the inject is the second)`)
+    t.equal(lane.routed(), before + (c.lane === true ? 1 : 2), c.lane === true ? `${c.name}: the lane's (the inject is routed)` : `${c.name}: routed (the inject is the second)`)
     t.equal(answer.status, expected.statusCode, `${c.name}: the route's status (${expected.statusCode})`)
     t.equal(codeOf(answer), codeOf(expected), `${c.name}: the route's code`)
+    if (c.lane === true) t.equal(answer.body, expected.body, `${c.name}: the route's answer`)
   }
   // Two Authorization lines (Node keeps the first): only a raw request can send them.
   const two = await rawExchange(lane.port, `POST /verify HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer ${token}\r\nAuthorization: Bearer ${other}\r\nConnection: close\r\n\r\n`)
@@ -196,7 +206,7 @@ t.test('every other request reaches the route with its body as sent', async (t) 
   const other = mint(key, idTokenClaims(ISS, 'aud', { sub: 'other' }))
   await cached(lane, token)
   const escaped = bodyOf(token).replace('"token":"e', '"token":"\\u0065')
-  const cases: Array<{ name: string, body: string | Buffer, headers?: Record<string, string>, path?: string }> = [
+  const cases: Array<{ name: string, body: string | Buffer, headers?: Record<string, string>, path?: string, lane?: boolean }> = [
     { name: 'another field', body: JSON.stringify({ token, nonce: 'n' }) },
     { name: 'JSON whitespace', body: `{ "token": "${token}" }` },
     { name: 'a trailing newline', body: `${bodyOf(token)}\n` },
@@ -207,7 +217,7 @@ t.test('every other request reaches the route with its body as sent', async (t) 
     { name: 'text/plain', body: bodyOf(token), headers: { 'content-type': 'text/plain' } },
     { name: 'a UTF-16 charset', body: bodyOf(token), headers: { 'content-type': 'application/json; charset=utf-16' } },
     { name: 'upper-case media type', body: bodyOf(token), headers: { 'content-type': 'Application/JSON' } },
-    { name: 'a token not cached', body: bodyOf(other) },
+    { name: 'a token not cached (the lane verifies it)', body: bodyOf(other), lane: true },
     { name: 'the token with more after it', body: bodyOf(`${token}.x`) },
     { name: 'the token cut short', body: bodyOf(token.slice(0, -1)) },
     { name: 'a token past maxTokenBytes', body: bodyOf(`${token}${'A'.repeat(2048)}`) },
@@ -221,13 +231,15 @@ t.test('every other request reaches the route with its body as sent', async (t) 
     const before = lane.routed()
     const answer = await post(lane.port, c.body, c.headers ?? {}, undefined, c.path ?? '/verify')
     const expected = await lane.app.inject({ method: 'POST', url: c.path ?? '/verify', payload: c.body, headers: { 'content-type': 'application/json', ...c.headers } })
-    if (!(c.path ?? '/verify').startsWith('/verify/')) t.equal(lane.routed(), before + 2, `${c.name}: routed (the inject is the second)`)
+    if (!(c.path ?? '/verify').startsWith('/verify/')) t.equal(lane.routed(), before + (c.lane === true ? 1 : 2), c.lane === true ? `${c.name}: the lane's (the inject is routed)` : `${c.name}: routed (the inject is the second)`)
     t.equal(answer.status, expected.statusCode, `${c.name}: the route's status (${expected.statusCode})`)
     t.equal(expected.statusCode === 200 ? undefined : codeOf(answer), expected.statusCode === 200 ? undefined : codeOf(expected), `${c.name}: the route's code`)
   }
   // Each answer above is checked against the route's; that the route read the body the lane gave back shows in the
   // verified ones: they are 200 with the right subject.
-  const routedOther = await post(lane.port, bodyOf(other))
+  const before = lane.routed()
+  const routedOther = await post(lane.port, `{ "token": "${other}" }`)
+  t.equal(lane.routed(), before + 1)
   t.equal((JSON.parse(routedOther.body) as { subject: string }).subject, 'other')
 })
 
@@ -261,7 +273,7 @@ t.test('a cached token the route would refuse is left to the route, and counted 
   await cached(lane, revoked)
   t.equal((await post(lane.port, bodyOf(token))).status, 200)
   t.equal((await post(lane.port, bodyOf(revoked))).status, 200)
-  t.equal(lane.routed(), 4, 'both hits in the lane')
+  t.equal(lane.routed(), 0, 'both tokens verified and both hits in the lane')
 
   await lane.app.revocations?.publish({ issuer: 'main', kind: 'jti', value: 'revoke-me', before: null, source: 'api', expiresAt: Math.floor(T0 / 1000) + 3600 })
   const refused = await post(lane.port, bodyOf(revoked))
@@ -272,7 +284,7 @@ t.test('a cached token the route would refuse is left to the route, and counted 
   const expired = await post(lane.port, bodyOf(token))
   t.equal(expired.status, 401)
   t.equal(codeOf(expired), 'token_expired')
-  t.equal(lane.routed(), 6, 'both refusals came from the route')
+  t.equal(lane.routed(), 2, 'both refusals came from the route')
   const samples = parseMetrics((await lane.app.inject({ method: 'GET', url: '/metrics' })).body)
   t.equal(valueOf(samples, 'oidc_verifier_verifications_total', { issuer: 'main', result: 'token_revoked' }), 1, 'counted once, by the route')
   t.equal(valueOf(samples, 'oidc_verifier_verifications_total', { issuer: 'main', result: 'token_expired' }), 1)
@@ -302,13 +314,16 @@ t.test('the lane stays closed while the route\'s hooks must see every request', 
     await new Promise((resolve) => setTimeout(resolve, 100))
     await cached(lane, token)
     t.equal((await post(lane.port, bodyOf(token))).status, 200)
-    t.equal(lane.routed(), 2)
+    t.equal(lane.routed(), 0)
     healthy = false
     await new Promise((resolve) => setTimeout(resolve, 100))
     const shed = await post(lane.port, bodyOf(token))
     t.equal(shed.status, 503)
     t.equal(codeOf(shed), 'overloaded')
-    t.equal(lane.routed(), 3)
+    t.equal(lane.routed(), 1)
+    const fresh = await post(lane.port, bodyOf(mint(key, idTokenClaims(ISS, 'aud', { sub: 'fresh' }))))
+    t.equal(codeOf(fresh), 'overloaded', 'a new token too: the route sheds it')
+    t.equal(lane.routed(), 2)
   })
   await t.test('no token cache', async (t) => {
     const lane = await laneApp(t, { tokenCache: { enabled: false } })
@@ -344,7 +359,7 @@ t.test('bodies that arrive in pieces, stop half-way or come pipelined', async (t
     next()
   })
   t.match(slow, /^HTTP\/1\.1 200 /)
-  t.equal(lane.routed(), 2, 'answered by the lane')
+  t.equal(lane.routed(), 0, 'answered by the lane')
 
   // Half a body, then the client goes: nothing answered, nothing broken.
   await new Promise<void>((resolve) => {
@@ -355,38 +370,44 @@ t.test('bodies that arrive in pieces, stop half-way or come pipelined', async (t
   })
   t.equal((await post(lane.port, body)).status, 200, 'the service answers on')
 
-  // Three requests in one write: a hit, a new token (the route), a broken body (the route); answered in order.
+  // Four requests in one write: a hit and a new token (the lane), a token the lane verifies and the route then refuses
+  // (its body given back), a broken body (the route); answered in order, though the lane answers the second later.
   const broken = '{"token":"'
-  const pipelined = await rawExchange(lane.port, head(body, false) + body + head(bodyOf(fresh), false) + bodyOf(fresh) + head(broken) + broken)
+  const refused = bodyOf(mint(key, idTokenClaims(ISS, 'other-aud')))
+  const routed = lane.routed()
+  const pipelined = await rawExchange(lane.port, head(body, false) + body + head(bodyOf(fresh), false) + bodyOf(fresh) + head(refused, false) + refused + head(broken) + broken)
   const statuses = [...pipelined.raw.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1])
-  t.same(statuses, ['200', '200', '400'])
-  t.match(pipelined.raw, /"subject":"fresh"/, 'the route read the second body whole')
+  t.same(statuses, ['200', '200', '401', '400'])
+  t.match(pipelined.raw, /"subject":"fresh"[^]*"code":"audience_mismatch"[^]*"code":"request_invalid"/, 'each answer the request\'s own, in order')
+  t.equal(lane.routed(), routed + 2, 'the refused token and the broken body were routed')
 })
 
-t.test('tokenBytes and knownTokenKey', async (t) => {
+t.test('tokenBytes, and the verdict the route receives for a token the lane verified and the verification refused', async (t) => {
   t.equal(tokenBytes(Buffer.from('{"token":"abc"}'))?.toString(), 'abc')
   for (const body of ['{"token":""}', '{"token":"abc"} ', ' {"token":"abc"}', '{"token": "abc"}', '{"Token":"abc"}', '{"token":"abc}', '{"token":"', '"}', '']) {
     t.equal(tokenBytes(Buffer.from(body)), undefined, JSON.stringify(body))
   }
-  const token = mint(key, idTokenClaims(ISS, 'aud'))
-  const seen: Array<string | undefined> = []
-  // The key reaches the route only for a body the lane left it on, and only for a token of the same length.
-  const app = await buildApp(configFor(issuers))
-  t.teardown(async () => { await app.close() })
-  app.addHook('preHandler', (request, reply, done) => {
-    const body = request.body as { token?: string } | undefined
-    seen.push(body?.token === undefined ? undefined : knownTokenKey(reply.raw, body.token))
-    done()
+  const wrongAudience = mint(key, idTokenClaims(ISS, 'other-aud'))
+  const seen: unknown[] = []
+  // A verdict reaches the route only for a token the lane verified: a body of its shape, or a Bearer token.
+  const lane = await laneApp(t, {}, {}, (app) => {
+    app.addHook('preHandler', (request, reply, done) => {
+      const body = request.body as { token?: string } | undefined
+      const token = body?.token ?? request.headers.authorization?.slice('Bearer '.length)
+      seen.push(token === undefined ? undefined : (laneVerdict(reply.raw, token)?.error as { code?: string } | undefined)?.code)
+      done()
+    })
   })
-  await app.listen({ host: '127.0.0.1', port: 0 })
-  const port = (app.server.address() as AddressInfo).port
-  await post(port, bodyOf(token))
-  await post(port, `{ "token": "${token}" }`)
-  await post(port, bodyOf(token).replace('"token":"e', '"token":"\\u0065'))
-  t.equal(seen.length, 3)
-  t.equal(seen[0], app.verifier.tokenKey(token), 'the lane\'s key is the token\'s')
-  t.equal(seen[1], undefined, 'a body of another shape: no key')
-  t.equal(seen[2], undefined, 'an escape: no key (the token is not the bytes)')
+  const answers = [
+    await post(lane.port, bodyOf(wrongAudience)),
+    await post(lane.port, '', { 'content-type': '', authorization: `Bearer ${wrongAudience}` }),
+    await post(lane.port, `{ "token": "${wrongAudience}" }`),
+    await post(lane.port, bodyOf(wrongAudience).replace('"token":"e', '"token":"\\u0065'))
+  ]
+  t.same(answers.map((a) => [a.status, codeOf(a)]), Array(4).fill([401, 'audience_mismatch']), 'the route\'s answer every time')
+  t.same(seen, ['audience_mismatch', 'audience_mismatch', undefined, undefined], 'the lane\'s verdict for its shapes; no verdict for a body of another shape or with an escape')
+  const samples = parseMetrics((await lane.app.inject({ method: 'GET', url: '/metrics' })).body)
+  t.equal(valueOf(samples, 'oidc_verifier_verifications_total', { issuer: 'main', result: 'audience_mismatch' }), 4, 'each token verified once: by the lane or by the route, never both')
 })
 
 t.test('the lane steps aside for bodies while they rarely hit, and comes back when they do', async (t) => {
@@ -412,14 +433,18 @@ t.test('the lane steps aside for bodies while they rarely hit, and comes back wh
   t.notOk(gate.aside, `4 hits in 32 tries: open again`)
   t.equal(tryAll(10, true), 10, 'open: every request is tried')
 
-  // Wired into the app: a window of misses (new tokens) puts the lane aside; a cached token is then answered by the
-  // route (the same answer) except on the sampled tries.
+  // Wired into the app: a window of new tokens that verify keeps the lane open (it answers them); a window of tokens it
+  // gives back (the verification refused them) puts it aside; a cached token is then answered by the route (the same
+  // answer) except on the sampled tries.
   const lane = await laneApp(t)
+  for (let i = 0; i < WINDOW; i++) t.equal((await post(lane.port, bodyOf(mint(key, idTokenClaims(ISS, 'aud', { sub: `n${i}` }))))).status, 200)
+  t.equal(lane.routed(), 0, 'a window of new tokens, each answered by the lane')
   const token = mint(key, idTokenClaims(ISS, 'aud'))
   await cached(lane, token)
-  for (let i = 0; i < WINDOW - 2; i++) await post(lane.port, bodyOf(mint(key, idTokenClaims(ISS, 'aud', { sub: `u${i}` }))))
+  t.equal(lane.routed(), 0, 'still open')
+  for (let i = 0; i < WINDOW - 2; i++) await post(lane.port, bodyOf(mint(key, idTokenClaims(ISS, 'other-aud', { sub: `u${i}` }))))
   const routed = lane.routed()
-  t.equal(routed, WINDOW, 'every one of them went to the route')
+  t.equal(routed, WINDOW - 2, 'every refused one went to the route')
   const answers: Answer[] = []
   for (let i = 0; i < SAMPLE_EVERY; i++) answers.push(await post(lane.port, bodyOf(token)))
   t.ok(answers.every((a) => a.status === 200 && a.body === answers[0]?.body), 'the same answer whoever gives it')
@@ -435,7 +460,7 @@ t.test('a reload that adds caller keys closes the lane at once; one that removes
   const token = mint(key, idTokenClaims(ISS, 'aud'))
   await cached(lane, token)
   t.equal((await post(lane.port, bodyOf(token))).status, 200)
-  t.equal(lane.routed(), 2, 'a hit in the lane')
+  t.equal(lane.routed(), 0, 'the new token and the hit in the lane')
   const apiKey = 'k'.repeat(32)
   const keyed = configFor(issuers, { callers: { keys: [{ id: 'web', sha256: createHash('sha256').update(apiKey).digest('hex') }] } })
   t.equal((await reloadConfiguration(lane.app, () => keyed)).outcome, 'applied')
@@ -444,11 +469,11 @@ t.test('a reload that adds caller keys closes the lane at once; one that removes
   t.equal(codeOf(refused), 'caller_key_missing')
   await cached(lane, token)
   t.equal((await post(lane.port, bodyOf(token), { 'x-api-key': apiKey })).status, 200)
-  t.equal(lane.routed(), 6, 'every request since the reload went to the route')
+  t.equal(lane.routed(), 4, 'every request since the reload went to the route')
   t.equal((await reloadConfiguration(lane.app, () => configFor(issuers))).outcome, 'applied')
   await cached(lane, token)
   t.equal((await post(lane.port, bodyOf(token))).status, 200)
-  t.equal(lane.routed(), 6, 'keys gone: the lane answers again (a reload of the callers keeps the Verifier and its cache)')
+  t.equal(lane.routed(), 4, 'keys gone: the lane answers again (a reload of the callers keeps the Verifier and its cache)')
 })
 
 t.test('over TLS with client certificates, hits are answered by the lane on a kept connection', async (t) => {
@@ -469,7 +494,7 @@ t.test('over TLS with client certificates, hits are answered by the lane on a ke
   })
   const answers = [await send(), await send(), await send(), await send()]
   t.same(answers.map((a) => a.status), [200, 200, 200, 200])
-  t.equal(lane.routed(), 2, 'the first two by the route, the hits by the lane')
+  t.equal(lane.routed(), 0, 'the new token and the hits, all by the lane')
   t.equal(answers[3]?.body, answers[2]?.body)
   t.equal((JSON.parse(answers[2]?.body ?? '{}') as { subject?: string }).subject, 'user-123')
   t.ok(answers.every((a) => a.socket === answers[0]?.socket), 'one TLS connection for all four')

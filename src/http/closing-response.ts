@@ -11,6 +11,7 @@
  * about 3 µs of CPU in the benchmark). inject() uses its own response and is not affected.
  */
 import { ServerResponse } from 'node:http'
+import type { LaneVerdict } from './hit-lane.js'
 
 export class ClosingServerResponse extends ServerResponse {
   // What the hit lane (src/http/hit-lane.ts) leaves for this class and for the route, kept on the response: fields
@@ -21,8 +22,8 @@ export class ClosingServerResponse extends ServerResponse {
    * only in a later callback of its parser, yet nothing more of this request can arrive, so the connection may be kept.
    */
   bodyTaken = false
-  /** The request's token's cache key, when the lane hashed it and gave the request back, and the token's length. */
-  laneKey: { key: string, length: number } | undefined = undefined
+  /** The lane's verdict on the request's token, when the lane verified it and gave the request back. */
+  laneVerdict: LaneVerdict | undefined = undefined
   /** When a request the lane held while its body arrived reached the server (performance.now()). */
   arrivedAt: number | undefined = undefined
 }

@@ -1,32 +1,38 @@
 /**
- * The hit lane: `POST /verify` answered for a token the verified-token cache holds, before the request reaches
- * Fastify. A cache hit is most of a busy service's traffic and most of its cost is the framework's: routing, the
- * request and reply objects, four hook chains, the body parser, the schema check, the response listeners. The
- * lane takes one narrow, common shape of request and answers it with what the route would answer; everything
- * else, and everything the lane is not sure of, goes to Fastify as it came.
+ * The lane: `POST /verify` of the commonest shape answered before the request reaches Fastify, a cache hit at once
+ * and a new token once it verifies. Cache hits are most of a busy service's traffic, and most of what a hit or a new
+ * token costs beyond the signature check is the framework's: routing, the request and reply objects, four hook
+ * chains, the body parser, the schema check, the response listeners. The lane takes one narrow, common shape of
+ * request and answers it with what the route would answer; everything else, and everything the lane is not sure of,
+ * goes to Fastify as it came.
  *
- * What the lane answers: `POST /verify` with no query; one Host; no Transfer-Encoding; either a body that is
- * exactly `{"token":"…"}` (as JSON.stringify writes it), `Content-Type: application/json` (UTF-8 named or not),
- * a Content-Length of at most the body limit and no Authorization header, or one `Authorization: Bearer` line that
- * the route would read and no body (no Content-Length or "0", no Content-Type or JSON); a token whose SHA-256 the
- * verified-token cache holds and answers with no check refusing it (Verifier.cachedIdentity), which makes the bytes
- * between the quotes a token verified before (base64url and dots: the JSON the route would parse, a body its schema
- * accepts); the lane open (app.ts: no caller keys in force, no per-caller rate limit, load shedding not refusing,
- * the app not closing). Its answer is the route's: the same status, headers and rendered identity (src/http/identity-bodies.ts,
- * shared with the route), a request id from the same generator, the HTTP metrics and the request line as the
- * route's hooks record them.
+ * What the lane takes: `POST /verify` with no query; one Host; no Transfer-Encoding; either a body that is exactly
+ * `{"token":"…"}` (as JSON.stringify writes it), `Content-Type: application/json` (UTF-8 named or not), a
+ * Content-Length of at most the body limit and no Authorization header, or one `Authorization: Bearer` line that the
+ * route would read and no body (no Content-Length or "0", no Content-Type or JSON); the lane open (app.ts: no caller
+ * keys in force, no per-caller rate limit, load shedding not refusing, the app not closing). A token whose SHA-256 the
+ * verified-token cache holds and answers with no check refusing it (Verifier.cachedIdentity) is answered at once: the
+ * bytes between the quotes are then a token verified before (base64url and dots: the JSON the route would parse, a
+ * body its schema accepts). Any other token that is the route's token as it is (body bytes in ASCII with no escape,
+ * which JSON.parse returns unchanged; a Bearer token always) is verified by the lane as the route verifies it (no
+ * per-request check: the lane's shapes carry none), on a lease of the Verifier in force, and answered when it
+ * verifies. The lane's answers are the route's: the same status, headers and identity (src/http/identity-bodies.ts,
+ * shared with the route), a request id from the same generator, the HTTP metrics and the request line as the route's
+ * hooks record them, its time counted from the request's arrival.
  *
- * A request the lane does not answer after reading its body gets the body back (`unshift`, the stream API for
- * data a reader has taken and gives back) and goes to Fastify, which reads it again, with the token's key, so
- * that a new token is not hashed twice. Nothing the lane does on that path is counted or logged: the route
- * counts it once.
+ * A request the lane does not answer goes to Fastify with its body given back (`unshift`, the stream API for data a
+ * reader has taken and gives back), which reads it again: at once when the lane cannot take it, or, for a token the
+ * lane verified and the verification refused (or failed), with that verdict (laneVerdict), which the route answers
+ * as its own instead of verifying the token again: an error is answered, logged and counted only by the route, and
+ * a token is verified once whoever answers.
  */
 import { isAscii } from 'node:buffer'
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import { performance } from 'node:perf_hooks'
 import type { Logger } from 'pino'
 import type { VerifiedIdentity } from '../core/identity.js'
-import type { Verifier } from '../core/verifier.js'
+import type { Lease } from '../verifier-slot.js'
+import type { RequestChecks, Verifier } from '../core/verifier.js'
 import type { ServiceMetrics } from '../metrics/metrics.js'
 import { authorizationHeader, bearerToken, repeatedHeader } from './bearer.js'
 import type { ClosingServerResponse } from './closing-response.js'
@@ -36,11 +42,20 @@ import { RequestLogger } from './request-logger.js'
 import { requestLine } from './request-log.js'
 
 type RequestListener = (req: IncomingMessage, res: ServerResponse) => void
+/** What the lane's verification of a request's token threw or rejected with, and the token's length. */
+export interface LaneVerdict { error: unknown, length: number }
+
+/** The Verifier in force, and a lease on it while a new token is verified (src/verifier-slot.ts). */
+export interface LaneVerifiers {
+  /** The Verifier in force (a reload may replace it between two requests). */
+  readonly current: Verifier
+  lease: () => Lease
+  release: (lease: Lease) => void
+}
 
 export interface HitLaneOptions {
-  /** The Verifier in force (a reload may replace it between two requests). */
-  verifier: () => Verifier
-  /** Whether the lane may answer now; checked when a request arrives. */
+  verifiers: LaneVerifiers
+  /** Whether the lane may take a request now; checked when a request arrives. */
   open: () => boolean
   /** The app's request id generator (Fastify's genReqId). */
   requestId: (req: IncomingMessage) => string
@@ -63,11 +78,13 @@ const BODY_END = Buffer.from('"}')
 const SHORTEST_BODY = BODY_START.length + 1 + BODY_END.length
 const BACKSLASH = 0x5c
 const ROUTE = '/verify'
+/** The lane's shapes ask for no per-request check. */
+const NO_CHECKS: RequestChecks = Object.freeze({})
 /**
  * What the lane leaves for the route lives on the response (src/http/closing-response.ts, the listeners' response
  * class); a response of another class (inject()'s) never met the lane and has none of it.
  */
-type LaneResponse = Partial<Pick<ClosingServerResponse, 'bodyTaken' | 'laneKey' | 'arrivedAt'>>
+type LaneResponse = Partial<Pick<ClosingServerResponse, 'bodyTaken' | 'laneVerdict' | 'arrivedAt'>>
 
 /**
  * The bytes between the quotes of a body of the lane's shape; undefined for any other body. They are not checked:
@@ -85,13 +102,13 @@ export function tokenBytes (body: Buffer): Buffer | undefined {
 }
 
 /**
- * The key the lane computed for `token` (Verifier.tokenKey), for the route to look it up with instead of hashing
- * it again: left for a Bearer token the route reads the same way, and for body bytes that JSON.parse returns as
- * they are (ASCII, no escape), so that the route's token is the same string; checked by length besides.
+ * The verdict of the lane's verification of `token` (what it threw or rejected with), when the lane verified this
+ * request's token and gave the request back: the route answers it instead of verifying the token again. Checked by
+ * the token's length besides (the lane takes only bodies whose token the route reads as the same string).
  */
-export function knownTokenKey (res: object, token: string): string | undefined {
-  const known = (res as LaneResponse).laneKey
-  return known !== undefined && known.length === token.length ? known.key : undefined
+export function laneVerdict (res: object, token: string): LaneVerdict | undefined {
+  const verdict = (res as LaneResponse).laneVerdict
+  return verdict !== undefined && verdict.length === token.length ? verdict : undefined
 }
 
 /**
@@ -143,7 +160,7 @@ function bearerOf (req: IncomingMessage): string | undefined {
 
 /** Wraps the server's request listener (Fastify's) in the lane. */
 export function hitLane (route: RequestListener, opts: HitLaneOptions): RequestListener {
-  const { metrics, bodies, logger } = opts
+  const { metrics, bodies, logger, verifiers } = opts
   const gate = opts.gate ?? new LaneGate()
 
   const send = (req: IncomingMessage, res: ServerResponse, text: string, identity: VerifiedIdentity, startedAt: number): void => {
@@ -165,33 +182,95 @@ export function hitLane (route: RequestListener, opts: HitLaneOptions): RequestL
   }
 
   /**
-   * Answers a hit of `token` (a Bearer token, or the bytes between a body's quotes); false (nothing sent, counted or
-   * logged) when the route must answer.
+   * Gives the request to the route: the body back when the lane read one (the route reads it as if the lane had not
+   * been there), with the lane's verdict on its token when it verified it.
    */
-  const answer = (req: IncomingMessage, res: ServerResponse, token: string | Buffer, startedAt: number): boolean => {
-    const verifier = opts.verifier()
-    const key = verifier.tokenKey(token)
-    if (key === undefined) return false
-    const identity = verifier.cachedIdentity(key)
-    if (identity === undefined) {
-      // A Bearer token is token68 characters; body bytes are the route's token when they are ASCII and unescaped.
-      if (typeof token === 'string' || (isAscii(token) && token.indexOf(BACKSLASH) === -1)) (res as LaneResponse).laneKey = { key, length: token.length }
-      return false
+  const giveBack = (req: IncomingMessage, res: ServerResponse, body: Buffer | undefined, startedAt: number, verdict?: LaneVerdict): void => {
+    const lane = res as LaneResponse
+    if (body !== undefined) {
+      req.pause()
+      req.unshift(body)
     }
-    send(req, res, bodies.body(identity) ?? bodies.serialize(identity), identity, startedAt)
-    return true
+    // Counted from its arrival, as the route counted it before the lane.
+    if (body !== undefined || verdict !== undefined) lane.arrivedAt = startedAt
+    if (verdict !== undefined) lane.laneVerdict = verdict
+    route(req, res)
   }
 
-  /** answer(), and the route's when it cannot: an error of the lane never stops the process nor loses the request. */
-  const answerOrRoute = (req: IncomingMessage, res: ServerResponse, token: string | Buffer | undefined, startedAt: number): boolean => {
+  /** How a request the lane took ended: the gate hears it (bodies only), and an answered body's request may end. */
+  const settled = (req: IncomingMessage, body: Buffer | undefined, answered: boolean): void => {
+    if (body === undefined) return
+    gate.record(answered)
+    if (answered) req.resume()
+  }
+
+  /**
+   * Verifies a new token as the route would, on a lease of the Verifier in force (which a reload meanwhile does not
+   * close), and answers it, or gives the request back with the verdict.
+   */
+  const verifyNew = (req: IncomingMessage, res: ServerResponse, token: string, key: string, body: Buffer | undefined, startedAt: number): void => {
+    const lease = verifiers.lease()
+    let outcome: VerifiedIdentity | Promise<VerifiedIdentity>
     try {
-      if (token !== undefined && answer(req, res, token, startedAt)) return true
-    } catch (err) {
-      // This runs outside Fastify's error handling: the route answers when nothing was sent yet.
-      logger.error({ err }, 'unexpected error')
-      if (res.headersSent) return true
+      outcome = lease.verifier.verifyNow(token, NO_CHECKS, key)
+    } catch (error) {
+      verifiers.release(lease)
+      giveBack(req, res, body, startedAt, { error, length: token.length })
+      settled(req, body, false)
+      return
     }
-    return false
+    // Held before the stream can end (Node ends it in a later callback), so that the body can still be given back.
+    if (body !== undefined) req.pause()
+    // A full verification is a promise; an identity answered at once (the cache admitted the token since the lookup) joins it.
+    ;(outcome instanceof Promise ? outcome : Promise.resolve(outcome)).then((identity) => {
+      verifiers.release(lease)
+      // A client that went away meanwhile gets nothing, as from the route.
+      if (req.destroyed) return
+      try {
+        send(req, res, bodies.serialize(identity), identity, startedAt)
+      } catch (err) {
+        // After the answer went (a log destination that throws): answered. Before it: the route answers the error.
+        logger.error({ err }, 'unexpected error')
+        if (!res.headersSent) giveBack(req, res, body, startedAt, { error: err, length: token.length })
+        settled(req, body, res.headersSent)
+        return
+      }
+      settled(req, body, true)
+    }, (error: unknown) => {
+      verifiers.release(lease)
+      if (req.destroyed) return
+      giveBack(req, res, body, startedAt, { error, length: token.length })
+      settled(req, body, false)
+    })
+  }
+
+  /**
+   * Takes the request of `token` (a Bearer token, or the bytes between a body's quotes; `body` the body they came in):
+   * answers a hit at once or verifies a new token (this file's header). False: nothing sent, counted or logged, the
+   * route answers. An error of the lane never stops the process nor loses the request: the route answers when
+   * nothing was sent yet.
+   */
+  const take = (req: IncomingMessage, res: ServerResponse, token: string | Buffer | undefined, body: Buffer | undefined, startedAt: number): boolean => {
+    if (token === undefined) return false
+    try {
+      const verifier = verifiers.current
+      const key = verifier.tokenKey(token)
+      if (key === undefined) return false
+      const identity = verifier.cachedIdentity(key)
+      if (identity !== undefined) {
+        send(req, res, bodies.body(identity) ?? bodies.serialize(identity), identity, startedAt)
+        settled(req, body, true)
+        return true
+      }
+      // A Bearer token is token68 characters; body bytes are the route's token when they are ASCII and unescaped.
+      if (typeof token !== 'string' && !(isAscii(token) && token.indexOf(BACKSLASH) === -1)) return false
+      verifyNew(req, res, typeof token === 'string' ? token : token.toString('latin1'), key, body, startedAt)
+      return true
+    } catch (err) {
+      // This runs outside Fastify's error handling.
+      logger.error({ err }, 'unexpected error')
+      return res.headersSent
+    }
   }
 
   return function hitLaneListener (req, res) {
@@ -203,8 +282,7 @@ export function hitLane (route: RequestListener, opts: HitLaneOptions): RequestL
     }
     const startedAt = performance.now()
     if (shape === 'bearer') {
-      // A Bearer token the lane cannot answer costs the route nothing: it reuses the lane's hash.
-      if (!answerOrRoute(req, res, bearerOf(req), startedAt)) route(req, res)
+      if (!take(req, res, bearerOf(req), undefined, startedAt)) route(req, res)
       return
     }
     const length = Number(req.headers['content-length'])
@@ -222,14 +300,9 @@ export function hitLane (route: RequestListener, opts: HitLaneOptions): RequestL
       // Node marks the request complete in a later callback than the one that hands over the body's last bytes:
       // without this, an answer would close the connection (src/http/closing-response.ts).
       ;(res as LaneResponse).bodyTaken = true
-      const answered = answerOrRoute(req, res, tokenBytes(body), startedAt)
-      gate.record(answered)
-      if (answered) return
-      // Given back whole, before the stream can end: the route reads it as if the lane had not been there.
-      req.pause()
-      req.unshift(body)
-      ;(res as LaneResponse).arrivedAt = startedAt
-      route(req, res)
+      if (take(req, res, tokenBytes(body), body, startedAt)) return
+      gate.record(false)
+      giveBack(req, res, body, startedAt)
     }
     req.on('data', onData)
   }

@@ -28,7 +28,8 @@ export async function registerLoadShedding (fastify: FastifyInstance, opts: Load
   const pressureHandler = (request: { routeOptions: { url?: string | undefined } }, reply: { raw: object }, type: string): VerificationError | undefined => {
     const route = request.routeOptions.url
     if (route !== undefined && NEVER_SHED_ROUTES.has(route)) return undefined
-    // A request the hit lane held while its body came was admitted when it arrived, as the route admits on arrival.
+    // A request the hit lane held while its body came (or its token was verified) was admitted when it arrived, as
+    // the route admits on arrival.
     if (admittedOnArrival(reply.raw)) return undefined
     opts.metrics?.shed(type)
     return new VerificationError('overloaded', { retryAfterSeconds })

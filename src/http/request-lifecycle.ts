@@ -69,7 +69,8 @@ export const requestLifecycle = fp(async (fastify: FastifyInstance, opts: Reques
   })
   fastify.addHook('onResponse', (request: FastifyRequest, reply: FastifyReply, done) => {
     giveBack(request)
-    // From the request's arrival, also for one the hit lane held while its body came (src/http/hit-lane.ts).
+    // From the request's arrival, also for one the hit lane held while its body came or its token was verified
+    // (src/http/hit-lane.ts).
     const elapsedMs = requestElapsedMs(reply.raw, reply.elapsedTime)
     metrics?.requestCompleted(request.routeOptions.url, request.method, reply.statusCode, request.caller?.id, request.outcome?.code, elapsedMs / 1000)
     logCompletedRequest(request, reply, elapsedMs)

@@ -5,7 +5,7 @@ import type { VerifiedIdentity } from '../../core/identity.js'
 import { VerificationError } from '../../errors.js'
 import { authorizationHeader, bearerToken, refuseQueryInput } from '../bearer.js'
 import type { IdentityBodies } from '../identity-bodies.js'
-import { knownTokenKey } from '../hit-lane.js'
+import { laneVerdict } from '../hit-lane.js'
 import { requestChecks } from '../request-checks.js'
 import { ErrorResponseSchema, VerifiedIdentitySchema, VerifyBodyOrNothing } from '../schemas.js'
 
@@ -46,8 +46,10 @@ export const verifyRoute: FastifyPluginAsync<VerifyRouteOptions> = async (fastif
       request.outcome = { issuer: identity.issuer.id }
       return identity
     }
-    // The hit lane hashed this request's token already when it gave the request back (src/http/hit-lane.ts).
-    const outcome = verifier.verifyNow(token, checks, knownTokenKey(reply.raw, token))
+    // A token the lane verified and gave back refused (src/http/hit-lane.ts): its verdict, not a second verification.
+    const verdict = laneVerdict(reply.raw, token)
+    if (verdict !== undefined) throw verdict.error
+    const outcome = verifier.verifyNow(token, checks)
     // Fastify sends what a synchronous handler returns, and what a returned promise resolves to. A token
     // verified in full is serialized as usual; the answer for a cached one is rendered once per cache entry.
     if (outcome instanceof Promise) return outcome.then(verified)
