@@ -221,7 +221,7 @@ export function hitLane (route: RequestListener, opts: HitLaneOptions): RequestL
     }
     // Held before the stream can end (Node ends it in a later callback), so that the body can still be given back.
     if (body !== undefined) req.pause()
-    // A full verification is a promise; an identity answered at once (the cache admitted the token since the lookup) joins it.
+    // verifyNow returns a promise for a token it verifies in full; an identity it answered at once takes the same path.
     ;(outcome instanceof Promise ? outcome : Promise.resolve(outcome)).then((identity) => {
       verifiers.release(lease)
       // A client that went away meanwhile gets nothing, as from the route.
