@@ -23,7 +23,6 @@ import { healthRoutes } from './http/routes/health.js'
 import { verifyRoute } from './http/routes/verify.js'
 import { installHitLane } from './http/hit-lane.js'
 import { IdentityBodies } from './http/identity-bodies.js'
-import { callerKeysFor } from './auth/caller-keys.js'
 import type { Logger } from 'pino'
 import { callerRouteLimit } from './http/route-rate-limit.js'
 import { verifyBatchRoute } from './http/routes/verify-batch.js'
@@ -222,8 +221,9 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
     const underPressure = config.loadShedding.enabled ? () => fastify.isUnderPressure() : () => false
     installHitLane(fastify.server, {
       verifiers: slot,
-      // Caller keys (a reload may add them) and load shedding are the route's hooks' to apply.
-      open: () => !fastify.stopping && !callerKeysFor(slot.config.callers.keys).enabled && !underPressure(),
+      // Load shedding is the route's hooks' to apply; a request whose caller key the lane cannot settle too.
+      open: () => !fastify.stopping && !underPressure(),
+      caller: (headers) => fastify.laneCaller(headers),
       requestId: requestIds,
       logger: fastify.log as unknown as Logger,
       metrics,

@@ -292,14 +292,6 @@ t.test('a cached token the route would refuse is left to the route, and counted 
 
 t.test('the lane stays closed while the route\'s hooks must see every request', async (t) => {
   const token = mint(key, idTokenClaims(ISS, 'aud'))
-  await t.test('caller keys', async (t) => {
-    const lane = await laneApp(t, { callers: { keys: [{ id: 'web', sha256: createHash('sha256').update('k'.repeat(32)).digest('hex') }] } })
-    const withKey = { 'x-api-key': 'k'.repeat(32) }
-    for (let i = 0; i < 3; i++) t.equal((await post(lane.port, bodyOf(token), withKey)).status, 200)
-    const without = await post(lane.port, bodyOf(token))
-    t.equal(without.status, 403, 'a cached token without a key is refused')
-    t.equal(lane.routed(), 4)
-  })
   await t.test('a per-caller rate limit', async (t) => {
     const lane = await laneApp(t, { rateLimit: { max: 3, windowSeconds: 60 } })
     const statuses: number[] = []
@@ -454,7 +446,34 @@ t.test('the lane steps aside for bodies while they rarely hit, and comes back wh
   t.equal(lane.routed(), routed + SAMPLE_EVERY - 1)
 })
 
-t.test('a reload that adds caller keys closes the lane at once; one that removes them opens it', async (t) => {
+t.test('with caller keys, a request whose key lets it through is the lane\'s, named by its caller; any other is the route\'s', async (t) => {
+  const apiKey = 'k'.repeat(32)
+  const lane = await laneApp(t, { callers: { maxFailuresPerMinute: 1, keys: [{ id: 'web', sha256: createHash('sha256').update(apiKey).digest('hex') }] } })
+  const token = mint(key, idTokenClaims(ISS, 'aud'))
+  const withKey = { 'x-api-key': apiKey }
+  const answers = [await post(lane.port, bodyOf(token), withKey), await post(lane.port, bodyOf(token), withKey), await post(lane.port, '', { 'content-type': '', authorization: `Bearer ${token}`, ...withKey })]
+  t.same(answers.map((a) => a.status), [200, 200, 200], 'a new token, its second verification, a hit as a Bearer token')
+  t.equal(lane.routed(), 0, 'all three in the lane')
+  const viaRoute = await lane.app.inject({ method: 'POST', url: '/verify', payload: { token }, headers: withKey })
+  t.equal(answers[2]?.body, viaRoute.body, 'the route\'s answer')
+  const lines = lane.lines.filter((l) => l.msg === 'request completed' && l.route === '/verify')
+  t.same(lines.map((l) => l.caller), ['web', 'web', 'web', 'web'], 'each request line names the caller, the lane\'s as the route\'s')
+  const samples = parseMetrics((await lane.app.inject({ method: 'GET', url: '/metrics', headers: withKey })).body)
+  t.equal(valueOf(samples, 'oidc_verifier_http_requests_total', { route: '/verify', method: 'POST', status: '200', caller: 'web' }), 4, 'counted under the caller')
+
+  const missing = await post(lane.port, bodyOf(token))
+  t.same([missing.status, codeOf(missing)], [403, 'caller_key_missing'], 'no key: the route\'s refusal')
+  const wrong = await post(lane.port, bodyOf(token), { 'x-api-key': 'w'.repeat(32) })
+  t.same([wrong.status, codeOf(wrong)], [403, 'caller_key_invalid'], 'a wrong key: the route\'s refusal')
+  t.equal(lane.routed(), 3, 'both refusals (and the inject) by the route')
+  // One failed check is callers.maxFailuresPerMinute here: the address is held back, valid key or not, and only the
+  // route's hook knows which address that is.
+  const held = await post(lane.port, bodyOf(token), withKey)
+  t.same([held.status, codeOf(held)], [429, 'rate_limited'], 'an address held back for a failed check: the route\'s 429, though the key is valid')
+  t.equal(lane.routed(), 4)
+})
+
+t.test('a reload that adds caller keys: the lane answers only requests whose key lets them through; one that removes them opens it to all', async (t) => {
   const { reloadConfiguration } = await import('../src/reload.js')
   const lane = await laneApp(t)
   const token = mint(key, idTokenClaims(ISS, 'aud'))
@@ -468,8 +487,14 @@ t.test('a reload that adds caller keys closes the lane at once; one that removes
   t.equal(refused.status, 403, 'no key: refused, as the route refuses')
   t.equal(codeOf(refused), 'caller_key_missing')
   await cached(lane, token)
+  t.equal(lane.routed(), 3, 'every request without a key went to the route')
   t.equal((await post(lane.port, bodyOf(token), { 'x-api-key': apiKey })).status, 200)
-  t.equal(lane.routed(), 4, 'every request since the reload went to the route')
+  t.equal(lane.routed(), 3, 'the one with its key: the lane')
+  // A caller given a rate limit of its own by a reload: the route's hooks must see its requests.
+  const limited = configFor(issuers, { callers: { keys: [{ id: 'web', sha256: createHash('sha256').update(apiKey).digest('hex'), rateLimit: { max: 100, windowSeconds: 60 } }] }, rateLimit: { max: 1000, windowSeconds: 60 } })
+  t.equal((await reloadConfiguration(lane.app, () => limited)).outcome, 'applied')
+  t.equal((await post(lane.port, bodyOf(token), { 'x-api-key': apiKey })).status, 200)
+  t.equal(lane.routed(), 4, 'a caller with a rate limit of its own: the route')
   t.equal((await reloadConfiguration(lane.app, () => configFor(issuers))).outcome, 'applied')
   await cached(lane, token)
   t.equal((await post(lane.port, bodyOf(token))).status, 200)

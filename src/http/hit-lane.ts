@@ -9,8 +9,10 @@
  * What the lane takes: `POST /verify` with no query; one Host; no Transfer-Encoding; either a body that is exactly
  * `{"token":"…"}` (as JSON.stringify writes it), `Content-Type: application/json` (UTF-8 named or not), a
  * Content-Length of at most the body limit and no Authorization header, or one `Authorization: Bearer` line that the
- * route would read and no body (no Content-Length or "0", no Content-Type or JSON); the lane open (app.ts: no caller
- * keys in force, no per-caller rate limit, load shedding not refusing, the app not closing). A token whose SHA-256 the
+ * route would read and no body (no Content-Length or "0", no Content-Type or JSON); the lane open (app.ts: no per-caller
+ * rate limit, load shedding not refusing, the app not closing); with caller keys in force, an X-Api-Key the route's
+ * hook would let through at once (a valid key of a caller without a rate limit of its own, no address held back for
+ * failed checks: FastifyInstance.laneCaller), whose caller the answer's metrics and request line name. A token whose SHA-256 the
  * verified-token cache holds and answers with no check refusing it (Verifier.cachedIdentity) is answered at once: the
  * bytes between the quotes are then a token verified before (base64url and dots: the JSON the route would parse, a
  * body its schema accepts). Any other token that is the route's token as it is (body bytes in ASCII with no escape,
@@ -27,7 +29,7 @@
  * a token is verified once whoever answers.
  */
 import { isAscii } from 'node:buffer'
-import type { IncomingMessage, Server, ServerResponse } from 'node:http'
+import type { IncomingHttpHeaders, IncomingMessage, Server, ServerResponse } from 'node:http'
 import { performance } from 'node:perf_hooks'
 import type { Logger } from 'pino'
 import type { VerifiedIdentity } from '../core/identity.js'
@@ -57,6 +59,11 @@ export interface HitLaneOptions {
   verifiers: LaneVerifiers
   /** Whether the lane may take a request now; checked when a request arrives. */
   open: () => boolean
+  /**
+   * The caller whose key the request carries (FastifyInstance.laneCaller): null without caller keys, the caller's id
+   * when its key lets the request through at once, undefined when the route's hooks must see the request.
+   */
+  caller: (headers: IncomingHttpHeaders) => string | null | undefined
   /** The app's request id generator (Fastify's genReqId). */
   requestId: (req: IncomingMessage) => string
   /** The app's logger: the request line is written by a request logger made from it, as the route's is. */
@@ -163,7 +170,7 @@ export function hitLane (route: RequestListener, opts: HitLaneOptions): RequestL
   const { metrics, bodies, logger, verifiers } = opts
   const gate = opts.gate ?? new LaneGate()
 
-  const send = (req: IncomingMessage, res: ServerResponse, text: string, identity: VerifiedIdentity, startedAt: number): void => {
+  const send = (req: IncomingMessage, res: ServerResponse, text: string, identity: VerifiedIdentity, caller: string | null, startedAt: number): void => {
     const id = opts.requestId(req)
     // The route's headers, in its order (request id at arrival, then the route's, then the payload's).
     res.writeHead(200, {
@@ -174,10 +181,10 @@ export function hitLane (route: RequestListener, opts: HitLaneOptions): RequestL
     })
     res.end(text)
     const durationMs = performance.now() - startedAt
-    metrics?.requestCompleted(ROUTE, 'POST', 200, undefined, undefined, durationMs / 1000)
+    metrics?.requestCompleted(ROUTE, 'POST', 200, caller ?? undefined, undefined, durationMs / 1000)
     if (logger.isLevelEnabled('info')) {
       // The route's request logger: bound to the request id, with the trace fields of a valid traceparent.
-      new RequestLogger(logger, { reqId: id }, req).info(requestLine({ method: 'POST', route: ROUTE, status: 200, outcome: { issuer: identity.issuer.id }, caller: null, durationMs }), 'request completed')
+      new RequestLogger(logger, { reqId: id }, req).info(requestLine({ method: 'POST', route: ROUTE, status: 200, outcome: { issuer: identity.issuer.id }, caller, durationMs }), 'request completed')
     }
   }
 
@@ -208,7 +215,7 @@ export function hitLane (route: RequestListener, opts: HitLaneOptions): RequestL
    * Verifies a new token as the route would, on a lease of the Verifier in force (which a reload meanwhile does not
    * close), and answers it, or gives the request back with the verdict.
    */
-  const verifyNew = (req: IncomingMessage, res: ServerResponse, token: string, key: string, body: Buffer | undefined, startedAt: number): void => {
+  const verifyNew = (req: IncomingMessage, res: ServerResponse, token: string, key: string, body: Buffer | undefined, caller: string | null, startedAt: number): void => {
     const lease = verifiers.lease()
     let outcome: VerifiedIdentity | Promise<VerifiedIdentity>
     try {
@@ -227,7 +234,7 @@ export function hitLane (route: RequestListener, opts: HitLaneOptions): RequestL
       // A client that went away meanwhile gets nothing, as from the route.
       if (req.destroyed) return
       try {
-        send(req, res, bodies.serialize(identity), identity, startedAt)
+        send(req, res, bodies.serialize(identity), identity, caller, startedAt)
       } catch (err) {
         // After the answer went (a log destination that throws): answered. Before it: the route answers the error.
         logger.error({ err }, 'unexpected error')
@@ -250,7 +257,7 @@ export function hitLane (route: RequestListener, opts: HitLaneOptions): RequestL
    * route answers. An error of the lane never stops the process nor loses the request: the route answers when
    * nothing was sent yet.
    */
-  const take = (req: IncomingMessage, res: ServerResponse, token: string | Buffer | undefined, body: Buffer | undefined, startedAt: number): boolean => {
+  const take = (req: IncomingMessage, res: ServerResponse, token: string | Buffer | undefined, body: Buffer | undefined, caller: string | null, startedAt: number): boolean => {
     if (token === undefined) return false
     try {
       const verifier = verifiers.current
@@ -258,13 +265,13 @@ export function hitLane (route: RequestListener, opts: HitLaneOptions): RequestL
       if (key === undefined) return false
       const identity = verifier.cachedIdentity(key)
       if (identity !== undefined) {
-        send(req, res, bodies.body(identity) ?? bodies.serialize(identity), identity, startedAt)
+        send(req, res, bodies.body(identity) ?? bodies.serialize(identity), identity, caller, startedAt)
         settled(req, body, true)
         return true
       }
       // A Bearer token is token68 characters; body bytes are the route's token when they are ASCII and unescaped.
       if (typeof token !== 'string' && !(isAscii(token) && token.indexOf(BACKSLASH) === -1)) return false
-      verifyNew(req, res, typeof token === 'string' ? token : token.toString('latin1'), key, body, startedAt)
+      verifyNew(req, res, typeof token === 'string' ? token : token.toString('latin1'), key, body, caller, startedAt)
       return true
     } catch (err) {
       // This runs outside Fastify's error handling.
@@ -280,9 +287,14 @@ export function hitLane (route: RequestListener, opts: HitLaneOptions): RequestL
       route(req, res)
       return
     }
+    const caller = opts.caller(req.headers)
+    if (caller === undefined) {
+      route(req, res)
+      return
+    }
     const startedAt = performance.now()
     if (shape === 'bearer') {
-      if (!take(req, res, bearerOf(req), undefined, startedAt)) route(req, res)
+      if (!take(req, res, bearerOf(req), undefined, caller, startedAt)) route(req, res)
       return
     }
     const length = Number(req.headers['content-length'])
@@ -300,7 +312,7 @@ export function hitLane (route: RequestListener, opts: HitLaneOptions): RequestL
       // Node marks the request complete in a later callback than the one that hands over the body's last bytes:
       // without this, an answer would close the connection (src/http/closing-response.ts).
       ;(res as LaneResponse).bodyTaken = true
-      if (take(req, res, tokenBytes(body), body, startedAt)) return
+      if (take(req, res, tokenBytes(body), body, caller, startedAt)) return
       gate.record(false)
       giveBack(req, res, body, startedAt)
     }
