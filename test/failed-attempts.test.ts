@@ -40,3 +40,21 @@ t.test('the window\'s edges: a failure at its very end starts a new one, the wai
   f.record('a', 1)
   t.equal(f.blockedFor('a', 1), 60, 'a failure when the window ends starts a new window of its own')
 })
+
+t.test('active: while some window runs, and no longer once the last one has ended, though its address was never met again', async (t) => {
+  let now = 1_000_000
+  const f = new FailedAttempts(60_000, () => now)
+  t.notOk(f.active, 'no failure yet')
+  f.record('a', 5)
+  now += 30_000
+  f.record('b', 5)
+  t.ok(f.active)
+  now += 31_000
+  t.ok(f.active, 'a\'s window has ended, b\'s runs')
+  t.equal(f.blockedFor('a', 5), 0)
+  now += 29_000
+  t.notOk(f.active, 'b\'s window has ended too')
+  t.equal(f.size, 1, 'b is still held (dropped when met again): active does not depend on that')
+  f.record('b', 5)
+  t.ok(f.active, 'a new window for b')
+})

@@ -471,6 +471,11 @@ t.test('with caller keys, a request whose key lets it through is the lane\'s, na
   const held = await post(lane.port, bodyOf(token), withKey)
   t.same([held.status, codeOf(held)], [429, 'rate_limited'], 'an address held back for a failed check: the route\'s 429, though the key is valid')
   t.equal(lane.routed(), 4)
+  // Once the window has ended, the lane answers keyed requests again (the address is still in the tracker's memory).
+  lane.clock.now += 61_000
+  const after = await post(lane.port, bodyOf(token), withKey)
+  t.equal(after.status, 200)
+  t.equal(lane.routed(), 4, 'the window over: the lane again')
 })
 
 t.test('a reload that adds caller keys: the lane answers only requests whose key lets them through; one that removes them opens it to all', async (t) => {

@@ -23,6 +23,8 @@ export class FailedAttempts {
   readonly #windowMs: number
   readonly #now: () => number
   readonly #windows: LRUCache<string, Window>
+  /** When the latest window recorded ends: past it, no address is held back (windows expire lazily in the LRU). */
+  #lastEndsAt = 0
 
   /** `max` is given per call (a configuration reload may change it); 0 turns the bound off. */
   constructor (windowMs: number, now: () => number = Date.now) {
@@ -48,8 +50,20 @@ export class FailedAttempts {
     if (max === 0) return
     const now = this.#now()
     const window = this.#windows.get(address)
-    if (window === undefined || window.endsAt <= now) this.#windows.set(address, { failures: 1, endsAt: now + this.#windowMs })
-    else window.failures++
+    if (window === undefined || window.endsAt <= now) {
+      this.#windows.set(address, { failures: 1, endsAt: now + this.#windowMs })
+      this.#lastEndsAt = Math.max(this.#lastEndsAt, now + this.#windowMs)
+    } else {
+      window.failures++
+    }
+  }
+
+  /**
+   * Whether some address may be held back now: a window has not ended yet. False once the last one has, though
+   * the LRU still holds windows of addresses that never came back (they are dropped when met again, or pushed out).
+   */
+  get active (): boolean {
+    return this.#windows.size > 0 && this.#now() < this.#lastEndsAt
   }
 
   get size (): number {

@@ -20,7 +20,7 @@ declare module 'fastify' {
     /**
      * The caller a request's X-Api-Key names when its check would let it through at once, for the hit lane
      * (src/http/hit-lane.ts): null when no key is configured (nothing to check), the caller's id when the key is
-     * valid, the caller has no rate limit of its own and no address is held back for failed checks; undefined
+     * valid, the caller has no rate limit of its own and no window of failed checks runs (src/auth/failed-attempts.ts); undefined
      * otherwise: the route's hook must see the request (a refusal, a wait, a limit, a failure to count).
      */
     laneCaller: (headers: IncomingHttpHeaders) => string | null | undefined
@@ -53,8 +53,8 @@ export const callerAuth = fp(async (fastify: FastifyInstance, opts: CallerAuthOp
   fastify.decorate('laneCaller', (headers: IncomingHttpHeaders): string | null | undefined => {
     const keys = callerKeysFor(opts.callers().keys)
     if (!keys.enabled) return null
-    // While some address is held back, which one a request comes from is the hook's to work out.
-    if (failures.size > 0) return undefined
+    // While some address may be held back, which one a request comes from is the hook's to work out.
+    if (failures.active) return undefined
     const result = keys.check(headers[API_KEY_HEADER])
     return result.ok && result.caller.rateLimit === undefined ? result.caller.id : undefined
   })
@@ -65,8 +65,8 @@ export const callerAuth = fp(async (fastify: FastifyInstance, opts: CallerAuthOp
     if (!keys.enabled) { done(); return }
     const route = request.routeOptions.url
     if (route !== undefined && (ALWAYS_OPEN_ROUTES.has(route) || (route === '/metrics' && !callers.protectMetrics))) { done(); return }
-    // The address is worked out only when some address has failed (an IPv6 one costs microseconds to normalize).
-    if (failures.size > 0) {
+    // The address is worked out only while some address's window runs (an IPv6 one costs microseconds to normalize).
+    if (failures.active) {
       const waitSeconds = failures.blockedFor(clientAddress(request), callers.maxFailuresPerMinute)
       if (waitSeconds > 0) {
         opts.metrics?.callerRejected('rate_limited')

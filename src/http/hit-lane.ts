@@ -11,8 +11,8 @@
  * Content-Length of at most the body limit and no Authorization header, or one `Authorization: Bearer` line that the
  * route would read and no body (no Content-Length or "0", no Content-Type or JSON); the lane open (app.ts: no per-caller
  * rate limit, load shedding not refusing, the app not closing); with caller keys in force, an X-Api-Key the route's
- * hook would let through at once (a valid key of a caller without a rate limit of its own, no address held back for
- * failed checks: FastifyInstance.laneCaller), whose caller the answer's metrics and request line name. A token whose SHA-256 the
+ * hook would let through at once (a valid key of a caller without a rate limit of its own, no window of failed
+ * checks running: FastifyInstance.laneCaller), whose caller the answer's metrics and request line name. A token whose SHA-256 the
  * verified-token cache holds and answers with no check refusing it (Verifier.cachedIdentity) is answered at once: the
  * bytes between the quotes are then a token verified before (base64url and dots: the JSON the route would parse, a
  * body its schema accepts). Any other token that is the route's token as it is (body bytes in ASCII with no escape,
