@@ -33,8 +33,8 @@ import type { IncomingHttpHeaders, IncomingMessage, Server, ServerResponse } fro
 import { performance } from 'node:perf_hooks'
 import type { Logger } from 'pino'
 import type { VerifiedIdentity } from '../core/identity.js'
-import type { Lease } from '../verifier-slot.js'
-import type { RequestChecks, Verifier } from '../core/verifier.js'
+import type { VerifierSlot } from '../verifier-slot.js'
+import type { RequestChecks } from '../core/verifier.js'
 import type { ServiceMetrics } from '../metrics/metrics.js'
 import { authorizationHeader, bearerToken, repeatedHeader } from './bearer.js'
 import type { ClosingServerResponse } from './closing-response.js'
@@ -47,16 +47,9 @@ type RequestListener = (req: IncomingMessage, res: ServerResponse) => void
 /** What the lane's verification of a request's token threw or rejected with, and the token's length. */
 export interface LaneVerdict { error: unknown, length: number }
 
-/** The Verifier in force, and a lease on it while a new token is verified (src/verifier-slot.ts). */
-export interface LaneVerifiers {
-  /** The Verifier in force (a reload may replace it between two requests). */
-  readonly current: Verifier
-  lease: () => Lease
-  release: (lease: Lease) => void
-}
-
 export interface HitLaneOptions {
-  verifiers: LaneVerifiers
+  /** The Verifier in force (a reload may replace it between two requests), and a lease on it while a new token is verified. */
+  verifiers: Pick<VerifierSlot, 'current' | 'lease' | 'release'>
   /** Whether the lane may take a request now; checked when a request arrives. */
   open: () => boolean
   /**
