@@ -16,6 +16,7 @@ import { isVerificationError, VerificationError } from './errors.js'
 import { asVerificationError, sendError } from './http/error-reply.js'
 import './http/fastify-augment.js'
 import { requestIdGenerator } from './http/request-id.js'
+import { sharedSchemaCompilers } from './http/schema-compilers.js'
 import { requestChildLogger } from './http/request-logger.js'
 import { requestLifecycle } from './http/request-lifecycle.js'
 import { contractRoutes } from './http/routes/contract.js'
@@ -97,6 +98,8 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
     // Envoy's checks carry the app's path after /forward-auth/envoy: routed without decoding it (forward-auth.ts).
     rewriteUrl: (req) => routingUrl(req.url ?? '/'),
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
+    // Route schemas compiled once per process (src/http/schema-compilers.ts), not again by every instance.
+    schemaController: sharedSchemaCompilers,
     // Malformed URLs get our error shape (and a 401 under /forward-auth) instead of Fastify's own 400, with
     // what the hooks, which do not run for them, give every answer: request id, key refusal, metrics, log line.
     frameworkErrors: frameworkErrorHandler({ forwardAuth: true, callers: () => fastify.verifierSlot.config.callers, metrics: () => fastify.metrics }),

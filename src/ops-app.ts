@@ -22,6 +22,7 @@ import { CLOSING_RESPONSES } from './http/closing-response.js'
 import { startServing } from './http/tls-reload.js'
 import { healthRoutes } from './http/routes/health.js'
 import { metricsRoute } from './http/routes/metrics.js'
+import { sharedSchemaCompilers } from './http/schema-compilers.js'
 
 export async function buildOpsApp (app: FastifyInstance, config: Config): Promise<FastifyInstance> {
   const https = config.server.opsTls === undefined ? undefined : { ...listenerHttpsOptions(config.server.opsTls, config.server.connectionTimeoutMs), ...CLOSING_RESPONSES }
@@ -44,6 +45,7 @@ export async function buildOpsApp (app: FastifyInstance, config: Config): Promis
     frameworkErrors: frameworkErrorHandler({ metrics: () => app.metrics }),
     // And so does a request Node cannot parse, or whose headers pass Node's default limit (no token comes here).
     clientErrorHandler: clientErrorHandler(bareAnswers),
+    schemaController: sharedSchemaCompilers,
     ...(https !== undefined ? { https } : { http: CLOSING_RESPONSES })
   })
   // What the listener serves, for the look at its files (src/http/tls-watch.ts) and /metrics; logged if clients refuse it or it expires soon.
