@@ -23,6 +23,8 @@
 //   MAX_BG=0.3  NOISE_RETRIES=1: a scenario during which other processes used more than MAX_BG cores is
 //   repeated (at most NOISE_RETRIES times) and the quietest attempt kept
 //   OIDC_VERIFIER_BENCH_CONFIG / OIDC_VERIFIER_LOG_LEVEL: passed to targets/oidc-verifier.sh
+//   BENCH_API_KEY: sent as X-Api-Key with every request, smoke checks included (for oidc-verifier with
+//   callers.keys in OIDC_VERIFIER_BENCH_CONFIG; a target without caller keys ignores the header)
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { dirname, join, relative } from 'node:path'

@@ -7,7 +7,8 @@
 //   flood   for --duration seconds, the token of the first line with a new random kid on every request
 //           (signature left as it is: an attacker has no key, and the kid lookup comes first).
 // Prints one JSON object: responses, status codes, rate over the time responses were arriving, latency
-// percentiles over every response (float ms), and its own CPU use.
+// percentiles over every response (float ms), and its own CPU use. With BENCH_API_KEY in the environment,
+// every request carries it as X-Api-Key (a target with caller keys checks it; the others ignore the header).
 //
 //   node lib/load.mjs --url URL --bodies FILE [--mode rotate|once|flood] [--connections 32] [--duration 10]
 import { randomBytes } from 'node:crypto'
@@ -71,10 +72,12 @@ let n = 0
 let firstAt = 0
 let lastAt = 0
 
+const headers = { 'content-type': 'application/json' }
+if (process.env.BENCH_API_KEY) headers['x-api-key'] = process.env.BENCH_API_KEY
 const options = {
   url: o.url,
   connections,
-  requests: [{ method: 'POST', path: '/verify', headers: { 'content-type': 'application/json' }, setupRequest }]
+  requests: [{ method: 'POST', path: '/verify', headers, setupRequest }]
 }
 if (o.mode === 'once') {
   if (bodies.length < connections) {

@@ -7,6 +7,8 @@ import { mintToken } from './mint.mjs'
 
 async function post (url, { token, bearer = false, body }) {
   const init = { method: 'POST', headers: {} }
+  // As the load sends it (lib/load.mjs), so that a target configured with caller keys passes too.
+  if (process.env.BENCH_API_KEY) init.headers['x-api-key'] = process.env.BENCH_API_KEY
   if (bearer) init.headers.authorization = `Bearer ${token}`
   else {
     init.headers['content-type'] = 'application/json'

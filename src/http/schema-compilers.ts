@@ -1,10 +1,11 @@
 /**
  * Route schemas compiled once per process instead of once per Fastify instance. Fastify's default compilers
  * (ajv for what a request sends, fast-json-stringify for what a route answers) are made anew for every root
- * instance, so every buildApp compiled every route's schemas again: ~60 ms of the ~140 a build costs, paid by
- * every test that builds an app and by each worker of a cluster. The schemas are module constants
- * (src/http/schemas.ts), so the compiled function is kept beside the schema object that produced it and the next
- * instance takes it as it is.
+ * instance, so every buildApp compiled every route's schemas again: ~90 ms of the ~140 ms of CPU a build cost.
+ * A service process builds one or two instances (the ops port's beside the main one), each worker of a cluster
+ * its own; the test suite builds hundreds, and this was a sixth of its time. The schemas are module constants
+ * (src/http/schemas.ts and the routes), so the compiled function is kept beside the schema object that produced
+ * it and the next instance takes it as it is.
  *
  * What a compiled function depends on is the schema object, the instance's shared schemas (`addSchema`) and the
  * compiler's options: functions are kept per (shared schemas, options) and per schema object, in a WeakMap, so
