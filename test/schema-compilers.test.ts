@@ -111,6 +111,17 @@ t.test('ajv plugins (functions, which cannot be compared) leave each instance it
   t.equal((await b.app.inject({ method: 'POST', url: '/x', payload: { n: 3 } })).statusCode, 400, 'and the plugin is in force')
 })
 
+t.test('options that JSON cannot say whole (a format given as a RegExp) leave each instance its own compilers', async (t) => {
+  const CodeBody = { type: 'object', properties: { n: { type: 'integer' }, code: { type: 'string', format: 'code' } } }
+  const as = await routeFunctions(t, { ajv: { customOptions: { formats: { code: /^a+$/ } } } }, CodeBody)
+  const bs = await routeFunctions(t, { ajv: { customOptions: { formats: { code: /^b+$/ } } } }, CodeBody)
+  t.not(bs.compiled.validate, as.compiled.validate, 'JSON.stringify writes both formats as {}: not taken as equal')
+  t.equal((await as.app.inject({ method: 'POST', url: '/x', payload: { code: 'aaa' } })).statusCode, 200)
+  t.equal((await as.app.inject({ method: 'POST', url: '/x', payload: { code: 'bbb' } })).statusCode, 400)
+  t.equal((await bs.app.inject({ method: 'POST', url: '/x', payload: { code: 'bbb' } })).statusCode, 200)
+  t.equal((await bs.app.inject({ method: 'POST', url: '/x', payload: { code: 'aaa' } })).statusCode, 400)
+})
+
 t.test('serializer options are part of what is compared', async (t) => {
   const Rounded = { type: 'object', properties: { n: { type: 'integer' } } }
   const floor = await routeFunctions(t, { serializerOpts: { rounding: 'floor' } }, Body, Rounded)

@@ -10,8 +10,9 @@
  * What a compiled function depends on is the schema object, the instance's shared schemas (`addSchema`) and the
  * compiler's options: functions are kept per (shared schemas, options) and per schema object, in a WeakMap, so
  * a schema made anew per build (Fastify's lower-cased copy of a `headers` schema, an inline object) is compiled
- * by that build's own compiler and forgotten with it. Options that carry functions (ajv plugins, `onCreate`)
- * cannot be compared, and such an instance gets Fastify's compilers unchanged.
+ * by that build's own compiler and forgotten with it. Options or shared schemas that are not plain JSON (ajv
+ * plugins, `onCreate`, a format given as a RegExp) cannot be compared, and such an instance gets Fastify's
+ * compilers unchanged.
  */
 import { AjvCompiler, type ValidatorFactory } from '@fastify/ajv-compiler'
 import { SerializerSelector, type SerializerFactory } from '@fastify/fast-json-stringify-compiler'
@@ -26,7 +27,7 @@ class CompiledFunctions<F> {
 
   /** The functions compiled under one (shared schemas, options) pair; undefined when those cannot be compared. */
   under (externalSchemas: unknown, options: unknown): WeakMap<object, F> | undefined {
-    if (carriesFunctions(options)) return undefined
+    if (!isPlainJson(externalSchemas ?? {}) || !isPlainJson(options ?? {})) return undefined
     const key = `${JSON.stringify(externalSchemas ?? {})}\u0000${JSON.stringify(options ?? {})}`
     let compiled = this.byOrigin.get(key)
     if (compiled === undefined) {
@@ -37,11 +38,19 @@ class CompiledFunctions<F> {
   }
 }
 
-/** Whether options hold a function anywhere (JSON.stringify would drop it, so two such options could look equal). */
-function carriesFunctions (value: unknown, depth = 0): boolean {
-  if (typeof value === 'function') return true
-  if (typeof value !== 'object' || value === null || depth > 8) return false
-  return Object.values(value).some((v) => carriesFunctions(v, depth + 1))
+/**
+ * Whether a value is JSON through and through (null, booleans, finite numbers, strings, arrays and plain objects),
+ * so that JSON.stringify says all of it: a function, a RegExp (an ajv format given as one), a Map or a Date would
+ * be written as nothing or as {}, and two options that differ there would look equal.
+ */
+function isPlainJson (value: unknown, depth = 0): boolean {
+  if (value === null || typeof value === 'boolean' || typeof value === 'string') return true
+  if (typeof value === 'number') return Number.isFinite(value)
+  if (typeof value !== 'object' || depth > 16) return false
+  if (Array.isArray(value)) return value.every((v) => isPlainJson(v, depth + 1))
+  const prototype = Object.getPrototypeOf(value)
+  if (prototype !== Object.prototype && prototype !== null) return false
+  return Object.values(value).every((v) => v === undefined || isPlainJson(v, depth + 1))
 }
 
 let compilations = 0
