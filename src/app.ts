@@ -25,7 +25,7 @@ import { verifyRoute } from './http/routes/verify.js'
 import { installHitLane } from './http/hit-lane.js'
 import { IdentityBodies } from './http/identity-bodies.js'
 import type { Logger } from 'pino'
-import { callerRouteLimit } from './http/route-rate-limit.js'
+import { callerLimitHook, callerRouteLimit } from './http/route-rate-limit.js'
 import { verifyBatchRoute } from './http/routes/verify-batch.js'
 import { introspectRoute } from './http/routes/introspect.js'
 import { forwardAuthRoute, routingUrl } from './http/routes/forward-auth.js'
@@ -210,17 +210,19 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
     }
   }
   const verifyLimit = callerRouteLimit(config)
-  fastify.decorate('callerRateLimited', verifyLimit !== false)
   // One limiter, made once, for every route of the caller limit: one store, so one budget per caller across
-  // /verify, /verify/batch, /introspect and /revocations (a route's own config.rateLimit has its own store).
-  const callerLimit = verifyLimit === false ? undefined : fastify.rateLimit(verifyLimit)
+  // /verify, /verify/batch, /introspect and /revocations (a route's own config.rateLimit has its own store). Its
+  // hook passes at once a request that no limit applies to, so a reload can give a caller a limit of its own.
+  const callerLimit = verifyLimit === false ? undefined : callerLimitHook(fastify.rateLimit(verifyLimit), config)
   // Answers for tokens the Verifier serves from its cache are rendered once per cache entry.
   const bodies = new IdentityBodies()
   await fastify.register(verifyRoute, { rateLimit: callerLimit, bodies })
   // Requests of the commonest shape are answered before routing, a cache hit at once and a new token once it verifies
-  // (src/http/hit-lane.ts), unless every request must pass the caller limit, which lives in the route's hooks. The
-  // lane finds tokens by their cache key: without the verified-token cache, the route answers every request.
-  if (config.tokenCache.enabled && callerLimit === undefined) {
+  // (src/http/hit-lane.ts), unless every request must pass the caller limit (rateLimit.max), which lives in the
+  // route's hooks; a caller with a limit of its own is the route's (laneCaller). The lane finds tokens by their cache
+  // key: without the verified-token cache, the route answers every request.
+  const everyoneLimited = config.rateLimit.enabled && config.rateLimit.max !== undefined
+  if (config.tokenCache.enabled && !everyoneLimited) {
     const underPressure = config.loadShedding.enabled ? () => fastify.isUnderPressure() : () => false
     installHitLane(fastify.server, {
       verifiers: slot,

@@ -20,7 +20,7 @@ import { heapLimitBytes } from './config/heap-budget.js'
 import { logConfigWarnings, newWarnings } from './config/inert-settings.js'
 import { ConfigError } from './config/load.js'
 import type { Config } from './config/types.js'
-import { callerLimitApplies, callersWithoutMax } from './http/route-rate-limit.js'
+import { callersWithoutMax } from './http/route-rate-limit.js'
 import {
   keptUntilRestartMessage, noteWaitingForRestart, putInUse, readCertificates, tlsListeners, type ListenerCertificates, type TlsFile, type TlsListener
 } from './http/tls-reload.js'
@@ -63,8 +63,7 @@ export interface ReloadOptions {
  * Problems of callers' own limits under the running rateLimit: without a running rateLimit.max, each own
  * limit needs a max of its own, as at start. The new configuration may set rateLimit.max, but that waits.
  */
-function callerLimitProblems (app: FastifyInstance, config: Config): string[] {
-  if (!app.callerRateLimited) return []
+function callerLimitProblems (config: Config): string[] {
   return callersWithoutMax(config).map((i) => `callers.keys[${i}].rateLimit.max: missing: the running rateLimit.max is not set ` +
     '(a change of rateLimit needs a restart), so this caller\'s limit needs its own max; set one, or restart instead of reloading')
 }
@@ -174,12 +173,10 @@ async function reloadNow (app: FastifyInstance, load: () => Config, options: Rel
   const plan = planReload(running, next)
   const { config, applied } = plan
   const needsRestart = [...plan.pending]
-  // Callers' own limits are read per request, but only by routes built with a limit (src/http/route-rate-limit.ts).
-  if (!app.callerRateLimited && callerLimitApplies(config)) needsRestart.push('callers.keys[].rateLimit')
 
   // Before anything changes: a reload that cannot apply everything it should applies nothing.
   const certificates = listenerCertificates(app, plan, next)
-  const problems = [...inForceProblems(plan, options.heapLimitBytes ?? heapLimitBytes()), ...callerLimitProblems(app, config), ...certificates.problems]
+  const problems = [...inForceProblems(plan, options.heapLimitBytes ?? heapLimitBytes()), ...callerLimitProblems(config), ...certificates.problems]
   if (problems.length > 0) return refused(problems, needsRestart)
 
   // undefined: nothing the Verifier is built from changed, and the running one stays, keys and cache with it.

@@ -506,6 +506,37 @@ t.test('a reload that adds caller keys: the lane answers only requests whose key
   t.equal(lane.routed(), 4, 'keys gone: the lane answers again (a reload of the callers keeps the Verifier and its cache)')
 })
 
+t.test('callers with limits of their own, from the start or from a reload: theirs are the route\'s and limited, the others\' the lane\'s', async (t) => {
+  const { reloadConfiguration } = await import('../src/reload.js')
+  const webKey = 'w'.repeat(32)
+  const billingKey = 'b'.repeat(32)
+  const keyOf = (id: string, apiKey: string, rateLimit?: Record<string, number>): Record<string, unknown> =>
+    ({ id, sha256: createHash('sha256').update(apiKey).digest('hex'), ...(rateLimit === undefined ? {} : { rateLimit }) })
+  const lane = await laneApp(t, { callers: { keys: [keyOf('web', webKey), keyOf('billing', billingKey, { max: 2, windowSeconds: 60 })] } })
+  const token = mint(key, idTokenClaims(ISS, 'aud'))
+  const statuses = async (apiKey: string, n: number): Promise<number[]> => {
+    const out: number[] = []
+    for (let i = 0; i < n; i++) out.push((await post(lane.port, bodyOf(token), { 'x-api-key': apiKey })).status)
+    return out
+  }
+  t.same(await statuses(webKey, 4), [200, 200, 200, 200], 'web has no limit')
+  t.equal(lane.routed(), 0, 'and is the lane\'s, though another caller has a limit')
+  t.same(await statuses(billingKey, 3), [200, 200, 429], 'billing has its own: 2')
+  t.equal(lane.routed(), 3, 'every request of billing went to the route, the refused one too')
+
+  // A reload gives web a limit of its own: it applies at the next request, by the route (no restart).
+  const webLimited = configFor(issuers, { callers: { keys: [keyOf('web', webKey, { max: 1, windowSeconds: 60 }), keyOf('billing', billingKey, { max: 2, windowSeconds: 60 })] } })
+  const reloaded = await reloadConfiguration(lane.app, () => webLimited)
+  t.equal(reloaded.outcome, 'applied')
+  t.same(reloaded.needsRestart, [], 'nothing waits for a restart')
+  t.same(await statuses(webKey, 2), [200, 429], 'web: 1 from now on')
+  t.equal(lane.routed(), 5)
+  // And takes both limits away again.
+  t.equal((await reloadConfiguration(lane.app, () => configFor(issuers, { callers: { keys: [keyOf('web', webKey), keyOf('billing', billingKey)] } }))).outcome, 'applied')
+  t.same(await statuses(billingKey, 4), [200, 200, 200, 200], 'billing without a limit: never refused')
+  t.equal(lane.routed(), 5, 'and in the lane')
+})
+
 t.test('over TLS with client certificates, hits are answered by the lane on a kept connection', async (t) => {
   const pki = makeTestPki()
   t.teardown(() => { pki.remove() })

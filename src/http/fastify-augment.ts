@@ -19,8 +19,6 @@ declare module 'fastify' {
     metrics: ServiceMetrics | undefined
     /** The revocation store (src/revocation/store.ts); undefined when revocation.enabled is false. */
     revocations: RevocationStore | undefined
-    /** Whether the verify routes were built with a per-caller rate limit (src/http/route-rate-limit.ts). */
-    callerRateLimited: boolean
     /**
      * The ops listener's app (server.opsPort), set by buildOpsApp (src/ops-app.ts): a configuration reload
      * renews its certificates too (src/http/tls-reload.ts). Undefined on the ops app itself.

@@ -6,7 +6,7 @@
  * route's own `config.rateLimit` gets a store of its own from @fastify/rate-limit, so a caller would have a
  * budget per route instead of one.
  */
-import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify'
 import type { Config } from '../config/types.js'
 
 type PerRequest = number | ((request: FastifyRequest, key: string) => number)
@@ -19,38 +19,50 @@ export type RouteRateLimit = {
 } | false
 
 /**
- * The caller limit as buildApp hands it to /verify, /verify/batch, /introspect and /revocations: one
- * `fastify.rateLimit(callerRouteLimit(config))`, added to each route's onRequest hooks, so that every route
- * counts in the same store; undefined when callerRouteLimit is false.
+ * The caller limit as buildApp hands it to /verify, /verify/batch, /introspect and /revocations: one limiter,
+ * `fastify.rateLimit(callerRouteLimit(config))`, made once and run by each route's onRequest hook
+ * (callerLimitHook), so that every route counts in the same store; undefined when rate limiting is off.
  */
-export type CallerLimitHook = (request: FastifyRequest, reply: FastifyReply) => Promise<unknown>
+export type CallerLimitHook = onRequestHookHandler
+
+/** What `fastify.rateLimit(options)` returns: @fastify/rate-limit's limiter, which throws the 429. */
+export type Limiter = (request: FastifyRequest, reply: FastifyReply) => Promise<unknown>
+
+/**
+ * The routes' hook around the limiter. With rateLimit.max every request is counted. Without it only a caller with
+ * a limit of its own is, in the configuration in force (the caller auth hook, which runs first, read it): a request
+ * of anyone else passes at once, without the limiter's promise and store lookup, so routes that no limit applies to
+ * pay one property read; and a reload that gives a caller a limit, or takes it away, applies at the next request.
+ */
+export function callerLimitHook (limiter: Limiter, config: Pick<Config, 'rateLimit'>): CallerLimitHook {
+  const everyone = config.rateLimit.max !== undefined
+  return function callerLimit (request, reply, done) {
+    if (!everyone && request.caller?.rateLimit === undefined) {
+      done()
+      return
+    }
+    limiter(request, reply).then(() => { done() }, done)
+  }
+}
 
 /** The limit of a caller without one of its own when only some callers have one (the allow list skips them first). */
 const UNLIMITED = Number.MAX_SAFE_INTEGER
 
 /**
- * Whether the verify routes (/verify, /verify/batch, /introspect, /revocations) are limited per caller: rate
- * limiting is on, and rateLimit.max or some caller's own limit (callers.keys[].rateLimit) is set. Decided at
- * start; a reload that gives a caller a limit when none applied needs a restart (src/reload.ts).
- */
-export function callerLimitApplies (config: Pick<Config, 'rateLimit' | 'callers'>): boolean {
-  return config.rateLimit.enabled && (config.rateLimit.max !== undefined || config.callers.keys.some((key) => key.rateLimit !== undefined))
-}
-
-/**
  * The verify routes' limit: each caller's own (read per request, so a reload can change it), else
- * rateLimit.max, else none; false when callerLimitApplies() is not true, and the routes then pay nothing.
+ * rateLimit.max, else none (callerLimitHook then passes the request at once); false when rate limiting is off.
  * What a caller's own limit leaves out (max, windowSeconds) is rateLimit's as the routes were built, the
  * running one: a reload never changes rateLimit.
  */
 export function callerRouteLimit (config: Pick<Config, 'rateLimit' | 'callers'>): RouteRateLimit {
-  if (!callerLimitApplies(config)) return false
+  if (!config.rateLimit.enabled) return false
   const { max, windowSeconds } = config.rateLimit
   const limit: RouteRateLimit = {
     max: (request) => request.caller?.rateLimit?.max ?? max ?? UNLIMITED,
     timeWindow: (request) => (request.caller?.rateLimit?.windowSeconds ?? windowSeconds) * 1000
   }
-  // Without rateLimit.max, callers without a limit of their own are not counted at all.
+  // Without rateLimit.max, callers without a limit of their own are not counted at all (the hook does not even
+  // ask the limiter; this is the limiter's own guard).
   if (max === undefined) limit.allowList = (request) => request.caller?.rateLimit === undefined
   return limit
 }
