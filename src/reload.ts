@@ -172,7 +172,7 @@ async function reloadNow (app: FastifyInstance, load: () => Config, options: Rel
   const running = slot.config
   const plan = planReload(running, next)
   const { config, applied } = plan
-  const needsRestart = [...plan.pending]
+  const needsRestart = plan.pending
 
   // Before anything changes: a reload that cannot apply everything it should applies nothing.
   const certificates = listenerCertificates(app, plan, next)
