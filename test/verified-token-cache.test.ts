@@ -289,6 +289,24 @@ t.test('the cache\'s own edges: a token at its expiry, the per-entry overhead, k
   t.ok(admission.set(admission.keyOf('back'), entry('s', 'f'), 100, now + 60_000, now), 'still remembered, now cached')
 })
 
+t.test('a cache that has admitted nothing yet (its store is made at the first entry): lookups, drops, size and clear', async (t) => {
+  const now = Date.now()
+  const entry = { issuer: 'main', keySource: 's', keyFingerprint: 'f', alg: 'ES256' as const, curve: undefined, identity: {} as never, revocationGeneration: 0 }
+  const cache = new VerifiedTokenCache({ enabled: true, maxEntries: 100, maxBytes: 1048576, maxTtlSeconds: 60 })
+  t.equal(cache.get(cache.keyOf('t')), undefined)
+  t.equal(cache.size, 0)
+  t.equal(cache.dropKeysNotIn('s', new Set()), 0)
+  t.notOk(cache.set(cache.keyOf('t'), entry, 100, now + 60_000, now), 'seen once: remembered only')
+  t.equal(cache.size, 0)
+  cache.clear()
+  t.notOk(cache.set(cache.keyOf('t'), entry, 100, now + 60_000, now), 'the clear forgot it')
+  t.ok(cache.set(cache.keyOf('t'), entry, 100, now + 60_000, now), 'admitted: the store is made')
+  t.equal(cache.size, 1)
+  t.equal(cache.get(cache.keyOf('t')), entry)
+  t.equal(cache.dropKeysNotIn('s', new Set()), 1)
+  t.equal(cache.size, 0)
+})
+
 t.test('an entry with less than a millisecond to live still expires (a TTL rounded down to 0 would be none)', async (t) => {
   let clock = 1_000_000
   const cache = new VerifiedTokenCache({ enabled: true, maxEntries: 10, maxBytes: 1048576, maxTtlSeconds: 60 }, () => clock)

@@ -32,8 +32,16 @@ export interface CachedVerification {
 /** Rough per-entry overhead beyond the token-sized strings: objects, the identity, LRU bookkeeping. */
 const ENTRY_OVERHEAD_BYTES = 1024
 
+type LruOptions = LRUCache.Options<string, CachedVerification, unknown>
+
 export class VerifiedTokenCache {
-  private readonly lru: LRUCache<string, CachedVerification>
+  /**
+   * Made at the first token admitted: lru-cache allocates its arrays for maxEntries up front (for 50,000: ~7 ms of
+   * CPU and 1.5 MB, 0.8 MB more at the first entry with a TTL), which a Verifier that never caches a token (a
+   * reload's, replaced again; most tests') need not pay.
+   */
+  private lru: LRUCache<string, CachedVerification> | undefined
+  private readonly lruOptions: LruOptions
   private readonly maxTtlMs: number
   /** Tokens verified once, remembered for one to two generations of maxEntries other tokens. */
   private readonly seen: SeenFilter
@@ -42,7 +50,7 @@ export class VerifiedTokenCache {
   constructor (config: TokenCacheConfig, now?: () => number) {
     this.maxTtlMs = config.maxTtlSeconds * 1000
     this.seen = new SeenFilter(config.maxEntries)
-    this.lru = new LRUCache<string, CachedVerification>({
+    this.lruOptions = {
       max: config.maxEntries,
       maxSize: config.maxBytes,
       ttlAutopurge: false,
@@ -50,7 +58,7 @@ export class VerifiedTokenCache {
       allowStale: false,
       // A given clock is read on every lookup (lru-cache otherwise reuses a reading for a millisecond).
       ...(now === undefined ? {} : { perf: { now }, ttlResolution: 0 })
-    })
+    }
   }
 
   /** A token's key: its SHA-256. A token's bytes (ASCII, as every token is) have the key of the token as a string. */
@@ -60,7 +68,7 @@ export class VerifiedTokenCache {
   }
 
   get (key: string): CachedVerification | undefined {
-    return this.lru.get(key)
+    return this.lru?.get(key)
   }
 
   /**
@@ -73,16 +81,19 @@ export class VerifiedTokenCache {
     if (ttl <= 0) return false
     // Admission: the first successful verification of a token is only remembered (a few bits), not cached.
     if (!this.seen.seenBefore(key)) return false
+    this.lru ??= new LRUCache(this.lruOptions)
     this.lru.set(key, entry, { ttl: Math.ceil(ttl), size: ENTRY_OVERHEAD_BYTES + 3 * tokenLength })
     return true
   }
 
   /** A key source's new key set no longer has some keys: forget what they verified. Returns how many. */
   dropKeysNotIn (keySource: string, remaining: ReadonlySet<string>): number {
+    const lru = this.lru
+    if (lru === undefined) return 0
     let dropped = 0
-    for (const [key, entry] of this.lru.entries()) {
+    for (const [key, entry] of lru.entries()) {
       if (entry.keySource === keySource && !remaining.has(entry.keyFingerprint)) {
-        this.lru.delete(key)
+        lru.delete(key)
         dropped++
       }
     }
@@ -90,11 +101,11 @@ export class VerifiedTokenCache {
   }
 
   get size (): number {
-    return this.lru.size
+    return this.lru?.size ?? 0
   }
 
   clear (): void {
-    this.lru.clear()
+    this.lru?.clear()
     this.seen.clear()
   }
 }
