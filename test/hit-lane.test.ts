@@ -14,6 +14,7 @@ import { Writable } from 'node:stream'
 import pino from 'pino'
 import type { FastifyInstance } from 'fastify'
 import { buildApp, type BuildAppOptions } from '../src/app.js'
+import { CallerKeys } from '../src/auth/caller-keys.js'
 import { laneVerdict, tokenBytes } from '../src/http/hit-lane.js'
 import { LaneGate, MIN_HIT_SHARE, SAMPLE_EVERY, WINDOW } from '../src/http/lane-gate.js'
 import { loggerOptions } from '../src/logger.js'
@@ -521,8 +522,15 @@ t.test('callers with limits of their own, from the start or from a reload: their
   }
   t.same(await statuses(webKey, 4), [200, 200, 200, 200], 'web has no limit')
   t.equal(lane.routed(), 0, 'and is the lane\'s, though another caller has a limit')
+  // Each key is hashed and compared once per request: the route's hook takes what the lane's look found.
+  const check = CallerKeys.prototype.check
+  let checks = 0
+  CallerKeys.prototype.check = function (this: CallerKeys, presented) { checks++; return check.call(this, presented) }
+  t.teardown(() => { CallerKeys.prototype.check = check })
   t.same(await statuses(billingKey, 3), [200, 200, 429], 'billing has its own: 2')
   t.equal(lane.routed(), 3, 'every request of billing went to the route, the refused one too')
+  t.equal(checks, 3, 'one check per request')
+  CallerKeys.prototype.check = check
 
   // A reload gives web a limit of its own: it applies at the next request, by the route (no restart).
   const webLimited = configFor(issuers, { callers: { keys: [keyOf('web', webKey, { max: 1, windowSeconds: 60 }), keyOf('billing', billingKey, { max: 2, windowSeconds: 60 })] } })
@@ -535,6 +543,11 @@ t.test('callers with limits of their own, from the start or from a reload: their
   t.equal((await reloadConfiguration(lane.app, () => configFor(issuers, { callers: { keys: [keyOf('web', webKey), keyOf('billing', billingKey)] } }))).outcome, 'applied')
   t.same(await statuses(billingKey, 4), [200, 200, 200, 200], 'billing without a limit: never refused')
   t.equal(lane.routed(), 5, 'and in the lane')
+  // Last: a wrong key starts a window of failed checks, during which the route's hook sees every keyed request.
+  checks = 0
+  CallerKeys.prototype.check = function (this: CallerKeys, presented) { checks++; return check.call(this, presented) }
+  const wrong = await post(lane.port, bodyOf(token), { 'x-api-key': 'x'.repeat(32) })
+  t.same([wrong.status, codeOf(wrong), checks], [403, 'caller_key_invalid', 1], 'a wrong key: refused by the route, checked once')
 })
 
 t.test('over TLS with client certificates, hits are answered by the lane on a kept connection', async (t) => {

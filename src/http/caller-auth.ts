@@ -8,7 +8,7 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
-import { API_KEY_HEADER, callerKeysFor } from '../auth/caller-keys.js'
+import { API_KEY_HEADER, callerKeysFor, type CallerCheck, type CallerKeys } from '../auth/caller-keys.js'
 import { FailedAttempts } from '../auth/failed-attempts.js'
 import type { CallerKeyConfig, CallersConfig } from '../config/types.js'
 import { VerificationError } from '../errors.js'
@@ -50,13 +50,19 @@ const FAILURE_WINDOW_MS = 60_000
 export const callerAuth = fp(async (fastify: FastifyInstance, opts: CallerAuthOptions) => {
   fastify.decorateRequest('caller', undefined)
   const failures = new FailedAttempts(FAILURE_WINDOW_MS, opts.now)
+  // What the lane's check of a key found when it left the request to the route (a caller with a limit of its own, a
+  // missing or wrong key): the hook takes it instead of hashing the key again. Keyed by the request's headers object,
+  // which the route's request shares (the lane hands the request over in the same turn); gone with the request.
+  const checkedByLane = new WeakMap<IncomingHttpHeaders, { keys: CallerKeys, result: CallerCheck }>()
   fastify.decorate('laneCaller', (headers: IncomingHttpHeaders): string | null | undefined => {
     const keys = callerKeysFor(opts.callers().keys)
     if (!keys.enabled) return null
     // While some address may be held back, which one a request comes from is the hook's to work out.
     if (failures.active) return undefined
     const result = keys.check(headers[API_KEY_HEADER])
-    return result.ok && result.caller.rateLimit === undefined ? result.caller.id : undefined
+    if (result.ok && result.caller.rateLimit === undefined) return result.caller.id
+    checkedByLane.set(headers, { keys, result })
+    return undefined
   })
   // Synchronous (done callback): this runs on every request, and an async hook costs a promise each time.
   fastify.addHook('onRequest', (request, reply, done) => {
@@ -78,7 +84,9 @@ export const callerAuth = fp(async (fastify: FastifyInstance, opts: CallerAuthOp
         return
       }
     }
-    const result = keys.check(request.headers[API_KEY_HEADER])
+    const handed = checkedByLane.get(request.raw.headers)
+    // The same keys only: a reload between the lane's look and this hook would have brought others.
+    const result = handed !== undefined && handed.keys === keys ? handed.result : keys.check(request.headers[API_KEY_HEADER])
     if (!result.ok) {
       // A wrong key is a guess; a missing one is not (a probe or scraper without a key must not lock out its address).
       if (result.code === 'caller_key_invalid') failures.record(clientAddress(request), callers.maxFailuresPerMinute)
