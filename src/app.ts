@@ -25,7 +25,7 @@ import { verifyRoute } from './http/routes/verify.js'
 import { installHitLane } from './http/hit-lane.js'
 import { IdentityBodies } from './http/identity-bodies.js'
 import type { Logger } from 'pino'
-import { callerLimitHook, callerRouteLimit } from './http/route-rate-limit.js'
+import { callerLimitHook, callerRouteLimit, limitsEveryCaller } from './http/route-rate-limit.js'
 import { verifyBatchRoute } from './http/routes/verify-batch.js'
 import { introspectRoute } from './http/routes/introspect.js'
 import { forwardAuthRoute, routingUrl } from './http/routes/forward-auth.js'
@@ -221,8 +221,7 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
   // (src/http/hit-lane.ts), unless every request must pass the caller limit (rateLimit.max), which lives in the
   // route's hooks; a caller with a limit of its own is the route's (laneCaller). The lane finds tokens by their cache
   // key: without the verified-token cache, the route answers every request.
-  const everyoneLimited = config.rateLimit.enabled && config.rateLimit.max !== undefined
-  if (config.tokenCache.enabled && !everyoneLimited) {
+  if (config.tokenCache.enabled && !limitsEveryCaller(config)) {
     const underPressure = config.loadShedding.enabled ? () => fastify.isUnderPressure() : () => false
     installHitLane(fastify.server, {
       verifiers: slot,

@@ -210,13 +210,17 @@ export function hitLane (route: RequestListener, opts: HitLaneOptions): RequestL
    */
   const verifyNew = (req: IncomingMessage, res: ServerResponse, token: string, key: string, body: Buffer | undefined, caller: string | null, startedAt: number): void => {
     const lease = verifiers.lease()
+    /** The route answers what the verification, or the lane's answer before its head, threw. */
+    const refused = (error: unknown): void => {
+      giveBack(req, res, body, startedAt, { error, length: token.length })
+      settled(req, body, false)
+    }
     let outcome: VerifiedIdentity | Promise<VerifiedIdentity>
     try {
       outcome = lease.verifier.verifyNow(token, NO_CHECKS, key)
     } catch (error) {
       verifiers.release(lease)
-      giveBack(req, res, body, startedAt, { error, length: token.length })
-      settled(req, body, false)
+      refused(error)
       return
     }
     // Held before the stream can end (Node ends it in a later callback), so that the body can still be given back.
@@ -231,16 +235,15 @@ export function hitLane (route: RequestListener, opts: HitLaneOptions): RequestL
       } catch (err) {
         // After the answer went (a log destination that throws): answered. Before it: the route answers the error.
         logger.error({ err }, 'unexpected error')
-        if (!res.headersSent) giveBack(req, res, body, startedAt, { error: err, length: token.length })
-        settled(req, body, res.headersSent)
-        return
+        if (!res.headersSent) {
+          refused(err)
+          return
+        }
       }
       settled(req, body, true)
     }, (error: unknown) => {
       verifiers.release(lease)
-      if (req.destroyed) return
-      giveBack(req, res, body, startedAt, { error, length: token.length })
-      settled(req, body, false)
+      if (!req.destroyed) refused(error)
     })
   }
 

@@ -14,8 +14,6 @@ type PerRequest = number | ((request: FastifyRequest, key: string) => number)
 export type RouteRateLimit = {
   max: PerRequest
   timeWindow: PerRequest
-  /** Requests that are neither counted nor limited. */
-  allowList?: (request: FastifyRequest, key: string) => boolean
 } | false
 
 /**
@@ -35,7 +33,7 @@ export type Limiter = (request: FastifyRequest, reply: FastifyReply) => Promise<
  * pay one property read; and a reload that gives a caller a limit, or takes it away, applies at the next request.
  */
 export function callerLimitHook (limiter: Limiter, config: Pick<Config, 'rateLimit'>): CallerLimitHook {
-  const everyone = config.rateLimit.max !== undefined
+  const everyone = limitsEveryCaller(config)
   return function callerLimit (request, reply, done) {
     if (!everyone && request.caller?.rateLimit === undefined) {
       done()
@@ -45,7 +43,15 @@ export function callerLimitHook (limiter: Limiter, config: Pick<Config, 'rateLim
   }
 }
 
-/** The limit of a caller without one of its own when only some callers have one (the allow list skips them first). */
+/**
+ * Whether every request of the verify routes passes the limiter (rateLimit.max, which a reload does not change):
+ * then the hit lane, which knows no limits, is not installed (src/app.ts).
+ */
+export function limitsEveryCaller (config: Pick<Config, 'rateLimit'>): boolean {
+  return config.rateLimit.enabled && config.rateLimit.max !== undefined
+}
+
+/** A caller's own limit with no max while rateLimit has none either: refused at start and on reload (callersWithoutMax). */
 const UNLIMITED = Number.MAX_SAFE_INTEGER
 
 /**
@@ -57,14 +63,11 @@ const UNLIMITED = Number.MAX_SAFE_INTEGER
 export function callerRouteLimit (config: Pick<Config, 'rateLimit' | 'callers'>): RouteRateLimit {
   if (!config.rateLimit.enabled) return false
   const { max, windowSeconds } = config.rateLimit
-  const limit: RouteRateLimit = {
+  // Without rateLimit.max, callers without a limit of their own never reach the limiter (callerLimitHook).
+  return {
     max: (request) => request.caller?.rateLimit?.max ?? max ?? UNLIMITED,
     timeWindow: (request) => (request.caller?.rateLimit?.windowSeconds ?? windowSeconds) * 1000
   }
-  // Without rateLimit.max, callers without a limit of their own are not counted at all (the hook does not even
-  // ask the limiter; this is the limiter's own guard).
-  if (max === undefined) limit.allowList = (request) => request.caller?.rateLimit === undefined
-  return limit
 }
 
 /**
