@@ -1,8 +1,8 @@
 /**
  * The tests' caches on disk, in node_modules/.cache/oidc-verifier-tests/ (gone with node_modules, so every
  * `npm ci` starts them afresh): what one test process computed that the next can read instead (the loader's
- * transpiled modules, test/helpers/ts-hooks.mjs; the RSA key pool, test/helpers/tokens.ts). An .mjs file, so
- * that the loader's hooks can import it too. A cache that cannot be read or written only costs time.
+ * transpiled modules, test/helpers/ts-hooks.mjs; the RSA key pool, test/helpers/tokens.ts; typebox and jose
+ * bundled, test/helpers/package-bundles.mjs). An .mjs file, so that the loader's hooks can import it too. A cache that cannot be read or written only costs time.
  */
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { dirname } from 'node:path'

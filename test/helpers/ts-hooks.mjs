@@ -12,7 +12,8 @@
  * is only slower.
  *
  * An import of `./x.js` from a .ts module means `./x.ts` when only that exists (NodeNext's convention: the
- * sources import the names their build will have).
+ * sources import the names their build will have). An import of typebox or jose gets the package's bundle
+ * (test/helpers/package-bundles.mjs): a few modules instead of hundreds, each a round trip to this thread.
  *
  * A module of node_modules is loaded here too, as Node's own loader would (an ES module's text; a CommonJS
  * one left to the CommonJS loader; JSON, whose import attributes Node checks, goes the usual way), instead
@@ -25,6 +26,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import { URL, fileURLToPath } from 'node:url'
+import { bundledUrl } from './package-bundles.mjs'
 import { TEST_CACHE, readCached, writeCached } from './test-cache.mjs'
 
 const require = createRequire(import.meta.url)
@@ -55,7 +57,9 @@ export async function resolve (specifier, context, next) {
     const source = new URL(asWritten.href.replace(/\.js$/, '.ts'))
     if (!existsSync(asWritten) && existsSync(source)) return next(source.href, context)
   }
-  return next(specifier, context)
+  const resolved = await next(specifier, context)
+  const bundled = bundledUrl(resolved.url)
+  return bundled === undefined ? resolved : { ...resolved, url: bundled, format: 'module' }
 }
 
 export async function load (url, context, next) {
