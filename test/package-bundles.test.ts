@@ -1,5 +1,5 @@
 /**
- * The tests' loader hands out typebox and jose from their bundles (test/helpers/package-bundles.mjs): the
+ * The tests' loader hands out typebox, jose and tap's libraries from their bundles (test/helpers/package-bundles.mjs): the
  * speed-up is in force, the bundles export what the packages export, and nothing else is redirected.
  */
 import { execFileSync } from 'node:child_process'
@@ -19,7 +19,7 @@ function exportsWithoutLoader (specifier: string): string[] {
   return JSON.parse(out) as string[]
 }
 
-for (const [specifier, entry] of [['typebox', 'typebox/build/index.mjs'], ['typebox/value', 'typebox/build/value/index.mjs'], ['jose', 'jose/dist/webapi/index.js']] as const) {
+for (const [specifier, entry] of [['typebox', 'typebox/build/index.mjs'], ['typebox/value', 'typebox/build/value/index.mjs'], ['jose', 'jose/dist/webapi/index.js'], ['tap-parser', 'tap-parser/dist/esm/index.js']] as const) {
   t.test(`${specifier} comes from its bundle, with the package's exports`, async (t) => {
     const resolved = import.meta.resolve(specifier)
     t.match(resolved, /\/node_modules\/\.cache\/oidc-verifier-tests\/bundles\/[^/]+\/[^/]+\.mjs$/, 'the loader resolves it to the bundle')

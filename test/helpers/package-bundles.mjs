@@ -5,6 +5,8 @@
  * to the hooks thread for its resolution and another for its text. typebox is 373 small modules (its `Type`
  * builder alone is 372) and jose 46: importing typebox took ~1.0 s of wall time and ~1.3 s of CPU under the
  * hooks against ~0.4 s without them, in every test process that builds the app or reads a configuration.
+ * tap's own libraries without state of their own (diff, rimraf, tcompare, tap-parser, mkdirp, tap-yaml: 76
+ * modules in every test process) are bundled too; tap's @tapjs packages are not (they hold the run's state).
  * esbuild bundles each package's exported entry points once (code splitting on, so the entries share one copy
  * of the package's modules), into the tests' cache (test-cache.mjs), named by the package's version, esbuild's
  * and the entry list; the hooks then hand out a bundle's file wherever the package's entry would have been
@@ -24,7 +26,7 @@ import process from 'node:process'
 import { URL, fileURLToPath, pathToFileURL } from 'node:url'
 import { TEST_CACHE } from './test-cache.mjs'
 
-const BUNDLED = ['typebox', 'jose']
+const BUNDLED = ['typebox', 'jose', 'diff', 'rimraf', 'tcompare', 'tap-parser', 'mkdirp', 'tap-yaml']
 const NODE_MODULES = fileURLToPath(new URL('../../node_modules/', import.meta.url))
 const BUNDLE_DIR = join(TEST_CACHE, 'bundles')
 const require = createRequire(import.meta.url)

@@ -12,8 +12,9 @@
  * is only slower.
  *
  * An import of `./x.js` from a .ts module means `./x.ts` when only that exists (NodeNext's convention: the
- * sources import the names their build will have). An import of typebox or jose gets the package's bundle
- * (test/helpers/package-bundles.mjs): a few modules instead of hundreds, each a round trip to this thread.
+ * sources import the names their build will have). An import of typebox, jose or one of tap's libraries gets
+ * the package's bundle (test/helpers/package-bundles.mjs): a few modules instead of hundreds, each a round
+ * trip to this thread.
  *
  * A module of node_modules is loaded here too, as Node's own loader would (an ES module's text; a CommonJS
  * one left to the CommonJS loader; JSON, whose import attributes Node checks, goes the usual way), instead
