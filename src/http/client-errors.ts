@@ -116,12 +116,16 @@ function clientCertificateRefusal (error: ConnectionError, socket: Socket): stri
 
 /**
  * The request target of the request line at the start of the bytes Node could not parse (err.rawPacket), or
- * undefined when there is none: the request line is read before the headers that fail.
+ * undefined when there is none. err.rawPacket is the one read the parser failed in: the request line with the
+ * headers that fail when they came in one read (a proxy writes a request's headers at once), whatever the
+ * target's length (an Envoy check's path is the client's own). When the failing header came in a later read, the
+ * request line is gone (Node's parser reads the socket itself and keeps the target in C++ until the headers end),
+ * and the refusal is a 400 on every route.
  */
 function requestTarget (error: ConnectionError): string | undefined {
   const raw = (error as ConnectionError & { rawPacket?: unknown }).rawPacket
   if (!Buffer.isBuffer(raw)) return undefined
-  const line = /^[A-Z]{1,20} (\/[^ \r\n]{0,2048}) HTTP\/1\.[01]\r?\n/.exec(raw.subarray(0, 2100).toString('latin1'))
+  const line = /^[A-Z]{1,20} (\/[^ \r\n]*) HTTP\/1\.[01]\r?\n/.exec(raw.toString('latin1'))
   return line?.[1]
 }
 
