@@ -300,7 +300,7 @@ t.test('claims: presence, types and values', async (t) => {
   t.equal((await verify(mint(es, { ...base, exp: now - 20 }))).status, 200, 'within clock tolerance')
   t.equal((await verify(mint(es, { ...base, sub: 'jörg 😀', acr: 'urn:mace:incommon:iap:silver' }))).status, 200, 'a non-ASCII sub and a string acr')
   // RFC 7519 §7.2: cty "JWT" says the payload is a nested token, not a claim set.
-  for (const cty of ['JWT', 'jwt']) t.match((await verify(mint(es, base, { header: { cty } }))).body, { code: 'header_invalid' }, `cty ${cty}`)
+  for (const cty of ['JWT', 'jwt', 'application/jwt', 'Application/JWT']) t.match((await verify(mint(es, base, { header: { cty } }))).body, { code: 'header_invalid' }, `cty ${cty}`)
   t.equal((await verify(mint(es, { ...base, aud: [AUD, 'client-b'], azp: AUD }))).status, 200, 'several trusted audiences with azp')
   t.equal((await verify(mint(es, { ...base, azp: 'android-client' }))).status, 200, 'configured authorized party')
 })

@@ -621,7 +621,7 @@ export class Verifier {
     // Only extensions we understand may be critical, and we understand none (RFC 7515 §4.1.11).
     if (header.crit !== undefined) throw new VerificationError('header_invalid', { issuer })
     // RFC 7519 §5.2, §7.2 step 8: cty "JWT" says the payload is another JWT, not a claim set to read as one.
-    if (typeof header.cty === 'string' && header.cty.toUpperCase() === 'JWT') throw new VerificationError('header_invalid', { issuer })
+    if (typeof header.cty === 'string' && NESTED_JWT.test(header.cty)) throw new VerificationError('header_invalid', { issuer })
     const kid = header.kid
     if (kid !== undefined && typeof kid !== 'string') throw new VerificationError('header_invalid', { issuer })
     // jwk, jku, x5u and x5c are never read: keys come from the configured issuer only.
@@ -735,12 +735,18 @@ function soleCandidate (keySet: KeySet | undefined, alg: AsymmetricAlgorithm, ki
 }
 
 /**
+ * A cty that says the content is a JWT: "JWT", or its media type in full (RFC 7515 §4.1.10: "application/" is
+ * implied when the value has no "/"; media types ignore letter case).
+ */
+const NESTED_JWT = /^(application\/)?jwt$/i
+
+/**
  * The content of a decrypted token must be a signed ID token (a nested JWT, RFC 7519 §5.2): a bare claim set
  * or another JWE inside proves nothing, since anyone can encrypt to a public key.
  */
 function innerJws (decrypted: Decrypted, maxTokenBytes: number): ParsedJws {
   const { cty } = decrypted.header
-  if (cty !== undefined && (typeof cty !== 'string' || !/^(application\/)?jwt$/i.test(cty))) throw new VerificationError('token_not_signed')
+  if (cty !== undefined && (typeof cty !== 'string' || !NESTED_JWT.test(cty))) throw new VerificationError('token_not_signed')
   const text = decrypted.plaintext
   let dots = 0
   for (let i = text.indexOf('.'); i !== -1 && dots < 3; i = text.indexOf('.', i + 1)) dots++
