@@ -229,7 +229,7 @@ t.test('JWKS cache: a cache that replaces another takes over its waits, for the 
   await first.cache.warm(idp.jwksUrl)
   t.equal(idp.requests('/jwks'), 1)
   const handed = first.cache.handOver()
-  t.match(handed, [{ url: idp.jwksUrl, keys: undefined, backoffUntil: start + 120_000, backoffAsked: true, consecutiveFailures: 1, lastError: /the provider asked to wait 120 s/ }])
+  t.match(handed, [{ url: idp.jwksUrl, keys: undefined, backoffUntil: start + 120_000, providerWaitUntil: start + 120_000, consecutiveFailures: 1, lastError: /the provider asked to wait 120 s/ }])
 
   const next = cacheFor(t)
   next.clock.now = start + 10_000
@@ -250,7 +250,7 @@ t.test('JWKS cache: a cache that replaces another takes over its waits, for the 
   idp.set({ status: 500 })
   const failed = cacheFor(t)
   await failed.cache.warm(idp.jwksUrl)
-  t.match(failed.cache.handOver(), [{ keys: undefined, backoffAsked: false, consecutiveFailures: 1 }])
+  t.match(failed.cache.handOver(), [{ keys: undefined, providerWaitUntil: 0, consecutiveFailures: 1 }])
   idp.set({ json: jwks })
   const after = cacheFor(t)
   after.cache.adopt(failed.cache.handOver(), { keys: true })
@@ -298,6 +298,58 @@ t.test('JWKS cache: a Retry-After shorter than the own backoff does not shorten 
   clock.now = start + 26_000
   await t.rejects(cache.get(idp.jwksUrl), { code: 'keys_unavailable' })
   t.equal(idp.requests('/jwks'), 1, 'within the own backoff (27 to 30 s): no fetch')
+})
+
+t.test('JWKS cache: a Retry-After shorter than the own backoff still holds warm() and a replacing cache until its time', async (t) => {
+  const idp = await startIdp(t)
+  idp.set({ status: 429, headers: { 'retry-after': '10' } })
+  // Our backoff (30 s from the first failure) outlasts the provider's 10 s.
+  const { cache, clock } = cacheFor(t, { backoffInitialSeconds: 30 })
+  const start = clock.now
+  await cache.warm(idp.jwksUrl)
+  t.equal(idp.requests('/jwks'), 1)
+  t.equal(cache.status(idp.jwksUrl).retryAfterUntil, start + 10_000, 'the provider\'s own time is kept')
+  clock.now = start + 2_000
+  await cache.warm(idp.jwksUrl)
+  t.equal(idp.requests('/jwks'), 1, 'warm() (a second issuer, a discovery that found the URL) does not ask within the 10 s')
+
+  const next = cacheFor(t, { backoffInitialSeconds: 30 })
+  next.clock.now = start + 3_000
+  next.cache.adopt(cache.handOver(), { keys: true })
+  await next.cache.warm(idp.jwksUrl)
+  t.equal(idp.requests('/jwks'), 1, 'nor does a reload\'s new cache')
+  t.match(next.cache.status(idp.jwksUrl), { state: 'missing', retryAfterUntil: start + 10_000 })
+  await t.rejects(next.cache.get(idp.jwksUrl), { code: 'keys_unavailable' })
+  t.equal(idp.requests('/jwks'), 1, 'nor a request')
+
+  // Past the provider's time, within our own backoff: warm() is not held back by our backoff, as before.
+  idp.set({ json: jwks })
+  next.clock.now = start + 10_000
+  await next.cache.warm(idp.jwksUrl)
+  t.equal(idp.requests('/jwks'), 2, 'asked once the provider\'s time has come')
+  t.match(next.cache.status(idp.jwksUrl), { state: 'fresh', consecutiveFailures: 0 })
+})
+
+t.test('JWKS cache: warm() held by the provider\'s wait moves the retry to the provider\'s time, not our longer backoff', async (t) => {
+  const idp = await startIdp(t)
+  idp.set({ status: 503, headers: { 'retry-after': '1' } })
+  // A real clock here: the retry timer is what fetches.
+  const cache = new JwksCache<JsonWebKeySet>({
+    ...config,
+    backoffInitialSeconds: 60,
+    fetchOpts,
+    fetcher: fetchJson,
+    createKeySet: (set) => set,
+    logger: { debug: () => {}, info: () => {}, error: () => {}, warn: () => {} }
+  })
+  t.teardown(() => cache.close())
+  await cache.warm(idp.jwksUrl)
+  t.equal(idp.requests('/jwks'), 1)
+  idp.set({ json: jwks })
+  await cache.warm(idp.jwksUrl)
+  t.equal(idp.requests('/jwks'), 1, 'held within the provider\'s second')
+  await waitFor('the retry at the provider\'s time (1 s), not after our 60 s', () => idp.requests('/jwks') === 2, 5000)
+  await waitFor('keys', () => cache.status(idp.jwksUrl).state === 'fresh')
 })
 
 t.test('JWKS cache: malformed, zero, past or huge values fall back to the normal backoff', async (t) => {
@@ -482,6 +534,27 @@ t.test('reload: a discovery whose provider asked to wait is not asked again by t
   const res = await app.inject({ method: 'POST', url: '/verify', payload: { token: mint(key, idTokenClaims(idp.url, 'aud')) } })
   t.equal(res.statusCode, 503)
   t.ok(Number(res.headers['retry-after']) > 100, `the wait carried over: Retry-After ${res.headers['retry-after']}`)
+})
+
+t.test('reload: a discovery whose provider asked for less than our backoff is not asked again before the provider\'s time', async (t) => {
+  const idp = await startIdp(t)
+  idp.set({ status: 503, headers: { 'retry-after': '2' } }, WELL_KNOWN)
+  const other = makeKey('RS256', { kid: 'other' })
+  const discovered = { id: 'idp', issuer: idp.url, audiences: ['aud'] }
+  const inline = { id: 'b', issuer: 'https://b.example.com', audiences: ['aud'], jwks: jwksOf(other) }
+  // Our backoff (30 s) outlasts the provider's 2 s.
+  const settings = { loadShedding: { enabled: false }, jwks: { backoffInitialSeconds: 30 } }
+  const app = await buildApp(configFor([discovered], settings))
+  t.teardown(() => app.close())
+  await app.ready()
+  await waitFor('the first discovery', () => app.verifier.status()[0]?.lastError !== null)
+  t.equal(idp.requests(WELL_KNOWN), 1)
+  idp.set({ json: { issuer: idp.url, jwks_uri: idp.jwksUrl } }, WELL_KNOWN)
+  const result = await reloadConfiguration(app, () => configFor([discovered, inline], settings))
+  t.equal(result.outcome, 'applied')
+  t.equal(idp.requests(WELL_KNOWN), 1, 'the metadata is not asked for within the provider\'s 2 s')
+  await waitFor('the metadata read at the provider\'s time, not after our 30 s', () => idp.requests(WELL_KNOWN) === 2)
+  await waitFor('keys', () => app.verifier.ready)
 })
 
 t.test('reload: a rediscovery the provider asked to wait for keeps the jwks_uri found before, and the reload applies', async (t) => {

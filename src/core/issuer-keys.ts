@@ -310,7 +310,7 @@ class DiscoveredKeys extends RemoteKeys {
       const wait = this.waitAfter(err, this.backoffSeconds() * 1000, now)
       this.error = withNote((err as Error).message, wait.note)
       this.nextAttemptAt = now + wait.delayMs
-      this.providerWaitUntil = wait.asked ? this.nextAttemptAt : 0
+      this.providerWaitUntil = wait.askedMs === undefined ? 0 : now + wait.askedMs
       this.logger.warn({ error: this.error, retryInSeconds: Math.ceil(wait.delayMs / 1000), ...retryFields(wait.note, this.nextAttemptAt) },
         'discovery failed; the issuer is not ready and discovery will be retried')
       this.schedule(() => this.discover(), wait.delayMs)
@@ -357,9 +357,9 @@ class DiscoveredKeys extends RemoteKeys {
       const backoffMs = Math.min(this.backoffSeconds() * 1000, this.rediscoveryMs)
       let wait = this.waitAfter(err, backoffMs, now)
       // The metadata's own wait (a new jwks_uri's is the cache's, carried over with the cache's waits).
-      this.providerWaitUntil = wait.asked ? now + wait.delayMs : 0
+      this.providerWaitUntil = wait.askedMs === undefined ? 0 : now + wait.askedMs
       // The new jwks_uri's note is in the message already (the cache's lastError): only its time is taken.
-      if (err instanceof NewUrlRefused && err.retryAfterUntil !== undefined) wait = { delayMs: Math.max(wait.delayMs, err.retryAfterUntil - now), note: undefined, asked: true }
+      if (err instanceof NewUrlRefused && err.retryAfterUntil !== undefined) wait = { delayMs: Math.max(wait.delayMs, err.retryAfterUntil - now), note: undefined, askedMs: err.retryAfterUntil - now }
       const error = withNote((err as Error).message, wait.note)
       this.logger.warn({ error, jwksUri: current, retryInSeconds: Math.ceil(wait.delayMs / 1000), ...retryFields(wait.note, now + wait.delayMs) },
         'rediscovery failed; the current jwks_uri stays')

@@ -86,8 +86,11 @@ export interface FetchState {
   consecutiveFailures: number
   /** No fetch on behalf of a request before this time (ms); 0 when not backing off. */
   backoffUntil: number
-  /** backoffUntil was set by the provider's Retry-After (it asked for no less than our own backoff). */
-  backoffAsked: boolean
+  /**
+   * Until when the provider asked not to be asked again (its Retry-After, capped; never after backoffUntil); 0 when it
+   * did not. Unlike our own backoff, it holds back warm() and a reload's new cache too.
+   */
+  providerWaitUntil: number
   lastError?: string
   /** The last failure was an answer: a key set without usable keys (so an unknown kid is not one of them). */
   lastFailureAnswered: boolean
@@ -334,8 +337,12 @@ export class JwksCache<T> {
     if (entry.keys !== undefined && now < entry.keys.freshUntil) return
     // Our own backoff does not hold warm() back (a fetch that succeeds ends it: a reload asks again at once for keys
     // whose refresh fails), but the provider's Retry-After does: a second issuer with the same JWKS URL, a discovery
-    // that found it again, or a reload's new Verifier must not ask before the time it gave. The retry timer is set for then.
-    if (entry.inFlight === undefined && entry.backoffAsked && now < entry.backoffUntil) return
+    // that found it again, or a reload's new Verifier must not ask before the time it gave, even when our own backoff
+    // runs longer: the retry comes at the provider's time then, as warm() would have asked at once without it.
+    if (entry.inFlight === undefined && now < entry.providerWaitUntil) {
+      this.#schedule(entry, entry.providerWaitUntil - now)
+      return
+    }
     try {
       await this.#refresh(entry, 'warm')
     } catch {
@@ -360,7 +367,7 @@ export class JwksCache<T> {
       usableUntil: keys?.usableUntil,
       lastError: entry.lastError,
       consecutiveFailures: entry.consecutiveFailures,
-      ...(entry.backoffAsked && now < entry.backoffUntil ? { retryAfterUntil: entry.backoffUntil } : {})
+      ...(now < entry.providerWaitUntil ? { retryAfterUntil: entry.providerWaitUntil } : {})
     }
   }
 
@@ -404,7 +411,7 @@ export class JwksCache<T> {
   #entry (url: string): Entry<T> {
     let entry = this.#entries.get(url)
     if (entry === undefined) {
-      entry = { url, consecutiveFailures: 0, backoffUntil: 0, backoffAsked: false, unknownKidRefreshes: { token: [], logout: [] }, lastFailureAnswered: false, staleWarned: false, disposed: false }
+      entry = { url, consecutiveFailures: 0, backoffUntil: 0, providerWaitUntil: 0, unknownKidRefreshes: { token: [], logout: [] }, lastFailureAnswered: false, staleWarned: false, disposed: false }
       if (!this.#closed) this.#entries.set(url, entry)
       else entry.disposed = true
       this.#applyAdopted(entry)
@@ -428,12 +435,15 @@ export class JwksCache<T> {
       this.#keySetsTakenOver++
       this.#onKeySetAccepted?.(keys.set, entry.url)
       this.#logger.debug({ url: entry.url, keyCount: keys.count, fetchedAt: keys.fetchedAt, freshUntil: keys.freshUntil }, 'JWKS taken over from the replaced cache')
-    } else if (!(handed.backoffAsked && now < handed.backoffUntil)) {
+      entry.backoffUntil = handed.backoffUntil
+    } else if (now < handed.providerWaitUntil) {
+      // Only the provider's wait is taken, not our own backoff beyond it (a failure of ours is no reason to wait).
+      entry.backoffUntil = handed.providerWaitUntil
+    } else {
       return
     }
     entry.consecutiveFailures = handed.consecutiveFailures
-    entry.backoffUntil = handed.backoffUntil
-    entry.backoffAsked = handed.backoffAsked
+    entry.providerWaitUntil = handed.providerWaitUntil
     entry.lastError = handed.lastError
     const refreshAt = entry.keys === undefined || entry.consecutiveFailures > 0 ? entry.backoffUntil : entry.keys.freshUntil
     this.#schedule(entry, refreshAt - now)
@@ -544,7 +554,7 @@ export class JwksCache<T> {
       const reported = failure instanceof Error ? failure.message : String(failure)
       const message = wait.note === undefined ? reported : `${reported}; ${wait.note}`
       entry.backoffUntil = now + delayMs
-      entry.backoffAsked = wait.asked
+      entry.providerWaitUntil = wait.askedMs === undefined ? 0 : now + wait.askedMs
       entry.lastError = message
       entry.lastFailureAnswered = failure instanceof FetchError && failure.kind === 'no_usable_keys'
       this.#logger.warn(
@@ -567,7 +577,7 @@ export class JwksCache<T> {
     const freshnessSeconds = (entry.keys.freshUntil - entry.keys.fetchedAt) / 1000
     entry.consecutiveFailures = 0
     entry.backoffUntil = 0
-    entry.backoffAsked = false
+    entry.providerWaitUntil = 0
     entry.lastError = undefined
     this.#onKeySetAccepted?.(loaded.set, url)
     entry.staleWarned = false

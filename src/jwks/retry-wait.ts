@@ -23,8 +23,11 @@ export interface RetryWait {
   delayMs: number
   /** For the failure's message, /readyz lastError and the log line: what the provider asked, and until when. */
   note: string | undefined
-  /** The provider's wait is the one in force (it is not shorter than the backoff). */
-  asked: boolean
+  /**
+   * The provider's own wait (capped), in ms from the failure; undefined when it asked for none. It holds back every
+   * fetch of the URL, warm() and a reload's new fetcher included, even where the backoff (when that is longer) would not.
+   */
+  askedMs: number | undefined
 }
 
 /**
@@ -34,10 +37,10 @@ export interface RetryWait {
  */
 export function waitAfterFailure (failure: unknown, backoffMs: number, capMs: number, capName: string, nowMs: number): RetryWait {
   const asked = askedWaitMs(failure)
-  if (asked === undefined) return { delayMs: backoffMs, note: undefined, asked: false }
+  if (asked === undefined) return { delayMs: backoffMs, note: undefined, askedMs: undefined }
   const honoured = Math.min(asked, capMs)
   const delayMs = Math.max(backoffMs, honoured)
   const seconds = Math.ceil(asked / 1000)
   const capped = honoured < asked ? ` (capped by ${capName}: ${Math.ceil(capMs / 1000)} s)` : ''
-  return { delayMs, asked: honoured >= backoffMs, note: `the provider asked to wait ${seconds} s (Retry-After): no new attempt before ${new Date(nowMs + delayMs).toISOString()}${capped}` }
+  return { delayMs, askedMs: honoured, note: `the provider asked to wait ${seconds} s (Retry-After): no new attempt before ${new Date(nowMs + delayMs).toISOString()}${capped}` }
 }
