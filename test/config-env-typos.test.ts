@@ -39,6 +39,15 @@ t.test('misspelt issuer variables are named', async (t) => {
   t.equal(problems[1], misspelt('OIDC_ISUSER', 'OIDC_ISSUER'))
 })
 
+t.test('a name we read in another letter case or with other separators is named too (Docker and Kubernetes take such names)', async (t) => {
+  for (const name of ['CALLER-KEY-HASHES', 'caller_key_hashes', 'Caller.Key.Hashes', 'CALLER-KEY-HASH']) {
+    t.same(problemsOf({ ...ISSUER, [name]: `billing:${HASH}` }), [misspelt(name, 'CALLER_KEY_HASHES')], name)
+  }
+  for (const name of ['oidc_algorithms', 'OIDC-ALGORITHMS', 'oidc-algorithm']) {
+    t.same(problemsOf({ ...ISSUER, [name]: 'RS256' }), [misspelt(name, 'OIDC_ALGORITHMS')], name)
+  }
+})
+
 t.test('variables of other software are left alone', async (t) => {
   const env = {
     ...ISSUER,
@@ -47,7 +56,9 @@ t.test('variables of other software are left alone', async (t) => {
     OIDC_VERIFIER_PORT: 'tcp://10.0.0.1:8080', // Kubernetes service links of a Service named oidc-verifier
     OIDC_VERIFIER_SERVICE_HOST: '10.0.0.1',
     OIDC_CLIENT_SECRET: 'x',
-    CALLERID: 'x'
+    CALLERID: 'x',
+    oidc_client_id: 'x', // another program's, in lower case
+    'caller-name': 'x'
   }
   t.equal(loadConfig({ argv: [], env }).callers.keys.length, 1)
 })

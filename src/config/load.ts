@@ -124,11 +124,15 @@ const ENV_MODE_VARS: readonly string[] = [...Object.values(ENV_ISSUER_VARS), CAL
  * Environment-only mode: a variable a letter or two away from one it reads is a misspelling, which would
  * otherwise be ignored and the service run without it (CALLER_KEY_HASH: no caller authentication at all;
  * OIDC_ALGORITHM: every algorithm). Only OIDC_* and CALLER_* names: the environment holds other software's too.
+ * Letter case and the separator do not count ("caller-key-hashes", "OIDC.ISSUER": Docker and Kubernetes take
+ * such names), as variable names are exact: the spelling we read is the only one that does anything.
  */
 function misspeltVariables (env: NodeJS.ProcessEnv, problems: string[]): void {
   for (const name of Object.keys(env)) {
-    if (!/^(OIDC|CALLER)_/.test(name) || ENV_MODE_VARS.includes(name) || envValue(env, name) === undefined) continue
-    const meant = ENV_MODE_VARS.find((known) => distance(name, known) <= 2)
+    if (ENV_MODE_VARS.includes(name) || envValue(env, name) === undefined) continue
+    const spelled = name.toUpperCase().replace(/[-.]/g, '_')
+    if (!/^(OIDC|CALLER)_/.test(spelled)) continue
+    const meant = ENV_MODE_VARS.find((known) => distance(spelled, known) <= 2)
     if (meant !== undefined) {
       problems.push(`${ENVIRONMENT}: ${name}: not a variable oidc-verifier reads (did you mean ${meant}?); rename it, or unset it if it is not meant for oidc-verifier`)
     }
