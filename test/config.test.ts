@@ -891,4 +891,9 @@ t.test('issuer URLs: a loopback-looking name is no loopback host; a user name or
   }
   t.same(url('https://S3cretUser@a.example'), ['config.yaml: issuers[0].issuer: expected a URL without a user name or password'], 'a user name alone')
   t.same(url('https://:S3cretPw@a.example'), ['config.yaml: issuers[0].issuer: expected a URL without a user name or password'], 'a password alone')
+  // The parser drops an empty one, so the issuer would never equal a token's iss.
+  for (const issuer of ['https://@a.example', 'https://:@a.example/realm', 'http://@127.0.0.1:8080']) {
+    t.same(url(issuer), ['config.yaml: issuers[0].issuer: expected a URL without a user name or password'], `an empty one: ${issuer}`)
+  }
+  t.doesNotThrow(() => parse({ issuers: [minimalIssuer({ issuer: 'https://a.example/users/@me' })] }), 'an @ in the path is no user name')
 })

@@ -51,7 +51,8 @@ export function checkUrl (value: string, path: Path, ctx: Ctx): boolean {
     report(ctx, path, `expected the URL to start with ${url.protocol}// in lower case, as providers write it, got ${got}`)
     return false
   }
-  if (url.username !== '' || url.password !== '') {
+  // An empty one too (`https://@host`, `https://:@host`): the parser drops it, and the issuer would never match iss.
+  if (url.username !== '' || url.password !== '' || /^[a-z]+:\/\/[^/?#\\]*@/.test(value)) {
     report(ctx, path, 'expected a URL without a user name or password')
     return false
   }
