@@ -94,6 +94,14 @@ t.test('jwks: the JWKS cache, when no issuer fetches keys', async (t) => {
   t.same(warned({ jwks: { rediscoverySeconds: 60 }, issuers: [{ id: 'b', issuer: 'https://b.example.com', audiences: ['app'] }] }), [], 'used by discovery')
 })
 
+t.test('fetch: how keys and metadata are fetched, when no issuer fetches any', async (t) => {
+  const fetch = { timeoutMs: 100, maxResponseBytes: 1024 }
+  t.same(warned({ fetch }), ['fetch.timeoutMs', 'fetch.maxResponseBytes'], 'inline keys only')
+  t.match(load({ fetch }).warnings[0]!.message, /^is ignored: no issuer fetches keys or discovery metadata/)
+  t.same(warned({ fetch, issuers: [ISSUER, { id: 'b', issuer: 'https://b.example.com', audiences: ['app'] }] }), [], 'used by a discovered issuer')
+  t.same(warned({ fetch, issuers: [{ id: 'b', issuer: 'https://b.example.com', audiences: ['app'], jwksUri: 'https://b.example.com/jwks' }] }), [], 'used by a JWKS URL')
+})
+
 t.test('rateLimit.enabled: false ignores the other limits, callers\' own and the back-channel logout\'s', async (t) => {
   const caller = { id: 'billing', sha256: 'a'.repeat(64), rateLimit: { max: 5 } }
   t.same(warned({ rateLimit: { enabled: false, max: 10, headers: true }, callers: { keys: [caller] }, revocation: { enabled: true, logoutRateLimit: { max: 5 } } }),

@@ -67,11 +67,15 @@ export function inertSettings (written: unknown, expanded: unknown): ConfigWarni
     }
   })
 
-  // jwks: the cache of fetched key sets, which only issuers with asymmetric algorithms and no inline jwks use.
+  // jwks: the cache of fetched key sets, which only issuers with asymmetric algorithms and no inline jwks use; fetch:
+  // how those key sets and discovery documents are fetched (nothing else is).
   const fetching = issuers.filter((issuer) => isRecord(issuer) && !listsOnlyHmac(issuer) && issuer.jwks === undefined)
   if (fetching.length === 0) {
     for (const key of writtenKeys(written.jwks)) {
       warn(['jwks', key], 'is ignored: no issuer fetches keys (each has inline jwks, or lists only HS* algorithms), so the JWKS cache is never used; remove it')
+    }
+    for (const key of writtenKeys(written.fetch)) {
+      warn(['fetch', key], 'is ignored: no issuer fetches keys or discovery metadata (each has inline jwks, or lists only HS* algorithms), so nothing is fetched; remove it')
     }
   } else if (isRecord(written.jwks) && written.jwks.rediscoverySeconds !== undefined &&
     !fetching.some((issuer) => isRecord(issuer) && issuer.jwksUri === undefined)) {
