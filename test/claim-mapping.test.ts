@@ -73,6 +73,10 @@ t.test('values are normalized to the response types; anything else is absent, ne
   t.same(odd.groups, ['a', 'd'])
   t.same(odd.roles, [])
   t.equal(odd.tenant, null)
+  // A number past 2^53 was rounded as JSON was read: not the value the provider signed.
+  const big = JSON.parse('9007199254740993') as number
+  t.same([identity({ tenant: 'org' }, { org: big }).tenant, identity({}, { name: -big }).user.name], [null, null], 'a number past 2^53 is absent')
+  t.equal(identity({ tenant: 'org' }, { org: 9007199254740991 }).tenant, '9007199254740991', '2^53 - 1 is exact')
   // Prototype names are never followed.
   const proto = identity({ email: '__proto__.polluted', name: 'constructor', roles: 'toString' }, {})
   t.same([proto.user.email, proto.user.name, proto.roles], [null, null, []])

@@ -78,3 +78,14 @@ t.test('an integer claim past 2^53 matches no required text: JSON.parse rounded 
   }
   t.equal((await big.verify(withOrg('"9007199254740992"'))).subject, 'user-123', 'the same id as a string: its text is exact')
 })
+
+t.test('a numeric tenant past 2^53 is no tenant: allowedTenants refuses it rather than take it for its rounded neighbour', async (t) => {
+  const orgs = new Verifier(configFor([{ id: 'orgs', issuer: ISS, audiences: [AUD], jwks: jwksOf(key), claimMapping: { tenant: 'org_id' }, allowedTenants: ['9007199254740992', '42'] }]))
+  t.teardown(() => orgs.close())
+  const withOrg = (org: string): string => mint(key, {}, { rawPayload: JSON.stringify(idTokenClaims(ISS, AUD)).replace('{', `{"org_id":${org},`) })
+  for (const org of ['9007199254740993', '9007199254740992']) {
+    await t.rejects(orgs.verify(withOrg(org)), { code: 'tenant_not_allowed' }, org)
+  }
+  t.equal((await orgs.verify(withOrg('42'))).tenant, '42', 'a number JSON holds exactly is its text')
+  t.equal((await orgs.verify(withOrg('"9007199254740992"'))).tenant, '9007199254740992', 'the same id as a string')
+})

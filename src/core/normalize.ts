@@ -74,11 +74,13 @@ export function compileClaimMapping (
 
 /**
  * A string value of the identity. Text with a lone surrogate (JSON's "\ud800", which parses and is signed) is not
- * text: it has no UTF-8 form, and in a forward-auth header it would read as U+FFFD, the same as other values.
+ * text: it has no UTF-8 form, and in a forward-auth header it would read as U+FFFD, the same as other values. A
+ * number past 2^53 is not the number the provider signed (JSON.parse rounded it: 9007199254740993 reads as
+ * …992), so it is no value either: a numeric tenant id would otherwise pass allowedTenants as its neighbour.
  */
 function asString (value: unknown): string | null {
   if (typeof value === 'string') return value.isWellFormed() ? value : null
-  if (typeof value === 'number' && Number.isFinite(value)) return String(value)
+  if (typeof value === 'number' && Number.isFinite(value) && Math.abs(value) <= Number.MAX_SAFE_INTEGER) return String(value)
   return null
 }
 
@@ -211,7 +213,7 @@ function userKey (input: NormalizeInput, mapping: CompiledMapping): string {
   const parts: string[] = []
   paths.forEach((path, i) => {
     const claim = readClaimPath(input.claims, path)
-    // A number past 2^53 was already rounded by JSON.parse: two users' ids could give one key.
+    // A number past 2^53 was already rounded by JSON.parse: two users' ids could give one key; a fraction is no id.
     const value = typeof claim === 'number' && !Number.isSafeInteger(claim) ? null : asString(claim)
     if (value === null || value === '') {
       throw new VerificationError(claim === undefined ? 'claim_missing' : 'claim_invalid', { issuer: input.issuerId, claim: userKeyNames[i] as string })
