@@ -775,7 +775,19 @@ t.test('files that cannot be read or parsed', async (t) => {
 t.test('--config on the command line', async (t) => {
   const readFile = () => 'issuers: [{ id: a, issuer: "https://a.example", audiences: [x] }]'
   t.equal(loadConfig({ argv: ['--config', 'a.yaml'], env: {}, readFile }).source, 'a.yaml')
-  t.equal(loadConfig({ argv: ['--config=a.yaml', '--', 'anything'], env: {}, readFile }).source, 'a.yaml', 'nothing after -- is read')
+  // What follows "--" would be ignored: `node dist/server.js -- --config PATH` started from the environment, without the file.
+  const afterEnd = (arg: string): string => `command line: ${arg}: after "--", which ends the options; expected --config PATH before it, or no "--"`
+  t.same(problemsOf(() => loadConfig({ argv: ['--config=a.yaml', '--', 'anything'], env: {}, readFile })), [afterEnd('"anything"')], 'nothing after -- is ignored in silence')
+  t.same(problemsOf(() => loadConfig({ argv: ['--', '--config', '/nonexistent/c.yaml'], env: { OIDC_ISSUER: 'https://a.example', OIDC_AUDIENCE: 'x' }, readFile })),
+    [afterEnd('"--config"'), afterEnd('"/nonexistent/c.yaml"')])
+  t.equal(loadConfig({ argv: ['--config=a.yaml', '--'], env: {}, readFile }).source, 'a.yaml', 'a "--" with nothing after it')
+  // A token put where the path goes is never quoted (stderr ends up in CI and job logs).
+  const token = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhZGEifQ.c2lnbmF0dXJl'
+  for (const argv of [['--config', token], [`--config=${token}`], [token], ['--', token]]) {
+    const problems = problemsOf(() => loadConfig({ argv, env: {}, readFile }))
+    t.notMatch(problems.join('\n'), 'eyJ', `${argv.length} argument(s): not quoted`)
+    t.match(problems.join('\n'), /an argument of 52 characters that looks like a token \(not shown\)/)
+  }
   t.same(problemsOf(() => loadConfig({ argv: ['--config'], env: {}, readFile })), ['command line: --config: expected a file path'])
   const unknown = (arg: string): string => `command line: ${JSON.stringify(arg)}: unknown argument; expected only --config PATH (or none, with OIDC_VERIFIER_CONFIG or the OIDC_* variables)`
   t.same(problemsOf(() => loadConfig({ argv: ['--config', '--verbose'], env: {}, readFile })), ['command line: --config: expected a file path', unknown('--verbose')])

@@ -10,12 +10,28 @@ import { fileErrorReason, readSmallFileSync } from '../small-file.js'
 
 const COMMAND_LINE = 'command line'
 
+/**
+ * An argument as a problem may quote it: a token put where a path goes (a mistyped command line) is described,
+ * never shown, and anything else at most its first 60 characters. ("eyJ" begins every JOSE header.)
+ */
+function describeArg (arg: string): string {
+  if (arg.includes('eyJ')) return `an argument of ${arg.length} characters that looks like a token (not shown)`
+  return JSON.stringify(arg.length > 60 ? `${arg.slice(0, 60)}...` : arg)
+}
+
 export function configPathFromArgv (argv: readonly string[], problems: string[]): string | undefined {
   let found: string | undefined
   let count = 0
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!
-    if (arg === '--') break
+    if (arg === '--') {
+      // The end of the options: what follows would be ignored, and `node dist/server.js -- --config PATH` would start
+      // from the environment without the file. (npm start -- --config PATH hands npm the "--", not the service.)
+      for (const rest of argv.slice(i + 1)) {
+        problems.push(`${COMMAND_LINE}: ${describeArg(rest)}: after "--", which ends the options; expected --config PATH before it, or no "--"`)
+      }
+      break
+    }
     let value: string | undefined
     if (arg === '--config') {
       value = argv[i + 1]
@@ -25,11 +41,12 @@ export function configPathFromArgv (argv: readonly string[], problems: string[])
       value = arg.slice('--config='.length)
     } else {
       // A misspelt --config, or a bare path, would otherwise start the service from the environment instead.
-      problems.push(`${COMMAND_LINE}: ${JSON.stringify(arg.length > 60 ? `${arg.slice(0, 60)}...` : arg)}: unknown argument; expected only --config PATH (or none, with OIDC_VERIFIER_CONFIG or the OIDC_* variables)`)
+      problems.push(`${COMMAND_LINE}: ${describeArg(arg)}: unknown argument; expected only --config PATH (or none, with OIDC_VERIFIER_CONFIG or the OIDC_* variables)`)
       continue
     }
     count++
     if (value === '') problems.push(`${COMMAND_LINE}: --config: expected a file path`)
+    else if (value.includes('eyJ')) problems.push(`${COMMAND_LINE}: --config: expected a file path, got ${describeArg(value)}`)
     else found ??= value
   }
   if (count > 1) problems.push(`${COMMAND_LINE}: --config: given ${count} times; expected it once`)
