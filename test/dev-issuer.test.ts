@@ -87,10 +87,16 @@ t.test('an IPv6 address is named in brackets in the URLs printed and configured'
 })
 
 t.test('refuses to run with NODE_ENV=production, however it is spelt', async (t) => {
-  for (const value of ['production', 'Production', 'PRODUCTION', 'prod', ' production', 'production-eu']) {
+  // In quotes too (`docker run --env-file` keeps those of NODE_ENV="production"), or after an invisible character.
+  for (const value of ['production', 'Production', 'PRODUCTION', 'prod', ' production', 'production-eu', '"production"', "'prod'", '\u200bproduction']) {
     const err = await startDevIssuer({ env: { NODE_ENV: value } }).then(() => undefined, (e: unknown) => e)
     t.ok(err instanceof DevIssuerRefused, value)
     t.match((err as Error).message, /insecure/)
+  }
+  for (const value of ['development', 'test', '', 'preprod-like-staging']) {
+    const issuer = await startDevIssuer({ env: { NODE_ENV: value } })
+    await issuer.close()
+    t.pass(`starts with NODE_ENV=${JSON.stringify(value)}`)
   }
 })
 

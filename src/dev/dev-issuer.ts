@@ -63,8 +63,9 @@ async function readJson (req: IncomingMessage): Promise<Record<string, unknown>>
 
 export async function startDevIssuer (opts: { host?: string, port?: number, env?: NodeJS.ProcessEnv } = {}): Promise<DevIssuer> {
   const env = opts.env ?? process.env
-  // Any spelling of production ("Production", "prod", "production-eu"): a guard that a typo disarms is none.
-  if (/^\s*prod/i.test(env.NODE_ENV ?? '')) {
+  // Any spelling of production ("Production", "prod", "production-eu", and in quotes or after an invisible character:
+  // `docker run --env-file` keeps the quotes of NODE_ENV="production"): a guard that a typo disarms is none.
+  if (/^prod/i.test((env.NODE_ENV ?? '').replace(/[^a-z]/gi, ''))) {
     const named = env.NODE_ENV === 'production' ? 'NODE_ENV=production' : `NODE_ENV=${JSON.stringify(env.NODE_ENV)}, which names production`
     throw new DevIssuerRefused(`The development issuer is insecure (anyone who can reach it can mint tokens) and refuses to run with ${named}.`)
   }
