@@ -291,6 +291,19 @@ t.test('verify: an unreachable issuer is "undecided" (exit 3) with the reason', 
   t.match(r.stderr, /error: +Discovery for issuer http:\/\/127\.0\.0\.1:\d+ failed: .*ECONNREFUSED/)
 })
 
+t.test('verify: --timeout bounds the wait for keys, even while a fetch (of a longer fetch.timeoutMs) is under way', async (t) => {
+  const idp = await startIdp(t)
+  idp.set({ json: jwksOf(es), delayMs: 8000 })
+  const path = writeConfig(t, { fetch: { timeoutMs: 20000 }, issuers: [{ id: 'slow', issuer: idp.url, audiences: ['app'], jwksUri: idp.jwksUrl }] })
+  const started = Date.now()
+  const r = await cli(['verify', mint(es, idTokenClaims(idp.url, 'app')), '--config', path, '--timeout', '1'])
+  const elapsed = Date.now() - started
+  t.equal(r.code, EXIT.undecided)
+  t.match(r.stderr, /token rejected: keys_unavailable \(HTTP 503/)
+  t.match(r.stderr, /keys: +jwksUri, missing, 0 usable/)
+  t.ok(elapsed < 6000, `gave up at --timeout, not when the JWKS answered 8 s later (${elapsed} ms)`)
+})
+
 t.test('the real command: child processes against the development issuer and a local IdP', async (t) => {
   const dev = await startDevIssuer({ port: 0, env: {} })
   t.teardown(() => dev.close())

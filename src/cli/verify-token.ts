@@ -10,7 +10,7 @@ import type { Config } from '../config/types.js'
 import type { VerifiedIdentity } from '../core/identity.js'
 import type { Logger } from '../core/logger.js'
 import { Verifier, type IssuerStatus, type RequestChecks } from '../core/verifier.js'
-import { isVerificationError } from '../errors.js'
+import { isVerificationError, VerificationError } from '../errors.js'
 import type { FetchJson } from '../net/fetch-json.js'
 
 /** How often the issuer's key status is looked at while waiting for it. */
@@ -54,9 +54,8 @@ const sleep = async (ms: number): Promise<void> => {
   await new Promise<void>((resolve) => setTimeout(resolve, ms))
 }
 
-/** Waits until the issuer the token names (if configured) has usable keys or has failed once, or the time is up. */
-async function waitForIssuer (verifier: Verifier, iss: unknown, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs
+/** Waits until the issuer the token names (if configured) has usable keys or has failed once, or the deadline. */
+async function waitForIssuer (verifier: Verifier, iss: unknown, deadline: number): Promise<void> {
   for (;;) {
     const status = verifier.status().find((s) => s.issuer === iss)
     if (status === undefined || status.ready || status.lastError !== null || Date.now() >= deadline) return
@@ -66,10 +65,12 @@ async function waitForIssuer (verifier: Verifier, iss: unknown, timeoutMs: numbe
 
 export async function verifyToken (config: Config, token: string, options: VerifyCommandOptions): Promise<VerifyOutcome> {
   const verifier = new Verifier(config, { logger: options.logger, fetcher: options.fetcher })
+  const deadline = Date.now() + options.timeoutMs
   try {
     verifier.start()
-    await waitForIssuer(verifier, peek(token).payload?.iss, options.timeoutMs)
-    const identity = await verifier.verify(token, options.checks)
+    const iss = peek(token).payload?.iss
+    await waitForIssuer(verifier, iss, deadline)
+    const identity = await beforeDeadline(verifier.verify(token, options.checks), deadline, verifier, iss)
     return { valid: true, identity }
   } catch (err) {
     if (!isVerificationError(err)) throw err
@@ -102,6 +103,26 @@ function showTime (value: unknown, nowSeconds: number): string {
   const delta = Math.round(value - nowSeconds)
   const ago = delta < 0 ? `${-delta} s ago` : `in ${delta} s`
   return `${value} (${new Date(value * 1000).toISOString()}, ${ago})`
+}
+
+/**
+ * The verification, unless the deadline (--timeout) comes first: a fetch of the keys still under way then (bounded
+ * only by fetch.timeoutMs) makes the token undecided, keys_unavailable, as an issuer without keys by then does.
+ */
+async function beforeDeadline<T> (verification: Promise<T>, deadline: number, verifier: Verifier, iss: unknown): Promise<T> {
+  verification.catch(() => {}) // settled after the deadline, when nobody waits for it any more
+  let timer: NodeJS.Timeout | undefined
+  const timedOut = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => {
+      const id = verifier.status().find((s) => s.issuer === iss)?.id
+      reject(new VerificationError('keys_unavailable', id === undefined ? {} : { issuer: id }))
+    }, Math.max(0, deadline - Date.now()))
+  })
+  try {
+    return await Promise.race([verification, timedOut])
+  } finally {
+    clearTimeout(timer)
+  }
 }
 
 /** The explanation printed for a rejected token. */
