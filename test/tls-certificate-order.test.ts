@@ -75,6 +75,15 @@ for (const [first, chain] of Object.entries(reversed)) {
   })
 }
 
+t.test('a chain whose second certificate is broken (a line lost in a copy) is the certificate file\'s problem at start, named', async (t) => {
+  const files = mountedSecret(t, renewed)
+  const lines = pki.pem.ca.toString().split('\n')
+  const broken = [...lines.slice(0, 3), ...lines.slice(4)].join('\n')
+  writeFileSync(files.certFile, Buffer.concat([readFileSync(renewed.cert), Buffer.from(broken)]))
+  matchExactly(t, configProblems({ issuers, server: { tls: { certFile: files.certFile, keyFile: files.keyFile } } }),
+    [/^(c\.yaml|test): server\.tls\.certFile: expected a PEM certificate chain in ".*tls\.crt": OpenSSL cannot read it \(.+\)$/])
+})
+
 t.test('a key that is no certificate\'s of a chain is still the key\'s problem', async (t) => {
   const files = mountedSecret(t, original)
   writeFileSync(files.certFile, reversed['an EC CA first'])

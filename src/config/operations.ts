@@ -5,6 +5,7 @@
  * lookups, duplicates). load.ts calls these with its reporter, so every problem is listed with its path.
  */
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto'
+import { createSecureContext } from 'node:tls'
 import { fileErrorReason, readSmallFileSync } from '../small-file.js'
 import { pemBlocks } from './pem-blocks.js'
 import {
@@ -52,6 +53,17 @@ function checkTls (tls: unknown, section: 'tls' | 'opsTls', report: Reporter): v
         cert = new X509Certificate(pem)
       } catch {
         report(['server', section, 'certFile'], `expected a PEM certificate in ${JSON.stringify(tls.certFile)}`)
+      }
+      // The chain after it as OpenSSL reads it for the listener: a broken intermediate (a line lost in a copy) would
+      // otherwise stop the start with OpenSSL's words alone ("asn1 encoding routines::too long"), naming no setting.
+      if (cert !== undefined) {
+        try {
+          createSecureContext({ cert: pem })
+        } catch (err) {
+          cert = undefined
+          const reason = String((err as Error).message).split('::').pop() ?? 'refused'
+          report(['server', section, 'certFile'], `expected a PEM certificate chain in ${JSON.stringify(tls.certFile)}: OpenSSL cannot read it (${reason})`)
+        }
       }
     }
   }
