@@ -40,6 +40,14 @@ function readPem (path: string, at: Path, report: Reporter): string | undefined 
   }
 }
 
+/**
+ * OpenSSL's reason, without its error number: "error:05800074:x509 certificate routines::key values mismatch". Also
+ * for the files a reload reads (src/http/tls-reload.ts).
+ */
+export function opensslReason (err: unknown): string {
+  return String((err as Error).message).split('::').pop() ?? 'refused'
+}
+
 function checkTls (tls: unknown, section: 'tls' | 'opsTls', report: Reporter): void {
   if (!isRecord(tls)) return
   let cert: X509Certificate | undefined
@@ -61,8 +69,7 @@ function checkTls (tls: unknown, section: 'tls' | 'opsTls', report: Reporter): v
           createSecureContext({ cert: pem })
         } catch (err) {
           cert = undefined
-          const reason = String((err as Error).message).split('::').pop() ?? 'refused'
-          report(['server', section, 'certFile'], `expected a PEM certificate chain in ${JSON.stringify(tls.certFile)}: OpenSSL cannot read it (${reason})`)
+          report(['server', section, 'certFile'], `expected a PEM certificate chain in ${JSON.stringify(tls.certFile)}: OpenSSL cannot read it (${opensslReason(err)})`)
         }
       }
     }

@@ -12,7 +12,7 @@
 import { createHash, createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto'
 import { createSecureContext, type SecureContextOptions, type Server as TlsServer } from 'node:tls'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
-import { certificateOrderProblem, clientCaProblem } from '../config/operations.js'
+import { certificateOrderProblem, clientCaProblem, opensslReason } from '../config/operations.js'
 import { fileErrorReason } from '../small-file.js'
 import type { Config, TlsConfig } from '../config/types.js'
 import { httpsOptions } from './tls.js'
@@ -68,11 +68,6 @@ export function tlsListeners (app: FastifyInstance, config: Config): TlsListener
     listeners.push({ name: 'ops', setting: 'server.opsTls', tls: opsTls, server: app.opsApp.server as unknown as TlsServer })
   }
   return listeners
-}
-
-/** OpenSSL's reason, without its error number: "error:05800074:x509 certificate routines::key values mismatch". */
-function opensslReason (err: unknown): string {
-  return String((err as Error).message).split('::').pop() ?? 'refused'
 }
 
 function refusedBy (options: SecureContextOptions): unknown {
