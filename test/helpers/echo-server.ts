@@ -23,7 +23,8 @@ const MAX_BODY = 65536
 
 export async function startEchoServer (): Promise<EchoServer> {
   const received: EchoedRequest[] = []
-  const server = createServer((req, res) => {
+  // Headers up to 64 KiB (Node's default is 16): forward-auth tests send an app identity headers that large.
+  const server = createServer({ maxHeaderSize: 65536 }, (req, res) => {
     let body = ''
     req.setEncoding('utf8')
     req.on('data', (chunk: string) => { if (body.length < MAX_BODY) body += chunk })
