@@ -18,7 +18,7 @@ import type { PrimaryChannel } from './cluster-primary.js'
 import { ConfigError } from './config/load.js'
 import type { Config } from './config/types.js'
 import { heapLimitBytes } from './config/heap-budget.js'
-import { inForceProblems, planReload } from './reload-plan.js'
+import { callerAuthenticationProblems, inForceProblems, planReload } from './reload-plan.js'
 
 const ASK = 'oidc-verifier:start-config?'
 const ANSWER = 'oidc-verifier:start-config'
@@ -138,7 +138,7 @@ export function workerConfig (answer: StartConfigAnswer, sources: WorkerConfigSo
     }
   }
   const plan = planReload(running, next)
-  const problems = inForceProblems(plan, heapLimitBytes())
+  const problems = [...callerAuthenticationProblems(running, next), ...inForceProblems(plan, heapLimitBytes())]
   if (problems.length > 0) throw new ConfigError(problems)
   if (plan.pending.length > 0) {
     sources.log(`worker ${process.pid}: ${plan.pending.join(', ')} changed since the service started and needs a restart of the ` +

@@ -154,6 +154,18 @@ export function inForceProblems (plan: ReloadPlan, heapLimitBytes: number): stri
   return problems
 }
 
+/**
+ * A reload that would turn caller authentication off: the running configuration has caller keys and the new one
+ * none (a `callers` section dropped or commented out by mistake would open every route to any caller at once).
+ * Refused, never applied: turning authentication off takes a restart. Checked too when a cluster worker starts
+ * from the file as it is now (src/cluster-start-config.ts), against the keys the service started with.
+ */
+export function callerAuthenticationProblems (running: Config, next: Config): string[] {
+  if (running.callers.keys.length === 0 || next.callers.keys.length > 0) return []
+  return [`callers.keys: the new configuration has no caller keys, which would turn caller authentication off (every route open to any caller); ` +
+    `a reload does not do that: restore the keys (to rotate them, list the new ones beside the old), or restart the service to run without them`]
+}
+
 /** An issuer whose configured id a reload changes while tokens of one of its issuer URLs stay accepted. */
 export interface RenamedIssuer {
   /** The issuer URL both configurations name (as issuer or one of issuerAliases). */

@@ -25,7 +25,7 @@ import {
   keptUntilRestartMessage, noteWaitingForRestart, putInUse, readCertificates, tlsListeners, type ListenerCertificates, type TlsFile, type TlsListener
 } from './http/tls-reload.js'
 import type { IssuerStatus, Verifier } from './core/verifier.js'
-import { inForceProblems, keptUntilRestart, planReload, renamedIssuers, type ReloadPlan } from './reload-plan.js'
+import { callerAuthenticationProblems, inForceProblems, keptUntilRestart, planReload, renamedIssuers, type ReloadPlan } from './reload-plan.js'
 
 export { changedSettings, RELOADABLE } from './reload-plan.js'
 
@@ -176,7 +176,7 @@ async function reloadNow (app: FastifyInstance, load: () => Config, options: Rel
 
   // Before anything changes: a reload that cannot apply everything it should applies nothing.
   const certificates = listenerCertificates(app, plan, next)
-  const problems = [...inForceProblems(plan, options.heapLimitBytes ?? heapLimitBytes()), ...callerLimitProblems(config), ...certificates.problems]
+  const problems = [...callerAuthenticationProblems(running, next), ...inForceProblems(plan, options.heapLimitBytes ?? heapLimitBytes()), ...callerLimitProblems(config), ...certificates.problems]
   if (problems.length > 0) return refused(problems, needsRestart)
 
   // undefined: nothing the Verifier is built from changed, and the running one stays, keys and cache with it.

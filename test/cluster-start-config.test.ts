@@ -61,6 +61,16 @@ t.test('a text that no longer resolves: the file as it is now, the same way', as
   t.throws(() => workerConfig(answer(), sources({}, () => { throw new Error('disk on fire') })), /disk on fire/)
 })
 
+t.test('the file as it is now without the caller keys the service started with: no start, as a reload would be refused', async (t) => {
+  const callers = { keys: [{ id: 'web', sha256: 'a'.repeat(64) }] }
+  const withKeys = configFor(issuer(['aud']), { revocation: { enabled: true }, server: { port: 8080 }, callers })
+  const keyed: StartConfigAnswer = { start: JSON.stringify(withKeys), applied: 'the text the workers applied' }
+  t.throws(() => workerConfig(keyed, sources({}, () => configFor(issuer(['aud']), { revocation: { enabled: true }, server: { port: 8080 } }))),
+    { problems: [/^callers\.keys: the new configuration has no caller keys, which would turn caller authentication off/] })
+  const rotated = { keys: [{ id: 'web2', sha256: 'b'.repeat(64) }] }
+  t.same(workerConfig(keyed, sources({}, () => configFor(issuer(['aud']), { revocation: { enabled: true }, server: { port: 8080 }, callers: rotated }))).callers.keys.map((k) => k.id), ['web2'], 'other keys: started with them')
+})
+
 t.test('started from the environment: the environment as it is, the same way', async (t) => {
   const s = sources({}, () => configFor(issuer(['aud']), { revocation: { enabled: false }, server: { port: 8080 } }))
   t.equal(workerConfig(answer(null), s).revocation.enabled, true)

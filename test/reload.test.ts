@@ -39,8 +39,8 @@ function fileLoader (text: () => string): () => Config {
   return () => loadConfig({ argv: ['--config', '/etc/oidc-verifier.yaml'], env: {}, readFile: () => text() })
 }
 
-async function verifyStatus (app: Awaited<ReturnType<typeof buildApp>>, token: string): Promise<{ status: number, code: unknown }> {
-  const res = await app.inject({ method: 'POST', url: '/verify', payload: { token } })
+async function verifyStatus (app: Awaited<ReturnType<typeof buildApp>>, token: string, apiKey?: string): Promise<{ status: number, code: unknown }> {
+  const res = await app.inject({ method: 'POST', url: '/verify', payload: { token }, ...(apiKey === undefined ? {} : { headers: { 'x-api-key': apiKey } }) })
   return { status: res.statusCode, code: (res.json() as { code?: unknown }).code }
 }
 
@@ -194,6 +194,28 @@ t.test('a caller\'s own limit without max is refused when the running rateLimit 
   t.same(result.needsRestart, ['rateLimit.max'])
   t.equal(app.verifier, before)
   t.same(await callsAsWeb(app, 3), [200, 200, 429], 'the caller keeps its limit of 2')
+})
+
+t.test('a reload that would leave no caller keys is refused: a callers section dropped by mistake must not open every route', async (t) => {
+  const app = await buildApp(configFor([issuerA], { callers: webCaller({ max: 100 }) }))
+  t.teardown(() => app.close())
+  await app.ready()
+  const noKey = async (): Promise<number> => (await app.inject({ method: 'POST', url: '/verify', payload: { token: tokenA } })).statusCode
+  t.equal(await noKey(), 403)
+  const result = await reloadConfiguration(app, () => configFor([issuerA, issuerB]))
+  t.equal(result.outcome, 'refused')
+  t.match(result.problems, [/^callers\.keys: the new configuration has no caller keys, which would turn caller authentication off .*restart the service to run without them$/])
+  t.equal(await noKey(), 403, 'a request without a key is still refused')
+  t.same(await callsAsWeb(app, 1), [200], 'the caller\'s key still works')
+  t.same(await verifyStatus(app, tokenB, WEB_KEY), { status: 401, code: 'issuer_unknown' }, 'nothing else of the refused reload is applied')
+  // Keys replaced by others, and keys given where there were none, are reloads like any other.
+  const rotated = await reloadConfiguration(app, () => configFor([issuerA], { callers: { keys: [{ id: 'next', sha256: createHash('sha256').update('wk_next').digest('hex') }] } }))
+  t.equal(rotated.outcome, 'applied')
+  const open = await buildApp(configFor([issuerA]))
+  t.teardown(() => open.close())
+  await open.ready()
+  t.equal((await reloadConfiguration(open, () => configFor([issuerA], { callers: webCaller({ max: 100 }) }))).outcome, 'applied')
+  t.equal((await open.inject({ method: 'POST', url: '/verify', payload: { token: tokenA } })).statusCode, 403, 'authentication turned on by a reload')
 })
 
 t.test('changedSettings compares leaves and lists whole, ignores the source', async (t) => {
