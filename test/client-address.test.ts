@@ -35,8 +35,10 @@ t.test('a forwarded entry that is not an IP address is no key of its own (memory
   t.equal(clientAddress(forwarded('192.0.2.7')), '192.0.2.7', 'an address is still its own key')
 })
 
-t.test('a bracketed IPv6 address with a port is read whatever the case of its hex digits', async (t) => {
+t.test('a bracketed IPv6 address, with a port or without, is read whatever the case of its hex digits', async (t) => {
   t.equal(clientAddress(forwarded('[2001:DB8:1:2::A]:443')), clientAddress(forwarded('2001:db8:1:2::b')), 'upper case: the same /64')
   t.not(clientAddress(forwarded('[2001:DB8:1:2::A]:443')), UNKNOWN_ADDRESS)
   t.equal(clientAddress(forwarded('[::FFFF:192.0.2.7]:8080')), '192.0.2.7', 'an IPv4-mapped one with a port')
+  t.equal(clientAddress(forwarded('[2001:db8:1:2::1]')), clientAddress(forwarded('2001:db8:1:2::7')), 'in brackets without a port: its /64, not the shared unknown key')
+  t.equal(clientAddress(forwarded('192.0.2.7:')), UNKNOWN_ADDRESS, 'nor one with an empty port')
 })

@@ -16,8 +16,9 @@ export const UNKNOWN_ADDRESS = 'unknown'
 /**
  * A forwarded address with its client's port: some proxies write X-Forwarded-For entries as `a.b.c.d:port` or
  * `[v6]:port` (Azure Application Gateway, IIS ARR). Each new connection has a new port; the client is the address.
+ * An IPv6 address in brackets without a port (`[v6]`, as RFC 7239's Forwarded writes one) is the address too.
  */
-const WITH_PORT = /^(?:(\d{1,3}(?:\.\d{1,3}){3})|\[([0-9A-Fa-f:.]+)\]):\d{1,5}$/
+const WITH_PORT = /^(?:(\d{1,3}(?:\.\d{1,3}){3}):\d{1,5}|\[([0-9A-Fa-f:.]+)\](?::\d{1,5})?)$/
 
 export function clientAddress (request: FastifyRequest): string {
   // Typed string, but undefined once the client has reset the connection (socket.remoteAddress is gone).
