@@ -183,14 +183,14 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
 
   await registerLoadShedding(fastify, { config: config.loadShedding, metrics, healthCheck: options.pressureHealthCheck })
   // Caller keys are read from the configuration in force, so a reload can rotate them.
-  await fastify.register(callerAuth, { callers: () => fastify.verifierSlot.config.callers, metrics, now: options.now })
+  await fastify.register(callerAuth, { callers: () => fastify.verifierSlot.config.callers, ipv6PrefixLength: config.server.clientIpv6PrefixLength, metrics, now: options.now })
 
   await fastify.register(rateLimit, {
     global: false,
     // Within the limit, the three x-ratelimit-* headers only when asked for: every header costs on every answer.
     addHeadersOnExceeding: { 'x-ratelimit-limit': config.rateLimit.headers, 'x-ratelimit-remaining': config.rateLimit.headers, 'x-ratelimit-reset': config.rateLimit.headers },
     // An authenticated caller is limited by its id (wherever it connects from), others by address (IPv6 by /64).
-    keyGenerator: (request) => request.caller !== undefined ? `caller:${request.caller.id}` : clientAddress(request),
+    keyGenerator: (request) => request.caller !== undefined ? `caller:${request.caller.id}` : clientAddress(request, config.server.clientIpv6PrefixLength),
     errorResponseBuilder: (_request, context) => {
       const err = new VerificationError('rate_limited', { retryAfterSeconds: Math.max(1, Math.ceil(context.ttl / 1000)) })
       return Object.assign(err, { statusCode: 429 })

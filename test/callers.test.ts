@@ -411,6 +411,19 @@ t.test('failed key checks are bounded per address: then 429 until the minute end
   t.equal((await unbounded.inject({ method: 'POST', url: '/verify', headers: { 'x-api-key': WEB_KEY }, payload: { token: good } })).statusCode, 200, 'maxFailuresPerMinute: 0 has no bound')
 })
 
+t.test('server.clientIpv6PrefixLength: 128 counts each IPv6 address on its own (callers sharing a /64: pods, containers)', async (t) => {
+  const app = await buildApp(configFor(issuers, { server: { clientIpv6PrefixLength: 128 }, callers: { ...callers, maxFailuresPerMinute: 3 } }))
+  t.teardown(() => app.close())
+  const good = mint(key, idTokenClaims(ISS, 'aud'))
+  const verify = async (apiKey: string, remoteAddress: string): Promise<number> =>
+    (await app.inject({ method: 'POST', url: '/verify', remoteAddress, headers: { 'x-api-key': apiKey }, payload: { token: good } })).statusCode
+  for (let i = 0; i < 3; i++) await verify('stale-key', '2001:db8:1:2::a:7')
+  t.equal(await verify(WEB_KEY, '2001:db8:1:2::a:7'), 429, 'the pod with the stale key is held back')
+  t.equal(await verify(WEB_KEY, '2001:db8:1:2::b:7'), 200, 'another pod of the same /64 is not')
+  t.equal(await verify(WEB_KEY, '2001:DB8:1:2:0:0:A:7'), 429, 'the same address written another way is the same client')
+  t.match(configProblems({ server: { clientIpv6PrefixLength: 16 }, issuers: [] }), [/server\.clientIpv6PrefixLength: expected an integer from 32 to 128, got 16/])
+})
+
 t.test('behind a proxy that writes ports into X-Forwarded-For, the failure bound counts the address, not each port', async (t) => {
   const app = await buildApp(configFor(issuers, {
     server: { trustProxy: ['127.0.0.1'] },

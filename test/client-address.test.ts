@@ -1,6 +1,6 @@
 /**
  * The address a request is limited by without a caller key (src/http/client-address.ts): IPv4 as it is, IPv6 by
- * its /64, and a connection the client has already reset (no address any more) in one bucket instead of a 500.
+ * its /64 (or server.clientIpv6PrefixLength bits), and a connection the client has already reset (no address any more) in one bucket instead of a 500.
  */
 import t from 'tap'
 import type { FastifyRequest } from 'fastify'
@@ -15,6 +15,14 @@ t.test('client addresses', async (t) => {
   t.equal(clientAddress(withIp('2001:db8:1:2:3:4:5:6')), clientAddress(withIp('2001:db8:1:2:ffff::1')), 'one /64, one key')
   t.not(clientAddress(withIp('2001:db8:1:2::1')), clientAddress(withIp('2001:db8:1:3::1')), 'another /64, another key')
   t.equal(clientAddress(withIp(undefined)), UNKNOWN_ADDRESS, 'a reset connection: no exception')
+})
+
+t.test('server.clientIpv6PrefixLength: the bits of an IPv6 address that name one client', async (t) => {
+  t.not(clientAddress(withIp('2001:db8:1:2::a:7'), 128), clientAddress(withIp('2001:db8:1:2::b:7'), 128), '128: each address its own key')
+  t.equal(clientAddress(withIp('2001:db8:1:2::a:7'), 128), clientAddress(withIp('2001:DB8:1:2:0:0:A:7'), 128), 'whatever its spelling')
+  t.equal(clientAddress(forwarded('[2001:db8:1:2::a:7]:443'), 128), clientAddress(withIp('2001:db8:1:2::a:7'), 128), 'forwarded too')
+  t.equal(clientAddress(withIp('2001:db8:1:2::1'), 48), clientAddress(withIp('2001:db8:1:3::1'), 48), '48: a site\'s /48 is one key')
+  t.equal(clientAddress(withIp('::ffff:192.0.2.7'), 128), '192.0.2.7', 'an IPv4-mapped address is still its IPv4 address')
 })
 
 t.test('a forwarded address with its client\'s port is the address (Azure Application Gateway writes ports)', async (t) => {

@@ -65,8 +65,11 @@ t.test('the file as it is now without the caller keys the service started with: 
   const callers = { keys: [{ id: 'web', sha256: 'a'.repeat(64) }] }
   const withKeys = configFor(issuer(['aud']), { revocation: { enabled: true }, server: { port: 8080 }, callers })
   const keyed: StartConfigAnswer = { start: JSON.stringify(withKeys), applied: 'the text the workers applied' }
-  t.throws(() => workerConfig(keyed, sources({}, () => configFor(issuer(['aud']), { revocation: { enabled: true }, server: { port: 8080 } }))),
-    { problems: [/^callers\.keys: the new configuration has no caller keys, which would turn caller authentication off/] })
+  const refused = ((): unknown => {
+    try { return workerConfig(keyed, sources({}, () => configFor(issuer(['aud']), { revocation: { enabled: true }, server: { port: 8080 } }))) } catch (err) { return err }
+  })()
+  t.type(refused, ConfigError)
+  t.match((refused as ConfigError).problems, [/^callers\.keys: the new configuration has no caller keys, which would turn caller authentication off/])
   const rotated = { keys: [{ id: 'web2', sha256: 'b'.repeat(64) }] }
   t.same(workerConfig(keyed, sources({}, () => configFor(issuer(['aud']), { revocation: { enabled: true }, server: { port: 8080 }, callers: rotated }))).callers.keys.map((k) => k.id), ['web2'], 'other keys: started with them')
 })

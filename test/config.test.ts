@@ -51,6 +51,7 @@ server:
   maxTokenBytes: 8192
   shutdownGraceSeconds: 20
   trustProxy: [10.0.0.0/8, 127.0.0.1, "::1", loopback]
+  clientIpv6PrefixLength: 128
   connectionTimeoutMs: 5000
   requestTimeoutMs: 8000
   headersTimeoutMs: 4000
@@ -175,6 +176,7 @@ t.test('a valid full YAML file resolves every option', async (t) => {
       maxTokenBytes: 8192,
       shutdownGraceSeconds: 20,
       trustProxy: ['10.0.0.0/8', '127.0.0.1', '::1', 'loopback'],
+      clientIpv6PrefixLength: 128,
       connectionTimeoutMs: 5000,
       requestTimeoutMs: 8000,
       headersTimeoutMs: 4000,
@@ -319,7 +321,7 @@ t.test('a valid JSON file, by --config=PATH and by OIDC_VERIFIER_CONFIG, gets th
 
 t.test('the documented defaults', async (t) => {
   t.same(SERVER_DEFAULTS, {
-    host: '127.0.0.1', port: 8080, logLevel: 'info', bodyLimit: 65536, maxTokenBytes: 16384, shutdownGraceSeconds: 10, trustProxy: false,
+    host: '127.0.0.1', port: 8080, logLevel: 'info', bodyLimit: 65536, maxTokenBytes: 16384, shutdownGraceSeconds: 10, trustProxy: false, clientIpv6PrefixLength: 64,
     connectionTimeoutMs: 10000, requestTimeoutMs: 15000, headersTimeoutMs: 10000, keepAliveTimeoutMs: 72000, signatureChecks: 'auto',
     readiness: 'any-issuer', certificateCheckSeconds: 60
   })
@@ -515,7 +517,7 @@ t.test('unknown options at every level, with suggestions', async (t) => {
   })), [
     'config.yaml: server.logLevle: unknown option (did you mean "logLevel"?)',
     'config.yaml: server.colour: unknown option (expected one of: host, port, logLevel, bodyLimit, maxTokenBytes, shutdownGraceSeconds, trustProxy, ' +
-      'connectionTimeoutMs, requestTimeoutMs, headersTimeoutMs, keepAliveTimeoutMs, maxConnections, signatureChecks, readiness, opsPort, opsHost, certificateCheckSeconds, tls, opsTls)',
+      'clientIpv6PrefixLength, connectionTimeoutMs, requestTimeoutMs, headersTimeoutMs, keepAliveTimeoutMs, maxConnections, signatureChecks, readiness, opsPort, opsHost, certificateCheckSeconds, tls, opsTls)',
     'config.yaml: rateLimit.window: unknown option (did you mean "windowSeconds"?)',
     'config.yaml: jwks.maxentries: unknown option (did you mean "maxEntries"?)',
     'config.yaml: fetch.timeout_ms: unknown option (did you mean "timeoutMs"?)',

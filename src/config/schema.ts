@@ -39,6 +39,7 @@ export const SERVER_DEFAULTS: Readonly<ServerConfig> = Object.freeze({
   maxTokenBytes: 16384,
   shutdownGraceSeconds: 10,
   trustProxy: false,
+  clientIpv6PrefixLength: 64,
   connectionTimeoutMs: 10_000,
   requestTimeoutMs: 15_000,
   headersTimeoutMs: 10_000,
@@ -240,6 +241,7 @@ export const ServerSchema = Type.Object({
     default: SERVER_DEFAULTS.trustProxy,
     'x-expected': 'true, false or a list of addresses/CIDRs'
   })),
+  clientIpv6PrefixLength: Type.Optional(Int(32, 128, 'Leading bits of an IPv6 client address that count as one client for the per-address bounds (failed caller key checks, per-address rate limits): 64, a host\'s usual share, or 128 where callers share a /64 (Kubernetes pods, Docker\'s IPv6 bridge).', SERVER_DEFAULTS.clientIpv6PrefixLength)),
   connectionTimeoutMs: Type.Optional(Int(1000, 600000, 'Idle socket timeout in milliseconds.', SERVER_DEFAULTS.connectionTimeoutMs)),
   requestTimeoutMs: Type.Optional(Int(1000, 600000, 'Time allowed to receive a whole request, in milliseconds.', SERVER_DEFAULTS.requestTimeoutMs)),
   headersTimeoutMs: Type.Optional(Int(1000, 600000, 'Time allowed to receive the request headers, in milliseconds; at most requestTimeoutMs.', SERVER_DEFAULTS.headersTimeoutMs)),

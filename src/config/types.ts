@@ -187,6 +187,12 @@ export interface ServerConfig {
   shutdownGraceSeconds: number
   /** Fastify trustProxy setting: false, true, or a list of addresses/CIDRs. */
   trustProxy: boolean | string[]
+  /**
+   * Leading bits of a client's IPv6 address that name one client for the per-address bounds (failed caller key
+   * checks, the per-address rate limits): 64 by default, since a host usually holds a /64; 128 where each caller
+   * has its own address within a shared /64 (Kubernetes pods on IPv6, Docker's IPv6 bridge).
+   */
+  clientIpv6PrefixLength: number
   /** Idle socket timeout (ms): a connection that sends nothing for this long is closed. */
   connectionTimeoutMs: number
   /** Whole-request timeout (ms), from the first byte to the last of the request. */

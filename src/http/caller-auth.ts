@@ -40,6 +40,8 @@ export const ALWAYS_OPEN_ROUTES: ReadonlySet<string> = new Set(['/healthz', '/re
 export interface CallerAuthOptions {
   /** The callers section in force (a getter: a configuration reload may replace it). */
   callers: () => CallersConfig
+  /** server.clientIpv6PrefixLength: the bits of an IPv6 address that name one client (src/http/client-address.ts). */
+  ipv6PrefixLength: number
   metrics?: ServiceMetrics
   now?: () => number
 }
@@ -73,7 +75,7 @@ export const callerAuth = fp(async (fastify: FastifyInstance, opts: CallerAuthOp
     if (route !== undefined && (ALWAYS_OPEN_ROUTES.has(route) || (route === '/metrics' && !callers.protectMetrics))) { done(); return }
     // The address is worked out only while some address's window runs (an IPv6 one costs microseconds to normalize).
     if (failures.active) {
-      const waitSeconds = failures.blockedFor(clientAddress(request), callers.maxFailuresPerMinute)
+      const waitSeconds = failures.blockedFor(clientAddress(request, opts.ipv6PrefixLength), callers.maxFailuresPerMinute)
       if (waitSeconds > 0) {
         opts.metrics?.callerRejected('rate_limited')
         // As every 429 has them (README): this limiter's bound, nothing left, and the wait.
@@ -89,7 +91,7 @@ export const callerAuth = fp(async (fastify: FastifyInstance, opts: CallerAuthOp
     const result = handed !== undefined && handed.keys === keys ? handed.result : keys.check(request.headers[API_KEY_HEADER])
     if (!result.ok) {
       // A wrong key is a guess; a missing one is not (a probe or scraper without a key must not lock out its address).
-      if (result.code === 'caller_key_invalid') failures.record(clientAddress(request), callers.maxFailuresPerMinute)
+      if (result.code === 'caller_key_invalid') failures.record(clientAddress(request, opts.ipv6PrefixLength), callers.maxFailuresPerMinute)
       opts.metrics?.callerRejected(result.code)
       done(new VerificationError(result.code))
       return

@@ -1,6 +1,7 @@
 /**
  * The address a request is limited by when no caller key names it: the client's IP (behind trusted proxies,
- * the forwarded one), an IPv6 address by its /64, since one host usually holds a whole /64.
+ * the forwarded one), an IPv6 address by its leading server.clientIpv6PrefixLength bits (a /64 by default, since
+ * one host usually holds a whole /64).
  */
 import { isIPv4, isIPv6 } from 'node:net'
 import type { FastifyRequest } from 'fastify'
@@ -20,15 +21,18 @@ export const UNKNOWN_ADDRESS = 'unknown'
  */
 const WITH_PORT = /^(?:(\d{1,3}(?:\.\d{1,3}){3}):\d{1,5}|\[([0-9A-Fa-f:.]+)\](?::\d{1,5})?)$/
 
-export function clientAddress (request: FastifyRequest): string {
+/** The default of server.clientIpv6PrefixLength. */
+const HOST_PREFIX_LENGTH = 64
+
+export function clientAddress (request: FastifyRequest, ipv6PrefixLength = HOST_PREFIX_LENGTH): string {
   // Typed string, but undefined once the client has reset the connection (socket.remoteAddress is gone).
   const ip = request.ip as string | undefined
   if (ip === undefined) return UNKNOWN_ADDRESS
   const socketAddress = request.socket.remoteAddress
   // The connection's own address (nothing forwarded, or the very same): an IP address, in a string of its own.
   // An address without ':' is IPv4 and needs no normalizing; the IPv6 check is a large regular expression.
-  if (ip === socketAddress) return ip.includes(':') ? normalizeIP(ip) : socketAddress
-  return forwardedAddress(ip)
+  if (ip === socketAddress) return ip.includes(':') ? normalizeIP(ip, ipv6PrefixLength) : socketAddress
+  return forwardedAddress(ip, ipv6PrefixLength)
 }
 
 /**
@@ -36,11 +40,11 @@ export function clientAddress (request: FastifyRequest): string {
  * small: only an IP address is one, and its text is copied, since V8 keeps a piece of 13 characters or more
  * as a slice of the whole header, which a remembered `203.0.113.100` would keep alive (up to 32 KiB each).
  */
-function forwardedAddress (ip: string): string {
+function forwardedAddress (ip: string, ipv6PrefixLength: number): string {
   const withPort = WITH_PORT.exec(ip)
   const address = withPort === null ? ip : (withPort[1] ?? withPort[2]!)
   if (isIPv4(address)) return Buffer.from(address, 'latin1').toString('latin1')
-  // A new string: the /64 (or the IPv4 address of a mapped one) written out.
-  if (isIPv6(address)) return normalizeIP(address)
+  // A new string: the prefix (or the IPv4 address of a mapped one) written out.
+  if (isIPv6(address)) return normalizeIP(address, ipv6PrefixLength)
   return UNKNOWN_ADDRESS
 }
