@@ -63,8 +63,13 @@ export function runPrimary (workers: number, graceSeconds: number, options: Prim
   const fork = (): Worker => cluster.fork()
   // Workers that have started (every listener open, src/start.ts): only they have their signal handlers for sure.
   const running = new Set<number>()
+  // Workers whose signal handlers are in place: each has said something. A worker's first message (its question
+  // for the configuration to start with, src/cluster-start-config.ts) comes after src/server.ts installed them; a
+  // SIGHUP before that would end it (the signal's default action).
+  const handlingSignals = new Set<number>()
   let served = false
   cluster.on('message', (worker, message: unknown) => {
+    handlingSignals.add(worker.id)
     if ((message as { type?: unknown } | null)?.type !== STARTED) return
     running.add(worker.id)
     served = true
@@ -79,6 +84,7 @@ export function runPrimary (workers: number, graceSeconds: number, options: Prim
   // worker's own line.
   cluster.on('exit', (worker, code, signal) => {
     running.delete(worker.id)
+    handlingSignals.delete(worker.id)
     if (stopping) {
       // A worker that did not stop cleanly fails the whole stop: exit 1 at its grace limit, or killed by another
       // signal than the stop's own (which ends a worker still starting, before its handlers are in place).
@@ -91,9 +97,20 @@ export function runPrimary (workers: number, graceSeconds: number, options: Prim
       if (liveWorkers().length === 0) process.exit(process.exitCode ?? 0)
       return
     }
+    if (!served && ((code === 0 && signal === null) || signal === 'SIGINT' || signal === 'SIGTERM')) {
+      // Stopped (exit 0), or ended by a stop signal before its handlers were in place: most likely a signal to the
+      // whole process group (Ctrl-C during start-up), whose copy reaches the primary a moment later and stops the
+      // service with exit 0. Only if none comes is it a start-up failure.
+      const timer = setTimeout(() => {
+        pendingReplacements.delete(timer)
+        if (served) replace(worker, code, signal)
+        else failedBeforeServing(worker, code, signal)
+      }, REPEAT_WINDOW_MS)
+      pendingReplacements.add(timer)
+      return
+    }
     if (!served) {
-      log(`worker ${worker.process.pid} exited (${signal ?? code}) before the service ever started (all its listeners open); stopping`, LOG_LEVEL.error)
-      stop('SIGTERM', 1)
+      failedBeforeServing(worker, code, signal)
       return
     }
     if (code === 0 && signal === null) {
@@ -109,6 +126,11 @@ export function runPrimary (workers: number, graceSeconds: number, options: Prim
     }
     replace(worker, code, signal)
   })
+
+  const failedBeforeServing = (worker: Worker, code: number, signal: string | null): void => {
+    log(`worker ${worker.process.pid} exited (${signal ?? code}) before the service ever started (all its listeners open); stopping`, LOG_LEVEL.error)
+    stop('SIGTERM', 1)
+  }
 
   const replace = (worker: Worker, code: number, signal: string | null): void => {
     const now = Date.now()
@@ -134,8 +156,17 @@ export function runPrimary (workers: number, graceSeconds: number, options: Prim
     // Every worker already gone (each stopped on its copy of a process-group signal): nothing to wait for.
     if (running.length === 0) process.exit(process.exitCode ?? 0)
     for (const worker of running) worker.process.kill(signal)
-    // Workers finish their requests within their own grace period; the primary waits a little longer.
-    setTimeout(() => process.exit(exitCode === 0 ? 1 : exitCode), (graceSeconds + 5) * 1000).unref()
+    // Workers finish their requests within their own grace period; the primary waits a little longer. One still
+    // there then cannot run (a blocked event loop never sees the channel close either): it is killed, not left
+    // behind without a parent.
+    setTimeout(() => {
+      const stuck = liveWorkers()
+      if (stuck.length > 0) {
+        log(`worker${stuck.length === 1 ? '' : 's'} ${stuck.map((w) => w.process.pid).join(', ')} still running ${graceSeconds + 5} s after ${signal}; killing ${stuck.length === 1 ? 'it' : 'them'} (SIGKILL)`, LOG_LEVEL.error)
+        for (const worker of stuck) worker.process.kill('SIGKILL')
+      }
+      process.exit(exitCode === 0 ? 1 : exitCode)
+    }, (graceSeconds + 5) * 1000).unref()
   }
   signals.whenStopping((signal) => { stop(signal) }, (signal) => {
     log(`second ${signal}: killing the workers now`, LOG_LEVEL.error)
@@ -145,7 +176,9 @@ export function runPrimary (workers: number, graceSeconds: number, options: Prim
   process.on('SIGHUP', () => {
     log('SIGHUP: asking every worker to reload its configuration')
     options.onReload?.()
-    for (const worker of liveWorkers()) worker.process.kill('SIGHUP')
+    // A worker still starting that has not asked for its configuration yet gets the reload with its answer
+    // (src/cluster-start-config.ts), once its handlers are in place.
+    for (const worker of liveWorkers()) if (handlingSignals.has(worker.id)) worker.process.kill('SIGHUP')
   })
   // Diagnostics (a heap snapshot with --heapsnapshot-signal) are about the workers, which serve the requests; a
   // worker still starting may not have its handler yet, and the signal's default action would end it.
