@@ -4,7 +4,7 @@
  * the worker's aggregation; test/cluster-metrics.test.ts runs real workers.
  */
 import t, { type Test } from 'tap'
-import { Counter, Gauge, Registry } from 'prom-client'
+import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 import { fakePrimary } from './helpers/fake-primary.js'
 import { ClusterMetrics, serveClusterMetrics } from '../src/metrics/cluster-metrics.js'
 import { parseMetrics, valueOf } from './helpers/prometheus.js'
@@ -99,7 +99,7 @@ t.test('the primary asks every ready worker once per collection, shares the next
   say(b, { type: 'oidc-verifier:metrics-answer', round: 999, metrics: ['old'] })
   t.same(results(a), [], 'an answer to another collection is not one')
   say(b, { type: 'oidc-verifier:metrics-answer', round, metrics: ['B'] })
-  t.same(results(a), [{ type: 'oidc-verifier:metrics-result', ask: 7, metrics: [['A'], ['B']], missing: 1 }], 'the starting worker is counted missing at once, not waited for')
+  t.same(results(a), [{ type: 'oidc-verifier:metrics-result', ask: 7, metrics: [['A'], ['B']], missing: 1, retired: [] }], 'the starting worker is counted missing at once, not waited for')
   t.same(results(b), [], 'an ask that came during a collection is not answered by it (a had answered before it came)')
   t.equal(collects(a).length, 2, 'the next collection starts as that one ends')
   t.equal(collects(b).length, 2)
@@ -107,8 +107,8 @@ t.test('the primary asks every ready worker once per collection, shares the next
   t.not(shared, round)
   say(a, { type: 'oidc-verifier:metrics-answer', round: shared, metrics: ['A1'] })
   say(b, { type: 'oidc-verifier:metrics-answer', round: shared, metrics: ['B1'] })
-  t.same(results(b), [{ type: 'oidc-verifier:metrics-result', ask: 1, metrics: [['A1'], ['B1']], missing: 1 }], 'answered by the next collection')
-  t.same(results(a).at(-1), { type: 'oidc-verifier:metrics-result', ask: 2, metrics: [['A1'], ['B1']], missing: 1 }, 'which every ask of the meantime shares')
+  t.same(results(b), [{ type: 'oidc-verifier:metrics-result', ask: 1, metrics: [['A1'], ['B1']], missing: 1, retired: [] }], 'answered by the next collection')
+  t.same(results(a).at(-1), { type: 'oidc-verifier:metrics-result', ask: 2, metrics: [['A1'], ['B1']], missing: 1, retired: [] }, 'which every ask of the meantime shares')
   t.equal(collects(a).length, 2, 'and nothing waiting: no collection after it')
 
   // b does not answer: the collection ends at the timeout without it.
@@ -118,7 +118,7 @@ t.test('the primary asks every ready worker once per collection, shares the next
   t.not(second, shared)
   say(a, { type: 'oidc-verifier:metrics-answer', round: second, metrics: ['A2'] })
   await new Promise((resolve) => setTimeout(resolve, 200))
-  t.same(results(a).at(-1), { type: 'oidc-verifier:metrics-result', ask: 8, metrics: [['A2']], missing: 1 }, 'b left out, counted missing')
+  t.same(results(a).at(-1), { type: 'oidc-verifier:metrics-result', ask: 8, metrics: [['A2']], missing: 1, retired: [] }, 'b left out, counted missing')
   say(b, { type: 'oidc-verifier:metrics-answer', round: second, metrics: ['late'] })
   t.equal(results(a).length, 3, 'a late answer changes nothing')
 
@@ -126,7 +126,7 @@ t.test('the primary asks every ready worker once per collection, shares the next
   say(a, { type: 'oidc-verifier:metrics-ask', ask: 9 })
   say(a, { type: 'oidc-verifier:metrics-answer', round: collects(a)[3]?.round, metrics: ['A3'] })
   exit(b)
-  t.same(results(a).at(-1), { type: 'oidc-verifier:metrics-result', ask: 9, metrics: [['A3']], missing: 1 }, 'at once, not at the timeout')
+  t.same(results(a).at(-1), { type: 'oidc-verifier:metrics-result', ask: 9, metrics: [['A3']], missing: 1, retired: [] }, 'at once, not at the timeout')
   say(a, { type: 'oidc-verifier:metrics-answer', round: 'x', metrics: 'junk' })
   say(a, null)
   say(a, 'garbage')
@@ -135,15 +135,94 @@ t.test('the primary asks every ready worker once per collection, shares the next
   // A worker whose registry failed answers without metrics: counted missing, its answer not added.
   say(a, { type: 'oidc-verifier:metrics-ask', ask: 10 })
   say(a, { type: 'oidc-verifier:metrics-answer', round: collects(a)[4]?.round })
-  t.same(results(a).at(-1), { type: 'oidc-verifier:metrics-result', ask: 10, metrics: [], missing: 1 }, 'a failed answer is a missing worker')
+  t.same(results(a).at(-1), { type: 'oidc-verifier:metrics-result', ask: 10, metrics: [], missing: 1, retired: [] }, 'a failed answer is a missing worker')
 
   // No worker ready to be asked: the answer comes at once, not at the timeout.
   exit(a)
   const fresh = worker(4)
   say(fresh, { type: 'oidc-verifier:metrics-ask', ask: 11 })
-  t.same(results(fresh), [{ type: 'oidc-verifier:metrics-result', ask: 11, metrics: [], missing: 1 }], 'nobody to wait for')
+  t.same(results(fresh), [{ type: 'oidc-verifier:metrics-result', ask: 11, metrics: [], missing: 1, retired: [] }], 'nobody to wait for')
 })
 
+
+/** A worker's answer: getMetricsAsJSON() of a counter and a histogram per issuer, and a gauge. */
+async function answerOf (counts: Record<string, number>, gauge: number): Promise<unknown[]> {
+  const registry = new Registry()
+  const counter = new Counter({ name: 'v_total', help: 'v', labelNames: ['issuer'] as const, registers: [registry] })
+  const histogram = new Histogram({ name: 'd_seconds', help: 'd', labelNames: ['issuer'] as const, buckets: [1], registers: [registry] })
+  for (const [issuer, n] of Object.entries(counts)) {
+    counter.inc({ issuer }, n)
+    for (let i = 0; i < n; i++) histogram.observe({ issuer }, 0.5)
+  }
+  new Gauge({ name: 'g_now', help: 'g', registers: [registry], aggregator: 'sum' }).set(gauge)
+  return await registry.getMetricsAsJSON()
+}
+
+t.test('a worker that exits leaves its counters and histograms, not its gauges, in every result after it', async (t) => {
+  const { worker, say, exit, collects, results } = await fakeCluster(t)
+  const [a, b] = [worker(1), worker(2)] as [FakeWorker, FakeWorker]
+  for (const w of [a, b]) say(w, { type: 'oidc-verifier:metrics-ready' })
+  const answerA = await answerOf({ c: 5 }, 1)
+  const answerB = await answerOf({ c: 3, gone: 2 }, 1)
+  say(a, { type: 'oidc-verifier:metrics-ask', ask: 1 })
+  say(a, { type: 'oidc-verifier:metrics-answer', round: collects(a)[0]?.round, metrics: answerA })
+  say(b, { type: 'oidc-verifier:metrics-answer', round: collects(b)[0]?.round, metrics: answerB })
+  t.same(results(a)[0], { type: 'oidc-verifier:metrics-result', ask: 1, metrics: [answerA, answerB], missing: 0, retired: [] })
+
+  // b answers the next collection, then exits before it ends: its answer is counted once, as retired.
+  say(a, { type: 'oidc-verifier:metrics-ask', ask: 2 })
+  say(b, { type: 'oidc-verifier:metrics-answer', round: collects(b)[1]?.round, metrics: answerB })
+  exit(b)
+  say(a, { type: 'oidc-verifier:metrics-answer', round: collects(a)[1]?.round, metrics: answerA })
+  const result = results(a)[1] as { metrics: unknown[], missing: number, retired: Array<Array<{ name: string }>> }
+  t.same(result.metrics, [answerA], 'the live worker\'s answer')
+  t.equal(result.missing, 0)
+  t.same(result.retired.map((part) => part.map((m) => m.name)), [['v_total', 'd_seconds']], 'the exited worker\'s counter and histogram, not its gauge')
+
+  // The worker that takes the scrape adds them in.
+  const primary = fakePrimary()
+  const metrics = new ClusterMetrics(new Registry(), primary)
+  t.teardown(() => { metrics.close() })
+  const text = metrics.text()
+  await new Promise((resolve) => setTimeout(resolve, 10))
+  const ask = primary.sent.at(-1) as { ask: number }
+  primary.tell({ type: 'oidc-verifier:metrics-result', ask: ask.ask, metrics: result.metrics, missing: 0, retired: result.retired })
+  const samples = parseMetrics(await text)
+  t.equal(valueOf(samples, 'v_total', { issuer: 'c' }), 8, 'the host\'s count does not go down when a worker exits')
+  t.equal(valueOf(samples, 'd_seconds_count', { issuer: 'c' }), 8, 'histograms too')
+  t.equal(valueOf(samples, 'g_now'), 1, 'a gauge is the live workers\' only')
+  t.equal(valueOf(samples, 'v_total', { issuer: 'gone' }), undefined, 'the series of an issuer no live worker has (removed by a reload) do not come back')
+  t.equal(valueOf(samples, 'oidc_verifier_metrics_workers', { state: 'answered' }), 1)
+})
+
+t.test('the retired series of many exited workers are added up into one now and then, and still count each', async (t) => {
+  const { worker, say, exit, collects, results } = await fakeCluster(t)
+  const a = worker(1)
+  say(a, { type: 'oidc-verifier:metrics-ready' })
+  let asks = 0
+  const collect = async (w: FakeWorker, answer: unknown[]): Promise<void> => {
+    say(a, { type: 'oidc-verifier:metrics-ask', ask: ++asks })
+    say(w, { type: 'oidc-verifier:metrics-answer', round: collects(w).at(-1)?.round, metrics: answer })
+    if (w !== a) say(a, { type: 'oidc-verifier:metrics-answer', round: collects(a).at(-1)?.round, metrics: await answerOf({ c: 1 }, 0) })
+  }
+  for (let id = 2; id < 12; id++) {
+    const w = worker(id)
+    say(w, { type: 'oidc-verifier:metrics-ready' })
+    await collect(w, await answerOf({ c: 10 }, 0))
+    exit(w)
+    await new Promise((resolve) => setTimeout(resolve, 5))
+  }
+  await collect(a, await answerOf({ c: 1 }, 0))
+  const retired = (results(a).at(-1) as { retired: unknown[][] }).retired
+  t.ok(retired.length <= 5, `${retired.length} parts for 10 exited workers`)
+  const primary = fakePrimary()
+  const metrics = new ClusterMetrics(new Registry(), primary)
+  t.teardown(() => { metrics.close() })
+  const text = metrics.text()
+  await new Promise((resolve) => setTimeout(resolve, 10))
+  primary.tell({ type: 'oidc-verifier:metrics-result', ask: (primary.sent.at(-1) as { ask: number }).ask, metrics: [await answerOf({ c: 1 }, 0)], missing: 0, retired })
+  t.equal(valueOf(parseMetrics(await text), 'v_total', { issuer: 'c' }), 101, 'ten workers\' 10 each, and the live one\'s 1')
+})
 
 /** A worker's registry: a counter, and a gauge merged by `min`. */
 function registryWith (count: number, keys: number): Registry {
@@ -170,7 +249,7 @@ t.test('a worker answers the primary with its metrics, and aggregates the host\'
   const ask = primary.sent.at(-1) as { type: string, ask: number }
   t.equal(ask.type, 'oidc-verifier:metrics-ask')
   primary.tell({ type: 'oidc-verifier:metrics-result', ask: ask.ask + 1, metrics: [], missing: 5 })
-  primary.tell({ type: 'oidc-verifier:metrics-result', ask: ask.ask, metrics: [await own.getMetricsAsJSON(), await registryWith(4, 1).getMetricsAsJSON()], missing: 1 })
+  primary.tell({ type: 'oidc-verifier:metrics-result', ask: ask.ask, metrics: [await own.getMetricsAsJSON(), await registryWith(4, 1).getMetricsAsJSON()], missing: 1, retired: [] })
   const samples = parseMetrics(await text)
   t.equal(valueOf(samples, 'c_total'), 7, 'counters add up')
   t.equal(valueOf(samples, 'g_keys', { issuer: 'i' }), 1, 'a gauge by its own aggregator')

@@ -65,8 +65,8 @@ async function bothAnswer (base: string): Promise<Sample[]> {
   throw new Error('the two workers never both answered')
 }
 
-t.test('WORKERS=2: one scrape counts the verifications of both workers, and per-issuer gauges are not doubled', async (t) => {
-  const { base } = await startTwo(t, false)
+t.test('WORKERS=2: one scrape counts the verifications of both workers, per-issuer gauges are not doubled, and a worker that dies leaves its counts', async (t) => {
+  const { base, server, pids } = await startTwo(t, false)
   await bothAnswer(base)
   const token = mint(key, idTokenClaims(ISS, 'aud'))
   const sent = 40
@@ -97,6 +97,16 @@ t.test('WORKERS=2: one scrape counts the verifications of both workers, and per-
     t.equal(valueOf(samples, 'nodejs_version_info', { version: process.version }), 1, 'prom-client\'s own aggregators: version "first"')
     t.equal(samples.filter((s) => s.name === 'process_start_time_seconds').length, 0, 'and start time "omit"')
   }
+
+  // A worker dies: what it counted stays in the host's counters (a drop would read as a counter reset).
+  const before = server.output().length
+  process.kill(pids[0] as number, 'SIGKILL')
+  await server.waitForLine(/started replacement \d+/, { from: before })
+  await server.waitForLine(/"msg":"oidc-verifier listening"/, { from: before, timeoutMs: 60_000 })
+  const samples = await bothAnswer(base)
+  t.equal(valueOf(samples, 'oidc_verifier_verifications_total', { issuer: 'c', result: 'ok' }), sent, 'after a worker died: every verification still counted')
+  t.equal(valueOf(samples, 'oidc_verifier_verification_duration_seconds_count', { issuer: 'c', outcome: 'ok' }), sent, 'histograms too')
+  t.equal(valueOf(samples, 'oidc_verifier_keys', { issuer: 'c' }), 1, 'gauges are the live workers\' own')
 })
 
 t.test('WORKERS=2: concurrent scrapes each count every verification made before them', async (t) => {

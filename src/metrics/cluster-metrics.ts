@@ -7,7 +7,13 @@
  * set where it is defined (src/metrics/metrics.ts; counters and histograms sum).
  *
  * A worker that does not answer within CLUSTER_METRICS_TIMEOUT_MS (stopped, stuck, still starting) is left
- * out, and the answer says so: oidc_verifier_metrics_workers{state="answered"|"missing"}. A scrape costs every
+ * out, and the answer says so: oidc_verifier_metrics_workers{state="answered"|"missing"}. A worker that exits
+ * leaves its counters and histograms behind: the primary keeps each worker's last answer, and when it exits adds
+ * its counters and histograms (not its gauges) to the host's retired series, which every result carries and the
+ * scrape adds in. Without them the host's counters would go down when a worker dies, which Prometheus takes
+ * for a counter reset: rate() and increase() would jump by the whole total of the workers that remain. Retired
+ * series are added only where their issuer and caller (when they have those labels) are still in some worker's
+ * answer: the series of an issuer or caller a reload removed do not come back. A scrape costs every
  * worker an answer, so collections are coalesced (as src/metrics/coalesce.ts): at most one in progress, and the
  * asks that arrive meanwhile share the next, which starts when it ends. Never the one in progress: a worker may
  * have answered it before the scrape came, and the scrape must count everything counted before it. However many
@@ -41,8 +47,11 @@ export const CLUSTER_METRICS_TIMEOUT_MS = 1_500
 const ASKER_MARGIN_MS = 1_000
 
 type Metrics = Array<MetricObjectWithValues<MetricValue<string>>>
-/** The primary's result: every answering worker's metrics, and how many workers it left out. */
-interface HostMetrics { metrics: unknown[], missing: number }
+/**
+ * The primary's result: every answering worker's metrics, how many workers it left out, and the counters and
+ * histograms of the workers that have exited (a few answers' worth, each already added up; [] before any has).
+ */
+interface HostMetrics { metrics: unknown[], missing: number, retired: unknown[] }
 
 function typed (message: unknown): { type?: unknown } & Record<string, unknown> | undefined {
   return typeof message === 'object' && message !== null ? message as Record<string, unknown> : undefined
@@ -54,10 +63,45 @@ function typed (message: unknown): { type?: unknown } & Record<string, unknown> 
  * workers left out (an alert on missing > 0 is false on NaN), and would stay in the last count known.
  */
 function hostMetrics (m: Record<string, unknown>): HostMetrics | undefined {
-  const { metrics, missing } = m
-  return Array.isArray(metrics) && metrics.every((answer) => Array.isArray(answer)) && Number.isSafeInteger(missing) && (missing as number) >= 0
-    ? { metrics, missing: missing as number }
+  const { metrics, missing, retired } = m
+  return Array.isArray(metrics) && metrics.every((answer) => Array.isArray(answer)) && Number.isSafeInteger(missing) && (missing as number) >= 0 &&
+    (retired === undefined || (Array.isArray(retired) && retired.every((part) => Array.isArray(part))))
+    ? { metrics, missing: missing as number, retired: retired ?? [] }
     : undefined
+}
+
+/** Parts of the retired series kept before they are added up into one. */
+const RETIRED_PARTS = 4
+
+/** Metric types whose values only grow: a worker that exits must not take what it counted away. */
+const ACCUMULATING = new Set(['counter', 'histogram'])
+
+/** The counters and histograms of a worker's answer (an answer not in getMetricsAsJSON()'s shape has none). */
+function accumulating (answer: unknown): Metrics {
+  if (!Array.isArray(answer)) return []
+  return answer.filter((metric): metric is Metrics[number] => typeof metric === 'object' && metric !== null && ACCUMULATING.has((metric as { type?: unknown }).type as string))
+}
+
+/** Labels that name something a reload can remove: a retired series of one no worker has any more is left out. */
+const REMOVABLE_LABELS = ['issuer', 'caller'] as const
+
+/** `retired` without the series whose issuer or caller no answer has (see the module comment). */
+function stillKnown (retired: Metrics, answers: Metrics[]): Metrics {
+  const known = new Set<string>()
+  for (const answer of answers) {
+    for (const metric of answer) {
+      for (const value of metric.values) {
+        for (const label of REMOVABLE_LABELS) {
+          const v = value.labels[label]
+          if (v !== undefined) known.add(`${label}\0${String(v)}`)
+        }
+      }
+    }
+  }
+  return retired.map((metric) => ({
+    ...metric,
+    values: metric.values.filter((value) => REMOVABLE_LABELS.every((label) => value.labels[label] === undefined || known.has(`${label}\0${String(value.labels[label])}`)))
+  }))
 }
 
 /**
@@ -82,8 +126,33 @@ type Ask = { worker: Worker, ask: unknown }
 export function serveClusterMetrics (timeoutMs = CLUSTER_METRICS_TIMEOUT_MS): void {
   const ready = new Set<number>()
   let rounds = 0
-  let round: { id: number, pending: Set<number>, answers: unknown[], missing: number, asks: Ask[], timer: NodeJS.Timeout } | undefined
+  // answers: by worker id; one that exits before the round ends is taken out (its counters are retired).
+  let round: { id: number, pending: Set<number>, answers: Map<number, unknown>, missing: number, asks: Ask[], timer: NodeJS.Timeout } | undefined
   let waiting: Ask[] = []
+  // Each live worker's last answer, and the counters and histograms of those that have exited: one part per
+  // worker, put in at once (a result sent in the same turn must have it), added up into one now and then.
+  const lastAnswers = new Map<number, unknown>()
+  let retired: Metrics[] = []
+  let compacting = false
+  const compact = async (): Promise<void> => {
+    if (compacting || retired.length <= RETIRED_PARTS) return
+    compacting = true
+    const parts = retired.length
+    try {
+      const merged = await AggregatorRegistry.aggregate(retired.slice(0, parts)).getMetricsAsJSON()
+      retired = [merged, ...retired.slice(parts)]
+    } catch {
+      // Series that cannot be added up (not in getMetricsAsJSON()'s shape): the parts stay as they are.
+    } finally {
+      compacting = false
+    }
+  }
+  const retire = (answer: unknown): void => {
+    const counted = accumulating(answer)
+    if (counted.length === 0) return
+    retired.push(counted)
+    void compact()
+  }
 
   const finish = (): void => {
     const r = round
@@ -91,7 +160,8 @@ export function serveClusterMetrics (timeoutMs = CLUSTER_METRICS_TIMEOUT_MS): vo
     round = undefined
     clearTimeout(r.timer)
     const missing = r.missing + r.pending.size
-    for (const { worker, ask } of r.asks) sendTo(worker, { type: RESULT, ask, metrics: r.answers, missing })
+    const metrics = [...r.answers.values()]
+    for (const { worker, ask } of r.asks) sendTo(worker, { type: RESULT, ask, metrics, missing, retired })
     if (waiting.length > 0) start()
   }
   const settled = (): void => { if (round !== undefined && round.pending.size === 0) finish() }
@@ -101,7 +171,7 @@ export function serveClusterMetrics (timeoutMs = CLUSTER_METRICS_TIMEOUT_MS): vo
     const workers = liveWorkers()
     // A worker still starting cannot answer yet: it is counted missing at once rather than waited for.
     const asked = workers.filter((w) => ready.has(w.id) && w.isConnected())
-    round = { id, pending: new Set(asked.map((w) => w.id)), answers: [], missing: workers.length - asked.length, asks: waiting, timer: setTimeout(finish, timeoutMs) }
+    round = { id, pending: new Set(asked.map((w) => w.id)), answers: new Map(), missing: workers.length - asked.length, asks: waiting, timer: setTimeout(finish, timeoutMs) }
     waiting = []
     round.timer.unref()
     for (const w of asked) sendTo(w, { type: COLLECT, round: id })
@@ -116,13 +186,22 @@ export function serveClusterMetrics (timeoutMs = CLUSTER_METRICS_TIMEOUT_MS): vo
       waiting.push({ worker, ask: m.ask })
       if (round === undefined) start()
     } else if (m?.type === ANSWER && round !== undefined && m.round === round.id && round.pending.delete(worker.id)) {
-      if (Array.isArray(m.metrics)) round.answers.push(m.metrics)
-      else round.missing++
+      if (Array.isArray(m.metrics)) {
+        round.answers.set(worker.id, m.metrics)
+        lastAnswers.set(worker.id, m.metrics)
+      } else {
+        round.missing++
+      }
       settled()
     }
   })
   cluster.on('exit', (worker) => {
     ready.delete(worker.id)
+    const last = lastAnswers.get(worker.id)
+    lastAnswers.delete(worker.id)
+    if (last !== undefined) retire(last)
+    // Its answer to the round under way is now in the retired series: counted once.
+    round?.answers.delete(worker.id)
     // Its asks waiting for the next collection have nobody to answer to.
     waiting = waiting.filter((a) => a.worker !== worker)
     if (round?.pending.delete(worker.id) === true) {
@@ -183,7 +262,7 @@ export class ClusterMetrics {
     clearTimeout(timer)
     if (result !== undefined) {
       try {
-        const text = await this.#text(result.metrics as Metrics[], result.missing)
+        const text = await this.#text(result.metrics as Metrics[], result.missing, result.retired as Metrics[])
         this.#lastTotal = result.metrics.length + result.missing
         return text
       } catch {
@@ -195,9 +274,12 @@ export class ClusterMetrics {
     return await this.#text([await this.#registry.getMetricsAsJSON()], Math.max(1, (this.#lastTotal ?? 0) - 1))
   }
 
-  /** The text of `answers` added up, with oidc_verifier_metrics_workers; throws on series that cannot be. */
-  async #text (answers: Metrics[], missing: number): Promise<string> {
-    const aggregated = AggregatorRegistry.aggregate(answers)
+  /**
+   * The text of `answers` added up, with the retired series of the workers that have exited and
+   * oidc_verifier_metrics_workers; throws on series that cannot be.
+   */
+  async #text (answers: Metrics[], missing: number, retired: Metrics[] = []): Promise<string> {
+    const aggregated = AggregatorRegistry.aggregate(retired.length === 0 ? answers : [...answers, ...retired.map((part) => stillKnown(part, answers))])
     const workers = new Gauge({
       name: 'oidc_verifier_metrics_workers',
       help: `Workers of the host (WORKERS) whose metrics this answer adds up (answered), and those left out (missing: no answer within ${CLUSTER_METRICS_TIMEOUT_MS / 1000} s, or still starting; when the primary did not answer, the others by the last count known).`,
