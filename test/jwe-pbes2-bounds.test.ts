@@ -3,7 +3,7 @@
  * key is proven. So:
  * - maxPbes2Count is the budget of one token, whatever number of secrets it fits: a kid-less token is tried
  *   with as many secrets as its p2c fits into the budget, not with up to four at the full count each;
- * - at most MAX_PBES2_IN_FLIGHT PBES2 tokens decrypt at once and MAX_PBES2_WAITING wait their turn (a batch's
+ * - at most MAX_KEY_DECRYPTIONS_IN_FLIGHT PBES2 tokens decrypt at once and MAX_KEY_DECRYPTIONS_WAITING wait their turn (a batch's
  *   tokens do); another is 503 overloaded, so forged ones cannot hold the pool's threads (DNS lookups, file
  *   reads) while load shedding, which watches the event loop, sees nothing;
  * - a decryption JWK whose key_ops say it signs is refused, as one with "use": "sig" is.
@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { buildApp } from '../src/app.js'
 import { silentLogger } from '../src/core/logger.js'
-import { MAX_PBES2_IN_FLIGHT, MAX_PBES2_WAITING, TokenDecryptor } from '../src/core/jwe.js'
+import { MAX_KEY_DECRYPTIONS_IN_FLIGHT, MAX_KEY_DECRYPTIONS_WAITING, TokenDecryptor } from '../src/core/jwe.js'
 import { configFor, configProblems } from './helpers/config.js'
 import { encrypt, secretKey } from './helpers/jwe.js'
 import { idTokenClaims, jwksOf, makeKey, mint } from './helpers/tokens.js'
@@ -61,10 +61,10 @@ t.test('each issuer\'s secret is tried within its own maxPbes2Count: a lower one
   t.same(await verify(await token(ISS, secrets[0]!, 5000)), { status: 401, code: 'token_decryption_failed' }, 'the first issuer past its budget, even though the second\'s is larger')
 })
 
-t.test(`at most ${MAX_PBES2_IN_FLIGHT} PBES2 tokens decrypt at once, ${MAX_PBES2_WAITING} wait their turn, another is overloaded`, async (t) => {
+t.test(`at most ${MAX_KEY_DECRYPTIONS_IN_FLIGHT} PBES2 tokens decrypt at once, ${MAX_KEY_DECRYPTIONS_WAITING} wait their turn, another is overloaded`, async (t) => {
   const decryptor = new TokenDecryptor(config.issuers, silentLogger)
   const token = await encrypt(signed(), secrets[0]!, { alg: ALG, enc: 'A128GCM', p2c: 1000 })
-  const accepted = Array.from({ length: MAX_PBES2_IN_FLIGHT + MAX_PBES2_WAITING }, async () => await decryptor.decrypt(token))
+  const accepted = Array.from({ length: MAX_KEY_DECRYPTIONS_IN_FLIGHT + MAX_KEY_DECRYPTIONS_WAITING }, async () => await decryptor.decrypt(token))
   await t.rejects(decryptor.decrypt(token), { code: 'overloaded', details: { retryAfterSeconds: 1 } }, 'one more than run and wait')
   const done = await Promise.all(accepted)
   t.ok(done.every((d) => d.header.alg === ALG), `the ${done.length} others decrypt, in turn`)
@@ -74,16 +74,16 @@ t.test(`at most ${MAX_PBES2_IN_FLIGHT} PBES2 tokens decrypt at once, ${MAX_PBES2
 t.test('a PBES2 token that waits longer than its turn allows is overloaded, and gives its place back', async (t) => {
   // Slow enough to hold both slots for longer than the wait (tens of milliseconds of PBKDF2 each).
   const slow = { ...issuer, maxPbes2Count: 200_000 }
-  const decryptor = new TokenDecryptor(configFor([slow]).issuers, silentLogger, { pbes2WaitMs: 1 })
+  const decryptor = new TokenDecryptor(configFor([slow]).issuers, silentLogger, { slotWaitMs: 1 })
   const heavy = await encrypt(signed(), secrets[0]!, { alg: ALG, enc: 'A128GCM', p2c: 200_000 })
   const light = await encrypt(signed(), secrets[0]!, { alg: ALG, enc: 'A128GCM', p2c: 1000 })
-  const running = Array.from({ length: MAX_PBES2_IN_FLIGHT }, async () => await decryptor.decrypt(heavy))
+  const running = Array.from({ length: MAX_KEY_DECRYPTIONS_IN_FLIGHT }, async () => await decryptor.decrypt(heavy))
   const waited = await decryptor.decrypt(light).catch((err: unknown) => err)
   t.match(waited, { code: 'overloaded', details: { retryAfterSeconds: 1 } }, 'refused once its wait is over')
-  t.equal((await Promise.all(running)).length, MAX_PBES2_IN_FLIGHT, 'the running ones finish')
+  t.equal((await Promise.all(running)).length, MAX_KEY_DECRYPTIONS_IN_FLIGHT, 'the running ones finish')
   // Nothing is left behind by the one that gave up: every slot and every place in the queue is free again.
-  const again = Array.from({ length: MAX_PBES2_IN_FLIGHT }, async () => await decryptor.decrypt(light))
-  t.equal((await Promise.all(again)).length, MAX_PBES2_IN_FLIGHT, 'the slots are free again')
+  const again = Array.from({ length: MAX_KEY_DECRYPTIONS_IN_FLIGHT }, async () => await decryptor.decrypt(light))
+  t.equal((await Promise.all(again)).length, MAX_KEY_DECRYPTIONS_IN_FLIGHT, 'the slots are free again')
 })
 
 t.test('a /verify/batch of PBES2 tokens waits its turn rather than being refused', async (t) => {

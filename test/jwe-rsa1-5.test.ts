@@ -11,11 +11,13 @@ import { CompactEncrypt as CompactEncrypt5, EncryptJWT as EncryptJWT5 } from 'jo
 import t from 'tap'
 import { buildApp } from '../src/app.js'
 import { CONTENT_ENCRYPTION_ALGORITHMS, DEFAULT_KEY_MANAGEMENT_ALGORITHMS } from '../src/config/types.js'
+import { MAX_KEY_DECRYPTIONS_IN_FLIGHT, MAX_KEY_DECRYPTIONS_WAITING, TokenDecryptor } from '../src/core/jwe.js'
 import { ContentDecryptionFailed } from '../src/core/jwe-content.js'
+import { silentLogger } from '../src/core/logger.js'
 import { decryptRsa15, Rsa15Failure, unpadOrSubstitute } from '../src/core/jwe-rsa1-5.js'
 import { configFor, configProblems } from './helpers/config.js'
 import { matchExactly } from './helpers/exact-match.js'
-import { ecKey, encrypt, rsaKey } from './helpers/jwe.js'
+import { ecKey, encrypt, fakeJwe, rsaKey } from './helpers/jwe.js'
 import { b64, idTokenClaims, jwksOf, makeKey, mint } from './helpers/tokens.js'
 
 const LEGACY = 'https://legacy.example.com'
@@ -211,6 +213,23 @@ t.test('every failure answers the same, whatever failed (no padding oracle)', as
   }
   t.equal(answers.size, 1, 'one body for all of them')
   t.equal((await verify(good)).status, 200, 'the untampered token still verifies')
+})
+
+t.test('private-key decryptions are bounded: RSA1_5 takes the event loop one key at a time, and at most a few tokens decrypt at once', async (t) => {
+  const decryptor = new TokenDecryptor(config.issuers, silentLogger)
+  // 20 forged tokens, each fitting the four RSA1_5 keys: 80 RSA operations on the event loop.
+  let finished = 0
+  const forged = Array.from({ length: 20 }, async () => await decryptor.decrypt(fakeJwe({ alg: 'RSA1_5', enc: 'A128GCM' })).then(() => 'decrypted', (err: { code?: string }) => { finished++; return err.code }))
+  const atFirstTurn = await new Promise<number>((resolve) => { setImmediate(() => { resolve(finished) }) })
+  t.ok(atFirstTurn < 20, `the event loop had a turn before the batch was done (${atFirstTurn} of 20 then)`)
+  t.same(new Set(await Promise.all(forged)), new Set(['token_decryption_failed']))
+
+  // RSA-OAEP in the thread pool: MAX_KEY_DECRYPTIONS_IN_FLIGHT at once, MAX_KEY_DECRYPTIONS_WAITING waiting, another is overloaded.
+  const many = MAX_KEY_DECRYPTIONS_IN_FLIGHT + MAX_KEY_DECRYPTIONS_WAITING + 1
+  const codes = await Promise.all(Array.from({ length: many }, async () =>
+    await decryptor.decrypt(fakeJwe({ alg: 'RSA-OAEP', enc: 'A128GCM' })).then(() => 'decrypted', (err: { code?: string }) => err.code)))
+  t.equal(codes.filter((c) => c === 'overloaded').length, 1, `one past ${MAX_KEY_DECRYPTIONS_IN_FLIGHT} + ${MAX_KEY_DECRYPTIONS_WAITING}: 503 overloaded`)
+  t.equal(codes.filter((c) => c === 'token_decryption_failed').length, many - 1, 'the others are tried, and fail as forged tokens do')
 })
 
 t.test('a CBC-HS token made with node:crypto: the MAC key is the first half of the CEK', async (t) => {

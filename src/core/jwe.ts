@@ -24,15 +24,21 @@ import type { Logger } from './logger.js'
 export const MAX_DECRYPTION_ATTEMPTS = 4
 
 /**
- * PBES2 tokens decrypting at once. Each costs the sender's p2c PBKDF2 iterations (up to maxPbes2Count) in
- * libuv's thread pool, before any key is proven, where the event loop's load shedding cannot see it; so that
- * forged ones cannot hold the pool's threads (DNS lookups and file reads wait for them too), others wait their
- * turn: at most MAX_PBES2_WAITING of them (a /verify/batch of 100 fits), each at most PBES2_WAIT_MS; past either,
- * a PBES2 token is 503 overloaded.
+ * Tokens whose key management costs a private-key operation or a password derivation (RSA-OAEP*, RSA1_5, ECDH-ES*,
+ * PBES2-*: every algorithm but dir) decrypting at once. Each costs up to MAX_DECRYPTION_ATTEMPTS such operations
+ * before any key is proven: RSA-OAEP, ECDH-ES and PBES2 (the sender's p2c PBKDF2 iterations) in libuv's thread
+ * pool, where the event loop's load shedding cannot see them, and RSA1_5's raw RSA operation on the event loop.
+ * So that forged ones cannot hold the pool's threads (DNS lookups and file reads wait for them too), nor a
+ * /verify/batch of them the event loop for seconds, others wait their turn: at most MAX_KEY_DECRYPTIONS_WAITING
+ * of them (a /verify/batch of 100 fits), each at most KEY_DECRYPTION_WAIT_MS; past either, such a token is 503
+ * overloaded.
  */
-export const MAX_PBES2_IN_FLIGHT = 2
-export const MAX_PBES2_WAITING = 128
-export const PBES2_WAIT_MS = 2_000
+export const MAX_KEY_DECRYPTIONS_IN_FLIGHT = 2
+export const MAX_KEY_DECRYPTIONS_WAITING = 128
+export const KEY_DECRYPTION_WAIT_MS = 2_000
+
+/** Whether a token's key management algorithm costs a private-key operation or a password derivation (not dir). */
+const costsKeyWork = (alg: string): boolean => alg !== 'dir'
 
 export interface JweHeader {
   alg: string
@@ -134,16 +140,16 @@ export function crowdedHeaders (candidates: readonly Candidate[]): Array<{ keys:
 export class TokenDecryptor {
   private readonly candidates: Candidate[] = []
   private readonly logger: Logger
-  private pbes2InFlight = 0
-  /** Waiting PBES2 decryptions, first come first served: each is handed a slot when one is given back. */
-  private readonly pbes2Waiting: Array<() => void> = []
+  private inFlight = 0
+  /** Waiting decryptions, first come first served: each is handed a slot when one is given back. */
+  private readonly waiting: Array<() => void> = []
 
-  /** How long a PBES2 token waits for a slot (PBES2_WAIT_MS; tests shorten it). */
-  private readonly pbes2WaitMs: number
+  /** How long a token waits for a decryption slot (KEY_DECRYPTION_WAIT_MS; tests shorten it). */
+  private readonly slotWaitMs: number
 
-  constructor (issuers: readonly IssuerConfig[], logger: Logger, options: { pbes2WaitMs?: number } = {}) {
+  constructor (issuers: readonly IssuerConfig[], logger: Logger, options: { slotWaitMs?: number } = {}) {
     this.logger = logger
-    this.pbes2WaitMs = options.pbes2WaitMs ?? PBES2_WAIT_MS
+    this.slotWaitMs = options.slotWaitMs ?? KEY_DECRYPTION_WAIT_MS
     for (const issuer of issuers) {
       for (const key of issuer.decryption?.keys ?? []) this.candidates.push({ key, policy: issuer.decryption as DecryptionConfig })
     }
@@ -165,40 +171,40 @@ export class TokenDecryptor {
     const header = this.header(segments[0] as string)
     const fitting = selectCandidates(this.candidates, header)
     if (fitting.length === 0) throw this.fail('no configured key and policy accepts the token\'s alg, enc, kid and zip')
-    if (!header.alg.startsWith('PBES2-')) return await this.tryKeys(token, header, fitting)
-    await this.pbes2Slot()
+    if (!costsKeyWork(header.alg)) return await this.tryKeys(token, header, fitting)
+    await this.slot(header.alg)
     try {
       return await this.tryKeys(token, header, fitting)
     } finally {
       // The slot goes to the first waiting decryption, or back to the pool.
-      const next = this.pbes2Waiting.shift()
+      const next = this.waiting.shift()
       if (next !== undefined) next()
-      else this.pbes2InFlight--
+      else this.inFlight--
     }
   }
 
-  /** Takes one of the MAX_PBES2_IN_FLIGHT slots, waiting for one within the bounds; else 503 overloaded. */
-  private async pbes2Slot (): Promise<void> {
-    if (this.pbes2InFlight < MAX_PBES2_IN_FLIGHT) {
-      this.pbes2InFlight++
+  /** Takes one of the MAX_KEY_DECRYPTIONS_IN_FLIGHT slots, waiting for one within the bounds; else 503 overloaded. */
+  private async slot (alg: string): Promise<void> {
+    if (this.inFlight < MAX_KEY_DECRYPTIONS_IN_FLIGHT) {
+      this.inFlight++
       return
     }
     const overloaded = (): VerificationError => {
-      this.logger.debug({ inFlight: this.pbes2InFlight, waiting: this.pbes2Waiting.length }, 'a PBES2 token refused: too many are being decrypted or waiting')
+      this.logger.debug({ alg, inFlight: this.inFlight, waiting: this.waiting.length }, 'an encrypted token refused: too many are being decrypted or waiting')
       return new VerificationError('overloaded', { retryAfterSeconds: 1 })
     }
-    if (this.pbes2Waiting.length >= MAX_PBES2_WAITING) throw overloaded()
+    if (this.waiting.length >= MAX_KEY_DECRYPTIONS_WAITING) throw overloaded()
     await new Promise<void>((resolve, reject) => {
       const handOver = (): void => {
         clearTimeout(timer)
         resolve()
       }
       const timer = setTimeout(() => {
-        this.pbes2Waiting.splice(this.pbes2Waiting.indexOf(handOver), 1)
+        this.waiting.splice(this.waiting.indexOf(handOver), 1)
         reject(overloaded())
-      }, this.pbes2WaitMs)
+      }, this.slotWaitMs)
       timer.unref()
-      this.pbes2Waiting.push(handOver)
+      this.waiting.push(handOver)
     })
   }
 
@@ -221,6 +227,9 @@ export class TokenDecryptor {
         iterations += header.p2c
       }
       try {
+        // RSA1_5's RSA operation runs on the event loop (Node has no asynchronous raw RSA): each waits for the
+        // loop's turn, whatever the padding, so that the requests waiting meanwhile are served between them.
+        if (header.alg === 'RSA1_5') await new Promise<void>((resolve) => { setImmediate(resolve) })
         const content = header.alg === 'RSA1_5'
           ? decryptRsa15(token, key.key, header, policy.maxDecompressedBytes)
           : (await compactDecrypt(token, key.key, {
