@@ -43,6 +43,12 @@ export const ERROR_CODES = {
     message: 'The token is an encrypted JWT (JWE), and no issuer is configured to decrypt ID tokens.',
     hint: 'Give the issuer decryptionKeys (the private keys the provider encrypts to), or configure the client at the provider to issue unencrypted ID tokens (no id_token_encrypted_response_alg).'
   },
+  token_not_encrypted: {
+    status: 401,
+    family: 'token',
+    message: 'The ID token is not encrypted, and its issuer accepts only encrypted ID tokens.',
+    hint: 'The issuer has requireEncryption: true. Have the client at the provider encrypt its ID tokens (id_token_encrypted_response_alg and enc), or set requireEncryption: false if unencrypted ones are expected; where encryption was agreed, an unencrypted ID token did not come the way it should (OpenID Connect Core §3.1.3.7 step 1).'
+  },
   token_decryption_failed: {
     status: 401,
     family: 'token',

@@ -133,7 +133,7 @@ t.test('the cap still holds, and says so, when a decryptor is given more keys th
   const debug: string[] = []
   const logger = { ...silentLogger, debug: (obj: object) => { debug.push((obj as { reason: string }).reason) } }
   const keys: DecryptionKey[] = pem.map((k, i) => ({ file: `pem${i}`, kid: undefined, alg: undefined, key: createPrivateKey(k.file), fingerprint: `fp${i}` }))
-  const decryption: DecryptionConfig = { keys, keyManagementAlgorithms: ['RSA-OAEP'], contentEncryptionAlgorithms: ['A128GCM'], maxPbes2Count: 1000, maxDecompressedBytes: 0 }
+  const decryption: DecryptionConfig = { keys, keyManagementAlgorithms: ['RSA-OAEP'], contentEncryptionAlgorithms: ['A128GCM'], maxPbes2Count: 1000, maxDecompressedBytes: 0, required: false }
   const decryptor = new TokenDecryptor([{ decryption } as IssuerConfig], logger)
   t.equal((await decryptor.decrypt(await encrypt('x.y.z', pem[3]!, { alg: 'RSA-OAEP', enc: 'A128GCM' }))).key.file, 'pem3')
   await t.rejects(decryptor.decrypt(await encrypt('x.y.z', pem[4]!, { alg: 'RSA-OAEP', enc: 'A128GCM' })), { code: 'token_decryption_failed' })

@@ -225,6 +225,31 @@ t.test('the decrypting key must belong to the inner token\'s issuer', async (t) 
   t.equal((await verify(signed(PLAIN))).status, 200, 'unencrypted tokens are untouched')
 })
 
+t.test('requireEncryption: an issuer entry that refuses unencrypted ID tokens, beside one of the same provider that takes them', async (t) => {
+  const ENCRYPTING = 'encrypting-client'
+  const agreed = await buildApp(configFor([
+    { id: 'agreed', issuer: ISS, audiences: [ENCRYPTING], jwks: jwksOf(signer), decryptionKeys: [files.rsa], requireEncryption: true },
+    { id: 'open', issuer: ISS, audiences: [AUD], jwks: jwksOf(signer) }
+  ]))
+  t.teardown(() => agreed.close())
+  const check = async (token: string): Promise<{ status: number, code: unknown, issuer: unknown }> => {
+    const res = await agreed.inject({ method: 'POST', url: '/verify', payload: { token } })
+    const body = res.json() as { code?: unknown, identity?: { issuer?: { id?: unknown } }, issuer?: { id?: unknown } }
+    return { status: res.statusCode, code: body.code, issuer: body.issuer?.id ?? body.identity?.issuer?.id }
+  }
+  const forEncrypting = mint(signer, idTokenClaims(ISS, ENCRYPTING, { jti: 'e1' }))
+  const encrypted = await encrypt(forEncrypting, keys.rsa, { alg: 'RSA-OAEP-256', enc: 'A256GCM' })
+  for (let i = 0; i < 3; i++) t.equal((await check(encrypted)).status, 200, `encrypted: accepted (${i === 0 ? 'verified' : 'again, from the cache'})`)
+  for (let i = 0; i < 3; i++) t.match(await check(forEncrypting), { status: 401, code: 'token_not_encrypted' }, 'the same ID token unencrypted: refused, every time (never cached)')
+  t.equal((await check(mint(signer, idTokenClaims(ISS, AUD)))).status, 200, 'the other client\'s unencrypted token: the other entry takes it')
+  const res = await agreed.inject({ method: 'POST', url: '/verify', payload: { token: forEncrypting } })
+  t.match(res.json(), { code: 'token_not_encrypted', message: /not encrypted/, hint: /requireEncryption/ }, 'the answer says what to change')
+  const introspected = await agreed.inject({ method: 'POST', url: '/introspect', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: `token=${forEncrypting}` })
+  t.same(introspected.json(), { active: false }, '/introspect: not active')
+  t.match(configProblems({ issuers: [{ id: 'x', issuer: ISS, audiences: [AUD], requireEncryption: true }] }), [/requireEncryption: only applies to encrypted ID tokens; set decryptionKeys too/])
+  t.equal(config.issuers[0]?.decryption?.required, false, 'off by default')
+})
+
 t.test('the verified-token cache is keyed by the JWE and keeps checking claims', async (t) => {
   const token = await encrypt(signed(ISS, { nonce: 'abc' }), keys.p256, { alg: 'ECDH-ES', enc: 'A256GCM' })
   tokenCacheEvents.length = 0
@@ -267,7 +292,7 @@ t.test('key file and policy configuration problems', async (t) => {
   const at = (name: string): string => join(bad, name)
   t.same(problems({ decryptionKeys: [at('set.jwks')] }), [], 'a JWK set of private keys')
   matchExactly(t, problems({ decryptionKeys: ['public.pem', 'encrypted.pem', 'garbage.pem', 'broken.pem', 'small.pem', 'ed25519.pem', 'sig.jwk', 'public.jwk', 'empty.jwks', 'bad.json', 'missing.pem'].map(at) }), [
-    /decryptionKeys\[0\]: key file ".*public\.pem": contains a public key or certificate; decryption needs the private key/,
+    /decryptionKeys\[0\]: key file ".*public\.pem": contains a public key or certificate; expected the private key alone \(remove the CERTIFICATE or PUBLIC KEY block/,
     /decryptionKeys\[1\]: key file ".*encrypted\.pem": is a passphrase-protected PEM key/,
     /decryptionKeys\[2\]: key file ".*garbage\.pem": expected a PEM private key/,
     /decryptionKeys\[3\]: key file ".*broken\.pem": is not a valid PEM private key/,

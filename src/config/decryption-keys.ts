@@ -156,7 +156,7 @@ export function parseDecryptionKeyFile (file: string, text: string): KeyFileResu
     return out
   }
   if (/-----BEGIN (PUBLIC KEY|RSA PUBLIC KEY|CERTIFICATE)-----/.test(body)) {
-    out.problems.push('contains a public key or certificate; decryption needs the private key')
+    out.problems.push('contains a public key or certificate; expected the private key alone (remove the CERTIFICATE or PUBLIC KEY block; a file of only a certificate or public key cannot decrypt)')
     return out
   }
   if (body.includes('ENCRYPTED')) {

@@ -44,7 +44,7 @@ const LIST_FIELDS = new Set(['groups', 'roles'])
 const MAX_USER_KEY_CLAIMS = 4
 const KEY_MANAGEMENT = new Set<string>(KEY_MANAGEMENT_ALGORITHMS)
 const CONTENT_ENCRYPTION = new Set<string>(CONTENT_ENCRYPTION_ALGORITHMS)
-const DECRYPTION_POLICY_OPTIONS = ['keyManagementAlgorithms', 'contentEncryptionAlgorithms', 'allowCompressedTokens', 'maxPbes2Count'] as const
+const DECRYPTION_POLICY_OPTIONS = ['keyManagementAlgorithms', 'contentEncryptionAlgorithms', 'allowCompressedTokens', 'maxPbes2Count', 'requireEncryption'] as const
 
 function isRecord (value: unknown): value is Doc {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
@@ -289,7 +289,7 @@ export function checkDecryptionCandidates (issuers: unknown[], extras: ReadonlyM
     if (!isRecord(issuer) || extra?.decryptionKeys === undefined) return
     const { algs, encs } = policyLists(issuer)
     // Only alg, enc and zip are read: compressed tokens only narrow the keys a token fits.
-    const policy: DecryptionConfig = { keys: extra.decryptionKeys, keyManagementAlgorithms: algs, contentEncryptionAlgorithms: encs, maxPbes2Count: 0, maxDecompressedBytes: 0 }
+    const policy: DecryptionConfig = { keys: extra.decryptionKeys, keyManagementAlgorithms: algs, contentEncryptionAlgorithms: encs, maxPbes2Count: 0, maxDecompressedBytes: 0, required: false }
     extra.decryptionKeys.forEach((key, k) => {
       const candidate = { key, policy }
       candidates.push(candidate)
@@ -347,7 +347,8 @@ export function resolveProviderOptions (issuer: Doc, extras: ProviderExtras | un
       contentEncryptionAlgorithms: [...(issuer.contentEncryptionAlgorithms as ContentEncryptionAlgorithm[] | undefined ?? DECRYPTION_DEFAULTS.contentEncryptionAlgorithms)],
       maxPbes2Count: typeof issuer.maxPbes2Count === 'number' ? issuer.maxPbes2Count : DECRYPTION_DEFAULTS.maxPbes2Count,
       // The inflated plaintext is the inner token: it may be no larger than any token.
-      maxDecompressedBytes: issuer.allowCompressedTokens === true ? maxTokenBytes : 0
+      maxDecompressedBytes: issuer.allowCompressedTokens === true ? maxTokenBytes : 0,
+      required: issuer.requireEncryption === true
     }
   }
   return out

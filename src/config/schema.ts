@@ -141,6 +141,7 @@ export const DECRYPTION_DEFAULTS = Object.freeze({
   keyManagementAlgorithms: DEFAULT_KEY_MANAGEMENT_ALGORITHMS,
   contentEncryptionAlgorithms: CONTENT_ENCRYPTION_ALGORITHMS,
   allowCompressedTokens: false,
+  requireEncryption: false,
   // jose's own default: about a millisecond of PBKDF2 per thousand iterations, paid before any signature check.
   maxPbes2Count: 10000
 })
@@ -428,7 +429,8 @@ export const IssuerSchema = Type.Object({
     'x-expected': 'a non-empty list of JWE content encryption algorithm names'
   })),
   allowCompressedTokens: Type.Optional(Type.Boolean({ description: 'Accept compressed (zip: DEF) encrypted tokens, inflated to at most server.maxTokenBytes.', default: DECRYPTION_DEFAULTS.allowCompressedTokens, 'x-expected': 'true or false' })),
-  maxPbes2Count: Type.Optional(Int(1000, 1000000, 'Highest PBES2 iteration count (p2c) accepted.', DECRYPTION_DEFAULTS.maxPbes2Count))
+  maxPbes2Count: Type.Optional(Int(1000, 1000000, 'Highest PBES2 iteration count (p2c) accepted.', DECRYPTION_DEFAULTS.maxPbes2Count)),
+  requireEncryption: Type.Optional(Type.Boolean({ description: 'Refuse this issuer\'s unencrypted ID tokens (token_not_encrypted): for clients that agreed on encryption with the provider (OpenID Connect Core §3.1.3.7 step 1). Logout tokens are not concerned.', default: DECRYPTION_DEFAULTS.requireEncryption, 'x-expected': 'true or false' }))
 }, { additionalProperties: false, description: 'A trusted OpenID Provider.', 'x-expected': 'a mapping of issuer options' })
 
 export const TokenCacheSchema = Type.Object({

@@ -136,6 +136,8 @@ export interface DecryptionConfig {
   maxPbes2Count: number
   /** Largest inflated plaintext of a compressed (zip) token in bytes; 0 refuses compressed tokens. */
   maxDecompressedBytes: number
+  /** Unencrypted ID tokens of this issuer are refused (token_not_encrypted); logout tokens are not concerned. */
+  required: boolean
 }
 
 export interface JwksCacheConfig {

@@ -115,6 +115,8 @@ interface SignedToken {
   curve: string | undefined
   keySource: string
   keyFingerprint: string
+  /** Whether it came encrypted (a JWE this service decrypted). */
+  encrypted: boolean
 }
 
 /**
@@ -536,6 +538,7 @@ export class Verifier {
   private identityOf (signed: SignedToken, token: string, request: RequestChecks, cacheKey: string | undefined): VerifiedIdentity {
     const { runtime, iss, jws, alg, curve, keySource, keyFingerprint } = signed
     const issuer = runtime.config.id
+    if (!signed.encrypted && runtime.config.decryption?.required === true) throw new VerificationError('token_not_encrypted', { issuer })
     const { header } = jws
     const claims = jws.payload
     checkTokenType(header, claims, runtime.rules)
@@ -630,12 +633,12 @@ export class Verifier {
       // The configuration refuses HS* without a secret; this guards the invariant.
       if (runtime.hmacSecret === undefined) throw algorithmNotAllowed(issuer, alg)
       if (!verifyHmac(alg, runtime.hmacSecret, jws.signingInput, jws.signature)) throw new VerificationError('signature_invalid', { issuer })
-      return Promise.resolve(next({ runtime, iss, jws, alg, curve: undefined, keySource: runtime.secretSource, keyFingerprint: 'client-secret' }))
+      return Promise.resolve(next({ runtime, iss, jws, alg, curve: undefined, keySource: runtime.secretSource, keyFingerprint: 'client-secret', encrypted: decrypted !== undefined }))
     }
     if (!isAsymmetricAlgorithm(alg)) throw algorithmNotAllowed(issuer, alg)
     const signedWith = ({ key, keySource }: KeyUsed): T => {
       checkKeyIssuer(key.issuer, iss, jws.payload, issuer)
-      return next({ runtime, iss, jws, alg, curve: key.crv, keySource, keyFingerprint: key.fingerprint })
+      return next({ runtime, iss, jws, alg, curve: key.crv, keySource, keyFingerprint: key.fingerprint, encrypted: decrypted !== undefined })
     }
     // The usual case: fresh keys and one key that fits (the token's kid). Its check is the only promise.
     const fresh = runtime.keys.freshKeySet()
