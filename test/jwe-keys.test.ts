@@ -16,7 +16,7 @@ import { MAX_DECRYPTION_ATTEMPTS, TokenDecryptor } from '../src/core/jwe.js'
 import { silentLogger } from '../src/core/logger.js'
 import { configFor, configProblems } from './helpers/config.js'
 import { matchExactly } from './helpers/exact-match.js'
-import { ecKey, encrypt, rsaKey, secretKey, type EncryptionKey } from './helpers/jwe.js'
+import { ecKey, encrypt, fakeJwe, rsaKey, secretKey, type EncryptionKey } from './helpers/jwe.js'
 import { generatePair, idTokenClaims, jwksOf, makeKey, mint } from './helpers/tokens.js'
 
 const AUD = 'client-a'
@@ -140,6 +140,21 @@ t.test('the cap still holds, and says so, when a decryptor is given more keys th
   t.match(debug.at(-1), /^candidates cut by the cap: 5 keys fit, only 4 were tried/)
   await t.rejects(decryptor.decrypt(await encrypt('x.y.z', rsaKey(), { alg: 'RSA-OAEP', enc: 'A128GCM' })), { code: 'token_decryption_failed' })
   t.match(debug.at(-1), /^candidates cut by the cap/, 'a token of no key: the same reason, as some keys were not tried')
+})
+
+t.test('the debug log says why a token did not decrypt: the step, what its header asked for, the keys tried', async (t) => {
+  const lines: Array<Record<string, unknown>> = []
+  const logger = { ...silentLogger, debug: (obj: object) => { lines.push(obj as Record<string, unknown>) } }
+  const keys: DecryptionKey[] = pem.slice(0, 2).map((k, i) => ({ file: `/keys/pem${i}.pem`, kid: i === 0 ? 'enc-2025' : undefined, alg: undefined, key: createPrivateKey(k.file), fingerprint: `fp${i}` }))
+  const decryption: DecryptionConfig = { keys, keyManagementAlgorithms: ['RSA-OAEP'], contentEncryptionAlgorithms: ['A128GCM'], maxPbes2Count: 1000, maxDecompressedBytes: 0, required: false }
+  const decryptor = new TokenDecryptor([{ decryption } as IssuerConfig], logger)
+  await t.rejects(decryptor.decrypt(await encrypt('x.y.z', rsaKey(), { alg: 'RSA-OAEP', enc: 'A128GCM', kid: 'enc-2023' })), { code: 'token_decryption_failed' })
+  t.match(lines.at(-1), { reason: /^ERR_JWE_DECRYPTION_FAILED \(.+\)$/, alg: 'RSA-OAEP', enc: 'A128GCM', kid: 'enc-2023', keysTried: ['enc-2025', '/keys/pem1.pem'] }, 'a retired key: every key tried, none fits')
+  await t.rejects(decryptor.decrypt(await encrypt('x.y.z', pem[0]!, { alg: 'RSA-OAEP', enc: 'A256GCM' })), { code: 'token_decryption_failed' })
+  t.match(lines.at(-1), { reason: /^no configured key and policy accepts/, alg: 'RSA-OAEP', enc: 'A256GCM' }, 'an enc the policy does not allow: named')
+  t.notOk('keysTried' in (lines.at(-1) as object), 'no key was tried')
+  await t.rejects(decryptor.decrypt(fakeJwe({ alg: 'RSA-OAEP', enc: 'A128GCM', kid: 'k'.repeat(5000) })), { code: 'token_decryption_failed' })
+  t.equal((lines.at(-1)?.kid as string).length, 65, 'the sender\'s kid is cut')
 })
 
 t.test('keys that could never decrypt are refused at load', async (t) => {

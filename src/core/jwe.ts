@@ -109,6 +109,9 @@ export function selectCandidates (candidates: readonly Candidate[], header: JweH
   return out
 }
 
+/** Characters of a header's text (alg, enc, kid, curve: the sender's) kept in the debug log. */
+const MAX_LOGGED_HEADER_TEXT = 64
+
 /** The ephemeral key curves of ECDH-ES* headers: each selects other keys. */
 const EPK_CURVES = ['P-256', 'P-384', 'P-521', 'X25519'] as const
 
@@ -170,7 +173,7 @@ export class TokenDecryptor {
     }
     const header = this.header(segments[0] as string)
     const fitting = selectCandidates(this.candidates, header)
-    if (fitting.length === 0) throw this.fail('no configured key and policy accepts the token\'s alg, enc, kid and zip')
+    if (fitting.length === 0) throw this.fail('no configured key and policy accepts the token\'s alg, enc, kid and zip', header)
     if (!costsKeyWork(header.alg)) return await this.tryKeys(token, header, fitting)
     await this.slot(header.alg)
     try {
@@ -251,12 +254,15 @@ export class TokenDecryptor {
         lastError = err
       }
     }
-    const reason = (lastError as { code?: string } | undefined)?.code ?? 'no key decrypted the token'
+    // jose's code and message say which step failed (never a secret); RSA1_5's padding is never one of them.
+    const failure = lastError as { code?: string, message?: string } | undefined
+    const reason = failure?.code === undefined ? 'no key decrypted the token' : `${failure.code}${failure.message === undefined || failure.message === '' ? '' : ` (${failure.message})`}`
+    const keysTried = fitting.slice(0, MAX_DECRYPTION_ATTEMPTS).map((c) => c.key.kid ?? c.key.file)
     if (fitting.length > MAX_DECRYPTION_ATTEMPTS) {
       // The configuration refuses this; should it happen, the skipped keys must not look like wrong keys.
-      throw this.fail(`candidates cut by the cap: ${fitting.length} keys fit, only ${MAX_DECRYPTION_ATTEMPTS} were tried (${reason})`)
+      throw this.fail(`candidates cut by the cap: ${fitting.length} keys fit, only ${MAX_DECRYPTION_ATTEMPTS} were tried (${reason})`, header, keysTried)
     }
-    throw this.fail(reason)
+    throw this.fail(reason, header, keysTried)
   }
 
   /** Decodes the protected header (already checked to be strict base64url); what it says only selects keys, jose checks it again. */
@@ -282,8 +288,14 @@ export class TokenDecryptor {
     return { alg: h.alg, enc: h.enc, kid: h.kid, zip: h.zip, cty: h.cty, epkCurve, p2c }
   }
 
-  private fail (reason: string): VerificationError {
-    this.logger.debug({ reason }, 'an encrypted token could not be decrypted')
+  /**
+   * The one answer of every decryption failure; the debug log says why, with what the header asked for (alg, enc,
+   * kid cut to MAX_LOGGED_HEADER_TEXT characters, the ephemeral key's curve) and the keys tried (kid, or file).
+   */
+  private fail (reason: string, header?: JweHeader, keysTried?: string[]): VerificationError {
+    const cut = (text: string | undefined): string | undefined => text === undefined || text.length <= MAX_LOGGED_HEADER_TEXT ? text : `${text.slice(0, MAX_LOGGED_HEADER_TEXT)}…`
+    const asked = header === undefined ? {} : { alg: cut(header.alg), enc: cut(header.enc), kid: cut(header.kid), epkCurve: cut(header.epkCurve) }
+    this.logger.debug({ reason, ...asked, ...(keysTried === undefined ? {} : { keysTried }) }, 'an encrypted token could not be decrypted')
     return new VerificationError('token_decryption_failed')
   }
 }
