@@ -12,8 +12,8 @@
  * settings a reload cannot change, as a reload would. When that text no longer resolves (a file it names is
  * gone), it takes the file as it is now, the same way; when neither does, it does not start.
  */
-import cluster from 'node:cluster'
-import { LOG_LEVEL, type ClusterLog } from './cluster-log.js'
+import cluster, { type Worker } from 'node:cluster'
+import { clusterLog, LOG_LEVEL, type ClusterLog } from './cluster-log.js'
 import type { PrimaryChannel } from './cluster-primary.js'
 import { ConfigError } from './config/load.js'
 import type { Config } from './config/types.js'
@@ -52,12 +52,23 @@ export interface StartConfigServer {
  * others do. A report of a reload that began before the last ask (a worker merges a SIGHUP that comes during
  * a reload into one more reload afterwards) does not end it.
  */
-export function serveStartConfig (start: Config, startText: string | undefined): StartConfigServer {
+export function serveStartConfig (start: Config, startText: string | undefined, log: ClusterLog = clusterLog): StartConfigServer {
   const startJson = JSON.stringify(start)
   let applied = startText ?? null
   let askedAt: number | undefined
   const ends = (startedAt: unknown): void => {
     if (askedAt !== undefined && typeof startedAt === 'number' && startedAt >= askedAt) askedAt = undefined
+  }
+  // What the workers did with the last reload asked for. A process applies a reload whole or refuses it; so must the
+  // host: workers left on different configurations (one refused a reload the others applied, its keys not fetched in
+  // time, a file read half-written) would answer the same token differently, a leaked caller key removed in some only.
+  let outcomes: { askedAt: number, applied: Set<Worker>, refused: Set<Worker> } | undefined
+  const reported = (worker: Worker, startedAt: unknown, outcome: 'applied' | 'refused'): void => {
+    if (outcomes === undefined || typeof startedAt !== 'number' || startedAt < outcomes.askedAt) return
+    outcomes[outcome].add(worker)
+    if (outcomes.applied.size === 0 || outcomes.refused.size === 0) return
+    recycle([...outcomes.applied], [...outcomes.refused], log)
+    outcomes.refused.clear()
   }
   cluster.on('message', (worker, message: unknown) => {
     if (typeof message !== 'object' || message === null) return
@@ -68,11 +79,32 @@ export function serveStartConfig (start: Config, startText: string | undefined):
     } else if (type === APPLIED) {
       if (typeof text === 'string' && applied !== null) applied = text
       ends(startedAt)
+      reported(worker, startedAt, 'applied')
     } else if (type === REFUSED) {
       ends(startedAt)
+      reported(worker, startedAt, 'refused')
     }
   })
-  return { reloadAsked: () => { askedAt = Date.now() } }
+  return {
+    reloadAsked: () => {
+      askedAt = Date.now()
+      outcomes = { askedAt, applied: new Set(), refused: new Set() }
+    }
+  }
+}
+
+/**
+ * Workers that refused a reload other workers applied are stopped (SIGTERM: they finish their requests); the
+ * primary replaces them (src/cluster-primary.ts), and their replacements start from the configuration the others
+ * applied, so that the host runs one configuration again.
+ */
+function recycle (applied: readonly Worker[], refused: readonly Worker[], log: ClusterLog): void {
+  const pids = (workers: readonly Worker[]): string => workers.map((w) => w.process.pid).join(', ')
+  const one = refused.length === 1
+  log(`configuration reload applied by worker${applied.length === 1 ? '' : 's'} ${pids(applied)} but refused by ${one ? 'worker' : 'workers'} ` +
+    `${pids(refused)} (${one ? 'its' : 'their'} log says why): stopping ${one ? 'it' : 'them'}, so that ${one ? 'its replacement starts' : 'their replacements start'} ` +
+    'from the configuration the others applied', LOG_LEVEL.error)
+  for (const worker of refused) worker.process.kill('SIGTERM')
 }
 
 /**

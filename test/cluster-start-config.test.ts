@@ -150,6 +150,42 @@ t.test('the primary\'s side: answers with the start configuration and the last t
   t.same(third.sent, [{ type: 'oidc-verifier:start-config', start: JSON.stringify(atStart), applied: null }])
 })
 
+t.test('a reload some workers apply and others refuse: the refusers are stopped, and replaced from the applied text', async (t) => {
+  const cluster = (await import('node:cluster')).default
+  const before = new Set(cluster.listeners('message'))
+  const lines: Array<[string, LogLevelNumber | undefined]> = []
+  const served = serveStartConfig(atStart, 'the start text', (msg, level) => { lines.push([msg, level]) })
+  const listener = cluster.listeners('message').find((l) => !before.has(l)) as (worker: unknown, message: unknown) => void
+  t.teardown(() => { cluster.off('message', listener) })
+  let pids = 100
+  const worker = (): { sent: unknown[], signals: string[], send: (message: unknown, callback: () => void) => boolean, process: { pid: number, kill: (signal: string) => boolean } } => {
+    const sent: unknown[] = []
+    const signals: string[] = []
+    return { sent, signals, send: (message, callback) => { sent.push(message); callback(); return true }, process: { pid: ++pids, kill: (signal) => { signals.push(signal); return true } } }
+  }
+  const [a, b, c] = [worker(), worker(), worker()]
+  served.reloadAsked()
+  listener(b, { type: 'oidc-verifier:refused-config', startedAt: Date.now() })
+  t.same(b.signals, [], 'a refusal alone: every worker may refuse it (a file with a problem), nothing to bring in line')
+  listener(a, { type: 'oidc-verifier:applied-config', text: 'the new text', startedAt: Date.now() })
+  t.same(b.signals, ['SIGTERM'], 'once another applied it, the refuser is stopped')
+  t.match(lines, [[/^configuration reload applied by worker 101 but refused by worker 102 \(its log says why\): stopping it, so that its replacement starts from the configuration the others applied$/, 50]])
+  listener(c, { type: 'oidc-verifier:refused-config', startedAt: Date.now() })
+  t.same(c.signals, ['SIGTERM'], 'a refusal after an application: stopped at once')
+  t.match(lines[1], [/^configuration reload applied by worker 101 but refused by worker 103 /, 50])
+  t.same(a.signals, [], 'the worker that applied it runs on')
+  const replacement = worker()
+  listener(replacement, { type: 'oidc-verifier:start-config?' })
+  t.same(replacement.sent, [{ type: 'oidc-verifier:start-config', start: JSON.stringify(atStart), applied: 'the new text' }], 'a replacement starts from the applied text')
+
+  // The next reload starts afresh; a report of an earlier one counts for nothing.
+  served.reloadAsked()
+  listener(a, { type: 'oidc-verifier:refused-config', startedAt: Date.now() })
+  listener(replacement, { type: 'oidc-verifier:applied-config', text: 'x', startedAt: Date.now() - 60_000 })
+  t.same(a.signals, [], 'every report of this reload a refusal: nothing stopped')
+  t.equal(lines.length, 2)
+})
+
 t.test('a worker that asks while a reload is under way is told to reload once started', async (t) => {
   const cluster = (await import('node:cluster')).default
   const before = new Set(cluster.listeners('message'))
