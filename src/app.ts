@@ -10,6 +10,7 @@ import rateLimit from '@fastify/rate-limit'
 import cluster from 'node:cluster'
 import { availableParallelism } from 'node:os'
 import { coresPerProcess } from './cluster-primary.js'
+import { NO_WORKER_COUNT_YET } from './cluster-readiness.js'
 import type { Config } from './config/types.js'
 import { Verifier, type VerifierOptions } from './core/verifier.js'
 import { isVerificationError, VerificationError } from './errors.js'
@@ -158,8 +159,8 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
   fastify.decorate('verifier', { getter: () => slot.current })
   // Set by buildOpsApp: a reload reaches the ops listener through the main app (src/reload.ts).
   fastify.decorate('opsApp', undefined)
-  // Set by a cluster worker once it listens (src/start.ts).
-  fastify.decorate('workersReadiness', undefined)
+  // Set by a cluster worker once it listens (src/start.ts); before, a worker has no count of the host's workers.
+  fastify.decorate('workersReadiness', cluster.isWorker ? NO_WORKER_COUNT_YET : undefined)
   // What the listener serves, for the look at its files (src/http/tls-watch.ts) and /metrics; logged if clients refuse it or it expires soon.
   if (https !== undefined) startServing(fastify.log, { name: 'main', setting: 'server.tls' }, fastify.server, https)
   fastify.addHook('onClose', async () => { slot.close() })

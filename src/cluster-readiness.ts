@@ -5,7 +5,9 @@
  * turn. So each worker tells the primary whether it is ready (when that changes, looked at every
  * READINESS_REPORT_MS), the primary tells every worker how many of them are, and a worker's /readyz is 200 only
  * when it and every other worker are ready (src/http/routes/health.ts). A worker that has not reported yet (one
- * starting, or replacing one that died) counts as not ready.
+ * starting, or replacing one that died) counts as not ready, and so does one that has died and is not replaced
+ * yet: the host has WORKERS of them (a worker that stopped cleanly is replaced a second later). A worker that has
+ * no count from the primary yet is not ready either.
  */
 import cluster, { type Worker } from 'node:cluster'
 import { liveWorkers, type PrimaryChannel } from './cluster-primary.js'
@@ -22,18 +24,21 @@ export interface WorkersReady {
   total: number
 }
 
-/** The primary's side: keeps each live worker's readiness and tells every worker the count when it changes. */
-export function serveWorkerReadiness (): void {
+/**
+ * The primary's side: keeps each live worker's readiness and tells every worker the count when it changes.
+ * `workers`: WORKERS, the total while fewer are alive.
+ */
+export function serveWorkerReadiness (workers: number): void {
   const readiness = new Map<number, boolean>()
   let said: string | undefined
   const tell = (force: Worker | undefined): void => {
-    const workers = liveWorkers()
-    const state: WorkersReady = { ready: workers.filter((w) => readiness.get(w.id) === true).length, total: workers.length }
+    const live = liveWorkers()
+    const state: WorkersReady = { ready: live.filter((w) => readiness.get(w.id) === true).length, total: Math.max(workers, live.length) }
     const key = `${state.ready}/${state.total}`
     if (key === said && force === undefined) return
     const changed = key !== said
     said = key
-    for (const worker of changed ? workers : [force as Worker]) worker.send({ type: STATE, ...state }, () => {})
+    for (const worker of changed ? live : [force as Worker]) worker.send({ type: STATE, ...state }, () => {})
   }
   cluster.on('message', (worker, message: unknown) => {
     if (typeof message !== 'object' || message === null || (message as { type?: unknown }).type !== REPORT) return
@@ -48,6 +53,9 @@ export function serveWorkerReadiness (): void {
     tell(undefined)
   })
 }
+
+/** A cluster worker's readiness before its reporter runs: no count of the host's workers yet. */
+export const NO_WORKER_COUNT_YET: Pick<WorkerReadinessReporter, 'workers'> = Object.freeze({ workers: () => undefined })
 
 /** A worker's side: reports `isReady()` when it changes; `workers()` is the primary's last count (undefined before one). */
 export class WorkerReadinessReporter {

@@ -64,7 +64,7 @@ export async function start (signals: ProcessStop): Promise<void> {
       const config = loadWith({ onConfigText: (text) => { startText = text } })
       // A worker started later (a replacement) starts with what the others run, not with the file as it is then.
       const served = serveStartConfig(config, startText)
-      serveWorkerReadiness()
+      serveWorkerReadiness(workers)
       serveClusterMetrics()
       const relay = config.revocation.enabled && config.revocation.store === 'memory'
       runPrimary(workers, config.server.shutdownGraceSeconds, {

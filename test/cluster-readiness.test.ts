@@ -4,7 +4,10 @@
  */
 import t from 'tap'
 import { fakePrimary } from './helpers/fake-primary.js'
-import { serveWorkerReadiness, WorkerReadinessReporter } from '../src/cluster-readiness.js'
+import { NO_WORKER_COUNT_YET, serveWorkerReadiness, WorkerReadinessReporter } from '../src/cluster-readiness.js'
+import { buildApp } from '../src/app.js'
+import { configFor } from './helpers/config.js'
+import { jwksOf, makeKey } from './helpers/tokens.js'
 
 
 t.test('a worker reports its readiness when it changes, and keeps the primary\'s count', async (t) => {
@@ -36,7 +39,7 @@ t.test('the primary counts the live workers that said they are ready, and tells 
   }
   const saved = cluster.workers
   Object.defineProperty(cluster, 'workers', { value: workers, configurable: true, writable: true })
-  serveWorkerReadiness()
+  serveWorkerReadiness(2)
   const added = (event: 'message' | 'fork' | 'exit'): Array<(...args: unknown[]) => void> => cluster.listeners(event).filter((l) => !before[event].has(l)) as Array<(...args: unknown[]) => void>
   const [onMessage] = added('message')
   const [onFork] = added('fork')
@@ -67,7 +70,7 @@ t.test('the primary counts the live workers that said they are ready, and tells 
   // b dies; its replacement c counts as not ready until it says otherwise.
   b.dead = true
   onExit?.(b)
-  t.same(last(a), { type: 'oidc-verifier:workers-ready', ready: 1, total: 1 })
+  t.same(last(a), { type: 'oidc-verifier:workers-ready', ready: 1, total: 2 }, 'a dead worker not replaced yet is one of WORKERS, not ready')
   const c = worker(3)
   onFork?.(c)
   t.same(last(a), { type: 'oidc-verifier:workers-ready', ready: 1, total: 2 }, 'a new worker is not ready yet')
@@ -76,4 +79,21 @@ t.test('the primary counts the live workers that said they are ready, and tells 
   onMessage?.(c, 'garbage')
   onMessage?.(c, { type: 'oidc-verifier:start-config?' })
   t.same(last(c), { type: 'oidc-verifier:workers-ready', ready: 2, total: 2 }, 'other messages are not reports')
+})
+
+t.test('/readyz of a worker: not ready before it has the primary\'s count, then ready only when every worker is', async (t) => {
+  const app = await buildApp(configFor([{ id: 'c', issuer: 'https://idp.example.com', audiences: ['aud'], jwks: jwksOf(makeKey('ES256')) }]))
+  t.teardown(() => app.close())
+  await app.ready()
+  const readyz = async (): Promise<{ status: number, body: Record<string, unknown> }> => {
+    const res = await app.inject({ method: 'GET', url: '/readyz' })
+    return { status: res.statusCode, body: res.json() }
+  }
+  t.match(await readyz(), { status: 200, body: { ready: true } }, 'without WORKERS: its own readiness')
+  app.workersReadiness = NO_WORKER_COUNT_YET
+  t.match(await readyz(), { status: 503, body: { ready: false } }, 'a worker listening before its first count: it cannot speak for the host')
+  app.workersReadiness = { workers: () => ({ ready: 1, total: 2 }) }
+  t.match(await readyz(), { status: 503, body: { ready: false, workers: { ready: 1, total: 2 } } })
+  app.workersReadiness = { workers: () => ({ ready: 2, total: 2 }) }
+  t.match(await readyz(), { status: 200, body: { ready: true, workers: { ready: 2, total: 2 } } })
 })

@@ -29,8 +29,11 @@ declare module 'fastify' {
      * without TLS, or with the check set to 0.
      */
     certificateWatch: CertificateWatch | undefined
-    /** With WORKERS=N, in a worker: how many workers of the host are ready (src/cluster-readiness.ts); set once it listens. */
-    workersReadiness: WorkerReadinessReporter | undefined
+    /**
+     * With WORKERS=N, in a worker: how many workers of the host are ready (src/cluster-readiness.ts), set once it
+     * listens; until then one that has no count (/readyz is 503). Undefined without WORKERS.
+     */
+    workersReadiness: Pick<WorkerReadinessReporter, 'workers'> | undefined
   }
   interface FastifyRequest {
     /** What the request log line reports: the configured issuer id and the error code, never token data. */

@@ -36,7 +36,9 @@ export const healthRoutes: FastifyPluginAsync = async (fastify) => {
   fastify.get('/readyz', { schema: { response: { 200: ReadinessSchema, 503: ReadinessSchema } } }, async (_request, reply) => {
     const own = ownReadiness(fastify)
     const workers = fastify.workersReadiness?.workers()
-    if (workers === undefined) return await reply.code(own.ready ? 200 : 503).send(own)
+    if (fastify.workersReadiness === undefined) return await reply.code(own.ready ? 200 : 503).send(own)
+    // A cluster worker without a count from the primary yet (listening, its first report not answered) cannot speak for the host.
+    if (workers === undefined) return await reply.code(503).send({ ...own, ready: false })
     const ready = own.ready && workers.ready === workers.total
     return await reply.code(ready ? 200 : 503).send({ ...own, ready, workers })
   })
