@@ -107,7 +107,7 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
     // Headers past the limit, or a request Node cannot parse: our error shape and a request id, not Fastify's body.
     clientErrorHandler: clientErrorHandler({ ...bareAnswers, forwardAuth: true })
   }) as unknown as FastifyInstance // an https server has the same routes and hooks
-  prepareListener(fastify, config, bareAnswers, 'main')
+  prepareListener(fastify, config, { ...bareAnswers, forwardAuth: true }, 'main')
   // Room for a token of server.maxTokenBytes in a header beside ordinary headers (Node's default is 16 KiB in
   // all), read at each new connection from the configuration in force, so that a reload applies (HTTP and HTTPS).
   followHeaderLimit(fastify.server, () => fastify.verifierSlot.config.server.maxTokenBytes)

@@ -29,7 +29,7 @@ t.test('directly: 401 with a Bearer challenge under /forward-auth, 400 elsewhere
     for (const target of ['/forward-auth', '/forward-auth?group=admins', '/forward-auth/envoy/orders?x=1', `/forward-auth/envoy/${'a'.repeat(6000)}?x=1`]) {
       const res = await ask(port, target, line)
       t.equal(res.status, 401, `${target.slice(0, 40)} ${JSON.stringify(line)}`)
-      t.equal(res.headers['www-authenticate'], 'Bearer')
+      t.equal(res.headers['www-authenticate'], 'Bearer error="invalid_request", error_description="request_invalid"')
       t.equal(JSON.parse(res.body).code, 'request_invalid')
     }
     const other = await ask(port, '/verify', line)

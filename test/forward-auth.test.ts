@@ -140,8 +140,9 @@ t.test('missing and bad tokens: 401 with WWW-Authenticate, never anything else',
   const cases: Array<{ name: string, headers: Record<string, string>, code: string, www: RegExp }> = [
     { name: 'no token', headers: {}, code: 'token_missing', www: /^Bearer$/ },
     { name: 'Basic is not a token', headers: { authorization: 'Basic YTpi' }, code: 'token_missing', www: /^Bearer$/ },
-    { name: 'empty Bearer', headers: { authorization: 'Bearer ' }, code: 'request_invalid', www: /^Bearer$/ },
-    { name: 'Bearer with junk', headers: { authorization: 'Bearer a b c' }, code: 'request_invalid', www: /^Bearer$/ },
+    // RFC 6750 §3.1: a token carried wrongly is invalid_request; the bare challenge only for no token at all.
+    { name: 'empty Bearer', headers: { authorization: 'Bearer ' }, code: 'request_invalid', www: /^Bearer error="invalid_request", error_description="request_invalid"$/ },
+    { name: 'Bearer with junk', headers: { authorization: 'Bearer a b c' }, code: 'request_invalid', www: /^Bearer error="invalid_request", error_description="request_invalid"$/ },
     { name: 'garbage', headers: bearer('garbage'), code: 'token_malformed', www: /invalid_token/ },
     { name: 'expired', headers: bearer(good({ exp: 1000, iat: 900 })), code: 'token_expired', www: /error_description="token_expired"/ },
     { name: 'tampered', headers: bearer(tamperPayload(good(), idTokenClaims(ISS, AUD, { groups: ['admins'], sub: 'root' }))), code: 'signature_invalid', www: /invalid_token/ },
@@ -279,6 +280,7 @@ t.test('token from a configured cookie or header; two different tokens are ambig
     const res = await fa.inject({ method: 'GET', url: '/forward-auth', headers })
     t.equal(res.statusCode, 401)
     t.equal(res.json().code, 'token_ambiguous')
+    t.equal(res.headers['www-authenticate'], 'Bearer error="invalid_request", error_description="token_ambiguous"', 'a token sent two ways: invalid_request (RFC 6750 §3.1)')
   }
   const wrongCookie = await fa.inject({ method: 'GET', url: '/forward-auth', headers: { cookie: `ID_TOKEN=${token}; id_token_x=${token}` } })
   t.equal(wrongCookie.json().code, 'token_missing', 'cookie names are exact')

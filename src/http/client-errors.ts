@@ -156,7 +156,8 @@ function refuseOnSocket (socket: Socket, code: 'request_headers_too_large' | 're
   opts.logger().info({ reqId: requestId, status, code: err.code, route: null }, message)
   opts.metrics?.()?.requestCompleted(undefined, 'other', status, undefined, err.code, durationSeconds)
   if (socket.writable) {
-    const challenge = forwardAuthDenial ? 'cache-control: no-store\r\nwww-authenticate: Bearer\r\n' : ''
+    // As forward-auth's own 401 for a request that carries its token wrongly (RFC 6750 §3.1).
+    const challenge = forwardAuthDenial ? `cache-control: no-store\r\nwww-authenticate: Bearer error="invalid_request", error_description="${err.code}"\r\n` : ''
     socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Bad Request'}\r\n${challenge}content-type: application/json; charset=utf-8\r\n` +
       `content-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n${body}`)
   }
@@ -191,8 +192,9 @@ export function answerOutsideRoutes (server: Server, opts: ClientErrorOptions): 
     }
     socket.destroy()
   })
-  server.on('connect', (_req: IncomingMessage, socket: Socket) => {
-    refuseOnSocket(socket, 'request_invalid', opts, 'CONNECT refused: this service tunnels nothing')
+  server.on('connect', (req: IncomingMessage, socket: Socket) => {
+    // Under /forward-auth, the 401 every refusal there is (a proxy makes anything else a 500).
+    refuseOnSocket(socket, 'request_invalid', opts, 'CONNECT refused: this service tunnels nothing', opts.forwardAuth === true && isForwardAuthUrl(req.url))
     socket.end()
   })
 }

@@ -19,7 +19,7 @@ import { METHODS } from 'node:http'
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify'
 import type { Config, ForwardAuthConfig } from '../../config/types.js'
 import { checkRequirements, type Requirements } from '../../core/requirements.js'
-import { isVerificationError, type VerificationError } from '../../errors.js'
+import { isVerificationError, VerificationError } from '../../errors.js'
 import { asVerificationError, errorBody, errorOutcome } from '../error-reply.js'
 import { identityHeaders } from '../identity-headers.js'
 import { readOriginalRequest, ruleApplies, summarize, type EnvoyReading } from '../original-request.js'
@@ -31,10 +31,23 @@ export const FORWARD_AUTH_PATH = '/forward-auth'
 /** Envoy's path_prefix: what follows is the original path and query. */
 export const ENVOY_PATH = `${FORWARD_AUTH_PATH}/envoy`
 
-/** True for the forward-auth URL and everything under it (Envoy's path_prefix). */
+/** An absolute-form request target (RFC 9112 §3.2.2: `GET http://host/path`): scheme, authority, then the path. */
+const ABSOLUTE_FORM = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^/?#]*/
+
+/** The path and query of a request target, in origin form whatever its form. */
+function originForm (url: string): string {
+  const absolute = ABSOLUTE_FORM.exec(url)
+  if (absolute === null) return url
+  const rest = url.slice(absolute[0].length)
+  return rest.startsWith('/') ? rest : `/${rest}`
+}
+
+/** True for the forward-auth URL and everything under it (Envoy's path_prefix), in origin or absolute form. */
 export function isForwardAuthUrl (url: string | undefined): boolean {
-  if (url === undefined || !url.startsWith(FORWARD_AUTH_PATH)) return false
-  const next = url.charAt(FORWARD_AUTH_PATH.length)
+  if (url === undefined) return false
+  const path = originForm(url)
+  if (!path.startsWith(FORWARD_AUTH_PATH)) return false
+  const next = path.charAt(FORWARD_AUTH_PATH.length)
   return next === '' || next === '/' || next === '?'
 }
 
@@ -44,7 +57,7 @@ export function isForwardAuthUrl (url: string | undefined): boolean {
  * Latin-1 "%E9") would be a 401 for a signed-in user on a path the app serves. The handler reads the original URL.
  */
 export function routingUrl (url: string): string {
-  return url.startsWith(`${ENVOY_PATH}/`) ? `${ENVOY_PATH}/` : url
+  return originForm(url).startsWith(`${ENVOY_PATH}/`) ? `${ENVOY_PATH}/` : url
 }
 
 const knownByConfig = new WeakMap<Config, KnownValues>()
@@ -78,8 +91,11 @@ export function sendDenial (request: FastifyRequest, reply: FastifyReply, err: V
   request.outcome = { ...request.outcome, ...errorOutcome(err) }
   reply.header('cache-control', 'no-store')
   if (status === 401) {
-    // RFC 6750 §3.1: no error code when the request carried no token at all.
-    reply.header('www-authenticate', err.family === 'token' ? `Bearer error="invalid_token", error_description="${err.code}"` : 'Bearer')
+    // RFC 6750 §3.1: invalid_token for a token that failed, invalid_request for a request that carries its token
+    // wrongly (malformed, or in more than one way), and no error code when it carried no token at all.
+    reply.header('www-authenticate', err.family === 'token'
+      ? `Bearer error="invalid_token", error_description="${err.code}"`
+      : err.family === 'request' && err.code !== 'token_missing' ? `Bearer error="invalid_request", error_description="${err.code}"` : 'Bearer')
   } else if (err.code === 'requirement_not_met') {
     reply.header('www-authenticate', 'Bearer error="insufficient_scope"')
   }
@@ -121,6 +137,9 @@ export const forwardAuthRoute: FastifyPluginAsync = async (fastify) => {
   })
 
   const handle = async (request: FastifyRequest, reply: FastifyReply, envoy: EnvoyReading | undefined): Promise<FastifyReply> => {
+    // A proxy sends its checks in origin form. In absolute form (`GET http://host/forward-auth/…`, a direct call) the
+    // target's host and the Host header could name different hosts for the rules: refused, as a malformed check.
+    if (!request.originalUrl.startsWith('/')) throw new VerificationError('request_invalid', { parameter: 'request target' })
     // Read once: a configuration reload may swap both while this request runs.
     const config = fastify.verifierSlot.config
     const verifier = request.verifier
