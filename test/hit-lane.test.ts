@@ -479,7 +479,7 @@ t.test('with caller keys, a request whose key lets it through is the lane\'s, na
   t.equal(lane.routed(), 4, 'the window over: the lane again')
 })
 
-t.test('a reload that adds caller keys: the lane answers only requests whose key lets them through; one that removes them opens it to all', async (t) => {
+t.test('a reload that adds caller keys: the lane answers only requests whose key lets them through, and follows later reloads of the callers', async (t) => {
   const { reloadConfiguration } = await import('../src/reload.js')
   const lane = await laneApp(t)
   const token = mint(key, idTokenClaims(ISS, 'aud'))
@@ -501,10 +501,13 @@ t.test('a reload that adds caller keys: the lane answers only requests whose key
   t.equal((await reloadConfiguration(lane.app, () => limited)).outcome, 'applied')
   t.equal((await post(lane.port, bodyOf(token), { 'x-api-key': apiKey })).status, 200)
   t.equal(lane.routed(), 4, 'a caller with a rate limit of its own: the route')
-  t.equal((await reloadConfiguration(lane.app, () => configFor(issuers))).outcome, 'applied')
-  await cached(lane, token)
-  t.equal((await post(lane.port, bodyOf(token))).status, 200)
-  t.equal(lane.routed(), 4, 'keys gone: the lane answers again (a reload of the callers keeps the Verifier and its cache)')
+  // A reload that would leave no key at all is refused (turning caller authentication off takes a restart).
+  t.equal((await reloadConfiguration(lane.app, () => configFor(issuers))).outcome, 'refused')
+  t.equal((await post(lane.port, bodyOf(token))).status, 403, 'still no key, still refused')
+  t.equal(lane.routed(), 5)
+  t.equal((await reloadConfiguration(lane.app, () => keyed)).outcome, 'applied')
+  t.equal((await post(lane.port, bodyOf(token), { 'x-api-key': apiKey })).status, 200)
+  t.equal(lane.routed(), 5, 'its own limit taken away: the lane answers it again (a reload of the callers keeps the Verifier and its cache)')
 })
 
 t.test('callers with limits of their own, from the start or from a reload: theirs are the route\'s and limited, the others\' the lane\'s', async (t) => {

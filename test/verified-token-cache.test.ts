@@ -4,12 +4,13 @@
  * the cache stays within its bounds, and tokens seen once do not displace the ones in use.
  */
 import t from 'tap'
-import { Verifier } from '../src/core/verifier.js'
+import { MAX_KEYS_TRIED_WITHOUT_KID, Verifier } from '../src/core/verifier.js'
 import { VerifiedTokenCache } from '../src/core/verified-token-cache.js'
 import { configFor } from './helpers/config.js'
 import { startJwksServer } from './helpers/jwks-server.js'
 import { idTokenClaims, jwksOf, makeKey, mint } from './helpers/tokens.js'
 import { computeAtHash } from '../src/core/at-hash.js'
+import { encrypt, rsaKey } from './helpers/jwe.js'
 
 const ISS = 'https://idp.example.com'
 const AUD = 'client-a'
@@ -208,7 +209,7 @@ t.test('bounded by entries and bytes; disabled means no caching', async (t) => {
   t.teardown(() => v.close())
   for (let i = 0; i < 10; i++) await admit(v, mint(key, idTokenClaims(ISS, AUD, { sub: `u${i}` })))
   t.equal((v as unknown as { tokenCache: VerifiedTokenCache }).tokenCache.size, 3)
-  const entry = { issuer: 'main', keySource: 'x', keyFingerprint: 'y', alg: 'ES256' as const, curve: undefined, identity: {} as never, revocationGeneration: 0 }
+  const entry = { issuer: 'main', keySource: 'x', keyFingerprint: 'y', alg: 'ES256' as const, curve: undefined, kidless: false, identity: {} as never, revocationGeneration: 0 }
   const keys = Array.from({ length: 10 }, (_, i) => cache.keyOf(`token-${i}`))
   for (const k of keys) {
     t.notOk(cache.set(k, entry, 100_000, Date.now() + 60_000, Date.now()), 'not cached when first seen')
@@ -253,7 +254,7 @@ t.test('tokens seen once do not displace the tokens in use', async (t) => {
 })
 
 t.test('the cache\'s own edges: a token at its expiry, the per-entry overhead, key removal per key source, clear', async (t) => {
-  const entry = (keySource: string, keyFingerprint: string) => ({ issuer: 'main', keySource, keyFingerprint, alg: 'ES256' as const, curve: undefined, identity: {} as never, revocationGeneration: 0 })
+  const entry = (keySource: string, keyFingerprint: string) => ({ issuer: 'main', keySource, keyFingerprint, alg: 'ES256' as const, curve: undefined, kidless: false, identity: {} as never, revocationGeneration: 0 })
   const twice = (cache: VerifiedTokenCache, k: string, e: ReturnType<typeof entry>, tokenLength: number, expiresAtMs: number, nowMs: number): boolean => {
     cache.set(k, e, tokenLength, expiresAtMs, nowMs)
     return cache.set(k, e, tokenLength, expiresAtMs, nowMs)
@@ -291,7 +292,7 @@ t.test('the cache\'s own edges: a token at its expiry, the per-entry overhead, k
 
 t.test('a cache that has admitted nothing yet (its store is made at the first entry): lookups, drops, size and clear', async (t) => {
   const now = Date.now()
-  const entry = { issuer: 'main', keySource: 's', keyFingerprint: 'f', alg: 'ES256' as const, curve: undefined, identity: {} as never, revocationGeneration: 0 }
+  const entry = { issuer: 'main', keySource: 's', keyFingerprint: 'f', alg: 'ES256' as const, curve: undefined, kidless: false, identity: {} as never, revocationGeneration: 0 }
   const cache = new VerifiedTokenCache({ enabled: true, maxEntries: 100, maxBytes: 1048576, maxTtlSeconds: 60 })
   t.equal(cache.get(cache.keyOf('t')), undefined)
   t.equal(cache.size, 0)
@@ -310,7 +311,7 @@ t.test('a cache that has admitted nothing yet (its store is made at the first en
 t.test('an entry with less than a millisecond to live still expires (a TTL rounded down to 0 would be none)', async (t) => {
   let clock = 1_000_000
   const cache = new VerifiedTokenCache({ enabled: true, maxEntries: 10, maxBytes: 1048576, maxTtlSeconds: 60 }, () => clock)
-  const entry = { issuer: 'main', keySource: 's', keyFingerprint: 'f', alg: 'ES256' as const, curve: undefined, identity: {} as never, revocationGeneration: 0 }
+  const entry = { issuer: 'main', keySource: 's', keyFingerprint: 'f', alg: 'ES256' as const, curve: undefined, kidless: false, identity: {} as never, revocationGeneration: 0 }
   const k = cache.keyOf('nearly-expired')
   // Half a millisecond left: exp is a NumericDate, which may carry a fraction.
   cache.set(k, entry, 100, clock + 1, clock + 0.5)
@@ -322,7 +323,7 @@ t.test('an entry with less than a millisecond to live still expires (a TTL round
 
 t.test('a full cache drops the entry least recently used, not the one least recently stored', async (t) => {
   const cache = new VerifiedTokenCache({ enabled: true, maxEntries: 3, maxBytes: 1048576, maxTtlSeconds: 60 })
-  const entry = { issuer: 'main', keySource: 's', keyFingerprint: 'f', alg: 'ES256' as const, curve: undefined, identity: {} as never, revocationGeneration: 0 }
+  const entry = { issuer: 'main', keySource: 's', keyFingerprint: 'f', alg: 'ES256' as const, curve: undefined, kidless: false, identity: {} as never, revocationGeneration: 0 }
   const now = Date.now()
   const [a, b, c, d] = ['a', 'b', 'c', 'd'].map((name) => cache.keyOf(`token-${name}`)) as [string, string, string, string]
   for (const k of [a, b, c]) {
@@ -335,4 +336,53 @@ t.test('a full cache drops the entry least recently used, not the one least rece
   t.ok(cache.get(a), 'the token in use stays')
   t.equal(cache.get(b), undefined, 'the one least recently used is dropped')
   t.ok(cache.get(c))
+})
+
+t.test('a token without a kid: dropped when a new key set has more keys for its alg than such a token may try', async (t) => {
+  const idp = await startJwksServer()
+  t.teardown(() => idp.close())
+  const signer = makeKey('ES256')
+  const others = Array.from({ length: MAX_KEYS_TRIED_WITHOUT_KID }, () => makeKey('ES256'))
+  idp.set({ json: jwksOf(signer) })
+  const { seen, events } = counting()
+  const v = new Verifier(configFor([{ id: 'main', issuer: ISS, audiences: [AUD], jwksUri: idp.jwksUrl }], { jwks: { unknownKidCooldownSeconds: 0 } }), { events })
+  t.teardown(() => v.close())
+  const kidless = mint(signer, idTokenClaims(ISS, AUD), { rawHeader: { alg: 'ES256', typ: 'JWT' } })
+  const named = mint(signer, idTokenClaims(ISS, AUD, { sub: 'named' }))
+  await admit(v, kidless)
+  await admit(v, named)
+  await v.verify(kidless)
+  t.equal(seen.hit, 1, 'cached')
+  // The signing key is still published, beside five more keys of its alg: a token without a kid would fit six.
+  idp.set({ json: jwksOf(signer, ...others) })
+  await v.verify(mint(others[0]!, idTokenClaims(ISS, AUD))) // unknown kid → refresh → the new JWKS
+  await t.rejects(v.verify(kidless), { code: 'key_not_found' }, 'answered as a fresh verification answers it, not from the cache')
+  t.equal((await v.verify(named)).subject, 'named', 'a token naming its kid is still served')
+  t.equal(seen.hit, 2, 'from the cache')
+})
+
+t.test('entries are counted by what they hold: an encrypted token by the signed token inside, however small its compressed form', async (t) => {
+  const encKey = rsaKey()
+  const dir = t.testdir({ 'enc.key': encKey.file })
+  const v = new Verifier(configFor([{ id: 'main', issuer: ISS, audiences: [AUD], jwks: jwksOf(key), decryptionKeys: [`${dir}/enc.key`], allowCompressedTokens: true }]))
+  t.teardown(() => v.close())
+  const inner = mint(key, idTokenClaims(ISS, AUD, { padding: 'a'.repeat(9000) }))
+  const jwe = await encrypt(inner, encKey, { alg: 'RSA-OAEP', enc: 'A256GCM', zip: 'DEF' })
+  t.ok(jwe.length * 4 < inner.length, `compressed: ${jwe.length} characters for a signed token of ${inner.length}`)
+  await admit(v, jwe)
+  const lru = (v as unknown as { tokenCache: { lru: { calculatedSize: number, size: number } } }).tokenCache.lru
+  t.equal(lru.size, 1)
+  t.ok(lru.calculatedSize >= 3 * inner.length, `counted ${lru.calculatedSize} bytes, at least three per character of the signed token`)
+})
+
+t.test('maxEntries past what maxBytes can hold: slots for maxBytes / 1 KiB entries only (each is counted at least that)', async (t) => {
+  const cache = new VerifiedTokenCache({ enabled: true, maxEntries: 10_000_000, maxBytes: 1 << 20, maxTtlSeconds: 60 })
+  const entry = { issuer: 'main', keySource: 's', keyFingerprint: 'f', alg: 'ES256' as const, curve: undefined, kidless: false, identity: {} as never, revocationGeneration: 0 }
+  const heapBefore = process.memoryUsage().heapUsed
+  const k = cache.keyOf('t')
+  cache.set(k, entry, 10, Date.now() + 60_000, Date.now())
+  t.ok(cache.set(k, entry, 10, Date.now() + 60_000, Date.now()), 'cached')
+  const lru = (cache as unknown as { lru: { max: number } }).lru
+  t.equal(lru.max, 1024, 'a MiB holds at most 1,024 entries, so 1,024 slots, not ten million')
+  t.ok(process.memoryUsage().heapUsed - heapBefore < 32 << 20, 'no ten-million-slot arrays')
 })

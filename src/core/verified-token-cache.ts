@@ -20,6 +20,11 @@ export interface CachedVerification {
   keyFingerprint: string
   alg: Algorithm
   curve: string | undefined
+  /**
+   * The token named no kid: it was verified because at most MAX_KEYS_TRIED_WITHOUT_KID keys of its key set fitted
+   * its alg (src/core/verifier.ts), which a new key set may no longer allow.
+   */
+  kidless: boolean
   /** The normalized identity as first computed; expiresIn is recomputed on every hit. */
   identity: VerifiedIdentity
   /**
@@ -49,9 +54,12 @@ export class VerifiedTokenCache {
   /** `now`: the clock entries' lifetimes are counted on (default: lru-cache's own, performance.now). */
   constructor (config: TokenCacheConfig, now?: () => number) {
     this.maxTtlMs = config.maxTtlSeconds * 1000
-    this.seen = new SeenFilter(config.maxEntries)
+    // Every entry is counted at least ENTRY_OVERHEAD_BYTES, so no more than maxBytes / that fit: slots past it would
+    // never be used, and lru-cache allocates every slot at the first entry (~50 bytes each, counted nowhere else).
+    const entries = Math.max(1, Math.min(config.maxEntries, Math.floor(config.maxBytes / ENTRY_OVERHEAD_BYTES)))
+    this.seen = new SeenFilter(entries)
     this.lruOptions = {
-      max: config.maxEntries,
+      max: entries,
       maxSize: config.maxBytes,
       ttlAutopurge: false,
       // Expiry is enforced by the claim checks on every hit; the TTL cap (maxTtlSeconds) only by the TTL.
@@ -74,7 +82,8 @@ export class VerifiedTokenCache {
   /**
    * Caches a verified token if it was verified before (returns whether it is now cached).
    * The token's length stands in for its decoded claims (the claims, the identity built from them and the
-   * key take about three times the token's base64url length), so sizing costs nothing per entry.
+   * key take about three times the token's base64url length), so sizing costs nothing per entry. For an
+   * encrypted token, the length of the signed token inside (a compressed one inflates to many times its size).
    */
   set (key: string, entry: CachedVerification, tokenLength: number, expiresAtMs: number, nowMs: number): boolean {
     const ttl = Math.min(expiresAtMs - nowMs, this.maxTtlMs)
@@ -86,13 +95,16 @@ export class VerifiedTokenCache {
     return true
   }
 
-  /** A key source's new key set no longer has some keys: forget what they verified. Returns how many. */
-  dropKeysNotIn (keySource: string, remaining: ReadonlySet<string>): number {
+  /**
+   * A key source's new key set no longer has some keys, or has too many for a token without a kid
+   * (`refusesKidless(alg)`): forget what they verified. Returns how many.
+   */
+  dropKeysNotIn (keySource: string, remaining: ReadonlySet<string>, refusesKidless: (alg: Algorithm) => boolean = () => false): number {
     const lru = this.lru
     if (lru === undefined) return 0
     let dropped = 0
     for (const [key, entry] of lru.entries()) {
-      if (entry.keySource === keySource && !remaining.has(entry.keyFingerprint)) {
+      if (entry.keySource === keySource && (!remaining.has(entry.keyFingerprint) || (entry.kidless && refusesKidless(entry.alg)))) {
         lru.delete(key)
         dropped++
       }

@@ -117,6 +117,8 @@ interface SignedToken {
   keyFingerprint: string
   /** Whether it came encrypted (a JWE this service decrypted). */
   encrypted: boolean
+  /** The signed token's length: the token's, or for an encrypted one the plaintext's (inflated, when compressed). */
+  innerLength: number
 }
 
 /**
@@ -190,7 +192,8 @@ export class Verifier {
         // no usable key after good ones, changes nothing: the keys before it stay in use).
         const fingerprints = keySet.fingerprints()
         this.currentKeys.set(url, fingerprints)
-        const dropped = this.tokenCache?.dropKeysNotIn(url, fingerprints) ?? 0
+        // So does one that a token without a kid could no longer be verified with (too many keys fit its alg now).
+        const dropped = this.tokenCache?.dropKeysNotIn(url, fingerprints, (alg) => !isHmacAlgorithm(alg) && keySet.candidates(alg, undefined).length > MAX_KEYS_TRIED_WITHOUT_KID) ?? 0
         if (dropped > 0) this.logger.info({ jwksUri: url, dropped }, 'dropped cached verifications of keys that left the JWKS')
       }
     })
@@ -570,7 +573,9 @@ export class Verifier {
       // A revoked token is cached too, so that its retries are refused without a signature check each. It and
       // a token not looked up (a hint) are cached as looked up at no generation (-1): every hit of theirs looks.
       const checkedGeneration = revoked !== undefined || revocations === undefined ? -1 : revocationGeneration
-      this.tokenCache.set(cacheKey, { issuer, keySource, keyFingerprint, alg, curve, identity, revocationGeneration: checkedGeneration }, token.length, identity.expiresAt * 1000, nowSeconds * 1000)
+      const kidless = typeof header.kid !== 'string'
+      this.tokenCache.set(cacheKey, { issuer, keySource, keyFingerprint, alg, curve, kidless, identity, revocationGeneration: checkedGeneration },
+        Math.max(token.length, signed.innerLength), identity.expiresAt * 1000, nowSeconds * 1000)
       this.events.tokenCache?.({ issuer, hit: false })
     }
     if (revoked !== undefined) throw revoked
@@ -633,12 +638,12 @@ export class Verifier {
       // The configuration refuses HS* without a secret; this guards the invariant.
       if (runtime.hmacSecret === undefined) throw algorithmNotAllowed(issuer, alg)
       if (!verifyHmac(alg, runtime.hmacSecret, jws.signingInput, jws.signature)) throw new VerificationError('signature_invalid', { issuer })
-      return Promise.resolve(next({ runtime, iss, jws, alg, curve: undefined, keySource: runtime.secretSource, keyFingerprint: 'client-secret', encrypted: decrypted !== undefined }))
+      return Promise.resolve(next({ runtime, iss, jws, alg, curve: undefined, keySource: runtime.secretSource, keyFingerprint: 'client-secret', encrypted: decrypted !== undefined, innerLength: decrypted?.plaintext.length ?? 0 }))
     }
     if (!isAsymmetricAlgorithm(alg)) throw algorithmNotAllowed(issuer, alg)
     const signedWith = ({ key, keySource }: KeyUsed): T => {
       checkKeyIssuer(key.issuer, iss, jws.payload, issuer)
-      return next({ runtime, iss, jws, alg, curve: key.crv, keySource, keyFingerprint: key.fingerprint, encrypted: decrypted !== undefined })
+      return next({ runtime, iss, jws, alg, curve: key.crv, keySource, keyFingerprint: key.fingerprint, encrypted: decrypted !== undefined, innerLength: decrypted?.plaintext.length ?? 0 })
     }
     // The usual case: fresh keys and one key that fits (the token's kid). Its check is the only promise.
     const fresh = runtime.keys.freshKeySet()
