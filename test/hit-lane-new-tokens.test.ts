@@ -137,3 +137,52 @@ t.test('a provider that fails while the lane verifies: the route\'s answer, the 
   const samples = await metricsOf(held.app)
   t.equal(valueOf(samples, 'oidc_verifier_verifications_total', { issuer: 'main', result: 'keys_unavailable' }), 2, 'two requests, two verifications: the lane\'s one was not repeated by the route')
 })
+
+t.test('a hit pipelined behind a new token the lane verifies: counted when its answer is written, not at all if the client goes first', async (t) => {
+  const held = async (): Promise<{ idp: JwksServer, release: () => void }> => {
+    let release = (): void => {}
+    const idp = await startJwksServer({ json: jwksOf(key), hold: new Promise<void>((resolve) => { release = resolve }) })
+    t.teardown(async () => { release(); await idp.close() })
+    return { idp, release }
+  }
+  const [first, second] = [await held(), await held()]
+  const fast = makeKey('ES256')
+  const FAST = 'https://fast.example.com'
+  const SECOND = 'https://second.example.com'
+  const app = await buildApp(configFor([
+    { id: 'main', issuer: ISS, audiences: ['aud'], jwksUri: first.idp.jwksUrl },
+    { id: 'second', issuer: SECOND, audiences: ['aud'], jwksUri: second.idp.jwksUrl },
+    { id: 'fast', issuer: FAST, audiences: ['aud'], jwks: jwksOf(fast) }
+  ]))
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  t.teardown(async () => { await app.close() })
+  const port = (app.server.address() as AddressInfo).port
+  const hit = mint(fast, idTokenClaims(FAST, 'aud'))
+  for (let i = 0; i < 2; i++) t.equal((await post(port, hit)).status, 200)
+  const answered200 = async (): Promise<number> => (await metricsOf(app))
+    .filter((s) => s.name === 'oidc_verifier_http_requests_total' && s.labels.route === '/verify' && s.labels.status === '200')
+    .reduce((n, s) => n + s.value, 0)
+  t.equal(await answered200(), 2)
+  const request = (token: string): string => { const body = JSON.stringify({ token }); return `POST /verify HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}` }
+  const pipelined = async (issuer: string, idp: JwksServer): Promise<net.Socket> => {
+    const socket = net.connect(port, '127.0.0.1')
+    socket.on('error', () => {})
+    await new Promise<void>((resolve) => socket.once('connect', () => { resolve() }))
+    // The new token waits for its keys; the hit behind it is answered at once, into the queue behind the first answer.
+    socket.write(request(mint(key, idTokenClaims(issuer, 'aud'))) + request(hit))
+    await waitFor('the key fetch has begun', () => idp.requests() >= 1)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    return socket
+  }
+  const kept = await pipelined(ISS, first.idp)
+  t.equal(await answered200(), 2, 'the hit\'s answer is queued, not written: not counted yet')
+  first.release()
+  await waitFor('both answered', async () => await answered200() === 4)
+  kept.destroy()
+  const gone = await pipelined(SECOND, second.idp)
+  t.equal(await answered200(), 4)
+  gone.resetAndDestroy()
+  second.release()
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  t.equal(await answered200(), 4, 'the client went before either answer was written: neither counted')
+})

@@ -403,6 +403,25 @@ t.test('tokenBytes, and the verdict the route receives for a token the lane veri
   t.equal(valueOf(samples, 'oidc_verifier_verifications_total', { issuer: 'main', result: 'audience_mismatch' }), 4, 'each token verified once: by the lane or by the route, never both')
 })
 
+t.test('a body that ends like the lane\'s shape but has more fields, or bytes no token has, is only the route\'s: nothing verified twice', async (t) => {
+  const lane = await laneApp(t)
+  const token = mint(key, idTokenClaims(ISS, 'aud', { nonce: 'n-0' }))
+  // {"token":T,"nonce":"n-1"} starts with {"token":" and ends with "}: the bytes between are no token.
+  const bodies = [
+    JSON.stringify({ token, nonce: 'n-1' }),
+    JSON.stringify({ token, audience: 'aud', nonce: 'n-1' }),
+    `{"token":"${token}\t"}`,
+    `{"token":"${token}","token":"${token}"}`
+  ]
+  const answers = []
+  for (const body of bodies) answers.push(await post(lane.port, body))
+  t.same(answers.map((a) => [a.status, codeOf(a)]), [[401, 'nonce_mismatch'], [401, 'nonce_mismatch'], [400, 'request_invalid'], [400, 'request_invalid']], 'the route\'s answers')
+  t.equal(lane.routed(), 4)
+  const samples = parseMetrics((await lane.app.inject({ method: 'GET', url: '/metrics' })).body)
+  const counted = samples.filter((s) => s.name === 'oidc_verifier_verifications_total' && s.value > 0).map((s) => `${s.labels.issuer}:${s.labels.result}=${s.value}`)
+  t.same(counted, ['main:nonce_mismatch=2'], 'only the route\'s verifications: no token_malformed or token_encrypted of the lane\'s')
+})
+
 t.test('the lane steps aside for bodies while they rarely hit, and comes back when they do', async (t) => {
   const gate = new LaneGate(32)
   const tryAll = (n: number, hit: boolean): number => {
@@ -587,4 +606,35 @@ t.test('each window of the gate is judged on its own tries and hits', async (t) 
   t.ok(gate.aside, 'a window not yet complete changes nothing')
   gate.record(true)
   t.notOk(gate.aside, 'its last try completes it: open')
+})
+
+t.test('a body the lane held and gave back keeps the caller check of its arrival, as Fastify checks before any body', async (t) => {
+  const { reloadConfiguration } = await import('../src/reload.js')
+  const apiKey = 'k'.repeat(32)
+  const callers = { maxFailuresPerMinute: 1, keys: [{ id: 'web', sha256: createHash('sha256').update(apiKey).digest('hex') }] }
+  const held = async (lane: Lane, meanwhile: () => Promise<void>): Promise<{ status: number, code: unknown }> => {
+    const body = JSON.stringify({ token: mint(key, idTokenClaims(ISS, 'aud')), nonce: 'n-1' })
+    const head = `POST /verify HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nX-Api-Key: ${apiKey}\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`
+    const socket = net.connect(lane.port, '127.0.0.1')
+    const chunks: Buffer[] = []
+    socket.on('data', (c: Buffer) => chunks.push(c))
+    const closed = new Promise<void>((resolve) => socket.on('close', () => { resolve() }))
+    await new Promise<void>((resolve) => socket.once('connect', () => { resolve() }))
+    socket.write(head + body.slice(0, 10))
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    await meanwhile()
+    socket.write(body.slice(10))
+    await closed
+    const text = Buffer.concat(chunks).toString()
+    return { status: Number(text.split(' ')[1]), code: (JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)) as { code?: unknown }).code }
+  }
+  const windowed = await laneApp(t, { callers })
+  const wrongKey = async (): Promise<void> => { t.equal((await post(windowed.port, bodyOf('x.y.z'), { 'x-api-key': 'w'.repeat(32) })).status, 403) }
+  t.same(await held(windowed, wrongKey), { status: 401, code: 'nonce_mismatch' }, 'a wrong key from its address while its body came: not held back (429) for it')
+  const reloaded = await laneApp(t, { callers })
+  const rotate = async (): Promise<void> => {
+    const other = configFor(issuers, { callers: { ...callers, keys: [{ id: 'web2', sha256: createHash('sha256').update('z'.repeat(32)).digest('hex') }] } })
+    t.equal((await reloadConfiguration(reloaded.app, () => other)).outcome, 'applied')
+  }
+  t.same(await held(reloaded, rotate), { status: 401, code: 'nonce_mismatch' }, 'its key removed by a reload while its body came: it was let through on arrival (not 403)')
 })

@@ -14,6 +14,7 @@ import type { CallerKeyConfig, CallersConfig } from '../config/types.js'
 import { VerificationError } from '../errors.js'
 import type { ServiceMetrics } from '../metrics/metrics.js'
 import { clientAddress } from './client-address.js'
+import { callerAtArrival } from './hit-lane.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -73,6 +74,15 @@ export const callerAuth = fp(async (fastify: FastifyInstance, opts: CallerAuthOp
     if (!keys.enabled) { done(); return }
     const route = request.routeOptions.url
     if (route !== undefined && (ALWAYS_OPEN_ROUTES.has(route) || (route === '/metrics' && !callers.protectMetrics))) { done(); return }
+    // A request the lane let through on arrival and gave back later (its body held, its new token refused): checked
+    // then, as Fastify checks before reading a body; a reload or another client's failed checks since change nothing.
+    const arrived = callerAtArrival(reply.raw)
+    if (arrived !== undefined) {
+      // The lane lets through only callers without a rate limit of their own (laneCaller).
+      if (arrived !== null) request.caller = { id: arrived }
+      done()
+      return
+    }
     // The address is worked out only while some address's window runs (an IPv6 one costs microseconds to normalize).
     if (failures.active) {
       const waitSeconds = failures.blockedFor(clientAddress(request, opts.ipv6PrefixLength), callers.maxFailuresPerMinute)

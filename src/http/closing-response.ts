@@ -26,6 +26,11 @@ export class ClosingServerResponse extends ServerResponse {
   laneVerdict: LaneVerdict | undefined = undefined
   /** When a request the lane held while its body arrived reached the server (performance.now()). */
   arrivedAt: number | undefined = undefined
+  /**
+   * The caller whose key the lane let through when a request it gave back arrived (null: no caller keys were
+   * configured then): the route's caller check is the one made on arrival, as Fastify makes it before any body.
+   */
+  callerAtArrival: string | null | undefined = undefined
 }
 
 /**

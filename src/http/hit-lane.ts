@@ -28,7 +28,6 @@
  * as its own instead of verifying the token again: an error is answered, logged and counted only by the route, and
  * a token is verified once whoever answers.
  */
-import { isAscii } from 'node:buffer'
 import type { IncomingHttpHeaders, IncomingMessage, Server, ServerResponse } from 'node:http'
 import { performance } from 'node:perf_hooks'
 import type { Logger } from 'pino'
@@ -76,7 +75,18 @@ const JSON_TYPES: ReadonlySet<string> = new Set(['application/json', 'applicatio
 const BODY_START = Buffer.from('{"token":"')
 const BODY_END = Buffer.from('"}')
 const SHORTEST_BODY = BODY_START.length + 1 + BODY_END.length
-const BACKSLASH = 0x5c
+/** The bytes of a compact JWS or JWE: base64url and its dots. */
+const TOKEN_BYTES = new Uint8Array(256)
+for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.') TOKEN_BYTES[c.charCodeAt(0)] = 1
+
+/**
+ * Whether a body's token bytes are a token's only: anything else (a quote ending the string early and more fields
+ * after it, an escape, a control character) is a body the route must read, and must not be verified as a token.
+ */
+function onlyTokenBytes (bytes: Buffer): boolean {
+  for (let i = 0; i < bytes.length; i++) if (TOKEN_BYTES[bytes[i] as number] === 0) return false
+  return true
+}
 const ROUTE = '/verify'
 /** The lane's shapes ask for no per-request check. */
 const NO_CHECKS: RequestChecks = Object.freeze({})
@@ -84,7 +94,7 @@ const NO_CHECKS: RequestChecks = Object.freeze({})
  * What the lane leaves for the route lives on the response (src/http/closing-response.ts, the listeners' response
  * class); a response of another class (inject()'s) never met the lane and has none of it.
  */
-type LaneResponse = Partial<Pick<ClosingServerResponse, 'bodyTaken' | 'laneVerdict' | 'arrivedAt'>>
+type LaneResponse = Partial<Pick<ClosingServerResponse, 'bodyTaken' | 'laneVerdict' | 'arrivedAt' | 'callerAtArrival'>>
 
 /**
  * The bytes between the quotes of a body of the lane's shape; undefined for any other body. They are not checked:
@@ -127,6 +137,15 @@ export function requestElapsedMs (res: object, fastifyElapsedMs: number): number
  */
 export function admittedOnArrival (res: object): boolean {
   return (res as LaneResponse).arrivedAt !== undefined
+}
+
+/**
+ * The caller the lane let through when a request it gave back arrived (a string: that caller's id; null: no caller
+ * keys then), or undefined for a request the lane did not take: the route's caller check reads it instead of
+ * checking again at hand-back, when a reload or another address's failed checks meanwhile would decide otherwise.
+ */
+export function callerAtArrival (res: object): string | null | undefined {
+  return (res as LaneResponse).callerAtArrival
 }
 
 /**
@@ -173,20 +192,28 @@ export function hitLane (route: RequestListener, opts: HitLaneOptions): RequestL
       'content-length': Buffer.byteLength(text)
     })
     res.end(text)
-    const durationMs = performance.now() - startedAt
-    metrics?.requestCompleted(ROUTE, 'POST', 200, caller ?? undefined, undefined, durationMs / 1000)
-    if (logger.isLevelEnabled('info')) {
-      // The route's request logger: bound to the request id, with the trace fields of a valid traceparent.
-      new RequestLogger(logger, { reqId: id }, req).info(requestLine({ method: 'POST', route: ROUTE, status: 200, outcome: { issuer: identity.issuer.id }, caller, durationMs }), 'request completed')
+    const completed = (): void => {
+      const durationMs = performance.now() - startedAt
+      metrics?.requestCompleted(ROUTE, 'POST', 200, caller ?? undefined, undefined, durationMs / 1000)
+      if (logger.isLevelEnabled('info')) {
+        // The route's request logger: bound to the request id, with the trace fields of a valid traceparent.
+        new RequestLogger(logger, { reqId: id }, req).info(requestLine({ method: 'POST', route: ROUTE, status: 200, outcome: { issuer: identity.issuer.id }, caller, durationMs }), 'request completed')
+      }
     }
+    // An answer queued behind the answer to an earlier request on its connection (pipelined: Node gives it the
+    // socket only when that one is written) is counted when it is written, as the route's are, and not at all
+    // when the connection ends first; one with the socket is written as it ends.
+    if (res.socket === null) res.once('finish', completed)
+    else completed()
   }
 
   /**
    * Gives the request to the route: the body back when the lane read one (the route reads it as if the lane had not
    * been there), with the lane's verdict on its token when it verified it.
    */
-  const giveBack = (req: IncomingMessage, res: ServerResponse, body: Buffer | undefined, startedAt: number, verdict?: LaneVerdict): void => {
+  const giveBack = (req: IncomingMessage, res: ServerResponse, body: Buffer | undefined, caller: string | null, startedAt: number, verdict?: LaneVerdict): void => {
     const lane = res as LaneResponse
+    lane.callerAtArrival = caller
     if (body !== undefined) {
       req.pause()
       req.unshift(body)
@@ -212,7 +239,7 @@ export function hitLane (route: RequestListener, opts: HitLaneOptions): RequestL
     const lease = verifiers.lease()
     /** The route answers what the verification, or the lane's answer before its head, threw. */
     const refused = (error: unknown): void => {
-      giveBack(req, res, body, startedAt, { error, length: token.length })
+      giveBack(req, res, body, caller, startedAt, { error, length: token.length })
       settled(req, body, false)
     }
     let outcome: VerifiedIdentity | Promise<VerifiedIdentity>
@@ -265,8 +292,9 @@ export function hitLane (route: RequestListener, opts: HitLaneOptions): RequestL
         settled(req, body, true)
         return true
       }
-      // A Bearer token is token68 characters; body bytes are the route's token when they are ASCII and unescaped.
-      if (typeof token !== 'string' && !(isAscii(token) && token.indexOf(BACKSLASH) === -1)) return false
+      // A Bearer token is token68 characters; body bytes are the route's whole token only when they are a token's
+      // bytes (`{"token":T,"nonce":"n"}` ends in the same bytes, and T","nonce":"n is no token to verify).
+      if (typeof token !== 'string' && !onlyTokenBytes(token)) return false
       verifyNew(req, res, typeof token === 'string' ? token : token.toString('latin1'), key, body, caller, startedAt)
       return true
     } catch (err) {
@@ -310,7 +338,7 @@ export function hitLane (route: RequestListener, opts: HitLaneOptions): RequestL
       ;(res as LaneResponse).bodyTaken = true
       if (take(req, res, tokenBytes(body), body, caller, startedAt)) return
       gate.record(false)
-      giveBack(req, res, body, startedAt)
+      giveBack(req, res, body, caller, startedAt)
     }
     req.on('data', onData)
   }
