@@ -8,6 +8,7 @@
  */
 import Fastify, { LogController, type FastifyInstance } from 'fastify'
 import type { Config } from './config/types.js'
+import { isVerificationError } from './errors.js'
 import { asVerificationError, sendError } from './http/error-reply.js'
 import { frameworkErrorHandler } from './http/framework-errors.js'
 import { clientErrorHandler, type ClientErrorOptions } from './http/client-errors.js'
@@ -60,7 +61,8 @@ export async function buildOpsApp (app: FastifyInstance, config: Config): Promis
   await ops.register(requestLifecycle, { metrics: app.metrics })
   ops.setErrorHandler((err, request, reply) => {
     const error = asVerificationError(err, request)
-    if (error.status >= 500) request.log.error({ err }, 'unexpected error')
+    // An error of ours (a code) is no bug, and is answered and logged by the request line.
+    if (error.status >= 500 && !isVerificationError(err)) request.log.error({ err }, 'unexpected error')
     return sendError(request, reply, error)
   })
   answerUnknownRoutes(ops)

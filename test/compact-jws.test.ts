@@ -114,3 +114,12 @@ t.test('JSON nesting: exactly MAX_JSON_DEPTH levels with more brackets than that
   t.ok(nestsDeeperThan(`[${nested(MAX_JSON_DEPTH)},[]]`, MAX_JSON_DEPTH))
   t.notOk(nestsDeeperThan(`[${'{"a":{}},'.repeat(100)}{}]`, MAX_JSON_DEPTH), 'many sibling objects are not depth')
 })
+
+t.test('a payload that is not JSON: token_malformed with nothing of the payload in the error (JSON.parse quotes its input)', async (t) => {
+  const payload = Buffer.from('secret.person@privacy.example is not JSON').toString('base64url')
+  let caught: unknown
+  try { parse(`${Buffer.from('{"alg":"ES256"}').toString('base64url')}.${payload}.AAAA`) } catch (err) { caught = err }
+  t.match(caught, { code: 'token_malformed' })
+  t.equal((caught as { cause?: unknown }).cause, undefined, 'no cause')
+  t.notMatch(JSON.stringify(caught, Object.getOwnPropertyNames(caught as object)), /secret\.person/, 'nothing of the payload anywhere in the error')
+})

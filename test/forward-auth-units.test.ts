@@ -220,4 +220,18 @@ t.test('the log summary: cut, redacted and bounded whatever the header holds', a
   t.equal(summarize({ 'x-forwarded-host': 'feature-add-single-sign-on-support-team.preview.example.com' }).host, 'feature-add-single-sign-on-support-team.preview.example.com')
   t.equal(summarize({ 'x-forwarded-host': 'a-rather-long-service-name.team.namespace.svc.cluster.local' }).host, 'a-rather-long-service-name.team.namespace.svc.cluster.local', 'a long host name, dotted, stays')
   t.equal(path(`/${'%00'.repeat(20)}\u0001`), '/[redacted]?', 'percent escapes count as URL characters; control characters become ?')
+  // Personal data and shorter secrets.
+  t.equal(path('/users/secret.person@privacy.example/profile'), '/users/[redacted]/profile', 'an e-mail address in a segment')
+  t.equal(path('/u/secret.person%40privacy.example'), '/u/[redacted]', 'escaped too')
+  t.equal(path('/invite/Q2hhcmxpZSBJbnZpdGUgVG9r'), '/invite/[redacted]', 'a 24-character secret of letters and digits')
+  t.equal(path('/reset/k3J9xQ2mZ8pL5vN1bR7wT4'), '/reset/[redacted]', '22 characters (a 128-bit base64url secret)')
+  for (const ordinary of ['/settings/notificationpreferences', '/orders/ORD2024010100012/items', '/docs/AuthenticationOverview']) t.equal(path(ordinary), ordinary, ordinary)
+  const secret = 'Zx9QmR4tLpW2vN8bK3hJ6cF1dS5gY7aE0uI3oP2qW4eR6tY8uI0oP1aS3dF5gH'
+  // Seven redacted pieces shorten what is shown, so that the cut (at 256 + 64 characters read) goes through the
+  // secret after them with 31 of its characters read: too few to look like a secret, yet within what is shown.
+  const pieces = Array.from({ length: 7 }, (_, i) => `/${`K${i}m9Qx2Lp7Vb4`.repeat(3).slice(0, 40)}`).join('')
+  const cutThrough = path(`${pieces}/abcdefg/${secret}`)
+  t.notOk(cutThrough?.includes(secret.slice(0, 12)), `a secret the cut goes through is not logged in part: ${cutThrough}`)
+  t.equal(summarize({ 'x-forwarded-host': 'secret.person@privacy.example' }).host, '[unreadable]', 'a host that is no host name is not repeated')
+  t.equal(summarize({ 'x-forwarded-host': 'app.example.com:8443' }).host, 'app.example.com:8443')
 })

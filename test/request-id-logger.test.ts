@@ -52,6 +52,11 @@ t.test("a caller's request id is kept only when it is short and harmless", async
     t.not(gen(request({ 'x-request-id': evil })), evil, `${JSON.stringify(evil.slice(0, 10))} is replaced`)
   }
   t.match(gen(request({ 'x-request-id': ['a', 'b'] })), /^[A-Za-z0-9_-]{8}-/, 'a repeated header is replaced')
+  // A piece of a token (the base64url of a JSON object begins "eyJ"): it would be logged and sent back.
+  const piece = 'eyJpc3MiOiJodHRwczovL2lkcC5leGFtcGxlLmNvbSIsInN1YiI6InN1Yi1QRVJT'
+  t.not(gen(request({ 'x-request-id': piece })), piece, 'a token\'s payload is replaced')
+  t.not(gen(request({ 'x-request-id': `req-${piece.slice(0, 40)}` })), `req-${piece.slice(0, 40)}`, 'wherever it begins')
+  t.equal(gen(request({ 'x-request-id': '4bf92f3577b34da6a3ce929d0e0e4736' })), '4bf92f3577b34da6a3ce929d0e0e4736', 'nginx\'s $request_id (32 hex digits) is kept')
 })
 
 t.test('the request logger makes no pino child until something is logged at a level in force', async (t) => {

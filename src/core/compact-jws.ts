@@ -70,14 +70,15 @@ function decodeJsonObject (segment: string): Record<string, unknown> {
     if (hasDuplicateMembers(text, value)) throw malformed()
   } catch (err) {
     if (err instanceof VerificationError) throw err
-    throw malformed(err)
+    // Not kept as the cause: JSON.parse's message quotes the decoded payload, the token's claims.
+    throw malformed()
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw malformed()
   return value as Record<string, unknown>
 }
 
-function malformed (cause?: unknown): VerificationError {
-  return new VerificationError('token_malformed', {}, cause === undefined ? undefined : { cause })
+function malformed (): VerificationError {
+  return new VerificationError('token_malformed')
 }
 
 /** Counts dots without allocating; the number of segments decides JWS vs JWE before any decoding. */

@@ -380,15 +380,19 @@ export function summarize (headers: IncomingHttpHeaders, envoy?: EnvoyReading): 
   const uri = envoy?.uri ?? first('x-original-uri', 'x-forwarded-uri') ?? fromUrl?.uri
   const clean = (s: string | undefined, max: number): string | null => {
     if (s === undefined) return null
-    // Cut before redacting (a bounded cost), with room for a secret that starts before the cut to be seen whole.
-    const head = redactSecrets(s.slice(0, max + 64))
+    // Cut before redacting (a bounded cost), with room for a secret that starts before the cut to be seen whole;
+    // a run the cut went through is left out whole (seen in part, a secret would be too short to be recognised).
+    const cut = s.length > max + 64 ? s.slice(0, max + 64).replace(/[A-Za-z0-9_~%+=.@-]+$/, '[redacted]') : s
+    const head = redactSecrets(cut)
     // Printable ASCII only: the log is JSON, but a terminal reading it should not get control characters.
     const printable = head.replace(/[^\x20-\x7e]/g, '?')
     return printable.length > max || s.length > max + 64 ? `${printable.slice(0, max)}...` : printable
   }
   // Cut at the query, the fragment and path parameters (;…): where URLs carry tokens and sessions.
   const path = uri === undefined ? undefined : uri.split(/[?#;]/)[0]
-  return { method: clean(method, 16), host: clean(host, 255), path: clean(path, LOG_PATH_LENGTH) }
+  // A host is a host name or address, or nothing the log repeats (a client writes X-Forwarded-Host as it likes).
+  const loggedHost = host === undefined ? undefined : PLAIN_HOST.test(host) ? host : '[unreadable]'
+  return { method: clean(method, 16), host: clean(loggedHost, 255), path: clean(path, LOG_PATH_LENGTH) }
 }
 
 const URL_RUN = /[A-Za-z0-9_~%+=.-]+/g
@@ -396,19 +400,22 @@ const URL_RUN = /[A-Za-z0-9_~%+=.-]+/g
 const JWS_PART = /(?:^|[.=])eyJ[A-Za-z0-9_-]{8,}/
 /** Three to five dot-separated parts of eight or more base64url characters: a JWS or JWE shape, whatever its header. */
 const DOTTED_TOKEN = /^[A-Za-z0-9_-]{8,}(?:\.[A-Za-z0-9_-]{8,}){2,4}$/
-const LONG_PIECE = /[A-Za-z0-9_~%+=-]{32,}/g
+const LONG_PIECE = /[A-Za-z0-9_~%+=-]{20,}/g
+/** A path segment holding an e-mail address (an "@", or its escape %40): personal data, never logged. */
+const EMAIL_SEGMENT = /[^/]*(?:@|%40)[^/]*/gi
 /** Long pieces that are not secrets: a UUID, and lower-case words joined by hyphens (a page name, a host label). */
 const NOT_SECRET = /^(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[a-z0-9]+(?:-[a-z0-9]+)+)$/
 /**
- * Callback and magic-link routes carry tokens in the path itself. For the log, a run of URL characters that
- * holds a JWS or JWE part, or has the dotted shape of one, becomes [redacted], and so does any piece of 32
- * characters or more without a dot (an opaque token, a session, a reset secret) unless it is a UUID or a
+ * Callback and magic-link routes carry tokens in the path itself, and user pages their users' addresses. For the
+ * log, a path segment with an e-mail address becomes [redacted], and so does a run of URL characters that holds a
+ * JWS or JWE part, or has the dotted shape of one, and any piece without a dot (an opaque token, a session, a reset
+ * secret) of 32 characters or more, or of 20 or more that mixes letters and digits, unless it is a UUID or a
  * hyphenated name; an ordinary path such as /orders/7/items, or a host name, stays as it is. Linear in the input.
  */
 function redactSecrets (s: string): string {
-  return s.replace(URL_RUN, (run) => JWS_PART.test(run) || DOTTED_TOKEN.test(run)
+  return s.replace(EMAIL_SEGMENT, '[redacted]').replace(URL_RUN, (run) => JWS_PART.test(run) || DOTTED_TOKEN.test(run)
     ? '[redacted]'
-    : run.replace(LONG_PIECE, (piece) => NOT_SECRET.test(piece) ? piece : '[redacted]'))
+    : run.replace(LONG_PIECE, (piece) => NOT_SECRET.test(piece) || (piece.length < 32 && !(/[0-9]/.test(piece) && /[A-Za-z]/.test(piece))) ? piece : '[redacted]'))
 }
 
 /** A rule applies when every condition it has matches some candidate, or nothing is known about it. */

@@ -21,7 +21,8 @@ export function requestIdGenerator (): (req?: IncomingMessage) => string {
   let counter = 0
   return (req) => {
     const given = req?.headers['x-request-id']
-    if (typeof given === 'string' && SAFE_REQUEST_ID.test(given)) return given
+    // Not a piece of a token ("eyJ" begins the base64url of a JSON object): the id is logged and sent back.
+    if (typeof given === 'string' && SAFE_REQUEST_ID.test(given) && !given.includes('eyJ')) return given
     counter++
     return prefix + counter.toString(36)
   }
