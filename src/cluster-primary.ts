@@ -174,6 +174,11 @@ export function runPrimary (workers: number, graceSeconds: number, options: Prim
     process.exit(1)
   }, (signal) => { log(`${signal} again: already stopping; send it again after a second to kill the workers now`) })
   process.on('SIGHUP', () => {
+    // Stopping: the workers are draining, and a reload would change their configuration under those requests.
+    if (stopping) {
+      log('SIGHUP while stopping: no reload')
+      return
+    }
     log('SIGHUP: asking every worker to reload its configuration')
     options.onReload?.()
     // A worker still starting that has not asked for its configuration yet gets the reload with its answer

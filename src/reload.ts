@@ -169,6 +169,12 @@ async function reloadNow (app: FastifyInstance, load: () => Config, options: Rel
     return refused(err instanceof ConfigError ? err.problems : [`cannot read the configuration: ${(err as Error).message}`])
   }
 
+  // The app closed (a stop) before or while this reload ran: nothing is applied, and it is no error.
+  const abandoned = (): ReloadResult => {
+    log.info('configuration reload abandoned: the service is stopping')
+    return { outcome: 'refused', problems: ['the service is stopping'], needsRestart: [], retired: Promise.resolve() }
+  }
+  if (slot.closed) return abandoned()
   const running = slot.config
   const plan = planReload(running, next)
   const { config, applied } = plan
@@ -192,6 +198,12 @@ async function reloadNow (app: FastifyInstance, load: () => Config, options: Rel
       return refused([`cannot build a verifier from the new configuration: ${(err as Error).message}`], needsRestart)
     }
     const regressed = await waitForKeys(slot.current, verifier, options.readyTimeoutMs ?? 2 * config.fetch.timeoutMs, () => slot.closed)
+    if (slot.closed) {
+      // Closed while the new Verifier waited for keys: it is not swapped in (nothing would close it), and the wait's
+      // end says nothing about the keys.
+      verifier.close()
+      return abandoned()
+    }
     if (regressed.length > 0) {
       verifier.close()
       return refused(regressed.map((s) => `issuers: ${s.id} (${s.issuer}) has usable keys now but got none under the new configuration` +
@@ -298,7 +310,11 @@ function renewCertificates (log: FastifyBaseLogger, read: readonly ListenerCerti
 export function reloadOnSighup (app: FastifyInstance, load: () => Config, options: ReloadOptions = {}): void {
   let running: Promise<void> | undefined
   let again = false
+  // Once the app begins to close (a SIGTERM's drain, or app.close()), no reload starts: one would read the file, fetch
+  // keys and change the configuration under requests being drained, or run after the close.
+  let closing = false
   const run = (): void => {
+    if (closing) return
     if (running !== undefined) {
       again = true
       return
@@ -306,6 +322,8 @@ export function reloadOnSighup (app: FastifyInstance, load: () => Config, option
     app.log.info({ signal: 'SIGHUP' }, 'reloading the configuration')
     const startedAt = Date.now()
     running = reloadConfiguration(app, load, options).then((result) => {
+      // A reload the close overtook (its new Verifier closed unused) is nobody's news.
+      if (closing && result.outcome === 'refused') return
       if (result.outcome === 'applied') options.onApplied?.(startedAt)
       else options.onRefused?.(startedAt)
     }, (err: unknown) => {
@@ -322,5 +340,10 @@ export function reloadOnSighup (app: FastifyInstance, load: () => Config, option
     })
   }
   process.on('SIGHUP', run)
-  app.addHook('onClose', async () => { process.off('SIGHUP', run) })
+  app.addHook('preClose', (done) => {
+    closing = true
+    process.off('SIGHUP', run)
+    done()
+  })
+
 }

@@ -719,3 +719,16 @@ t.test('each stale period after a failure is warned about once: a recovery re-ar
     await waitFor('the recovery', () => cache.status(idp.jwksUrl).state === 'fresh')
   }
 })
+
+t.test('a fetch that ends after the cache closed reports nothing (its metrics would bring back an issuer no longer in force)', async (t) => {
+  const idp = await startIdp(t)
+  const { cache, events, hold, fetches } = harness(t)
+  const release = hold()
+  const pending = cache.get(idp.jwksUrl).catch(() => undefined)
+  await waitFor('the fetch has begun', () => fetches() === 1)
+  cache.close()
+  release()
+  await pending
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  t.same(events, [], 'no fetch event from a closed cache')
+})

@@ -18,6 +18,7 @@ import { configFor as baseConfigFor } from './helpers/config.js'
 import { startJwksServer } from './helpers/jwks-server.js'
 import { idTokenClaims, jwksOf, makeKey, mint } from './helpers/tokens.js'
 import { captureLog } from './helpers/log-capture.js'
+import { waitFor } from './helpers/wait-for.js'
 
 /** Load shedding is not under test here: a busy CI machine must not turn these answers into 503s. */
 function configFor (issuers: Array<Record<string, unknown>>, extra: Record<string, unknown> = {}): Config {
@@ -481,4 +482,35 @@ t.test('a reload that changes nothing the Verifier is built from keeps it, keys 
   t.equal(smallerLimit.outcome, 'refused', 'keys read under a larger response limit must be fetched again, and cannot')
   t.match(smallerLimit.problems, [/^issuers: a \(https:\/\/a\.example\.com\) has usable keys now but got none under the new configuration/])
   t.equal(app.verifier, rebuilt)
+})
+
+t.test('a stop overtakes reloads: none starts once the app closes, and one waiting for keys is abandoned, its Verifier closed', async (t) => {
+  let release = (): void => {}
+  const idp = await startJwksServer({ json: jwksOf(keyB), hold: new Promise<void>((resolve) => { release = resolve }) })
+  t.teardown(async () => { release(); await idp.close() })
+  const remoteB = { id: 'b', issuer: ISS_B, audiences: ['aud-b'], jwksUri: idp.jwksUrl }
+  const { lines, logger } = captureLog()
+  // b has keys (inline); the reload moves them to a URL whose answer is held: it waits for them.
+  const app = await buildApp(configFor([issuerA, issuerB], INFO), { loggerInstance: logger })
+  let callbacks = 0
+  const listeners = process.listenerCount('SIGHUP')
+  reloadOnSighup(app, () => configFor([issuerA, remoteB], INFO), { readyTimeoutMs: 60_000, onApplied: () => { callbacks++ }, onRefused: () => { callbacks++ } })
+  // A hook of the close's first step, after reloadOnSighup's: what a SIGHUP would find as the drain begins.
+  let duringClose: number | undefined
+  app.addHook('preClose', (done) => { duringClose = process.listenerCount('SIGHUP'); done() })
+  await app.ready()
+  const before = app.verifier
+  const waiting = reloadConfiguration(app, () => configFor([issuerA, remoteB], INFO), { readyTimeoutMs: 60_000 })
+  await waitFor('the key fetch has begun', () => idp.requests() >= 1)
+  await app.close()
+  // From the close's first step (the drain of a stop), no SIGHUP listener of the app's: a SIGHUP starts nothing. (Not
+  // emitted here: it would reach tap's signal-exit handler alone, which re-raises it and ends the test process.)
+  t.equal(duringClose, listeners, 'the reload-on-SIGHUP listener is gone as the close begins')
+  const result = await waiting
+  t.equal(result.outcome, 'refused')
+  t.same(result.problems, ['the service is stopping'])
+  t.equal(app.verifier, before, 'nothing swapped in after the close')
+  t.equal(callbacks, 0, 'no SIGHUP reload ran')
+  t.ok(lines().some((l) => l.msg === 'configuration reload abandoned: the service is stopping' && l.level === 30), 'said at info, not as a refusal')
+  t.equal((await reloadConfiguration(app, () => configFor([issuerA, issuerB], INFO))).outcome, 'refused', 'a reload asked after the close is abandoned at once')
 })

@@ -542,7 +542,9 @@ export class JwksCache<T> {
       failure = err
     }
     const durationMs = performance.now() - started
-    this.#onFetch?.({ url, outcome: loaded === undefined ? 'error' : 'success', durationMs, reason })
+    // A closed cache's fetch (its Verifier replaced or removed by a reload) counts for nobody: its events would bring
+    // back the metrics series of issuers no longer in force.
+    if (!this.#closed) this.#onFetch?.({ url, outcome: loaded === undefined ? 'error' : 'success', durationMs, reason })
 
     if (loaded === undefined) {
       entry.consecutiveFailures++
