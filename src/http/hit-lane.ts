@@ -192,19 +192,21 @@ export function hitLane (route: RequestListener, opts: HitLaneOptions): RequestL
       'content-length': Buffer.byteLength(text)
     })
     res.end(text)
-    const completed = (): void => {
-      const durationMs = performance.now() - startedAt
-      metrics?.requestCompleted(ROUTE, 'POST', 200, caller ?? undefined, undefined, durationMs / 1000)
-      if (logger.isLevelEnabled('info')) {
-        // The route's request logger: bound to the request id, with the trace fields of a valid traceparent.
-        new RequestLogger(logger, { reqId: id }, req).info(requestLine({ method: 'POST', route: ROUTE, status: 200, outcome: { issuer: identity.issuer.id }, caller, durationMs }), 'request completed')
-      }
-    }
     // An answer queued behind the answer to an earlier request on its connection (pipelined: Node gives it the
     // socket only when that one is written) is counted when it is written, as the route's are, and not at all
-    // when the connection ends first; one with the socket is written as it ends.
-    if (res.socket === null) res.once('finish', completed)
-    else completed()
+    // when the connection ends first; one with the socket is written as it ends (no closure on that path).
+    if (res.socket === null) res.once('finish', () => { completed(req, id, identity, caller, startedAt) })
+    else completed(req, id, identity, caller, startedAt)
+  }
+
+  /** An answer of the lane's written: its HTTP metrics and request line, as the route's. */
+  const completed = (req: IncomingMessage, id: string, identity: VerifiedIdentity, caller: string | null, startedAt: number): void => {
+    const durationMs = performance.now() - startedAt
+    metrics?.requestCompleted(ROUTE, 'POST', 200, caller ?? undefined, undefined, durationMs / 1000)
+    if (logger.isLevelEnabled('info')) {
+      // The route's request logger: bound to the request id, with the trace fields of a valid traceparent.
+      new RequestLogger(logger, { reqId: id }, req).info(requestLine({ method: 'POST', route: ROUTE, status: 200, outcome: { issuer: identity.issuer.id }, caller, durationMs }), 'request completed')
+    }
   }
 
   /**
