@@ -35,8 +35,9 @@ t.test('a SIGHUP while the workers are still loading ends none of them; one afte
   const pids = await workerPids(server)
   server.child.kill('SIGHUP')
   await server.waitForLine(/SIGHUP: asking every worker to reload/)
-  // Both workers have their handlers (400 ms) and have started (600 ms) without dying of the first SIGHUP.
-  await new Promise((resolve) => setTimeout(resolve, 1500))
+  // Both workers get their handlers (after 400 ms) and start without dying of the first SIGHUP.
+  for (const pid of pids) await server.waitForLine(new RegExp(`worker ${pid} has its handlers`), { timeoutMs: 30_000 })
+  await new Promise((resolve) => setTimeout(resolve, 300))
   t.notMatch(server.output(), /exited \(SIGHUP\)/, 'no worker ended by the SIGHUP')
   t.ok(pids.every((pid) => !gone(pid)), 'both workers still run')
   const before = server.output().length

@@ -2,7 +2,8 @@
  * A cluster primary (src/cluster-primary.ts, two workers) for the signal tests of test/cluster-primary-signals.test.ts.
  * Its workers run a few lines of plain JavaScript (no service, no TypeScript loader), chosen by WORKER_MODE:
  * - `slow-handlers`: the worker installs its SIGHUP and SIGTERM handlers only after 400 ms (a worker still loading
- *   its modules), then says so to the primary, and says it has started 200 ms later; each SIGHUP it gets is printed.
+ *   its modules), then says so to the primary (and prints it), and says it has started 200 ms later; each SIGHUP it
+ *   gets is printed.
  * - `started`: starts at once, and stops (exit 0) on SIGTERM.
  * - `stops-before-start`: has its handlers at once (exit 0 on SIGTERM) and never says it has started.
  */
@@ -14,7 +15,7 @@ const WORKERS: Record<string, string> = {
   'slow-handlers': `setTimeout(() => {
     process.on('SIGHUP', () => { console.log('worker ' + process.pid + ' got SIGHUP') })
     process.on('SIGTERM', () => process.exit(0))
-    process.send({ type: 'handlers-in-place' }, () => {})
+    process.send({ type: 'handlers-in-place' }, () => { console.log('worker ' + process.pid + ' has its handlers') })
     setTimeout(() => { ${STARTED} }, 200)
   }, 400); setInterval(() => {}, 1000)`,
   started: `process.on('SIGTERM', () => process.exit(0)); ${STARTED}; setInterval(() => {}, 1000)`,
