@@ -85,8 +85,8 @@ function accumulating (answer: unknown): Metrics {
 /** Labels that name something a reload can remove: a retired series of one no worker has any more is left out. */
 const REMOVABLE_LABELS = ['issuer', 'caller'] as const
 
-/** `retired` without the series whose issuer or caller no answer has (see the module comment). */
-function stillKnown (retired: Metrics, answers: Metrics[]): Metrics {
+/** The retired parts without the series whose issuer or caller no answer has (see the module comment). */
+function stillKnown (retired: Metrics[], answers: Metrics[]): Metrics[] {
   const known = new Set<string>()
   for (const answer of answers) {
     for (const metric of answer) {
@@ -98,10 +98,9 @@ function stillKnown (retired: Metrics, answers: Metrics[]): Metrics {
       }
     }
   }
-  return retired.map((metric) => ({
-    ...metric,
-    values: metric.values.filter((value) => REMOVABLE_LABELS.every((label) => value.labels[label] === undefined || known.has(`${label}\0${String(value.labels[label])}`)))
-  }))
+  const kept = (value: Metrics[number]['values'][number]): boolean =>
+    REMOVABLE_LABELS.every((label) => value.labels[label] === undefined || known.has(`${label}\0${String(value.labels[label])}`))
+  return retired.map((part) => part.map((metric) => ({ ...metric, values: metric.values.filter(kept) })))
 }
 
 /**
@@ -279,7 +278,7 @@ export class ClusterMetrics {
    * oidc_verifier_metrics_workers; throws on series that cannot be.
    */
   async #text (answers: Metrics[], missing: number, retired: Metrics[] = []): Promise<string> {
-    const aggregated = AggregatorRegistry.aggregate(retired.length === 0 ? answers : [...answers, ...retired.map((part) => stillKnown(part, answers))])
+    const aggregated = AggregatorRegistry.aggregate(retired.length === 0 ? answers : [...answers, ...stillKnown(retired, answers)])
     const workers = new Gauge({
       name: 'oidc_verifier_metrics_workers',
       help: `Workers of the host (WORKERS) whose metrics this answer adds up (answered), and those left out (missing: no answer within ${CLUSTER_METRICS_TIMEOUT_MS / 1000} s, or still starting; when the primary did not answer, the others by the last count known).`,
